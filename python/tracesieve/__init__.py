@@ -1,0 +1,17 @@
+"""tracesieve: smart trace sampling for OpenTelemetry Python, decided in Rust.
+
+    from opentelemetry.sdk.trace import TracerProvider
+    from tracesieve import ProbabilitySampler
+    provider = TracerProvider(sampler=ProbabilitySampler(0.1))
+"""
+
+from tracesieve._samplers import ProbabilitySampler, TraceIdRatioSampler
+
+__all__ = ["ProbabilitySampler", "TraceIdRatioSampler", "__version__"]
+
+try:
+    from importlib.metadata import version as _version
+
+    __version__ = _version("tracesieve")
+except Exception:  # pragma: no cover - running from a source tree without metadata
+    __version__ = "0.0.0"

@@ -1,0 +1,50 @@
+"""Factories for the SDK's sampler entry points.
+
+``opentelemetry_traces_sampler`` factories get the ``OTEL_TRACES_SAMPLER_ARG``
+string (or None); ``opentelemetry_sampler`` factories get no argument.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Optional
+
+from tracesieve._samplers import ProbabilitySampler, TraceIdRatioSampler
+
+_DEFAULT_RATE = 1.0
+
+
+def _rate_from_arg(arg: Optional[str]) -> float:
+    if arg is None or (isinstance(arg, str) and not arg.strip()):
+        return _DEFAULT_RATE
+    if isinstance(arg, (int, float)) and not isinstance(arg, bool):
+        return float(arg)
+    try:
+        rate = float(arg)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"OTEL_TRACES_SAMPLER_ARG: {arg!r} is not a number; expected a sampling rate in [0, 1], such as 0.1"
+        ) from None
+    if math.isnan(rate) or not 0.0 <= rate <= 1.0:
+        raise ValueError(f"OTEL_TRACES_SAMPLER_ARG: {arg!r} is out of range; expected a sampling rate in [0, 1]")
+    return rate
+
+
+def probability_from_arg(arg: Optional[str] = None) -> ProbabilitySampler:
+    """``OTEL_TRACES_SAMPLER=tracesieve_probability``."""
+    return ProbabilitySampler(_rate_from_arg(arg))
+
+
+def traceidratio_from_arg(arg: Optional[str] = None) -> TraceIdRatioSampler:
+    """``OTEL_TRACES_SAMPLER=tracesieve_traceidratio``."""
+    return TraceIdRatioSampler(_rate_from_arg(arg))
+
+
+def probability_default() -> ProbabilitySampler:
+    """Declarative configuration: a ProbabilitySampler at rate 1.0."""
+    return ProbabilitySampler(_DEFAULT_RATE)
+
+
+def traceidratio_default() -> TraceIdRatioSampler:
+    """Declarative configuration: a TraceIdRatioSampler at rate 1.0."""
+    return TraceIdRatioSampler(_DEFAULT_RATE)

@@ -1,0 +1,13 @@
+//! tracesieve's native core: consistent-probability arithmetic, the `ot`
+//! tracestate entry, sampling plans and lock-free counters, plus (with the
+//! `python` feature) the thin PyO3 layer that exposes them as `tracesieve._core`.
+
+pub mod config;
+pub mod ot_entry;
+pub mod plan;
+pub mod sampler;
+pub mod stats;
+pub mod threshold;
+
+#[cfg(feature = "python")]
+mod python;

@@ -1,0 +1,78 @@
+//! The PyO3 layer: `tracesieve._core`. Converts arguments and results only;
+//! the logic lives in the plain-Rust modules.
+
+mod otel_api;
+mod sampler;
+mod sampling_result;
+mod span_input;
+
+use pyo3::prelude::*;
+
+#[pymodule]
+mod _core {
+    use pyo3::exceptions::PyValueError;
+    use pyo3::prelude::*;
+
+    use crate::{config, ot_entry, threshold};
+
+    #[pymodule_export]
+    use super::sampler::NativeSampler;
+
+    #[pymodule_export]
+    const DEFAULT_PRECISION: u32 = threshold::DEFAULT_PRECISION;
+
+    /// The 56-bit rejection threshold for `probability` (2**56 for probability 0).
+    #[pyfunction]
+    #[pyo3(signature = (probability, precision = threshold::DEFAULT_PRECISION as i64))]
+    fn threshold_for_probability(probability: f64, precision: i64) -> PyResult<u64> {
+        let probability = config::probability("probability", probability).map_err(|e| PyValueError::new_err(e.to_string()))?;
+        let precision = config::precision("precision", precision).map_err(|e| PyValueError::new_err(e.to_string()))?;
+        Ok(threshold::threshold_for_probability(probability, precision))
+    }
+
+    /// The `th` text for a threshold below 2**56.
+    #[pyfunction]
+    fn encode_th(threshold: u64) -> PyResult<String> {
+        if threshold >= threshold::NEVER {
+            return Err(PyValueError::new_err(format!(
+                "threshold: {threshold} is out of range; expected an integer in [0, 2**56)"
+            )));
+        }
+        Ok(threshold::encode_th(threshold))
+    }
+
+    /// The threshold a `th` text stands for, or None when malformed.
+    #[pyfunction]
+    fn decode_th(text: &str) -> Option<u64> {
+        threshold::decode_th(text)
+    }
+
+    /// How many spans one kept span stands for under `threshold` (0.0 for 2**56).
+    #[pyfunction]
+    fn adjusted_count(threshold: u64) -> f64 {
+        threshold::adjusted_count(threshold)
+    }
+
+    /// The sampling probability `threshold` stands for.
+    #[pyfunction]
+    fn probability_for_threshold(threshold: u64) -> f64 {
+        threshold::probability_for_threshold(threshold)
+    }
+
+    /// (th, rv) read from an `ot` tracestate value; each None when absent or malformed.
+    #[pyfunction]
+    fn read_ot(value: &str) -> (Option<u64>, Option<u64>) {
+        let fields = ot_entry::read(value);
+        (fields.th, fields.rv)
+    }
+
+    /// The `ot` value with `th` set (or removed when None); None when nothing remains.
+    #[pyfunction]
+    #[pyo3(signature = (previous, threshold))]
+    fn rewrite_ot(previous: Option<&str>, threshold: Option<u64>) -> PyResult<Option<String>> {
+        if threshold.is_some_and(|t| t >= threshold::NEVER) {
+            return Err(PyValueError::new_err("threshold: expected an integer in [0, 2**56) or None"));
+        }
+        Ok(ot_entry::rewrite(previous, threshold))
+    }
+}

@@ -1,0 +1,162 @@
+//! Building the SDK's `SamplingResult` (and, when `th` changes, a new
+//! `TraceState`) for a decision, without running the classes' Python `__init__`.
+
+use pyo3::ffi;
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyString, PyType};
+
+use super::otel_api::OtelApi;
+use super::span_input::Parent;
+use crate::ot_entry;
+use crate::plan::{Decision, ThUpdate};
+
+/// W3C limit on tracestate members.
+const MAX_TRACESTATE_ENTRIES: usize = 32;
+
+/// A kept root span's tracestate, shared by every kept root at that threshold
+/// (`TraceState` is immutable).
+pub struct RootTraceState {
+    pub threshold: u64,
+    pub trace_state: Py<PyAny>,
+}
+
+pub fn build<'py>(
+    py: Python<'py>,
+    api: &OtelApi,
+    decision: Decision,
+    attributes: Option<&Bound<'py, PyAny>>,
+    parent: Option<&Parent<'py>>,
+    root_trace_state: Option<&RootTraceState>,
+) -> PyResult<Bound<'py, PyAny>> {
+    if !decision.sampled {
+        return match parent {
+            None => Ok(api.drop_root.bind(py).clone()),
+            Some(parent) => new_result(
+                py,
+                api,
+                api.decision_drop.bind(py),
+                api.empty_attributes.bind(py),
+                &parent.trace_state,
+            ),
+        };
+    }
+    let trace_state = match (decision.th, parent) {
+        (ThUpdate::Set(threshold), None) => match root_trace_state {
+            Some(cached) if cached.threshold == threshold => cached.trace_state.bind(py).clone(),
+            _ => new_trace_state(py, api, None, Some(threshold))?,
+        },
+        (ThUpdate::Set(threshold), Some(parent)) => new_trace_state(py, api, Some(parent), Some(threshold))?,
+        (ThUpdate::Erase, Some(parent)) if parent.ot_value.is_some() => new_trace_state(py, api, Some(parent), None)?,
+        (_, Some(parent)) => parent.trace_state.clone(),
+        (_, None) => py.None().into_bound(py),
+    };
+    let attributes = echo_attributes(py, api, attributes);
+    new_result(py, api, api.decision_record_and_sample.bind(py), &attributes, &trace_state)
+}
+
+/// The start attributes as the read-only mapping `SamplingResult` holds.
+fn echo_attributes<'py>(py: Python<'py>, api: &OtelApi, attributes: Option<&Bound<'py, PyAny>>) -> Bound<'py, PyAny> {
+    let Some(attributes) = attributes else {
+        return api.empty_attributes.bind(py).clone();
+    };
+    // SAFETY: PyDictProxy_New accepts any mapping and returns a new reference or NULL.
+    let proxy = unsafe { ffi::PyDictProxy_New(attributes.as_ptr()) };
+    if proxy.is_null() {
+        // Not a mapping: the SDK would fail on it too; start the span without them.
+        unsafe { ffi::PyErr_Clear() };
+        return api.empty_attributes.bind(py).clone();
+    }
+    unsafe { Bound::from_owned_ptr(py, proxy) }
+}
+
+/// `object.__new__(cls)` for a plain Python class.
+fn bare_instance<'py>(py: Python<'py>, api: &OtelApi, cls: &Bound<'py, PyType>) -> PyResult<Bound<'py, PyAny>> {
+    let type_ptr = cls.as_ptr() as *mut ffi::PyTypeObject;
+    // SAFETY: both classes are ordinary heap types whose tp_new is object's;
+    // calling it with an empty tuple is what `cls.__new__(cls)` does.
+    unsafe {
+        let new = (*type_ptr).tp_new.ok_or_else(|| pyo3::exceptions::PyTypeError::new_err("type has no tp_new"))?;
+        let object = new(type_ptr, api.empty_tuple.as_ptr(), std::ptr::null_mut());
+        Bound::from_owned_ptr_or_err(py, object)
+    }
+}
+
+fn new_result<'py>(
+    py: Python<'py>,
+    api: &OtelApi,
+    decision: &Bound<'py, PyAny>,
+    attributes: &Bound<'py, PyAny>,
+    trace_state: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let result = bare_instance(py, api, api.sampling_result_type.bind(py))?;
+    result.setattr(api.names.decision.bind(py), decision)?;
+    result.setattr(api.names.attributes.bind(py), attributes)?;
+    result.setattr(api.names.trace_state.bind(py), trace_state)?;
+    Ok(result)
+}
+
+/// A `TraceState` whose `ot` entry has `th` set or removed, placed first as the
+/// W3C update rule asks, with every other member kept in order. When the parent
+/// already has the maximum of 32 members and no `ot`, the parent's tracestate is
+/// returned unchanged (no member is evicted to make room for `th`).
+pub fn new_trace_state<'py>(
+    py: Python<'py>,
+    api: &OtelApi,
+    parent: Option<&Parent<'py>>,
+    threshold: Option<u64>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let previous = match parent.and_then(|p| p.ot_value.as_ref()) {
+        Some(value) => Some(value.to_str()?.to_owned()),
+        None => None,
+    };
+    let ot_value = ot_entry::rewrite(previous.as_deref(), threshold);
+    let others: Vec<(Bound<'py, PyAny>, Bound<'py, PyAny>)> = match parent {
+        Some(parent) => foreign_members(py, api, parent)?,
+        None => Vec::new(),
+    };
+    if ot_value.is_some() && previous.is_none() && others.len() >= MAX_TRACESTATE_ENTRIES {
+        return Ok(parent.map_or_else(|| py.None().into_bound(py), |p| p.trace_state.clone()));
+    }
+    let entries = PyDict::new(py);
+    if let Some(value) = ot_value {
+        entries.set_item(api.names.ot.bind(py), PyString::new(py, &value))?;
+    }
+    for (key, value) in others {
+        entries.set_item(key, value)?;
+    }
+    let trace_state = bare_instance(py, api, api.trace_state_type.bind(py))?;
+    trace_state.setattr(api.names.dict.bind(py), entries)?;
+    Ok(trace_state)
+}
+
+/// The parent's tracestate members other than `ot`, in order.
+fn foreign_members<'py>(
+    py: Python<'py>,
+    api: &OtelApi,
+    parent: &Parent<'py>,
+) -> PyResult<Vec<(Bound<'py, PyAny>, Bound<'py, PyAny>)>> {
+    let ot = api.names.ot.bind(py);
+    let mut members = Vec::new();
+    if let Some(dict) = &parent.entries {
+        for (key, value) in dict.iter() {
+            if !key.eq(ot)? {
+                members.push((key, value));
+            }
+        }
+    } else if !parent.trace_state.is_none() {
+        // A TraceState subclass or look-alike mapping: go through its public API.
+        for key in parent.trace_state.try_iter()? {
+            let key = key?;
+            if key.is_instance_of::<PyString>() && !key.eq(ot)? {
+                let value = parent.trace_state.get_item(&key)?;
+                if value.is_instance_of::<PyString>() {
+                    members.push((key, value));
+                }
+            }
+            if members.len() > MAX_TRACESTATE_ENTRIES {
+                break;
+            }
+        }
+    }
+    Ok(members)
+}

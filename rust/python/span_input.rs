@@ -1,0 +1,154 @@
+//! Turning `should_sample`'s Python arguments into [`SpanFacts`]. Reads what
+//! the SDK's own `get_current_span(ctx).get_span_context()` would, natively,
+//! and treats anything malformed as absent (a root span, randomness zero).
+
+use pyo3::ffi;
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyString, PyTuple};
+
+use super::otel_api::OtelApi;
+use crate::ot_entry;
+use crate::plan::{ParentFacts, SpanFacts};
+
+/// A valid parent span context and the pieces of it a result may reuse.
+pub struct Parent<'py> {
+    pub trace_state: Bound<'py, PyAny>,
+    /// The parent's tracestate as a plain dict when it is a stock `TraceState`.
+    pub entries: Option<Bound<'py, PyDict>>,
+    /// The raw `ot` entry value, if any.
+    pub ot_value: Option<Bound<'py, PyString>>,
+}
+
+/// Facts for the plan plus the parent objects; `ok` is false when some input
+/// could not be read and a fallback was used.
+pub struct SpanInput<'py> {
+    pub facts: SpanFacts,
+    pub parent: Option<Parent<'py>>,
+    pub ok: bool,
+}
+
+pub fn read<'py>(
+    py: Python<'py>,
+    api: &OtelApi,
+    parent_context: &Bound<'py, PyAny>,
+    trace_id: &Bound<'py, PyAny>,
+) -> SpanInput<'py> {
+    let (trace_id_low64, mut ok) = match trace_id_low64(trace_id) {
+        Some(value) => (value, true),
+        None => (0, false),
+    };
+    let (parent_facts, parent) = match read_parent(py, api, parent_context) {
+        Ok(Some((facts, parent))) => (Some(facts), Some(parent)),
+        Ok(None) => (None, None),
+        Err(_) => {
+            ok = false;
+            (None, None)
+        }
+    };
+    SpanInput { facts: SpanFacts { trace_id_low64, parent: parent_facts }, parent, ok }
+}
+
+/// `trace_id & (2**64 - 1)` for any Python int (negative and huge included).
+fn trace_id_low64(trace_id: &Bound<'_, PyAny>) -> Option<u64> {
+    // SAFETY: the pointer is a live object; PyLong_Check only reads its type.
+    unsafe {
+        if ffi::PyLong_Check(trace_id.as_ptr()) == 0 {
+            return None;
+        }
+        let value = ffi::PyLong_AsUnsignedLongLongMask(trace_id.as_ptr());
+        if value == u64::MAX && !ffi::PyErr_Occurred().is_null() {
+            ffi::PyErr_Clear();
+            return None;
+        }
+        Some(value)
+    }
+}
+
+fn read_parent<'py>(
+    py: Python<'py>,
+    api: &OtelApi,
+    parent_context: &Bound<'py, PyAny>,
+) -> PyResult<Option<(ParentFacts, Parent<'py>)>> {
+    let context = if parent_context.is_none() {
+        current_context(py, api)?
+    } else {
+        parent_context.clone()
+    };
+    let Ok(context) = context.cast_into::<PyDict>() else {
+        return Ok(None);
+    };
+    let Some(span) = context.get_item(api.span_key.bind(py))? else {
+        return Ok(None);
+    };
+    let Some(span_context) = span_context_of(py, api, &span)? else {
+        return Ok(None);
+    };
+    // SpanContext is a tuple: (trace_id, span_id, is_remote, trace_flags, trace_state, is_valid).
+    let Ok(fields) = span_context.cast_into::<PyTuple>() else {
+        return Ok(None);
+    };
+    if fields.len() != 6 || !fields.get_item(5)?.is_truthy()? {
+        return Ok(None);
+    }
+    let remote = fields.get_item(2)?.is_truthy()?;
+    let flags = fields.get_item(3)?;
+    let sampled = trace_id_low64(&flags).is_some_and(|f| f & 1 == 1);
+    let trace_state = fields.get_item(4)?;
+
+    let mut entries = None;
+    let mut ot_value = None;
+    if trace_state.get_type().is(api.trace_state_type.bind(py)) {
+        if let Ok(dict) = trace_state.getattr(api.names.dict.bind(py))?.cast_into::<PyDict>() {
+            ot_value = dict.get_item(api.names.ot.bind(py))?.and_then(|v| v.cast_into::<PyString>().ok());
+            entries = Some(dict);
+        }
+    } else if !trace_state.is_none() {
+        if let Ok(value) = trace_state.get_item(api.names.ot.bind(py)) {
+            ot_value = value.cast_into::<PyString>().ok();
+        }
+    }
+    let ot = match &ot_value {
+        Some(value) => ot_entry::read(value.to_str().unwrap_or("")),
+        None => Default::default(),
+    };
+    Ok(Some((ParentFacts { sampled, remote, ot }, Parent { trace_state, entries, ot_value })))
+}
+
+/// The current context, read straight from the SDK's ContextVar while the stock
+/// runtime context is installed, else through `opentelemetry.context.get_current()`.
+fn current_context<'py>(py: Python<'py>, api: &OtelApi) -> PyResult<Bound<'py, PyAny>> {
+    if let Some(var) = &api.context_var {
+        let installed = api.context_module.bind(py).getattr(api.names.runtime_context.bind(py))?;
+        if installed.is(api.runtime_context.bind(py)) {
+            let mut value: *mut ffi::PyObject = std::ptr::null_mut();
+            // SAFETY: `var` is a ContextVar; on success `value` is a new reference.
+            let status = unsafe { ffi::PyContextVar_Get(var.as_ptr(), std::ptr::null_mut(), &mut value) };
+            if status == 0 && !value.is_null() {
+                return Ok(unsafe { Bound::from_owned_ptr(py, value) });
+            }
+            return Err(PyErr::fetch(py));
+        }
+    }
+    api.get_current.bind(py).call0()
+}
+
+/// `span.get_span_context()` for a real span, `None` for anything else.
+fn span_context_of<'py>(
+    py: Python<'py>,
+    api: &OtelApi,
+    span: &Bound<'py, PyAny>,
+) -> PyResult<Option<Bound<'py, PyAny>>> {
+    let span_type = span.get_type();
+    if span_type.is(api.sdk_span_type.bind(py)) || span_type.is(api.non_recording_span_type.bind(py)) {
+        return Ok(Some(span.getattr(api.names.context.bind(py))?));
+    }
+    if !span.is_instance(api.span_abc.bind(py))? {
+        return Ok(None);
+    }
+    let span_context = span.call_method0(api.names.get_span_context.bind(py))?;
+    if span_context.is_instance(api.span_context_type.bind(py))? {
+        Ok(Some(span_context))
+    } else {
+        Ok(None)
+    }
+}

@@ -1,0 +1,87 @@
+//! Lock-free decision counters. Each decision touches one or two relaxed atomics;
+//! readers get exact totals once the writers are done (no lost updates).
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+use crate::plan::Path;
+
+/// Counts per decision path; `sampled` counts kept spans over all paths.
+#[derive(Debug, Default)]
+pub struct Counters {
+    by_path: [AtomicU64; Path::COUNT],
+    sampled: AtomicU64,
+    input_errors: AtomicU64,
+}
+
+/// A consistent copy of [`Counters`] for reporting.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Snapshot {
+    pub decisions: u64,
+    pub sampled: u64,
+    pub dropped: u64,
+    pub by_path: [u64; Path::COUNT],
+    pub input_errors: u64,
+}
+
+impl Counters {
+    #[inline]
+    pub fn record(&self, path: Path, sampled: bool) {
+        self.by_path[path as usize].fetch_add(1, Relaxed);
+        if sampled {
+            self.sampled.fetch_add(1, Relaxed);
+        }
+    }
+
+    /// A span whose input could not be read and was decided by the documented fallback.
+    #[inline]
+    pub fn record_input_error(&self) {
+        self.input_errors.fetch_add(1, Relaxed);
+    }
+
+    pub fn snapshot(&self) -> Snapshot {
+        // Read `sampled` first: a racing decision may then be counted in
+        // `decisions` but not yet in `sampled`, never the reverse, so
+        // `dropped` cannot underflow.
+        let sampled = self.sampled.load(Relaxed);
+        let by_path: [u64; Path::COUNT] = std::array::from_fn(|i| self.by_path[i].load(Relaxed));
+        let decisions: u64 = by_path.iter().sum();
+        Snapshot {
+            decisions,
+            sampled,
+            dropped: decisions.saturating_sub(sampled),
+            by_path,
+            input_errors: self.input_errors.load(Relaxed),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    #[test]
+    fn counts_are_exact_across_threads() {
+        let counters = Arc::new(Counters::default());
+        let threads: Vec<_> = (0..8)
+            .map(|t| {
+                let counters = Arc::clone(&counters);
+                std::thread::spawn(move || {
+                    for i in 0..100_000u64 {
+                        let path = if i % 2 == 0 { Path::Root } else { Path::ParentSampled };
+                        counters.record(path, (i + t) % 3 == 0);
+                    }
+                })
+            })
+            .collect();
+        for thread in threads {
+            thread.join().unwrap();
+        }
+        let snap = counters.snapshot();
+        assert_eq!(snap.decisions, 800_000);
+        assert_eq!(snap.by_path[Path::Root as usize], 400_000);
+        assert_eq!(snap.sampled + snap.dropped, snap.decisions);
+        let expected_sampled: u64 = (0..8u64).map(|t| (0..100_000u64).filter(|i| (i + t) % 3 == 0).count() as u64).sum();
+        assert_eq!(snap.sampled, expected_sampled);
+    }
+}
