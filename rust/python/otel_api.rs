@@ -25,9 +25,12 @@ pub struct OtelApi {
     pub runtime_context: Py<PyAny>,
     pub context_var: Option<Py<PyAny>>,
     pub empty_attributes: Py<PyAny>,
+    pub mapping_abc: Py<PyAny>,
     pub empty_tuple: Py<PyTuple>,
     /// `SamplingResult(DROP, None, None)`: every dropped root span shares it.
     pub drop_root: Py<PyAny>,
+    /// `SamplingResult(RECORD_AND_SAMPLE, None, None)`: the last-resort keep.
+    pub keep_bare: Py<PyAny>,
     pub names: Names,
 }
 
@@ -72,6 +75,7 @@ impl OtelApi {
         let sampling_result_type = sampling.getattr("SamplingResult")?.cast_into::<PyType>()?;
         let decision_drop = decision.getattr("DROP")?;
         let drop_root = sampling_result_type.call1((&decision_drop, py.None(), py.None()))?;
+        let keep_bare = sampling_result_type.call1((decision.getattr("RECORD_AND_SAMPLE")?, py.None(), py.None()))?;
 
         let names = Names {
             decision: intern!(py, "decision").clone().unbind(),
@@ -99,8 +103,10 @@ impl OtelApi {
             runtime_context: runtime_context.unbind(),
             context_var,
             empty_attributes: empty_attributes.unbind(),
+            mapping_abc: py.import("collections.abc")?.getattr("Mapping")?.unbind(),
             empty_tuple: PyTuple::empty(py).unbind(),
             drop_root: drop_root.unbind(),
+            keep_bare: keep_bare.unbind(),
             names,
         })
     }

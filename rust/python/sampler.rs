@@ -110,9 +110,11 @@ impl NativeSampler {
         match sampling_result::build(py, api, decision, attributes, input.parent.as_ref(), self.root_trace_state.as_ref()) {
             Ok(result) => Ok(result),
             Err(_) => {
-                // Cannot happen with the stock SDK; still, a span must start.
+                // Only hostile look-alike objects get here; the decision stands,
+                // without attributes or tracestate.
                 self.core.counters().record_input_error();
-                Ok(api.drop_root.bind(py).clone())
+                let fallback = if decision.sampled { &api.keep_bare } else { &api.drop_root };
+                Ok(fallback.bind(py).clone())
             }
         }
     }

@@ -59,6 +59,10 @@ fn echo_attributes<'py>(py: Python<'py>, api: &OtelApi, attributes: Option<&Boun
     let Some(attributes) = attributes else {
         return api.empty_attributes.bind(py).clone();
     };
+    // Only real mappings: a str or a list also passes CPython's mapping check.
+    if !attributes.is_instance_of::<PyDict>() && !attributes.is_instance(api.mapping_abc.bind(py)).unwrap_or(false) {
+        return api.empty_attributes.bind(py).clone();
+    }
     // SAFETY: PyDictProxy_New accepts any mapping and returns a new reference or NULL.
     let proxy = unsafe { ffi::PyDictProxy_New(attributes.as_ptr()) };
     if proxy.is_null() {
@@ -105,10 +109,8 @@ pub fn new_trace_state<'py>(
     parent: Option<&Parent<'py>>,
     threshold: Option<u64>,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let previous = match parent.and_then(|p| p.ot_value.as_ref()) {
-        Some(value) => Some(value.to_str()?.to_owned()),
-        None => None,
-    };
+    // An `ot` value that is not valid text is dropped rather than carried.
+    let previous = parent.and_then(|p| p.ot_value.as_ref()).and_then(|v| v.to_str().ok()).map(str::to_owned);
     let ot_value = ot_entry::rewrite(previous.as_deref(), threshold);
     let others: Vec<(Bound<'py, PyAny>, Bound<'py, PyAny>)> = match parent {
         Some(parent) => foreign_members(py, api, parent)?,
@@ -143,7 +145,7 @@ fn foreign_members<'py>(
                 members.push((key, value));
             }
         }
-    } else if !parent.trace_state.is_none() {
+    } else if parent.trace_state.is_instance(api.mapping_abc.bind(py))? {
         // A TraceState subclass or look-alike mapping: go through its public API.
         for key in parent.trace_state.try_iter()? {
             let key = key?;
