@@ -11,7 +11,7 @@ from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, set_s
 from opentelemetry.trace.propagation import _SPAN_KEY
 from opentelemetry.trace.span import TraceState
 
-from conftest import parent_context
+from helpers import parent_context
 from tracesieve import ProbabilitySampler, TraceIdRatioSampler
 
 SAMPLERS = [ProbabilitySampler, TraceIdRatioSampler]

@@ -8,7 +8,7 @@ from opentelemetry.sdk.trace.sampling import Decision, Sampler, SamplingResult, 
 from opentelemetry.trace import SpanKind
 from opentelemetry.trace.span import TraceState
 
-from conftest import ot_value, parent_context
+from helpers import ot_value, parent_context
 from tracesieve import ProbabilitySampler, TraceIdRatioSampler
 
 SAMPLERS = [ProbabilitySampler, TraceIdRatioSampler]

@@ -8,7 +8,7 @@ from opentelemetry.propagate import extract, inject
 from opentelemetry.trace import SpanKind, set_span_in_context
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-from conftest import ot_value
+from helpers import ot_value
 from tracesieve import ProbabilitySampler, TraceIdRatioSampler, _core
 
 PROPAGATOR = TraceContextTextMapPropagator()

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from opentelemetry.sdk.trace.sampling import Decision, TraceIdRatioBased
 
-from conftest import parent_context
+from helpers import parent_context
 from tracesieve import ProbabilitySampler, TraceIdRatioSampler, _core
 from tracesieve.reference import ReferenceProbabilitySampler, probability_to_th
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 import threading
 
-from conftest import parent_context
+from helpers import parent_context
 from tracesieve import ProbabilitySampler
 
 THREADS = 8

@@ -18,7 +18,8 @@ pub struct OtelApi {
     pub non_recording_span_type: Py<PyType>,
     /// The context key under which the current span is stored.
     pub span_key: Py<PyString>,
-    pub context_module: Py<PyAny>,
+    /// `opentelemetry.context.__dict__`, to see whether the runtime context was swapped.
+    pub context_globals: Py<PyDict>,
     pub get_current: Py<PyAny>,
     /// The runtime context seen at start-up and, when it is the stock
     /// contextvars one, its ContextVar (read natively while it stays installed).
@@ -99,7 +100,7 @@ impl OtelApi {
             non_recording_span_type: span_module.getattr("NonRecordingSpan")?.cast_into::<PyType>()?.unbind(),
             span_key: propagation.getattr("_SPAN_KEY")?.cast_into::<PyString>()?.unbind(),
             get_current: context_module.getattr("get_current")?.unbind(),
-            context_module: context_module.into_any().unbind(),
+            context_globals: context_module.dict().unbind(),
             runtime_context: runtime_context.unbind(),
             context_var,
             empty_attributes: empty_attributes.unbind(),

@@ -118,8 +118,9 @@ fn read_parent<'py>(
 /// runtime context is installed, else through `opentelemetry.context.get_current()`.
 fn current_context<'py>(py: Python<'py>, api: &OtelApi) -> PyResult<Bound<'py, PyAny>> {
     if let Some(var) = &api.context_var {
-        let installed = api.context_module.bind(py).getattr(api.names.runtime_context.bind(py))?;
-        if installed.is(api.runtime_context.bind(py)) {
+        // SAFETY: a borrowed lookup in a live dict, compared by identity only.
+        let installed = unsafe { ffi::PyDict_GetItem(api.context_globals.as_ptr(), api.names.runtime_context.as_ptr()) };
+        if installed == api.runtime_context.as_ptr() {
             let mut value: *mut ffi::PyObject = std::ptr::null_mut();
             // SAFETY: `var` is a ContextVar; on success `value` is a new reference.
             let status = unsafe { ffi::PyContextVar_Get(var.as_ptr(), std::ptr::null_mut(), &mut value) };

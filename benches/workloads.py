@@ -1,0 +1,48 @@
+"""Shared workloads for the benchmarks: fixed seeds, the same inputs for every
+implementation, so the ratio between rows of one group is what we quote."""
+
+from __future__ import annotations
+
+import random
+from typing import List, Optional, Tuple
+
+import pytest
+from opentelemetry.context import Context
+from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, set_span_in_context
+
+from tracesieve import ProbabilitySampler
+
+BATCH = 1000
+
+
+def sampling_mix(rate: float, seed: int = 11) -> List[Tuple[Optional[Context], int]]:
+    """Half root spans, half children of parents that a sampler at `rate` decided
+    (so ~rate of the parents are sampled and carry `th`), as a service sees them."""
+    rng = random.Random(seed)
+    decider = ProbabilitySampler(rate)
+    calls: List[Tuple[Optional[Context], int]] = []
+    for i in range(BATCH):
+        trace_id = rng.getrandbits(128)
+        if i % 2 == 0:
+            calls.append((None, trace_id))
+            continue
+        result = decider.should_sample(None, trace_id, "parent")
+        flags = TraceFlags(TraceFlags.SAMPLED if result.decision.is_sampled() else TraceFlags.DEFAULT)
+        parent = SpanContext(trace_id, rng.getrandbits(64), is_remote=i % 4 == 1, trace_flags=flags, trace_state=result.trace_state)
+        calls.append((set_span_in_context(NonRecordingSpan(parent)), trace_id))
+    return calls
+
+
+@pytest.fixture(scope="session")
+def mix_10pct():
+    return sampling_mix(0.1)
+
+
+@pytest.fixture(autouse=True)
+def clean_heap():
+    """Start every benchmark from a collected heap, so garbage left by the
+    previous one (kept spans) does not bill the next."""
+    import gc
+
+    gc.collect()
+    yield
