@@ -2,9 +2,12 @@
 //! tracestate entry, sampling plans and lock-free counters, plus (with the
 //! `python` feature) the thin PyO3 layer that exposes them as `tracesieve._core`.
 
+pub mod clock;
 pub mod config;
+pub mod data;
 pub mod ot_entry;
 pub mod plan;
+pub mod rules;
 pub mod sampler;
 pub mod stats;
 pub mod threshold;

@@ -2,7 +2,9 @@
 //! the probability or force a decision. One call evaluates the whole plan.
 
 use crate::ot_entry::OtFields;
-use crate::threshold::{RANDOMNESS_MASK, NEVER};
+use crate::rules::condition::AttrValue;
+use crate::rules::{Action, RuleSet, SpanView};
+use crate::threshold::{NEVER, RANDOMNESS_MASK};
 
 /// What is known about the span being started.
 #[derive(Debug, Clone, Copy, Default)]
@@ -49,17 +51,20 @@ pub enum ThUpdate {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(usize)]
 pub enum Path {
+    /// A root span, decided by the plan's stages.
     Root = 0,
     ParentSampled = 1,
     ParentNotSampled = 2,
     /// A child decided afresh because the plan ignores the parent.
     ChildIndependent = 3,
+    /// A keep rule overrode a valid parent's decision.
+    ForcedKeep = 4,
 }
 
 impl Path {
-    pub const COUNT: usize = 4;
+    pub const COUNT: usize = 5;
     pub const ALL: [Path; Path::COUNT] =
-        [Path::Root, Path::ParentSampled, Path::ParentNotSampled, Path::ChildIndependent];
+        [Path::Root, Path::ParentSampled, Path::ParentNotSampled, Path::ChildIndependent, Path::ForcedKeep];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -67,6 +72,7 @@ impl Path {
             Path::ParentSampled => "parent_sampled",
             Path::ParentNotSampled => "parent_not_sampled",
             Path::ChildIndependent => "child_independent",
+            Path::ForcedKeep => "forced_keep",
         }
     }
 }
@@ -77,10 +83,13 @@ pub struct Decision {
     pub sampled: bool,
     pub th: ThUpdate,
     pub path: Path,
+    /// The rule that decided (index into the rule set; `rules.len()` is the
+    /// default rate), when a rule stage made the decision.
+    pub rule: Option<usize>,
 }
 
 /// One step of a plan.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug)]
 pub enum Stage {
     /// Consistent probability sampling at a fixed probability (`threshold`
     /// precomputed from it at the plan's precision).
@@ -89,6 +98,9 @@ pub enum Stage {
     /// bits are below `round(rate * 2^64)`. Its probability is not expressible
     /// as a consistent threshold, so `th` is erased.
     TraceIdRatio { rate: f64, bound: u128 },
+    /// Rules: a keep rule forces a keep (even over a parent); a drop rule drops;
+    /// a rate rule (or the default) scales the probability.
+    Rules(RuleSet),
 }
 
 impl Stage {
@@ -106,51 +118,104 @@ impl Stage {
     }
 }
 
-/// Where a decision stands while the stages run.
-#[derive(Debug, Clone, Copy)]
-enum Running {
-    /// Keep iff randomness >= threshold.
-    Threshold(u64),
-    /// Decided outright, with how `th` changes.
-    Forced(bool, ThUpdate),
-}
-
 /// A complete sampling policy.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug)]
 pub struct Plan {
     /// Follow a valid parent's sampled flag (like the SDK's `ParentBased`).
+    /// Only a keep rule overrides it.
     pub respect_parent: bool,
+    /// Significant hex digits of thresholds computed at decision time.
+    pub precision: u32,
     pub stages: Vec<Stage>,
 }
 
+/// A span with nothing but a name: for plans that read no attributes.
+pub struct BareSpan<'a> {
+    pub name: &'a str,
+    pub root: bool,
+}
+
+impl SpanView for BareSpan<'_> {
+    fn name(&self) -> &str {
+        self.name
+    }
+    fn kind(&self) -> Option<usize> {
+        None
+    }
+    fn is_root(&self) -> bool {
+        self.root
+    }
+    fn attribute(&self, _key: usize) -> Option<AttrValue<'_>> {
+        None
+    }
+}
+
 impl Plan {
-    pub fn decide(&self, facts: &SpanFacts) -> Decision {
-        if let Some(parent) = facts.parent {
-            if self.respect_parent {
-                return follow_parent(facts, parent);
-            }
-        }
-        let path = if facts.parent.is_some() { Path::ChildIndependent } else { Path::Root };
-        let mut running = Running::Threshold(0);
-        for stage in &self.stages {
-            running = match (stage, running) {
-                (_, forced @ Running::Forced(..)) => forced,
-                (Stage::Probability { threshold, .. }, Running::Threshold(current)) => {
-                    Running::Threshold(current.max(*threshold))
-                }
-                (Stage::TraceIdRatio { bound, .. }, Running::Threshold(_)) => {
-                    Running::Forced(u128::from(facts.trace_id_low64) < *bound, ThUpdate::Erase)
-                }
-            };
-        }
-        let (sampled, th) = match running {
-            Running::Threshold(threshold) => {
-                let sampled = threshold < NEVER && facts.randomness() >= threshold;
-                (sampled, if sampled { ThUpdate::Set(threshold) } else { ThUpdate::Unchanged })
-            }
-            Running::Forced(sampled, th) => (sampled, if sampled { th } else { ThUpdate::Unchanged }),
+    pub fn new(respect_parent: bool, stages: Vec<Stage>) -> Plan {
+        Plan { respect_parent, precision: crate::threshold::DEFAULT_PRECISION, stages }
+    }
+
+    /// The rule set, if the plan has a rule stage.
+    pub fn rules(&self) -> Option<&RuleSet> {
+        self.stages.iter().find_map(|stage| match stage {
+            Stage::Rules(set) => Some(set),
+            _ => None,
+        })
+    }
+
+    /// Decide for one span. `now` is called only if a time-dependent stage needs it.
+    pub fn decide(&self, facts: &SpanFacts, span: &dyn SpanView, now: &mut dyn FnMut() -> f64) -> Decision {
+        let parent_decides = self.respect_parent && facts.parent.is_some();
+        let path = match facts.parent {
+            None => Path::Root,
+            Some(_) => Path::ChildIndependent,
         };
-        Decision { sampled, th, path }
+        let mut probability = 1.0f64;
+        // Exact threshold while only one fixed-probability stage has spoken.
+        let mut exact_threshold: Option<u64> = Some(0);
+        let mut rule = None;
+        for stage in &self.stages {
+            match stage {
+                Stage::Probability { probability: p, threshold } => {
+                    exact_threshold = if probability == 1.0 { Some(*threshold) } else { None };
+                    probability *= p;
+                }
+                Stage::TraceIdRatio { bound, .. } => {
+                    if parent_decides {
+                        break;
+                    }
+                    let sampled = u128::from(facts.trace_id_low64) < *bound;
+                    let th = if sampled { ThUpdate::Erase } else { ThUpdate::Unchanged };
+                    return Decision { sampled, th, path, rule };
+                }
+                Stage::Rules(set) => {
+                    let (index, action) = set.first_match(span);
+                    match action {
+                        Action::Keep => {
+                            let path = if parent_decides { Path::ForcedKeep } else { path };
+                            return Decision { sampled: true, th: ThUpdate::Set(0), path, rule: Some(index) };
+                        }
+                        _ if parent_decides => break,
+                        Action::Drop => {
+                            return Decision { sampled: false, th: ThUpdate::Unchanged, path, rule: Some(index) };
+                        }
+                        Action::Rate(rate) => {
+                            rule = Some(index);
+                            probability *= set.scale(rate, span, now);
+                            exact_threshold = None;
+                        }
+                    }
+                }
+            }
+        }
+        if let (true, Some(parent)) = (parent_decides, facts.parent) {
+            return follow_parent(facts, parent);
+        }
+        let threshold = exact_threshold
+            .unwrap_or_else(|| crate::threshold::threshold_for_probability(probability.clamp(0.0, 1.0), self.precision));
+        let sampled = threshold < NEVER && facts.randomness() >= threshold;
+        let th = if sampled { ThUpdate::Set(threshold) } else { ThUpdate::Unchanged };
+        Decision { sampled, th, path, rule }
     }
 }
 
@@ -159,13 +224,13 @@ impl Plan {
 /// spec asks of a parent-based sampler).
 fn follow_parent(facts: &SpanFacts, parent: ParentFacts) -> Decision {
     if !parent.sampled {
-        return Decision { sampled: false, th: ThUpdate::Unchanged, path: Path::ParentNotSampled };
+        return Decision { sampled: false, th: ThUpdate::Unchanged, path: Path::ParentNotSampled, rule: None };
     }
     let th = match parent.ot.th {
         Some(threshold) if facts.randomness() < threshold => ThUpdate::Erase,
         _ => ThUpdate::Unchanged,
     };
-    Decision { sampled: true, th, path: Path::ParentSampled }
+    Decision { sampled: true, th, path: Path::ParentSampled, rule: None }
 }
 
 #[cfg(test)]
@@ -174,7 +239,18 @@ mod tests {
     use crate::threshold::{decode_th, DEFAULT_PRECISION};
 
     fn probability_plan(p: f64, respect_parent: bool) -> Plan {
-        Plan { respect_parent, stages: vec![Stage::probability(p, DEFAULT_PRECISION)] }
+        Plan::new(respect_parent, vec![Stage::probability(p, DEFAULT_PRECISION)])
+    }
+
+    trait DecideBare {
+        fn decide_bare(&self, facts: &SpanFacts) -> Decision;
+    }
+
+    impl DecideBare for Plan {
+        fn decide_bare(&self, facts: &SpanFacts) -> Decision {
+            let span = BareSpan { name: "span", root: facts.parent.is_none() };
+            self.decide(facts, &span, &mut || 0.0)
+        }
     }
 
     fn root(trace_id_low64: u64) -> SpanFacts {
@@ -189,19 +265,19 @@ mod tests {
     fn root_keeps_iff_randomness_at_or_above_threshold() {
         let plan = probability_plan(0.25, true);
         let t = decode_th("c").unwrap();
-        assert_eq!(plan.decide(&root(t)).sampled, true);
-        assert_eq!(plan.decide(&root(t - 1)).sampled, false);
+        assert_eq!(plan.decide_bare(&root(t)).sampled, true);
+        assert_eq!(plan.decide_bare(&root(t - 1)).sampled, false);
         // Only the low 56 bits count.
-        assert_eq!(plan.decide(&root((0xff << 56) | (t - 1))).sampled, false);
-        assert_eq!(plan.decide(&root(t)).th, ThUpdate::Set(t));
-        assert_eq!(plan.decide(&root(t - 1)).th, ThUpdate::Unchanged);
+        assert_eq!(plan.decide_bare(&root((0xff << 56) | (t - 1))).sampled, false);
+        assert_eq!(plan.decide_bare(&root(t)).th, ThUpdate::Set(t));
+        assert_eq!(plan.decide_bare(&root(t - 1)).th, ThUpdate::Unchanged);
     }
 
     #[test]
     fn rates_zero_and_one() {
         for r in [0u64, 1, RANDOMNESS_MASK, u64::MAX] {
-            assert!(!probability_plan(0.0, true).decide(&root(r)).sampled);
-            let kept = probability_plan(1.0, true).decide(&root(r));
+            assert!(!probability_plan(0.0, true).decide_bare(&root(r)).sampled);
+            let kept = probability_plan(1.0, true).decide_bare(&root(r));
             assert!(kept.sampled);
             assert_eq!(kept.th, ThUpdate::Set(0));
         }
@@ -211,41 +287,41 @@ mod tests {
     fn rv_overrides_trace_id_randomness() {
         let plan = probability_plan(0.5, false);
         let ot = OtFields { th: None, rv: Some(RANDOMNESS_MASK) };
-        assert!(plan.decide(&child(0, true, ot)).sampled);
+        assert!(plan.decide_bare(&child(0, true, ot)).sampled);
         let ot = OtFields { th: None, rv: Some(0) };
-        assert!(!plan.decide(&child(u64::MAX, true, ot)).sampled);
+        assert!(!plan.decide_bare(&child(u64::MAX, true, ot)).sampled);
     }
 
     #[test]
     fn parent_based_follows_flag_and_checks_th() {
         let plan = probability_plan(0.0, true);
         let th8 = decode_th("8");
-        let kept = plan.decide(&child(RANDOMNESS_MASK, true, OtFields { th: th8, rv: None }));
+        let kept = plan.decide_bare(&child(RANDOMNESS_MASK, true, OtFields { th: th8, rv: None }));
         assert_eq!((kept.sampled, kept.th, kept.path), (true, ThUpdate::Unchanged, Path::ParentSampled));
         // Randomness below the parent's threshold: the th is inconsistent.
-        let inconsistent = plan.decide(&child(0, true, OtFields { th: th8, rv: None }));
+        let inconsistent = plan.decide_bare(&child(0, true, OtFields { th: th8, rv: None }));
         assert_eq!((inconsistent.sampled, inconsistent.th), (true, ThUpdate::Erase));
-        let dropped = probability_plan(1.0, true).decide(&child(RANDOMNESS_MASK, false, OtFields::default()));
+        let dropped = probability_plan(1.0, true).decide_bare(&child(RANDOMNESS_MASK, false, OtFields::default()));
         assert_eq!((dropped.sampled, dropped.path), (false, Path::ParentNotSampled));
     }
 
     #[test]
     fn ignoring_the_parent_decides_afresh() {
         let plan = probability_plan(1.0, false);
-        let decision = plan.decide(&child(0, false, OtFields::default()));
+        let decision = plan.decide_bare(&child(0, false, OtFields::default()));
         assert_eq!((decision.sampled, decision.th, decision.path), (true, ThUpdate::Set(0), Path::ChildIndependent));
     }
 
     #[test]
     fn trace_id_ratio_matches_sdk_bound() {
-        let plan = Plan { respect_parent: true, stages: vec![Stage::trace_id_ratio(0.5)] };
-        assert!(plan.decide(&root((1 << 63) - 1)).sampled);
-        assert!(!plan.decide(&root(1 << 63)).sampled);
-        assert_eq!(plan.decide(&root(0)).th, ThUpdate::Erase);
-        let all = Plan { respect_parent: true, stages: vec![Stage::trace_id_ratio(1.0)] };
-        assert!(all.decide(&root(u64::MAX)).sampled);
-        let none = Plan { respect_parent: true, stages: vec![Stage::trace_id_ratio(0.0)] };
-        assert!(!none.decide(&root(0)).sampled);
+        let plan = Plan::new(true, vec![Stage::trace_id_ratio(0.5)]);
+        assert!(plan.decide_bare(&root((1 << 63) - 1)).sampled);
+        assert!(!plan.decide_bare(&root(1 << 63)).sampled);
+        assert_eq!(plan.decide_bare(&root(0)).th, ThUpdate::Erase);
+        let all = Plan::new(true, vec![Stage::trace_id_ratio(1.0)]);
+        assert!(all.decide_bare(&root(u64::MAX)).sampled);
+        let none = Plan::new(true, vec![Stage::trace_id_ratio(0.0)]);
+        assert!(!none.decide_bare(&root(0)).sampled);
     }
 
     #[test]
@@ -258,10 +334,54 @@ mod tests {
             x ^= x << 17;
             let mut kept_before = false;
             for i in 0..=50 {
-                let kept = probability_plan(i as f64 / 50.0, true).decide(&root(x)).sampled;
+                let kept = probability_plan(i as f64 / 50.0, true).decide_bare(&root(x)).sampled;
                 assert!(!kept_before || kept, "monotonicity broken for {x:#x} at {i}");
                 kept_before = kept;
             }
         }
+    }
+
+    fn rule_plan(respect_parent: bool) -> Plan {
+        use crate::data::Data;
+        let map = |entries: Vec<(&str, Data)>| Data::Map(entries.into_iter().map(|(k, v)| (k.to_owned(), v)).collect());
+        let rules = Data::List(vec![
+            map(vec![("name", Data::Str("keep-x".into())), ("span_name", Data::Str("x".into())), ("action", Data::Str("keep".into()))]),
+            map(vec![("name", Data::Str("drop-y".into())), ("span_name", Data::Str("y".into())), ("action", Data::Str("drop".into()))]),
+            map(vec![("name", Data::Str("quarter".into())), ("span_name", Data::Str("z".into())), ("rate", Data::Float(0.25))]),
+        ]);
+        let set = crate::rules::parse(&rules, 0.5, &Data::List(vec![])).unwrap();
+        Plan::new(respect_parent, vec![Stage::Rules(set)])
+    }
+
+    fn decide_named(plan: &Plan, facts: &SpanFacts, name: &str) -> Decision {
+        plan.decide(facts, &BareSpan { name, root: facts.parent.is_none() }, &mut || 0.0)
+    }
+
+    #[test]
+    fn keep_rules_override_the_parent_and_others_yield_to_it() {
+        let plan = rule_plan(true);
+        let unsampled = child(RANDOMNESS_MASK, false, OtFields::default());
+        let kept = decide_named(&plan, &unsampled, "x");
+        assert_eq!((kept.sampled, kept.th, kept.path, kept.rule), (true, ThUpdate::Set(0), Path::ForcedKeep, Some(0)));
+        let sampled = child(0, true, OtFields::default());
+        let followed = decide_named(&plan, &sampled, "y");
+        assert_eq!((followed.sampled, followed.path, followed.rule), (true, Path::ParentSampled, None));
+        assert_eq!(decide_named(&plan, &unsampled, "z").path, Path::ParentNotSampled);
+    }
+
+    #[test]
+    fn rule_rates_go_into_the_decision_and_th() {
+        let plan = rule_plan(true);
+        let t = decode_th("c").unwrap();
+        let kept = decide_named(&plan, &root(t), "z");
+        assert_eq!((kept.sampled, kept.th, kept.rule), (true, ThUpdate::Set(t), Some(2)));
+        assert!(!decide_named(&plan, &root(t - 1), "z").sampled);
+        let default = decide_named(&plan, &root(1 << 55), "other");
+        assert_eq!((default.sampled, default.th, default.rule), (true, ThUpdate::Set(1 << 55), Some(3)));
+        let dropped = decide_named(&plan, &root(RANDOMNESS_MASK), "y");
+        assert_eq!((dropped.sampled, dropped.rule), (false, Some(1)));
+        // Ignoring the parent, rules decide children too.
+        let independent = decide_named(&rule_plan(false), &child(RANDOMNESS_MASK, false, OtFields::default()), "z");
+        assert_eq!((independent.sampled, independent.path), (true, Path::ChildIndependent));
     }
 }

@@ -1,24 +1,34 @@
-//! A sampler core: a plan plus its counters, safe to share between threads.
+//! A sampler core: a plan, its clock and its counters, safe to share between threads.
 
+use std::sync::Arc;
+
+use crate::clock::{Clock, SystemClock};
 use crate::plan::{Decision, Plan, SpanFacts};
+use crate::rules::SpanView;
 use crate::stats::{Counters, Snapshot};
 
-#[derive(Debug)]
 pub struct SamplerCore {
     plan: Plan,
+    clock: Arc<dyn Clock>,
     counters: Counters,
 }
 
 impl SamplerCore {
     pub fn new(plan: Plan) -> Self {
-        SamplerCore { plan, counters: Counters::default() }
+        SamplerCore::with_clock(plan, Arc::new(SystemClock))
+    }
+
+    pub fn with_clock(plan: Plan, clock: Arc<dyn Clock>) -> Self {
+        let rules = plan.rules().map_or(0, |set| set.rules.len() + 1);
+        SamplerCore { plan, clock, counters: Counters::new(rules) }
     }
 
     /// Decide for one span and count the outcome.
     #[inline]
-    pub fn decide(&self, facts: &SpanFacts) -> Decision {
-        let decision = self.plan.decide(facts);
-        self.counters.record(decision.path, decision.sampled);
+    pub fn decide(&self, facts: &SpanFacts, span: &dyn SpanView) -> Decision {
+        let clock = &self.clock;
+        let decision = self.plan.decide(facts, span, &mut || clock.now());
+        self.counters.record(decision.path, decision.sampled, decision.rule);
         decision
     }
 

@@ -113,6 +113,7 @@ def test_stats_counts_paths():
         "parent_sampled": 1,
         "parent_not_sampled": 1,
         "child_independent": 0,
+        "forced_keep": 0,
         "input_errors": 0,
     }
 

@@ -5,9 +5,9 @@
     provider = TracerProvider(sampler=ProbabilitySampler(0.1))
 """
 
-from tracesieve._samplers import ProbabilitySampler, TraceIdRatioSampler
+from tracesieve._samplers import ProbabilitySampler, RuleSampler, TraceIdRatioSampler
 
-__all__ = ["ProbabilitySampler", "TraceIdRatioSampler", "__version__"]
+__all__ = ["ProbabilitySampler", "RuleSampler", "TraceIdRatioSampler", "__version__"]
 
 try:
     from importlib.metadata import version as _version

@@ -1,6 +1,6 @@
 """Type stubs for the native module ``tracesieve._core``."""
 
-from typing import Any, Dict, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace.sampling import SamplingResult
@@ -10,14 +10,22 @@ from opentelemetry.trace.span import TraceState
 DEFAULT_PRECISION: int
 
 class NativeSampler:
-    def __new__(
-        cls,
-        kind: str,
-        rate: float,
+    @staticmethod
+    def probability(
+        rate: float, *, respect_parent: bool = True, precision: int = ..., class_name: str = "ProbabilitySampler"
+    ) -> "NativeSampler": ...
+    @staticmethod
+    def trace_id_ratio(rate: float, *, respect_parent: bool = True, class_name: str = "TraceIdRatioSampler") -> "NativeSampler": ...
+    @staticmethod
+    def rules(
+        rules: Any,
         *,
+        default_rate: float,
+        multipliers: Any = None,
         respect_parent: bool = True,
         precision: int = ...,
-        class_name: Optional[str] = None,
+        clock: Optional[Callable[[], float]] = None,
+        class_name: str = "RuleSampler",
     ) -> "NativeSampler": ...
     def should_sample(
         self,
@@ -29,6 +37,14 @@ class NativeSampler:
         links: Optional[Sequence[Link]] = None,
         trace_state: Optional[TraceState] = None,
     ) -> SamplingResult: ...
+    def explain(
+        self,
+        name: str,
+        kind: Optional[SpanKind] = None,
+        attributes: Any = None,
+        root: bool = True,
+        now: Optional[float] = None,
+    ) -> Dict[str, Any]: ...
     def get_description(self) -> str: ...
     @property
     def rate(self) -> float: ...
@@ -36,7 +52,8 @@ class NativeSampler:
     def respect_parent(self) -> bool: ...
     @property
     def threshold(self) -> Optional[str]: ...
-    def stats(self) -> Dict[str, int]: ...
+    def rule_names(self) -> List[str]: ...
+    def stats(self) -> Dict[str, Any]: ...
 
 def threshold_for_probability(probability: float, precision: int = ...) -> int: ...
 def encode_th(threshold: int) -> str: ...

@@ -8,7 +8,7 @@ any Python bytecode of ours.
 
 from __future__ import annotations
 
-from typing import Dict, Optional, Sequence
+from typing import Any, Callable, Dict, Mapping, Optional, Sequence
 
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace.sampling import Sampler, SamplingResult
@@ -18,28 +18,28 @@ from opentelemetry.util.types import Attributes
 
 from tracesieve import _core
 
-__all__ = ["ProbabilitySampler", "TraceIdRatioSampler"]
+__all__ = ["ProbabilitySampler", "RuleSampler", "TraceIdRatioSampler"]
+
+
+def _check_flag(name: str, value: object) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"{name}: expected True or False, got {type(value).__name__} {value!r}")
+    return value
+
+
+def _check_precision(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"precision: expected a whole number of hex digits, got {type(value).__name__} {value!r}")
+    return value
 
 
 class _NativeSampler(Sampler):
-    """Shared plumbing: construction, the SDK contract, stats."""
+    """Shared plumbing: the SDK contract, stats. Subclasses build ``self._native``."""
 
-    _kind: str = ""
-
-    def __init__(self, rate: float = 1.0, *, respect_parent: bool = True, precision: int = _core.DEFAULT_PRECISION):
-        if not isinstance(respect_parent, bool):
-            raise TypeError(f"respect_parent: expected True or False, got {type(respect_parent).__name__} {respect_parent!r}")
-        if isinstance(precision, bool) or not isinstance(precision, int):
-            raise TypeError(f"precision: expected a whole number of hex digits, got {type(precision).__name__} {precision!r}")
-        self._native = _core.NativeSampler(
-            self._kind,
-            rate,
-            respect_parent=respect_parent,
-            precision=precision,
-            class_name=type(self).__name__,
-        )
+    def _bind(self, native: _core.NativeSampler) -> None:
+        self._native = native
         # The hot path: the SDK looks this attribute up on the instance first.
-        self.should_sample = self._native.should_sample  # type: ignore[method-assign]
+        self.should_sample = native.should_sample  # type: ignore[method-assign]
 
     def should_sample(
         self,
@@ -95,10 +95,15 @@ class ProbabilitySampler(_NativeSampler):
         precision: significant hex digits of ``th`` (1-12, default 5).
     """
 
-    _kind = "probability"
-
     def __init__(self, rate: float = 1.0, *, respect_parent: bool = True, precision: int = _core.DEFAULT_PRECISION):
-        super().__init__(rate, respect_parent=respect_parent, precision=precision)
+        self._bind(
+            _core.NativeSampler.probability(
+                rate,
+                respect_parent=_check_flag("respect_parent", respect_parent),
+                precision=_check_precision(precision),
+                class_name=type(self).__name__,
+            )
+        )
 
     @property
     def threshold(self) -> Optional[str]:
@@ -115,7 +120,104 @@ class TraceIdRatioSampler(_NativeSampler):
     ``ParentBased(TraceIdRatioBased(rate))``.
     """
 
-    _kind = "traceidratio"
-
     def __init__(self, rate: float = 1.0, *, respect_parent: bool = True):
-        super().__init__(rate, respect_parent=respect_parent)
+        self._bind(
+            _core.NativeSampler.trace_id_ratio(
+                rate, respect_parent=_check_flag("respect_parent", respect_parent), class_name=type(self).__name__
+            )
+        )
+
+
+class RuleSampler(_NativeSampler):
+    """Rule-based consistent sampling: per-route rates, force-keep of business
+    events, drops, and multipliers by attribute value and local time of day.
+
+    Rules are plain data (they serialise to JSON, TOML or YAML as they are), tried
+    in order; the first whose conditions all hold decides::
+
+        RuleSampler(
+            rules=[
+                {"name": "payments", "match": {"business.event": "payment"}, "action": "keep"},
+                {"name": "big-orders", "match": {"payment.amount": {">": 1000}}, "action": "keep"},
+                {"name": "probes", "route": {"in": ["/api/health", "/api/metrics"]}, "rate": 0.01},
+                {"name": "checkout", "route": "/api/payment", "rate": 0.5},
+            ],
+            default_rate=0.1,
+            multipliers=[
+                {"attribute": "user.tier", "factors": {"premium": 1.5, "free": 0.5}},
+                {"schedule": {"timezone": "Asia/Seoul", "windows": [
+                    {"start": 9, "end": 18, "factor": 1.5},
+                    {"start": 18, "end": 23, "factor": 1.0},
+                    {"start": 23, "end": 9, "factor": 0.5}]}},
+            ],
+        )
+
+    A rule has conditions (``span_name``, ``route``, ``kind``, ``root``, ``match`` on
+    start attributes) and exactly one of ``rate`` (a probability, scaled by every
+    multiplier and clamped to [0, 1]) or ``action`` (``"keep"`` or ``"drop"``).
+    Spans no rule matches get ``default_rate``, also scaled.
+
+    The effective probability goes into the decision and into ``th``, so every
+    service running the same policy agrees, and downstream can re-weight.
+
+    Parent handling: with ``respect_parent=True`` (default) a span with a valid
+    parent follows the parent's decision, except that a ``keep`` rule always keeps
+    (a business event is recorded even when its trace was not sampled upstream).
+
+    Args:
+        rules: list of rule mappings, in priority order.
+        default_rate: probability for spans no rule matches.
+        multipliers: list of ``{"attribute", "factors", "default"}`` or
+            ``{"schedule": {"timezone", "windows"}}`` mappings.
+        respect_parent: follow a valid parent's decision (see above).
+        precision: significant hex digits of ``th`` (1-12, default 5).
+        clock: optional callable returning Unix time in seconds, for schedules
+            in tests and simulations; the system clock otherwise.
+    """
+
+    def __init__(
+        self,
+        rules: Sequence[Mapping[str, Any]] = (),
+        *,
+        default_rate: float = 1.0,
+        multipliers: Optional[Sequence[Mapping[str, Any]]] = None,
+        respect_parent: bool = True,
+        precision: int = _core.DEFAULT_PRECISION,
+        clock: Optional[Callable[[], float]] = None,
+    ):
+        self._rules = rules
+        self._default_rate = default_rate
+        self._multipliers = multipliers
+        self._bind(
+            _core.NativeSampler.rules(
+                list(rules) if isinstance(rules, tuple) else rules,
+                default_rate=default_rate,
+                multipliers=multipliers,
+                respect_parent=_check_flag("respect_parent", respect_parent),
+                precision=_check_precision(precision),
+                clock=clock,
+                class_name=type(self).__name__,
+            )
+        )
+
+    @property
+    def rule_names(self) -> list:
+        """Rule names in priority order (unnamed rules are called ``rules[i]``)."""
+        return self._native.rule_names()
+
+    def explain(
+        self,
+        name: str,
+        attributes: Optional[Mapping[str, Any]] = None,
+        *,
+        kind: Optional[SpanKind] = None,
+        root: bool = True,
+        now: Optional[float] = None,
+    ) -> Dict[str, Any]:
+        """Which rule decides a span like this, and with what probability (before
+        the parent and the trace's randomness are considered)::
+
+            >>> sampler.explain("POST /pay", {"http.route": "/api/payment", "user.tier": "free"})
+            {'rule': 'checkout', 'route': '/api/payment', 'action': 'rate', 'probability': 0.25, 'th': 'c'}
+        """
+        return self._native.explain(name, kind=kind, attributes=attributes, root=root, now=now)

@@ -1,10 +1,13 @@
 //! The PyO3 layer: `tracesieve._core`. Converts arguments and results only;
 //! the logic lives in the plain-Rust modules.
 
+mod convert;
 mod otel_api;
+mod py_clock;
 mod sampler;
 mod sampling_result;
 mod span_input;
+mod span_view;
 
 use pyo3::prelude::*;
 

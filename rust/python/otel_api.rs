@@ -26,6 +26,8 @@ pub struct OtelApi {
     pub runtime_context: Py<PyAny>,
     pub context_var: Option<Py<PyAny>>,
     pub empty_attributes: Py<PyAny>,
+    /// `SpanKind` members in `.value` order (INTERNAL, SERVER, CLIENT, PRODUCER, CONSUMER).
+    pub span_kinds: [Py<PyAny>; 5],
     pub mapping_abc: Py<PyAny>,
     pub empty_tuple: Py<PyTuple>,
     /// `SamplingResult(DROP, None, None)`: every dropped root span shares it.
@@ -104,6 +106,11 @@ impl OtelApi {
             runtime_context: runtime_context.unbind(),
             context_var,
             empty_attributes: empty_attributes.unbind(),
+            span_kinds: {
+                let kind = py.import("opentelemetry.trace")?.getattr("SpanKind")?;
+                let member = |name: &str| kind.getattr(name).map(Bound::unbind);
+                [member("INTERNAL")?, member("SERVER")?, member("CLIENT")?, member("PRODUCER")?, member("CONSUMER")?]
+            },
             mapping_abc: py.import("collections.abc")?.getattr("Mapping")?.unbind(),
             empty_tuple: PyTuple::empty(py).unbind(),
             drop_root: drop_root.unbind(),

@@ -1,17 +1,25 @@
 //! `NativeSampler`: one native call per span decision. Converts arguments,
 //! runs the plan, builds the result; never raises into the application.
 
+use std::sync::Arc;
+
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyString};
 
+use super::convert::to_data;
 use super::otel_api::OtelApi;
-use super::sampling_result::{self, RootTraceState};
+use super::py_clock::PyClock;
+use super::sampling_result::{self, RootTraceStates};
 use super::span_input;
+use super::span_view::{KeyTable, PySpanView};
+use crate::clock::{Clock, FixedClock};
 use crate::config::{self, ConfigError};
-use crate::plan::{Path, Plan, Stage};
+use crate::data::Path as DataPath;
+use crate::plan::{BareSpan, Path, Plan, Stage};
+use crate::rules::{self, Action, SpanView};
 use crate::sampler::SamplerCore;
-use crate::threshold::DEFAULT_PRECISION;
+use crate::threshold::{self, DEFAULT_PRECISION, NEVER};
 
 #[pyclass(frozen, module = "tracesieve._core")]
 pub struct NativeSampler {
@@ -19,10 +27,16 @@ pub struct NativeSampler {
     description: String,
     rate: f64,
     respect_parent: bool,
-    root_trace_state: Option<RootTraceState>,
+    root_trace_states: RootTraceStates,
+    /// Interned attribute keys of the rule set, by key index.
+    keys: KeyTable,
+    clock: Option<Arc<PyClock>>,
 }
 
-fn config_error(error: ConfigError) -> PyErr {
+/// How many distinct kept-root tracestates a sampler prebuilds at most.
+const MAX_CACHED_TRACE_STATES: usize = 4096;
+
+pub(crate) fn config_error(error: ConfigError) -> PyErr {
     PyValueError::new_err(error.to_string())
 }
 
@@ -42,48 +56,112 @@ fn number(field: &str, value: &Bound<'_, PyAny>) -> PyResult<f64> {
     value.extract::<f64>()
 }
 
+fn probability(field: &str, value: &Bound<'_, PyAny>) -> PyResult<f64> {
+    config::probability(field, number(field, value)?).map_err(config_error)
+}
+
+impl NativeSampler {
+    fn build(
+        py: Python<'_>,
+        plan: Plan,
+        clock: Option<Arc<PyClock>>,
+        description: String,
+        rate: f64,
+    ) -> PyResult<Self> {
+        let api = OtelApi::get(py)?;
+        // Every threshold a kept root can carry, when they are few enough to list.
+        let mut thresholds = Vec::new();
+        for stage in &plan.stages {
+            match stage {
+                Stage::Probability { threshold, .. } => thresholds.push(*threshold),
+                Stage::Rules(set) => {
+                    for p in set.possible_probabilities(MAX_CACHED_TRACE_STATES).unwrap_or_default() {
+                        thresholds.push(threshold::threshold_for_probability(p, plan.precision));
+                    }
+                }
+                Stage::TraceIdRatio { .. } => {}
+            }
+        }
+        let root_trace_states = RootTraceStates::new(py, api, thresholds)?;
+        let keys = KeyTable::new(py, plan.rules().map_or(&[][..], |set| &set.keys[..]))?;
+        let respect_parent = plan.respect_parent;
+        let core = match &clock {
+            Some(clock) => SamplerCore::with_clock(plan, clock.clone() as Arc<dyn Clock>),
+            None => SamplerCore::new(plan),
+        };
+        Ok(NativeSampler { core, description, rate, respect_parent, root_trace_states, keys, clock })
+    }
+}
+
+fn parent_note(respect_parent: bool) -> &'static str {
+    if respect_parent {
+        ""
+    } else {
+        ",respect_parent=False"
+    }
+}
+
 #[pymethods]
 impl NativeSampler {
-    /// `kind` is "probability" (consistent, writes `th`) or "traceidratio"
-    /// (the SDK's TraceIdRatioBased decision).
-    #[new]
-    #[pyo3(signature = (kind, rate, *, respect_parent = true, precision = DEFAULT_PRECISION as i64, class_name = None))]
-    fn new(
+    /// Consistent probability sampling at `rate` (writes `th`).
+    #[staticmethod]
+    #[pyo3(signature = (rate, *, respect_parent = true, precision = DEFAULT_PRECISION as i64, class_name = "ProbabilitySampler"))]
+    fn probability(py: Python<'_>, rate: &Bound<'_, PyAny>, respect_parent: bool, precision: i64, class_name: &str) -> PyResult<Self> {
+        let rate = probability("rate", rate)?;
+        let precision = config::precision("precision", precision).map_err(config_error)?;
+        let mut plan = Plan::new(respect_parent, vec![Stage::probability(rate, precision)]);
+        plan.precision = precision;
+        let description = format!("{class_name}{{{rate}{}}}", parent_note(respect_parent));
+        NativeSampler::build(py, plan, None, description, rate)
+    }
+
+    /// The SDK's `TraceIdRatioBased(rate)` decision.
+    #[staticmethod]
+    #[pyo3(signature = (rate, *, respect_parent = true, class_name = "TraceIdRatioSampler"))]
+    fn trace_id_ratio(py: Python<'_>, rate: &Bound<'_, PyAny>, respect_parent: bool, class_name: &str) -> PyResult<Self> {
+        let rate = probability("rate", rate)?;
+        let plan = Plan::new(respect_parent, vec![Stage::trace_id_ratio(rate)]);
+        let description = format!("{class_name}{{{rate}{}}}", parent_note(respect_parent));
+        NativeSampler::build(py, plan, None, description, rate)
+    }
+
+    /// Rule-based sampling from plain data (see `tracesieve.RuleSampler`).
+    #[staticmethod]
+    #[pyo3(signature = (rules, *, default_rate, multipliers = None, respect_parent = true, precision = DEFAULT_PRECISION as i64, clock = None, class_name = "RuleSampler"))]
+    #[allow(clippy::too_many_arguments)]
+    fn rules(
         py: Python<'_>,
-        kind: &str,
-        rate: &Bound<'_, PyAny>,
+        rules: &Bound<'_, PyAny>,
+        default_rate: &Bound<'_, PyAny>,
+        multipliers: Option<&Bound<'_, PyAny>>,
         respect_parent: bool,
         precision: i64,
-        class_name: Option<String>,
+        clock: Option<&Bound<'_, PyAny>>,
+        class_name: &str,
     ) -> PyResult<Self> {
-        let rate = config::probability("rate", number("rate", rate)?).map_err(config_error)?;
+        let default_rate = probability("default_rate", default_rate)?;
         let precision = config::precision("precision", precision).map_err(config_error)?;
-        let stage = match kind {
-            "probability" => Stage::probability(rate, precision),
-            "traceidratio" => Stage::trace_id_ratio(rate),
-            other => {
-                return Err(PyValueError::new_err(format!(
-                    "kind: unknown sampler kind {other:?}; expected \"probability\" or \"traceidratio\""
+        let rules_data = to_data(rules, &DataPath::root("rules"))?;
+        let multipliers_data = match multipliers {
+            Some(m) => to_data(m, &DataPath::root("multipliers"))?,
+            None => crate::data::Data::List(Vec::new()),
+        };
+        let set = rules::parse(&rules_data, default_rate, &multipliers_data).map_err(config_error)?;
+        let clock = match clock {
+            Some(callable) if callable.is_callable() => Some(Arc::new(PyClock::new(callable.clone().unbind()))),
+            Some(other) => {
+                return Err(PyTypeError::new_err(format!(
+                    "clock: expected a callable returning Unix time in seconds, got {} {}",
+                    other.get_type().name()?,
+                    other.repr()?
                 )))
             }
+            None => None,
         };
-        let api = OtelApi::get(py)?;
-        let root_trace_state = match stage {
-            Stage::Probability { threshold, .. } if threshold < crate::threshold::NEVER => Some(RootTraceState {
-                threshold,
-                trace_state: sampling_result::new_trace_state(py, api, None, Some(threshold))?.unbind(),
-            }),
-            _ => None,
-        };
-        let class_name = class_name.unwrap_or_else(|| "NativeSampler".to_owned());
-        let parent_note = if respect_parent { "" } else { ",respect_parent=False" };
-        Ok(NativeSampler {
-            core: SamplerCore::new(Plan { respect_parent, stages: vec![stage] }),
-            description: format!("{class_name}{{{rate}{parent_note}}}"),
-            rate,
-            respect_parent,
-            root_trace_state,
-        })
+        let description = format!("{class_name}{{rules={},default_rate={default_rate}{}}}", set.rules.len(), parent_note(respect_parent));
+        let mut plan = Plan::new(respect_parent, vec![Stage::Rules(set)]);
+        plan.precision = precision;
+        NativeSampler::build(py, plan, clock, description, default_rate)
     }
 
     /// The SDK's `Sampler.should_sample` signature. `trace_state` is accepted
@@ -106,8 +184,14 @@ impl NativeSampler {
         if !input.ok {
             self.core.counters().record_input_error();
         }
-        let decision = self.core.decide(&input.facts);
-        match sampling_result::build(py, api, decision, attributes, input.parent.as_ref(), self.root_trace_state.as_ref()) {
+        let root = input.facts.parent.is_none();
+        let decision = if self.keys.is_empty() {
+            self.core.decide(&input.facts, &BareSpan { name: "", root })
+        } else {
+            let span = PySpanView::new(api, name, kind, attributes, root, &self.keys);
+            self.core.decide(&input.facts, &span)
+        };
+        match sampling_result::build(py, api, decision, attributes, input.parent.as_ref(), &self.root_trace_states) {
             Ok(result) => Ok(result),
             Err(_) => {
                 // Only hostile look-alike objects get here; the decision stands,
@@ -117,6 +201,50 @@ impl NativeSampler {
                 Ok(fallback.bind(py).clone())
             }
         }
+    }
+
+    /// Which rule decides a span with these properties, and with what probability
+    /// (before the parent and the randomness are considered). For rule samplers.
+    #[pyo3(signature = (name, kind = None, attributes = None, root = true, now = None))]
+    fn explain<'py>(
+        &self,
+        py: Python<'py>,
+        name: &Bound<'py, PyAny>,
+        kind: Option<&Bound<'py, PyAny>>,
+        attributes: Option<&Bound<'py, PyAny>>,
+        root: bool,
+        now: Option<f64>,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let api = OtelApi::get(py)?;
+        let Some(set) = self.core.plan().rules() else {
+            return Err(PyTypeError::new_err("explain() needs a rule-based sampler"));
+        };
+        let span = PySpanView::new(api, name, kind, attributes, root, &self.keys);
+        let reading = match now {
+            Some(t) => Arc::new(FixedClock(t)) as Arc<dyn Clock>,
+            None => self.clock.clone().map_or_else(|| Arc::new(crate::clock::SystemClock) as Arc<dyn Clock>, |c| c as Arc<dyn Clock>),
+        };
+        let outcome = set.evaluate(&span, &mut || reading.now());
+        let out = PyDict::new(py);
+        out.set_item("rule", set.rule_name(outcome.rule))?;
+        out.set_item("route", span.route())?;
+        match outcome.action {
+            Action::Keep => {
+                out.set_item("action", "keep")?;
+                out.set_item("probability", 1.0)?;
+            }
+            Action::Drop => {
+                out.set_item("action", "drop")?;
+                out.set_item("probability", 0.0)?;
+            }
+            Action::Rate(p) => {
+                out.set_item("action", "rate")?;
+                let t = threshold::threshold_for_probability(p, self.core.plan().precision);
+                out.set_item("probability", p)?;
+                out.set_item("th", if t < NEVER { Some(threshold::encode_th(t)) } else { None })?;
+            }
+        }
+        Ok(out)
     }
 
     fn get_description(&self) -> &str {
@@ -133,18 +261,23 @@ impl NativeSampler {
         self.respect_parent
     }
 
-    /// The `th` this sampler writes on kept root spans, or None (rate 0 or legacy mode).
+    /// The `th` this sampler writes on kept root spans, or None (rate 0, legacy
+    /// mode, or a rule sampler whose probability varies).
     #[getter]
     fn threshold(&self) -> Option<String> {
-        match self.core.plan().stages.first() {
-            Some(Stage::Probability { threshold, .. }) if *threshold < crate::threshold::NEVER => {
-                Some(crate::threshold::encode_th(*threshold))
-            }
+        match self.core.plan().stages.as_slice() {
+            [Stage::Probability { threshold, .. }] if *threshold < NEVER => Some(threshold::encode_th(*threshold)),
             _ => None,
         }
     }
 
-    /// Exact decision counts: decisions, sampled, dropped, per path, input errors.
+    /// Names of the rules, in priority order (rule samplers; empty otherwise).
+    fn rule_names(&self) -> Vec<String> {
+        self.core.plan().rules().map(|set| set.rules.iter().map(|r| r.name.clone()).collect()).unwrap_or_default()
+    }
+
+    /// Exact decision counts: decisions, sampled, dropped, per path, input errors,
+    /// and for rule samplers per rule.
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let snapshot = self.core.snapshot();
         let stats = PyDict::new(py);
@@ -155,6 +288,19 @@ impl NativeSampler {
             stats.set_item(path.name(), snapshot.by_path[path as usize])?;
         }
         stats.set_item("input_errors", snapshot.input_errors)?;
+        if let Some(set) = self.core.plan().rules() {
+            let by_rule = PyDict::new(py);
+            for (index, (decisions, sampled)) in snapshot.by_rule.iter().enumerate() {
+                let entry = PyDict::new(py);
+                entry.set_item("decisions", decisions)?;
+                entry.set_item("sampled", sampled)?;
+                by_rule.set_item(set.rule_name(index), entry)?;
+            }
+            stats.set_item("rules", by_rule)?;
+        }
+        if let Some(clock) = &self.clock {
+            stats.set_item("clock_errors", clock.failures())?;
+        }
         Ok(stats)
     }
 

@@ -13,11 +13,29 @@ use crate::plan::{Decision, ThUpdate};
 /// W3C limit on tracestate members.
 const MAX_TRACESTATE_ENTRIES: usize = 32;
 
-/// A kept root span's tracestate, shared by every kept root at that threshold
-/// (`TraceState` is immutable).
-pub struct RootTraceState {
-    pub threshold: u64,
-    pub trace_state: Py<PyAny>,
+/// Kept root spans' tracestates, one per threshold the plan can produce,
+/// shared by every kept root at that threshold (`TraceState` is immutable).
+pub struct RootTraceStates {
+    /// Sorted by threshold.
+    entries: Vec<(u64, Py<PyAny>)>,
+}
+
+impl RootTraceStates {
+    pub fn new(py: Python<'_>, api: &OtelApi, thresholds: impl IntoIterator<Item = u64>) -> PyResult<Self> {
+        let mut thresholds: Vec<u64> = thresholds.into_iter().filter(|t| *t < crate::threshold::NEVER).collect();
+        thresholds.sort_unstable();
+        thresholds.dedup();
+        let entries = thresholds
+            .into_iter()
+            .map(|t| Ok((t, new_trace_state(py, api, None, Some(t))?.unbind())))
+            .collect::<PyResult<_>>()?;
+        Ok(RootTraceStates { entries })
+    }
+
+    fn get<'py>(&self, py: Python<'py>, threshold: u64) -> Option<Bound<'py, PyAny>> {
+        let index = self.entries.binary_search_by_key(&threshold, |(t, _)| *t).ok()?;
+        Some(self.entries[index].1.bind(py).clone())
+    }
 }
 
 pub fn build<'py>(
@@ -26,7 +44,7 @@ pub fn build<'py>(
     decision: Decision,
     attributes: Option<&Bound<'py, PyAny>>,
     parent: Option<&Parent<'py>>,
-    root_trace_state: Option<&RootTraceState>,
+    root_trace_states: &RootTraceStates,
 ) -> PyResult<Bound<'py, PyAny>> {
     if !decision.sampled {
         return match parent {
@@ -41,9 +59,9 @@ pub fn build<'py>(
         };
     }
     let trace_state = match (decision.th, parent) {
-        (ThUpdate::Set(threshold), None) => match root_trace_state {
-            Some(cached) if cached.threshold == threshold => cached.trace_state.bind(py).clone(),
-            _ => new_trace_state(py, api, None, Some(threshold))?,
+        (ThUpdate::Set(threshold), None) => match root_trace_states.get(py, threshold) {
+            Some(cached) => cached,
+            None => new_trace_state(py, api, None, Some(threshold))?,
         },
         (ThUpdate::Set(threshold), Some(parent)) => new_trace_state(py, api, Some(parent), Some(threshold))?,
         (ThUpdate::Erase, Some(parent)) if parent.ot_value.is_some() => new_trace_state(py, api, Some(parent), None)?,

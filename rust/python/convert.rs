@@ -1,0 +1,72 @@
+//! Plain Python data (dicts, lists, strings, numbers, booleans, None) into the
+//! neutral [`Data`] tree the Rust configuration parsers read.
+
+use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
+
+use crate::data::{Data, Path};
+
+/// Deeper nesting than any sane configuration; also stops reference cycles.
+const MAX_DEPTH: usize = 32;
+
+pub fn to_data(value: &Bound<'_, PyAny>, path: &Path) -> PyResult<Data> {
+    convert(value, path, 0)
+}
+
+fn convert(value: &Bound<'_, PyAny>, path: &Path, depth: usize) -> PyResult<Data> {
+    if depth > MAX_DEPTH {
+        return Err(PyValueError::new_err(format!("{}: nested more than {MAX_DEPTH} levels deep", path.as_str())));
+    }
+    if value.is_none() {
+        return Ok(Data::Null);
+    }
+    if let Ok(b) = value.cast::<PyBool>() {
+        return Ok(Data::Bool(b.is_true()));
+    }
+    if value.is_instance_of::<PyInt>() {
+        return match value.extract::<i64>() {
+            Ok(i) => Ok(Data::Int(i)),
+            Err(_) => Ok(Data::Float(value.extract::<f64>()?)),
+        };
+    }
+    if value.is_instance_of::<PyFloat>() {
+        return Ok(Data::Float(value.extract::<f64>()?));
+    }
+    if let Ok(s) = value.cast::<PyString>() {
+        return Ok(Data::Str(s.to_str()?.to_owned()));
+    }
+    if let Ok(dict) = value.cast::<PyDict>() {
+        let mut entries = Vec::with_capacity(dict.len());
+        for (key, item) in dict.iter() {
+            let Ok(key) = key.cast::<PyString>() else {
+                return Err(PyTypeError::new_err(format!(
+                    "{}: keys must be strings, got {} {}",
+                    path.as_str(),
+                    key.get_type().name()?,
+                    key.repr()?
+                )));
+            };
+            let key = key.to_str()?.to_owned();
+            let item = convert(&item, &path.key(&key), depth + 1)?;
+            entries.push((key, item));
+        }
+        return Ok(Data::Map(entries));
+    }
+    if value.is_instance_of::<PyList>() || value.is_instance_of::<PyTuple>() {
+        let mut items = Vec::new();
+        for (i, item) in value.try_iter()?.enumerate() {
+            items.push(convert(&item?, &path.index(i), depth + 1)?);
+        }
+        return Ok(Data::List(items));
+    }
+    // Other real numbers (Fraction, Decimal, numpy scalars) by their float value.
+    if value.hasattr("__float__")? && !value.hasattr("__len__")? {
+        return Ok(Data::Float(value.extract::<f64>()?));
+    }
+    Err(PyTypeError::new_err(format!(
+        "{}: {} values are not plain data; expected a dict, list, string, number, boolean or None",
+        path.as_str(),
+        value.get_type().name()?
+    )))
+}

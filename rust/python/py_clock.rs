@@ -1,0 +1,37 @@
+//! A caller-supplied clock (a Python callable returning Unix seconds), for
+//! tests and simulations. A clock that fails or returns nonsense falls back to
+//! the system time for that reading, and the failure is counted.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+use pyo3::prelude::*;
+
+use crate::clock::{Clock, SystemClock};
+
+pub struct PyClock {
+    callable: Py<PyAny>,
+    failures: AtomicU64,
+}
+
+impl PyClock {
+    pub fn new(callable: Py<PyAny>) -> Self {
+        PyClock { callable, failures: AtomicU64::new(0) }
+    }
+
+    pub fn failures(&self) -> u64 {
+        self.failures.load(Relaxed)
+    }
+}
+
+impl Clock for PyClock {
+    fn now(&self) -> f64 {
+        let reading = Python::attach(|py| self.callable.bind(py).call0().and_then(|v| v.extract::<f64>()));
+        match reading {
+            Ok(seconds) if seconds.is_finite() => seconds,
+            _ => {
+                self.failures.fetch_add(1, Relaxed);
+                SystemClock.now()
+            }
+        }
+    }
+}

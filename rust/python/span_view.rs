@@ -1,0 +1,207 @@
+//! The span being started, as the rules see it: its name, kind, whether it is
+//! a root, and the start attributes the rule set reads.
+
+use std::cell::OnceCell;
+
+use pyo3::ffi;
+use pyo3::prelude::*;
+use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyString};
+use smallvec::SmallVec;
+
+use super::otel_api::OtelApi;
+use crate::rules::condition::AttrValue;
+use crate::rules::{self, SpanView};
+
+/// The attribute keys a rule set reads, interned, with their str hashes.
+pub struct KeyTable {
+    keys: Vec<Py<PyString>>,
+    texts: Vec<String>,
+    hashes: Vec<isize>,
+}
+
+impl KeyTable {
+    pub fn new(py: Python<'_>, keys: &[String]) -> PyResult<Self> {
+        let interned: Vec<Py<PyString>> = keys.iter().map(|k| PyString::intern(py, k).unbind()).collect();
+        let hashes = interned.iter().map(|k| k.bind(py).hash()).collect::<PyResult<_>>()?;
+        Ok(KeyTable { keys: interned, texts: keys.to_vec(), hashes })
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    /// Which of our keys `key` is: by identity, else (for exact `str` keys) by
+    /// hash and then text. Runs no Python code.
+    ///
+    /// # Safety
+    /// `key` must be a live object.
+    unsafe fn position_raw(&self, key: *mut ffi::PyObject) -> Option<usize> {
+        if let Some(i) = self.keys.iter().position(|k| k.as_ptr() == key) {
+            return Some(i);
+        }
+        if ffi::PyUnicode_CheckExact(key) == 0 {
+            return None;
+        }
+        let hash = ffi::PyObject_Hash(key);
+        if !self.hashes.contains(&hash) {
+            return None;
+        }
+        let mut len: ffi::Py_ssize_t = 0;
+        let data = ffi::PyUnicode_AsUTF8AndSize(key, &mut len);
+        if data.is_null() {
+            ffi::PyErr_Clear();
+            return None;
+        }
+        let text = std::slice::from_raw_parts(data as *const u8, len as usize);
+        (0..self.keys.len()).find(|i| self.hashes[*i] == hash && self.texts[*i].as_bytes() == text)
+    }
+}
+
+/// Attribute values converted once. String contents are raw slices into
+/// Python strings that `PySpanView::held` keeps alive (Python strings, and their
+/// cached UTF-8, are immutable while referenced).
+#[derive(Clone, Copy)]
+enum Converted {
+    Absent,
+    Str(*const u8, usize),
+    Int(i64),
+    Float(f64),
+    Bool(bool),
+    Other,
+}
+
+pub struct PySpanView<'a, 'py> {
+    name: &'a str,
+    kind: Option<usize>,
+    root: bool,
+    converted: SmallVec<[Converted; 8]>,
+    held: SmallVec<[Bound<'py, PyAny>; 8]>,
+    /// Which key holds the route (None: the span name), found on first use.
+    route_key: OnceCell<Option<usize>>,
+}
+
+impl<'a, 'py> PySpanView<'a, 'py> {
+    pub fn new(
+        api: &OtelApi,
+        name: &'a Bound<'py, PyAny>,
+        kind: Option<&Bound<'py, PyAny>>,
+        attributes: Option<&Bound<'py, PyAny>>,
+        root: bool,
+        keys: &KeyTable,
+    ) -> Self {
+        let name = name.cast::<PyString>().ok().and_then(|s| s.to_str().ok()).unwrap_or("");
+        let kind = kind.and_then(|kind| api.span_kinds.iter().position(|member| member.is(kind)));
+        let mut view = PySpanView {
+            name,
+            kind,
+            root,
+            converted: SmallVec::from_elem(Converted::Absent, keys.keys.len()),
+            held: SmallVec::new(),
+            route_key: OnceCell::new(),
+        };
+        if let Some(attributes) = attributes {
+            view.read(attributes, keys);
+        }
+        view
+    }
+
+    fn store(&mut self, index: usize, value: Bound<'py, PyAny>) {
+        self.converted[index] = convert(&value);
+        self.held.push(value);
+    }
+
+    /// Read the table's keys from `attributes`. A small dict is scanned once
+    /// (cheaper than one lookup per key, most of which miss); a large one is probed.
+    fn read(&mut self, attributes: &Bound<'py, PyAny>, keys: &KeyTable) {
+        let py = attributes.py();
+        let Ok(dict) = attributes.cast::<PyDict>() else {
+            // Non-dict mappings (rare): ask for each key; failures count as absent.
+            for (i, key) in keys.keys.iter().enumerate() {
+                if let Ok(value) = attributes.get_item(key.bind(py)) {
+                    self.store(i, value);
+                }
+            }
+            return;
+        };
+        if dict.len() <= 2 * keys.keys.len() {
+            let mut position: ffi::Py_ssize_t = 0;
+            let mut key: *mut ffi::PyObject = std::ptr::null_mut();
+            let mut value: *mut ffi::PyObject = std::ptr::null_mut();
+            // SAFETY: iterating a live dict with borrowed references; no Python
+            // code runs inside the loop (str hashing and UTF-8 access only), and
+            // each value we keep is incref'd at once.
+            while unsafe { ffi::PyDict_Next(dict.as_ptr(), &mut position, &mut key, &mut value) } != 0 {
+                if let Some(i) = unsafe { keys.position_raw(key) } {
+                    self.store(i, unsafe { Bound::from_borrowed_ptr(py, value) });
+                }
+            }
+        } else {
+            for (i, key) in keys.keys.iter().enumerate() {
+                // SAFETY: borrowed lookup in a live dict; the result is incref'd at once.
+                let item = unsafe { ffi::PyDict_GetItemWithError(dict.as_ptr(), key.as_ptr()) };
+                if item.is_null() {
+                    unsafe { ffi::PyErr_Clear() };
+                } else {
+                    self.store(i, unsafe { Bound::from_borrowed_ptr(py, item) });
+                }
+            }
+        }
+    }
+}
+
+impl SpanView for PySpanView<'_, '_> {
+    fn name(&self) -> &str {
+        self.name
+    }
+
+    fn kind(&self) -> Option<usize> {
+        self.kind
+    }
+
+    fn is_root(&self) -> bool {
+        self.root
+    }
+
+    fn attribute(&self, key: usize) -> Option<AttrValue<'_>> {
+        Some(match *self.converted.get(key)? {
+            Converted::Absent => return None,
+            // SAFETY: the slice points into a string held by `self._held`
+            // (see `Converted`), and was valid UTF-8 when converted.
+            Converted::Str(ptr, len) => AttrValue::Str(unsafe { std::str::from_utf8_unchecked(std::slice::from_raw_parts(ptr, len)) }),
+            Converted::Int(i) => AttrValue::Int(i),
+            Converted::Float(f) => AttrValue::Float(f),
+            Converted::Bool(b) => AttrValue::Bool(b),
+            Converted::Other => AttrValue::Other,
+        })
+    }
+
+    fn route(&self) -> &str {
+        let key = *self.route_key.get_or_init(|| {
+            (0..rules::ROUTE_KEYS.len()).find(|k| matches!(self.attribute(*k), Some(AttrValue::Str(_))))
+        });
+        match key.and_then(|k| self.attribute(k)) {
+            Some(AttrValue::Str(route)) => route,
+            _ => self.name,
+        }
+    }
+}
+
+/// Python value to rule value; anything unexpected is `Other` (matches only `exists`).
+fn convert(value: &Bound<'_, PyAny>) -> Converted {
+    if let Ok(s) = value.cast::<PyString>() {
+        return s.to_str().map_or(Converted::Other, |text| Converted::Str(text.as_ptr(), text.len()));
+    }
+    if let Ok(b) = value.cast::<PyBool>() {
+        return Converted::Bool(b.is_true());
+    }
+    if value.is_instance_of::<PyInt>() {
+        return match value.extract::<i64>() {
+            Ok(i) => Converted::Int(i),
+            Err(_) => value.extract::<f64>().map_or(Converted::Other, Converted::Float),
+        };
+    }
+    if let Ok(f) = value.cast::<PyFloat>() {
+        return Converted::Float(f.value());
+    }
+    Converted::Other
+}
