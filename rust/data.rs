@@ -76,6 +76,17 @@ impl Path {
         }
     }
 
+    /// A key of a user mapping: `.name` when it is a plain identifier, else `["a.b"]`.
+    pub fn member(&self, name: &str) -> Path {
+        let plain = name.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if plain {
+            self.field(name)
+        } else {
+            self.key(name)
+        }
+    }
+
     /// A user-chosen key (an attribute name): `["key"]`.
     pub fn key(&self, name: &str) -> Path {
         let mut out = self.0.clone();
@@ -198,6 +209,8 @@ mod tests {
     fn paths_render_like_python_access() {
         let path = Path::root("rules").index(2).field("match").key("payment.amount");
         assert_eq!(path.as_str(), "rules[2].match[\"payment.amount\"]");
+        assert_eq!(Path::root("rules").index(0).member("match").member("user.tier").as_str(), "rules[0].match[\"user.tier\"]");
+        assert_eq!(Path::root("m").member("free").as_str(), "m.free");
     }
 
     #[test]

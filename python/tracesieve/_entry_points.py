@@ -48,3 +48,24 @@ def probability_default() -> ProbabilitySampler:
 def traceidratio_default() -> TraceIdRatioSampler:
     """Declarative configuration: a TraceIdRatioSampler at rate 1.0."""
     return TraceIdRatioSampler(_DEFAULT_RATE)
+
+
+def rules_from_arg(arg: Optional[str] = None):
+    """``OTEL_TRACES_SAMPLER=tracesieve_rules``: the argument (or ``TRACESIEVE_RULES``)
+    is the path of a ``.json`` or ``.toml`` rules file."""
+    import os
+
+    from tracesieve._policy_file import rule_sampler_from_file
+
+    path = (arg or "").strip() or os.environ.get("TRACESIEVE_RULES", "").strip()
+    if not path:
+        raise ValueError(
+            "tracesieve_rules needs a rules file: set OTEL_TRACES_SAMPLER_ARG (or TRACESIEVE_RULES) "
+            "to the path of a .json or .toml file"
+        )
+    return rule_sampler_from_file(path)
+
+
+def rules_default():
+    """Declarative configuration: the rules file named by ``TRACESIEVE_RULES``."""
+    return rules_from_arg(None)

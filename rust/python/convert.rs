@@ -48,7 +48,7 @@ fn convert(value: &Bound<'_, PyAny>, path: &Path, depth: usize) -> PyResult<Data
                 )));
             };
             let key = key.to_str()?.to_owned();
-            let item = convert(&item, &path.key(&key), depth + 1)?;
+            let item = convert(&item, &path.member(&key), depth + 1)?;
             entries.push((key, item));
         }
         return Ok(Data::Map(entries));

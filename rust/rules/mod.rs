@@ -239,7 +239,7 @@ fn parse_rule(path: &Path, rule: &Data, keys: &mut Vec<String>) -> Result<Rule, 
             return Err(p.error(format!("expected a mapping of attribute names to conditions, got {}", value.kind())));
         };
         for (key, spec) in entries {
-            let key_path = p.key(key);
+            let key_path = p.member(key);
             if key.is_empty() {
                 return Err(key_path.error("an attribute name cannot be empty"));
             }
@@ -318,7 +318,7 @@ fn parse_multiplier(path: &Path, spec: &Data, keys: &mut Vec<String>) -> Result<
     };
     let mut factors = Vec::new();
     for (value, factor) in entries {
-        factors.push((Literal::Str(value.clone()), non_negative(&factors_path.key(value), factor)?));
+        factors.push((Literal::Str(value.clone()), non_negative(&factors_path.member(value), factor)?));
     }
     Ok(Multiplier::Attribute { key: key_index(keys, key), factors, default })
 }

@@ -209,7 +209,7 @@ fn invalid_rules_name_where_and_what() {
 fn invalid_multipliers_name_where_and_what() {
     let none = Data::List(vec![]);
     let tier = |factor: f64| Data::List(vec![map(vec![("attribute", s("user.tier")), ("factors", map(vec![("free", Data::Float(factor))]))])]);
-    assert_eq!(error(none.clone(), tier(-0.5)), "multipliers[0].factors[\"free\"]: -0.5 is negative; expected a multiplier >= 0");
+    assert_eq!(error(none.clone(), tier(-0.5)), "multipliers[0].factors.free: -0.5 is negative; expected a multiplier >= 0");
     assert!(parse(&none, 0.1, &tier(0.0)).is_ok());
     assert!(error(none.clone(), Data::List(vec![map(vec![("attribute", s("x"))])])).starts_with("multipliers[0]: missing field factors"));
     assert!(error(none.clone(), Data::List(vec![map(vec![("other", s("x"))])])).starts_with("multipliers[0]: expected either attribute"));
