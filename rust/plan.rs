@@ -164,7 +164,7 @@ impl Plan {
     }
 
     /// Decide for one span. `now` is called only if a time-dependent stage needs it.
-    pub fn decide(&self, facts: &SpanFacts, span: &dyn SpanView, now: &mut dyn FnMut() -> f64) -> Decision {
+    pub fn decide<S: SpanView + ?Sized>(&self, facts: &SpanFacts, span: &S, now: &mut dyn FnMut() -> f64) -> Decision {
         let parent_decides = self.respect_parent && facts.parent.is_some();
         let path = match facts.parent {
             None => Path::Root,

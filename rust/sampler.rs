@@ -25,7 +25,7 @@ impl SamplerCore {
 
     /// Decide for one span and count the outcome.
     #[inline]
-    pub fn decide(&self, facts: &SpanFacts, span: &dyn SpanView) -> Decision {
+    pub fn decide<S: SpanView + ?Sized>(&self, facts: &SpanFacts, span: &S) -> Decision {
         let clock = &self.clock;
         let decision = self.plan.decide(facts, span, &mut || clock.now());
         self.counters.record(decision.path, decision.sampled, decision.rule);

@@ -30,8 +30,8 @@ pub fn threshold_for_probability(probability: f64, precision: u32) -> u64 {
         return 0;
     }
     let (_, exponent) = frexp(probability);
-    // Python's `exp // -4` is a floor division.
-    let extra = (exponent as f64 / -4.0).floor() as i64;
+    // Python's `exp // -4` (a floor division), in integers.
+    let extra = -i64::from((exponent + 3).div_euclid(4));
     let digits = (precision as i64 + extra).clamp(1, MAX_PRECISION as i64) as u32;
 
     // Map (0, 1) onto [1, 2) so the 52 mantissa bits hold the rejection fraction,

@@ -124,3 +124,15 @@ def test_same_decision_as_sdk_for_a_few_fixed_ids():
         ours = TraceIdRatioSampler(rate)
         for trace_id in (0, 1, 2**63, 2**64 - 1, 2**64, ALL_ONES, 0x0AF7651916CD43DD8448EB211C80319C):
             assert ours.should_sample(None, trace_id, "n").decision is sdk.should_sample(None, trace_id, "n").decision
+
+
+@pytest.mark.parametrize("cls", SAMPLERS)
+def test_results_held_by_the_caller_are_never_changed_by_later_decisions(cls):
+    sampler = cls(1.0)
+    first = sampler.should_sample(None, ALL_ONES, "a", None, {"n": 1})
+    second = sampler.should_sample(parent_context(ALL_ONES, True, [("v", "1")]), ALL_ONES, "b", None, {"n": 2})
+    third = sampler.should_sample(None, ALL_ONES, "c", None, {"n": 3})
+    assert dict(first.attributes) == {"n": 1}
+    assert dict(second.attributes) == {"n": 2} and second.trace_state.get("v") == "1"
+    assert dict(third.attributes) == {"n": 3}
+    assert len({id(first), id(second), id(third)}) == 3

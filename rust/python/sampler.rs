@@ -10,7 +10,7 @@ use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyString};
 use super::convert::to_data;
 use super::otel_api::OtelApi;
 use super::py_clock::PyClock;
-use super::sampling_result::{self, RootTraceStates};
+use super::sampling_result::{self, ReusableKeep, RootTraceStates};
 use super::span_input;
 use super::span_view::{KeyTable, PySpanView};
 use crate::clock::{Clock, FixedClock};
@@ -28,6 +28,7 @@ pub struct NativeSampler {
     rate: f64,
     respect_parent: bool,
     root_trace_states: RootTraceStates,
+    reusable_keep: ReusableKeep,
     /// Interned attribute keys of the rule set, by key index.
     keys: KeyTable,
     clock: Option<Arc<PyClock>>,
@@ -89,7 +90,8 @@ impl NativeSampler {
             Some(clock) => SamplerCore::with_clock(plan, clock.clone() as Arc<dyn Clock>),
             None => SamplerCore::new(plan),
         };
-        Ok(NativeSampler { core, description, rate, respect_parent, root_trace_states, keys, clock })
+        let reusable_keep = ReusableKeep::new(py, api)?;
+        Ok(NativeSampler { core, description, rate, respect_parent, root_trace_states, reusable_keep, keys, clock })
     }
 }
 
@@ -191,7 +193,7 @@ impl NativeSampler {
             let span = PySpanView::new(api, name, kind, attributes, root, &self.keys);
             self.core.decide(&input.facts, &span)
         };
-        match sampling_result::build(py, api, decision, attributes, input.parent.as_ref(), &self.root_trace_states) {
+        match sampling_result::build(py, api, decision, attributes, input.parent.as_ref(), &self.root_trace_states, Some(&self.reusable_keep)) {
             Ok(result) => Ok(result),
             Err(_) => {
                 // Only hostile look-alike objects get here; the decision stands,

@@ -45,6 +45,7 @@ pub fn build<'py>(
     attributes: Option<&Bound<'py, PyAny>>,
     parent: Option<&Parent<'py>>,
     root_trace_states: &RootTraceStates,
+    reusable_keep: Option<&ReusableKeep>,
 ) -> PyResult<Bound<'py, PyAny>> {
     if !decision.sampled {
         return match parent {
@@ -69,7 +70,62 @@ pub fn build<'py>(
         (_, None) => py.None().into_bound(py),
     };
     let attributes = echo_attributes(py, api, attributes);
+    if let Some(reusable) = reusable_keep {
+        if let Some(result) = reuse(py, api, reusable, &attributes, &trace_state)? {
+            return Ok(result);
+        }
+    }
     new_result(py, api, api.decision_record_and_sample.bind(py), &attributes, &trace_state)
+}
+
+/// A kept result object owned by one sampler, refilled instead of allocated
+/// when nothing else holds it. The SDK reads a result once and drops it, so
+/// the object is normally free again by the next span.
+pub struct ReusableKeep(Py<PyAny>);
+
+impl ReusableKeep {
+    pub fn new(py: Python<'_>, api: &OtelApi) -> PyResult<Self> {
+        let result = new_result(
+            py,
+            api,
+            api.decision_record_and_sample.bind(py),
+            api.empty_attributes.bind(py),
+            &py.None().into_bound(py),
+        )?;
+        Ok(ReusableKeep(result.unbind()))
+    }
+}
+
+#[cfg(not(Py_GIL_DISABLED))]
+fn reuse<'py>(
+    py: Python<'py>,
+    api: &OtelApi,
+    reusable: &ReusableKeep,
+    attributes: &Bound<'py, PyAny>,
+    trace_state: &Bound<'py, PyAny>,
+) -> PyResult<Option<Bound<'py, PyAny>>> {
+    let result = reusable.0.bind(py);
+    // SAFETY: reading the reference count of a live object. With the GIL held,
+    // a count of 1 means only this sampler refers to the object: no caller can
+    // observe the refill.
+    if unsafe { ffi::Py_REFCNT(result.as_ptr()) } != 1 {
+        return Ok(None);
+    }
+    result.setattr(api.names.decision.bind(py), api.decision_record_and_sample.bind(py))?;
+    result.setattr(api.names.attributes.bind(py), attributes)?;
+    result.setattr(api.names.trace_state.bind(py), trace_state)?;
+    Ok(Some(result.clone()))
+}
+
+#[cfg(Py_GIL_DISABLED)]
+fn reuse<'py>(
+    _py: Python<'py>,
+    _api: &OtelApi,
+    _reusable: &ReusableKeep,
+    _attributes: &Bound<'py, PyAny>,
+    _trace_state: &Bound<'py, PyAny>,
+) -> PyResult<Option<Bound<'py, PyAny>>> {
+    Ok(None)
 }
 
 /// The start attributes as the read-only mapping `SamplingResult` holds.

@@ -73,7 +73,7 @@ pub struct RuleOutcome {
 impl RuleSet {
     /// First matching rule, or the default rate. Rates are multiplied and
     /// clamped to [0, 1]; `now` is read only when a schedule needs it.
-    pub fn evaluate(&self, span: &dyn SpanView, now: &mut dyn FnMut() -> f64) -> RuleOutcome {
+    pub fn evaluate<S: SpanView + ?Sized>(&self, span: &S, now: &mut dyn FnMut() -> f64) -> RuleOutcome {
         let (rule, action) = self.first_match(span);
         let action = match action {
             Action::Rate(rate) => Action::Rate(self.scale(rate, span, now)),
@@ -83,7 +83,7 @@ impl RuleSet {
     }
 
     /// The first rule whose conditions all hold (index, unscaled action), or the default.
-    pub fn first_match(&self, span: &dyn SpanView) -> (usize, Action) {
+    pub fn first_match<S: SpanView + ?Sized>(&self, span: &S) -> (usize, Action) {
         match self.rules.iter().position(|rule| rule.conditions.iter().all(|c| self.holds(c, span))) {
             Some(index) => (index, self.rules[index].action),
             None => (self.rules.len(), Action::Rate(self.default_rate)),
@@ -95,7 +95,8 @@ impl RuleSet {
         self.rules.get(index).map_or("default", |rule| rule.name.as_str())
     }
 
-    fn holds(&self, condition: &Condition, span: &dyn SpanView) -> bool {
+    #[inline]
+    fn holds<S: SpanView + ?Sized>(&self, condition: &Condition, span: &S) -> bool {
         let value = match condition.subject {
             Subject::Attribute(key) => span.attribute(key),
             Subject::SpanName => Some(AttrValue::Str(span.name())),
@@ -107,7 +108,7 @@ impl RuleSet {
     }
 
     /// A rate times every multiplier, clamped to [0, 1].
-    pub fn scale(&self, rate: f64, span: &dyn SpanView, now: &mut dyn FnMut() -> f64) -> f64 {
+    pub fn scale<S: SpanView + ?Sized>(&self, rate: f64, span: &S, now: &mut dyn FnMut() -> f64) -> f64 {
         let mut product = rate;
         for multiplier in &self.multipliers {
             product *= match multiplier {

@@ -71,10 +71,11 @@ impl Schedule {
         if !now.is_finite() {
             return None;
         }
-        let quarter = (now / QUARTER_HOUR).floor();
+        let quarter = now / QUARTER_HOUR;
         if !(0.0..(1u64 << 50) as f64).contains(&quarter) {
             return self.compute_hour(now);
         }
+        // Truncation is the floor for non-negative values.
         let quarter = quarter as u64;
         let cached = self.cache.load(Relaxed);
         if cached != EMPTY && cached >> 5 == quarter {
