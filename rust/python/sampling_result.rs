@@ -81,7 +81,11 @@ pub fn build<'py>(
 /// A kept result object owned by one sampler, refilled instead of allocated
 /// when nothing else holds it. The SDK reads a result once and drops it, so
 /// the object is normally free again by the next span.
-pub struct ReusableKeep(Py<PyAny>);
+pub struct ReusableKeep {
+    result: Py<PyAny>,
+    /// The result's instance dict: refilling it directly skips attribute lookup.
+    fields: Py<PyDict>,
+}
 
 impl ReusableKeep {
     pub fn new(py: Python<'_>, api: &OtelApi) -> PyResult<Self> {
@@ -92,8 +96,16 @@ impl ReusableKeep {
             api.empty_attributes.bind(py),
             &py.None().into_bound(py),
         )?;
-        Ok(ReusableKeep(result.unbind()))
+        let fields = instance_dict(&result)?;
+        Ok(ReusableKeep { result: result.unbind(), fields: fields.unbind() })
     }
+}
+
+/// `obj.__dict__` of a plain Python instance.
+fn instance_dict<'py>(object: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyDict>> {
+    // SAFETY: returns a new reference or NULL with an exception set.
+    let dict = unsafe { Bound::from_owned_ptr_or_err(object.py(), ffi::PyObject_GenericGetDict(object.as_ptr(), std::ptr::null_mut()))? };
+    Ok(dict.cast_into::<PyDict>()?)
 }
 
 #[cfg(not(Py_GIL_DISABLED))]
@@ -104,16 +116,17 @@ fn reuse<'py>(
     attributes: &Bound<'py, PyAny>,
     trace_state: &Bound<'py, PyAny>,
 ) -> PyResult<Option<Bound<'py, PyAny>>> {
-    let result = reusable.0.bind(py);
+    let result = reusable.result.bind(py);
     // SAFETY: reading the reference count of a live object. With the GIL held,
     // a count of 1 means only this sampler refers to the object: no caller can
     // observe the refill.
     if unsafe { ffi::Py_REFCNT(result.as_ptr()) } != 1 {
         return Ok(None);
     }
-    result.setattr(api.names.decision.bind(py), api.decision_record_and_sample.bind(py))?;
-    result.setattr(api.names.attributes.bind(py), attributes)?;
-    result.setattr(api.names.trace_state.bind(py), trace_state)?;
+    // `decision` never changes: this object only ever carries RECORD_AND_SAMPLE.
+    let fields = reusable.fields.bind(py);
+    fields.set_item(api.names.attributes.bind(py), attributes)?;
+    fields.set_item(api.names.trace_state.bind(py), trace_state)?;
     Ok(Some(result.clone()))
 }
 
@@ -167,9 +180,10 @@ fn new_result<'py>(
     trace_state: &Bound<'py, PyAny>,
 ) -> PyResult<Bound<'py, PyAny>> {
     let result = bare_instance(py, api, api.sampling_result_type.bind(py))?;
-    result.setattr(api.names.decision.bind(py), decision)?;
-    result.setattr(api.names.attributes.bind(py), attributes)?;
-    result.setattr(api.names.trace_state.bind(py), trace_state)?;
+    let fields = instance_dict(&result)?;
+    fields.set_item(api.names.decision.bind(py), decision)?;
+    fields.set_item(api.names.attributes.bind(py), attributes)?;
+    fields.set_item(api.names.trace_state.bind(py), trace_state)?;
     Ok(result)
 }
 

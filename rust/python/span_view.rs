@@ -2,6 +2,8 @@
 //! a root, and the start attributes the rule set reads.
 
 use std::cell::OnceCell;
+use std::sync::atomic::{AtomicPtr, AtomicU8, AtomicUsize, Ordering};
+use std::sync::OnceLock;
 
 use pyo3::ffi;
 use pyo3::prelude::*;
@@ -12,18 +14,68 @@ use super::otel_api::OtelApi;
 use crate::rules::condition::AttrValue;
 use crate::rules::{self, SpanView};
 
-/// The attribute keys a rule set reads, interned, with their str hashes.
+/// How many distinct attribute-key objects a table remembers.
+const SEEN_SLOTS: usize = 64;
+/// `seen_index` value for a key object that is none of ours.
+const NOT_OURS: u8 = u8::MAX;
+
+/// The attribute keys a rule set reads, interned, with their str hashes, plus
+/// a memo of key objects already seen in attribute dicts. Instrumentations pass
+/// the same key objects (module constants) span after span, so after the first
+/// spans a key is recognised by identity alone.
 pub struct KeyTable {
     keys: Vec<Py<PyString>>,
     texts: Vec<String>,
     hashes: Vec<isize>,
+    seen: [AtomicPtr<ffi::PyObject>; SEEN_SLOTS],
+    seen_index: [AtomicU8; SEEN_SLOTS],
+    /// Strong references that keep memoised key objects (and so their addresses) alive.
+    seen_refs: [OnceLock<Py<PyAny>>; SEEN_SLOTS],
+    seen_len: AtomicUsize,
 }
 
 impl KeyTable {
     pub fn new(py: Python<'_>, keys: &[String]) -> PyResult<Self> {
+        if keys.len() >= usize::from(NOT_OURS) {
+            return Err(pyo3::exceptions::PyValueError::new_err(format!(
+                "rules: {} distinct attribute names; at most {} are supported",
+                keys.len(),
+                NOT_OURS - 1
+            )));
+        }
         let interned: Vec<Py<PyString>> = keys.iter().map(|k| PyString::intern(py, k).unbind()).collect();
         let hashes = interned.iter().map(|k| k.bind(py).hash()).collect::<PyResult<_>>()?;
-        Ok(KeyTable { keys: interned, texts: keys.to_vec(), hashes })
+        Ok(KeyTable {
+            keys: interned,
+            texts: keys.to_vec(),
+            hashes,
+            seen: std::array::from_fn(|_| AtomicPtr::new(std::ptr::null_mut())),
+            seen_index: std::array::from_fn(|_| AtomicU8::new(NOT_OURS)),
+            seen_refs: std::array::from_fn(|_| OnceLock::new()),
+            seen_len: AtomicUsize::new(0),
+        })
+    }
+
+    /// Which of our keys `key` is, remembering the answer for this object.
+    ///
+    /// # Safety
+    /// `key` must be a live object.
+    unsafe fn lookup(&self, py: Python<'_>, key: *mut ffi::PyObject) -> Option<usize> {
+        let filled = self.seen_len.load(Ordering::Acquire).min(SEEN_SLOTS);
+        for slot in 0..filled {
+            if self.seen[slot].load(Ordering::Acquire) == key {
+                let index = self.seen_index[slot].load(Ordering::Relaxed);
+                return (index != NOT_OURS).then_some(usize::from(index));
+            }
+        }
+        let found = self.position_raw(key);
+        let slot = self.seen_len.fetch_add(1, Ordering::AcqRel);
+        if slot < SEEN_SLOTS {
+            let _ = self.seen_refs[slot].set(Bound::from_borrowed_ptr(py, key).unbind());
+            self.seen_index[slot].store(found.map_or(NOT_OURS, |i| i as u8), Ordering::Relaxed);
+            self.seen[slot].store(key, Ordering::Release);
+        }
+        found
     }
 
     pub fn is_empty(&self) -> bool {
@@ -131,7 +183,7 @@ impl<'a, 'py> PySpanView<'a, 'py> {
             // code runs inside the loop (str hashing and UTF-8 access only), and
             // each value we keep is incref'd at once.
             while unsafe { ffi::PyDict_Next(dict.as_ptr(), &mut position, &mut key, &mut value) } != 0 {
-                if let Some(i) = unsafe { keys.position_raw(key) } {
+                if let Some(i) = unsafe { keys.lookup(py, key) } {
                     self.store(i, unsafe { Bound::from_borrowed_ptr(py, value) });
                 }
             }
@@ -162,6 +214,7 @@ impl SpanView for PySpanView<'_, '_> {
         self.root
     }
 
+    #[inline]
     fn attribute(&self, key: usize) -> Option<AttrValue<'_>> {
         Some(match *self.converted.get(key)? {
             Converted::Absent => return None,
@@ -175,6 +228,7 @@ impl SpanView for PySpanView<'_, '_> {
         })
     }
 
+    #[inline]
     fn route(&self) -> &str {
         let key = *self.route_key.get_or_init(|| {
             (0..rules::ROUTE_KEYS.len()).find(|k| matches!(self.attribute(*k), Some(AttrValue::Str(_))))

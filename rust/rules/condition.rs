@@ -44,6 +44,7 @@ impl Literal {
     }
 
     /// Equality with strict types, except that integers and floats compare as numbers.
+    #[inline]
     pub fn equals(&self, value: &AttrValue<'_>) -> bool {
         match (self, value) {
             (Literal::Str(a), AttrValue::Str(b)) => a == b,
@@ -89,6 +90,7 @@ pub const OPERATORS: &[&str] = &["<", "<=", ">", ">=", "==", "in", "exists", "gl
 
 impl Op {
     /// Does `value` (None when the subject is absent) satisfy the operator?
+    #[inline]
     pub fn matches(&self, value: Option<&AttrValue<'_>>) -> bool {
         let Some(value) = value else {
             return matches!(self, Op::Exists(false));
