@@ -150,7 +150,8 @@ pub fn suggestion<'v>(typo: &str, valid: &[&'v str]) -> Option<&'v str> {
         .iter()
         .map(|candidate| (edit_distance(typo, candidate), *candidate))
         .filter(|(distance, candidate)| *distance <= 2.max(candidate.len() / 4))
-        .min_by_key(|(distance, _)| *distance)
+        // On a tie, prefer the name the typo is a prefix of ("rout" -> "route", not "root").
+        .min_by_key(|(distance, candidate)| (*distance, !candidate.starts_with(typo)))
         .map(|(_, candidate)| candidate)
 }
 
@@ -235,5 +236,6 @@ mod tests {
     fn suggestions_only_for_near_misses() {
         assert_eq!(suggestion("actoin", &["action", "rate"]), Some("action"));
         assert_eq!(suggestion("zzzzzz", &["action", "rate"]), None);
+        assert_eq!(suggestion("rout", &["root", "route"]), Some("route"));
     }
 }

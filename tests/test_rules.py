@@ -301,3 +301,17 @@ def test_decisions_equal_the_pure_python_reference(trace_id, attrs, now, parent,
     verdict = ours.explain("span", attrs, kind=SpanKind.SERVER, root=parent == "root", now=now)
     assert (verdict["rule"], verdict["action"]) == ref.evaluate("span", SpanKind.SERVER, attrs, parent == "root")[:2]
     assert verdict["probability"] == pytest.approx(ref.evaluate("span", SpanKind.SERVER, attrs, parent == "root")[2])
+
+
+def test_attribute_keys_are_recognised_whatever_object_carries_them():
+    # Fresh, equal-but-distinct key objects each time (beyond the memo's 64
+    # slots), interned ones, and look-alike keys that are not ours.
+    sampler = RuleSampler([{"name": "pay", "route": "/api/payment", "rate": 1.0}], default_rate=0.0)
+    for i in range(300):
+        key = "".join(["http", ".", "route"])
+        noise = {"".join(["x", str(i)]): 1, "".join(["http.rout", "e2"]): "/api/payment"}
+        assert sampler.explain("s", {**noise, key: "/api/payment"})["rule"] == "pay"
+        assert sampler.explain("s", {**noise, key: "/api/order"})["rule"] == "default"
+    import sys
+
+    assert sampler.explain("s", {sys.intern("http.route"): "/api/payment"})["rule"] == "pay"
