@@ -2,7 +2,7 @@
 conditions) per `should_sample`, beside a pure-Python interpreter of the same
 policy and the SDK's TraceIdRatioBased.
 
-Run: pytest benches/test_rules.py --benchmark-only
+Run: pytest benches/test_rule_speed.py --benchmark-only
 """
 
 from __future__ import annotations
