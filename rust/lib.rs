@@ -2,6 +2,7 @@
 //! tracestate entry, sampling plans and lock-free counters, plus (with the
 //! `python` feature) the thin PyO3 layer that exposes them as `tracesieve._core`.
 
+pub mod adaptive;
 pub mod clock;
 pub mod config;
 pub mod data;
@@ -11,6 +12,7 @@ pub mod rules;
 pub mod sampler;
 pub mod stats;
 pub mod threshold;
+pub mod window;
 
 #[cfg(feature = "python")]
 mod python;

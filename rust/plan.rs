@@ -1,6 +1,9 @@
 //! A sampler is a plan: how to treat the parent, then stages that set or narrow
 //! the probability or force a decision. One call evaluates the whole plan.
 
+use std::sync::Arc;
+
+use crate::adaptive::Booster;
 use crate::ot_entry::OtFields;
 use crate::rules::condition::AttrValue;
 use crate::rules::{Action, RuleSet, SpanView};
@@ -88,8 +91,9 @@ pub struct Decision {
     pub rule: Option<usize>,
 }
 
-/// One step of a plan.
-#[derive(Debug)]
+/// One step of a plan. Cloning shares the rule set and the booster, so a
+/// composed sampler can reuse another's stages.
+#[derive(Clone)]
 pub enum Stage {
     /// Consistent probability sampling at a fixed probability (`threshold`
     /// precomputed from it at the plan's precision).
@@ -100,7 +104,20 @@ pub enum Stage {
     TraceIdRatio { rate: f64, bound: u128 },
     /// Rules: a keep rule forces a keep (even over a parent); a drop rule drops;
     /// a rate rule (or the default) scales the probability.
-    Rules(RuleSet),
+    Rules(Arc<RuleSet>),
+    /// Multiply the probability by the live error/latency boost.
+    Boost(Arc<Booster>),
+}
+
+impl std::fmt::Debug for Stage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Stage::Probability { probability, .. } => write!(f, "Probability({probability})"),
+            Stage::TraceIdRatio { rate, .. } => write!(f, "TraceIdRatio({rate})"),
+            Stage::Rules(set) => write!(f, "Rules({} rules)", set.rules.len()),
+            Stage::Boost(booster) => write!(f, "Boost({:?})", booster.policy),
+        }
+    }
 }
 
 impl Stage {
@@ -119,7 +136,7 @@ impl Stage {
 }
 
 /// A complete sampling policy.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Plan {
     /// Follow a valid parent's sampled flag (like the SDK's `ParentBased`).
     /// Only a keep rule overrides it.
@@ -158,9 +175,50 @@ impl Plan {
     /// The rule set, if the plan has a rule stage.
     pub fn rules(&self) -> Option<&RuleSet> {
         self.stages.iter().find_map(|stage| match stage {
-            Stage::Rules(set) => Some(set),
+            Stage::Rules(set) => Some(&**set),
             _ => None,
         })
+    }
+
+    pub fn booster(&self) -> Option<&Booster> {
+        self.stages.iter().find_map(|stage| match stage {
+            Stage::Boost(booster) => Some(&**booster),
+            _ => None,
+        })
+    }
+
+    /// Attribute keys the plan reads at span start (indexes of `SpanView::attribute`).
+    pub fn attribute_keys(&self) -> Vec<String> {
+        if let Some(set) = self.rules() {
+            return set.keys.clone();
+        }
+        if self.booster().is_some_and(|b| b.signals.routes.len() > 1) {
+            return crate::rules::ROUTE_KEYS.iter().map(|k| k.to_string()).collect();
+        }
+        Vec::new()
+    }
+
+    /// Every probability a rate decision of this plan can take, or None when
+    /// they are too many to list. (Keep rules add probability 1.)
+    pub fn possible_probabilities(&self, limit: usize) -> Option<Vec<f64>> {
+        let mut set = vec![1.0f64];
+        for stage in &self.stages {
+            let factors: Vec<f64> = match stage {
+                Stage::Probability { probability, .. } => vec![*probability],
+                Stage::TraceIdRatio { .. } => return Some(Vec::new()),
+                Stage::Rules(rules) => rules.possible_probabilities(limit)?,
+                Stage::Boost(booster) => booster.policy.possible_multipliers(),
+            };
+            if set.len().saturating_mul(factors.len()) > limit {
+                return None;
+            }
+            set = set.iter().flat_map(|x| factors.iter().map(move |f| x * f)).collect();
+        }
+        set.push(1.0);
+        let mut set: Vec<f64> = set.into_iter().map(|p| p.clamp(0.0, 1.0)).collect();
+        set.sort_by(f64::total_cmp);
+        set.dedup();
+        Some(set)
     }
 
     /// Decide for one span. `now` is called only if a time-dependent stage needs it.
@@ -204,6 +262,17 @@ impl Plan {
                             probability *= set.scale(rate, span, now);
                             exact_threshold = None;
                         }
+                    }
+                }
+                Stage::Boost(booster) => {
+                    if parent_decides {
+                        break;
+                    }
+                    let route = if booster.signals.routes.len() > 1 { Some(span.route()) } else { None };
+                    let multiplier = booster.multiplier(route, now());
+                    if multiplier != 1.0 {
+                        probability = (probability * multiplier).min(1.0);
+                        exact_threshold = None;
                     }
                 }
             }
@@ -350,7 +419,7 @@ mod tests {
             map(vec![("name", Data::Str("quarter".into())), ("span_name", Data::Str("z".into())), ("rate", Data::Float(0.25))]),
         ]);
         let set = crate::rules::parse(&rules, 0.5, &Data::List(vec![])).unwrap();
-        Plan::new(respect_parent, vec![Stage::Rules(set)])
+        Plan::new(respect_parent, vec![Stage::Rules(Arc::new(set))])
     }
 
     fn decide_named(plan: &Plan, facts: &SpanFacts, name: &str) -> Decision {

@@ -5,9 +5,17 @@
     provider = TracerProvider(sampler=ProbabilitySampler(0.1))
 """
 
+from tracesieve._adaptive import AdaptiveSampler, ErrorWindowProcessor
 from tracesieve._samplers import ProbabilitySampler, RuleSampler, TraceIdRatioSampler
 
-__all__ = ["ProbabilitySampler", "RuleSampler", "TraceIdRatioSampler", "__version__"]
+__all__ = [
+    "AdaptiveSampler",
+    "ErrorWindowProcessor",
+    "ProbabilitySampler",
+    "RuleSampler",
+    "TraceIdRatioSampler",
+    "__version__",
+]
 
 try:
     from importlib.metadata import version as _version

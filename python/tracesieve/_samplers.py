@@ -188,6 +188,7 @@ class RuleSampler(_NativeSampler):
         self._rules = rules
         self._default_rate = default_rate
         self._multipliers = multipliers
+        self._clock = clock
         self._bind(
             _core.NativeSampler.rules(
                 list(rules) if isinstance(rules, tuple) else rules,

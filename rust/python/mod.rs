@@ -6,6 +6,7 @@ mod otel_api;
 mod py_clock;
 mod sampler;
 mod sampling_result;
+mod signals;
 mod span_input;
 mod span_view;
 
@@ -20,6 +21,9 @@ mod _core {
 
     #[pymodule_export]
     use super::sampler::NativeSampler;
+
+    #[pymodule_export]
+    use super::signals::NativeSignals;
 
     #[pymodule_export]
     const DEFAULT_PRECISION: u32 = threshold::DEFAULT_PRECISION;

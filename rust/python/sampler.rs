@@ -12,7 +12,9 @@ use super::otel_api::OtelApi;
 use super::py_clock::PyClock;
 use super::sampling_result::{self, ReusableKeep, RootTraceStates};
 use super::span_input;
+use super::signals::NativeSignals;
 use super::span_view::{KeyTable, PySpanView};
+use crate::adaptive::{BoostPolicy, Booster, ErrorPolicy};
 use crate::clock::{Clock, FixedClock};
 use crate::config::{self, ConfigError};
 use crate::data::Path as DataPath;
@@ -71,20 +73,17 @@ impl NativeSampler {
     ) -> PyResult<Self> {
         let api = OtelApi::get(py)?;
         // Every threshold a kept root can carry, when they are few enough to list.
-        let mut thresholds = Vec::new();
-        for stage in &plan.stages {
-            match stage {
-                Stage::Probability { threshold, .. } => thresholds.push(*threshold),
-                Stage::Rules(set) => {
-                    for p in set.possible_probabilities(MAX_CACHED_TRACE_STATES).unwrap_or_default() {
-                        thresholds.push(threshold::threshold_for_probability(p, plan.precision));
-                    }
-                }
-                Stage::TraceIdRatio { .. } => {}
-            }
+        let mut thresholds: Vec<u64> = plan
+            .possible_probabilities(MAX_CACHED_TRACE_STATES)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|p| threshold::threshold_for_probability(p, plan.precision))
+            .collect();
+        if let Some(Stage::Probability { threshold, .. }) = plan.stages.first() {
+            thresholds.push(*threshold);
         }
         let root_trace_states = RootTraceStates::new(py, api, thresholds)?;
-        let keys = KeyTable::new(py, plan.rules().map_or(&[][..], |set| &set.keys[..]))?;
+        let keys = KeyTable::new(py, &plan.attribute_keys())?;
         let respect_parent = plan.respect_parent;
         let core = match &clock {
             Some(clock) => SamplerCore::with_clock(plan, clock.clone() as Arc<dyn Clock>),
@@ -161,9 +160,58 @@ impl NativeSampler {
             None => None,
         };
         let description = format!("{class_name}{{rules={},default_rate={default_rate}{}}}", set.rules.len(), parent_note(respect_parent));
-        let mut plan = Plan::new(respect_parent, vec![Stage::Rules(set)]);
+        let mut plan = Plan::new(respect_parent, vec![Stage::Rules(Arc::new(set))]);
         plan.precision = precision;
         NativeSampler::build(py, plan, clock, description, default_rate)
+    }
+
+    /// `base`'s plan with a live error/latency boost from `signals` appended.
+    #[staticmethod]
+    #[pyo3(signature = (base, signals, *, error_steps = None, error_rate_target = None, min_spans = 20, latency_boost = 2.0, slow_ratio = 0.1, max_boost = 10.0, class_name = "AdaptiveSampler"))]
+    #[allow(clippy::too_many_arguments)]
+    fn adaptive(
+        py: Python<'_>,
+        base: PyRef<'_, NativeSampler>,
+        signals: PyRef<'_, NativeSignals>,
+        error_steps: Option<Vec<(i64, f64)>>,
+        error_rate_target: Option<f64>,
+        min_spans: i64,
+        latency_boost: f64,
+        slow_ratio: f64,
+        max_boost: f64,
+        class_name: &str,
+    ) -> PyResult<Self> {
+        let mut plan = base.core.plan().clone();
+        if plan.stages.iter().any(|s| matches!(s, Stage::TraceIdRatio { .. })) {
+            return Err(PyValueError::new_err(
+                "base: a TraceIdRatioSampler decides by the legacy rule, which has no probability to boost; use a ProbabilitySampler or RuleSampler",
+            ));
+        }
+        if plan.booster().is_some() {
+            return Err(PyValueError::new_err("base: already an AdaptiveSampler; give its base instead"));
+        }
+        let non_negative = |field: &str, value: i64| -> PyResult<u64> {
+            u64::try_from(value).map_err(|_| PyValueError::new_err(format!("{field}: {value} is negative; expected a count >= 0")))
+        };
+        let errors = match (error_rate_target, error_steps) {
+            (Some(_), Some(_)) => {
+                return Err(PyValueError::new_err("error_rate_target: give either error_steps (count mode) or error_rate_target (rate mode), not both"))
+            }
+            (Some(target), None) => ErrorPolicy::Rate { target, min_spans: non_negative("min_spans", min_spans)? },
+            (None, Some(steps)) => ErrorPolicy::Steps(
+                steps
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, (count, m))| Ok((non_negative(&format!("error_steps[{i}]"), count)?, m)))
+                    .collect::<PyResult<_>>()?,
+            ),
+            (None, None) => BoostPolicy::seed().errors,
+        };
+        let policy = BoostPolicy { errors, latency_boost, slow_ratio, min_spans: non_negative("min_spans", min_spans)?, max_boost };
+        let booster = Booster::new(signals.signals.clone(), policy).map_err(config_error)?;
+        plan.stages.push(Stage::Boost(Arc::new(booster)));
+        let description = format!("{class_name}{{{}}}", base.description);
+        NativeSampler::build(py, plan, signals.py_clock(), description, base.rate)
     }
 
     /// The SDK's `Sampler.should_sample` signature. `trace_state` is accepted
@@ -299,6 +347,16 @@ impl NativeSampler {
                 by_rule.set_item(set.rule_name(index), entry)?;
             }
             stats.set_item("rules", by_rule)?;
+        }
+        if let Some(booster) = self.core.plan().booster() {
+            let now = booster.signals.now();
+            stats.set_item("boost", booster.multiplier(None, now))?;
+            let counts = booster.signals.counts();
+            let window = PyDict::new(py);
+            window.set_item("spans", counts.spans)?;
+            window.set_item("errors", counts.errors)?;
+            window.set_item("slow", counts.slow)?;
+            stats.set_item("window", window)?;
         }
         if let Some(clock) = &self.clock {
             stats.set_item("clock_errors", clock.failures())?;

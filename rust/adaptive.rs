@@ -1,0 +1,420 @@
+//! Adaptive boosting from live signals. Ended spans (or manual calls) feed
+//! sliding windows of spans, errors and slow spans, overall and per route; a
+//! boost policy turns the recent windows into a probability multiplier, which
+//! decays by itself as the windows slide past the trouble.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use crate::clock::Clock;
+use crate::config::ConfigError;
+use crate::window::SlidingWindow;
+
+/// The windows for one latency bucket: a configured route, or every other span.
+#[derive(Debug)]
+pub struct RouteSignals {
+    pub route: Option<String>,
+    /// Seconds at or above which a span counts as slow (infinity: never).
+    pub slow_threshold: f64,
+    pub spans: SlidingWindow,
+    pub slow: SlidingWindow,
+    /// (tick << 32) | f32 bits of this bucket's latency multiplier.
+    cache: AtomicU64,
+}
+
+/// Everything the processor records.
+pub struct Signals {
+    clock: Arc<dyn Clock>,
+    pub errors: SlidingWindow,
+    /// Bucket 0 is "every other route"; then one per configured route.
+    pub routes: Vec<RouteSignals>,
+}
+
+/// Counts in the current window.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub spans: u64,
+    pub errors: u64,
+    pub slow: u64,
+}
+
+impl std::fmt::Debug for Signals {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Signals").field("routes", &self.routes.len()).finish()
+    }
+}
+
+impl Signals {
+    /// `route_thresholds`: (route, slow threshold in seconds) pairs; `slow_threshold`
+    /// applies to every other span (infinity turns it off).
+    pub fn new(
+        clock: Arc<dyn Clock>,
+        window: f64,
+        resolution: f64,
+        slow_threshold: f64,
+        route_thresholds: &[(String, f64)],
+    ) -> Result<Signals, ConfigError> {
+        let origin = clock.now();
+        let positive = |field: &str, value: f64| {
+            if value.is_nan() || value <= 0.0 {
+                Err(ConfigError::new(field, format!("{value} is not a positive number of seconds")))
+            } else {
+                Ok(value)
+            }
+        };
+        let bucket = |route: Option<String>, threshold: f64| -> Result<RouteSignals, ConfigError> {
+            Ok(RouteSignals {
+                route,
+                slow_threshold: threshold,
+                spans: SlidingWindow::new(window, resolution, origin)?,
+                slow: SlidingWindow::new(window, resolution, origin)?,
+                cache: AtomicU64::new(0),
+            })
+        };
+        let mut routes = vec![bucket(None, positive("slow_threshold", slow_threshold)?)?];
+        for (route, threshold) in route_thresholds {
+            let field = format!("route_thresholds[{route:?}]");
+            if routes.iter().any(|r| r.route.as_deref() == Some(route.as_str())) {
+                return Err(ConfigError::new(&field, "route given twice"));
+            }
+            routes.push(bucket(Some(route.clone()), positive(&field, *threshold)?)?);
+        }
+        Ok(Signals { clock, errors: SlidingWindow::new(window, resolution, origin)?, routes })
+    }
+
+    pub fn now(&self) -> f64 {
+        self.clock.now()
+    }
+
+    /// The latency bucket of a route.
+    #[inline]
+    pub fn bucket(&self, route: Option<&str>) -> &RouteSignals {
+        if let Some(route) = route {
+            if let Some(found) = self.routes[1..].iter().find(|r| r.route.as_deref() == Some(route)) {
+                return found;
+            }
+        }
+        &self.routes[0]
+    }
+
+    /// An ended span: counted, and as an error and/or slow span when it is one.
+    /// `weight` is how many spans it stands for (its adjusted count, 1 when unsampled
+    /// spans are recorded too), so windows estimate all traffic, not just what was kept.
+    #[inline]
+    pub fn record_span(&self, error: bool, duration: Option<f64>, route: Option<&str>, weight: u64) {
+        let now = self.clock.now();
+        let bucket = self.bucket(route);
+        bucket.spans.record(now, weight);
+        if error {
+            self.errors.record(now, weight);
+        }
+        if duration.is_some_and(|d| d >= bucket.slow_threshold) {
+            bucket.slow.record(now, weight);
+        }
+    }
+
+    pub fn record_error(&self, n: u64) {
+        self.errors.record(self.clock.now(), n);
+    }
+
+    /// A latency measured by hand (without a span), counted as a span of that route.
+    pub fn record_latency(&self, seconds: f64, route: Option<&str>) {
+        self.record_span(false, Some(seconds), route, 1);
+    }
+
+    pub fn counts(&self) -> Counts {
+        let now = self.clock.now();
+        let spans = self.routes.iter().map(|r| r.spans.total(now)).sum();
+        let slow = self.routes.iter().map(|r| r.slow.total(now)).sum();
+        Counts { spans, errors: self.errors.total(now), slow }
+    }
+}
+
+/// How errors turn into a multiplier.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ErrorPolicy {
+    /// (count, multiplier) steps, thresholds strictly increasing: more than
+    /// `count` errors in the window gives `multiplier` (the seed: 5 -> x2, 10 -> x3).
+    Steps(Vec<(u64, f64)>),
+    /// Error fraction over the window against a target: multiplier =
+    /// clamp(fraction / target, 1, max), once at least `min_spans` were seen.
+    Rate { target: f64, min_spans: u64 },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct BoostPolicy {
+    pub errors: ErrorPolicy,
+    /// Multiplier for a latency bucket whose slow fraction reaches `slow_ratio`.
+    pub latency_boost: f64,
+    pub slow_ratio: f64,
+    /// Spans a latency bucket needs in the window before its ratio counts.
+    pub min_spans: u64,
+    /// Cap on the combined multiplier.
+    pub max_boost: f64,
+}
+
+impl BoostPolicy {
+    pub fn seed() -> BoostPolicy {
+        BoostPolicy {
+            errors: ErrorPolicy::Steps(vec![(5, 2.0), (10, 3.0)]),
+            latency_boost: 2.0,
+            slow_ratio: 0.1,
+            min_spans: 20,
+            max_boost: 10.0,
+        }
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        match &self.errors {
+            ErrorPolicy::Steps(steps) => {
+                for (i, (count, multiplier)) in steps.iter().enumerate() {
+                    let field = format!("error_steps[{i}]");
+                    if !(multiplier.is_finite() && *multiplier >= 1.0) {
+                        return Err(ConfigError::new(&field, format!("multiplier {multiplier} is below 1; expected a boost >= 1")));
+                    }
+                    if let Some((previous_count, previous_multiplier)) = i.checked_sub(1).map(|j| steps[j]) {
+                        if *count <= previous_count || *multiplier < previous_multiplier {
+                            return Err(ConfigError::new(
+                                &field,
+                                format!(
+                                    "({count}, {multiplier}) after ({previous_count}, {previous_multiplier}) is not monotone; expected error counts increasing and multipliers not decreasing"
+                                ),
+                            ));
+                        }
+                    }
+                }
+            }
+            ErrorPolicy::Rate { target, .. } => {
+                if !(target.is_finite() && *target > 0.0 && *target <= 1.0) {
+                    return Err(ConfigError::new("error_rate_target", format!("{target} is out of range; expected a fraction in (0, 1]")));
+                }
+            }
+        }
+        if !(self.latency_boost.is_finite() && self.latency_boost >= 1.0) {
+            return Err(ConfigError::new("latency_boost", format!("{} is below 1; expected a boost >= 1", self.latency_boost)));
+        }
+        if !(self.slow_ratio > 0.0 && self.slow_ratio <= 1.0) {
+            return Err(ConfigError::new("slow_ratio", format!("{} is out of range; expected a fraction in (0, 1]", self.slow_ratio)));
+        }
+        if !(self.max_boost.is_finite() && self.max_boost >= 1.0) {
+            return Err(ConfigError::new("max_boost", format!("{} is below 1; expected a cap >= 1", self.max_boost)));
+        }
+        Ok(())
+    }
+
+    /// The error multiplier for window counts.
+    pub fn error_multiplier(&self, errors: u64, spans: u64) -> f64 {
+        let raw = match &self.errors {
+            ErrorPolicy::Steps(steps) => steps.iter().rev().find(|(count, _)| errors > *count).map_or(1.0, |(_, m)| *m),
+            ErrorPolicy::Rate { target, min_spans } => {
+                if spans < (*min_spans).max(1) {
+                    1.0
+                } else {
+                    quantise((errors as f64 / spans as f64) / target)
+                }
+            }
+        };
+        raw.clamp(1.0, self.max_boost)
+    }
+
+    /// Every multiplier the policy can produce (for precomputing thresholds).
+    pub fn possible_multipliers(&self) -> Vec<f64> {
+        let error_values: Vec<f64> = match &self.errors {
+            ErrorPolicy::Steps(steps) => std::iter::once(1.0).chain(steps.iter().map(|(_, m)| *m)).collect(),
+            ErrorPolicy::Rate { .. } => {
+                let top = (self.max_boost * QUANTUM).ceil() as usize;
+                (QUANTUM as usize..=top).map(|q| q as f64 / QUANTUM).collect()
+            }
+        };
+        // Mirror `Booster::multiplier`: both factors pass through the f32 cache.
+        let via_cache = |x: f64| f64::from(x as f32);
+        let mut all: Vec<f64> = error_values
+            .iter()
+            .flat_map(|e| {
+                [1.0, self.latency_boost]
+                    .map(|l| (via_cache(e.clamp(1.0, self.max_boost)) * via_cache(l)).min(self.max_boost))
+            })
+            .collect();
+        all.sort_by(f64::total_cmp);
+        all.dedup();
+        all
+    }
+}
+
+/// Rate-mode multipliers move in steps of 1/QUANTUM, so kept spans share few thresholds.
+const QUANTUM: f64 = 8.0;
+
+fn quantise(multiplier: f64) -> f64 {
+    (multiplier * QUANTUM).floor() / QUANTUM
+}
+
+/// Signals plus policy: the multiplier for a span, cached per window tick.
+pub struct Booster {
+    pub signals: Arc<Signals>,
+    pub policy: BoostPolicy,
+    /// (tick << 32) | f32 bits of the error multiplier.
+    error_cache: AtomicU64,
+}
+
+fn cached(cache: &AtomicU64, tick: u64) -> Option<f64> {
+    let word = cache.load(Ordering::Acquire);
+    (word >> 32 == tick & 0xffff_ffff).then(|| f64::from(f32::from_bits(word as u32)))
+}
+
+fn store(cache: &AtomicU64, tick: u64, value: f64) {
+    cache.store(((tick & 0xffff_ffff) << 32) | u64::from((value as f32).to_bits()), Ordering::Release);
+}
+
+impl Booster {
+    pub fn new(signals: Arc<Signals>, policy: BoostPolicy) -> Result<Booster, ConfigError> {
+        policy.validate()?;
+        Ok(Booster { signals, policy, error_cache: AtomicU64::new(0) })
+    }
+
+    /// The multiplier for a span on `route` at `now`: error boost times the
+    /// route's latency boost, capped. Windows are summed at most once per tick.
+    #[inline]
+    pub fn multiplier(&self, route: Option<&str>, now: f64) -> f64 {
+        let errors = &self.signals.errors;
+        let tick = errors.tick(now);
+        let error_multiplier = match cached(&self.error_cache, tick) {
+            Some(value) => value,
+            None => {
+                let spans: u64 = self.signals.routes.iter().map(|r| r.spans.total(now)).sum();
+                let value = self.policy.error_multiplier(errors.total(now), spans);
+                store(&self.error_cache, tick, value);
+                value
+            }
+        };
+        let bucket = self.signals.bucket(route);
+        let latency_multiplier = match cached(&bucket.cache, tick) {
+            Some(value) => value,
+            None => {
+                let spans = bucket.spans.total(now);
+                let slow = bucket.slow.total(now);
+                let value = if spans >= self.policy.min_spans.max(1) && slow as f64 >= self.policy.slow_ratio * spans as f64 {
+                    self.policy.latency_boost
+                } else {
+                    1.0
+                };
+                store(&bucket.cache, tick, value);
+                value
+            }
+        };
+        (error_multiplier * latency_multiplier).min(self.policy.max_boost)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::Clock;
+    use std::sync::atomic::AtomicU64 as Cell;
+
+    const T0: f64 = 1_767_225_600.0;
+
+    /// A clock tests can move.
+    struct TestClock(Cell);
+    impl TestClock {
+        fn at(t: f64) -> Arc<TestClock> {
+            Arc::new(TestClock(Cell::new(t.to_bits())))
+        }
+        fn set(&self, t: f64) {
+            self.0.store(t.to_bits(), Ordering::SeqCst);
+        }
+    }
+    impl Clock for TestClock {
+        fn now(&self) -> f64 {
+            f64::from_bits(self.0.load(Ordering::SeqCst))
+        }
+    }
+
+    fn booster(clock: Arc<TestClock>, policy: BoostPolicy) -> Booster {
+        let signals = Signals::new(clock, 300.0, 1.0, 2.0, &[("/api/search".into(), 0.5)]).unwrap();
+        Booster::new(Arc::new(signals), policy).unwrap()
+    }
+
+    #[test]
+    fn seed_steps_raise_within_a_second_and_recover_after_the_window() {
+        let clock = TestClock::at(T0);
+        let b = booster(clock.clone(), BoostPolicy::seed());
+        assert_eq!(b.multiplier(None, T0), 1.0);
+        b.signals.record_error(6);
+        clock.set(T0 + 1.0);
+        assert_eq!(b.multiplier(None, T0 + 1.0), 2.0);
+        b.signals.record_error(5);
+        clock.set(T0 + 2.0);
+        assert_eq!(b.multiplier(None, T0 + 2.0), 3.0);
+        // Errors stop; after five minutes the boost is gone.
+        clock.set(T0 + 300.0);
+        assert_eq!(b.multiplier(None, T0 + 300.0), 1.0);
+    }
+
+    #[test]
+    fn rate_mode_is_the_same_at_any_traffic() {
+        for per_second in [10u64, 10_000] {
+            let clock = TestClock::at(T0);
+            let policy = BoostPolicy { errors: ErrorPolicy::Rate { target: 0.01, min_spans: 20 }, ..BoostPolicy::seed() };
+            let b = booster(clock.clone(), policy);
+            let mut sent = 0u64;
+            for second in 0..60 {
+                clock.set(T0 + second as f64);
+                for _ in 0..per_second {
+                    b.signals.record_span(sent % 20 == 0, Some(0.01), None, 1); // 5% errors
+                    sent += 1;
+                }
+            }
+            assert_eq!(b.multiplier(None, T0 + 60.0), 5.0, "at {per_second}/s");
+        }
+    }
+
+    #[test]
+    fn slow_routes_get_the_latency_boost() {
+        let clock = TestClock::at(T0);
+        let b = booster(clock.clone(), BoostPolicy::seed());
+        for i in 0..100 {
+            b.signals.record_span(false, Some(if i % 4 == 0 { 0.6 } else { 0.1 }), Some("/api/search"), 1);
+            b.signals.record_span(false, Some(1.0), Some("/api/other"), 1);
+        }
+        clock.set(T0 + 1.0);
+        assert_eq!(b.multiplier(Some("/api/search"), T0 + 1.0), 2.0);
+        assert_eq!(b.multiplier(Some("/api/other"), T0 + 1.0), 1.0, "1 s is under the default 2 s threshold");
+        let counts = b.signals.counts();
+        assert_eq!(counts, Counts { spans: 200, errors: 0, slow: 25 });
+    }
+
+    #[test]
+    fn sampled_spans_stand_for_their_adjusted_count() {
+        let clock = TestClock::at(T0);
+        let b = booster(clock.clone(), BoostPolicy::seed());
+        b.signals.record_span(true, Some(0.1), None, 10); // one kept error at 10%
+        clock.set(T0 + 1.0);
+        assert_eq!(b.signals.counts(), Counts { spans: 10, errors: 10, slow: 0 });
+        assert_eq!(b.multiplier(None, T0 + 1.0), 2.0);
+    }
+
+    #[test]
+    fn policies_are_validated() {
+        let bad = |policy: BoostPolicy| policy.validate().unwrap_err().to_string();
+        let steps = |s: Vec<(u64, f64)>| BoostPolicy { errors: ErrorPolicy::Steps(s), ..BoostPolicy::seed() };
+        assert!(bad(steps(vec![(10, 2.0), (5, 3.0)])).starts_with("error_steps[1]: (5, 3) after (10, 2) is not monotone"));
+        assert!(bad(steps(vec![(5, 3.0), (10, 2.0)])).contains("not monotone"));
+        assert!(bad(steps(vec![(5, 0.5)])).starts_with("error_steps[0]: multiplier 0.5 is below 1"));
+        assert!(bad(BoostPolicy { errors: ErrorPolicy::Rate { target: 0.0, min_spans: 1 }, ..BoostPolicy::seed() }).starts_with("error_rate_target"));
+        assert!(bad(BoostPolicy { latency_boost: 0.5, ..BoostPolicy::seed() }).starts_with("latency_boost"));
+        assert!(Signals::new(TestClock::at(T0), 0.5, 1.0, 1.0, &[]).is_err());
+        assert!(Signals::new(TestClock::at(T0), 300.0, 1.0, -1.0, &[]).unwrap_err().to_string().starts_with("slow_threshold: -1"));
+    }
+
+    #[test]
+    fn possible_multipliers_cover_what_multiplier_returns() {
+        let policy = BoostPolicy { errors: ErrorPolicy::Rate { target: 0.03, min_spans: 1 }, ..BoostPolicy::seed() };
+        let possible = policy.possible_multipliers();
+        for errors in 0..100u64 {
+            let e = policy.error_multiplier(errors, 100);
+            for l in [1.0, policy.latency_boost] {
+                assert!(possible.contains(&(e * l).min(policy.max_boost)), "{errors}");
+            }
+        }
+    }
+}

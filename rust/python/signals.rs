@@ -1,0 +1,235 @@
+//! `NativeSignals`: the windows an `ErrorWindowProcessor` feeds, with a native
+//! `on_end` that reads an ended span (status, exception events, duration,
+//! route) and records it. It never raises into the application.
+
+use std::sync::Arc;
+
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyDict, PyString};
+
+use super::otel_api::OtelApi;
+use super::py_clock::PyClock;
+use super::sampler::config_error;
+use crate::adaptive::Signals;
+use crate::clock::{Clock, SystemClock};
+use crate::rules::ROUTE_KEYS;
+
+/// SDK objects `on_end` compares against, looked up once.
+struct SpanApi {
+    sdk_span: Py<PyAny>,
+    readable_span: Py<PyAny>,
+    status_error: Py<PyAny>,
+    exception: Py<PyString>,
+}
+
+static SPAN_API: PyOnceLock<SpanApi> = PyOnceLock::new();
+
+fn span_api(py: Python<'_>) -> PyResult<&'static SpanApi> {
+    SPAN_API.get_or_try_init(py, || {
+        let sdk = py.import("opentelemetry.sdk.trace")?;
+        Ok(SpanApi {
+            sdk_span: sdk.getattr("_Span")?.unbind(),
+            readable_span: sdk.getattr("ReadableSpan")?.unbind(),
+            status_error: py.import("opentelemetry.trace")?.getattr("StatusCode")?.getattr("ERROR")?.unbind(),
+            exception: PyString::intern(py, "exception").unbind(),
+        })
+    })
+}
+
+#[pyclass(frozen, module = "tracesieve._core")]
+pub struct NativeSignals {
+    pub(crate) signals: Arc<Signals>,
+    py_clock: Option<Arc<PyClock>>,
+    route_keys: Vec<Py<PyString>>,
+    failures: std::sync::atomic::AtomicU64,
+}
+
+/// What `on_end` needs from a span.
+struct Ended {
+    error: bool,
+    duration: Option<f64>,
+    route: Option<String>,
+    /// How many spans this one stands for: its adjusted count from `th`.
+    weight: u64,
+}
+
+/// A span's adjusted count, from the `th` in its own tracestate; 1 when the
+/// span was recorded without a known probability.
+fn weight_of(py: Python<'_>, span_context: &Bound<'_, PyAny>) -> PyResult<u64> {
+    let Ok(fields) = span_context.cast::<pyo3::types::PyTuple>() else { return Ok(1) };
+    if fields.len() != 6 || fields.get_item(3)?.extract::<u64>().map_or(true, |flags| flags & 1 == 0) {
+        return Ok(1);
+    }
+    let state = fields.get_item(4)?;
+    let api = OtelApi::get(py)?;
+    let ot = if state.get_type().is(api.trace_state_type.bind(py)) {
+        state.getattr(api.names.dict.bind(py))?.cast_into::<PyDict>()?.get_item(api.names.ot.bind(py))?
+    } else {
+        state.get_item(api.names.ot.bind(py)).ok()
+    };
+    let Some(ot) = ot else { return Ok(1) };
+    let Ok(ot) = ot.cast::<PyString>() else { return Ok(1) };
+    Ok(match crate::ot_entry::read(ot.to_str()?).th {
+        Some(th) => crate::threshold::adjusted_count(th).round().max(1.0) as u64,
+        None => 1,
+    })
+}
+
+impl NativeSignals {
+    pub(crate) fn py_clock(&self) -> Option<Arc<PyClock>> {
+        self.py_clock.clone()
+    }
+
+    fn read_span(&self, py: Python<'_>, span: &Bound<'_, PyAny>) -> PyResult<Ended> {
+        let api = span_api(py)?;
+        // The SDK's own spans keep their state in underscore fields; read those
+        // directly, and go through the public properties for anything else.
+        let sdk = span.get_type().is(api.sdk_span.bind(py)) || span.get_type().is(api.readable_span.bind(py));
+        let status = if sdk { span.getattr("_status")? } else { span.getattr("status")? };
+        let code = status.getattr("status_code")?;
+        let mut error = code.is(api.status_error.bind(py));
+        if !error {
+            let events = if sdk { span.getattr("_events")? } else { span.getattr("events")? };
+            if !events.is_none() && events.len().unwrap_or(0) > 0 {
+                for event in events.try_iter()? {
+                    if event?.getattr("name")?.eq(api.exception.bind(py))? {
+                        error = true;
+                        break;
+                    }
+                }
+            }
+        }
+        let (start, end) = if sdk {
+            (span.getattr("_start_time")?, span.getattr("_end_time")?)
+        } else {
+            (span.getattr("start_time")?, span.getattr("end_time")?)
+        };
+        let duration = match (start.extract::<i64>(), end.extract::<i64>()) {
+            (Ok(start), Ok(end)) if end >= start => Some((end - start) as f64 * 1e-9),
+            _ => None,
+        };
+        let route = if self.signals.routes.len() > 1 { self.read_route(py, span, sdk)? } else { None };
+        let context = if sdk { span.getattr("_context")? } else { span.call_method0("get_span_context")? };
+        Ok(Ended { error, duration, route, weight: weight_of(py, &context)? })
+    }
+
+    fn read_route(&self, py: Python<'_>, span: &Bound<'_, PyAny>, sdk: bool) -> PyResult<Option<String>> {
+        let attributes = if sdk { span.getattr("_attributes")? } else { span.getattr("attributes")? };
+        if attributes.is_none() {
+            return Ok(None);
+        }
+        // BoundedAttributes keeps a plain dict in `_dict`.
+        let attributes = match attributes.getattr("_dict") {
+            Ok(inner) => inner,
+            Err(_) => attributes,
+        };
+        for key in &self.route_keys {
+            let value = match attributes.cast::<PyDict>() {
+                Ok(dict) => dict.get_item(key.bind(py))?,
+                Err(_) => attributes.get_item(key.bind(py)).ok(),
+            };
+            if let Some(Ok(text)) = value.as_ref().map(|v| v.cast::<PyString>().map(|s| s.to_str().map(str::to_owned))) {
+                return Ok(Some(text?));
+            }
+        }
+        Ok(None)
+    }
+}
+
+#[pymethods]
+impl NativeSignals {
+    #[new]
+    #[pyo3(signature = (*, window = 300.0, resolution = 1.0, slow_threshold = 2.0, route_thresholds = None, clock = None))]
+    fn new(
+        py: Python<'_>,
+        window: f64,
+        resolution: f64,
+        slow_threshold: f64,
+        route_thresholds: Option<Vec<(String, f64)>>,
+        clock: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Self> {
+        let py_clock = match clock {
+            Some(callable) if callable.is_callable() => Some(Arc::new(PyClock::new(callable.clone().unbind()))),
+            Some(other) => {
+                return Err(pyo3::exceptions::PyTypeError::new_err(format!(
+                    "clock: expected a callable returning Unix time in seconds, got {} {}",
+                    other.get_type().name()?,
+                    other.repr()?
+                )))
+            }
+            None => None,
+        };
+        let clock: Arc<dyn Clock> = match &py_clock {
+            Some(c) => c.clone(),
+            None => Arc::new(SystemClock),
+        };
+        let routes = route_thresholds.unwrap_or_default();
+        let signals = Signals::new(clock.clone(), window, resolution, slow_threshold, &routes).map_err(config_error)?;
+        let route_keys = ROUTE_KEYS.iter().map(|k| PyString::intern(py, k).unbind()).collect();
+        Ok(NativeSignals { signals: Arc::new(signals), py_clock, route_keys, failures: Default::default() })
+    }
+
+    /// The `SpanProcessor.on_end` hook: record one ended span.
+    fn on_end(&self, py: Python<'_>, span: &Bound<'_, PyAny>) {
+        match self.read_span(py, span) {
+            Ok(ended) => self.signals.record_span(ended.error, ended.duration, ended.route.as_deref(), ended.weight),
+            Err(_) => {
+                self.failures.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+    }
+
+    #[pyo3(signature = (count = 1))]
+    fn record_error(&self, count: u64) {
+        self.signals.record_error(count);
+    }
+
+    #[pyo3(signature = (seconds, route = None))]
+    fn record_latency(&self, seconds: f64, route: Option<&str>) -> PyResult<()> {
+        if !seconds.is_finite() || seconds < 0.0 {
+            return Err(pyo3::exceptions::PyValueError::new_err(format!(
+                "seconds: {seconds} is not a duration; expected a number of seconds >= 0"
+            )));
+        }
+        self.signals.record_latency(seconds, route);
+        Ok(())
+    }
+
+    /// Window counts: spans, errors, slow (and per configured route), plus
+    /// spans that could not be read and clock failures.
+    fn counts<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let counts = self.signals.counts();
+        let out = PyDict::new(py);
+        out.set_item("spans", counts.spans)?;
+        out.set_item("errors", counts.errors)?;
+        out.set_item("slow", counts.slow)?;
+        let now = self.signals.now();
+        let routes = PyDict::new(py);
+        for bucket in &self.signals.routes[1..] {
+            let entry = PyDict::new(py);
+            entry.set_item("spans", bucket.spans.total(now))?;
+            entry.set_item("slow", bucket.slow.total(now))?;
+            routes.set_item(bucket.route.as_deref().unwrap_or(""), entry)?;
+        }
+        out.set_item("routes", routes)?;
+        out.set_item("unreadable_spans", self.failures.load(std::sync::atomic::Ordering::Relaxed))?;
+        out.set_item("clock_errors", self.py_clock.as_ref().map_or(0, |c| c.failures()))?;
+        Ok(out)
+    }
+
+    #[getter]
+    fn window(&self) -> f64 {
+        self.signals.errors.length()
+    }
+
+    #[getter]
+    fn resolution(&self) -> f64 {
+        self.signals.errors.resolution()
+    }
+
+    fn __repr__(&self) -> String {
+        format!("NativeSignals(window={}, resolution={})", self.window(), self.resolution())
+    }
+}
+

@@ -1,0 +1,252 @@
+"""AdaptiveSampler and ErrorWindowProcessor: windows, boosts, decay, threads."""
+
+from __future__ import annotations
+
+import random
+import threading
+
+import pytest
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import Status, StatusCode
+
+from helpers import ot_value, parent_context
+from tracesieve import AdaptiveSampler, ErrorWindowProcessor, ProbabilitySampler, RuleSampler, _core
+from tracesieve.policies import seed_policy
+
+T0 = 1_767_225_600.0
+
+
+class Clock:
+    def __init__(self, now=T0):
+        self.now = now
+
+    def __call__(self):
+        return self.now
+
+
+class FakeSpan:
+    """The public ReadableSpan surface on_end reads, for high-volume feeding."""
+
+    def __init__(self, error=False, seconds=0.01, route=None):
+        self.status = Status(StatusCode.ERROR if error else StatusCode.UNSET)
+        self.events = ()
+        self.start_time = 0
+        self.end_time = int(seconds * 1e9)
+        self.attributes = {"http.route": route} if route else {}
+
+    def get_span_context(self):
+        return None
+
+
+def kept_probability(sampler, n=20_000, seed=1):
+    rng = random.Random(seed)
+    return sum(sampler.should_sample(None, rng.getrandbits(128), "s").decision.is_sampled() for _ in range(n)) / n
+
+
+def test_seed_default_error_burst_raises_within_a_second_and_recovers():
+    clock = Clock()
+    sampler = AdaptiveSampler(0.1, clock=clock)
+    assert sampler.boost == 1.0
+    sampler.record_error(6)
+    clock.now += 1
+    assert sampler.boost == 2.0
+    assert 0.18 < kept_probability(sampler) < 0.22
+    sampler.record_error(6)
+    clock.now += 1
+    assert sampler.boost == 3.0
+    # Errors stop: the boost steps down as the five-minute window slides past them.
+    clock.now = T0 + 299
+    assert sampler.boost == 3.0
+    clock.now = T0 + 300
+    assert sampler.boost == 2.0  # the first six errors left the window
+    clock.now = T0 + 301
+    assert sampler.boost == 1.0
+    assert 0.08 < kept_probability(sampler) < 0.12
+
+
+def test_boosted_probability_goes_into_th():
+    clock = Clock()
+    sampler = AdaptiveSampler(0.1, clock=clock)
+    sampler.record_error(11)
+    clock.now += 1
+    kept = [sampler.should_sample(None, random.Random(i).getrandbits(128), "s") for i in range(2000)]
+    states = {ot_value(r.trace_state) for r in kept if r.decision.is_sampled()}
+    expected = _core.encode_th(_core.threshold_for_probability(0.1 * 3))
+    assert states == {f"th:{expected}"}
+    assert sampler.stats()["boost"] == 3.0
+
+
+@pytest.mark.parametrize("per_second", [10, 10_000])
+def test_rate_mode_behaves_the_same_at_any_traffic(per_second):
+    clock = Clock()
+    sampler = AdaptiveSampler(0.05, error_rate_target=0.01, clock=clock)
+    seconds = 30 if per_second == 10 else 3
+    sent = 0
+    for second in range(seconds):
+        clock.now = T0 + second
+        for _ in range(per_second):
+            sampler.processor.on_end(FakeSpan(error=sent % 25 == 0))  # 4% errors
+            sent += 1
+    clock.now += 1
+    assert sampler.boost == 4.0
+    assert sampler.stats()["window"]["errors"] == sent // 25
+
+
+def test_latency_boost_for_slow_routes_only():
+    clock = Clock()
+    sampler = AdaptiveSampler(0.1, route_thresholds={"/api/search": 0.5}, clock=clock)
+    for i in range(100):
+        sampler.record_latency(0.9 if i % 5 == 0 else 0.1, route="/api/search")
+        sampler.record_latency(0.1, route="/api/order")
+    clock.now += 1
+    search = sampler.should_sample(None, (1 << 56) - 1, "GET", None, {"http.route": "/api/search"})
+    assert ot_value(search.trace_state) == f"th:{_core.encode_th(_core.threshold_for_probability(0.2))}"
+    order = sampler.should_sample(None, (1 << 56) - 1, "GET", None, {"http.route": "/api/order"})
+    assert ot_value(order.trace_state) == f"th:{_core.encode_th(_core.threshold_for_probability(0.1))}"
+    assert sampler.processor.counts()["routes"] == {"/api/search": {"spans": 100, "slow": 20}}
+
+
+def test_composes_with_a_rule_sampler_in_one_plan():
+    clock = Clock(T0 + 3 * 3600)  # noon in Seoul: daytime x1.5
+    base = RuleSampler(**seed_policy(), clock=clock)
+    sampler = AdaptiveSampler(base)
+    assert sampler.processor._clock is clock
+    attrs = {"http.route": "/api/order", "user.tier": "free"}
+    top = (1 << 56) - 1
+    before = sampler.should_sample(None, top, "GET", None, attrs)
+    sampler.record_error(6)
+    clock.now += 1
+    after = sampler.should_sample(None, top, "GET", None, attrs)
+    th = lambda p: f"th:{_core.encode_th(_core.threshold_for_probability(p))}"  # noqa: E731
+    assert ot_value(before.trace_state) == th(0.3 * 0.5 * 1.5)
+    assert ot_value(after.trace_state) == th(0.3 * 0.5 * 1.5 * 2)
+    forced = sampler.should_sample(parent_context(5, False), 5, "charge", None, {"business.event": "payment"})
+    assert forced.decision.is_sampled()  # keep rules still override the parent
+    assert sampler.stats()["rules"]["order-api"]["decisions"] == 2
+
+
+def test_processor_in_a_tracer_provider_feeds_the_sampler():
+    clock = Clock()
+    sampler = AdaptiveSampler(1.0, clock=clock)
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(sampler=sampler)
+    provider.add_span_processor(sampler.processor)
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = provider.get_tracer("t")
+    for i in range(30):
+        with tracer.start_as_current_span("ok"):
+            pass
+    for i in range(4):
+        with tracer.start_as_current_span("status") as span:
+            span.set_status(Status(StatusCode.ERROR, "boom"))
+    for i in range(3):
+        try:
+            with tracer.start_as_current_span("raises"):
+                raise RuntimeError("boom")
+        except RuntimeError:
+            pass
+    with tracer.start_as_current_span("caught") as span:
+        span.record_exception(ValueError("handled"))  # exception event, status unset
+    counts = sampler.processor.counts()
+    assert (counts["spans"], counts["errors"]) == (38, 8)
+    clock.now += 1
+    assert sampler.boost == 2.0
+    provider.shutdown()
+
+
+def test_kept_spans_stand_for_their_adjusted_count():
+    clock = Clock()
+    sampler = AdaptiveSampler(0.25, clock=clock)
+    provider = TracerProvider(sampler=sampler)
+    provider.add_span_processor(sampler.processor)
+    tracer = provider.get_tracer("t")
+    for _ in range(4000):
+        with tracer.start_as_current_span("s"):
+            pass
+    counts = sampler.processor.counts()
+    assert counts["spans"] % 4 == 0
+    assert 3400 < counts["spans"] < 4600  # ~1000 kept spans, each standing for 4
+
+
+def test_threads_recording_and_sampling_lose_no_counts():
+    clock = Clock()
+    sampler = AdaptiveSampler(0.5, clock=clock, error_steps=[(10**9, 2.0)])
+    barrier = threading.Barrier(8)
+
+    def work(i):
+        rng = random.Random(i)
+        barrier.wait()
+        for n in range(5000):
+            if i % 2:
+                sampler.record_error()
+                sampler.record_latency(0.01)
+            else:
+                sampler.should_sample(None, rng.getrandbits(128), "s")
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    counts = sampler.processor.counts()
+    assert (counts["errors"], counts["spans"]) == (20_000, 20_000)
+    assert sampler.stats()["decisions"] == 20_000
+
+
+def test_unreadable_spans_are_counted_not_raised():
+    processor = ErrorWindowProcessor()
+    processor.on_end(object())
+    processor.on_end(None)
+    assert processor.counts()["unreadable_spans"] == 2
+
+
+@pytest.mark.parametrize(
+    "kwargs,error,message",
+    [
+        ({"slow_threshold": -1}, ValueError, r"^slow_threshold: -1 is not a positive number of seconds"),
+        ({"route_thresholds": {"/x": 0}}, ValueError, r"^route_thresholds\['/x'\]: 0 is not a positive"),
+        ({"window": 0.5, "resolution": 1.0}, ValueError, r"^window: 0.5 s is shorter than its resolution of 1 s"),
+        ({"window": "5m"}, TypeError, r"^window: expected a number of seconds, got str"),
+        ({"error_steps": [(10, 2.0), (5, 3.0)]}, ValueError, r"^error_steps\[1\]: \(5, 3\) after \(10, 2\) is not monotone"),
+        ({"error_steps": [(5, 3.0), (10, 2.0)]}, ValueError, r"not monotone"),
+        ({"error_steps": [(-5, 2.0)]}, ValueError, r"^error_steps\[0\]: -5 is negative"),
+        ({"error_steps": [(5, 0.5)]}, ValueError, r"^error_steps\[0\]: multiplier 0.5 is below 1"),
+        ({"error_rate_target": 0}, ValueError, r"^error_rate_target: 0 is out of range"),
+        ({"error_rate_target": 0.1, "error_steps": [(5, 2.0)]}, ValueError, r"not both"),
+        ({"latency_boost": 0.5}, ValueError, r"^latency_boost: 0.5 is below 1"),
+        ({"slow_ratio": 2}, ValueError, r"^slow_ratio: 2 is out of range"),
+        ({"min_spans": -1}, ValueError, r"^min_spans: -1 is negative"),
+        ({"clock": 5}, TypeError, r"^clock: expected a callable"),
+    ],
+)
+def test_bad_parameters_give_clear_errors(kwargs, error, message):
+    with pytest.raises(error, match=message):
+        AdaptiveSampler(0.1, **kwargs)
+
+
+def test_bad_bases_give_clear_errors():
+    from tracesieve import TraceIdRatioSampler
+
+    with pytest.raises(ValueError, match="TraceIdRatioSampler decides by the legacy rule"):
+        AdaptiveSampler(TraceIdRatioSampler(0.1))
+    with pytest.raises(TypeError, match="^base: expected a rate"):
+        AdaptiveSampler("0.1")
+    with pytest.raises(TypeError, match="already an AdaptiveSampler"):
+        AdaptiveSampler(AdaptiveSampler(0.1))
+    with pytest.raises(ValueError, match=r"^rate: 1.5 is out of range"):
+        AdaptiveSampler(1.5)
+    with pytest.raises(ValueError, match="count"):
+        ErrorWindowProcessor().record_error(-1)
+    with pytest.raises(ValueError, match="seconds: -1 is not a duration"):
+        ErrorWindowProcessor().record_latency(-1.0)
+
+
+def test_children_follow_the_parent_whatever_the_boost():
+    clock = Clock()
+    sampler = AdaptiveSampler(0.0, clock=clock)
+    sampler.record_error(100)
+    clock.now += 1
+    assert not sampler.should_sample(parent_context(5, False), 5, "child").decision.is_sampled()
+    assert sampler.should_sample(parent_context(5, True), 5, "child").decision.is_sampled()
