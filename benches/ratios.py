@@ -3,7 +3,8 @@
     for run in 1 2 3; do pytest benches --benchmark-only --benchmark-json=bench-$run.json; done
     python benches/ratios.py bench-*.json
 
-In each group the first row whose name starts with "sdk" is the baseline. For
+In each group the first row whose name starts with "sdk" is the baseline (else
+the first row). For
 every row we take the per-call median of each run, the ratio to the baseline in
 that same run, and report the median over runs: shared machines are noisy, and a
 ratio measured within one run is what stays comparable.

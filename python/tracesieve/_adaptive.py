@@ -52,8 +52,9 @@ class ErrorWindowProcessor(SpanProcessor):
             clock=clock,
         )
         self._clock = clock
-        # The hot path: the SDK calls this native method directly.
+        # The hot paths: the SDK (and callers) reach these native methods directly.
         self.on_end = self._native.on_end  # type: ignore[method-assign]
+        self.record_error = self._native.record_error  # type: ignore[method-assign]
 
     def on_start(self, span: Span, parent_context: Optional[Context] = None) -> None:
         pass
@@ -69,8 +70,6 @@ class ErrorWindowProcessor(SpanProcessor):
 
     def record_error(self, count: int = 1) -> None:
         """Count errors seen outside spans (a failed job, a caught exception)."""
-        if isinstance(count, bool) or not isinstance(count, int) or count < 0:
-            raise ValueError(f"count: {count!r} is not a count; expected a whole number >= 0")
         self._native.record_error(count)
 
     def record_latency(self, seconds: float, route: Optional[str] = None) -> None:
@@ -174,7 +173,7 @@ class AdaptiveSampler(_NativeSampler):
 
     def record_error(self, count: int = 1) -> None:
         """Count errors by hand (see ``ErrorWindowProcessor.record_error``)."""
-        self.processor.record_error(count)
+        self.processor._native.record_error(count)
 
     def record_latency(self, seconds: float, route: Optional[str] = None) -> None:
         """Count a request duration by hand (see ``ErrorWindowProcessor.record_latency``)."""

@@ -244,3 +244,63 @@ class ReferenceRuleSampler(Sampler):
 
     def get_description(self) -> str:
         return f"ReferenceRuleSampler{{rules={len(self._rules)}}}"
+
+
+class SeedErrorWindow:
+    """The seed tutorial's error window, as written there: a list of timestamps
+    rebuilt on every error to drop those older than five minutes. Kept as the
+    baseline our lock-free window is measured against (it grows with the number
+    of errors in the window: every error costs a pass over all of them)."""
+
+    def __init__(self, window_seconds: float = 300.0, clock=None):
+        import threading
+        import time
+
+        self._window = window_seconds
+        self._clock = clock or time.time
+        self._errors: list = []
+        self._lock = threading.Lock()
+
+    def record_error(self) -> None:
+        with self._lock:
+            now = self._clock()
+            self._errors.append(now)
+            cutoff = now - self._window
+            self._errors = [t for t in self._errors if t > cutoff]
+
+    def count(self) -> int:
+        with self._lock:
+            return len(self._errors)
+
+
+class PythonErrorWindowProcessor:
+    """A plain-Python span processor doing what ErrorWindowProcessor.on_end does
+    (status, exception events, duration, a deque window), as an on_end baseline."""
+
+    def __init__(self, slow_threshold: float = 2.0, window_seconds: float = 300.0):
+        import collections
+        import threading
+        import time
+
+        from opentelemetry.trace import StatusCode
+
+        self._error = StatusCode.ERROR
+        self._slow_ns = slow_threshold * 1e9
+        self._window = window_seconds
+        self._spans: collections.deque = collections.deque()
+        self._errors: collections.deque = collections.deque()
+        self._slow: collections.deque = collections.deque()
+        self._lock = threading.Lock()
+        self._clock = time.time
+
+    def on_end(self, span) -> None:
+        now = self._clock()
+        error = span.status.status_code is self._error or any(e.name == "exception" for e in span.events)
+        slow = span.end_time - span.start_time >= self._slow_ns
+        with self._lock:
+            cutoff = now - self._window
+            for queue, hit in ((self._spans, True), (self._errors, error), (self._slow, slow)):
+                if hit:
+                    queue.append(now)
+                while queue and queue[0] <= cutoff:
+                    queue.popleft()

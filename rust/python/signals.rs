@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyString};
@@ -17,6 +18,7 @@ use crate::rules::ROUTE_KEYS;
 
 /// SDK objects `on_end` compares against, looked up once.
 struct SpanApi {
+    status: Py<PyAny>,
     sdk_span: Py<PyAny>,
     readable_span: Py<PyAny>,
     status_error: Py<PyAny>,
@@ -29,6 +31,7 @@ fn span_api(py: Python<'_>) -> PyResult<&'static SpanApi> {
     SPAN_API.get_or_try_init(py, || {
         let sdk = py.import("opentelemetry.sdk.trace")?;
         Ok(SpanApi {
+            status: py.import("opentelemetry.trace.status")?.getattr("Status")?.unbind(),
             sdk_span: sdk.getattr("_Span")?.unbind(),
             readable_span: sdk.getattr("ReadableSpan")?.unbind(),
             status_error: py.import("opentelemetry.trace")?.getattr("StatusCode")?.getattr("ERROR")?.unbind(),
@@ -46,10 +49,10 @@ pub struct NativeSignals {
 }
 
 /// What `on_end` needs from a span.
-struct Ended {
+struct Ended<'py> {
     error: bool,
     duration: Option<f64>,
-    route: Option<String>,
+    route: Option<Bound<'py, PyString>>,
     /// How many spans this one stands for: its adjusted count from `th`.
     weight: u64,
 }
@@ -81,17 +84,28 @@ impl NativeSignals {
         self.py_clock.clone()
     }
 
-    fn read_span(&self, py: Python<'_>, span: &Bound<'_, PyAny>) -> PyResult<Ended> {
+    fn read_span<'py>(&self, py: Python<'py>, span: &Bound<'py, PyAny>) -> PyResult<Ended<'py>> {
         let api = span_api(py)?;
         // The SDK's own spans keep their state in underscore fields; read those
         // directly, and go through the public properties for anything else.
         let sdk = span.get_type().is(api.sdk_span.bind(py)) || span.get_type().is(api.readable_span.bind(py));
-        let status = if sdk { span.getattr("_status")? } else { span.getattr("status")? };
-        let code = status.getattr("status_code")?;
+        let status = if sdk { span.getattr(intern!(py, "_status"))? } else { span.getattr(intern!(py, "status"))? };
+        // `Status.status_code` is a Python property; its field is read directly when it is the SDK's class.
+        let code = if status.get_type().is(api.status.bind(py)) {
+            status.getattr(intern!(py, "_status_code"))?
+        } else {
+            status.getattr(intern!(py, "status_code"))?
+        };
         let mut error = code.is(api.status_error.bind(py));
         if !error {
-            let events = if sdk { span.getattr("_events")? } else { span.getattr("events")? };
-            if !events.is_none() && events.len().unwrap_or(0) > 0 {
+            let events = if sdk { span.getattr(intern!(py, "_events"))? } else { span.getattr(intern!(py, "events"))? };
+            // BoundedList's __len__ is Python; its deque answers natively.
+            let count = match events.getattr(intern!(py, "_dq")) {
+                Ok(deque) => deque.len().unwrap_or(0),
+                Err(_) if events.is_none() => 0,
+                Err(_) => events.len().unwrap_or(0),
+            };
+            if count > 0 {
                 for event in events.try_iter()? {
                     if event?.getattr("name")?.eq(api.exception.bind(py))? {
                         error = true;
@@ -101,26 +115,26 @@ impl NativeSignals {
             }
         }
         let (start, end) = if sdk {
-            (span.getattr("_start_time")?, span.getattr("_end_time")?)
+            (span.getattr(intern!(py, "_start_time"))?, span.getattr(intern!(py, "_end_time"))?)
         } else {
-            (span.getattr("start_time")?, span.getattr("end_time")?)
+            (span.getattr(intern!(py, "start_time"))?, span.getattr(intern!(py, "end_time"))?)
         };
         let duration = match (start.extract::<i64>(), end.extract::<i64>()) {
             (Ok(start), Ok(end)) if end >= start => Some((end - start) as f64 * 1e-9),
             _ => None,
         };
         let route = if self.signals.routes.len() > 1 { self.read_route(py, span, sdk)? } else { None };
-        let context = if sdk { span.getattr("_context")? } else { span.call_method0("get_span_context")? };
+        let context = if sdk { span.getattr(intern!(py, "_context"))? } else { span.call_method0(intern!(py, "get_span_context"))? };
         Ok(Ended { error, duration, route, weight: weight_of(py, &context)? })
     }
 
-    fn read_route(&self, py: Python<'_>, span: &Bound<'_, PyAny>, sdk: bool) -> PyResult<Option<String>> {
-        let attributes = if sdk { span.getattr("_attributes")? } else { span.getattr("attributes")? };
+    fn read_route<'py>(&self, py: Python<'py>, span: &Bound<'py, PyAny>, sdk: bool) -> PyResult<Option<Bound<'py, PyString>>> {
+        let attributes = if sdk { span.getattr(intern!(py, "_attributes"))? } else { span.getattr(intern!(py, "attributes"))? };
         if attributes.is_none() {
             return Ok(None);
         }
         // BoundedAttributes keeps a plain dict in `_dict`.
-        let attributes = match attributes.getattr("_dict") {
+        let attributes = match attributes.getattr(intern!(py, "_dict")) {
             Ok(inner) => inner,
             Err(_) => attributes,
         };
@@ -129,8 +143,8 @@ impl NativeSignals {
                 Ok(dict) => dict.get_item(key.bind(py))?,
                 Err(_) => attributes.get_item(key.bind(py)).ok(),
             };
-            if let Some(Ok(text)) = value.as_ref().map(|v| v.cast::<PyString>().map(|s| s.to_str().map(str::to_owned))) {
-                return Ok(Some(text?));
+            if let Some(Ok(text)) = value.map(|v| v.cast_into::<PyString>()) {
+                return Ok(Some(text));
             }
         }
         Ok(None)
@@ -173,7 +187,10 @@ impl NativeSignals {
     /// The `SpanProcessor.on_end` hook: record one ended span.
     fn on_end(&self, py: Python<'_>, span: &Bound<'_, PyAny>) {
         match self.read_span(py, span) {
-            Ok(ended) => self.signals.record_span(ended.error, ended.duration, ended.route.as_deref(), ended.weight),
+            Ok(ended) => {
+                let route = ended.route.as_ref().and_then(|r| r.to_str().ok());
+                self.signals.record_span(ended.error, ended.duration, route, ended.weight)
+            }
             Err(_) => {
                 self.failures.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             }
@@ -181,8 +198,14 @@ impl NativeSignals {
     }
 
     #[pyo3(signature = (count = 1))]
-    fn record_error(&self, count: u64) {
-        self.signals.record_error(count);
+    fn record_error(&self, count: i64) -> PyResult<()> {
+        if count < 0 {
+            return Err(pyo3::exceptions::PyValueError::new_err(format!(
+                "count: {count} is not a count; expected a whole number >= 0"
+            )));
+        }
+        self.signals.record_error(count as u64);
+        Ok(())
     }
 
     #[pyo3(signature = (seconds, route = None))]
