@@ -3,6 +3,7 @@
 //! `python` feature) the thin PyO3 layer that exposes them as `tracesieve._core`.
 
 pub mod adaptive;
+pub mod budget;
 pub mod clock;
 pub mod config;
 pub mod data;
