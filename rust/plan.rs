@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use crate::adaptive::Booster;
+use crate::budget::pacer::Pacer;
 use crate::ot_entry::OtFields;
 use crate::rules::condition::AttrValue;
 use crate::rules::{Action, RuleSet, SpanView};
@@ -89,6 +90,10 @@ pub struct Decision {
     /// The rule that decided (index into the rule set; `rules.len()` is the
     /// default rate), when a rule stage made the decision.
     pub rule: Option<usize>,
+    /// A keep rule forced this keep.
+    pub forced: bool,
+    /// The span would have been kept, but the budget was spent.
+    pub refused: bool,
 }
 
 /// One step of a plan. Cloning shares the rule set and the booster, so a
@@ -107,6 +112,8 @@ pub enum Stage {
     Rules(Arc<RuleSet>),
     /// Multiply the probability by the live error/latency boost.
     Boost(Arc<Booster>),
+    /// Pace the probability to a span budget; every kept span reserves budget.
+    Budget(Arc<Pacer>),
 }
 
 impl std::fmt::Debug for Stage {
@@ -116,6 +123,7 @@ impl std::fmt::Debug for Stage {
             Stage::TraceIdRatio { rate, .. } => write!(f, "TraceIdRatio({rate})"),
             Stage::Rules(set) => write!(f, "Rules({} rules)", set.rules.len()),
             Stage::Boost(booster) => write!(f, "Boost({:?})", booster.policy),
+            Stage::Budget(pacer) => write!(f, "Budget({} spans per {})", pacer.budget(), pacer.calendar().kind.name()),
         }
     }
 }
@@ -187,6 +195,13 @@ impl Plan {
         })
     }
 
+    pub fn pacer(&self) -> Option<&Pacer> {
+        self.stages.iter().find_map(|stage| match stage {
+            Stage::Budget(pacer) => Some(&**pacer),
+            _ => None,
+        })
+    }
+
     /// Attribute keys the plan reads at span start (indexes of `SpanView::attribute`).
     pub fn attribute_keys(&self) -> Vec<String> {
         if let Some(set) = self.rules() {
@@ -208,6 +223,8 @@ impl Plan {
                 Stage::TraceIdRatio { .. } => return Some(Vec::new()),
                 Stage::Rules(rules) => rules.possible_probabilities(limit)?,
                 Stage::Boost(booster) => booster.policy.possible_multipliers(),
+                // Pacing is continuous: nothing to list.
+                Stage::Budget(_) => return None,
             };
             if set.len().saturating_mul(factors.len()) > limit {
                 return None;
@@ -223,6 +240,27 @@ impl Plan {
 
     /// Decide for one span. `now` is called only if a time-dependent stage needs it.
     pub fn decide<S: SpanView + ?Sized>(&self, facts: &SpanFacts, span: &S, now: &mut dyn FnMut() -> f64) -> Decision {
+        let mut seen_at = None;
+        let mut reading = || {
+            let t = now();
+            seen_at = Some(t);
+            t
+        };
+        let mut decision = self.decide_stages(facts, span, &mut reading);
+        if decision.sampled {
+            if let Some(pacer) = self.pacer() {
+                let independent = !matches!(decision.path, Path::ParentSampled);
+                if !pacer.admit(independent, decision.forced, seen_at) {
+                    decision.sampled = false;
+                    decision.th = ThUpdate::Unchanged;
+                    decision.refused = true;
+                }
+            }
+        }
+        decision
+    }
+
+    fn decide_stages<S: SpanView + ?Sized>(&self, facts: &SpanFacts, span: &S, now: &mut dyn FnMut() -> f64) -> Decision {
         let parent_decides = self.respect_parent && facts.parent.is_some();
         let path = match facts.parent {
             None => Path::Root,
@@ -244,18 +282,18 @@ impl Plan {
                     }
                     let sampled = u128::from(facts.trace_id_low64) < *bound;
                     let th = if sampled { ThUpdate::Erase } else { ThUpdate::Unchanged };
-                    return Decision { sampled, th, path, rule };
+                    return Decision { sampled, th, path, rule, forced: false, refused: false };
                 }
                 Stage::Rules(set) => {
                     let (index, action) = set.first_match(span);
                     match action {
                         Action::Keep => {
                             let path = if parent_decides { Path::ForcedKeep } else { path };
-                            return Decision { sampled: true, th: ThUpdate::Set(0), path, rule: Some(index) };
+                            return Decision { sampled: true, th: ThUpdate::Set(0), path, rule: Some(index), forced: true, refused: false };
                         }
                         _ if parent_decides => break,
                         Action::Drop => {
-                            return Decision { sampled: false, th: ThUpdate::Unchanged, path, rule: Some(index) };
+                            return Decision { sampled: false, th: ThUpdate::Unchanged, path, rule: Some(index), forced: false, refused: false };
                         }
                         Action::Rate(rate) => {
                             rule = Some(index);
@@ -275,6 +313,16 @@ impl Plan {
                         exact_threshold = None;
                     }
                 }
+                Stage::Budget(pacer) => {
+                    if parent_decides {
+                        break;
+                    }
+                    let pace = pacer.pace(now(), probability);
+                    if pace != 1.0 {
+                        probability *= pace;
+                        exact_threshold = None;
+                    }
+                }
             }
         }
         if let (true, Some(parent)) = (parent_decides, facts.parent) {
@@ -284,7 +332,7 @@ impl Plan {
             .unwrap_or_else(|| crate::threshold::threshold_for_probability(probability.clamp(0.0, 1.0), self.precision));
         let sampled = threshold < NEVER && facts.randomness() >= threshold;
         let th = if sampled { ThUpdate::Set(threshold) } else { ThUpdate::Unchanged };
-        Decision { sampled, th, path, rule }
+        Decision { sampled, th, path, rule, forced: false, refused: false }
     }
 }
 
@@ -293,13 +341,13 @@ impl Plan {
 /// spec asks of a parent-based sampler).
 fn follow_parent(facts: &SpanFacts, parent: ParentFacts) -> Decision {
     if !parent.sampled {
-        return Decision { sampled: false, th: ThUpdate::Unchanged, path: Path::ParentNotSampled, rule: None };
+        return Decision { sampled: false, th: ThUpdate::Unchanged, path: Path::ParentNotSampled, rule: None, forced: false, refused: false };
     }
     let th = match parent.ot.th {
         Some(threshold) if facts.randomness() < threshold => ThUpdate::Erase,
         _ => ThUpdate::Unchanged,
     };
-    Decision { sampled: true, th, path: Path::ParentSampled, rule: None }
+    Decision { sampled: true, th, path: Path::ParentSampled, rule: None, forced: false, refused: false }
 }
 
 #[cfg(test)]

@@ -6,10 +6,12 @@
 """
 
 from tracesieve._adaptive import AdaptiveSampler, ErrorWindowProcessor
+from tracesieve._budget import BudgetSampler
 from tracesieve._samplers import ProbabilitySampler, RuleSampler, TraceIdRatioSampler
 
 __all__ = [
     "AdaptiveSampler",
+    "BudgetSampler",
     "ErrorWindowProcessor",
     "ProbabilitySampler",
     "RuleSampler",

@@ -40,6 +40,19 @@ class NativeSampler:
         max_boost: float = 10.0,
         class_name: str = "AdaptiveSampler",
     ) -> "NativeSampler": ...
+    @staticmethod
+    def budget(
+        inner: "NativeSampler",
+        budget: int,
+        *,
+        period: str = "month",
+        timezone: str = "UTC",
+        cap_forced_keeps: bool = False,
+        clock: Optional[Callable[[], float]] = None,
+        class_name: str = "BudgetSampler",
+    ) -> "NativeSampler": ...
+    def budget_status(self) -> Dict[str, Any]: ...
+    def restore_budget(self, period_start: float, used: int) -> bool: ...
     def should_sample(
         self,
         parent_context: Optional[Context],

@@ -304,3 +304,59 @@ class PythonErrorWindowProcessor:
                     queue.append(now)
                 while queue and queue[0] <= cutoff:
                     queue.popleft()
+
+
+class SeedCostAwareSampler:
+    """The seed tutorial's budget pacing, in Python, as the baseline our pacer is
+    compared against: a hard span limit per calendar month, and a slow-down to
+    70% / 30% sampling when spending runs 1.0x / 1.2x ahead of the calendar.
+
+    Written by us after the seed, with its two crashes fixed so it can run a
+    whole year (December's ``month + 1`` and an unsynchronised counter); the
+    pacing rule itself is kept exactly, because that rule is what we measure.
+    """
+
+    def __init__(self, monthly_budget: float, cost_per_span: float = 0.001, clock=None, seed: int = 0):
+        import random
+        import threading
+        import time
+
+        self.monthly_span_limit = int(monthly_budget / cost_per_span)
+        self.current_span_count = 0
+        self._clock = clock or time.time
+        self._random = random.Random(seed)
+        self._lock = threading.Lock()
+        self.month_start = self._month_start(self._now())
+
+    def _now(self):
+        from datetime import datetime, timezone
+
+        return datetime.fromtimestamp(self._clock(), timezone.utc)
+
+    @staticmethod
+    def _month_start(now):
+        return now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+
+    def should_sample(self) -> bool:
+        with self._lock:
+            now = self._now()
+            current_month_start = self._month_start(now)
+            if current_month_start > self.month_start:
+                self.month_start = current_month_start
+                self.current_span_count = 0
+            if self.current_span_count >= self.monthly_span_limit:
+                return False
+            year, month = current_month_start.year + current_month_start.month // 12, current_month_start.month % 12 + 1
+            days_in_month = (current_month_start.replace(year=year, month=month) - current_month_start).days
+            days_passed = (now - current_month_start).days + 1
+            expected_usage = (days_passed / days_in_month) * self.monthly_span_limit
+            usage_ratio = self.current_span_count / max(expected_usage, 1)
+            if usage_ratio > 1.2:
+                return self._random.random() < 0.3
+            if usage_ratio > 1.0:
+                return self._random.random() < 0.7
+            return True
+
+    def record_span(self) -> None:
+        with self._lock:
+            self.current_span_count += 1

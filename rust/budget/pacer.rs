@@ -56,6 +56,11 @@ pub struct Pacer {
     demand_rate: AtomicF64,
     spans_per_trace: AtomicF64,
     spend_rate: AtomicF64,
+    /// When an independent decision last kept a span; after `visibility_gap`
+    /// without one, the next decision is made at a pace of 1, so no stretch of
+    /// the period goes unseen while budget remains.
+    last_kept: AtomicF64,
+    visibility_gap: f64,
 }
 
 /// A consistent view for `budget_status()`.
@@ -101,6 +106,8 @@ impl Pacer {
             demand_rate: AtomicF64::new(0.0),
             spans_per_trace: AtomicF64::new(1.0),
             spend_rate: AtomicF64::new(0.0),
+            last_kept: AtomicF64::new(now),
+            visibility_gap: (length / 48.0).min(1800.0),
         })
     }
 
@@ -122,6 +129,9 @@ impl Pacer {
     pub fn pace(&self, now: f64, inner: f64) -> f64 {
         self.maybe_update(now);
         self.demand.fetch_add((inner.clamp(0.0, 1.0) * FIXED) as u64, Relaxed);
+        if now - self.last_kept.get() >= self.visibility_gap {
+            return 1.0;
+        }
         self.pace.get()
     }
 
@@ -129,7 +139,7 @@ impl Pacer {
     /// the sampler (not following a parent). `forced`: a keep rule's decision.
     /// Returns false when the span must be dropped because the budget is spent.
     #[inline]
-    pub fn admit(&self, independent: bool, forced: bool) -> bool {
+    pub fn admit(&self, independent: bool, forced: bool, now: Option<f64>) -> bool {
         let before = self.used.fetch_add(1, AcqRel);
         if before >= self.budget && (self.cap_forced || !forced) {
             self.used.fetch_sub(1, AcqRel);
@@ -138,6 +148,9 @@ impl Pacer {
         }
         if independent {
             self.kept_roots.fetch_add(1, Relaxed);
+            if let Some(now) = now.filter(|t| *t > self.last_kept.get()) {
+                self.last_kept.set(now);
+            }
         }
         true
     }

@@ -10,11 +10,13 @@ use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyString};
 use super::convert::to_data;
 use super::otel_api::OtelApi;
 use super::py_clock::PyClock;
-use super::sampling_result::{self, ReusableKeep, RootTraceStates};
+use super::sampling_result::{self, LastTraceState, ReusableKeep, RootTraceStates};
 use super::span_input;
 use super::signals::NativeSignals;
 use super::span_view::{KeyTable, PySpanView};
 use crate::adaptive::{BoostPolicy, Booster, ErrorPolicy};
+use crate::budget::pacer::Pacer;
+use crate::budget::period::{Calendar, PeriodKind};
 use crate::clock::{Clock, FixedClock};
 use crate::config::{self, ConfigError};
 use crate::data::Path as DataPath;
@@ -31,6 +33,7 @@ pub struct NativeSampler {
     respect_parent: bool,
     root_trace_states: RootTraceStates,
     reusable_keep: ReusableKeep,
+    last_trace_state: LastTraceState,
     /// Interned attribute keys of the rule set, by key index.
     keys: KeyTable,
     clock: Option<Arc<PyClock>>,
@@ -90,7 +93,17 @@ impl NativeSampler {
             None => SamplerCore::new(plan),
         };
         let reusable_keep = ReusableKeep::new(py, api)?;
-        Ok(NativeSampler { core, description, rate, respect_parent, root_trace_states, reusable_keep, keys, clock })
+        Ok(NativeSampler {
+            core,
+            description,
+            rate,
+            respect_parent,
+            root_trace_states,
+            reusable_keep,
+            last_trace_state: LastTraceState::new(),
+            keys,
+            clock,
+        })
     }
 }
 
@@ -214,6 +227,89 @@ impl NativeSampler {
         NativeSampler::build(py, plan, signals.py_clock(), description, base.rate)
     }
 
+    /// `inner`'s plan, paced to `budget` spans per calendar `period` in `timezone`.
+    #[staticmethod]
+    #[pyo3(signature = (inner, budget, *, period = "month", timezone = "UTC", cap_forced_keeps = false, clock = None, class_name = "BudgetSampler"))]
+    #[allow(clippy::too_many_arguments)]
+    fn budget(
+        py: Python<'_>,
+        inner: PyRef<'_, NativeSampler>,
+        budget: i64,
+        period: &str,
+        timezone: &str,
+        cap_forced_keeps: bool,
+        clock: Option<&Bound<'_, PyAny>>,
+        class_name: &str,
+    ) -> PyResult<Self> {
+        let mut plan = inner.core.plan().clone();
+        if plan.stages.iter().any(|s| matches!(s, Stage::TraceIdRatio { .. })) {
+            return Err(PyValueError::new_err(
+                "inner: a TraceIdRatioSampler decides by the legacy rule, which has no probability to pace; use a ProbabilitySampler or RuleSampler",
+            ));
+        }
+        if plan.pacer().is_some() {
+            return Err(PyValueError::new_err("inner: already a BudgetSampler; give its inner sampler instead"));
+        }
+        if budget < 1 {
+            return Err(PyValueError::new_err(format!("budget: {budget} spans; expected a budget of at least one span")));
+        }
+        let kind = PeriodKind::parse(period).map_err(config_error)?;
+        let calendar = Calendar::new(kind, timezone).map_err(config_error)?;
+        let clock = match clock {
+            Some(callable) if callable.is_callable() => Some(Arc::new(PyClock::new(callable.clone().unbind()))),
+            Some(other) => {
+                return Err(PyTypeError::new_err(format!(
+                    "clock: expected a callable returning Unix time in seconds, got {} {}",
+                    other.get_type().name()?,
+                    other.repr()?
+                )))
+            }
+            None => inner.clock.clone(),
+        };
+        let now = match &clock {
+            Some(c) => c.now(),
+            None => crate::clock::SystemClock.now(),
+        };
+        let pacer = Pacer::new(calendar, budget as u64, cap_forced_keeps, now).map_err(config_error)?;
+        plan.stages.push(Stage::Budget(Arc::new(pacer)));
+        let description = format!("{class_name}{{{},budget={budget}/{period}}}", inner.description);
+        NativeSampler::build(py, plan, clock, description, inner.rate)
+    }
+
+    /// Spending so far: budget, used, remaining, refused spans, pacing
+    /// probability, period bounds, recent rates and the projected end-of-period total.
+    fn budget_status<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let Some(pacer) = self.core.plan().pacer() else {
+            return Err(PyTypeError::new_err("budget_status() needs a BudgetSampler"));
+        };
+        let now = self.clock.as_ref().map_or_else(|| crate::clock::SystemClock.now(), |c| c.now());
+        let status = pacer.status(now);
+        let out = PyDict::new(py);
+        out.set_item("budget_spans", status.budget)?;
+        out.set_item("used_spans", status.used)?;
+        out.set_item("remaining_spans", status.budget.saturating_sub(status.used))?;
+        out.set_item("refused_spans", status.refused)?;
+        out.set_item("pacing_probability", status.pace)?;
+        out.set_item("period_start", status.period.start)?;
+        out.set_item("period_end", status.period.end)?;
+        out.set_item("spend_rate", status.spend_rate)?;
+        out.set_item("demand_rate", status.demand_rate)?;
+        out.set_item("projected_spans", status.projected)?;
+        out.set_item("period", pacer.calendar().kind.name())?;
+        out.set_item("timezone", &pacer.calendar().zone_name)?;
+        Ok(out)
+    }
+
+    /// Add spending saved by an earlier process; applied only when `period_start`
+    /// is the start of the current period. Returns whether it was applied.
+    fn restore_budget(&self, period_start: f64, used: u64) -> PyResult<bool> {
+        let Some(pacer) = self.core.plan().pacer() else {
+            return Err(PyTypeError::new_err("restore_budget() needs a BudgetSampler"));
+        };
+        let now = self.clock.as_ref().map_or_else(|| crate::clock::SystemClock.now(), |c| c.now());
+        Ok(pacer.restore(period_start, used, now))
+    }
+
     /// The SDK's `Sampler.should_sample` signature. `trace_state` is accepted
     /// and ignored, as the SDK never passes it: the parent's comes from the context.
     #[pyo3(signature = (parent_context, trace_id, name, kind = None, attributes = None, links = None, trace_state = None))]
@@ -241,7 +337,7 @@ impl NativeSampler {
             let span = PySpanView::new(api, name, kind, attributes, root, &self.keys);
             self.core.decide(&input.facts, &span)
         };
-        match sampling_result::build(py, api, decision, attributes, input.parent.as_ref(), &self.root_trace_states, Some(&self.reusable_keep)) {
+        match sampling_result::build(py, api, decision, attributes, input.parent.as_ref(), &self.root_trace_states, &self.last_trace_state, Some(&self.reusable_keep)) {
             Ok(result) => Ok(result),
             Err(_) => {
                 // Only hostile look-alike objects get here; the decision stands,
@@ -357,6 +453,9 @@ impl NativeSampler {
             window.set_item("errors", counts.errors)?;
             window.set_item("slow", counts.slow)?;
             stats.set_item("window", window)?;
+        }
+        if let Some(pacer) = self.core.plan().pacer() {
+            stats.set_item("budget_refused", pacer.status(0.0).refused)?;
         }
         if let Some(clock) = &self.clock {
             stats.set_item("clock_errors", clock.failures())?;

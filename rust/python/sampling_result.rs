@@ -20,6 +20,47 @@ pub struct RootTraceStates {
     entries: Vec<(u64, Py<PyAny>)>,
 }
 
+/// The most recent kept-root tracestate whose threshold was not prebuilt
+/// (budget pacing moves the threshold only once per interval, so it repeats).
+/// Only touched with the GIL held and without running Python code meanwhile.
+pub struct LastTraceState(std::cell::UnsafeCell<Option<(u64, Py<PyAny>)>>);
+
+// SAFETY: every access happens while the GIL is held (a `Python` token is
+// required) and no Python code runs during it, so accesses never overlap.
+// Free-threaded builds do not use the cell.
+unsafe impl Sync for LastTraceState {}
+
+impl LastTraceState {
+    pub fn new() -> Self {
+        LastTraceState(std::cell::UnsafeCell::new(None))
+    }
+
+    #[cfg(not(Py_GIL_DISABLED))]
+    fn get<'py>(&self, py: Python<'py>, threshold: u64) -> Option<Bound<'py, PyAny>> {
+        // SAFETY: see the Sync impl.
+        let slot = unsafe { &*self.0.get() };
+        match slot {
+            Some((t, state)) if *t == threshold => Some(state.bind(py).clone()),
+            _ => None,
+        }
+    }
+
+    #[cfg(not(Py_GIL_DISABLED))]
+    fn put(&self, _py: Python<'_>, threshold: u64, state: &Bound<'_, PyAny>) {
+        // SAFETY: see the Sync impl. The old value is dropped after the write.
+        let old = unsafe { (*self.0.get()).replace((threshold, state.clone().unbind())) };
+        drop(old);
+    }
+
+    #[cfg(Py_GIL_DISABLED)]
+    fn get<'py>(&self, _py: Python<'py>, _threshold: u64) -> Option<Bound<'py, PyAny>> {
+        None
+    }
+
+    #[cfg(Py_GIL_DISABLED)]
+    fn put(&self, _py: Python<'_>, _threshold: u64, _state: &Bound<'_, PyAny>) {}
+}
+
 impl RootTraceStates {
     pub fn new(py: Python<'_>, api: &OtelApi, thresholds: impl IntoIterator<Item = u64>) -> PyResult<Self> {
         let mut thresholds: Vec<u64> = thresholds.into_iter().filter(|t| *t < crate::threshold::NEVER).collect();
@@ -45,6 +86,7 @@ pub fn build<'py>(
     attributes: Option<&Bound<'py, PyAny>>,
     parent: Option<&Parent<'py>>,
     root_trace_states: &RootTraceStates,
+    last: &LastTraceState,
     reusable_keep: Option<&ReusableKeep>,
 ) -> PyResult<Bound<'py, PyAny>> {
     if !decision.sampled {
@@ -62,7 +104,14 @@ pub fn build<'py>(
     let trace_state = match (decision.th, parent) {
         (ThUpdate::Set(threshold), None) => match root_trace_states.get(py, threshold) {
             Some(cached) => cached,
-            None => new_trace_state(py, api, None, Some(threshold))?,
+            None => match last.get(py, threshold) {
+                Some(cached) => cached,
+                None => {
+                    let state = new_trace_state(py, api, None, Some(threshold))?;
+                    last.put(py, threshold, &state);
+                    state
+                }
+            },
         },
         (ThUpdate::Set(threshold), Some(parent)) => new_trace_state(py, api, Some(parent), Some(threshold))?,
         (ThUpdate::Erase, Some(parent)) if parent.ot_value.is_some() => new_trace_state(py, api, Some(parent), None)?,

@@ -48,10 +48,10 @@ fn simulate(budget: u64, demand: f64, spans_per_trace: u64, spike: Option<(usize
         for i in 0..traces {
             let now = JAN_2026 + hour as f64 * HOUR + i as f64 * HOUR / traces as f64;
             let pace = pacer.pace(now, 1.0);
-            if rng.unit() < pace && pacer.admit(true, false) {
+            if rng.unit() < pace && pacer.admit(true, false, Some(now)) {
                 kept += 1;
                 for _ in 1..spans_per_trace {
-                    pacer.admit(false, false);
+                    pacer.admit(false, false, None);
                 }
             }
         }
@@ -107,7 +107,7 @@ fn threads_never_overshoot() {
             let pacer = Arc::clone(&pacer);
             std::thread::spawn(move || {
                 for _ in 0..100_000 {
-                    pacer.admit(true, false);
+                    pacer.admit(true, false, None);
                 }
             })
         })
@@ -124,12 +124,12 @@ fn threads_never_overshoot() {
 fn forced_keeps_pass_the_cap_only_when_allowed() {
     let calendar = || Calendar::new(PeriodKind::Day, "UTC").unwrap();
     let uncapped = Pacer::new(calendar(), 1, false, JAN_2026).unwrap();
-    assert!(uncapped.admit(true, false));
-    assert!(!uncapped.admit(true, false));
-    assert!(uncapped.admit(true, true));
+    assert!(uncapped.admit(true, false, None));
+    assert!(!uncapped.admit(true, false, None));
+    assert!(uncapped.admit(true, true, None));
     let capped = Pacer::new(calendar(), 1, true, JAN_2026).unwrap();
-    assert!(capped.admit(true, true));
-    assert!(!capped.admit(true, true));
+    assert!(capped.admit(true, true, None));
+    assert!(!capped.admit(true, true, None));
 }
 
 #[test]
@@ -146,7 +146,7 @@ fn clock_jumps_neither_reset_spending_nor_overshoot() {
             2 => JAN_2026 - 400.0 * 86400.0,
             _ => JAN_2026 + 30.0 * 86400.0,
         };
-        if pacer.pace(now, 1.0) > 0.0 && pacer.admit(true, false) {
+        if pacer.pace(now, 1.0) > 0.0 && pacer.admit(true, false, Some(now)) {
             kept += 1;
         }
     }
@@ -158,7 +158,7 @@ fn clock_jumps_neither_reset_spending_nor_overshoot() {
     let february = JAN_2026 + 31.0 * 86400.0 + 5.0;
     pacer.pace(february, 1.0);
     assert_eq!(pacer.status(february).used, 0);
-    assert!(pacer.admit(true, false));
+    assert!(pacer.admit(true, false, Some(february)));
 }
 
 #[test]

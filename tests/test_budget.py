@@ -1,0 +1,225 @@
+"""BudgetSampler: month-long pacing on a simulated clock, roll-over, threads,
+clock jumps, persistence, bad input."""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import threading
+
+import pytest
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from helpers import ot_value
+from tracesieve import BudgetSampler, ProbabilitySampler, RuleSampler, _core
+from tracesieve.simulation import SimClock, month_start, run_month
+
+BUDGET = 10_000
+JAN = month_start(2026, 1)
+
+
+def paced_month(demand, spike=None, budget=BUDGET):
+    clock = SimClock(JAN)
+    sampler = BudgetSampler(1.0, budget=budget, clock=clock)
+    should_sample = sampler.should_sample
+    result = run_month(
+        lambda trace_id: should_sample(None, trace_id, "GET").decision.is_sampled(),
+        clock,
+        budget,
+        demand,
+        spike=spike,
+        used=lambda: sampler.budget_status()["used_spans"],
+    )
+    return sampler, result
+
+
+def test_half_the_budget_of_demand_is_kept_whole():
+    _, result = paced_month(0.5)
+    assert result.kept == result.offered
+
+
+@pytest.mark.parametrize("demand", [2, 10, 100])
+def test_demand_above_budget_uses_95_percent_never_more_and_never_goes_blind(demand):
+    sampler, result = paced_month(demand)
+    assert 0.95 <= result.utilisation <= 1.0, result.utilisation
+    assert result.blind_hours == 0
+    status = sampler.budget_status()
+    assert status["used_spans"] == result.kept <= BUDGET
+
+
+def test_a_spike_day_does_not_exhaust_the_budget():
+    # Usual demand 10x the budget; day 15 brings 20x the usual traffic.
+    _, result = paced_month(10, spike=(15, 20.0))
+    assert 0.95 <= result.utilisation <= 1.0
+    assert result.exhausted_at_hour is None or result.exhausted_at_hour > 30 * 24
+    after_spike = result.kept_by_hour[15 * 24 :]
+    assert all(kept > 0 for kept in after_spike)
+
+
+def test_kept_spans_carry_inner_times_pacing_in_th():
+    clock = SimClock(JAN)
+    sampler = BudgetSampler(0.5, budget=1000, period="day", clock=clock)
+    rng = random.Random(3)
+    for i in range(20_000):  # a day's demand far above budget
+        clock.now = JAN + i * 4.0
+        sampler.should_sample(None, rng.getrandbits(128), "GET")
+    pace = sampler.budget_status()["pacing_probability"]
+    assert pace < 1.0
+    expected = f"th:{_core.encode_th(_core.threshold_for_probability(0.5 * pace))}"
+    kept = None
+    for _ in range(5000):
+        result = sampler.should_sample(None, rng.getrandbits(128), "GET")
+        if result.decision.is_sampled():
+            kept = result
+            break
+    assert kept is not None and ot_value(kept.trace_state) == expected
+
+
+def test_children_of_kept_traces_count_against_the_budget():
+    clock = SimClock(JAN)
+    sampler = BudgetSampler(1.0, budget=300, period="day", clock=clock)
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(sampler=sampler)
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = provider.get_tracer("t")
+    for i in range(3000):
+        clock.now = JAN + i * 28.0
+        with tracer.start_as_current_span("root"):
+            with tracer.start_as_current_span("child"):
+                with tracer.start_as_current_span("grandchild"):
+                    pass
+    exported = len(exporter.get_finished_spans())
+    status = sampler.budget_status()
+    assert exported == status["used_spans"] <= 300
+    assert exported >= 0.95 * 300 - 3
+    provider.shutdown()
+
+
+def test_threads_sampling_at_once_never_overshoot():
+    sampler = BudgetSampler(1.0, budget=5000, period="day")
+    barrier = threading.Barrier(8)
+
+    def hammer(seed):
+        rng = random.Random(seed)
+        barrier.wait()
+        for _ in range(5000):
+            sampler.should_sample(None, rng.getrandbits(128), "GET")
+
+    threads = [threading.Thread(target=hammer, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    stats, status = sampler.stats(), sampler.budget_status()
+    assert status["used_spans"] <= 5000  # the stated bound: zero overshoot
+    assert stats["sampled"] == status["used_spans"]
+    assert stats["budget_refused"] == status["refused_spans"]
+
+
+def test_december_rolls_into_january_and_clock_jumps_are_safe():
+    dec = month_start(2026, 12)
+    clock = SimClock(dec + 86400)
+    sampler = BudgetSampler(1.0, budget=100, clock=clock)
+    for i in range(50):
+        sampler.should_sample(None, i, "x")
+    assert sampler.budget_status()["used_spans"] == 50
+    clock.now = dec - 40 * 86400  # back into October: spending is not reset
+    sampler.should_sample(None, 1, "x")
+    assert sampler.budget_status()["used_spans"] == 51
+    assert sampler.budget_status()["period_start"].startswith("2026-12-01")
+    for i in range(20_000):
+        clock.now = dec + 20 * 86400 + i * 47.0  # on to the month's last hour, far above budget
+        sampler.should_sample(None, random.getrandbits(128), "x")
+    assert clock.now < month_start(2027, 1)
+    assert 90 <= sampler.budget_status()["used_spans"] <= 100
+    clock.now = month_start(2027, 1) + 10
+    sampler.should_sample(None, 2, "x")
+    status = sampler.budget_status()
+    assert status["period_start"].startswith("2027-01-01") and status["used_spans"] == 1
+
+
+def test_money_budget_and_status():
+    clock = SimClock(JAN + 10 * 86400)
+    sampler = BudgetSampler(1.0, budget=50.0, cost_per_span=0.001, clock=clock)
+    for i in range(1000):
+        sampler.should_sample(None, i, "x")
+    status = sampler.budget_status()
+    assert status["budget_spans"] == 50_000
+    assert status["used_spans"] == 1000
+    assert status["used"] == pytest.approx(1.0)
+    assert status["remaining"] == pytest.approx(49.0)
+    assert status["percent_used"] == pytest.approx(2.0)
+    assert 0 <= status["pacing_probability"] <= 1
+    assert status["period"] == "month" and status["period_end"].startswith("2026-02-01")
+    assert set(status) >= {"budget", "used", "remaining", "percent_used", "pacing_probability", "projected_spend"}
+
+
+def test_spending_survives_a_restart_and_bad_state_is_ignored(tmp_path, caplog):
+    path = tmp_path / "state" / "budget.json"
+    clock = SimClock(JAN + 5 * 86400)
+    first = BudgetSampler(1.0, budget=1000, clock=clock, state_path=path)
+    for i in range(120):
+        first.should_sample(None, i, "x")
+    first.save_state()
+    saved = json.loads(path.read_text())
+    assert saved["used_spans"] == 120 and saved["kind"] == "tracesieve.budget"
+    second = BudgetSampler(1.0, budget=1000, clock=clock, state_path=path)
+    assert second.budget_status()["used_spans"] == 120
+    # Next month: the old spending does not carry over.
+    clock.now = month_start(2026, 2) + 60
+    third = BudgetSampler(1.0, budget=1000, clock=clock, state_path=path)
+    assert third.budget_status()["used_spans"] == 0
+    clock.now = JAN + 5 * 86400
+    with caplog.at_level(logging.WARNING, logger="tracesieve.budget"):
+        for content in ["{not json", json.dumps([1, 2]), json.dumps({**saved, "kind": "other"}),
+                        json.dumps({**saved, "timezone": "Asia/Seoul"}), json.dumps({**saved, "used_spans": -5})]:
+            path.write_text(content)
+            assert BudgetSampler(1.0, budget=1000, clock=clock, state_path=path).budget_status()["used_spans"] == 0
+    assert caplog.text.count("ignoring") == 5
+
+
+def test_rule_sampler_inner_and_forced_keeps():
+    clock = SimClock(JAN)
+    rules = RuleSampler([{"name": "pay", "match": {"business.event": "payment"}, "action": "keep"}], default_rate=1.0, clock=clock)
+    sampler = BudgetSampler(rules, budget=10, period="day")
+    for i in range(50):
+        sampler.should_sample(None, i, "x")
+    assert sampler.budget_status()["used_spans"] == 10
+    # Business events are kept past the budget unless cap_forced_keeps=True.
+    assert sampler.should_sample(None, 7, "x", None, {"business.event": "payment"}).decision.is_sampled()
+    capped = BudgetSampler(rules, budget=1, period="day", cap_forced_keeps=True)
+    capped.should_sample(None, 1, "x")
+    assert not capped.should_sample(None, 7, "x", None, {"business.event": "payment"}).decision.is_sampled()
+
+
+@pytest.mark.parametrize(
+    "kwargs,error,message",
+    [
+        ({"budget": 0}, ValueError, r"^budget: 0 is not a positive number"),
+        ({"budget": -5}, ValueError, r"^budget: -5 is not a positive number"),
+        ({"budget": 10, "cost_per_span": 0}, ValueError, r"^cost_per_span: 0 is not a positive number"),
+        ({"budget": 0.5, "cost_per_span": 1.0}, ValueError, r"buys 0 spans"),
+        ({"budget": "100"}, TypeError, r"^budget: expected a positive number, got str"),
+        ({"budget": 10, "period": "quarter"}, ValueError, r'^period: unknown period "quarter"; expected one of hour, day, week, month'),
+        ({"budget": 10, "timezone": "Mars/Base"}, ValueError, r'^timezone: unknown time zone "Mars/Base"'),
+        ({"budget": 10, "clock": 3}, TypeError, r"^clock: expected a callable"),
+    ],
+)
+def test_bad_configuration_fails_at_construction(kwargs, error, message):
+    with pytest.raises(error, match=message):
+        BudgetSampler(0.5, **kwargs)
+
+
+def test_bad_inner_fails_at_construction():
+    from tracesieve import TraceIdRatioSampler
+
+    with pytest.raises(TypeError, match=r"^inner: expected a rate"):
+        BudgetSampler("all", budget=10)
+    with pytest.raises(ValueError, match="TraceIdRatioSampler decides by the legacy rule"):
+        BudgetSampler(TraceIdRatioSampler(0.5), budget=10)
+    with pytest.raises(TypeError, match="already a BudgetSampler"):
+        BudgetSampler(BudgetSampler(0.5, budget=10), budget=10)
+    assert BudgetSampler(ProbabilitySampler(0.5), budget=10).get_description() == "BudgetSampler{ProbabilitySampler{0.5},budget=10/month}"
