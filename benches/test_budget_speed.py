@@ -1,0 +1,41 @@
+"""`should_sample` with budget pacing against the inner sampler alone.
+
+Run: pytest benches/test_budget_speed.py --benchmark-only
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tracesieve import BudgetSampler, ProbabilitySampler
+from workloads import BATCH
+
+
+def paced():
+    """Far more demand than budget: pacing is in force, few spans are kept."""
+    return BudgetSampler(ProbabilitySampler(0.1), budget=1_000_000)
+
+
+def unpaced():
+    """A budget the benchmark never reaches: pacing sits at 1, every kept span reserves budget."""
+    return BudgetSampler(ProbabilitySampler(0.1), budget=10**15)
+
+
+SAMPLERS = {
+    "tracesieve ProbabilitySampler(0.1) alone (baseline)": lambda: ProbabilitySampler(0.1),
+    "tracesieve BudgetSampler(ProbabilitySampler(0.1)), budget never reached": unpaced,
+    "tracesieve BudgetSampler(ProbabilitySampler(0.1)), pacing in force": paced,
+}
+
+
+@pytest.mark.benchmark(group=f"should_sample with budget pacing, mix of root and child spans, x{BATCH}")
+@pytest.mark.parametrize("impl", list(SAMPLERS))
+def test_should_sample_paced(benchmark, impl, mix_10pct):
+    should_sample = SAMPLERS[impl]().should_sample
+    calls = mix_10pct
+
+    def run():
+        for ctx, trace_id in calls:
+            should_sample(ctx, trace_id, "GET /api/order", None, None, ())
+
+    benchmark(run)
