@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use crate::adaptive::Booster;
 use crate::budget::pacer::Pacer;
+use crate::rate_limit::TokenBucket;
 use crate::ot_entry::OtFields;
 use crate::rules::condition::AttrValue;
 use crate::rules::{Action, RuleSet, SpanView};
@@ -114,6 +115,12 @@ pub enum Stage {
     Boost(Arc<Booster>),
     /// Pace the probability to a span budget; every kept span reserves budget.
     Budget(Arc<Pacer>),
+    /// Keep rules evaluated before anything else (a pipeline's `force_keep`):
+    /// a match keeps, even over a parent; no match passes the span on.
+    ForceKeep(Arc<RuleSet>),
+    /// At most so many independently kept traces per second (children of kept
+    /// traces are never cut).
+    RateLimit(Arc<TokenBucket>),
 }
 
 impl std::fmt::Debug for Stage {
@@ -124,6 +131,8 @@ impl std::fmt::Debug for Stage {
             Stage::Rules(set) => write!(f, "Rules({} rules)", set.rules.len()),
             Stage::Boost(booster) => write!(f, "Boost({:?})", booster.policy),
             Stage::Budget(pacer) => write!(f, "Budget({} spans per {})", pacer.budget(), pacer.calendar().kind.name()),
+            Stage::ForceKeep(set) => write!(f, "ForceKeep({} rules)", set.rules.len()),
+            Stage::RateLimit(bucket) => write!(f, "RateLimit({}/s)", bucket.rate()),
         }
     }
 }
@@ -152,6 +161,8 @@ pub struct Plan {
     /// Significant hex digits of thresholds computed at decision time.
     pub precision: u32,
     pub stages: Vec<Stage>,
+    /// Add the deciding rule's name to kept spans' attributes.
+    pub record_rule: bool,
 }
 
 /// A span with nothing but a name: for plans that read no attributes.
@@ -177,7 +188,46 @@ impl SpanView for BareSpan<'_> {
 
 impl Plan {
     pub fn new(respect_parent: bool, stages: Vec<Stage>) -> Plan {
-        Plan { respect_parent, precision: crate::threshold::DEFAULT_PRECISION, stages }
+        Plan { respect_parent, precision: crate::threshold::DEFAULT_PRECISION, stages, record_rule: false }
+    }
+
+    /// The plan's rule sets in stage order (force-keep and rules stages).
+    pub fn rule_sets(&self) -> Vec<&RuleSet> {
+        self.stages
+            .iter()
+            .filter_map(|stage| match stage {
+                Stage::Rules(set) | Stage::ForceKeep(set) => Some(&**set),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Counter slots for rule outcomes: every rule of every set, plus one default.
+    pub fn rule_slots(&self) -> usize {
+        let sets = self.rule_sets();
+        if sets.is_empty() {
+            0
+        } else {
+            sets.iter().map(|s| s.rules.len()).sum::<usize>() + 1
+        }
+    }
+
+    /// The name behind a rule slot (`default` for the rules stage's default rate).
+    pub fn rule_name(&self, mut slot: usize) -> &str {
+        for set in self.rule_sets() {
+            if slot < set.rules.len() {
+                return &set.rules[slot].name;
+            }
+            slot -= set.rules.len();
+        }
+        "default"
+    }
+
+    pub fn rate_limit(&self) -> Option<&TokenBucket> {
+        self.stages.iter().find_map(|stage| match stage {
+            Stage::RateLimit(bucket) => Some(&**bucket),
+            _ => None,
+        })
     }
 
     /// The rule set, if the plan has a rule stage.
@@ -204,7 +254,8 @@ impl Plan {
 
     /// Attribute keys the plan reads at span start (indexes of `SpanView::attribute`).
     pub fn attribute_keys(&self) -> Vec<String> {
-        if let Some(set) = self.rules() {
+        // Rule sets of one plan share one key table; the last holds all of it.
+        if let Some(set) = self.rule_sets().last() {
             return set.keys.clone();
         }
         if self.booster().is_some_and(|b| b.signals.routes.len() > 1) {
@@ -222,6 +273,7 @@ impl Plan {
                 Stage::Probability { probability, .. } => vec![*probability],
                 Stage::TraceIdRatio { .. } => return Some(Vec::new()),
                 Stage::Rules(rules) => rules.possible_probabilities(limit)?,
+                Stage::ForceKeep(_) | Stage::RateLimit(_) => vec![1.0],
                 Stage::Boost(booster) => booster.policy.possible_multipliers(),
                 // Pacing is continuous: nothing to list.
                 Stage::Budget(_) => return None,
@@ -247,6 +299,20 @@ impl Plan {
             t
         };
         let mut decision = self.decide_stages(facts, span, &mut reading);
+        if decision.sampled && !decision.forced && !matches!(decision.path, Path::ParentSampled) {
+            if let Some(bucket) = self.rate_limit() {
+                let t = seen_at.unwrap_or_else(|| {
+                    let t = now();
+                    seen_at = Some(t);
+                    t
+                });
+                if !bucket.try_take(t) {
+                    decision.sampled = false;
+                    decision.th = ThUpdate::Unchanged;
+                    decision.refused = true;
+                }
+            }
+        }
         if decision.sampled {
             if let Some(pacer) = self.pacer() {
                 let independent = !matches!(decision.path, Path::ParentSampled);
@@ -270,6 +336,8 @@ impl Plan {
         // Exact threshold while only one fixed-probability stage has spoken.
         let mut exact_threshold: Option<u64> = Some(0);
         let mut rule = None;
+        // Rule slots run on across rule sets, in stage order.
+        let mut slot_offset = 0;
         for stage in &self.stages {
             match stage {
                 Stage::Probability { probability: p, threshold } => {
@@ -284,8 +352,20 @@ impl Plan {
                     let th = if sampled { ThUpdate::Erase } else { ThUpdate::Unchanged };
                     return Decision { sampled, th, path, rule, forced: false, refused: false };
                 }
+                Stage::ForceKeep(set) => {
+                    let (index, _) = set.first_match(span);
+                    if index < set.rules.len() {
+                        let path = if parent_decides { Path::ForcedKeep } else { path };
+                        let rule = Some(slot_offset + index);
+                        return Decision { sampled: true, th: ThUpdate::Set(0), path, rule, forced: true, refused: false };
+                    }
+                    slot_offset += set.rules.len();
+                }
+                Stage::RateLimit(_) => {}
                 Stage::Rules(set) => {
                     let (index, action) = set.first_match(span);
+                    let index = slot_offset + index;
+                    slot_offset += set.rules.len();
                     match action {
                         Action::Keep => {
                             let path = if parent_decides { Path::ForcedKeep } else { path };

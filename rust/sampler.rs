@@ -19,7 +19,7 @@ impl SamplerCore {
     }
 
     pub fn with_clock(plan: Plan, clock: Arc<dyn Clock>) -> Self {
-        let rules = plan.rules().map_or(0, |set| set.rules.len() + 1);
+        let rules = plan.rule_slots();
         SamplerCore { plan, clock, counters: Counters::new(rules) }
     }
 

@@ -7,16 +7,21 @@
 
 from tracesieve._adaptive import AdaptiveSampler, ErrorWindowProcessor
 from tracesieve._budget import BudgetSampler
+from tracesieve._pipeline import ConfigError, PipelineSampler, from_config, load_config
 from tracesieve._samplers import ProbabilitySampler, RuleSampler, TraceIdRatioSampler
 
 __all__ = [
     "AdaptiveSampler",
     "BudgetSampler",
+    "ConfigError",
     "ErrorWindowProcessor",
+    "PipelineSampler",
     "ProbabilitySampler",
     "RuleSampler",
     "TraceIdRatioSampler",
     "__version__",
+    "from_config",
+    "load_config",
 ]
 
 try:

@@ -51,6 +51,14 @@ class NativeSampler:
         clock: Optional[Callable[[], float]] = None,
         class_name: str = "BudgetSampler",
     ) -> "NativeSampler": ...
+    @staticmethod
+    def pipeline(
+        document: Any,
+        *,
+        clock: Optional[Callable[[], float]] = None,
+        signals: Optional["NativeSignals"] = None,
+        class_name: str = "PipelineSampler",
+    ) -> Tuple["NativeSampler", Optional["NativeSignals"]]: ...
     def budget_status(self) -> Dict[str, Any]: ...
     def restore_budget(self, period_start: float, used: int) -> bool: ...
     def should_sample(

@@ -69,3 +69,24 @@ def rules_from_arg(arg: Optional[str] = None):
 def rules_default():
     """Declarative configuration: the rules file named by ``TRACESIEVE_RULES``."""
     return rules_from_arg(None)
+
+
+def pipeline_from_arg(arg: Optional[str] = None):
+    """``OTEL_TRACES_SAMPLER=tracesieve``: the argument (or ``TRACESIEVE_CONFIG``)
+    is the path of a ``.toml``, ``.yaml`` or ``.json`` pipeline configuration."""
+    import os
+
+    from tracesieve._pipeline import from_config
+
+    path = (arg or "").strip() or os.environ.get("TRACESIEVE_CONFIG", "").strip()
+    if not path:
+        raise ValueError(
+            "tracesieve needs a configuration file: set OTEL_TRACES_SAMPLER_ARG (or TRACESIEVE_CONFIG) "
+            "to the path of a .toml, .yaml or .json file"
+        )
+    return from_config(path)
+
+
+def pipeline_default():
+    """Declarative configuration: the pipeline file named by ``TRACESIEVE_CONFIG``."""
+    return pipeline_from_arg(None)

@@ -107,6 +107,21 @@ impl NativeSampler {
     }
 }
 
+/// Span attribute naming the rule that decided (`record_rule = true`).
+pub const RULE_ATTRIBUTE: &str = "tracesieve.rule";
+
+/// A copy of the start attributes with the deciding rule's name added.
+fn with_rule_attribute<'py>(py: Python<'py>, attributes: Option<&Bound<'py, PyAny>>, rule: &str) -> Option<Bound<'py, PyAny>> {
+    let copy = PyDict::new(py);
+    if let Some(attributes) = attributes {
+        if let Ok(dict) = attributes.cast::<PyDict>() {
+            copy.update(dict.as_mapping()).ok()?;
+        }
+    }
+    copy.set_item(RULE_ATTRIBUTE, rule).ok()?;
+    Some(copy.into_any())
+}
+
 fn parent_note(respect_parent: bool) -> &'static str {
     if respect_parent {
         ""
@@ -310,6 +325,46 @@ impl NativeSampler {
         Ok(pacer.restore(period_start, used, now))
     }
 
+    /// A whole pipeline from a configuration document (plain data). Returns the
+    /// sampler and, when it has an adaptive stage, the signals its processor feeds
+    /// (`signals` reuses existing ones, for reloads).
+    #[staticmethod]
+    #[pyo3(signature = (document, *, clock = None, signals = None, class_name = "PipelineSampler"))]
+    fn pipeline(
+        py: Python<'_>,
+        document: &Bound<'_, PyAny>,
+        clock: Option<&Bound<'_, PyAny>>,
+        signals: Option<PyRef<'_, NativeSignals>>,
+        class_name: &str,
+    ) -> PyResult<(Self, Option<NativeSignals>)> {
+        let doc = to_data(document, &DataPath::root(""))?;
+        let py_clock = match clock {
+            Some(callable) if callable.is_callable() => Some(Arc::new(PyClock::new(callable.clone().unbind()))),
+            Some(other) => {
+                return Err(PyTypeError::new_err(format!(
+                    "clock: expected a callable returning Unix time in seconds, got {} {}",
+                    other.get_type().name()?,
+                    other.repr()?
+                )))
+            }
+            None => signals.as_ref().and_then(|s| s.py_clock()),
+        };
+        let clock_arc: Arc<dyn Clock> = match &py_clock {
+            Some(c) => c.clone(),
+            None => Arc::new(crate::clock::SystemClock),
+        };
+        let existing = signals.as_ref().map(|s| s.signals.clone());
+        let pipeline = crate::pipeline::parse(&doc, clock_arc, existing).map_err(config_error)?;
+        let description = format!("{class_name}{{{}}}", pipeline.stage_names.join(","));
+        let new_signals = match (pipeline.signals.clone(), signals) {
+            (Some(_), Some(existing)) => Some(existing.share(py)),
+            (Some(arc), None) => Some(NativeSignals::from_signals(py, arc, py_clock.clone())),
+            (None, _) => None,
+        };
+        let sampler = NativeSampler::build(py, pipeline.plan, py_clock, description, 1.0)?;
+        Ok((sampler, new_signals))
+    }
+
     /// The SDK's `Sampler.should_sample` signature. `trace_state` is accepted
     /// and ignored, as the SDK never passes it: the parent's comes from the context.
     #[pyo3(signature = (parent_context, trace_id, name, kind = None, attributes = None, links = None, trace_state = None))]
@@ -336,6 +391,14 @@ impl NativeSampler {
         } else {
             let span = PySpanView::new(api, name, kind, attributes, root, &self.keys);
             self.core.decide(&input.facts, &span)
+        };
+        let labelled;
+        let attributes = match (self.core.plan().record_rule && decision.sampled, decision.rule) {
+            (true, Some(slot)) => {
+                labelled = with_rule_attribute(py, attributes, self.core.plan().rule_name(slot));
+                labelled.as_ref().or(attributes)
+            }
+            _ => attributes,
         };
         match sampling_result::build(py, api, decision, attributes, input.parent.as_ref(), &self.root_trace_states, &self.last_trace_state, Some(&self.reusable_keep)) {
             Ok(result) => Ok(result),
@@ -434,15 +497,18 @@ impl NativeSampler {
             stats.set_item(path.name(), snapshot.by_path[path as usize])?;
         }
         stats.set_item("input_errors", snapshot.input_errors)?;
-        if let Some(set) = self.core.plan().rules() {
+        if self.core.plan().rule_slots() > 0 {
             let by_rule = PyDict::new(py);
             for (index, (decisions, sampled)) in snapshot.by_rule.iter().enumerate() {
                 let entry = PyDict::new(py);
                 entry.set_item("decisions", decisions)?;
                 entry.set_item("sampled", sampled)?;
-                by_rule.set_item(set.rule_name(index), entry)?;
+                by_rule.set_item(self.core.plan().rule_name(index), entry)?;
             }
             stats.set_item("rules", by_rule)?;
+        }
+        if let Some(bucket) = self.core.plan().rate_limit() {
+            stats.set_item("rate_limited", bucket.refused())?;
         }
         if let Some(booster) = self.core.plan().booster() {
             let now = booster.signals.now();

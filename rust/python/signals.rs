@@ -84,6 +84,16 @@ impl NativeSignals {
         self.py_clock.clone()
     }
 
+    pub(crate) fn from_signals(py: Python<'_>, signals: Arc<Signals>, py_clock: Option<Arc<PyClock>>) -> Self {
+        let route_keys = ROUTE_KEYS.iter().map(|k| PyString::intern(py, k).unbind()).collect();
+        NativeSignals { signals, py_clock, route_keys, failures: Default::default() }
+    }
+
+    /// Another handle on the same windows (the counters of unreadable spans are per handle).
+    pub(crate) fn share(&self, py: Python<'_>) -> Self {
+        NativeSignals::from_signals(py, self.signals.clone(), self.py_clock.clone())
+    }
+
     fn read_span<'py>(&self, py: Python<'py>, span: &Bound<'py, PyAny>) -> PyResult<Ended<'py>> {
         let api = span_api(py)?;
         // The SDK's own spans keep their state in underscore fields; read those

@@ -177,12 +177,35 @@ const RULE_FIELDS: &[&str] = &["name", "span_name", "kind", "root", "route", "ma
 /// Build a rule set from user data: `rules` (a list of rule mappings),
 /// `default_rate`, and `multipliers` (a list).
 pub fn parse(rules: &Data, default_rate: f64, multipliers: &Data) -> Result<RuleSet, ConfigError> {
+    let mut keys = route_keys();
+    parse_at(&Path::root("rules"), rules, default_rate, &Path::root("multipliers"), multipliers, &mut keys, false)
+}
+
+/// A fresh key table: the route keys always come first.
+pub fn route_keys() -> Vec<String> {
+    ROUTE_KEYS.iter().map(|k| k.to_string()).collect()
+}
+
+/// Rules whose only action is keep (a pipeline's `force_keep` stage): a rule
+/// gives conditions and an optional name.
+pub fn parse_force_keep(path: &Path, rules: &Data, keys: &mut Vec<String>) -> Result<RuleSet, ConfigError> {
+    parse_at(path, rules, 0.0, &Path::root("multipliers"), &Data::List(Vec::new()), keys, true)
+}
+
+/// `parse` with paths under `rules_path` / `multipliers_path` and a shared key table.
+pub fn parse_at(
+    rules_path: &Path,
+    rules: &Data,
+    default_rate: f64,
+    multipliers_path: &Path,
+    multipliers: &Data,
+    keys: &mut Vec<String>,
+    keep_only: bool,
+) -> Result<RuleSet, ConfigError> {
     let default_rate = config::probability("default_rate", default_rate)?;
-    let mut keys: Vec<String> = ROUTE_KEYS.iter().map(|k| k.to_string()).collect();
-    let rules_path = Path::root("rules");
     let mut parsed = Vec::new();
-    for (i, rule) in data::list(&rules_path, rules)?.iter().enumerate() {
-        parsed.push(parse_rule(&rules_path.index(i), rule, &mut keys)?);
+    for (i, rule) in data::list(rules_path, rules)?.iter().enumerate() {
+        parsed.push(parse_rule(&rules_path.index(i), rule, keys, keep_only)?);
     }
     for (i, rule) in parsed.iter().enumerate() {
         if rule.name == "default" {
@@ -192,12 +215,11 @@ pub fn parse(rules: &Data, default_rate: f64, multipliers: &Data) -> Result<Rule
             return Err(rules_path.index(i).field("name").error(format!("{:?} is already the name of rules[{first}]; rule names must be unique", rule.name)));
         }
     }
-    let multipliers_path = Path::root("multipliers");
     let mut parsed_multipliers = Vec::new();
-    for (i, multiplier) in data::list(&multipliers_path, multipliers)?.iter().enumerate() {
-        parsed_multipliers.push(parse_multiplier(&multipliers_path.index(i), multiplier, &mut keys)?);
+    for (i, multiplier) in data::list(multipliers_path, multipliers)?.iter().enumerate() {
+        parsed_multipliers.push(parse_multiplier(&multipliers_path.index(i), multiplier, keys)?);
     }
-    Ok(RuleSet { rules: parsed, default_rate, multipliers: parsed_multipliers, keys })
+    Ok(RuleSet { rules: parsed, default_rate, multipliers: parsed_multipliers, keys: keys.clone() })
 }
 
 fn key_index(keys: &mut Vec<String>, key: &str) -> usize {
@@ -210,7 +232,7 @@ fn key_index(keys: &mut Vec<String>, key: &str) -> usize {
     }
 }
 
-fn parse_rule(path: &Path, rule: &Data, keys: &mut Vec<String>) -> Result<Rule, ConfigError> {
+fn parse_rule(path: &Path, rule: &Data, keys: &mut Vec<String>, keep_only: bool) -> Result<Rule, ConfigError> {
     let mut fields = Fields::new(path, rule)?;
     let name = match fields.take("name") {
         Some((p, value)) => {
@@ -250,6 +272,16 @@ fn parse_rule(path: &Path, rule: &Data, keys: &mut Vec<String>) -> Result<Rule, 
     }
     let rate = fields.take("rate");
     let action = fields.take("action");
+    if keep_only {
+        if let Some((p, _)) = rate {
+            return Err(p.error("force_keep rules always keep; remove the rate (put rated rules in the rules stage)"));
+        }
+        if let Some((p, value)) = action.filter(|(_, v)| **v != Data::Str("keep".into())) {
+            return Err(p.error(format!("force_keep rules always keep, got action {}; put other actions in the rules stage", value.show())));
+        }
+        fields.finish(RULE_FIELDS)?;
+        return Ok(Rule { name, conditions, action: Action::Keep });
+    }
     let action = match (rate, action) {
         (Some((p, value)), None) => {
             let rate = data::number(&p, value).map_err(|_| p.error(format!("expected a number in [0, 1], got {}", value.show())))?;

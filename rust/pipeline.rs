@@ -1,0 +1,281 @@
+//! A whole sampling pipeline from one configuration document: settings plus
+//! stages (force_keep, adaptive, rules, probability, budget, rate_limit),
+//! composed in the order they are written into one plan.
+
+use std::sync::Arc;
+
+use crate::adaptive::{BoostPolicy, Booster, ErrorPolicy, Signals};
+use crate::budget::pacer::Pacer;
+use crate::budget::period::{Calendar, PeriodKind};
+use crate::clock::Clock;
+use crate::config::{self, ConfigError};
+use crate::data::{self, Data, Fields, Path};
+use crate::plan::{Plan, Stage};
+use crate::rate_limit::TokenBucket;
+use crate::rules;
+use crate::threshold::DEFAULT_PRECISION;
+
+pub const STAGES: &[&str] = &["force_keep", "adaptive", "rules", "probability", "budget", "rate_limit"];
+pub const SETTINGS: &[&str] = &["respect_parent", "precision", "record_rule", "reload", "reload_interval"];
+
+/// A parsed pipeline: the plan and what the Python layer wires around it.
+pub struct Pipeline {
+    pub plan: Plan,
+    pub signals: Option<Arc<Signals>>,
+    /// Stage names in order, for descriptions.
+    pub stage_names: Vec<String>,
+}
+
+/// Build a pipeline. `existing_signals` lets a reload keep the windows an
+/// installed processor is feeding.
+pub fn parse(doc: &Data, clock: Arc<dyn Clock>, existing_signals: Option<Arc<Signals>>) -> Result<Pipeline, ConfigError> {
+    let Data::Map(entries) = doc else {
+        return Err(ConfigError::new("(top level)", format!("expected a mapping of settings and stages, got {}", doc.kind())));
+    };
+    let root = Path::root("");
+    let mut respect_parent = true;
+    let mut precision = DEFAULT_PRECISION;
+    let mut record_rule = false;
+    let mut order: Vec<(&str, &Data)> = Vec::new();
+    for (key, value) in entries {
+        let path = root.member(key);
+        match key.as_str() {
+            "respect_parent" => respect_parent = data::boolean(&path, value)?,
+            "record_rule" => record_rule = data::boolean(&path, value)?,
+            "precision" => match value {
+                Data::Int(p) => precision = config::precision(path.as_str(), *p)?,
+                other => return Err(path.error(format!("expected a whole number of hex digits, got {}", other.kind()))),
+            },
+            // Handled by the Python layer (file watching).
+            "reload" | "reload_interval" => {}
+            stage if STAGES.contains(&stage) => order.push((stage, value)),
+            unknown => {
+                let valid: Vec<&str> = STAGES.iter().chain(SETTINGS).copied().collect();
+                let hint = data::suggestion(unknown, &valid).map(|s| format!(" (did you mean {s:?}?)")).unwrap_or_default();
+                return Err(path.error(format!(
+                    "unknown stage or setting{hint}; expected stages {} or settings {}",
+                    STAGES.join(", "),
+                    SETTINGS.join(", ")
+                )));
+            }
+        }
+    }
+    check_order(&order)?;
+
+    let now = clock.now();
+    let mut keys = rules::route_keys();
+    let mut stages = Vec::new();
+    let mut signals_out = None;
+    let mut cap_forced = false;
+    for (name, spec) in &order {
+        let path = Path::root(name);
+        match *name {
+            "force_keep" => {
+                let mut fields = Fields::new(&path, spec)?;
+                let (rules_path, rules_data) = fields.take("rules").ok_or_else(|| path.error("missing field rules (a list of conditions to always keep)"))?;
+                if let Some((p, value)) = fields.take("capped_by_budget") {
+                    cap_forced = data::boolean(&p, value)?;
+                }
+                fields.finish(&["rules", "capped_by_budget"])?;
+                let set = rules::parse_force_keep(&rules_path, rules_data, &mut keys)?;
+                stages.push(Stage::ForceKeep(Arc::new(set)));
+            }
+            "rules" => {
+                let mut fields = Fields::new(&path, spec)?;
+                let (rules_path, rules_data) = fields.take("rules").ok_or_else(|| path.error("missing field rules (a list of rules)"))?;
+                let default_rate = match fields.take("default_rate") {
+                    Some((p, value)) => config::probability(p.as_str(), data::number(&p, value)?)?,
+                    None => return Err(path.error("missing field default_rate (the rate for spans no rule matches)")),
+                };
+                let empty = Data::List(Vec::new());
+                let (multipliers_path, multipliers) = fields.take("multipliers").unwrap_or((path.field("multipliers"), &empty));
+                fields.finish(&["rules", "default_rate", "multipliers"])?;
+                let set = rules::parse_at(&rules_path, rules_data, default_rate, &multipliers_path, multipliers, &mut keys, false)?;
+                stages.push(Stage::Rules(Arc::new(set)));
+            }
+            "probability" => {
+                let mut fields = Fields::new(&path, spec)?;
+                let (p, value) = fields.take("rate").ok_or_else(|| path.error("missing field rate"))?;
+                let rate = config::probability(p.as_str(), data::number(&p, value)?)?;
+                fields.finish(&["rate"])?;
+                stages.push(Stage::probability(rate, precision));
+            }
+            "adaptive" => {
+                let (booster, signals) = parse_adaptive(&path, spec, clock.clone(), existing_signals.clone())?;
+                signals_out = Some(signals);
+                stages.push(Stage::Boost(Arc::new(booster)));
+            }
+            "budget" => stages.push(Stage::Budget(Arc::new(parse_budget(&path, spec, cap_forced, now)?))),
+            "rate_limit" => {
+                let mut fields = Fields::new(&path, spec)?;
+                let (p, value) = fields.take("traces_per_second").ok_or_else(|| path.error("missing field traces_per_second"))?;
+                let rate = data::number(&p, value)?;
+                let burst = match fields.take("burst") {
+                    Some((p, value)) => data::number(&p, value)?,
+                    None => rate.max(1.0),
+                };
+                fields.finish(&["traces_per_second", "burst"])?;
+                stages.push(Stage::RateLimit(Arc::new(TokenBucket::new(rate, burst, now)?)));
+            }
+            _ => unreachable!("checked against STAGES"),
+        }
+    }
+    // Every rule set reads the one key table, complete only now.
+    for stage in &mut stages {
+        if let Stage::Rules(set) | Stage::ForceKeep(set) = stage {
+            if let Some(set) = Arc::get_mut(set) {
+                set.keys = keys.clone();
+            }
+        }
+    }
+    let mut plan = Plan::new(respect_parent, stages);
+    plan.precision = precision;
+    plan.record_rule = record_rule;
+    Ok(Pipeline { plan, signals: signals_out, stage_names: order.iter().map(|(n, _)| n.to_string()).collect() })
+}
+
+/// Orders that cannot work: force_keep after other stages, probability stages
+/// after the budget, anything after the rate limit, rules with probability.
+fn check_order(order: &[(&str, &Data)]) -> Result<(), ConfigError> {
+    let position = |name: &str| order.iter().position(|(n, _)| *n == name);
+    if let Some(i) = position("force_keep") {
+        if i != 0 {
+            return Err(ConfigError::new("force_keep", format!("comes after {}; force_keep must be the first stage", order[i - 1].0)));
+        }
+    }
+    if let (Some(_), Some(_)) = (position("rules"), position("probability")) {
+        return Err(ConfigError::new("probability", "give either rules (with its default_rate) or probability, not both"));
+    }
+    if let Some(budget) = position("budget") {
+        for later in &order[budget + 1..] {
+            if matches!(later.0, "rules" | "probability" | "adaptive") {
+                return Err(ConfigError::new(
+                    later.0,
+                    "comes after budget; the budget paces the final probability, so it must follow rules, probability and adaptive",
+                ));
+            }
+        }
+    }
+    if let Some(limit) = position("rate_limit") {
+        if let Some(later) = order.get(limit + 1) {
+            return Err(ConfigError::new(later.0, "comes after rate_limit; rate_limit must be the last stage"));
+        }
+    }
+    Ok(())
+}
+
+fn parse_adaptive(
+    path: &Path,
+    spec: &Data,
+    clock: Arc<dyn Clock>,
+    existing: Option<Arc<Signals>>,
+) -> Result<(Booster, Arc<Signals>), ConfigError> {
+    let mut fields = Fields::new(path, spec)?;
+    let mut number = |name: &str, default: f64| -> Result<f64, ConfigError> {
+        match fields.take(name) {
+            Some((p, value)) => data::number(&p, value),
+            None => Ok(default),
+        }
+    };
+    let window = number("window", 300.0)?;
+    let resolution = number("resolution", 1.0)?;
+    let slow_threshold = number("slow_threshold", 2.0)?;
+    let latency_boost = number("latency_boost", 2.0)?;
+    let slow_ratio = number("slow_ratio", 0.1)?;
+    let max_boost = number("max_boost", 10.0)?;
+    let min_spans = number("min_spans", 20.0)?;
+    let target = match fields.take("error_rate_target") {
+        Some((p, value)) => Some(data::number(&p, value)?),
+        None => None,
+    };
+    let steps = match fields.take("error_steps") {
+        Some((p, value)) => {
+            let mut steps = Vec::new();
+            for (i, step) in data::list(&p, value)?.iter().enumerate() {
+                let step_path = p.index(i);
+                match step {
+                    Data::List(pair) if pair.len() == 2 => {
+                        let count = match &pair[0] {
+                            Data::Int(c) if *c >= 0 => *c as u64,
+                            other => return Err(step_path.error(format!("{} is not an error count; expected a whole number >= 0", other.show()))),
+                        };
+                        steps.push((count, data::number(&step_path, &pair[1])?));
+                    }
+                    other => return Err(step_path.error(format!("expected [count, multiplier], got {}", other.show()))),
+                }
+            }
+            Some(steps)
+        }
+        None => None,
+    };
+    let route_thresholds = match fields.take("route_thresholds") {
+        Some((p, Data::Map(entries))) => entries
+            .iter()
+            .map(|(route, t)| Ok((route.clone(), data::number(&p.member(route), t)?)))
+            .collect::<Result<Vec<_>, ConfigError>>()?,
+        Some((p, other)) => return Err(p.error(format!("expected a mapping of route to seconds, got {}", other.kind()))),
+        None => Vec::new(),
+    };
+    fields.finish(&[
+        "error_steps", "error_rate_target", "min_spans", "latency_boost", "slow_ratio", "max_boost", "window", "resolution",
+        "slow_threshold", "route_thresholds",
+    ])?;
+    if min_spans < 0.0 || min_spans.fract() != 0.0 {
+        return Err(path.field("min_spans").error(format!("{min_spans} is not a count; expected a whole number >= 0")));
+    }
+    let errors = match (target, steps) {
+        (Some(_), Some(_)) => return Err(path.field("error_rate_target").error("give either error_steps or error_rate_target, not both")),
+        (Some(target), None) => ErrorPolicy::Rate { target, min_spans: min_spans as u64 },
+        (None, Some(steps)) => ErrorPolicy::Steps(steps),
+        (None, None) => BoostPolicy::seed().errors,
+    };
+    let policy = BoostPolicy { errors, latency_boost, slow_ratio, min_spans: min_spans as u64, max_boost };
+    let prefix = |e: ConfigError| ConfigError::new(path.field(&e.field).as_str(), e.message);
+    let signals = match existing {
+        Some(signals) => signals,
+        None => Arc::new(Signals::new(clock, window, resolution, slow_threshold, &route_thresholds).map_err(prefix)?),
+    };
+    let booster = Booster::new(signals.clone(), policy).map_err(prefix)?;
+    Ok((booster, signals))
+}
+
+fn parse_budget(path: &Path, spec: &Data, cap_forced: bool, now: f64) -> Result<Pacer, ConfigError> {
+    let mut fields = Fields::new(path, spec)?;
+    let (budget_path, budget) = fields.take("budget").ok_or_else(|| path.error("missing field budget (in spans, or money with cost_per_span)"))?;
+    let budget = data::number(&budget_path, budget)?;
+    let cost = match fields.take("cost_per_span") {
+        Some((p, value)) => {
+            let cost = data::number(&p, value)?;
+            if cost <= 0.0 {
+                return Err(p.error(format!("{cost} is not a positive price")));
+            }
+            cost
+        }
+        None => 1.0,
+    };
+    if budget <= 0.0 {
+        return Err(budget_path.error(format!("{budget} is not a positive budget")));
+    }
+    let spans = (budget / cost + 1e-9).floor();
+    if spans < 1.0 {
+        return Err(budget_path.error(format!("{budget} at cost_per_span {cost} buys no span; expected enough for at least one")));
+    }
+    let period = match fields.take("period") {
+        Some((p, value)) => PeriodKind::parse(data::string(&p, value)?).map_err(|e| p.error(e.message))?,
+        None => PeriodKind::Month,
+    };
+    let zone = match fields.take("timezone") {
+        Some((p, value)) => (p.clone(), data::string(&p, value)?.to_owned()),
+        None => (path.field("timezone"), "UTC".to_owned()),
+    };
+    // Persistence is the Python layer's; accepted here so typos are still caught.
+    for name in ["state_path", "save_interval"] {
+        let _ = fields.take(name);
+    }
+    fields.finish(&["budget", "cost_per_span", "period", "timezone", "state_path", "save_interval"])?;
+    let calendar = Calendar::new(period, &zone.1).map_err(|e| zone.0.error(e.message))?;
+    Pacer::new(calendar, spans as u64, cap_forced, now)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,132 @@
+//! A lock-free token bucket: at most `rate` traces per second on average, with
+//! bursts of up to `burst`. The whole state is one atomic word (time in
+//! milliseconds, tokens in 1/16ths), updated by compare-and-swap.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::config::ConfigError;
+
+const TOKEN_BITS: u32 = 24;
+const TOKEN_SCALE: f64 = 16.0;
+const TOKEN_MASK: u64 = (1 << TOKEN_BITS) - 1;
+
+#[derive(Debug)]
+pub struct TokenBucket {
+    rate: f64,
+    burst: f64,
+    origin: f64,
+    state: AtomicU64,
+    refused: AtomicU64,
+}
+
+impl TokenBucket {
+    pub fn new(rate: f64, burst: f64, now: f64) -> Result<TokenBucket, ConfigError> {
+        if !(rate.is_finite() && rate > 0.0) {
+            return Err(ConfigError::new("rate_limit.traces_per_second", format!("{rate} is not a positive rate")));
+        }
+        let max_burst = (TOKEN_MASK as f64) / TOKEN_SCALE;
+        if !(burst.is_finite() && burst >= 1.0 && burst <= max_burst) {
+            return Err(ConfigError::new(
+                "rate_limit.burst",
+                format!("{burst} is out of range; expected a number of traces from 1 to {max_burst}"),
+            ));
+        }
+        let origin = if now.is_finite() { now } else { 0.0 };
+        let full = (burst * TOKEN_SCALE) as u64;
+        Ok(TokenBucket { rate, burst, origin, state: AtomicU64::new(full), refused: AtomicU64::new(0) })
+    }
+
+    pub fn rate(&self) -> f64 {
+        self.rate
+    }
+
+    pub fn burst(&self) -> f64 {
+        self.burst
+    }
+
+    pub fn refused(&self) -> u64 {
+        self.refused.load(Ordering::Relaxed)
+    }
+
+    /// Take one token at `now`; false (and counted) when the bucket is empty.
+    pub fn try_take(&self, now: f64) -> bool {
+        let millis = ((now - self.origin) * 1000.0).clamp(0.0, ((1u64 << (64 - TOKEN_BITS)) - 1) as f64) as u64;
+        let mut current = self.state.load(Ordering::Acquire);
+        loop {
+            let (then, tokens) = (current >> TOKEN_BITS, current & TOKEN_MASK);
+            // A clock that steps back adds nothing (and keeps the later stamp).
+            let elapsed_ms = millis.saturating_sub(then) as f64;
+            let gained = (elapsed_ms * self.rate * TOKEN_SCALE / 1000.0).floor();
+            let full = self.burst * TOKEN_SCALE;
+            let (refilled, stamp) = if tokens as f64 + gained >= full {
+                (full as u64, then.max(millis))
+            } else {
+                // Advance the stamp only by the time the whole units took, so
+                // frequent callers do not lose the fractions.
+                let used_ms = (gained * 1000.0 / (self.rate * TOKEN_SCALE)).floor() as u64;
+                (tokens + gained as u64, then + used_ms)
+            };
+            let (next, taken) = if refilled >= TOKEN_SCALE as u64 {
+                ((stamp << TOKEN_BITS) | (refilled - TOKEN_SCALE as u64), true)
+            } else {
+                ((stamp << TOKEN_BITS) | refilled, false)
+            };
+            match self.state.compare_exchange_weak(current, next, Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) => {
+                    if !taken {
+                        self.refused.fetch_add(1, Ordering::Relaxed);
+                    }
+                    return taken;
+                }
+                Err(seen) => current = seen,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    #[test]
+    fn bursts_then_refills_at_the_rate() {
+        let bucket = TokenBucket::new(10.0, 5.0, 1000.0).unwrap();
+        let taken = (0..20).filter(|_| bucket.try_take(1000.0)).count();
+        assert_eq!(taken, 5);
+        let taken = (0..20).filter(|_| bucket.try_take(1001.0)).count();
+        assert_eq!(taken, 5, "one second refills 10, capped at the burst of 5");
+        let over_ten_seconds: usize = (0..1000).filter(|i| bucket.try_take(1001.0 + *i as f64 / 100.0)).count();
+        // Whole milliseconds of bookkeeping leave the refill within a few percent.
+        assert!((98..=106).contains(&over_ten_seconds), "{over_ten_seconds}");
+        assert_eq!(bucket.refused(), 15 + 15 + (1000 - over_ten_seconds as u64));
+    }
+
+    #[test]
+    fn threads_never_take_more_than_the_bucket_holds() {
+        let bucket = Arc::new(TokenBucket::new(1.0, 1000.0, 0.0).unwrap());
+        let threads: Vec<_> = (0..8)
+            .map(|_| {
+                let bucket = Arc::clone(&bucket);
+                std::thread::spawn(move || (0..10_000).filter(|_| bucket.try_take(0.0)).count())
+            })
+            .collect();
+        let taken: usize = threads.into_iter().map(|t| t.join().unwrap()).sum();
+        assert_eq!(taken, 1000);
+    }
+
+    #[test]
+    fn clock_steps_back_are_harmless() {
+        let bucket = TokenBucket::new(1.0, 1.0, 100.0).unwrap();
+        assert!(bucket.try_take(105.0));
+        assert!(!bucket.try_take(50.0));
+        assert!(!bucket.try_take(105.5));
+        assert!(bucket.try_take(106.0));
+    }
+
+    #[test]
+    fn bad_settings() {
+        assert!(TokenBucket::new(0.0, 1.0, 0.0).is_err());
+        assert!(TokenBucket::new(1.0, 0.5, 0.0).unwrap_err().to_string().starts_with("rate_limit.burst: 0.5 is out of range"));
+    }
+}
