@@ -1,0 +1,247 @@
+"""from_config: the full pipeline from configuration files, zero-code setup,
+reload, metrics, and errors that name the file and the key."""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from opentelemetry.sdk._configuration import _import_sampler
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import Status, StatusCode
+
+from helpers import ot_value, parent_context
+from tracesieve import ConfigError, PipelineSampler, _core, from_config, load_config
+from tracesieve.simulation import SimClock, month_start
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+NOON_SEOUL = month_start(2026, 1) + 3 * 3600
+
+
+def traced(sampler):
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(sampler=sampler)
+    if getattr(sampler, "processor", None) is not None:
+        provider.add_span_processor(sampler.processor)
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    return provider, provider.get_tracer("t"), exporter
+
+
+def test_seed_pipeline_example_behaves_as_documented():
+    clock = SimClock(NOON_SEOUL)
+    sampler = from_config(EXAMPLES / "seed_pipeline.toml", clock=clock)
+    assert sampler.get_description() == "PipelineSampler{force_keep,adaptive,rules,budget}"
+    provider, tracer, exporter = traced(sampler)
+    # A payment under a parent that was not sampled: forced keep, th:0, named.
+    with tracer.start_as_current_span("charge", context=parent_context(7, False), attributes={"business.event": "payment"}):
+        pass
+    (charge,) = exporter.get_finished_spans()
+    assert ot_value(charge.context.trace_state) == "th:0"
+    assert charge.attributes["tracesieve.rule"] == "payment"
+    # Route rates x tier x daytime schedule go into th, and kept spans say which rule decided.
+    exporter.clear()
+    for _ in range(3000):
+        with tracer.start_as_current_span("GET", attributes={"http.route": "/api/order", "user.tier": "free"}):
+            pass
+    spans = exporter.get_finished_spans()
+    expected = f"th:{_core.encode_th(_core.threshold_for_probability(0.3 * 0.5 * 1.5))}"
+    assert spans and {ot_value(s.context.trace_state) for s in spans} == {expected}
+    assert {s.attributes["tracesieve.rule"] for s in spans} == {"order-api"}
+    assert 0.18 < len(spans) / 3000 < 0.27
+    # Errors feed the adaptive stage through the processor.
+    for _ in range(12):
+        with tracer.start_as_current_span("GET", attributes={"http.route": "/api/order"}) as span:
+            span.set_status(Status(StatusCode.ERROR))
+    clock.now += 2
+    stats = sampler.stats()
+    assert stats["boost"] >= 2.0
+    assert stats["rules"]["payment"] == {"decisions": 1, "sampled": 1}
+    status = sampler.budget_status()
+    assert status["budget_spans"] == 50_000 and status["used_spans"] == stats["sampled"]
+    provider.shutdown()
+
+
+def test_payment_service_example_keeps_payments_paces_and_limits():
+    clock = SimClock(month_start(2026, 3) + 10 * 86400)
+    sampler = from_config(EXAMPLES / "payment_service.yaml", clock=clock)
+    assert sampler.processor is None
+    kept = sum(sampler.should_sample(None, random.getrandbits(128), "GET /orders").decision.is_sampled() for _ in range(500))
+    assert kept == 100  # the burst of the 50/s limit, at one instant
+    assert sampler.stats()["rate_limited"] == 400
+    assert sampler.should_sample(None, 5, "POST /payments/42").decision.is_sampled()  # forced: not limited
+    assert not sampler.should_sample(None, 5, "GET", None, {"http.route": "/healthz"}).decision.is_sampled()
+    assert sampler.budget_status()["timezone"] == "Europe/Berlin"
+
+
+def test_api_example_drops_probes_and_boosts_on_error_rate():
+    clock = SimClock(month_start(2026, 1))
+    sampler = from_config(EXAMPLES / "api_pipeline.yaml", clock=clock)
+    assert not sampler.should_sample(None, 1, "GET /healthz", None, {"http.route": "/healthz"}).decision.is_sampled()
+    for i in range(100):
+        sampler.processor.record_latency(0.01)
+    sampler.processor.record_error(5)  # 5% errors against a 1% target
+    clock.now += 2
+    assert sampler.stats()["boost"] == 5.0
+
+
+def test_dict_source_and_empty_config():
+    assert from_config({}).should_sample(None, 1, "x").decision.is_sampled()
+    sampler = from_config({"probability": {"rate": 0.25}, "respect_parent": False})
+    result = sampler.should_sample(parent_context(1, True), (1 << 56) - 1, "x")
+    assert ot_value(result.trace_state) == "th:c"
+
+
+@pytest.mark.parametrize("name", ["seed_pipeline.toml", "payment_service.yaml", "api_pipeline.yaml"])
+def test_entry_point_loads_through_the_sdk_configurator(monkeypatch, name):
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER_ARG", str(EXAMPLES / name))
+    sampler = _import_sampler("tracesieve")
+    assert isinstance(sampler, PipelineSampler)
+
+
+def test_tracesieve_config_variable_and_declarative_group(monkeypatch):
+    from importlib.metadata import entry_points
+
+    monkeypatch.delenv("OTEL_TRACES_SAMPLER_ARG", raising=False)
+    monkeypatch.setenv("TRACESIEVE_CONFIG", str(EXAMPLES / "api_pipeline.yaml"))
+    assert isinstance(_import_sampler("tracesieve"), PipelineSampler)
+    (factory,) = [ep for ep in entry_points(group="opentelemetry_sampler") if ep.name == "tracesieve"]
+    assert isinstance(factory.load()(), PipelineSampler)
+    monkeypatch.delenv("TRACESIEVE_CONFIG")
+    with pytest.raises(ValueError, match="tracesieve needs a configuration file"):
+        factory.load()()
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+BAD_CONFIGS = [
+    ("typo.toml", "[rulez]\ndefault_rate = 0.1\n", 'typo.toml: rulez: unknown stage or setting (did you mean "rules"?)'),
+    ("field.toml", "[rules]\ndefault_rate = 0.1\nrules = []\nmultiplier = []\n", "field.toml: rules.multiplier: unknown field (did you mean \"multipliers\"?)"),
+    ("type.toml", '[rules]\ndefault_rate = "high"\nrules = []\n', "type.toml: rules.default_rate: expected a number, got a string"),
+    ("range.toml", "[rules]\ndefault_rate = 1.5\nrules = []\n", "range.toml: rules.default_rate: 1.5 is out of range; expected a number in [0, 1]"),
+    ("rule.yaml", "rules:\n  default_rate: 0.1\n  rules:\n    - {route: /x, rate: 0.1}\n    - {match: {payment.amount: {'=>': 1000}}, rate: 1}\n",
+     'rule.yaml: rules.rules[1].match["payment.amount"]: unknown operator "=>"'),
+    ("order.toml", "[budget]\nbudget = 100\n[rules]\ndefault_rate = 0.1\nrules = []\n", "order.toml: rules: comes after budget"),
+    ("last.yaml", "rate_limit: {traces_per_second: 5}\nrules: {default_rate: 0.1, rules: []}\n", "last.yaml: rules: comes after rate_limit"),
+    ("zone.toml", "[budget]\nbudget = 10\ntimezone = \"Asia/Seol\"\n", 'zone.toml: budget.timezone: unknown time zone "Asia/Seol"'),
+    ("steps.yaml", "adaptive: {error_steps: [[10, 2.0], [5, 3.0]]}\n", "steps.yaml: adaptive.error_steps[1]: (5, 3) after (10, 2) is not monotone"),
+    ("broken.toml", "[rules\n", "broken.toml: invalid TOML: "),
+    ("broken.yaml", "rules: [unclosed\n", "broken.yaml: invalid YAML at line 2, column 1: "),
+    ("list.yaml", "- a\n- b\n", "list.yaml: expected a table of stages and settings at the top level, got list"),
+    ("evil.yaml", "rules: !!python/object/apply:os.system ['echo pwned']\n", "evil.yaml: invalid YAML"),
+    ("rules.ini", "[rules]\n", "rules.ini: unknown file type '.ini'"),
+]
+
+
+@pytest.mark.parametrize("name,text,message", BAD_CONFIGS, ids=[b[0] for b in BAD_CONFIGS])
+def test_every_mistake_fails_at_load_naming_file_and_key(tmp_path, name, text, message):
+    with pytest.raises(ConfigError) as info:
+        from_config(write(tmp_path / name, text))
+    assert str(info.value).startswith(str(tmp_path / message.split(":", 1)[0]) + ":" + message.split(":", 1)[1])
+    assert "Traceback" not in str(info.value)
+
+
+def test_missing_file_is_a_clear_error(tmp_path):
+    with pytest.raises(ConfigError, match=r"nope.toml: no such file; expected a tracesieve configuration"):
+        from_config(tmp_path / "nope.toml")
+    assert isinstance(ConfigError("x"), ValueError)
+
+
+def test_reload_applies_good_files_and_keeps_the_old_policy_on_bad_ones(tmp_path, caplog):
+    path = write(tmp_path / "sampling.toml", "[probability]\nrate = 1.0\n")
+    sampler = from_config(path)
+    assert sampler.should_sample(None, 1, "x").decision.is_sampled()
+    write(path, "[probability]\nrate = 0.0\n")
+    assert sampler.reload()
+    assert not sampler.should_sample(None, 1, "x").decision.is_sampled()
+    write(path, "[probability]\nrate = 7\n")
+    with caplog.at_level(logging.ERROR, logger="tracesieve.config"):
+        assert not sampler.reload()
+    assert "keeping the current sampling policy" in caplog.text and "probability.rate: 7 is out of range" in caplog.text
+    assert not sampler.should_sample(None, 1, "x").decision.is_sampled()
+    stats = sampler.stats()
+    assert (stats["reloads"], stats["reload_failures"], stats["decisions"]) == (1, 1, 3)
+
+
+def test_the_file_watcher_reloads_on_change(tmp_path):
+    path = write(tmp_path / "live.yaml", "reload: true\nreload_interval: 0.05\nprobability: {rate: 1.0}\n")
+    sampler = from_config(path)
+    try:
+        write(path, "reload: true\nreload_interval: 0.05\nprobability: {rate: 0.0}\n")
+        deadline = time.time() + 5
+        while sampler.reloads == 0 and time.time() < deadline:
+            time.sleep(0.02)
+        assert sampler.reloads == 1
+        assert not sampler.should_sample(None, 1, "x").decision.is_sampled()
+    finally:
+        sampler.close()
+
+
+def test_threads_sample_while_a_reload_happens(tmp_path):
+    path = write(tmp_path / "sampling.toml", "[probability]\nrate = 0.5\n")
+    sampler = from_config(path)
+    provider, tracer, exporter = traced(sampler)
+    stop = threading.Event()
+    errors = []
+
+    def work():
+        try:
+            while not stop.is_set():
+                with tracer.start_as_current_span("s"):
+                    pass
+        except Exception as error:  # pragma: no cover - a failure is what this test looks for
+            errors.append(error)
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for i in range(20):
+        write(path, f"[probability]\nrate = {0.1 + i * 0.04:.2f}\n")
+        assert sampler.reload()
+    stop.set()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert sampler.stats()["sampled"] == len(exporter.get_finished_spans())
+    provider.shutdown()
+
+
+def test_metrics_appear_in_an_in_memory_reader():
+    reader = InMemoryMetricReader()
+    meters = MeterProvider(metric_readers=[reader])
+    clock = SimClock(NOON_SEOUL)
+    sampler = from_config(EXAMPLES / "seed_pipeline.toml", clock=clock, meter_provider=meters)
+    for i in range(200):
+        sampler.should_sample(None, random.getrandbits(128), "GET", None, {"http.route": "/api/order"})
+    sampler.should_sample(None, 1, "charge", None, {"business.event": "payment"})
+    data = reader.get_metrics_data()
+    points = {}
+    for resource in data.resource_metrics:
+        for scope in resource.scope_metrics:
+            for metric in scope.metrics:
+                for point in metric.data.data_points:
+                    points[(metric.name, tuple(sorted(point.attributes.items())))] = point.value
+    stats = sampler.stats()
+    assert points[("tracesieve.sampler.decisions", (("outcome", "sampled"),))] == stats["sampled"]
+    assert points[("tracesieve.sampler.decisions", (("outcome", "sampled"), ("rule", "payment")))] == 1
+    assert points[("tracesieve.budget.spans", (("state", "used"),))] == stats["sampled"]
+    assert points[("tracesieve.adaptive.boost", ())] == 1.0
+    meters.shutdown()
+
+
+def test_load_config_reads_every_format(tmp_path):
+    doc = {"probability": {"rate": 0.5}}
+    assert load_config(write(tmp_path / "a.toml", "[probability]\nrate = 0.5\n")) == doc
+    assert load_config(write(tmp_path / "a.yaml", "probability: {rate: 0.5}\n")) == doc
+    assert load_config(write(tmp_path / "a.json", '{"probability": {"rate": 0.5}}')) == doc
+    assert load_config(doc) == doc
