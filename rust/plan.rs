@@ -275,8 +275,9 @@ impl Plan {
                 Stage::Rules(rules) => rules.possible_probabilities(limit)?,
                 Stage::ForceKeep(_) | Stage::RateLimit(_) => vec![1.0],
                 Stage::Boost(booster) => booster.policy.possible_multipliers(),
-                // Pacing is continuous: nothing to list.
-                Stage::Budget(_) => return None,
+                // Pacing is continuous: list the unpaced values (pace 1); paced
+                // ones fall back to the most-recent cache.
+                Stage::Budget(_) => vec![1.0],
             };
             if set.len().saturating_mul(factors.len()) > limit {
                 return None;

@@ -245,3 +245,44 @@ def test_load_config_reads_every_format(tmp_path):
     assert load_config(write(tmp_path / "a.yaml", "probability: {rate: 0.5}\n")) == doc
     assert load_config(write(tmp_path / "a.json", '{"probability": {"rate": 0.5}}')) == doc
     assert load_config(doc) == doc
+
+
+def test_zero_code_setup_attaches_the_adaptive_processor(tmp_path):
+    import subprocess
+    import sys
+
+    script = tmp_path / "app.py"
+    script.write_text(
+        "import time\n"
+        "from opentelemetry import trace\n"
+        "from opentelemetry.sdk._configuration import _OTelSDKConfigurator\n"
+        "from opentelemetry.trace import Status, StatusCode\n"
+        "_OTelSDKConfigurator().configure()\n"
+        "sampler = trace.get_tracer_provider().sampler\n"
+        "for _ in range(100):\n"
+        "    if sampler.processor.counts()['spans'] or time.sleep(0.02):\n"
+        "        break\n"
+        "    with trace.get_tracer('t').start_as_current_span('x') as s:\n"
+        "        s.set_status(Status(StatusCode.ERROR))\n"
+        "print(type(sampler).__name__, sampler.processor.counts()['errors'] > 0)\n"
+    )
+    env = {
+        **__import__("os").environ,
+        "OTEL_TRACES_SAMPLER": "tracesieve",
+        "OTEL_TRACES_SAMPLER_ARG": str(EXAMPLES / "api_pipeline.yaml"),
+        "OTEL_TRACES_EXPORTER": "none",
+        "OTEL_METRICS_EXPORTER": "none",
+        "OTEL_LOGS_EXPORTER": "none",
+    }
+    out = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == "PipelineSampler True", out.stderr
+
+
+def test_zero_code_example_runs():
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, str(EXAMPLES / "zero_code.py")], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert "sampler: PipelineSampler{force_keep,adaptive,rules,budget}" in out.stdout
+    assert '"tracesieve.rule": "payment"' in out.stdout

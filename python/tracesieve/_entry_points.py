@@ -84,7 +84,32 @@ def pipeline_from_arg(arg: Optional[str] = None):
             "tracesieve needs a configuration file: set OTEL_TRACES_SAMPLER_ARG (or TRACESIEVE_CONFIG) "
             "to the path of a .toml, .yaml or .json file"
         )
-    return from_config(path)
+    sampler = from_config(path)
+    if sampler.processor is not None:
+        _attach_when_installed(sampler)
+    return sampler
+
+
+def _attach_when_installed(sampler, timeout: float = 30.0) -> None:
+    """Zero-code setup builds the sampler before the TracerProvider exists, and
+    offers no hook for span processors. Watch (briefly, in the background) for
+    the global provider that uses this sampler and add the adaptive stage's
+    processor to it, so the windows are fed with no code at all."""
+    import threading
+    import time
+
+    from opentelemetry import trace
+
+    def attach() -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            provider = trace.get_tracer_provider()
+            if getattr(provider, "sampler", None) is sampler and hasattr(provider, "add_span_processor"):
+                provider.add_span_processor(sampler.processor)
+                return
+            time.sleep(0.01)
+
+    threading.Thread(target=attach, name="tracesieve-attach-processor", daemon=True).start()
 
 
 def pipeline_default():

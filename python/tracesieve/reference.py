@@ -360,3 +360,37 @@ class SeedCostAwareSampler:
     def record_span(self) -> None:
         with self._lock:
             self.current_span_count += 1
+
+
+class SeedPipelineSampler(Sampler):
+    """The seed's multi-stage decision (force-keep, adaptive, rules, budget)
+    written plainly in Python as a Sampler: the baseline for the pipeline.
+    Like the seed, it draws with ``random.random()``, so it is not consistent."""
+
+    def __init__(self, policy, monthly_budget: float = 1e9, cost_per_span: float = 0.001, seed: int = 0):
+        import random
+
+        self._random = random.Random(seed)
+        self._rules = ReferenceRuleSampler(**policy)
+        self._errors = SeedErrorWindow()
+        self._budget = SeedCostAwareSampler(monthly_budget, cost_per_span, seed=seed)
+        self._force = [rule for rule in policy["rules"] if rule.get("action") == "keep"]
+
+    def should_sample(self, parent_context, trace_id, name, kind=None, attributes=None, links=None, trace_state=None):
+        attributes = attributes or {}
+        parent = get_current_span(parent_context).get_span_context()
+        _, action, probability = self._rules.evaluate(name, kind, attributes, not parent.is_valid)
+        if action == "keep":
+            return SamplingResult(Decision.RECORD_AND_SAMPLE, attributes, parent.trace_state if parent.is_valid else None)
+        if parent.is_valid:
+            decision = Decision.RECORD_AND_SAMPLE if parent.trace_flags.sampled else Decision.DROP
+            return SamplingResult(decision, attributes if decision is Decision.RECORD_AND_SAMPLE else None, parent.trace_state)
+        errors = self._errors.count()
+        probability *= 3.0 if errors > 10 else 2.0 if errors > 5 else 1.0
+        if action != "drop" and self._budget.should_sample() and self._random.random() < min(1.0, probability):
+            self._budget.record_span()
+            return SamplingResult(Decision.RECORD_AND_SAMPLE, attributes, None)
+        return SamplingResult(Decision.DROP, None, None)
+
+    def get_description(self) -> str:
+        return "SeedPipelineSampler"
