@@ -73,23 +73,41 @@ def test_payment_service_example_keeps_payments_paces_and_limits():
     clock = SimClock(month_start(2026, 3) + 10 * 86400)
     sampler = from_config(EXAMPLES / "payment_service.yaml", clock=clock)
     assert sampler.processor is None
-    kept = sum(sampler.should_sample(None, random.getrandbits(128), "GET /orders").decision.is_sampled() for _ in range(500))
-    assert kept == 100  # the burst of the 50/s limit, at one instant
+    provider, tracer, exporter = traced(sampler)
+    for _ in range(500):
+        with tracer.start_as_current_span("GET /orders"):
+            with tracer.start_as_current_span("db.query"):
+                pass
+    spans = exporter.get_finished_spans()
+    assert len([s for s in spans if s.parent is None]) == 100  # the burst of the 50/s limit, at one instant
+    assert len(spans) == 200, "children of kept traces are never cut by the limit"
     assert sampler.stats()["rate_limited"] == 400
-    assert sampler.should_sample(None, 5, "POST /payments/42").decision.is_sampled()  # forced: not limited
-    assert not sampler.should_sample(None, 5, "GET", None, {"http.route": "/healthz"}).decision.is_sampled()
+    exporter.clear()
+    with tracer.start_as_current_span("POST /payments/42"):  # forced: not limited
+        pass
+    with tracer.start_as_current_span("GET", attributes={"http.route": "/healthz"}):
+        pass
+    assert [s.name for s in exporter.get_finished_spans()] == ["POST /payments/42"]
     assert sampler.budget_status()["timezone"] == "Europe/Berlin"
+    assert sampler.budget_status()["used_spans"] == 201
+    provider.shutdown()
 
 
 def test_api_example_drops_probes_and_boosts_on_error_rate():
     clock = SimClock(month_start(2026, 1))
     sampler = from_config(EXAMPLES / "api_pipeline.yaml", clock=clock)
-    assert not sampler.should_sample(None, 1, "GET /healthz", None, {"http.route": "/healthz"}).decision.is_sampled()
-    for i in range(100):
-        sampler.processor.record_latency(0.01)
-    sampler.processor.record_error(5)  # 5% errors against a 1% target
+    provider, tracer, exporter = traced(sampler)
+    for i in range(200):
+        with tracer.start_as_current_span("GET /healthz", attributes={"http.route": "/healthz"}):
+            pass
+        with tracer.start_as_current_span("GET /admin/users", attributes={"http.route": "/admin/users"}) as span:
+            if i % 10 == 0:
+                span.set_status(Status(StatusCode.ERROR))  # 10% of kept admin spans fail
+    names = {s.name for s in exporter.get_finished_spans()}
+    assert names == {"GET /admin/users"}
     clock.now += 2
-    assert sampler.stats()["boost"] == 5.0
+    assert sampler.stats()["boost"] == 5.0  # 10% errors against a 1% target, capped at max_boost 5
+    provider.shutdown()
 
 
 def test_dict_source_and_empty_config():
