@@ -12,7 +12,7 @@ from opentelemetry.sdk.trace.sampling import ALWAYS_ON
 
 from tracesieve import AdaptiveSampler, ErrorWindowProcessor, ProbabilitySampler
 from tracesieve.reference import PythonErrorWindowProcessor, SeedErrorWindow
-from workloads import BATCH
+from workloads import BATCH, mix_runner
 
 ERRORS_IN_WINDOW = 20_000
 
@@ -92,11 +92,4 @@ SAMPLERS = {
 @pytest.mark.benchmark(group=f"should_sample with the boost, mix of root and child spans, x{BATCH}")
 @pytest.mark.parametrize("impl", list(SAMPLERS))
 def test_should_sample_boosted(benchmark, impl, mix_10pct):
-    should_sample = SAMPLERS[impl]().should_sample
-    calls = mix_10pct
-
-    def run():
-        for ctx, trace_id in calls:
-            should_sample(ctx, trace_id, "GET /api/order", None, None, ())
-
-    benchmark(run)
+    benchmark(mix_runner(SAMPLERS[impl]().should_sample, mix_10pct))

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from tracesieve import BudgetSampler, ProbabilitySampler
-from workloads import BATCH
+from workloads import BATCH, mix_runner
 
 
 def paced():
@@ -31,11 +31,4 @@ SAMPLERS = {
 @pytest.mark.benchmark(group=f"should_sample with budget pacing, mix of root and child spans, x{BATCH}")
 @pytest.mark.parametrize("impl", list(SAMPLERS))
 def test_should_sample_paced(benchmark, impl, mix_10pct):
-    should_sample = SAMPLERS[impl]().should_sample
-    calls = mix_10pct
-
-    def run():
-        for ctx, trace_id in calls:
-            should_sample(ctx, trace_id, "GET /api/order", None, None, ())
-
-    benchmark(run)
+    benchmark(mix_runner(SAMPLERS[impl]().should_sample, mix_10pct))

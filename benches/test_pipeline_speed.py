@@ -11,9 +11,8 @@ from pathlib import Path
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
-from opentelemetry.trace import SpanKind
 
-from test_rule_speed import seed_traffic
+from test_rule_speed import seed_runner
 from tracesieve import from_config, load_config
 from tracesieve.policies import seed_policy
 from tracesieve.reference import SeedPipelineSampler
@@ -39,15 +38,7 @@ SAMPLERS = {
 @pytest.mark.benchmark(group=f"should_sample, seed's full pipeline, root spans, x{BATCH}")
 @pytest.mark.parametrize("impl", list(SAMPLERS))
 def test_pipeline_should_sample(benchmark, impl):
-    should_sample = SAMPLERS[impl]().should_sample
-    calls = seed_traffic()
-    server = SpanKind.SERVER
-
-    def run():
-        for trace_id, name, attributes in calls:
-            should_sample(None, trace_id, name, server, attributes, ())
-
-    benchmark(run)
+    benchmark(seed_runner(SAMPLERS[impl]().should_sample))
 
 
 def ten_percent_pipeline():

@@ -44,10 +44,8 @@ SAMPLERS = {
 }
 
 
-@pytest.mark.benchmark(group=f"should_sample, seed policy, root spans, x{BATCH}")
-@pytest.mark.parametrize("impl", list(SAMPLERS))
-def test_seed_policy(benchmark, impl):
-    should_sample = SAMPLERS[impl]().should_sample
+def seed_runner(should_sample):
+    """One benchmark round: the seed traffic's root spans through `should_sample`."""
     calls = seed_traffic()
     server = SpanKind.SERVER
 
@@ -55,4 +53,10 @@ def test_seed_policy(benchmark, impl):
         for trace_id, name, attributes in calls:
             should_sample(None, trace_id, name, server, attributes, ())
 
-    benchmark(run)
+    return run
+
+
+@pytest.mark.benchmark(group=f"should_sample, seed policy, root spans, x{BATCH}")
+@pytest.mark.parametrize("impl", list(SAMPLERS))
+def test_seed_policy(benchmark, impl):
+    benchmark(seed_runner(SAMPLERS[impl]().should_sample))

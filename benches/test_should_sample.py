@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 
-from workloads import BATCH
+from workloads import BATCH, mix_runner
 from tracesieve import ProbabilitySampler, TraceIdRatioSampler
 from tracesieve.reference import ReferenceProbabilitySampler
 
@@ -28,11 +28,4 @@ SAMPLERS = {
 @pytest.mark.benchmark(group=f"should_sample, mix of root and child spans, x{BATCH}")
 @pytest.mark.parametrize("impl", list(SAMPLERS))
 def test_should_sample_mix(benchmark, impl, mix_10pct):
-    should_sample = SAMPLERS[impl]().should_sample
-    calls = mix_10pct
-
-    def run():
-        for ctx, trace_id in calls:
-            should_sample(ctx, trace_id, "GET /api/order", None, ATTRIBUTES, ())
-
-    benchmark(run)
+    benchmark(mix_runner(SAMPLERS[impl]().should_sample, mix_10pct, ATTRIBUTES))

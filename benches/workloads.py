@@ -33,6 +33,16 @@ def sampling_mix(rate: float, seed: int = 11) -> List[Tuple[Optional[Context], i
     return calls
 
 
+def mix_runner(should_sample, calls, attributes=None):
+    """One benchmark round: every call of the mix through `should_sample`."""
+
+    def run():
+        for ctx, trace_id in calls:
+            should_sample(ctx, trace_id, "GET /api/order", None, attributes, ())
+
+    return run
+
+
 @pytest.fixture(scope="session")
 def mix_10pct():
     return sampling_mix(0.1)

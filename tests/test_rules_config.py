@@ -113,7 +113,7 @@ def test_api_example_drops_probes_and_keeps_admin():
 
 def test_policy_file_errors_name_the_file(tmp_path):
     missing = tmp_path / "nope.toml"
-    with pytest.raises(ValueError, match=r"nope.toml: no such file; expected a rules file \(.json or .toml\)"):
+    with pytest.raises(ValueError, match=r"nope.toml: no such file; expected a tracesieve configuration"):
         rule_sampler_from_file(missing)
     broken = tmp_path / "broken.toml"
     broken.write_text("default_rate = \n")
@@ -131,10 +131,13 @@ def test_policy_file_errors_name_the_file(tmp_path):
     bad_rule.write_text('default_rate = 0.1\n[[rules]]\nroute = "/x"\nrate = 3\n')
     with pytest.raises(ValueError, match=r"bad.toml: rules\[0\].rate: 3 is out of range"):
         rule_sampler_from_file(bad_rule)
-    other = tmp_path / "rules.yaml"
+    other = tmp_path / "rules.ini"
     other.write_text("rules: []")
-    with pytest.raises(ValueError, match=r"unknown file type '.yaml'; expected .json or .toml"):
+    with pytest.raises(ValueError, match=r"unknown file type '.ini'; expected .toml, .yaml, .yml or .json"):
         rule_sampler_from_file(other)
+    as_yaml = tmp_path / "rules.yaml"
+    as_yaml.write_text("default_rate: 0.2\nrules:\n  - {route: /x, rate: 1.0}\n")
+    assert rule_sampler_from_file(as_yaml).explain("s", {"http.route": "/x"})["probability"] == 1.0
 
 
 def test_entry_point_loads_a_rules_file_through_the_sdk_configurator(monkeypatch):

@@ -52,7 +52,7 @@ def traceidratio_default() -> TraceIdRatioSampler:
 
 def rules_from_arg(arg: Optional[str] = None):
     """``OTEL_TRACES_SAMPLER=tracesieve_rules``: the argument (or ``TRACESIEVE_RULES``)
-    is the path of a ``.json`` or ``.toml`` rules file."""
+    is the path of a ``.toml``, ``.yaml`` or ``.json`` rules file."""
     import os
 
     from tracesieve._policy_file import rule_sampler_from_file
@@ -61,7 +61,7 @@ def rules_from_arg(arg: Optional[str] = None):
     if not path:
         raise ValueError(
             "tracesieve_rules needs a rules file: set OTEL_TRACES_SAMPLER_ARG (or TRACESIEVE_RULES) "
-            "to the path of a .json or .toml file"
+            "to the path of a .toml, .yaml or .json file"
         )
     return rule_sampler_from_file(path)
 

@@ -3,6 +3,7 @@
 //! the system time for that reading, and the failure is counted.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
 
 use pyo3::prelude::*;
 
@@ -33,5 +34,18 @@ impl Clock for PyClock {
                 SystemClock.now()
             }
         }
+    }
+}
+
+/// The `clock=` argument: a callable, or None for the system clock.
+pub fn from_argument(clock: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Arc<PyClock>>> {
+    match clock {
+        None => Ok(None),
+        Some(callable) if callable.is_callable() => Ok(Some(Arc::new(PyClock::new(callable.clone().unbind())))),
+        Some(other) => Err(pyo3::exceptions::PyTypeError::new_err(format!(
+            "clock: expected a callable returning Unix time in seconds, got {} {}",
+            other.get_type().name()?,
+            other.repr()?
+        ))),
     }
 }

@@ -9,7 +9,7 @@ use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyString};
 
 use super::convert::to_data;
 use super::otel_api::OtelApi;
-use super::py_clock::PyClock;
+use super::py_clock::{self, PyClock};
 use super::sampling_result::{self, LastTraceState, ReusableKeep, RootTraceStates};
 use super::span_input;
 use super::signals::NativeSignals;
@@ -176,17 +176,7 @@ impl NativeSampler {
             None => crate::data::Data::List(Vec::new()),
         };
         let set = rules::parse(&rules_data, default_rate, &multipliers_data).map_err(config_error)?;
-        let clock = match clock {
-            Some(callable) if callable.is_callable() => Some(Arc::new(PyClock::new(callable.clone().unbind()))),
-            Some(other) => {
-                return Err(PyTypeError::new_err(format!(
-                    "clock: expected a callable returning Unix time in seconds, got {} {}",
-                    other.get_type().name()?,
-                    other.repr()?
-                )))
-            }
-            None => None,
-        };
+        let clock = py_clock::from_argument(clock)?;
         let description = format!("{class_name}{{rules={},default_rate={default_rate}{}}}", set.rules.len(), parent_note(respect_parent));
         let mut plan = Plan::new(respect_parent, vec![Stage::Rules(Arc::new(set))]);
         plan.precision = precision;
@@ -270,15 +260,8 @@ impl NativeSampler {
         }
         let kind = PeriodKind::parse(period).map_err(config_error)?;
         let calendar = Calendar::new(kind, timezone).map_err(config_error)?;
-        let clock = match clock {
-            Some(callable) if callable.is_callable() => Some(Arc::new(PyClock::new(callable.clone().unbind()))),
-            Some(other) => {
-                return Err(PyTypeError::new_err(format!(
-                    "clock: expected a callable returning Unix time in seconds, got {} {}",
-                    other.get_type().name()?,
-                    other.repr()?
-                )))
-            }
+        let clock = match py_clock::from_argument(clock)? {
+            Some(c) => Some(c),
             None => inner.clock.clone(),
         };
         let now = match &clock {
@@ -338,15 +321,8 @@ impl NativeSampler {
         class_name: &str,
     ) -> PyResult<(Self, Option<NativeSignals>)> {
         let doc = to_data(document, &DataPath::root(""))?;
-        let py_clock = match clock {
-            Some(callable) if callable.is_callable() => Some(Arc::new(PyClock::new(callable.clone().unbind()))),
-            Some(other) => {
-                return Err(PyTypeError::new_err(format!(
-                    "clock: expected a callable returning Unix time in seconds, got {} {}",
-                    other.get_type().name()?,
-                    other.repr()?
-                )))
-            }
+        let py_clock = match py_clock::from_argument(clock)? {
+            Some(c) => Some(c),
             None => signals.as_ref().and_then(|s| s.py_clock()),
         };
         let clock_arc: Arc<dyn Clock> = match &py_clock {

@@ -10,7 +10,7 @@ use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyString};
 
 use super::otel_api::OtelApi;
-use super::py_clock::PyClock;
+use super::py_clock::{self, PyClock};
 use super::sampler::config_error;
 use crate::adaptive::Signals;
 use crate::clock::{Clock, SystemClock};
@@ -173,17 +173,7 @@ impl NativeSignals {
         route_thresholds: Option<Vec<(String, f64)>>,
         clock: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
-        let py_clock = match clock {
-            Some(callable) if callable.is_callable() => Some(Arc::new(PyClock::new(callable.clone().unbind()))),
-            Some(other) => {
-                return Err(pyo3::exceptions::PyTypeError::new_err(format!(
-                    "clock: expected a callable returning Unix time in seconds, got {} {}",
-                    other.get_type().name()?,
-                    other.repr()?
-                )))
-            }
-            None => None,
-        };
+        let py_clock = py_clock::from_argument(clock)?;
         let clock: Arc<dyn Clock> = match &py_clock {
             Some(c) => c.clone(),
             None => Arc::new(SystemClock),
