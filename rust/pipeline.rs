@@ -16,7 +16,7 @@ use crate::rules;
 use crate::threshold::DEFAULT_PRECISION;
 
 pub const STAGES: &[&str] = &["force_keep", "adaptive", "rules", "probability", "budget", "rate_limit"];
-pub const SETTINGS: &[&str] = &["respect_parent", "precision", "record_rule", "reload", "reload_interval"];
+pub const SETTINGS: &[&str] = &["respect_parent", "precision", "record_rule", "defer", "reload", "reload_interval"];
 
 /// A parsed pipeline: the plan and what the Python layer wires around it.
 pub struct Pipeline {
@@ -46,7 +46,10 @@ pub fn parse(doc: &Data, clock: Arc<dyn Clock>, existing_signals: Option<Arc<Sig
                 Data::Int(p) => precision = config::precision(path.as_str(), *p)?,
                 other => return Err(path.error(format!("expected a whole number of hex digits, got {}", other.kind()))),
             },
-            // Handled by the Python layer (file watching).
+            // Handled by the Python layer (recording drops, file watching).
+            "defer" => {
+                data::boolean(&path, value)?;
+            }
             "reload" | "reload_interval" => {}
             stage if STAGES.contains(&stage) => order.push((stage, value)),
             unknown => {

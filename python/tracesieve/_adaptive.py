@@ -133,6 +133,7 @@ class AdaptiveSampler(_NativeSampler):
         slow_threshold: float = 2.0,
         route_thresholds: Optional[Mapping[str, float]] = None,
         clock: Optional[Callable[[], float]] = None,
+        defer: bool = False,
     ):
         if isinstance(base, _NativeSampler):
             if isinstance(base, AdaptiveSampler):
@@ -168,7 +169,8 @@ class AdaptiveSampler(_NativeSampler):
                 slow_ratio=slow_ratio,
                 max_boost=max_boost,
                 class_name=type(self).__name__,
-            )
+            ),
+            defer,
         )
 
     def record_error(self, count: int = 1) -> None:

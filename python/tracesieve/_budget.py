@@ -70,6 +70,7 @@ class BudgetSampler(_NativeSampler):
         save_interval: float = 10.0,
         cap_forced_keeps: bool = False,
         respect_parent: bool = True,
+        defer: bool = False,
     ):
         if isinstance(inner, _NativeSampler):
             if isinstance(inner, BudgetSampler):
@@ -104,7 +105,8 @@ class BudgetSampler(_NativeSampler):
                 cap_forced_keeps=_check_flag("cap_forced_keeps", cap_forced_keeps),
                 clock=self._clock,
                 class_name=type(self).__name__,
-            )
+            ),
+            defer,
         )
         self._state = None
         if state_path is not None:

@@ -114,7 +114,8 @@ class PipelineSampler(_NativeSampler):
             self.processor = processor
         self._retired: Dict[str, int] = {}
         self._lock = threading.Lock()
-        self._bind(native)
+        self._defer = bool(document.get("defer", False))
+        self._bind(native, self._defer)
         self._document = document
         self.reloads = 0
         self.reload_failures = 0
@@ -154,7 +155,8 @@ class PipelineSampler(_NativeSampler):
             for key, value in old.stats().items():
                 if isinstance(value, int) and not isinstance(value, bool):
                     self._retired[key] = self._retired.get(key, 0) + value
-            self._bind(native)  # one attribute store: threads see the old or the new policy
+            self._defer = bool(document.get("defer", False))
+            self._bind(native, self._defer)  # one attribute store: threads see the old or the new policy
             self._document = document
             self.reloads += 1
         _logger.info("tracesieve: sampling policy reloaded from %s", self.source)

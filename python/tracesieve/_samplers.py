@@ -36,7 +36,9 @@ def _check_precision(value: object) -> int:
 class _NativeSampler(Sampler):
     """Shared plumbing: the SDK contract, stats. Subclasses build ``self._native``."""
 
-    def _bind(self, native: _core.NativeSampler) -> None:
+    def _bind(self, native: _core.NativeSampler, defer: bool = False) -> None:
+        if _check_flag("defer", defer):
+            native = native.deferred()
         self._native = native
         # The hot path: the SDK looks this attribute up on the instance first.
         self.should_sample = native.should_sample  # type: ignore[method-assign]
@@ -62,6 +64,11 @@ class _NativeSampler(Sampler):
     def rate(self) -> float:
         """The configured sampling probability."""
         return self._native.rate
+
+    @property
+    def defer(self) -> bool:
+        """Whether spans it drops are recorded (RECORD_ONLY) for a tail stage."""
+        return self._native.defer
 
     @property
     def respect_parent(self) -> bool:
@@ -95,14 +102,17 @@ class ProbabilitySampler(_NativeSampler):
         precision: significant hex digits of ``th`` (1-12, default 5).
     """
 
-    def __init__(self, rate: float = 1.0, *, respect_parent: bool = True, precision: int = _core.DEFAULT_PRECISION):
+    def __init__(
+        self, rate: float = 1.0, *, respect_parent: bool = True, precision: int = _core.DEFAULT_PRECISION, defer: bool = False
+    ):
         self._bind(
             _core.NativeSampler.probability(
                 rate,
                 respect_parent=_check_flag("respect_parent", respect_parent),
                 precision=_check_precision(precision),
                 class_name=type(self).__name__,
-            )
+            ),
+            defer,
         )
 
     @property
@@ -120,11 +130,12 @@ class TraceIdRatioSampler(_NativeSampler):
     ``ParentBased(TraceIdRatioBased(rate))``.
     """
 
-    def __init__(self, rate: float = 1.0, *, respect_parent: bool = True):
+    def __init__(self, rate: float = 1.0, *, respect_parent: bool = True, defer: bool = False):
         self._bind(
             _core.NativeSampler.trace_id_ratio(
                 rate, respect_parent=_check_flag("respect_parent", respect_parent), class_name=type(self).__name__
-            )
+            ),
+            defer,
         )
 
 
@@ -184,6 +195,7 @@ class RuleSampler(_NativeSampler):
         respect_parent: bool = True,
         precision: int = _core.DEFAULT_PRECISION,
         clock: Optional[Callable[[], float]] = None,
+        defer: bool = False,
     ):
         self._rules = rules
         self._default_rate = default_rate
@@ -198,7 +210,8 @@ class RuleSampler(_NativeSampler):
                 precision=_check_precision(precision),
                 clock=clock,
                 class_name=type(self).__name__,
-            )
+            ),
+            defer,
         )
 
     @property

@@ -9,6 +9,7 @@ use pyo3::types::{PyDict, PyString, PyTuple, PyType};
 pub struct OtelApi {
     pub decision_drop: Py<PyAny>,
     pub decision_record_and_sample: Py<PyAny>,
+    pub decision_record_only: Py<PyAny>,
     pub sampling_result_type: Py<PyType>,
     pub trace_state_type: Py<PyType>,
     pub span_context_type: Py<PyType>,
@@ -94,6 +95,7 @@ impl OtelApi {
         Ok(OtelApi {
             decision_drop: decision_drop.unbind(),
             decision_record_and_sample: decision.getattr("RECORD_AND_SAMPLE")?.unbind(),
+            decision_record_only: decision.getattr("RECORD_ONLY")?.unbind(),
             sampling_result_type: sampling_result_type.unbind(),
             trace_state_type: span_module.getattr("TraceState")?.cast_into::<PyType>()?.unbind(),
             span_context_type: span_module.getattr("SpanContext")?.cast_into::<PyType>()?.unbind(),

@@ -37,6 +37,8 @@ pub struct NativeSampler {
     /// Interned attribute keys of the rule set, by key index.
     keys: KeyTable,
     clock: Option<Arc<PyClock>>,
+    /// Record spans it would drop (RECORD_ONLY) so a tail stage can keep them.
+    defer: bool,
 }
 
 /// How many distinct kept-root tracestates a sampler prebuilds at most.
@@ -103,6 +105,7 @@ impl NativeSampler {
             last_trace_state: LastTraceState::new(),
             keys,
             clock,
+            defer: false,
         })
     }
 }
@@ -341,6 +344,21 @@ impl NativeSampler {
         Ok((sampler, new_signals))
     }
 
+    /// The same sampler (same plan, shared stages, fresh counters) recording the
+    /// spans it drops as RECORD_ONLY, for a tail-sampling processor to decide on.
+    fn deferred(&self, py: Python<'_>) -> PyResult<Self> {
+        let mut sampler =
+            NativeSampler::build(py, self.core.plan().clone(), self.clock.clone(), self.description.clone(), self.rate)?;
+        sampler.respect_parent = self.respect_parent;
+        sampler.defer = true;
+        Ok(sampler)
+    }
+
+    #[getter]
+    fn defer(&self) -> bool {
+        self.defer
+    }
+
     /// The SDK's `Sampler.should_sample` signature. `trace_state` is accepted
     /// and ignored, as the SDK never passes it: the parent's comes from the context.
     #[pyo3(signature = (parent_context, trace_id, name, kind = None, attributes = None, links = None, trace_state = None))]
@@ -376,6 +394,11 @@ impl NativeSampler {
             }
             _ => attributes,
         };
+        if self.defer && !decision.sampled && !decision.refused {
+            if let Ok(result) = sampling_result::record_only(py, api, attributes, input.parent.as_ref()) {
+                return Ok(result);
+            }
+        }
         match sampling_result::build(py, api, decision, attributes, input.parent.as_ref(), &self.root_trace_states, &self.last_trace_state, Some(&self.reusable_keep)) {
             Ok(result) => Ok(result),
             Err(_) => {

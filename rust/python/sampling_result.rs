@@ -127,6 +127,18 @@ pub fn build<'py>(
     new_result(py, api, api.decision_record_and_sample.bind(py), &attributes, &trace_state)
 }
 
+/// A deferred drop: recorded (so a tail stage can still keep it) but not sampled.
+pub fn record_only<'py>(
+    py: Python<'py>,
+    api: &OtelApi,
+    attributes: Option<&Bound<'py, PyAny>>,
+    parent: Option<&Parent<'py>>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let attributes = echo_attributes(py, api, attributes);
+    let trace_state = parent.map_or_else(|| py.None().into_bound(py), |p| p.trace_state.clone());
+    new_result(py, api, api.decision_record_only.bind(py), &attributes, &trace_state)
+}
+
 /// A kept result object owned by one sampler, refilled instead of allocated
 /// when nothing else holds it. The SDK reads a result once and drops it, so
 /// the object is normally free again by the next span.
