@@ -7,6 +7,7 @@ pub mod budget;
 pub mod clock;
 pub mod config;
 pub mod data;
+pub mod dedup;
 pub mod ot_entry;
 pub mod pipeline;
 pub mod plan;

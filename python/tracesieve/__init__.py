@@ -7,17 +7,22 @@
 
 from tracesieve._adaptive import AdaptiveSampler, ErrorWindowProcessor
 from tracesieve._budget import BudgetSampler
+from tracesieve._export import DedupSpanExporter, RetryingSpanExporter
 from tracesieve._pipeline import ConfigError, PipelineSampler, from_config, load_config
 from tracesieve._samplers import ProbabilitySampler, RuleSampler, TraceIdRatioSampler
+from tracesieve._tail import TailSamplingProcessor
 
 __all__ = [
     "AdaptiveSampler",
     "BudgetSampler",
     "ConfigError",
+    "DedupSpanExporter",
     "ErrorWindowProcessor",
     "PipelineSampler",
     "ProbabilitySampler",
+    "RetryingSpanExporter",
     "RuleSampler",
+    "TailSamplingProcessor",
     "TraceIdRatioSampler",
     "__version__",
     "from_config",

@@ -2,6 +2,7 @@
 //! the logic lives in the plain-Rust modules.
 
 mod convert;
+mod dedup;
 mod otel_api;
 mod py_clock;
 mod sampler;
@@ -24,6 +25,9 @@ mod _core {
 
     #[pymodule_export]
     use super::signals::NativeSignals;
+
+    #[pymodule_export]
+    use super::dedup::NativeDedup;
 
     #[pymodule_export]
     const DEFAULT_PRECISION: u32 = threshold::DEFAULT_PRECISION;

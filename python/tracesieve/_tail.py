@@ -1,0 +1,338 @@
+"""Tail decisions in-process: buffer each trace's ended spans, decide when its
+local root ends (plus a wait for stragglers) or on a timeout, and export kept
+traces in batches on a background thread.
+
+Memory is bounded (traces buffered, spans per trace, remembered decisions); at a
+limit a trace is decided early from its head decision and the event is counted.
+``on_end`` never blocks on export: it appends under a short lock and returns.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+import time
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
+
+from opentelemetry.context import Context
+from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+from opentelemetry.trace import SpanContext, StatusCode, TraceFlags
+
+from tracesieve import _core
+
+__all__ = ["TailSamplingProcessor"]
+
+_logger = logging.getLogger("tracesieve.tail")
+
+REASON = "tracesieve.tail.reason"
+TAIL_KEPT = "tracesieve.tail.kept"
+ADJUSTED_COUNT = "tracesieve.adjusted_count"
+_RANDOMNESS_MASK = (1 << 56) - 1
+
+
+class _Trace:
+    __slots__ = ("spans", "first_seen", "root", "root_ended", "head_sampled", "error")
+
+    def __init__(self, now: float):
+        self.spans: List[ReadableSpan] = []
+        self.first_seen = now
+        self.root: Optional[ReadableSpan] = None
+        self.root_ended: Optional[float] = None
+        self.head_sampled = False
+        self.error = False
+
+
+def _is_error(span: ReadableSpan) -> bool:
+    if span.status.status_code is StatusCode.ERROR:
+        return True
+    return any(event.name == "exception" for event in span.events)
+
+
+def _adjusted_count(span: ReadableSpan) -> Optional[float]:
+    state = span.context.trace_state
+    ot = state.get("ot") if state is not None else None
+    th = _core.read_ot(ot)[0] if ot else None
+    return None if th is None else _core.adjusted_count(th)
+
+
+class TailSamplingProcessor(SpanProcessor):
+    """Keeps whole traces that matter, decided after their spans end.
+
+    A trace is kept if its head decision kept it, if any span has an error
+    (status ERROR or an exception event), if the local root's duration reaches
+    ``latency_threshold`` seconds (kept with ``latency_probability``, decided
+    consistently from the trace id), or if one of ``rules`` matches the local
+    root (the ``RuleSampler`` conditions, seeing the root's final attributes).
+    Use a head sampler with ``defer=True`` so dropped spans are recorded and
+    can still be kept here. Kept spans carry ``tracesieve.tail.reason``,
+    ``tracesieve.adjusted_count`` (when known) and, when only the tail kept
+    them, ``tracesieve.tail.kept = true``.
+
+    Args:
+        exporter: where kept spans go (wrap it in ``RetryingSpanExporter`` /
+            ``DedupSpanExporter`` as needed).
+        decision_wait: seconds to wait after the local root ends, for stragglers.
+        trace_timeout: seconds after a trace's first span when it is decided
+            even without a local root.
+        max_traces, max_spans_per_trace, decision_cache_size: memory bounds.
+        max_export_batch_size, schedule_delay: batching of the export thread.
+        clock: callable returning seconds (monotonic), for tests.
+    """
+
+    def __init__(
+        self,
+        exporter: SpanExporter,
+        *,
+        decision_wait: float = 2.0,
+        trace_timeout: float = 30.0,
+        latency_threshold: Optional[float] = None,
+        latency_probability: float = 1.0,
+        rules: Optional[Sequence[Mapping[str, Any]]] = None,
+        max_traces: int = 10_000,
+        max_spans_per_trace: int = 1_000,
+        decision_cache_size: int = 100_000,
+        max_queue_size: int = 100_000,
+        max_export_batch_size: int = 512,
+        schedule_delay: float = 1.0,
+        clock: Optional[Callable[[], float]] = None,
+    ):
+        if not hasattr(exporter, "export"):
+            raise TypeError(f"exporter: expected a SpanExporter, got {type(exporter).__name__}")
+        for name, value in (("decision_wait", decision_wait), ("trace_timeout", trace_timeout), ("schedule_delay", schedule_delay)):
+            _require(name, value, lambda v: v >= 0, "a number of seconds >= 0")
+        if latency_threshold is not None:
+            _require("latency_threshold", latency_threshold, lambda v: v > 0, "a number of seconds > 0, or None")
+        _require("latency_probability", latency_probability, lambda v: 0 <= v <= 1, "a probability in [0, 1]")
+        for name, value in (
+            ("max_traces", max_traces),
+            ("max_spans_per_trace", max_spans_per_trace),
+            ("decision_cache_size", decision_cache_size),
+            ("max_queue_size", max_queue_size),
+            ("max_export_batch_size", max_export_batch_size),
+        ):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name}: {value!r} is not a positive whole number")
+        self._exporter = exporter
+        self._wait = float(decision_wait)
+        self._timeout = float(trace_timeout)
+        self._latency_ns = None if latency_threshold is None else latency_threshold * 1e9
+        self._latency_threshold = None if latency_probability <= 0 else _core.threshold_for_probability(latency_probability)
+        self._latency_probability = latency_probability
+        self._rules = None
+        if rules:
+            from tracesieve._samplers import RuleSampler
+
+            self._rules = RuleSampler([{**rule, "action": "keep"} for rule in rules], default_rate=0.0)
+        self._max_traces = max_traces
+        self._max_spans = max_spans_per_trace
+        self._cache_size = decision_cache_size
+        self._max_queue = max_queue_size
+        self._batch = max_export_batch_size
+        self._delay = float(schedule_delay)
+        self._clock = clock or time.monotonic
+        self._lock = threading.Lock()
+        self._traces: "collections.OrderedDict[int, _Trace]" = collections.OrderedDict()
+        self._decisions: "collections.OrderedDict[int, bool]" = collections.OrderedDict()
+        self._queue: "collections.deque[ReadableSpan]" = collections.deque()
+        self._counts: Dict[str, int] = collections.Counter()
+        self._wake = threading.Event()
+        self._stopped = False
+        self._export_lock = threading.Lock()
+        self._worker = threading.Thread(target=self._run, name="tracesieve-tail", daemon=True)
+        self._worker.start()
+
+    # -- SpanProcessor -------------------------------------------------------------
+
+    def on_start(self, span: Span, parent_context: Optional[Context] = None) -> None:
+        pass
+
+    def on_end(self, span: ReadableSpan) -> None:
+        context = span.context
+        trace_id = context.trace_id
+        now = self._clock()
+        with self._lock:
+            self._counts["spans_ended"] += 1
+            decided = self._decisions.get(trace_id)
+            if decided is not None:
+                self._counts["late_kept" if decided else "late_dropped"] += 1
+                if decided:
+                    self._enqueue([self._mark(span, "late", None)])
+                return
+            trace = self._traces.get(trace_id)
+            if trace is None:
+                if len(self._traces) >= self._max_traces:
+                    oldest_id, oldest = self._traces.popitem(last=False)
+                    self._counts["evicted_early"] += 1
+                    self._finish(oldest_id, oldest, early=True)
+                trace = self._traces[trace_id] = _Trace(now)
+            trace.spans.append(span)
+            if context.trace_flags.sampled:
+                trace.head_sampled = True
+            if not trace.error and _is_error(span):
+                trace.error = True
+            parent = span.parent
+            if parent is None or parent.is_remote:
+                trace.root = span
+                trace.root_ended = now
+            if len(trace.spans) >= self._max_spans:
+                del self._traces[trace_id]
+                self._counts["evicted_early"] += 1
+                self._finish(trace_id, trace, early=True)
+
+    def shutdown(self) -> None:
+        self.force_flush()
+        self._stopped = True
+        self._wake.set()
+        self._worker.join(timeout=5)
+        self._exporter.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        """Decide every pending trace now and export everything queued."""
+        deadline = time.monotonic() + timeout_millis / 1000
+        with self._lock:
+            pending = list(self._traces.items())
+            self._traces.clear()
+            for trace_id, trace in pending:
+                self._finish(trace_id, trace, early=False)
+        while self._queue and time.monotonic() < deadline:
+            self._export_batch()
+        return not self._queue
+
+    # -- decisions -----------------------------------------------------------------
+
+    def _decide(self, trace_id: int, trace: _Trace, early: bool):
+        """(kept, reason, tail_only) for a trace."""
+        if trace.head_sampled:
+            return True, "head", False
+        if early:
+            return False, "early", False
+        if trace.error:
+            return True, "error", True
+        root = trace.root
+        if root is not None and self._latency_ns is not None and root.end_time is not None and root.start_time is not None:
+            if root.end_time - root.start_time >= self._latency_ns and self._latency_threshold is not None:
+                if (trace_id & _RANDOMNESS_MASK) >= self._latency_threshold:
+                    return True, "latency", True
+        if root is not None and self._rules is not None:
+            verdict = self._rules.explain(root.name, root.attributes, kind=root.kind, root=root.parent is None)
+            if verdict["action"] == "keep":
+                return True, f"rule:{verdict['rule']}", True
+        return False, "dropped", False
+
+    def _finish(self, trace_id: int, trace: _Trace, early: bool) -> None:
+        """Decide a trace (lock held), remember the decision, queue kept spans."""
+        kept, reason, tail_only = self._decide(trace_id, trace, early)
+        self._decisions[trace_id] = kept
+        if len(self._decisions) > self._cache_size:
+            self._decisions.popitem(last=False)
+        if kept:
+            self._counts[f"kept_{reason.split(':')[0]}"] += 1
+            self._counts["spans_kept"] += len(trace.spans)
+            weight = 1.0 / self._latency_probability if reason == "latency" else (1.0 if tail_only else None)
+            self._enqueue([self._mark(span, reason, weight, tail_only) for span in trace.spans])
+        else:
+            self._counts["traces_dropped"] += 1
+            self._counts["spans_dropped"] += len(trace.spans)
+
+    def _mark(self, span: ReadableSpan, reason: str, weight: Optional[float], tail_only: bool = False) -> ReadableSpan:
+        """A copy of the span that says why it was kept (and is flagged sampled)."""
+        attributes = dict(span.attributes or {})
+        attributes[REASON] = reason
+        count = weight if weight is not None else _adjusted_count(span)
+        if count is not None:
+            attributes[ADJUSTED_COUNT] = count
+        if tail_only:
+            attributes[TAIL_KEPT] = True
+        context = span.context
+        if not context.trace_flags.sampled:
+            context = SpanContext(
+                context.trace_id, context.span_id, context.is_remote, TraceFlags(context.trace_flags | TraceFlags.SAMPLED), context.trace_state
+            )
+        return ReadableSpan(
+            name=span.name,
+            context=context,
+            parent=span.parent,
+            resource=span.resource,
+            attributes=attributes,
+            events=span.events,
+            links=span.links,
+            kind=span.kind,
+            status=span.status,
+            start_time=span.start_time,
+            end_time=span.end_time,
+            instrumentation_scope=span.instrumentation_scope,
+        )
+
+    def _enqueue(self, spans: List[ReadableSpan]) -> None:
+        room = self._max_queue - len(self._queue)
+        if room < len(spans):
+            self._counts["queue_full_dropped"] += len(spans) - max(room, 0)
+            spans = spans[: max(room, 0)]
+        self._queue.extend(spans)
+        if len(self._queue) >= self._batch:
+            self._wake.set()
+
+    # -- background ----------------------------------------------------------------
+
+    def _run(self) -> None:
+        tick = max(0.01, min(self._wait, self._delay) / 4 or 0.05)
+        last_export = time.monotonic()
+        while not self._stopped:
+            self._wake.wait(tick)
+            self._wake.clear()
+            self._decide_due()
+            if len(self._queue) >= self._batch or (self._queue and time.monotonic() - last_export >= self._delay):
+                while self._queue:
+                    self._export_batch()
+                last_export = time.monotonic()
+
+    def _decide_due(self) -> None:
+        now = self._clock()
+        with self._lock:
+            due = [
+                trace_id
+                for trace_id, trace in self._traces.items()
+                if (trace.root_ended is not None and now - trace.root_ended >= self._wait) or now - trace.first_seen >= self._timeout
+            ]
+            for trace_id in due:
+                self._finish(trace_id, self._traces.pop(trace_id), early=False)
+
+    def _export_batch(self) -> None:
+        with self._export_lock:
+            batch = []
+            with self._lock:
+                while self._queue and len(batch) < self._batch:
+                    batch.append(self._queue.popleft())
+            if not batch:
+                return
+            try:
+                result = self._exporter.export(batch)
+            except Exception:  # an exporter must not kill the worker; the loss is counted
+                _logger.exception("tracesieve: tail exporter raised; %d spans lost", len(batch))
+                result = SpanExportResult.FAILURE
+            with self._lock:
+                if result is SpanExportResult.SUCCESS:
+                    self._counts["spans_exported"] += len(batch)
+                else:
+                    self._counts["spans_export_failed"] += len(batch)
+
+    def stats(self) -> Dict[str, int]:
+        """Buffered traces and spans, traces kept by reason, spans dropped, traces
+        decided early at a limit, late spans, export outcomes. Every span ended is
+        kept, dropped, buffered or counted as lost."""
+        with self._lock:
+            stats = dict(self._counts)
+            stats["traces_buffered"] = len(self._traces)
+            stats["spans_buffered"] = sum(len(t.spans) for t in self._traces.values())
+            stats["spans_queued"] = len(self._queue)
+            stats["decisions_remembered"] = len(self._decisions)
+        for key in ("spans_ended", "spans_kept", "spans_dropped", "evicted_early", "late_kept", "late_dropped"):
+            stats.setdefault(key, 0)
+        return stats
+
+
+def _require(name: str, value: Any, check: Callable[[float], bool], expected: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value or not check(value):
+        raise ValueError(f"{name}: {value!r} is out of range; expected {expected}")

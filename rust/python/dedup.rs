@@ -1,0 +1,137 @@
+//! `NativeDedup`: filters a batch of spans down to those not exported within
+//! the window, hashing and remembering in Rust.
+
+use pyo3::exceptions::PyValueError;
+use pyo3::intern;
+use pyo3::prelude::*;
+use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
+
+use super::sampler::config_error;
+use crate::dedup::{ContentHasher, SeenSet, SpanKey};
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Identity,
+    Content,
+}
+
+#[pyclass(frozen, module = "tracesieve._core")]
+pub struct NativeDedup {
+    mode: Mode,
+    seen: SeenSet,
+    duplicates: std::sync::atomic::AtomicU64,
+}
+
+fn identity(span: &Bound<'_, PyAny>) -> PyResult<SpanKey> {
+    let py = span.py();
+    let context = span.getattr(intern!(py, "context"))?;
+    let fields = context.cast::<PyTuple>()?;
+    Ok((fields.get_item(0)?.extract::<u128>()?, fields.get_item(1)?.extract::<u64>()?))
+}
+
+fn hash_value(hasher: &mut ContentHasher, value: &Bound<'_, PyAny>, depth: usize) {
+    if let Ok(s) = value.cast::<PyString>() {
+        hasher.bytes(1, s.to_str().map(str::as_bytes).unwrap_or(b"\xff"));
+    } else if let Ok(b) = value.cast::<PyBool>() {
+        hasher.int(2, i128::from(b.is_true()));
+    } else if value.is_instance_of::<PyInt>() {
+        match value.extract::<i128>() {
+            Ok(i) => hasher.int(3, i),
+            Err(_) => hasher.bytes(6, value.repr().map(|r| r.to_string()).unwrap_or_default().as_bytes()),
+        }
+    } else if let Ok(f) = value.cast::<PyFloat>() {
+        hasher.int(4, i128::from(f.value().to_bits()));
+    } else if depth < 8 && (value.is_instance_of::<PyTuple>() || value.is_instance_of::<PyList>()) {
+        let items: Vec<Bound<'_, PyAny>> = value.try_iter().map(|it| it.flatten().collect()).unwrap_or_default();
+        hasher.int(5, items.len() as i128);
+        for item in &items {
+            hash_value(hasher, item, depth + 1);
+        }
+    } else {
+        hasher.bytes(6, value.repr().map(|r| r.to_string()).unwrap_or_default().as_bytes());
+    }
+}
+
+fn content(span: &Bound<'_, PyAny>) -> PyResult<SpanKey> {
+    let py = span.py();
+    let mut hasher = ContentHasher::default();
+    let name = span.getattr(intern!(py, "name"))?;
+    hash_value(&mut hasher, &name, 0);
+    let parent = span.getattr(intern!(py, "parent"))?;
+    let parent_id = if parent.is_none() { -1 } else { i128::from(parent.cast::<PyTuple>()?.get_item(1)?.extract::<u64>()?) };
+    hasher.int(7, parent_id);
+    for field in [intern!(py, "start_time"), intern!(py, "end_time")] {
+        let value = span.getattr(field)?;
+        hasher.int(8, if value.is_none() { -1 } else { value.extract::<i128>()? });
+    }
+    let attributes = span.getattr(intern!(py, "attributes"))?;
+    if !attributes.is_none() {
+        let dict = match attributes.getattr(intern!(py, "_dict")) {
+            Ok(inner) => inner.cast_into::<PyDict>().ok(),
+            Err(_) => attributes.cast::<PyDict>().ok().cloned(),
+        };
+        let mut pairs: Vec<(String, Bound<'_, PyAny>)> = match dict {
+            Some(dict) => dict.iter().map(|(k, v)| (k.to_string(), v)).collect(),
+            None => attributes
+                .call_method0(intern!(py, "items"))?
+                .try_iter()?
+                .filter_map(|item| item.ok()?.extract::<(String, Bound<'_, PyAny>)>().ok())
+                .collect(),
+        };
+        pairs.sort_by(|a, b| a.0.cmp(&b.0));
+        hasher.int(9, pairs.len() as i128);
+        for (key, value) in &pairs {
+            hasher.bytes(1, key.as_bytes());
+            hash_value(&mut hasher, value, 0);
+        }
+    }
+    Ok(hasher.finish())
+}
+
+#[pymethods]
+impl NativeDedup {
+    #[new]
+    #[pyo3(signature = (mode = "identity", window = 100_000))]
+    fn new(mode: &str, window: usize) -> PyResult<Self> {
+        let mode = match mode {
+            "identity" => Mode::Identity,
+            "content" => Mode::Content,
+            other => {
+                return Err(PyValueError::new_err(format!(
+                    "mode: unknown mode {other:?}; expected \"identity\" (trace id + span id) or \"content\" (name, parent, timing, attributes)"
+                )))
+            }
+        };
+        Ok(NativeDedup { mode, seen: SeenSet::new(window).map_err(config_error)?, duplicates: Default::default() })
+    }
+
+    /// The spans of `batch` not seen before (and remember them). A span that
+    /// cannot be read is passed on unfiltered.
+    fn filter<'py>(&self, py: Python<'py>, batch: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyList>> {
+        let fresh = PyList::empty(py);
+        for span in batch.try_iter()? {
+            let span = span?;
+            let key = match self.mode {
+                Mode::Identity => identity(&span),
+                Mode::Content => content(&span),
+            };
+            match key {
+                Ok(key) if !self.seen.insert(key) => {
+                    self.duplicates.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+                _ => fresh.append(span)?,
+            }
+        }
+        Ok(fresh)
+    }
+
+    #[getter]
+    fn duplicates(&self) -> u64 {
+        self.duplicates.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    #[getter]
+    fn remembered(&self) -> usize {
+        self.seen.len()
+    }
+}
