@@ -1,0 +1,287 @@
+"""Tail decisions, dedup and retries: whole error traces, slow traces,
+stragglers, late spans, bounded memory, loss accounting, shutdown, threads."""
+
+from __future__ import annotations
+
+import random
+import threading
+
+import pytest
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SpanExportResult
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanContext, Status, StatusCode, TraceFlags, set_span_in_context
+
+from tracesieve import DedupSpanExporter, ProbabilitySampler, RetryingSpanExporter, TailSamplingProcessor
+
+
+class Clock:
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self):
+        return self.now
+
+
+def pipeline(rate=0.1, **kwargs):
+    clock = Clock()
+    exporter = InMemorySpanExporter()
+    tail = TailSamplingProcessor(exporter, clock=clock, schedule_delay=3600, **kwargs)
+    provider = TracerProvider(sampler=ProbabilitySampler(rate, defer=True))
+    provider.add_span_processor(tail)
+    return provider, provider.get_tracer("t"), tail, exporter, clock
+
+
+def by_trace(spans):
+    traces = {}
+    for span in spans:
+        traces.setdefault(span.context.trace_id, []).append(span)
+    return traces
+
+
+def test_error_traces_are_kept_whole_and_healthy_ones_follow_the_head_rate():
+    provider, tracer, tail, exporter, clock = pipeline(0.1)
+    error_traces = set()
+    for i in range(2000):
+        with tracer.start_as_current_span("GET /x") as root:
+            with tracer.start_as_current_span("db"):
+                pass
+            with tracer.start_as_current_span("cache") as child:
+                if i % 50 == 0:
+                    child.set_status(Status(StatusCode.ERROR))
+                    error_traces.add(root.get_span_context().trace_id)
+    clock.now += 10
+    tail.force_flush()
+    traces = by_trace(exporter.get_finished_spans())
+    assert error_traces <= set(traces), "every error trace is kept"
+    assert all(len(spans) == 3 for spans in traces.values()), "kept traces are whole"
+    healthy = [t for t in traces if t not in error_traces]
+    assert 140 < len(healthy) < 260  # ~10% of 1960 healthy traces
+    reasons = {span.attributes["tracesieve.tail.reason"] for t in error_traces for span in traces[t] if t in traces}
+    assert "error" in reasons
+    tail_only = [s for s in exporter.get_finished_spans() if s.attributes.get("tracesieve.tail.kept")]
+    assert tail_only and all(s.attributes["tracesieve.adjusted_count"] == 1.0 for s in tail_only)
+    head_kept = [s for s in exporter.get_finished_spans() if s.attributes["tracesieve.tail.reason"] == "head"]
+    assert all(abs(s.attributes["tracesieve.adjusted_count"] - 10.0) < 0.01 for s in head_kept)
+    assert all(s.context.trace_flags.sampled for s in exporter.get_finished_spans())
+    stats = tail.stats()
+    assert stats["spans_ended"] == stats["spans_kept"] + stats["spans_dropped"] + stats["spans_buffered"]
+    provider.shutdown()
+
+
+def test_slow_traces_and_rule_matches_are_kept():
+    provider, tracer, tail, exporter, clock = pipeline(
+        0.0, latency_threshold=1.0, rules=[{"name": "checkout", "route": "/api/checkout"}]
+    )
+    slow = tracer.start_span("slow", start_time=0)
+    slow.end(end_time=int(1.5e9))
+    fast = tracer.start_span("fast", start_time=0)
+    fast.end(end_time=int(0.5e9))
+    with tracer.start_as_current_span("POST", attributes={"http.route": "/api/checkout"}):
+        pass
+    clock.now += 10
+    tail.force_flush()
+    kept = {s.name: s.attributes["tracesieve.tail.reason"] for s in exporter.get_finished_spans()}
+    assert kept == {"slow": "latency", "POST": "rule:checkout"}
+    provider.shutdown()
+
+
+def test_stragglers_within_the_wait_are_included_and_late_spans_follow_the_decision():
+    provider, tracer, tail, exporter, clock = pipeline(0.0)
+    root = tracer.start_span("root")
+    straggler = tracer.start_span("straggler", context=set_span_in_context(root))
+    root.set_status(Status(StatusCode.ERROR))
+    root.end()
+    clock.now += 1.0  # within the 2 s wait
+    straggler.end()
+    clock.now += 5.0
+    tail._decide_due()
+    late = tracer.start_span("late", context=set_span_in_context(root))
+    late.end()
+    tail.force_flush()
+    names = sorted(s.name for s in exporter.get_finished_spans())
+    assert names == ["late", "root", "straggler"]
+    assert tail.stats()["late_kept"] == 1
+    provider.shutdown()
+
+
+def test_shutdown_flushes_everything_pending():
+    provider, tracer, tail, exporter, clock = pipeline(1.0)
+    for _ in range(50):
+        with tracer.start_as_current_span("s"):
+            pass
+    assert tail.stats()["traces_buffered"] == 50  # no time passed: nothing was due yet
+    provider.shutdown()
+    assert len(exporter.get_finished_spans()) == 50
+    assert tail.stats()["spans_exported"] == 50
+
+
+class FakeSpan:
+    """What on_end reads, for a high-volume flood without the SDK's span cost."""
+
+    __slots__ = ("context", "parent", "status", "events", "name", "attributes", "kind", "start_time", "end_time",
+                 "resource", "links", "instrumentation_scope")
+    _ok = Status(StatusCode.UNSET)
+
+    def __init__(self, trace_id, span_id, root):
+        self.context = SpanContext(trace_id, span_id, False, TraceFlags(0))
+        self.parent = None if root else SpanContext(trace_id, span_id + 1, False)
+        self.status = self._ok
+        self.events = ()
+        self.name = "s"
+        self.attributes = {}
+        self.kind = None
+        self.start_time = 0
+        self.end_time = 1
+        self.resource = None
+        self.links = ()
+        self.instrumentation_scope = None
+
+
+def test_memory_limits_hold_under_a_flood_and_every_span_is_accounted_for():
+    exporter = InMemorySpanExporter()
+    clock = Clock()
+    tail = TailSamplingProcessor(
+        exporter, clock=clock, max_traces=1000, max_spans_per_trace=8, decision_cache_size=5000, schedule_delay=3600
+    )
+    rng = random.Random(3)
+    live = []
+    peak = 0
+    for i in range(1_000_000):
+        if i % 10 == 0:
+            live.append(rng.getrandbits(128) or 1)
+            if len(live) > 50:
+                live.pop(0)
+        trace_id = live[rng.randrange(len(live))]
+        tail.on_end(FakeSpan(trace_id, i + 1, root=rng.random() < 0.05))
+        if i % 100_000 == 0:
+            stats = tail.stats()
+            peak = max(peak, stats["traces_buffered"])
+            assert stats["decisions_remembered"] <= 5000
+    stats = tail.stats()
+    assert peak <= 1000 and stats["traces_buffered"] <= 1000
+    assert stats["evicted_early"] > 0
+    assert stats["spans_ended"] == 1_000_000
+    assert (
+        stats["spans_kept"] + stats["spans_dropped"] + stats["late_kept"] + stats["late_dropped"] + stats["spans_buffered"]
+        == 1_000_000
+    )
+    tail._stopped = True
+
+
+def test_threads_ending_spans_concurrently_lose_nothing():
+    provider, tracer, tail, exporter, clock = pipeline(1.0)
+
+    def work():
+        for _ in range(500):
+            with tracer.start_as_current_span("root"):
+                with tracer.start_as_current_span("child"):
+                    pass
+
+    threads = [threading.Thread(target=work) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    clock.now += 10
+    tail.force_flush()
+    assert len(exporter.get_finished_spans()) == 6000
+    assert tail.stats()["spans_ended"] == 6000
+    provider.shutdown()
+
+
+class Flaky(InMemorySpanExporter):
+    def __init__(self, failures):
+        super().__init__()
+        self.failures = failures
+        self.calls = 0
+
+    def export(self, spans):
+        self.calls += 1
+        if self.failures is None or self.calls <= self.failures:
+            return SpanExportResult.FAILURE
+        return super().export(spans)
+
+
+def test_an_exporter_failing_twice_then_succeeding_loses_nothing():
+    flaky = Flaky(2)
+    waits = []
+    retrying = RetryingSpanExporter(flaky, sleep=waits.append, seed=1)
+    provider, tracer, tail, exporter, clock = pipeline(1.0)
+    tail._exporter = retrying
+    for _ in range(20):
+        with tracer.start_as_current_span("s"):
+            pass
+    clock.now += 10
+    tail.force_flush()
+    assert len(flaky.get_finished_spans()) == 20
+    assert retrying.stats() == {"batches": 1, "retries": 2, "spans_exported": 20, "spans_given_up": 0}
+    assert len(waits) == 2 and 0.4 <= waits[0] <= 0.5 and 0.8 <= waits[1] <= 1.0
+    provider.shutdown()
+
+
+def test_an_exporter_that_always_fails_loses_exactly_what_is_counted(caplog):
+    retrying = RetryingSpanExporter(Flaky(None), sleep=lambda s: None, max_attempts=3)
+    for batch in range(4):
+        assert retrying.export([FakeSpan(batch + 1, i + 1, True) for i in range(25)]) is SpanExportResult.FAILURE
+    assert retrying.stats()["spans_given_up"] == 100
+    assert retrying.stats()["retries"] == 8
+    assert caplog.text.count("gave up exporting") == 1, "logged once per burst"
+
+
+def test_dedup_removes_re_exported_batches_by_identity_and_by_content():
+    sink = InMemorySpanExporter()
+    dedup = DedupSpanExporter(sink)
+    provider = TracerProvider()
+    tracer = provider.get_tracer("t")
+    spans = []
+    for i in range(10):
+        span = tracer.start_span(f"s{i}", attributes={"k": i})
+        span.end()
+        spans.append(span)
+    dedup.export(spans)
+    dedup.export(spans)
+    dedup.export(spans[:3])
+    assert len(sink.get_finished_spans()) == 10
+    assert dedup.stats() == {"duplicates": 13, "remembered": 10}
+    by_content = DedupSpanExporter(InMemorySpanExporter(), mode="content")
+    twin = FakeSpan(1, 5, True)
+    twin.attributes = {"b": 2, "a": [1, "x"]}
+    other = FakeSpan(1, 6, True)  # another span id, same content
+    other.attributes = {"a": [1, "x"], "b": 2}
+    different = FakeSpan(1, 7, True)
+    different.attributes = {"a": [1, "y"], "b": 2}
+    by_content.export([twin, other, different])
+    assert by_content.stats()["duplicates"] == 1
+
+
+@pytest.mark.parametrize(
+    "factory,message",
+    [
+        (lambda: TailSamplingProcessor(InMemorySpanExporter(), decision_wait=-1), r"^decision_wait: -1 is out of range"),
+        (lambda: TailSamplingProcessor(InMemorySpanExporter(), latency_probability=2), r"^latency_probability: 2 is out of range"),
+        (lambda: TailSamplingProcessor(InMemorySpanExporter(), max_traces=0), r"^max_traces: 0 is not a positive whole number"),
+        (lambda: DedupSpanExporter(InMemorySpanExporter(), mode="fuzzy"), r'^mode: unknown mode "fuzzy"'),
+        (lambda: DedupSpanExporter(InMemorySpanExporter(), window=0), r"^window: 0 is not a positive"),
+        (lambda: RetryingSpanExporter(InMemorySpanExporter(), max_attempts=0), r"^max_attempts: 0 is not a whole number >= 1"),
+        (lambda: RetryingSpanExporter(InMemorySpanExporter(), jitter=3), r"^jitter: 3 is out of range"),
+    ],
+)
+def test_bad_parameters_give_clear_errors(factory, message):
+    with pytest.raises(ValueError, match=message):
+        factory()
+    with pytest.raises(TypeError, match="^exporter: expected a SpanExporter"):
+        TailSamplingProcessor(object())
+
+
+def test_deferred_spans_are_recorded_not_sampled():
+    exporter = InMemorySpanExporter()
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+
+    provider = TracerProvider(sampler=ProbabilitySampler(0.0, defer=True))
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    span = provider.get_tracer("t").start_span("x", attributes={"a": 1})
+    assert span.is_recording() and not span.get_span_context().trace_flags.sampled
+    assert dict(span.attributes) == {"a": 1}
+    span.end()
+    assert exporter.get_finished_spans() == ()  # the SDK's processors skip unsampled spans
