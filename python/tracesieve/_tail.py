@@ -50,6 +50,10 @@ def _is_error(span: ReadableSpan) -> bool:
     return any(event.name == "exception" for event in span.events)
 
 
+def _has_exception(events) -> bool:
+    return any(event.name == "exception" for event in events)
+
+
 def _adjusted_count(span: ReadableSpan) -> Optional[float]:
     state = span.context.trace_state
     ot = state.get("ot") if state is not None else None
@@ -66,9 +70,10 @@ class TailSamplingProcessor(SpanProcessor):
     consistently from the trace id), or if one of ``rules`` matches the local
     root (the ``RuleSampler`` conditions, seeing the root's final attributes).
     Use a head sampler with ``defer=True`` so dropped spans are recorded and
-    can still be kept here. Kept spans carry ``tracesieve.tail.reason``,
-    ``tracesieve.adjusted_count`` (when known) and, when only the tail kept
-    them, ``tracesieve.tail.kept = true``.
+    can still be kept here. Spans the head kept are exported unchanged (their
+    ``th`` gives the adjusted count); spans kept by the tail carry
+    ``tracesieve.tail.reason`` (error, latency, rule:<name>, late),
+    ``tracesieve.adjusted_count`` and ``tracesieve.tail.kept = true``.
 
     Args:
         exporter: where kept spans go (wrap it in ``RetryingSpanExporter`` /
@@ -133,10 +138,16 @@ class TailSamplingProcessor(SpanProcessor):
         self._delay = float(schedule_delay)
         self._clock = clock or time.monotonic
         self._lock = threading.Lock()
-        self._traces: "collections.OrderedDict[int, _Trace]" = collections.OrderedDict()
+        # Plain dicts keep insertion order: the first key is the oldest trace.
+        self._traces: Dict[int, _Trace] = {}
         self._decisions: "collections.OrderedDict[int, bool]" = collections.OrderedDict()
-        self._queue: "collections.deque[ReadableSpan]" = collections.deque()
+        # Traces whose local root ended, in the order they ended.
+        self._ready: "collections.deque[tuple]" = collections.deque()
+        self._queue: "collections.deque[tuple]" = collections.deque()
         self._counts: Dict[str, int] = collections.Counter()
+        # The two counters on the common path, kept as plain ints.
+        self._ended = 0
+        self._head_kept = 0
         self._wake = threading.Event()
         self._stopped = False
         self._export_lock = threading.Lock()
@@ -149,33 +160,55 @@ class TailSamplingProcessor(SpanProcessor):
         pass
 
     def on_end(self, span: ReadableSpan) -> None:
-        context = span.context
-        trace_id = context.trace_id
+        # The SDK's spans are read through their fields (no property calls, no
+        # event-tuple copy); anything else through the public API.
+        try:
+            context = span._context
+            parent = span._parent
+            events = span._events
+            events = getattr(events, "_dq", events)  # BoundedList's own __len__ is Python; its deque's is not
+            error = span._status._status_code is StatusCode.ERROR or (bool(events) and _has_exception(events))
+        except AttributeError:
+            context = span.context
+            parent = span.parent
+            error = _is_error(span)
+        trace_id = context[0]
         now = self._clock()
         with self._lock:
-            self._counts["spans_ended"] += 1
+            self._ended += 1
+            trace = self._traces.get(trace_id)
+            if trace is None and context[3] & 1:
+                # Head-sampled and nothing buffered: kept whatever the tail says.
+                self._head_kept += 1
+                if len(self._queue) < self._max_queue:
+                    self._queue.append((span, "head", None, False))
+                    if len(self._queue) >= self._batch and not self._wake.is_set():
+                        self._wake.set()
+                else:
+                    self._counts["queue_full_dropped"] += 1
+                return
             decided = self._decisions.get(trace_id)
             if decided is not None:
                 self._counts["late_kept" if decided else "late_dropped"] += 1
                 if decided:
-                    self._enqueue([self._mark(span, "late", None)])
+                    self._enqueue([(span, "late", None, False)])
                 return
-            trace = self._traces.get(trace_id)
             if trace is None:
                 if len(self._traces) >= self._max_traces:
-                    oldest_id, oldest = self._traces.popitem(last=False)
+                    oldest_id = next(iter(self._traces))
+                    oldest = self._traces.pop(oldest_id)
                     self._counts["evicted_early"] += 1
                     self._finish(oldest_id, oldest, early=True)
                 trace = self._traces[trace_id] = _Trace(now)
             trace.spans.append(span)
-            if context.trace_flags.sampled:
+            if context[3] & 1:
                 trace.head_sampled = True
-            if not trace.error and _is_error(span):
+            if error:
                 trace.error = True
-            parent = span.parent
-            if parent is None or parent.is_remote:
+            if parent is None or parent[2]:
                 trace.root = span
                 trace.root_ended = now
+                self._ready.append((now, trace_id))
             if len(trace.spans) >= self._max_spans:
                 del self._traces[trace_id]
                 self._counts["evicted_early"] += 1
@@ -194,6 +227,7 @@ class TailSamplingProcessor(SpanProcessor):
         with self._lock:
             pending = list(self._traces.items())
             self._traces.clear()
+            self._ready.clear()
             for trace_id, trace in pending:
                 self._finish(trace_id, trace, early=False)
         while self._queue and time.monotonic() < deadline:
@@ -231,13 +265,17 @@ class TailSamplingProcessor(SpanProcessor):
             self._counts[f"kept_{reason.split(':')[0]}"] += 1
             self._counts["spans_kept"] += len(trace.spans)
             weight = 1.0 / self._latency_probability if reason == "latency" else (1.0 if tail_only else None)
-            self._enqueue([self._mark(span, reason, weight, tail_only) for span in trace.spans])
+            self._enqueue([(span, reason, weight, tail_only) for span in trace.spans])
         else:
             self._counts["traces_dropped"] += 1
             self._counts["spans_dropped"] += len(trace.spans)
 
     def _mark(self, span: ReadableSpan, reason: str, weight: Optional[float], tail_only: bool = False) -> ReadableSpan:
-        """A copy of the span that says why it was kept (and is flagged sampled)."""
+        """A copy of the span that says why it was kept (and is flagged sampled).
+        Head-kept spans go out as they are: their ``th`` already gives the
+        adjusted count, and copying every span would cost more than sampling it."""
+        if reason == "head":
+            return span
         attributes = dict(span.attributes or {})
         attributes[REASON] = reason
         count = weight if weight is not None else _adjusted_count(span)
@@ -265,13 +303,14 @@ class TailSamplingProcessor(SpanProcessor):
             instrumentation_scope=span.instrumentation_scope,
         )
 
-    def _enqueue(self, spans: List[ReadableSpan]) -> None:
+    def _enqueue(self, spans: List[tuple]) -> None:
+        """Queue (span, reason, adjusted count, tail only) entries; copies are made on export."""
         room = self._max_queue - len(self._queue)
         if room < len(spans):
             self._counts["queue_full_dropped"] += len(spans) - max(room, 0)
             spans = spans[: max(room, 0)]
         self._queue.extend(spans)
-        if len(self._queue) >= self._batch:
+        if len(self._queue) >= self._batch and not self._wake.is_set():
             self._wake.set()
 
     # -- background ----------------------------------------------------------------
@@ -289,24 +328,33 @@ class TailSamplingProcessor(SpanProcessor):
                 last_export = time.monotonic()
 
     def _decide_due(self) -> None:
+        """Decide the traces that are due, touching only those (both queues are in time order)."""
         now = self._clock()
         with self._lock:
-            due = [
-                trace_id
-                for trace_id, trace in self._traces.items()
-                if (trace.root_ended is not None and now - trace.root_ended >= self._wait) or now - trace.first_seen >= self._timeout
-            ]
-            for trace_id in due:
-                self._finish(trace_id, self._traces.pop(trace_id), early=False)
+            ready = self._ready
+            while ready and now - ready[0][0] >= self._wait:
+                ended, trace_id = ready.popleft()
+                trace = self._traces.get(trace_id)
+                if trace is not None and trace.root_ended == ended:
+                    del self._traces[trace_id]
+                    self._finish(trace_id, trace, early=False)
+            while self._traces:
+                trace_id = next(iter(self._traces))
+                trace = self._traces[trace_id]
+                if now - trace.first_seen < self._timeout:
+                    break
+                del self._traces[trace_id]
+                self._finish(trace_id, trace, early=False)
 
     def _export_batch(self) -> None:
         with self._export_lock:
-            batch = []
+            entries = []
             with self._lock:
-                while self._queue and len(batch) < self._batch:
-                    batch.append(self._queue.popleft())
-            if not batch:
+                while self._queue and len(entries) < self._batch:
+                    entries.append(self._queue.popleft())
+            if not entries:
                 return
+            batch = [self._mark(*entry) for entry in entries]
             try:
                 result = self._exporter.export(batch)
             except Exception:  # an exporter must not kill the worker; the loss is counted
@@ -324,6 +372,8 @@ class TailSamplingProcessor(SpanProcessor):
         kept, dropped, buffered or counted as lost."""
         with self._lock:
             stats = dict(self._counts)
+            stats["spans_ended"] = self._ended
+            stats["spans_kept"] = stats.get("spans_kept", 0) + self._head_kept
             stats["traces_buffered"] = len(self._traces)
             stats["spans_buffered"] = sum(len(t.spans) for t in self._traces.values())
             stats["spans_queued"] = len(self._queue)

@@ -35,9 +35,12 @@ fn hash_value(hasher: &mut ContentHasher, value: &Bound<'_, PyAny>, depth: usize
     } else if let Ok(b) = value.cast::<PyBool>() {
         hasher.int(2, i128::from(b.is_true()));
     } else if value.is_instance_of::<PyInt>() {
-        match value.extract::<i128>() {
-            Ok(i) => hasher.int(3, i),
-            Err(_) => hasher.bytes(6, value.repr().map(|r| r.to_string()).unwrap_or_default().as_bytes()),
+        match value.extract::<i64>() {
+            Ok(i) => hasher.int(3, i128::from(i)),
+            Err(_) => match value.extract::<i128>() {
+                Ok(i) => hasher.int(3, i),
+                Err(_) => hasher.bytes(6, value.repr().map(|r| r.to_string()).unwrap_or_default().as_bytes()),
+            },
         }
     } else if let Ok(f) = value.cast::<PyFloat>() {
         hasher.int(4, i128::from(f.value().to_bits()));
@@ -52,36 +55,48 @@ fn hash_value(hasher: &mut ContentHasher, value: &Bound<'_, PyAny>, depth: usize
     }
 }
 
+/// A span field: the SDK's own attribute when present (no property call), else the public one.
+fn field<'py>(span: &Bound<'py, PyAny>, private: &Bound<'py, PyString>, public: &Bound<'py, PyString>) -> PyResult<Bound<'py, PyAny>> {
+    match span.getattr(private) {
+        Ok(value) => Ok(value),
+        Err(_) => span.getattr(public),
+    }
+}
+
 fn content(span: &Bound<'_, PyAny>) -> PyResult<SpanKey> {
     let py = span.py();
     let mut hasher = ContentHasher::default();
-    let name = span.getattr(intern!(py, "name"))?;
+    let name = field(span, intern!(py, "_name"), intern!(py, "name"))?;
     hash_value(&mut hasher, &name, 0);
-    let parent = span.getattr(intern!(py, "parent"))?;
+    let parent = field(span, intern!(py, "_parent"), intern!(py, "parent"))?;
     let parent_id = if parent.is_none() { -1 } else { i128::from(parent.cast::<PyTuple>()?.get_item(1)?.extract::<u64>()?) };
     hasher.int(7, parent_id);
-    for field in [intern!(py, "start_time"), intern!(py, "end_time")] {
-        let value = span.getattr(field)?;
-        hasher.int(8, if value.is_none() { -1 } else { value.extract::<i128>()? });
+    for (private, public) in [(intern!(py, "_start_time"), intern!(py, "start_time")), (intern!(py, "_end_time"), intern!(py, "end_time"))] {
+        let value = field(span, private, public)?;
+        hasher.int(8, if value.is_none() { -1 } else { i128::from(value.extract::<i64>()?) });
     }
-    let attributes = span.getattr(intern!(py, "attributes"))?;
+    let attributes = field(span, intern!(py, "_attributes"), intern!(py, "attributes"))?;
     if !attributes.is_none() {
         let dict = match attributes.getattr(intern!(py, "_dict")) {
             Ok(inner) => inner.cast_into::<PyDict>().ok(),
             Err(_) => attributes.cast::<PyDict>().ok().cloned(),
         };
-        let mut pairs: Vec<(String, Bound<'_, PyAny>)> = match dict {
-            Some(dict) => dict.iter().map(|(k, v)| (k.to_string(), v)).collect(),
+        // Keys are kept as Python strings (borrowed text, no copies) and sorted.
+        let mut pairs: smallvec::SmallVec<[(Bound<'_, PyString>, Bound<'_, PyAny>); 16]> = match dict {
+            Some(dict) => dict.iter().filter_map(|(k, v)| Some((k.cast_into::<PyString>().ok()?, v))).collect(),
             None => attributes
                 .call_method0(intern!(py, "items"))?
                 .try_iter()?
-                .filter_map(|item| item.ok()?.extract::<(String, Bound<'_, PyAny>)>().ok())
+                .filter_map(|item| {
+                    let (k, v) = item.ok()?.extract::<(Bound<'_, PyAny>, Bound<'_, PyAny>)>().ok()?;
+                    Some((k.cast_into::<PyString>().ok()?, v))
+                })
                 .collect(),
         };
-        pairs.sort_by(|a, b| a.0.cmp(&b.0));
+        pairs.sort_by(|a, b| a.0.to_str().unwrap_or("").cmp(b.0.to_str().unwrap_or("")));
         hasher.int(9, pairs.len() as i128);
         for (key, value) in &pairs {
-            hasher.bytes(1, key.as_bytes());
+            hasher.bytes(1, key.to_str().map(str::as_bytes).unwrap_or(b"\xff"));
             hash_value(&mut hasher, value, 0);
         }
     }
