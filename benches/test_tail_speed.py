@@ -37,7 +37,7 @@ class NoopProcessor:
 
 PROCESSORS = {
     "baseline: a Python on_end that does nothing": NoopProcessor,
-    "tracesieve TailSamplingProcessor.on_end": lambda: TailSamplingProcessor(NullExporter(), schedule_delay=0.5, decision_wait=0.1),
+    "tracesieve TailSamplingProcessor.on_end (default settings)": lambda: TailSamplingProcessor(NullExporter(), max_traces=100_000),
 }
 
 

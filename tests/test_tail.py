@@ -286,3 +286,34 @@ def test_deferred_spans_are_recorded_not_sampled():
     assert dict(span.attributes) == {"a": 1}
     span.end()
     assert exporter.get_finished_spans() == ()  # the SDK's processors skip unsampled spans
+
+
+def test_metrics_appear_in_an_in_memory_reader():
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+    reader = InMemoryMetricReader()
+    meters = MeterProvider(metric_readers=[reader])
+    retrying = RetryingSpanExporter(Flaky(None), sleep=lambda s: None, meter_provider=meters)
+    dedup = DedupSpanExporter(retrying, meter_provider=meters)
+    clock = Clock()
+    tail = TailSamplingProcessor(dedup, clock=clock, meter_provider=meters)
+    for i in range(30):
+        span = FakeSpan(i + 1, 1, True)
+        span.status = Status(StatusCode.ERROR)
+        tail.on_end(span)
+    tail.force_flush()
+    dedup.export([FakeSpan(1, 1, True)])
+    points = {}
+    for resource in reader.get_metrics_data().resource_metrics:
+        for scope in resource.scope_metrics:
+            for metric in scope.metrics:
+                for point in metric.data.data_points:
+                    points[(metric.name, point.attributes["counter"])] = point.value
+    assert points[("tracesieve.tail", "kept_error")] == 30
+    assert points[("tracesieve.tail", "spans_ended")] == 30
+    assert points[("tracesieve.export", "spans_given_up")] == 30
+    assert points[("tracesieve.export", "retries")] == 2
+    assert points[("tracesieve.dedup", "duplicates")] == 1
+    tail._stopped = True
+    meters.shutdown()

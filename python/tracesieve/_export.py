@@ -14,6 +14,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from tracesieve import _core
+from tracesieve._metrics import observe_stats
 
 __all__ = ["DedupSpanExporter", "RetryingSpanExporter"]
 
@@ -37,11 +38,12 @@ class DedupSpanExporter(SpanExporter):
         window: how many span keys to remember (oldest forgotten first).
     """
 
-    def __init__(self, exporter: SpanExporter, *, mode: str = "identity", window: int = 100_000):
+    def __init__(self, exporter: SpanExporter, *, mode: str = "identity", window: int = 100_000, meter_provider=None):
         if isinstance(window, bool) or not isinstance(window, int) or window < 1:
             raise ValueError(f"window: {window!r} is not a positive number of spans")
         self._exporter = _check_exporter(exporter)
         self._native = _core.NativeDedup(mode, window)
+        observe_stats(self, "tracesieve.dedup", "Span deduplication: duplicates removed, keys remembered", meter_provider)
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         fresh = self._native.filter(spans)
@@ -85,6 +87,7 @@ class RetryingSpanExporter(SpanExporter):
         jitter: float = 0.2,
         sleep: Optional[Callable[[float], None]] = None,
         seed: Optional[int] = None,
+        meter_provider=None,
     ):
         if isinstance(max_attempts, bool) or not isinstance(max_attempts, int) or max_attempts < 1:
             raise ValueError(f"max_attempts: {max_attempts!r} is not a whole number >= 1")
@@ -103,6 +106,7 @@ class RetryingSpanExporter(SpanExporter):
         self._lock = threading.Lock()
         self._counts: Dict[str, int] = {"batches": 0, "retries": 0, "spans_exported": 0, "spans_given_up": 0}
         self._burst = 0
+        observe_stats(self, "tracesieve.export", "Export retries: batches, retries, spans exported, spans given up", meter_provider)
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         delay = self._initial

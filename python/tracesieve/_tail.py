@@ -84,6 +84,8 @@ class TailSamplingProcessor(SpanProcessor):
         max_traces, max_spans_per_trace, decision_cache_size: memory bounds.
         max_export_batch_size, schedule_delay: batching of the export thread.
         clock: callable returning seconds (monotonic), for tests.
+        meter_provider: export ``stats()`` as the OTel metric ``tracesieve.tail``
+            (also when an SDK MeterProvider is set globally).
     """
 
     def __init__(
@@ -102,6 +104,7 @@ class TailSamplingProcessor(SpanProcessor):
         max_export_batch_size: int = 512,
         schedule_delay: float = 1.0,
         clock: Optional[Callable[[], float]] = None,
+        meter_provider: Any = None,
     ):
         if not hasattr(exporter, "export"):
             raise TypeError(f"exporter: expected a SpanExporter, got {type(exporter).__name__}")
@@ -153,6 +156,9 @@ class TailSamplingProcessor(SpanProcessor):
         self._export_lock = threading.Lock()
         self._worker = threading.Thread(target=self._run, name="tracesieve-tail", daemon=True)
         self._worker.start()
+        from tracesieve._metrics import observe_stats
+
+        observe_stats(self, "tracesieve.tail", "Tail sampling: spans ended, kept, dropped, buffered, evicted early, late, exported", meter_provider)
 
     # -- SpanProcessor -------------------------------------------------------------
 
