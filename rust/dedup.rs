@@ -6,7 +6,7 @@
 use std::collections::{HashSet, VecDeque};
 use std::sync::Mutex;
 
-use xxhash_rust::xxh3::Xxh3;
+use xxhash_rust::xxh3::xxh3_128;
 
 use crate::config::ConfigError;
 
@@ -53,31 +53,26 @@ impl SeenSet {
     }
 }
 
-/// Streaming content hash: fields are length-prefixed so that boundaries are unambiguous.
-pub struct ContentHasher(Xxh3);
-
-impl Default for ContentHasher {
-    fn default() -> Self {
-        ContentHasher(Xxh3::new())
-    }
-}
+/// Content hash: fields are tagged and length-prefixed into one buffer (so
+/// boundaries are unambiguous), then hashed in one pass.
+#[derive(Default)]
+pub struct ContentHasher(Vec<u8>);
 
 impl ContentHasher {
     pub fn bytes(&mut self, tag: u8, data: &[u8]) {
-        self.0.update(&[tag]);
-        self.0.update(&(data.len() as u64).to_le_bytes());
-        self.0.update(data);
+        self.0.push(tag);
+        self.0.extend_from_slice(&(data.len() as u64).to_le_bytes());
+        self.0.extend_from_slice(data);
     }
 
     pub fn int(&mut self, tag: u8, value: i128) {
-        self.0.update(&[tag]);
-        self.0.update(&value.to_le_bytes());
+        self.0.push(tag);
+        self.0.extend_from_slice(&value.to_le_bytes());
     }
 
-    /// The key to store: the 128-bit digest split to the identity key shape.
+    /// The key to store: the 128-bit digest, in the identity key's shape.
     pub fn finish(&self) -> SpanKey {
-        let digest = self.0.digest128();
-        (digest, u64::MAX)
+        (xxh3_128(&self.0), u64::MAX)
     }
 }
 

@@ -12,6 +12,7 @@ pub mod ot_entry;
 pub mod pipeline;
 pub mod plan;
 pub mod rate_limit;
+pub mod tail_buffer;
 pub mod rules;
 pub mod sampler;
 pub mod stats;

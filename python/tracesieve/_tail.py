@@ -32,24 +32,6 @@ ADJUSTED_COUNT = "tracesieve.adjusted_count"
 _RANDOMNESS_MASK = (1 << 56) - 1
 
 
-class _Trace:
-    __slots__ = ("spans", "first_seen", "root", "root_ended", "head_sampled", "error")
-
-    def __init__(self, now: float):
-        self.spans: List[ReadableSpan] = []
-        self.first_seen = now
-        self.root: Optional[ReadableSpan] = None
-        self.root_ended: Optional[float] = None
-        self.head_sampled = False
-        self.error = False
-
-
-def _is_error(span: ReadableSpan) -> bool:
-    if span.status.status_code is StatusCode.ERROR:
-        return True
-    return any(event.name == "exception" for event in span.events)
-
-
 def _has_exception(events) -> bool:
     return any(event.name == "exception" for event in events)
 
@@ -139,21 +121,18 @@ class TailSamplingProcessor(SpanProcessor):
         self._max_queue = max_queue_size
         self._batch = max_export_batch_size
         self._delay = float(schedule_delay)
-        self._clock = clock or time.monotonic
+        # Buffering (the per-span work) is native; decisions and export are ours.
+        self._buffer = _core.NativeTailBuffer(
+            max_traces=max_traces, max_spans_per_trace=max_spans_per_trace, decision_cache_size=decision_cache_size, clock=clock
+        )
         self._lock = threading.Lock()
-        # Plain dicts keep insertion order: the first key is the oldest trace.
-        self._traces: Dict[int, _Trace] = {}
-        self._decisions: "collections.OrderedDict[int, bool]" = collections.OrderedDict()
-        # Traces whose local root ended, in the order they ended.
-        self._ready: "collections.deque[tuple]" = collections.deque()
         self._queue: "collections.deque[tuple]" = collections.deque()
         self._counts: Dict[str, int] = collections.Counter()
-        # The two counters on the common path, kept as plain ints.
-        self._ended = 0
-        self._head_kept = 0
         self._wake = threading.Event()
         self._stopped = False
         self._export_lock = threading.Lock()
+        # The hot path: the SDK calls the native method directly.
+        self.on_end = self._buffer.on_end  # type: ignore[method-assign]
         self._worker = threading.Thread(target=self._run, name="tracesieve-tail", daemon=True)
         self._worker.start()
         from tracesieve._metrics import observe_stats
@@ -166,59 +145,8 @@ class TailSamplingProcessor(SpanProcessor):
         pass
 
     def on_end(self, span: ReadableSpan) -> None:
-        # The SDK's spans are read through their fields (no property calls, no
-        # event-tuple copy); anything else through the public API.
-        try:
-            context = span._context
-            parent = span._parent
-            events = span._events
-            events = getattr(events, "_dq", events)  # BoundedList's own __len__ is Python; its deque's is not
-            error = span._status._status_code is StatusCode.ERROR or (bool(events) and _has_exception(events))
-        except AttributeError:
-            context = span.context
-            parent = span.parent
-            error = _is_error(span)
-        trace_id = context[0]
-        now = self._clock()
-        with self._lock:
-            self._ended += 1
-            trace = self._traces.get(trace_id)
-            if trace is None and context[3] & 1:
-                # Head-sampled and nothing buffered: kept whatever the tail says.
-                self._head_kept += 1
-                if len(self._queue) < self._max_queue:
-                    self._queue.append((span, "head", None, False))
-                    if len(self._queue) >= self._batch and not self._wake.is_set():
-                        self._wake.set()
-                else:
-                    self._counts["queue_full_dropped"] += 1
-                return
-            decided = self._decisions.get(trace_id)
-            if decided is not None:
-                self._counts["late_kept" if decided else "late_dropped"] += 1
-                if decided:
-                    self._enqueue([(span, "late", None, False)])
-                return
-            if trace is None:
-                if len(self._traces) >= self._max_traces:
-                    oldest_id = next(iter(self._traces))
-                    oldest = self._traces.pop(oldest_id)
-                    self._counts["evicted_early"] += 1
-                    self._finish(oldest_id, oldest, early=True)
-                trace = self._traces[trace_id] = _Trace(now)
-            trace.spans.append(span)
-            if context[3] & 1:
-                trace.head_sampled = True
-            if error:
-                trace.error = True
-            if parent is None or parent[2]:
-                trace.root = span
-                trace.root_ended = now
-                self._ready.append((now, trace_id))
-            if len(trace.spans) >= self._max_spans:
-                del self._traces[trace_id]
-                self._counts["evicted_early"] += 1
-                self._finish(trace_id, trace, early=True)
+        # Only reached through the class; instances use the native method bound in __init__.
+        self._buffer.on_end(span)
 
     def shutdown(self) -> None:
         self.force_flush()
@@ -230,27 +158,21 @@ class TailSamplingProcessor(SpanProcessor):
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
         """Decide every pending trace now and export everything queued."""
         deadline = time.monotonic() + timeout_millis / 1000
-        with self._lock:
-            pending = list(self._traces.items())
-            self._traces.clear()
-            self._ready.clear()
-            for trace_id, trace in pending:
-                self._finish(trace_id, trace, early=False)
+        self._collect(everything=True)
         while self._queue and time.monotonic() < deadline:
             self._export_batch()
         return not self._queue
 
     # -- decisions -----------------------------------------------------------------
 
-    def _decide(self, trace_id: int, trace: _Trace, early: bool):
+    def _decide(self, trace_id: int, root, head_sampled: bool, error: bool, early: bool):
         """(kept, reason, tail_only) for a trace."""
-        if trace.head_sampled:
+        if head_sampled:
             return True, "head", False
         if early:
             return False, "early", False
-        if trace.error:
+        if error:
             return True, "error", True
-        root = trace.root
         if root is not None and self._latency_ns is not None and root.end_time is not None and root.start_time is not None:
             if root.end_time - root.start_time >= self._latency_ns and self._latency_threshold is not None:
                 if (trace_id & _RANDOMNESS_MASK) >= self._latency_threshold:
@@ -261,20 +183,31 @@ class TailSamplingProcessor(SpanProcessor):
                 return True, f"rule:{verdict['rule']}", True
         return False, "dropped", False
 
-    def _finish(self, trace_id: int, trace: _Trace, early: bool) -> None:
-        """Decide a trace (lock held), remember the decision, queue kept spans."""
-        kept, reason, tail_only = self._decide(trace_id, trace, early)
-        self._decisions[trace_id] = kept
-        if len(self._decisions) > self._cache_size:
-            self._decisions.popitem(last=False)
+    def _collect(self, everything: bool = False) -> None:
+        """Decide what the buffer has ready (or everything), queue what is kept."""
+        buffer = self._buffer
+        early = buffer.take_early()
+        due = buffer.take_all() if everything else buffer.take_due(self._wait, self._timeout)
+        passing = buffer.take_queue()
+        with self._lock:
+            for trace_id, spans, root, head, error in early:
+                self._finish(trace_id, spans, root, head, error, early=True)
+            for trace_id, spans, root, head, error in due:
+                self._finish(trace_id, spans, root, head, error, early=False)
+            self._enqueue([(span, "late" if late else "head", None, False) for span, late in passing])
+
+    def _finish(self, trace_id: int, spans, root, head: bool, error: bool, early: bool) -> None:
+        """Record one trace's decision and queue its spans when kept (lock held)."""
+        kept, reason, tail_only = self._decide(trace_id, root, head, error, early)
+        self._buffer.remember(trace_id, kept)
         if kept:
             self._counts[f"kept_{reason.split(':')[0]}"] += 1
-            self._counts["spans_kept"] += len(trace.spans)
+            self._counts["spans_kept"] += len(spans)
             weight = 1.0 / self._latency_probability if reason == "latency" else (1.0 if tail_only else None)
-            self._enqueue([(span, reason, weight, tail_only) for span in trace.spans])
+            self._enqueue([(span, reason, weight, tail_only) for span in spans])
         else:
             self._counts["traces_dropped"] += 1
-            self._counts["spans_dropped"] += len(trace.spans)
+            self._counts["spans_dropped"] += len(spans)
 
     def _mark(self, span: ReadableSpan, reason: str, weight: Optional[float], tail_only: bool = False) -> ReadableSpan:
         """A copy of the span that says why it was kept (and is flagged sampled).
@@ -316,8 +249,6 @@ class TailSamplingProcessor(SpanProcessor):
             self._counts["queue_full_dropped"] += len(spans) - max(room, 0)
             spans = spans[: max(room, 0)]
         self._queue.extend(spans)
-        if len(self._queue) >= self._batch and not self._wake.is_set():
-            self._wake.set()
 
     # -- background ----------------------------------------------------------------
 
@@ -327,30 +258,17 @@ class TailSamplingProcessor(SpanProcessor):
         while not self._stopped:
             self._wake.wait(tick)
             self._wake.clear()
-            self._decide_due()
+            if self._stopped:
+                return
+            self._collect()
             if len(self._queue) >= self._batch or (self._queue and time.monotonic() - last_export >= self._delay):
                 while self._queue:
                     self._export_batch()
                 last_export = time.monotonic()
 
     def _decide_due(self) -> None:
-        """Decide the traces that are due, touching only those (both queues are in time order)."""
-        now = self._clock()
-        with self._lock:
-            ready = self._ready
-            while ready and now - ready[0][0] >= self._wait:
-                ended, trace_id = ready.popleft()
-                trace = self._traces.get(trace_id)
-                if trace is not None and trace.root_ended == ended:
-                    del self._traces[trace_id]
-                    self._finish(trace_id, trace, early=False)
-            while self._traces:
-                trace_id = next(iter(self._traces))
-                trace = self._traces[trace_id]
-                if now - trace.first_seen < self._timeout:
-                    break
-                del self._traces[trace_id]
-                self._finish(trace_id, trace, early=False)
+        """Decide the traces that are due now (the worker does this every tick)."""
+        self._collect()
 
     def _export_batch(self) -> None:
         with self._export_lock:
@@ -375,17 +293,23 @@ class TailSamplingProcessor(SpanProcessor):
     def stats(self) -> Dict[str, int]:
         """Buffered traces and spans, traces kept by reason, spans dropped, traces
         decided early at a limit, late spans, export outcomes. Every span ended is
-        kept, dropped, buffered or counted as lost."""
+        kept, dropped, still buffered, or counted as lost."""
+        (ended, head_kept, late_kept, late_dropped, evicted, unreadable, traces, spans, queued, decisions, early) = self._buffer.counts()
         with self._lock:
             stats = dict(self._counts)
-            stats["spans_ended"] = self._ended
-            stats["spans_kept"] = stats.get("spans_kept", 0) + self._head_kept
-            stats["traces_buffered"] = len(self._traces)
-            stats["spans_buffered"] = sum(len(t.spans) for t in self._traces.values())
-            stats["spans_queued"] = len(self._queue)
-            stats["decisions_remembered"] = len(self._decisions)
-        for key in ("spans_ended", "spans_kept", "spans_dropped", "evicted_early", "late_kept", "late_dropped"):
-            stats.setdefault(key, 0)
+            stats["spans_queued"] = len(self._queue) + queued
+        stats.update(
+            spans_ended=ended,
+            spans_kept=stats.get("spans_kept", 0) + head_kept,
+            late_kept=late_kept,
+            late_dropped=late_dropped,
+            evicted_early=evicted,
+            unreadable_spans=unreadable,
+            traces_buffered=traces,
+            spans_buffered=spans + early,
+            decisions_remembered=decisions,
+        )
+        stats.setdefault("spans_dropped", 0)
         return stats
 
 

@@ -10,6 +10,7 @@ mod sampling_result;
 mod signals;
 mod span_input;
 mod span_view;
+mod tail;
 
 use pyo3::prelude::*;
 
@@ -28,6 +29,9 @@ mod _core {
 
     #[pymodule_export]
     use super::dedup::NativeDedup;
+
+    #[pymodule_export]
+    use super::tail::NativeTailBuffer;
 
     #[pymodule_export]
     const DEFAULT_PRECISION: u32 = threshold::DEFAULT_PRECISION;

@@ -1,0 +1,174 @@
+//! `NativeTailBuffer`: the tail processor's `on_end`, natively. Reads what the
+//! buffer needs from an ended span (trace id, sampled flag, error, local root)
+//! and files the span; the decisions stay with the Python processor's worker.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::Instant;
+
+use pyo3::intern;
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyList, PyString, PyTuple};
+
+use super::py_clock::{self, PyClock};
+use crate::clock::Clock;
+use crate::tail_buffer::{Facts, Limits, TailBuffer, Trace};
+
+struct Api {
+    status: Py<PyAny>,
+    error: Py<PyAny>,
+    exception: Py<PyString>,
+}
+
+static API: PyOnceLock<Api> = PyOnceLock::new();
+
+fn api(py: Python<'_>) -> PyResult<&'static Api> {
+    API.get_or_try_init(py, || {
+        Ok(Api {
+            status: py.import("opentelemetry.trace.status")?.getattr("Status")?.unbind(),
+            error: py.import("opentelemetry.trace")?.getattr("StatusCode")?.getattr("ERROR")?.unbind(),
+            exception: PyString::intern(py, "exception").unbind(),
+        })
+    })
+}
+
+/// Seconds on a monotonic clock, from when the buffer was made.
+struct Monotonic(Instant);
+
+impl Clock for Monotonic {
+    fn now(&self) -> f64 {
+        self.0.elapsed().as_secs_f64()
+    }
+}
+
+#[pyclass(frozen, module = "tracesieve._core")]
+pub struct NativeTailBuffer {
+    buffer: TailBuffer<Py<PyAny>>,
+    clock: Arc<dyn Clock>,
+    unreadable: AtomicU64,
+}
+
+fn read_facts(py: Python<'_>, span: &Bound<'_, PyAny>) -> PyResult<Facts> {
+    let api = api(py)?;
+    let sdk = span.hasattr(intern!(py, "_context"))?;
+    let context = if sdk { span.getattr(intern!(py, "_context"))? } else { span.getattr(intern!(py, "context"))? };
+    let context = context.cast_into::<PyTuple>()?;
+    let trace_id = context.get_item(0)?.extract::<u128>()?;
+    let sampled = context.get_item(3)?.extract::<u64>()? & 1 == 1;
+    let parent = if sdk { span.getattr(intern!(py, "_parent"))? } else { span.getattr(intern!(py, "parent"))? };
+    let local_root = parent.is_none() || parent.cast::<PyTuple>().map_or(false, |p| p.get_item(2).and_then(|r| r.is_truthy()).unwrap_or(false));
+    let status = if sdk { span.getattr(intern!(py, "_status"))? } else { span.getattr(intern!(py, "status"))? };
+    let code = if status.get_type().is(api.status.bind(py)) {
+        status.getattr(intern!(py, "_status_code"))?
+    } else {
+        status.getattr(intern!(py, "status_code"))?
+    };
+    let mut error = code.is(api.error.bind(py));
+    if !error {
+        let events = if sdk { span.getattr(intern!(py, "_events"))? } else { span.getattr(intern!(py, "events"))? };
+        let events = events.getattr(intern!(py, "_dq")).unwrap_or(events);
+        if !events.is_none() && events.len().unwrap_or(0) > 0 {
+            for event in events.try_iter()? {
+                if event?.getattr(intern!(py, "name"))?.eq(api.exception.bind(py))? {
+                    error = true;
+                    break;
+                }
+            }
+        }
+    }
+    Ok(Facts { trace_id, sampled, error, local_root })
+}
+
+fn trace_tuple<'py>(py: Python<'py>, id: u128, trace: Trace<Py<PyAny>>) -> PyResult<Bound<'py, PyTuple>> {
+    let root = trace.root.map(|i| trace.spans[i].clone_ref(py));
+    let spans = PyList::new(py, trace.spans)?;
+    PyTuple::new(py, [id.into_pyobject(py)?.into_any(), spans.into_any(), root.into_pyobject(py)?.into_any(),
+        pyo3::types::PyBool::new(py, trace.head_sampled).to_owned().into_any(),
+        pyo3::types::PyBool::new(py, trace.error).to_owned().into_any()])
+}
+
+fn traces<'py>(py: Python<'py>, items: Vec<(u128, Trace<Py<PyAny>>)>) -> PyResult<Bound<'py, PyList>> {
+    let list = PyList::empty(py);
+    for (id, trace) in items {
+        list.append(trace_tuple(py, id, trace)?)?;
+    }
+    Ok(list)
+}
+
+#[pymethods]
+impl NativeTailBuffer {
+    #[new]
+    #[pyo3(signature = (*, max_traces, max_spans_per_trace, decision_cache_size, clock = None))]
+    fn new(max_traces: usize, max_spans_per_trace: usize, decision_cache_size: usize, clock: Option<&Bound<'_, PyAny>>) -> PyResult<Self> {
+        let clock: Arc<dyn Clock> = match py_clock::from_argument(clock)? {
+            Some(c) => c as Arc<PyClock>,
+            None => Arc::new(Monotonic(Instant::now())),
+        };
+        let limits = Limits { max_traces, max_spans_per_trace, decision_cache: decision_cache_size };
+        Ok(NativeTailBuffer { buffer: TailBuffer::new(limits), clock, unreadable: AtomicU64::new(0) })
+    }
+
+    /// The `SpanProcessor.on_end` hook. Returns True when a trace was decided
+    /// early at a memory limit (the worker should look at `take_early`).
+    fn on_end(&self, py: Python<'_>, span: &Bound<'_, PyAny>) -> bool {
+        match read_facts(py, span) {
+            Ok(facts) => {
+                let now = self.clock.now();
+                self.buffer.offer(span.clone().unbind(), facts, now) == crate::tail_buffer::Offer::Evicted
+            }
+            Err(_) => {
+                self.unreadable.fetch_add(1, Relaxed);
+                false
+            }
+        }
+    }
+
+    fn now(&self) -> f64 {
+        self.clock.now()
+    }
+
+    /// Due traces as (trace_id, spans, root span or None, head_sampled, error).
+    fn take_due<'py>(&self, py: Python<'py>, wait: f64, timeout: f64) -> PyResult<Bound<'py, PyList>> {
+        let now = self.clock.now();
+        traces(py, self.buffer.take_due(now, wait, timeout))
+    }
+
+    fn take_all<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        traces(py, self.buffer.take_all())
+    }
+
+    fn take_early<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        traces(py, self.buffer.take_early())
+    }
+
+    /// Spans kept without a decision of the worker: (span, late?).
+    fn take_queue<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        let list = PyList::empty(py);
+        for (span, late) in self.buffer.take_queue() {
+            list.append((span, late))?;
+        }
+        Ok(list)
+    }
+
+    fn remember(&self, trace_id: u128, kept: bool) {
+        self.buffer.remember(trace_id, kept);
+    }
+
+    fn counts(&self) -> (u64, u64, u64, u64, u64, u64, usize, usize, usize, usize, usize) {
+        let (traces, spans, queued, decisions, early) = self.buffer.sizes();
+        (
+            self.buffer.ended.load(Relaxed),
+            self.buffer.head_kept.load(Relaxed),
+            self.buffer.late_kept.load(Relaxed),
+            self.buffer.late_dropped.load(Relaxed),
+            self.buffer.evicted_early.load(Relaxed),
+            self.unreadable.load(Relaxed),
+            traces,
+            spans,
+            queued,
+            decisions,
+            early,
+        )
+    }
+}
