@@ -18,6 +18,7 @@ RATE_10 = {
     "sdk TraceIdRatioBased(0.1)": lambda: TraceIdRatioBased(0.1),
     "tracesieve ProbabilitySampler(0.1)": lambda: ProbabilitySampler(0.1),
     "tracesieve TraceIdRatioSampler(0.1)": lambda: TraceIdRatioSampler(0.1),
+    "tracesieve ProbabilitySampler(0.1, defer=True): drops recorded": lambda: ProbabilitySampler(0.1, defer=True),
 }
 
 DROP_ALL = {

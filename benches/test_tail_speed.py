@@ -75,8 +75,8 @@ def test_tail_on_end(benchmark, impl):
 
 DEDUP = {
     "python reference: the seed's md5 of sorted JSON": lambda spans: [seed_dedup_key(s) for s in spans],
-    "tracesieve DedupSpanExporter, identity": lambda: DedupSpanExporter(NullExporter(), window=10**7).export,
-    "tracesieve DedupSpanExporter, content": lambda: DedupSpanExporter(NullExporter(), mode="content", window=10**7).export,
+    "tracesieve DedupSpanExporter, identity": lambda: DedupSpanExporter(NullExporter()).export,
+    "tracesieve DedupSpanExporter, content": lambda: DedupSpanExporter(NullExporter(), mode="content").export,
 }
 
 

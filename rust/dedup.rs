@@ -25,7 +25,8 @@ impl SeenSet {
         if capacity == 0 {
             return Err(ConfigError::new("window", "0 spans; expected a positive number of spans to remember"));
         }
-        Ok(SeenSet { capacity, inner: Mutex::new((HashSet::with_capacity(capacity.min(1 << 20)), VecDeque::new())) })
+        // Grown on demand: a small table stays in cache while the window fills.
+        Ok(SeenSet { capacity, inner: Mutex::new((HashSet::new(), VecDeque::new())) })
     }
 
     /// True when `key` is new (and now remembered); false for a duplicate.
@@ -55,8 +56,14 @@ impl SeenSet {
 
 /// Content hash: fields are tagged and length-prefixed into one buffer (so
 /// boundaries are unambiguous), then hashed in one pass.
-#[derive(Default)]
 pub struct ContentHasher(Vec<u8>);
+
+impl Default for ContentHasher {
+    fn default() -> Self {
+        // Room for a typical span, so hashing one allocates once.
+        ContentHasher(Vec::with_capacity(512))
+    }
+}
 
 impl ContentHasher {
     pub fn bytes(&mut self, tag: u8, data: &[u8]) {
