@@ -31,18 +31,27 @@ impl SeenSet {
 
     /// True when `key` is new (and now remembered); false for a duplicate.
     pub fn insert(&self, key: SpanKey) -> bool {
+        self.insert_all(&[key])[0]
+    }
+
+    /// `insert` for a batch under one lock: whether each key was new.
+    pub fn insert_all(&self, keys: &[SpanKey]) -> Vec<bool> {
         let mut guard = self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let (set, order) = &mut *guard;
-        if !set.insert(key) {
-            return false;
-        }
-        order.push_back(key);
-        if order.len() > self.capacity {
-            if let Some(oldest) = order.pop_front() {
-                set.remove(&oldest);
-            }
-        }
-        true
+        keys.iter()
+            .map(|key| {
+                if !set.insert(*key) {
+                    return false;
+                }
+                order.push_back(*key);
+                if order.len() > self.capacity {
+                    if let Some(oldest) = order.pop_front() {
+                        set.remove(&oldest);
+                    }
+                }
+                true
+            })
+            .collect()
     }
 
     pub fn len(&self) -> usize {

@@ -123,20 +123,27 @@ impl NativeDedup {
     /// The spans of `batch` not seen before (and remember them). A span that
     /// cannot be read is passed on unfiltered.
     fn filter<'py>(&self, py: Python<'py>, batch: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyList>> {
+        let spans: Vec<Bound<'py, PyAny>> = batch.try_iter()?.collect::<PyResult<_>>()?;
+        let keys: Vec<Option<SpanKey>> = spans
+            .iter()
+            .map(|span| match self.mode {
+                Mode::Identity => identity(span).ok(),
+                Mode::Content => content(span).ok(),
+            })
+            .collect();
+        let readable: Vec<SpanKey> = keys.iter().flatten().copied().collect();
+        let mut fresh_flags = self.seen.insert_all(&readable).into_iter();
         let fresh = PyList::empty(py);
-        for span in batch.try_iter()? {
-            let span = span?;
-            let key = match self.mode {
-                Mode::Identity => identity(&span),
-                Mode::Content => content(&span),
-            };
-            match key {
-                Ok(key) if !self.seen.insert(key) => {
-                    self.duplicates.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                }
-                _ => fresh.append(span)?,
+        let mut duplicates = 0;
+        for (span, key) in spans.into_iter().zip(keys) {
+            // A span that cannot be read is passed on unfiltered.
+            if key.is_none() || fresh_flags.next().unwrap_or(true) {
+                fresh.append(span)?;
+            } else {
+                duplicates += 1;
             }
         }
+        self.duplicates.fetch_add(duplicates, std::sync::atomic::Ordering::Relaxed);
         Ok(fresh)
     }
 
