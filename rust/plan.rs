@@ -398,8 +398,12 @@ impl Plan {
                     if parent_decides {
                         break;
                     }
-                    let pace = pacer.pace(now(), probability);
-                    if pace != 1.0 {
+                    let t = now();
+                    let pace = pacer.pace(t, probability);
+                    if pacer.visibility_due(t) {
+                        probability = 1.0;
+                        exact_threshold = Some(0);
+                    } else if pace != 1.0 {
                         probability *= pace;
                         exact_threshold = None;
                     }

@@ -48,13 +48,13 @@ def test_stub_signatures_match_for_functions():
 
 def test_demo_runs_and_agrees_with_the_sdk():
     out = subprocess.run(
-        [sys.executable, "-m", "tracesieve", "--traces", "2000"], capture_output=True, text=True, timeout=120, check=True
+        [sys.executable, "-m", "tracesieve", "demo", "--traces", "2000"], capture_output=True, text=True, timeout=120, check=True
     ).stdout
     assert "ProbabilitySampler(0.1)" in out
     assert "kept the same traces: yes" in out
 
 
 def test_demo_rejects_bad_options():
-    proc = subprocess.run([sys.executable, "-m", "tracesieve", "--traces", "0"], capture_output=True, text=True, timeout=60)
+    proc = subprocess.run([sys.executable, "-m", "tracesieve", "demo", "--traces", "0"], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2
     assert "--traces: 0 is not positive" in proc.stderr

@@ -304,3 +304,9 @@ def test_zero_code_example_runs():
     assert out.returncode == 0, out.stderr
     assert "sampler: PipelineSampler{force_keep,adaptive,rules,budget}" in out.stdout
     assert '"tracesieve.rule": "payment"' in out.stdout
+
+
+def test_the_packaged_seed_pipeline_is_the_example_file():
+    from tracesieve.policies import SEED_PIPELINE
+
+    assert load_config(EXAMPLES / "seed_pipeline.toml") == SEED_PIPELINE

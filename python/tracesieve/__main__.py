@@ -1,8 +1,8 @@
-"""``python -m tracesieve``: run the built-in demo."""
+"""``python -m tracesieve``: the ``tracesieve`` command (``simulate`` by default)."""
 
 import sys
 
-from tracesieve._demo import main
+from tracesieve.cli import main
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))

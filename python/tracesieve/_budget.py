@@ -115,32 +115,35 @@ class BudgetSampler(_NativeSampler):
     def budget_status(self) -> Dict[str, Any]:
         """Budget, used, remaining (in money and spans), percent used, the pacing
         probability in force, and the projected end-of-period spend."""
-        raw = self._native.budget_status()
-        cost = self.cost_per_span
-        used = raw["used_spans"]
-        return {
-            "budget": self.budget,
-            "used": used * cost,
-            "remaining": max(0.0, self.budget - used * cost),
-            "percent_used": 100.0 * used / raw["budget_spans"],
-            "pacing_probability": raw["pacing_probability"],
-            "projected_spend": min(raw["projected_spans"], float(raw["budget_spans"])) * cost,
-            "projected_spend_unpaced": raw["projected_spans"] * cost,
-            "budget_spans": raw["budget_spans"],
-            "used_spans": used,
-            "remaining_spans": raw["remaining_spans"],
-            "refused_spans": raw["refused_spans"],
-            "period": raw["period"],
-            "timezone": raw["timezone"],
-            "period_start": _iso(raw["period_start"]),
-            "period_end": _iso(raw["period_end"]),
-            "cost_per_span": cost,
-        }
+        return status_report(self._native.budget_status(), self.budget, self.cost_per_span)
 
     def save_state(self) -> None:
         """Write the spending snapshot now (when ``state_path`` was given)."""
         if self._state is not None:
             self._state.save()
+
+
+def status_report(raw: Dict[str, Any], budget: float, cost: float) -> Dict[str, Any]:
+    """The native pacer's status in the units the user gave (money and spans)."""
+    used = raw["used_spans"]
+    return {
+        "budget": budget,
+        "used": used * cost,
+        "remaining": max(0.0, budget - used * cost),
+        "percent_used": 100.0 * used / raw["budget_spans"],
+        "pacing_probability": raw["pacing_probability"],
+        "projected_spend": min(raw["projected_spans"], float(raw["budget_spans"])) * cost,
+        "projected_spend_unpaced": raw["projected_spans"] * cost,
+        "budget_spans": raw["budget_spans"],
+        "used_spans": used,
+        "remaining_spans": raw["remaining_spans"],
+        "refused_spans": raw["refused_spans"],
+        "period": raw["period"],
+        "timezone": raw["timezone"],
+        "period_start": _iso(raw["period_start"]),
+        "period_end": _iso(raw["period_end"]),
+        "cost_per_span": cost,
+    }
 
 
 def _positive(name: str, value: Any) -> float:

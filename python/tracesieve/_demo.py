@@ -1,4 +1,4 @@
-"""``python -m tracesieve``: the samplers at work in a real TracerProvider.
+"""``tracesieve demo``: the samplers at work in a real TracerProvider.
 
 Runs the same synthetic traffic (root span -> two services, three spans per trace)
 through each sampler into an in-memory exporter and reports what was kept,
@@ -80,7 +80,7 @@ def summarise(name: str, spans: Sequence, traces: int, elapsed: float) -> Dict[s
 
 
 def main(argv: Sequence[str] = ()) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tracesieve", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="tracesieve demo", description=__doc__.splitlines()[0])
     parser.add_argument("--traces", type=int, default=20_000, help="traces to send (default 20000)")
     parser.add_argument("--rate", type=float, default=0.1, help="sampling rate for every sampler (default 0.1)")
     parser.add_argument("--seed", type=int, default=7, help="seed for trace ids (default 7)")

@@ -146,7 +146,7 @@ class PipelineSampler(_NativeSampler):
             return False
         with self._lock:
             old = self._native
-            if old.budget_status is not None and "budget" in document:
+            if "budget" in document:
                 try:
                     status = old.budget_status()
                     native.restore_budget(status["period_start"], status["used_spans"])
@@ -175,7 +175,11 @@ class PipelineSampler(_NativeSampler):
 
     def budget_status(self) -> Dict[str, Any]:
         """The budget stage's spending (see ``BudgetSampler.budget_status``)."""
-        return self._native.budget_status()
+        from tracesieve._budget import status_report
+
+        spec = self._document.get("budget") or {}
+        cost = float(spec.get("cost_per_span", 1.0))
+        return status_report(self._native.budget_status(), float(spec.get("budget", 0.0)), cost)
 
     def close(self) -> None:
         """Stop watching the file."""

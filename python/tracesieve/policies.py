@@ -44,3 +44,23 @@ SEED_POLICY: Dict[str, Any] = {
 def seed_policy() -> Dict[str, Any]:
     """A fresh copy of ``SEED_POLICY`` to edit."""
     return copy.deepcopy(SEED_POLICY)
+
+
+#: The seed's whole multi-stage decision as a pipeline document (the same as
+#: ``examples/seed_pipeline.toml``): force-keep, adaptive, rules, budget.
+SEED_PIPELINE: Dict[str, Any] = {
+    "record_rule": True,
+    "force_keep": {"rules": [{k: v for k, v in rule.items() if k != "action"} for rule in SEED_POLICY["rules"] if rule.get("action") == "keep"]},
+    "adaptive": {"error_steps": [[5, 2.0], [10, 3.0]], "slow_threshold": 2.0},
+    "rules": {
+        "default_rate": SEED_POLICY["default_rate"],
+        "rules": [rule for rule in SEED_POLICY["rules"] if "rate" in rule],
+        "multipliers": SEED_POLICY["multipliers"],
+    },
+    "budget": {"budget": 50.0, "cost_per_span": 0.001, "period": "month", "timezone": "Asia/Seoul"},
+}
+
+
+def seed_pipeline() -> Dict[str, Any]:
+    """A fresh copy of ``SEED_PIPELINE`` to edit."""
+    return copy.deepcopy(SEED_PIPELINE)

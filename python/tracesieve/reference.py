@@ -365,50 +365,38 @@ class SeedCostAwareSampler:
 class SeedPipelineSampler(Sampler):
     """The seed's multi-stage decision (force-keep, adaptive, rules, budget)
     written plainly in Python as a Sampler: the baseline for the pipeline.
-    Like the seed, it draws with ``random.random()``, so it is not consistent."""
+    Like the seed, it draws with ``random.random()`` (so it is not consistent),
+    records its rule's rate as ``sampling.rate`` (not the probability the span
+    was actually kept with) and, with ``follow_parent=False``, lets every
+    service decide on its own, as the seed's tracer did."""
 
-    def __init__(self, policy, monthly_budget: float = 1e9, cost_per_span: float = 0.001, seed: int = 0):
+    def __init__(self, policy, monthly_budget: float = 1e9, cost_per_span: float = 0.001, seed: int = 0, clock=None, follow_parent: bool = True):
         import random
 
         self._random = random.Random(seed)
-        self._rules = ReferenceRuleSampler(**policy)
-        self._errors = SeedErrorWindow()
-        self._budget = SeedCostAwareSampler(monthly_budget, cost_per_span, seed=seed)
-        self._force = [rule for rule in policy["rules"] if rule.get("action") == "keep"]
+        self._rules = ReferenceRuleSampler(**policy, clock=clock)
+        self._errors = SeedErrorWindow(clock=clock)
+        self._budget = SeedCostAwareSampler(monthly_budget, cost_per_span, clock=clock, seed=seed)
+        self._follow_parent = follow_parent
+        self._base = {rule.get("name"): rule.get("rate") for rule in policy["rules"]}
+        self._default = policy["default_rate"]
 
     def should_sample(self, parent_context, trace_id, name, kind=None, attributes=None, links=None, trace_state=None):
-        attributes = attributes or {}
+        attributes = dict(attributes or {})
         parent = get_current_span(parent_context).get_span_context()
-        _, action, probability = self._rules.evaluate(name, kind, attributes, not parent.is_valid)
+        rule, action, probability = self._rules.evaluate(name, kind, attributes, not parent.is_valid)
         if action == "keep":
             return SamplingResult(Decision.RECORD_AND_SAMPLE, attributes, parent.trace_state if parent.is_valid else None)
-        if parent.is_valid:
+        if parent.is_valid and self._follow_parent:
             decision = Decision.RECORD_AND_SAMPLE if parent.trace_flags.sampled else Decision.DROP
             return SamplingResult(decision, attributes if decision is Decision.RECORD_AND_SAMPLE else None, parent.trace_state)
         errors = self._errors.count()
         probability *= 3.0 if errors > 10 else 2.0 if errors > 5 else 1.0
         if action != "drop" and self._budget.should_sample() and self._random.random() < min(1.0, probability):
             self._budget.record_span()
+            attributes["sampling.rate"] = self._base.get(rule) or self._default
             return SamplingResult(Decision.RECORD_AND_SAMPLE, attributes, None)
         return SamplingResult(Decision.DROP, None, None)
 
     def get_description(self) -> str:
         return "SeedPipelineSampler"
-
-
-def seed_dedup_key(span) -> str:
-    """The seed's dedup hash: md5 of the span's fields as sorted JSON (the
-    baseline our Rust hashing is measured against)."""
-    import hashlib
-    import json
-
-    payload = {
-        "name": span.name,
-        "trace_id": span.context.trace_id,
-        "span_id": span.context.span_id,
-        "parent": span.parent.span_id if span.parent else None,
-        "start": span.start_time,
-        "end": span.end_time,
-        "attributes": dict(span.attributes or {}),
-    }
-    return hashlib.md5(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()

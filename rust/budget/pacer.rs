@@ -61,6 +61,12 @@ pub struct Pacer {
     /// the period goes unseen while budget remains.
     last_kept: AtomicF64,
     visibility_gap: f64,
+    /// Keep-rule spans this interval: spending the pacer does not control,
+    /// so it is taken off the allowance.
+    forced: AtomicU64,
+    forced_rate: AtomicF64,
+    /// Budget held back from new traces for the children of kept ones.
+    reserve: u64,
 }
 
 /// A consistent view for `budget_status()`.
@@ -108,6 +114,9 @@ impl Pacer {
             spend_rate: AtomicF64::new(0.0),
             last_kept: AtomicF64::new(now),
             visibility_gap: (length / 48.0).min(1800.0),
+            forced: AtomicU64::new(0),
+            forced_rate: AtomicF64::new(0.0),
+            reserve: (budget / 200).min(budget.saturating_sub(1)),
         })
     }
 
@@ -129,10 +138,15 @@ impl Pacer {
     pub fn pace(&self, now: f64, inner: f64) -> f64 {
         self.maybe_update(now);
         self.demand.fetch_add((inner.clamp(0.0, 1.0) * FIXED) as u64, Relaxed);
-        if now - self.last_kept.get() >= self.visibility_gap {
-            return 1.0;
-        }
         self.pace.get()
+    }
+
+    /// True when nothing was kept for the visibility gap while budget remains:
+    /// the next decision is then made at probability 1, so no stretch of the
+    /// period goes unseen, whatever the inner rates (a reservoir of one).
+    #[inline]
+    pub fn visibility_due(&self, now: f64) -> bool {
+        now - self.last_kept.get() >= self.visibility_gap && self.used.load(Relaxed) < self.budget
     }
 
     /// Reserve budget for a span about to be kept. `independent`: decided by
@@ -140,11 +154,24 @@ impl Pacer {
     /// Returns false when the span must be dropped because the budget is spent.
     #[inline]
     pub fn admit(&self, independent: bool, forced: bool, now: Option<f64>) -> bool {
+        let visibility = now.is_some_and(|t| t - self.last_kept.get() >= self.visibility_gap);
+        // New traces stop a little short of the budget, so the children of
+        // traces already kept (and keep rules) still fit: traces stay whole.
         let before = self.used.fetch_add(1, AcqRel);
-        if before >= self.budget && (self.cap_forced || !forced) {
+        let over = if forced {
+            self.cap_forced && before >= self.budget
+        } else if independent && !visibility {
+            before >= self.budget - self.reserve
+        } else {
+            before >= self.budget
+        };
+        if over {
             self.used.fetch_sub(1, AcqRel);
             self.refused.fetch_add(1, Relaxed);
             return false;
+        }
+        if forced {
+            self.forced.fetch_add(1, Relaxed);
         }
         if independent {
             self.kept_roots.fetch_add(1, Relaxed);
@@ -207,9 +234,13 @@ impl Pacer {
         let smoothed = if self.demand_rate.get() == 0.0 { rate } else { blend(self.demand_rate.get(), rate) };
         self.demand_rate.set(smoothed);
         self.spend_rate.set(blend(self.spend_rate.get(), spent / span));
-        let remaining = self.budget.saturating_sub(used) as f64;
+        let forced = self.forced.swap(0, AcqRel) as f64;
+        self.forced_rate.set(blend(self.forced_rate.get(), forced / span));
+        let remaining = (self.budget - self.reserve).saturating_sub(used) as f64;
         let remaining_time = (self.period_end.get() - now).max(self.min_interval);
-        let allowance = remaining / remaining_time;
+        // Keep rules spend what they spend: hold back their projected share
+        // (with a margin, as their rate is an estimate) from the paced traffic.
+        let allowance = (remaining / remaining_time - 1.25 * self.forced_rate.get()).max(0.0);
         let pace = if smoothed <= 0.0 { 1.0 } else { (allowance / smoothed).clamp(0.0, 1.0) };
         self.pace.set(pace);
         self.interval_start.set(now);
