@@ -400,3 +400,21 @@ class SeedPipelineSampler(Sampler):
 
     def get_description(self) -> str:
         return "SeedPipelineSampler"
+
+
+def seed_dedup_key(span) -> str:
+    """The seed's dedup hash: md5 of the span's fields as sorted JSON (the
+    baseline our Rust hashing is measured against)."""
+    import hashlib
+    import json
+
+    payload = {
+        "name": span.name,
+        "trace_id": span.context.trace_id,
+        "span_id": span.context.span_id,
+        "parent": span.parent.span_id if span.parent else None,
+        "start": span.start_time,
+        "end": span.end_time,
+        "attributes": dict(span.attributes or {}),
+    }
+    return hashlib.md5(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
