@@ -26,8 +26,8 @@ SCENARIOS = ("traffic", "errors", "month", "spike")
 DESCRIPTIONS = {
     "traffic": "an hour of the seed's traffic: weighted endpoints and tiers, 5% errors, high-value payments",
     "errors": "an error storm in four phases: normal, degrading, failing, recovering",
-    "month": "a calendar month of daily traffic waves against a budget of 1/10 of the demand",
-    "spike": "a day with a two-hour spike of 10x the usual traffic, against a daily budget of 1/10 of the demand",
+    "month": "a calendar month of daily traffic waves against a budget of 1/10 of the requests",
+    "spike": "a day with a two-hour spike of 10x the usual traffic, against a daily budget of 1/10 of the requests",
 }
 
 
