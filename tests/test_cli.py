@@ -70,7 +70,6 @@ def test_charts_or_a_clear_hint(tmp_path, capsys, monkeypatch):
 
 
 def test_charts_are_written_with_matplotlib(tmp_path, capsys):
-    pytest.importorskip("matplotlib")
     assert main(["simulate", "month", "--requests", "3000", "--out", str(tmp_path)]) == 0
     names = sorted(p.name for p in tmp_path.iterdir())
     assert names == ["month-boost.png", "month-budget.png", "month-kept.png"]
