@@ -315,3 +315,17 @@ def test_attribute_keys_are_recognised_whatever_object_carries_them():
     import sys
 
     assert sampler.explain("s", {sys.intern("http.route"): "/api/payment"})["rule"] == "pay"
+
+
+def test_the_example_policy_is_the_shipped_seed_policy():
+    # examples/seed_policy.py spells the policy out for copying; it must not drift from SEED_POLICY.
+    import importlib.util
+    from pathlib import Path
+
+    from tracesieve.policies import SEED_POLICY
+
+    path = Path(__file__).resolve().parent.parent / "examples" / "seed_policy.py"
+    spec = importlib.util.spec_from_file_location("seed_policy_example", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.POLICY == SEED_POLICY

@@ -87,11 +87,7 @@ def charts(scenario: Scenario, results: List[Measured], out: Path) -> List[Path]
     bottom.set_ylabel("kept / demand")
     bottom.set_xlabel(f"hours since the start of the {scenario.name} scenario")
     bottom.legend()
-    fig.suptitle("Kept spans and sampling probability against demand")
-    path = out / f"{scenario.name}-kept.png"
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    written.append(path)
+    written.append(_save(plt, fig, "Kept spans and sampling probability against demand", out / f"{scenario.name}-kept.png"))
     if scenario.budget_spans:
         fig, ax = plt.subplots(figsize=(10, 4))
         hours = len(results[0].hours)
@@ -103,11 +99,7 @@ def charts(scenario: Scenario, results: List[Measured], out: Path) -> List[Path]
         ax.set_ylabel("spans counted against the budget")
         ax.set_xlabel("hours")
         ax.legend()
-        fig.suptitle("Budget burn against the ideal line")
-        path = out / f"{scenario.name}-budget.png"
-        fig.savefig(path, dpi=100)
-        plt.close(fig)
-        written.append(path)
+        written.append(_save(plt, fig, "Budget burn against the ideal line", out / f"{scenario.name}-budget.png"))
     boosted = [r for r in results if r.boost]
     if boosted:
         fig, ax = plt.subplots(figsize=(10, 4))
@@ -123,9 +115,13 @@ def charts(scenario: Scenario, results: List[Measured], out: Path) -> List[Path]
                 errors[int((request.time - t0) // 60)] += 1
         twin.bar(range(len(errors)), errors, alpha=0.3, color="red", label="errors per minute")
         twin.set_ylabel("errors per minute")
-        fig.suptitle("Errors against the adaptive boost")
-        path = out / f"{scenario.name}-boost.png"
-        fig.savefig(path, dpi=100)
-        plt.close(fig)
-        written.append(path)
+        written.append(_save(plt, fig, "Errors against the adaptive boost", out / f"{scenario.name}-boost.png"))
     return written
+
+
+def _save(plt, fig, title: str, path: Path) -> Path:
+    """Title ``fig``, write it to ``path`` and free it; the path written."""
+    fig.suptitle(title)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
