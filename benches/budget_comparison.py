@@ -15,9 +15,15 @@ import time
 
 from tracesieve import BudgetSampler
 from tracesieve.reference import SeedCostAwareSampler
-from tracesieve.simulation import SimClock, month_start, run_month
+from tracesieve.testing import SimClock, month_start, run_month
 
-SCENARIOS = [("0.5x", 0.5, None), ("2x", 2.0, None), ("10x", 10.0, None), ("100x", 100.0, None), ("10x + 20x spike on day 15", 10.0, (15, 20.0))]
+SCENARIOS = [
+    ("0.5x", 0.5, None),
+    ("2x", 2.0, None),
+    ("10x", 10.0, None),
+    ("100x", 100.0, None),
+    ("10x + 20x spike on day 15", 10.0, (15, 20.0)),
+]
 
 
 def ours(budget: int, demand: float, spike):
@@ -26,7 +32,11 @@ def ours(budget: int, demand: float, spike):
     should_sample = sampler.should_sample
     return run_month(
         lambda trace_id: should_sample(None, trace_id, "GET").decision.is_sampled(),
-        clock, budget, demand, spike=spike, used=lambda: sampler.budget_status()["used_spans"],
+        clock,
+        budget,
+        demand,
+        spike=spike,
+        used=lambda: sampler.budget_status()["used_spans"],
     )
 
 

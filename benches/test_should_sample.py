@@ -10,9 +10,9 @@ from __future__ import annotations
 import pytest
 from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 
-from workloads import BATCH, mix_runner
 from tracesieve import ProbabilitySampler, TraceIdRatioSampler
 from tracesieve.reference import ReferenceProbabilitySampler
+from workloads import BATCH, mix_runner
 
 ATTRIBUTES = {"http.route": "/api/order", "http.request.method": "GET"}
 

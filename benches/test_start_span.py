@@ -10,8 +10,8 @@ import pytest
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased, TraceIdRatioBased
 
-from workloads import BATCH
 from tracesieve import ProbabilitySampler, TraceIdRatioSampler
+from workloads import BATCH
 
 RATE_10 = {
     "sdk ParentBased(TraceIdRatioBased(0.1))": lambda: ParentBased(TraceIdRatioBased(0.1)),

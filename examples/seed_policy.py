@@ -50,4 +50,4 @@ if __name__ == "__main__":
         ("POST /signup", {"business.event": "user.registered"}),
     ]:
         verdict = sampler.explain(name, attributes, now=noon_in_seoul)
-        print(f"{name:20} {str(attributes):75} -> {verdict['rule']:16} {verdict['action']:5} p={verdict['probability']:.3f}")
+        print(f"{name:20} {attributes!s:75} -> {verdict['rule']:16} {verdict['action']:5} p={verdict['probability']:.3f}")

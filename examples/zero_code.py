@@ -15,8 +15,8 @@ os.environ.setdefault("OTEL_TRACES_EXPORTER", "console")
 os.environ.setdefault("OTEL_METRICS_EXPORTER", "none")
 os.environ.setdefault("OTEL_LOGS_EXPORTER", "none")
 
-from opentelemetry import trace  # noqa: E402
-from opentelemetry.sdk._configuration import _OTelSDKConfigurator  # noqa: E402
+from opentelemetry import trace
+from opentelemetry.sdk._configuration import _OTelSDKConfigurator
 
 _OTelSDKConfigurator().configure()
 provider = trace.get_tracer_provider()

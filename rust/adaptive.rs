@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use crate::clock::Clock;
 use crate::config::ConfigError;
+use crate::data::{self, Data, Path};
 use crate::window::SlidingWindow;
 
 /// The windows for one latency bucket: a configured route, or every other span.
@@ -230,15 +231,36 @@ impl BoostPolicy {
         let via_cache = |x: f64| f64::from(x as f32);
         let mut all: Vec<f64> = error_values
             .iter()
-            .flat_map(|e| {
-                [1.0, self.latency_boost]
-                    .map(|l| (via_cache(e.clamp(1.0, self.max_boost)) * via_cache(l)).min(self.max_boost))
-            })
+            .flat_map(|e| [1.0, self.latency_boost].map(|l| (via_cache(e.clamp(1.0, self.max_boost)) * via_cache(l)).min(self.max_boost)))
             .collect();
         all.sort_by(f64::total_cmp);
         all.dedup();
         all
     }
+}
+
+/// `error_steps` as users write them: a list of `[count, multiplier]` pairs,
+/// counts whole numbers >= 0 (order and monotony are checked by
+/// [`BoostPolicy::validate`]).
+pub fn steps_from_data(path: &Path, value: &Data) -> Result<Vec<(u64, f64)>, ConfigError> {
+    let mut steps = Vec::new();
+    for (i, step) in data::list(path, value)?.iter().enumerate() {
+        let step_path = path.index(i);
+        match step {
+            Data::List(pair) if pair.len() == 2 => {
+                let count = match &pair[0] {
+                    Data::Int(c) if *c >= 0 => *c as u64,
+                    Data::Int(c) => return Err(step_path.error(format!("{c} is negative; expected a count >= 0"))),
+                    other => return Err(step_path.error(format!("{} is not an error count; expected a whole number >= 0", other.show()))),
+                };
+                let multiplier = data::number(&step_path, &pair[1])
+                    .map_err(|_| step_path.error(format!("{} is not a multiplier; expected a number >= 1", pair[1].show())))?;
+                steps.push((count, multiplier));
+            }
+            other => return Err(step_path.error(format!("expected a (count, multiplier) pair, got {}", other.show()))),
+        }
+    }
+    Ok(steps)
 }
 
 /// Rate-mode multipliers move in steps of 1/QUANTUM, so kept spans share few thresholds.
@@ -400,7 +422,8 @@ mod tests {
         assert!(bad(steps(vec![(10, 2.0), (5, 3.0)])).starts_with("error_steps[1]: (5, 3) after (10, 2) is not monotone"));
         assert!(bad(steps(vec![(5, 3.0), (10, 2.0)])).contains("not monotone"));
         assert!(bad(steps(vec![(5, 0.5)])).starts_with("error_steps[0]: multiplier 0.5 is below 1"));
-        assert!(bad(BoostPolicy { errors: ErrorPolicy::Rate { target: 0.0, min_spans: 1 }, ..BoostPolicy::seed() }).starts_with("error_rate_target"));
+        assert!(bad(BoostPolicy { errors: ErrorPolicy::Rate { target: 0.0, min_spans: 1 }, ..BoostPolicy::seed() })
+            .starts_with("error_rate_target"));
         assert!(bad(BoostPolicy { latency_boost: 0.5, ..BoostPolicy::seed() }).starts_with("latency_boost"));
         assert!(Signals::new(TestClock::at(T0), 0.5, 1.0, 1.0, &[]).is_err());
         assert!(Signals::new(TestClock::at(T0), 300.0, 1.0, -1.0, &[]).unwrap_err().to_string().starts_with("slow_threshold: -1"));

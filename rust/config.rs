@@ -5,7 +5,7 @@ use std::fmt;
 
 use crate::threshold::MAX_PRECISION;
 
-/// A setting that cannot be used. Raised as `ValueError` in Python.
+/// A setting that cannot be used. Raised as `tracesieve.ConfigError` in Python.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ConfigError {
     pub field: String,
@@ -37,6 +37,26 @@ pub fn probability(field: &str, value: f64) -> Result<f64, ConfigError> {
     Ok(value)
 }
 
+/// A finite number of seconds: > 0, or >= 0 when `zero_allowed`.
+pub fn seconds(field: &str, value: f64, zero_allowed: bool) -> Result<f64, ConfigError> {
+    let ok = value.is_finite() && (value > 0.0 || (zero_allowed && value == 0.0));
+    if ok {
+        Ok(value)
+    } else if zero_allowed {
+        Err(ConfigError::new(field, format!("{value} is out of range; expected a number of seconds >= 0")))
+    } else {
+        Err(ConfigError::new(field, format!("{value} is not a positive number of seconds")))
+    }
+}
+
+/// A finite number > 0.
+pub fn positive(field: &str, value: f64) -> Result<f64, ConfigError> {
+    if !(value.is_finite() && value > 0.0) {
+        return Err(ConfigError::new(field, format!("{value} is not a positive number")));
+    }
+    Ok(value)
+}
+
 /// Threshold precision in significant hex digits.
 pub fn precision(field: &str, value: i64) -> Result<u32, ConfigError> {
     if !(1..=i64::from(MAX_PRECISION)).contains(&value) {
@@ -56,10 +76,7 @@ mod tests {
     fn probability_bounds() {
         assert_eq!(probability("rate", 0.0), Ok(0.0));
         assert_eq!(probability("rate", 1.0), Ok(1.0));
-        assert_eq!(
-            probability("rate", 1.5).unwrap_err().to_string(),
-            "rate: 1.5 is out of range; expected a number in [0, 1]"
-        );
+        assert_eq!(probability("rate", 1.5).unwrap_err().to_string(), "rate: 1.5 is out of range; expected a number in [0, 1]");
         assert!(probability("rate", -0.1).is_err());
         assert!(probability("rate", f64::INFINITY).is_err());
         assert!(probability("rate", f64::NAN).unwrap_err().to_string().contains("NaN"));

@@ -134,10 +134,7 @@ impl<'a> Fields<'a> {
         for (i, (key, _)) in self.entries.iter().enumerate() {
             if !self.used[i] {
                 let hint = suggestion(key, valid).map(|s| format!(" (did you mean {s:?}?)")).unwrap_or_default();
-                return Err(self.path.field(key).error(format!(
-                    "unknown field{hint}; expected one of {}",
-                    valid.join(", ")
-                )));
+                return Err(self.path.field(key).error(format!("unknown field{hint}; expected one of {}", valid.join(", "))));
             }
         }
         Ok(())

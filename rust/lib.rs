@@ -8,16 +8,19 @@ pub mod clock;
 pub mod config;
 pub mod data;
 pub mod dedup;
+pub mod describe;
+pub mod explain;
 pub mod ot_entry;
 pub mod pipeline;
 pub mod plan;
 pub mod rate_limit;
-pub mod tail_buffer;
 pub mod rules;
 pub mod sampler;
 pub mod stats;
+pub mod tail_buffer;
 pub mod threshold;
 pub mod window;
+pub mod words;
 
 #[cfg(feature = "python")]
 mod python;

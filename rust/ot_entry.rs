@@ -96,14 +96,11 @@ fn sub_keys(value: &str) -> impl Iterator<Item = (&str, &str)> {
 
 fn valid_key(key: &str) -> bool {
     let mut bytes = key.bytes();
-    matches!(bytes.next(), Some(b'a'..=b'z'))
-        && bytes.all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+    matches!(bytes.next(), Some(b'a'..=b'z')) && bytes.all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
 }
 
 fn valid_value(value: &str) -> bool {
-    value
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+    value.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
 #[cfg(test)]
@@ -137,10 +134,7 @@ mod tests {
 
     #[test]
     fn rewrite_sets_th_first_and_keeps_others() {
-        assert_eq!(
-            rewrite(Some("rv:0123456789abcd;th:8;x:y"), decode_th("c")),
-            Some("th:c;rv:0123456789abcd;x:y".to_owned())
-        );
+        assert_eq!(rewrite(Some("rv:0123456789abcd;th:8;x:y"), decode_th("c")), Some("th:c;rv:0123456789abcd;x:y".to_owned()));
         assert_eq!(rewrite(None, Some(0)), Some("th:0".to_owned()));
     }
 

@@ -18,12 +18,49 @@ use crate::threshold::DEFAULT_PRECISION;
 pub const STAGES: &[&str] = &["force_keep", "adaptive", "rules", "probability", "budget", "rate_limit"];
 pub const SETTINGS: &[&str] = &["respect_parent", "precision", "record_rule", "defer", "reload", "reload_interval"];
 
-/// A parsed pipeline: the plan and what the Python layer wires around it.
+/// Seconds between checks of a watched configuration file, by default.
+pub const DEFAULT_RELOAD_INTERVAL: f64 = 2.0;
+/// Seconds between budget state snapshots, by default.
+pub const DEFAULT_SAVE_INTERVAL: f64 = 10.0;
+/// The shortest reload or save interval accepted: shorter would spin a core.
+pub const MIN_INTERVAL: f64 = 0.01;
+
+/// The document's settings, with their defaults filled in.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    pub respect_parent: bool,
+    pub precision: u32,
+    pub record_rule: bool,
+    /// Record the spans the plan drops (RECORD_ONLY) for a tail stage.
+    pub defer: bool,
+    /// Watch the file and reload it when it changes.
+    pub reload: bool,
+    pub reload_interval: f64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            respect_parent: true,
+            precision: DEFAULT_PRECISION,
+            record_rule: false,
+            defer: false,
+            reload: false,
+            reload_interval: DEFAULT_RELOAD_INTERVAL,
+        }
+    }
+}
+
+/// A parsed pipeline: the plan, what the Python layer wires around it, and
+/// the resolved document (every stage's settings with defaults filled in).
 pub struct Pipeline {
     pub plan: Plan,
     pub signals: Option<Arc<Signals>>,
     /// Stage names in order, for descriptions.
     pub stage_names: Vec<String>,
+    pub settings: Settings,
+    /// `{"settings": {...}, "stages": [{"stage": name, ...}, ...]}`.
+    pub resolved: Data,
 }
 
 /// Build a pipeline. `existing_signals` lets a reload keep the windows an
@@ -33,24 +70,20 @@ pub fn parse(doc: &Data, clock: Arc<dyn Clock>, existing_signals: Option<Arc<Sig
         return Err(ConfigError::new("(top level)", format!("expected a mapping of settings and stages, got {}", doc.kind())));
     };
     let root = Path::root("");
-    let mut respect_parent = true;
-    let mut precision = DEFAULT_PRECISION;
-    let mut record_rule = false;
+    let mut settings = Settings::default();
     let mut order: Vec<(&str, &Data)> = Vec::new();
     for (key, value) in entries {
         let path = root.member(key);
         match key.as_str() {
-            "respect_parent" => respect_parent = data::boolean(&path, value)?,
-            "record_rule" => record_rule = data::boolean(&path, value)?,
+            "respect_parent" => settings.respect_parent = data::boolean(&path, value)?,
+            "record_rule" => settings.record_rule = data::boolean(&path, value)?,
+            "defer" => settings.defer = data::boolean(&path, value)?,
+            "reload" => settings.reload = data::boolean(&path, value)?,
+            "reload_interval" => settings.reload_interval = interval(&path, value)?,
             "precision" => match value {
-                Data::Int(p) => precision = config::precision(path.as_str(), *p)?,
+                Data::Int(p) => settings.precision = config::precision(path.as_str(), *p)?,
                 other => return Err(path.error(format!("expected a whole number of hex digits, got {}", other.kind()))),
             },
-            // Handled by the Python layer (recording drops, file watching).
-            "defer" => {
-                data::boolean(&path, value)?;
-            }
-            "reload" | "reload_interval" => {}
             stage if STAGES.contains(&stage) => order.push((stage, value)),
             unknown => {
                 let valid: Vec<&str> = STAGES.iter().chain(SETTINGS).copied().collect();
@@ -68,20 +101,23 @@ pub fn parse(doc: &Data, clock: Arc<dyn Clock>, existing_signals: Option<Arc<Sig
     let now = clock.now();
     let mut keys = rules::route_keys();
     let mut stages = Vec::new();
+    let mut resolved_stages = Vec::new();
     let mut signals_out = None;
     let mut cap_forced = false;
     for (name, spec) in &order {
         let path = Path::root(name);
-        match *name {
+        let (stage, resolved) = match *name {
             "force_keep" => {
                 let mut fields = Fields::new(&path, spec)?;
-                let (rules_path, rules_data) = fields.take("rules").ok_or_else(|| path.error("missing field rules (a list of conditions to always keep)"))?;
+                let (rules_path, rules_data) =
+                    fields.take("rules").ok_or_else(|| path.error("missing field rules (a list of conditions to always keep)"))?;
                 if let Some((p, value)) = fields.take("capped_by_budget") {
                     cap_forced = data::boolean(&p, value)?;
                 }
                 fields.finish(&["rules", "capped_by_budget"])?;
                 let set = rules::parse_force_keep(&rules_path, rules_data, &mut keys)?;
-                stages.push(Stage::ForceKeep(Arc::new(set)));
+                let resolved = vec![("rules", names(&set)), ("capped_by_budget", Data::Bool(cap_forced))];
+                (Stage::ForceKeep(Arc::new(set)), resolved)
             }
             "rules" => {
                 let mut fields = Fields::new(&path, spec)?;
@@ -94,21 +130,26 @@ pub fn parse(doc: &Data, clock: Arc<dyn Clock>, existing_signals: Option<Arc<Sig
                 let (multipliers_path, multipliers) = fields.take("multipliers").unwrap_or((path.field("multipliers"), &empty));
                 fields.finish(&["rules", "default_rate", "multipliers"])?;
                 let set = rules::parse_at(&rules_path, rules_data, default_rate, &multipliers_path, multipliers, &mut keys, false)?;
-                stages.push(Stage::Rules(Arc::new(set)));
+                let resolved = vec![("rules", names(&set)), ("default_rate", Data::Float(default_rate))];
+                (Stage::Rules(Arc::new(set)), resolved)
             }
             "probability" => {
                 let mut fields = Fields::new(&path, spec)?;
                 let (p, value) = fields.take("rate").ok_or_else(|| path.error("missing field rate"))?;
                 let rate = config::probability(p.as_str(), data::number(&p, value)?)?;
                 fields.finish(&["rate"])?;
-                stages.push(Stage::probability(rate, precision));
+                (Stage::probability(rate, settings.precision), vec![("rate", Data::Float(rate))])
             }
             "adaptive" => {
                 let (booster, signals) = parse_adaptive(&path, spec, clock.clone(), existing_signals.clone())?;
                 signals_out = Some(signals);
-                stages.push(Stage::Boost(Arc::new(booster)));
+                let resolved = vec![("window", Data::Float(booster.signals.errors.length()))];
+                (Stage::Boost(Arc::new(booster)), resolved)
             }
-            "budget" => stages.push(Stage::Budget(Arc::new(parse_budget(&path, spec, cap_forced, now)?))),
+            "budget" => {
+                let (pacer, resolved) = parse_budget(&path, spec, cap_forced, now)?;
+                (Stage::Budget(Arc::new(pacer)), resolved)
+            }
             "rate_limit" => {
                 let mut fields = Fields::new(&path, spec)?;
                 let (p, value) = fields.take("traces_per_second").ok_or_else(|| path.error("missing field traces_per_second"))?;
@@ -118,10 +159,16 @@ pub fn parse(doc: &Data, clock: Arc<dyn Clock>, existing_signals: Option<Arc<Sig
                     None => rate.max(1.0),
                 };
                 fields.finish(&["traces_per_second", "burst"])?;
-                stages.push(Stage::RateLimit(Arc::new(TokenBucket::new(rate, burst, now)?)));
+                let bucket = TokenBucket::new(rate, burst, now)?;
+                let resolved = vec![("traces_per_second", Data::Float(rate)), ("burst", Data::Float(burst))];
+                (Stage::RateLimit(Arc::new(bucket)), resolved)
             }
             _ => unreachable!("checked against STAGES"),
-        }
+        };
+        stages.push(stage);
+        let mut entry = vec![("stage".to_owned(), Data::Str((*name).to_owned()))];
+        entry.extend(resolved.into_iter().map(|(k, v)| (k.to_owned(), v)));
+        resolved_stages.push(Data::Map(entry));
     }
     // Every rule set reads the one key table, complete only now.
     for stage in &mut stages {
@@ -131,10 +178,38 @@ pub fn parse(doc: &Data, clock: Arc<dyn Clock>, existing_signals: Option<Arc<Sig
             }
         }
     }
-    let mut plan = Plan::new(respect_parent, stages);
-    plan.precision = precision;
-    plan.record_rule = record_rule;
-    Ok(Pipeline { plan, signals: signals_out, stage_names: order.iter().map(|(n, _)| n.to_string()).collect() })
+    let mut plan = Plan::new(settings.respect_parent, stages);
+    plan.precision = settings.precision;
+    plan.record_rule = settings.record_rule;
+    let resolved = Data::Map(vec![("settings".to_owned(), settings_data(&settings)), ("stages".to_owned(), Data::List(resolved_stages))]);
+    Ok(Pipeline { plan, signals: signals_out, stage_names: order.iter().map(|(n, _)| n.to_string()).collect(), settings, resolved })
+}
+
+/// A stage's resolved settings, in order.
+type Resolved = Vec<(&'static str, Data)>;
+
+fn names(set: &rules::RuleSet) -> Data {
+    Data::List(set.rules.iter().map(|r| Data::Str(r.name.clone())).collect())
+}
+
+fn settings_data(settings: &Settings) -> Data {
+    Data::Map(vec![
+        ("respect_parent".to_owned(), Data::Bool(settings.respect_parent)),
+        ("precision".to_owned(), Data::Int(i64::from(settings.precision))),
+        ("record_rule".to_owned(), Data::Bool(settings.record_rule)),
+        ("defer".to_owned(), Data::Bool(settings.defer)),
+        ("reload".to_owned(), Data::Bool(settings.reload)),
+        ("reload_interval".to_owned(), Data::Float(settings.reload_interval)),
+    ])
+}
+
+/// A polling interval in seconds: at least [`MIN_INTERVAL`].
+fn interval(path: &Path, value: &Data) -> Result<f64, ConfigError> {
+    let seconds = data::number(path, value)?;
+    if seconds < MIN_INTERVAL {
+        return Err(path.error(format!("{seconds} is too short; expected a number of seconds >= {MIN_INTERVAL}")));
+    }
+    Ok(seconds)
 }
 
 /// Orders that cannot work: force_keep after other stages, probability stages
@@ -192,23 +267,7 @@ fn parse_adaptive(
         None => None,
     };
     let steps = match fields.take("error_steps") {
-        Some((p, value)) => {
-            let mut steps = Vec::new();
-            for (i, step) in data::list(&p, value)?.iter().enumerate() {
-                let step_path = p.index(i);
-                match step {
-                    Data::List(pair) if pair.len() == 2 => {
-                        let count = match &pair[0] {
-                            Data::Int(c) if *c >= 0 => *c as u64,
-                            other => return Err(step_path.error(format!("{} is not an error count; expected a whole number >= 0", other.show()))),
-                        };
-                        steps.push((count, data::number(&step_path, &pair[1])?));
-                    }
-                    other => return Err(step_path.error(format!("expected [count, multiplier], got {}", other.show()))),
-                }
-            }
-            Some(steps)
-        }
+        Some((p, value)) => Some(crate::adaptive::steps_from_data(&p, value)?),
         None => None,
     };
     let route_thresholds = match fields.take("route_thresholds") {
@@ -220,8 +279,16 @@ fn parse_adaptive(
         None => Vec::new(),
     };
     fields.finish(&[
-        "error_steps", "error_rate_target", "min_spans", "latency_boost", "slow_ratio", "max_boost", "window", "resolution",
-        "slow_threshold", "route_thresholds",
+        "error_steps",
+        "error_rate_target",
+        "min_spans",
+        "latency_boost",
+        "slow_ratio",
+        "max_boost",
+        "window",
+        "resolution",
+        "slow_threshold",
+        "route_thresholds",
     ])?;
     if min_spans < 0.0 || min_spans.fract() != 0.0 {
         return Err(path.field("min_spans").error(format!("{min_spans} is not a count; expected a whole number >= 0")));
@@ -242,9 +309,10 @@ fn parse_adaptive(
     Ok((booster, signals))
 }
 
-fn parse_budget(path: &Path, spec: &Data, cap_forced: bool, now: f64) -> Result<Pacer, ConfigError> {
+fn parse_budget(path: &Path, spec: &Data, cap_forced: bool, now: f64) -> Result<(Pacer, Resolved), ConfigError> {
     let mut fields = Fields::new(path, spec)?;
-    let (budget_path, budget) = fields.take("budget").ok_or_else(|| path.error("missing field budget (in spans, or money with cost_per_span)"))?;
+    let (budget_path, budget) =
+        fields.take("budget").ok_or_else(|| path.error("missing field budget (in spans, or money with cost_per_span)"))?;
     let budget = data::number(&budget_path, budget)?;
     let cost = match fields.take("cost_per_span") {
         Some((p, value)) => {
@@ -271,13 +339,34 @@ fn parse_budget(path: &Path, spec: &Data, cap_forced: bool, now: f64) -> Result<
         Some((p, value)) => (p.clone(), data::string(&p, value)?.to_owned()),
         None => (path.field("timezone"), "UTC".to_owned()),
     };
-    // Persistence is the Python layer's; accepted here so typos are still caught.
-    for name in ["state_path", "save_interval"] {
-        let _ = fields.take(name);
-    }
+    // Saving snapshots is the Python layer's; the settings are checked here.
+    let state_path = match fields.take("state_path") {
+        Some((p, value)) => {
+            let text = data::string(&p, value)?;
+            if text.is_empty() {
+                return Err(p.error("an empty path; expected the path of a state file"));
+            }
+            Data::Str(text.to_owned())
+        }
+        None => Data::Null,
+    };
+    let save_interval = match fields.take("save_interval") {
+        Some((p, value)) => interval(&p, value)?,
+        None => DEFAULT_SAVE_INTERVAL,
+    };
     fields.finish(&["budget", "cost_per_span", "period", "timezone", "state_path", "save_interval"])?;
     let calendar = Calendar::new(period, &zone.1).map_err(|e| zone.0.error(e.message))?;
-    Pacer::new(calendar, spans as u64, cap_forced, now)
+    let pacer = Pacer::new(calendar, spans as u64, cap_forced, now)?;
+    let resolved = vec![
+        ("budget", Data::Float(budget)),
+        ("cost_per_span", Data::Float(cost)),
+        ("budget_spans", Data::Int(spans as i64)),
+        ("period", Data::Str(period.name().to_owned())),
+        ("timezone", Data::Str(zone.1)),
+        ("state_path", state_path),
+        ("save_interval", Data::Float(save_interval)),
+    ];
+    Ok((pacer, resolved))
 }
 
 #[cfg(test)]

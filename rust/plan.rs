@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use crate::adaptive::Booster;
 use crate::budget::pacer::Pacer;
-use crate::rate_limit::TokenBucket;
 use crate::ot_entry::OtFields;
+use crate::rate_limit::TokenBucket;
 use crate::rules::condition::AttrValue;
 use crate::rules::{Action, RuleSet, SpanView};
 use crate::threshold::{NEVER, RANDOMNESS_MASK};
@@ -139,10 +139,7 @@ impl std::fmt::Debug for Stage {
 
 impl Stage {
     pub fn probability(probability: f64, precision: u32) -> Stage {
-        Stage::Probability {
-            probability,
-            threshold: crate::threshold::threshold_for_probability(probability, precision),
-        }
+        Stage::Probability { probability, threshold: crate::threshold::threshold_for_probability(probability, precision) }
     }
 
     pub fn trace_id_ratio(rate: f64) -> Stage {
@@ -374,7 +371,14 @@ impl Plan {
                         }
                         _ if parent_decides => break,
                         Action::Drop => {
-                            return Decision { sampled: false, th: ThUpdate::Unchanged, path, rule: Some(index), forced: false, refused: false };
+                            return Decision {
+                                sampled: false,
+                                th: ThUpdate::Unchanged,
+                                path,
+                                rule: Some(index),
+                                forced: false,
+                                refused: false,
+                            };
                         }
                         Action::Rate(rate) => {
                             rule = Some(index);
@@ -413,8 +417,8 @@ impl Plan {
         if let (true, Some(parent)) = (parent_decides, facts.parent) {
             return follow_parent(facts, parent);
         }
-        let threshold = exact_threshold
-            .unwrap_or_else(|| crate::threshold::threshold_for_probability(probability.clamp(0.0, 1.0), self.precision));
+        let threshold =
+            exact_threshold.unwrap_or_else(|| crate::threshold::threshold_for_probability(probability.clamp(0.0, 1.0), self.precision));
         let sampled = threshold < NEVER && facts.randomness() >= threshold;
         let th = if sampled { ThUpdate::Set(threshold) } else { ThUpdate::Unchanged };
         Decision { sampled, th, path, rule, forced: false, refused: false }
@@ -426,7 +430,14 @@ impl Plan {
 /// spec asks of a parent-based sampler).
 fn follow_parent(facts: &SpanFacts, parent: ParentFacts) -> Decision {
     if !parent.sampled {
-        return Decision { sampled: false, th: ThUpdate::Unchanged, path: Path::ParentNotSampled, rule: None, forced: false, refused: false };
+        return Decision {
+            sampled: false,
+            th: ThUpdate::Unchanged,
+            path: Path::ParentNotSampled,
+            rule: None,
+            forced: false,
+            refused: false,
+        };
     }
     let th = match parent.ot.th {
         Some(threshold) if facts.randomness() < threshold => ThUpdate::Erase,
@@ -467,10 +478,10 @@ mod tests {
     fn root_keeps_iff_randomness_at_or_above_threshold() {
         let plan = probability_plan(0.25, true);
         let t = decode_th("c").unwrap();
-        assert_eq!(plan.decide_bare(&root(t)).sampled, true);
-        assert_eq!(plan.decide_bare(&root(t - 1)).sampled, false);
+        assert!(plan.decide_bare(&root(t)).sampled);
+        assert!(!plan.decide_bare(&root(t - 1)).sampled);
         // Only the low 56 bits count.
-        assert_eq!(plan.decide_bare(&root((0xff << 56) | (t - 1))).sampled, false);
+        assert!(!plan.decide_bare(&root((0xff << 56) | (t - 1))).sampled);
         assert_eq!(plan.decide_bare(&root(t)).th, ThUpdate::Set(t));
         assert_eq!(plan.decide_bare(&root(t - 1)).th, ThUpdate::Unchanged);
     }

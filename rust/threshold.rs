@@ -37,11 +37,7 @@ pub fn threshold_for_probability(probability: f64, precision: u32) -> u64 {
     // Map (0, 1) onto [1, 2) so the 52 mantissa bits hold the rejection fraction,
     // then add half a unit of the last kept digit so truncation rounds.
     let rejection = 2.0 - probability + ldexp_half(digits);
-    let mantissa = if rejection >= 2.0 {
-        (1u64 << 52) - 1
-    } else {
-        rejection.to_bits() & ((1u64 << 52) - 1)
-    };
+    let mantissa = if rejection >= 2.0 { (1u64 << 52) - 1 } else { rejection.to_bits() & ((1u64 << 52) - 1) };
     let drop_bits = 4 * (13 - digits);
     let kept = (mantissa >> drop_bits) << drop_bits;
     // 13 mantissa hex digits become the top 13 of 14 threshold digits.

@@ -54,11 +54,7 @@ impl SlidingWindow {
         }
         // Start one window back, so clocks that step back a little stay in range.
         let origin = if origin.is_finite() { origin - length } else { 0.0 };
-        Ok(SlidingWindow {
-            resolution,
-            buckets: (0..count).map(|_| AtomicU64::new(0)).collect(),
-            origin,
-        })
+        Ok(SlidingWindow { resolution, buckets: (0..count).map(|_| AtomicU64::new(0)).collect(), origin })
     }
 
     pub fn length(&self) -> f64 {

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Iterable, Optional, Tuple
 
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, set_span_in_context
+from opentelemetry.trace import NonRecordingSpan, SpanContext, Status, StatusCode, TraceFlags, set_span_in_context
 from opentelemetry.trace.span import TraceState
+
+#: The repository checkout and its examples folder.
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples"
 
 
 def parent_context(
@@ -49,3 +54,52 @@ def provider_factory():
 
 def ot_value(trace_state: Optional[TraceState]) -> Optional[str]:
     return None if trace_state is None else trace_state.get("ot")
+
+
+class FakeSpan:
+    """What on_end reads, for a high-volume flood without the SDK's span cost."""
+
+    __slots__ = (
+        "attributes",
+        "context",
+        "end_time",
+        "events",
+        "instrumentation_scope",
+        "kind",
+        "links",
+        "name",
+        "parent",
+        "resource",
+        "start_time",
+        "status",
+    )
+    _ok = Status(StatusCode.UNSET)
+
+    def __init__(self, trace_id, span_id, root):
+        self.context = SpanContext(trace_id, span_id, False, TraceFlags(0))
+        self.parent = None if root else SpanContext(trace_id, span_id + 1, False)
+        self.status = self._ok
+        self.events = ()
+        self.name = "s"
+        self.attributes = {}
+        self.kind = None
+        self.start_time = 0
+        self.end_time = 1
+        self.resource = None
+        self.links = ()
+        self.instrumentation_scope = None
+
+
+class Flaky(InMemorySpanExporter):
+    """An exporter failing its first `failures` calls (every call for None)."""
+
+    def __init__(self, failures):
+        super().__init__()
+        self.failures = failures
+        self.calls = 0
+
+    def export(self, spans):
+        self.calls += 1
+        if self.failures is None or self.calls <= self.failures:
+            return SpanExportResult.FAILURE
+        return super().export(spans)

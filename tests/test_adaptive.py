@@ -12,7 +12,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import Status, StatusCode
 
 from helpers import ot_value, parent_context
-from tracesieve import AdaptiveSampler, ErrorWindowProcessor, ProbabilitySampler, RuleSampler, _core
+from tracesieve import AdaptiveSampler, ErrorWindowProcessor, RuleSampler, _core
 from tracesieve.policies import seed_policy
 
 T0 = 1_767_225_600.0
@@ -135,13 +135,13 @@ def test_processor_in_a_tracer_provider_feeds_the_sampler():
     provider.add_span_processor(sampler.processor)
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     tracer = provider.get_tracer("t")
-    for i in range(30):
+    for _i in range(30):
         with tracer.start_as_current_span("ok"):
             pass
-    for i in range(4):
+    for _i in range(4):
         with tracer.start_as_current_span("status") as span:
             span.set_status(Status(StatusCode.ERROR, "boom"))
-    for i in range(3):
+    for _i in range(3):
         try:
             with tracer.start_as_current_span("raises"):
                 raise RuntimeError("boom")
@@ -178,7 +178,7 @@ def test_threads_recording_and_sampling_lose_no_counts():
     def work(i):
         rng = random.Random(i)
         barrier.wait()
-        for n in range(5000):
+        for _n in range(5000):
             if i % 2:
                 sampler.record_error()
                 sampler.record_latency(0.01)
@@ -231,7 +231,7 @@ def test_bad_bases_give_clear_errors():
 
     with pytest.raises(ValueError, match="TraceIdRatioSampler decides by the legacy rule"):
         AdaptiveSampler(TraceIdRatioSampler(0.1))
-    with pytest.raises(TypeError, match="^base: expected a rate"):
+    with pytest.raises(TypeError, match=r"^base: expected a rate"):
         AdaptiveSampler("0.1")
     with pytest.raises(TypeError, match="already an AdaptiveSampler"):
         AdaptiveSampler(AdaptiveSampler(0.1))

@@ -15,7 +15,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from helpers import ot_value
 from tracesieve import BudgetSampler, ProbabilitySampler, RuleSampler, _core
-from tracesieve.simulation import SimClock, month_start, run_month
+from tracesieve.testing import SimClock, month_start, run_month
 
 BUDGET = 10_000
 JAN = month_start(2026, 1)
@@ -174,8 +174,13 @@ def test_spending_survives_a_restart_and_bad_state_is_ignored(tmp_path, caplog):
     assert third.budget_status()["used_spans"] == 0
     clock.now = JAN + 5 * 86400
     with caplog.at_level(logging.WARNING, logger="tracesieve.budget"):
-        for content in ["{not json", json.dumps([1, 2]), json.dumps({**saved, "kind": "other"}),
-                        json.dumps({**saved, "timezone": "Asia/Seoul"}), json.dumps({**saved, "used_spans": -5})]:
+        for content in [
+            "{not json",
+            json.dumps([1, 2]),
+            json.dumps({**saved, "kind": "other"}),
+            json.dumps({**saved, "timezone": "Asia/Seoul"}),
+            json.dumps({**saved, "used_spans": -5}),
+        ]:
             path.write_text(content)
             assert BudgetSampler(1.0, budget=1000, clock=clock, state_path=path).budget_status()["used_spans"] == 0
     assert caplog.text.count("ignoring") == 5

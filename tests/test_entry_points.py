@@ -10,7 +10,7 @@ from opentelemetry.sdk._configuration import _import_sampler
 from opentelemetry.sdk.trace.sampling import Sampler
 
 from tracesieve import ProbabilitySampler, TraceIdRatioSampler
-from tracesieve._entry_points import probability_from_arg
+from tracesieve.entry_points import probability_from_arg
 
 NAMES = {"tracesieve_probability": ProbabilitySampler, "tracesieve_traceidratio": TraceIdRatioSampler}
 

@@ -18,11 +18,10 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import Status, StatusCode
 
-from helpers import ot_value, parent_context
+from helpers import EXAMPLES, ot_value, parent_context
 from tracesieve import ConfigError, PipelineSampler, _core, from_config, load_config
-from tracesieve.simulation import SimClock, month_start
+from tracesieve.testing import SimClock, month_start
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 NOON_SEOUL = month_start(2026, 1) + 3 * 3600
 
 
@@ -144,15 +143,34 @@ def write(path: Path, text: str) -> Path:
 
 BAD_CONFIGS = [
     ("typo.toml", "[rulez]\ndefault_rate = 0.1\n", 'typo.toml: rulez: unknown stage or setting (did you mean "rules"?)'),
-    ("field.toml", "[rules]\ndefault_rate = 0.1\nrules = []\nmultiplier = []\n", "field.toml: rules.multiplier: unknown field (did you mean \"multipliers\"?)"),
+    (
+        "field.toml",
+        "[rules]\ndefault_rate = 0.1\nrules = []\nmultiplier = []\n",
+        'field.toml: rules.multiplier: unknown field (did you mean "multipliers"?)',
+    ),
     ("type.toml", '[rules]\ndefault_rate = "high"\nrules = []\n', "type.toml: rules.default_rate: expected a number, got a string"),
-    ("range.toml", "[rules]\ndefault_rate = 1.5\nrules = []\n", "range.toml: rules.default_rate: 1.5 is out of range; expected a number in [0, 1]"),
-    ("rule.yaml", "rules:\n  default_rate: 0.1\n  rules:\n    - {route: /x, rate: 0.1}\n    - {match: {payment.amount: {'=>': 1000}}, rate: 1}\n",
-     'rule.yaml: rules.rules[1].match["payment.amount"]: unknown operator "=>"'),
+    (
+        "range.toml",
+        "[rules]\ndefault_rate = 1.5\nrules = []\n",
+        "range.toml: rules.default_rate: 1.5 is out of range; expected a number in [0, 1]",
+    ),
+    (
+        "rule.yaml",
+        "rules:\n  default_rate: 0.1\n  rules:\n    - {route: /x, rate: 0.1}\n    - {match: {payment.amount: {'=>': 1000}}, rate: 1}\n",
+        'rule.yaml: rules.rules[1].match["payment.amount"]: unknown operator "=>"',
+    ),
     ("order.toml", "[budget]\nbudget = 100\n[rules]\ndefault_rate = 0.1\nrules = []\n", "order.toml: rules: comes after budget"),
-    ("last.yaml", "rate_limit: {traces_per_second: 5}\nrules: {default_rate: 0.1, rules: []}\n", "last.yaml: rules: comes after rate_limit"),
-    ("zone.toml", "[budget]\nbudget = 10\ntimezone = \"Asia/Seol\"\n", 'zone.toml: budget.timezone: unknown time zone "Asia/Seol"'),
-    ("steps.yaml", "adaptive: {error_steps: [[10, 2.0], [5, 3.0]]}\n", "steps.yaml: adaptive.error_steps[1]: (5, 3) after (10, 2) is not monotone"),
+    (
+        "last.yaml",
+        "rate_limit: {traces_per_second: 5}\nrules: {default_rate: 0.1, rules: []}\n",
+        "last.yaml: rules: comes after rate_limit",
+    ),
+    ("zone.toml", '[budget]\nbudget = 10\ntimezone = "Asia/Seol"\n', 'zone.toml: budget.timezone: unknown time zone "Asia/Seol"'),
+    (
+        "steps.yaml",
+        "adaptive: {error_steps: [[10, 2.0], [5, 3.0]]}\n",
+        "steps.yaml: adaptive.error_steps[1]: (5, 3) after (10, 2) is not monotone",
+    ),
     ("broken.toml", "[rules\n", "broken.toml: invalid TOML: "),
     ("broken.yaml", "rules: [unclosed\n", "broken.yaml: invalid YAML at line 2, column 1: "),
     ("list.yaml", "- a\n- b\n", "list.yaml: expected a table of stages and settings at the top level, got list"),
@@ -239,7 +257,7 @@ def test_metrics_appear_in_an_in_memory_reader():
     meters = MeterProvider(metric_readers=[reader])
     clock = SimClock(NOON_SEOUL)
     sampler = from_config(EXAMPLES / "seed_pipeline.toml", clock=clock, meter_provider=meters)
-    for i in range(200):
+    for _i in range(200):
         sampler.should_sample(None, random.getrandbits(128), "GET", None, {"http.route": "/api/order"})
     sampler.should_sample(None, 1, "charge", None, {"business.event": "payment"})
     data = reader.get_metrics_data()
@@ -251,7 +269,12 @@ def test_metrics_appear_in_an_in_memory_reader():
                     points[(metric.name, tuple(sorted(point.attributes.items())))] = point.value
     stats = sampler.stats()
     assert points[("tracesieve.sampler.decisions", (("outcome", "sampled"),))] == stats["sampled"]
-    assert points[("tracesieve.sampler.decisions", (("outcome", "sampled"), ("rule", "payment")))] == 1
+    # Totals and per-rule counts are separate instruments: summing either by outcome counts each decision once.
+    totals = sum(v for (name, _), v in points.items() if name == "tracesieve.sampler.decisions")
+    assert totals == stats["decisions"]
+    by_rule = sum(v for (name, _), v in points.items() if name == "tracesieve.sampler.rule_decisions")
+    assert by_rule == sum(c["decisions"] for c in stats["rules"].values())
+    assert points[("tracesieve.sampler.rule_decisions", (("outcome", "sampled"), ("rule", "payment")))] == 1
     assert points[("tracesieve.budget.spans", (("state", "used"),))] == stats["sampled"]
     assert points[("tracesieve.adaptive.boost", ())] == 1.0
     meters.shutdown()

@@ -3,14 +3,20 @@
     from opentelemetry.sdk.trace import TracerProvider
     from tracesieve import ProbabilitySampler
     provider = TracerProvider(sampler=ProbabilitySampler(0.1))
+
+The library lives here; the ``tracesieve`` command is ``tracesieve.cli`` and
+the pure-Python oracles and baselines are ``tracesieve.reference``; neither is
+imported by the library.
 """
 
-from tracesieve._adaptive import AdaptiveSampler, ErrorWindowProcessor
-from tracesieve._budget import BudgetSampler
-from tracesieve._export import DedupSpanExporter, RetryingSpanExporter
-from tracesieve._pipeline import ConfigError, PipelineSampler, from_config, load_config
-from tracesieve._samplers import ProbabilitySampler, RuleSampler, TraceIdRatioSampler
-from tracesieve._tail import TailSamplingProcessor
+from tracesieve.adaptive import AdaptiveSampler, ErrorWindowProcessor
+from tracesieve.budget import BudgetSampler
+from tracesieve.config import ConfigError, load_config
+from tracesieve.estimate import adjusted_count
+from tracesieve.export import DedupSpanExporter, RetryingSpanExporter
+from tracesieve.pipeline import PipelineSampler, from_config
+from tracesieve.samplers import ProbabilitySampler, RuleSampler, TraceIdRatioSampler
+from tracesieve.tail import TailSamplingProcessor
 
 __all__ = [
     "AdaptiveSampler",
@@ -25,6 +31,7 @@ __all__ = [
     "TailSamplingProcessor",
     "TraceIdRatioSampler",
     "__version__",
+    "adjusted_count",
     "from_config",
     "load_config",
 ]

@@ -1,64 +1,84 @@
 """Type stubs for the native module ``tracesieve._core``."""
 
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple, final
 
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace.sampling import SamplingResult
 from opentelemetry.trace import Link, SpanKind
 from opentelemetry.trace.span import TraceState
 
+__all__ = [
+    "DEFAULT_PRECISION",
+    "ConfigError",
+    "NativeDedup",
+    "NativeSampler",
+    "NativeSignals",
+    "NativeTailBuffer",
+    "adjusted_count",
+    "decode_th",
+    "encode_th",
+    "probability_for_threshold",
+    "read_ot",
+    "rewrite_ot",
+    "threshold_for_probability",
+]
+
 DEFAULT_PRECISION: int
 
+class ConfigError(ValueError, TypeError): ...
+
+@final
 class NativeSampler:
     @staticmethod
     def probability(
-        rate: float, *, respect_parent: bool = True, precision: int = ..., class_name: str = "ProbabilitySampler"
-    ) -> "NativeSampler": ...
+        rate: Any, *, respect_parent: Any = None, precision: Any = None, class_name: str = "ProbabilitySampler"
+    ) -> NativeSampler: ...
     @staticmethod
-    def trace_id_ratio(rate: float, *, respect_parent: bool = True, class_name: str = "TraceIdRatioSampler") -> "NativeSampler": ...
+    def trace_id_ratio(rate: Any, *, respect_parent: Any = None, class_name: str = "TraceIdRatioSampler") -> NativeSampler: ...
     @staticmethod
     def rules(
         rules: Any,
         *,
-        default_rate: float,
+        default_rate: Any,
         multipliers: Any = None,
-        respect_parent: bool = True,
-        precision: int = ...,
-        clock: Optional[Callable[[], float]] = None,
+        respect_parent: Any = None,
+        precision: Any = None,
+        clock: Any = None,
         class_name: str = "RuleSampler",
-    ) -> "NativeSampler": ...
+    ) -> NativeSampler: ...
     @staticmethod
     def adaptive(
-        base: "NativeSampler",
-        signals: "NativeSignals",
+        base: NativeSampler,
+        signals: NativeSignals,
         *,
-        error_steps: Optional[List[Tuple[int, float]]] = None,
-        error_rate_target: Optional[float] = None,
-        min_spans: int = 20,
-        latency_boost: float = 2.0,
-        slow_ratio: float = 0.1,
-        max_boost: float = 10.0,
+        error_steps: Any = None,
+        error_rate_target: Any = None,
+        min_spans: Any = None,
+        latency_boost: Any = None,
+        slow_ratio: Any = None,
+        max_boost: Any = None,
         class_name: str = "AdaptiveSampler",
-    ) -> "NativeSampler": ...
+    ) -> NativeSampler: ...
     @staticmethod
     def budget(
-        inner: "NativeSampler",
-        budget: int,
+        inner: NativeSampler,
+        budget: Any,
         *,
-        period: str = "month",
-        timezone: str = "UTC",
-        cap_forced_keeps: bool = False,
-        clock: Optional[Callable[[], float]] = None,
+        cost_per_span: Any = None,
+        period: Any = None,
+        timezone: Any = None,
+        cap_forced_keeps: Any = None,
+        clock: Any = None,
         class_name: str = "BudgetSampler",
-    ) -> "NativeSampler": ...
+    ) -> NativeSampler: ...
     @staticmethod
     def pipeline(
         document: Any,
         *,
-        clock: Optional[Callable[[], float]] = None,
-        signals: Optional["NativeSignals"] = None,
+        clock: Any = None,
+        signals: Optional[NativeSignals] = None,
         class_name: str = "PipelineSampler",
-    ) -> Tuple["NativeSampler", Optional["NativeSignals"]]: ...
+    ) -> Tuple[NativeSampler, Optional[NativeSignals], Dict[str, Any], List[str]]: ...
     def budget_status(self) -> Dict[str, Any]: ...
     def restore_budget(self, period_start: float, used: int) -> bool: ...
     def should_sample(
@@ -79,7 +99,15 @@ class NativeSampler:
         root: bool = True,
         now: Optional[float] = None,
     ) -> Dict[str, Any]: ...
-    def deferred(self) -> "NativeSampler": ...
+    def explain_plan(
+        self,
+        name: Any,
+        kind: Optional[SpanKind] = None,
+        attributes: Any = None,
+        parent: bool = False,
+        now: Optional[float] = None,
+    ) -> Dict[str, Any]: ...
+    def deferred(self) -> NativeSampler: ...
     @property
     def defer(self) -> bool: ...
     def get_description(self) -> str: ...
@@ -92,16 +120,17 @@ class NativeSampler:
     def rule_names(self) -> List[str]: ...
     def stats(self) -> Dict[str, Any]: ...
 
+@final
 class NativeSignals:
     def __new__(
         cls,
         *,
-        window: float = 300.0,
-        resolution: float = 1.0,
-        slow_threshold: float = 2.0,
-        route_thresholds: Optional[List[Tuple[str, float]]] = None,
-        clock: Optional[Callable[[], float]] = None,
-    ) -> "NativeSignals": ...
+        window: Any = None,
+        resolution: Any = None,
+        slow_threshold: Any = None,
+        route_thresholds: Any = None,
+        clock: Any = None,
+    ) -> NativeSignals: ...
     def on_end(self, span: Any) -> None: ...
     def record_error(self, count: int = 1) -> None: ...
     def record_latency(self, seconds: float, route: Optional[str] = None) -> None: ...
@@ -111,23 +140,34 @@ class NativeSignals:
     @property
     def resolution(self) -> float: ...
 
+@final
 class NativeDedup:
-    def __new__(cls, mode: str = "identity", window: int = 100_000) -> "NativeDedup": ...
+    def __new__(cls, mode: Any = None, window: Any = None) -> NativeDedup: ...
     def filter(self, batch: Any) -> List[Any]: ...
     @property
     def duplicates(self) -> int: ...
     @property
     def remembered(self) -> int: ...
 
+@final
 class NativeTailBuffer:
     def __new__(
         cls,
         *,
-        max_traces: int,
-        max_spans_per_trace: int,
-        decision_cache_size: int,
-        clock: Optional[Callable[[], float]] = None,
-    ) -> "NativeTailBuffer": ...
+        decision_wait: Any = None,
+        trace_timeout: Any = None,
+        latency_threshold: Any = None,
+        latency_probability: Any = None,
+        max_traces: Any = None,
+        max_spans_per_trace: Any = None,
+        decision_cache_size: Any = None,
+        max_queue_size: Any = None,
+        max_export_batch_size: Any = None,
+        schedule_delay: Any = None,
+        clock: Any = None,
+    ) -> NativeTailBuffer: ...
+    @property
+    def settings(self) -> Tuple[float, float, Optional[float], float, int, int, float]: ...
     def on_end(self, span: Any) -> bool: ...
     def now(self) -> float: ...
     def take_due(self, wait: float, timeout: float) -> List[Tuple[int, List[Any], Any, bool, bool]]: ...

@@ -50,7 +50,9 @@ def seed_policy() -> Dict[str, Any]:
 #: ``examples/seed_pipeline.toml``): force-keep, adaptive, rules, budget.
 SEED_PIPELINE: Dict[str, Any] = {
     "record_rule": True,
-    "force_keep": {"rules": [{k: v for k, v in rule.items() if k != "action"} for rule in SEED_POLICY["rules"] if rule.get("action") == "keep"]},
+    "force_keep": {
+        "rules": [{k: v for k, v in rule.items() if k != "action"} for rule in SEED_POLICY["rules"] if rule.get("action") == "keep"]
+    },
     "adaptive": {"error_steps": [[5, 2.0], [10, 3.0]], "slow_threshold": 2.0},
     "rules": {
         "default_rate": SEED_POLICY["default_rate"],

@@ -89,9 +89,7 @@ impl Pacer {
         if budget == 0 {
             return Err(ConfigError::new("budget", "0 spans; expected a budget of at least one span"));
         }
-        let period = calendar
-            .bounds(now)
-            .ok_or_else(|| ConfigError::new("clock", format!("{now} is not a usable Unix time")))?;
+        let period = calendar.bounds(now).ok_or_else(|| ConfigError::new("clock", format!("{now} is not a usable Unix time")))?;
         let length = period.length();
         Ok(Pacer {
             calendar,
@@ -122,6 +120,16 @@ impl Pacer {
 
     pub fn budget(&self) -> u64 {
         self.budget
+    }
+
+    /// Whether keep-rule spans are refused once the budget is spent.
+    pub fn caps_forced_keeps(&self) -> bool {
+        self.cap_forced
+    }
+
+    /// The pacing multiplier in force, read without counting demand.
+    pub fn current_pace(&self) -> f64 {
+        self.pace.get()
     }
 
     pub fn calendar(&self) -> &Calendar {
@@ -189,8 +197,8 @@ impl Pacer {
         }
         let rollover = now >= self.period_end.get();
         let elapsed = now - self.interval_start.get();
-        let due = elapsed >= self.max_interval
-            || (elapsed >= self.min_interval && self.demand.load(Relaxed) as f64 >= ENOUGH_DEMAND * FIXED);
+        let due =
+            elapsed >= self.max_interval || (elapsed >= self.min_interval && self.demand.load(Relaxed) as f64 >= ENOUGH_DEMAND * FIXED);
         if !(rollover || due) {
             return;
         }

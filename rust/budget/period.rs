@@ -27,10 +27,7 @@ impl PeriodKind {
             "day" => Ok(PeriodKind::Day),
             "week" => Ok(PeriodKind::Week),
             "month" => Ok(PeriodKind::Month),
-            other => Err(ConfigError::new(
-                "period",
-                format!("unknown period {other:?}; expected one of {}", PeriodKind::NAMES.join(", ")),
-            )),
+            other => Err(ConfigError::new("period", format!("unknown period {other:?}; expected one of {}", PeriodKind::NAMES.join(", ")))),
         }
     }
 
@@ -78,9 +75,7 @@ impl Calendar {
         }
         let instant = Timestamp::from_second(now.floor() as i64).ok()?;
         let local = instant.to_zoned_datetime(self.zone.clone());
-        let midnight = |date: Date| -> Option<f64> {
-            Some(date.to_zoned_datetime(self.zone.clone()).ok()?.timestamp().as_second() as f64)
-        };
+        let midnight = |date: Date| -> Option<f64> { Some(date.to_zoned_datetime(self.zone.clone()).ok()?.timestamp().as_second() as f64) };
         let date = local.date();
         let (start, end) = match self.kind {
             PeriodKind::Hour => {

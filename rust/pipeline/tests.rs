@@ -20,7 +20,13 @@ fn seed_pipeline() -> Data {
     map(vec![
         ("force_keep", map(vec![("rules", Data::List(vec![map(vec![("name", s("pay")), ("span_name", s("charge"))])]))])),
         ("adaptive", map(vec![])),
-        ("rules", map(vec![("default_rate", Data::Float(0.5)), ("rules", Data::List(vec![map(vec![("name", s("health")), ("span_name", s("GET /health")), ("action", s("drop"))])]))])),
+        (
+            "rules",
+            map(vec![
+                ("default_rate", Data::Float(0.5)),
+                ("rules", Data::List(vec![map(vec![("name", s("health")), ("span_name", s("GET /health")), ("action", s("drop"))])])),
+            ]),
+        ),
         ("budget", map(vec![("budget", Data::Int(1000)), ("period", s("day"))])),
         ("rate_limit", map(vec![("traces_per_second", Data::Int(100))])),
     ])
@@ -51,17 +57,37 @@ fn impossible_orders_and_unknown_keys_are_named() {
     let rules = || map(vec![("default_rate", Data::Float(0.5)), ("rules", Data::List(vec![]))]);
     let budget = || map(vec![("budget", Data::Int(10))]);
     assert!(err(map(vec![("budget", budget()), ("rules", rules())])).starts_with("rules: comes after budget"));
-    assert!(err(map(vec![("rate_limit", map(vec![("traces_per_second", Data::Int(1))])), ("budget", budget())])).starts_with("budget: comes after rate_limit"));
-    assert!(err(map(vec![("rules", rules()), ("force_keep", map(vec![("rules", Data::List(vec![]))]))])).starts_with("force_keep: comes after rules"));
-    assert!(err(map(vec![("rules", rules()), ("probability", map(vec![("rate", Data::Float(0.1))]))])).starts_with("probability: give either rules"));
+    assert!(err(map(vec![("rate_limit", map(vec![("traces_per_second", Data::Int(1))])), ("budget", budget())]))
+        .starts_with("budget: comes after rate_limit"));
+    assert!(err(map(vec![("rules", rules()), ("force_keep", map(vec![("rules", Data::List(vec![]))]))]))
+        .starts_with("force_keep: comes after rules"));
+    assert!(err(map(vec![("rules", rules()), ("probability", map(vec![("rate", Data::Float(0.1))]))]))
+        .starts_with("probability: give either rules"));
     assert!(err(map(vec![("rulez", rules())])).starts_with("rulez: unknown stage or setting (did you mean \"rules\"?)"));
-    assert!(err(map(vec![("rules", map(vec![("default_rate", Data::Float(0.5)), ("rules", Data::List(vec![])), ("multiplier", Data::List(vec![]))]))])).starts_with("rules.multiplier: unknown field"));
+    assert!(err(map(vec![(
+        "rules",
+        map(vec![("default_rate", Data::Float(0.5)), ("rules", Data::List(vec![])), ("multiplier", Data::List(vec![]))])
+    )]))
+    .starts_with("rules.multiplier: unknown field"));
     assert!(err(map(vec![("rules", map(vec![("rules", Data::List(vec![]))]))])).starts_with("rules: missing field default_rate"));
-    assert!(err(map(vec![("budget", map(vec![("budget", Data::Int(10)), ("period", s("fortnight"))]))])).starts_with("budget.period: unknown period \"fortnight\""));
-    assert!(err(map(vec![("budget", map(vec![("budget", Data::Int(10)), ("timezone", s("Moon/Base"))]))])).starts_with("budget.timezone: unknown time zone"));
+    assert!(err(map(vec![("budget", map(vec![("budget", Data::Int(10)), ("period", s("fortnight"))]))]))
+        .starts_with("budget.period: unknown period \"fortnight\""));
+    assert!(err(map(vec![("budget", map(vec![("budget", Data::Int(10)), ("timezone", s("Moon/Base"))]))]))
+        .starts_with("budget.timezone: unknown time zone"));
     assert!(err(map(vec![("adaptive", map(vec![("window", Data::Float(0.5))]))])).starts_with("adaptive.window: 0.5 s is shorter"));
-    assert!(err(map(vec![("adaptive", map(vec![("error_steps", Data::List(vec![Data::List(vec![Data::Int(10), Data::Float(2.0)]), Data::List(vec![Data::Int(5), Data::Float(3.0)])]))]))])).starts_with("adaptive.error_steps[1]: (5, 3) after (10, 2) is not monotone"));
-    assert!(err(map(vec![("force_keep", map(vec![("rules", Data::List(vec![map(vec![("span_name", s("x")), ("rate", Data::Float(0.5))])]))]))])).starts_with("force_keep.rules[0].rate: force_keep rules always keep"));
+    assert!(err(map(vec![(
+        "adaptive",
+        map(vec![(
+            "error_steps",
+            Data::List(vec![Data::List(vec![Data::Int(10), Data::Float(2.0)]), Data::List(vec![Data::Int(5), Data::Float(3.0)])])
+        )])
+    )]))
+    .starts_with("adaptive.error_steps[1]: (5, 3) after (10, 2) is not monotone"));
+    assert!(err(map(vec![(
+        "force_keep",
+        map(vec![("rules", Data::List(vec![map(vec![("span_name", s("x")), ("rate", Data::Float(0.5))])]))])
+    )]))
+    .starts_with("force_keep.rules[0].rate: force_keep rules always keep"));
     assert!(err(map(vec![("rules", rules()), ("precision", s("five"))])).starts_with("precision: expected a whole number"));
     assert!(err(Data::List(vec![])).starts_with("(top level): expected a mapping"));
 }

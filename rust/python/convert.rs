@@ -1,14 +1,39 @@
 //! Plain Python data (dicts, lists, strings, numbers, booleans, None) into the
 //! neutral [`Data`] tree the Rust configuration parsers read.
 
-use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
 
+use super::errors::config_message;
 use crate::data::{Data, Path};
 
 /// Deeper nesting than any sane configuration; also stops reference cycles.
 const MAX_DEPTH: usize = 32;
+
+/// A [`Data`] tree as plain Python data (dicts, lists, strings, numbers, None).
+pub fn from_data<'py>(py: Python<'py>, data: &Data) -> PyResult<Bound<'py, PyAny>> {
+    Ok(match data {
+        Data::Null => py.None().into_bound(py),
+        Data::Bool(b) => pyo3::types::PyBool::new(py, *b).to_owned().into_any(),
+        Data::Int(i) => i.into_pyobject(py)?.into_any(),
+        Data::Float(f) => f.into_pyobject(py)?.into_any(),
+        Data::Str(s) => PyString::new(py, s).into_any(),
+        Data::List(items) => {
+            let list = PyList::empty(py);
+            for item in items {
+                list.append(from_data(py, item)?)?;
+            }
+            list.into_any()
+        }
+        Data::Map(entries) => {
+            let dict = PyDict::new(py);
+            for (key, value) in entries {
+                dict.set_item(key, from_data(py, value)?)?;
+            }
+            dict.into_any()
+        }
+    })
+}
 
 pub fn to_data(value: &Bound<'_, PyAny>, path: &Path) -> PyResult<Data> {
     convert(value, path, 0)
@@ -16,7 +41,7 @@ pub fn to_data(value: &Bound<'_, PyAny>, path: &Path) -> PyResult<Data> {
 
 fn convert(value: &Bound<'_, PyAny>, path: &Path, depth: usize) -> PyResult<Data> {
     if depth > MAX_DEPTH {
-        return Err(PyValueError::new_err(format!("{}: nested more than {MAX_DEPTH} levels deep", path.as_str())));
+        return Err(config_message(format!("{}: nested more than {MAX_DEPTH} levels deep", path.as_str())));
     }
     if value.is_none() {
         return Ok(Data::Null);
@@ -40,7 +65,7 @@ fn convert(value: &Bound<'_, PyAny>, path: &Path, depth: usize) -> PyResult<Data
         let mut entries = Vec::with_capacity(dict.len());
         for (key, item) in dict.iter() {
             let Ok(key) = key.cast::<PyString>() else {
-                return Err(PyTypeError::new_err(format!(
+                return Err(config_message(format!(
                     "{}: keys must be strings, got {} {}",
                     path.as_str(),
                     key.get_type().name()?,
@@ -64,7 +89,7 @@ fn convert(value: &Bound<'_, PyAny>, path: &Path, depth: usize) -> PyResult<Data
     if value.hasattr("__float__")? && !value.hasattr("__len__")? {
         return Ok(Data::Float(value.extract::<f64>()?));
     }
-    Err(PyTypeError::new_err(format!(
+    Err(config_message(format!(
         "{}: {} values are not plain data; expected a dict, list, string, number, boolean or None",
         path.as_str(),
         value.get_type().name()?

@@ -1,12 +1,12 @@
 //! `NativeDedup`: filters a batch of spans down to those not exported within
 //! the window, hashing and remembering in Rust.
 
-use pyo3::exceptions::PyValueError;
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
 
-use super::sampler::config_error;
+use super::args;
+use super::errors::{config_error, config_message};
 use crate::dedup::{ContentHasher, SeenSet, SpanKey};
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -71,7 +71,8 @@ fn content(span: &Bound<'_, PyAny>) -> PyResult<SpanKey> {
     let parent = field(span, intern!(py, "_parent"), intern!(py, "parent"))?;
     let parent_id = if parent.is_none() { -1 } else { i128::from(parent.cast::<PyTuple>()?.get_item(1)?.extract::<u64>()?) };
     hasher.int(7, parent_id);
-    for (private, public) in [(intern!(py, "_start_time"), intern!(py, "start_time")), (intern!(py, "_end_time"), intern!(py, "end_time"))] {
+    for (private, public) in [(intern!(py, "_start_time"), intern!(py, "start_time")), (intern!(py, "_end_time"), intern!(py, "end_time"))]
+    {
         let value = field(span, private, public)?;
         hasher.int(8, if value.is_none() { -1 } else { i128::from(value.extract::<i64>()?) });
     }
@@ -106,17 +107,20 @@ fn content(span: &Bound<'_, PyAny>) -> PyResult<SpanKey> {
 #[pymethods]
 impl NativeDedup {
     #[new]
-    #[pyo3(signature = (mode = "identity", window = 100_000))]
-    fn new(mode: &str, window: usize) -> PyResult<Self> {
-        let mode = match mode {
+    #[pyo3(signature = (mode = None, window = None))]
+    fn new(mode: Option<&Bound<'_, PyAny>>, window: Option<&Bound<'_, PyAny>>) -> PyResult<Self> {
+        let mode = args::optional(mode, |v| args::text("mode", v, "\"identity\" or \"content\""))?;
+        let mode = match mode.as_deref().unwrap_or("identity") {
             "identity" => Mode::Identity,
             "content" => Mode::Content,
             other => {
-                return Err(PyValueError::new_err(format!(
+                return Err(config_message(format!(
                     "mode: unknown mode {other:?}; expected \"identity\" (trace id + span id) or \"content\" (name, parent, timing, attributes)"
                 )))
             }
         };
+        let window = args::optional(window, |v| args::count("window", v, 1))?.unwrap_or(100_000);
+        let window = usize::try_from(window).map_err(|_| config_message(format!("window: {window} spans is too many")))?;
         Ok(NativeDedup { mode, seen: SeenSet::new(window).map_err(config_error)?, duplicates: Default::default() })
     }
 

@@ -1,8 +1,10 @@
 //! The PyO3 layer: `tracesieve._core`. Converts arguments and results only;
 //! the logic lives in the plain-Rust modules.
 
+mod args;
 mod convert;
 mod dedup;
+mod errors;
 mod otel_api;
 mod py_clock;
 mod sampler;
@@ -16,10 +18,15 @@ use pyo3::prelude::*;
 
 #[pymodule]
 mod _core {
-    use pyo3::exceptions::PyValueError;
     use pyo3::prelude::*;
 
+    use super::errors::{config_error, config_error_type, config_message};
     use crate::{config, ot_entry, threshold};
+
+    #[pymodule_init]
+    fn init(module: &Bound<'_, PyModule>) -> PyResult<()> {
+        module.add("ConfigError", config_error_type(module.py())?)
+    }
 
     #[pymodule_export]
     use super::sampler::NativeSampler;
@@ -40,8 +47,8 @@ mod _core {
     #[pyfunction]
     #[pyo3(signature = (probability, precision = threshold::DEFAULT_PRECISION as i64))]
     fn threshold_for_probability(probability: f64, precision: i64) -> PyResult<u64> {
-        let probability = config::probability("probability", probability).map_err(|e| PyValueError::new_err(e.to_string()))?;
-        let precision = config::precision("precision", precision).map_err(|e| PyValueError::new_err(e.to_string()))?;
+        let probability = config::probability("probability", probability).map_err(config_error)?;
+        let precision = config::precision("precision", precision).map_err(config_error)?;
         Ok(threshold::threshold_for_probability(probability, precision))
     }
 
@@ -49,9 +56,7 @@ mod _core {
     #[pyfunction]
     fn encode_th(threshold: u64) -> PyResult<String> {
         if threshold >= threshold::NEVER {
-            return Err(PyValueError::new_err(format!(
-                "threshold: {threshold} is out of range; expected an integer in [0, 2**56)"
-            )));
+            return Err(config_message(format!("threshold: {threshold} is out of range; expected an integer in [0, 2**56)")));
         }
         Ok(threshold::encode_th(threshold))
     }
@@ -86,7 +91,7 @@ mod _core {
     #[pyo3(signature = (previous, threshold))]
     fn rewrite_ot(previous: Option<&str>, threshold: Option<u64>) -> PyResult<Option<String>> {
         if threshold.is_some_and(|t| t >= threshold::NEVER) {
-            return Err(PyValueError::new_err("threshold: expected an integer in [0, 2**56) or None"));
+            return Err(config_message("threshold: expected an integer in [0, 2**56) or None"));
         }
         Ok(ot_entry::rewrite(previous, threshold))
     }

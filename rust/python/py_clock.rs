@@ -42,7 +42,7 @@ pub fn from_argument(clock: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Arc<Py
     match clock {
         None => Ok(None),
         Some(callable) if callable.is_callable() => Ok(Some(Arc::new(PyClock::new(callable.clone().unbind())))),
-        Some(other) => Err(pyo3::exceptions::PyTypeError::new_err(format!(
+        Some(other) => Err(super::errors::config_message(format!(
             "clock: expected a callable returning Unix time in seconds, got {} {}",
             other.get_type().name()?,
             other.repr()?

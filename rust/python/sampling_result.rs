@@ -66,10 +66,8 @@ impl RootTraceStates {
         let mut thresholds: Vec<u64> = thresholds.into_iter().filter(|t| *t < crate::threshold::NEVER).collect();
         thresholds.sort_unstable();
         thresholds.dedup();
-        let entries = thresholds
-            .into_iter()
-            .map(|t| Ok((t, new_trace_state(py, api, None, Some(t))?.unbind())))
-            .collect::<PyResult<_>>()?;
+        let entries =
+            thresholds.into_iter().map(|t| Ok((t, new_trace_state(py, api, None, Some(t))?.unbind()))).collect::<PyResult<_>>()?;
         Ok(RootTraceStates { entries })
     }
 
@@ -79,6 +77,7 @@ impl RootTraceStates {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 pub fn build<'py>(
     py: Python<'py>,
     api: &OtelApi,
@@ -92,13 +91,7 @@ pub fn build<'py>(
     if !decision.sampled {
         return match parent {
             None => Ok(api.drop_root.bind(py).clone()),
-            Some(parent) => new_result(
-                py,
-                api,
-                api.decision_drop.bind(py),
-                api.empty_attributes.bind(py),
-                &parent.trace_state,
-            ),
+            Some(parent) => new_result(py, api, api.decision_drop.bind(py), api.empty_attributes.bind(py), &parent.trace_state),
         };
     }
     let trace_state = match (decision.th, parent) {
@@ -150,13 +143,8 @@ pub struct ReusableKeep {
 
 impl ReusableKeep {
     pub fn new(py: Python<'_>, api: &OtelApi) -> PyResult<Self> {
-        let result = new_result(
-            py,
-            api,
-            api.decision_record_and_sample.bind(py),
-            api.empty_attributes.bind(py),
-            &py.None().into_bound(py),
-        )?;
+        let result =
+            new_result(py, api, api.decision_record_and_sample.bind(py), api.empty_attributes.bind(py), &py.None().into_bound(py))?;
         let fields = instance_dict(&result)?;
         Ok(ReusableKeep { result: result.unbind(), fields: fields.unbind() })
     }
@@ -281,11 +269,7 @@ pub fn new_trace_state<'py>(
 }
 
 /// The parent's tracestate members other than `ot`, in order.
-fn foreign_members<'py>(
-    py: Python<'py>,
-    api: &OtelApi,
-    parent: &Parent<'py>,
-) -> PyResult<Vec<(Bound<'py, PyAny>, Bound<'py, PyAny>)>> {
+fn foreign_members<'py>(py: Python<'py>, api: &OtelApi, parent: &Parent<'py>) -> PyResult<Vec<(Bound<'py, PyAny>, Bound<'py, PyAny>)>> {
     let ot = api.names.ot.bind(py);
     let mut members = Vec::new();
     if let Some(dict) = &parent.entries {

@@ -9,9 +9,10 @@ use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyString};
 
+use super::args;
+use super::errors::{config_error, config_message};
 use super::otel_api::OtelApi;
 use super::py_clock::{self, PyClock};
-use super::sampler::config_error;
 use crate::adaptive::Signals;
 use crate::clock::{Clock, SystemClock};
 use crate::rules::ROUTE_KEYS;
@@ -164,21 +165,37 @@ impl NativeSignals {
 #[pymethods]
 impl NativeSignals {
     #[new]
-    #[pyo3(signature = (*, window = 300.0, resolution = 1.0, slow_threshold = 2.0, route_thresholds = None, clock = None))]
+    #[pyo3(signature = (*, window = None, resolution = None, slow_threshold = None, route_thresholds = None, clock = None))]
     fn new(
         py: Python<'_>,
-        window: f64,
-        resolution: f64,
-        slow_threshold: f64,
-        route_thresholds: Option<Vec<(String, f64)>>,
+        window: Option<&Bound<'_, PyAny>>,
+        resolution: Option<&Bound<'_, PyAny>>,
+        slow_threshold: Option<&Bound<'_, PyAny>>,
+        route_thresholds: Option<&Bound<'_, PyAny>>,
         clock: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
+        let window = args::optional(window, |v| args::seconds("window", v, false))?.unwrap_or(300.0);
+        let resolution = args::optional(resolution, |v| args::seconds("resolution", v, false))?.unwrap_or(1.0);
+        let slow_threshold = args::optional(slow_threshold, |v| args::seconds("slow_threshold", v, false))?.unwrap_or(2.0);
+        let mut routes = Vec::new();
+        if let Some(mapping) = route_thresholds.filter(|m| !m.is_none()) {
+            let Ok(mapping) = mapping.cast::<PyDict>() else {
+                return Err(config_message(format!(
+                    "route_thresholds: expected a mapping of route to seconds, got {}",
+                    args::shown(mapping)
+                )));
+            };
+            for (route, seconds) in mapping.iter() {
+                let route = args::text("route_thresholds", &route, "routes as strings")?;
+                let seconds = args::seconds(&format!("route_thresholds[{}]", crate::words::py_str(&route)), &seconds, false)?;
+                routes.push((route, seconds));
+            }
+        }
         let py_clock = py_clock::from_argument(clock)?;
         let clock: Arc<dyn Clock> = match &py_clock {
             Some(c) => c.clone(),
             None => Arc::new(SystemClock),
         };
-        let routes = route_thresholds.unwrap_or_default();
         let signals = Signals::new(clock.clone(), window, resolution, slow_threshold, &routes).map_err(config_error)?;
         let route_keys = ROUTE_KEYS.iter().map(|k| PyString::intern(py, k).unbind()).collect();
         Ok(NativeSignals { signals: Arc::new(signals), py_clock, route_keys, failures: Default::default() })
@@ -200,9 +217,7 @@ impl NativeSignals {
     #[pyo3(signature = (count = 1))]
     fn record_error(&self, count: i64) -> PyResult<()> {
         if count < 0 {
-            return Err(pyo3::exceptions::PyValueError::new_err(format!(
-                "count: {count} is not a count; expected a whole number >= 0"
-            )));
+            return Err(config_message(format!("count: {count} is not a count; expected a whole number >= 0")));
         }
         self.signals.record_error(count as u64);
         Ok(())
@@ -211,9 +226,7 @@ impl NativeSignals {
     #[pyo3(signature = (seconds, route = None))]
     fn record_latency(&self, seconds: f64, route: Option<&str>) -> PyResult<()> {
         if !seconds.is_finite() || seconds < 0.0 {
-            return Err(pyo3::exceptions::PyValueError::new_err(format!(
-                "seconds: {seconds} is not a duration; expected a number of seconds >= 0"
-            )));
+            return Err(config_message(format!("seconds: {seconds} is not a duration; expected a number of seconds >= 0")));
         }
         self.signals.record_latency(seconds, route);
         Ok(())
@@ -255,4 +268,3 @@ impl NativeSignals {
         format!("NativeSignals(window={}, resolution={})", self.window(), self.resolution())
     }
 }
-

@@ -27,12 +27,7 @@ pub struct SpanInput<'py> {
     pub ok: bool,
 }
 
-pub fn read<'py>(
-    py: Python<'py>,
-    api: &OtelApi,
-    parent_context: &Bound<'py, PyAny>,
-    trace_id: &Bound<'py, PyAny>,
-) -> SpanInput<'py> {
+pub fn read<'py>(py: Python<'py>, api: &OtelApi, parent_context: &Bound<'py, PyAny>, trace_id: &Bound<'py, PyAny>) -> SpanInput<'py> {
     let (trace_id_low64, mut ok) = match trace_id_low64(trace_id) {
         Some(value) => (value, true),
         None => (0, false),
@@ -64,16 +59,8 @@ fn trace_id_low64(trace_id: &Bound<'_, PyAny>) -> Option<u64> {
     }
 }
 
-fn read_parent<'py>(
-    py: Python<'py>,
-    api: &OtelApi,
-    parent_context: &Bound<'py, PyAny>,
-) -> PyResult<Option<(ParentFacts, Parent<'py>)>> {
-    let context = if parent_context.is_none() {
-        current_context(py, api)?
-    } else {
-        parent_context.clone()
-    };
+fn read_parent<'py>(py: Python<'py>, api: &OtelApi, parent_context: &Bound<'py, PyAny>) -> PyResult<Option<(ParentFacts, Parent<'py>)>> {
+    let context = if parent_context.is_none() { current_context(py, api)? } else { parent_context.clone() };
     let Ok(context) = context.cast_into::<PyDict>() else {
         return Ok(None);
     };
@@ -134,11 +121,7 @@ fn current_context<'py>(py: Python<'py>, api: &OtelApi) -> PyResult<Bound<'py, P
 }
 
 /// `span.get_span_context()` for a real span, `None` for anything else.
-fn span_context_of<'py>(
-    py: Python<'py>,
-    api: &OtelApi,
-    span: &Bound<'py, PyAny>,
-) -> PyResult<Option<Bound<'py, PyAny>>> {
+fn span_context_of<'py>(py: Python<'py>, api: &OtelApi, span: &Bound<'py, PyAny>) -> PyResult<Option<Bound<'py, PyAny>>> {
     let span_type = span.get_type();
     if span_type.is(api.sdk_span_type.bind(py)) || span_type.is(api.non_recording_span_type.bind(py)) {
         return Ok(Some(span.getattr(api.names.context.bind(py))?));

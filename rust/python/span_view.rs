@@ -37,7 +37,7 @@ pub struct KeyTable {
 impl KeyTable {
     pub fn new(py: Python<'_>, keys: &[String]) -> PyResult<Self> {
         if keys.len() >= usize::from(NOT_OURS) {
-            return Err(pyo3::exceptions::PyValueError::new_err(format!(
+            return Err(super::errors::config_message(format!(
                 "rules: {} distinct attribute names; at most {} are supported",
                 keys.len(),
                 NOT_OURS - 1
@@ -230,9 +230,8 @@ impl SpanView for PySpanView<'_, '_> {
 
     #[inline]
     fn route(&self) -> &str {
-        let key = *self.route_key.get_or_init(|| {
-            (0..rules::ROUTE_KEYS.len()).find(|k| matches!(self.attribute(*k), Some(AttrValue::Str(_))))
-        });
+        let key =
+            *self.route_key.get_or_init(|| (0..rules::ROUTE_KEYS.len()).find(|k| matches!(self.attribute(*k), Some(AttrValue::Str(_)))));
         match key.and_then(|k| self.attribute(k)) {
             Some(AttrValue::Str(route)) => route,
             _ => self.name,

@@ -11,6 +11,7 @@ use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyList, PyString, PyTuple};
 
+use super::args;
 use super::py_clock::{self, PyClock};
 use crate::clock::Clock;
 use crate::tail_buffer::{Facts, Limits, TailBuffer, Trace};
@@ -42,11 +43,24 @@ impl Clock for Monotonic {
     }
 }
 
+/// The tail processor's settings, checked once here.
+#[derive(Debug, Clone, Copy)]
+pub struct TailSettings {
+    pub decision_wait: f64,
+    pub trace_timeout: f64,
+    pub latency_threshold: Option<f64>,
+    pub latency_probability: f64,
+    pub max_queue_size: u64,
+    pub max_export_batch_size: u64,
+    pub schedule_delay: f64,
+}
+
 #[pyclass(frozen, module = "tracesieve._core")]
 pub struct NativeTailBuffer {
     buffer: TailBuffer<Py<PyAny>>,
     clock: Arc<dyn Clock>,
     unreadable: AtomicU64,
+    settings: TailSettings,
 }
 
 fn read_facts(py: Python<'_>, span: &Bound<'_, PyAny>) -> PyResult<Facts> {
@@ -57,7 +71,7 @@ fn read_facts(py: Python<'_>, span: &Bound<'_, PyAny>) -> PyResult<Facts> {
     let trace_id = context.get_item(0)?.extract::<u128>()?;
     let sampled = context.get_item(3)?.extract::<u64>()? & 1 == 1;
     let parent = if sdk { span.getattr(intern!(py, "_parent"))? } else { span.getattr(intern!(py, "parent"))? };
-    let local_root = parent.is_none() || parent.cast::<PyTuple>().map_or(false, |p| p.get_item(2).and_then(|r| r.is_truthy()).unwrap_or(false));
+    let local_root = parent.is_none() || parent.cast::<PyTuple>().is_ok_and(|p| p.get_item(2).and_then(|r| r.is_truthy()).unwrap_or(false));
     let status = if sdk { span.getattr(intern!(py, "_status"))? } else { span.getattr(intern!(py, "status"))? };
     let code = if status.get_type().is(api.status.bind(py)) {
         status.getattr(intern!(py, "_status_code"))?
@@ -83,9 +97,16 @@ fn read_facts(py: Python<'_>, span: &Bound<'_, PyAny>) -> PyResult<Facts> {
 fn trace_tuple<'py>(py: Python<'py>, id: u128, trace: Trace<Py<PyAny>>) -> PyResult<Bound<'py, PyTuple>> {
     let root = trace.root.map(|i| trace.spans[i].clone_ref(py));
     let spans = PyList::new(py, trace.spans)?;
-    PyTuple::new(py, [id.into_pyobject(py)?.into_any(), spans.into_any(), root.into_pyobject(py)?.into_any(),
-        pyo3::types::PyBool::new(py, trace.head_sampled).to_owned().into_any(),
-        pyo3::types::PyBool::new(py, trace.error).to_owned().into_any()])
+    PyTuple::new(
+        py,
+        [
+            id.into_pyobject(py)?.into_any(),
+            spans.into_any(),
+            root.into_pyobject(py)?.into_any(),
+            pyo3::types::PyBool::new(py, trace.head_sampled).to_owned().into_any(),
+            pyo3::types::PyBool::new(py, trace.error).to_owned().into_any(),
+        ],
+    )
 }
 
 fn traces<'py>(py: Python<'py>, items: Vec<(u128, Trace<Py<PyAny>>)>) -> PyResult<Bound<'py, PyList>> {
@@ -99,14 +120,64 @@ fn traces<'py>(py: Python<'py>, items: Vec<(u128, Trace<Py<PyAny>>)>) -> PyResul
 #[pymethods]
 impl NativeTailBuffer {
     #[new]
-    #[pyo3(signature = (*, max_traces, max_spans_per_trace, decision_cache_size, clock = None))]
-    fn new(max_traces: usize, max_spans_per_trace: usize, decision_cache_size: usize, clock: Option<&Bound<'_, PyAny>>) -> PyResult<Self> {
+    #[pyo3(signature = (*, decision_wait = None, trace_timeout = None, latency_threshold = None, latency_probability = None,
+        max_traces = None, max_spans_per_trace = None, decision_cache_size = None, max_queue_size = None,
+        max_export_batch_size = None, schedule_delay = None, clock = None))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        decision_wait: Option<&Bound<'_, PyAny>>,
+        trace_timeout: Option<&Bound<'_, PyAny>>,
+        latency_threshold: Option<&Bound<'_, PyAny>>,
+        latency_probability: Option<&Bound<'_, PyAny>>,
+        max_traces: Option<&Bound<'_, PyAny>>,
+        max_spans_per_trace: Option<&Bound<'_, PyAny>>,
+        decision_cache_size: Option<&Bound<'_, PyAny>>,
+        max_queue_size: Option<&Bound<'_, PyAny>>,
+        max_export_batch_size: Option<&Bound<'_, PyAny>>,
+        schedule_delay: Option<&Bound<'_, PyAny>>,
+        clock: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Self> {
+        let seconds = |field: &str, value: Option<&Bound<'_, PyAny>>, default: f64| {
+            args::optional(value, |v| args::seconds(field, v, true)).map(|v| v.unwrap_or(default))
+        };
+        let count = |field: &str, value: Option<&Bound<'_, PyAny>>, default: u64| {
+            args::optional(value, |v| args::count(field, v, 1)).map(|v| v.unwrap_or(default))
+        };
+        let settings = TailSettings {
+            decision_wait: seconds("decision_wait", decision_wait, 2.0)?,
+            trace_timeout: seconds("trace_timeout", trace_timeout, 30.0)?,
+            latency_threshold: args::optional(latency_threshold, |v| args::seconds("latency_threshold", v, false))?,
+            latency_probability: args::optional(latency_probability, |v| args::probability("latency_probability", v))?.unwrap_or(1.0),
+            max_queue_size: count("max_queue_size", max_queue_size, 100_000)?,
+            max_export_batch_size: count("max_export_batch_size", max_export_batch_size, 512)?,
+            schedule_delay: seconds("schedule_delay", schedule_delay, 1.0)?,
+        };
+        let limits = Limits {
+            max_traces: count("max_traces", max_traces, 10_000)? as usize,
+            max_spans_per_trace: count("max_spans_per_trace", max_spans_per_trace, 1_000)? as usize,
+            decision_cache: count("decision_cache_size", decision_cache_size, 100_000)? as usize,
+        };
         let clock: Arc<dyn Clock> = match py_clock::from_argument(clock)? {
             Some(c) => c as Arc<PyClock>,
             None => Arc::new(Monotonic(Instant::now())),
         };
-        let limits = Limits { max_traces, max_spans_per_trace, decision_cache: decision_cache_size };
-        Ok(NativeTailBuffer { buffer: TailBuffer::new(limits), clock, unreadable: AtomicU64::new(0) })
+        Ok(NativeTailBuffer { buffer: TailBuffer::new(limits), clock, unreadable: AtomicU64::new(0), settings })
+    }
+
+    /// The checked settings: (decision_wait, trace_timeout, latency_threshold or None,
+    /// latency_probability, max_queue_size, max_export_batch_size, schedule_delay).
+    #[getter]
+    fn settings(&self) -> (f64, f64, Option<f64>, f64, u64, u64, f64) {
+        let s = self.settings;
+        (
+            s.decision_wait,
+            s.trace_timeout,
+            s.latency_threshold,
+            s.latency_probability,
+            s.max_queue_size,
+            s.max_export_batch_size,
+            s.schedule_delay,
+        )
     }
 
     /// The `SpanProcessor.on_end` hook. Returns True when a trace was decided

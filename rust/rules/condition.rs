@@ -34,12 +34,7 @@ impl Literal {
             Data::Int(i) => Literal::Int(*i),
             Data::Float(f) if f.is_finite() => Literal::Float(*f),
             Data::Bool(b) => Literal::Bool(*b),
-            other => {
-                return Err(path.error(format!(
-                    "expected a string, number or boolean to compare with, got {}",
-                    other.kind()
-                )))
-            }
+            other => return Err(path.error(format!("expected a string, number or boolean to compare with, got {}", other.kind()))),
         })
     }
 
@@ -107,30 +102,6 @@ impl Op {
             Op::Prefix(prefix) => matches!(value, AttrValue::Str(s) if s.starts_with(prefix.as_str())),
         }
     }
-
-    /// Plain words for `tracesieve check` and descriptions.
-    pub fn describe(&self) -> String {
-        fn lit(l: &Literal) -> String {
-            match l {
-                Literal::Str(s) => format!("{s:?}"),
-                Literal::Int(i) => i.to_string(),
-                Literal::Float(f) => f.to_string(),
-                Literal::Bool(b) => b.to_string(),
-            }
-        }
-        match self {
-            Op::Eq(l) => format!("== {}", lit(l)),
-            Op::In(ls) => format!("in [{}]", ls.iter().map(lit).collect::<Vec<_>>().join(", ")),
-            Op::Lt(b) => format!("< {b}"),
-            Op::Le(b) => format!("<= {b}"),
-            Op::Gt(b) => format!("> {b}"),
-            Op::Ge(b) => format!(">= {b}"),
-            Op::Exists(true) => "exists".to_owned(),
-            Op::Exists(false) => "does not exist".to_owned(),
-            Op::Glob(_, pattern) => format!("matches {pattern:?}"),
-            Op::Prefix(p) => format!("starts with {p:?}"),
-        }
-    }
 }
 
 fn number(value: &AttrValue<'_>) -> Option<f64> {
@@ -160,9 +131,9 @@ pub fn parse_ops(path: &Path, data: &Data) -> Result<Vec<Op>, ConfigError> {
 }
 
 fn parse_op(path: &Path, op: &str, operand: &Data) -> Result<Op, ConfigError> {
-    let bound = |operand: &Data| data::number(path, operand).map_err(|_| {
-        path.error(format!("operator \"{op}\" needs a number, got {}", operand.show()))
-    });
+    let bound = |operand: &Data| {
+        data::number(path, operand).map_err(|_| path.error(format!("operator \"{op}\" needs a number, got {}", operand.show())))
+    };
     let text = |operand: &Data| match operand {
         Data::Str(s) => Ok(s.clone()),
         other => Err(path.error(format!("operator \"{op}\" needs a string, got {}", other.show()))),
@@ -170,8 +141,8 @@ fn parse_op(path: &Path, op: &str, operand: &Data) -> Result<Op, ConfigError> {
     Ok(match op {
         "==" => Op::Eq(Literal::from_data(path, operand)?),
         "in" => {
-            let items = data::list(path, operand)
-                .map_err(|_| path.error(format!("operator \"in\" needs a list, got {}", operand.show())))?;
+            let items =
+                data::list(path, operand).map_err(|_| path.error(format!("operator \"in\" needs a list, got {}", operand.show())))?;
             if items.is_empty() {
                 return Err(path.error("operator \"in\" needs a non-empty list"));
             }

@@ -34,8 +34,12 @@ pub struct Rule {
 #[derive(Debug)]
 pub enum Multiplier {
     /// Scale by the value of an attribute (user tier); other values scale by `default`.
-    Attribute { key: usize, factors: Vec<(Literal, f64)>, default: f64 },
-    Schedule(Schedule),
+    Attribute {
+        key: usize,
+        factors: Vec<(Literal, f64)>,
+        default: f64,
+    },
+    Schedule(Box<Schedule>),
 }
 
 /// What a span looks like to the rules. `attribute(i)` reads key `i` of the
@@ -141,9 +145,7 @@ impl RuleSet {
                 Multiplier::Attribute { factors, default, .. } => {
                     factors.iter().map(|(_, f)| *f).chain(std::iter::once(*default)).collect()
                 }
-                Multiplier::Schedule(schedule) => {
-                    schedule.windows().iter().map(|w| w.factor).chain(std::iter::once(1.0)).collect()
-                }
+                Multiplier::Schedule(schedule) => schedule.windows().iter().map(|w| w.factor).chain(std::iter::once(1.0)).collect(),
             };
             if products.len().saturating_mul(factors.len()) > limit {
                 return None;
@@ -212,7 +214,10 @@ pub fn parse_at(
             return Err(rules_path.index(i).field("name").error("\"default\" is reserved for the default rate; choose another name"));
         }
         if let Some(first) = parsed[..i].iter().position(|other| other.name == rule.name) {
-            return Err(rules_path.index(i).field("name").error(format!("{:?} is already the name of rules[{first}]; rule names must be unique", rule.name)));
+            return Err(rules_path
+                .index(i)
+                .field("name")
+                .error(format!("{:?} is already the name of rules[{first}]; rule names must be unique", rule.name)));
         }
     }
     let mut parsed_multipliers = Vec::new();
@@ -290,7 +295,9 @@ fn parse_rule(path: &Path, rule: &Data, keys: &mut Vec<String>, keep_only: bool)
         (None, Some((p, value))) => match value {
             Data::Str(s) if s == "keep" => Action::Keep,
             Data::Str(s) if s == "drop" => Action::Drop,
-            other => return Err(p.error(format!("unknown action {}; expected \"keep\" or \"drop\" (or give a rate instead)", other.show()))),
+            other => {
+                return Err(p.error(format!("unknown action {}; expected \"keep\" or \"drop\" (or give a rate instead)", other.show())))
+            }
         },
         (Some(_), Some(_)) => return Err(path.error("give either rate or action, not both")),
         (None, None) => return Err(path.error("missing rate or action; expected rate: a number in [0, 1], or action: \"keep\" / \"drop\"")),
@@ -334,13 +341,14 @@ fn parse_multiplier(path: &Path, spec: &Data, keys: &mut Vec<String>) -> Result<
     let mut fields = Fields::new(path, spec)?;
     if let Some((p, schedule)) = fields.take("schedule") {
         fields.finish(&["schedule"])?;
-        return Ok(Multiplier::Schedule(schedule::parse(&p, schedule)?));
+        return Ok(Multiplier::Schedule(Box::new(schedule::parse(&p, schedule)?)));
     }
     let Some((attribute_path, attribute)) = fields.take("attribute") else {
         return Err(path.error("expected either attribute (with factors) or schedule"));
     };
     let key = data::string(&attribute_path, attribute)?;
-    let (factors_path, factors_data) = fields.take("factors").ok_or_else(|| path.error("missing field factors (a mapping of attribute value to multiplier)"))?;
+    let (factors_path, factors_data) =
+        fields.take("factors").ok_or_else(|| path.error("missing field factors (a mapping of attribute value to multiplier)"))?;
     let default = match fields.take("default") {
         Some((p, value)) => non_negative(&p, value)?,
         None => 1.0,

@@ -33,7 +33,8 @@ pub struct Window {
 
 impl Schedule {
     pub fn new(zone_name: &str, windows: Vec<Window>) -> Result<Schedule, String> {
-        let zone = TimeZone::get(zone_name).map_err(|_| format!("unknown time zone {zone_name:?}; expected an IANA name such as \"Europe/Berlin\" or \"UTC\""))?;
+        let zone = TimeZone::get(zone_name)
+            .map_err(|_| format!("unknown time zone {zone_name:?}; expected an IANA name such as \"Europe/Berlin\" or \"UTC\""))?;
         let mut factor_by_hour = [f64::NAN; 24];
         for window in &windows {
             for hour in hours(window.start, window.end) {
@@ -105,9 +106,11 @@ fn hours(start: u8, end: u8) -> Vec<usize> {
 /// `{"timezone": "Asia/Seoul", "windows": [{"start": 9, "end": 18, "factor": 1.5}, ...]}`
 pub fn parse(path: &Path, spec: &Data) -> Result<Schedule, ConfigError> {
     let mut fields = Fields::new(path, spec)?;
-    let (zone_path, zone) = fields.take("timezone").ok_or_else(|| path.error("missing field timezone (an IANA zone name such as \"UTC\")"))?;
+    let (zone_path, zone) =
+        fields.take("timezone").ok_or_else(|| path.error("missing field timezone (an IANA zone name such as \"UTC\")"))?;
     let zone = data::string(&zone_path, zone)?;
-    let (windows_path, windows_data) = fields.take("windows").ok_or_else(|| path.error("missing field windows (a list of {start, end, factor})"))?;
+    let (windows_path, windows_data) =
+        fields.take("windows").ok_or_else(|| path.error("missing field windows (a list of {start, end, factor})"))?;
     fields.finish(&["timezone", "windows"])?;
     let mut windows = Vec::new();
     for (i, window) in data::list(&windows_path, windows_data)?.iter().enumerate() {
@@ -129,7 +132,9 @@ pub fn parse(path: &Path, spec: &Data) -> Result<Schedule, ConfigError> {
         }
         fields.finish(&["start", "end", "factor"])?;
         if start == end % 24 && !(start == 0 && end == 24) {
-            return Err(window_path.error(format!("start {start} and end {end} make an empty window; use start 0, end 24 for the whole day")));
+            return Err(
+                window_path.error(format!("start {start} and end {end} make an empty window; use start 0, end 24 for the whole day"))
+            );
         }
         windows.push(Window { start, end: end % 24, factor });
     }
@@ -137,7 +142,11 @@ pub fn parse(path: &Path, spec: &Data) -> Result<Schedule, ConfigError> {
         return Err(windows_path.error("expected at least one window"));
     }
     Schedule::new(zone, windows).map_err(|message| {
-        if message.starts_with("unknown time zone") { zone_path.error(message) } else { windows_path.error(message) }
+        if message.starts_with("unknown time zone") {
+            zone_path.error(message)
+        } else {
+            windows_path.error(message)
+        }
     })
 }
 
@@ -208,11 +217,8 @@ mod tests {
     fn gaps_overlaps_and_bad_zones_are_rejected() {
         let gap = Schedule::new("UTC", vec![Window { start: 9, end: 18, factor: 1.0 }]).unwrap_err();
         assert!(gap.starts_with("hours 0, 1, 2, 3, 4, 5, 6, 7, 8, 18"), "{gap}");
-        let overlap = Schedule::new(
-            "UTC",
-            vec![Window { start: 0, end: 12, factor: 1.0 }, Window { start: 11, end: 0, factor: 1.0 }],
-        )
-        .unwrap_err();
+        let overlap =
+            Schedule::new("UTC", vec![Window { start: 0, end: 12, factor: 1.0 }, Window { start: 11, end: 0, factor: 1.0 }]).unwrap_err();
         assert_eq!(overlap, "hour 11 is covered by more than one window; windows must not overlap");
         assert!(Schedule::new("Mars/Olympus", vec![]).unwrap_err().starts_with("unknown time zone \"Mars/Olympus\""));
         assert!(Schedule::new("UTC", vec![Window { start: 0, end: 0, factor: 2.0 }]).is_ok(), "0..0 wraps: whole day");
@@ -243,6 +249,9 @@ mod tests {
             parse(&path, &spec("UTC", 25)).unwrap_err().to_string(),
             "multipliers[1].schedule.windows[0].start: 25 is not an hour; expected a whole number from 0 to 23"
         );
-        assert!(parse(&path, &spec("UTC", 3)).unwrap_err().to_string().starts_with("multipliers[1].schedule.windows: hours 0, 1, 2 are not covered"));
+        assert!(parse(&path, &spec("UTC", 3))
+            .unwrap_err()
+            .to_string()
+            .starts_with("multipliers[1].schedule.windows: hours 0, 1, 2 are not covered"));
     }
 }

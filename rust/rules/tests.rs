@@ -53,7 +53,11 @@ fn seed_rules() -> Data {
         route("/api/payment", 0.5),
         route("/api/order", 0.3),
         route("/api/user/login", 0.2),
-        map(vec![("name", s("probes")), ("route", map(vec![("in", Data::List(vec![s("/api/health"), s("/api/metrics")]))])), ("rate", Data::Float(0.01))]),
+        map(vec![
+            ("name", s("probes")),
+            ("route", map(vec![("in", Data::List(vec![s("/api/health"), s("/api/metrics")]))])),
+            ("rate", Data::Float(0.01)),
+        ]),
     ])
 }
 
@@ -68,10 +72,7 @@ fn seed_multipliers() -> Data {
         ]),
         map(vec![(
             "schedule",
-            map(vec![
-                ("timezone", s("UTC")),
-                ("windows", Data::List(vec![window(9, 18, 1.5), window(18, 23, 1.0), window(23, 9, 0.5)])),
-            ]),
+            map(vec![("timezone", s("UTC")), ("windows", Data::List(vec![window(9, 18, 1.5), window(18, 23, 1.0), window(23, 9, 0.5)]))]),
         )]),
     ])
 }
@@ -184,7 +185,9 @@ fn error(rules: Data, multipliers: Data) -> String {
 #[test]
 fn invalid_rules_name_where_and_what() {
     let none = || Data::List(vec![]);
-    let rule = |entries: Vec<(&str, Data)>| Data::List(vec![map(vec![("rate", Data::Float(0.1))]), map(vec![("rate", Data::Float(0.1))]), map(entries)]);
+    let rule = |entries: Vec<(&str, Data)>| {
+        Data::List(vec![map(vec![("rate", Data::Float(0.1))]), map(vec![("rate", Data::Float(0.1))]), map(entries)])
+    };
     assert_eq!(
         error(rule(vec![("match", map(vec![("payment.amount", map(vec![("=>", Data::Int(1000))]))])), ("action", s("keep"))]), none()),
         "rules[2].match[\"payment.amount\"]: unknown operator \"=>\"; expected one of <, <=, >, >=, ==, in, exists, glob, prefix"
@@ -195,12 +198,19 @@ fn invalid_rules_name_where_and_what() {
         "rules[2].action: unknown action \"sample\"; expected \"keep\" or \"drop\" (or give a rate instead)"
     );
     assert!(error(rule(vec![]), none()).starts_with("rules[2]: missing rate or action"));
-    assert_eq!(error(rule(vec![("rate", Data::Float(0.1)), ("action", s("keep"))]), none()), "rules[2]: give either rate or action, not both");
-    assert!(error(rule(vec![("rate", Data::Float(0.1)), ("acton", s("keep"))]), none()).starts_with("rules[2].acton: unknown field (did you mean \"action\"?)"));
-    assert!(error(rule(vec![("rate", Data::Float(0.1)), ("kind", s("serverr"))]), none()).starts_with("rules[2].kind: unknown span kind \"serverr\""));
-    assert!(error(rule(vec![("rate", Data::Float(0.1)), ("route", map(vec![(">", Data::Int(3))]))]), none()).starts_with("rules[2].route: numeric comparison on a string"));
+    assert_eq!(
+        error(rule(vec![("rate", Data::Float(0.1)), ("action", s("keep"))]), none()),
+        "rules[2]: give either rate or action, not both"
+    );
+    assert!(error(rule(vec![("rate", Data::Float(0.1)), ("acton", s("keep"))]), none())
+        .starts_with("rules[2].acton: unknown field (did you mean \"action\"?)"));
+    assert!(error(rule(vec![("rate", Data::Float(0.1)), ("kind", s("serverr"))]), none())
+        .starts_with("rules[2].kind: unknown span kind \"serverr\""));
+    assert!(error(rule(vec![("rate", Data::Float(0.1)), ("route", map(vec![(">", Data::Int(3))]))]), none())
+        .starts_with("rules[2].route: numeric comparison on a string"));
     assert!(error(Data::Map(vec![]), none()).starts_with("rules: expected a list"));
-    let dup = Data::List(vec![map(vec![("name", s("a")), ("rate", Data::Float(0.1))]), map(vec![("name", s("a")), ("rate", Data::Float(0.2))])]);
+    let dup =
+        Data::List(vec![map(vec![("name", s("a")), ("rate", Data::Float(0.1))]), map(vec![("name", s("a")), ("rate", Data::Float(0.2))])]);
     assert_eq!(error(dup, none()), "rules[1].name: \"a\" is already the name of rules[0]; rule names must be unique");
     assert!(parse(&none(), 1.5, &none()).unwrap_err().to_string().starts_with("default_rate: 1.5 is out of range"));
 }
@@ -208,7 +218,8 @@ fn invalid_rules_name_where_and_what() {
 #[test]
 fn invalid_multipliers_name_where_and_what() {
     let none = Data::List(vec![]);
-    let tier = |factor: f64| Data::List(vec![map(vec![("attribute", s("user.tier")), ("factors", map(vec![("free", Data::Float(factor))]))])]);
+    let tier =
+        |factor: f64| Data::List(vec![map(vec![("attribute", s("user.tier")), ("factors", map(vec![("free", Data::Float(factor))]))])]);
     assert_eq!(error(none.clone(), tier(-0.5)), "multipliers[0].factors.free: -0.5 is negative; expected a multiplier >= 0");
     assert!(parse(&none, 0.1, &tier(0.0)).is_ok());
     assert!(error(none.clone(), Data::List(vec![map(vec![("attribute", s("x"))])])).starts_with("multipliers[0]: missing field factors"));

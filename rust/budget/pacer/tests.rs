@@ -33,9 +33,8 @@ fn simulate(budget: u64, demand: f64, spans_per_trace: u64, spike: Option<(usize
     let calendar = Calendar::new(PeriodKind::Month, "UTC").unwrap();
     let pacer = Pacer::new(calendar, budget, true, JAN_2026).unwrap();
     let hours = 31 * 24;
-    let weights: Vec<f64> = (0..hours)
-        .map(|h| wave(h) * spike.filter(|(day, _)| h / 24 == *day).map_or(1.0, |(_, factor)| factor))
-        .collect();
+    let weights: Vec<f64> =
+        (0..hours).map(|h| wave(h) * spike.filter(|(day, _)| h / 24 == *day).map_or(1.0, |(_, factor)| factor)).collect();
     let baseline: f64 = (0..hours).map(wave).sum();
     let traces_total = demand * budget as f64 / spans_per_trace as f64;
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
@@ -76,7 +75,7 @@ fn every_demand_level_uses_95_percent_never_overshoots_and_never_goes_blind() {
     for demand in [2.0, 10.0, 100.0] {
         let outcome = simulate(budget, demand, 1, None);
         let used = outcome.used as f64 / budget as f64;
-        assert!(used >= 0.95 && used <= 1.0, "demand {demand}x used {used}");
+        assert!((0.95..=1.0).contains(&used), "demand {demand}x used {used}");
         assert_eq!(outcome.blind_hours, 0, "demand {demand}x of {} hours", outcome.hours);
     }
 }
@@ -86,7 +85,7 @@ fn child_spans_count_against_the_budget() {
     let budget = 60_000;
     let outcome = simulate(budget, 10.0, 3, None);
     let used = outcome.used as f64 / budget as f64;
-    assert!(used >= 0.95 && used <= 1.0, "used {used}");
+    assert!((0.95..=1.0).contains(&used), "used {used}");
     assert_eq!(outcome.blind_hours, 0);
 }
 
@@ -95,7 +94,7 @@ fn a_spike_day_does_not_exhaust_the_budget() {
     let budget = 100_000;
     let outcome = simulate(budget, 10.0, 1, Some((15, 20.0)));
     let used = outcome.used as f64 / budget as f64;
-    assert!(used >= 0.95 && used <= 1.0, "used {used}");
+    assert!((0.95..=1.0).contains(&used), "used {used}");
     assert_eq!(outcome.blind_hours, 0);
 }
 

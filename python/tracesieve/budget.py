@@ -1,0 +1,125 @@
+"""Budget pacing: spend a span budget evenly over a calendar period, never
+overshoot, never go blind. The pacing runs natively; this module wires it up,
+reports spending in the units the user gave, and keeps spending across
+restarts (``state_path``, see ``tracesieve.state``)."""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime
+from datetime import timezone as _utc_zone
+from pathlib import Path
+from typing import Any, Callable, Dict, Optional, Union
+
+from tracesieve import _core
+from tracesieve._checks import check_seconds
+from tracesieve.samplers import _NativeSampler, inner_sampler
+from tracesieve.state import StateFile
+
+__all__ = ["BudgetSampler"]
+
+
+class BudgetSampler(_NativeSampler):
+    """Caps an inner decision so that spending follows a budget across a
+    calendar period (hour, day, week or month in a named time zone).
+
+    The pacer estimates demand as it goes and sets the probability to
+    allowance / demand, where allowance is the remaining budget over the
+    remaining time: kept spans flow evenly through the period, quiet hours keep
+    a larger share, and a traffic spike cannot exhaust the budget. Every span the
+    sampler keeps, children of kept traces included, reserves one unit of budget
+    atomically, so the total never exceeds it, whatever the threads. Kept spans
+    carry the effective probability (inner x pacing) in ``th``.
+
+    Args:
+        inner: a rate, or a ``ProbabilitySampler``, ``RuleSampler`` or
+            ``AdaptiveSampler`` whose decision is capped.
+        budget: the budget, in money when ``cost_per_span`` is given (the seed's
+            ``monthly_budget=50.0, cost_per_span=0.001`` is ``budget=50.0,
+            cost_per_span=0.001``: 50,000 spans), else in spans.
+        cost_per_span: price of one kept span (default 1.0: budget in spans).
+        period: "hour", "day", "week" (Monday to Monday) or "month".
+        timezone: IANA name of the zone whose calendar bounds the period.
+        clock: callable returning Unix seconds (tests, simulations); defaults to
+            the inner sampler's clock, else the system clock.
+        state_path: a JSON file where spending is saved (atomically, every
+            ``save_interval`` seconds and at exit) and restored on start within
+            the same period. A corrupt or foreign file is reported and ignored.
+        cap_forced_keeps: also refuse keep-rule spans once the budget is spent
+            (by default business events are kept regardless and counted).
+        respect_parent: used when ``inner`` is a rate.
+    """
+
+    def __init__(
+        self,
+        inner: Union[float, _NativeSampler] = 1.0,
+        *,
+        budget: float,
+        cost_per_span: float = 1.0,
+        period: str = "month",
+        timezone: str = "UTC",
+        clock: Optional[Callable[[], float]] = None,
+        state_path: Optional[Union[str, os.PathLike]] = None,
+        save_interval: float = 10.0,
+        cap_forced_keeps: bool = False,
+        respect_parent: bool = True,
+        defer: bool = False,
+    ):
+        wrapped = inner_sampler("inner", inner, respect_parent, "ProbabilitySampler/RuleSampler/AdaptiveSampler")
+        self.inner = wrapped
+        self._clock = clock if clock is not None else getattr(wrapped, "_clock", None)
+        self._bind(
+            _core.NativeSampler.budget(
+                wrapped._native,
+                budget,
+                cost_per_span=cost_per_span,
+                period=period,
+                timezone=timezone,
+                cap_forced_keeps=cap_forced_keeps,
+                clock=self._clock,
+                class_name=type(self).__name__,
+            ),
+            defer,
+        )
+        self.budget = float(budget)
+        self.cost_per_span = float(cost_per_span)
+        self._state: Optional[StateFile] = None
+        if state_path is not None:
+            self._state = StateFile(Path(state_path), self, check_seconds("save_interval", save_interval, minimum=0.1))
+
+    def budget_status(self) -> Dict[str, Any]:
+        """Budget, used, remaining (in money and spans), percent used, the pacing
+        probability in force, and the projected end-of-period spend."""
+        return status_report(self._native.budget_status(), self.budget, self.cost_per_span)
+
+    def save_state(self) -> None:
+        """Write the spending snapshot now (when ``state_path`` was given)."""
+        if self._state is not None:
+            self._state.save()
+
+
+def status_report(raw: Dict[str, Any], budget: float, cost: float) -> Dict[str, Any]:
+    """The native pacer's status in the units the user gave (money and spans)."""
+    used = raw["used_spans"]
+    return {
+        "budget": budget,
+        "used": used * cost,
+        "remaining": max(0.0, budget - used * cost),
+        "percent_used": 100.0 * used / raw["budget_spans"],
+        "pacing_probability": raw["pacing_probability"],
+        "projected_spend": min(raw["projected_spans"], float(raw["budget_spans"])) * cost,
+        "projected_spend_unpaced": raw["projected_spans"] * cost,
+        "budget_spans": raw["budget_spans"],
+        "used_spans": used,
+        "remaining_spans": raw["remaining_spans"],
+        "refused_spans": raw["refused_spans"],
+        "period": raw["period"],
+        "timezone": raw["timezone"],
+        "period_start": _iso(raw["period_start"]),
+        "period_end": _iso(raw["period_end"]),
+        "cost_per_span": cost,
+    }
+
+
+def _iso(unix: float) -> str:
+    return datetime.fromtimestamp(unix, _utc_zone.utc).isoformat()

@@ -1,0 +1,44 @@
+"""The ``tracesieve`` command: simulate a policy on realistic traffic, check
+and explain a configuration, time the samplers, run the demo. One module per
+command; bad input is one line on stderr and exit code 2."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Optional, Sequence
+
+from tracesieve.cli.usage import Parser, UsageError
+
+
+def _parser() -> argparse.ArgumentParser:
+    from tracesieve.cli import bench, check, explain, simulate
+
+    parser = Parser(prog="tracesieve", description="Smart trace sampling for OpenTelemetry Python: simulate, check, explain, bench.")
+    commands = parser.add_subparsers(dest="command", parser_class=Parser)
+    simulate.add_parser(commands)
+    check.add_parser(commands)
+    explain.add_parser(commands)
+    bench.add_parser(commands)
+    commands.add_parser("demo", help="the samplers at work in a TracerProvider (tracesieve demo --help)", add_help=False)
+    parser.set_defaults(command=None)
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["demo"]:
+        from tracesieve.cli.demo import main as demo_main
+
+        return demo_main(argv[1:])
+    try:
+        args = _parser().parse_args(argv)
+        if args.command is None:
+            args = _parser().parse_args(["simulate", *argv])
+        return int(args.run(args))
+    except UsageError as error:
+        print(f"tracesieve: error: {error}", file=sys.stderr)
+        return 2
+    except (ValueError, TypeError, OSError) as error:
+        print(f"tracesieve: error: {error}", file=sys.stderr)
+        return 2

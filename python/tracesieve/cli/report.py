@@ -1,0 +1,135 @@
+"""Reports of a simulation: a terminal summary, JSON, and PNG charts (with the
+optional ``plot`` extra)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Dict, List
+
+from tracesieve.cli.scenarios import DESCRIPTIONS, Scenario
+from tracesieve.cli.services import Measured
+
+
+def _row(name: str, cells: Dict[str, float]) -> str:
+    return (
+        f"  {name:18} {cells['requests']:>9,} {cells['kept']:>8,} {cells['kept_by_probability']:>9,} {cells['rate']:>8.1%} "
+        f"{cells['estimated']:>11,.0f} {cells['error']:>+8.1%}"
+    )
+
+
+def terminal(scenario: Scenario, results: List[Measured], seconds: Dict[str, float]) -> str:
+    lines = [
+        f"tracesieve simulate {scenario.name}: {DESCRIPTIONS[scenario.name]}",
+        f"{len(scenario.requests):,} requests, each a 3-service trace (frontend -> orders -> payments)",
+        "",
+    ]
+    for result in results:
+        lines.append(f"== {result.label} ({seconds.get(result.label, 0):.1f} s)")
+        header = f"  {'endpoint':18} {'requests':>9} {'kept':>8} {'by prob.':>9} {'rate':>8} {'estimated':>11} {'est.err':>8}"
+        lines.append(header)
+        lines += [_row(name, cells) for name, cells in result.by_endpoint.items()]
+        lines.append(f"  {'tier':18}")
+        lines += [_row(name, cells) for name, cells in result.by_tier.items()]
+        lines.append(
+            f"  spans kept: {result.spans_kept:,} of {result.spans_total:,} (kept + dropped = {result.spans_kept + (result.spans_total - result.spans_kept):,} = total)"
+        )
+        whole = result.error_traces_whole / result.error_traces if result.error_traces else 1.0
+        lines.append(f"  error traces kept whole: {result.error_traces_whole:,} of {result.error_traces:,} ({whole:.1%})")
+        complete = result.traces_complete / result.traces_seen if result.traces_seen else 1.0
+        lines.append(f"  trace completeness across the 3 services: {complete:.1%} of {result.traces_seen:,} traces with any span kept")
+        if result.budget:
+            b = result.budget
+            lines.append(f"  budget used (frontend): {b['used_spans']:,} of {b['budget_spans']:,} spans ({b['percent_used']:.1f}%)")
+        if scenario.budget_spans:
+            lines.append(f"  blind hours (demand but nothing kept): {result.blind_hours} of {len(result.hours)}")
+        if result.boost:
+            peak = max(b for _, b in result.boost)
+            lines.append(f"  adaptive boost: peak x{peak:g}")
+        lines.append(f"  decision cost: {result.decision_ns:,.0f} ns per root span")
+        lines.append("")
+    lines.append("by prob. = kept by probability (not for an error): the samples behind an estimate.")
+    lines.append(
+        "estimated = requests estimated from the kept spans' adjusted counts (th; 1 for error traces, kept whatever the head said)."
+    )
+    return "\n".join(lines)
+
+
+def as_json(scenario: Scenario, results: List[Measured], seconds: Dict[str, float]) -> str:
+    return json.dumps(
+        {
+            "scenario": scenario.name,
+            "description": DESCRIPTIONS[scenario.name],
+            "requests": len(scenario.requests),
+            "budget_spans": scenario.budget_spans,
+            "results": [{**r.as_dict(), "seconds": seconds.get(r.label)} for r in results],
+        },
+        indent=2,
+        default=str,
+    )
+
+
+PLOT_HINT = "charts need the plot extra: pip install 'tracesieve[plot]'"
+
+
+def charts(scenario: Scenario, results: List[Measured], out: Path) -> List[Path]:
+    """PNG charts in ``out``; raises ImportError (with PLOT_HINT) without matplotlib."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise ImportError(PLOT_HINT) from None
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(10, 6), sharex=True)
+    for result in results:
+        hours = [h["hour"] for h in result.hours]
+        top.plot(hours, [h["kept"] for h in result.hours], label=f"kept: {result.label}")
+        bottom.plot(hours, [h["kept"] / h["demand"] if h["demand"] else 0 for h in result.hours], label=result.label)
+    top.plot([h["hour"] for h in results[0].hours], [h["demand"] for h in results[0].hours], label="demand", color="grey", alpha=0.5)
+    top.set_ylabel("root spans per hour")
+    top.set_yscale("log")
+    top.legend()
+    bottom.set_ylabel("kept / demand")
+    bottom.set_xlabel(f"hours since the start of the {scenario.name} scenario")
+    bottom.legend()
+    written.append(_save(plt, fig, "Kept spans and sampling probability against demand", out / f"{scenario.name}-kept.png"))
+    if scenario.budget_spans:
+        fig, ax = plt.subplots(figsize=(10, 4))
+        length = len(results[0].hours)
+        ax.plot(range(length + 1), [scenario.budget_spans * h / length for h in range(length + 1)], "--", color="grey", label="ideal")
+        for result in results:
+            if result.spend:
+                ax.plot([(t - scenario.start) / 3600 for t, _ in result.spend], [u for _, u in result.spend], label=result.label)
+        ax.axhline(scenario.budget_spans, color="red", alpha=0.3)
+        ax.set_ylabel("spans counted against the budget")
+        ax.set_xlabel("hours")
+        ax.legend()
+        written.append(_save(plt, fig, "Budget burn against the ideal line", out / f"{scenario.name}-budget.png"))
+    boosted = [r for r in results if r.boost]
+    if boosted:
+        fig, ax = plt.subplots(figsize=(10, 4))
+        r = boosted[0]
+        t0 = scenario.start
+        ax.step([(t - t0) / 60 for t, _ in r.boost], [b for _, b in r.boost], where="post", label="adaptive boost")
+        ax.set_ylabel("boost")
+        ax.set_xlabel("minutes")
+        twin = ax.twinx()
+        errors = [0] * (int((scenario.end - scenario.start) // 60) + 1)
+        for request in scenario.requests:
+            if request.error:
+                errors[int((request.time - t0) // 60)] += 1
+        twin.bar(range(len(errors)), errors, alpha=0.3, color="red", label="errors per minute")
+        twin.set_ylabel("errors per minute")
+        written.append(_save(plt, fig, "Errors against the adaptive boost", out / f"{scenario.name}-boost.png"))
+    return written
+
+
+def _save(plt, fig, title: str, path: Path) -> Path:
+    """Title ``fig``, write it to ``path`` and free it; the path written."""
+    fig.suptitle(title)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

@@ -1,0 +1,113 @@
+"""Traffic for the simulations: who calls which endpoint when, with what tier,
+amount and outcome. Deterministic for a seed."""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Dict, List, Optional, Tuple
+
+from tracesieve.testing import daily_wave, days_in_month, month_start
+
+#: The seed's endpoints and their share of traffic.
+ENDPOINTS: Dict[str, float] = {
+    "/api/payment": 0.10,
+    "/api/order": 0.20,
+    "/api/user/login": 0.15,
+    "/api/health": 0.15,
+    "/api/metrics": 0.05,
+    "/api/catalog": 0.25,
+    "/api/search": 0.10,
+}
+TIERS: Dict[str, float] = {"premium": 0.1, "standard": 0.6, "free": 0.3}
+SCENARIOS = ("traffic", "errors", "month", "spike")
+DESCRIPTIONS = {
+    "traffic": "an hour of the seed's traffic: weighted endpoints and tiers, 5% errors, high-value payments",
+    "errors": "an error storm in four phases: normal, degrading, failing, recovering",
+    "month": "a calendar month of daily traffic waves against a budget of 1/10 of the requests",
+    "spike": "a day with a two-hour spike of 10x the usual traffic, against a daily budget of 1/10 of the requests",
+}
+
+
+@dataclass
+class Request:
+    time: float
+    endpoint: str
+    tier: str
+    error: bool
+    duration: float
+    attributes: Dict[str, object] = field(default_factory=dict)
+
+
+@dataclass
+class Scenario:
+    name: str
+    start: float
+    end: float
+    requests: List[Request]
+    #: Budget in spans for the frontend service, when the scenario paces one.
+    budget_spans: Optional[int] = None
+    budget_period: Optional[str] = None
+    #: (label, start, end) of the error storm's phases.
+    phases: List[Tuple[str, float, float]] = field(default_factory=list)
+
+
+def _pick(rng: random.Random, weights: Dict[str, float]) -> str:
+    return rng.choices(list(weights), list(weights.values()))[0]
+
+
+def _request(rng: random.Random, at: float, error_rate: float) -> Request:
+    endpoint = _pick(rng, ENDPOINTS)
+    tier = _pick(rng, TIERS)
+    error = rng.random() < error_rate
+    duration = rng.lognormvariate(math.log(0.12), 0.8) * (3 if error else 1)
+    attributes: Dict[str, object] = {"http.route": endpoint, "http.request.method": "GET", "user.tier": tier}
+    if endpoint == "/api/payment" and rng.random() < 0.2:
+        attributes["business.event"] = "payment"
+        attributes["payment.amount"] = rng.choice([25, 80, 250, 1200, 4800])
+    return Request(at, endpoint, tier, error, duration, attributes)
+
+
+def generate(name: str, count: int, seed: int = 1) -> Scenario:
+    """``count`` requests of scenario ``name``."""
+    if name not in SCENARIOS:
+        raise ValueError(f"unknown scenario {name!r}; expected one of {', '.join(SCENARIOS)}")
+    if count < 1:
+        raise ValueError(f"--requests: {count} is not positive; expected a number of requests, such as 20000")
+    rng = random.Random(seed)
+    if name == "traffic":
+        start = datetime(2026, 1, 15, 1, 0, tzinfo=timezone.utc).timestamp()  # 10:00 in Seoul
+        times = sorted(start + rng.random() * 3600 for _ in range(count))
+        return Scenario(name, start, start + 3600, [_request(rng, t, 0.05) for t in times])
+    if name == "errors":
+        start = datetime(2026, 1, 15, 1, 0, tzinfo=timezone.utc).timestamp()
+        phases = [("normal", 0.01), ("degrading", 0.10), ("failing", 0.40), ("recovering", 0.03)]
+        length = 600.0  # ten minutes a phase
+        requests, spans = [], []
+        for i, (label, rate) in enumerate(phases):
+            begin = start + i * length
+            spans.append((label, begin, begin + length))
+            times = sorted(begin + rng.random() * length for _ in range(count // len(phases)))
+            requests += [_request(rng, t, rate) for t in times]
+        return Scenario(name, start, start + len(phases) * length, requests, phases=spans)
+    if name == "month":
+        start = month_start(2026, 1)
+        hours = days_in_month(2026, 1) * 24
+        requests = _waves(rng, start, hours, count, lambda h: daily_wave(h % 24))
+        return Scenario(name, start, start + hours * 3600, requests, budget_spans=max(1, count // 10), budget_period="month")
+    start = datetime(2026, 1, 15, tzinfo=timezone.utc).timestamp()
+    requests = _waves(rng, start, 24, count, lambda h: daily_wave(h) * (10 if h in (12, 13) else 1))
+    return Scenario(name, start, start + 24 * 3600, requests, budget_spans=max(1, count // 10), budget_period="day")
+
+
+def _waves(rng: random.Random, start: float, hours: int, count: int, weight) -> List[Request]:
+    weights = [weight(h) for h in range(hours)]
+    total = sum(weights)
+    requests = []
+    for hour, w in enumerate(weights):
+        n = round(count * w / total)
+        base = start + hour * 3600
+        requests += [_request(rng, base + (i + rng.random()) * 3600 / max(n, 1), 0.05) for i in range(n)]
+    return requests

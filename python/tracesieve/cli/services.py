@@ -1,0 +1,286 @@
+"""Run a scenario through real TracerProviders: a three-service call chain
+(frontend -> orders -> payments, context propagated over W3C headers), each
+service with its own sampler built from the same policy, its error-window and
+tail-sampling processors, into an in-memory exporter, on a simulated clock.
+Then measure what was kept, what it costs and what can still be seen."""
+
+from __future__ import annotations
+
+import copy
+import random
+import time
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, List, Optional
+
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind, Status, StatusCode, set_span_in_context
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+from tracesieve.cli.ids import SeededIds
+from tracesieve.cli.scenarios import Scenario
+from tracesieve.estimate import adjusted_count
+from tracesieve.pipeline import from_config
+from tracesieve.tail import TailSamplingProcessor
+from tracesieve.testing import SimClock
+
+SERVICES = ("frontend", "orders", "payments")
+PROPAGATOR = TraceContextTextMapPropagator()
+
+
+@dataclass
+class Rig:
+    """One simulated service."""
+
+    name: str
+    provider: TracerProvider
+    sampler: Any
+    tails: List[TailSamplingProcessor] = field(default_factory=list)
+
+    @property
+    def tracer(self):
+        return self.provider.get_tracer("tracesieve.simulate")
+
+
+def policy_for(scenario: Scenario, document: Dict[str, Any], tail: bool) -> Dict[str, Any]:
+    """The configured policy adjusted to the scenario: the budget sized to it
+    (month and spike), or removed (an hour cannot show a month's pacing)."""
+    doc = copy.deepcopy(document)
+    if scenario.budget_spans is None:
+        doc.pop("budget", None)
+    elif "budget" in doc:
+        doc["budget"].update(budget=scenario.budget_spans, cost_per_span=1.0, period=scenario.budget_period, timezone="UTC")
+        doc["budget"].pop("state_path", None)
+    doc["defer"] = tail
+    doc.pop("reload", None)
+    return doc
+
+
+def build_ours(scenario: Scenario, document: Dict[str, Any], clock: SimClock, exporter, tail: bool, seed: int) -> List[Rig]:
+    rigs = []
+    for index, name in enumerate(SERVICES):
+        sampler = from_config(policy_for(scenario, document, tail), clock=clock)
+        provider = TracerProvider(sampler=sampler, resource=Resource.create({"service.name": name}), id_generator=SeededIds(seed + index))
+        if sampler.processor is not None:
+            provider.add_span_processor(sampler.processor)
+        rig = Rig(name, provider, sampler)
+        if tail:
+            processor = TailSamplingProcessor(exporter, clock=clock, decision_wait=2.0, trace_timeout=60.0, schedule_delay=3600)
+            provider.add_span_processor(processor)
+            rig.tails.append(processor)
+        else:
+            provider.add_span_processor(SimpleSpanProcessor(exporter))
+        rigs.append(rig)
+    return rigs
+
+
+def build_naive(scenario: Scenario, clock: SimClock, exporter, seed: int) -> List[Rig]:
+    """The seed's approach, in plain Python: every service draws on its own."""
+    from tracesieve.policies import seed_policy
+    from tracesieve.reference.seed import SeedPipelineSampler
+
+    budget = scenario.budget_spans * 0.001 if scenario.budget_spans else 1e9
+    rigs = []
+    for index, name in enumerate(SERVICES):
+        sampler = SeedPipelineSampler(seed_policy(), monthly_budget=budget, seed=seed + index, clock=clock, follow_parent=False)
+        provider = TracerProvider(sampler=sampler, resource=Resource.create({"service.name": name}), id_generator=SeededIds(seed + index))
+        provider.add_span_processor(SimpleSpanProcessor(exporter))
+        rigs.append(Rig(name, provider, sampler))
+    return rigs
+
+
+def _ns(seconds: float) -> int:
+    return int(seconds * 1e9)
+
+
+def drive(
+    rigs: List[Rig],
+    scenario: Scenario,
+    clock: SimClock,
+    progress: Optional[Callable[[int], None]] = None,
+    observe: Optional[Callable[[float], None]] = None,
+) -> Dict[int, int]:
+    """Send every request down the chain. Returns trace id -> request index."""
+    traces: Dict[int, int] = {}
+    tracers = [rig.tracer for rig in rigs]
+    step = max(1, len(scenario.requests) // 100)
+    for index, request in enumerate(scenario.requests):
+        t = request.time
+        clock.now = t
+        root = tracers[0].start_span(f"GET {request.endpoint}", kind=SpanKind.SERVER, attributes=request.attributes, start_time=_ns(t))
+        traces[root.get_span_context().trace_id] = index
+        spans = [root]
+        parent = root
+        for depth, tracer in enumerate(tracers[1:], start=1):
+            carrier: Dict[str, str] = {}
+            PROPAGATOR.inject(carrier, context=set_span_in_context(parent))
+            child = tracer.start_span(
+                f"{SERVICES[depth]}.handle",
+                context=PROPAGATOR.extract(carrier),
+                kind=SpanKind.SERVER,
+                attributes={"http.route": request.endpoint, "user.tier": request.tier},
+                start_time=_ns(t + 0.001 * depth),
+            )
+            spans.append(child)
+            parent = child
+        for depth in reversed(range(len(spans))):
+            end = t + request.duration * (1.0 - 0.2 * depth)
+            clock.now = end
+            if request.error:
+                spans[depth].set_status(Status(StatusCode.ERROR, "simulated failure"))
+            spans[depth].end(end_time=_ns(end))
+        if index % step == 0:
+            if progress:
+                progress(min(step, len(scenario.requests) - index))
+            if observe:
+                observe(t)
+    clock.now = scenario.end + 3600
+    for rig in rigs:
+        for tail in rig.tails:
+            tail.force_flush()
+    return traces
+
+
+@dataclass
+class Measured:
+    """What one pacer/policy kept of the scenario."""
+
+    label: str
+    requests: int
+    spans_total: int
+    spans_kept: int
+    by_endpoint: Dict[str, Dict[str, float]]
+    by_tier: Dict[str, Dict[str, float]]
+    error_traces: int
+    error_traces_whole: int
+    traces_seen: int
+    traces_complete: int
+    hours: List[Dict[str, float]]
+    budget: Optional[Dict[str, Any]]
+    decision_ns: float
+    blind_hours: int
+    boost: List[List[float]]
+    #: (time, spans counted against the budget) through the run.
+    spend: List[List[float]] = field(default_factory=list)
+
+    def as_dict(self) -> Dict[str, Any]:
+        return dict(self.__dict__.items())
+
+
+def measure(
+    label: str, scenario: Scenario, rigs: List[Rig], exporter: InMemorySpanExporter, traces: Dict[int, int], boost: List[List[float]]
+) -> Measured:
+    spans = exporter.get_finished_spans()
+    requests = scenario.requests
+    by_trace: Dict[int, set] = defaultdict(set)
+    roots = {}
+    for span in spans:
+        service = span.resource.attributes.get("service.name")
+        by_trace[span.context.trace_id].add(service)
+        if service == SERVICES[0]:
+            roots[span.context.trace_id] = span
+    truth_endpoint = Counter(r.endpoint for r in requests)
+    truth_tier = Counter(r.tier for r in requests)
+    kept_endpoint: Counter = Counter()
+    kept_tier: Counter = Counter()
+    # Kept by probability (not kept for an error): the samples behind an estimate.
+    sampled_endpoint: Counter = Counter()
+    sampled_tier: Counter = Counter()
+    est_endpoint: Dict[str, float] = defaultdict(float)
+    est_tier: Dict[str, float] = defaultdict(float)
+    hours = int((scenario.end - scenario.start) // 3600) or 1
+    demand = [0] * hours
+    kept_hour = [0] * hours
+    for r in requests:
+        demand[min(hours - 1, int((r.time - scenario.start) // 3600))] += 1
+    for trace_id, span in roots.items():
+        index = traces.get(trace_id)
+        if index is None:
+            continue
+        request = requests[index]
+        weight = _weight(span, request.error)
+        kept_endpoint[request.endpoint] += 1
+        kept_tier[request.tier] += 1
+        if not request.error:
+            sampled_endpoint[request.endpoint] += 1
+            sampled_tier[request.tier] += 1
+        est_endpoint[request.endpoint] += weight
+        est_tier[request.tier] += weight
+        kept_hour[min(hours - 1, int((request.time - scenario.start) // 3600))] += 1
+    error_ids = [tid for tid, i in traces.items() if requests[i].error]
+    whole = sum(1 for tid in error_ids if len(by_trace.get(tid, ())) == len(SERVICES))
+    complete = sum(1 for services in by_trace.values() if len(services) == len(SERVICES))
+
+    def table(truth: Counter, kept: Counter, sampled: Counter, estimated: Dict[str, float]) -> Dict[str, Dict[str, float]]:
+        return {
+            key: {
+                "requests": truth[key],
+                "kept": kept[key],
+                "kept_by_probability": sampled[key],
+                "rate": kept[key] / truth[key] if truth[key] else 0.0,
+                "estimated": round(estimated[key], 1),
+                "error": (estimated[key] - truth[key]) / truth[key] if truth[key] else 0.0,
+            }
+            for key in sorted(truth)
+        }
+
+    budget = None
+    status = getattr(rigs[0].sampler, "budget_status", None)
+    if status is not None:
+        try:
+            budget = status()
+        except TypeError:
+            budget = None
+    seed_budget = getattr(rigs[0].sampler, "_budget", None)
+    if budget is None and seed_budget is not None and scenario.budget_spans:
+        used = min(seed_budget.current_span_count, seed_budget.monthly_span_limit)
+        budget = {"used_spans": used, "budget_spans": scenario.budget_spans, "percent_used": 100.0 * used / scenario.budget_spans}
+    blind = sum(1 for d, k in zip(demand, kept_hour) if d and not k) if scenario.budget_spans else 0
+    return Measured(
+        label=label,
+        requests=len(requests),
+        spans_total=len(requests) * len(SERVICES),
+        spans_kept=len(spans),
+        by_endpoint=table(truth_endpoint, kept_endpoint, sampled_endpoint, est_endpoint),
+        by_tier=table(truth_tier, kept_tier, sampled_tier, est_tier),
+        error_traces=len(error_ids),
+        error_traces_whole=whole,
+        traces_seen=len(by_trace),
+        traces_complete=complete,
+        hours=[{"hour": h, "demand": demand[h], "kept": kept_hour[h]} for h in range(hours)],
+        budget=budget,
+        decision_ns=decision_cost(rigs[0].sampler, requests),
+        blind_hours=blind,
+        boost=boost,
+    )
+
+
+def _weight(span, error: bool) -> float:
+    """How many requests a kept root stands for: 1 for an error trace (kept
+    whatever the head said), else its adjusted count from ``th``."""
+    if error:
+        return 1.0
+    rate = span.attributes.get("sampling.rate")
+    if rate:
+        return 1.0 / float(rate)  # the seed records its rule's rate
+    count = adjusted_count(span)
+    return 1.0 if count is None else count
+
+
+def decision_cost(sampler, requests, sample: int = 3000) -> float:
+    """Nanoseconds per root-span decision of this sampler, on the scenario's requests."""
+    chosen = requests[:sample]
+    rng = random.Random(5)
+    calls = [(rng.getrandbits(128), f"GET {r.endpoint}", r.attributes) for r in chosen]
+    should_sample = sampler.should_sample
+    server = SpanKind.SERVER
+    best = float("inf")
+    for _ in range(3):
+        started = time.perf_counter()
+        for trace_id, name, attributes in calls:
+            should_sample(None, trace_id, name, server, attributes, ())
+        best = min(best, time.perf_counter() - started)
+    return best / max(1, len(calls)) * 1e9

@@ -1,0 +1,290 @@
+"""Configuration documents: their typed shape, and loading them from files.
+
+This module owns reading: a ``.toml``, ``.yaml``/``.yml`` or ``.json`` file is
+read once, with bounds on size, nesting and YAML aliases, and every mistake is a
+:class:`ConfigError` naming the file. What a document *means* (defaults, ranges,
+stage order) is decided natively, once, when a sampler is built from it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any, Dict, List, Mapping, TypedDict, Union
+
+from tracesieve._core import ConfigError
+
+__all__ = [
+    "AdaptiveStage",
+    "BudgetStage",
+    "ConfigError",
+    "Document",
+    "ForceKeepStage",
+    "Multiplier",
+    "PolicyDocument",
+    "ProbabilityStage",
+    "RateLimitStage",
+    "Rule",
+    "RulesStage",
+    "Source",
+    "load_config",
+    "load_policy",
+]
+
+#: Largest configuration file read, in bytes.
+MAX_FILE_BYTES = 4 * 1024 * 1024
+#: Deepest nesting of tables and lists accepted.
+MAX_DEPTH = 32
+#: Most YAML aliases (``*name``) one file may use: aliases can expand a small
+#: file into an enormous document ("billion laughs").
+MAX_YAML_ALIASES = 100
+
+Condition = Union[str, int, float, bool, Dict[str, Any]]
+
+
+class Rule(TypedDict, total=False):
+    """One rule: conditions, and exactly one of ``rate`` or ``action``."""
+
+    name: str
+    span_name: Condition
+    route: Condition
+    kind: Union[str, List[str]]
+    root: bool
+    match: Dict[str, Condition]
+    rate: float
+    action: str  # "keep" or "drop"
+
+
+class Multiplier(TypedDict, total=False):
+    """``{"attribute", "factors", "default"}`` or ``{"schedule": {"timezone", "windows"}}``."""
+
+    attribute: str
+    factors: Dict[str, float]
+    default: float
+    schedule: Dict[str, Any]
+
+
+class _ForceKeepRequired(TypedDict):
+    rules: List[Rule]
+
+
+class ForceKeepStage(_ForceKeepRequired, total=False):
+    capped_by_budget: bool
+
+
+class AdaptiveStage(TypedDict, total=False):
+    error_steps: List[List[float]]
+    error_rate_target: float
+    min_spans: int
+    latency_boost: float
+    slow_ratio: float
+    max_boost: float
+    window: float
+    resolution: float
+    slow_threshold: float
+    route_thresholds: Dict[str, float]
+
+
+class _RulesRequired(TypedDict):
+    rules: List[Rule]
+    default_rate: float
+
+
+class RulesStage(_RulesRequired, total=False):
+    multipliers: List[Multiplier]
+
+
+class ProbabilityStage(TypedDict):
+    rate: float
+
+
+class _BudgetRequired(TypedDict):
+    budget: float
+
+
+class BudgetStage(_BudgetRequired, total=False):
+    cost_per_span: float
+    period: str  # hour, day, week, month
+    timezone: str
+    state_path: str
+    save_interval: float
+
+
+class _RateLimitRequired(TypedDict):
+    traces_per_second: float
+
+
+class RateLimitStage(_RateLimitRequired, total=False):
+    burst: float
+
+
+class Document(TypedDict, total=False):
+    """A pipeline configuration (``from_config``); stages run in the order written."""
+
+    respect_parent: bool
+    precision: int
+    record_rule: bool
+    defer: bool
+    reload: bool
+    reload_interval: float
+    force_keep: ForceKeepStage
+    adaptive: AdaptiveStage
+    rules: RulesStage
+    probability: ProbabilityStage
+    budget: BudgetStage
+    rate_limit: RateLimitStage
+
+
+class PolicyDocument(TypedDict, total=False):
+    """A rules file for ``OTEL_TRACES_SAMPLER=tracesieve_rules``: ``RuleSampler``'s arguments."""
+
+    rules: List[Rule]
+    default_rate: float
+    multipliers: List[Multiplier]
+    respect_parent: bool
+    precision: int
+
+
+Source = Union[Mapping[str, Any], str, "os.PathLike[str]"]
+POLICY_KEYS = ("rules", "default_rate", "multipliers", "respect_parent", "precision")
+
+
+def load_config(source: Source) -> Dict[str, Any]:
+    """The configuration document from a mapping, or from a ``.toml``,
+    ``.yaml``/``.yml`` or ``.json`` file (YAML with safe loading only).
+
+    Raises :class:`ConfigError`, naming the file, for a missing or unreadable
+    file, a file over 4 MiB, malformed text, nesting deeper than 32 levels,
+    more than 100 YAML aliases, or a top level that is not a table.
+    """
+    if isinstance(source, Mapping):
+        return dict(source)
+    path = Path(source)
+    text = _read(path)
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".toml":
+            data = _toml(path, text)
+        elif suffix in (".yaml", ".yml"):
+            data = _yaml(path, text)
+        elif suffix == ".json":
+            data = _json(path, text)
+        else:
+            raise ConfigError(f"{path}: unknown file type {suffix or '(none)'!r}; expected .toml, .yaml, .yml or .json")
+    except RecursionError:
+        raise ConfigError(f"{path}: nested too deeply; expected at most {MAX_DEPTH} levels") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a table of stages and settings at the top level, got {type(data).__name__}")
+    _check_depth(path, data)
+    return data
+
+
+def load_policy(path: Union[str, os.PathLike[str]]) -> Dict[str, Any]:
+    """The keyword arguments for ``RuleSampler`` held in a rules file."""
+    data = load_config(Path(path))
+    unknown = [key for key in data if key not in POLICY_KEYS]
+    if unknown:
+        from tracesieve._core import NativeSampler
+
+        hint = ""
+        try:
+            NativeSampler.pipeline(data)
+            hint = " (this is a pipeline file: use OTEL_TRACES_SAMPLER=tracesieve, or tracesieve.from_config)"
+        except ConfigError:
+            pass
+        raise ConfigError(f"{path}: {unknown[0]}: unknown key; expected one of {', '.join(POLICY_KEYS)}{hint}")
+    return data
+
+
+def _read(path: Path) -> str:
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such file; expected a tracesieve configuration (.toml, .yaml or .json)") from None
+    except OSError as error:
+        raise ConfigError(f"{path}: cannot be read: {error.strerror or error}") from None
+    if path.is_dir():
+        raise ConfigError(f"{path}: is a directory; expected a configuration file (.toml, .yaml or .json)")
+    if size > MAX_FILE_BYTES:
+        raise ConfigError(f"{path}: {size:,} bytes is too large; expected a configuration of at most {MAX_FILE_BYTES:,} bytes")
+    try:
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_FILE_BYTES + 1)
+    except OSError as error:
+        raise ConfigError(f"{path}: cannot be read: {error.strerror or error}") from None
+    if len(raw) > MAX_FILE_BYTES:
+        raise ConfigError(f"{path}: too large; expected a configuration of at most {MAX_FILE_BYTES:,} bytes")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"{path}: not UTF-8 text ({error.reason} at byte {error.start})") from None
+
+
+def _toml(path: Path, text: str) -> Any:
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover
+        import tomli as tomllib
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{path}: invalid TOML: {error}") from None
+
+
+def _json(path: Path, text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ConfigError(f"{path}: invalid JSON at line {error.lineno}, column {error.colno}: {error.msg}") from None
+
+
+def _yaml(path: Path, text: str) -> Any:
+    import yaml
+
+    class BoundedLoader(yaml.SafeLoader):
+        """Safe loading that refuses alias bombs and deep nesting while composing."""
+
+        aliases = 0
+        depth = 0
+
+        def compose_node(self, parent: Any, index: Any) -> Any:
+            if self.check_event(yaml.AliasEvent):
+                self.aliases += 1
+                if self.aliases > MAX_YAML_ALIASES:
+                    mark = self.peek_event().start_mark
+                    raise ConfigError(
+                        f"{path}: more than {MAX_YAML_ALIASES} YAML aliases (at line {mark.line + 1}); "
+                        "aliases can expand a small file enormously: write the values out"
+                    )
+            self.depth += 1
+            try:
+                if self.depth > MAX_DEPTH:
+                    mark = self.peek_event().start_mark
+                    raise ConfigError(f"{path}: nested more than {MAX_DEPTH} levels deep (at line {mark.line + 1})")
+                return super().compose_node(parent, index)
+            finally:
+                self.depth -= 1
+
+    try:
+        data = yaml.load(text, Loader=BoundedLoader)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        raise ConfigError(f"{path}: invalid YAML{where}: {problem}") from None
+    return {} if data is None else data
+
+
+def _check_depth(path: Path, data: Any) -> None:
+    """Refuse documents nested deeper than MAX_DEPTH (iteratively: no recursion to exhaust)."""
+    stack = [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise ConfigError(f"{path}: nested more than {MAX_DEPTH} levels deep; expected at most {MAX_DEPTH}")
+        if isinstance(value, dict):
+            stack.extend((item, depth + 1) for item in value.values())
+        elif isinstance(value, list):
+            stack.extend((item, depth + 1) for item in value)

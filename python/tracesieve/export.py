@@ -1,0 +1,150 @@
+"""Exporter wrappers for a loss-accounted export path: deduplication of spans
+already exported, and retries with exponential backoff and jitter. Both run on
+the exporting (background) thread, never on the application's span path."""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from typing import Callable, Dict, Optional, Sequence
+
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+
+from tracesieve import _core
+from tracesieve._checks import check_count, check_exporter, check_fraction, check_seconds
+from tracesieve.metrics import observe_stats
+
+__all__ = ["DedupSpanExporter", "RetryingSpanExporter"]
+
+_logger = logging.getLogger("tracesieve.export")
+
+
+class DedupSpanExporter(SpanExporter):
+    """Drops spans already exported within a bounded window, then hands the
+    rest to ``exporter``.
+
+    Args:
+        exporter: the exporter to protect from re-exported batches.
+        mode: ``"identity"`` (trace id + span id, exact: no false positives) or
+            ``"content"`` (a 128-bit hash of name, parent, timing and attributes).
+        window: how many span keys to remember (oldest forgotten first).
+    """
+
+    def __init__(self, exporter: SpanExporter, *, mode: str = "identity", window: int = 100_000, meter_provider=None):
+        self._exporter = check_exporter(exporter)
+        self._native = _core.NativeDedup(mode, window)
+        observe_stats(self, "tracesieve.dedup", "Span deduplication: duplicates removed, keys remembered", meter_provider)
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        fresh = self._native.filter(spans)
+        if not fresh:
+            return SpanExportResult.SUCCESS
+        return self._exporter.export(fresh)
+
+    def shutdown(self) -> None:
+        self._exporter.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        return self._exporter.force_flush(timeout_millis)
+
+    def stats(self) -> Dict[str, int]:
+        """``duplicates`` removed so far and span keys ``remembered``."""
+        return {"duplicates": self._native.duplicates, "remembered": self._native.remembered}
+
+
+class RetryingSpanExporter(SpanExporter):
+    """Retries a failing exporter with exponential backoff and jitter, up to
+    ``max_attempts`` attempts in all (3, as in the seed). Spans finally given up
+    on are counted, and logged once per burst of failures (then a summary when
+    exports succeed again), never silently.
+
+    Args:
+        exporter: the exporter to call.
+        max_attempts: attempts per batch, >= 1.
+        initial_backoff: seconds before the first retry; doubled each time.
+        max_backoff: cap on one wait.
+        jitter: fraction of each wait drawn at random (0 to 1).
+        sleep: the wait function (tests replace it).
+    """
+
+    def __init__(
+        self,
+        exporter: SpanExporter,
+        *,
+        max_attempts: int = 3,
+        initial_backoff: float = 0.5,
+        max_backoff: float = 5.0,
+        jitter: float = 0.2,
+        sleep: Optional[Callable[[float], None]] = None,
+        seed: Optional[int] = None,
+        meter_provider=None,
+    ):
+        self._exporter = check_exporter(exporter)
+        self._attempts = check_count("max_attempts", max_attempts)
+        self._initial = check_seconds("initial_backoff", initial_backoff)
+        self._max = check_seconds("max_backoff", max_backoff)
+        self._jitter = check_fraction("jitter", jitter)
+        self._sleep = sleep or time.sleep
+        self._random = random.Random(seed)
+        self._lock = threading.Lock()
+        self._counts: Dict[str, int] = {"batches": 0, "retries": 0, "spans_exported": 0, "spans_given_up": 0}
+        self._burst = 0
+        observe_stats(self, "tracesieve.export", "Export retries: batches, retries, spans exported, spans given up", meter_provider)
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        delay = self._initial
+        for attempt in range(1, self._attempts + 1):
+            try:
+                result = self._exporter.export(spans)
+            except Exception as error:  # an exporter that raises is a failed attempt
+                result = SpanExportResult.FAILURE
+                last_error: Optional[BaseException] = error
+            else:
+                last_error = None
+            if result is SpanExportResult.SUCCESS:
+                self._succeeded(len(spans))
+                return result
+            if attempt < self._attempts:
+                with self._lock:
+                    self._counts["retries"] += 1
+                wait = min(self._max, delay) * (1 - self._jitter * self._random.random())
+                self._sleep(wait)
+                delay *= 2
+        self._gave_up(len(spans), last_error)
+        return SpanExportResult.FAILURE
+
+    def _succeeded(self, count: int) -> None:
+        with self._lock:
+            self._counts["batches"] += 1
+            self._counts["spans_exported"] += count
+            burst, self._burst = self._burst, 0
+        if burst:
+            _logger.warning("tracesieve: exports succeed again after %d spans were given up", burst)
+
+    def _gave_up(self, count: int, error: Optional[BaseException]) -> None:
+        with self._lock:
+            self._counts["batches"] += 1
+            self._counts["spans_given_up"] += count
+            first = self._burst == 0
+            self._burst += count
+        if first:
+            _logger.error(
+                "tracesieve: gave up exporting %d spans after %d attempts%s; further losses are counted until exports succeed",
+                count,
+                self._attempts,
+                f" ({error})" if error else "",
+            )
+
+    def shutdown(self) -> None:
+        self._exporter.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        return self._exporter.force_flush(timeout_millis)
+
+    def stats(self) -> Dict[str, int]:
+        """Batches, retries, spans exported and spans given up."""
+        with self._lock:
+            return dict(self._counts)

@@ -1,0 +1,216 @@
+"""The full pipeline as one sampler, built from a configuration document:
+force-keep rules, the adaptive boost, rules, budget pacing and a rate limit,
+composed natively in the order written. Optional live reload and metrics.
+
+The native parser reads the document once and hands back the resolved
+settings (every default filled in) and the plan in plain words; this module
+only wires what it says: the error-window processor, state snapshots, the
+file watcher and metrics.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import weakref
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
+
+from tracesieve import _core
+from tracesieve.adaptive import ErrorWindowProcessor
+from tracesieve.budget import status_report
+from tracesieve.config import ConfigError, Source, load_config
+from tracesieve.samplers import _NativeSampler
+from tracesieve.state import StateFile
+
+__all__ = ["PipelineSampler", "from_config"]
+
+_logger = logging.getLogger("tracesieve.config")
+
+Built = Tuple[_core.NativeSampler, Optional[_core.NativeSignals], Dict[str, Any], List[str]]
+
+
+def build(document: Mapping[str, Any], *, clock: Any = None, signals: Any = None, where: str = "") -> Built:
+    """Parse a document natively: (sampler, signals or None, resolved document,
+    description lines). Errors are ``ConfigError`` prefixed with ``where``."""
+    try:
+        return _core.NativeSampler.pipeline(document, clock=clock, signals=signals, class_name="PipelineSampler")
+    except ConfigError as error:
+        raise ConfigError(f"{where}{error}") from None
+
+
+def stage(resolved: Dict[str, Any], name: str) -> Optional[Dict[str, Any]]:
+    """A resolved stage's settings, or None when the document has no such stage."""
+    return next((s for s in resolved["stages"] if s["stage"] == name), None)
+
+
+class PipelineSampler(_NativeSampler):
+    """A sampler built from a configuration document (see ``from_config``).
+
+    Attributes:
+        processor: the ``ErrorWindowProcessor`` feeding the adaptive stage (None
+            without one); add it to the provider.
+        source: the file it was loaded from, if any.
+        settings: the document's settings with every default filled in.
+        description: the compiled plan in plain words.
+    """
+
+    def __init__(
+        self,
+        source: Source,
+        *,
+        clock: Optional[Callable[[], float]] = None,
+        meter_provider: Any = None,
+        reload: Optional[bool] = None,
+    ):
+        self.source = None if isinstance(source, Mapping) else Path(source)
+        self._where = f"{self.source}: " if self.source else ""
+        self._clock = clock
+        native, signals, resolved, description = build(load_config(source), clock=clock, where=self._where)
+        self.processor: Optional[ErrorWindowProcessor] = None
+        if signals is not None:
+            self.processor = ErrorWindowProcessor._wrap(signals, clock)
+        self._retired: Dict[str, int] = {}
+        self._lock = threading.Lock()
+        self._apply(native, resolved, description)
+        self.reloads = 0
+        self.reload_failures = 0
+        self._state: Optional[StateFile] = None
+        budget = stage(resolved, "budget")
+        if budget is not None and budget["state_path"] is not None:
+            self._state = StateFile(Path(budget["state_path"]), self, budget["save_interval"])
+        self._watcher: Optional[_Watcher] = None
+        watch = self.settings["reload"] if reload is None else reload
+        if watch:
+            if self.source is None:
+                raise ConfigError("reload: only a configuration file can be reloaded")
+            self._watcher = _Watcher(self, self.settings["reload_interval"])
+        from tracesieve.metrics import observe_pipeline
+
+        observe_pipeline(self, meter_provider)
+
+    def _apply(self, native: _core.NativeSampler, resolved: Dict[str, Any], description: List[str]) -> None:
+        self.settings: Dict[str, Any] = resolved["settings"]
+        self.resolved = resolved
+        self.description = description
+        self._bind(native, self.settings["defer"])  # one attribute store: threads see the old or the new policy
+
+    def reload(self) -> bool:
+        """Re-read the file now. A bad file is logged and the old policy stays in force."""
+        if self.source is None:
+            return False
+        try:
+            signals = self.processor._native if self.processor is not None else None
+            native, _, resolved, description = build(load_config(self.source), clock=self._clock, signals=signals, where=self._where)
+        except ConfigError as error:
+            self.reload_failures += 1
+            _logger.error("tracesieve: keeping the current sampling policy; %s", error)
+            return False
+        with self._lock:
+            old = self._native
+            if stage(resolved, "budget") is not None and stage(self.resolved, "budget") is not None:
+                status = old.budget_status()
+                native.restore_budget(status["period_start"], status["used_spans"])
+            for key, value in old.stats().items():
+                if isinstance(value, int) and not isinstance(value, bool):
+                    self._retired[key] = self._retired.get(key, 0) + value
+            self._apply(native, resolved, description)
+            self.reloads += 1
+        _logger.info("tracesieve: sampling policy reloaded from %s", self.source)
+        return True
+
+    def stats(self) -> Dict[str, Any]:
+        """Counts for the whole pipeline (accumulated across reloads)."""
+        with self._lock:
+            stats = self._native.stats()
+            for key, value in self._retired.items():
+                if key in stats and not isinstance(stats[key], dict):
+                    stats[key] += value
+        stats["reloads"] = self.reloads
+        stats["reload_failures"] = self.reload_failures
+        return stats
+
+    def budget_status(self) -> Dict[str, Any]:
+        """The budget stage's spending (see ``BudgetSampler.budget_status``)."""
+        budget = stage(self.resolved, "budget")
+        if budget is None:
+            raise TypeError("budget_status() needs a pipeline with a budget stage")
+        return status_report(self._native.budget_status(), budget["budget"], budget["cost_per_span"])
+
+    def explain(
+        self,
+        name: str,
+        attributes: Optional[Mapping[str, Any]] = None,
+        *,
+        kind: Any = None,
+        parent: bool = False,
+        now: Optional[float] = None,
+    ) -> Dict[str, Any]:
+        """How the plan would decide a span like this, stage by stage, with the
+        boost and pace in force: ``{"lines", "probability", "th"}``."""
+        return self._native.explain_plan(name, kind=kind, attributes=attributes, parent=parent, now=now)
+
+    def close(self) -> None:
+        """Stop watching the file."""
+        if self._watcher is not None:
+            self._watcher.stop()
+
+
+def from_config(
+    source: Source,
+    *,
+    clock: Optional[Callable[[], float]] = None,
+    meter_provider: Any = None,
+    reload: Optional[bool] = None,
+) -> PipelineSampler:
+    """Build the whole sampling pipeline from a dict or a TOML / YAML / JSON file.
+
+    Stages are composed in the order written; the seed's order is
+    ``force_keep`` (keep rules; not capped by the budget unless
+    ``capped_by_budget = true``), ``adaptive`` (the error/latency boost),
+    ``rules`` (per-route, tier and schedule rates), ``budget`` (pacing) and
+    ``rate_limit`` (a token bucket, traces per second). Settings:
+    ``respect_parent``, ``precision``, ``record_rule`` (add the deciding rule's
+    name as the span attribute ``tracesieve.rule``), ``defer``, ``reload`` and
+    ``reload_interval`` (re-read the file when it changes).
+
+    Every mistake fails here with a ``ConfigError`` naming the file, the key
+    path and what is valid.
+    """
+    return PipelineSampler(source, clock=clock, meter_provider=meter_provider, reload=reload)
+
+
+class _Watcher:
+    """Polls the configuration file and reloads it when it changes."""
+
+    def __init__(self, sampler: PipelineSampler, interval: float):
+        self._sampler = weakref.ref(sampler)
+        assert sampler.source is not None
+        self._path = sampler.source
+        self._stamp = self._read_stamp()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(interval,), name="tracesieve-config-reload", daemon=True)
+        self._thread.start()
+
+    def _read_stamp(self) -> Optional[Tuple[int, int]]:
+        try:
+            stat = self._path.stat()
+            return (stat.st_mtime_ns, stat.st_size)
+        except OSError:
+            return None
+
+    def _run(self, interval: float) -> None:
+        while not self._stop.wait(interval):
+            sampler = self._sampler()
+            if sampler is None:
+                return
+            stamp = self._read_stamp()
+            if stamp is not None and stamp != self._stamp:
+                self._stamp = stamp
+                try:
+                    sampler.reload()
+                except Exception:  # the watcher must outlive any file
+                    _logger.exception("tracesieve: reloading %s failed; the current policy stays in force", self._path)
+
+    def stop(self) -> None:
+        self._stop.set()

@@ -1,0 +1,165 @@
+//! The hot path: `should_sample`, one native call per span, which never raises
+//! into the application; and the side-effect-free `explain` walks.
+
+use std::sync::Arc;
+
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+
+use super::NativeSampler;
+use crate::clock::{Clock, FixedClock};
+use crate::plan::BareSpan;
+use crate::python::otel_api::OtelApi;
+use crate::python::sampling_result;
+use crate::python::span_input;
+use crate::python::span_view::PySpanView;
+use crate::rules::{Action, SpanView};
+use crate::threshold::{self, NEVER};
+use pyo3::exceptions::PyTypeError;
+
+/// Span attribute naming the rule that decided (`record_rule = true`).
+pub const RULE_ATTRIBUTE: &str = "tracesieve.rule";
+
+/// A copy of the start attributes with the deciding rule's name added.
+fn with_rule_attribute<'py>(py: Python<'py>, attributes: Option<&Bound<'py, PyAny>>, rule: &str) -> Option<Bound<'py, PyAny>> {
+    let copy = PyDict::new(py);
+    if let Some(attributes) = attributes {
+        if let Ok(dict) = attributes.cast::<PyDict>() {
+            copy.update(dict.as_mapping()).ok()?;
+        }
+    }
+    copy.set_item(RULE_ATTRIBUTE, rule).ok()?;
+    Some(copy.into_any())
+}
+
+#[pymethods]
+impl NativeSampler {
+    /// The SDK's `Sampler.should_sample` signature. `trace_state` is accepted
+    /// and ignored, as the SDK never passes it: the parent's comes from the context.
+    #[pyo3(signature = (parent_context, trace_id, name, kind = None, attributes = None, links = None, trace_state = None))]
+    #[allow(clippy::too_many_arguments, unused_variables)]
+    fn should_sample<'py>(
+        &self,
+        py: Python<'py>,
+        parent_context: &Bound<'py, PyAny>,
+        trace_id: &Bound<'py, PyAny>,
+        name: &Bound<'py, PyAny>,
+        kind: Option<&Bound<'py, PyAny>>,
+        attributes: Option<&Bound<'py, PyAny>>,
+        links: Option<&Bound<'py, PyAny>>,
+        trace_state: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let api = OtelApi::get(py)?;
+        let input = span_input::read(py, api, parent_context, trace_id);
+        if !input.ok {
+            self.core.counters().record_input_error();
+        }
+        let root = input.facts.parent.is_none();
+        let decision = if self.keys.is_empty() {
+            self.core.decide(&input.facts, &BareSpan { name: "", root })
+        } else {
+            let span = PySpanView::new(api, name, kind, attributes, root, &self.keys);
+            self.core.decide(&input.facts, &span)
+        };
+        let labelled;
+        let attributes = match (self.core.plan().record_rule && decision.sampled, decision.rule) {
+            (true, Some(slot)) => {
+                labelled = with_rule_attribute(py, attributes, self.core.plan().rule_name(slot));
+                labelled.as_ref().or(attributes)
+            }
+            _ => attributes,
+        };
+        if self.defer && !decision.sampled && !decision.refused {
+            if let Ok(result) = sampling_result::record_only(py, api, attributes, input.parent.as_ref()) {
+                return Ok(result);
+            }
+        }
+        match sampling_result::build(
+            py,
+            api,
+            decision,
+            attributes,
+            input.parent.as_ref(),
+            &self.root_trace_states,
+            &self.last_trace_state,
+            Some(&self.reusable_keep),
+        ) {
+            Ok(result) => Ok(result),
+            Err(_) => {
+                // Only hostile look-alike objects get here; the decision stands,
+                // without attributes or tracestate.
+                self.core.counters().record_input_error();
+                let fallback = if decision.sampled { &api.keep_bare } else { &api.drop_root };
+                Ok(fallback.bind(py).clone())
+            }
+        }
+    }
+
+    /// Which rule decides a span with these properties, and with what probability
+    /// (before the parent and the randomness are considered). For rule samplers.
+    #[pyo3(signature = (name, kind = None, attributes = None, root = true, now = None))]
+    fn explain<'py>(
+        &self,
+        py: Python<'py>,
+        name: &Bound<'py, PyAny>,
+        kind: Option<&Bound<'py, PyAny>>,
+        attributes: Option<&Bound<'py, PyAny>>,
+        root: bool,
+        now: Option<f64>,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let api = OtelApi::get(py)?;
+        let Some(set) = self.core.plan().rules() else {
+            return Err(PyTypeError::new_err("explain() needs a rule-based sampler"));
+        };
+        let span = PySpanView::new(api, name, kind, attributes, root, &self.keys);
+        let reading = match now {
+            Some(t) => Arc::new(FixedClock(t)) as Arc<dyn Clock>,
+            None => self.clock.clone().map_or_else(|| Arc::new(crate::clock::SystemClock) as Arc<dyn Clock>, |c| c as Arc<dyn Clock>),
+        };
+        let outcome = set.evaluate(&span, &mut || reading.now());
+        let out = PyDict::new(py);
+        out.set_item("rule", set.rule_name(outcome.rule))?;
+        out.set_item("route", span.route())?;
+        match outcome.action {
+            Action::Keep => {
+                out.set_item("action", "keep")?;
+                out.set_item("probability", 1.0)?;
+            }
+            Action::Drop => {
+                out.set_item("action", "drop")?;
+                out.set_item("probability", 0.0)?;
+            }
+            Action::Rate(p) => {
+                out.set_item("action", "rate")?;
+                let t = threshold::threshold_for_probability(p, self.core.plan().precision);
+                out.set_item("probability", p)?;
+                out.set_item("th", if t < NEVER { Some(threshold::encode_th(t)) } else { None })?;
+            }
+        }
+        Ok(out)
+    }
+
+    /// The whole plan's walk for a span like this, in plain words, with the
+    /// live boost and pace: `{"lines": [...], "probability": p or None, "th": str or None}`.
+    /// Changes no state.
+    #[pyo3(signature = (name, kind = None, attributes = None, parent = false, now = None))]
+    fn explain_plan<'py>(
+        &self,
+        py: Python<'py>,
+        name: &Bound<'py, PyAny>,
+        kind: Option<&Bound<'py, PyAny>>,
+        attributes: Option<&Bound<'py, PyAny>>,
+        parent: bool,
+        now: Option<f64>,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let api = OtelApi::get(py)?;
+        let span = PySpanView::new(api, name, kind, attributes, !parent, &self.keys);
+        let now = now.unwrap_or_else(|| self.now());
+        let explanation = crate::explain::explain(self.core.plan(), &span, parent, now);
+        let out = PyDict::new(py);
+        out.set_item("lines", explanation.lines)?;
+        out.set_item("probability", explanation.probability)?;
+        out.set_item("th", explanation.th)?;
+        Ok(out)
+    }
+}

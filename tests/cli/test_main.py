@@ -1,0 +1,54 @@
+"""The tracesieve command as a whole: bad input is one line and exit code 2,
+the console script and ``python -m`` work, bench prints ratios."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from helpers import EXAMPLES
+from tracesieve.cli import main
+
+
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["simulate", "weekend"], "unknown scenario 'weekend'; expected one of traffic, errors, month, spike"),
+        (["simulate", "traffic", "--requests", "0"], "--requests: 0 is not positive"),
+        (["simulate", "traffic", "--requests", "many"], "argument --requests: invalid int value: 'many'"),
+        (["simulate", "--frobnicate"], "unrecognized arguments: --frobnicate"),
+        (["simulate", "traffic", "--config", "/nonexistent/sampling.toml"], "no such file"),
+        (["check", "/nonexistent/sampling.toml"], "no such file"),
+        (["explain", str(EXAMPLES / "seed_pipeline.toml"), "--name", "x", "--attr", "novalue"], "--attr: 'novalue' is not KEY=VALUE"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_code_2(capsys, argv, message):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err
+    assert err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_bad_config_file_is_reported(tmp_path, capsys):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[rules]\ndefault_rate = 2\nrules = []\n")
+    assert main(["simulate", "traffic", "--config", str(bad)]) == 2
+    assert "bad.toml: rules.default_rate: 2 is out of range" in capsys.readouterr().err
+
+
+def test_bench_prints_ratios(capsys):
+    assert main(["bench", "--calls", "2000"]) == 0
+    out = capsys.readouterr().out
+    assert "tracesieve ProbabilitySampler(0.1)" in out and "pytest benches --benchmark-only" in out
+
+
+def test_console_script_and_module_entry_points():
+    for command in (
+        ["tracesieve", "check", str(EXAMPLES / "api_pipeline.yaml")],
+        [sys.executable, "-m", "tracesieve", "check", str(EXAMPLES / "api_pipeline.yaml")],
+    ):
+        out = subprocess.run(command, capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stderr
+        assert "valid (PipelineSampler{adaptive,rules})" in out.stdout

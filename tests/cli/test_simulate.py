@@ -1,0 +1,69 @@
+"""tracesieve simulate: scenarios at reduced scale against the quality targets,
+comparisons, charts."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from tracesieve.cli import main
+
+
+def run_json(capsys, *args) -> dict:
+    assert main(["simulate", *args, "--json"]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_traffic_estimates_completeness_and_conservation(capsys):
+    data = run_json(capsys, "traffic", "--requests", "40000", "--compare", "naive")
+    ours, naive = data["results"]
+    assert ours["spans_total"] == 3 * 40_000
+    for result in (ours, naive):
+        by_endpoint = result["by_endpoint"]
+        assert sum(c["requests"] for c in by_endpoint.values()) == 40_000
+        assert result["spans_kept"] <= result["spans_total"]
+    qualified = {k: c for k, c in ours["by_endpoint"].items() if c["kept_by_probability"] >= 1000}
+    assert len(qualified) >= 2
+    for endpoint, cells in qualified.items():
+        assert abs(cells["error"]) <= 0.05, (endpoint, cells)
+    assert ours["error_traces_whole"] == ours["error_traces"]
+    assert ours["traces_complete"] == ours["traces_seen"]
+    assert naive["traces_complete"] < 0.5 * naive["traces_seen"], "the seed's per-service draws break traces"
+
+
+def test_error_storm_keeps_every_error_trace_whole_and_boosts(capsys):
+    data = run_json(capsys, "errors", "--requests", "8000")
+    ours = data["results"][0]
+    assert ours["error_traces"] > 500
+    assert ours["error_traces_whole"] == ours["error_traces"]
+    assert max(b for _, b in ours["boost"]) >= 2.0
+
+
+def test_month_at_ten_times_the_budget_is_never_blind(capsys):
+    # The default scale (60,000 requests, a 6,000-span budget: 8 spans an hour).
+    data = run_json(capsys, "month")
+    ours = data["results"][0]
+    assert ours["blind_hours"] == 0
+    assert 0.95 <= ours["budget"]["used_spans"] / ours["budget"]["budget_spans"] <= 1.0
+    assert ours["traces_complete"] == ours["traces_seen"]
+    assert ours["error_traces_whole"] == ours["error_traces"]
+
+
+def test_spike_scenario_and_terminal_report(capsys):
+    assert main(["simulate", "spike", "--requests", "6000"]) == 0
+    out = capsys.readouterr().out
+    assert "tracesieve simulate spike" in out
+    assert "blind hours (demand but nothing kept): 0 of 24" in out
+    assert "error traces kept whole" in out and "decision cost" in out
+
+
+def test_charts_or_a_clear_hint(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    assert main(["simulate", "errors", "--requests", "800", "--out", str(tmp_path)]) == 2
+    assert "charts need the plot extra: pip install 'tracesieve[plot]'" in capsys.readouterr().err
+
+
+def test_charts_are_written_with_matplotlib(tmp_path, capsys):
+    assert main(["simulate", "month", "--requests", "3000", "--out", str(tmp_path)]) == 0
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == ["month-boost.png", "month-budget.png", "month-kept.png"]

@@ -1,0 +1,63 @@
+"""The exporter wrappers: dedup by identity and by content, retries with
+backoff, loss accounting, bad settings."""
+
+from __future__ import annotations
+
+import pytest
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SpanExportResult
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from helpers import FakeSpan, Flaky
+from tracesieve import ConfigError, DedupSpanExporter, RetryingSpanExporter
+
+
+def test_an_exporter_that_always_fails_loses_exactly_what_is_counted(caplog):
+    retrying = RetryingSpanExporter(Flaky(None), sleep=lambda s: None, max_attempts=3)
+    for batch in range(4):
+        assert retrying.export([FakeSpan(batch + 1, i + 1, True) for i in range(25)]) is SpanExportResult.FAILURE
+    assert retrying.stats()["spans_given_up"] == 100
+    assert retrying.stats()["retries"] == 8
+    assert caplog.text.count("gave up exporting") == 1, "logged once per burst"
+
+
+def test_dedup_removes_re_exported_batches_by_identity_and_by_content():
+    sink = InMemorySpanExporter()
+    dedup = DedupSpanExporter(sink)
+    provider = TracerProvider()
+    tracer = provider.get_tracer("t")
+    spans = []
+    for i in range(10):
+        span = tracer.start_span(f"s{i}", attributes={"k": i})
+        span.end()
+        spans.append(span)
+    dedup.export(spans)
+    dedup.export(spans)
+    dedup.export(spans[:3])
+    assert len(sink.get_finished_spans()) == 10
+    assert dedup.stats() == {"duplicates": 13, "remembered": 10}
+    by_content = DedupSpanExporter(InMemorySpanExporter(), mode="content")
+    twin = FakeSpan(1, 5, True)
+    twin.attributes = {"b": 2, "a": [1, "x"]}
+    other = FakeSpan(1, 6, True)  # another span id, same content
+    other.attributes = {"a": [1, "x"], "b": 2}
+    different = FakeSpan(1, 7, True)
+    different.attributes = {"a": [1, "y"], "b": 2}
+    by_content.export([twin, other, different])
+    assert by_content.stats()["duplicates"] == 1
+
+
+@pytest.mark.parametrize(
+    "factory,message",
+    [
+        (lambda: DedupSpanExporter(InMemorySpanExporter(), mode="fuzzy"), r'^mode: unknown mode "fuzzy"'),
+        (lambda: DedupSpanExporter(InMemorySpanExporter(), window=0), r"^window: 0 is not a positive"),
+        (lambda: RetryingSpanExporter(InMemorySpanExporter(), max_attempts=0), r"^max_attempts: 0 is not a whole number >= 1"),
+        (lambda: RetryingSpanExporter(InMemorySpanExporter(), jitter=3), r"^jitter: 3 is out of range"),
+        (lambda: DedupSpanExporter(object()), r"^exporter: expected a SpanExporter"),
+        (lambda: RetryingSpanExporter(object()), r"^exporter: expected a SpanExporter"),
+    ],
+)
+def test_bad_parameters_give_clear_errors(factory, message):
+    with pytest.raises(ConfigError, match=message):
+        factory()
