@@ -12,6 +12,7 @@ from opentelemetry.sdk.trace.sampling import ALWAYS_ON
 
 from tracesieve import AdaptiveSampler, ErrorWindowProcessor, ProbabilitySampler
 from tracesieve.reference import PythonErrorWindowProcessor, SeedErrorWindow
+
 from workloads import BATCH, mix_runner
 
 ERRORS_IN_WINDOW = 20_000

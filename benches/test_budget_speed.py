@@ -8,6 +8,7 @@ from __future__ import annotations
 import pytest
 
 from tracesieve import BudgetSampler, ProbabilitySampler
+
 from workloads import BATCH, mix_runner
 
 

@@ -12,10 +12,11 @@ import pytest
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 
-from test_rule_speed import seed_runner
 from tracesieve import from_config, load_config
 from tracesieve.policies import seed_policy
 from tracesieve.reference import SeedPipelineSampler
+
+from test_rule_speed import seed_runner
 from workloads import BATCH
 
 SEED_PIPELINE = Path(__file__).resolve().parent.parent / "examples" / "seed_pipeline.toml"

@@ -16,6 +16,7 @@ from opentelemetry.trace import SpanKind
 from tracesieve import RuleSampler
 from tracesieve.policies import seed_policy
 from tracesieve.reference import ReferenceRuleSampler
+
 from workloads import BATCH
 
 ROUTES = ["/api/payment", "/api/order", "/api/user/login", "/api/health", "/api/metrics", "/api/catalog", "/api/search"]

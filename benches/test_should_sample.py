@@ -12,6 +12,7 @@ from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 
 from tracesieve import ProbabilitySampler, TraceIdRatioSampler
 from tracesieve.reference import ReferenceProbabilitySampler
+
 from workloads import BATCH, mix_runner
 
 ATTRIBUTES = {"http.route": "/api/order", "http.request.method": "GET"}

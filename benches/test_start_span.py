@@ -11,6 +11,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased, TraceIdRatioBased
 
 from tracesieve import ProbabilitySampler, TraceIdRatioSampler
+
 from workloads import BATCH
 
 RATE_10 = {

@@ -12,6 +12,7 @@ from opentelemetry.sdk.trace.sampling import ALWAYS_ON
 
 from tracesieve import DedupSpanExporter, ProbabilitySampler, TailSamplingProcessor
 from tracesieve.reference import seed_dedup_key
+
 from workloads import BATCH
 
 

@@ -11,9 +11,10 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import Status, StatusCode
 
-from helpers import ot_value, parent_context
 from tracesieve import AdaptiveSampler, ErrorWindowProcessor, RuleSampler, _core
 from tracesieve.policies import seed_policy
+
+from helpers import ot_value, parent_context
 
 T0 = 1_767_225_600.0
 

@@ -13,9 +13,10 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from helpers import ot_value
 from tracesieve import BudgetSampler, ProbabilitySampler, RuleSampler, _core
 from tracesieve.testing import SimClock, month_start, run_month
+
+from helpers import ot_value
 
 BUDGET = 10_000
 JAN = month_start(2026, 1)

@@ -8,8 +8,9 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from helpers import FakeSpan, Flaky
 from tracesieve import ConfigError, DedupSpanExporter, RetryingSpanExporter
+
+from helpers import FakeSpan, Flaky
 
 
 def test_an_exporter_that_always_fails_loses_exactly_what_is_counted(caplog):

@@ -13,7 +13,6 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import ROOT
 
 import tracesieve
 from tracesieve import (
@@ -29,6 +28,8 @@ from tracesieve import (
     TraceIdRatioSampler,
     from_config,
 )
+
+from helpers import ROOT
 
 
 def test_the_package_is_typed():
@@ -105,7 +106,7 @@ BAD_CONFIGURATIONS = [
     (lambda: RuleSampler([{"rate": 0.5, "rout": "/x"}], default_rate=0.1), "rules[0].rout: unknown field"),
     (lambda: RuleSampler([], default_rate=0.1, clock=5), "clock: expected a callable"),
     (lambda: AdaptiveSampler(0.1, error_steps=[(5.7, 2)]), "error_steps[0]: 5.7 is not an error count"),
-    (lambda: AdaptiveSampler(0.1, error_steps=[("5", 2)]), "error_steps[0]: \"5\" is not an error count"),
+    (lambda: AdaptiveSampler(0.1, error_steps=[("5", 2)]), 'error_steps[0]: "5" is not an error count'),
     (lambda: AdaptiveSampler(0.1, error_steps=[5]), "error_steps[0]: expected a (count, multiplier) pair"),
     (lambda: AdaptiveSampler(0.1, error_steps=[(5,)]), "error_steps[0]: expected a (count, multiplier) pair"),
     (lambda: AdaptiveSampler("x"), "base: expected a rate"),

@@ -18,9 +18,10 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import Status, StatusCode
 
-from helpers import EXAMPLES, ot_value, parent_context
 from tracesieve import ConfigError, PipelineSampler, _core, from_config, load_config
 from tracesieve.testing import SimClock, month_start
+
+from helpers import EXAMPLES, ot_value, parent_context
 
 NOON_SEOUL = month_start(2026, 1) + 3 * 3600
 

@@ -11,8 +11,9 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import Status, StatusCode, set_span_in_context
 
-from helpers import FakeSpan, Flaky
 from tracesieve import ConfigError, DedupSpanExporter, ProbabilitySampler, RetryingSpanExporter, TailSamplingProcessor
+
+from helpers import FakeSpan, Flaky
 
 
 class Clock:

@@ -53,8 +53,17 @@ class TailSamplingProcessor(SpanProcessor):
         decision_wait: seconds to wait after the local root ends, for stragglers.
         trace_timeout: seconds after a trace's first span when it is decided
             even without a local root.
-        max_traces, max_spans_per_trace, decision_cache_size: memory bounds.
-        max_export_batch_size, schedule_delay: batching of the export thread.
+        latency_threshold: seconds at or above which a local root makes its
+            trace slow (None: latency does not keep traces).
+        latency_probability: the probability slow traces are kept with.
+        rules: ``RuleSampler`` conditions on the local root's final attributes
+            that keep a trace.
+        max_traces: traces buffered at most; at the limit the oldest is decided early.
+        max_spans_per_trace: spans buffered per trace at most.
+        decision_cache_size: decisions remembered for late spans.
+        max_queue_size: kept spans waiting for export at most.
+        max_export_batch_size: spans per ``export`` call.
+        schedule_delay: seconds between exports of a partial batch.
         clock: callable returning seconds (monotonic), for tests.
         meter_provider: export ``stats()`` as the OTel metric ``tracesieve.tail``
             (also when an SDK MeterProvider is set globally).

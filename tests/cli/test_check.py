@@ -3,8 +3,9 @@ of one span through it."""
 
 from __future__ import annotations
 
-from helpers import EXAMPLES
 from tracesieve.cli import main
+
+from helpers import EXAMPLES
 
 
 def test_check_prints_the_policy_in_plain_words(capsys):

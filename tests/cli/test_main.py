@@ -8,8 +8,9 @@ import sys
 
 import pytest
 
-from helpers import EXAMPLES
 from tracesieve.cli import main
+
+from helpers import EXAMPLES
 
 
 @pytest.mark.parametrize(

@@ -5,9 +5,10 @@ comparing against the spec."""
 from __future__ import annotations
 
 import pytest
-from helpers import parent_context
 
 from tracesieve.reference.spec import ReferenceProbabilitySampler, parse_ot, probability_to_th, th_to_threshold, threshold_to_th
+
+from helpers import parent_context
 
 # Rows of the spec's "1-in-N" table (precision 3, 4, 5).
 SPEC_TABLE = [

@@ -11,8 +11,9 @@ from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, set_s
 from opentelemetry.trace.propagation import _SPAN_KEY
 from opentelemetry.trace.span import TraceState
 
-from helpers import parent_context
 from tracesieve import ProbabilitySampler, TraceIdRatioSampler
+
+from helpers import parent_context
 
 SAMPLERS = [ProbabilitySampler, TraceIdRatioSampler]
 

@@ -8,8 +8,9 @@ from opentelemetry.sdk.trace.sampling import Decision, Sampler, SamplingResult, 
 from opentelemetry.trace import SpanKind
 from opentelemetry.trace.span import TraceState
 
-from helpers import ot_value, parent_context
 from tracesieve import ProbabilitySampler, TraceIdRatioSampler
+
+from helpers import ot_value, parent_context
 
 SAMPLERS = [ProbabilitySampler, TraceIdRatioSampler]
 ALL_ONES = (1 << 128) - 1

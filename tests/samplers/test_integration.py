@@ -7,8 +7,9 @@ from opentelemetry import context as context_api
 from opentelemetry.trace import SpanKind, set_span_in_context
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-from helpers import ot_value
 from tracesieve import ProbabilitySampler, TraceIdRatioSampler, _core
+
+from helpers import ot_value
 
 PROPAGATOR = TraceContextTextMapPropagator()
 KEEP_ID = 0x0AF7651916CD43DD_FFFFFFFFFFFFFFFF  # randomness at the top: kept at any rate > 0

@@ -8,9 +8,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from opentelemetry.sdk.trace.sampling import TraceIdRatioBased
 
-from helpers import parent_context
 from tracesieve import ProbabilitySampler, TraceIdRatioSampler, _core
 from tracesieve.reference import ReferenceProbabilitySampler, probability_to_th
+
+from helpers import parent_context
 
 trace_ids = st.integers(min_value=1, max_value=(1 << 128) - 1)
 rates = st.one_of(

@@ -13,10 +13,11 @@ from hypothesis import strategies as st
 from opentelemetry.sdk.trace.sampling import Decision
 from opentelemetry.trace import SpanKind
 
-from helpers import EXAMPLES, ot_value, parent_context
 from tracesieve import RuleSampler, _core
 from tracesieve.policies import SEED_POLICY, seed_policy
 from tracesieve.reference import ReferenceRuleSampler
+
+from helpers import EXAMPLES, ot_value, parent_context
 
 NOON_SEOUL = datetime(2026, 1, 15, 12, tzinfo=timezone.utc).timestamp() - 9 * 3600
 NIGHT_SEOUL = NOON_SEOUL + 15 * 3600  # 03:00 the next day in Seoul

@@ -10,10 +10,11 @@ import pytest
 from opentelemetry.sdk._configuration import _import_sampler
 from opentelemetry.trace import SpanKind
 
-from helpers import EXAMPLES, ot_value
 from tracesieve import RuleSampler
 from tracesieve.config import load_policy
 from tracesieve.policies import SEED_POLICY, seed_policy
+
+from helpers import EXAMPLES, ot_value
 
 BAD_RULES = [
     (

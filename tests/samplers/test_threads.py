@@ -5,8 +5,9 @@ from __future__ import annotations
 import random
 import threading
 
-from helpers import parent_context
 from tracesieve import ProbabilitySampler
+
+from helpers import parent_context
 
 THREADS = 8
 PER_THREAD = 20_000

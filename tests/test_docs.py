@@ -1,0 +1,165 @@
+"""Every code block in the README and the docs runs, so the docs cannot drift.
+
+Per page, in order, in one namespace and a scratch folder that holds
+``examples/`` and ``benches/``:
+
+- ``python`` blocks are executed;
+- ``pycon`` blocks are checked as doctests (output must match);
+- ``toml`` / ``yaml`` / ``json`` blocks are configuration documents: built with
+  ``from_config`` (or ``RuleSampler.from_file`` for rules files); a block titled
+  with a file name (```` ```toml title="sampling.toml" ````) is also written
+  there, so later blocks on the page can load it;
+- ``sh`` blocks are run line by line, except the commands listed in
+  ``NOT_RUN_HERE`` (installs, the benchmark suite, a user's own app), for which
+  what can be checked is checked: the files and extras they name exist;
+- ``text`` blocks are output, shown for reading.
+
+A block without a language, or with another one, fails the test.
+"""
+
+from __future__ import annotations
+
+import doctest
+import os
+import re
+import shlex
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, List
+
+import pytest
+
+from helpers import ROOT
+
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+LANGUAGES = {"python", "pycon", "toml", "yaml", "json", "sh", "text"}
+
+#: Commands the docs show that this test does not run, and why.
+NOT_RUN_HERE = {
+    "pip install": "installs the package: the quick start is what CI runs (.ci/run)",
+    "for run in": "the full benchmark suite takes minutes; benches run as tests with --benchmark-disable",
+    "benches/ratios.py": "reads the suite's JSON (tests/test_docs.py checks it on a small file)",
+    "opentelemetry-instrument": "runs the user's own app.py",
+    "mkdocs serve": "serves the docs until stopped",
+}
+
+
+@dataclass
+class Block:
+    language: str
+    title: str
+    code: str
+    line: int
+
+
+FENCE = re.compile(r"^```(\S*)(.*)$")
+
+
+def blocks(page: Path) -> List[Block]:
+    found, current, start = [], None, 0
+    for number, line in enumerate(page.read_text(encoding="utf-8").splitlines(), start=1):
+        match = FENCE.match(line.strip()) if line.startswith("```") else None
+        if current is None and match:
+            title = re.search(r'title="([^"]*)"', match.group(2))
+            current, start = Block(match.group(1), title.group(1) if title else "", "", number), number
+        elif current is not None and line.startswith("```"):
+            found.append(current)
+            current = None
+        elif current is not None:
+            current.code += line + "\n"
+    assert current is None, f"{page.name}:{start}: an unclosed code block"
+    return found
+
+
+def _run_config(block: Block, where: str, namespace: Dict[str, object]) -> None:
+    from tracesieve import RuleSampler, from_config
+    from tracesieve.config import POLICY_KEYS, load_config
+
+    name = block.title if re.fullmatch(r"[\w./-]+", block.title or "") else f"block-{block.line}.{block.language}"
+    path = Path(name)
+    if path.parent != Path("."):
+        path = Path(path.name)
+    path.write_text(block.code, encoding="utf-8")
+    document = load_config(path)
+    if set(document) <= set(POLICY_KEYS) and "rules" in document and isinstance(document["rules"], list):
+        RuleSampler.from_file(path)
+    else:
+        from_config(path).close()
+
+
+def _check_not_run(command: str, where: str) -> None:
+    for word in shlex.split(command.replace(";", " ")):
+        if word.startswith(("examples/", "benches/", "docs/")):
+            assert (ROOT / word).exists(), f"{where}: {command!r} names {word}, which does not exist"
+    for extra in re.findall(r"\.\[(\w+)\]", command):
+        assert f"\n{extra} = [" in (ROOT / "pyproject.toml").read_text(), f"{where}: no extra [{extra}] in pyproject.toml"
+
+
+def _run_shell(block: Block, where: str) -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "tests")}
+    for command in block.code.splitlines():
+        command = command.split("  #")[0].strip()
+        if not command or command.startswith("#"):
+            continue
+        reason = next((why for prefix, why in NOT_RUN_HERE.items() if prefix in command), None)
+        if reason is not None:
+            _check_not_run(command, where)
+            continue
+        if command.startswith("tracesieve "):
+            command = f"{shlex.quote(sys.executable)} -m tracesieve {command[len('tracesieve ') :]}"
+        elif command.startswith("python "):
+            command = f"{shlex.quote(sys.executable)} {command[len('python ') :]}"
+        done = subprocess.run(command, shell=True, capture_output=True, text=True, timeout=240, env=env)
+        assert done.returncode == 0, f"{where}: {command!r} failed:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}"
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
+def test_every_code_block_runs(page, tmp_path, monkeypatch):
+    found = blocks(page)
+    (tmp_path / "examples").symlink_to(ROOT / "examples")
+    (tmp_path / "benches").symlink_to(ROOT / "benches")
+    monkeypatch.chdir(tmp_path)
+    namespace: Dict[str, object] = {"__name__": f"docs_{page.stem}"}
+    runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    for block in found:
+        where = f"{page.relative_to(ROOT)}:{block.line}"
+        assert block.language in LANGUAGES, f"{where}: a code block needs one of {sorted(LANGUAGES)}, got {block.language!r}"
+        if block.language == "python":
+            exec(compile(block.code, where, "exec"), namespace)
+        elif block.language == "pycon":
+            test = doctest.DocTestParser().get_doctest(block.code, namespace, where, str(page), block.line)
+            result = runner.run(test, clear_globs=False)
+            assert result.failed == 0, f"{where}: doctest failed (see the output above)"
+        elif block.language in ("toml", "yaml", "json"):
+            _run_config(block, where, namespace)
+        elif block.language == "sh":
+            _run_shell(block, where)
+
+
+def test_the_readme_stays_a_front_door():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert len(readme.encode()) <= 10 * 1024
+    assert readme.count("```sh") == 1, "the quick start is one sh block of exactly two commands"
+    quick = next(b for b in blocks(ROOT / "README.md") if b.language == "sh")
+    commands = [line for line in quick.code.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    assert len(commands) == 2
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    assert commands[1] in ci, ".ci/run runs the README's second command"
+    for link in re.findall(r"\]\((docs/[^)#]+)", readme):
+        assert (ROOT / link).exists(), link
+
+
+def test_the_ratio_script_reads_benchmark_json(tmp_path):
+    """benches/ratios.py, which the performance page runs on the suite's output."""
+    import json
+
+    def bench(group, param, median):
+        return {"group": group, "param": param, "stats": {"median": median}}
+
+    data = {"benchmarks": [bench("mix x1000", "sdk TraceIdRatioBased", 1e-3), bench("mix x1000", "ours", 2e-4)]}
+    path = tmp_path / "bench-1.json"
+    path.write_text(json.dumps(data))
+    out = subprocess.run([sys.executable, str(ROOT / "benches" / "ratios.py"), str(path)], capture_output=True, text=True, check=True)
+    assert "1000 ns/call" in out.stdout and "0.20x" in out.stdout
