@@ -3,7 +3,7 @@
 //! boost policy turns the recent windows into a probability multiplier, which
 //! decays by itself as the windows slide past the trouble.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crate::clock::Clock;
@@ -26,6 +26,8 @@ pub struct RouteSignals {
 /// Everything the processor records.
 pub struct Signals {
     clock: Arc<dyn Clock>,
+    /// Every span is recorded (drops deferred), so each counts once.
+    all_recorded: AtomicBool,
     pub errors: SlidingWindow,
     /// Bucket 0 is "every other route"; then one per configured route.
     pub routes: Vec<RouteSignals>,
@@ -80,11 +82,19 @@ impl Signals {
             }
             routes.push(bucket(Some(route.clone()), positive(&field, *threshold)?)?);
         }
-        Ok(Signals { clock, errors: SlidingWindow::new(window, resolution, origin)?, routes })
+        Ok(Signals { clock, all_recorded: AtomicBool::new(false), errors: SlidingWindow::new(window, resolution, origin)?, routes })
     }
 
     pub fn now(&self) -> f64 {
         self.clock.now()
+    }
+
+    pub fn all_recorded(&self) -> bool {
+        self.all_recorded.load(Ordering::Relaxed)
+    }
+
+    pub fn set_all_recorded(&self, all_recorded: bool) {
+        self.all_recorded.store(all_recorded, Ordering::Relaxed);
     }
 
     /// The latency bucket of a route.
@@ -237,6 +247,19 @@ impl BoostPolicy {
         all.dedup();
         all
     }
+}
+
+/// A kept span's adjusted count as a whole number of spans, unbiased: the
+/// fraction rounds up with probability equal to itself, drawn from `bits`
+/// (random bits independent of the sampling decision, such as the span id).
+pub fn whole_weight(adjusted_count: f64, bits: u64) -> u64 {
+    if !(adjusted_count.is_finite() && adjusted_count >= 1.0) {
+        return 1;
+    }
+    let whole = adjusted_count.floor();
+    let fraction = adjusted_count - whole;
+    let draw = (bits >> 11) as f64 / (1u64 << 53) as f64;
+    whole as u64 + u64::from(draw < fraction)
 }
 
 /// `error_steps` as users write them: a list of `[count, multiplier]` pairs,
@@ -413,6 +436,24 @@ mod tests {
         clock.set(T0 + 1.0);
         assert_eq!(b.signals.counts(), Counts { spans: 10, errors: 10, slow: 0 });
         assert_eq!(b.multiplier(None, T0 + 1.0), 2.0);
+    }
+
+    #[test]
+    fn whole_weights_are_unbiased() {
+        let mut x = 0x9E37_79B9_7F4A_7C15u64;
+        for adjusted in [1.0, 1.0 / 0.7, 1.0 / 0.6, 10.0, 3.3] {
+            let n = 200_000;
+            let mut total = 0u64;
+            for _ in 0..n {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                total += whole_weight(adjusted, x);
+            }
+            let mean = total as f64 / n as f64;
+            assert!((mean - adjusted).abs() / adjusted < 0.005, "{adjusted}: {mean}");
+        }
+        assert_eq!(whole_weight(f64::NAN, 1), 1);
     }
 
     #[test]

@@ -13,11 +13,21 @@ use crate::config::ConfigError;
 /// A span's identity: trace id and span id, exact.
 pub type SpanKey = (u128, u64);
 
-/// The keys seen; the lock is taken by the export thread only, never on the
-/// application's span path.
+/// The keys delivered, plus the keys of batches being exported now. A key is
+/// remembered only once its export succeeded, so a batch whose export failed
+/// is not swallowed when it is sent again. The lock is taken by the export
+/// thread only, never on the application's span path.
 pub struct SeenSet {
     capacity: usize,
-    inner: Mutex<(HashSet<SpanKey>, VecDeque<SpanKey>)>,
+    inner: Mutex<Seen>,
+}
+
+#[derive(Default)]
+struct Seen {
+    delivered: HashSet<SpanKey>,
+    order: VecDeque<SpanKey>,
+    /// Keys inside an export right now: a concurrent copy is a duplicate.
+    pending: HashSet<SpanKey>,
 }
 
 impl SeenSet {
@@ -26,36 +36,49 @@ impl SeenSet {
             return Err(ConfigError::new("window", "0 spans; expected a positive number of spans to remember"));
         }
         // Grown on demand: a small table stays in cache while the window fills.
-        Ok(SeenSet { capacity, inner: Mutex::new((HashSet::new(), VecDeque::new())) })
+        Ok(SeenSet { capacity, inner: Mutex::new(Seen::default()) })
     }
 
-    /// True when `key` is new (and now remembered); false for a duplicate.
-    pub fn insert(&self, key: SpanKey) -> bool {
-        self.insert_all(&[key])[0]
+    fn lock(&self) -> std::sync::MutexGuard<'_, Seen> {
+        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// `insert` for a batch under one lock: whether each key was new.
-    pub fn insert_all(&self, keys: &[SpanKey]) -> Vec<bool> {
-        let mut guard = self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let (set, order) = &mut *guard;
+    /// Which keys of a batch are new (neither delivered nor being exported),
+    /// reserving them until [`SeenSet::finish`]. A key twice in one batch is new once.
+    pub fn begin(&self, keys: &[SpanKey]) -> Vec<bool> {
+        let mut seen = self.lock();
         keys.iter()
             .map(|key| {
-                if !set.insert(*key) {
+                if seen.delivered.contains(key) {
                     return false;
                 }
-                order.push_back(*key);
-                if order.len() > self.capacity {
-                    if let Some(oldest) = order.pop_front() {
-                        set.remove(&oldest);
-                    }
-                }
-                true
+                seen.pending.insert(*key)
             })
             .collect()
     }
 
+    /// The export of reserved keys is over: remember them if it delivered
+    /// (forgetting the oldest beyond the capacity), release them if not.
+    pub fn finish(&self, keys: &[SpanKey], delivered: bool) {
+        let mut seen = self.lock();
+        for key in keys {
+            if !seen.pending.remove(key) || !delivered {
+                continue;
+            }
+            if seen.delivered.insert(*key) {
+                seen.order.push_back(*key);
+                if seen.order.len() > self.capacity {
+                    if let Some(oldest) = seen.order.pop_front() {
+                        seen.delivered.remove(&oldest);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Keys remembered as delivered.
     pub fn len(&self) -> usize {
-        self.inner.lock().map(|g| g.1.len()).unwrap_or(0)
+        self.lock().order.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -96,27 +119,47 @@ impl ContentHasher {
 mod tests {
     use super::*;
 
+    fn send(seen: &SeenSet, keys: &[SpanKey], delivered: bool) -> Vec<bool> {
+        let fresh = seen.begin(keys);
+        let reserved: Vec<SpanKey> = keys.iter().zip(&fresh).filter(|(_, f)| **f).map(|(k, _)| *k).collect();
+        seen.finish(&reserved, delivered);
+        fresh
+    }
+
     #[test]
     fn duplicates_are_caught_within_the_window_and_forgotten_after() {
         let seen = SeenSet::new(3).unwrap();
-        assert!(seen.insert((1, 1)));
-        assert!(!seen.insert((1, 1)));
-        assert!(seen.insert((1, 2)));
-        assert!(seen.insert((2, 1)));
-        assert!(seen.insert((3, 3)));
+        assert_eq!(send(&seen, &[(1, 1)], true), [true]);
+        assert_eq!(send(&seen, &[(1, 1), (1, 2)], true), [false, true]);
+        assert_eq!(send(&seen, &[(2, 1), (3, 3)], true), [true, true]);
         assert_eq!(seen.len(), 3);
-        assert!(seen.insert((1, 1)), "the oldest key was evicted");
-        assert!(!seen.insert((3, 3)));
+        assert_eq!(send(&seen, &[(1, 1)], true), [true], "the oldest key was evicted");
+        assert_eq!(send(&seen, &[(3, 3)], true), [false]);
+    }
+
+    #[test]
+    fn only_delivered_spans_are_remembered() {
+        let seen = SeenSet::new(10).unwrap();
+        assert_eq!(send(&seen, &[(1, 1), (1, 2)], false), [true, true]);
+        assert_eq!(send(&seen, &[(1, 1), (1, 2)], false), [true, true], "a failed export is not remembered");
+        assert_eq!(send(&seen, &[(1, 1), (1, 2)], true), [true, true]);
+        assert_eq!(send(&seen, &[(1, 1), (1, 2)], true), [false, false]);
+    }
+
+    #[test]
+    fn a_copy_in_flight_is_a_duplicate() {
+        let seen = SeenSet::new(10).unwrap();
+        assert_eq!(seen.begin(&[(5, 5), (5, 5)]), [true, false]);
+        assert_eq!(seen.begin(&[(5, 5)]), [false], "being exported now");
+        seen.finish(&[(5, 5)], false);
+        assert_eq!(seen.begin(&[(5, 5)]), [true], "released after a failure");
     }
 
     #[test]
     fn identity_keys_never_collide() {
         let seen = SeenSet::new(1000).unwrap();
-        for trace in 0..10u128 {
-            for span in 0..100u64 {
-                assert!(seen.insert((trace, span)));
-            }
-        }
+        let keys: Vec<SpanKey> = (0..10u128).flat_map(|t| (0..100u64).map(move |s| (t, s))).collect();
+        assert!(send(&seen, &keys, true).into_iter().all(|fresh| fresh));
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! fails: malformed sub-keys are skipped when read and dropped when rewritten,
 //! so what we emit is always well formed.
 
-use crate::threshold::{decode_rv, decode_th, encode_th};
+use crate::threshold::{decode_rv, decode_th, encode_rv, encode_th};
 
 /// W3C limit on a tracestate member value; longer `ot` values are ignored whole.
 pub const MAX_VALUE_LEN: usize = 256;
@@ -50,8 +50,8 @@ pub fn read(value: &str) -> OtFields {
 }
 
 /// Build the new `ot` value with `th` set to `threshold` (or removed when `None`),
-/// keeping every other well-formed sub-key in its order. `th` goes first, as in
-/// the spec's examples. Returns `None` when nothing would remain, meaning the
+/// keeping every other well-formed sub-key in its order (a well-formed `rv` is
+/// written in lowercase). `th` goes first, as in the spec's examples. Returns `None` when nothing would remain, meaning the
 /// `ot` entry should be removed. If the result would exceed the W3C length
 /// limit, foreign sub-keys are dropped from the end until it fits.
 pub fn rewrite(previous: Option<&str>, threshold: Option<u64>) -> Option<String> {
@@ -65,6 +65,14 @@ pub fn rewrite(previous: Option<&str>, threshold: Option<u64>) -> Option<String>
             if key == "th" {
                 continue;
             }
+            let lowered;
+            let sub_value = match (key, decode_rv(sub_value)) {
+                ("rv", Some(rv)) => {
+                    lowered = encode_rv(rv);
+                    lowered.as_str()
+                }
+                _ => sub_value,
+            };
             let added = usize::from(!out.is_empty()) + key.len() + 1 + sub_value.len();
             if out.len() + added > MAX_VALUE_LEN {
                 break;
@@ -116,9 +124,18 @@ mod tests {
     }
 
     #[test]
+    fn upper_case_hex_is_read_and_written_lower_case() {
+        let fields = read("th:C;rv:D29D6A7215CED0");
+        assert_eq!(fields.th, decode_th("c"));
+        assert_eq!(fields.rv, Some(0xd29d6a7215ced0));
+        assert_eq!(rewrite(Some("th:C;rv:D29D6A7215CED0"), decode_th("e")), Some("th:e;rv:d29d6a7215ced0".to_owned()));
+    }
+
+    #[test]
     fn malformed_members_are_skipped() {
         assert_eq!(read("garbage;th:8;;x"), OtFields { th: decode_th("8"), rv: None });
         assert_eq!(read("th:XYZ"), OtFields::default());
+        assert_eq!(read("th:8G"), OtFields::default());
         assert_eq!(read("th:8;th:c"), OtFields::default(), "duplicate th is ambiguous");
         assert_eq!(read("rv:123"), OtFields::default(), "rv needs 14 digits");
         assert_eq!(read(""), OtFields::default());

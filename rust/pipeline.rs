@@ -69,6 +69,13 @@ pub fn parse(doc: &Data, clock: Arc<dyn Clock>, existing_signals: Option<Arc<Sig
     let Data::Map(entries) = doc else {
         return Err(ConfigError::new("(top level)", format!("expected a mapping of settings and stages, got {}", doc.kind())));
     };
+    if let Some(key) = rules_file_key(entries) {
+        return Err(Path::root(key).error(
+            "this looks like a rules file (RuleSampler's arguments: rules, default_rate, multipliers), not a pipeline; \
+             use it with OTEL_TRACES_SAMPLER=tracesieve_rules or RuleSampler.from_file, or move rules, default_rate and \
+             multipliers under a rules section to use it as a pipeline stage",
+        ));
+    }
     let root = Path::root("");
     let mut settings = Settings::default();
     let mut order: Vec<(&str, &Data)> = Vec::new();
@@ -187,6 +194,17 @@ pub fn parse(doc: &Data, clock: Arc<dyn Clock>, existing_signals: Option<Arc<Sig
 
 /// A stage's resolved settings, in order.
 type Resolved = Vec<(&'static str, Data)>;
+
+/// The key that gives a rules file away: a top-level `default_rate` or
+/// `multipliers`, or `rules` as a list (a pipeline's rules stage is a mapping).
+fn rules_file_key(entries: &[(String, Data)]) -> Option<&'static str> {
+    entries.iter().find_map(|(key, value)| match (key.as_str(), value) {
+        ("default_rate", _) => Some("default_rate"),
+        ("multipliers", _) => Some("multipliers"),
+        ("rules", Data::List(_)) => Some("rules"),
+        _ => None,
+    })
+}
 
 fn names(set: &rules::RuleSet) -> Data {
     Data::List(set.rules.iter().map(|r| Data::Str(r.name.clone())).collect())

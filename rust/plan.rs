@@ -188,6 +188,23 @@ impl Plan {
         Plan { respect_parent, precision: crate::threshold::DEFAULT_PRECISION, stages, record_rule: false }
     }
 
+    /// The stages by the names configuration documents give them, in order.
+    pub fn stage_names(&self) -> Vec<String> {
+        self.stages
+            .iter()
+            .map(|stage| match stage {
+                Stage::Probability { .. } => "probability",
+                Stage::TraceIdRatio { .. } => "trace_id_ratio",
+                Stage::Rules(_) => "rules",
+                Stage::Boost(_) => "adaptive",
+                Stage::Budget(_) => "budget",
+                Stage::ForceKeep(_) => "force_keep",
+                Stage::RateLimit(_) => "rate_limit",
+            })
+            .map(str::to_owned)
+            .collect()
+    }
+
     /// The plan's rule sets in stage order (force-keep and rules stages).
     pub fn rule_sets(&self) -> Vec<&RuleSet> {
         self.stages

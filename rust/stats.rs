@@ -11,6 +11,8 @@ pub struct Counters {
     by_path: [AtomicU64; Path::COUNT],
     sampled: AtomicU64,
     input_errors: AtomicU64,
+    /// Drops returned as RECORD_ONLY for a tail stage (`defer`).
+    deferred: AtomicU64,
     /// Per rule (the last slot is the default rate): decisions made, spans kept.
     rule_decisions: Vec<AtomicU64>,
     rule_sampled: Vec<AtomicU64>,
@@ -24,6 +26,7 @@ pub struct Snapshot {
     pub dropped: u64,
     pub by_path: [u64; Path::COUNT],
     pub input_errors: u64,
+    pub deferred: u64,
     /// (decisions, sampled) per rule, default last.
     pub by_rule: Vec<(u64, u64)>,
 }
@@ -50,6 +53,12 @@ impl Counters {
                 self.rule_sampled[slot.0].fetch_add(1, Relaxed);
             }
         }
+    }
+
+    /// A drop returned as RECORD_ONLY, for a tail stage to decide on.
+    #[inline]
+    pub fn record_deferred(&self) {
+        self.deferred.fetch_add(1, Relaxed);
     }
 
     /// A span whose input could not be read and was decided by the documented fallback.
@@ -80,6 +89,7 @@ impl Counters {
             dropped: decisions.saturating_sub(sampled),
             by_path,
             input_errors: self.input_errors.load(Relaxed),
+            deferred: self.deferred.load(Relaxed),
             by_rule,
         }
     }

@@ -1,8 +1,11 @@
-//! The tail sampler's buffer: ended spans grouped by trace until the trace is
-//! due (its local root ended a while ago, or it timed out), with bounded
-//! memory. Head-sampled spans of unbuffered traces and late spans of decided
-//! traces bypass the buffer. Generic over the span handle, so the logic is
-//! tested without Python; the lock is held for a few map operations only.
+//! The tail sampler's buffer and export queue: ended spans grouped by trace
+//! until the trace is due (its local root ended a while ago, or it timed
+//! out), decisions remembered for late spans, and the queue of kept spans
+//! waiting for export. Every part is bounded here, whatever the exporter
+//! does: at a limit a trace is decided early (kept if its head kept it or it
+//! has an error, else dropped) and a full queue drops and counts. Generic over
+//! the span handle, so the logic is tested without Python; the lock is held
+//! for a few map operations only.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -18,6 +21,27 @@ pub struct Facts {
     pub local_root: bool,
 }
 
+/// Why a kept trace was kept: a reason (an index into the buffer's interned
+/// reasons) and how many traces each of its spans stands for.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Mark {
+    pub reason: u16,
+    pub weight: f64,
+}
+
+impl Mark {
+    /// Kept by the head sampler: exported unchanged (its `th` says the rest).
+    pub const HEAD: Mark = Mark { reason: HEAD, weight: 0.0 };
+    /// Kept for an error seen in this process.
+    pub const ERROR: Mark = Mark { reason: ERROR, weight: 1.0 };
+}
+
+/// Interned reason indexes every buffer has.
+pub const HEAD: u16 = 0;
+pub const ERROR: u16 = 1;
+/// Distinct reasons a buffer interns at most (rule names are bounded by the configuration).
+const MAX_REASONS: usize = 4096;
+
 /// What happened to an offered span.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Offer {
@@ -29,6 +53,8 @@ pub enum Offer {
     LateDropped,
     /// Buffered, and a trace was decided early at a memory limit.
     Evicted,
+    /// Kept, but the export queue was full: dropped and counted.
+    QueueFull,
 }
 
 #[derive(Debug)]
@@ -47,6 +73,17 @@ pub struct Limits {
     pub max_traces: usize,
     pub max_spans_per_trace: usize,
     pub decision_cache: usize,
+    /// Kept spans waiting for export.
+    pub max_queue: usize,
+}
+
+/// A kept span waiting for export.
+#[derive(Debug)]
+pub struct Queued<S> {
+    pub span: S,
+    pub mark: Mark,
+    /// It ended after its trace was decided.
+    pub late: bool,
 }
 
 struct Inner<S> {
@@ -55,22 +92,37 @@ struct Inner<S> {
     arrival: VecDeque<u128>,
     /// (root ended at, trace id) in time order.
     ready: VecDeque<(f64, u128)>,
-    decisions: HashMap<u128, bool>,
+    /// Decided traces: Some(mark) kept, None dropped.
+    decisions: HashMap<u128, Option<Mark>>,
     decision_order: VecDeque<u128>,
-    /// Spans to export without a decision of ours: (span, late?).
-    queue: Vec<(S, bool)>,
-    /// Traces decided early at a limit, for the decider to keep or drop by their head decision.
-    early: Vec<(u128, Trace<S>)>,
+    queue: VecDeque<Queued<S>>,
+    reasons: Vec<String>,
+}
+
+/// Span counts, each span counted once where its fate is settled:
+/// `ended = buffered + kept + dropped + late_dropped`, and
+/// `kept = queued + queue_full + taken` (taken: handed to the exporter).
+#[derive(Debug, Default)]
+pub struct Counts {
+    pub ended: AtomicU64,
+    pub head_kept: AtomicU64,
+    pub late_kept: AtomicU64,
+    pub late_dropped: AtomicU64,
+    /// Traces decided early at a memory limit.
+    pub evicted_early: AtomicU64,
+    /// Spans of traces decided (early or on time), kept and dropped.
+    pub decided_kept: AtomicU64,
+    pub decided_dropped: AtomicU64,
+    pub traces_kept: AtomicU64,
+    pub traces_dropped: AtomicU64,
+    pub queue_full: AtomicU64,
+    pub taken: AtomicU64,
 }
 
 pub struct TailBuffer<S> {
     limits: Limits,
     inner: Mutex<Inner<S>>,
-    pub ended: AtomicU64,
-    pub head_kept: AtomicU64,
-    pub late_kept: AtomicU64,
-    pub late_dropped: AtomicU64,
-    pub evicted_early: AtomicU64,
+    pub counts: Counts,
 }
 
 impl<S> TailBuffer<S> {
@@ -83,14 +135,10 @@ impl<S> TailBuffer<S> {
                 ready: VecDeque::new(),
                 decisions: HashMap::new(),
                 decision_order: VecDeque::new(),
-                queue: Vec::new(),
-                early: Vec::new(),
+                queue: VecDeque::new(),
+                reasons: vec!["head".to_owned(), "error".to_owned()],
             }),
-            ended: AtomicU64::new(0),
-            head_kept: AtomicU64::new(0),
-            late_kept: AtomicU64::new(0),
-            late_dropped: AtomicU64::new(0),
-            evicted_early: AtomicU64::new(0),
+            counts: Counts::default(),
         }
     }
 
@@ -99,23 +147,25 @@ impl<S> TailBuffer<S> {
     }
 
     pub fn offer(&self, span: S, facts: Facts, now: f64) -> Offer {
-        self.ended.fetch_add(1, Relaxed);
+        self.counts.ended.fetch_add(1, Relaxed);
         let mut inner = self.lock();
         let inner = &mut *inner;
         if !inner.traces.contains_key(&facts.trace_id) {
             if facts.sampled {
-                inner.queue.push((span, false));
-                self.head_kept.fetch_add(1, Relaxed);
-                return Offer::HeadKept;
+                self.counts.head_kept.fetch_add(1, Relaxed);
+                return self.enqueue(inner, span, Mark::HEAD, false, Offer::HeadKept);
             }
-            if let Some(&kept) = inner.decisions.get(&facts.trace_id) {
-                if kept {
-                    inner.queue.push((span, true));
-                    self.late_kept.fetch_add(1, Relaxed);
-                    return Offer::LateKept;
-                }
-                self.late_dropped.fetch_add(1, Relaxed);
-                return Offer::LateDropped;
+            if let Some(&decision) = inner.decisions.get(&facts.trace_id) {
+                return match decision {
+                    Some(mark) => {
+                        self.counts.late_kept.fetch_add(1, Relaxed);
+                        self.enqueue(inner, span, mark, true, Offer::LateKept)
+                    }
+                    None => {
+                        self.counts.late_dropped.fetch_add(1, Relaxed);
+                        Offer::LateDropped
+                    }
+                };
             }
         }
         let mut outcome = Offer::Buffered;
@@ -123,8 +173,7 @@ impl<S> TailBuffer<S> {
             while inner.traces.len() >= self.limits.max_traces {
                 let Some(oldest) = inner.arrival.pop_front() else { break };
                 if let Some(trace) = inner.traces.remove(&oldest) {
-                    inner.early.push((oldest, trace));
-                    self.evicted_early.fetch_add(1, Relaxed);
+                    self.decide_early(inner, oldest, trace);
                     outcome = Offer::Evicted;
                 }
             }
@@ -145,11 +194,33 @@ impl<S> TailBuffer<S> {
         }
         if trace.spans.len() >= self.limits.max_spans_per_trace {
             let trace = inner.traces.remove(&facts.trace_id).expect("present");
-            inner.early.push((facts.trace_id, trace));
-            self.evicted_early.fetch_add(1, Relaxed);
+            self.decide_early(inner, facts.trace_id, trace);
             outcome = Offer::Evicted;
         }
         outcome
+    }
+
+    /// A trace decided at a memory limit, without waiting: kept if its head
+    /// kept it or it has an error (what is known without its end), else dropped.
+    fn decide_early(&self, inner: &mut Inner<S>, trace_id: u128, trace: Trace<S>) {
+        self.counts.evicted_early.fetch_add(1, Relaxed);
+        let verdict = if trace.head_sampled {
+            Some(Mark::HEAD)
+        } else if trace.error {
+            Some(Mark::ERROR)
+        } else {
+            None
+        };
+        self.settle_locked(inner, trace_id, trace.spans, verdict);
+    }
+
+    fn enqueue(&self, inner: &mut Inner<S>, span: S, mark: Mark, late: bool, queued: Offer) -> Offer {
+        if inner.queue.len() >= self.limits.max_queue {
+            self.counts.queue_full.fetch_add(1, Relaxed);
+            return Offer::QueueFull;
+        }
+        inner.queue.push_back(Queued { span, mark, late });
+        queued
     }
 
     /// Traces whose root ended `wait` ago, or first seen `timeout` ago.
@@ -189,37 +260,84 @@ impl<S> TailBuffer<S> {
         inner.traces.drain().collect()
     }
 
-    pub fn take_early(&self) -> Vec<(u128, Trace<S>)> {
-        std::mem::take(&mut self.lock().early)
-    }
-
-    pub fn take_queue(&self) -> Vec<(S, bool)> {
-        std::mem::take(&mut self.lock().queue)
-    }
-
-    /// Remember a decision, forgetting the oldest beyond the cache size.
-    pub fn remember(&self, trace_id: u128, kept: bool) {
+    /// Record a trace's decision (Some(mark): kept) and queue its spans when kept.
+    pub fn settle(&self, trace_id: u128, spans: Vec<S>, verdict: Option<Mark>) {
         let mut inner = self.lock();
-        if inner.decisions.insert(trace_id, kept).is_none() {
-            inner.decision_order.push_back(trace_id);
-            while inner.decision_order.len() > self.limits.decision_cache {
-                if let Some(old) = inner.decision_order.pop_front() {
-                    inner.decisions.remove(&old);
+        self.settle_locked(&mut inner, trace_id, spans, verdict);
+    }
+
+    fn settle_locked(&self, inner: &mut Inner<S>, trace_id: u128, spans: Vec<S>, verdict: Option<Mark>) {
+        remember(inner, self.limits.decision_cache, trace_id, verdict);
+        let count = spans.len() as u64;
+        match verdict {
+            Some(mark) => {
+                self.counts.traces_kept.fetch_add(1, Relaxed);
+                self.counts.decided_kept.fetch_add(count, Relaxed);
+                for span in spans {
+                    self.enqueue(inner, span, mark, false, Offer::Buffered);
                 }
+            }
+            None => {
+                self.counts.traces_dropped.fetch_add(1, Relaxed);
+                self.counts.decided_dropped.fetch_add(count, Relaxed);
             }
         }
     }
 
-    /// (traces buffered, spans buffered, spans queued, decisions remembered, early pending spans)
-    pub fn sizes(&self) -> (usize, usize, usize, usize, usize) {
+    /// Up to `max` queued spans, oldest first, for export.
+    pub fn take_batch(&self, max: usize) -> Vec<Queued<S>> {
+        let mut inner = self.lock();
+        let take = inner.queue.len().min(max);
+        let batch: Vec<Queued<S>> = inner.queue.drain(..take).collect();
+        self.counts.taken.fetch_add(batch.len() as u64, Relaxed);
+        batch
+    }
+
+    /// Everything still queued, removed (and counted as taken).
+    pub fn drain_queue(&self) -> Vec<Queued<S>> {
+        self.take_batch(usize::MAX)
+    }
+
+    /// The index of a reason text, interned (bounded; beyond the bound, "other").
+    pub fn reason(&self, text: &str) -> u16 {
+        let mut inner = self.lock();
+        if let Some(index) = inner.reasons.iter().position(|r| r == text) {
+            return index as u16;
+        }
+        if inner.reasons.len() >= MAX_REASONS {
+            return match inner.reasons.iter().position(|r| r == "other") {
+                Some(index) => index as u16,
+                None => {
+                    let last = inner.reasons.len() - 1;
+                    inner.reasons[last] = "other".to_owned();
+                    last as u16
+                }
+            };
+        }
+        inner.reasons.push(text.to_owned());
+        (inner.reasons.len() - 1) as u16
+    }
+
+    pub fn reason_text(&self, index: u16) -> String {
+        self.lock().reasons.get(usize::from(index)).cloned().unwrap_or_else(|| "other".to_owned())
+    }
+
+    /// (traces buffered, spans buffered, spans queued, decisions remembered)
+    pub fn sizes(&self) -> (usize, usize, usize, usize) {
         let inner = self.lock();
-        (
-            inner.traces.len(),
-            inner.traces.values().map(|t| t.spans.len()).sum(),
-            inner.queue.len(),
-            inner.decisions.len(),
-            inner.early.iter().map(|(_, t)| t.spans.len()).sum(),
-        )
+        (inner.traces.len(), inner.traces.values().map(|t| t.spans.len()).sum(), inner.queue.len(), inner.decisions.len())
+    }
+}
+
+/// Remember a decision, forgetting the oldest beyond the cache size.
+fn remember<S>(inner: &mut Inner<S>, capacity: usize, trace_id: u128, verdict: Option<Mark>) {
+    if inner.decisions.insert(trace_id, verdict).is_none() {
+        inner.decision_order.push_back(trace_id);
+        while inner.decision_order.len() > capacity {
+            if let Some(old) = inner.decision_order.pop_front() {
+                inner.decisions.remove(&old);
+            }
+        }
     }
 }
 
@@ -232,7 +350,16 @@ mod tests {
     }
 
     fn limits() -> Limits {
-        Limits { max_traces: 3, max_spans_per_trace: 4, decision_cache: 2 }
+        Limits { max_traces: 3, max_spans_per_trace: 4, decision_cache: 2, max_queue: 100 }
+    }
+
+    fn balance<S>(buffer: &TailBuffer<S>) {
+        let c = &buffer.counts;
+        let (_, buffered, queued, _) = buffer.sizes();
+        let kept = c.head_kept.load(Relaxed) + c.late_kept.load(Relaxed) + c.decided_kept.load(Relaxed);
+        let ended = buffered as u64 + kept + c.decided_dropped.load(Relaxed) + c.late_dropped.load(Relaxed);
+        assert_eq!(ended, c.ended.load(Relaxed), "every span ended is buffered, kept or dropped");
+        assert_eq!(kept, queued as u64 + c.queue_full.load(Relaxed) + c.taken.load(Relaxed), "every kept span is queued, refused or taken");
     }
 
     #[test]
@@ -250,32 +377,62 @@ mod tests {
     }
 
     #[test]
-    fn head_sampled_and_late_spans_bypass_the_buffer() {
+    fn head_sampled_and_late_spans_bypass_the_buffer_and_late_ones_carry_the_traces_mark() {
         let buffer = TailBuffer::new(limits());
         assert_eq!(buffer.offer(1, facts(1, true, true), 0.0), Offer::HeadKept);
-        buffer.remember(2, true);
-        buffer.remember(3, false);
+        let latency = Mark { reason: buffer.reason("latency"), weight: 4.0 };
+        buffer.settle(2, vec![], Some(latency));
+        buffer.settle(3, vec![], None);
         assert_eq!(buffer.offer(2, facts(2, false, false), 0.0), Offer::LateKept);
         assert_eq!(buffer.offer(3, facts(3, false, false), 0.0), Offer::LateDropped);
-        assert_eq!(buffer.take_queue(), vec![(1, false), (2, true)]);
-        buffer.remember(4, true);
+        let batch = buffer.take_batch(10);
+        assert_eq!(batch.iter().map(|q| (q.span, q.mark, q.late)).collect::<Vec<_>>(), vec![(1, Mark::HEAD, false), (2, latency, true)]);
+        assert_eq!(buffer.reason_text(latency.reason), "latency");
+        buffer.settle(4, vec![], Some(Mark::HEAD));
         assert_eq!(buffer.offer(5, facts(2, false, false), 0.0), Offer::Buffered, "decision 2 was forgotten");
+        balance(&buffer);
     }
 
     #[test]
-    fn limits_decide_early_and_every_span_is_accounted_for() {
+    fn limits_decide_early_keeping_errors_and_every_span_is_accounted_for() {
         let buffer = TailBuffer::new(limits());
         for trace in 0..10u128 {
-            buffer.offer(trace as u32, facts(trace, false, false), 0.0);
+            let error = trace == 1;
+            buffer.offer(trace as u32, Facts { trace_id: trace, sampled: false, error, local_root: false }, 0.0);
         }
         for i in 0..5u32 {
             buffer.offer(100 + i, facts(9, false, false), 0.0);
         }
-        let (traces, spans, _, _, early_spans) = buffer.sizes();
+        let (traces, _, _, _) = buffer.sizes();
         assert!(traces <= 3);
-        assert_eq!(spans + early_spans, 15);
-        assert!(buffer.evicted_early.load(Relaxed) >= 8);
-        let early = buffer.take_early();
-        assert!(early.iter().any(|(id, t)| *id == 9 && t.spans.len() == 4), "a full trace is decided early");
+        assert!(buffer.counts.evicted_early.load(Relaxed) >= 8);
+        let kept: Vec<_> = buffer.take_batch(100).into_iter().map(|q| (q.span, q.mark)).collect();
+        assert_eq!(kept, vec![(1, Mark::ERROR)], "an error trace decided early is kept");
+        balance(&buffer);
+    }
+
+    #[test]
+    fn the_export_queue_is_bounded_whatever_the_exporter_does() {
+        let buffer = TailBuffer::new(Limits { max_queue: 10, ..limits() });
+        for span in 0..1000u32 {
+            buffer.offer(span, facts(u128::from(span), true, true), 0.0);
+        }
+        let (_, _, queued, _) = buffer.sizes();
+        assert_eq!(queued, 10);
+        assert_eq!(buffer.counts.queue_full.load(Relaxed), 990);
+        balance(&buffer);
+    }
+
+    #[test]
+    fn reasons_are_interned_and_bounded() {
+        let buffer: TailBuffer<u32> = TailBuffer::new(limits());
+        assert_eq!(buffer.reason("head"), HEAD);
+        assert_eq!(buffer.reason("error"), ERROR);
+        let first = buffer.reason("rule:a");
+        assert_eq!(buffer.reason("rule:a"), first);
+        for i in 0..MAX_REASONS + 10 {
+            buffer.reason(&format!("rule:{i}"));
+        }
+        assert_eq!(buffer.reason_text(buffer.reason("rule:never-seen")), "other");
     }
 }

@@ -251,3 +251,60 @@ def test_children_follow_the_parent_whatever_the_boost():
     clock.now += 1
     assert not sampler.should_sample(parent_context(5, False), 5, "child").decision.is_sampled()
     assert sampler.should_sample(parent_context(5, True), 5, "child").decision.is_sampled()
+
+
+@pytest.mark.parametrize("defer", [False, True], ids=["kept spans only", "drops recorded"])
+@pytest.mark.parametrize("rate", [0.1, 0.6, 0.7, 1.0])
+def test_the_windows_estimate_true_traffic_without_bias(rate, defer):
+    """Regression: with defer=True, recorded drops counted 1 on top of kept spans
+    counting 1/p (the windows saw ~1.9x the traffic); and adjusted counts were
+    rounded per span (at p=0.6 and 0.7, off by up to a third)."""
+    from opentelemetry.sdk.trace import TracerProvider
+
+    from tracesieve.cli.ids import SeededIds
+    from tracesieve.testing import SimClock
+
+    clock = SimClock(1_767_225_600.0)
+    sampler = AdaptiveSampler(rate, clock=clock, defer=defer, error_steps=[(10**9, 2.0)])
+    provider = TracerProvider(sampler=sampler, id_generator=SeededIds(rate * 100 + defer))
+    provider.add_span_processor(sampler.processor)
+    tracer = provider.get_tracer("t")
+    total, errors = 50_000, 0
+    for i in range(total):
+        with tracer.start_as_current_span("GET") as span:
+            if i % 20 == 0:
+                span.set_status(Status(StatusCode.ERROR))
+                errors += 1
+    window = sampler.processor.counts()
+    # Five standard deviations of the Horvitz-Thompson estimate: a correct window always passes.
+    spread = 5 * (max(1e-9, (1 - rate) / (total * rate))) ** 0.5 + 0.002
+    assert abs(window["spans"] / total - 1) <= spread, (window, spread)
+    error_spread = 5 * (max(1e-9, (1 - rate) / (errors * rate))) ** 0.5 + 0.002
+    assert abs(window["errors"] / errors - 1) <= error_spread, (window, error_spread)
+    provider.shutdown()
+
+
+def test_count_mode_boosts_at_the_real_error_count_with_drops_recorded():
+    """Regression: with defer=True the windows saw about twice the errors, so
+    count mode boosted at half the real error count."""
+    from opentelemetry.sdk.trace import TracerProvider
+
+    from tracesieve.cli.ids import SeededIds
+    from tracesieve.testing import SimClock
+
+    clock = SimClock(1_767_225_600.0)
+    sampler = AdaptiveSampler(0.1, clock=clock, defer=True, error_steps=[(100, 2.0)])
+    provider = TracerProvider(sampler=sampler, id_generator=SeededIds(5))
+    provider.add_span_processor(sampler.processor)
+    tracer = provider.get_tracer("t")
+    for _ in range(90):  # below the step: no boost
+        with tracer.start_as_current_span("GET") as span:
+            span.set_status(Status(StatusCode.ERROR))
+    clock.now += 1
+    assert sampler.boost == 1.0, sampler.processor.counts()
+    for _ in range(20):  # 110 > 100: boost
+        with tracer.start_as_current_span("GET") as span:
+            span.set_status(Status(StatusCode.ERROR))
+    clock.now += 1
+    assert sampler.boost == 2.0
+    provider.shutdown()

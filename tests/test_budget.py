@@ -13,7 +13,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from tracesieve import BudgetSampler, ProbabilitySampler, RuleSampler, _core
+from tracesieve import BudgetSampler, ConfigError, ProbabilitySampler, RuleSampler, _core
 from tracesieve.testing import SimClock, month_start, run_month
 
 from helpers import ot_value
@@ -181,10 +181,16 @@ def test_spending_survives_a_restart_and_bad_state_is_ignored(tmp_path, caplog):
             json.dumps({**saved, "kind": "other"}),
             json.dumps({**saved, "timezone": "Asia/Seoul"}),
             json.dumps({**saved, "used_spans": -5}),
+            # Regressions: these raised from the constructor, or were trusted.
+            json.dumps({**saved, "used_spans": 2**64}),
+            json.dumps({**saved, "used_spans": 2**70}),
+            "[" * 100_000 + "]" * 100_000,
+            json.dumps({**saved, "used_spans": 5000, "budget_spans": 1000}),
         ]:
             path.write_text(content)
             assert BudgetSampler(1.0, budget=1000, clock=clock, state_path=path).budget_status()["used_spans"] == 0
-    assert caplog.text.count("ignoring") == 5
+    assert caplog.text.count("ignoring") == 9
+    assert "used_spans 5000 is more than the file's own budget of 1000" in caplog.text
 
 
 def test_rule_sampler_inner_and_forced_keeps():
@@ -229,3 +235,43 @@ def test_bad_inner_fails_at_construction():
     with pytest.raises(TypeError, match="already a BudgetSampler"):
         BudgetSampler(BudgetSampler(0.5, budget=10), budget=10)
     assert BudgetSampler(ProbabilitySampler(0.5), budget=10).get_description() == "BudgetSampler{ProbabilitySampler{0.5},budget=10/month}"
+
+
+def test_a_state_path_that_is_a_directory_is_refused_and_leaves_no_files(tmp_path):
+    """Regression: a directory as state_path left a temporary file per save (8,640 a day)."""
+    with pytest.raises(ConfigError, match=r"state_path: .* is a directory; expected the path of a state file"):
+        BudgetSampler(1.0, budget=1000, state_path=tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+SAVE_FOREVER = """
+import sys, time
+from tracesieve import BudgetSampler
+sampler = BudgetSampler(1.0, budget=10**9, state_path=sys.argv[1], save_interval=0.001)
+for i in range(10**9):
+    sampler.should_sample(None, i, "x")
+    if i % 100 == 0:
+        sampler.save_state()
+"""
+
+
+def test_temporary_files_never_pile_up_even_after_kill_9(tmp_path):
+    """Regression: kill -9 during saves left 102 temporary files in 150 trials."""
+    import random
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    path = tmp_path / "budget.json"
+    rng = random.Random(4)
+    for _ in range(8):
+        proc = subprocess.Popen([sys.executable, "-c", SAVE_FOREVER, str(path)])
+        time.sleep(0.5 + rng.random() * 0.3)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    leftovers = [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+    assert len(leftovers) <= 8, "at most one per killed process"
+    BudgetSampler(1.0, budget=10**9, state_path=path).save_state()  # a new start cleans up after the dead
+    assert [p.name for p in tmp_path.iterdir()] == ["budget.json"]
+    assert json.loads(path.read_text())["kind"] == "tracesieve.budget", "the state file itself is always whole"

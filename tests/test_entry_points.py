@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
+import subprocess
+import sys
 from importlib.metadata import entry_points
 
 import pytest
@@ -39,15 +42,67 @@ def test_declarative_group_factory_takes_no_argument(name, cls):
     assert sampler.rate == 1.0
 
 
-def test_bad_argument_is_a_clear_error(monkeypatch, caplog):
-    with pytest.raises(ValueError, match=r"OTEL_TRACES_SAMPLER_ARG: 'ten percent' is not a number; expected a sampling rate in \[0, 1\]"):
-        probability_from_arg("ten percent")
-    with pytest.raises(ValueError, match=r"OTEL_TRACES_SAMPLER_ARG: '1.5' is out of range"):
-        probability_from_arg("1.5")
-    with pytest.raises(ValueError, match="out of range"):
-        probability_from_arg("nan")
-    # The configurator logs our message and falls back to the SDK default.
-    monkeypatch.setenv("OTEL_TRACES_SAMPLER_ARG", "ten percent")
-    with caplog.at_level(logging.WARNING):
-        assert _import_sampler("tracesieve_probability") is None
-    assert "is not a number" in caplog.text
+def test_a_bad_argument_is_logged_and_never_fails_open(monkeypatch, caplog):
+    """Regression: a bad OTEL_TRACES_SAMPLER_ARG made the factory raise, the SDK
+    logged a WARNING and a confusing "Couldn't recognize sampler", and fell back
+    to ParentBased(ALWAYS_ON): 100% of traffic."""
+    monkeypatch.delenv("TRACESIEVE_FALLBACK_RATE", raising=False)
+    for arg, message in [("ten percent", "'ten percent' is not a number"), ("1.5", "'1.5' is out of range"), ("nan", "out of range")]:
+        caplog.clear()
+        with caplog.at_level(logging.ERROR, logger="tracesieve.config"):
+            sampler = probability_from_arg(arg)
+        assert sampler.get_description() == "ProbabilitySampler{0.01}"
+        assert message in caplog.text and "Sampling 1% of traces (TRACESIEVE_FALLBACK_RATE)" in caplog.text
+        assert caplog.records[0].levelname == "ERROR"
+
+
+RUN_CONFIGURATOR = """
+import logging, sys
+from opentelemetry import trace
+from opentelemetry.sdk._configuration import _OTelSDKConfigurator
+logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+_OTelSDKConfigurator().configure()
+print(trace.get_tracer_provider().sampler.get_description())
+"""
+
+
+@pytest.mark.parametrize(
+    "name,content,fallback,expected,logged",
+    [
+        (
+            "rules.toml",
+            "default_rate = 0.2\n[[rules]]\nrate = 3\n",
+            None,
+            "ProbabilitySampler{0.01}",
+            "rules.toml: rules[0].rate: 3 is out of range",
+        ),
+        (
+            "pipeline.yaml",
+            "probability: {rate: 0.5}\nrecord_rule: yes please\n",
+            "0",
+            "ProbabilitySampler{0}",
+            "pipeline.yaml: record_rule: expected true or false",
+        ),
+        ("pipeline.yaml", "default_rate: 0.2\nrules: []\n", "0.05", "ProbabilitySampler{0.05}", "this looks like a rules file"),
+    ],
+)
+def test_the_sdk_configurator_gets_the_conservative_fallback_and_an_error(tmp_path, name, content, fallback, expected, logged):
+    path = tmp_path / name
+    path.write_text(content)
+    entry_point = "tracesieve_rules" if name.startswith("rules") else "tracesieve"
+    env = {
+        **os.environ,
+        "OTEL_TRACES_SAMPLER": entry_point,
+        "OTEL_TRACES_SAMPLER_ARG": str(path),
+        "OTEL_TRACES_EXPORTER": "none",
+        "OTEL_METRICS_EXPORTER": "none",
+        "OTEL_LOGS_EXPORTER": "none",
+    }
+    env.pop("TRACESIEVE_FALLBACK_RATE", None)
+    if fallback is not None:
+        env["TRACESIEVE_FALLBACK_RATE"] = fallback
+    done = subprocess.run([sys.executable, "-c", RUN_CONFIGURATOR], capture_output=True, text=True, env=env, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == expected
+    assert "ERROR:tracesieve.config" in done.stderr and logged in done.stderr
+    assert "Couldn't recognize sampler" not in done.stderr

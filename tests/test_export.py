@@ -62,3 +62,49 @@ def test_dedup_removes_re_exported_batches_by_identity_and_by_content():
 def test_bad_parameters_give_clear_errors(factory, message):
     with pytest.raises(ConfigError, match=message):
         factory()
+
+
+@pytest.mark.parametrize("nesting", ["retry outside dedup", "dedup outside retry"])
+def test_dedup_remembers_only_what_was_delivered(nesting):
+    """Regression: a batch whose export failed was remembered as sent, so the
+    retry was swallowed: RetryingSpanExporter(DedupSpanExporter(fails_twice))
+    reported 100 exported and delivered 0."""
+    sink = Flaky(2)
+    if nesting == "retry outside dedup":
+        exporter = RetryingSpanExporter(DedupSpanExporter(sink), sleep=lambda s: None)
+    else:
+        exporter = DedupSpanExporter(RetryingSpanExporter(sink, sleep=lambda s: None))
+    spans = [FakeSpan(7, i + 1, i == 0) for i in range(100)]
+    assert exporter.export(spans) is SpanExportResult.SUCCESS
+    assert len(sink.get_finished_spans()) == 100
+    assert exporter.export(spans) is SpanExportResult.SUCCESS, "delivered spans are duplicates now"
+    assert len(sink.get_finished_spans()) == 100
+
+
+def test_dedup_lets_a_failed_batch_through_again_and_counts_nothing_as_duplicate():
+    sink = Flaky(1)
+    dedup = DedupSpanExporter(sink)
+    spans = [FakeSpan(9, i + 1, True) for i in range(10)]
+    assert dedup.export(spans) is SpanExportResult.FAILURE
+    assert dedup.stats() == {"duplicates": 0, "remembered": 0}
+    assert dedup.export(spans) is SpanExportResult.SUCCESS
+    assert dedup.stats() == {"duplicates": 0, "remembered": 10}
+
+
+def test_dedup_releases_spans_when_the_exporter_raises():
+    class Raising(InMemorySpanExporter):
+        calls = 0
+
+        def export(self, spans):
+            self.calls += 1
+            if self.calls == 1:
+                raise ConnectionError("collector down")
+            return super().export(spans)
+
+    sink = Raising()
+    dedup = DedupSpanExporter(sink)
+    spans = [FakeSpan(3, 1, True)]
+    with pytest.raises(ConnectionError):
+        dedup.export(spans)
+    assert dedup.export(spans) is SpanExportResult.SUCCESS
+    assert len(sink.get_finished_spans()) == 1

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import random
 import threading
+import time
 
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.trace import Status, StatusCode, set_span_in_context
+from opentelemetry.trace import SpanContext, Status, StatusCode, TraceFlags, set_span_in_context
 
 from tracesieve import ConfigError, DedupSpanExporter, ProbabilitySampler, RetryingSpanExporter, TailSamplingProcessor
 
@@ -95,13 +96,22 @@ def test_stragglers_within_the_wait_are_included_and_late_spans_follow_the_decis
     clock.now += 1.0  # within the 2 s wait
     straggler.end()
     clock.now += 5.0
-    tail._decide_due()
+    tail._decide(everything=False)
     late = tracer.start_span("late", context=set_span_in_context(root))
     late.end()
-    tail.force_flush()
-    names = sorted(s.name for s in exporter.get_finished_spans())
-    assert names == ["late", "root", "straggler"]
+    assert tail.force_flush()
+    spans = {s.name: s for s in exporter.get_finished_spans()}
+    assert sorted(spans) == ["late", "root", "straggler"]
     assert tail.stats()["late_kept"] == 1
+    # Regression: a late span of a tail-kept error trace went out with only
+    # reason=late; it carries the same marks as the rest of its trace.
+    for name in ("root", "straggler", "late"):
+        attributes = spans[name].attributes
+        assert attributes["tracesieve.tail.reason"] == "error", name
+        assert attributes["tracesieve.tail.kept"] is True, name
+        assert attributes["tracesieve.adjusted_count"] == 1.0, name
+    assert spans["late"].attributes["tracesieve.tail.late"] is True
+    assert "tracesieve.tail.late" not in spans["root"].attributes
     provider.shutdown()
 
 
@@ -234,8 +244,101 @@ def test_metrics_appear_in_an_in_memory_reader():
                     points[(metric.name, point.attributes["counter"])] = point.value
     assert points[("tracesieve.tail", "kept_error")] == 30
     assert points[("tracesieve.tail", "spans_ended")] == 30
-    assert points[("tracesieve.export", "spans_given_up")] == 30
-    assert points[("tracesieve.export", "retries")] == 2
-    assert points[("tracesieve.dedup", "duplicates")] == 1
-    tail._stopped = True
+    # The re-export of a span whose first export failed is sent again (and fails again), not swallowed.
+    assert points[("tracesieve.export", "spans_given_up")] == 31
+    assert points[("tracesieve.export", "retries")] == 4
+    assert points[("tracesieve.dedup", "duplicates")] == 0
+    tail.shutdown()
     meters.shutdown()
+
+
+class Blocking(InMemorySpanExporter):
+    """An exporter whose export blocks until released (or for `seconds`)."""
+
+    def __init__(self, seconds=None):
+        super().__init__()
+        self.release = threading.Event()
+        self.seconds = seconds
+        self.calls = 0
+
+    def export(self, spans):
+        self.calls += 1
+        self.release.wait(self.seconds)
+        return super().export(spans)
+
+
+def _balanced(stats):
+    assert stats["spans_ended"] == (
+        stats["spans_buffered"] + stats["spans_kept"] + stats["spans_dropped"] + stats["late_dropped"] + stats["lost_undecided"]
+    ), stats
+    assert stats["spans_kept"] == (
+        stats["spans_queued"]
+        + stats["queue_full_dropped"]
+        + stats["spans_exported"]
+        + stats["spans_export_failed"]
+        + stats["spans_in_flight"]
+        + stats["lost_unexported"]
+    ), stats
+
+
+def test_every_cap_holds_when_the_exporter_stalls():
+    """Regression: with an exporter blocked forever, one million head-kept spans
+    left 999,488 queued (2.8 GB) with queue_full_dropped at 0, and 400k deferred
+    spans stayed buffered past max_traces. Every cap holds, the excess is counted."""
+    stalled = Blocking()
+    tail = TailSamplingProcessor(stalled, max_queue_size=1000, max_traces=100, max_export_batch_size=10, schedule_delay=0.01)
+    for i in range(50_000):
+        span = FakeSpan(i + 1, 1, True)
+        span.context = SpanContext(i + 1, 1, False, TraceFlags(TraceFlags.SAMPLED))  # head-kept: straight to the queue
+        tail.on_end(span)
+    for i in range(50_000):
+        tail.on_end(FakeSpan(10**6 + i, 1, False))  # deferred, each its own trace: buffered
+    stats = tail.stats()
+    assert stats["spans_queued"] <= 1000
+    assert stats["traces_buffered"] <= 100
+    assert stats["queue_full_dropped"] >= 50_000 - 1000 - 10
+    assert stats["evicted_early"] >= 50_000 - 100
+    _balanced(stats)
+    stalled.release.set()
+    tail.shutdown()
+    _balanced(tail.stats())
+
+
+def test_flush_and_shutdown_keep_their_timeouts_and_count_what_is_left():
+    """Regression: with an exporter hanging 10 s per call, force_flush(2000 ms)
+    took 16 s, provider.shutdown() 55 s, and queued spans were never counted lost."""
+    hanging = Blocking(seconds=10)
+    tail = TailSamplingProcessor(hanging, max_export_batch_size=10, shutdown_timeout=1.0, schedule_delay=0.01)
+    provider = TracerProvider(sampler=ProbabilitySampler(1.0))
+    provider.add_span_processor(tail)
+    tracer = provider.get_tracer("t")
+    for _ in range(100):
+        tracer.start_span("s").end()
+    started = time.monotonic()
+    assert tail.force_flush(timeout_millis=500) is False
+    assert time.monotonic() - started < 1.5
+    started = time.monotonic()
+    provider.shutdown()
+    assert time.monotonic() - started < 2.5
+    stats = tail.stats()
+    assert stats["spans_lost_at_shutdown"] > 0
+    assert stats["spans_exported"] + stats["spans_lost_at_shutdown"] == 100
+    _balanced(stats)
+    hanging.release.set()
+
+
+def test_flush_waits_for_the_batch_inside_export():
+    """Regression: force_flush() returned True while a batch was still inside
+    export (0 of 10 spans delivered)."""
+    slow = Blocking(seconds=0.3)
+    tail = TailSamplingProcessor(slow, schedule_delay=0.0)
+    for i in range(10):
+        span = FakeSpan(i + 1, 1, True)
+        span.context = SpanContext(i + 1, 1, False, TraceFlags(TraceFlags.SAMPLED))
+        tail.on_end(span)
+    deadline = time.monotonic() + 5
+    while slow.calls == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)  # the worker is now inside export
+    assert tail.force_flush() is True
+    assert len(slow.get_finished_spans()) == 10
+    tail.shutdown()

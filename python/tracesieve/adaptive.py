@@ -163,6 +163,9 @@ class AdaptiveSampler(_NativeSampler):
             ),
             defer,
         )
+        # With drops recorded (defer) every span reaches the windows and counts
+        # once; otherwise each sampled span stands for its adjusted count.
+        processor._native.set_all_recorded(self.defer)
 
     def record_error(self, count: int = 1) -> None:
         """Count errors by hand (see ``ErrorWindowProcessor.record_error``)."""

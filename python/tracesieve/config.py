@@ -12,7 +12,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, TypedDict, Union
+from typing import Any, Dict, List, Mapping, Tuple, TypedDict, Union
 
 from tracesieve._core import ConfigError
 
@@ -37,9 +37,9 @@ __all__ = [
 MAX_FILE_BYTES = 4 * 1024 * 1024
 #: Deepest nesting of tables and lists accepted.
 MAX_DEPTH = 32
-#: Most YAML aliases (``*name``) one file may use: aliases can expand a small
-#: file into an enormous document ("billion laughs").
-MAX_YAML_ALIASES = 100
+#: Most values a document may expand to: YAML aliases (``*name``) can make a
+#: small file stand for an enormous document ("billion laughs").
+MAX_VALUES = 1_000_000
 
 Condition = Union[str, int, float, bool, Dict[str, Any]]
 
@@ -156,8 +156,9 @@ def load_config(source: Source) -> Dict[str, Any]:
     ``.yaml``/``.yml`` or ``.json`` file (YAML with safe loading only).
 
     Raises :class:`ConfigError`, naming the file, for a missing or unreadable
-    file, a file over 4 MiB, malformed text, nesting deeper than 32 levels,
-    more than 100 YAML aliases, or a top level that is not a table.
+    file, a file over 4 MiB, malformed text, nesting deeper than 32 levels, a
+    document that expands to more than a million values (YAML aliases), an
+    empty document, or a top level that is not a table.
     """
     if isinstance(source, Mapping):
         return dict(source)
@@ -177,7 +178,9 @@ def load_config(source: Source) -> Dict[str, Any]:
         raise ConfigError(f"{path}: nested too deeply; expected at most {MAX_DEPTH} levels") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a table of stages and settings at the top level, got {type(data).__name__}")
-    _check_depth(path, data)
+    if not data:
+        raise ConfigError(f"{path}: empty; expected at least one stage or setting (an empty policy would keep every span)")
+    _check_shape(path, data)
     return data
 
 
@@ -244,20 +247,11 @@ def _yaml(path: Path, text: str) -> Any:
     import yaml
 
     class BoundedLoader(yaml.SafeLoader):
-        """Safe loading that refuses alias bombs and deep nesting while composing."""
+        """Safe loading that refuses deep nesting while composing (before any recursion runs deep)."""
 
-        aliases = 0
         depth = 0
 
         def compose_node(self, parent: Any, index: Any) -> Any:
-            if self.check_event(yaml.AliasEvent):
-                self.aliases += 1
-                if self.aliases > MAX_YAML_ALIASES:
-                    mark = self.peek_event().start_mark
-                    raise ConfigError(
-                        f"{path}: more than {MAX_YAML_ALIASES} YAML aliases (at line {mark.line + 1}); "
-                        "aliases can expand a small file enormously: write the values out"
-                    )
             self.depth += 1
             try:
                 if self.depth > MAX_DEPTH:
@@ -277,14 +271,31 @@ def _yaml(path: Path, text: str) -> Any:
     return {} if data is None else data
 
 
-def _check_depth(path: Path, data: Any) -> None:
-    """Refuse documents nested deeper than MAX_DEPTH (iteratively: no recursion to exhaust)."""
-    stack = [(data, 1)]
+def _check_shape(path: Path, data: Any) -> None:
+    """Refuse documents nested deeper than MAX_DEPTH or expanding to more than
+    MAX_VALUES values. Shared containers (YAML aliases) are measured once each,
+    iteratively, so neither a deep nor an aliased document can make this slow."""
+    size: Dict[int, int] = {}
+    depth: Dict[int, int] = {}
+    stack: List[Tuple[Any, bool]] = [(data, False)]
     while stack:
-        value, depth = stack.pop()
-        if depth > MAX_DEPTH:
+        value, children_done = stack.pop()
+        if not isinstance(value, (dict, list)) or (id(value) in size and not children_done):
+            continue
+        items = list(value.values()) if isinstance(value, dict) else value
+        containers = [item for item in items if isinstance(item, (dict, list))]
+        if not children_done:
+            if len(stack) > MAX_VALUES:
+                raise ConfigError(f"{path}: expands to more than {MAX_VALUES:,} values; expected a configuration (YAML aliases?)")
+            stack.append((value, True))
+            stack.extend((item, False) for item in containers)
+            continue
+        depth[id(value)] = 1 + max((depth[id(item)] for item in containers), default=0)
+        size[id(value)] = 1 + len(items) - len(containers) + sum(size[id(item)] for item in containers)
+        if depth[id(value)] > MAX_DEPTH:
             raise ConfigError(f"{path}: nested more than {MAX_DEPTH} levels deep; expected at most {MAX_DEPTH}")
-        if isinstance(value, dict):
-            stack.extend((item, depth + 1) for item in value.values())
-        elif isinstance(value, list):
-            stack.extend((item, depth + 1) for item in value)
+        if size[id(value)] > MAX_VALUES:
+            raise ConfigError(
+                f"{path}: expands to more than {MAX_VALUES:,} values; expected a configuration (YAML aliases can make "
+                "a small file stand for an enormous document: write the values out)"
+            )

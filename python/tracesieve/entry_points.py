@@ -2,17 +2,70 @@
 
 ``opentelemetry_traces_sampler`` factories get the ``OTEL_TRACES_SAMPLER_ARG``
 string (or None); ``opentelemetry_sampler`` factories get no argument.
+
+A factory never fails open. When the SDK's configurator calls a factory that
+raises, it logs a warning and falls back to ``ParentBased(ALWAYS_ON)``: every
+trace kept, the opposite of what someone who configured a budget wants. So a
+configuration mistake here is logged as an ERROR naming the file, the key and
+the fix, and the factory returns a conservative sampler instead: consistent
+probability sampling at ``TRACESIEVE_FALLBACK_RATE`` (default 0.01), following
+the parent's decision.
 """
 
 from __future__ import annotations
 
+import logging
 import math
-from typing import Any, Optional
+import os
+from typing import Any, Callable, Optional
 
 from tracesieve.config import ConfigError
-from tracesieve.samplers import ProbabilitySampler, TraceIdRatioSampler
+from tracesieve.samplers import ProbabilitySampler, TraceIdRatioSampler, _NativeSampler
 
+_logger = logging.getLogger("tracesieve.config")
 _DEFAULT_RATE = 1.0
+#: What a misconfigured zero-code sampler keeps, unless TRACESIEVE_FALLBACK_RATE says otherwise.
+DEFAULT_FALLBACK_RATE = 0.01
+FALLBACK_VARIABLE = "TRACESIEVE_FALLBACK_RATE"
+
+
+def _parse_rate(name: str, text: str) -> float:
+    try:
+        rate = float(text)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name}: {text!r} is not a number; expected a sampling rate in [0, 1], such as 0.1") from None
+    if math.isnan(rate) or not 0.0 <= rate <= 1.0:
+        raise ConfigError(f"{name}: {text!r} is out of range; expected a sampling rate in [0, 1]")
+    return rate
+
+
+def fallback_rate() -> float:
+    """The rate of the fallback sampler: ``TRACESIEVE_FALLBACK_RATE``, else 0.01."""
+    text = os.environ.get(FALLBACK_VARIABLE, "").strip()
+    if not text:
+        return DEFAULT_FALLBACK_RATE
+    try:
+        return _parse_rate(FALLBACK_VARIABLE, text)
+    except ConfigError as error:
+        _logger.error("tracesieve: %s; using %s", error, DEFAULT_FALLBACK_RATE)
+        return DEFAULT_FALLBACK_RATE
+
+
+def _never_fail_open(entry_point: str, build: Callable[[], _NativeSampler]) -> _NativeSampler:
+    """``build()``, or, on a configuration mistake, the logged conservative fallback."""
+    try:
+        return build()
+    except ConfigError as error:
+        rate = fallback_rate()
+        _logger.error(
+            "tracesieve: OTEL_TRACES_SAMPLER=%s is misconfigured: %s. Sampling %g%% of traces (%s) until it is fixed; "
+            "`tracesieve check FILE` validates a configuration file.",
+            entry_point,
+            error,
+            rate * 100,
+            FALLBACK_VARIABLE,
+        )
+        return ProbabilitySampler(rate)
 
 
 def _rate_from_arg(arg: Optional[str]) -> float:
@@ -20,23 +73,17 @@ def _rate_from_arg(arg: Optional[str]) -> float:
         return _DEFAULT_RATE
     if isinstance(arg, (int, float)) and not isinstance(arg, bool):
         return float(arg)
-    try:
-        rate = float(arg)
-    except (TypeError, ValueError):
-        raise ConfigError(f"OTEL_TRACES_SAMPLER_ARG: {arg!r} is not a number; expected a sampling rate in [0, 1], such as 0.1") from None
-    if math.isnan(rate) or not 0.0 <= rate <= 1.0:
-        raise ConfigError(f"OTEL_TRACES_SAMPLER_ARG: {arg!r} is out of range; expected a sampling rate in [0, 1]")
-    return rate
+    return _parse_rate("OTEL_TRACES_SAMPLER_ARG", arg)
 
 
-def probability_from_arg(arg: Optional[str] = None) -> ProbabilitySampler:
+def probability_from_arg(arg: Optional[str] = None) -> _NativeSampler:
     """``OTEL_TRACES_SAMPLER=tracesieve_probability``."""
-    return ProbabilitySampler(_rate_from_arg(arg))
+    return _never_fail_open("tracesieve_probability", lambda: ProbabilitySampler(_rate_from_arg(arg)))
 
 
-def traceidratio_from_arg(arg: Optional[str] = None) -> TraceIdRatioSampler:
+def traceidratio_from_arg(arg: Optional[str] = None) -> _NativeSampler:
     """``OTEL_TRACES_SAMPLER=tracesieve_traceidratio``."""
-    return TraceIdRatioSampler(_rate_from_arg(arg))
+    return _never_fail_open("tracesieve_traceidratio", lambda: TraceIdRatioSampler(_rate_from_arg(arg)))
 
 
 def probability_default() -> ProbabilitySampler:
@@ -49,44 +96,38 @@ def traceidratio_default() -> TraceIdRatioSampler:
     return TraceIdRatioSampler(_DEFAULT_RATE)
 
 
-def rules_from_arg(arg: Optional[str] = None):
+def _path(arg: Optional[str], variable: str, what: str) -> str:
+    path = (arg or "").strip() or os.environ.get(variable, "").strip()
+    if not path:
+        raise ConfigError(f"OTEL_TRACES_SAMPLER_ARG: missing; set it (or {variable}) to the path of a .toml, .yaml or .json {what}")
+    return path
+
+
+def rules_from_arg(arg: Optional[str] = None) -> _NativeSampler:
     """``OTEL_TRACES_SAMPLER=tracesieve_rules``: the argument (or ``TRACESIEVE_RULES``)
     is the path of a ``.toml``, ``.yaml`` or ``.json`` rules file."""
-    import os
-
     from tracesieve.samplers import RuleSampler
 
-    path = (arg or "").strip() or os.environ.get("TRACESIEVE_RULES", "").strip()
-    if not path:
-        raise ConfigError(
-            "tracesieve_rules needs a rules file: set OTEL_TRACES_SAMPLER_ARG (or TRACESIEVE_RULES) "
-            "to the path of a .toml, .yaml or .json file"
-        )
-    return RuleSampler.from_file(path)
+    return _never_fail_open("tracesieve_rules", lambda: RuleSampler.from_file(_path(arg, "TRACESIEVE_RULES", "rules file")))
 
 
-def rules_default():
+def rules_default() -> _NativeSampler:
     """Declarative configuration: the rules file named by ``TRACESIEVE_RULES``."""
     return rules_from_arg(None)
 
 
-def pipeline_from_arg(arg: Optional[str] = None):
+def pipeline_from_arg(arg: Optional[str] = None) -> _NativeSampler:
     """``OTEL_TRACES_SAMPLER=tracesieve``: the argument (or ``TRACESIEVE_CONFIG``)
     is the path of a ``.toml``, ``.yaml`` or ``.json`` pipeline configuration."""
-    import os
-
     from tracesieve.pipeline import from_config
 
-    path = (arg or "").strip() or os.environ.get("TRACESIEVE_CONFIG", "").strip()
-    if not path:
-        raise ConfigError(
-            "tracesieve needs a configuration file: set OTEL_TRACES_SAMPLER_ARG (or TRACESIEVE_CONFIG) "
-            "to the path of a .toml, .yaml or .json file"
-        )
-    sampler = from_config(path)
-    if sampler.processor is not None:
-        _attach_when_installed(sampler)
-    return sampler
+    def build() -> _NativeSampler:
+        sampler = from_config(_path(arg, "TRACESIEVE_CONFIG", "pipeline configuration"))
+        if sampler.processor is not None:
+            _attach_when_installed(sampler)
+        return sampler
+
+    return _never_fail_open("tracesieve", build)
 
 
 def _attach_when_installed(sampler: Any, timeout: float = 30.0) -> None:
@@ -113,6 +154,6 @@ def _attach_when_installed(sampler: Any, timeout: float = 30.0) -> None:
     threading.Thread(target=attach, name="tracesieve-attach-processor", daemon=True).start()
 
 
-def pipeline_default():
+def pipeline_default() -> _NativeSampler:
     """Declarative configuration: the pipeline file named by ``TRACESIEVE_CONFIG``."""
     return pipeline_from_arg(None)

@@ -14,17 +14,22 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from tracesieve import _core
+from tracesieve._background import reset_after_fork
 from tracesieve._checks import check_count, check_exporter, check_fraction, check_seconds
 from tracesieve.metrics import observe_stats
 
 __all__ = ["DedupSpanExporter", "RetryingSpanExporter"]
 
 _logger = logging.getLogger("tracesieve.export")
+#: Native state a forked child stopped using (never freed: see ``_after_fork``).
+_ABANDONED: list = []
 
 
 class DedupSpanExporter(SpanExporter):
-    """Drops spans already exported within a bounded window, then hands the
-    rest to ``exporter``.
+    """Drops spans already delivered within a bounded window, then hands the
+    rest to ``exporter``. Spans are remembered only once ``exporter`` reports
+    success, so a batch whose export failed can be sent again (by a
+    ``RetryingSpanExporter`` on either side of this one).
 
     Args:
         exporter: the exporter to protect from re-exported batches.
@@ -35,14 +40,29 @@ class DedupSpanExporter(SpanExporter):
 
     def __init__(self, exporter: SpanExporter, *, mode: str = "identity", window: int = 100_000, meter_provider=None):
         self._exporter = check_exporter(exporter)
+        self._settings = (mode, window)
         self._native = _core.NativeDedup(mode, window)
+        reset_after_fork(self)
         observe_stats(self, "tracesieve.dedup", "Span deduplication: duplicates removed, keys remembered", meter_provider)
 
+    def _after_fork(self) -> None:
+        # The parent's export thread may have held the seen-set's lock; the
+        # child remembers its own deliveries from here on.
+        _ABANDONED.append(self._native)
+        self._native = _core.NativeDedup(*self._settings)
+
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        fresh = self._native.filter(spans)
+        fresh, keys = self._native.begin(spans)
         if not fresh:
             return SpanExportResult.SUCCESS
-        return self._exporter.export(fresh)
+        delivered = False
+        try:
+            result = self._exporter.export(fresh)
+            delivered = result is SpanExportResult.SUCCESS
+            return result
+        finally:
+            # Only what was delivered is remembered: a failed batch sent again is not swallowed.
+            self._native.finish(keys, delivered)
 
     def shutdown(self) -> None:
         self._exporter.shutdown()
@@ -92,6 +112,7 @@ class RetryingSpanExporter(SpanExporter):
         self._lock = threading.Lock()
         self._counts: Dict[str, int] = {"batches": 0, "retries": 0, "spans_exported": 0, "spans_given_up": 0}
         self._burst = 0
+        reset_after_fork(self)
         observe_stats(self, "tracesieve.export", "Export retries: batches, retries, spans exported, spans given up", meter_provider)
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
@@ -115,6 +136,9 @@ class RetryingSpanExporter(SpanExporter):
                 delay *= 2
         self._gave_up(len(spans), last_error)
         return SpanExportResult.FAILURE
+
+    def _after_fork(self) -> None:
+        self._lock = threading.Lock()
 
     def _succeeded(self, count: int) -> None:
         with self._lock:

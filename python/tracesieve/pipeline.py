@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 from tracesieve import _core
+from tracesieve._background import BackgroundThread
 from tracesieve.adaptive import ErrorWindowProcessor
 from tracesieve.budget import status_report
 from tracesieve.config import ConfigError, Source, load_config
@@ -92,8 +93,15 @@ class PipelineSampler(_NativeSampler):
     def _apply(self, native: _core.NativeSampler, resolved: Dict[str, Any], description: List[str]) -> None:
         self.settings: Dict[str, Any] = resolved["settings"]
         self.resolved = resolved
-        self.description = description
+        self._description = description
+        if self.processor is not None:
+            self.processor._native.set_all_recorded(self.settings["defer"])
         self._bind(native, self.settings["defer"])  # one attribute store: threads see the old or the new policy
+
+    @property
+    def description(self) -> List[str]:
+        """The compiled plan in plain words, as the native parser derived it."""
+        return self._description
 
     def reload(self) -> bool:
         """Re-read the file now. A bad file is logged and the old policy stays in force."""
@@ -151,9 +159,12 @@ class PipelineSampler(_NativeSampler):
         return self._native.explain_plan(name, kind=kind, attributes=attributes, parent=parent, now=now)
 
     def close(self) -> None:
-        """Stop watching the file."""
+        """Stop watching the file and saving state snapshots (after a last save)."""
         if self._watcher is not None:
             self._watcher.stop()
+        if self._state is not None:
+            self._state.save()
+            self._state.stop()
 
 
 def from_config(
@@ -181,15 +192,16 @@ def from_config(
 
 
 class _Watcher:
-    """Polls the configuration file and reloads it when it changes."""
+    """Polls the configuration file and reloads it when it changes, on a
+    background thread that survives any file and starts again after fork."""
 
     def __init__(self, sampler: PipelineSampler, interval: float):
         self._sampler = weakref.ref(sampler)
         assert sampler.source is not None
         self._path = sampler.source
+        self._interval = interval
         self._stamp = self._read_stamp()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, args=(interval,), name="tracesieve-config-reload", daemon=True)
+        self._thread = BackgroundThread("tracesieve-config-reload", self._run)
         self._thread.start()
 
     def _read_stamp(self) -> Optional[Tuple[int, int]]:
@@ -199,8 +211,8 @@ class _Watcher:
         except OSError:
             return None
 
-    def _run(self, interval: float) -> None:
-        while not self._stop.wait(interval):
+    def _run(self, thread: BackgroundThread) -> None:
+        while thread.sleep(self._interval):
             sampler = self._sampler()
             if sampler is None:
                 return
@@ -213,4 +225,4 @@ class _Watcher:
                     _logger.exception("tracesieve: reloading %s failed; the current policy stays in force", self._path)
 
     def stop(self) -> None:
-        self._stop.set()
+        self._thread.stop()

@@ -9,7 +9,7 @@ any Python bytecode of ours.
 from __future__ import annotations
 
 import os
-from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Union
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Union
 
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace.sampling import Sampler, SamplingResult
@@ -66,6 +66,11 @@ class _NativeSampler(Sampler):
     def respect_parent(self) -> bool:
         """Whether a span with a valid parent follows the parent's sampled flag."""
         return self._native.respect_parent
+
+    @property
+    def description(self) -> List[str]:
+        """The compiled plan in plain words."""
+        return self._native.description_lines()
 
     def stats(self) -> Dict[str, int]:
         """Exact decision counts: ``decisions``, ``sampled``, ``dropped``, counts per

@@ -1,6 +1,8 @@
 """Budget state files: spending snapshots written atomically (a temporary
 file renamed into place) and restored at start when they are for the current
-period. A file that cannot be trusted is reported and ignored."""
+period. A state file is data from disk: one that cannot be trusted (corrupt,
+foreign, deeply nested, out of range, for another period) is reported and
+ignored, and temporary files never pile up, even after ``kill -9``."""
 
 from __future__ import annotations
 
@@ -9,31 +11,46 @@ import json
 import logging
 import math
 import os
-import tempfile
+import re
 import threading
 import weakref
 from pathlib import Path
 from typing import Any, Dict, Optional
+
+from tracesieve._background import BackgroundThread
+from tracesieve.config import ConfigError
 
 __all__ = ["StateFile"]
 
 _logger = logging.getLogger("tracesieve.budget")
 STATE_KIND = "tracesieve.budget"
 STATE_VERSION = 1
+#: A state file is a few hundred bytes; anything much larger is not ours.
+MAX_STATE_BYTES = 64 * 1024
+_U64_MAX = (1 << 64) - 1
 
 
 class StateFile:
-    """Spending snapshots: JSON, written to a temporary file and renamed into place."""
+    """Spending snapshots of one budget sampler: saved every ``interval``
+    seconds on a background thread (restarted in a forked child) and at exit,
+    restored once at start."""
 
     def __init__(self, path: Path, sampler: Any, interval: float):
-        self.path = path
+        self.path = Path(path)
+        if self.path.is_dir():
+            raise ConfigError(f"state_path: {str(self.path)!r} is a directory; expected the path of a state file (such as budget.json)")
         self._sampler = weakref.ref(sampler)
         self._lock = threading.Lock()
+        self._reported: Optional[str] = None
+        self._remove_stale_temporaries()
         self.restore()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, args=(interval,), name="tracesieve-budget-state", daemon=True)
+        self._interval = interval
+        self._thread = BackgroundThread("tracesieve-budget-state", self._run, on_fork_child=self._after_fork)
         self._thread.start()
         atexit.register(self.save)
+
+    def _after_fork(self) -> None:
+        self._lock = threading.Lock()
 
     def snapshot(self, sampler: Any) -> Dict[str, Any]:
         raw = sampler._native.budget_status()
@@ -47,30 +64,66 @@ class StateFile:
             "used_spans": raw["used_spans"],
         }
 
+    def _temporary(self) -> Path:
+        # One name per process: a process killed mid-save leaves at most one,
+        # which the next start removes.
+        return self.path.with_name(f"{self.path.name}.{os.getpid()}.tmp")
+
     def save(self) -> None:
         sampler = self._sampler()
         if sampler is None:
             return
         data = json.dumps(self.snapshot(sampler))
         with self._lock:
+            temporary = self._temporary()
             try:
+                if self.path.is_dir():
+                    raise IsADirectoryError(f"{self.path} is a directory")
                 self.path.parent.mkdir(parents=True, exist_ok=True)
-                fd, tmp = tempfile.mkstemp(prefix=self.path.name + ".", suffix=".tmp", dir=self.path.parent)
-                with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                with open(temporary, "w", encoding="utf-8") as handle:
                     handle.write(data)
                     handle.flush()
                     os.fsync(handle.fileno())
-                os.replace(tmp, self.path)
+                os.replace(temporary, self.path)
+                self._reported = None
             except OSError as error:
-                _logger.error("tracesieve: could not save budget state to %s: %s", self.path, error)
+                self._forget(temporary)
+                self._report_once(f"could not save budget state to {self.path}: {error}")
+
+    def _report_once(self, problem: str) -> None:
+        """Log a failure once, not on every save (a snapshot every few seconds)."""
+        if problem != self._reported:
+            self._reported = problem
+            _logger.error("tracesieve: %s", problem)
+
+    @staticmethod
+    def _forget(path: Path) -> None:
+        try:
+            path.unlink()
+        except OSError:
+            pass
+
+    def _remove_stale_temporaries(self) -> None:
+        """Temporary files left by processes that died mid-save."""
+        pattern = re.compile(re.escape(self.path.name) + r"\.(\d+)\.tmp")
+        try:
+            candidates = list(self.path.parent.iterdir())
+        except OSError:
+            return
+        for candidate in candidates:
+            match = pattern.fullmatch(candidate.name)
+            if match and not _alive(int(match.group(1))):
+                self._forget(candidate)
 
     def restore(self) -> None:
         sampler = self._sampler()
         if sampler is None or not self.path.exists():
             return
         try:
+            if self.path.stat().st_size > MAX_STATE_BYTES:
+                raise ValueError(f"{self.path.stat().st_size} bytes is not a budget state")
             data = json.loads(self.path.read_text(encoding="utf-8"))
-        except (OSError, ValueError, UnicodeDecodeError) as error:
+        except (OSError, ValueError, UnicodeDecodeError, RecursionError) as error:
             _logger.warning("tracesieve: ignoring unreadable budget state %s: %s", self.path, error)
             return
         problem = _validate(data, self.snapshot(sampler))
@@ -80,11 +133,26 @@ class StateFile:
         if not sampler._native.restore_budget(float(data["period_start"]), int(data["used_spans"])):
             _logger.info("tracesieve: budget state %s is for an earlier period; starting afresh", self.path)
 
-    def _run(self, interval: float) -> None:
-        while not self._stop.wait(interval):
+    def _run(self, thread: BackgroundThread) -> None:
+        while thread.sleep(self._interval):
             if self._sampler() is None:
                 return
             self.save()
+
+    def stop(self) -> None:
+        self._thread.stop()
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # exists, owned by someone else
+    return True
 
 
 def _validate(data: Any, current: Dict[str, Any]) -> Optional[str]:
@@ -97,9 +165,14 @@ def _validate(data: Any, current: Dict[str, Any]) -> Optional[str]:
         if data.get(key) != current[key]:
             return f"{key} is {data.get(key)!r} but this sampler uses {current[key]!r}"
     used = data.get("used_spans")
+    budget = data.get("budget_spans")
     start = data.get("period_start")
-    if isinstance(used, bool) or not isinstance(used, int) or used < 0:
+    if isinstance(used, bool) or not isinstance(used, int) or not 0 <= used <= _U64_MAX:
         return f"used_spans {used!r} is not a count"
+    if isinstance(budget, bool) or not isinstance(budget, int) or not 1 <= budget <= _U64_MAX:
+        return f"budget_spans {budget!r} is not a budget"
+    if used > budget:
+        return f"used_spans {used} is more than the file's own budget of {budget}"
     if isinstance(start, bool) or not isinstance(start, (int, float)) or not math.isfinite(start):
         return f"period_start {start!r} is not a time"
     return None

@@ -2,9 +2,13 @@
 local root ends (plus a wait for stragglers) or on a timeout, and export kept
 traces in batches on a background thread.
 
-Memory is bounded (traces buffered, spans per trace, remembered decisions); at a
-limit a trace is decided early from its head decision and the event is counted.
-``on_end`` never blocks on export: it appends under a short lock and returns.
+``on_end`` is native and never waits: it files the span under a short lock.
+Every cap (traces, spans per trace, remembered decisions, the export queue)
+holds natively whatever the exporter does; at a limit a trace is decided
+early and a full queue drops, and both are counted. Only the worker thread
+calls the exporter, so a hung exporter stalls the worker, never the caller:
+``force_flush`` and ``shutdown`` return within their timeouts and count what
+they leave behind. The worker starts again in a forked child.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import collections
 import logging
 import threading
 import time
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
@@ -21,16 +25,21 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.trace import SpanContext, TraceFlags
 
 from tracesieve import _core
-from tracesieve._checks import check_exporter
-from tracesieve.estimate import ADJUSTED_COUNT, threshold_of
+from tracesieve._background import BackgroundThread
+from tracesieve._checks import check_exporter, check_seconds
+from tracesieve.estimate import ADJUSTED_COUNT
 
-__all__ = ["TailSamplingProcessor"]
+__all__ = ["ADJUSTED_COUNT", "LATE", "REASON", "TAIL_KEPT", "TailSamplingProcessor"]
 
 _logger = logging.getLogger("tracesieve.tail")
 
 REASON = "tracesieve.tail.reason"
 TAIL_KEPT = "tracesieve.tail.kept"
+LATE = "tracesieve.tail.late"
 _RANDOMNESS_MASK = (1 << 56) - 1
+#: Native buffers a forked child stopped using: never freed, as the parent's
+#: threads may have been inside them when the process forked.
+_ABANDONED: List[Any] = []
 
 
 class TailSamplingProcessor(SpanProcessor):
@@ -43,9 +52,11 @@ class TailSamplingProcessor(SpanProcessor):
     root (the ``RuleSampler`` conditions, seeing the root's final attributes).
     Use a head sampler with ``defer=True`` so dropped spans are recorded and
     can still be kept here. Spans the head kept are exported unchanged (their
-    ``th`` gives the adjusted count); spans kept by the tail carry
-    ``tracesieve.tail.reason`` (error, latency, rule:<name>, late),
-    ``tracesieve.adjusted_count`` and ``tracesieve.tail.kept = true``.
+    ``th`` gives the adjusted count); every span of a trace the tail kept,
+    late ones included, carries ``tracesieve.tail.reason`` (error, latency,
+    rule:<name>), ``tracesieve.adjusted_count`` and ``tracesieve.tail.kept``;
+    spans that ended after their trace was decided also carry
+    ``tracesieve.tail.late``.
 
     Args:
         exporter: where kept spans go (wrap it in ``RetryingSpanExporter`` /
@@ -58,12 +69,15 @@ class TailSamplingProcessor(SpanProcessor):
         latency_probability: the probability slow traces are kept with.
         rules: ``RuleSampler`` conditions on the local root's final attributes
             that keep a trace.
-        max_traces: traces buffered at most; at the limit the oldest is decided early.
+        max_traces: traces buffered at most; at the limit the oldest is decided
+            early (kept if its head kept it or it has an error).
         max_spans_per_trace: spans buffered per trace at most.
         decision_cache_size: decisions remembered for late spans.
-        max_queue_size: kept spans waiting for export at most.
+        max_queue_size: kept spans waiting for export at most; beyond it they
+            are dropped and counted as ``queue_full_dropped``.
         max_export_batch_size: spans per ``export`` call.
         schedule_delay: seconds between exports of a partial batch.
+        shutdown_timeout: seconds ``shutdown`` waits for the last exports.
         clock: callable returning seconds (monotonic), for tests.
         meter_provider: export ``stats()`` as the OTel metric ``tracesieve.tail``
             (also when an SDK MeterProvider is set globally).
@@ -84,25 +98,28 @@ class TailSamplingProcessor(SpanProcessor):
         max_queue_size: int = 100_000,
         max_export_batch_size: int = 512,
         schedule_delay: float = 1.0,
+        shutdown_timeout: float = 10.0,
         clock: Optional[Callable[[], float]] = None,
         meter_provider: Any = None,
     ):
         self._exporter = check_exporter(exporter)
-        # Every setting is checked natively; the buffering (the per-span work) is native too.
-        self._buffer = _core.NativeTailBuffer(
-            decision_wait=decision_wait,
-            trace_timeout=trace_timeout,
-            latency_threshold=latency_threshold,
-            latency_probability=latency_probability,
-            max_traces=max_traces,
-            max_spans_per_trace=max_spans_per_trace,
-            decision_cache_size=decision_cache_size,
-            max_queue_size=max_queue_size,
-            max_export_batch_size=max_export_batch_size,
-            schedule_delay=schedule_delay,
-            clock=clock,
-        )
-        (self._wait, self._timeout, latency, self._latency_probability, self._max_queue, self._batch, self._delay) = self._buffer.settings
+        # Every setting is checked natively; kept to build a fresh buffer in a forked child.
+        self._buffer_settings: Dict[str, Any] = {
+            "decision_wait": decision_wait,
+            "trace_timeout": trace_timeout,
+            "latency_threshold": latency_threshold,
+            "latency_probability": latency_probability,
+            "max_traces": max_traces,
+            "max_spans_per_trace": max_spans_per_trace,
+            "decision_cache_size": decision_cache_size,
+            "max_queue_size": max_queue_size,
+            "max_export_batch_size": max_export_batch_size,
+            "schedule_delay": schedule_delay,
+            "clock": clock,
+        }
+        self._buffer = _core.NativeTailBuffer(**self._buffer_settings)
+        (self._wait, self._timeout, latency, self._latency_probability, _, self._batch, self._delay) = self._buffer.settings
+        self._shutdown_timeout = check_seconds("shutdown_timeout", shutdown_timeout)
         self._latency_ns = None if latency is None else latency * 1e9
         self._latency_threshold = None if self._latency_probability <= 0 else _core.threshold_for_probability(self._latency_probability)
         self._rules = None
@@ -110,21 +127,35 @@ class TailSamplingProcessor(SpanProcessor):
             from tracesieve.samplers import RuleSampler
 
             self._rules = RuleSampler([{**rule, "action": "keep"} for rule in rules], default_rate=0.0)
-        self._lock = threading.Lock()
-        self._queue: collections.deque[tuple] = collections.deque()
-        self._counts: Dict[str, int] = collections.Counter()
-        self._wake = threading.Event()
-        self._stopped = False
-        self._export_lock = threading.Lock()
-        # The hot path: the SDK calls the native method directly.
-        self.on_end = self._buffer.on_end  # type: ignore[method-assign,assignment]
-        self._worker = threading.Thread(target=self._run, name="tracesieve-tail", daemon=True)
+        self._fresh_state()
+        self._shut = False
+        self._worker = BackgroundThread("tracesieve-tail", self._run, on_fork_child=self._after_fork)
         self._worker.start()
         from tracesieve.metrics import observe_stats
 
         observe_stats(
             self, "tracesieve.tail", "Tail sampling: spans ended, kept, dropped, buffered, evicted early, late, exported", meter_provider
         )
+
+    def _fresh_state(self) -> None:
+        """Locks, counters and the flush handshake (new in a forked child)."""
+        self._lock = threading.Lock()
+        self._flushed = threading.Condition(self._lock)
+        self._flush_requested = 0
+        self._flush_done = 0
+        self._in_flight = 0
+        self._batch_number = 0
+        self._abandoned_batch = -1
+        self._counts: Dict[str, int] = collections.Counter()
+        # The hot path: the SDK calls the native method directly.
+        self.on_end = self._buffer.on_end  # type: ignore[method-assign]
+
+    def _after_fork(self) -> None:
+        # The parent's buffered and queued spans are the parent's to export; the
+        # child starts empty, with locks no parent thread can be holding.
+        _ABANDONED.append(self._buffer)
+        self._buffer = _core.NativeTailBuffer(**self._buffer_settings)
+        self._fresh_state()
 
     # -- SpanProcessor -------------------------------------------------------------
 
@@ -135,81 +166,137 @@ class TailSamplingProcessor(SpanProcessor):
         # Only reached through the class; instances use the native method bound in __init__.
         self._buffer.on_end(span)
 
-    def shutdown(self) -> None:
-        self.force_flush()
-        self._stopped = True
-        self._wake.set()
-        self._worker.join(timeout=5)
-        self._exporter.shutdown()
-
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
-        """Decide every pending trace now and export everything queued."""
-        deadline = time.monotonic() + timeout_millis / 1000
-        self._collect(everything=True)
-        while self._queue and time.monotonic() < deadline:
-            self._export_batch()
-        return not self._queue
+        """Decide every pending trace now and export everything queued,
+        including a batch already inside ``export``. True when that finished
+        within the timeout; False otherwise (the work goes on in the background)."""
+        if not self._worker.alive:
+            return self._buffer.counts()["spans_queued"] == 0 and self._buffer.counts()["traces_buffered"] == 0
+        with self._flushed:
+            self._flush_requested += 1
+            target = self._flush_requested
+        self._worker.wake()
+        with self._flushed:
+            return self._flushed.wait_for(lambda: self._flush_done >= target, timeout=max(0.0, timeout_millis / 1000))
+
+    def shutdown(self) -> None:
+        """Flush for at most ``shutdown_timeout`` seconds, stop the worker and
+        shut the exporter down; spans left undecided, queued or inside an
+        export that did not return are counted in ``spans_lost_at_shutdown``."""
+        if self._shut:
+            return
+        self._shut = True
+        deadline = time.monotonic() + self._shutdown_timeout
+        self.force_flush(int(self._shutdown_timeout * 1000))
+        stopped = self._worker.stop(timeout=max(0.0, deadline - time.monotonic()))
+        undecided = sum(len(spans) for _, spans, _, _, _ in self._buffer.take_all())
+        unexported = self._buffer.drain()
+        with self._lock:
+            in_flight = 0 if stopped else self._in_flight
+            if in_flight:
+                # The batch inside a hung export counts as lost; if the export
+                # ever returns successfully, it is moved back to exported.
+                self._abandoned_batch = self._batch_number
+                self._in_flight = 0
+            self._counts["lost_undecided"] += undecided
+            self._counts["lost_unexported"] += unexported + in_flight
+            self._counts["spans_lost_at_shutdown"] += undecided + unexported + in_flight
+        lost = undecided + unexported + in_flight
+        if lost:
+            _logger.error("tracesieve: the tail processor shut down with %d spans not exported (the exporter did not keep up)", lost)
+        _shutdown_within(self._exporter, max(0.0, deadline - time.monotonic()))
 
     # -- decisions -----------------------------------------------------------------
 
-    def _decide(self, trace_id: int, root, head_sampled: bool, error: bool, early: bool):
-        """(kept, reason, tail_only) for a trace."""
+    def _verdict(self, trace_id: int, root: Optional[ReadableSpan], head_sampled: bool, error: bool) -> Tuple[Optional[str], float]:
+        """(reason or None to drop, adjusted count of its spans) for a trace."""
         if head_sampled:
-            return True, "head", False
-        if early:
-            return False, "early", False
+            return "head", 0.0
         if error:
-            return True, "error", True
+            return "error", 1.0
         if root is not None and self._latency_ns is not None and root.end_time is not None and root.start_time is not None:
             if root.end_time - root.start_time >= self._latency_ns and self._latency_threshold is not None:
                 if (trace_id & _RANDOMNESS_MASK) >= self._latency_threshold:
-                    return True, "latency", True
+                    return "latency", 1.0 / self._latency_probability
         if root is not None and self._rules is not None:
             verdict = self._rules.explain(root.name, root.attributes, kind=root.kind, root=root.parent is None)
             if verdict["action"] == "keep":
-                return True, f"rule:{verdict['rule']}", True
-        return False, "dropped", False
+                return f"rule:{verdict['rule']}", 1.0
+        return None, 0.0
 
-    def _collect(self, everything: bool = False) -> None:
-        """Decide what the buffer has ready (or everything), queue what is kept."""
+    def _decide(self, everything: bool) -> None:
+        """Decide the traces that are due (or all of them) and queue what is kept."""
         buffer = self._buffer
-        early = buffer.take_early()
         due = buffer.take_all() if everything else buffer.take_due(self._wait, self._timeout)
-        passing = buffer.take_queue()
+        for trace_id, spans, root, head, error in due:
+            reason, weight = self._verdict(trace_id, root, head, error)
+            buffer.settle(trace_id, spans, reason, weight)
+            if reason is not None:
+                with self._lock:
+                    self._counts[f"kept_{reason.split(':')[0]}"] += 1
+
+    # -- export --------------------------------------------------------------------
+
+    def _run(self, worker: BackgroundThread) -> None:
+        tick = max(0.01, min(self._wait, self._delay) / 4 or 0.05)
+        last_export = time.monotonic()
+        while True:
+            with self._lock:
+                flush = self._flush_requested
+            flushing = flush > self._flush_done
+            self._decide(everything=flushing)
+            queued = self._buffer.counts()["spans_queued"]
+            if flushing or queued >= self._batch or (queued and time.monotonic() - last_export >= self._delay):
+                while self._export_batch():
+                    if worker.stopping and not flushing:
+                        break
+                last_export = time.monotonic()
+            if flushing:
+                with self._flushed:
+                    self._flush_done = flush
+                    self._flushed.notify_all()
+            if not worker.sleep(tick):
+                return
+
+    def _export_batch(self) -> bool:
+        """Export one batch; False when the queue was empty."""
+        batch = self._buffer.take_batch(self._batch)
+        if not batch:
+            return False
+        spans = [self._mark(span, reason, weight, late) for span, reason, weight, late in batch]
         with self._lock:
-            for trace_id, spans, root, head, error in early:
-                self._finish(trace_id, spans, root, head, error, early=True)
-            for trace_id, spans, root, head, error in due:
-                self._finish(trace_id, spans, root, head, error, early=False)
-            self._enqueue([(span, "late" if late else "head", None, False) for span, late in passing])
+            self._batch_number += 1
+            number = self._batch_number
+            self._in_flight = len(spans)
+        try:
+            result = self._exporter.export(spans)
+        except Exception:  # an exporter must not kill the worker; the loss is counted
+            _logger.exception("tracesieve: tail exporter raised; %d spans lost", len(spans))
+            result = SpanExportResult.FAILURE
+        with self._lock:
+            delivered = result is SpanExportResult.SUCCESS
+            if number == self._abandoned_batch:  # already counted as lost at shutdown
+                if delivered:
+                    for key in ("lost_unexported", "spans_lost_at_shutdown"):
+                        self._counts[key] -= len(spans)
+                    self._counts["spans_exported"] += len(spans)
+                return True
+            self._in_flight = 0
+            self._counts["spans_exported" if delivered else "spans_export_failed"] += len(spans)
+        return True
 
-    def _finish(self, trace_id: int, spans, root, head: bool, error: bool, early: bool) -> None:
-        """Record one trace's decision and queue its spans when kept (lock held)."""
-        kept, reason, tail_only = self._decide(trace_id, root, head, error, early)
-        self._buffer.remember(trace_id, kept)
-        if kept:
-            self._counts[f"kept_{reason.split(':')[0]}"] += 1
-            self._counts["spans_kept"] += len(spans)
-            weight = 1.0 / self._latency_probability if reason == "latency" else (1.0 if tail_only else None)
-            self._enqueue([(span, reason, weight, tail_only) for span in spans])
-        else:
-            self._counts["traces_dropped"] += 1
-            self._counts["spans_dropped"] += len(spans)
-
-    def _mark(self, span: ReadableSpan, reason: str, weight: Optional[float], tail_only: bool = False) -> ReadableSpan:
+    def _mark(self, span: ReadableSpan, reason: Optional[str], weight: float, late: bool) -> ReadableSpan:
         """A copy of the span that says why it was kept (and is flagged sampled).
         Head-kept spans go out as they are: their ``th`` already gives the
         adjusted count, and copying every span would cost more than sampling it."""
-        if reason == "head":
+        if reason is None:
             return span
         attributes = dict(span.attributes or {})
         attributes[REASON] = reason
-        th = threshold_of(span)
-        count = weight if weight is not None else (None if th is None else _core.adjusted_count(th))
-        if count is not None:
-            attributes[ADJUSTED_COUNT] = count
-        if tail_only:
-            attributes[TAIL_KEPT] = True
+        attributes[ADJUSTED_COUNT] = weight
+        attributes[TAIL_KEPT] = True
+        if late:
+            attributes[LATE] = True
         context = span.context
         if not context.trace_flags.sampled:
             context = SpanContext(
@@ -234,72 +321,35 @@ class TailSamplingProcessor(SpanProcessor):
             instrumentation_scope=span.instrumentation_scope,
         )
 
-    def _enqueue(self, spans: List[tuple]) -> None:
-        """Queue (span, reason, adjusted count, tail only) entries; copies are made on export."""
-        room = self._max_queue - len(self._queue)
-        if room < len(spans):
-            self._counts["queue_full_dropped"] += len(spans) - max(room, 0)
-            spans = spans[: max(room, 0)]
-        self._queue.extend(spans)
-
-    # -- background ----------------------------------------------------------------
-
-    def _run(self) -> None:
-        tick = max(0.01, min(self._wait, self._delay) / 4 or 0.05)
-        last_export = time.monotonic()
-        while not self._stopped:
-            self._wake.wait(tick)
-            self._wake.clear()
-            if self._stopped:
-                return
-            self._collect()
-            if len(self._queue) >= self._batch or (self._queue and time.monotonic() - last_export >= self._delay):
-                while self._queue:
-                    self._export_batch()
-                last_export = time.monotonic()
-
-    def _decide_due(self) -> None:
-        """Decide the traces that are due now (the worker does this every tick)."""
-        self._collect()
-
-    def _export_batch(self) -> None:
-        with self._export_lock:
-            entries: List[tuple] = []
-            with self._lock:
-                while self._queue and len(entries) < self._batch:
-                    entries.append(self._queue.popleft())
-            if not entries:
-                return
-            batch = [self._mark(*entry) for entry in entries]
-            try:
-                result = self._exporter.export(batch)
-            except Exception:  # an exporter must not kill the worker; the loss is counted
-                _logger.exception("tracesieve: tail exporter raised; %d spans lost", len(batch))
-                result = SpanExportResult.FAILURE
-            with self._lock:
-                if result is SpanExportResult.SUCCESS:
-                    self._counts["spans_exported"] += len(batch)
-                else:
-                    self._counts["spans_export_failed"] += len(batch)
-
     def stats(self) -> Dict[str, int]:
-        """Buffered traces and spans, traces kept by reason, spans dropped, traces
-        decided early at a limit, late spans, export outcomes. Every span ended is
-        kept, dropped, still buffered, or counted as lost."""
-        (ended, head_kept, late_kept, late_dropped, evicted, unreadable, traces, spans, queued, decisions, early) = self._buffer.counts()
+        """Every span ended is accounted for:
+
+        - ``spans_ended = spans_buffered + spans_kept + spans_dropped + late_dropped + lost_undecided``;
+        - ``spans_kept = spans_queued + queue_full_dropped + spans_exported + spans_export_failed
+          + spans_in_flight + lost_unexported``;
+
+        plus traces kept by reason (``kept_head``, ``kept_error``, ...), traces
+        decided early at a memory limit and spans that could not be read.
+        """
+        stats: Dict[str, int] = dict(self._buffer.counts())
         with self._lock:
-            stats = dict(self._counts)
-            stats["spans_queued"] = len(self._queue) + queued
-        stats.update(
-            spans_ended=ended,
-            spans_kept=stats.get("spans_kept", 0) + head_kept,
-            late_kept=late_kept,
-            late_dropped=late_dropped,
-            evicted_early=evicted,
-            unreadable_spans=unreadable,
-            traces_buffered=traces,
-            spans_buffered=spans + early,
-            decisions_remembered=decisions,
-        )
-        stats.setdefault("spans_dropped", 0)
+            stats.update(self._counts)
+            stats["spans_in_flight"] = self._in_flight
+        for key in ("spans_exported", "spans_export_failed", "spans_lost_at_shutdown", "lost_undecided", "lost_unexported"):
+            stats.setdefault(key, 0)
         return stats
+
+
+def _shutdown_within(exporter: SpanExporter, seconds: float) -> None:
+    """Call ``exporter.shutdown()``, waiting at most ``seconds`` for it (a hung
+    exporter must not hang the application's exit)."""
+    done = threading.Thread(target=_quietly, args=(exporter.shutdown,), name="tracesieve-exporter-shutdown", daemon=True)
+    done.start()
+    done.join(seconds)
+
+
+def _quietly(call: Callable[[], Any]) -> None:
+    try:
+        call()
+    except Exception:
+        _logger.exception("tracesieve: the exporter's shutdown raised")

@@ -1,6 +1,7 @@
 """Testing sampling policies without waiting: a clock the test moves (pass it
-as ``clock=``), and a calendar month of traffic with a daily wave, optionally
-with a spike day, run in seconds against any decision function."""
+as ``clock=``), a calendar month of traffic with a daily wave, optionally with
+a spike day, run in seconds against any decision function, and two services
+side by side to see whether a mix of samplers keeps traces whole."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import math
 import random
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Callable, List, Optional, Tuple
+from typing import Any, Callable, List, Optional, Tuple
 
 HOUR = 3600.0
 
@@ -96,3 +97,62 @@ def run_month(
     if used:
         result.kept = used()
     return result
+
+
+@dataclass
+class Wholeness:
+    """What two services kept of the same traces."""
+
+    traces: int
+    kept_upstream: int
+    kept_downstream: int
+    #: Kept by both: whole across the two services.
+    whole: int
+    #: Kept downstream although upstream dropped them: fragments without their caller.
+    orphans: int
+
+    @property
+    def whole_fraction(self) -> float:
+        """Of the traces kept upstream, the fraction kept whole."""
+        return self.whole / self.kept_upstream if self.kept_upstream else 1.0
+
+
+def whole_traces(upstream: Any, downstream: Any, traces: int = 20_000, seed: int = 1) -> Wholeness:
+    """Send ``traces`` requests through two services, each its own
+    ``TracerProvider`` with its own sampler, the context carried between them
+    in W3C headers as over HTTP, and count what each kept."""
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+    from opentelemetry.sdk.trace.id_generator import IdGenerator
+    from opentelemetry.trace import set_span_in_context
+    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+    class Ids(IdGenerator):
+        def __init__(self) -> None:
+            self._random = random.Random(seed)
+
+        def generate_span_id(self) -> int:
+            return self._random.getrandbits(64) or 1
+
+        def generate_trace_id(self) -> int:
+            return self._random.getrandbits(128) or 1
+
+    propagator = TraceContextTextMapPropagator()
+    kept = []
+    tracers = []
+    for sampler, ids in ((upstream, Ids()), (downstream, None)):
+        exporter = InMemorySpanExporter()
+        provider = TracerProvider(sampler=sampler, id_generator=ids) if ids else TracerProvider(sampler=sampler)
+        provider.add_span_processor(SimpleSpanProcessor(exporter))
+        tracers.append(provider.get_tracer("tracesieve.testing"))
+        kept.append(exporter)
+    for _ in range(traces):
+        root = tracers[0].start_span("frontend")
+        carrier: dict = {}
+        propagator.inject(carrier, context=set_span_in_context(root))
+        tracers[1].start_span("backend", context=propagator.extract(carrier)).end()
+        root.end()
+    up = {s.context.trace_id for s in kept[0].get_finished_spans()}
+    down = {s.context.trace_id for s in kept[1].get_finished_spans()}
+    return Wholeness(traces, len(up), len(down), len(up & down), len(down - up))

@@ -98,3 +98,13 @@ fn an_empty_document_keeps_everything() {
     let root = SpanFacts { trace_id_low64: 0, parent: None };
     assert!(pipeline.plan.decide(&root, &BareSpan { name: "x", root: true }, &mut || T).sampled);
 }
+
+#[test]
+fn a_rules_file_is_recognised_and_the_right_entry_point_named() {
+    let rules_file = map(vec![("default_rate", Data::Float(0.2)), ("rules", Data::List(vec![]))]);
+    let error = build(rules_file).err().unwrap().to_string();
+    assert!(error.starts_with("default_rate: this looks like a rules file"), "{error}");
+    assert!(error.contains("OTEL_TRACES_SAMPLER=tracesieve_rules"), "{error}");
+    let listed = map(vec![("rules", Data::List(vec![]))]);
+    assert!(build(listed).err().unwrap().to_string().starts_with("rules: this looks like a rules file"));
+}

@@ -9,6 +9,9 @@ use crate::data::{Data, Path};
 
 /// Deeper nesting than any sane configuration; also stops reference cycles.
 const MAX_DEPTH: usize = 32;
+/// More values than any sane configuration: shared references (a list placed
+/// in itself many times over) cannot expand into an enormous tree.
+const MAX_VALUES: usize = 1_000_000;
 
 /// A [`Data`] tree as plain Python data (dicts, lists, strings, numbers, None).
 pub fn from_data<'py>(py: Python<'py>, data: &Data) -> PyResult<Bound<'py, PyAny>> {
@@ -36,13 +39,18 @@ pub fn from_data<'py>(py: Python<'py>, data: &Data) -> PyResult<Bound<'py, PyAny
 }
 
 pub fn to_data(value: &Bound<'_, PyAny>, path: &Path) -> PyResult<Data> {
-    convert(value, path, 0)
+    let mut budget = MAX_VALUES;
+    convert(value, path, 0, &mut budget)
 }
 
-fn convert(value: &Bound<'_, PyAny>, path: &Path, depth: usize) -> PyResult<Data> {
+fn convert(value: &Bound<'_, PyAny>, path: &Path, depth: usize, budget: &mut usize) -> PyResult<Data> {
     if depth > MAX_DEPTH {
         return Err(config_message(format!("{}: nested more than {MAX_DEPTH} levels deep", path.as_str())));
     }
+    if *budget == 0 {
+        return Err(config_message(format!("{}: more than {MAX_VALUES} values; expected a configuration", path.as_str())));
+    }
+    *budget -= 1;
     if value.is_none() {
         return Ok(Data::Null);
     }
@@ -73,7 +81,7 @@ fn convert(value: &Bound<'_, PyAny>, path: &Path, depth: usize) -> PyResult<Data
                 )));
             };
             let key = key.to_str()?.to_owned();
-            let item = convert(&item, &path.member(&key), depth + 1)?;
+            let item = convert(&item, &path.member(&key), depth + 1, budget)?;
             entries.push((key, item));
         }
         return Ok(Data::Map(entries));
@@ -81,7 +89,7 @@ fn convert(value: &Bound<'_, PyAny>, path: &Path, depth: usize) -> PyResult<Data
     if value.is_instance_of::<PyList>() || value.is_instance_of::<PyTuple>() {
         let mut items = Vec::new();
         for (i, item) in value.try_iter()?.enumerate() {
-            items.push(convert(&item?, &path.index(i), depth + 1)?);
+            items.push(convert(&item?, &path.index(i), depth + 1, budget)?);
         }
         return Ok(Data::List(items));
     }

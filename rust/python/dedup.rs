@@ -124,9 +124,10 @@ impl NativeDedup {
         Ok(NativeDedup { mode, seen: SeenSet::new(window).map_err(config_error)?, duplicates: Default::default() })
     }
 
-    /// The spans of `batch` not seen before (and remember them). A span that
+    /// The spans of `batch` neither delivered before nor being exported now,
+    /// and their keys, reserved until `finish(keys, delivered)`. A span that
     /// cannot be read is passed on unfiltered.
-    fn filter<'py>(&self, py: Python<'py>, batch: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyList>> {
+    fn begin<'py>(&self, py: Python<'py>, batch: &Bound<'py, PyAny>) -> PyResult<(Bound<'py, PyList>, Vec<SpanKey>)> {
         let spans: Vec<Bound<'py, PyAny>> = batch.try_iter()?.collect::<PyResult<_>>()?;
         let keys: Vec<Option<SpanKey>> = spans
             .iter()
@@ -136,19 +137,28 @@ impl NativeDedup {
             })
             .collect();
         let readable: Vec<SpanKey> = keys.iter().flatten().copied().collect();
-        let mut fresh_flags = self.seen.insert_all(&readable).into_iter();
+        let mut fresh_flags = self.seen.begin(&readable).into_iter();
         let fresh = PyList::empty(py);
+        let mut reserved = Vec::with_capacity(readable.len());
         let mut duplicates = 0;
         for (span, key) in spans.into_iter().zip(keys) {
-            // A span that cannot be read is passed on unfiltered.
-            if key.is_none() || fresh_flags.next().unwrap_or(true) {
-                fresh.append(span)?;
-            } else {
-                duplicates += 1;
+            match key {
+                None => fresh.append(span)?,
+                Some(key) if fresh_flags.next().unwrap_or(true) => {
+                    reserved.push(key);
+                    fresh.append(span)?;
+                }
+                Some(_) => duplicates += 1,
             }
         }
         self.duplicates.fetch_add(duplicates, std::sync::atomic::Ordering::Relaxed);
-        Ok(fresh)
+        Ok((fresh, reserved))
+    }
+
+    /// The export of `begin`'s spans is over: remember their keys if it
+    /// delivered, release them for a retry if not.
+    fn finish(&self, keys: Vec<SpanKey>, delivered: bool) {
+        self.seen.finish(&keys, delivered);
     }
 
     #[getter]

@@ -1,11 +1,29 @@
 //! A caller-supplied clock (a Python callable returning Unix seconds), for
 //! tests and simulations. A clock that fails or returns nonsense falls back to
-//! the system time for that reading, and the failure is counted.
+//! the system time for that reading, and the failure is counted, except for
+//! `KeyboardInterrupt` and `SystemExit`: those are held and raised by the
+//! native call that read the clock, once it is done (`interrupted`).
 
+use std::cell::RefCell;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 
+use pyo3::exceptions::{PyKeyboardInterrupt, PySystemExit};
 use pyo3::prelude::*;
+
+thread_local! {
+    /// A KeyboardInterrupt or SystemExit a clock raised on this thread, to re-raise.
+    static PENDING: RefCell<Option<PyErr>> = const { RefCell::new(None) };
+}
+
+/// `Err` with a KeyboardInterrupt or SystemExit that a clock raised during
+/// this native call; native entry points that read a clock end with this.
+pub fn interrupted() -> PyResult<()> {
+    match PENDING.with(|pending| pending.borrow_mut().take()) {
+        Some(error) => Err(error),
+        None => Ok(()),
+    }
+}
 
 use crate::clock::{Clock, SystemClock};
 
@@ -26,9 +44,20 @@ impl PyClock {
 
 impl Clock for PyClock {
     fn now(&self) -> f64 {
-        let reading = Python::attach(|py| self.callable.bind(py).call0().and_then(|v| v.extract::<f64>()));
+        let reading = Python::attach(|py| {
+            self.callable.bind(py).call0().and_then(|v| v.extract::<f64>()).map_err(|error| {
+                let stop = error.is_instance_of::<PyKeyboardInterrupt>(py) || error.is_instance_of::<PySystemExit>(py);
+                (error, stop)
+            })
+        });
         match reading {
             Ok(seconds) if seconds.is_finite() => seconds,
+            Err((error, true)) => {
+                PENDING.with(|pending| {
+                    pending.borrow_mut().get_or_insert(error);
+                });
+                SystemClock.now()
+            }
             _ => {
                 self.failures.fetch_add(1, Relaxed);
                 SystemClock.now()

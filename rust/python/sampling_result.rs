@@ -167,16 +167,21 @@ fn reuse<'py>(
 ) -> PyResult<Option<Bound<'py, PyAny>>> {
     let result = reusable.result.bind(py);
     // SAFETY: reading the reference count of a live object. With the GIL held,
-    // a count of 1 means only this sampler refers to the object: no caller can
-    // observe the refill.
+    // a count of 1 means only this sampler refers to the object.
     if unsafe { ffi::Py_REFCNT(result.as_ptr()) } != 1 {
         return Ok(None);
     }
+    // Claim it before touching it: the strong reference taken here (no Python
+    // code can run between the check and this line) makes the count 2, so a
+    // thread that gets the GIL while the refill below runs Python code (freeing
+    // the previous call's attributes can run `__del__`, a finaliser, the GC)
+    // builds its own result instead of refilling this one under our feet.
+    let claimed = result.clone();
     // `decision` never changes: this object only ever carries RECORD_AND_SAMPLE.
     let fields = reusable.fields.bind(py);
     fields.set_item(api.names.attributes.bind(py), attributes)?;
     fields.set_item(api.names.trace_state.bind(py), trace_state)?;
-    Ok(Some(result.clone()))
+    Ok(Some(claimed))
 }
 
 #[cfg(Py_GIL_DISABLED)]

@@ -58,11 +58,24 @@ struct Ended<'py> {
     weight: u64,
 }
 
-/// A span's adjusted count, from the `th` in its own tracestate; 1 when the
-/// span was recorded without a known probability.
-fn weight_of(py: Python<'_>, span_context: &Bound<'_, PyAny>) -> PyResult<u64> {
+/// How many spans an ended span stands for. When every span is recorded
+/// (drops deferred as RECORD_ONLY), each counts once. Otherwise only sampled
+/// spans arrive, each standing for its adjusted count 1/p from `th`; the
+/// windows count whole spans, so the fraction is rounded up or down at random,
+/// using the span id's bits (independent of the trace id that decided
+/// sampling), which keeps every window total unbiased.
+fn weight_of(py: Python<'_>, span_context: &Bound<'_, PyAny>, signals: &Signals) -> PyResult<u64> {
     let Ok(fields) = span_context.cast::<pyo3::types::PyTuple>() else { return Ok(1) };
-    if fields.len() != 6 || fields.get_item(3)?.extract::<u64>().map_or(true, |flags| flags & 1 == 0) {
+    if fields.len() != 6 {
+        return Ok(1);
+    }
+    let sampled = fields.get_item(3)?.extract::<u64>().is_ok_and(|flags| flags & 1 == 1);
+    if !sampled {
+        // Recorded but not sampled: drops are recorded, so every span reaches us.
+        signals.set_all_recorded(true);
+        return Ok(1);
+    }
+    if signals.all_recorded() {
         return Ok(1);
     }
     let state = fields.get_item(4)?;
@@ -74,10 +87,9 @@ fn weight_of(py: Python<'_>, span_context: &Bound<'_, PyAny>) -> PyResult<u64> {
     };
     let Some(ot) = ot else { return Ok(1) };
     let Ok(ot) = ot.cast::<PyString>() else { return Ok(1) };
-    Ok(match crate::ot_entry::read(ot.to_str()?).th {
-        Some(th) => crate::threshold::adjusted_count(th).round().max(1.0) as u64,
-        None => 1,
-    })
+    let Some(th) = crate::ot_entry::read(ot.to_str()?).th else { return Ok(1) };
+    let span_id = fields.get_item(1)?.extract::<u64>().unwrap_or(0);
+    Ok(crate::adaptive::whole_weight(crate::threshold::adjusted_count(th), span_id))
 }
 
 impl NativeSignals {
@@ -136,7 +148,7 @@ impl NativeSignals {
         };
         let route = if self.signals.routes.len() > 1 { self.read_route(py, span, sdk)? } else { None };
         let context = if sdk { span.getattr(intern!(py, "_context"))? } else { span.call_method0(intern!(py, "get_span_context"))? };
-        Ok(Ended { error, duration, route, weight: weight_of(py, &context)? })
+        Ok(Ended { error, duration, route, weight: weight_of(py, &context, &self.signals)? })
     }
 
     fn read_route<'py>(&self, py: Python<'py>, span: &Bound<'py, PyAny>, sdk: bool) -> PyResult<Option<Bound<'py, PyString>>> {
@@ -202,7 +214,7 @@ impl NativeSignals {
     }
 
     /// The `SpanProcessor.on_end` hook: record one ended span.
-    fn on_end(&self, py: Python<'_>, span: &Bound<'_, PyAny>) {
+    fn on_end(&self, py: Python<'_>, span: &Bound<'_, PyAny>) -> PyResult<()> {
         match self.read_span(py, span) {
             Ok(ended) => {
                 let route = ended.route.as_ref().and_then(|r| r.to_str().ok());
@@ -212,6 +224,7 @@ impl NativeSignals {
                 self.failures.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             }
         }
+        py_clock::interrupted()
     }
 
     #[pyo3(signature = (count = 1))]
@@ -220,7 +233,7 @@ impl NativeSignals {
             return Err(config_message(format!("count: {count} is not a count; expected a whole number >= 0")));
         }
         self.signals.record_error(count as u64);
-        Ok(())
+        py_clock::interrupted()
     }
 
     #[pyo3(signature = (seconds, route = None))]
@@ -229,7 +242,7 @@ impl NativeSignals {
             return Err(config_message(format!("seconds: {seconds} is not a duration; expected a number of seconds >= 0")));
         }
         self.signals.record_latency(seconds, route);
-        Ok(())
+        py_clock::interrupted()
     }
 
     /// Window counts: spans, errors, slow (and per configured route), plus
@@ -251,7 +264,19 @@ impl NativeSignals {
         out.set_item("routes", routes)?;
         out.set_item("unreadable_spans", self.failures.load(std::sync::atomic::Ordering::Relaxed))?;
         out.set_item("clock_errors", self.py_clock.as_ref().map_or(0, |c| c.failures()))?;
+        py_clock::interrupted()?;
         Ok(out)
+    }
+
+    /// Tell the windows whether every span is recorded (drops deferred as
+    /// RECORD_ONLY): then each ended span counts once, not as its adjusted count.
+    fn set_all_recorded(&self, all_recorded: bool) {
+        self.signals.set_all_recorded(all_recorded);
+    }
+
+    #[getter]
+    fn all_recorded(&self) -> bool {
+        self.signals.all_recorded()
     }
 
     #[getter]

@@ -9,12 +9,12 @@ use std::time::Instant;
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyList, PyString, PyTuple};
+use pyo3::types::{PyDict, PyList, PyString, PyTuple};
 
 use super::args;
 use super::py_clock::{self, PyClock};
 use crate::clock::Clock;
-use crate::tail_buffer::{Facts, Limits, TailBuffer, Trace};
+use crate::tail_buffer::{Facts, Limits, Mark, TailBuffer, Trace};
 
 struct Api {
     status: Py<PyAny>,
@@ -156,6 +156,7 @@ impl NativeTailBuffer {
             max_traces: count("max_traces", max_traces, 10_000)? as usize,
             max_spans_per_trace: count("max_spans_per_trace", max_spans_per_trace, 1_000)? as usize,
             decision_cache: count("decision_cache_size", decision_cache_size, 100_000)? as usize,
+            max_queue: settings.max_queue_size as usize,
         };
         let clock: Arc<dyn Clock> = match py_clock::from_argument(clock)? {
             Some(c) => c as Arc<PyClock>,
@@ -169,39 +170,33 @@ impl NativeTailBuffer {
     #[getter]
     fn settings(&self) -> (f64, f64, Option<f64>, f64, u64, u64, f64) {
         let s = self.settings;
-        (
-            s.decision_wait,
-            s.trace_timeout,
-            s.latency_threshold,
-            s.latency_probability,
-            s.max_queue_size,
-            s.max_export_batch_size,
-            s.schedule_delay,
-        )
+        (s.decision_wait, s.trace_timeout, s.latency_threshold, s.latency_probability, s.max_queue_size, s.max_export_batch_size, s.schedule_delay)
     }
 
-    /// The `SpanProcessor.on_end` hook. Returns True when a trace was decided
-    /// early at a memory limit (the worker should look at `take_early`).
-    fn on_end(&self, py: Python<'_>, span: &Bound<'_, PyAny>) -> bool {
+    /// The `SpanProcessor.on_end` hook: file the span, never raising.
+    fn on_end(&self, py: Python<'_>, span: &Bound<'_, PyAny>) -> PyResult<()> {
         match read_facts(py, span) {
             Ok(facts) => {
                 let now = self.clock.now();
-                self.buffer.offer(span.clone().unbind(), facts, now) == crate::tail_buffer::Offer::Evicted
+                self.buffer.offer(span.clone().unbind(), facts, now);
             }
             Err(_) => {
                 self.unreadable.fetch_add(1, Relaxed);
-                false
             }
         }
+        py_clock::interrupted()
     }
 
-    fn now(&self) -> f64 {
-        self.clock.now()
+    fn now(&self) -> PyResult<f64> {
+        let now = self.clock.now();
+        py_clock::interrupted()?;
+        Ok(now)
     }
 
     /// Due traces as (trace_id, spans, root span or None, head_sampled, error).
     fn take_due<'py>(&self, py: Python<'py>, wait: f64, timeout: f64) -> PyResult<Bound<'py, PyList>> {
         let now = self.clock.now();
+        py_clock::interrupted()?;
         traces(py, self.buffer.take_due(now, wait, timeout))
     }
 
@@ -209,37 +204,57 @@ impl NativeTailBuffer {
         traces(py, self.buffer.take_all())
     }
 
-    fn take_early<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
-        traces(py, self.buffer.take_early())
+    /// Record a trace's decision: `reason` None drops it; "head" keeps it as
+    /// the head sampler did (exported unchanged); any other reason keeps it
+    /// with that reason and `weight` (its spans' adjusted count). Kept spans
+    /// are queued (a full queue drops and counts them).
+    #[pyo3(signature = (trace_id, spans, reason, weight = 1.0))]
+    fn settle(&self, trace_id: u128, spans: Vec<Py<PyAny>>, reason: Option<&str>, weight: f64) {
+        let verdict = reason.map(|text| Mark { reason: self.buffer.reason(text), weight });
+        self.buffer.settle(trace_id, spans, verdict);
     }
 
-    /// Spans kept without a decision of the worker: (span, late?).
-    fn take_queue<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+    /// Up to `max` queued spans as (span, reason or None for head-kept, weight, late).
+    fn take_batch<'py>(&self, py: Python<'py>, max: usize) -> PyResult<Bound<'py, PyList>> {
         let list = PyList::empty(py);
-        for (span, late) in self.buffer.take_queue() {
-            list.append((span, late))?;
+        for queued in self.buffer.take_batch(max) {
+            let reason = (queued.mark.reason != crate::tail_buffer::HEAD).then(|| self.buffer.reason_text(queued.mark.reason));
+            list.append((queued.span, reason, queued.mark.weight, queued.late))?;
         }
         Ok(list)
     }
 
-    fn remember(&self, trace_id: u128, kept: bool) {
-        self.buffer.remember(trace_id, kept);
+    /// Remove everything queued; returns how many spans that was (shutdown counts them as lost).
+    fn drain(&self) -> usize {
+        self.buffer.drain_queue().len()
     }
 
-    fn counts(&self) -> (u64, u64, u64, u64, u64, u64, usize, usize, usize, usize, usize) {
-        let (traces, spans, queued, decisions, early) = self.buffer.sizes();
-        (
-            self.buffer.ended.load(Relaxed),
-            self.buffer.head_kept.load(Relaxed),
-            self.buffer.late_kept.load(Relaxed),
-            self.buffer.late_dropped.load(Relaxed),
-            self.buffer.evicted_early.load(Relaxed),
-            self.unreadable.load(Relaxed),
-            traces,
-            spans,
-            queued,
-            decisions,
-            early,
-        )
+    /// Span and trace counts, sizes now, and spans that could not be read.
+    fn counts<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let c = &self.buffer.counts;
+        let (traces, spans, queued, decisions) = self.buffer.sizes();
+        let out = PyDict::new(py);
+        let kept = c.head_kept.load(Relaxed) + c.late_kept.load(Relaxed) + c.decided_kept.load(Relaxed);
+        for (key, value) in [
+            ("spans_ended", c.ended.load(Relaxed)),
+            ("spans_kept", kept),
+            ("head_kept", c.head_kept.load(Relaxed)),
+            ("late_kept", c.late_kept.load(Relaxed)),
+            ("late_dropped", c.late_dropped.load(Relaxed)),
+            ("spans_dropped", c.decided_dropped.load(Relaxed)),
+            ("traces_kept", c.traces_kept.load(Relaxed)),
+            ("traces_dropped", c.traces_dropped.load(Relaxed)),
+            ("evicted_early", c.evicted_early.load(Relaxed)),
+            ("queue_full_dropped", c.queue_full.load(Relaxed)),
+            ("spans_taken", c.taken.load(Relaxed)),
+            ("unreadable_spans", self.unreadable.load(Relaxed)),
+            ("traces_buffered", traces as u64),
+            ("spans_buffered", spans as u64),
+            ("spans_queued", queued as u64),
+            ("decisions_remembered", decisions as u64),
+        ] {
+            out.set_item(key, value)?;
+        }
+        Ok(out)
     }
 }

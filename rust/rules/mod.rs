@@ -209,16 +209,19 @@ pub fn parse_at(
     for (i, rule) in data::list(rules_path, rules)?.iter().enumerate() {
         parsed.push(parse_rule(&rules_path.index(i), rule, keys, keep_only)?);
     }
+    // One pass with a map: linear in the number of rules, however many there are.
+    let mut first_by_name: std::collections::HashMap<&str, usize> = std::collections::HashMap::with_capacity(parsed.len());
     for (i, rule) in parsed.iter().enumerate() {
         if rule.name == "default" {
             return Err(rules_path.index(i).field("name").error("\"default\" is reserved for the default rate; choose another name"));
         }
-        if let Some(first) = parsed[..i].iter().position(|other| other.name == rule.name) {
+        if let Some(&first) = first_by_name.get(rule.name.as_str()) {
             return Err(rules_path
                 .index(i)
                 .field("name")
                 .error(format!("{:?} is already the name of rules[{first}]; rule names must be unique", rule.name)));
         }
+        first_by_name.insert(rule.name.as_str(), i);
     }
     let mut parsed_multipliers = Vec::new();
     for (i, multiplier) in data::list(multipliers_path, multipliers)?.iter().enumerate() {

@@ -11,7 +11,7 @@ from helpers import EXAMPLES
 def test_check_prints_the_policy_in_plain_words(capsys):
     assert main(["check", str(EXAMPLES / "seed_pipeline.toml")]) == 0
     out = capsys.readouterr().out
-    assert "valid (PipelineSampler{force_keep,adaptive,rules,budget})" in out
+    assert "valid pipeline (PipelineSampler{force_keep,adaptive,rules,budget})" in out
     assert "payment: business.event is 'payment'" in out
     assert "high-value: payment.amount is above 1000" in out
     assert "more than 5 errors in 300 s gives x2.0" in out
@@ -43,3 +43,33 @@ def test_explain_names_the_rule_and_probability(capsys):
     assert "force_keep rule 'high-value' keeps it" in capsys.readouterr().out
     assert main(["explain", config, "--name", "GET", "--attr", "http.route=/x", "--child"]) == 0
     assert "follows the parent's decision" in capsys.readouterr().out
+
+
+def test_explain_writes_th_at_the_configurations_precision(tmp_path, capsys):
+    """Regression: explain printed th:b3333 where the sampler writes th:b3."""
+    config = tmp_path / "short.toml"
+    config.write_text("precision = 2\n[probability]\nrate = 0.3\n")
+    assert main(["explain", str(config), "--name", "GET"]) == 0
+    out = capsys.readouterr().out
+    assert "th:b3\n" in out and "b333" not in out
+
+
+def test_check_recognises_a_rules_file_and_an_empty_file_is_refused(tmp_path, capsys):
+    assert main(["check", str(EXAMPLES / "api_with_health_checks.toml")]) == 0
+    out = capsys.readouterr().out
+    assert "valid rules file for OTEL_TRACES_SAMPLER=tracesieve_rules" in out
+    assert "health-checks: drop when the route is one of ['/healthz', '/readyz', '/livez']" in out
+    empty = tmp_path / "empty.toml"
+    empty.write_text("# to do\n")
+    assert main(["check", str(empty)]) == 2
+    assert "empty.toml: empty; expected at least one stage or setting" in capsys.readouterr().err
+
+
+def test_a_rules_file_given_as_a_pipeline_names_the_right_entry_point(tmp_path, capsys):
+    """Regression: a rules file used as a pipeline said "default_rate: unknown
+    stage or setting"; the reverse said "record_rule: unknown key"."""
+    rules_file = tmp_path / "rules.toml"
+    rules_file.write_text((EXAMPLES / "api_with_health_checks.toml").read_text())
+    assert main(["simulate", "traffic", "--requests", "10", "--config", str(rules_file)]) == 2
+    err = capsys.readouterr().err
+    assert "this looks like a rules file" in err and "OTEL_TRACES_SAMPLER=tracesieve_rules" in err

@@ -52,4 +52,23 @@ def test_console_script_and_module_entry_points():
     ):
         out = subprocess.run(command, capture_output=True, text=True, timeout=60)
         assert out.returncode == 0, out.stderr
-        assert "valid (PipelineSampler{adaptive,rules})" in out.stdout
+        assert "valid pipeline (PipelineSampler{adaptive,rules})" in out.stdout
+
+
+@pytest.mark.parametrize("command", [[], ["simulate"], ["check"], ["explain"], ["bench"], ["demo"]])
+def test_every_command_has_working_help(command, capsys):
+    """Regression: `tracesieve simulate --help` exited 2 with "must be real
+    number, not dict" (an unescaped % in the help text)."""
+    with pytest.raises(SystemExit) as exited:
+        main([*command, "--help"])
+    assert exited.value.code == 0
+    out = capsys.readouterr().out
+    assert "usage:" in out and "Traceback" not in out
+
+
+@pytest.mark.timeout(20)
+def test_charts_without_matplotlib_are_refused_before_the_simulation(capsys, monkeypatch):
+    """Regression: --out without matplotlib ran the whole simulation first."""
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    assert main(["simulate", "month", "--requests", "50000000", "--out", "/tmp/nowhere"]) == 2
+    assert "charts need the plot extra" in capsys.readouterr().err

@@ -21,7 +21,8 @@ def test_traffic_estimates_completeness_and_conservation(capsys):
     for result in (ours, naive):
         by_endpoint = result["by_endpoint"]
         assert sum(c["requests"] for c in by_endpoint.values()) == 40_000
-        assert result["spans_kept"] <= result["spans_total"]
+        # Regression: drops were never counted (total - kept was reported): both are measured.
+        assert result["spans_kept"] + result["spans_dropped"] == result["spans_total"], result["label"]
     qualified = {k: c for k, c in ours["by_endpoint"].items() if c["kept_by_probability"] >= 1000}
     assert len(qualified) >= 2
     for endpoint, cells in qualified.items():

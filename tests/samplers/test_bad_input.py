@@ -174,3 +174,40 @@ def test_parent_with_inconsistent_th_loses_it():
     result = ProbabilitySampler(0.1).should_sample(ctx, 5, "s")
     assert result.decision is Decision.RECORD_AND_SAMPLE
     assert list(result.trace_state.items()) == [("ot", "rv:00000000000000"), ("v", "1")]
+
+
+@pytest.mark.parametrize("stop", [KeyboardInterrupt, SystemExit])
+def test_a_clock_interrupted_by_the_user_is_not_swallowed(stop):
+    """Regression: a KeyboardInterrupt or SystemExit raised inside a user clock
+    was swallowed and counted as a clock error."""
+    from tracesieve import AdaptiveSampler, RuleSampler
+
+    armed = {"now": False}
+
+    def clock():
+        if armed["now"]:
+            raise stop()
+        return 1_767_225_600.0
+
+    schedule = {"schedule": {"timezone": "UTC", "windows": [{"start": 0, "end": 24, "factor": 1.0}]}}
+    sampler = RuleSampler([], default_rate=0.5, multipliers=[schedule], clock=clock)
+    adaptive = AdaptiveSampler(0.5, clock=clock)
+    armed["now"] = True
+    with pytest.raises(stop):
+        sampler.should_sample(None, 12345, "s")
+    with pytest.raises(stop):
+        adaptive.record_error()
+    armed["now"] = False
+    assert sampler.stats()["clock_errors"] == 0
+
+
+def test_any_other_clock_failure_falls_back_to_system_time_and_is_counted():
+    def broken():
+        raise RuntimeError("clock source gone")
+
+    schedule = {"schedule": {"timezone": "UTC", "windows": [{"start": 0, "end": 24, "factor": 1.0}]}}
+    from tracesieve import RuleSampler
+
+    sampler = RuleSampler([], default_rate=1.0, multipliers=[schedule], clock=broken)
+    assert sampler.should_sample(None, 12345, "s").decision.is_sampled()
+    assert sampler.stats()["clock_errors"] >= 1

@@ -74,8 +74,10 @@ def test_any_threshold_round_trips(threshold):
     respect_parent=st.booleans(),
     ot=st.one_of(
         st.none(),
-        st.sampled_from(["th:8", "th:0", "th:fd70a4", "rv:00000000000000", "rv:ffffffffffffff", "th:c;rv:abcdef01234567"]),
-        st.from_regex(r"\A((th|rv|x[0-9]?):[0-9a-f]{1,14};){0,3}(th|rv):[0-9a-f]{1,14}\Z"),
+        st.sampled_from(
+            ["th:8", "th:0", "th:fd70a4", "rv:00000000000000", "rv:ffffffffffffff", "th:c;rv:abcdef01234567", "th:C;rv:D29D6A7215CED0"]
+        ),
+        st.from_regex(r"\A((th|rv|x[0-9]?):[0-9a-fA-F]{1,14};){0,3}(th|rv):[0-9a-fA-F]{1,14}\Z"),
     ),
 )
 def test_decision_and_tracestate_equal_the_pure_python_reference(trace_id, rate, parent, respect_parent, ot):

@@ -152,6 +152,8 @@ class Measured:
     requests: int
     spans_total: int
     spans_kept: int
+    #: Counted where each drop happens (the head sampler, the tail stage), not inferred.
+    spans_dropped: int
     by_endpoint: Dict[str, Dict[str, float]]
     by_tier: Dict[str, Dict[str, float]]
     error_traces: int
@@ -244,6 +246,7 @@ def measure(
         requests=len(requests),
         spans_total=len(requests) * len(SERVICES),
         spans_kept=len(spans),
+        spans_dropped=sum(dropped_by(rig) for rig in rigs),
         by_endpoint=table(truth_endpoint, kept_endpoint, sampled_endpoint, est_endpoint),
         by_tier=table(truth_tier, kept_tier, sampled_tier, est_tier),
         error_traces=len(error_ids),
@@ -256,6 +259,18 @@ def measure(
         blind_hours=blind,
         boost=boost,
     )
+
+
+def dropped_by(rig: Rig) -> int:
+    """Spans this service dropped, counted where it happened: by its head
+    sampler (drops it did not defer to the tail), and by its tail stage
+    (traces and late spans dropped, kept spans the export path lost)."""
+    stats = rig.sampler.stats()
+    dropped = stats["dropped"] - stats.get("deferred", 0)
+    for tail in rig.tails:
+        t = tail.stats()
+        dropped += t["spans_dropped"] + t["late_dropped"] + t["queue_full_dropped"] + t["spans_export_failed"] + t["spans_lost_at_shutdown"]
+    return dropped
 
 
 def _weight(span, error: bool) -> float:

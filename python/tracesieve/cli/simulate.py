@@ -18,7 +18,9 @@ def add_parser(commands: Any) -> None:
     from tracesieve.cli.scenarios import DESCRIPTIONS
 
     parser = commands.add_parser("simulate", help="run a policy on simulated traffic and report what it keeps")
-    parser.add_argument("scenario", nargs="?", default="traffic", help="; ".join(f"{k}: {v}" for k, v in DESCRIPTIONS.items()))
+    # argparse formats help with %, so the descriptions' own % signs are escaped.
+    scenarios = "; ".join(f"{k}: {v}" for k, v in DESCRIPTIONS.items()).replace("%", "%%")
+    parser.add_argument("scenario", nargs="?", default="traffic", help=scenarios)
     parser.add_argument("--config", help="pipeline configuration (.toml/.yaml/.json); default: the seed's policy")
     parser.add_argument("--requests", type=int, help="requests to simulate (default depends on the scenario)")
     parser.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
@@ -56,6 +58,13 @@ def run(args: argparse.Namespace) -> int:
     count = args.requests if args.requests is not None else DEFAULT_REQUESTS[args.scenario]
     if count <= 0:
         raise UsageError(f"--requests: {count} is not positive; expected a number of requests, such as 20000")
+    if args.out:
+        try:
+            import matplotlib  # noqa: F401  (checked before a long run, not after)
+        except ImportError:
+            from tracesieve.cli.report import PLOT_HINT
+
+            raise UsageError(PLOT_HINT) from None
     try:
         document = _document(args.config)
     except ValueError as error:

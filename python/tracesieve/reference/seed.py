@@ -116,6 +116,7 @@ class SeedPipelineSampler(Sampler):
         self._follow_parent = follow_parent
         self._base = {rule.get("name"): rule.get("rate") for rule in policy["rules"]}
         self._default = policy["default_rate"]
+        self._dropped = 0
 
     def should_sample(self, parent_context, trace_id, name, kind=None, attributes=None, links=None, trace_state=None):
         attributes = dict(attributes or {})
@@ -125,6 +126,7 @@ class SeedPipelineSampler(Sampler):
             return SamplingResult(Decision.RECORD_AND_SAMPLE, attributes, parent.trace_state if parent.is_valid else None)
         if parent.is_valid and self._follow_parent:
             decision = Decision.RECORD_AND_SAMPLE if parent.trace_flags.sampled else Decision.DROP
+            self._dropped += decision is Decision.DROP
             return SamplingResult(decision, attributes if decision is Decision.RECORD_AND_SAMPLE else None, parent.trace_state)
         errors = self._errors.count()
         probability *= 3.0 if errors > 10 else 2.0 if errors > 5 else 1.0
@@ -132,7 +134,12 @@ class SeedPipelineSampler(Sampler):
             self._budget.record_span()
             attributes["sampling.rate"] = self._base.get(rule) or self._default
             return SamplingResult(Decision.RECORD_AND_SAMPLE, attributes, None)
+        self._dropped += 1
         return SamplingResult(Decision.DROP, None, None)
+
+    def stats(self) -> dict:
+        """Spans dropped so far (counted where the decision is made)."""
+        return {"dropped": self._dropped}
 
     def get_description(self) -> str:
         return "SeedPipelineSampler"

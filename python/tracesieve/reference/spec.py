@@ -56,7 +56,8 @@ def _hex_field(fields: List[Tuple[str, str]], key: str, exact: bool) -> Optional
     if len(values) != 1:
         return None
     text = values[0]
-    if not text or len(text) > 14 or (exact and len(text) != 14) or any(c not in "0123456789abcdef" for c in text):
+    # The tracestate grammar allows either case; what we write is lowercase.
+    if not text or len(text) > 14 or (exact and len(text) != 14) or any(c not in "0123456789abcdefABCDEF" for c in text):
         return None
     return int(text, 16) << (0 if exact else 4 * (14 - len(text)))
 
@@ -101,7 +102,11 @@ class ReferenceProbabilitySampler(Sampler):
 
 def with_th(state: Optional[TraceState], fields: List[Tuple[str, str]], threshold: Optional[int]) -> TraceState:
     members = [] if threshold is None else [f"th:{threshold_to_th(threshold)}"]
-    members.extend(f"{key}:{value}" for key, value in fields if key != "th")
+    members.extend(
+        f"{key}:{value.lower() if key == 'rv' and _hex_field([(key, value)], 'rv', True) is not None else value}"
+        for key, value in fields
+        if key != "th"
+    )
     state = state or TraceState()
     if not members:
         return state.delete("ot") if "ot" in state else state

@@ -209,6 +209,7 @@ impl NativeSampler {
             Some(c) => c.now(),
             None => crate::clock::SystemClock.now(),
         };
+        py_clock::interrupted()?;
         let pacer = Pacer::new(calendar, spans as u64, cap, now).map_err(config_error)?;
         plan.stages.push(Stage::Budget(Arc::new(pacer)));
         let description = format!("{class_name}{{{},budget={spans}/{}}}", inner.description, kind.name());
@@ -239,7 +240,9 @@ impl NativeSampler {
             None => Arc::new(crate::clock::SystemClock),
         };
         let existing = signals.as_ref().map(|s| s.signals.clone());
-        let pipeline = crate::pipeline::parse(&doc, clock_arc, existing).map_err(config_error)?;
+        let pipeline = crate::pipeline::parse(&doc, clock_arc, existing);
+        py_clock::interrupted()?;
+        let pipeline = pipeline.map_err(config_error)?;
         let words = crate::describe::describe(&pipeline.plan, &pipeline.settings, &pipeline.stage_names);
         let description = format!("{class_name}{{{}}}", pipeline.stage_names.join(","));
         let new_signals = match (pipeline.signals.clone(), signals) {

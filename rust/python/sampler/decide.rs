@@ -10,6 +10,7 @@ use super::NativeSampler;
 use crate::clock::{Clock, FixedClock};
 use crate::plan::BareSpan;
 use crate::python::otel_api::OtelApi;
+use crate::python::py_clock;
 use crate::python::sampling_result;
 use crate::python::span_input;
 use crate::python::span_view::PySpanView;
@@ -61,6 +62,7 @@ impl NativeSampler {
             let span = PySpanView::new(api, name, kind, attributes, root, &self.keys);
             self.core.decide(&input.facts, &span)
         };
+        py_clock::interrupted()?;
         let labelled;
         let attributes = match (self.core.plan().record_rule && decision.sampled, decision.rule) {
             (true, Some(slot)) => {
@@ -71,6 +73,7 @@ impl NativeSampler {
         };
         if self.defer && !decision.sampled && !decision.refused {
             if let Ok(result) = sampling_result::record_only(py, api, attributes, input.parent.as_ref()) {
+                self.core.counters().record_deferred();
                 return Ok(result);
             }
         }
@@ -117,6 +120,7 @@ impl NativeSampler {
             None => self.clock.clone().map_or_else(|| Arc::new(crate::clock::SystemClock) as Arc<dyn Clock>, |c| c as Arc<dyn Clock>),
         };
         let outcome = set.evaluate(&span, &mut || reading.now());
+        py_clock::interrupted()?;
         let out = PyDict::new(py);
         out.set_item("rule", set.rule_name(outcome.rule))?;
         out.set_item("route", span.route())?;
@@ -156,6 +160,7 @@ impl NativeSampler {
         let span = PySpanView::new(api, name, kind, attributes, !parent, &self.keys);
         let now = now.unwrap_or_else(|| self.now());
         let explanation = crate::explain::explain(self.core.plan(), &span, parent, now);
+        py_clock::interrupted()?;
         let out = PyDict::new(py);
         out.set_item("lines", explanation.lines)?;
         out.set_item("probability", explanation.probability)?;

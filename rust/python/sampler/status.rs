@@ -5,6 +5,7 @@ use pyo3::types::PyDict;
 
 use super::NativeSampler;
 use crate::plan::Path;
+use crate::python::py_clock;
 use pyo3::exceptions::PyTypeError;
 
 #[pymethods]
@@ -21,6 +22,9 @@ impl NativeSampler {
             stats.set_item(path.name(), snapshot.by_path[path as usize])?;
         }
         stats.set_item("input_errors", snapshot.input_errors)?;
+        if self.defer {
+            stats.set_item("deferred", snapshot.deferred)?;
+        }
         let plan = self.core.plan();
         if plan.rule_slots() > 0 {
             let by_rule = PyDict::new(py);
@@ -51,7 +55,21 @@ impl NativeSampler {
         if let Some(clock) = &self.clock {
             stats.set_item("clock_errors", clock.failures())?;
         }
+        py_clock::interrupted()?;
         Ok(stats)
+    }
+
+    /// The plan in plain words (what `tracesieve check` prints).
+    fn description_lines(&self) -> Vec<String> {
+        let plan = self.core.plan();
+        let settings = crate::pipeline::Settings {
+            respect_parent: plan.respect_parent,
+            precision: plan.precision,
+            record_rule: plan.record_rule,
+            defer: self.defer,
+            ..Default::default()
+        };
+        crate::describe::describe(plan, &settings, &plan.stage_names())
     }
 
     /// Spending so far: budget, used, remaining, refused spans, pacing
@@ -61,6 +79,7 @@ impl NativeSampler {
             return Err(PyTypeError::new_err("budget_status() needs a BudgetSampler"));
         };
         let status = pacer.status(self.now());
+        py_clock::interrupted()?;
         let out = PyDict::new(py);
         out.set_item("budget_spans", status.budget)?;
         out.set_item("used_spans", status.used)?;
@@ -83,6 +102,8 @@ impl NativeSampler {
         let Some(pacer) = self.core.plan().pacer() else {
             return Err(PyTypeError::new_err("restore_budget() needs a BudgetSampler"));
         };
-        Ok(pacer.restore(period_start, used, self.now()))
+        let now = self.now();
+        py_clock::interrupted()?;
+        Ok(pacer.restore(period_start, used, now))
     }
 }

@@ -1,0 +1,109 @@
+"""Background threads that survive ``fork``: every tracesieve component that
+owns a thread (the tail processor's exporter, budget snapshots, the config
+watcher) runs it through ``BackgroundThread``, which starts it again in a forked
+child (pre-fork servers such as gunicorn ``--preload`` depend on this), after
+letting the owner reset what the child must not share with its parent."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import weakref
+from typing import Callable, Optional
+
+__all__ = ["BackgroundThread", "reset_after_fork"]
+
+_logger = logging.getLogger("tracesieve")
+_LIVE: weakref.WeakSet[BackgroundThread] = weakref.WeakSet()
+#: Objects whose ``_after_fork()`` replaces, in a forked child, locks a parent
+#: thread may have held when the process forked.
+_RESETTABLE: weakref.WeakSet[object] = weakref.WeakSet()
+
+
+def reset_after_fork(owner: object) -> None:
+    """Call ``owner._after_fork()`` in every forked child while ``owner`` lives."""
+    _RESETTABLE.add(owner)
+
+
+class BackgroundThread:
+    """A daemon thread running ``loop(self)`` until ``stop()``.
+
+    The loop waits with ``self.sleep(seconds)``, which returns False once the
+    thread is asked to stop, and wakes early on ``wake()``. After ``fork``, in
+    the child, ``on_fork_child()`` runs first (to replace locks and state the
+    parent's threads may have held mid-update), then the thread starts again.
+    """
+
+    def __init__(self, name: str, loop: Callable[[BackgroundThread], None], on_fork_child: Optional[Callable[[], None]] = None):
+        self.name = name
+        self._loop = loop
+        self._on_fork_child = on_fork_child
+        self._started = False
+        self._reset()
+        _LIVE.add(self)
+
+    def _reset(self) -> None:
+        self._stopping = threading.Event()
+        self._wake = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
+
+    def _run(self) -> None:
+        try:
+            self._loop(self)
+        except Exception:  # a crashed worker must say so; the owner counts what it drops
+            _logger.exception("tracesieve: background thread %s stopped on an error", self.name)
+
+    def start(self) -> None:
+        self._started = True
+        self._thread.start()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping.is_set()
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def sleep(self, seconds: float) -> bool:
+        """Wait up to ``seconds`` (less when woken); False once stopping."""
+        if self._wake.wait(seconds):
+            self._wake.clear()
+        return not self._stopping.is_set()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def stop(self, timeout: Optional[float] = None) -> bool:
+        """Ask the loop to end and wait up to ``timeout`` for it; True when it ended."""
+        self._stopping.set()
+        self._wake.set()
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    def _restart_in_child(self) -> None:
+        if not self._started or self._stopping.is_set():
+            return
+        if self._on_fork_child is not None:
+            self._on_fork_child()
+        self._reset()
+        self._thread.start()
+
+
+def _after_fork_in_child() -> None:
+    for owner in list(_RESETTABLE):
+        try:
+            owner._after_fork()  # type: ignore[attr-defined]
+        except Exception:  # pragma: no cover - must never break the child
+            _logger.exception("tracesieve: could not reset %r after fork", owner)
+    for background in list(_LIVE):
+        try:
+            background._restart_in_child()
+        except Exception:  # pragma: no cover - must never break the child
+            _logger.exception("tracesieve: could not restart %s after fork", background.name)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
