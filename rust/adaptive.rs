@@ -57,7 +57,9 @@ impl Signals {
         slow_threshold: f64,
         route_thresholds: &[(String, f64)],
     ) -> Result<Signals, ConfigError> {
-        let origin = clock.now();
+        // Windows tick on the monotonic clock: a wall clock stepping back must not
+        // make new events look older than the window.
+        let origin = clock.monotonic();
         let positive = |field: &str, value: f64| {
             if value.is_nan() || value <= 0.0 {
                 Err(ConfigError::new(field, format!("{value} is not a positive number of seconds")))
@@ -85,8 +87,9 @@ impl Signals {
         Ok(Signals { clock, all_recorded: AtomicBool::new(false), errors: SlidingWindow::new(window, resolution, origin)?, routes })
     }
 
+    /// The windows' time: the monotonic clock.
     pub fn now(&self) -> f64 {
-        self.clock.now()
+        self.clock.monotonic()
     }
 
     pub fn all_recorded(&self) -> bool {
@@ -113,7 +116,7 @@ impl Signals {
     /// spans are recorded too), so windows estimate all traffic, not just what was kept.
     #[inline]
     pub fn record_span(&self, error: bool, duration: Option<f64>, route: Option<&str>, weight: u64) {
-        let now = self.clock.now();
+        let now = self.clock.monotonic();
         let bucket = self.bucket(route);
         bucket.spans.record(now, weight);
         if error {
@@ -125,7 +128,7 @@ impl Signals {
     }
 
     pub fn record_error(&self, n: u64) {
-        self.errors.record(self.clock.now(), n);
+        self.errors.record(self.clock.monotonic(), n);
     }
 
     /// A latency measured by hand (without a span), counted as a span of that route.
@@ -134,7 +137,7 @@ impl Signals {
     }
 
     pub fn counts(&self) -> Counts {
-        let now = self.clock.now();
+        let now = self.clock.monotonic();
         let spans = self.routes.iter().map(|r| r.spans.total(now)).sum();
         let slow = self.routes.iter().map(|r| r.slow.total(now)).sum();
         Counts { spans, errors: self.errors.total(now), slow }
@@ -371,6 +374,9 @@ mod tests {
     impl Clock for TestClock {
         fn now(&self) -> f64 {
             f64::from_bits(self.0.load(Ordering::SeqCst))
+        }
+        fn monotonic(&self) -> f64 {
+            self.now()
         }
     }
 

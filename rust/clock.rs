@@ -1,34 +1,108 @@
-//! Where time comes from: the system clock, or a caller-supplied one so tests
-//! and simulations can run a month in seconds.
+//! Where time comes from. Two readings: the wall clock (Unix seconds), which
+//! only places calendar periods and time-of-day schedules, and a monotonic
+//! clock, from which every duration is measured (intervals, windows, token
+//! refills, the budget's progress), so a wall clock that steps or jumps cannot
+//! freeze or rush them. Tests and simulations supply both, to run a month in
+//! seconds and to make the wall clock jump on purpose.
 
+use std::cell::Cell;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-/// Unix time in seconds.
 pub trait Clock: Send + Sync {
+    /// Wall-clock time, Unix seconds.
     fn now(&self) -> f64;
+    /// Seconds on a clock that never steps; only differences mean anything.
+    fn monotonic(&self) -> f64;
 }
 
 #[derive(Debug, Default, Clone, Copy)]
 pub struct SystemClock;
 
+/// A coarse clock reading (a few milliseconds of resolution): every reader of
+/// time here works in seconds to hours, and the coarse clocks cost a few
+/// nanoseconds where the precise ones cost tens.
+#[cfg(target_os = "linux")]
+fn coarse(clock: libc::clockid_t) -> Option<f64> {
+    let mut now = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: a valid out-pointer; both coarse clocks exist on every Linux we build for.
+    let read = unsafe { libc::clock_gettime(clock, &mut now) } == 0;
+    read.then_some(now.tv_sec as f64 + now.tv_nsec as f64 * 1e-9)
+}
+
 impl Clock for SystemClock {
-    /// Wall-clock time with the kernel's coarse resolution (a few milliseconds):
-    /// every reader of time here works in seconds to hours, and the coarse
-    /// clock costs a few nanoseconds where the precise one costs tens.
     #[inline]
     fn now(&self) -> f64 {
         #[cfg(target_os = "linux")]
-        {
-            let mut now = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-            // SAFETY: a valid out-pointer; CLOCK_REALTIME_COARSE exists on every Linux we build for.
-            if unsafe { libc::clock_gettime(libc::CLOCK_REALTIME_COARSE, &mut now) } == 0 {
-                return now.tv_sec as f64 + now.tv_nsec as f64 * 1e-9;
-            }
+        if let Some(now) = coarse(libc::CLOCK_REALTIME_COARSE) {
+            return now;
         }
         match SystemTime::now().duration_since(UNIX_EPOCH) {
             Ok(elapsed) => elapsed.as_secs_f64(),
             Err(before) => -before.duration().as_secs_f64(),
         }
+    }
+
+    /// CLOCK_MONOTONIC is one clock for every process on the host, so durations
+    /// measured by different processes (sharing a budget) agree.
+    #[inline]
+    fn monotonic(&self) -> f64 {
+        #[cfg(target_os = "linux")]
+        if let Some(now) = coarse(libc::CLOCK_MONOTONIC_COARSE) {
+            return now;
+        }
+        static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+        START.get_or_init(std::time::Instant::now).elapsed().as_secs_f64()
+    }
+}
+
+/// A fixed instant, for tests.
+#[derive(Debug, Clone, Copy)]
+pub struct FixedClock(pub f64);
+
+impl Clock for FixedClock {
+    fn now(&self) -> f64 {
+        self.0
+    }
+
+    fn monotonic(&self) -> f64 {
+        self.0
+    }
+}
+
+/// The time of one decision, read lazily: each clock at most once, and only
+/// if a stage needs it.
+pub struct Moment<'a> {
+    clock: &'a dyn Clock,
+    wall: Cell<Option<f64>>,
+    monotonic: Cell<Option<f64>>,
+}
+
+impl<'a> Moment<'a> {
+    pub fn new(clock: &'a dyn Clock) -> Self {
+        Moment { clock, wall: Cell::new(None), monotonic: Cell::new(None) }
+    }
+
+    #[inline]
+    pub fn wall(&self) -> f64 {
+        *self.wall.get().get_or_insert_with(|| {
+            let t = self.clock.now();
+            self.wall.set(Some(t));
+            t
+        })
+    }
+
+    #[inline]
+    pub fn monotonic(&self) -> f64 {
+        *self.monotonic.get().get_or_insert_with(|| {
+            let t = self.clock.monotonic();
+            self.monotonic.set(Some(t));
+            t
+        })
+    }
+
+    /// Whether either clock was read.
+    pub fn was_read(&self) -> bool {
+        self.wall.get().is_some() || self.monotonic.get().is_some()
     }
 }
 
@@ -40,15 +114,28 @@ mod tests {
     fn system_clock_agrees_with_std_to_within_its_resolution() {
         let std_now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs_f64();
         assert!((SystemClock.now() - std_now).abs() < 0.1);
+        let a = SystemClock.monotonic();
+        let b = SystemClock.monotonic();
+        assert!(b >= a);
     }
-}
 
-/// A fixed instant, for tests.
-#[derive(Debug, Clone, Copy)]
-pub struct FixedClock(pub f64);
-
-impl Clock for FixedClock {
-    fn now(&self) -> f64 {
-        self.0
+    #[test]
+    fn a_moment_reads_each_clock_once() {
+        struct Counting(std::sync::atomic::AtomicU32);
+        impl Clock for Counting {
+            fn now(&self) -> f64 {
+                self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                5.0
+            }
+            fn monotonic(&self) -> f64 {
+                self.0.fetch_add(100, std::sync::atomic::Ordering::Relaxed);
+                7.0
+            }
+        }
+        let clock = Counting(Default::default());
+        let moment = Moment::new(&clock);
+        assert!(!moment.was_read());
+        assert_eq!((moment.wall(), moment.wall(), moment.monotonic(), moment.monotonic()), (5.0, 5.0, 7.0, 7.0));
+        assert_eq!(clock.0.load(std::sync::atomic::Ordering::Relaxed), 101);
     }
 }

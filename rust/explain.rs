@@ -2,6 +2,7 @@
 //! plain words, with the live boost and pace. Reads state, changes none (no
 //! demand is counted, no budget reserved, no token taken).
 
+use crate::clock::Moment;
 use crate::plan::{Plan, Stage};
 use crate::rules::{Action, SpanView};
 use crate::threshold::{self, NEVER};
@@ -17,12 +18,14 @@ pub struct Explanation {
     pub probability: Option<f64>,
     /// The `th` a kept span would carry, at the plan's precision.
     pub th: Option<String>,
+    /// A keep rule decides (budget pacing does not apply unless it caps keep rules).
+    pub forced: bool,
 }
 
 /// Explain the decision for `span` (`parent`: whether it has a valid parent) at `now`.
-pub fn explain<S: SpanView + ?Sized>(plan: &Plan, span: &S, parent: bool, now: f64) -> Explanation {
+pub fn explain<S: SpanView + ?Sized>(plan: &Plan, span: &S, parent: bool, now: &Moment) -> Explanation {
     let mut lines = Vec::new();
-    let forced = |lines: Vec<String>| Explanation { lines, probability: Some(1.0), th: Some("0".to_owned()) };
+    let forced = |lines: Vec<String>| Explanation { lines, probability: Some(1.0), th: Some("0".to_owned()), forced: true };
     let parent_decides = parent && plan.respect_parent;
     let mut probability = 1.0f64;
     let mut rated = false;
@@ -52,10 +55,10 @@ pub fn explain<S: SpanView + ?Sized>(plan: &Plan, span: &S, parent: bool, now: f
                     _ if parent_decides => break,
                     Action::Drop => {
                         lines.push(format!("rule {} drops it (route {})", py_str(name), py_str(span.route())));
-                        return Explanation { lines, probability: Some(0.0), th: None };
+                        return Explanation { lines, probability: Some(0.0), th: None, forced: false };
                     }
                     Action::Rate(rate) => {
-                        let scaled = set.scale(rate, span, &mut || now);
+                        let scaled = set.scale(rate, span, &mut || now.wall());
                         let who = if index < set.rules.len() {
                             format!("rule {}", py_str(name))
                         } else {
@@ -80,14 +83,14 @@ pub fn explain<S: SpanView + ?Sized>(plan: &Plan, span: &S, parent: bool, now: f
                     break;
                 }
                 lines.push(format!("the SDK's legacy trace id ratio {} (no th is written)", short(*rate)));
-                return Explanation { lines, probability: Some(*rate), th: None };
+                return Explanation { lines, probability: Some(*rate), th: None, forced: false };
             }
             Stage::Boost(booster) => {
                 if parent_decides {
                     break;
                 }
                 let route = (booster.signals.routes.len() > 1).then(|| span.route());
-                let multiplier = booster.multiplier(route, now);
+                let multiplier = booster.multiplier(route, now.monotonic());
                 lines.push(format!("times the adaptive boost in force: x{}", short(multiplier)));
                 probability = (probability * multiplier).min(1.0);
             }
@@ -109,7 +112,7 @@ pub fn explain<S: SpanView + ?Sized>(plan: &Plan, span: &S, parent: bool, now: f
     }
     if parent_decides {
         lines.push("it has a parent: it follows the parent's decision (only force_keep rules override)".to_owned());
-        return Explanation { lines, probability: None, th: None };
+        return Explanation { lines, probability: None, th: None, forced: false };
     }
     if !rated {
         lines.insert(0, "no rate stage: probability 1".to_owned());
@@ -122,7 +125,7 @@ pub fn explain<S: SpanView + ?Sized>(plan: &Plan, span: &S, parent: bool, now: f
         short(probability),
         th.as_ref().map(|th| format!(", th:{th}")).unwrap_or_default()
     ));
-    Explanation { lines, probability: Some(probability), th }
+    Explanation { lines, probability: Some(probability), th, forced: false }
 }
 
 /// A probability in at most four significant digits, as Python's `:.4g` gives.

@@ -4,6 +4,7 @@
 
 pub mod adaptive;
 pub mod budget;
+pub mod cells;
 pub mod clock;
 pub mod config;
 pub mod data;

@@ -5,9 +5,9 @@
 use std::sync::Arc;
 
 use crate::adaptive::{BoostPolicy, Booster, ErrorPolicy, Signals};
-use crate::budget::pacer::Pacer;
+use crate::budget::pacer::{Downstream, Pacer};
 use crate::budget::period::{Calendar, PeriodKind};
-use crate::clock::Clock;
+use crate::clock::{Clock, Moment};
 use crate::config::{self, ConfigError};
 use crate::data::{self, Data, Fields, Path};
 use crate::plan::{Plan, Stage};
@@ -63,9 +63,33 @@ pub struct Pipeline {
     pub resolved: Data,
 }
 
-/// Build a pipeline. `existing_signals` lets a reload keep the windows an
-/// installed processor is feeding.
-pub fn parse(doc: &Data, clock: Arc<dyn Clock>, existing_signals: Option<Arc<Signals>>) -> Result<Pipeline, ConfigError> {
+/// What a reload hands over from the pipeline it replaces: the windows an
+/// installed processor is feeding, and the stateful stages, so pacing and rate
+/// limiting carry on instead of starting cold.
+#[derive(Default, Clone)]
+pub struct Existing {
+    pub signals: Option<Arc<Signals>>,
+    pub pacer: Option<Arc<Pacer>>,
+    pub bucket: Option<Arc<TokenBucket>>,
+}
+
+impl Existing {
+    /// The stateful stages of a plan (its pacer and token bucket) and `signals`.
+    pub fn from_plan(plan: &Plan, signals: Option<Arc<Signals>>) -> Existing {
+        let mut existing = Existing { signals, ..Existing::default() };
+        for stage in &plan.stages {
+            match stage {
+                Stage::Budget(pacer) => existing.pacer = Some(pacer.clone()),
+                Stage::RateLimit(bucket) => existing.bucket = Some(bucket.clone()),
+                _ => {}
+            }
+        }
+        existing
+    }
+}
+
+/// Build a pipeline, carrying `existing` state over when it is a reload.
+pub fn parse(doc: &Data, clock: Arc<dyn Clock>, existing: &Existing) -> Result<Pipeline, ConfigError> {
     let Data::Map(entries) = doc else {
         return Err(ConfigError::new("(top level)", format!("expected a mapping of settings and stages, got {}", doc.kind())));
     };
@@ -105,7 +129,7 @@ pub fn parse(doc: &Data, clock: Arc<dyn Clock>, existing_signals: Option<Arc<Sig
     }
     check_order(&order)?;
 
-    let now = clock.now();
+    let now = Moment::new(&*clock);
     let mut keys = rules::route_keys();
     let mut stages = Vec::new();
     let mut resolved_stages = Vec::new();
@@ -148,14 +172,14 @@ pub fn parse(doc: &Data, clock: Arc<dyn Clock>, existing_signals: Option<Arc<Sig
                 (Stage::probability(rate, settings.precision), vec![("rate", Data::Float(rate))])
             }
             "adaptive" => {
-                let (booster, signals) = parse_adaptive(&path, spec, clock.clone(), existing_signals.clone())?;
+                let (booster, signals) = parse_adaptive(&path, spec, clock.clone(), existing.signals.clone())?;
                 signals_out = Some(signals);
                 let resolved = vec![("window", Data::Float(booster.signals.errors.length()))];
                 (Stage::Boost(Arc::new(booster)), resolved)
             }
             "budget" => {
-                let (pacer, resolved) = parse_budget(&path, spec, cap_forced, now)?;
-                (Stage::Budget(Arc::new(pacer)), resolved)
+                let (pacer, resolved) = parse_budget(&path, spec, cap_forced, &now, existing.pacer.as_ref())?;
+                (Stage::Budget(pacer), resolved)
             }
             "rate_limit" => {
                 let mut fields = Fields::new(&path, spec)?;
@@ -166,9 +190,13 @@ pub fn parse(doc: &Data, clock: Arc<dyn Clock>, existing_signals: Option<Arc<Sig
                     None => rate.max(1.0),
                 };
                 fields.finish(&["traces_per_second", "burst"])?;
-                let bucket = TokenBucket::new(rate, burst, now)?;
+                let bucket = match &existing.bucket {
+                    // An unchanged limit keeps its tokens: a reload is not a fresh burst.
+                    Some(old) if old.rate() == rate && old.burst() == burst => old.clone(),
+                    _ => Arc::new(TokenBucket::new(rate, burst, now.monotonic())?),
+                };
                 let resolved = vec![("traces_per_second", Data::Float(rate)), ("burst", Data::Float(burst))];
-                (Stage::RateLimit(Arc::new(bucket)), resolved)
+                (Stage::RateLimit(bucket), resolved)
             }
             _ => unreachable!("checked against STAGES"),
         };
@@ -327,7 +355,13 @@ fn parse_adaptive(
     Ok((booster, signals))
 }
 
-fn parse_budget(path: &Path, spec: &Data, cap_forced: bool, now: f64) -> Result<(Pacer, Resolved), ConfigError> {
+fn parse_budget(
+    path: &Path,
+    spec: &Data,
+    cap_forced: bool,
+    now: &Moment,
+    existing: Option<&Arc<Pacer>>,
+) -> Result<(Arc<Pacer>, Resolved), ConfigError> {
     let mut fields = Fields::new(path, spec)?;
     let (budget_path, budget) =
         fields.take("budget").ok_or_else(|| path.error("missing field budget (in spans, or money with cost_per_span)"))?;
@@ -372,9 +406,31 @@ fn parse_budget(path: &Path, spec: &Data, cap_forced: bool, now: f64) -> Result<
         Some((p, value)) => interval(&p, value)?,
         None => DEFAULT_SAVE_INTERVAL,
     };
-    fields.finish(&["budget", "cost_per_span", "period", "timezone", "state_path", "save_interval"])?;
+    let downstream = match fields.take("downstream") {
+        Some((p, value)) => Downstream::parse(data::string(&p, value)?).map_err(|e| p.error(e))?,
+        None => Downstream::Pace,
+    };
+    fields.finish(&["budget", "cost_per_span", "period", "timezone", "state_path", "save_interval", "downstream"])?;
     let calendar = Calendar::new(period, &zone.1).map_err(|e| zone.0.error(e.message))?;
-    let pacer = Pacer::new(calendar, spans as u64, cap_forced, now)?;
+    let pacer = match existing {
+        // The same budget: the same pacer, its whole state carried over.
+        Some(old)
+            if old.budget() == spans as u64
+                && old.calendar().kind == period
+                && old.calendar().zone_name == zone.1
+                && old.caps_forced_keeps() == cap_forced
+                && old.downstream() == downstream =>
+        {
+            old.clone()
+        }
+        _ => {
+            let pacer = Pacer::new(calendar, spans as u64, cap_forced, downstream, now)?;
+            if let Some(old) = existing {
+                pacer.carry_over(old, now);
+            }
+            Arc::new(pacer)
+        }
+    };
     let resolved = vec![
         ("budget", Data::Float(budget)),
         ("cost_per_span", Data::Float(cost)),
@@ -383,6 +439,7 @@ fn parse_budget(path: &Path, spec: &Data, cap_forced: bool, now: f64) -> Result<
         ("timezone", Data::Str(zone.1)),
         ("state_path", state_path),
         ("save_interval", Data::Float(save_interval)),
+        ("downstream", Data::Str(downstream.name().to_owned())),
     ];
     Ok((pacer, resolved))
 }

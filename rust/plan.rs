@@ -4,7 +4,8 @@
 use std::sync::Arc;
 
 use crate::adaptive::Booster;
-use crate::budget::pacer::Pacer;
+use crate::budget::pacer::{Admit, Downstream, Pacer};
+use crate::clock::Moment;
 use crate::ot_entry::OtFields;
 use crate::rate_limit::TokenBucket;
 use crate::rules::condition::AttrValue;
@@ -95,6 +96,20 @@ pub struct Decision {
     pub forced: bool,
     /// The span would have been kept, but the budget was spent.
     pub refused: bool,
+    /// Nothing was kept in the budget's current floor slot: if this span is
+    /// not kept otherwise, the visibility floor keeps it.
+    pub floor_due: bool,
+    /// Kept by the visibility floor, not by probability (so its `th` is erased:
+    /// it is no probability sample, and estimates must not weigh it).
+    pub floor: bool,
+    /// A child of a remote parent that the budget paced (downstream pacing).
+    pub paced_downstream: bool,
+}
+
+impl Decision {
+    fn new(sampled: bool, th: ThUpdate, path: Path) -> Decision {
+        Decision { sampled, th, path, rule: None, forced: false, refused: false, floor_due: false, floor: false, paced_downstream: false }
+    }
 }
 
 /// One step of a plan. Cloning shares the rule set and the booster, so a
@@ -305,43 +320,45 @@ impl Plan {
         Some(set)
     }
 
-    /// Decide for one span. `now` is called only if a time-dependent stage needs it.
-    pub fn decide<S: SpanView + ?Sized>(&self, facts: &SpanFacts, span: &S, now: &mut dyn FnMut() -> f64) -> Decision {
-        let mut seen_at = None;
-        let mut reading = || {
-            let t = now();
-            seen_at = Some(t);
-            t
-        };
-        let mut decision = self.decide_stages(facts, span, &mut reading);
-        if decision.sampled && !decision.forced && !matches!(decision.path, Path::ParentSampled) {
+    /// Decide for one span. The clocks are read only if a time-dependent stage needs them.
+    pub fn decide<S: SpanView + ?Sized>(&self, facts: &SpanFacts, span: &S, now: &Moment) -> Decision {
+        let mut decision = self.decide_stages(facts, span, now);
+        if decision.sampled && !decision.forced && (!matches!(decision.path, Path::ParentSampled) || decision.paced_downstream) {
             if let Some(bucket) = self.rate_limit() {
-                let t = seen_at.unwrap_or_else(|| {
-                    let t = now();
-                    seen_at = Some(t);
-                    t
-                });
-                if !bucket.try_take(t) {
+                if !bucket.try_take(now.monotonic()) {
                     decision.sampled = false;
                     decision.th = ThUpdate::Unchanged;
                     decision.refused = true;
                 }
             }
         }
+        let Some(pacer) = self.pacer() else { return decision };
         if decision.sampled {
-            if let Some(pacer) = self.pacer() {
-                let independent = !matches!(decision.path, Path::ParentSampled);
-                if !pacer.admit(independent, decision.forced, seen_at) {
-                    decision.sampled = false;
-                    decision.th = ThUpdate::Unchanged;
-                    decision.refused = true;
-                }
+            let kind = if decision.forced {
+                Admit::Forced
+            } else if matches!(decision.path, Path::ParentSampled) && !decision.paced_downstream {
+                Admit::Child
+            } else {
+                Admit::Entry
+            };
+            if !pacer.admit(kind, now.monotonic()) {
+                decision.sampled = false;
+                decision.th = ThUpdate::Unchanged;
+                decision.refused = true;
             }
+        }
+        // The floor keeps what probability did not, apart from the sample:
+        // its keeps carry no threshold, so estimates from `th` stay unbiased.
+        if !decision.sampled && decision.floor_due && pacer.admit(Admit::Floor, now.monotonic()) {
+            decision.sampled = true;
+            decision.th = ThUpdate::Erase;
+            decision.refused = false;
+            decision.floor = true;
         }
         decision
     }
 
-    fn decide_stages<S: SpanView + ?Sized>(&self, facts: &SpanFacts, span: &S, now: &mut dyn FnMut() -> f64) -> Decision {
+    fn decide_stages<S: SpanView + ?Sized>(&self, facts: &SpanFacts, span: &S, now: &Moment) -> Decision {
         let parent_decides = self.respect_parent && facts.parent.is_some();
         let path = match facts.parent {
             None => Path::Root,
@@ -351,6 +368,7 @@ impl Plan {
         // Exact threshold while only one fixed-probability stage has spoken.
         let mut exact_threshold: Option<u64> = Some(0);
         let mut rule = None;
+        let mut floor_due = false;
         // Rule slots run on across rule sets, in stage order.
         let mut slot_offset = 0;
         for stage in &self.stages {
@@ -365,14 +383,13 @@ impl Plan {
                     }
                     let sampled = u128::from(facts.trace_id_low64) < *bound;
                     let th = if sampled { ThUpdate::Erase } else { ThUpdate::Unchanged };
-                    return Decision { sampled, th, path, rule, forced: false, refused: false };
+                    return Decision { rule, ..Decision::new(sampled, th, path) };
                 }
                 Stage::ForceKeep(set) => {
                     let (index, _) = set.first_match(span);
                     if index < set.rules.len() {
                         let path = if parent_decides { Path::ForcedKeep } else { path };
-                        let rule = Some(slot_offset + index);
-                        return Decision { sampled: true, th: ThUpdate::Set(0), path, rule, forced: true, refused: false };
+                        return Decision { rule: Some(slot_offset + index), forced: true, ..Decision::new(true, ThUpdate::Set(0), path) };
                     }
                     slot_offset += set.rules.len();
                 }
@@ -384,22 +401,15 @@ impl Plan {
                     match action {
                         Action::Keep => {
                             let path = if parent_decides { Path::ForcedKeep } else { path };
-                            return Decision { sampled: true, th: ThUpdate::Set(0), path, rule: Some(index), forced: true, refused: false };
+                            return Decision { rule: Some(index), forced: true, ..Decision::new(true, ThUpdate::Set(0), path) };
                         }
                         _ if parent_decides => break,
                         Action::Drop => {
-                            return Decision {
-                                sampled: false,
-                                th: ThUpdate::Unchanged,
-                                path,
-                                rule: Some(index),
-                                forced: false,
-                                refused: false,
-                            };
+                            return Decision { rule: Some(index), ..Decision::new(false, ThUpdate::Unchanged, path) };
                         }
                         Action::Rate(rate) => {
                             rule = Some(index);
-                            probability *= set.scale(rate, span, now);
+                            probability *= set.scale(rate, span, &mut || now.wall());
                             exact_threshold = None;
                         }
                     }
@@ -409,7 +419,7 @@ impl Plan {
                         break;
                     }
                     let route = if booster.signals.routes.len() > 1 { Some(span.route()) } else { None };
-                    let multiplier = booster.multiplier(route, now());
+                    let multiplier = booster.multiplier(route, now.monotonic());
                     if multiplier != 1.0 {
                         probability = (probability * multiplier).min(1.0);
                         exact_threshold = None;
@@ -419,12 +429,10 @@ impl Plan {
                     if parent_decides {
                         break;
                     }
-                    let t = now();
-                    let pace = pacer.pace(t, probability);
-                    if pacer.visibility_due(t) {
-                        probability = 1.0;
-                        exact_threshold = Some(0);
-                    } else if pace != 1.0 {
+                    let pace = pacer.pace(now, probability);
+                    // A span its rules sample at 0 is not wanted, even for the floor.
+                    floor_due = probability > 0.0 && pacer.floor_due(now.monotonic());
+                    if pace != 1.0 {
                         probability *= pace;
                         exact_threshold = None;
                     }
@@ -432,13 +440,39 @@ impl Plan {
             }
         }
         if let (true, Some(parent)) = (parent_decides, facts.parent) {
-            return follow_parent(facts, parent);
+            let followed = follow_parent(facts, parent);
+            return match self.pacer() {
+                Some(pacer) if followed.sampled && parent.remote && pacer.downstream() == Downstream::Pace => {
+                    self.pace_downstream(facts, parent, followed, pacer, now)
+                }
+                _ => followed,
+            };
         }
         let threshold =
             exact_threshold.unwrap_or_else(|| crate::threshold::threshold_for_probability(probability.clamp(0.0, 1.0), self.precision));
         let sampled = threshold < NEVER && facts.randomness() >= threshold;
         let th = if sampled { ThUpdate::Set(threshold) } else { ThUpdate::Unchanged };
-        Decision { sampled, th, path, rule, forced: false, refused: false }
+        Decision { rule, floor_due, ..Decision::new(sampled, th, path) }
+    }
+
+    /// A span whose sampled parent is in another service, under a budget that
+    /// paces downstream: kept iff its randomness clears both the parent's
+    /// threshold and the budget's, and its `th` says which was higher. So a
+    /// service under budget keeps a consistent subset of its callers' traces
+    /// (every span it keeps has its ancestors kept) and, with the floor, never
+    /// goes blind.
+    fn pace_downstream(&self, facts: &SpanFacts, parent: ParentFacts, followed: Decision, pacer: &Pacer, now: &Moment) -> Decision {
+        let pace = pacer.pace(now, 1.0);
+        let mut decision = Decision { paced_downstream: true, floor_due: pacer.floor_due(now.monotonic()), ..followed };
+        let budget_threshold = crate::threshold::threshold_for_probability(pace.clamp(0.0, 1.0), self.precision);
+        // The parent's threshold counts only when the randomness is consistent with it.
+        let parent_threshold = if followed.th == ThUpdate::Erase { 0 } else { parent.ot.th.unwrap_or(0) };
+        if budget_threshold <= parent_threshold {
+            return decision;
+        }
+        decision.sampled = budget_threshold < NEVER && facts.randomness() >= budget_threshold;
+        decision.th = if decision.sampled { ThUpdate::Set(budget_threshold) } else { ThUpdate::Unchanged };
+        decision
     }
 }
 
@@ -447,20 +481,13 @@ impl Plan {
 /// spec asks of a parent-based sampler).
 fn follow_parent(facts: &SpanFacts, parent: ParentFacts) -> Decision {
     if !parent.sampled {
-        return Decision {
-            sampled: false,
-            th: ThUpdate::Unchanged,
-            path: Path::ParentNotSampled,
-            rule: None,
-            forced: false,
-            refused: false,
-        };
+        return Decision::new(false, ThUpdate::Unchanged, Path::ParentNotSampled);
     }
     let th = match parent.ot.th {
         Some(threshold) if facts.randomness() < threshold => ThUpdate::Erase,
         _ => ThUpdate::Unchanged,
     };
-    Decision { sampled: true, th, path: Path::ParentSampled, rule: None, forced: false, refused: false }
+    Decision::new(true, th, Path::ParentSampled)
 }
 
 #[cfg(test)]
@@ -479,7 +506,7 @@ mod tests {
     impl DecideBare for Plan {
         fn decide_bare(&self, facts: &SpanFacts) -> Decision {
             let span = BareSpan { name: "span", root: facts.parent.is_none() };
-            self.decide(facts, &span, &mut || 0.0)
+            self.decide(facts, &span, &Moment::new(&crate::clock::FixedClock(0.0)))
         }
     }
 
@@ -584,7 +611,7 @@ mod tests {
     }
 
     fn decide_named(plan: &Plan, facts: &SpanFacts, name: &str) -> Decision {
-        plan.decide(facts, &BareSpan { name, root: facts.parent.is_none() }, &mut || 0.0)
+        plan.decide(facts, &BareSpan { name, root: facts.parent.is_none() }, &Moment::new(&crate::clock::FixedClock(0.0)))
     }
 
     #[test]
@@ -613,5 +640,25 @@ mod tests {
         // Ignoring the parent, rules decide children too.
         let independent = decide_named(&rule_plan(false), &child(RANDOMNESS_MASK, false, OtFields::default()), "z");
         assert_eq!((independent.sampled, independent.path), (true, Path::ChildIndependent));
+    }
+
+    #[test]
+    fn the_floor_keeps_what_probability_did_not_and_erases_its_th() {
+        use crate::budget::period::{Calendar, PeriodKind};
+        let clock = crate::clock::FixedClock(1_767_225_600.0 + 10.0 * 3600.0); // 1 Jan 2026, 10:00 UTC
+        let calendar = Calendar::new(PeriodKind::Month, "UTC").unwrap();
+        let pacer = Pacer::new(calendar, 10_000, true, Downstream::Pace, &Moment::new(&clock)).unwrap();
+        pacer.first_start(&Moment::new(&clock));
+        let plan = Plan::new(true, vec![Stage::probability(0.5, DEFAULT_PRECISION), Stage::Budget(Arc::new(pacer))]);
+        let half = decode_th("8").unwrap();
+        let decide = |r: u64| plan.decide(&root(r), &BareSpan { name: "span", root: true }, &Moment::new(&clock));
+        let floor = decide(half - 1);
+        assert!(floor.sampled && floor.floor, "nothing kept this hour yet: the floor keeps it");
+        assert_eq!(floor.th, ThUpdate::Erase, "no probability sample: no th");
+        let dropped = decide(half - 1);
+        assert!(!dropped.sampled && !dropped.floor_due, "the hour is covered");
+        let kept = decide(RANDOMNESS_MASK);
+        assert!(kept.sampled && !kept.floor);
+        assert!(matches!(kept.th, ThUpdate::Set(t) if t >= half), "a probability keep carries its threshold (the pace's too)");
     }
 }

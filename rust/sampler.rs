@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use crate::clock::{Clock, SystemClock};
+use crate::clock::{Clock, Moment, SystemClock};
 use crate::plan::{Decision, Plan, SpanFacts};
 use crate::rules::SpanView;
 use crate::stats::{Counters, Snapshot};
@@ -26,10 +26,13 @@ impl SamplerCore {
     /// Decide for one span and count the outcome.
     #[inline]
     pub fn decide<S: SpanView + ?Sized>(&self, facts: &SpanFacts, span: &S) -> Decision {
-        let clock = &self.clock;
-        let decision = self.plan.decide(facts, span, &mut || clock.now());
+        let decision = self.plan.decide(facts, span, &Moment::new(&*self.clock));
         self.counters.record(decision.path, decision.sampled, decision.rule);
         decision
+    }
+
+    pub fn clock(&self) -> &dyn Clock {
+        &*self.clock
     }
 
     pub fn plan(&self) -> &Plan {

@@ -308,3 +308,24 @@ def test_count_mode_boosts_at_the_real_error_count_with_drops_recorded():
     clock.now += 1
     assert sampler.boost == 2.0
     provider.shutdown()
+
+
+def test_the_boost_reacts_within_seconds_after_the_wall_clock_steps_back():
+    """Regression: after a 1-hour backward NTP step the boost reacted to an error
+    storm after 3,271 s instead of 6 s (the windows ticked on the wall clock)."""
+    from tracesieve.testing import SimClock
+
+    clock = SimClock(1_767_225_600.0)
+    sampler = AdaptiveSampler(0.1, clock=clock)
+    for _ in range(120):
+        clock.advance(1.0)
+        sampler.processor.record_latency(0.01)
+    clock.jump(-3600.0)
+    reacted_after = None
+    for second in range(1, 60):
+        clock.advance(1.0)
+        sampler.record_error(3)
+        if sampler.boost >= 2.0:
+            reacted_after = second
+            break
+    assert reacted_after is not None and reacted_after <= 6, reacted_after

@@ -101,17 +101,18 @@ def test_budget_snapshots_and_the_config_watcher_run_in_a_forked_child(tmp_path)
         os.unlink(state) if state.exists() else None
         for i in range(10):
             sampler.should_sample(None, (1 << 56) - 1 - i, "x")
+        mine = sampler.budget_status()["used_spans"]
         # Parent and child both save to this path (with the per-process store,
         # the last writer wins): wait until the child's own snapshot shows up.
         deadline = time.monotonic() + 10
         seen = None
-        while seen != 10 and time.monotonic() < deadline:
+        while seen != mine and time.monotonic() < deadline:
             time.sleep(0.01)
             try:
                 seen = json.loads(state.read_text())["used_spans"]
             except (OSError, ValueError):
                 pass
-        assert seen == 10, "the child's snapshot thread saved its spending"
+        assert seen == mine, "the child's snapshot thread saved its spending"
         config.write_text(
             f"reload: true\nreload_interval: 0.05\nprobability: {{rate: 0.0}}\nbudget: {{budget: 1000, period: day, state_path: {state}, save_interval: 0.05}}\n"
         )

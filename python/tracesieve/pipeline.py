@@ -31,11 +31,13 @@ _logger = logging.getLogger("tracesieve.config")
 Built = Tuple[_core.NativeSampler, Optional[_core.NativeSignals], Dict[str, Any], List[str]]
 
 
-def build(document: Mapping[str, Any], *, clock: Any = None, signals: Any = None, where: str = "") -> Built:
+def build(document: Mapping[str, Any], *, clock: Any = None, signals: Any = None, previous: Any = None, where: str = "") -> Built:
     """Parse a document natively: (sampler, signals or None, resolved document,
-    description lines). Errors are ``ConfigError`` prefixed with ``where``."""
+    description lines). ``previous``: the native sampler a reload replaces,
+    whose pacing and rate limit carry over. Errors are ``ConfigError``
+    prefixed with ``where``."""
     try:
-        return _core.NativeSampler.pipeline(document, clock=clock, signals=signals, class_name="PipelineSampler")
+        return _core.NativeSampler.pipeline(document, clock=clock, signals=signals, previous=previous, class_name="PipelineSampler")
     except ConfigError as error:
         raise ConfigError(f"{where}{error}") from None
 
@@ -109,16 +111,15 @@ class PipelineSampler(_NativeSampler):
             return False
         try:
             signals = self.processor._native if self.processor is not None else None
-            native, _, resolved, description = build(load_config(self.source), clock=self._clock, signals=signals, where=self._where)
+            native, _, resolved, description = build(
+                load_config(self.source), clock=self._clock, signals=signals, previous=self._native, where=self._where
+            )
         except ConfigError as error:
             self.reload_failures += 1
             _logger.error("tracesieve: keeping the current sampling policy; %s", error)
             return False
         with self._lock:
             old = self._native
-            if stage(resolved, "budget") is not None and stage(self.resolved, "budget") is not None:
-                status = old.budget_status()
-                native.restore_budget(status["period_start"], status["used_spans"])
             for key, value in old.stats().items():
                 if isinstance(value, int) and not isinstance(value, bool):
                     self._retired[key] = self._retired.get(key, 0) + value
@@ -157,6 +158,11 @@ class PipelineSampler(_NativeSampler):
         """How the plan would decide a span like this, stage by stage, with the
         boost and pace in force: ``{"lines", "probability", "th"}``."""
         return self._native.explain_plan(name, kind=kind, attributes=attributes, parent=parent, now=now)
+
+    def save_state(self) -> None:
+        """Write the budget's spending snapshot now (when the budget stage has a ``state_path``)."""
+        if self._state is not None:
+            self._state.save()
 
     def close(self) -> None:
         """Stop watching the file and saving state snapshots (after a last save)."""

@@ -24,10 +24,12 @@ __all__ = ["StateFile"]
 
 _logger = logging.getLogger("tracesieve.budget")
 STATE_KIND = "tracesieve.budget"
-STATE_VERSION = 1
+#: Version 2 adds the pacing estimates and when they were saved; version 1 files are still read.
+STATE_VERSION = 2
 #: A state file is a few hundred bytes; anything much larger is not ours.
 MAX_STATE_BYTES = 64 * 1024
 _U64_MAX = (1 << 64) - 1
+ESTIMATES = ("pace", "demand_rate", "spans_per_entry", "forced_rate")
 
 
 class StateFile:
@@ -54,14 +56,17 @@ class StateFile:
 
     def snapshot(self, sampler: Any) -> Dict[str, Any]:
         raw = sampler._native.budget_status()
+        saved = sampler._native.budget_snapshot()
         return {
             "kind": STATE_KIND,
             "version": STATE_VERSION,
             "period": raw["period"],
             "timezone": raw["timezone"],
-            "period_start": raw["period_start"],
+            "period_start": saved["period_start"],
             "budget_spans": raw["budget_spans"],
-            "used_spans": raw["used_spans"],
+            "used_spans": saved["used_spans"],
+            "saved_at": saved["saved_at"],
+            "estimates": saved["estimates"],
         }
 
     def _temporary(self) -> Path:
@@ -117,7 +122,12 @@ class StateFile:
 
     def restore(self) -> None:
         sampler = self._sampler()
-        if sampler is None or not self.path.exists():
+        if sampler is None:
+            return
+        if not self.path.exists():
+            # The first process to count this budget: nothing beyond the
+            # calendar's share can have been spent.
+            sampler._native.budget_first_start()
             return
         try:
             if self.path.stat().st_size > MAX_STATE_BYTES:
@@ -130,7 +140,14 @@ class StateFile:
         if problem:
             _logger.warning("tracesieve: ignoring budget state %s: %s", self.path, problem)
             return
-        if not sampler._native.restore_budget(float(data["period_start"]), int(data["used_spans"])):
+        estimates = data.get("estimates")
+        applied = sampler._native.restore_budget(
+            float(data["period_start"]),
+            int(data["used_spans"]),
+            float(data.get("saved_at", 0.0)),
+            None if estimates is None else tuple(float(estimates[key]) for key in ESTIMATES),
+        )
+        if not applied:
             _logger.info("tracesieve: budget state %s is for an earlier period; starting afresh", self.path)
 
     def _run(self, thread: BackgroundThread) -> None:
@@ -159,7 +176,7 @@ def _validate(data: Any, current: Dict[str, Any]) -> Optional[str]:
     """Why a state file cannot be trusted, or None."""
     if not isinstance(data, dict):
         return f"expected a JSON object, got {type(data).__name__}"
-    if data.get("kind") != STATE_KIND or data.get("version") != STATE_VERSION:
+    if data.get("kind") != STATE_KIND or data.get("version") not in (1, STATE_VERSION):
         return f"not a tracesieve budget state (kind {data.get('kind')!r}, version {data.get('version')!r})"
     for key in ("period", "timezone"):
         if data.get(key) != current[key]:
@@ -175,4 +192,15 @@ def _validate(data: Any, current: Dict[str, Any]) -> Optional[str]:
         return f"used_spans {used} is more than the file's own budget of {budget}"
     if isinstance(start, bool) or not isinstance(start, (int, float)) or not math.isfinite(start):
         return f"period_start {start!r} is not a time"
+    saved_at = data.get("saved_at", 0.0)
+    if isinstance(saved_at, bool) or not isinstance(saved_at, (int, float)) or not math.isfinite(saved_at):
+        return f"saved_at {saved_at!r} is not a time"
+    estimates = data.get("estimates")
+    if estimates is not None:
+        if not isinstance(estimates, dict) or set(estimates) != set(ESTIMATES):
+            return f"estimates {estimates!r} are not pacing estimates"
+        for key in ESTIMATES:
+            value = estimates[key]
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+                return f"estimates.{key} {value!r} is not a rate"
     return None

@@ -9,19 +9,55 @@ import math
 import random
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Callable, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 HOUR = 3600.0
 
 
 class SimClock:
-    """A clock the simulation moves; pass it as ``clock=`` to samplers."""
+    """A clock the test moves; pass it as ``clock=``.
+
+    It reads two times, as the system does: the wall clock (calling the clock
+    gives it) and a monotonic clock (``monotonic()``). Setting ``now`` or
+    calling ``advance`` moves both, as time passing does; ``jump`` moves only
+    the wall clock, as an NTP step or a clock set by hand does; ``glitch``
+    makes the next wall reading (only that one) return a wrong value.
+    """
 
     def __init__(self, now: float):
-        self.now = now
+        self._offset = float(now)
+        self._monotonic = 0.0
+        self._glitch: Optional[float] = None
 
     def __call__(self) -> float:
-        return self.now
+        if self._glitch is not None:
+            reading, self._glitch = self._glitch, None
+            return reading
+        return self._monotonic + self._offset
+
+    def monotonic(self) -> float:
+        return self._monotonic
+
+    @property
+    def now(self) -> float:
+        """The wall time (without a pending glitch)."""
+        return self._monotonic + self._offset
+
+    @now.setter
+    def now(self, value: float) -> None:
+        # Time passes (or, set backwards, the simulation rewinds): both clocks move.
+        self._monotonic += float(value) - self.now
+
+    def advance(self, seconds: float) -> None:
+        self._monotonic += seconds
+
+    def jump(self, seconds: float) -> None:
+        """The wall clock steps by ``seconds`` (either way); monotonic time does not."""
+        self._offset += seconds
+
+    def glitch(self, reading: float) -> None:
+        """The next wall reading returns ``reading``, once."""
+        self._glitch = float(reading)
 
 
 def daily_wave(hour_of_day: int) -> float:
@@ -156,3 +192,295 @@ def whole_traces(upstream: Any, downstream: Any, traces: int = 20_000, seed: int
     up = {s.context.trace_id for s in kept[0].get_finished_spans()}
     down = {s.context.trace_id for s in kept[1].get_finished_spans()}
     return Wholeness(traces, len(up), len(down), len(up & down), len(down - up))
+
+
+@dataclass
+class PacingCase:
+    """A period of traffic against a budget, with what production does to a
+    pacer along the way (restarts, reloads, wall-clock jumps). Times are
+    seconds from the start of the period."""
+
+    name: str
+    budget: int
+    #: Requests over the period as a multiple of the budget, spread by the daily wave...
+    demand: float = 10.0
+    #: ...or a flat number of requests per second instead.
+    rate: Optional[float] = None
+    period: str = "month"
+    year: int = 2026
+    month: int = 1
+    #: (day, factor): that day's traffic is multiplied by the factor.
+    spike: Optional[Tuple[int, float]] = None
+    #: (start, end, factor): the traffic between two times is multiplied by the factor.
+    surge: Optional[Tuple[float, float, float]] = None
+    #: The process starts this long into the period (a cold start mid-period).
+    start: float = 0.0
+    #: Simulate this long (default: to the period's end).
+    duration: Optional[float] = None
+    #: Restart the process this often; with a state file, it restores its spending.
+    restart_every: Optional[float] = None
+    state_file: bool = True
+    #: Times at which the configuration is reloaded (the inner rate changes 1.0 <-> 0.9).
+    reloads: Tuple[float, ...] = ()
+    #: (time, reading): the wall clock reads `reading` once, at that time.
+    glitches: Tuple[Tuple[float, float], ...] = ()
+    #: (time, seconds): the wall clock steps by that much at that time, for good.
+    steps: Tuple[Tuple[float, float], ...] = ()
+    #: Requests arrive with sampled parents from another service (whose spans this budget paces).
+    downstream: bool = False
+    spans_per_trace: int = 1
+    seed: int = 1
+
+
+@dataclass
+class PacingResult:
+    case: PacingCase
+    offered: int
+    #: Spans kept (the harness's own count, every process and period included).
+    kept: int
+    #: Spans kept in the period the case started in.
+    kept_in_period: int
+    blind_hours: int
+    hours: int
+    #: The most spans ever counted above the calendar's even share of the budget.
+    worst_excess: float
+    burst: float
+    kept_by_hour: List[int]
+    #: Kept downstream spans whose th was below their parent's (must be 0).
+    inconsistent: int = 0
+    seconds: float = 0.0
+
+    @property
+    def used(self) -> float:
+        """The share of the budget kept in the case's first period."""
+        return self.kept_in_period / self.case.budget
+
+
+def run_pacing(case: PacingCase, workdir: Optional[str] = None) -> PacingResult:
+    """Run ``case`` through a real budget pipeline on a simulated clock and
+    measure it (see ``benches/pacing.py`` for the cases the docs report)."""
+    import json
+    import tempfile
+    import time as _time
+
+    from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, set_span_in_context
+
+    from tracesieve import _core
+    from tracesieve.pipeline import from_config
+    from tracesieve.samplers import ProbabilitySampler
+
+    began = _time.perf_counter()
+    period_start = month_start(case.year, case.month)
+    length = days_in_month(case.year, case.month) * 24 * HOUR
+    if case.period == "day":
+        length = 24 * HOUR
+    end = case.duration + case.start if case.duration is not None else length
+    folder = workdir or tempfile.mkdtemp(prefix="tracesieve-pacing-")
+    config = f"{folder}/pacing.json"
+    state = f"{folder}/budget.json"
+    clock = SimClock(period_start + case.start)
+
+    def document(rate: float, with_state: bool) -> Dict[str, Any]:
+        budget: Dict[str, Any] = {"budget": case.budget, "period": case.period, "timezone": "UTC"}
+        if with_state:
+            budget.update(state_path=state, save_interval=10.0**9)
+        return {"probability": {"rate": rate}, "budget": budget}
+
+    inner = [1.0]
+
+    def build(with_state: bool) -> Any:
+        with open(config, "w", encoding="utf-8") as handle:
+            json.dump(document(inner[0], with_state), handle)
+        return from_config(config, clock=clock)
+
+    sampler = build(case.state_file)
+    burst = sampler.budget_status()["burst_spans"]
+    rng = random.Random(case.seed)
+    upstream = ProbabilitySampler(min(1.0, case.demand * case.budget / max(1, _requests_in(case, length))) if case.downstream else 1.0)
+    hours = int((end - case.start) // HOUR) or 1
+    kept_by_hour = [0] * hours
+    offered_by_hour = [0] * hours
+    kept = kept_in_period = offered = inconsistent = 0
+    worst = float("-inf")
+    # (time, kind, reading or seconds): restarts and reloads carry no value.
+    events: List[Tuple[float, str, float]] = sorted(
+        [(t, "restart", 0.0) for t in _every(case.restart_every, case.start, end)]
+        + [(t, "reload", 0.0) for t in case.reloads]
+        + [(t, "glitch", reading) for t, reading in case.glitches]
+        + [(t, "step", seconds) for t, seconds in case.steps]
+    )
+    child_parent = None
+    now = case.start
+    for t in _arrivals(case, length, end, rng):
+        while events and events[0][0] <= t:
+            event = events.pop(0)
+            clock.advance(event[0] - now)
+            now = event[0]
+            if event[1] == "restart":
+                if case.state_file:
+                    sampler.save_state()
+                sampler.close()
+                sampler = build(case.state_file)
+            elif event[1] == "reload":
+                inner[0] = 0.9 if inner[0] == 1.0 else 1.0
+                with open(config, "w", encoding="utf-8") as handle:
+                    json.dump(document(inner[0], case.state_file), handle)
+                sampler.reload()
+            elif event[1] == "glitch":
+                clock.glitch(event[2])
+            else:
+                clock.jump(event[2])
+        clock.advance(t - now)
+        now = t
+        hour = min(hours - 1, int((t - case.start) // HOUR))
+        trace_id = rng.getrandbits(128)
+        context = None
+        parent_th = None
+        if case.downstream:
+            decided = upstream.should_sample(None, trace_id, "frontend")
+            if not decided.decision.is_sampled():
+                continue
+            ot = decided.trace_state.get("ot") if decided.trace_state is not None else None
+            parent_th = _core.read_ot(ot)[0] if ot else None
+            parent = SpanContext(trace_id, rng.getrandbits(64) or 1, True, TraceFlags(TraceFlags.SAMPLED), decided.trace_state)
+            context = set_span_in_context(NonRecordingSpan(parent))
+        offered += 1
+        offered_by_hour[hour] += 1
+        result = sampler.should_sample(context, trace_id, "GET")
+        if not result.decision.is_sampled():
+            continue
+        spans = 1
+        if case.spans_per_trace > 1:
+            local = SpanContext(trace_id, 7, False, TraceFlags(TraceFlags.SAMPLED), result.trace_state)
+            child_parent = set_span_in_context(NonRecordingSpan(local))
+            spans += sum(
+                sampler.should_sample(child_parent, trace_id, "child").decision.is_sampled() for _ in range(case.spans_per_trace - 1)
+            )
+        if parent_th is not None:
+            own = _core.read_ot(result.trace_state.get("ot") or "")[0]
+            inconsistent += own is not None and own < parent_th
+        kept += spans
+        kept_by_hour[hour] += spans
+        if t < length:
+            kept_in_period += spans
+            worst = max(worst, kept_in_period - case.budget * t / length)
+    sampler.close()
+    blind = sum(1 for demand, k in zip(offered_by_hour, kept_by_hour) if demand and not k)
+    return PacingResult(
+        case,
+        offered,
+        kept,
+        kept_in_period,
+        blind,
+        hours,
+        worst if worst != float("-inf") else 0.0,
+        burst,
+        kept_by_hour,
+        inconsistent,
+        _time.perf_counter() - began,
+    )
+
+
+def _every(interval: Optional[float], start: float, end: float) -> List[float]:
+    if not interval:
+        return []
+    times, t = [], start + interval
+    while t < end:
+        times.append(t)
+        t += interval
+    return times
+
+
+def _requests_in(case: PacingCase, length: float) -> int:
+    return int(case.rate * length) if case.rate else int(case.demand * case.budget)
+
+
+def _arrivals(case: PacingCase, length: float, end: float, rng: random.Random):
+    """Request times from `case.start` to `end`: flat at `rate`, or the daily wave times `demand`."""
+    surge = case.surge
+    if case.rate:
+        step = 1.0 / case.rate
+        t = case.start
+        while t < end:
+            yield t
+            factor = surge[2] if surge and surge[0] <= t < surge[1] else 1.0
+            t += step / factor
+        return
+    hours = int(length // HOUR)
+    weights = [daily_wave(h % 24) for h in range(hours)]
+    per_weight = case.demand * case.budget / sum(weights)
+    first = int(case.start // HOUR)
+    for hour in range(first, int(-(-end // HOUR))):
+        weight = weights[hour % hours] * (case.spike[1] if case.spike and hour // 24 + 1 == case.spike[0] else 1.0)
+        if surge and surge[0] <= hour * HOUR < surge[1]:
+            weight *= surge[2]
+        count = round(per_weight * weight)
+        for i in range(count):
+            t = hour * HOUR + i * HOUR / count
+            if case.start <= t < end:
+                yield t
+
+
+DAY = 24 * HOUR
+MONTH_JAN = 31 * DAY
+
+
+def pacing_cases() -> Dict[str, PacingCase]:
+    """The cases the pacing docs report (``python benches/pacing.py``), each a
+    target the test suite asserts."""
+    jan10 = 9 * DAY
+    cases = [
+        PacingCase("0.5x demand", 10_000, demand=0.5),
+        PacingCase("2x demand", 10_000, demand=2),
+        PacingCase("10x demand", 10_000, demand=10),
+        PacingCase("100x demand", 10_000, demand=100),
+        PacingCase("10x, 3-span traces", 30_000, demand=10, spans_per_trace=3),
+        PacingCase("10x + 20x spike on day 15", 10_000, demand=10, spike=(15, 20.0)),
+        PacingCase("cold start on 1 Jan, 1,000 req/s, first minute", 100_000, rate=1000, duration=60),
+        PacingCase("cold start on 10 Jan, 1,000 req/s, first minute", 100_000, rate=1000, start=jan10, duration=60),
+        PacingCase("reload 1.0 -> 0.9 at 1,000 req/s", 100_000, rate=1000, start=jan10, duration=2 * HOUR, reloads=(jan10 + HOUR,)),
+        PacingCase("restart every 6 h, state file, 1 req/s", 10_000, rate=1, restart_every=6 * HOUR),
+        PacingCase("restart every 10 min, state file, 1 req/s", 10_000, rate=1, restart_every=600),
+        PacingCase("restart every 10 min, no state file, 1 req/s", 10_000, rate=1, restart_every=600, state_file=False),
+        PacingCase(
+            "one reading x1000 on 10 Jan, then 10 days at 10x",
+            100_000,
+            demand=10,
+            start=jan10,
+            duration=10 * DAY,
+            glitches=((jan10 + HOUR, (month_start(2026, 1) + jan10 + HOUR) * 1000),),
+        ),
+        PacingCase(
+            "40 days ahead for 5 s on 10 Jan, to 10 Feb",
+            100_000,
+            demand=10,
+            start=jan10,
+            duration=31 * DAY,
+            steps=((jan10 + HOUR, 40 * DAY), (jan10 + HOUR + 5, -40 * DAY)),
+        ),
+        PacingCase(
+            "no step, 10x surge for an hour on 10 Jan",
+            100_000,
+            demand=10,
+            start=jan10,
+            duration=DAY,
+            surge=(jan10 + 2 * HOUR, jan10 + 3 * HOUR, 10.0),
+        ),
+        PacingCase(
+            "NTP steps back an hour on 10 Jan, 10x surge",
+            100_000,
+            demand=10,
+            start=jan10,
+            duration=DAY,
+            surge=(jan10 + 2 * HOUR, jan10 + 3 * HOUR, 10.0),
+            steps=((jan10 + 2 * HOUR, -HOUR),),
+        ),
+        PacingCase("no step, first day after start", 100_000, demand=10, start=jan10, duration=DAY),
+        PacingCase("NTP steps back an hour right after start", 100_000, demand=10, start=jan10, duration=DAY, steps=((jan10 + 1, -HOUR),)),
+        PacingCase("1,000 a month at 1 req/s", 1_000, rate=1),
+        PacingCase("1,500 a month at 1 req/s", 1_500, rate=1),
+        PacingCase("2,000 a month at 1 req/s", 2_000, rate=1),
+        PacingCase("500 a month at 1 req/s (below one an hour)", 500, rate=1),
+        PacingCase("downstream: callers keep 10x the budget", 10_000, demand=10, downstream=True),
+    ]
+    return {case.name: case for case in cases}

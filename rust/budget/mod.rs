@@ -8,3 +8,4 @@
 
 pub mod pacer;
 pub mod period;
+pub mod wall;

@@ -1,35 +1,165 @@
-//! The pacing state machine, all atomics. Each decision reads the current
-//! pacing multiplier; the first decision after an interval ends re-estimates
-//! full demand from that interval and sets the next multiplier to
-//! allowance / demand, where allowance = remaining budget / remaining time.
+//! The pacing state machine, all atomics.
+//!
+//! Two mechanisms, one for the bill and one for the view:
+//!
+//! - **The spend line** is a hard ceiling: spans counted this period never
+//!   exceed the line plus a small burst. The line rises from what was spent
+//!   when accounting began (zero at a period's start; the restored count after
+//!   a restart; the calendar's share when a process starts mid-period knowing
+//!   nothing) to the whole budget at the period's end, over monotonic time, so
+//!   no cold start, restart, reload or wall-clock jump can spend faster than
+//!   the calendar allows.
+//! - **The pace** keeps spending near the line without touching it: each
+//!   interval re-estimates full demand (the spans per second it would keep at
+//!   a pace of 1) and sets pace = allowance / demand, allowance being the
+//!   remaining budget less what keep rules and the visibility floor are
+//!   expected to spend, over the remaining time. Near the line the pace eases
+//!   off with the burst still free, so a keep is almost never refused after
+//!   its draw (a refused keep would bias what its `th` claims).
+//!
+//! A visibility floor keeps the first span of every clock hour (or, for a
+//! budget smaller than the period's hours, of every even share of the period)
+//! in which nothing else was kept, so no hour goes blind whenever the budget
+//! covers one span an hour. Its keeps carry no threshold: they are no
+//! probability sample, and estimates leave them out.
 
 use std::sync::atomic::{AtomicU64, Ordering::*};
 
 use super::period::{Bounds, Calendar};
+use super::wall::WallTracker;
+use crate::cells::AtomicF64;
+use crate::clock::Moment;
 use crate::config::ConfigError;
 
 /// Demand sums are kept in fixed point (probabilities times 2^24).
 const FIXED: f64 = (1u64 << 24) as f64;
 /// Expected decisions an interval wants before it re-estimates early.
 const ENOUGH_DEMAND: f64 = 64.0;
-/// Smoothing of the demand and spans-per-trace estimates (weight of the newest interval).
+/// Smoothing of the estimates (weight of the newest interval).
 const SMOOTHING: f64 = 0.5;
+/// Until the first estimate, re-estimate this often (seconds): a cold start
+/// learns its demand in half a second instead of a minute.
+const WARM_UP: f64 = 0.5;
+/// Seconds a re-estimate may hold its lease (a holder that died releases it then).
+const LEASE: f64 = 5.0;
+/// The burst is the budget of this fraction of the period (an hour of a
+/// 30-day month), and at least `MIN_BURST` spans (or a tenth of a small budget).
+const BURST_FRACTION: f64 = 1.0 / 720.0;
+const MIN_BURST: f64 = 8.0;
+/// Children of kept traces may go this far above the line, at most (and at
+/// least one span): their share is held back from new traces near the end.
+const CHILD_FRACTION: f64 = 0.01;
+/// Keep rules' expected spans are reserved with this margin (they come in bunches).
+const FORCED_MARGIN: f64 = 1.1;
+/// The floor's measured share of slots is reserved with this margin.
+const FLOOR_MARGIN: f64 = 1.25;
+const DAY: f64 = 86_400.0;
 
-/// An f64 in an atomic.
+/// What a reservation is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admit {
+    /// A decision the pacer paced: a root span, or (downstream pacing) a span
+    /// whose sampled parent is in another service.
+    Entry,
+    /// A child following a kept parent in this process.
+    Child,
+    /// A keep rule's decision.
+    Forced,
+    /// The visibility floor's keep.
+    Floor,
+}
+
+/// What the budget does with spans whose sampled parent is in another service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Downstream {
+    /// Pace them consistently: keep iff the randomness clears both the parent's
+    /// threshold and the budget's (the default: a service under budget keeps a
+    /// consistent subset of its callers' traces and never goes blind).
+    Pace,
+    /// Follow the parent until the budget is spent (whole traces over coverage).
+    Follow,
+}
+
+impl Downstream {
+    pub fn parse(name: &str) -> Result<Downstream, String> {
+        match name {
+            "pace" => Ok(Downstream::Pace),
+            "follow" => Ok(Downstream::Follow),
+            other => Err(format!("unknown mode {other:?}; expected \"pace\" (consistent subset) or \"follow\" (the parent's decision)")),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Downstream::Pace => "pace",
+            Downstream::Follow => "follow",
+        }
+    }
+}
+
+/// The mutable state, all atomics (so it can live wherever a store puts it).
 #[derive(Debug, Default)]
-struct AtomicF64(AtomicU64);
+pub struct PacerState {
+    period_start: AtomicF64,
+    period_end: AtomicF64,
+    /// Monotonic time at which the period ends (where the line reaches the budget).
+    mono_end: AtomicF64,
+    /// The spend line: allowed(m) = base + slope * m.
+    line_base: AtomicF64,
+    line_slope: AtomicF64,
+    /// Spans counted this period, and spans assumed spent before counting began.
+    used: AtomicU64,
+    assumed: AtomicU64,
+    refused: AtomicU64,
+    /// Monotonic deadline of the re-estimate in progress (0: none).
+    lease: AtomicF64,
+    interval_start: AtomicF64,
+    demand: AtomicU64,
+    kept_entries: AtomicU64,
+    used_at_interval_start: AtomicU64,
+    /// Keep-rule keeps this interval: spending the pace does not control.
+    forced: AtomicU64,
+    pace: AtomicF64,
+    demand_rate: AtomicF64,
+    spans_per_entry: AtomicF64,
+    spend_rate: AtomicF64,
+    forced_rate: AtomicF64,
+    /// Whether the demand has been estimated at least once.
+    estimated: AtomicU64,
+    /// Floor slots: their length and the monotonic time slot 0 starts.
+    slot_length: AtomicF64,
+    slot_origin: AtomicF64,
+    /// 1 + the slot of the last paced or floor keep (0: none this period).
+    last_kept_slot: AtomicU64,
+    /// Since accounting of this period began here: when, in which slot, and
+    /// the keep-rule and floor keeps.
+    counting_since: AtomicF64,
+    first_slot: AtomicU64,
+    period_forced: AtomicU64,
+    period_floor: AtomicU64,
+    /// What paced keeps may bring the count to: the budget less what is
+    /// reserved (refreshed with the pace, as the reserve changes slowly).
+    entry_cap: AtomicF64,
+}
 
-impl AtomicF64 {
-    fn new(value: f64) -> Self {
-        AtomicF64(AtomicU64::new(value.to_bits()))
-    }
-    #[inline]
-    fn get(&self) -> f64 {
-        f64::from_bits(self.0.load(Acquire))
-    }
-    fn set(&self, value: f64) {
-        self.0.store(value.to_bits(), Release);
-    }
+/// Pacing estimates carried across restarts and reloads.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Estimates {
+    pub pace: f64,
+    pub demand_rate: f64,
+    pub spans_per_entry: f64,
+    pub forced_rate: f64,
+}
+
+/// What a state file keeps of a pacer.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Snapshot {
+    pub period_start: f64,
+    /// Spans counted against this period's budget (assumed ones included).
+    pub used: u64,
+    pub estimates: Option<Estimates>,
+    /// Wall time of the snapshot.
+    pub saved_at: f64,
 }
 
 #[derive(Debug)]
@@ -38,43 +168,26 @@ pub struct Pacer {
     budget: u64,
     /// Whether forced keeps (keep rules) are refused once the budget is spent.
     cap_forced: bool,
-    period_start: AtomicF64,
-    period_end: AtomicF64,
-    used: AtomicU64,
-    /// Spans refused because the budget was spent.
-    refused: AtomicU64,
-    /// Re-estimation: at most once per `min_interval`, and at least once per `max_interval`.
+    downstream: Downstream,
+    /// Headroom over the line for paced and floor keeps, and extra for children.
+    burst: f64,
+    child_headroom: f64,
     min_interval: f64,
     max_interval: f64,
-    interval_start: AtomicF64,
-    /// A recompute is in progress (only one thread does it).
-    recomputing: AtomicU64,
-    demand: AtomicU64,
-    kept_roots: AtomicU64,
-    used_at_interval_start: AtomicU64,
-    pace: AtomicF64,
-    demand_rate: AtomicF64,
-    spans_per_trace: AtomicF64,
-    spend_rate: AtomicF64,
-    /// When an independent decision last kept a span; after `visibility_gap`
-    /// without one, the next decision is made at a pace of 1, so no stretch of
-    /// the period goes unseen while budget remains.
-    last_kept: AtomicF64,
-    visibility_gap: f64,
-    /// Keep-rule spans this interval: spending the pacer does not control,
-    /// so it is taken off the allowance.
-    forced: AtomicU64,
-    forced_rate: AtomicF64,
-    /// Budget held back from new traces for the children of kept ones.
-    reserve: u64,
+    wall: WallTracker,
+    s: PacerState,
 }
 
 /// A consistent view for `budget_status()`.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Status {
     pub budget: u64,
+    /// Spans counted this period, assumed ones included.
     pub used: u64,
+    /// Of `used`, spans assumed spent before this process began counting.
+    pub assumed: u64,
     pub refused: u64,
+    /// The pace in force now: the estimate, eased near the line.
     pub pace: f64,
     pub period: Bounds,
     /// Spans per second recently kept.
@@ -82,44 +195,67 @@ pub struct Status {
     /// Estimated spans per second at a pace of 1.
     pub demand_rate: f64,
     pub projected: f64,
+    /// What the line allows now, burst excluded.
+    pub allowed: f64,
+    pub burst: f64,
+    /// Floor keeps this period counted here (no probability sample: no `th`).
+    pub floor: u64,
 }
 
 impl Pacer {
-    pub fn new(calendar: Calendar, budget: u64, cap_forced: bool, now: f64) -> Result<Pacer, ConfigError> {
+    /// A pacer whose accounting starts now. Mid-period, with nothing known of
+    /// what was spent before, it assumes the calendar's share was.
+    pub fn new(calendar: Calendar, budget: u64, cap_forced: bool, downstream: Downstream, now: &Moment) -> Result<Pacer, ConfigError> {
         if budget == 0 {
             return Err(ConfigError::new("budget", "0 spans; expected a budget of at least one span"));
         }
-        let period = calendar.bounds(now).ok_or_else(|| ConfigError::new("clock", format!("{now} is not a usable Unix time")))?;
+        let wall_now = now.wall();
+        let mono = now.monotonic();
+        let period = calendar.bounds(wall_now).ok_or_else(|| ConfigError::new("clock", format!("{wall_now} is not a usable Unix time")))?;
         let length = period.length();
-        Ok(Pacer {
+        let spans = budget as f64;
+        let burst = (spans * BURST_FRACTION).max(MIN_BURST.min(spans / 10.0));
+        let pacer = Pacer {
             calendar,
             budget,
             cap_forced,
-            period_start: AtomicF64::new(period.start),
-            period_end: AtomicF64::new(period.end),
-            used: AtomicU64::new(0),
-            refused: AtomicU64::new(0),
+            downstream,
+            burst,
+            child_headroom: burst.min(spans * CHILD_FRACTION).max(1.0).min((spans - 1.0).max(0.0)),
             min_interval: (length / 10_000.0).clamp(0.5, 60.0),
             max_interval: (length / 200.0).max(1.0),
-            interval_start: AtomicF64::new(now),
-            recomputing: AtomicU64::new(0),
-            demand: AtomicU64::new(0),
-            kept_roots: AtomicU64::new(0),
-            used_at_interval_start: AtomicU64::new(0),
-            pace: AtomicF64::new(1.0),
-            demand_rate: AtomicF64::new(0.0),
-            spans_per_trace: AtomicF64::new(1.0),
-            spend_rate: AtomicF64::new(0.0),
-            last_kept: AtomicF64::new(now),
-            visibility_gap: (length / 48.0).min(1800.0),
-            forced: AtomicU64::new(0),
-            forced_rate: AtomicF64::new(0.0),
-            reserve: (budget / 200).min(budget.saturating_sub(1)),
-        })
+            wall: WallTracker::new(wall_now, mono),
+            s: PacerState::default(),
+        };
+        pacer.s.pace.set(1.0);
+        pacer.s.spans_per_entry.set(1.0);
+        pacer.s.interval_start.set(mono);
+        // At a period's first second nothing can have been spent. Later, with no
+        // record, an earlier process may have spent its calendar share and its
+        // burst: assume it did, so restarts without a state file can never add
+        // up to more than the calendar allows (children's headroom included).
+        let share = spans * ((wall_now - period.start) / length).clamp(0.0, 1.0);
+        let assumed = if wall_now - period.start < 1.0 { 0.0 } else { (share + pacer.burst()).min(spans) };
+        pacer.start_period(period, wall_now, mono, assumed.ceil() as u64, share);
+        Ok(pacer)
+    }
+
+    /// The calendar's share of the budget at trusted wall time `wall`.
+    fn even_share(&self, wall: f64) -> f64 {
+        let (start, end) = (self.s.period_start.get(), self.s.period_end.get());
+        self.budget as f64 * ((wall - start) / (end - start)).clamp(0.0, 1.0)
     }
 
     pub fn budget(&self) -> u64 {
         self.budget
+    }
+
+    pub fn calendar(&self) -> &Calendar {
+        &self.calendar
+    }
+
+    pub fn downstream(&self) -> Downstream {
+        self.downstream
     }
 
     /// Whether keep-rule spans are refused once the budget is spent.
@@ -129,159 +265,421 @@ impl Pacer {
 
     /// The pacing multiplier in force, read without counting demand.
     pub fn current_pace(&self) -> f64 {
-        self.pace.get()
+        self.s.pace.get()
     }
 
-    pub fn calendar(&self) -> &Calendar {
-        &self.calendar
+    /// Spans the line allows above itself: the documented burst (entries and
+    /// floor keeps, plus the children of kept traces).
+    pub fn burst(&self) -> f64 {
+        self.burst + self.child_headroom
     }
 
     pub fn period(&self) -> Bounds {
-        Bounds { start: self.period_start.get(), end: self.period_end.get() }
+        Bounds { start: self.s.period_start.get(), end: self.s.period_end.get() }
     }
 
-    /// The pacing multiplier for an independent decision at `now`, which the
-    /// caller multiplies into the probability `inner` it had so far.
+    fn total_used(&self) -> u64 {
+        self.s.used.load(Acquire) + self.s.assumed.load(Acquire)
+    }
+
+    /// Begin counting a period at (`wall`, `mono`): `spent` spans counted
+    /// already, the line starting at `allowed`.
+    fn start_period(&self, period: Bounds, wall: f64, mono: f64, spent: u64, allowed: f64) {
+        let s = &self.s;
+        s.period_start.set(period.start);
+        s.period_end.set(period.end);
+        s.assumed.store(spent, Release);
+        s.used.store(0, Release);
+        s.used_at_interval_start.store(0, Release);
+        s.kept_entries.store(0, Release);
+        s.last_kept_slot.store(0, Release);
+        let end = mono + (period.end - wall).max(0.0);
+        s.mono_end.set(end);
+        s.slot_length.set(slot_length(period.length(), self.budget));
+        s.slot_origin.set(end - period.length());
+        s.counting_since.set(mono);
+        s.first_slot.store(self.slot(mono), Release);
+        s.period_forced.store(0, Release);
+        s.period_floor.store(0, Release);
+        s.entry_cap.set(self.budget as f64 - self.reserved(mono));
+        self.anchor_line(mono, allowed, end);
+    }
+
+    /// The line from `allowed` at `mono` to the whole budget at `end`.
+    fn anchor_line(&self, mono: f64, allowed: f64, end: f64) {
+        let allowed = allowed.min(self.budget as f64);
+        let slope = (self.budget as f64 - allowed) / (end - mono).max(1e-3);
+        self.s.line_slope.set(slope);
+        self.s.line_base.set(allowed - slope * mono);
+    }
+
+    /// What the line allows at monotonic time `mono` (capped at the budget).
     #[inline]
-    pub fn pace(&self, now: f64, inner: f64) -> f64 {
+    fn allowed(&self, mono: f64) -> f64 {
+        (self.s.line_base.get() + self.s.line_slope.get() * mono).min(self.budget as f64)
+    }
+
+    /// The pacing multiplier for a paced decision, which the caller multiplies
+    /// into the probability `inner` it had so far.
+    #[inline]
+    pub fn pace(&self, now: &Moment, inner: f64) -> f64 {
         self.maybe_update(now);
-        self.demand.fetch_add((inner.clamp(0.0, 1.0) * FIXED) as u64, Relaxed);
-        self.pace.get()
+        self.s.demand.fetch_add((inner.clamp(0.0, 1.0) * FIXED) as u64, Relaxed);
+        self.s.pace.get() * self.room(now.monotonic())
     }
 
-    /// True when nothing was kept for the visibility gap while budget remains:
-    /// the next decision is then made at probability 1, so no stretch of the
-    /// period goes unseen, whatever the inner rates (a reservoir of one).
+    /// How much of the burst above the line is still free (1 at or below the
+    /// line, 0 at the limit), so the pace eases off before keeps would be
+    /// refused: a refused keep is missing from the sample its `th` describes.
     #[inline]
-    pub fn visibility_due(&self, now: f64) -> bool {
-        now - self.last_kept.get() >= self.visibility_gap && self.used.load(Relaxed) < self.budget
+    fn room(&self, mono: f64) -> f64 {
+        let limit = (self.allowed(mono) + self.burst).min(self.s.entry_cap.get());
+        ((limit - self.total_used() as f64) / self.burst).clamp(0.0, 1.0)
     }
 
-    /// Reserve budget for a span about to be kept. `independent`: decided by
-    /// the sampler (not following a parent). `forced`: a keep rule's decision.
-    /// Returns false when the span must be dropped because the budget is spent.
+    /// True when nothing was kept in the current floor slot while budget
+    /// remains: a span not kept otherwise is then kept by the floor.
     #[inline]
-    pub fn admit(&self, independent: bool, forced: bool, now: Option<f64>) -> bool {
-        let visibility = now.is_some_and(|t| t - self.last_kept.get() >= self.visibility_gap);
-        // New traces stop a little short of the budget, so the children of
-        // traces already kept (and keep rules) still fit: traces stay whole.
-        let before = self.used.fetch_add(1, AcqRel);
-        let over = if forced {
-            self.cap_forced && before >= self.budget
-        } else if independent && !visibility {
-            before >= self.budget - self.reserve
-        } else {
-            before >= self.budget
+    pub fn floor_due(&self, mono: f64) -> bool {
+        self.slot(mono) + 1 > self.s.last_kept_slot.load(Relaxed) && self.total_used() < self.budget
+    }
+
+    /// How far into the period's own record the long-run figures are trusted
+    /// (0 to 1): over a day, daily waves average out.
+    #[inline]
+    fn record_weight(&self, mono: f64) -> f64 {
+        let length = self.s.period_end.get() - self.s.period_start.get();
+        ((mono - self.s.counting_since.get()) / DAY.min(length / 4.0)).clamp(0.0, 1.0)
+    }
+
+    /// Keep-rule spans per second to expect for the rest of the period: the
+    /// recent rate at first, the period's own average once it covers a day
+    /// (a recent rate taken at night would under-reserve for the daytime).
+    fn expected_forced_rate(&self, mono: f64) -> f64 {
+        let recent = self.s.forced_rate.get();
+        let weight = self.record_weight(mono);
+        if weight == 0.0 {
+            return recent;
+        }
+        let average = self.s.period_forced.load(Relaxed) as f64 / (mono - self.s.counting_since.get());
+        weight * average + (1.0 - weight) * recent
+    }
+
+    /// The spans keep rules are expected to keep from now to the period's end.
+    #[inline]
+    fn forced_ahead(&self, mono: f64) -> f64 {
+        if self.cap_forced {
+            return 0.0; // capped keep rules compete for the same spans
+        }
+        // With a margin, as the rate is an estimate and keep rules come in bunches
+        // (and a Poisson one, so the last hours do not overshoot).
+        let expected = self.expected_forced_rate(mono) * (self.s.mono_end.get() - mono).max(0.0);
+        if expected <= 0.0 {
+            return 0.0;
+        }
+        FORCED_MARGIN * expected + 2.0 * expected.sqrt() + 2.0
+    }
+
+    /// Floor keeps to expect from now to the period's end: one for each whole
+    /// slot after the current one at first, then as many as the period's own
+    /// record says (with a margin); the floor keeps a slot's first span unless
+    /// something else took it, so most slots cost one when budgets are tight.
+    #[inline]
+    fn floor_ahead(&self, mono: f64) -> f64 {
+        let slots = ((self.s.mono_end.get() - mono) / self.s.slot_length.get()).floor().max(0.0);
+        let weight = self.record_weight(mono);
+        if weight == 0.0 {
+            return slots;
+        }
+        let elapsed = (self.slot(mono) + 1).saturating_sub(self.s.first_slot.load(Relaxed)).max(1);
+        let share = (FLOOR_MARGIN * self.s.period_floor.load(Relaxed) as f64 / elapsed as f64).min(1.0);
+        slots * (weight * share + (1.0 - weight))
+    }
+
+    /// What paced keeps must leave: room for the children of kept traces, the
+    /// floor keeps still to come (so the floor never runs dry) and the keep
+    /// rules' expected spans (kept regardless).
+    #[inline]
+    fn reserved(&self, mono: f64) -> f64 {
+        self.child_headroom + self.floor_ahead(mono) + self.forced_ahead(mono)
+    }
+
+    #[inline]
+    fn slot(&self, mono: f64) -> u64 {
+        ((mono - self.s.slot_origin.get()) / self.s.slot_length.get()).max(0.0) as u64
+    }
+
+    /// Reserve budget for a span about to be kept; false when it must be
+    /// dropped. One compare-and-swap is the whole reservation, so a process
+    /// killed at any instant leaves the count exact.
+    #[inline]
+    pub fn admit(&self, kind: Admit, mono: f64) -> bool {
+        let budget = self.budget as f64;
+        let limit = match kind {
+            Admit::Forced if !self.cap_forced => f64::INFINITY,
+            Admit::Forced => budget,
+            Admit::Entry => (self.allowed(mono) + self.burst).min(self.s.entry_cap.get()),
+            // The floor may use the children's headroom too: after a restart
+            // without a record (which assumes the whole burst was spent), it is
+            // what keeps the hours covered while the line catches up.
+            Admit::Floor => (self.allowed(mono) + self.burst()).min(budget - self.forced_ahead(mono)),
+            Admit::Child => (self.allowed(mono) + self.burst + self.child_headroom).min(budget),
         };
-        if over {
-            self.used.fetch_sub(1, AcqRel);
-            self.refused.fetch_add(1, Relaxed);
-            return false;
-        }
-        if forced {
-            self.forced.fetch_add(1, Relaxed);
-        }
-        if independent {
-            self.kept_roots.fetch_add(1, Relaxed);
-            if let Some(now) = now.filter(|t| *t > self.last_kept.get()) {
-                self.last_kept.set(now);
+        let assumed = self.s.assumed.load(Acquire);
+        let mut used = self.s.used.load(Acquire);
+        loop {
+            if (used + assumed) as f64 >= limit {
+                self.s.refused.fetch_add(1, Relaxed);
+                return false;
             }
+            match self.s.used.compare_exchange_weak(used, used + 1, AcqRel, Acquire) {
+                Ok(_) => break,
+                Err(seen) => used = seen,
+            }
+        }
+        match kind {
+            Admit::Entry | Admit::Floor => {
+                self.s.kept_entries.fetch_add(1, Relaxed);
+                self.s.last_kept_slot.fetch_max(self.slot(mono) + 1, Relaxed);
+                if kind == Admit::Floor {
+                    self.s.period_floor.fetch_add(1, Relaxed);
+                }
+            }
+            Admit::Forced => {
+                // A keep rule's span is seen too: the slot needs no floor keep.
+                self.s.forced.fetch_add(1, Relaxed);
+                self.s.period_forced.fetch_add(1, Relaxed);
+                self.s.last_kept_slot.fetch_max(self.slot(mono) + 1, Relaxed);
+            }
+            Admit::Child => {}
         }
         true
     }
 
-    /// Roll into a new period, or re-estimate, when due. One thread does the work.
-    fn maybe_update(&self, now: f64) {
-        if !now.is_finite() {
+    /// Roll into a new period, follow the wall clock, or re-estimate, when due.
+    /// One thread does the work, under a lease that expires if it dies.
+    fn maybe_update(&self, now: &Moment) {
+        let mono = now.monotonic();
+        let s = &self.s;
+        let elapsed = mono - s.interval_start.get();
+        let warm_up = s.estimated.load(Relaxed) == 0;
+        let demand = s.demand.load(Relaxed) as f64 / FIXED;
+        let due = mono >= s.mono_end.get()
+            || elapsed >= self.max_interval
+            || (elapsed >= self.min_interval && demand >= ENOUGH_DEMAND)
+            || (warm_up && elapsed >= WARM_UP && demand > 0.0);
+        if !due {
             return;
         }
-        let rollover = now >= self.period_end.get();
-        let elapsed = now - self.interval_start.get();
-        let due =
-            elapsed >= self.max_interval || (elapsed >= self.min_interval && self.demand.load(Relaxed) as f64 >= ENOUGH_DEMAND * FIXED);
-        if !(rollover || due) {
+        let lease = s.lease.get();
+        if lease > mono || s.lease.compare_exchange(lease, mono + LEASE).is_err() {
             return;
         }
-        if self.recomputing.compare_exchange(0, 1, Acquire, Relaxed).is_err() {
-            return;
-        }
-        if now >= self.period_end.get() {
-            self.roll_over(now);
-        }
-        let elapsed = now - self.interval_start.get();
-        if elapsed > 0.0 {
-            self.re_estimate(now, elapsed);
-        }
-        self.recomputing.store(0, Release);
-    }
-
-    /// A new period: spending starts again; the demand estimates carry over.
-    /// (A clock that steps back never rolls a period back: spending is kept.)
-    fn roll_over(&self, now: f64) {
-        if let Some(period) = self.calendar.bounds(now) {
-            self.period_start.set(period.start);
-            self.period_end.set(period.end);
-            self.used.store(0, Release);
-            self.used_at_interval_start.store(0, Release);
-            self.kept_roots.store(0, Release);
-        }
-    }
-
-    fn re_estimate(&self, now: f64, elapsed: f64) {
-        // A clock that jumped forward must not dilute the interval's demand.
-        let span = elapsed.min(2.0 * self.max_interval);
-        let demand = self.demand.swap(0, AcqRel) as f64 / FIXED;
-        let kept = self.kept_roots.swap(0, AcqRel);
-        let used = self.used.load(Acquire);
-        let spent = used.saturating_sub(self.used_at_interval_start.swap(used, AcqRel)) as f64;
-        if kept > 0 {
-            let observed = (spent / kept as f64).max(1.0);
-            self.spans_per_trace.set(blend(self.spans_per_trace.get(), observed));
-        }
-        let rate = demand * self.spans_per_trace.get() / span;
-        let smoothed = if self.demand_rate.get() == 0.0 { rate } else { blend(self.demand_rate.get(), rate) };
-        self.demand_rate.set(smoothed);
-        self.spend_rate.set(blend(self.spend_rate.get(), spent / span));
-        let forced = self.forced.swap(0, AcqRel) as f64;
-        self.forced_rate.set(blend(self.forced_rate.get(), forced / span));
-        let remaining = (self.budget - self.reserve).saturating_sub(used) as f64;
-        let remaining_time = (self.period_end.get() - now).max(self.min_interval);
-        // Keep rules spend what they spend: hold back their projected share
-        // (with a margin, as their rate is an estimate) from the paced traffic.
-        let allowance = (remaining / remaining_time - 1.25 * self.forced_rate.get()).max(0.0);
-        let pace = if smoothed <= 0.0 { 1.0 } else { (allowance / smoothed).clamp(0.0, 1.0) };
-        self.pace.set(pace);
-        self.interval_start.set(now);
-    }
-
-    /// Restore spending saved by an earlier process, when it is for the period
-    /// holding `now`. Returns whether it was applied.
-    pub fn restore(&self, period_start: f64, used: u64, now: f64) -> bool {
-        match self.calendar.bounds(now) {
-            Some(period) if period.start == period_start && self.period_start.get() == period_start => {
-                self.used.fetch_add(used, AcqRel);
-                self.used_at_interval_start.fetch_add(used, AcqRel);
-                true
+        let wall = self.wall.observe(now.wall(), mono);
+        if wall >= s.period_end.get() {
+            if let Some(period) = self.calendar.bounds(wall) {
+                // A new period: nothing of it is spent yet.
+                self.start_period(period, wall, mono, 0, 0.0);
             }
-            _ => false,
+        } else {
+            // Follow the trusted wall clock (drift, or a jump that persisted):
+            // the line continues from where it is to the budget at the new end.
+            let end = mono + (s.period_end.get() - wall).max(0.0);
+            if (end - s.mono_end.get()).abs() > 0.5 {
+                let allowed = self.allowed(mono);
+                s.mono_end.set(end);
+                s.slot_origin.set(end - (s.period_end.get() - s.period_start.get()));
+                self.anchor_line(mono, allowed, end);
+            }
+        }
+        self.re_estimate(mono);
+        s.lease.set(0.0);
+    }
+
+    fn re_estimate(&self, mono: f64) {
+        let s = &self.s;
+        let elapsed = mono - s.interval_start.get();
+        if elapsed <= 0.0 {
+            return;
+        }
+        // A clock that ran on for long must not dilute the interval's demand.
+        let span = elapsed.min(2.0 * self.max_interval);
+        let demand = s.demand.swap(0, AcqRel) as f64 / FIXED;
+        let kept = s.kept_entries.swap(0, AcqRel);
+        let forced = s.forced.swap(0, AcqRel) as f64;
+        let used = s.used.load(Acquire);
+        let spent = used.saturating_sub(s.used_at_interval_start.swap(used, AcqRel)) as f64;
+        if kept > 0 {
+            let observed = ((spent - forced) / kept as f64).max(1.0);
+            s.spans_per_entry.set(blend(s.spans_per_entry.get(), observed));
+        }
+        let rate = demand * s.spans_per_entry.get() / span;
+        let first = s.estimated.swap(1, AcqRel) == 0;
+        let demand_rate = if first || s.demand_rate.get() == 0.0 { rate } else { blend(s.demand_rate.get(), rate) };
+        s.demand_rate.set(demand_rate);
+        // Keep rules are rare events: a single one in a short interval is no rate.
+        // These averages weigh an interval by its length against the longest interval.
+        let weight = (span / self.max_interval).min(1.0);
+        s.spend_rate.set(s.spend_rate.get() + weight * (spent / span - s.spend_rate.get()));
+        s.forced_rate.set(s.forced_rate.get() + weight * (forced / span - s.forced_rate.get()));
+        s.interval_start.set(mono);
+        self.set_pace(mono);
+    }
+
+    /// pace = allowance / demand: the allowance is what is left of the budget
+    /// after what must stay reserved (the keep rules' and the floor's expected
+    /// spans, the children's headroom), over the time left.
+    fn set_pace(&self, mono: f64) {
+        let s = &self.s;
+        let cap = self.budget as f64 - self.reserved(mono);
+        s.entry_cap.set(cap);
+        let remaining = (cap - self.total_used() as f64).max(0.0);
+        let allowance = remaining / (s.mono_end.get() - mono).max(self.min_interval);
+        let demand_rate = s.demand_rate.get();
+        s.pace.set(if demand_rate <= 0.0 { 1.0 } else { (allowance / demand_rate).clamp(0.0, 1.0) });
+    }
+
+    /// What to save so a restarted process carries on where this one stopped.
+    pub fn snapshot(&self, now: &Moment) -> Snapshot {
+        let s = &self.s;
+        Snapshot {
+            period_start: s.period_start.get(),
+            used: self.total_used(),
+            estimates: (s.estimated.load(Relaxed) == 1).then(|| Estimates {
+                pace: s.pace.get(),
+                demand_rate: s.demand_rate.get(),
+                spans_per_entry: s.spans_per_entry.get(),
+                forced_rate: s.forced_rate.get(),
+            }),
+            saved_at: self.wall.wall(now.monotonic()),
         }
     }
 
-    pub fn status(&self, now: f64) -> Status {
-        let used = self.used.load(Acquire);
-        let period = self.period();
-        let spend_rate = self.spend_rate.get();
-        let remaining_time = (period.end - now).max(0.0);
+    /// Carry on from a snapshot of an earlier process when it is for the
+    /// current period: its count replaces what was assumed, the line continues
+    /// from it (or from the calendar's share, if it spent more), and recent
+    /// estimates (saved within the last few intervals) end the cold start at
+    /// once. Returns whether the count was applied.
+    pub fn restore(&self, snapshot: &Snapshot, now: &Moment) -> bool {
+        let mono = now.monotonic();
+        let wall = self.wall.wall(mono);
+        let s = &self.s;
+        if snapshot.period_start != s.period_start.get() || !snapshot.period_start.is_finite() {
+            return false;
+        }
+        let used = snapshot.used.min(self.budget.saturating_mul(4));
+        s.assumed.store(used, Release);
+        s.used.store(0, Release);
+        s.used_at_interval_start.store(0, Release);
+        // The line never starts above the calendar's share: what was spent
+        // beyond it (a burst) is not granted a second time.
+        self.anchor_line(mono, (used as f64).min(self.even_share(wall)), s.mono_end.get());
+        let fresh = (wall - snapshot.saved_at).abs() <= (2.0 * self.max_interval).max(3600.0);
+        if let Some(estimates) = snapshot.estimates.filter(|_| fresh) {
+            self.apply_estimates(&estimates);
+            self.set_pace(mono);
+        }
+        true
+    }
+
+    /// This process is the first to count this budget (a state file is
+    /// configured and none exists yet): assume only the calendar's share was
+    /// spent, not the share and a burst, so a first start mid-period keeps
+    /// within its burst at once instead of waiting for the line.
+    pub fn first_start(&self, now: &Moment) {
+        let mono = now.monotonic();
+        let share = self.even_share(self.wall.wall(mono));
+        let s = &self.s;
+        s.assumed.store(share.ceil() as u64, Release);
+        s.used.store(0, Release);
+        s.used_at_interval_start.store(0, Release);
+        self.anchor_line(mono, share, s.mono_end.get());
+    }
+
+    fn apply_estimates(&self, estimates: &Estimates) {
+        let finite = |x: f64, fallback: f64| if x.is_finite() && x >= 0.0 { x } else { fallback };
+        let s = &self.s;
+        s.demand_rate.set(finite(estimates.demand_rate, 0.0));
+        s.spans_per_entry.set(finite(estimates.spans_per_entry, 1.0).max(1.0));
+        s.forced_rate.set(finite(estimates.forced_rate, 0.0));
+        s.pace.set(finite(estimates.pace, 1.0).min(1.0));
+        s.estimated.store(1, Release);
+    }
+
+    /// Carry a reloaded policy's pacing over from the pacer it replaces: the
+    /// period's count and the demand estimates, with the line re-scaled to this
+    /// budget (a different period kind or time zone starts afresh instead).
+    pub fn carry_over(&self, old: &Pacer, now: &Moment) {
+        if old.calendar.kind != self.calendar.kind || old.calendar.zone_name != self.calendar.zone_name {
+            return;
+        }
+        let mono = now.monotonic();
+        let s = &self.s;
+        if old.s.period_start.get() != s.period_start.get() {
+            return;
+        }
+        s.assumed.store(old.total_used(), Release);
+        s.used.store(0, Release);
+        s.used_at_interval_start.store(0, Release);
+        // Slots numbered alike carry over; otherwise the current one counts as covered.
+        let last_kept =
+            if old.s.slot_length.get() == s.slot_length.get() { old.s.last_kept_slot.load(Acquire) } else { self.slot(mono) + 1 };
+        s.last_kept_slot.store(last_kept, Release);
+        let since = old.s.counting_since.get();
+        s.counting_since.set(since);
+        s.first_slot.store(self.slot(since), Release);
+        s.period_forced.store(old.s.period_forced.load(Acquire), Release);
+        s.period_floor.store(old.s.period_floor.load(Acquire), Release);
+        let scaled = old.allowed(mono) * self.budget as f64 / old.budget as f64;
+        self.anchor_line(mono, scaled.min(self.even_share(self.wall.wall(mono))), s.mono_end.get());
+        if old.s.estimated.load(Acquire) == 1 {
+            self.apply_estimates(&Estimates {
+                pace: old.s.pace.get(),
+                demand_rate: old.s.demand_rate.get(),
+                spans_per_entry: old.s.spans_per_entry.get(),
+                forced_rate: old.s.forced_rate.get(),
+            });
+            self.set_pace(mono);
+        }
+    }
+
+    pub fn status(&self, now: &Moment) -> Status {
+        let mono = now.monotonic();
+        let s = &self.s;
+        let used = self.total_used();
+        let spend_rate = s.spend_rate.get();
+        let remaining_time = (s.mono_end.get() - mono).max(0.0);
         Status {
             budget: self.budget,
             used,
-            refused: self.refused.load(Relaxed),
-            pace: self.pace.get(),
-            period,
+            assumed: s.assumed.load(Acquire),
+            refused: s.refused.load(Relaxed),
+            pace: s.pace.get() * self.room(mono),
+            period: self.period(),
             spend_rate,
-            demand_rate: self.demand_rate.get(),
+            demand_rate: s.demand_rate.get(),
             projected: used as f64 + spend_rate * remaining_time,
+            allowed: self.allowed(mono),
+            burst: self.burst(),
+            floor: s.period_floor.load(Relaxed),
         }
+    }
+
+    /// Spans refused because the budget (or its line) was reached.
+    pub fn refused(&self) -> u64 {
+        self.s.refused.load(Relaxed)
+    }
+}
+
+/// Floor slots: clock hours when the budget pays for a span an hour (a keep in
+/// every hour with any traffic is what "never blind" means), else the period
+/// split evenly among the budget's spans.
+fn slot_length(length: f64, budget: u64) -> f64 {
+    let hours = (length / 3600.0).max(1.0);
+    if budget as f64 >= hours {
+        3600.0
+    } else {
+        length / (budget as f64).max(1.0)
     }
 }
 

@@ -1,5 +1,5 @@
 use super::*;
-use crate::clock::FixedClock;
+use crate::clock::{FixedClock, Moment};
 use crate::plan::{BareSpan, ParentFacts, SpanFacts};
 
 fn s(text: &str) -> Data {
@@ -13,7 +13,7 @@ fn map(entries: Vec<(&str, Data)>) -> Data {
 const T: f64 = 1_767_225_600.0;
 
 fn build(doc: Data) -> Result<Pipeline, ConfigError> {
-    parse(&doc, Arc::new(FixedClock(T)), None)
+    parse(&doc, Arc::new(FixedClock(T)), &Existing::default())
 }
 
 fn seed_pipeline() -> Data {
@@ -42,12 +42,12 @@ fn stages_compose_in_the_written_order() {
     assert_eq!(pipeline.plan.rule_name(1), "health");
     assert_eq!(pipeline.plan.rule_name(2), "default");
     let unsampled = SpanFacts { trace_id_low64: 0, parent: Some(ParentFacts { sampled: false, ..Default::default() }) };
-    let forced = pipeline.plan.decide(&unsampled, &BareSpan { name: "charge", root: false }, &mut || T);
+    let forced = pipeline.plan.decide(&unsampled, &BareSpan { name: "charge", root: false }, &Moment::new(&FixedClock(T)));
     assert!(forced.sampled && forced.forced);
     let root = SpanFacts { trace_id_low64: u64::MAX, parent: None };
-    let dropped = pipeline.plan.decide(&root, &BareSpan { name: "GET /health", root: true }, &mut || T);
+    let dropped = pipeline.plan.decide(&root, &BareSpan { name: "GET /health", root: true }, &Moment::new(&FixedClock(T)));
     assert!(!dropped.sampled);
-    let kept = pipeline.plan.decide(&root, &BareSpan { name: "GET /x", root: true }, &mut || T);
+    let kept = pipeline.plan.decide(&root, &BareSpan { name: "GET /x", root: true }, &Moment::new(&FixedClock(T)));
     assert!(kept.sampled);
 }
 
@@ -96,7 +96,7 @@ fn impossible_orders_and_unknown_keys_are_named() {
 fn an_empty_document_keeps_everything() {
     let pipeline = build(map(vec![])).unwrap();
     let root = SpanFacts { trace_id_low64: 0, parent: None };
-    assert!(pipeline.plan.decide(&root, &BareSpan { name: "x", root: true }, &mut || T).sampled);
+    assert!(pipeline.plan.decide(&root, &BareSpan { name: "x", root: true }, &Moment::new(&FixedClock(T))).sampled);
 }
 
 #[test]

@@ -27,14 +27,19 @@ pub fn interrupted() -> PyResult<()> {
 
 use crate::clock::{Clock, SystemClock};
 
+/// A clock from Python: called for the wall time; its `monotonic()` method,
+/// when it has one, gives monotonic time (a plain callable is both, as a
+/// simulated clock that moves one time for everything).
 pub struct PyClock {
     callable: Py<PyAny>,
+    monotonic: Option<Py<PyAny>>,
     failures: AtomicU64,
 }
 
 impl PyClock {
     pub fn new(callable: Py<PyAny>) -> Self {
-        PyClock { callable, failures: AtomicU64::new(0) }
+        let monotonic = Python::attach(|py| callable.bind(py).getattr("monotonic").ok().filter(|m| m.is_callable()).map(Bound::unbind));
+        PyClock { callable, monotonic, failures: AtomicU64::new(0) }
     }
 
     pub fn failures(&self) -> u64 {
@@ -42,10 +47,10 @@ impl PyClock {
     }
 }
 
-impl Clock for PyClock {
-    fn now(&self) -> f64 {
+impl PyClock {
+    fn read(&self, callable: &Py<PyAny>, fallback: fn(&SystemClock) -> f64) -> f64 {
         let reading = Python::attach(|py| {
-            self.callable.bind(py).call0().and_then(|v| v.extract::<f64>()).map_err(|error| {
+            callable.bind(py).call0().and_then(|v| v.extract::<f64>()).map_err(|error| {
                 let stop = error.is_instance_of::<PyKeyboardInterrupt>(py) || error.is_instance_of::<PySystemExit>(py);
                 (error, stop)
             })
@@ -56,12 +61,25 @@ impl Clock for PyClock {
                 PENDING.with(|pending| {
                     pending.borrow_mut().get_or_insert(error);
                 });
-                SystemClock.now()
+                fallback(&SystemClock)
             }
             _ => {
                 self.failures.fetch_add(1, Relaxed);
-                SystemClock.now()
+                fallback(&SystemClock)
             }
+        }
+    }
+}
+
+impl Clock for PyClock {
+    fn now(&self) -> f64 {
+        self.read(&self.callable, SystemClock::now)
+    }
+
+    fn monotonic(&self) -> f64 {
+        match &self.monotonic {
+            Some(monotonic) => self.read(monotonic, SystemClock::monotonic),
+            None => self.read(&self.callable, SystemClock::now),
         }
     }
 }

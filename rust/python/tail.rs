@@ -41,6 +41,10 @@ impl Clock for Monotonic {
     fn now(&self) -> f64 {
         self.0.elapsed().as_secs_f64()
     }
+
+    fn monotonic(&self) -> f64 {
+        self.now()
+    }
 }
 
 /// The tail processor's settings, checked once here.
@@ -170,14 +174,22 @@ impl NativeTailBuffer {
     #[getter]
     fn settings(&self) -> (f64, f64, Option<f64>, f64, u64, u64, f64) {
         let s = self.settings;
-        (s.decision_wait, s.trace_timeout, s.latency_threshold, s.latency_probability, s.max_queue_size, s.max_export_batch_size, s.schedule_delay)
+        (
+            s.decision_wait,
+            s.trace_timeout,
+            s.latency_threshold,
+            s.latency_probability,
+            s.max_queue_size,
+            s.max_export_batch_size,
+            s.schedule_delay,
+        )
     }
 
     /// The `SpanProcessor.on_end` hook: file the span, never raising.
     fn on_end(&self, py: Python<'_>, span: &Bound<'_, PyAny>) -> PyResult<()> {
         match read_facts(py, span) {
             Ok(facts) => {
-                let now = self.clock.now();
+                let now = self.clock.monotonic();
                 self.buffer.offer(span.clone().unbind(), facts, now);
             }
             Err(_) => {
@@ -188,14 +200,14 @@ impl NativeTailBuffer {
     }
 
     fn now(&self) -> PyResult<f64> {
-        let now = self.clock.now();
+        let now = self.clock.monotonic();
         py_clock::interrupted()?;
         Ok(now)
     }
 
     /// Due traces as (trace_id, spans, root span or None, head_sampled, error).
     fn take_due<'py>(&self, py: Python<'py>, wait: f64, timeout: f64) -> PyResult<Bound<'py, PyList>> {
-        let now = self.clock.now();
+        let now = self.clock.monotonic();
         py_clock::interrupted()?;
         traces(py, self.buffer.take_due(now, wait, timeout))
     }

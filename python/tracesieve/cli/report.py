@@ -41,8 +41,16 @@ def terminal(scenario: Scenario, results: List[Measured], seconds: Dict[str, flo
         if result.budget:
             b = result.budget
             lines.append(f"  budget used (frontend): {b['used_spans']:,} of {b['budget_spans']:,} spans ({b['percent_used']:.1f}%)")
+            if scenario.budget_demand:
+                left = b["budget_spans"] - scenario.budget_forced
+                lines.append(
+                    f"  the budget stage paced {scenario.budget_demand:,.0f} spans offered at a pace of 1: "
+                    f"{scenario.budget_demand / max(1, left):.1f}x the {left:,} spans left after {scenario.budget_forced:,} keep-rule spans"
+                )
         if scenario.budget_spans:
+            lines.append(f"  traces kept downstream without their frontend span: {result.orphans:,}")
             lines.append(f"  blind hours (demand but nothing kept): {result.blind_hours} of {len(result.hours)}")
+            lines.append(f"  kept by the visibility floor (no th: not a probability sample, left out of estimates): {result.floor_kept:,}")
         if result.boost:
             peak = max(b for _, b in result.boost)
             lines.append(f"  adaptive boost: peak x{peak:g}")
@@ -50,7 +58,8 @@ def terminal(scenario: Scenario, results: List[Measured], seconds: Dict[str, flo
         lines.append("")
     lines.append("by prob. = kept by probability (not for an error): the samples behind an estimate.")
     lines.append(
-        "estimated = requests estimated from the kept spans' adjusted counts (th; 1 for error traces, kept whatever the head said)."
+        "estimated = requests estimated from the kept spans' adjusted counts (th; 1 for error traces, kept whatever the head said; "
+        "floor keeps count 0)."
     )
     return "\n".join(lines)
 
@@ -62,6 +71,8 @@ def as_json(scenario: Scenario, results: List[Measured], seconds: Dict[str, floa
             "description": DESCRIPTIONS[scenario.name],
             "requests": len(scenario.requests),
             "budget_spans": scenario.budget_spans,
+            "budget_demand": scenario.budget_demand,
+            "budget_forced": scenario.budget_forced,
             "results": [{**r.as_dict(), "seconds": seconds.get(r.label)} for r in results],
         },
         indent=2,

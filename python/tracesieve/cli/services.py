@@ -11,7 +11,7 @@ import random
 import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
@@ -57,6 +57,39 @@ def policy_for(scenario: Scenario, document: Dict[str, Any], tail: bool) -> Dict
     doc["defer"] = tail
     doc.pop("reload", None)
     return doc
+
+
+def budget_demand(scenario: Scenario, document: Dict[str, Any]) -> Tuple[float, int]:
+    """What the frontend's budget stage is offered: (the spans it paces, at a
+    pace of 1: the sum over requests of the probability the stages before it
+    give each; the spans keep rules keep past it). Read from the plan's own
+    explanation at each request's time."""
+    doc = copy.deepcopy(document)
+    doc.pop("budget", None)
+    doc.pop("rate_limit", None)
+    doc.pop("reload", None)
+    sampler = from_config(doc, clock=SimClock(scenario.start))
+    explain = sampler.explain
+    paced, forced = 0.0, 0
+    for request in scenario.requests:
+        walk = explain(f"GET {request.endpoint}", request.attributes, kind=SpanKind.SERVER, now=request.time)
+        if walk["forced"]:
+            forced += 1
+        else:
+            paced += walk["probability"] or 0.0
+    sampler.close()
+    return paced, forced
+
+
+def size_budget(scenario: Scenario, document: Dict[str, Any]) -> None:
+    """Set the scenario's budget from what its budget stage is offered: the keep
+    rules' spans (kept past the budget) plus a tenth of the paced demand, so
+    the pacing sees ten times what it may keep."""
+    if scenario.budget_period is None or "budget" not in document:
+        return
+    scenario.budget_demand, scenario.budget_forced = budget_demand(scenario, document)
+    if scenario.budget_of_demand is not None:
+        scenario.budget_spans = max(1, scenario.budget_forced + round(scenario.budget_demand * scenario.budget_of_demand))
 
 
 def build_ours(scenario: Scenario, document: Dict[str, Any], clock: SimClock, exporter, tail: bool, seed: int) -> List[Rig]:
@@ -165,6 +198,11 @@ class Measured:
     decision_ns: float
     blind_hours: int
     boost: List[List[float]]
+    #: Traces kept by a downstream service but not by the frontend (must be 0).
+    orphans: int = 0
+    #: Frontend spans kept by the budget's visibility floor: no probability
+    #: sample (no ``th``), so left out of the estimates.
+    floor_kept: int = 0
     #: (time, spans counted against the budget) through the run.
     spend: List[List[float]] = field(default_factory=list)
 
@@ -198,6 +236,7 @@ def measure(
     kept_hour = [0] * hours
     for r in requests:
         demand[min(hours - 1, int((r.time - scenario.start) // 3600))] += 1
+    floor_kept = 0
     for trace_id, span in roots.items():
         index = traces.get(trace_id)
         if index is None:
@@ -206,12 +245,15 @@ def measure(
         weight = _weight(span, request.error)
         kept_endpoint[request.endpoint] += 1
         kept_tier[request.tier] += 1
+        kept_hour[min(hours - 1, int((request.time - scenario.start) // 3600))] += 1
+        if weight is None:
+            floor_kept += 1
+            continue
         if not request.error:
             sampled_endpoint[request.endpoint] += 1
             sampled_tier[request.tier] += 1
         est_endpoint[request.endpoint] += weight
         est_tier[request.tier] += weight
-        kept_hour[min(hours - 1, int((request.time - scenario.start) // 3600))] += 1
     error_ids = [tid for tid, i in traces.items() if requests[i].error]
     whole = sum(1 for tid in error_ids if len(by_trace.get(tid, ())) == len(SERVICES))
     complete = sum(1 for services in by_trace.values() if len(services) == len(SERVICES))
@@ -241,6 +283,8 @@ def measure(
         used = min(seed_budget.current_span_count, seed_budget.monthly_span_limit)
         budget = {"used_spans": used, "budget_spans": scenario.budget_spans, "percent_used": 100.0 * used / scenario.budget_spans}
     blind = sum(1 for d, k in zip(demand, kept_hour) if d and not k) if scenario.budget_spans else 0
+    frontend = {tid for tid, services in by_trace.items() if SERVICES[0] in services}
+    orphans = sum(1 for tid, services in by_trace.items() if tid not in frontend)
     return Measured(
         label=label,
         requests=len(requests),
@@ -258,6 +302,8 @@ def measure(
         decision_ns=decision_cost(rigs[0].sampler, requests),
         blind_hours=blind,
         boost=boost,
+        orphans=orphans,
+        floor_kept=floor_kept,
     )
 
 
@@ -273,16 +319,16 @@ def dropped_by(rig: Rig) -> int:
     return dropped
 
 
-def _weight(span, error: bool) -> float:
+def _weight(span, error: bool) -> Optional[float]:
     """How many requests a kept root stands for: 1 for an error trace (kept
-    whatever the head said), else its adjusted count from ``th``."""
+    whatever the head said), else its adjusted count from ``th``; None for a
+    keep that is no probability sample (the budget's visibility floor)."""
     if error:
         return 1.0
     rate = span.attributes.get("sampling.rate")
     if rate:
         return 1.0 / float(rate)  # the seed records its rule's rate
-    count = adjusted_count(span)
-    return 1.0 if count is None else count
+    return adjusted_count(span)
 
 
 def decision_cost(sampler, requests, sample: int = 3000) -> float:

@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
 
     from tracesieve.cli import report
     from tracesieve.cli.scenarios import SCENARIOS, generate
-    from tracesieve.cli.services import build_naive, build_ours, drive, measure
+    from tracesieve.cli.services import build_naive, build_ours, drive, measure, size_budget
     from tracesieve.cli.usage import UsageError
     from tracesieve.testing import SimClock
 
@@ -70,6 +70,7 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as error:
         raise UsageError(str(error)) from None
     scenario = generate(args.scenario, count, args.seed)
+    size_budget(scenario, document)
     runs = [("tracesieve", "ours")] + ([("naive (the seed's approach)", "naive")] if args.compare else [])
     results, seconds = [], {}
     progress = _progress(len(scenario.requests) * len(runs), quiet=args.json)

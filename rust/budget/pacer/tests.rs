@@ -1,9 +1,46 @@
 use super::*;
 use crate::budget::period::{Calendar, PeriodKind};
+use crate::clock::Clock;
 use std::sync::Arc;
 
 const JAN_2026: f64 = 1_767_225_600.0; // 2026-01-01T00:00:00Z
 const HOUR: f64 = 3600.0;
+const MONTH: f64 = 31.0 * 24.0 * HOUR;
+
+/// A clock whose wall reading can be made to lie while monotonic time flows.
+struct SimClock {
+    mono: AtomicF64,
+    /// Wall minus monotonic.
+    offset: AtomicF64,
+    /// When set, the next wall reading returns this instead (one bad reading).
+    glitch: AtomicF64,
+}
+
+impl SimClock {
+    fn at(wall: f64) -> SimClock {
+        SimClock { mono: AtomicF64::new(1000.0), offset: AtomicF64::new(wall - 1000.0), glitch: AtomicF64::new(f64::NAN) }
+    }
+    fn set_wall(&self, wall: f64) {
+        self.mono.set(wall - self.offset.get());
+    }
+    fn step_wall(&self, seconds: f64) {
+        self.offset.set(self.offset.get() + seconds);
+    }
+}
+
+impl Clock for SimClock {
+    fn now(&self) -> f64 {
+        let glitch = self.glitch.get();
+        if !glitch.is_nan() {
+            self.glitch.set(f64::NAN);
+            return glitch;
+        }
+        self.mono.get() + self.offset.get()
+    }
+    fn monotonic(&self) -> f64 {
+        self.mono.get()
+    }
+}
 
 struct Rng(u64);
 impl Rng {
@@ -15,57 +52,64 @@ impl Rng {
     }
 }
 
+fn pacer(budget: u64, clock: &SimClock) -> Pacer {
+    let calendar = Calendar::new(PeriodKind::Month, "UTC").unwrap();
+    Pacer::new(calendar, budget, true, Downstream::Pace, &Moment::new(clock)).unwrap()
+}
+
+/// One paced decision of a root span (inner probability 1): floor, pace, admit.
+fn decide(pacer: &Pacer, clock: &SimClock, rng: &mut Rng) -> bool {
+    let moment = Moment::new(clock);
+    let pace = pacer.pace(&moment, 1.0);
+    let floor = pacer.floor_due(moment.monotonic());
+    // As the plan does: probability first, the floor for what it did not keep.
+    (rng.unit() < pace && pacer.admit(Admit::Entry, moment.monotonic())) || (floor && pacer.admit(Admit::Floor, moment.monotonic()))
+}
+
 /// Demand weight of an hour: a daily wave, peak mid-afternoon, trough at night.
 fn wave(hour: usize) -> f64 {
     1.0 + 0.8 * ((hour % 24) as f64 - 9.0).mul_add(std::f64::consts::TAU / 24.0, 0.0).sin()
 }
 
 struct Outcome {
-    offered: u64,
     used: u64,
+    offered: u64,
     blind_hours: usize,
-    hours: usize,
+    /// Most spans counted above the calendar's even share at any moment.
+    worst_excess: f64,
 }
 
-/// Simulate a month of root spans (`spans_per_trace` spans each) at `demand`
-/// times the budget, optionally multiplying one day's traffic by `spike`.
-fn simulate(budget: u64, demand: f64, spans_per_trace: u64, spike: Option<(usize, f64)>) -> Outcome {
-    let calendar = Calendar::new(PeriodKind::Month, "UTC").unwrap();
-    let pacer = Pacer::new(calendar, budget, true, JAN_2026).unwrap();
+/// A month of root spans at `demand` times the budget, spread by the daily wave.
+fn month(budget: u64, demand: f64, spike: Option<(usize, f64)>) -> Outcome {
+    let clock = SimClock::at(JAN_2026);
+    let pacer = pacer(budget, &clock);
     let hours = 31 * 24;
-    let weights: Vec<f64> =
-        (0..hours).map(|h| wave(h) * spike.filter(|(day, _)| h / 24 == *day).map_or(1.0, |(_, factor)| factor)).collect();
     let baseline: f64 = (0..hours).map(wave).sum();
-    let traces_total = demand * budget as f64 / spans_per_trace as f64;
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
-    let mut blind_hours = 0;
-    let mut offered = 0;
-    for (hour, weight) in weights.iter().enumerate() {
-        let traces = (traces_total * weight / baseline).round() as u64;
-        offered += traces * spans_per_trace;
+    let mut outcome = Outcome { used: 0, offered: 0, blind_hours: 0, worst_excess: 0.0 };
+    for hour in 0..hours {
+        let factor = spike.filter(|(day, _)| hour / 24 == *day).map_or(1.0, |(_, f)| f);
+        let count = (demand * budget as f64 * wave(hour) * factor / baseline).round() as u64;
+        outcome.offered += count;
         let mut kept = 0;
-        for i in 0..traces {
-            let now = JAN_2026 + hour as f64 * HOUR + i as f64 * HOUR / traces as f64;
-            let paced = pacer.pace(now, 1.0);
-            let pace = if pacer.visibility_due(now) { 1.0 } else { paced };
-            if rng.unit() < pace && pacer.admit(true, false, Some(now)) {
+        for i in 0..count {
+            let wall = JAN_2026 + hour as f64 * HOUR + i as f64 * HOUR / count as f64;
+            clock.set_wall(wall);
+            if decide(&pacer, &clock, &mut rng) {
                 kept += 1;
-                for _ in 1..spans_per_trace {
-                    pacer.admit(false, false, None);
-                }
+                let even = budget as f64 * (wall - JAN_2026) / MONTH;
+                outcome.worst_excess = outcome.worst_excess.max(pacer.status(&Moment::new(&clock)).used as f64 - even);
             }
         }
-        if kept == 0 {
-            blind_hours += 1;
-        }
+        outcome.blind_hours += usize::from(kept == 0 && count > 0);
     }
-    Outcome { offered, used: pacer.status(JAN_2026 + hours as f64 * HOUR - 1.0).used, blind_hours, hours }
+    outcome.used = pacer.status(&Moment::new(&clock)).used;
+    outcome
 }
 
 #[test]
 fn under_demand_keeps_everything() {
-    let budget = 100_000;
-    let outcome = simulate(budget, 0.5, 1, None);
+    let outcome = month(100_000, 0.5, None);
     assert_eq!(outcome.used, outcome.offered);
 }
 
@@ -73,107 +117,242 @@ fn under_demand_keeps_everything() {
 fn every_demand_level_uses_95_percent_never_overshoots_and_never_goes_blind() {
     let budget = 100_000;
     for demand in [2.0, 10.0, 100.0] {
-        let outcome = simulate(budget, demand, 1, None);
+        let outcome = month(budget, demand, None);
         let used = outcome.used as f64 / budget as f64;
         assert!((0.95..=1.0).contains(&used), "demand {demand}x used {used}");
-        assert_eq!(outcome.blind_hours, 0, "demand {demand}x of {} hours", outcome.hours);
+        assert_eq!(outcome.blind_hours, 0, "demand {demand}x");
+        let burst = pacer(budget, &SimClock::at(JAN_2026)).burst();
+        assert!(outcome.worst_excess <= burst, "demand {demand}x: {} over the even pace, burst {burst}", outcome.worst_excess);
     }
-}
-
-#[test]
-fn child_spans_count_against_the_budget() {
-    let budget = 60_000;
-    let outcome = simulate(budget, 10.0, 3, None);
-    let used = outcome.used as f64 / budget as f64;
-    assert!((0.95..=1.0).contains(&used), "used {used}");
-    assert_eq!(outcome.blind_hours, 0);
 }
 
 #[test]
 fn a_spike_day_does_not_exhaust_the_budget() {
-    let budget = 100_000;
-    let outcome = simulate(budget, 10.0, 1, Some((15, 20.0)));
-    let used = outcome.used as f64 / budget as f64;
+    let outcome = month(100_000, 10.0, Some((15, 20.0)));
+    let used = outcome.used as f64 / 100_000.0;
     assert!((0.95..=1.0).contains(&used), "used {used}");
     assert_eq!(outcome.blind_hours, 0);
 }
 
 #[test]
-fn threads_never_overshoot() {
+fn a_cold_start_spends_a_minute_not_the_month() {
+    // 1,000 root spans a second against 100,000 a month, from the first span.
+    let clock = SimClock::at(JAN_2026 + 10.0 * 86_400.0);
+    let pacer = pacer(100_000, &clock);
+    let mut rng = Rng(7);
+    let kept = (0..60_000)
+        .filter(|i| {
+            clock.set_wall(JAN_2026 + 10.0 * 86_400.0 + *i as f64 / 1000.0);
+            decide(&pacer, &clock, &mut rng)
+        })
+        .count();
+    assert!(kept as f64 <= 0.005 * 100_000.0, "kept {kept} in the first minute");
+    let status = pacer.status(&Moment::new(&clock));
+    assert!(status.assumed > 30_000, "mid-period, the calendar's share is assumed spent: {}", status.assumed);
+}
+
+#[test]
+fn restarts_without_a_record_never_add_up_to_more_than_the_calendar() {
+    // A process restarted every ten minutes with no state file, at ten times the
+    // budget's demand: each assumes its predecessor spent its share and burst.
+    let clock = SimClock::at(JAN_2026 + 3.0 * 86_400.0);
+    let budget = 10_000u64;
+    let mut rng = Rng(29);
+    let mut kept = 0u64;
+    let start = JAN_2026 + 3.0 * 86_400.0;
+    let mut incarnation = pacer(budget, &clock);
+    let burst = incarnation.burst();
+    let rate = 10.0 * budget as f64 / MONTH;
+    for i in 0..(10.0 * 86_400.0 * rate) as u64 {
+        let wall = start + i as f64 / rate;
+        clock.set_wall(wall);
+        if i > 0 && i % (600.0 * rate) as u64 == 0 {
+            incarnation = pacer(budget, &clock);
+        }
+        kept += u64::from(decide(&incarnation, &clock, &mut rng));
+        let even = budget as f64 * (wall - JAN_2026) / MONTH;
+        let before = budget as f64 * 3.0 / 31.0; // what the first process assumed was spent
+        assert!(before + kept as f64 <= even + burst, "at {i}: {kept} kept");
+    }
+    assert!(kept > 0);
+}
+
+#[test]
+fn a_restored_snapshot_continues_the_line_and_ends_the_cold_start() {
+    let clock = SimClock::at(JAN_2026 + 5.0 * 86_400.0);
+    let first = pacer(10_000, &clock);
+    let mut rng = Rng(3);
+    for i in 0..86_400 {
+        clock.set_wall(JAN_2026 + 5.0 * 86_400.0 + i as f64);
+        decide(&first, &clock, &mut rng);
+    }
+    let snapshot = first.snapshot(&Moment::new(&clock));
+    assert!(snapshot.estimates.is_some());
+    let second = pacer(10_000, &clock);
+    assert!(second.restore(&snapshot, &Moment::new(&clock)));
+    let status = second.status(&Moment::new(&clock));
+    assert_eq!(status.used, snapshot.used);
+    assert!(
+        status.pace < 0.5 && (status.pace / first.current_pace() - 1.0).abs() < 0.25,
+        "the pace carries over: {} then {}",
+        first.current_pace(),
+        status.pace
+    );
+    let other = Snapshot { period_start: JAN_2026 - 31.0 * 86_400.0, ..snapshot };
+    assert!(!pacer(10_000, &clock).restore(&other, &Moment::new(&clock)), "another period's count does not apply");
+}
+
+#[test]
+fn wall_clock_jumps_neither_move_the_period_nor_freeze_the_pace() {
+    let clock = SimClock::at(JAN_2026 + 5.0 * 86_400.0);
+    let pacer = pacer(100_000, &clock);
+    let mut rng = Rng(11);
+    let start = JAN_2026 + 5.0 * 86_400.0;
+    let mut kept = 0u64;
+    for i in 0..(10 * 86_400) {
+        clock.set_wall(start + i as f64 * 10.0 / 10.0);
+        if i == 3600 {
+            clock.glitch.set(start * 1000.0); // one reading in milliseconds
+        }
+        if i == 7200 {
+            clock.glitch.set(start + 40.0 * 86_400.0); // 40 days ahead, once
+        }
+        kept += u64::from(decide(&pacer, &clock, &mut rng));
+    }
+    let status = pacer.status(&Moment::new(&clock));
+    assert_eq!(status.period.start, JAN_2026, "the period did not move");
+    // 10 days at one decision a second: the ideal share is 10/31 of what remains after day 5.
+    let ideal = (100_000.0 - status.assumed as f64) * 10.0 / 26.0;
+    assert!((kept as f64) < 1.5 * ideal && (kept as f64) > 0.5 * ideal, "kept {kept}, ideal {ideal}");
+}
+
+#[test]
+fn a_persistent_backward_step_keeps_pacing() {
+    let clock = SimClock::at(JAN_2026 + 5.0 * 86_400.0);
+    let pacer = pacer(100_000, &clock);
+    pacer.first_start(&Moment::new(&clock)); // not held back by a predecessor's assumed burst
+    let mut rng = Rng(5);
+    let mut before = 0;
+    for i in 0..7200 {
+        clock.set_wall(JAN_2026 + 5.0 * 86_400.0 + i as f64);
+        before += u64::from(decide(&pacer, &clock, &mut rng));
+    }
+    clock.step_wall(-3600.0); // NTP steps back an hour, for good
+    let mut after = 0;
+    for _ in 0..7200 {
+        clock.mono.set(clock.mono.get() + 1.0);
+        after += u64::from(decide(&pacer, &clock, &mut rng));
+    }
+    assert!(after > 0, "not frozen: before {before}, after {after}");
+    assert!(after <= 2 * before + 2, "after {after}, before {before}");
+    assert_eq!(pacer.period().start, JAN_2026);
+}
+
+#[test]
+fn a_small_budget_is_spread_over_every_hour() {
+    for budget in [1_000u64, 1_500, 2_000] {
+        let clock = SimClock::at(JAN_2026);
+        let pacer = pacer(budget, &clock);
+        let mut rng = Rng(17);
+        let mut blind = 0;
+        for hour in 0..31 * 24 {
+            let mut kept = 0;
+            for second in (0..3600).step_by(5) {
+                clock.set_wall(JAN_2026 + hour as f64 * HOUR + second as f64);
+                kept += u64::from(decide(&pacer, &clock, &mut rng));
+            }
+            blind += usize::from(kept == 0);
+        }
+        let used = pacer.status(&Moment::new(&clock)).used;
+        assert_eq!(blind, 0, "budget {budget}");
+        assert!(used <= budget, "budget {budget} used {used}");
+    }
+}
+
+#[test]
+fn threads_never_overshoot_and_counts_are_exact() {
+    let clock = Arc::new(SimClock::at(JAN_2026 + 20.0 * 86_400.0));
     let calendar = Calendar::new(PeriodKind::Day, "UTC").unwrap();
-    let pacer = Arc::new(Pacer::new(calendar, 10_000, true, JAN_2026).unwrap());
+    let pacer = Arc::new(Pacer::new(calendar, 10_000, true, Downstream::Pace, &Moment::new(&*clock)).unwrap());
+    clock.set_wall(JAN_2026 + 21.0 * 86_400.0 - 1.0); // the day's last second: the line allows it all
     let threads: Vec<_> = (0..8)
         .map(|_| {
             let pacer = Arc::clone(&pacer);
-            std::thread::spawn(move || {
-                for _ in 0..100_000 {
-                    pacer.admit(true, false, None);
-                }
-            })
+            let clock = Arc::clone(&clock);
+            std::thread::spawn(move || (0..100_000).filter(|_| pacer.admit(Admit::Entry, clock.monotonic())).count() as u64)
         })
         .collect();
-    for thread in threads {
-        thread.join().unwrap();
-    }
-    let status = pacer.status(JAN_2026);
-    // New traces stop at the budget less its reserve (1/200) for children of kept traces.
-    assert_eq!(status.used, 9_950);
-    assert_eq!(status.refused, 800_000 - 9_950);
-    assert!(pacer.admit(false, false, None), "a child of a kept trace still fits");
+    let admitted: u64 = threads.into_iter().map(|t| t.join().unwrap()).sum();
+    let status = pacer.status(&Moment::new(&*clock));
+    assert_eq!(status.used, admitted);
+    assert!(status.used <= 10_000);
+    assert_eq!(status.refused, 800_000 - admitted);
+    assert!(pacer.admit(Admit::Child, clock.monotonic()), "a child of a kept trace still fits");
 }
 
 #[test]
 fn forced_keeps_pass_the_cap_only_when_allowed() {
+    let clock = SimClock::at(JAN_2026);
     let calendar = || Calendar::new(PeriodKind::Day, "UTC").unwrap();
-    let uncapped = Pacer::new(calendar(), 1, false, JAN_2026).unwrap();
-    assert!(uncapped.admit(true, false, None));
-    assert!(!uncapped.admit(true, false, None));
-    assert!(uncapped.admit(true, true, None));
-    let capped = Pacer::new(calendar(), 1, true, JAN_2026).unwrap();
-    assert!(capped.admit(true, true, None));
-    assert!(!capped.admit(true, true, None));
+    let uncapped = Pacer::new(calendar(), 1, false, Downstream::Pace, &Moment::new(&clock)).unwrap();
+    let capped = Pacer::new(calendar(), 1, true, Downstream::Pace, &Moment::new(&clock)).unwrap();
+    clock.set_wall(JAN_2026 + 86_400.0 - 1.0); // the day's last second: the line allows the whole budget
+    let m = clock.monotonic();
+    assert!(uncapped.admit(Admit::Floor, m));
+    assert!(!uncapped.admit(Admit::Entry, m));
+    assert!(uncapped.admit(Admit::Forced, m));
+    assert!(capped.admit(Admit::Forced, m));
+    assert!(!capped.admit(Admit::Forced, m));
 }
 
 #[test]
-fn clock_jumps_neither_reset_spending_nor_overshoot() {
-    let calendar = Calendar::new(PeriodKind::Month, "UTC").unwrap();
-    let budget = 1_000;
-    let pacer = Pacer::new(calendar, budget, true, JAN_2026 + 10.0 * 86400.0).unwrap();
-    let mut kept = 0;
-    for step in 0..200_000u64 {
-        // Back and forth inside January, and once far into the past.
-        let now = match step % 4 {
-            0 => JAN_2026 + 10.0 * 86400.0 + step as f64,
-            1 => JAN_2026 + 2.0 * 86400.0,
-            2 => JAN_2026 - 400.0 * 86400.0,
-            _ => JAN_2026 + 30.0 * 86400.0,
-        };
-        if pacer.pace(now, 1.0) > 0.0 && pacer.admit(true, false, Some(now)) {
-            kept += 1;
-        }
+fn a_reload_carries_the_count_and_rescales_the_line() {
+    let clock = SimClock::at(JAN_2026 + 10.0 * 86_400.0);
+    let old = pacer(100_000, &clock);
+    let mut rng = Rng(23);
+    for i in 0..3600 {
+        clock.set_wall(JAN_2026 + 10.0 * 86_400.0 + i as f64);
+        decide(&old, &clock, &mut rng);
     }
-    let status = pacer.status(JAN_2026 + 20.0 * 86400.0);
-    assert_eq!(status.period.start, JAN_2026);
-    assert_eq!(status.used, kept);
-    assert!(status.used <= budget);
-    // Jumping into February rolls over, and spending starts again.
-    let february = JAN_2026 + 31.0 * 86400.0 + 5.0;
-    pacer.pace(february, 1.0);
-    assert_eq!(pacer.status(february).used, 0);
-    assert!(pacer.admit(true, false, Some(february)));
-}
-
-#[test]
-fn restore_applies_only_to_the_same_period() {
-    let calendar = Calendar::new(PeriodKind::Month, "UTC").unwrap();
-    let pacer = Pacer::new(calendar, 1_000, true, JAN_2026 + 86400.0).unwrap();
-    assert!(!pacer.restore(JAN_2026 - 31.0 * 86400.0, 500, JAN_2026 + 86400.0));
-    assert!(pacer.restore(JAN_2026, 400, JAN_2026 + 86400.0));
-    assert_eq!(pacer.status(JAN_2026 + 86400.0).used, 400);
+    let now = Moment::new(&clock);
+    let new = pacer(200_000, &clock);
+    new.carry_over(&old, &now);
+    let (old_status, new_status) = (old.status(&now), new.status(&now));
+    assert_eq!(new_status.used, old_status.used, "what was spent stays spent");
+    assert!((new_status.allowed / old_status.allowed - 2.0).abs() < 1e-6, "the line scales with the budget");
 }
 
 #[test]
 fn a_zero_budget_is_rejected() {
+    let clock = SimClock::at(JAN_2026);
     let calendar = Calendar::new(PeriodKind::Month, "UTC").unwrap();
-    assert!(Pacer::new(calendar, 0, true, JAN_2026).is_err());
+    assert!(Pacer::new(calendar, 0, true, Downstream::Pace, &Moment::new(&clock)).is_err());
+}
+
+#[test]
+fn a_first_start_mid_period_may_use_its_burst_at_once() {
+    let clock = SimClock::at(JAN_2026 + 10.0 * 86_400.0);
+    let held_back = pacer(100_000, &clock);
+    let first = pacer(100_000, &clock);
+    first.first_start(&Moment::new(&clock));
+    let moment = Moment::new(&clock);
+    assert_eq!(held_back.pace(&moment, 1.0), 0.0, "no record: the whole burst is assumed spent, the pace waits for the line");
+    assert!(first.pace(&moment, 1.0) > 0.99, "a first start assumes only the calendar's share");
+    let kept = (0..1000).filter(|_| first.admit(Admit::Entry, moment.monotonic())).count() as f64;
+    assert!((kept - first.burst).abs() <= 1.0, "kept {kept} of a burst {}", first.burst);
+}
+
+#[test]
+fn the_pace_eases_off_as_the_burst_above_the_line_fills() {
+    let clock = SimClock::at(JAN_2026);
+    let pacer = pacer(72_000, &clock); // burst 100 spans
+    let moment = Moment::new(&clock);
+    assert_eq!(pacer.pace(&moment, 1.0), 1.0);
+    for _ in 0..50 {
+        assert!(pacer.admit(Admit::Entry, moment.monotonic()));
+    }
+    let half = pacer.pace(&moment, 1.0);
+    assert!((half - 0.5).abs() < 0.02, "half the burst used: pace {half}");
+    while pacer.admit(Admit::Entry, moment.monotonic()) {}
+    assert_eq!(pacer.pace(&moment, 1.0), 0.0, "at the limit the pace is 0, so no keep is refused after its draw");
 }

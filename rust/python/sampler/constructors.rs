@@ -8,9 +8,9 @@ use pyo3::types::PyList;
 
 use super::NativeSampler;
 use crate::adaptive::{self, BoostPolicy, Booster, ErrorPolicy};
-use crate::budget::pacer::Pacer;
+use crate::budget::pacer::{Downstream, Pacer};
 use crate::budget::period::{Calendar, PeriodKind};
-use crate::clock::Clock;
+use crate::clock::{Clock, Moment};
 use crate::config;
 use crate::data::{Data, Path as DataPath};
 use crate::plan::{Plan, Stage};
@@ -170,7 +170,7 @@ impl NativeSampler {
     /// `inner`'s plan, paced to a budget per calendar `period` in `timezone`:
     /// `budget` spans, or money when `cost_per_span` is given.
     #[staticmethod]
-    #[pyo3(signature = (inner, budget, *, cost_per_span = None, period = None, timezone = None, cap_forced_keeps = None, clock = None, class_name = "BudgetSampler"))]
+    #[pyo3(signature = (inner, budget, *, cost_per_span = None, period = None, timezone = None, cap_forced_keeps = None, downstream = None, clock = None, class_name = "BudgetSampler"))]
     #[allow(clippy::too_many_arguments)]
     fn budget(
         py: Python<'_>,
@@ -180,6 +180,7 @@ impl NativeSampler {
         period: Option<&Bound<'_, PyAny>>,
         timezone: Option<&Bound<'_, PyAny>>,
         cap_forced_keeps: Option<&Bound<'_, PyAny>>,
+        downstream: Option<&Bound<'_, PyAny>>,
         clock: Option<&Bound<'_, PyAny>>,
         class_name: &str,
     ) -> PyResult<Self> {
@@ -201,16 +202,22 @@ impl NativeSampler {
         let zone = zone.as_deref().unwrap_or("UTC");
         let calendar = Calendar::new(kind, zone).map_err(config_error)?;
         let cap = args::optional(cap_forced_keeps, |v| args::flag("cap_forced_keeps", v))?.unwrap_or(false);
+        let downstream = args::optional(downstream, |v| args::text("downstream", v, "\"pace\" or \"follow\""))?;
+        let downstream =
+            Downstream::parse(downstream.as_deref().unwrap_or("pace")).map_err(|e| config_message(format!("downstream: {e}")))?;
         let clock = match py_clock::from_argument(clock)? {
             Some(c) => Some(c),
             None => inner.clock.clone(),
         };
-        let now = match &clock {
-            Some(c) => c.now(),
-            None => crate::clock::SystemClock.now(),
+        let system = crate::clock::SystemClock;
+        let reading: &dyn Clock = match &clock {
+            Some(c) => &**c,
+            None => &system,
         };
+        let moment = Moment::new(reading);
+        let pacer = Pacer::new(calendar, spans as u64, cap, downstream, &moment);
         py_clock::interrupted()?;
-        let pacer = Pacer::new(calendar, spans as u64, cap, now).map_err(config_error)?;
+        let pacer = pacer.map_err(config_error)?;
         plan.stages.push(Stage::Budget(Arc::new(pacer)));
         let description = format!("{class_name}{{{},budget={spans}/{}}}", inner.description, kind.name());
         NativeSampler::build(py, plan, clock, description, inner.rate)
@@ -221,13 +228,14 @@ impl NativeSampler {
     /// (`signals` reuses existing ones, for reloads), the resolved document
     /// (every setting with its default) and the plan in plain words.
     #[staticmethod]
-    #[pyo3(signature = (document, *, clock = None, signals = None, class_name = "PipelineSampler"))]
+    #[pyo3(signature = (document, *, clock = None, signals = None, previous = None, class_name = "PipelineSampler"))]
     #[allow(clippy::type_complexity)]
     fn pipeline<'py>(
         py: Python<'py>,
         document: &Bound<'py, PyAny>,
         clock: Option<&Bound<'py, PyAny>>,
         signals: Option<PyRef<'py, NativeSignals>>,
+        previous: Option<PyRef<'py, NativeSampler>>,
         class_name: &str,
     ) -> PyResult<(Self, Option<NativeSignals>, Bound<'py, PyAny>, Bound<'py, PyList>)> {
         let doc = to_data(document, &DataPath::root(""))?;
@@ -239,8 +247,13 @@ impl NativeSampler {
             Some(c) => c.clone(),
             None => Arc::new(crate::clock::SystemClock),
         };
-        let existing = signals.as_ref().map(|s| s.signals.clone());
-        let pipeline = crate::pipeline::parse(&doc, clock_arc, existing);
+        let existing_signals = signals.as_ref().map(|s| s.signals.clone());
+        // A reload carries the replaced pipeline's pacing and rate limit over.
+        let existing = match &previous {
+            Some(previous) => crate::pipeline::Existing::from_plan(previous.core.plan(), existing_signals),
+            None => crate::pipeline::Existing { signals: existing_signals, ..Default::default() },
+        };
+        let pipeline = crate::pipeline::parse(&doc, clock_arc, &existing);
         py_clock::interrupted()?;
         let pipeline = pipeline.map_err(config_error)?;
         let words = crate::describe::describe(&pipeline.plan, &pipeline.settings, &pipeline.stage_names);

@@ -7,7 +7,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
 use super::NativeSampler;
-use crate::clock::{Clock, FixedClock};
+use crate::clock::{Clock, FixedClock, Moment};
 use crate::plan::BareSpan;
 use crate::python::otel_api::OtelApi;
 use crate::python::py_clock;
@@ -71,7 +71,10 @@ impl NativeSampler {
             }
             _ => attributes,
         };
-        if self.defer && !decision.sampled && !decision.refused {
+        // Deferred: a span the plan drops (by probability, by a drop rule, or
+        // refused by the budget or the rate limit) is recorded for the tail
+        // stage, which keeps it only for an error, a latency or a rule.
+        if self.defer && !decision.sampled {
             if let Ok(result) = sampling_result::record_only(py, api, attributes, input.parent.as_ref()) {
                 self.core.counters().record_deferred();
                 return Ok(result);
@@ -158,13 +161,18 @@ impl NativeSampler {
     ) -> PyResult<Bound<'py, PyDict>> {
         let api = OtelApi::get(py)?;
         let span = PySpanView::new(api, name, kind, attributes, !parent, &self.keys);
-        let now = now.unwrap_or_else(|| self.now());
-        let explanation = crate::explain::explain(self.core.plan(), &span, parent, now);
+        let fixed = now.map(FixedClock);
+        let reading: &dyn Clock = match &fixed {
+            Some(fixed) => fixed,
+            None => self.core.clock(),
+        };
+        let explanation = crate::explain::explain(self.core.plan(), &span, parent, &Moment::new(reading));
         py_clock::interrupted()?;
         let out = PyDict::new(py);
         out.set_item("lines", explanation.lines)?;
         out.set_item("probability", explanation.probability)?;
         out.set_item("th", explanation.th)?;
+        out.set_item("forced", explanation.forced)?;
         Ok(out)
     }
 }

@@ -14,7 +14,7 @@ use super::otel_api::OtelApi;
 use super::py_clock::PyClock;
 use super::sampling_result::{LastTraceState, ReusableKeep, RootTraceStates};
 use super::span_view::KeyTable;
-use crate::clock::{Clock, SystemClock};
+use crate::clock::Clock;
 use crate::plan::{Plan, Stage};
 use crate::sampler::SamplerCore;
 use crate::threshold::{self, NEVER};
@@ -71,11 +71,6 @@ impl NativeSampler {
             clock,
             defer: false,
         })
-    }
-
-    /// The time as this sampler's clock reads it.
-    fn now(&self) -> f64 {
-        self.clock.as_ref().map_or_else(|| SystemClock.now(), |c| c.now())
     }
 }
 

@@ -4,6 +4,8 @@ use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
 use super::NativeSampler;
+use crate::budget::pacer::{Estimates, Snapshot};
+use crate::clock::Moment;
 use crate::plan::Path;
 use crate::python::py_clock;
 use pyo3::exceptions::PyTypeError;
@@ -50,7 +52,7 @@ impl NativeSampler {
             stats.set_item("window", window)?;
         }
         if let Some(pacer) = plan.pacer() {
-            stats.set_item("budget_refused", pacer.status(0.0).refused)?;
+            stats.set_item("budget_refused", pacer.refused())?;
         }
         if let Some(clock) = &self.clock {
             stats.set_item("clock_errors", clock.failures())?;
@@ -72,17 +74,18 @@ impl NativeSampler {
         crate::describe::describe(plan, &settings, &plan.stage_names())
     }
 
-    /// Spending so far: budget, used, remaining, refused spans, pacing
-    /// probability, period bounds, recent rates and the projected end-of-period total.
+    /// Spending so far: budget, used (assumed spans included), remaining,
+    /// refused spans, pacing probability, period bounds, recent rates, what
+    /// the spend line allows now and the burst above it, and the projected
+    /// end-of-period total.
     fn budget_status<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let Some(pacer) = self.core.plan().pacer() else {
-            return Err(PyTypeError::new_err("budget_status() needs a BudgetSampler"));
-        };
-        let status = pacer.status(self.now());
+        let pacer = self.pacer()?;
+        let status = pacer.status(&Moment::new(self.core.clock()));
         py_clock::interrupted()?;
         let out = PyDict::new(py);
         out.set_item("budget_spans", status.budget)?;
         out.set_item("used_spans", status.used)?;
+        out.set_item("assumed_spans", status.assumed)?;
         out.set_item("remaining_spans", status.budget.saturating_sub(status.used))?;
         out.set_item("refused_spans", status.refused)?;
         out.set_item("pacing_probability", status.pace)?;
@@ -91,19 +94,71 @@ impl NativeSampler {
         out.set_item("spend_rate", status.spend_rate)?;
         out.set_item("demand_rate", status.demand_rate)?;
         out.set_item("projected_spans", status.projected)?;
+        out.set_item("allowed_spans", status.allowed)?;
+        out.set_item("burst_spans", status.burst)?;
+        out.set_item("floor_spans", status.floor)?;
         out.set_item("period", pacer.calendar().kind.name())?;
         out.set_item("timezone", &pacer.calendar().zone_name)?;
+        out.set_item("downstream", pacer.downstream().name())?;
         Ok(out)
     }
 
-    /// Add spending saved by an earlier process; applied only when `period_start`
-    /// is the start of the current period. Returns whether it was applied.
-    fn restore_budget(&self, period_start: f64, used: u64) -> PyResult<bool> {
-        let Some(pacer) = self.core.plan().pacer() else {
-            return Err(PyTypeError::new_err("restore_budget() needs a BudgetSampler"));
-        };
-        let now = self.now();
+    /// What a state file keeps: the period, the count against it, and the
+    /// pacing estimates (None before the first estimate).
+    fn budget_snapshot<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let pacer = self.pacer()?;
+        let snapshot = pacer.snapshot(&Moment::new(self.core.clock()));
         py_clock::interrupted()?;
-        Ok(pacer.restore(period_start, used, now))
+        let out = PyDict::new(py);
+        out.set_item("period_start", snapshot.period_start)?;
+        out.set_item("used_spans", snapshot.used)?;
+        out.set_item("saved_at", snapshot.saved_at)?;
+        match snapshot.estimates {
+            Some(e) => {
+                let estimates = PyDict::new(py);
+                estimates.set_item("pace", e.pace)?;
+                estimates.set_item("demand_rate", e.demand_rate)?;
+                estimates.set_item("spans_per_entry", e.spans_per_entry)?;
+                estimates.set_item("forced_rate", e.forced_rate)?;
+                out.set_item("estimates", estimates)?;
+            }
+            None => out.set_item("estimates", py.None())?,
+        }
+        Ok(out)
+    }
+
+    /// Carry on from an earlier process's snapshot (validated by the caller);
+    /// applied only when it is for the current period. Returns whether it was.
+    #[pyo3(signature = (period_start, used_spans, saved_at, estimates = None))]
+    fn restore_budget(&self, period_start: f64, used_spans: u64, saved_at: f64, estimates: Option<(f64, f64, f64, f64)>) -> PyResult<bool> {
+        let pacer = self.pacer()?;
+        let snapshot = Snapshot {
+            period_start,
+            used: used_spans,
+            saved_at,
+            estimates: estimates.map(|(pace, demand_rate, spans_per_entry, forced_rate)| Estimates {
+                pace,
+                demand_rate,
+                spans_per_entry,
+                forced_rate,
+            }),
+        };
+        let applied = pacer.restore(&snapshot, &Moment::new(self.core.clock()));
+        py_clock::interrupted()?;
+        Ok(applied)
+    }
+
+    /// Start counting as the budget's first process (its state file does not
+    /// exist yet): only the calendar's share is assumed spent.
+    fn budget_first_start(&self) -> PyResult<()> {
+        self.pacer()?.first_start(&Moment::new(self.core.clock()));
+        py_clock::interrupted()?;
+        Ok(())
+    }
+}
+
+impl NativeSampler {
+    fn pacer(&self) -> PyResult<&crate::budget::pacer::Pacer> {
+        self.core.plan().pacer().ok_or_else(|| PyTypeError::new_err("needs a sampler with a budget stage"))
     }
 }

@@ -1,0 +1,200 @@
+"""Budget pacing under what production does to it: cold starts, restarts,
+reloads, wall-clock jumps, small budgets, downstream services. Every case of
+the docs' table (tracesieve.testing.pacing_cases, printed by
+benches/pacing.py) runs here through a real pipeline on a simulated clock,
+with its target as the assertion; a property test throws random traffic
+shapes at the bound that holds for all of them."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tracesieve.testing import DAY, PacingCase, pacing_cases, run_pacing
+
+CASES = pacing_cases()
+
+
+@pytest.fixture(scope="module")
+def results():
+    """Each case run once, on demand."""
+    cache = {}
+
+    def get(name):
+        if name not in cache:
+            cache[name] = run_pacing(CASES[name])
+        return cache[name]
+
+    return get
+
+
+def within_the_line(result):
+    """Spending never exceeds the calendar's even share plus the documented burst."""
+    assert result.worst_excess <= result.burst, (
+        f"{result.case.name}: {result.worst_excess:+.1f} over the even pace, burst {result.burst:.1f}"
+    )
+
+
+def test_below_the_budget_everything_is_kept(results):
+    result = results("0.5x demand")
+    assert result.kept == result.offered
+    within_the_line(result)
+
+
+@pytest.mark.parametrize("name", ["2x demand", "10x demand", "100x demand", "10x, 3-span traces", "10x + 20x spike on day 15"])
+def test_above_the_budget_it_is_used_and_never_blind(results, name):
+    result = results(name)
+    assert 0.95 <= result.used <= 1.0, result.used
+    assert result.blind_hours == 0
+    within_the_line(result)
+
+
+def test_a_spike_day_leaves_the_later_hours_covered(results):
+    result = results("10x + 20x spike on day 15")
+    assert all(kept > 0 for kept in result.kept_by_hour[15 * 24 :])
+
+
+@pytest.mark.parametrize("name", ["cold start on 1 Jan, 1,000 req/s, first minute", "cold start on 10 Jan, 1,000 req/s, first minute"])
+def test_a_cold_start_keeps_at_most_half_a_percent_in_its_first_minute(results, name):
+    """Regression: BudgetSampler(1.0, budget=100_000) at 1,000 root spans a
+    second kept 60,000 spans (60% of the month) in its first minute."""
+    result = results(name)
+    assert 0 < result.kept <= 0.005 * result.case.budget
+
+
+def test_a_reload_carries_the_pacing_over(results):
+    """Regression: changing a rate 1.0 -> 0.9 kept 5,399 spans in the next
+    minute, against 3 a minute before."""
+    result = results("reload 1.0 -> 0.9 at 1,000 req/s")
+    before, after = result.kept_by_hour
+    assert after <= 2 * before + 5, (before, after)
+    within_the_line(result)
+
+
+@pytest.mark.parametrize("name", ["restart every 6 h, state file, 1 req/s", "restart every 10 min, state file, 1 req/s"])
+def test_restarts_with_a_state_file_neither_drain_nor_blind(results, name):
+    """Regression: a restart every 6 hours exhausted the budget on day 23, with
+    188 blind hours."""
+    result = results(name)
+    assert result.blind_hours == 0
+    assert 0.95 <= result.used <= 1.0, result.used
+    within_the_line(result)
+
+
+def test_restarts_without_a_state_file_stay_within_the_calendar(results):
+    result = results("restart every 10 min, no state file, 1 req/s")
+    within_the_line(result)
+    assert result.used <= 1.0
+
+
+def test_one_bad_wall_reading_moves_nothing(results):
+    """Regression: one reading x1000 froze the pace at 1.0: the next 10 days
+    kept 97,775 of 100,000 (ideal 32,258)."""
+    result = results("one reading x1000 on 10 Jan, then 10 days at 10x")
+    ideal = result.case.budget * 10 / 31
+    assert result.kept <= 1.5 * ideal, (result.kept, ideal)
+    assert result.blind_hours == 0
+
+
+def test_a_brief_forward_jump_does_not_merge_periods(results):
+    """Regression: a 40-day forward jump for 5 s made 10 Jan to 28 Feb share one budget."""
+    result = results("40 days ahead for 5 s on 10 Jan, to 10 Feb")
+    january = sum(result.kept_by_hour[: 22 * 24])
+    february = sum(result.kept_by_hour[22 * 24 :])
+    budget = result.case.budget
+    assert january <= budget * 22 / 31 + result.burst
+    assert 0.9 * budget * 9 / 28 <= february <= budget * 9 / 28 + result.burst, "February started its own budget on 1 Feb"
+    assert result.blind_hours == 0
+
+
+def test_a_backward_ntp_step_keeps_at_most_twice_a_run_without_it(results):
+    """Regression: a backward step of an hour froze pacing for the step plus
+    60 s (a 10x spike during it kept 3,586 spans against 1,497); right after
+    construction it kept 36% of the month's budget in a day."""
+    assert results("NTP steps back an hour on 10 Jan, 10x surge").kept <= 2 * results("no step, 10x surge for an hour on 10 Jan").kept
+    assert results("NTP steps back an hour right after start").kept <= 2 * results("no step, first day after start").kept
+    assert results("NTP steps back an hour right after start").blind_hours == 0
+
+
+@pytest.mark.parametrize("name", ["1,000 a month at 1 req/s", "1,500 a month at 1 req/s", "2,000 a month at 1 req/s"])
+def test_a_budget_of_one_span_an_hour_never_goes_blind(results, name):
+    """Regression: the floor kept a span every 30 minutes whatever the budget: a
+    1,000-span month ran out on day 17.5 with 324 blind hours."""
+    result = results(name)
+    assert result.blind_hours == 0
+    assert result.kept <= result.case.budget
+    within_the_line(result)
+
+
+def test_below_one_span_an_hour_coverage_is_spread_evenly(results):
+    result = results("500 a month at 1 req/s (below one an hour)")
+    assert result.kept == result.case.budget, "the whole budget is used"
+    covered = [i for i, kept in enumerate(result.kept_by_hour) if kept]
+    gaps = [b - a for a, b in zip(covered, covered[1:])]
+    assert len(covered) == result.case.budget and max(gaps) <= 3, "one span every hour and a half, no long dark stretch"
+
+
+def test_downstream_services_keep_a_consistent_subset_and_never_go_blind(results):
+    """Regression: spans following a sampled parent were counted but not paced:
+    a service whose callers keep 10x its budget spent 10,000 in 27 hours and
+    was blind 716 of 744 hours."""
+    result = results("downstream: callers keep 10x the budget")
+    assert result.blind_hours == 0
+    assert 0.95 <= result.used <= 1.0
+    assert result.inconsistent == 0, "every kept span's th is at least its parent's: its ancestors were kept"
+    within_the_line(result)
+
+
+shapes = st.fixed_dictionaries(
+    {
+        "demand": st.floats(min_value=0.2, max_value=60.0),
+        "rate": st.none() | st.floats(min_value=0.05, max_value=3.0),
+        "start": st.floats(min_value=0, max_value=20 * DAY),
+        "restart_every": st.none() | st.floats(min_value=300, max_value=2 * DAY),
+        "state_file": st.booleans(),
+        "reloads": st.lists(st.floats(min_value=0, max_value=30 * DAY), max_size=3),
+        "glitches": st.lists(st.tuples(st.floats(min_value=0, max_value=30 * DAY), st.floats(min_value=-1e13, max_value=1e13)), max_size=3),
+        "back_steps": st.lists(
+            st.tuples(st.floats(min_value=0, max_value=30 * DAY), st.floats(min_value=1, max_value=2 * DAY)), max_size=2
+        ),
+        "surge": st.none()
+        | st.tuples(
+            st.floats(min_value=0, max_value=30 * DAY), st.floats(min_value=60, max_value=DAY), st.floats(min_value=2, max_value=50)
+        ),
+        "spans_per_trace": st.integers(min_value=1, max_value=3),
+    }
+)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True)
+@given(shape=shapes)
+def test_spending_never_runs_ahead_of_the_calendar_whatever_the_traffic(shape):
+    """For waves, spikes, silences, restarts, reloads and wall-clock jumps,
+    spending at any moment stays within the elapsed share of the budget plus
+    the documented burst. (A forward step that persists moves the calendar
+    itself, so only backward steps and brief glitches are thrown here.)"""
+    start = shape["start"]
+    duration = 4 * DAY
+    surge = None
+    if shape["surge"]:
+        at, length, factor = shape["surge"]
+        surge = (start + at % duration, start + at % duration + length, factor)
+    case = PacingCase(
+        "random shape",
+        2_000,
+        demand=shape["demand"],
+        rate=shape["rate"],
+        start=start,
+        duration=duration,
+        restart_every=shape["restart_every"],
+        state_file=shape["state_file"],
+        reloads=tuple(start + t % duration for t in shape["reloads"]),
+        glitches=tuple((start + t % duration, reading) for t, reading in shape["glitches"]),
+        steps=tuple((start + t % duration, -seconds) for t, seconds in shape["back_steps"]),
+        surge=surge,
+        spans_per_trace=shape["spans_per_trace"],
+    )
+    result = run_pacing(case)
+    within_the_line(result)
+    assert result.kept_in_period <= case.budget
