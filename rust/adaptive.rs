@@ -9,6 +9,7 @@ use std::sync::Arc;
 use crate::clock::Clock;
 use crate::config::ConfigError;
 use crate::data::{self, Data, Path};
+use crate::store::{Origin, Store};
 use crate::window::SlidingWindow;
 
 /// The windows for one latency bucket: a configured route, or every other span.
@@ -31,6 +32,9 @@ pub struct Signals {
     pub errors: SlidingWindow,
     /// Bucket 0 is "every other route"; then one per configured route.
     pub routes: Vec<RouteSignals>,
+    /// Whether the windows are shared by the host's processes (a file store).
+    shared: bool,
+    store: Arc<Store>,
 }
 
 /// Counts in the current window.
@@ -57,9 +61,19 @@ impl Signals {
         slow_threshold: f64,
         route_thresholds: &[(String, f64)],
     ) -> Result<Signals, ConfigError> {
-        // Windows tick on the monotonic clock: a wall clock stepping back must not
-        // make new events look older than the window.
-        let origin = clock.monotonic();
+        Signals::in_store(&Arc::new(Store::local()), clock, window, resolution, slow_threshold, route_thresholds)
+    }
+
+    /// The windows in `store`: every process naming it counts into the same
+    /// windows, so an error burst in one worker boosts them all.
+    pub fn in_store(
+        store: &Arc<Store>,
+        clock: Arc<dyn Clock>,
+        window: f64,
+        resolution: f64,
+        slow_threshold: f64,
+        route_thresholds: &[(String, f64)],
+    ) -> Result<Signals, ConfigError> {
         let positive = |field: &str, value: f64| {
             if value.is_nan() || value <= 0.0 {
                 Err(ConfigError::new(field, format!("{value} is not a positive number of seconds")))
@@ -67,24 +81,68 @@ impl Signals {
                 Ok(value)
             }
         };
-        let bucket = |route: Option<String>, threshold: f64| -> Result<RouteSignals, ConfigError> {
-            Ok(RouteSignals {
-                route,
-                slow_threshold: threshold,
-                spans: SlidingWindow::new(window, resolution, origin)?,
-                slow: SlidingWindow::new(window, resolution, origin)?,
-                cache: AtomicU64::new(0),
-            })
-        };
-        let mut routes = vec![bucket(None, positive("slow_threshold", slow_threshold)?)?];
+        let count = SlidingWindow::buckets_for(window, resolution)?;
+        let mut thresholds = vec![(None, positive("slow_threshold", slow_threshold)?)];
         for (route, threshold) in route_thresholds {
             let field = format!("route_thresholds[{route:?}]");
-            if routes.iter().any(|r| r.route.as_deref() == Some(route.as_str())) {
+            if thresholds.iter().any(|(r, _)| r.as_deref() == Some(route.as_str())) {
                 return Err(ConfigError::new(&field, "route given twice"));
             }
-            routes.push(bucket(Some(route.clone()), positive(&field, *threshold)?)?);
+            thresholds.push((Some(route.clone()), positive(&field, *threshold)?));
         }
-        Ok(Signals { clock, all_recorded: AtomicBool::new(false), errors: SlidingWindow::new(window, resolution, origin)?, routes })
+        // One piece: the origin, then the error window, then spans and slow
+        // spans per latency bucket.
+        let windows = 1 + 2 * thresholds.len();
+        let routes_text: Vec<String> = thresholds[1..].iter().map(|(r, t)| format!("{:?}={t} s", r.as_deref().unwrap_or(""))).collect();
+        let settings = format!(
+            "window={window} s, resolution={resolution} s, slow_threshold={slow_threshold} s, route_thresholds=[{}]",
+            routes_text.join(", ")
+        );
+        let placement = store.place("signals", &settings, 1 + windows * count)?;
+        let words = &placement.region;
+        if placement.origin != Origin::Attached {
+            // Windows tick on the monotonic clock (a wall clock stepping back must
+            // not make new events look older than the window), from one window
+            // back so clocks that step back a little stay in range. After a
+            // reboot the old counts are from another clock: start empty.
+            words.clear();
+            let now = clock.monotonic();
+            let origin = if now.is_finite() { now - window } else { 0.0 };
+            words.words()[0].store(origin.to_bits(), Ordering::Release);
+        }
+        let origin = f64::from_bits(words.words()[0].load(Ordering::Acquire));
+        let ring = |index: usize| SlidingWindow::over(words.part(1 + index * count, count), resolution, origin);
+        let routes = thresholds
+            .into_iter()
+            .enumerate()
+            .map(|(i, (route, threshold))| RouteSignals {
+                route,
+                slow_threshold: threshold,
+                spans: ring(1 + 2 * i),
+                slow: ring(2 + 2 * i),
+                cache: AtomicU64::new(0),
+            })
+            .collect();
+        let signals = Signals {
+            clock,
+            all_recorded: AtomicBool::new(false),
+            errors: ring(0),
+            routes,
+            shared: placement.region.is_mapped(),
+            store: store.clone(),
+        };
+        placement.finish().map_err(|e| ConfigError::new(crate::store::FIELD, e.to_string()))?;
+        Ok(signals)
+    }
+
+    /// Whether the windows are shared by the host's processes (a file store).
+    pub fn is_shared(&self) -> bool {
+        self.shared
+    }
+
+    /// The store the windows were placed in.
+    pub fn store(&self) -> &Arc<Store> {
+        &self.store
     }
 
     /// The windows' time: the monotonic clock.
@@ -411,7 +469,7 @@ mod tests {
             for second in 0..60 {
                 clock.set(T0 + second as f64);
                 for _ in 0..per_second {
-                    b.signals.record_span(sent % 20 == 0, Some(0.01), None, 1); // 5% errors
+                    b.signals.record_span(sent.is_multiple_of(20), Some(0.01), None, 1); // 5% errors
                     sent += 1;
                 }
             }

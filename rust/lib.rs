@@ -18,6 +18,7 @@ pub mod rate_limit;
 pub mod rules;
 pub mod sampler;
 pub mod stats;
+pub mod store;
 pub mod tail_buffer;
 pub mod threshold;
 pub mod window;

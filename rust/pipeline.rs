@@ -13,10 +13,11 @@ use crate::data::{self, Data, Fields, Path};
 use crate::plan::{Plan, Stage};
 use crate::rate_limit::TokenBucket;
 use crate::rules;
+use crate::store::Store;
 use crate::threshold::DEFAULT_PRECISION;
 
 pub const STAGES: &[&str] = &["force_keep", "adaptive", "rules", "probability", "budget", "rate_limit"];
-pub const SETTINGS: &[&str] = &["respect_parent", "precision", "record_rule", "defer", "reload", "reload_interval"];
+pub const SETTINGS: &[&str] = &["respect_parent", "precision", "record_rule", "defer", "reload", "reload_interval", "store"];
 
 /// Seconds between checks of a watched configuration file, by default.
 pub const DEFAULT_RELOAD_INTERVAL: f64 = 2.0;
@@ -36,6 +37,8 @@ pub struct Settings {
     /// Watch the file and reload it when it changes.
     pub reload: bool,
     pub reload_interval: f64,
+    /// Where the budget, rate limit and windows keep their state (None: this process).
+    pub store: Option<String>,
 }
 
 impl Default for Settings {
@@ -47,6 +50,7 @@ impl Default for Settings {
             defer: false,
             reload: false,
             reload_interval: DEFAULT_RELOAD_INTERVAL,
+            store: None,
         }
     }
 }
@@ -111,6 +115,12 @@ pub fn parse(doc: &Data, clock: Arc<dyn Clock>, existing: &Existing) -> Result<P
             "defer" => settings.defer = data::boolean(&path, value)?,
             "reload" => settings.reload = data::boolean(&path, value)?,
             "reload_interval" => settings.reload_interval = interval(&path, value)?,
+            "store" => {
+                settings.store = match value {
+                    Data::Null => None,
+                    other => Some(data::string(&path, other)?.to_owned()),
+                }
+            }
             "precision" => match value {
                 Data::Int(p) => settings.precision = config::precision(path.as_str(), *p)?,
                 other => return Err(path.error(format!("expected a whole number of hex digits, got {}", other.kind()))),
@@ -129,6 +139,10 @@ pub fn parse(doc: &Data, clock: Arc<dyn Clock>, existing: &Existing) -> Result<P
     }
     check_order(&order)?;
 
+    let store = Arc::new(match &settings.store {
+        Some(url) => Store::open(url)?,
+        None => Store::local(),
+    });
     let now = Moment::new(&*clock);
     let mut keys = rules::route_keys();
     let mut stages = Vec::new();
@@ -172,13 +186,13 @@ pub fn parse(doc: &Data, clock: Arc<dyn Clock>, existing: &Existing) -> Result<P
                 (Stage::probability(rate, settings.precision), vec![("rate", Data::Float(rate))])
             }
             "adaptive" => {
-                let (booster, signals) = parse_adaptive(&path, spec, clock.clone(), existing.signals.clone())?;
+                let (booster, signals) = parse_adaptive(&path, spec, clock.clone(), existing.signals.clone(), &store)?;
                 signals_out = Some(signals);
                 let resolved = vec![("window", Data::Float(booster.signals.errors.length()))];
                 (Stage::Boost(Arc::new(booster)), resolved)
             }
             "budget" => {
-                let (pacer, resolved) = parse_budget(&path, spec, cap_forced, &now, existing.pacer.as_ref())?;
+                let (pacer, resolved) = parse_budget(&path, spec, cap_forced, &now, existing.pacer.as_ref(), &store)?;
                 (Stage::Budget(pacer), resolved)
             }
             "rate_limit" => {
@@ -192,8 +206,8 @@ pub fn parse(doc: &Data, clock: Arc<dyn Clock>, existing: &Existing) -> Result<P
                 fields.finish(&["traces_per_second", "burst"])?;
                 let bucket = match &existing.bucket {
                     // An unchanged limit keeps its tokens: a reload is not a fresh burst.
-                    Some(old) if old.rate() == rate && old.burst() == burst => old.clone(),
-                    _ => Arc::new(TokenBucket::new(rate, burst, now.monotonic())?),
+                    Some(old) if old.rate() == rate && old.burst() == burst && old.store().url() == store.url() => old.clone(),
+                    _ => Arc::new(TokenBucket::in_store(&store, rate, burst, now.monotonic())?),
                 };
                 let resolved = vec![("traces_per_second", Data::Float(rate)), ("burst", Data::Float(burst))];
                 (Stage::RateLimit(bucket), resolved)
@@ -246,6 +260,7 @@ fn settings_data(settings: &Settings) -> Data {
         ("defer".to_owned(), Data::Bool(settings.defer)),
         ("reload".to_owned(), Data::Bool(settings.reload)),
         ("reload_interval".to_owned(), Data::Float(settings.reload_interval)),
+        ("store".to_owned(), settings.store.clone().map(Data::Str).unwrap_or(Data::Null)),
     ])
 }
 
@@ -293,6 +308,7 @@ fn parse_adaptive(
     spec: &Data,
     clock: Arc<dyn Clock>,
     existing: Option<Arc<Signals>>,
+    store: &Arc<Store>,
 ) -> Result<(Booster, Arc<Signals>), ConfigError> {
     let mut fields = Fields::new(path, spec)?;
     let mut number = |name: &str, default: f64| -> Result<f64, ConfigError> {
@@ -348,8 +364,14 @@ fn parse_adaptive(
     let policy = BoostPolicy { errors, latency_boost, slow_ratio, min_spans: min_spans as u64, max_boost };
     let prefix = |e: ConfigError| ConfigError::new(path.field(&e.field).as_str(), e.message);
     let signals = match existing {
-        Some(signals) => signals,
-        None => Arc::new(Signals::new(clock, window, resolution, slow_threshold, &route_thresholds).map_err(prefix)?),
+        Some(signals) if signals.store().url() == store.url() => signals,
+        _ => Arc::new(Signals::in_store(store, clock, window, resolution, slow_threshold, &route_thresholds).map_err(|e| {
+            if e.field == crate::store::FIELD {
+                e
+            } else {
+                prefix(e)
+            }
+        })?),
     };
     let booster = Booster::new(signals.clone(), policy).map_err(prefix)?;
     Ok((booster, signals))
@@ -361,6 +383,7 @@ fn parse_budget(
     cap_forced: bool,
     now: &Moment,
     existing: Option<&Arc<Pacer>>,
+    store: &Arc<Store>,
 ) -> Result<(Arc<Pacer>, Resolved), ConfigError> {
     let mut fields = Fields::new(path, spec)?;
     let (budget_path, budget) =
@@ -419,12 +442,13 @@ fn parse_budget(
                 && old.calendar().kind == period
                 && old.calendar().zone_name == zone.1
                 && old.caps_forced_keeps() == cap_forced
-                && old.downstream() == downstream =>
+                && old.downstream() == downstream
+                && old.store().url() == store.url() =>
         {
             old.clone()
         }
         _ => {
-            let pacer = Pacer::new(calendar, spans as u64, cap_forced, downstream, now)?;
+            let pacer = Pacer::in_store(store, calendar, spans as u64, cap_forced, downstream, now)?;
             if let Some(old) = existing {
                 pacer.carry_over(old, now);
             }

@@ -1,26 +1,52 @@
 //! A lock-free token bucket: at most `rate` traces per second on average, with
 //! bursts of up to `burst`. The whole state is one atomic word (time in
-//! milliseconds, tokens in 1/16ths), updated by compare-and-swap.
+//! milliseconds, tokens in 1/16ths), updated by compare-and-swap, kept in a
+//! store so that every process naming the same store shares one limit.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
+use crate::cells::AtomicF64;
 use crate::config::ConfigError;
+use crate::store::{words_of, Origin, Plain, Shared, Store};
 
 const TOKEN_BITS: u32 = 24;
 const TOKEN_SCALE: f64 = 16.0;
 const TOKEN_MASK: u64 = (1 << TOKEN_BITS) - 1;
 
-#[derive(Debug)]
-pub struct TokenBucket {
-    rate: f64,
-    burst: f64,
-    origin: f64,
+/// The bucket's shared words.
+#[derive(Debug, Default)]
+#[repr(C)]
+struct BucketState {
+    /// Monotonic seconds that bucket time counts from.
+    origin: AtomicF64,
     state: AtomicU64,
     refused: AtomicU64,
 }
 
+// SAFETY: repr(C), 8-byte atomics only, all-zero is valid.
+unsafe impl Plain for BucketState {}
+
+#[derive(Debug)]
+pub struct TokenBucket {
+    rate: f64,
+    burst: f64,
+    /// The shared origin, read once (it never changes once made).
+    origin: f64,
+    s: Shared<BucketState>,
+    shared: bool,
+    store: Arc<Store>,
+}
+
 impl TokenBucket {
+    /// A bucket of this process alone, full at `now` (monotonic seconds).
     pub fn new(rate: f64, burst: f64, now: f64) -> Result<TokenBucket, ConfigError> {
+        TokenBucket::in_store(&Arc::new(Store::local()), rate, burst, now)
+    }
+
+    /// The bucket in `store`: made full when this process is the first to
+    /// name it, else the one other processes are already taking from.
+    pub fn in_store(store: &Arc<Store>, rate: f64, burst: f64, now: f64) -> Result<TokenBucket, ConfigError> {
         if !(rate.is_finite() && rate > 0.0) {
             return Err(ConfigError::new("rate_limit.traces_per_second", format!("{rate} is not a positive rate")));
         }
@@ -31,9 +57,26 @@ impl TokenBucket {
                 format!("{burst} is out of range; expected a number of traces from 1 to {max_burst}"),
             ));
         }
-        let origin = if now.is_finite() { now } else { 0.0 };
-        let full = (burst * TOKEN_SCALE) as u64;
-        Ok(TokenBucket { rate, burst, origin, state: AtomicU64::new(full), refused: AtomicU64::new(0) })
+        let placement = store.place("rate_limit", &format!("traces_per_second={rate}, burst={burst}"), words_of::<BucketState>())?;
+        let s: Shared<BucketState> = placement.region.view();
+        if placement.origin != Origin::Attached {
+            // New, or made before a reboot (its times mean nothing now): full.
+            s.origin.set(if now.is_finite() { now } else { 0.0 });
+            s.state.store((burst * TOKEN_SCALE) as u64, Ordering::Release);
+        }
+        let shared = placement.region.is_mapped();
+        placement.finish().map_err(|e| ConfigError::new(crate::store::FIELD, e.to_string()))?;
+        Ok(TokenBucket { rate, burst, origin: s.origin.get(), s, shared, store: store.clone() })
+    }
+
+    /// Whether the bucket is shared by the host's processes (a file store).
+    pub fn is_shared(&self) -> bool {
+        self.shared
+    }
+
+    /// The store its state was placed in.
+    pub fn store(&self) -> &Arc<Store> {
+        &self.store
     }
 
     pub fn rate(&self) -> f64 {
@@ -45,13 +88,13 @@ impl TokenBucket {
     }
 
     pub fn refused(&self) -> u64 {
-        self.refused.load(Ordering::Relaxed)
+        self.s.refused.load(Ordering::Relaxed)
     }
 
     /// Take one token at `now`; false (and counted) when the bucket is empty.
     pub fn try_take(&self, now: f64) -> bool {
         let millis = ((now - self.origin) * 1000.0).clamp(0.0, ((1u64 << (64 - TOKEN_BITS)) - 1) as f64) as u64;
-        let mut current = self.state.load(Ordering::Acquire);
+        let mut current = self.s.state.load(Ordering::Acquire);
         loop {
             let (then, tokens) = (current >> TOKEN_BITS, current & TOKEN_MASK);
             // A clock that steps back adds nothing (and keeps the later stamp).
@@ -71,10 +114,10 @@ impl TokenBucket {
             } else {
                 ((stamp << TOKEN_BITS) | refilled, false)
             };
-            match self.state.compare_exchange_weak(current, next, Ordering::AcqRel, Ordering::Acquire) {
+            match self.s.state.compare_exchange_weak(current, next, Ordering::AcqRel, Ordering::Acquire) {
                 Ok(_) => {
                     if !taken {
-                        self.refused.fetch_add(1, Ordering::Relaxed);
+                        self.s.refused.fetch_add(1, Ordering::Relaxed);
                     }
                     return taken;
                 }

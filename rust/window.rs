@@ -3,10 +3,12 @@
 //! word; reading sums the buckets whose epoch is inside the window. A bucket
 //! whose epoch is stale is reset by the first writer of the new epoch, so
 //! expired events never leak into a later window and no count is lost.
+//! The ring lives in a region of a store, so processes can share it.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 
 use crate::config::ConfigError;
+use crate::store::Region;
 
 /// Low bits of a bucket word: the count.
 const COUNT_BITS: u32 = 32;
@@ -15,7 +17,7 @@ const COUNT_MASK: u64 = (1 << COUNT_BITS) - 1;
 #[derive(Debug)]
 pub struct SlidingWindow {
     resolution: f64,
-    buckets: Box<[AtomicU64]>,
+    buckets: Region,
     /// Times are counted in ticks of `resolution` from this origin, so a tick
     /// fits the 32 high bits of a bucket word.
     origin: f64,
@@ -33,6 +35,21 @@ impl SlidingWindow {
     /// A window of `length` seconds in buckets of `resolution` seconds,
     /// with ticks counted from `origin` (Unix seconds).
     pub fn new(length: f64, resolution: f64, origin: f64) -> Result<SlidingWindow, ConfigError> {
+        let count = SlidingWindow::buckets_for(length, resolution)?;
+        // Start one window back, so clocks that step back a little stay in range.
+        let origin = if origin.is_finite() { origin - length } else { 0.0 };
+        Ok(SlidingWindow::over(Region::heap(count), resolution, origin))
+    }
+
+    /// A window whose buckets are `buckets` (zeroed when made), with ticks
+    /// counted from `origin` exactly (every process sharing it gives the same).
+    pub fn over(buckets: Region, resolution: f64, origin: f64) -> SlidingWindow {
+        SlidingWindow { resolution, buckets, origin }
+    }
+
+    /// How many buckets a window of `length` seconds at `resolution` takes,
+    /// or why it cannot be made.
+    pub fn buckets_for(length: f64, resolution: f64) -> Result<usize, ConfigError> {
         if !(resolution.is_finite() && resolution > 0.0) {
             return Err(ConfigError::new("resolution", format!("{resolution} is not a positive number of seconds")));
         }
@@ -52,13 +69,11 @@ impl SlidingWindow {
                 format!("{count} buckets ({length} s / {resolution} s) is too many; expected at most 1,000,000"),
             ));
         }
-        // Start one window back, so clocks that step back a little stay in range.
-        let origin = if origin.is_finite() { origin - length } else { 0.0 };
-        Ok(SlidingWindow { resolution, buckets: (0..count).map(|_| AtomicU64::new(0)).collect(), origin })
+        Ok(count)
     }
 
     pub fn length(&self) -> f64 {
-        self.resolution * self.buckets.len() as f64
+        self.resolution * self.buckets.words().len() as f64
     }
 
     pub fn resolution(&self) -> f64 {
@@ -79,7 +94,7 @@ impl SlidingWindow {
     #[inline]
     pub fn record(&self, now: f64, n: u64) {
         let tick = self.tick(now);
-        let bucket = &self.buckets[(tick % self.buckets.len() as u64) as usize];
+        let bucket = &self.buckets.words()[(tick % self.buckets.words().len() as u64) as usize];
         let mut current = bucket.load(Ordering::Relaxed);
         loop {
             let (bucket_tick, count) = unpack(current);
@@ -102,8 +117,9 @@ impl SlidingWindow {
     /// Events in the window ending at `now` (the current bucket included).
     pub fn total(&self, now: f64) -> u64 {
         let tick = self.tick(now);
-        let oldest = tick.saturating_sub(self.buckets.len() as u64 - 1);
+        let oldest = tick.saturating_sub(self.buckets.words().len() as u64 - 1);
         self.buckets
+            .words()
             .iter()
             .map(|bucket| unpack(bucket.load(Ordering::Acquire)))
             .filter(|(bucket_tick, _)| *bucket_tick >= oldest && *bucket_tick <= tick)

@@ -30,6 +30,9 @@ use super::wall::WallTracker;
 use crate::cells::AtomicF64;
 use crate::clock::Moment;
 use crate::config::ConfigError;
+use std::sync::Arc;
+
+use crate::store::{words_of, Origin, Plain, Shared, Store};
 
 /// Demand sums are kept in fixed point (probabilities times 2^24).
 const FIXED: f64 = (1u64 << 24) as f64;
@@ -97,8 +100,10 @@ impl Downstream {
     }
 }
 
-/// The mutable state, all atomics (so it can live wherever a store puts it).
+/// The mutable state, all atomics, so it can live wherever a store puts it
+/// (this process's heap, or a file every process on the host maps).
 #[derive(Debug, Default)]
+#[repr(C)]
 pub struct PacerState {
     period_start: AtomicF64,
     period_end: AtomicF64,
@@ -140,7 +145,13 @@ pub struct PacerState {
     /// What paced keeps may bring the count to: the budget less what is
     /// reserved (refreshed with the pace, as the reserve changes slowly).
     entry_cap: AtomicF64,
+    /// The trusted wall time of the last update (what a reboot's restore dates
+    /// the count by).
+    wall_seen: AtomicF64,
 }
+
+// SAFETY: repr(C), 8-byte atomics only, all-zero is a valid (empty) state.
+unsafe impl Plain for PacerState {}
 
 /// Pacing estimates carried across restarts and reloads.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -175,7 +186,14 @@ pub struct Pacer {
     min_interval: f64,
     max_interval: f64,
     wall: WallTracker,
-    s: PacerState,
+    s: Shared<PacerState>,
+    /// Whether this process made the state (a local store, or the first to
+    /// open a shared piece): only then may a state file or a replaced pacer
+    /// set its count.
+    made_here: bool,
+    /// Whether the state lives in a file shared by the host's processes.
+    shared: bool,
+    store: Arc<Store>,
 }
 
 /// A consistent view for `budget_status()`.
@@ -206,6 +224,20 @@ impl Pacer {
     /// A pacer whose accounting starts now. Mid-period, with nothing known of
     /// what was spent before, it assumes the calendar's share was.
     pub fn new(calendar: Calendar, budget: u64, cap_forced: bool, downstream: Downstream, now: &Moment) -> Result<Pacer, ConfigError> {
+        Pacer::in_store(&Arc::new(Store::local()), calendar, budget, cap_forced, downstream, now)
+    }
+
+    /// A pacer whose state lives in `store`: made afresh when this process is
+    /// the first to name it, else the state other processes are already
+    /// pacing with (one budget for all of them).
+    pub fn in_store(
+        store: &Arc<Store>,
+        calendar: Calendar,
+        budget: u64,
+        cap_forced: bool,
+        downstream: Downstream,
+        now: &Moment,
+    ) -> Result<Pacer, ConfigError> {
         if budget == 0 {
             return Err(ConfigError::new("budget", "0 spans; expected a budget of at least one span"));
         }
@@ -215,7 +247,15 @@ impl Pacer {
         let length = period.length();
         let spans = budget as f64;
         let burst = (spans * BURST_FRACTION).max(MIN_BURST.min(spans / 10.0));
-        let pacer = Pacer {
+        let settings = format!(
+            "budget={budget} spans, period={}, timezone={}, cap_forced_keeps={cap_forced}, downstream={}",
+            calendar.kind.name(),
+            calendar.zone_name,
+            downstream.name()
+        );
+        let placement = store.place("budget", &settings, words_of::<PacerState>())?;
+        let origin = placement.origin;
+        let mut pacer = Pacer {
             calendar,
             budget,
             cap_forced,
@@ -225,19 +265,74 @@ impl Pacer {
             min_interval: (length / 10_000.0).clamp(0.5, 60.0),
             max_interval: (length / 200.0).max(1.0),
             wall: WallTracker::new(wall_now, mono),
-            s: PacerState::default(),
+            s: placement.region.view(),
+            made_here: origin != Origin::Attached,
+            shared: placement.region.is_mapped(),
+            store: store.clone(),
         };
-        pacer.s.pace.set(1.0);
-        pacer.s.spans_per_entry.set(1.0);
-        pacer.s.interval_start.set(mono);
+        match origin {
+            // The first to count it in a shared file: nothing but the calendar's share can have been spent.
+            Origin::New => pacer.initialise(now, period, pacer.shared),
+            Origin::Attached => {}
+            Origin::Rebooted => {
+                // Monotonic times from before the boot mean nothing now; the
+                // count and estimates carry over as from a state file.
+                let saved = pacer.saved_state();
+                placement.region.clear();
+                pacer.initialise(now, period, true);
+                pacer.restore(&saved, now);
+            }
+        }
+        placement.finish().map_err(|e| ConfigError::new(crate::store::FIELD, e.to_string()))?;
+        // Restores and carry-overs are for the state's maker, at its start only.
+        pacer.made_here = origin == Origin::New;
+        Ok(pacer)
+    }
+
+    /// Whether the state is shared by the host's processes (a file store).
+    pub fn is_shared(&self) -> bool {
+        self.shared
+    }
+
+    /// The store its state was placed in.
+    pub fn store(&self) -> &Arc<Store> {
+        &self.store
+    }
+
+    /// Start pacing from zeroed state at `now` in `period`. Mid-period, with
+    /// nothing known of what was spent before, assume the calendar's share was,
+    /// and (unless `first`: nobody counted this budget before) its burst too.
+    fn initialise(&self, now: &Moment, period: Bounds, first: bool) {
+        let (wall_now, mono) = (now.wall(), now.monotonic());
+        let spans = self.budget as f64;
+        let length = period.length();
+        self.s.pace.set(1.0);
+        self.s.spans_per_entry.set(1.0);
+        self.s.interval_start.set(mono);
         // At a period's first second nothing can have been spent. Later, with no
         // record, an earlier process may have spent its calendar share and its
         // burst: assume it did, so restarts without a state file can never add
         // up to more than the calendar allows (children's headroom included).
         let share = spans * ((wall_now - period.start) / length).clamp(0.0, 1.0);
-        let assumed = if wall_now - period.start < 1.0 { 0.0 } else { (share + pacer.burst()).min(spans) };
-        pacer.start_period(period, wall_now, mono, assumed.ceil() as u64, share);
-        Ok(pacer)
+        let assumed = if wall_now - period.start < 1.0 || first { share } else { (share + self.burst()).min(spans) };
+        self.start_period(period, wall_now, mono, assumed.ceil() as u64, share);
+        self.s.wall_seen.set(wall_now);
+    }
+
+    /// What the state says, as a state file would (before a reboot re-bases it).
+    fn saved_state(&self) -> Snapshot {
+        let s = &self.s;
+        Snapshot {
+            period_start: s.period_start.get(),
+            used: self.total_used(),
+            estimates: (s.estimated.load(Relaxed) == 1).then(|| Estimates {
+                pace: s.pace.get(),
+                demand_rate: s.demand_rate.get(),
+                spans_per_entry: s.spans_per_entry.get(),
+                forced_rate: s.forced_rate.get(),
+            }),
+            saved_at: s.wall_seen.get(),
+        }
     }
 
     /// The calendar's share of the budget at trusted wall time `wall`.
@@ -287,7 +382,6 @@ impl Pacer {
     fn start_period(&self, period: Bounds, wall: f64, mono: f64, spent: u64, allowed: f64) {
         let s = &self.s;
         s.period_start.set(period.start);
-        s.period_end.set(period.end);
         s.assumed.store(spent, Release);
         s.used.store(0, Release);
         s.used_at_interval_start.store(0, Release);
@@ -301,8 +395,11 @@ impl Pacer {
         s.first_slot.store(self.slot(mono), Release);
         s.period_forced.store(0, Release);
         s.period_floor.store(0, Release);
-        s.entry_cap.set(self.budget as f64 - self.reserved(mono));
         self.anchor_line(mono, allowed, end);
+        // Last: a process killed before this line leaves the old period's end,
+        // so the next update starts the period again.
+        s.period_end.set(period.end);
+        s.entry_cap.set(self.budget as f64 - self.reserved(mono));
     }
 
     /// The line from `allowed` at `mono` to the whole budget at `end`.
@@ -476,6 +573,7 @@ impl Pacer {
             return;
         }
         let wall = self.wall.observe(now.wall(), mono);
+        s.wall_seen.set(wall);
         if wall >= s.period_end.get() {
             if let Some(period) = self.calendar.bounds(wall) {
                 // A new period: nothing of it is spent yet.
@@ -541,18 +639,7 @@ impl Pacer {
 
     /// What to save so a restarted process carries on where this one stopped.
     pub fn snapshot(&self, now: &Moment) -> Snapshot {
-        let s = &self.s;
-        Snapshot {
-            period_start: s.period_start.get(),
-            used: self.total_used(),
-            estimates: (s.estimated.load(Relaxed) == 1).then(|| Estimates {
-                pace: s.pace.get(),
-                demand_rate: s.demand_rate.get(),
-                spans_per_entry: s.spans_per_entry.get(),
-                forced_rate: s.forced_rate.get(),
-            }),
-            saved_at: self.wall.wall(now.monotonic()),
-        }
+        Snapshot { saved_at: self.wall.wall(now.monotonic()), ..self.saved_state() }
     }
 
     /// Carry on from a snapshot of an earlier process when it is for the
@@ -564,7 +651,7 @@ impl Pacer {
         let mono = now.monotonic();
         let wall = self.wall.wall(mono);
         let s = &self.s;
-        if snapshot.period_start != s.period_start.get() || !snapshot.period_start.is_finite() {
+        if !self.made_here || snapshot.period_start != s.period_start.get() || !snapshot.period_start.is_finite() {
             return false;
         }
         let used = snapshot.used.min(self.budget.saturating_mul(4));
@@ -587,6 +674,9 @@ impl Pacer {
     /// spent, not the share and a burst, so a first start mid-period keeps
     /// within its burst at once instead of waiting for the line.
     pub fn first_start(&self, now: &Moment) {
+        if !self.made_here {
+            return; // other processes on the host are counting it already
+        }
         let mono = now.monotonic();
         let share = self.even_share(self.wall.wall(mono));
         let s = &self.s;
@@ -610,7 +700,7 @@ impl Pacer {
     /// period's count and the demand estimates, with the line re-scaled to this
     /// budget (a different period kind or time zone starts afresh instead).
     pub fn carry_over(&self, old: &Pacer, now: &Moment) {
-        if old.calendar.kind != self.calendar.kind || old.calendar.zone_name != self.calendar.zone_name {
+        if !self.made_here || old.calendar.kind != self.calendar.kind || old.calendar.zone_name != self.calendar.zone_name {
             return;
         }
         let mono = now.monotonic();

@@ -1,0 +1,408 @@
+//! The host store's file: a header, a table of named pieces with the settings
+//! each was made with, and the pieces' words, which every process that opens
+//! the file maps into memory. The file is created whole (written under a
+//! temporary name, then hard-linked into place, so two starting processes
+//! cannot both initialise it); pieces are added and initialised under an
+//! exclusive `flock`, and marked ready only once initialised, so a process
+//! killed half-way leaves a piece the next one initialises again.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::ErrorKind;
+use std::os::unix::fs::{FileExt as _, OpenOptionsExt as _};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use fs4::FileExt as _;
+use memmap2::MmapOptions;
+
+use super::region::Region;
+
+/// The first bytes of every store file, and the layout they promise.
+pub const MAGIC: [u8; 8] = *b"tsieve\0S";
+/// Bumped whenever a piece's or the table's layout changes.
+pub const LAYOUT_VERSION: u32 = 1;
+
+const HEADER_BYTES: u64 = 4096;
+const ENTRY_BYTES: u64 = 512;
+pub const MAX_PIECES: u64 = 64;
+/// Pieces start after the table, each at a multiple of 64 bytes (a cache line).
+const DATA_START: u64 = HEADER_BYTES + ENTRY_BYTES * MAX_PIECES;
+const ALIGN: u64 = 64;
+
+// Header fields (byte offsets).
+const H_VERSION: u64 = 8;
+const H_COUNT: u64 = 16;
+const H_NEXT: u64 = 24;
+const H_BOOT: u64 = 32;
+
+// Entry fields (byte offsets within an entry) and their sizes.
+const NAME: (usize, usize) = (0, 64);
+const KIND: (usize, usize) = (64, 16);
+const OFFSET: usize = 80;
+const WORDS: usize = 88;
+const READY: usize = 96;
+const BOOT: (usize, usize) = (104, 48);
+const HASH: usize = 152;
+const SETTINGS_LEN: usize = 168;
+const SETTINGS: (usize, usize) = (176, 336);
+pub const MAX_NAME: usize = NAME.1;
+
+/// Why a store file cannot be used.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FileError {
+    /// The user's to fix (a wrong path, a foreign file, other settings): a `ConfigError`.
+    Config(String),
+    /// The machine's (a full disk, no memory for the mapping): the sampler
+    /// falls back to per-process state and says so.
+    Unusable(String),
+}
+
+impl std::fmt::Display for FileError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FileError::Config(message) | FileError::Unusable(message) => f.write_str(message),
+        }
+    }
+}
+
+/// How a piece came to be used by this process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// Made now (or found half-made): initialise it.
+    New,
+    /// Made by another process (or an earlier run) on this boot: use it as it is.
+    Attached,
+    /// Made before the host last booted: its monotonic times mean nothing now.
+    Rebooted,
+}
+
+/// An open store file.
+#[derive(Debug)]
+pub struct StoreFile {
+    path: PathBuf,
+    file: File,
+    boot: String,
+    /// Serialises this process's placements (a `flock` is per open file, so
+    /// it does not keep this process's own threads apart).
+    placing: Mutex<()>,
+}
+
+/// A piece placed in the file, still under the file's lock until `finish`.
+pub struct Placement<'a> {
+    pub region: Region,
+    pub origin: Origin,
+    ready: Option<(&'a StoreFile, u64)>,
+    _serial: Option<MutexGuard<'a, ()>>,
+}
+
+impl Placement<'_> {
+    pub fn heap(words: usize) -> Placement<'static> {
+        Placement { region: Region::heap(words), origin: Origin::New, ready: None, _serial: None }
+    }
+
+    /// The piece is initialised: mark it ready (made on this boot) and let
+    /// other processes at it.
+    pub fn finish(mut self) -> Result<(), FileError> {
+        if let Some((store, entry)) = self.ready.take() {
+            let mut boot = [0u8; BOOT.1];
+            put_text(&mut boot, &store.boot);
+            store.write(entry + BOOT.0 as u64, &boot)?;
+            store.write(entry + READY as u64, &1u64.to_le_bytes())?;
+            let _ = store.file.unlock();
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Placement<'_> {
+    fn drop(&mut self) {
+        // Dropped unfinished (an error while initialising): unlocked, not ready.
+        if let Some((store, _)) = self.ready.take() {
+            let _ = store.file.unlock();
+        }
+    }
+}
+
+/// This boot of the host: monotonic clocks restart at each boot.
+pub fn boot_id() -> String {
+    fs::read_to_string("/proc/sys/kernel/random/boot_id").map(|id| id.trim().to_owned()).unwrap_or_else(|_| "unknown".to_owned())
+}
+
+impl StoreFile {
+    /// Open the store at `path`, creating it when missing.
+    pub fn open(path: &Path) -> Result<StoreFile, FileError> {
+        StoreFile::open_on_boot(path, &boot_id())
+    }
+
+    /// `open`, as if the host's boot were `boot` (tests of a reboot).
+    pub fn open_on_boot(path: &Path, boot: &str) -> Result<StoreFile, FileError> {
+        let shown = path.display();
+        if path.is_dir() {
+            return Err(FileError::Config(format!("{shown} is a directory; expected the path of a store file inside it")));
+        }
+        let parent = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("/"));
+        if !parent.is_dir() {
+            return Err(FileError::Config(format!(
+                "the directory {} does not exist; expected a path in an existing, writable directory (such as /run/<app>, created at deploy)",
+                parent.display()
+            )));
+        }
+        if !path.exists() {
+            create(path, boot)?;
+        }
+        let file = OpenOptions::new().read(true).write(true).open(path).map_err(|error| match error.kind() {
+            ErrorKind::PermissionDenied => FileError::Config(format!(
+                "{shown} cannot be opened for reading and writing (permission denied); expected a file this user may write"
+            )),
+            _ => FileError::Config(format!("{shown} cannot be opened: {error}")),
+        })?;
+        let store = StoreFile { path: path.to_owned(), file, boot: boot.to_owned(), placing: Mutex::new(()) };
+        store.check_header()?;
+        Ok(store)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn check_header(&self) -> Result<(), FileError> {
+        let shown = self.path.display();
+        let length = self.file.metadata().map_err(|e| FileError::Config(format!("{shown}: {e}")))?.len();
+        let mut magic = [0u8; 8];
+        let read = self.file.read_at(&mut magic, 0).unwrap_or(0);
+        if read < 8 || magic != MAGIC {
+            let start = String::from_utf8_lossy(&magic[..read]).escape_debug().to_string();
+            return Err(FileError::Config(format!(
+                "{shown} is not a tracesieve store ({length} bytes beginning {start:?}); expected a file made by tracesieve, or a path where none exists yet"
+            )));
+        }
+        let version = u32::from_le_bytes(self.read::<4>(H_VERSION)?);
+        if version != LAYOUT_VERSION {
+            return Err(FileError::Config(format!(
+                "{shown} has store layout {version}, but this tracesieve uses layout {LAYOUT_VERSION}; stop the processes using it and remove the file, or use another path"
+            )));
+        }
+        if length < DATA_START {
+            return Err(FileError::Config(format!(
+                "{shown} is truncated ({length} bytes, its table alone takes {DATA_START}); remove it and restart the processes that use it"
+            )));
+        }
+        Ok(())
+    }
+
+    fn read<const N: usize>(&self, at: u64) -> Result<[u8; N], FileError> {
+        let mut bytes = [0u8; N];
+        self.file.read_exact_at(&mut bytes, at).map_err(|e| FileError::Config(format!("{}: cannot read: {e}", self.path.display())))?;
+        Ok(bytes)
+    }
+
+    fn read_u64(&self, at: u64) -> Result<u64, FileError> {
+        Ok(u64::from_le_bytes(self.read::<8>(at)?))
+    }
+
+    fn write(&self, at: u64, bytes: &[u8]) -> Result<(), FileError> {
+        self.file.write_all_at(bytes, at).map_err(|e| FileError::Unusable(format!("{}: cannot write: {e}", self.path.display())))
+    }
+
+    /// Find or add the piece `name` of `kind` with `words` words, made with
+    /// `settings` (plain words, compared whole). The file stays locked until
+    /// the placement is finished (or dropped).
+    pub fn place(&self, name: &str, kind: &str, settings: &str, words: usize) -> Result<Placement<'_>, FileError> {
+        let shown = self.path.display();
+        if name.is_empty() || name.len() > MAX_NAME || name.contains('\0') {
+            return Err(FileError::Config(format!("piece name {name:?} must be 1 to {MAX_NAME} bytes")));
+        }
+        let serial = self.placing.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        self.file.lock().map_err(|e| FileError::Unusable(format!("{shown}: cannot lock: {e}")))?;
+        // Unlocks if anything below fails.
+        let mut placement = Placement { region: Region::heap(0), origin: Origin::New, ready: Some((self, 0)), _serial: Some(serial) };
+        let count = self.read_u64(H_COUNT)?.min(MAX_PIECES);
+        let hash = xxhash_rust::xxh3::xxh3_128(settings.as_bytes()).to_le_bytes();
+        let mut found = None;
+        for index in 0..count {
+            let entry = HEADER_BYTES + index * ENTRY_BYTES;
+            let bytes = self.read::<{ ENTRY_BYTES as usize }>(entry)?;
+            if text(&bytes[NAME.0..NAME.0 + NAME.1]) == name {
+                found = Some((entry, bytes));
+                break;
+            }
+        }
+        let file_length = self.file.metadata().map_err(|e| FileError::Unusable(format!("{shown}: {e}")))?.len();
+        let (entry, offset, origin) = match found {
+            Some((entry, bytes)) => {
+                let recorded_kind = text(&bytes[KIND.0..KIND.0 + KIND.1]);
+                let recorded_words = le(&bytes, WORDS);
+                if recorded_kind != kind || recorded_words != words as u64 {
+                    return Err(FileError::Config(format!(
+                        "{shown} holds a piece {name:?} of kind {recorded_kind} ({recorded_words} words), but this is a {kind} of {words} words; \
+                         give this one another name (file://{}#name)",
+                        self.path.display()
+                    )));
+                }
+                if bytes[HASH..HASH + 16] != hash {
+                    let length = le(&bytes, SETTINGS_LEN) as usize;
+                    let recorded = text(&bytes[SETTINGS.0..SETTINGS.0 + SETTINGS.1.min(length)]);
+                    let more = if length > SETTINGS.1 { "…" } else { "" };
+                    return Err(FileError::Config(format!(
+                        "{shown} holds the {kind} {name:?} made with {recorded}{more}, but this one has {settings}; \
+                         use the same settings everywhere that names it, give this one another name (file://{}#name), \
+                         or stop every process using it and remove the file",
+                        self.path.display()
+                    )));
+                }
+                let offset = le(&bytes, OFFSET);
+                if offset < DATA_START || offset + words as u64 * 8 > file_length {
+                    return Err(FileError::Config(format!(
+                        "{shown} is truncated or corrupt (piece {name:?} at byte {offset} of {file_length}); remove it and restart the processes that use it"
+                    )));
+                }
+                let origin = if le(&bytes, READY) != 1 {
+                    Origin::New
+                } else if text(&bytes[BOOT.0..BOOT.0 + BOOT.1]) != self.boot {
+                    Origin::Rebooted
+                } else {
+                    Origin::Attached
+                };
+                (entry, offset, origin)
+            }
+            None => {
+                if count >= MAX_PIECES {
+                    return Err(FileError::Config(format!("{shown} holds {MAX_PIECES} pieces already; use another file for more")));
+                }
+                let offset = self.read_u64(H_NEXT)?.max(DATA_START).next_multiple_of(ALIGN);
+                let end = offset + words as u64 * 8;
+                // Blocks reserved now, so a full disk shows here and not as a
+                // fault when a page is first touched.
+                self.file.allocate(end).map_err(|e| FileError::Unusable(format!("{shown}: cannot grow to {end} bytes: {e}")))?;
+                let entry = HEADER_BYTES + count * ENTRY_BYTES;
+                let mut bytes = [0u8; ENTRY_BYTES as usize];
+                put_text(&mut bytes[NAME.0..NAME.0 + NAME.1], name);
+                put_text(&mut bytes[KIND.0..KIND.0 + KIND.1], kind);
+                bytes[OFFSET..OFFSET + 8].copy_from_slice(&offset.to_le_bytes());
+                bytes[WORDS..WORDS + 8].copy_from_slice(&(words as u64).to_le_bytes());
+                bytes[HASH..HASH + 16].copy_from_slice(&hash);
+                bytes[SETTINGS_LEN..SETTINGS_LEN + 8].copy_from_slice(&(settings.len() as u64).to_le_bytes());
+                put_text(&mut bytes[SETTINGS.0..SETTINGS.0 + SETTINGS.1], settings);
+                self.write(entry, &bytes)?;
+                self.write(H_NEXT, &end.to_le_bytes())?;
+                self.write(H_COUNT, &(count + 1).to_le_bytes())?;
+                (entry, offset, Origin::New)
+            }
+        };
+        let map = MmapOptions::new()
+            .offset(offset)
+            .len(words * 8)
+            .map_raw(&self.file)
+            .map_err(|e| FileError::Unusable(format!("{shown}: cannot map {} bytes: {e}", words * 8)))?;
+        // SAFETY: the mapping is `words * 8` bytes of the file, page-aligned
+        // plus a multiple of 64, and the file is never shortened by tracesieve.
+        let region = unsafe { Region::mapped(Arc::new(map), words) };
+        if origin == Origin::New {
+            region.clear();
+        }
+        placement.region = region;
+        placement.origin = origin;
+        placement.ready = Some((self, entry));
+        Ok(placement)
+    }
+
+    /// The pieces in the file: (name, kind, settings), for `tracesieve` tools and tests.
+    pub fn pieces(&self) -> Result<Vec<(String, String, String)>, FileError> {
+        let count = self.read_u64(H_COUNT)?.min(MAX_PIECES);
+        (0..count)
+            .map(|index| {
+                let bytes = self.read::<{ ENTRY_BYTES as usize }>(HEADER_BYTES + index * ENTRY_BYTES)?;
+                let length = (le(&bytes, SETTINGS_LEN) as usize).min(SETTINGS.1);
+                Ok((
+                    text(&bytes[NAME.0..NAME.0 + NAME.1]),
+                    text(&bytes[KIND.0..KIND.0 + KIND.1]),
+                    text(&bytes[SETTINGS.0..SETTINGS.0 + length]),
+                ))
+            })
+            .collect()
+    }
+}
+
+/// Write a new store file under a temporary name and link it into place: the
+/// file appears whole or not at all, and of two processes creating it at once
+/// one links and the other opens the winner's.
+fn create(path: &Path, boot: &str) -> Result<(), FileError> {
+    let shown = path.display();
+    remove_stale_temporaries(path);
+    let temporary = temporary_name(path);
+    let written = (|| -> std::io::Result<()> {
+        let file = OpenOptions::new().read(true).write(true).create_new(true).mode(0o600).open(&temporary)?;
+        file.allocate(DATA_START)?;
+        let mut header = [0u8; 80];
+        header[..8].copy_from_slice(&MAGIC);
+        header[H_VERSION as usize..H_VERSION as usize + 4].copy_from_slice(&LAYOUT_VERSION.to_le_bytes());
+        header[H_NEXT as usize..H_NEXT as usize + 8].copy_from_slice(&DATA_START.to_le_bytes());
+        put_text(&mut header[H_BOOT as usize..], boot);
+        file.write_all_at(&header, 0)?;
+        file.sync_all()
+    })();
+    let linked = written.and_then(|()| match fs::hard_link(&temporary, path) {
+        Err(error) if error.kind() == ErrorKind::AlreadyExists => Ok(()),
+        other => other,
+    });
+    let _ = fs::remove_file(&temporary);
+    linked.map_err(|error| match error.kind() {
+        ErrorKind::PermissionDenied | ErrorKind::ReadOnlyFilesystem => FileError::Config(format!(
+            "{shown} cannot be created in {} ({error}); expected a directory this user may write",
+            path.parent().map(|p| p.display().to_string()).unwrap_or_default()
+        )),
+        ErrorKind::StorageFull | ErrorKind::QuotaExceeded => FileError::Unusable(format!("{shown} cannot be created: {error}")),
+        _ => FileError::Config(format!("{shown} cannot be created: {error}")),
+    })
+}
+
+fn temporary_name(path: &Path) -> PathBuf {
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    // Unique per process and call: threads of one process may race to create it too.
+    static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    path.with_file_name(format!(".{name}.{}.{call}.tmp", std::process::id()))
+}
+
+/// Temporaries of processes that died while creating the file.
+fn remove_stale_temporaries(path: &Path) {
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else { return };
+    let prefix = format!(".{}.", name.to_string_lossy());
+    let Ok(entries) = fs::read_dir(if dir.as_os_str().is_empty() { Path::new(".") } else { dir }) else { return };
+    for entry in entries.flatten() {
+        let file_name = entry.file_name().to_string_lossy().into_owned();
+        let Some(pid) = file_name
+            .strip_prefix(&prefix)
+            .and_then(|rest| rest.strip_suffix(".tmp"))
+            .and_then(|rest| rest.split('.').next()?.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        // SAFETY: signal 0 only asks whether the process exists.
+        let gone = pid != std::process::id() as i32
+            && unsafe { libc::kill(pid, 0) } != 0
+            && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH);
+        if gone {
+            let _ = fs::remove_file(entry.path());
+        }
+    }
+}
+
+fn le(bytes: &[u8], at: usize) -> u64 {
+    u64::from_le_bytes(bytes[at..at + 8].try_into().expect("8 bytes"))
+}
+
+fn text(bytes: &[u8]) -> String {
+    let end = bytes.iter().position(|b| *b == 0).unwrap_or(bytes.len());
+    String::from_utf8_lossy(&bytes[..end]).into_owned()
+}
+
+/// `value` into `field`, NUL-padded, cut at a character boundary if too long.
+fn put_text(field: &mut [u8], value: &str) {
+    let mut end = value.len().min(field.len());
+    while !value.is_char_boundary(end) {
+        end -= 1;
+    }
+    field[..end].copy_from_slice(&value.as_bytes()[..end]);
+    field[end..].fill(0);
+}

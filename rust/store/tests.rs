@@ -1,0 +1,151 @@
+use std::sync::atomic::Ordering::Relaxed;
+
+use super::*;
+
+fn temp_dir() -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("tracesieve-store-{}-{:?}", std::process::id(), std::thread::current().id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn url(path: &std::path::Path) -> String {
+    format!("file://{}", path.display())
+}
+
+#[test]
+fn the_first_opener_makes_a_piece_and_later_ones_attach_to_the_same_words() {
+    let dir = temp_dir();
+    let path = dir.join("app.tracesieve");
+    let first = Store::open(&url(&path)).unwrap();
+    let placed = first.place("budget", "budget=10", 4).unwrap();
+    assert_eq!(placed.origin, Origin::New);
+    placed.region.words()[2].store(41, Relaxed);
+    let region = placed.region.clone();
+    placed.finish().unwrap();
+    let second = Store::open(&url(&path)).unwrap();
+    let attached = second.place("budget", "budget=10", 4).unwrap();
+    assert_eq!(attached.origin, Origin::Attached);
+    attached.region.words()[2].fetch_add(1, Relaxed);
+    assert_eq!(region.words()[2].load(Relaxed), 42, "one file, one set of words");
+    attached.finish().unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+    assert_eq!(StoreFile::open(&path).unwrap().pieces().unwrap(), vec![("budget".into(), "budget".into(), "budget=10".into())]);
+}
+
+#[test]
+fn other_settings_are_refused_naming_both() {
+    let dir = temp_dir();
+    let path = dir.join("s.tracesieve");
+    Store::open(&url(&path)).unwrap().place("budget", "budget=10000 spans/month", 4).unwrap().finish().unwrap();
+    let error = Store::open(&url(&path)).unwrap().place("budget", "budget=20000 spans/month", 4).err().unwrap();
+    assert_eq!(error.field, "store");
+    assert!(error.message.contains("budget=10000 spans/month") && error.message.contains("budget=20000 spans/month"), "{error}");
+    // Another piece name in the same file is fine.
+    let named = Store::open(&format!("{}#checkout", url(&path))).unwrap();
+    let placed = named.place("budget", "budget=20000 spans/month", 4).unwrap();
+    assert_eq!(placed.origin, Origin::New);
+    placed.finish().unwrap();
+    assert_eq!(named.piece_name("budget"), "checkout.budget");
+    let kind = Store::open(&url(&path)).unwrap().place("budget", "budget=10000 spans/month", 5).err().unwrap();
+    assert!(kind.message.contains("5 words"), "{kind}");
+}
+
+#[test]
+fn an_unfinished_piece_is_made_again_and_a_reboot_is_seen() {
+    let dir = temp_dir();
+    let path = dir.join("r.tracesieve");
+    let store = Store::open_on_boot(&url(&path), Some("boot-a")).unwrap();
+    let placed = store.place("rate_limit", "1/s", 2).unwrap();
+    placed.region.words()[0].store(9, Relaxed);
+    drop(placed); // killed while initialising
+    let again = store.place("rate_limit", "1/s", 2).unwrap();
+    assert_eq!(again.origin, Origin::New);
+    assert_eq!(again.region.words()[0].load(Relaxed), 0, "a half-made piece starts from zero");
+    again.finish().unwrap();
+    assert_eq!(store.place("rate_limit", "1/s", 2).unwrap().origin, Origin::Attached);
+    let after_boot = Store::open_on_boot(&url(&path), Some("boot-b")).unwrap();
+    let placed = after_boot.place("rate_limit", "1/s", 2).unwrap();
+    assert_eq!(placed.origin, Origin::Rebooted);
+    placed.finish().unwrap();
+    assert_eq!(after_boot.place("rate_limit", "1/s", 2).unwrap().origin, Origin::Attached);
+}
+
+#[test]
+fn racing_creators_make_one_piece() {
+    let dir = temp_dir();
+    let path = dir.join("race.tracesieve");
+    let origins: Vec<Origin> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..8)
+            .map(|_| {
+                let u = url(&path);
+                scope.spawn(move || {
+                    let store = Store::open(&u).unwrap();
+                    let placed = store.place("budget", "b", 8).unwrap();
+                    let origin = placed.origin;
+                    if origin == Origin::New {
+                        placed.region.words()[0].store(1, Relaxed);
+                    }
+                    placed.region.words()[1].fetch_add(1, Relaxed);
+                    placed.finish().unwrap();
+                    origin
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert_eq!(origins.iter().filter(|o| **o == Origin::New).count(), 1, "{origins:?}");
+    let store = Store::open(&url(&path)).unwrap();
+    let placed = store.place("budget", "b", 8).unwrap();
+    assert_eq!(placed.region.words()[1].load(Relaxed), 8);
+    assert!(std::fs::read_dir(&dir).unwrap().all(|e| !e.unwrap().file_name().to_string_lossy().ends_with(".tmp")));
+}
+
+#[test]
+fn bad_urls_and_paths_are_config_errors() {
+    let dir = temp_dir();
+    let cases = [
+        ("redis://localhost:6379/0".to_owned(), "unknown scheme \"redis\""),
+        ("/run/app.tracesieve".to_owned(), "has no scheme"),
+        ("file://host/run/x".to_owned(), "absolute path"),
+        (format!("file://{}/", dir.display()), "names a directory"),
+        (url(&dir), "is a directory"),
+        (format!("file://{}/missing/x.tracesieve", dir.display()), "does not exist"),
+        (format!("file://{}/x#bad name", dir.display()), "piece name"),
+    ];
+    for (given, expected) in cases {
+        let error = Store::open(&given).err().unwrap_or_else(|| panic!("{given} was accepted"));
+        assert_eq!(error.field, "store");
+        assert!(error.message.contains(expected), "{given}: {error}");
+    }
+    let foreign = dir.join("foreign");
+    std::fs::write(&foreign, b"#!/bin/sh\necho hello\n").unwrap();
+    let error = Store::open(&url(&foreign)).err().unwrap();
+    assert!(error.message.contains("is not a tracesieve store"), "{error}");
+    assert_eq!(std::fs::read(&foreign).unwrap(), b"#!/bin/sh\necho hello\n", "a foreign file is never written");
+    std::fs::write(&foreign, b"").unwrap();
+    assert!(Store::open(&url(&foreign)).err().unwrap().message.contains("0 bytes"));
+}
+
+#[test]
+fn a_truncated_file_is_refused() {
+    let dir = temp_dir();
+    let path = dir.join("t.tracesieve");
+    Store::open(&url(&path)).unwrap().place("budget", "b", 512).unwrap().finish().unwrap();
+    let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+    file.set_len(40_000).unwrap();
+    let error = Store::open(&url(&path)).unwrap().place("budget", "b", 512).err().unwrap();
+    assert!(error.message.contains("truncated"), "{error}");
+    file.set_len(100).unwrap();
+    assert!(Store::open(&url(&path)).err().unwrap().message.contains("truncated"));
+}
+
+#[test]
+fn the_local_store_gives_fresh_heap_words() {
+    let store = Store::local();
+    let placed = store.place("budget", "b", 3).unwrap();
+    assert_eq!(placed.origin, Origin::New);
+    assert!(!placed.region.is_mapped() && !store.is_shared());
+    placed.finish().unwrap();
+}
