@@ -97,18 +97,15 @@ impl TokenBucket {
         let mut current = self.s.state.load(Ordering::Acquire);
         loop {
             let (then, tokens) = (current >> TOKEN_BITS, current & TOKEN_MASK);
-            // A clock that steps back adds nothing (and keeps the later stamp).
-            let elapsed_ms = millis.saturating_sub(then) as f64;
-            let gained = (elapsed_ms * self.rate * TOKEN_SCALE / 1000.0).floor();
+            // Units earned between the stamps, counted on the absolute grid
+            // (floor(t * rate) - floor(then * rate)): exact over any number of
+            // calls, as no call's rounding is carried into the next. A clock
+            // that steps back adds nothing (and keeps the later stamp).
+            let stamp = then.max(millis);
+            let per_ms = self.rate * TOKEN_SCALE / 1000.0;
+            let gained = ((stamp as f64 * per_ms).floor() - (then as f64 * per_ms).floor()).max(0.0);
             let full = self.burst * TOKEN_SCALE;
-            let (refilled, stamp) = if tokens as f64 + gained >= full {
-                (full as u64, then.max(millis))
-            } else {
-                // Advance the stamp only by the time the whole units took, so
-                // frequent callers do not lose the fractions.
-                let used_ms = (gained * 1000.0 / (self.rate * TOKEN_SCALE)).floor() as u64;
-                (tokens + gained as u64, then + used_ms)
-            };
+            let refilled = if tokens as f64 + gained >= full { full as u64 } else { tokens + gained as u64 };
             let (next, taken) = if refilled >= TOKEN_SCALE as u64 {
                 ((stamp << TOKEN_BITS) | (refilled - TOKEN_SCALE as u64), true)
             } else {
@@ -156,6 +153,19 @@ mod tests {
             .collect();
         let taken: usize = threads.into_iter().map(|t| t.join().unwrap()).sum();
         assert_eq!(taken, 1000);
+    }
+
+    #[test]
+    fn calls_within_a_millisecond_earn_nothing_extra() {
+        // 200/s is 3.2 units a millisecond: rounding must not mint tokens per call.
+        let bucket = TokenBucket::new(200.0, 1.0, 0.0).unwrap();
+        let mut taken = 0;
+        for ms in 0..2_000u32 {
+            for _ in 0..50 {
+                taken += bucket.try_take(f64::from(ms) / 1000.0 + 0.0004) as u32;
+            }
+        }
+        assert!((398..=401).contains(&taken), "{taken} tokens in 2 s at 200/s");
     }
 
     #[test]

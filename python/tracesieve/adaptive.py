@@ -12,7 +12,7 @@ from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Tuple, Unio
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
-from tracesieve import _core
+from tracesieve import _core, _store
 from tracesieve.samplers import _NativeSampler, inner_sampler
 
 __all__ = ["AdaptiveSampler", "ErrorWindowProcessor"]
@@ -31,6 +31,11 @@ class ErrorWindowProcessor(SpanProcessor):
             threshold (and their own latency boost); the route is ``http.route``,
             else ``url.path``, else ``http.target`` of the ended span.
         clock: optional callable returning Unix time in seconds (tests, simulations).
+        store: where the windows live: None (this process), or a file URL such
+            as ``"file:///run/myapp/sampling.tracesieve"`` shared by every
+            process of the host naming it, so an error burst in any worker
+            boosts them all. Every process must give the same window,
+            resolution and thresholds.
     """
 
     def __init__(
@@ -41,6 +46,7 @@ class ErrorWindowProcessor(SpanProcessor):
         slow_threshold: float = 2.0,
         route_thresholds: Optional[Mapping[str, float]] = None,
         clock: Optional[Callable[[], float]] = None,
+        store: Optional[str] = None,
     ):
         self._native = _core.NativeSignals(
             window=window,
@@ -48,7 +54,9 @@ class ErrorWindowProcessor(SpanProcessor):
             slow_threshold=slow_threshold,
             route_thresholds=None if route_thresholds is None else dict(route_thresholds),
             clock=clock,
+            store=store,
         )
+        _store.watch(self, self._native.store_info())
         self._clock = clock
         # The hot paths: the SDK (and callers) reach these native methods directly.
         self.on_end = self._native.on_end  # type: ignore[method-assign]
@@ -63,6 +71,9 @@ class ErrorWindowProcessor(SpanProcessor):
         processor.on_end = native.on_end  # type: ignore[method-assign]
         processor.record_error = native.record_error  # type: ignore[method-assign]
         return processor
+
+    def _store_info(self) -> Dict[str, Any]:
+        return self._native.store_info()
 
     def on_start(self, span: Span, parent_context: Optional[Context] = None) -> None:
         pass
@@ -105,7 +116,7 @@ class AdaptiveSampler(_NativeSampler):
         base: a rate, or a ``ProbabilitySampler`` / ``RuleSampler``.
         processor: the ``ErrorWindowProcessor`` feeding it; one is made (with
             ``window``, ``resolution``, ``slow_threshold``, ``route_thresholds``,
-            ``clock``) when not given. Add ``sampler.processor`` to the provider.
+            ``clock``, ``store``) when not given. Add ``sampler.processor`` to the provider.
         error_steps: ``[(count, multiplier), ...]``, counts increasing,
             multipliers not decreasing and >= 1.
         error_rate_target: fraction in (0, 1]; enables rate mode.
@@ -134,6 +145,7 @@ class AdaptiveSampler(_NativeSampler):
         route_thresholds: Optional[Mapping[str, float]] = None,
         clock: Optional[Callable[[], float]] = None,
         defer: bool = False,
+        store: Optional[str] = None,
     ):
         base_sampler = inner_sampler("base", base, respect_parent, "a ProbabilitySampler or RuleSampler")
         if processor is None:
@@ -143,9 +155,12 @@ class AdaptiveSampler(_NativeSampler):
                 slow_threshold=slow_threshold,
                 route_thresholds=route_thresholds,
                 clock=clock if clock is not None else getattr(base_sampler, "_clock", None),
+                store=store,
             )
         elif not isinstance(processor, ErrorWindowProcessor):
             raise _core.ConfigError(f"processor: expected an ErrorWindowProcessor, got {type(processor).__name__}")
+        elif store is not None:
+            raise _core.ConfigError("store: give the store to the ErrorWindowProcessor passed as processor (its windows are the state)")
         self.processor = processor
         self.base = base_sampler
         self._clock = processor._clock

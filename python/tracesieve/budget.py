@@ -45,6 +45,14 @@ class BudgetSampler(_NativeSampler):
         state_path: a JSON file where spending is saved (atomically, every
             ``save_interval`` seconds and at exit) and restored on start within
             the same period. A corrupt or foreign file is reported and ignored.
+            With a file ``store`` the count persists in the store itself; a
+            state file then only seeds a store piece made afresh.
+        store: where the pacing state lives: None (this process), or a file
+            URL such as ``"file:///run/myapp/sampling.tracesieve"`` that every
+            process of the host naming it maps and shares (one budget for all
+            workers; add ``#name`` to keep several budgets in one file). Every
+            process must give the same budget, period, time zone,
+            ``cap_forced_keeps`` and ``downstream``; other settings are refused.
         cap_forced_keeps: also refuse keep-rule spans once the budget is spent
             (by default business events are kept regardless and counted).
         respect_parent: used when ``inner`` is a rate.
@@ -65,6 +73,7 @@ class BudgetSampler(_NativeSampler):
         downstream: str = "pace",
         respect_parent: bool = True,
         defer: bool = False,
+        store: Optional[str] = None,
     ):
         wrapped = inner_sampler("inner", inner, respect_parent, "ProbabilitySampler/RuleSampler/AdaptiveSampler")
         self.inner = wrapped
@@ -79,6 +88,7 @@ class BudgetSampler(_NativeSampler):
                 cap_forced_keeps=cap_forced_keeps,
                 downstream=downstream,
                 clock=self._clock,
+                store=store,
                 class_name=type(self).__name__,
             ),
             defer,

@@ -12,7 +12,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Tuple, TypedDict, Union
+from typing import Any, Dict, List, Mapping, Optional, Tuple, TypedDict, Union
 
 from tracesieve._core import ConfigError
 
@@ -110,6 +110,7 @@ class BudgetStage(_BudgetRequired, total=False):
     timezone: str
     state_path: str
     save_interval: float
+    downstream: str  # pace, follow
 
 
 class _RateLimitRequired(TypedDict):
@@ -129,6 +130,7 @@ class Document(TypedDict, total=False):
     defer: bool
     reload: bool
     reload_interval: float
+    store: Optional[str]  # file:///path[#name]: budget, rate limit and windows shared by the host's processes
     force_keep: ForceKeepStage
     adaptive: AdaptiveStage
     rules: RulesStage

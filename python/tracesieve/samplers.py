@@ -17,7 +17,7 @@ from opentelemetry.trace import Link, SpanKind
 from opentelemetry.trace.span import TraceState
 from opentelemetry.util.types import Attributes
 
-from tracesieve import _core
+from tracesieve import _core, _store
 from tracesieve._checks import check_flag
 
 __all__ = ["ProbabilitySampler", "RuleSampler", "TraceIdRatioSampler"]
@@ -34,6 +34,10 @@ class _NativeSampler(Sampler):
         self._native = native
         # The hot path: the SDK looks this attribute up on the instance first.
         self.should_sample = native.should_sample  # type: ignore[method-assign]
+        _store.watch(self, native.store_info())
+
+    def _store_info(self) -> Dict[str, Any]:
+        return self._native.store_info()
 
     def should_sample(
         self,

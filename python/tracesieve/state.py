@@ -147,7 +147,9 @@ class StateFile:
             float(data.get("saved_at", 0.0)),
             None if estimates is None else tuple(float(estimates[key]) for key in ESTIMATES),
         )
-        if not applied:
+        if not applied and "budget" in sampler._native.store_info()["shared"]:
+            _logger.info("tracesieve: budget state %s not applied: the host store already counts this budget", self.path)
+        elif not applied:
             _logger.info("tracesieve: budget state %s is for an earlier period; starting afresh", self.path)
 
     def _run(self, thread: BackgroundThread) -> None:

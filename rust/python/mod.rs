@@ -12,6 +12,7 @@ mod sampling_result;
 mod signals;
 mod span_input;
 mod span_view;
+mod store;
 mod tail;
 
 use pyo3::prelude::*;

@@ -177,7 +177,7 @@ impl NativeSignals {
 #[pymethods]
 impl NativeSignals {
     #[new]
-    #[pyo3(signature = (*, window = None, resolution = None, slow_threshold = None, route_thresholds = None, clock = None))]
+    #[pyo3(signature = (*, window = None, resolution = None, slow_threshold = None, route_thresholds = None, clock = None, store = None))]
     fn new(
         py: Python<'_>,
         window: Option<&Bound<'_, PyAny>>,
@@ -185,6 +185,7 @@ impl NativeSignals {
         slow_threshold: Option<&Bound<'_, PyAny>>,
         route_thresholds: Option<&Bound<'_, PyAny>>,
         clock: Option<&Bound<'_, PyAny>>,
+        store: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
         let window = args::optional(window, |v| args::seconds("window", v, false))?.unwrap_or(300.0);
         let resolution = args::optional(resolution, |v| args::seconds("resolution", v, false))?.unwrap_or(1.0);
@@ -208,7 +209,10 @@ impl NativeSignals {
             Some(c) => c.clone(),
             None => Arc::new(SystemClock),
         };
-        let signals = Signals::new(clock.clone(), window, resolution, slow_threshold, &routes).map_err(config_error)?;
+        let store = super::store::open(store)?;
+        let signals = Signals::in_store(&store, clock.clone(), window, resolution, slow_threshold, &routes);
+        py_clock::interrupted()?;
+        let signals = signals.map_err(config_error)?;
         let route_keys = ROUTE_KEYS.iter().map(|k| PyString::intern(py, k).unbind()).collect();
         Ok(NativeSignals { signals: Arc::new(signals), py_clock, route_keys, failures: Default::default() })
     }
@@ -266,6 +270,11 @@ impl NativeSignals {
         out.set_item("clock_errors", self.py_clock.as_ref().map_or(0, |c| c.failures()))?;
         py_clock::interrupted()?;
         Ok(out)
+    }
+
+    /// Where the windows live (see `NativeSampler.store_info`).
+    fn store_info<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        super::store::info(py, &vec![("signals", self.signals.store(), self.signals.is_shared())])
     }
 
     /// Tell the windows whether every span is recorded (drops deferred as

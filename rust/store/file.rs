@@ -232,21 +232,32 @@ impl StoreFile {
             Some((entry, bytes)) => {
                 let recorded_kind = text(&bytes[KIND.0..KIND.0 + KIND.1]);
                 let recorded_words = le(&bytes, WORDS);
-                if recorded_kind != kind || recorded_words != words as u64 {
-                    return Err(FileError::Config(format!(
-                        "{shown} holds a piece {name:?} of kind {recorded_kind} ({recorded_words} words), but this is a {kind} of {words} words; \
-                         give this one another name (file://{}#name)",
-                        self.path.display()
-                    )));
-                }
                 if bytes[HASH..HASH + 16] != hash {
                     let length = le(&bytes, SETTINGS_LEN) as usize;
                     let recorded = text(&bytes[SETTINGS.0..SETTINGS.0 + SETTINGS.1.min(length)]);
                     let more = if length > SETTINGS.1 { "…" } else { "" };
+                    let theirs: Vec<&str> = recorded.split(", ").collect();
+                    let differs: Vec<String> = settings
+                        .split(", ")
+                        .filter(|ours| !theirs.contains(ours))
+                        .map(|ours| {
+                            let key = ours.split('=').next().unwrap_or(ours);
+                            let there = theirs.iter().find(|t| t.split('=').next() == Some(key)).copied().unwrap_or("?");
+                            format!("{key}: {} in the file, {} here", value_of(there), value_of(ours))
+                        })
+                        .collect();
                     return Err(FileError::Config(format!(
-                        "{shown} holds the {kind} {name:?} made with {recorded}{more}, but this one has {settings}; \
+                        "{shown} holds the {kind} {name:?} made with other settings ({}): {recorded}{more}, but this one has {settings}; \
                          use the same settings everywhere that names it, give this one another name (file://{}#name), \
                          or stop every process using it and remove the file",
+                        differs.join("; "),
+                        self.path.display()
+                    )));
+                }
+                if recorded_kind != kind || recorded_words != words as u64 {
+                    return Err(FileError::Config(format!(
+                        "{shown} holds a piece {name:?} of kind {recorded_kind} ({recorded_words} words), but this is a {kind} of {words} words; \
+                         give this one another name (file://{}#name)",
                         self.path.display()
                     )));
                 }
@@ -351,7 +362,7 @@ fn create(path: &Path, boot: &str) -> Result<(), FileError> {
             "{shown} cannot be created in {} ({error}); expected a directory this user may write",
             path.parent().map(|p| p.display().to_string()).unwrap_or_default()
         )),
-        ErrorKind::StorageFull | ErrorKind::QuotaExceeded => FileError::Unusable(format!("{shown} cannot be created: {error}")),
+        ErrorKind::StorageFull | ErrorKind::QuotaExceeded | ErrorKind::FileTooLarge => FileError::Unusable(format!("{shown} cannot be created: {error}")),
         _ => FileError::Config(format!("{shown} cannot be created: {error}")),
     })
 }
@@ -386,6 +397,11 @@ fn remove_stale_temporaries(path: &Path) {
             let _ = fs::remove_file(entry.path());
         }
     }
+}
+
+/// The value of a `key=value` setting.
+fn value_of(setting: &str) -> &str {
+    setting.split_once('=').map_or(setting, |(_, value)| value)
 }
 
 fn le(bytes: &[u8], at: usize) -> u64 {

@@ -170,7 +170,7 @@ impl NativeSampler {
     /// `inner`'s plan, paced to a budget per calendar `period` in `timezone`:
     /// `budget` spans, or money when `cost_per_span` is given.
     #[staticmethod]
-    #[pyo3(signature = (inner, budget, *, cost_per_span = None, period = None, timezone = None, cap_forced_keeps = None, downstream = None, clock = None, class_name = "BudgetSampler"))]
+    #[pyo3(signature = (inner, budget, *, cost_per_span = None, period = None, timezone = None, cap_forced_keeps = None, downstream = None, clock = None, store = None, class_name = "BudgetSampler"))]
     #[allow(clippy::too_many_arguments)]
     fn budget(
         py: Python<'_>,
@@ -182,6 +182,7 @@ impl NativeSampler {
         cap_forced_keeps: Option<&Bound<'_, PyAny>>,
         downstream: Option<&Bound<'_, PyAny>>,
         clock: Option<&Bound<'_, PyAny>>,
+        store: Option<&Bound<'_, PyAny>>,
         class_name: &str,
     ) -> PyResult<Self> {
         let mut plan = rate_plan(&inner, "inner", "pace")?;
@@ -214,8 +215,9 @@ impl NativeSampler {
             Some(c) => &**c,
             None => &system,
         };
+        let store = crate::python::store::open(store)?;
         let moment = Moment::new(reading);
-        let pacer = Pacer::new(calendar, spans as u64, cap, downstream, &moment);
+        let pacer = Pacer::in_store(&store, calendar, spans as u64, cap, downstream, &moment);
         py_clock::interrupted()?;
         let pacer = pacer.map_err(config_error)?;
         plan.stages.push(Stage::Budget(Arc::new(pacer)));

@@ -57,8 +57,27 @@ impl NativeSampler {
         if let Some(clock) = &self.clock {
             stats.set_item("clock_errors", clock.failures())?;
         }
+        stats.set_item("store", self.store_info(py)?)?;
         py_clock::interrupted()?;
         Ok(stats)
+    }
+
+    /// Where the stateful stages keep their state: the store's URL (None:
+    /// this process), which stages share it and which are per process (with
+    /// a file store, only when the file was unusable: `fallbacks`, `problem`).
+    fn store_info<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let plan = self.core.plan();
+        let mut pieces: crate::python::store::Pieces<'_> = Vec::new();
+        if let Some(pacer) = plan.pacer() {
+            pieces.push(("budget", pacer.store(), pacer.is_shared()));
+        }
+        if let Some(bucket) = plan.rate_limit() {
+            pieces.push(("rate_limit", bucket.store(), bucket.is_shared()));
+        }
+        if let Some(booster) = plan.booster() {
+            pieces.push(("signals", booster.signals.store(), booster.signals.is_shared()));
+        }
+        crate::python::store::info(py, &pieces)
     }
 
     /// The plan in plain words (what `tracesieve check` prints).

@@ -1,0 +1,60 @@
+"""What a process should hear about where its sampling state lives: once, if a
+file store could not be used (its state then stays per process, counted in
+``stats()["store"]``), and once in a forked child whose parent built stateful
+samplers on the local store (each child now has its own budget, rate limit and
+windows; a ``file://`` store shares them)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import weakref
+from typing import Any, Dict, Set
+
+__all__ = ["watch"]
+
+_logger = logging.getLogger("tracesieve.store")
+_LOCAL: weakref.WeakSet[Any] = weakref.WeakSet()
+_reported: Set[str] = set()
+
+
+def watch(owner: Any, info: Dict[str, Any]) -> None:
+    """Report ``owner``'s store ``info`` (``store_info()``) as the process needs it."""
+    problem = info.get("problem")
+    if problem and problem not in _reported:
+        _reported.add(problem)
+        _logger.warning(
+            "tracesieve: the store %s cannot be used (%s); this process keeps its own state (%s), not shared with the host",
+            info.get("url"),
+            problem,
+            ", ".join(info.get("local") or []),
+        )
+    if info.get("url") is None and info.get("local"):
+        _LOCAL.add(owner)
+
+
+def _after_fork_in_child() -> None:
+    owners = list(_LOCAL)
+    if not owners:
+        return
+    kinds = sorted({kind for owner in owners for kind in _kinds(owner)})
+    _logger.warning(
+        "tracesieve: this process was forked after %s built its %s with the local store; each forked child now "
+        "has its own, so limits add up across children. Give store='file:///run/<app>/sampling.tracesieve' "
+        "(or the store key of a configuration document) to share them across the host's processes.",
+        ", ".join(sorted({type(owner).__name__ for owner in owners})),
+        " and ".join(kinds) or "state",
+    )
+    _LOCAL.clear()  # once per child; its own children hear it again if it builds more
+
+
+def _kinds(owner: Any) -> Any:
+    names = {"budget": "budget", "rate_limit": "rate limit", "signals": "error windows"}
+    try:
+        return [names.get(kind, kind) for kind in owner._store_info()["local"]]
+    except Exception:  # a half-built owner names nothing
+        return []
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -1,0 +1,40 @@
+//! The `store=` argument and what a sampler or processor reports of its store.
+
+use std::sync::Arc;
+
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList, PyString};
+
+use super::args;
+use super::errors::{config_error, config_message};
+use crate::store::Store;
+
+/// `store=`: None for this process's own state, else a store URL.
+pub fn open(value: Option<&Bound<'_, PyAny>>) -> PyResult<Arc<Store>> {
+    match value {
+        None => Ok(Arc::new(Store::local())),
+        Some(v) if v.is_none() => Ok(Arc::new(Store::local())),
+        Some(v) => match v.cast::<PyString>() {
+            Ok(url) => Store::open(url.to_str()?).map(Arc::new).map_err(config_error),
+            Err(_) => Err(config_message(format!(
+                "store: expected None or a store URL such as 'file:///run/myapp/sampling.tracesieve', got {}",
+                args::shown(v)
+            ))),
+        },
+    }
+}
+
+/// The stateful pieces of one sampler or processor: (kind, store, whether shared).
+pub type Pieces<'a> = Vec<(&'static str, &'a Arc<Store>, bool)>;
+
+/// `{"url", "shared": [kinds], "local": [kinds], "fallbacks", "problem"}`.
+pub fn info<'py>(py: Python<'py>, pieces: &Pieces<'_>) -> PyResult<Bound<'py, PyDict>> {
+    let out = PyDict::new(py);
+    let url = pieces.iter().find_map(|(_, store, _)| store.url());
+    out.set_item("url", url)?;
+    out.set_item("shared", PyList::new(py, pieces.iter().filter(|p| p.2).map(|p| p.0))?)?;
+    out.set_item("local", PyList::new(py, pieces.iter().filter(|p| !p.2).map(|p| p.0))?)?;
+    out.set_item("fallbacks", pieces.iter().map(|(_, store, _)| store.fallbacks()).max().unwrap_or(0))?;
+    out.set_item("problem", pieces.iter().find_map(|(_, store, _)| store.problem()))?;
+    Ok(out)
+}
