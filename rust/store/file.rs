@@ -284,7 +284,7 @@ impl StoreFile {
                 let end = offset + words as u64 * 8;
                 // Blocks reserved now, so a full disk shows here and not as a
                 // fault when a page is first touched.
-                self.file.allocate(end).map_err(|e| FileError::Unusable(format!("{shown}: cannot grow to {end} bytes: {e}")))?;
+                self.grow(end)?;
                 let entry = HEADER_BYTES + count * ENTRY_BYTES;
                 let mut bytes = [0u8; ENTRY_BYTES as usize];
                 put_text(&mut bytes[NAME.0..NAME.0 + NAME.1], name);
@@ -315,6 +315,17 @@ impl StoreFile {
         placement.origin = origin;
         placement.ready = Some((self, entry));
         Ok(placement)
+    }
+
+    /// Make the file at least `end` bytes, its blocks reserved (`allocate`
+    /// alone may leave the length short when the last block has room).
+    fn grow(&self, end: u64) -> Result<(), FileError> {
+        let unusable = |e: std::io::Error| FileError::Unusable(format!("{}: cannot grow to {end} bytes: {e}", self.path.display()));
+        self.file.allocate(end).map_err(unusable)?;
+        if self.file.metadata().map_err(unusable)?.len() < end {
+            self.file.set_len(end).map_err(unusable)?;
+        }
+        Ok(())
     }
 
     /// The pieces in the file: (name, kind, settings), for `tracesieve` tools and tests.

@@ -142,6 +142,21 @@ fn a_truncated_file_is_refused() {
 }
 
 #[test]
+fn small_pieces_after_large_ones_fit_the_file() {
+    // A piece ending inside the last allocated block still lengthens the file.
+    let dir = temp_dir();
+    let path = dir.join("g.tracesieve");
+    let store = Store::open(&url(&path)).unwrap();
+    for (kind, words) in [("signals", 361), ("budget", 30), ("rate_limit", 3)] {
+        store.place(kind, "s", words).unwrap().finish().unwrap();
+    }
+    let again = Store::open(&url(&path)).unwrap();
+    for (kind, words) in [("signals", 361), ("budget", 30), ("rate_limit", 3)] {
+        assert_eq!(again.place(kind, "s", words).unwrap().origin, Origin::Attached);
+    }
+}
+
+#[test]
 fn the_local_store_gives_fresh_heap_words() {
     let store = Store::local();
     let placed = store.place("budget", "b", 3).unwrap();
