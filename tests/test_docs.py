@@ -43,6 +43,7 @@ NOT_RUN_HERE = {
     "benches/ratios.py": "reads the suite's JSON (tests/test_docs.py checks it on a small file)",
     "opentelemetry-instrument": "runs the user's own app.py",
     "mkdocs serve": "serves the docs until stopped",
+    "gunicorn ": "runs the user's own app under a pre-fork server",
 }
 
 
