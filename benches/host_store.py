@@ -13,7 +13,7 @@ import tempfile
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
 
-from store_fleet import Worker, run_fleet_month  # noqa: E402
+from store_fleet import Worker, run_fleet_month
 
 BUDGET = 2000
 CHURN = [Worker(), Worker(first_hour=24 * 5, last_hour=24 * 20), Worker(first_hour=24 * 10, killed=True), Worker(last_hour=24 * 15)]
@@ -22,7 +22,11 @@ CHURN = [Worker(), Worker(first_hour=24 * 5, last_hour=24 * 20), Worker(first_ho
 def main() -> None:
     print("| processes | demand | offered | kept | of budget | blind hours |")
     print("|---|---|---|---|---|---|")
-    for label, workers, mode in [("4 spawned", [Worker()] * 4, "spawn"), ("4 forked", [Worker()] * 4, "fork"), ("4 joining, leaving, 1 killed", CHURN, "spawn")]:
+    for label, workers, mode in [
+        ("4 spawned", [Worker()] * 4, "spawn"),
+        ("4 forked", [Worker()] * 4, "fork"),
+        ("4 joining, leaving, 1 killed", CHURN, "spawn"),
+    ]:
         for demand in (0.5, 2, 10, 100):
             folder = tempfile.mkdtemp()
             month = run_fleet_month(f"file://{folder}/month.tracesieve", BUDGET, demand, workers, mode=mode)

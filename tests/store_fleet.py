@@ -116,12 +116,14 @@ def run_fleet_month(
         clock = SimClock(START)
         sampler: Optional[BudgetSampler] = _sampler(store, budget, clock)
         processes = [
-            context.Process(target=_serve, args=(sampler, clock, worker, per_hour, counter, kept, seed + i)) for i, worker in enumerate(workers)
+            context.Process(target=_serve, args=(sampler, clock, worker, per_hour, counter, kept, seed + i))
+            for i, worker in enumerate(workers)
         ]
     else:
         sampler = None
         processes = [
-            context.Process(target=_spawned, args=(store, budget, worker, per_hour, counter, kept, seed + i)) for i, worker in enumerate(workers)
+            context.Process(target=_spawned, args=(store, budget, worker, per_hour, counter, kept, seed + i))
+            for i, worker in enumerate(workers)
         ]
     for process in processes:
         process.start()

@@ -103,7 +103,7 @@ def server(request, tmp_path):
         except OSError:
             if time.monotonic() > deadline or process.poll() is not None:
                 process.kill()
-                raise AssertionError((tmp_path / "gunicorn.log").read_text())
+                raise AssertionError((tmp_path / "gunicorn.log").read_text()) from None
             time.sleep(0.1)
     try:
         yield base, tmp_path, time.monotonic()
@@ -117,7 +117,7 @@ def server(request, tmp_path):
         log.close()
 
 
-def _load(url: str, requests: int, threads: int = 8) -> float:  # noqa: D401
+def _load(url: str, requests: int, threads: int = 8) -> float:
     """Send ``requests`` GETs from ``threads`` threads; returns the seconds taken."""
     started = time.monotonic()
 

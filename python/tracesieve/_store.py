@@ -39,8 +39,8 @@ def _after_fork_in_child() -> None:
         return
     kinds = sorted({kind for owner in owners for kind in _kinds(owner)})
     _logger.warning(
-        "tracesieve: this process was forked after %s built its %s with the local store; each forked child now "
-        "has its own, so limits add up across children. Give store='file:///run/<app>/sampling.tracesieve' "
+        "tracesieve: this process was forked after %s had kept their %s in the parent (the local store); each "
+        "forked child now has its own, so limits add up across children. Give store='file:///run/<app>/sampling.tracesieve' "
         "(or the store key of a configuration document) to share them across the host's processes.",
         ", ".join(sorted({type(owner).__name__ for owner in owners})),
         " and ".join(kinds) or "state",

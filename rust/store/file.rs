@@ -373,7 +373,9 @@ fn create(path: &Path, boot: &str) -> Result<(), FileError> {
             "{shown} cannot be created in {} ({error}); expected a directory this user may write",
             path.parent().map(|p| p.display().to_string()).unwrap_or_default()
         )),
-        ErrorKind::StorageFull | ErrorKind::QuotaExceeded | ErrorKind::FileTooLarge => FileError::Unusable(format!("{shown} cannot be created: {error}")),
+        ErrorKind::StorageFull | ErrorKind::QuotaExceeded | ErrorKind::FileTooLarge => {
+            FileError::Unusable(format!("{shown} cannot be created: {error}"))
+        }
         _ => FileError::Config(format!("{shown} cannot be created: {error}")),
     })
 }

@@ -57,7 +57,9 @@ impl NativeSampler {
         if let Some(clock) = &self.clock {
             stats.set_item("clock_errors", clock.failures())?;
         }
-        stats.set_item("store", self.store_info(py)?)?;
+        if !self.store_pieces().is_empty() {
+            stats.set_item("store", self.store_info(py)?)?;
+        }
         py_clock::interrupted()?;
         Ok(stats)
     }
@@ -66,18 +68,7 @@ impl NativeSampler {
     /// this process), which stages share it and which are per process (with
     /// a file store, only when the file was unusable: `fallbacks`, `problem`).
     fn store_info<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let plan = self.core.plan();
-        let mut pieces: crate::python::store::Pieces<'_> = Vec::new();
-        if let Some(pacer) = plan.pacer() {
-            pieces.push(("budget", pacer.store(), pacer.is_shared()));
-        }
-        if let Some(bucket) = plan.rate_limit() {
-            pieces.push(("rate_limit", bucket.store(), bucket.is_shared()));
-        }
-        if let Some(booster) = plan.booster() {
-            pieces.push(("signals", booster.signals.store(), booster.signals.is_shared()));
-        }
-        crate::python::store::info(py, &pieces)
+        crate::python::store::info(py, &self.store_pieces())
     }
 
     /// The plan in plain words (what `tracesieve check` prints).
@@ -179,5 +170,23 @@ impl NativeSampler {
 impl NativeSampler {
     fn pacer(&self) -> PyResult<&crate::budget::pacer::Pacer> {
         self.core.plan().pacer().ok_or_else(|| PyTypeError::new_err("needs a sampler with a budget stage"))
+    }
+}
+
+impl NativeSampler {
+    /// The plan's stateful stages and where each keeps its state.
+    fn store_pieces(&self) -> crate::python::store::Pieces<'_> {
+        let plan = self.core.plan();
+        let mut pieces: crate::python::store::Pieces<'_> = Vec::new();
+        if let Some(pacer) = plan.pacer() {
+            pieces.push(("budget", pacer.store(), pacer.is_shared()));
+        }
+        if let Some(bucket) = plan.rate_limit() {
+            pieces.push(("rate_limit", bucket.store(), bucket.is_shared()));
+        }
+        if let Some(booster) = plan.booster() {
+            pieces.push(("signals", booster.signals.store(), booster.signals.is_shared()));
+        }
+        pieces
     }
 }
