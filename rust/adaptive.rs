@@ -131,7 +131,7 @@ impl Signals {
             shared: placement.region.is_mapped(),
             store: store.clone(),
         };
-        placement.finish().map_err(|e| ConfigError::new(crate::store::FIELD, e.to_string()))?;
+        placement.ready()?;
         Ok(signals)
     }
 

@@ -65,7 +65,7 @@ impl TokenBucket {
             s.state.store((burst * TOKEN_SCALE) as u64, Ordering::Release);
         }
         let shared = placement.region.is_mapped();
-        placement.finish().map_err(|e| ConfigError::new(crate::store::FIELD, e.to_string()))?;
+        placement.ready()?;
         Ok(TokenBucket { rate, burst, origin: s.origin.get(), s, shared, store: store.clone() })
     }
 

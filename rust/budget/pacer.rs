@@ -283,7 +283,7 @@ impl Pacer {
                 pacer.restore(&saved, now);
             }
         }
-        placement.finish().map_err(|e| ConfigError::new(crate::store::FIELD, e.to_string()))?;
+        placement.ready()?;
         // Restores and carry-overs are for the state's maker, at its start only.
         pacer.made_here = origin == Origin::New;
         Ok(pacer)

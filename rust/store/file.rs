@@ -100,6 +100,11 @@ impl Placement<'_> {
         Placement { region: Region::heap(words), origin: Origin::New, ready: None, _serial: None }
     }
 
+    /// `finish`, its failure as the store's configuration error.
+    pub fn ready(self) -> Result<(), crate::config::ConfigError> {
+        self.finish().map_err(|e| crate::config::ConfigError::new(super::FIELD, e.to_string()))
+    }
+
     /// The piece is initialised: mark it ready (made on this boot) and let
     /// other processes at it.
     pub fn finish(mut self) -> Result<(), FileError> {
