@@ -53,6 +53,7 @@ pub fn describe(plan: &Plan, settings: &Settings, stage_names: &[String]) -> Vec
             }
         }
     }
+    describe_state(plan, &mut lines);
     if settings.record_rule {
         lines.push("kept spans carry tracesieve.rule naming the rule that decided".to_owned());
     }
@@ -63,6 +64,30 @@ pub fn describe(plan: &Plan, settings: &Settings, stage_names: &[String]) -> Vec
         lines.push(format!("the file is re-read when it changes (checked every {} s)", plain(settings.reload_interval)));
     }
     lines
+}
+
+/// Where the stateful stages keep their state.
+fn describe_state(plan: &Plan, lines: &mut Vec<String>) {
+    let mut pieces = Vec::new();
+    if let Some(booster) = plan.booster() {
+        pieces.push(("adaptive windows", booster.signals.store().url(), booster.signals.is_shared()));
+    }
+    if let Some(pacer) = plan.pacer() {
+        pieces.push(("budget", pacer.store().url(), pacer.is_shared()));
+    }
+    if let Some(bucket) = plan.rate_limit() {
+        pieces.push(("rate limit", bucket.store().url(), bucket.is_shared()));
+    }
+    let names = |shared: bool| pieces.iter().filter(|p| p.2 == shared).map(|p| p.0).collect::<Vec<_>>().join(", ");
+    if let Some(url) = pieces.iter().find_map(|p| p.1.filter(|_| p.2)) {
+        lines.push(format!("state ({}) shared by every process of this host naming {url}", names(true)));
+    }
+    if pieces.iter().any(|p| !p.2) {
+        lines.push(match pieces.iter().find_map(|p| p.1) {
+            Some(url) => format!("state ({}) kept in this process only: the store {url} could not be used", names(false)),
+            None => format!("state ({}) kept per process: each worker of a pre-fork server has its own (see the store setting)", names(false)),
+        });
+    }
 }
 
 fn describe_boost(booster: &Booster, lines: &mut Vec<String>) {

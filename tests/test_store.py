@@ -242,3 +242,22 @@ def test_state_persists_across_restarts_of_every_process(store):
     del first
     again = BudgetSampler(1.0, budget=BUDGET, store=store, clock=clock)
     assert again.budget_status()["used_spans"] == 20, "the count is the file's, not a restart's assumption"
+
+
+def test_a_reload_keeps_the_shared_state_and_the_plan_says_where_it_lives(store, tmp_path):
+    import json
+
+    path = tmp_path / "sampling.json"
+    document = {"store": store, "probability": {"rate": 1.0}, "budget": {"budget": 10**9, "period": "day"}}
+    path.write_text(json.dumps(document))
+    sampler = from_config(path)
+    for t in range(1, 51):
+        sampler.should_sample(None, t, "x")
+    used = sampler.budget_status()["used_spans"]
+    path.write_text(json.dumps({**document, "probability": {"rate": 0.5}}))
+    assert sampler.reload()
+    assert sampler.budget_status()["used_spans"] == used, "the same shared pacer carries on"
+    assert f"state (budget) shared by every process of this host naming {store}" in sampler.description
+    path.write_text(json.dumps({**document, "budget": {"budget": 10**8, "period": "day"}}))
+    assert not sampler.reload(), "another budget in the same piece is refused; the old policy stays"
+    assert sampler.budget_status()["used_spans"] == used
