@@ -85,7 +85,9 @@ fn describe_state(plan: &Plan, lines: &mut Vec<String>) {
     if pieces.iter().any(|p| !p.2) {
         lines.push(match pieces.iter().find_map(|p| p.1) {
             Some(url) => format!("state ({}) kept in this process only: the store {url} could not be used", names(false)),
-            None => format!("state ({}) kept per process: each worker of a pre-fork server has its own (see the store setting)", names(false)),
+            None => {
+                format!("state ({}) kept per process: each worker of a pre-fork server has its own (see the store setting)", names(false))
+            }
         });
     }
 }
