@@ -44,6 +44,13 @@ pub fn describe(plan: &Plan, settings: &Settings, stage_names: &[String]) -> Vec
                     calendar.zone_name
                 ));
             }
+            Stage::Remote(remote) => {
+                lines.push(format!(
+                    "jaeger_remote: the strategy for service {} from its strategy source, now {}",
+                    py_str(&remote.service_name),
+                    remote.describe()
+                ));
+            }
             Stage::RateLimit(bucket) => {
                 lines.push(format!(
                     "rate_limit: at most {} new traces per second (bursts of {})",

@@ -4,6 +4,7 @@
 
 use crate::clock::Moment;
 use crate::plan::{Plan, Stage};
+use crate::remote::Compiled;
 use crate::rules::{Action, SpanView};
 use crate::threshold::{self, NEVER};
 use crate::words::{plain, py_float, py_str};
@@ -107,6 +108,34 @@ pub fn explain<S: SpanView + ?Sized>(plan: &Plan, span: &S, parent: bool, now: &
                     break;
                 }
                 lines.push(format!("subject to the rate limit of {} new traces per second", plain(bucket.rate())));
+            }
+            Stage::Remote(remote) => {
+                if parent_decides {
+                    break;
+                }
+                rated = true;
+                let compiled = remote.current();
+                match &**compiled {
+                    Compiled::RateLimiting { rate, .. } => {
+                        lines.push(format!("the remote strategy keeps at most {} traces per second (no th)", plain(*rate)));
+                    }
+                    _ => {
+                        let (index, p) = match &**compiled {
+                            Compiled::PerOperation { by_name, operations, default, .. } => {
+                                let index = by_name.get(span.name()).copied();
+                                (index, index.map_or(default.probability, |i| operations[i].probability))
+                            }
+                            Compiled::Probabilistic(rule) => (None, rule.probability),
+                            Compiled::RateLimiting { .. } => unreachable!(),
+                        };
+                        let whose = match index {
+                            Some(_) => format!("operation {}", py_str(span.name())),
+                            None => "the default".to_owned(),
+                        };
+                        lines.push(format!("the remote strategy ({}) gives {whose} probability {}", remote.describe(), short(p)));
+                        probability *= p;
+                    }
+                }
             }
         }
     }

@@ -8,6 +8,7 @@ use crate::budget::pacer::{Admit, Downstream, Pacer};
 use crate::clock::Moment;
 use crate::ot_entry::OtFields;
 use crate::rate_limit::TokenBucket;
+use crate::remote::{Found, RemoteStrategy};
 use crate::rules::condition::AttrValue;
 use crate::rules::{Action, RuleSet, SpanView};
 use crate::threshold::{NEVER, RANDOMNESS_MASK};
@@ -136,6 +137,8 @@ pub enum Stage {
     /// At most so many independently kept traces per second (children of kept
     /// traces are never cut).
     RateLimit(Arc<TokenBucket>),
+    /// A remote (Jaeger) strategy, replaced at run time by its poller.
+    Remote(Arc<RemoteStrategy>),
 }
 
 impl std::fmt::Debug for Stage {
@@ -148,6 +151,7 @@ impl std::fmt::Debug for Stage {
             Stage::Budget(pacer) => write!(f, "Budget({} spans per {})", pacer.budget(), pacer.calendar().kind.name()),
             Stage::ForceKeep(set) => write!(f, "ForceKeep({} rules)", set.rules.len()),
             Stage::RateLimit(bucket) => write!(f, "RateLimit({}/s)", bucket.rate()),
+            Stage::Remote(remote) => write!(f, "Remote({})", remote.service_name),
         }
     }
 }
@@ -215,6 +219,7 @@ impl Plan {
                 Stage::Budget(_) => "budget",
                 Stage::ForceKeep(_) => "force_keep",
                 Stage::RateLimit(_) => "rate_limit",
+                Stage::Remote(_) => "jaeger_remote",
             })
             .map(str::to_owned)
             .collect()
@@ -274,6 +279,14 @@ impl Plan {
         })
     }
 
+    /// The remote strategy, if the plan has a remote stage.
+    pub fn remote(&self) -> Option<&Arc<RemoteStrategy>> {
+        self.stages.iter().find_map(|stage| match stage {
+            Stage::Remote(remote) => Some(remote),
+            _ => None,
+        })
+    }
+
     pub fn pacer(&self) -> Option<&Pacer> {
         self.stages.iter().find_map(|stage| match stage {
             Stage::Budget(pacer) => Some(&**pacer),
@@ -307,6 +320,8 @@ impl Plan {
                 // Pacing is continuous: list the unpaced values (pace 1); paced
                 // ones fall back to the most-recent cache.
                 Stage::Budget(_) => vec![1.0],
+                // Changes at run time.
+                Stage::Remote(_) => return None,
             };
             if set.len().saturating_mul(factors.len()) > limit {
                 return None;
@@ -369,6 +384,8 @@ impl Plan {
         let mut exact_threshold: Option<u64> = Some(0);
         let mut rule = None;
         let mut floor_due = false;
+        // The remote strategy in force for this decision, and its rule for this span.
+        let mut remote = None;
         // Rule slots run on across rule sets, in stage order.
         let mut slot_offset = 0;
         for stage in &self.stages {
@@ -394,6 +411,19 @@ impl Plan {
                     slot_offset += set.rules.len();
                 }
                 Stage::RateLimit(_) => {}
+                Stage::Remote(strategy) => {
+                    if parent_decides {
+                        break;
+                    }
+                    let compiled = strategy.current();
+                    let found = compiled.find(span.name());
+                    if let Found::Rule(index) = found {
+                        let rule = compiled.rule(index);
+                        exact_threshold = if probability == 1.0 { Some(rule.threshold) } else { None };
+                        probability *= rule.probability;
+                    }
+                    remote = Some((compiled, found));
+                }
                 Stage::Rules(set) => {
                     let (index, action) = set.first_match(span);
                     let index = slot_offset + index;
@@ -450,8 +480,32 @@ impl Plan {
         }
         let threshold =
             exact_threshold.unwrap_or_else(|| crate::threshold::threshold_for_probability(probability.clamp(0.0, 1.0), self.precision));
-        let sampled = threshold < NEVER && facts.randomness() >= threshold;
-        let th = if sampled { ThUpdate::Set(threshold) } else { ThUpdate::Unchanged };
+        let mut sampled = threshold < NEVER && facts.randomness() >= threshold;
+        let mut th = if sampled { ThUpdate::Set(threshold) } else { ThUpdate::Unchanged };
+        if let Some((compiled, found)) = remote {
+            // Keeps that are no probability sample carry no threshold.
+            match found {
+                Found::RateLimit => {
+                    sampled = sampled && compiled.bucket().is_some_and(|bucket| bucket.try_take(now.monotonic()));
+                    th = if sampled { ThUpdate::Erase } else { ThUpdate::Unchanged };
+                }
+                Found::Rule(index) => {
+                    let rule = compiled.rule(index);
+                    if let Some(lower_bound) = &rule.lower_bound {
+                        // A probability keep spends the lower bound's credit too (as
+                        // Jaeger's guaranteed-throughput sampler does), so the bound
+                        // adds keeps only where probability alone falls short.
+                        if sampled {
+                            lower_bound.try_take(now.monotonic());
+                        } else if lower_bound.try_take(now.monotonic()) {
+                            sampled = true;
+                            th = ThUpdate::Erase;
+                            rule.lower_bound_keeps.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        }
+                    }
+                }
+            }
+        }
         Decision { rule, floor_due, ..Decision::new(sampled, th, path) }
     }
 

@@ -15,6 +15,7 @@ from tracesieve.config import ConfigError, load_config
 from tracesieve.estimate import adjusted_count
 from tracesieve.export import DedupSpanExporter, RetryingSpanExporter
 from tracesieve.pipeline import PipelineSampler, from_config
+from tracesieve.remote import JaegerRemoteSampler
 from tracesieve.samplers import ProbabilitySampler, RuleSampler, TraceIdRatioSampler
 from tracesieve.tail import TailSamplingProcessor
 
@@ -24,6 +25,7 @@ __all__ = [
     "ConfigError",
     "DedupSpanExporter",
     "ErrorWindowProcessor",
+    "JaegerRemoteSampler",
     "PipelineSampler",
     "ProbabilitySampler",
     "RetryingSpanExporter",

@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import math
 import os
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Dict, Optional
 
 from tracesieve.config import ConfigError
 from tracesieve.samplers import ProbabilitySampler, TraceIdRatioSampler, _NativeSampler
@@ -157,3 +157,66 @@ def _attach_when_installed(sampler: Any, timeout: float = 30.0) -> None:
 def pipeline_default() -> _NativeSampler:
     """Declarative configuration: the pipeline file named by ``TRACESIEVE_CONFIG``."""
     return pipeline_from_arg(None)
+
+
+#: The specification's argument keys for the Jaeger remote sampler.
+_JAEGER_KEYS = {"endpoint", "pollingIntervalMs", "initialSamplingRate"}
+
+
+def _service_name() -> str:
+    """``OTEL_SERVICE_NAME``, else ``service.name`` in ``OTEL_RESOURCE_ATTRIBUTES``,
+    else the SDK's default, as the SDK's resource detection reads them."""
+    from opentelemetry.sdk.resources import SERVICE_NAME, Resource
+
+    return str(Resource.create().attributes.get(SERVICE_NAME) or "unknown_service")
+
+
+def _jaeger_remote(arg: Optional[str], respect_parent: bool, entry_point: str) -> _NativeSampler:
+    from tracesieve.remote import DEFAULT_ENDPOINT, JaegerRemoteSampler
+
+    def build() -> _NativeSampler:
+        settings: Dict[str, str] = {}
+        for part in (arg or "").split(","):
+            if not part.strip():
+                continue
+            key, sep, value = part.partition("=")
+            key = key.strip()
+            if not sep or key not in _JAEGER_KEYS:
+                raise ConfigError(
+                    f"OTEL_TRACES_SAMPLER_ARG: {part.strip()!r} is not a setting; expected comma-separated "
+                    "endpoint=URL, pollingIntervalMs=N, initialSamplingRate=P"
+                )
+            settings[key] = value.strip()
+        interval_ms = _parse_number("pollingIntervalMs", settings.get("pollingIntervalMs", "60000"))
+        rate = _parse_rate("initialSamplingRate", settings.get("initialSamplingRate", "0.001"))
+        return JaegerRemoteSampler(
+            _service_name(),
+            endpoint=settings.get("endpoint", DEFAULT_ENDPOINT),
+            polling_interval=interval_ms / 1000.0,
+            initial_rate=rate,
+            respect_parent=respect_parent,
+        )
+
+    return _never_fail_open(entry_point, build)
+
+
+def _parse_number(name: str, text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise ConfigError(f"{name}: {text!r} is not a number") from None
+    if not value > 0 or value != value or value == float("inf"):
+        raise ConfigError(f"{name}: {text!r} is out of range; expected a positive number")
+    return value
+
+
+def jaeger_remote_from_arg(arg: Optional[str] = None) -> _NativeSampler:
+    """``OTEL_TRACES_SAMPLER=jaeger_remote``: every span decided by the remote
+    strategy (``OTEL_TRACES_SAMPLER_ARG=endpoint=...,pollingIntervalMs=...,initialSamplingRate=...``)."""
+    return _jaeger_remote(arg, respect_parent=False, entry_point="jaeger_remote")
+
+
+def parentbased_jaeger_remote_from_arg(arg: Optional[str] = None) -> _NativeSampler:
+    """``OTEL_TRACES_SAMPLER=parentbased_jaeger_remote``: root spans by the remote
+    strategy, children follow their parent."""
+    return _jaeger_remote(arg, respect_parent=True, entry_point="parentbased_jaeger_remote")

@@ -22,7 +22,7 @@ use crate::python::signals::NativeSignals;
 use crate::rules;
 use crate::threshold::DEFAULT_PRECISION;
 
-fn parent_note(respect_parent: bool) -> &'static str {
+pub(super) fn parent_note(respect_parent: bool) -> &'static str {
     if respect_parent {
         ""
     } else {
@@ -30,7 +30,7 @@ fn parent_note(respect_parent: bool) -> &'static str {
     }
 }
 
-fn precision_of(value: &Bound<'_, PyAny>) -> PyResult<u32> {
+pub(super) fn precision_of(value: &Bound<'_, PyAny>) -> PyResult<u32> {
     let digits = args::count("precision", value, 0)?;
     config::precision("precision", i64::try_from(digits).unwrap_or(i64::MAX)).map_err(config_error)
 }

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use pyo3::prelude::*;
-use pyo3::types::PyDict;
+use pyo3::types::{PyDict, PyString};
 
 use super::NativeSampler;
 use crate::clock::{Clock, FixedClock, Moment};
@@ -57,7 +57,12 @@ impl NativeSampler {
         }
         let root = input.facts.parent.is_none();
         let decision = if self.keys.is_empty() {
-            self.core.decide(&input.facts, &BareSpan { name: "", root })
+            // A remote strategy reads the span name (per-operation probabilities).
+            let name = match self.core.plan().remote() {
+                Some(_) => name.cast::<PyString>().ok().and_then(|n| n.to_str().ok()).unwrap_or(""),
+                None => "",
+            };
+            self.core.decide(&input.facts, &BareSpan { name, root })
         } else {
             let span = PySpanView::new(api, name, kind, attributes, root, &self.keys);
             self.core.decide(&input.facts, &span)

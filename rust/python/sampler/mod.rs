@@ -4,6 +4,7 @@
 
 mod constructors;
 mod decide;
+mod remote;
 mod status;
 
 use std::sync::Arc;

@@ -1,0 +1,242 @@
+"""Remote sampling strategies: ``JaegerRemoteSampler`` decides natively by the
+strategy a Jaeger strategy source gives for its service (Jaeger's ``/sampling``
+endpoint, the OpenTelemetry Collector's ``jaegerremotesampling`` extension, or a
+local JSON file), fetched in the background and swapped in whole, so
+``should_sample`` never waits on the network."""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+from typing import Any, Callable, Dict, Optional, Tuple
+
+from tracesieve import _core
+from tracesieve._background import BackgroundThread, reset_after_fork
+from tracesieve._checks import check_seconds
+from tracesieve.config import ConfigError
+from tracesieve.samplers import _NativeSampler
+
+__all__ = ["JaegerRemoteSampler", "StrategyPoller"]
+
+_logger = logging.getLogger("tracesieve.remote")
+#: A strategy document is a few kilobytes; a 100,000-operation one is a few megabytes.
+MAX_DOCUMENT_BYTES = 8 * 1024 * 1024
+DEFAULT_ENDPOINT = "http://localhost:5778"
+
+
+class StrategyPoller:
+    """Fetches the strategy of ``service_name`` from ``endpoint`` (an HTTP base
+    URL, or ``file:///path.json``) every ``interval`` seconds (with ``jitter``,
+    a fraction of it), first at once, and hands each document to ``apply``
+    (which raises ``ConfigError`` for a bad one). Failures keep the strategy in
+    force; they are counted and logged once until the next success."""
+
+    def __init__(
+        self,
+        service_name: str,
+        endpoint: str,
+        interval: float,
+        timeout: float,
+        apply: Callable[[Any], bool],
+        jitter: float = 0.1,
+    ):
+        self.service_name = service_name
+        self.source, self._file = _source(service_name, endpoint)
+        self.interval = check_seconds("polling_interval", interval, minimum=0.01)
+        self.timeout = check_seconds("timeout", timeout, minimum=0.001)
+        if not 0 <= jitter < 1:
+            raise ConfigError(f"jitter: {jitter!r} is out of range; expected a fraction in [0, 1)")
+        self._jitter = jitter
+        self._apply = apply
+        self._lock = threading.Lock()
+        self._file_seen: Optional[Tuple[int, int]] = None
+        self._reported: Optional[str] = None
+        self.fetches = 0
+        self.failures = 0
+        self.fetched_at: Optional[float] = None
+        self.last_error: Optional[str] = None
+        self._thread = BackgroundThread("tracesieve-jaeger-remote", self._run, on_fork_child=self._after_fork)
+        reset_after_fork(self)
+        self._thread.start()
+
+    def _after_fork(self) -> None:
+        self._lock = threading.Lock()
+
+    def _run(self, thread: BackgroundThread) -> None:
+        while not thread.stopping:
+            self.poll()
+            spread = self.interval * self._jitter
+            if not thread.sleep(self.interval + random.uniform(-spread, spread)):
+                return
+
+    def poll(self) -> bool:
+        """Fetch and apply once now; True when a document was applied."""
+        with self._lock:
+            try:
+                document = self._fetch_file() if self._file else self._fetch_http()
+                if document is None:
+                    return False  # the file did not change
+                changed = self._apply(document)
+            except (OSError, ValueError, ConfigError) as error:
+                self.failures += 1
+                self.last_error = f"{type(error).__name__}: {error}"
+                self._report_once(self.last_error)
+                return False
+            self.fetches += 1
+            self.fetched_at = time.time()
+            self.last_error = None
+            if self._reported is not None:
+                _logger.info("tracesieve: the strategy source %s answers again", self.source)
+            self._reported = None
+            if changed:
+                _logger.info("tracesieve: sampling strategy for %s updated from %s", self.service_name, self.source)
+            return True
+
+    def _fetch_http(self) -> Any:
+        request = urllib.request.Request(self.source, headers={"Accept": "application/json"})
+        with urllib.request.urlopen(request, timeout=self.timeout) as response:
+            body = response.read(MAX_DOCUMENT_BYTES + 1)
+        if len(body) > MAX_DOCUMENT_BYTES:
+            raise ValueError(f"the document is over {MAX_DOCUMENT_BYTES} bytes")
+        return json.loads(body)
+
+    def _fetch_file(self) -> Any:
+        path = Path(self._file or "")
+        stat = path.stat()
+        seen = (stat.st_mtime_ns, stat.st_size)
+        if seen == self._file_seen:
+            return None
+        if stat.st_size > MAX_DOCUMENT_BYTES:
+            raise ValueError(f"{path} is over {MAX_DOCUMENT_BYTES} bytes")
+        document = json.loads(path.read_text(encoding="utf-8"))
+        self._file_seen = seen
+        return document
+
+    def _report_once(self, problem: str) -> None:
+        if problem != self._reported:
+            self._reported = problem
+            _logger.warning("tracesieve: cannot use the sampling strategy from %s (%s); the strategy in force stays", self.source, problem)
+
+    def status(self) -> Dict[str, Any]:
+        return {
+            "source": self.source,
+            "fetches": self.fetches,
+            "fetch_failures": self.failures,
+            "fetched_at": self.fetched_at,
+            "last_error": self.last_error,
+            "polling_interval": self.interval,
+        }
+
+    def stop(self, timeout: Optional[float] = None) -> None:
+        self._thread.stop(timeout)
+
+
+def _source(service_name: str, endpoint: str) -> Tuple[str, Optional[str]]:
+    """(what is fetched, the file path in file mode)."""
+    if not isinstance(endpoint, str) or not endpoint:
+        raise ConfigError(f"endpoint: expected an http(s):// URL or file:///path, got {endpoint!r}")
+    parsed = urllib.parse.urlsplit(endpoint)
+    if parsed.scheme == "file":
+        if parsed.netloc or not parsed.path:
+            raise ConfigError(f"endpoint: {endpoint!r} names no absolute path; expected file:///path/to/strategy.json")
+        if Path(parsed.path).is_dir():
+            raise ConfigError(f"endpoint: {parsed.path!r} is a directory; expected a strategy file")
+        return endpoint, parsed.path
+    if parsed.scheme not in ("http", "https") or not parsed.netloc:
+        raise ConfigError(
+            f"endpoint: {endpoint!r} is not a strategy source; expected http://host:5778 (Jaeger, or the Collector's "
+            "jaegerremotesampling extension) or file:///path/to/strategy.json"
+        )
+    path = parsed.path.rstrip("/")
+    if not path.endswith("/sampling"):
+        path += "/sampling"
+    query = urllib.parse.urlencode({"service": service_name})
+    return urllib.parse.urlunsplit((parsed.scheme, parsed.netloc, path, query, "")), None
+
+
+class JaegerRemoteSampler(_NativeSampler):
+    """A sampler whose strategy comes from a Jaeger strategy source and changes
+    at run time without replacing the sampler.
+
+    Decisions are native: probabilistic strategies and per-operation
+    probabilities write consistent ``th``, so traces stay whole next to other
+    consistent samplers; rate-limited keeps and per-operation lower-bound keeps
+    are no probability sample and carry no ``th``.
+
+    Args:
+        service_name: the service whose strategy is asked for.
+        endpoint: ``http://host:5778`` (Jaeger's sampling endpoint, or the
+            Collector's ``jaegerremotesampling`` extension; ``/sampling`` is
+            added) or ``file:///path/strategy.json`` (re-read when it changes).
+        polling_interval: seconds between fetches (default 60), with 10% jitter.
+        initial_rate: the probability until the first strategy arrives (and
+            while none can be fetched).
+        timeout: seconds a fetch may take.
+        max_operations: operations given their own probability; the rest get
+            the default (default 2,000, as Jaeger's clients).
+        respect_parent: a span with a valid parent follows the parent.
+        clock: callable returning Unix seconds, with ``monotonic()`` (tests,
+            simulations: rate limits and lower bounds run on it).
+        start: begin polling now (the first fetch is immediate, in the background).
+    """
+
+    def __init__(
+        self,
+        service_name: str,
+        *,
+        endpoint: str = DEFAULT_ENDPOINT,
+        polling_interval: float = 60.0,
+        initial_rate: float = 0.001,
+        timeout: float = 5.0,
+        max_operations: int = 2000,
+        respect_parent: bool = True,
+        defer: bool = False,
+        clock: Optional[Callable[[], float]] = None,
+        start: bool = True,
+    ):
+        native = _core.NativeSampler.jaeger_remote(
+            service_name,
+            initial_rate=initial_rate,
+            max_operations=max_operations,
+            respect_parent=respect_parent,
+            clock=clock,
+            class_name=type(self).__name__,
+        )
+        self._clock = clock
+        self._bind(native, defer)
+        self.service_name = service_name
+        self.poller: Optional[StrategyPoller] = None
+        # The poller updates the strategy object every plan built on this one shares
+        # (an AdaptiveSampler or BudgetSampler around it included).
+        self._endpoint = endpoint
+        _source(service_name, endpoint)  # a bad endpoint fails here, not in the thread
+        if start:
+            self.poller = StrategyPoller(service_name, endpoint, polling_interval, timeout, native.remote_update)
+
+    def stats(self) -> Dict[str, Any]:
+        """Decision counts, plus ``remote``: the strategy in force, when it was
+        fetched, fetch failures, refused documents and decisions per operation."""
+        stats: Dict[str, Any] = dict(super().stats())
+        stats["remote"] = self.remote_status()
+        return stats  # type: ignore[return-value]
+
+    def remote_status(self) -> Dict[str, Any]:
+        status: Dict[str, Any] = self._native.remote_status()
+        status.update(self.poller.status() if self.poller else {"source": self._endpoint, "fetches": 0, "fetch_failures": 0})
+        return status
+
+    def update(self, document: Any) -> bool:
+        """Apply a strategy document by hand (parsed JSON); ``ConfigError`` when bad."""
+        return self._native.remote_update(document)
+
+    def shutdown(self) -> None:
+        """Stop polling (the strategy in force stays)."""
+        if self.poller is not None:
+            self.poller.stop(timeout=self.poller.timeout + 1)
