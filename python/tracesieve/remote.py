@@ -225,7 +225,7 @@ class JaegerRemoteSampler(_NativeSampler):
         fetched, fetch failures, refused documents and decisions per operation."""
         stats: Dict[str, Any] = dict(super().stats())
         stats["remote"] = self.remote_status()
-        return stats  # type: ignore[return-value]
+        return stats
 
     def remote_status(self) -> Dict[str, Any]:
         status: Dict[str, Any] = self._native.remote_status()

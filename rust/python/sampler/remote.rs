@@ -25,6 +25,7 @@ impl NativeSampler {
     /// The strategy of `service_name` from a Jaeger strategy source, probabilistic
     /// `initial_rate` until the first document arrives (`remote_update`).
     #[staticmethod]
+    #[allow(clippy::too_many_arguments)]
     #[pyo3(signature = (service_name, *, initial_rate = None, max_operations = None, respect_parent = None, precision = None, clock = None, class_name = "JaegerRemoteSampler"))]
     fn jaeger_remote(
         py: Python<'_>,
