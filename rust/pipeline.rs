@@ -12,11 +12,12 @@ use crate::config::{self, ConfigError};
 use crate::data::{self, Data, Fields, Path};
 use crate::plan::{Plan, Stage};
 use crate::rate_limit::TokenBucket;
+use crate::remote::{RemoteStrategy, DEFAULT_MAX_OPERATIONS};
 use crate::rules;
 use crate::store::Store;
 use crate::threshold::DEFAULT_PRECISION;
 
-pub const STAGES: &[&str] = &["force_keep", "adaptive", "rules", "probability", "budget", "rate_limit"];
+pub const STAGES: &[&str] = &["force_keep", "adaptive", "rules", "probability", "jaeger_remote", "budget", "rate_limit"];
 pub const SETTINGS: &[&str] = &["respect_parent", "precision", "record_rule", "defer", "reload", "reload_interval", "store"];
 
 /// Seconds between checks of a watched configuration file, by default.
@@ -75,6 +76,7 @@ pub struct Existing {
     pub signals: Option<Arc<Signals>>,
     pub pacer: Option<Arc<Pacer>>,
     pub bucket: Option<Arc<TokenBucket>>,
+    pub remote: Option<Arc<RemoteStrategy>>,
 }
 
 impl Existing {
@@ -85,6 +87,7 @@ impl Existing {
             match stage {
                 Stage::Budget(pacer) => existing.pacer = Some(pacer.clone()),
                 Stage::RateLimit(bucket) => existing.bucket = Some(bucket.clone()),
+                Stage::Remote(remote) => existing.remote = Some(remote.clone()),
                 _ => {}
             }
         }
@@ -191,6 +194,10 @@ pub fn parse(doc: &Data, clock: Arc<dyn Clock>, existing: &Existing) -> Result<P
                 let resolved = vec![("window", Data::Float(booster.signals.errors.length()))];
                 (Stage::Boost(Arc::new(booster)), resolved)
             }
+            "jaeger_remote" => {
+                let (remote, resolved) = parse_remote(&path, spec, settings.precision, existing.remote.as_ref())?;
+                (Stage::Remote(remote), resolved)
+            }
             "budget" => {
                 let (pacer, resolved) = parse_budget(&path, spec, cap_forced, &now, existing.pacer.as_ref(), &store)?;
                 (Stage::Budget(pacer), resolved)
@@ -285,9 +292,15 @@ fn check_order(order: &[(&str, &Data)]) -> Result<(), ConfigError> {
     if let (Some(_), Some(_)) = (position("rules"), position("probability")) {
         return Err(ConfigError::new("probability", "give either rules (with its default_rate) or probability, not both"));
     }
+    if let (Some(_), Some(other)) = (position("jaeger_remote"), position("rules").or(position("probability"))) {
+        return Err(ConfigError::new(
+            "jaeger_remote",
+            format!("give either {} or jaeger_remote (whose strategy sets the probability), not both", order[other].0),
+        ));
+    }
     if let Some(budget) = position("budget") {
         for later in &order[budget + 1..] {
-            if matches!(later.0, "rules" | "probability" | "adaptive") {
+            if matches!(later.0, "rules" | "probability" | "adaptive" | "jaeger_remote") {
                 return Err(ConfigError::new(
                     later.0,
                     "comes after budget; the budget paces the final probability, so it must follow rules, probability and adaptive",
@@ -375,6 +388,71 @@ fn parse_adaptive(
     };
     let booster = Booster::new(signals.clone(), policy).map_err(prefix)?;
     Ok((booster, signals))
+}
+
+/// The `jaeger_remote` stage: the strategy of a service from a Jaeger strategy
+/// source (the Python layer polls `endpoint`; its settings are checked here).
+fn parse_remote(
+    path: &Path,
+    spec: &Data,
+    precision: u32,
+    existing: Option<&Arc<RemoteStrategy>>,
+) -> Result<(Arc<RemoteStrategy>, Resolved), ConfigError> {
+    let mut fields = Fields::new(path, spec)?;
+    let service = match fields.take("service_name") {
+        Some((p, value)) => data::string(&p, value)?.to_owned(),
+        None => return Err(path.error("missing field service_name (the service whose strategy is fetched)")),
+    };
+    let endpoint = match fields.take("endpoint") {
+        Some((p, value)) => {
+            let text = data::string(&p, value)?;
+            if !(text.starts_with("http://") || text.starts_with("https://") || text.starts_with("file:///")) {
+                return Err(p.error(format!(
+                    "{text:?} is not a strategy source; expected http://host:5778 (Jaeger or the Collector's extension) or file:///path.json"
+                )));
+            }
+            text.to_owned()
+        }
+        None => "http://localhost:5778".to_owned(),
+    };
+    let mut seconds = |name: &str, default: f64, minimum: f64| -> Result<f64, ConfigError> {
+        match fields.take(name) {
+            Some((p, value)) => {
+                let value = data::number(&p, value)?;
+                if value < minimum {
+                    return Err(p.error(format!("{value} is too short; expected a number of seconds >= {minimum}")));
+                }
+                Ok(value)
+            }
+            None => Ok(default),
+        }
+    };
+    let polling_interval = seconds("polling_interval", 60.0, MIN_INTERVAL)?;
+    let timeout = seconds("timeout", 5.0, 0.001)?;
+    let initial_rate = match fields.take("initial_rate") {
+        Some((p, value)) => config::probability(p.as_str(), data::number(&p, value)?)?,
+        None => 0.001,
+    };
+    let max_operations = match fields.take("max_operations") {
+        Some((_, Data::Int(n))) if *n >= 1 => *n as usize,
+        Some((p, other)) => return Err(p.error(format!("expected a whole number >= 1, got {}", other.kind()))),
+        None => DEFAULT_MAX_OPERATIONS,
+    };
+    fields.finish(&["service_name", "endpoint", "polling_interval", "timeout", "initial_rate", "max_operations"])?;
+    let remote = match existing {
+        // The same service and limits: the strategy in force carries on through a reload.
+        Some(old) if old.service_name == service && old.max_operations == max_operations && old.initial_rate == initial_rate => old.clone(),
+        _ => Arc::new(RemoteStrategy::new(&service, initial_rate, max_operations, precision).map_err(|e| path.field(&e.field).error(e.message))?),
+    };
+    let resolved = vec![
+        ("service_name", Data::Str(service)),
+        ("endpoint", Data::Str(endpoint)),
+        ("polling_interval", Data::Float(polling_interval)),
+        ("timeout", Data::Float(timeout)),
+        ("initial_rate", Data::Float(initial_rate)),
+        ("max_operations", Data::Int(max_operations as i64)),
+    ];
+    Ok((remote, resolved))
 }
 
 fn parse_budget(

@@ -346,3 +346,29 @@ def test_a_bad_entry_point_argument_falls_back_and_says_so(monkeypatch, caplog):
         sampler = _import_sampler("jaeger_remote")
     assert isinstance(sampler, ProbabilitySampler) and sampler.rate == 0.01
     assert "'pollingInterval=5' is not a setting" in caplog.text
+
+
+def test_a_configuration_document_puts_remote_strategies_inside_a_budget(server, tmp_path):
+    from tracesieve import from_config
+
+    server.document = {"probabilisticSampling": {"samplingRate": 1.0}}
+    path = tmp_path / "sampling.json"
+    document = {
+        "jaeger_remote": {"service_name": "checkout", "endpoint": server.endpoint, "polling_interval": 0.1, "initial_rate": 0.0},
+        "budget": {"budget": 10**9, "period": "day"},
+    }
+    path.write_text(json.dumps(document))
+    sampler = from_config(path)
+    wait_for(lambda: sampler.remote_status()["updates"] == 1)
+    assert sampler.remote_status()["strategy"] == "probabilistic 1.0"
+    assert any("jaeger_remote: the strategy for service 'checkout'" in line for line in sampler.description)
+    # A reload with the same source keeps the strategy in force and its poller.
+    poller = sampler._poller
+    path.write_text(json.dumps({**document, "budget": {"budget": 10**8, "period": "day"}}))
+    assert sampler.reload()
+    assert sampler._poller is poller and sampler.remote_status()["strategy"] == "probabilistic 1.0"
+    sampler.close()
+    with pytest.raises(ConfigError, match="give either probability or jaeger_remote"):
+        from_config({"probability": {"rate": 0.5}, "jaeger_remote": {"service_name": "x"}})
+    with pytest.raises(ConfigError, match="jaeger_remote.endpoint"):
+        from_config({"jaeger_remote": {"service_name": "x", "endpoint": "ftp://x"}})

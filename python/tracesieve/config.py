@@ -25,6 +25,7 @@ __all__ = [
     "Multiplier",
     "PolicyDocument",
     "ProbabilityStage",
+    "JaegerRemoteStage",
     "RateLimitStage",
     "Rule",
     "RulesStage",
@@ -113,6 +114,18 @@ class BudgetStage(_BudgetRequired, total=False):
     downstream: str  # pace, follow
 
 
+class _JaegerRemoteRequired(TypedDict):
+    service_name: str
+
+
+class JaegerRemoteStage(_JaegerRemoteRequired, total=False):
+    endpoint: str  # http://host:5778 or file:///path.json
+    polling_interval: float
+    timeout: float
+    initial_rate: float
+    max_operations: int
+
+
 class _RateLimitRequired(TypedDict):
     traces_per_second: float
 
@@ -135,6 +148,7 @@ class Document(TypedDict, total=False):
     adaptive: AdaptiveStage
     rules: RulesStage
     probability: ProbabilityStage
+    jaeger_remote: JaegerRemoteStage
     budget: BudgetStage
     rate_limit: RateLimitStage
 

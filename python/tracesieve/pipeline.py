@@ -21,6 +21,7 @@ from tracesieve._background import BackgroundThread
 from tracesieve.adaptive import ErrorWindowProcessor
 from tracesieve.budget import status_report
 from tracesieve.config import ConfigError, Source, load_config
+from tracesieve.remote import StrategyPoller
 from tracesieve.samplers import _NativeSampler
 from tracesieve.state import StateFile
 
@@ -82,6 +83,8 @@ class PipelineSampler(_NativeSampler):
         budget = stage(resolved, "budget")
         if budget is not None and budget["state_path"] is not None:
             self._state = StateFile(Path(budget["state_path"]), self, budget["save_interval"])
+        self._poller: Optional[StrategyPoller] = None
+        self._poll_remote()
         self._watcher: Optional[_Watcher] = None
         watch = self.settings["reload"] if reload is None else reload
         if watch:
@@ -125,6 +128,7 @@ class PipelineSampler(_NativeSampler):
                     self._retired[key] = self._retired.get(key, 0) + value
             self._apply(native, resolved, description)
             self.reloads += 1
+        self._poll_remote()
         _logger.info("tracesieve: sampling policy reloaded from %s", self.source)
         return True
 
@@ -159,6 +163,30 @@ class PipelineSampler(_NativeSampler):
         boost and pace in force: ``{"lines", "probability", "th"}``."""
         return self._native.explain_plan(name, kind=kind, attributes=attributes, parent=parent, now=now)
 
+    def _poll_remote(self) -> None:
+        """Poll the jaeger_remote stage's source (restarted when a reload changes it)."""
+        remote = stage(self.resolved, "jaeger_remote")
+        wanted = None if remote is None else (remote["service_name"], remote["endpoint"], remote["polling_interval"], remote["timeout"])
+        current = None if self._poller is None else (self._poller.service_name, self._poller.source_endpoint, self._poller.interval, self._poller.timeout)
+        if wanted == current:
+            return
+        if self._poller is not None:
+            self._poller.stop(timeout=self._poller.timeout + 1)
+            self._poller = None
+        if remote is not None:
+            # Applied to the sampler in force at each fetch (a reload may replace it).
+            self._poller = StrategyPoller(
+                remote["service_name"], remote["endpoint"], remote["polling_interval"], remote["timeout"], lambda doc: self._native.remote_update(doc)
+            )
+
+    def remote_status(self) -> Dict[str, Any]:
+        """The jaeger_remote stage's strategy and polling (see ``JaegerRemoteSampler.remote_status``)."""
+        if self._poller is None:
+            raise TypeError("remote_status() needs a pipeline with a jaeger_remote stage")
+        status: Dict[str, Any] = self._native.remote_status()
+        status.update(self._poller.status())
+        return status
+
     def save_state(self) -> None:
         """Write the budget's spending snapshot now (when the budget stage has a ``state_path``)."""
         if self._state is not None:
@@ -168,6 +196,8 @@ class PipelineSampler(_NativeSampler):
         """Stop watching the file and saving state snapshots (after a last save)."""
         if self._watcher is not None:
             self._watcher.stop()
+        if self._poller is not None:
+            self._poller.stop()
         if self._state is not None:
             self._state.save()
             self._state.stop()

@@ -48,6 +48,7 @@ class StrategyPoller:
         jitter: float = 0.1,
     ):
         self.service_name = service_name
+        self.source_endpoint = endpoint
         self.source, self._file = _source(service_name, endpoint)
         self.interval = check_seconds("polling_interval", interval, minimum=0.01)
         self.timeout = check_seconds("timeout", timeout, minimum=0.001)

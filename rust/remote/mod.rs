@@ -228,7 +228,7 @@ impl RemoteStrategy {
     pub fn describe(&self) -> String {
         match self.strategy() {
             Some(strategy) => strategy.describe(),
-            None => format!("initial probabilistic {} (no strategy fetched yet)", self.initial_rate),
+            None => format!("initial probabilistic {} (no strategy fetched yet)", crate::words::py_float(self.initial_rate)),
         }
     }
 }

@@ -7,6 +7,7 @@
 
 use crate::config::ConfigError;
 use crate::data::{Data, Path};
+use crate::words::{plain, py_float};
 
 /// More per-operation entries than this is not a strategy but a mistake (or an attack).
 pub const MAX_DOCUMENT_OPERATIONS: usize = 100_000;
@@ -34,11 +35,13 @@ impl Strategy {
     /// Plain words, for `stats()` and logs.
     pub fn describe(&self) -> String {
         match self {
-            Strategy::Probabilistic(p) => format!("probabilistic {p}"),
-            Strategy::RateLimiting(rate) => format!("rate limiting {rate} traces/s"),
+            Strategy::Probabilistic(p) => format!("probabilistic {}", py_float(*p)),
+            Strategy::RateLimiting(rate) => format!("rate limiting {} traces/s", plain(*rate)),
             Strategy::PerOperation { default_probability, lower_bound, operations } => format!(
-                "per operation: {} operations, default probability {default_probability}, lower bound {lower_bound} traces/s",
-                operations.len()
+                "per operation: {} operations, default probability {}, lower bound {} traces/s",
+                operations.len(),
+                py_float(*default_probability),
+                plain(*lower_bound)
             ),
         }
     }
