@@ -442,7 +442,9 @@ fn parse_remote(
     let remote = match existing {
         // The same service and limits: the strategy in force carries on through a reload.
         Some(old) if old.service_name == service && old.max_operations == max_operations && old.initial_rate == initial_rate => old.clone(),
-        _ => Arc::new(RemoteStrategy::new(&service, initial_rate, max_operations, precision).map_err(|e| path.field(&e.field).error(e.message))?),
+        _ => Arc::new(
+            RemoteStrategy::new(&service, initial_rate, max_operations, precision).map_err(|e| path.field(&e.field).error(e.message))?,
+        ),
     };
     let resolved = vec![
         ("service_name", Data::Str(service)),

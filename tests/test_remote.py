@@ -372,3 +372,31 @@ def test_a_configuration_document_puts_remote_strategies_inside_a_budget(server,
         from_config({"probability": {"rate": 0.5}, "jaeger_remote": {"service_name": "x"}})
     with pytest.raises(ConfigError, match="jaeger_remote.endpoint"):
         from_config({"jaeger_remote": {"service_name": "x", "endpoint": "ftp://x"}})
+
+
+def test_metrics_report_operations_and_fetches(server):
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+    server.document = {
+        "operationSampling": {
+            "defaultSamplingProbability": 0.5,
+            "perOperationStrategies": [{"operation": "GET /a", "probabilisticSampling": {"samplingRate": 1.0}}],
+        }
+    }
+    reader = InMemoryMetricReader()
+    sampler = JaegerRemoteSampler("checkout", endpoint=server.endpoint, meter_provider=MeterProvider(metric_readers=[reader]))
+    wait_for(lambda: sampler.remote_status()["updates"] == 1)
+    kept(sampler, "GET /a", n=10)
+    kept(sampler, "other", n=5)
+    points = {}
+    for resource in reader.get_metrics_data().resource_metrics:
+        for scope in resource.scope_metrics:
+            for metric in scope.metrics:
+                for point in metric.data.data_points:
+                    points[(metric.name, tuple(sorted(point.attributes.items())))] = point.value
+    assert points[("tracesieve.remote.operation_decisions", (("operation", "GET /a"),))] == 10
+    assert points[("tracesieve.remote.operation_decisions", (("operation", ""),))] == 5
+    assert points[("tracesieve.remote.fetches", (("outcome", "applied"),))] == 1
+    assert points[("tracesieve.sampler.decisions", (("outcome", "sampled"),))] >= 10
+    sampler.shutdown()

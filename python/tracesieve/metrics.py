@@ -113,3 +113,59 @@ def observe_pipeline(sampler: Any, meter_provider: Any = None) -> None:
         "tracesieve.budget.spans", callbacks=[budget], unit="{span}", description="Budget used and remaining this period"
     )
     meter.create_observable_gauge("tracesieve.adaptive.boost", callbacks=[boost], unit="1", description="Current adaptive multiplier")
+
+
+def observe_remote(sampler: Any, meter_provider: Any = None) -> None:
+    """A remote-strategy sampler's instruments:
+
+    - ``tracesieve.sampler.decisions`` (``outcome``: sampled / dropped);
+    - ``tracesieve.remote.operation_decisions`` (``operation``; the default
+      rule is ``operation=""``): decisions per operation of the strategy in force;
+    - ``tracesieve.remote.fetches`` (``outcome``: applied / failed / rejected):
+      strategy fetches, and documents refused as invalid.
+    """
+    meter = _meter(meter_provider)
+    if meter is None:
+        return
+    from opentelemetry.metrics import Observation
+
+    ref = weakref.ref(sampler)
+
+    def decisions(options: Any) -> Iterator[Any]:
+        target = ref()
+        if target is not None:
+            stats = target.stats()
+            yield Observation(stats["sampled"], {"outcome": "sampled"})
+            yield Observation(stats["dropped"], {"outcome": "dropped"})
+
+    def operations(options: Any) -> Iterator[Any]:
+        target = ref()
+        if target is None:
+            return
+        status = target.remote_status()
+        for name, entry in status.get("operations", {}).items():
+            yield Observation(entry["decisions"], {"operation": name})
+        if "default" in status:
+            yield Observation(status["default"]["decisions"], {"operation": ""})
+
+    def fetches(options: Any) -> Iterator[Any]:
+        target = ref()
+        if target is None:
+            return
+        status = target.remote_status()
+        yield Observation(status["fetches"], {"outcome": "applied"})
+        yield Observation(status["fetch_failures"], {"outcome": "failed"})
+        yield Observation(status["rejected"], {"outcome": "rejected"})
+
+    meter.create_observable_counter(
+        "tracesieve.sampler.decisions", callbacks=[decisions], unit="{span}", description="Sampling decisions by outcome"
+    )
+    meter.create_observable_counter(
+        "tracesieve.remote.operation_decisions",
+        callbacks=[operations],
+        unit="{span}",
+        description="Decisions per operation of the remote strategy in force",
+    )
+    meter.create_observable_counter(
+        "tracesieve.remote.fetches", callbacks=[fetches], unit="{fetch}", description="Strategy fetches by outcome"
+    )

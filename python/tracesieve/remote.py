@@ -185,6 +185,9 @@ class JaegerRemoteSampler(_NativeSampler):
         respect_parent: a span with a valid parent follows the parent.
         clock: callable returning Unix seconds, with ``monotonic()`` (tests,
             simulations: rate limits and lower bounds run on it).
+        meter_provider: where its metrics go (default: the global SDK
+            MeterProvider, if one is set): decisions, decisions per operation,
+            fetches by outcome.
         start: begin polling now (the first fetch is immediate, in the background).
     """
 
@@ -200,6 +203,7 @@ class JaegerRemoteSampler(_NativeSampler):
         respect_parent: bool = True,
         defer: bool = False,
         clock: Optional[Callable[[], float]] = None,
+        meter_provider: Any = None,
         start: bool = True,
     ):
         native = _core.NativeSampler.jaeger_remote(
@@ -220,6 +224,9 @@ class JaegerRemoteSampler(_NativeSampler):
         _source(service_name, endpoint)  # a bad endpoint fails here, not in the thread
         if start:
             self.poller = StrategyPoller(service_name, endpoint, polling_interval, timeout, native.remote_update)
+        from tracesieve.metrics import observe_remote
+
+        observe_remote(self, meter_provider)
 
     def stats(self) -> Dict[str, Any]:
         """Decision counts, plus ``remote``: the strategy in force, when it was

@@ -207,7 +207,7 @@ impl RemoteStrategy {
     /// document is refused whole (counted); the same strategy again changes
     /// nothing (its token buckets keep their state). Returns whether it changed.
     pub fn update(&self, document: &Data, now: f64) -> Result<bool, ConfigError> {
-        let strategy = strategy::parse(document).inspect_err(|_| {
+        let strategy = strategy::parse_for(document, &self.service_name).inspect_err(|_| {
             self.rejected.fetch_add(1, Relaxed);
         })?;
         let mut source = self.source.lock().unwrap_or_else(|poisoned| poisoned.into_inner());

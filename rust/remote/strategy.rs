@@ -3,7 +3,9 @@
 //! `jaegerremotesampling` extension) or a strategy file says. Both JSON
 //! spellings seen in the wild are read (camelCase and snake_case keys, the
 //! strategy type as a name or as a number, or missing when per-operation
-//! strategies are given). A document with any bad value is refused whole.
+//! strategies are given), and so is the strategies file a Jaeger collector is
+//! configured with (`service_strategies` and `default_strategy`), from which
+//! the service's entry is taken. A document with any bad value is refused whole.
 
 use crate::config::ConfigError;
 use crate::data::{Data, Path};
@@ -125,7 +127,100 @@ fn shown(data: &Data) -> String {
     }
 }
 
-/// Read a strategy document (JSON as plain data).
+/// Read a strategy document (JSON as plain data) for `service`.
+pub fn parse_for(document: &Data, service: &str) -> Result<Strategy, ConfigError> {
+    if let Data::Map(entries) = document {
+        if entries.iter().any(|(key, _)| key == "service_strategies" || key == "default_strategy") {
+            return from_strategies_file(entries, service);
+        }
+    }
+    parse(document)
+}
+
+/// A Jaeger collector's strategies file: the entry for `service`, else the default.
+fn from_strategies_file(entries: &[(String, Data)], service: &str) -> Result<Strategy, ConfigError> {
+    let root = Path::root("");
+    let default = entries.iter().find(|(key, _)| key == "default_strategy").map(|(_, value)| value);
+    let mut chosen = None;
+    if let Some((_, list)) = entries.iter().find(|(key, _)| key == "service_strategies") {
+        let path = root.member("service_strategies");
+        let Data::List(items) = list else {
+            return Err(path.error(format!("expected a list, got {}", list.kind())));
+        };
+        for (i, item) in items.iter().enumerate() {
+            let fields = map(&path.index(i), item)?;
+            if matches!(fields.iter().find(|(k, _)| k == "service"), Some((_, Data::Str(name))) if name == service) {
+                chosen = Some((path.index(i), item));
+            }
+        }
+    }
+    let (path, entry) = match (chosen, default) {
+        (Some(found), _) => found,
+        (None, Some(default)) => (root.member("default_strategy"), default),
+        (None, None) => return Err(root.error(format!("no entry for service {service:?} and no default_strategy"))),
+    };
+    let fields = map(&path, entry)?;
+    let param = |name: &str| -> Result<f64, ConfigError> {
+        let (_, value) = fields.iter().find(|(k, _)| k == name).ok_or_else(|| path.error(format!("missing {name}")))?;
+        number(&path.field(name), value)
+    };
+    let kind = match fields.iter().find(|(k, _)| k == "type") {
+        Some((_, Data::Str(kind))) => kind.to_ascii_lowercase(),
+        Some((_, other)) => return Err(path.field("type").error(format!("expected a string, got {}", other.kind()))),
+        None => "probabilistic".to_owned(),
+    };
+    match kind.as_str() {
+        "ratelimiting" | "rate_limiting" => {
+            let value = param("param")?;
+            if value < 0.0 {
+                return Err(path.field("param").error(format!("{value} is negative; expected traces per second >= 0")));
+            }
+            Ok(Strategy::RateLimiting(value))
+        }
+        "probabilistic" => {
+            let p = param("param")?;
+            if !(0.0..=1.0).contains(&p) {
+                return Err(path.field("param").error(format!("{p} is out of range; expected a probability in [0, 1]")));
+            }
+            // A service without operation strategies takes the default's, as Jaeger does.
+            let own = fields.iter().find(|(k, _)| k == "operation_strategies").map(|(_, v)| (path.field("operation_strategies"), v));
+            let inherited = || {
+                let Some(Data::Map(default)) = default else { return None };
+                default
+                    .iter()
+                    .find(|(k, _)| k == "operation_strategies")
+                    .map(|(_, v)| (root.member("default_strategy").field("operation_strategies"), v))
+            };
+            let Some((list_path, list)) = own.or_else(inherited) else { return Ok(Strategy::Probabilistic(p)) };
+            let Data::List(items) = list else {
+                return Err(list_path.error(format!("expected a list, got {}", list.kind())));
+            };
+            if items.len() > MAX_DOCUMENT_OPERATIONS {
+                return Err(list_path.error(format!("{} operations is too many; expected at most {MAX_DOCUMENT_OPERATIONS}", items.len())));
+            }
+            let mut operations = Vec::with_capacity(items.len());
+            let mut seen = rustc_hash::FxHashSet::default();
+            for (i, item) in items.iter().enumerate() {
+                let item_path = list_path.index(i);
+                let item_fields = map(&item_path, item)?;
+                let name = match item_fields.iter().find(|(k, _)| k == "operation") {
+                    Some((_, Data::Str(name))) => name.clone(),
+                    _ => return Err(item_path.error("missing operation (a string)")),
+                };
+                let (_, value) = item_fields.iter().find(|(k, _)| k == "param").ok_or_else(|| item_path.error("missing param"))?;
+                let probability = probability(&item_path.field("param"), value)?;
+                if !seen.insert(name.clone()) {
+                    return Err(item_path.error(format!("operation {name:?} is listed twice")));
+                }
+                operations.push(Operation { name, probability });
+            }
+            Ok(Strategy::PerOperation { default_probability: p, lower_bound: 0.0, operations })
+        }
+        other => Err(path.field("type").error(format!("{other:?} is not a strategy type; expected \"probabilistic\" or \"ratelimiting\""))),
+    }
+}
+
+/// Read a strategy document as a strategy server sends it (JSON as plain data).
 pub fn parse(document: &Data) -> Result<Strategy, ConfigError> {
     let root = Path::root("");
     let entries = map(&Path::root("(document)"), document)?;
@@ -243,6 +338,39 @@ pub(crate) mod tests {
                 operations: vec![Operation { name: "GET /a".into(), probability: 0.9 }]
             }
         );
+    }
+
+    #[test]
+    fn a_collector_strategies_file_gives_the_service_entry_or_the_default() {
+        let text = r#"{
+            "service_strategies": [
+                {"service": "checkout", "type": "probabilistic", "param": 0.8,
+                 "operation_strategies": [{"operation": "GET /pay", "type": "probabilistic", "param": 1.0}]},
+                {"service": "search", "type": "ratelimiting", "param": 5}
+            ],
+            "default_strategy": {"type": "probabilistic", "param": 0.1,
+                "operation_strategies": [{"operation": "/health", "type": "probabilistic", "param": 0.0}]}
+        }"#;
+        let doc = json(text);
+        assert_eq!(
+            parse_for(&doc, "checkout").unwrap(),
+            Strategy::PerOperation {
+                default_probability: 0.8,
+                lower_bound: 0.0,
+                operations: vec![Operation { name: "GET /pay".into(), probability: 1.0 }]
+            }
+        );
+        assert_eq!(parse_for(&doc, "search").unwrap(), Strategy::RateLimiting(5.0));
+        assert_eq!(
+            parse_for(&doc, "other").unwrap(),
+            Strategy::PerOperation {
+                default_probability: 0.1,
+                lower_bound: 0.0,
+                operations: vec![Operation { name: "/health".into(), probability: 0.0 }]
+            }
+        );
+        let error = parse_for(&json(r#"{"service_strategies": []}"#), "x").unwrap_err().to_string();
+        assert!(error.contains("no entry for service \"x\""), "{error}");
     }
 
     #[test]
