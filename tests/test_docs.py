@@ -44,6 +44,7 @@ NOT_RUN_HERE = {
     "opentelemetry-instrument": "runs the user's own app.py",
     "mkdocs serve": "serves the docs until stopped",
     "gunicorn ": "runs the user's own app under a pre-fork server",
+    "OTEL_TRACES_SAMPLER=parentbased_jaeger_remote": "runs the user's own app against a strategy server",
 }
 
 

@@ -370,7 +370,7 @@ def test_a_configuration_document_puts_remote_strategies_inside_a_budget(server,
     sampler.close()
     with pytest.raises(ConfigError, match="give either probability or jaeger_remote"):
         from_config({"probability": {"rate": 0.5}, "jaeger_remote": {"service_name": "x"}})
-    with pytest.raises(ConfigError, match="jaeger_remote.endpoint"):
+    with pytest.raises(ConfigError, match=r"jaeger_remote\.endpoint"):
         from_config({"jaeger_remote": {"service_name": "x", "endpoint": "ftp://x"}})
 
 

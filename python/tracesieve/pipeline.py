@@ -167,7 +167,11 @@ class PipelineSampler(_NativeSampler):
         """Poll the jaeger_remote stage's source (restarted when a reload changes it)."""
         remote = stage(self.resolved, "jaeger_remote")
         wanted = None if remote is None else (remote["service_name"], remote["endpoint"], remote["polling_interval"], remote["timeout"])
-        current = None if self._poller is None else (self._poller.service_name, self._poller.source_endpoint, self._poller.interval, self._poller.timeout)
+        current = (
+            None
+            if self._poller is None
+            else (self._poller.service_name, self._poller.source_endpoint, self._poller.interval, self._poller.timeout)
+        )
         if wanted == current:
             return
         if self._poller is not None:
@@ -176,7 +180,11 @@ class PipelineSampler(_NativeSampler):
         if remote is not None:
             # Applied to the sampler in force at each fetch (a reload may replace it).
             self._poller = StrategyPoller(
-                remote["service_name"], remote["endpoint"], remote["polling_interval"], remote["timeout"], lambda doc: self._native.remote_update(doc)
+                remote["service_name"],
+                remote["endpoint"],
+                remote["polling_interval"],
+                remote["timeout"],
+                lambda doc: self._native.remote_update(doc),
             )
 
     def remote_status(self) -> Dict[str, Any]:
