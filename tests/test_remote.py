@@ -400,3 +400,17 @@ def test_metrics_report_operations_and_fetches(server):
     assert points[("tracesieve.remote.fetches", (("outcome", "applied"),))] == 1
     assert points[("tracesieve.sampler.decisions", (("outcome", "sampled"),))] >= 10
     sampler.shutdown()
+
+
+def test_it_is_a_base_for_adaptive_boosts(server):
+    from tracesieve import AdaptiveSampler
+
+    server.document = {"probabilisticSampling": {"samplingRate": 0.1}}
+    base = remote(server)
+    wait_for(lambda: base.remote_status()["updates"] == 1)
+    boosted = AdaptiveSampler(base, error_steps=[(5, 2.0), (10, 3.0)])
+    assert within_binomial(kept(boosted), N, 0.1)
+    boosted.record_error(11)
+    time.sleep(1.05)  # the boost is re-read once per window resolution
+    assert within_binomial(kept(boosted, seed=1), N, 0.3), "the remote probability, boosted x3"
+    base.shutdown()
