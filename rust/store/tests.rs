@@ -164,3 +164,32 @@ fn the_local_store_gives_fresh_heap_words() {
     assert!(!placed.region.is_mapped() && !store.is_shared());
     placed.finish().unwrap();
 }
+
+#[test]
+fn a_shared_bucket_and_shared_windows_are_one_across_opens_and_fresh_after_a_reboot() {
+    use crate::adaptive::Signals;
+    use crate::clock::FixedClock;
+    use crate::rate_limit::TokenBucket;
+    use std::sync::Arc;
+
+    let dir = temp_dir();
+    let shared = url(&dir.join("pieces.tracesieve"));
+    let open = |boot: &str| Arc::new(Store::open_on_boot(&shared, Some(boot)).unwrap());
+    let first = TokenBucket::in_store(&open("a"), 10.0, 3.0, 100.0).unwrap();
+    let second = TokenBucket::in_store(&open("a"), 10.0, 3.0, 100.0).unwrap();
+    assert!(first.is_shared() && second.is_shared());
+    let taken = (0..5).filter(|i| if i % 2 == 0 { first.try_take(100.0) } else { second.try_take(100.0) }).count();
+    assert_eq!(taken, 3, "one burst of 3 for both");
+    assert_eq!(first.refused() + second.refused(), 4, "refusals counted once, in the shared words");
+    let clock: Arc<dyn crate::clock::Clock> = Arc::new(FixedClock(500.0));
+    let windows = Signals::in_store(&open("a"), clock.clone(), 60.0, 1.0, 2.0, &[]).unwrap();
+    let others = Signals::in_store(&open("a"), clock.clone(), 60.0, 1.0, 2.0, &[]).unwrap();
+    windows.record_error(4);
+    assert_eq!(others.counts().errors, 4, "an error in one is seen by the other");
+    // After a reboot the monotonic times in the file mean nothing: the bucket
+    // starts full and the windows empty.
+    let rebooted = TokenBucket::in_store(&open("b"), 10.0, 3.0, 5.0).unwrap();
+    assert_eq!((0..5).filter(|_| rebooted.try_take(5.0)).count(), 3);
+    let rebooted_windows = Signals::in_store(&open("b"), clock, 60.0, 1.0, 2.0, &[]).unwrap();
+    assert_eq!(rebooted_windows.counts().errors, 0);
+}
