@@ -51,6 +51,21 @@ def observe_stats(owner: Any, instrument: str, description: str, meter_provider:
     meter.create_observable_counter(instrument, callbacks=[callback], unit="1", description=description)
 
 
+def _observe_decisions(meter: Any, stats: Any) -> None:
+    """``tracesieve.sampler.decisions`` (``outcome``: sampled / dropped) from ``stats()`` (None: gone)."""
+    from opentelemetry.metrics import Observation
+
+    def decisions(options: Any) -> Iterator[Any]:
+        current = stats()
+        if current:
+            yield Observation(current["sampled"], {"outcome": "sampled"})
+            yield Observation(current["dropped"], {"outcome": "dropped"})
+
+    meter.create_observable_counter(
+        "tracesieve.sampler.decisions", callbacks=[decisions], unit="{span}", description="Sampling decisions by outcome"
+    )
+
+
 def observe_pipeline(sampler: Any, meter_provider: Any = None) -> None:
     """A pipeline's instruments. Totals and per-rule counts are separate
     instruments, so summing either by outcome counts each decision once:
@@ -71,12 +86,6 @@ def observe_pipeline(sampler: Any, meter_provider: Any = None) -> None:
     def stats() -> Optional[Dict[str, Any]]:
         target = ref()
         return None if target is None else target.stats()
-
-    def decisions(options: Any) -> Iterator[Any]:
-        current = stats()
-        if current:
-            yield Observation(current["sampled"], {"outcome": "sampled"})
-            yield Observation(current["dropped"], {"outcome": "dropped"})
 
     def rule_decisions(options: Any) -> Iterator[Any]:
         current = stats()
@@ -100,9 +109,7 @@ def observe_pipeline(sampler: Any, meter_provider: Any = None) -> None:
         if current and "boost" in current:
             yield Observation(current["boost"])
 
-    meter.create_observable_counter(
-        "tracesieve.sampler.decisions", callbacks=[decisions], unit="{span}", description="Sampling decisions by outcome"
-    )
+    _observe_decisions(meter, stats)
     meter.create_observable_counter(
         "tracesieve.sampler.rule_decisions",
         callbacks=[rule_decisions],
@@ -131,13 +138,6 @@ def observe_remote(sampler: Any, meter_provider: Any = None) -> None:
 
     ref = weakref.ref(sampler)
 
-    def decisions(options: Any) -> Iterator[Any]:
-        target = ref()
-        if target is not None:
-            stats = target.stats()
-            yield Observation(stats["sampled"], {"outcome": "sampled"})
-            yield Observation(stats["dropped"], {"outcome": "dropped"})
-
     def operations(options: Any) -> Iterator[Any]:
         target = ref()
         if target is None:
@@ -157,9 +157,11 @@ def observe_remote(sampler: Any, meter_provider: Any = None) -> None:
         yield Observation(status["fetch_failures"], {"outcome": "failed"})
         yield Observation(status["rejected"], {"outcome": "rejected"})
 
-    meter.create_observable_counter(
-        "tracesieve.sampler.decisions", callbacks=[decisions], unit="{span}", description="Sampling decisions by outcome"
-    )
+    def stats() -> Optional[Dict[str, Any]]:
+        target = ref()
+        return None if target is None else target.stats()
+
+    _observe_decisions(meter, stats)
     meter.create_observable_counter(
         "tracesieve.remote.operation_decisions",
         callbacks=[operations],
