@@ -58,10 +58,7 @@ impl NativeSampler {
         let root = input.facts.parent.is_none();
         let decision = if self.keys.is_empty() {
             // A remote strategy reads the span name (per-operation probabilities).
-            let name = match self.core.plan().remote() {
-                Some(_) => name.cast::<PyString>().ok().and_then(|n| n.to_str().ok()).unwrap_or(""),
-                None => "",
-            };
+            let name = if self.reads_name { name.cast::<PyString>().ok().and_then(|n| n.to_str().ok()).unwrap_or("") } else { "" };
             self.core.decide(&input.facts, &BareSpan { name, root })
         } else {
             let span = PySpanView::new(api, name, kind, attributes, root, &self.keys);

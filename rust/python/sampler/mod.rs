@@ -34,6 +34,9 @@ pub struct NativeSampler {
     clock: Option<Arc<PyClock>>,
     /// Record spans it would drop (RECORD_ONLY) so a tail stage can keep them.
     defer: bool,
+    /// Whether the plan reads the span name without reading attributes (a
+    /// remote strategy's per-operation probabilities).
+    reads_name: bool,
 }
 
 /// How many distinct kept-root tracestates a sampler prebuilds at most.
@@ -55,6 +58,7 @@ impl NativeSampler {
         let root_trace_states = RootTraceStates::new(py, api, thresholds)?;
         let keys = KeyTable::new(py, &plan.attribute_keys())?;
         let respect_parent = plan.respect_parent;
+        let reads_name = plan.remote().is_some();
         let core = match &clock {
             Some(clock) => SamplerCore::with_clock(plan, clock.clone() as Arc<dyn Clock>),
             None => SamplerCore::new(plan),
@@ -71,6 +75,7 @@ impl NativeSampler {
             keys,
             clock,
             defer: false,
+            reads_name,
         })
     }
 }
