@@ -24,14 +24,13 @@
 //! probability sample, and estimates leave them out.
 
 use std::sync::atomic::{AtomicU64, Ordering::*};
+use std::sync::Arc;
 
 use super::period::{Bounds, Calendar};
 use super::wall::WallTracker;
 use crate::cells::AtomicF64;
 use crate::clock::Moment;
 use crate::config::ConfigError;
-use std::sync::Arc;
-
 use crate::store::{words_of, Origin, Plain, Shared, Store};
 
 /// Demand sums are kept in fixed point (probabilities times 2^24).
