@@ -83,7 +83,7 @@ def server(request, tmp_path):
         "store": f"file://{tmp_path}/sampling.tracesieve",
         "defer": True,  # drops are recorded, so every error reaches the shared windows
         "adaptive": {"window": 120, "error_steps": [[5, 2.0], [10, 3.0]]},
-        "probability": {"rate": 0.25},
+        "probability": {"rate": 1.0},  # so the rate limit binds however fast the machine serves
         "budget": {"budget": 1e9, "period": "day"},
         "rate_limit": {"traces_per_second": RATE},
     }

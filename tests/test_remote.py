@@ -180,7 +180,7 @@ def test_a_new_strategy_takes_effect_within_one_polling_interval(server):
     assert kept(sampler, n=1000) == 0
     server.document = {"probabilisticSampling": {"samplingRate": 1.0}}
     waited = wait_for(lambda: sampler.remote_status()["updates"] == 2)
-    assert waited <= 0.2 * 1.1 + 0.2
+    assert waited <= 0.2 * 1.1 + 0.5, "one polling interval (with its jitter), plus the fetch"
     assert kept(sampler, n=1000) == 1000, "the same sampler, the new strategy"
     sampler.shutdown()
 
@@ -212,7 +212,7 @@ def test_a_slow_server_times_out_and_never_stalls_a_decision(server, caplog):
     sampler = JaegerRemoteSampler("checkout", endpoint=server.endpoint, timeout=0.2, initial_rate=1.0)
     started = time.monotonic()
     assert sampler.should_sample(None, 12345, "GET /").decision.is_sampled()
-    assert time.monotonic() - started < 0.05, "should_sample does not wait for the fetch"
+    assert time.monotonic() - started < 0.1, "should_sample does not wait for the fetch (timeout 0.2 s, server 2 s)"
     waited = wait_for(lambda: sampler.remote_status()["fetch_failures"] == 1)
     assert waited < 1.5
     assert "timed out" in sampler.remote_status()["last_error"]
