@@ -12,6 +12,9 @@ use crate::data::{self, Data, Path};
 use crate::store::{Origin, Store};
 use crate::window::SlidingWindow;
 
+mod fleet;
+pub use fleet::SignalsFleet;
+
 /// The windows for one latency bucket: a configured route, or every other span.
 #[derive(Debug)]
 pub struct RouteSignals {
@@ -35,6 +38,8 @@ pub struct Signals {
     /// Whether the windows are shared by the host's processes (a file store).
     shared: bool,
     store: Arc<Store>,
+    /// In a Redis fleet: the link that sums the windows across the fleet.
+    fleet: Option<SignalsFleet>,
 }
 
 /// Counts in the current window.
@@ -123,7 +128,9 @@ impl Signals {
                 cache: AtomicU64::new(0),
             })
             .collect();
+        let fleet = store.fleet().map(|fleet| SignalsFleet::new(fleet, settings.clone()));
         let signals = Signals {
+            fleet,
             clock,
             all_recorded: AtomicBool::new(false),
             errors: ring(0),
@@ -135,9 +142,9 @@ impl Signals {
         Ok(signals)
     }
 
-    /// Whether the windows are shared by the host's processes (a file store).
+    /// Whether the windows are shared with other processes (a file store or a fleet).
     pub fn is_shared(&self) -> bool {
-        self.shared
+        self.shared || self.fleet.is_some()
     }
 
     /// The store the windows were placed in.

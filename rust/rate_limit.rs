@@ -10,6 +10,9 @@ use crate::cells::AtomicF64;
 use crate::config::ConfigError;
 use crate::store::{words_of, Origin, Plain, Shared, Store};
 
+mod fleet;
+pub use fleet::BucketFleet;
+
 const TOKEN_BITS: u32 = 24;
 const TOKEN_SCALE: f64 = 16.0;
 const TOKEN_MASK: u64 = (1 << TOKEN_BITS) - 1;
@@ -36,6 +39,8 @@ pub struct TokenBucket {
     s: Shared<BucketState>,
     shared: bool,
     store: Arc<Store>,
+    /// In a Redis fleet: tokens leased from the fleet's bucket.
+    fleet: Option<BucketFleet>,
 }
 
 impl TokenBucket {
@@ -57,7 +62,9 @@ impl TokenBucket {
                 format!("{burst} is out of range; expected a number of traces from 1 to {max_burst}"),
             ));
         }
-        let placement = store.place("rate_limit", &format!("traces_per_second={rate}, burst={burst}"), words_of::<BucketState>())?;
+        let settings = format!("traces_per_second={rate}, burst={burst}");
+        let placement = store.place("rate_limit", &settings, words_of::<BucketState>())?;
+        let fleet = store.fleet().map(|fleet| BucketFleet::new(fleet, settings));
         let s: Shared<BucketState> = placement.region.view();
         if placement.origin != Origin::Attached {
             // New, or made before a reboot (its times mean nothing now): full.
@@ -66,12 +73,12 @@ impl TokenBucket {
         }
         let shared = placement.region.is_mapped();
         placement.ready()?;
-        Ok(TokenBucket { rate, burst, origin: s.origin.get(), s, shared, store: store.clone() })
+        Ok(TokenBucket { rate, burst, origin: s.origin.get(), s, shared, store: store.clone(), fleet })
     }
 
-    /// Whether the bucket is shared by the host's processes (a file store).
+    /// Whether the bucket is shared with other processes (a file store or a fleet).
     pub fn is_shared(&self) -> bool {
-        self.shared
+        self.shared || self.fleet.is_some()
     }
 
     /// The store its state was placed in.
@@ -93,6 +100,14 @@ impl TokenBucket {
 
     /// Take one token at `now`; false (and counted) when the bucket is empty.
     pub fn try_take(&self, now: f64) -> bool {
+        if let Some(fleet) = &self.fleet {
+            if fleet.lease.take(now) {
+                fleet.taken.fetch_add(1, Ordering::Relaxed);
+                return true;
+            }
+            self.s.refused.fetch_add(1, Ordering::Relaxed);
+            return false;
+        }
         let millis = ((now - self.origin) * 1000.0).clamp(0.0, ((1u64 << (64 - TOKEN_BITS)) - 1) as f64) as u64;
         let mut current = self.s.state.load(Ordering::Acquire);
         loop {

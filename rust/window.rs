@@ -5,7 +5,7 @@
 //! expired events never leak into a later window and no count is lost.
 //! The ring lives in a region of a store, so processes can share it.
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::config::ConfigError;
 use crate::store::Region;
@@ -21,6 +21,8 @@ pub struct SlidingWindow {
     /// Times are counted in ticks of `resolution` from this origin, so a tick
     /// fits the 32 high bits of a bucket word.
     origin: f64,
+    /// Events the rest of a fleet counted in its windows (0 outside a fleet).
+    others: AtomicU64,
 }
 
 fn pack(tick: u64, count: u64) -> u64 {
@@ -44,7 +46,7 @@ impl SlidingWindow {
     /// A window whose buckets are `buckets` (zeroed when made), with ticks
     /// counted from `origin` exactly (every process sharing it gives the same).
     pub fn over(buckets: Region, resolution: f64, origin: f64) -> SlidingWindow {
-        SlidingWindow { resolution, buckets, origin }
+        SlidingWindow { resolution, buckets, origin, others: AtomicU64::new(0) }
     }
 
     /// How many buckets a window of `length` seconds at `resolution` takes,
@@ -114,8 +116,19 @@ impl SlidingWindow {
         }
     }
 
-    /// Events in the window ending at `now` (the current bucket included).
+    /// Events in the window ending at `now` (the current bucket included),
+    /// the rest of the fleet's included.
     pub fn total(&self, now: f64) -> u64 {
+        self.local_total(now).saturating_add(self.others.load(Ordering::Acquire))
+    }
+
+    /// What the rest of a fleet counted in its windows, as last heard.
+    pub fn set_others(&self, count: u64) {
+        self.others.store(count, Ordering::Release);
+    }
+
+    /// Events this process (or host) counted in the window ending at `now`.
+    pub fn local_total(&self, now: f64) -> u64 {
         let tick = self.tick(now);
         let oldest = tick.saturating_sub(self.buckets.words().len() as u64 - 1);
         self.buckets

@@ -19,7 +19,12 @@ _reported: Set[str] = set()
 
 
 def watch(owner: Any, info: Dict[str, Any]) -> None:
-    """Report ``owner``'s store ``info`` (``store_info()``) as the process needs it."""
+    """Report ``owner``'s store ``info`` (``store_info()``) as the process needs it,
+    and have a Redis store's worker step its stages."""
+    if info.get("fleet"):
+        from tracesieve import fleet
+
+        fleet.join(owner)
     problem = info.get("problem")
     if problem and problem not in _reported:
         _reported.add(problem)

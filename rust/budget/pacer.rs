@@ -33,6 +33,9 @@ use crate::clock::Moment;
 use crate::config::ConfigError;
 use crate::store::{words_of, Origin, Plain, Shared, Store};
 
+mod fleet;
+pub use fleet::PacerFleet;
+
 /// Demand sums are kept in fixed point (probabilities times 2^24).
 const FIXED: f64 = (1u64 << 24) as f64;
 /// Expected decisions an interval wants before it re-estimates early.
@@ -193,6 +196,8 @@ pub struct Pacer {
     /// Whether the state lives in a file shared by the host's processes.
     shared: bool,
     store: Arc<Store>,
+    /// In a Redis fleet: the lease this process spends and its link to the fleet.
+    fleet: Option<PacerFleet>,
 }
 
 /// A consistent view for `budget_status()`.
@@ -253,6 +258,7 @@ impl Pacer {
             downstream.name()
         );
         let placement = store.place("budget", &settings, words_of::<PacerState>())?;
+        let fleet = store.fleet().map(|fleet| PacerFleet::new(fleet, settings.clone()));
         let origin = placement.origin;
         let mut pacer = Pacer {
             calendar,
@@ -268,10 +274,12 @@ impl Pacer {
             made_here: origin != Origin::Attached,
             shared: placement.region.is_mapped(),
             store: store.clone(),
+            fleet,
         };
         match origin {
-            // The first to count it in a shared file: nothing but the calendar's share can have been spent.
-            Origin::New => pacer.initialise(now, period, pacer.shared),
+            // The first to count it in a shared file: nothing but the calendar's
+            // share can have been spent (in a fleet, Redis's count replaces it).
+            Origin::New => pacer.initialise(now, period, pacer.shared || pacer.fleet.is_some()),
             Origin::Attached => {}
             Origin::Rebooted => {
                 // Monotonic times from before the boot mean nothing now; the
@@ -288,9 +296,9 @@ impl Pacer {
         Ok(pacer)
     }
 
-    /// Whether the state is shared by the host's processes (a file store).
+    /// Whether the state is shared with other processes (a file store or a fleet).
     pub fn is_shared(&self) -> bool {
-        self.shared
+        self.shared || self.fleet.is_some()
     }
 
     /// The store its state was placed in.
@@ -383,6 +391,7 @@ impl Pacer {
         s.period_start.set(period.start);
         s.assumed.store(spent, Release);
         s.used.store(0, Release);
+        self.fleet_recount();
         s.used_at_interval_start.store(0, Release);
         s.kept_entries.store(0, Release);
         s.last_kept_slot.store(0, Release);
@@ -521,10 +530,19 @@ impl Pacer {
             Admit::Floor => (self.allowed(mono) + self.burst()).min(budget - self.forced_ahead(mono)),
             Admit::Child => (self.allowed(mono) + self.burst + self.child_headroom).min(budget),
         };
+        // In a fleet, a keep also spends this process's lease of the budget.
+        let lease = self.fleet.as_ref().filter(|_| fleet::leased(kind, self.cap_forced)).map(|f| &f.lease);
+        if lease.is_some_and(|lease| !lease.take(mono)) {
+            self.s.refused.fetch_add(1, Relaxed);
+            return false;
+        }
         let assumed = self.s.assumed.load(Acquire);
         let mut used = self.s.used.load(Acquire);
         loop {
             if (used + assumed) as f64 >= limit {
+                if let Some(lease) = lease {
+                    lease.give_back();
+                }
                 self.s.refused.fetch_add(1, Relaxed);
                 return false;
             }
@@ -536,6 +554,9 @@ impl Pacer {
         match kind {
             Admit::Entry | Admit::Floor => {
                 self.s.kept_entries.fetch_add(1, Relaxed);
+                if let Some(fleet) = &self.fleet {
+                    fleet.entries.fetch_add(1, Relaxed);
+                }
                 self.s.last_kept_slot.fetch_max(self.slot(mono) + 1, Relaxed);
                 if kind == Admit::Floor {
                     self.s.period_floor.fetch_add(1, Relaxed);
@@ -632,7 +653,9 @@ impl Pacer {
         s.entry_cap.set(cap);
         let remaining = (cap - self.total_used() as f64).max(0.0);
         let allowance = remaining / (s.mono_end.get() - mono).max(self.min_interval);
-        let demand_rate = s.demand_rate.get();
+        // In a fleet, the fleet's demand (spans its traces cause in every service).
+        let fleet_demand = self.fleet.as_ref().map_or(0.0, |f| f.demand.get());
+        let demand_rate = if fleet_demand > 0.0 { fleet_demand } else { s.demand_rate.get() };
         s.pace.set(if demand_rate <= 0.0 { 1.0 } else { (allowance / demand_rate).clamp(0.0, 1.0) });
     }
 
@@ -656,6 +679,7 @@ impl Pacer {
         let used = snapshot.used.min(self.budget.saturating_mul(4));
         s.assumed.store(used, Release);
         s.used.store(0, Release);
+        self.fleet_recount();
         s.used_at_interval_start.store(0, Release);
         // The line never starts above the calendar's share: what was spent
         // beyond it (a burst) is not granted a second time.
@@ -681,6 +705,7 @@ impl Pacer {
         let s = &self.s;
         s.assumed.store(share.ceil() as u64, Release);
         s.used.store(0, Release);
+        self.fleet_recount();
         s.used_at_interval_start.store(0, Release);
         self.anchor_line(mono, share, s.mono_end.get());
     }
@@ -709,6 +734,7 @@ impl Pacer {
         }
         s.assumed.store(old.total_used(), Release);
         s.used.store(0, Release);
+        self.fleet_recount();
         s.used_at_interval_start.store(0, Release);
         // Slots numbered alike carry over; otherwise the current one counts as covered.
         let last_kept =

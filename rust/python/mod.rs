@@ -5,6 +5,7 @@ mod args;
 mod convert;
 mod dedup;
 mod errors;
+mod fleet;
 mod otel_api;
 mod py_clock;
 mod sampler;
@@ -37,6 +38,9 @@ mod _core {
 
     #[pymodule_export]
     use super::dedup::NativeDedup;
+
+    #[pymodule_export]
+    use super::fleet::fleet_scripts;
 
     #[pymodule_export]
     use super::tail::NativeTailBuffer;

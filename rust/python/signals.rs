@@ -274,7 +274,10 @@ impl NativeSignals {
 
     /// Where the windows live (see `NativeSampler.store_info`).
     fn store_info<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        super::store::info(py, &vec![("signals", self.signals.store(), self.signals.is_shared())])
+        let info = super::store::info(py, &vec![("signals", self.signals.store(), self.signals.is_shared())])?;
+        let clock = crate::clock::SystemClock;
+        info.set_item("fleet", super::fleet::status(py, &[("signals", &*self.signals)], &crate::clock::Moment::new(&clock))?)?;
+        Ok(info)
     }
 
     /// Tell the windows whether every span is recorded (drops deferred as
@@ -300,5 +303,33 @@ impl NativeSignals {
 
     fn __repr__(&self) -> String {
         format!("NativeSignals(window={}, resolution={})", self.window(), self.resolution())
+    }
+}
+
+/// The fleet worker's calls (see `python::fleet`); the windows read their own clock.
+#[pymethods]
+impl NativeSignals {
+    fn fleet_connection(&self) -> Option<(String, f64)> {
+        super::fleet::connection(self.signals.store().fleet())
+    }
+
+    fn fleet_requests<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, pyo3::types::PyList>> {
+        let clock = crate::clock::SystemClock;
+        super::fleet::requests(py, &[("signals", &*self.signals)], &crate::clock::Moment::new(&clock))
+    }
+
+    #[pyo3(signature = (kind, reply, reason = ""))]
+    fn fleet_reply(&self, kind: &str, reply: Option<Vec<String>>, reason: &str) -> Option<String> {
+        let clock = crate::clock::SystemClock;
+        super::fleet::reply(&[("signals", &*self.signals)], kind, reply, reason, &crate::clock::Moment::new(&clock))
+    }
+
+    fn fleet_after_fork(&self) {
+        super::fleet::after_fork(&[("signals", &*self.signals)]);
+    }
+
+    fn fleet_status<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyDict>>> {
+        let clock = crate::clock::SystemClock;
+        super::fleet::status(py, &[("signals", &*self.signals)], &crate::clock::Moment::new(&clock))
     }
 }

@@ -8,6 +8,7 @@
 //! made with, and a process that asks for it with other settings is refused.
 
 pub mod file;
+pub mod fleet;
 pub mod region;
 
 use std::path::PathBuf;
@@ -16,6 +17,7 @@ use std::sync::Mutex;
 
 use crate::config::ConfigError;
 pub use file::{FileError, Origin, Placement, StoreFile};
+pub use fleet::FleetSettings;
 pub use region::{words_of, Plain, Region, Shared};
 
 /// The field named in store errors.
@@ -29,6 +31,8 @@ pub struct Store {
     /// budgets (`file:///run/app.tracesieve#checkout`).
     prefix: Option<String>,
     file: Option<StoreFile>,
+    /// A Redis fleet: pieces live on the heap and lease from the fleet.
+    fleet: Option<FleetSettings>,
     /// Pieces kept in this process's heap because the file was unusable, and why.
     fallbacks: AtomicU64,
     problem: Mutex<Option<String>>,
@@ -37,11 +41,19 @@ pub struct Store {
 impl Store {
     /// Per-process state (the default).
     pub fn local() -> Store {
-        Store { url: None, prefix: None, file: None, fallbacks: AtomicU64::new(0), problem: Mutex::new(None) }
+        Store { url: None, prefix: None, file: None, fleet: None, fallbacks: AtomicU64::new(0), problem: Mutex::new(None) }
     }
 
-    /// A store from its URL: `file:///absolute/path[#name]`.
+    /// A store from its URL: `file:///absolute/path[#name]`, or
+    /// `redis://` / `rediss://` for a fleet (see `fleet::FleetSettings`).
     pub fn open(url: &str) -> Result<Store, ConfigError> {
+        if url.starts_with("redis://") || url.starts_with("rediss://") {
+            let fleet = FleetSettings::parse(url)?;
+            let mut store = Store::local();
+            store.url = Some(fleet.shown().to_owned());
+            store.fleet = Some(fleet);
+            return Ok(store);
+        }
         Store::open_on_boot(url, None)
     }
 
@@ -63,13 +75,19 @@ impl Store {
         Ok(store)
     }
 
+    /// The URL as given (a Redis password shown as `***`).
     pub fn url(&self) -> Option<&str> {
         self.url.as_deref()
     }
 
-    /// Whether pieces are shared with other processes (a usable file).
+    /// Whether pieces are shared with other processes (a usable file, or a fleet).
     pub fn is_shared(&self) -> bool {
-        self.file.is_some()
+        self.file.is_some() || self.fleet.is_some()
+    }
+
+    /// The fleet's settings, for a Redis store.
+    pub fn fleet(&self) -> Option<&FleetSettings> {
+        self.fleet.as_ref()
     }
 
     /// Pieces kept per process because the file was unusable.
@@ -116,8 +134,7 @@ impl Store {
 
 /// `file:///absolute/path[#name]` → (path, name).
 fn parse_url(url: &str) -> Result<(PathBuf, Option<String>), ConfigError> {
-    let expected =
-        "expected file:///absolute/path (a file shared by the processes of this host), optionally with #name to pick a piece name";
+    let expected = "expected file:///absolute/path (a file shared by the processes of this host), optionally with #name to pick a piece name, or redis://host:6379/0 (a fleet)";
     let Some(rest) = url.strip_prefix("file://") else {
         let scheme = url.split_once("://").map(|(s, _)| s).unwrap_or("");
         let hint = if scheme.is_empty() { "has no scheme".to_owned() } else { format!("has the unknown scheme {scheme:?}") };

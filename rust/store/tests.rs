@@ -106,7 +106,7 @@ fn racing_creators_make_one_piece() {
 fn bad_urls_and_paths_are_config_errors() {
     let dir = temp_dir();
     let cases = [
-        ("redis://localhost:6379/0".to_owned(), "unknown scheme \"redis\""),
+        ("memcached://localhost:11211".to_owned(), "unknown scheme \"memcached\""),
         ("/run/app.tracesieve".to_owned(), "has no scheme"),
         ("file://host/run/x".to_owned(), "absolute path"),
         (format!("file://{}/", dir.display()), "names a directory"),

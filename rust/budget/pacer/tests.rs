@@ -430,3 +430,61 @@ fn a_reboot_keeps_the_count_and_rebases_the_clock() {
     assert!(status.allowed <= 10_000.0 * (10.0 * 86_400.0 + 600.0) / MONTH + 1.0, "the line follows the calendar: {status:?}");
     assert!(after.admit(Admit::Child, rebooted.monotonic()));
 }
+
+mod fleet {
+    use super::*;
+    use crate::store::fleet::Member;
+
+    fn fleet_pacer(clock: &SimClock, budget: u64) -> Pacer {
+        let store = Arc::new(Store::open("redis://127.0.0.1:1/0?interval=0#t").unwrap());
+        Pacer::in_store(&store, Calendar::new(PeriodKind::Month, "UTC").unwrap(), budget, true, Downstream::Follow, &Moment::new(clock)).unwrap()
+    }
+
+    fn ok(items: &[f64]) -> Vec<String> {
+        std::iter::once("ok".to_owned()).chain(items.iter().map(|x| format!("{x}"))).collect()
+    }
+
+    #[test]
+    fn keeps_spend_the_lease_and_the_reply_sets_the_fleet_count() {
+        let clock = SimClock::at(JAN_2026);
+        let pacer = fleet_pacer(&clock, 100_000);
+        let now = Moment::new(&clock);
+        assert!(!pacer.admit(Admit::Entry, clock.monotonic()), "no lease yet: nothing is kept");
+        assert!(pacer.admit(Admit::Floor, clock.monotonic()), "the floor needs no lease");
+        let request = pacer.fleet_request(&now).unwrap();
+        assert_eq!(request.script, "budget");
+        assert_eq!(request.keys, vec![format!("tracesieve:t:budget:{JAN_2026:.0}")]);
+        assert_eq!(request.args[3..7], ["0", "1", "1", "0"], "claims nothing assumed, reports 1 span, 1 entry, holds 0");
+        // The fleet grants 5 and says 40 spans were counted (this one included).
+        pacer.fleet_reply(&ok(&[5.0, 40.0, 7.0, 3.0, 30.0, 40.0, 20.0, 0.0]), &now).unwrap();
+        assert_eq!(pacer.total_used(), 40);
+        assert_eq!((0..10).filter(|_| pacer.admit(Admit::Entry, clock.monotonic())).count(), 5);
+        assert_eq!(pacer.total_used(), 45);
+        // The fleet's demand (30 paced decisions/s) times its spans per decision (2).
+        assert_eq!(pacer.fleet.as_ref().unwrap().demand.get(), 60.0);
+        let next = pacer.fleet_request(&now).unwrap();
+        assert_eq!(next.args[2..7], ["7", "40", "5", "5", "0"], "epoch, what it saw, 5 new spans and entries, nothing held");
+        // A reply that is not the script's is refused, and the lease is kept.
+        assert!(pacer.fleet_reply(&ok(&[5.0]), &now).is_err());
+        assert!(pacer.fleet_reply(&ok(&[1e9, 40.0, 7.0, 3.0, 30.0, 40.0, 20.0, 0.0]), &now).is_err(), "a grant above the request");
+    }
+
+    #[test]
+    fn without_the_fleet_a_process_spends_its_lease_then_its_share_of_the_line() {
+        let clock = SimClock::at(JAN_2026 + 10.0 * 86_400.0);
+        let pacer = fleet_pacer(&clock, 744_000); // 1,000 spans an hour
+        let now = Moment::new(&clock);
+        pacer.fleet_request(&now).unwrap();
+        pacer.fleet_failed(&now, "refused".into());
+        let status = pacer.fleet_status(&now).unwrap();
+        assert!(status.degraded && status.share == 0.1);
+        let burst_share = (0.1 * pacer.burst()).trunc() as u64;
+        assert_eq!(status.lease_left, burst_share);
+        clock.set_wall(JAN_2026 + 10.0 * 86_400.0 + HOUR);
+        let now = Moment::new(&clock);
+        pacer.fleet_failed(&now, "refused".into());
+        let left = pacer.fleet_status(&now).unwrap().lease_left;
+        // A tenth of the line's hour (the line rises by about 1,000 spans an hour).
+        assert!((burst_share + 95..=burst_share + 105).contains(&left), "{left}");
+    }
+}

@@ -4,6 +4,7 @@
 
 mod constructors;
 mod decide;
+mod fleet;
 mod remote;
 mod status;
 

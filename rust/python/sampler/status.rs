@@ -68,7 +68,11 @@ impl NativeSampler {
     /// this process), which stages share it and which are per process (with
     /// a file store, only when the file was unusable: `fallbacks`, `problem`).
     fn store_info<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        crate::python::store::info(py, &self.store_pieces())
+        let info = crate::python::store::info(py, &self.store_pieces())?;
+        let plan = self.core.plan();
+        let members = crate::python::fleet::plan_members(plan);
+        info.set_item("fleet", crate::python::fleet::status(py, &members, &Moment::new(self.core.clock()))?)?;
+        Ok(info)
     }
 
     /// The plan in plain words (what `tracesieve check` prints).

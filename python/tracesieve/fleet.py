@@ -1,0 +1,184 @@
+"""The fleet worker: the only code that talks to Redis.
+
+Samplers and processors built with ``store="redis://..."`` keep their hot path
+local: each stage spends a lease with atomics. One worker thread per Redis URL
+and process calls the stages' server-side scripts every ``interval`` seconds
+(with jitter): each step reports what the stage spent and how much it wants,
+and renews its lease. The logic of each step is in the native core; this
+module only moves its requests and replies, reconnects with backoff when Redis
+is gone, and says so once.
+
+``sync(*owners)`` runs one step by hand (a URL with ``interval=0`` has no
+thread: simulations step the fleet at their own pace).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import threading
+import time
+import weakref
+from typing import Any, Dict, List, Optional
+
+from tracesieve import _core
+from tracesieve._background import BackgroundThread, reset_after_fork
+
+__all__ = ["PASSWORD_VARIABLE", "sync"]
+
+_logger = logging.getLogger("tracesieve.fleet")
+#: Read for the password when a ``redis://`` URL gives none.
+PASSWORD_VARIABLE = "TRACESIEVE_REDIS_PASSWORD"
+#: Reconnection backoff: doubling from the interval, up to this, with jitter.
+_MAX_BACKOFF = 30.0
+_WORKERS: Dict[str, _Worker] = {}
+_LOCK = threading.Lock()
+
+
+def join(owner: Any) -> None:
+    """Have the fleet worker of ``owner``'s store step its stages (called at
+    construction for every sampler and processor; a no-op outside a fleet)."""
+    connection = owner._native.fleet_connection()
+    if connection is None:
+        return
+    url, interval = connection
+    try:
+        import redis  # noqa: F401  (the optional extra: tracesieve[redis])
+    except ImportError:
+        raise _core.ConfigError(
+            "store: a redis:// store needs the Redis client; install it with pip install 'tracesieve[redis]'"
+        ) from None
+    with _LOCK:
+        worker = _WORKERS.get(url)
+        if worker is None:
+            worker = _WORKERS[url] = _Worker(url, interval, owner._native.store_info()["url"])
+        worker.add(owner)
+
+
+def sync(*owners: Any) -> None:
+    """Run one fleet step now, in this thread, for ``owners`` (samplers or
+    processors on a Redis store; all of them when none is given)."""
+    with _LOCK:
+        workers = list(_WORKERS.values())
+    for worker in workers:
+        worker.step(only=owners or None)
+
+
+def _scrub(text: str, secret: Optional[str]) -> str:
+    return text.replace(secret, "***") if secret else text
+
+
+class _Worker:
+    """Steps every stage of one Redis URL in this process."""
+
+    def __init__(self, url: str, interval: float, shown: str) -> None:
+        self._url = url  # holds credentials: never logged
+        self._shown = shown
+        self._interval = interval
+        self._owners: weakref.WeakSet[Any] = weakref.WeakSet()
+        self._client: Any = None
+        self._scripts: Dict[str, Any] = {}
+        self._password: Optional[str] = None
+        self._failures_in_row = 0
+        self._retry_at = 0.0
+        self._down_since: Optional[float] = None
+        self._step_lock = threading.Lock()
+        reset_after_fork(self)
+        self._thread: Optional[BackgroundThread] = None
+        if interval > 0:
+            self._thread = BackgroundThread("tracesieve-fleet", self._loop)
+            self._thread.start()
+
+    def add(self, owner: Any) -> None:
+        self._owners.add(owner)
+        if self._thread is not None:
+            self._thread.wake()  # the first step at once: a lease before the first span
+
+    def _loop(self, thread: BackgroundThread) -> None:
+        while True:
+            self.step()
+            if not thread.sleep(self._interval * random.uniform(0.9, 1.1)):
+                return
+
+    def _connect(self) -> None:
+        import redis
+
+        timeout = min(1.0, self._interval) if self._interval > 0 else 1.0
+        options: Dict[str, Any] = {"socket_timeout": timeout, "socket_connect_timeout": timeout, "retry_on_timeout": False}
+        client = redis.Redis.from_url(self._url, **options)
+        password = client.connection_pool.connection_kwargs.get("password")
+        if password is None and os.environ.get(PASSWORD_VARIABLE):
+            password = os.environ[PASSWORD_VARIABLE]
+            client = redis.Redis.from_url(self._url, password=password, **options)
+        self._password = password
+        self._scripts = {name: client.register_script(source) for name, source in _core.fleet_scripts().items()}
+        self._client = client
+
+    def step(self, only: Optional[tuple] = None) -> None:  # type: ignore[type-arg]
+        """One step for every stage (or those of ``only``)."""
+        with self._step_lock:
+            owners = [o for o in list(self._owners) if only is None or o in only]
+            natives = {id(o._native): o._native for o in owners}.values()
+            seen = set()
+            for native in natives:
+                for kind, script, keys, args in native.fleet_requests():
+                    # A processor's windows are also its sampler's: step them once.
+                    if (script, args[1]) in seen:
+                        native.fleet_reply(kind, None, "stepped by another owner")
+                        continue
+                    seen.add((script, args[1]))
+                    self._step_one(native, kind, script, keys, args)
+
+    def _step_one(self, native: Any, kind: str, script: str, keys: List[str], args: List[str]) -> None:
+        now = time.monotonic()
+        if now < self._retry_at:
+            native.fleet_reply(kind, None, self._down_reason or "Redis unreachable")
+            return
+        import redis
+
+        try:
+            if self._client is None:
+                self._connect()
+            raw = self._scripts[script](keys=keys, args=args)
+        except (redis.RedisError, OSError, ValueError) as error:
+            self._failed(f"{type(error).__name__}: {_scrub(str(error), self._password)}")
+            native.fleet_reply(kind, None, self._down_reason)
+            return
+        reply = [item.decode("utf-8", "replace") if isinstance(item, bytes) else "?" for item in raw] if isinstance(raw, list) else ["?"]
+        refused = native.fleet_reply(kind, reply)
+        if refused is not None:
+            self._failed(refused)
+        else:
+            self._succeeded()
+
+    _down_reason: str = ""
+
+    def _failed(self, reason: str) -> None:
+        self._failures_in_row += 1
+        self._down_reason = reason
+        backoff = min(_MAX_BACKOFF, max(self._interval, 0.1) * 2 ** (self._failures_in_row - 1))
+        self._retry_at = time.monotonic() + backoff * random.uniform(0.5, 1.0)
+        if self._down_since is None:
+            self._down_since = time.monotonic()
+            _logger.warning(
+                "tracesieve: the fleet store %s cannot be used (%s); each process spends its lease, then its fallback "
+                "share, until Redis answers again",
+                self._shown,
+                reason,
+            )
+        self._client = None if "unexpected" not in reason else self._client
+
+    def _succeeded(self) -> None:
+        self._failures_in_row = 0
+        self._retry_at = 0.0
+        if self._down_since is not None:
+            _logger.warning("tracesieve: the fleet store %s answers again after %.1f s", self._shown, time.monotonic() - self._down_since)
+            self._down_since = None
+
+    def _after_fork(self) -> None:
+        # A child is a new member: its own connection, ids and (empty) leases.
+        self._step_lock = threading.Lock()
+        self._client = None
+        for owner in list(self._owners):
+            owner._native.fleet_after_fork()
