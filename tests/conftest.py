@@ -1,3 +1,17 @@
 """Fixtures for the test suite (plain helpers live in helpers.py)."""
 
+from typing import Iterator
+
+import pytest
 from helpers import provider_factory  # noqa: F401  (fixture re-export)
+from redis_server import RedisServer
+
+
+@pytest.fixture
+def redis_server() -> Iterator[RedisServer]:
+    """A real redis-server on a free loopback port, stopped by pid afterwards."""
+    server = RedisServer().start()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -132,7 +132,7 @@ class _Worker:
 
     def _step_one(self, native: Any, kind: str, script: str, keys: List[str], args: List[str]) -> None:
         now = time.monotonic()
-        if now < self._retry_at:
+        if self._interval > 0 and now < self._retry_at:  # by hand, the caller paces retries
             native.fleet_reply(kind, None, self._down_reason or "Redis unreachable")
             return
         import redis

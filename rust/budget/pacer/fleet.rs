@@ -115,11 +115,8 @@ impl Member for Pacer {
         let spacing = fleet.link.begin(mono);
         // Enough for a few steps at the expected spend; before any estimate, a
         // share of the burst (the fleet's room caps every grant anyway).
-        let expected = if s.estimated.load(Acquire) == 0 {
-            self.burst / COLD_START_SHARE
-        } else {
-            s.spend_rate.get().max(s.demand_rate.get() * s.pace.get()) * HORIZON * spacing
-        };
+        let rate = s.spend_rate.get().max(s.demand_rate.get() * s.pace.get());
+        let expected = if rate > 0.0 { rate * HORIZON * spacing } else { self.burst / COLD_START_SHARE };
         let request = expected.max(MIN_REQUEST).min(self.budget as f64).ceil();
         fleet.pending[0].store(used, Release);
         fleet.pending[1].store(entries, Release);

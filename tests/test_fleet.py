@@ -1,0 +1,308 @@
+"""The Redis fleet store against a real redis-server: leases, the fleet's
+count and demand, every fault the docs state a bound for, and credentials."""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import random
+import signal
+import time
+from typing import Any, List
+
+import pytest
+from redis_server import RedisServer, free_port
+
+from tracesieve import AdaptiveSampler, BudgetSampler, ConfigError, ErrorWindowProcessor, fleet, from_config
+from tracesieve.testing import SimClock
+
+DAY_START = 1_767_225_600.0  # 2026-01-01T00:00:00Z
+
+
+def manual(url: str, name: str = "t") -> str:
+    return f"{url}?interval=0#{name}"
+
+
+def decide(sampler: Any, n: int, seed: int = 1) -> int:
+    rng = random.Random(seed)
+    return sum(sampler.should_sample(None, rng.getrandbits(128) | 1, "GET /").decision.is_sampled() for _ in range(n))
+
+
+def budget_info(sampler: Any) -> Any:
+    return sampler.stats()["store"]["fleet"]["budget"]
+
+
+def test_two_members_share_one_count_and_spend_only_what_they_lease(redis_server: RedisServer) -> None:
+    clock = SimClock(DAY_START + 43_200.0)  # noon: half the day's budget is the line
+    store = manual(redis_server.url)
+    a = BudgetSampler(1.0, budget=10_000, period="day", store=store, clock=clock)
+    b = BudgetSampler(1.0, budget=10_000, period="day", store=store, clock=clock)
+    assert decide(a, 50) <= 1, "no lease before the first step: only the hour's floor keep"
+    fleet.sync(a, b)
+    # A cold start asks for a quarter of the budget's own burst (14 spans): 4 each.
+    assert budget_info(a)["lease_left"] == budget_info(b)["lease_left"] == 4
+    assert decide(a, 1000, 1) + decide(b, 1000, 2) == 8
+    fleet.sync(a, b)
+    fleet.sync(a, b)  # a learns what b reported after it
+    used_a, used_b = a.budget_status()["used_spans"], b.budget_status()["used_spans"]
+    assert used_a == used_b == 5000 + 1 + 8, "both see the fleet's count: the assumed half, the floor keep, 8 leased"
+    raw = redis_server.client().hgetall(f"tracesieve:t:budget:{DAY_START:.0f}")
+    assert int(float(raw[b"used"])) == used_a
+    assert raw[b"settings"].startswith(b"budget=10000 spans")
+    # The count never passes the line plus the burst, however much is offered.
+    for _ in range(20):
+        clock.now += 60
+        fleet.sync(a, b)
+        decide(a, 500, 3)
+        decide(b, 500, 4)
+    fleet.sync(a, b)
+    status = a.budget_status()
+    assert status["used_spans"] <= status["allowed_spans"] + status["burst_spans"] + 1
+
+
+def test_other_settings_are_a_problem_reported_not_trusted(redis_server: RedisServer, caplog: Any) -> None:
+    clock = SimClock(DAY_START)
+    a = BudgetSampler(1.0, budget=10_000, period="day", store=manual(redis_server.url), clock=clock)
+    b = BudgetSampler(1.0, budget=20_000, period="day", store=manual(redis_server.url), clock=clock)
+    with caplog.at_level(logging.WARNING, logger="tracesieve.fleet"):
+        fleet.sync(a)
+        fleet.sync(b)
+    assert budget_info(a)["syncs"] == 1 and budget_info(a)["problem"] is None
+    info = budget_info(b)
+    assert info["syncs"] == 0 and info["degraded"], info
+    assert "budget=10000 spans" in info["problem"], info["problem"]
+
+
+def test_bad_urls_fail_at_construction_without_the_password() -> None:
+    with pytest.raises(ConfigError) as error:
+        BudgetSampler(1.0, budget=10, store="redis://app:hunter2@localhost:6379/0?interval=500")
+    assert "store" in str(error.value) and "interval=500" in str(error.value) and "hunter2" not in str(error.value)
+    with pytest.raises(ConfigError, match="unknown scheme"):
+        BudgetSampler(1.0, budget=10, store="memcached://localhost")
+
+
+def test_credentials_never_appear_in_stats_logs_or_errors(caplog: Any) -> None:
+    server = RedisServer(password="s3cr3t-pw").start()
+    try:
+        clock = SimClock(DAY_START)
+        good = BudgetSampler(1.0, budget=10_000, period="day", store=manual(server.url, "auth"), clock=clock)
+        fleet.sync(good)
+        assert budget_info(good)["syncs"] == 1
+        shown = str(good.stats()) + repr(good) + str(good.description)
+        assert "s3cr3t-pw" not in shown and "***" in good.stats()["store"]["url"]
+        # The password from the documented variable when the URL has none.
+        os.environ[fleet.PASSWORD_VARIABLE] = "s3cr3t-pw"
+        try:
+            from_env = BudgetSampler(1.0, budget=10_000, period="day", store=manual(f"redis://127.0.0.1:{server.port}/0", "auth"), clock=clock)
+            fleet.sync(from_env)
+            assert budget_info(from_env)["syncs"] == 1
+        finally:
+            del os.environ[fleet.PASSWORD_VARIABLE]
+        wrong = BudgetSampler(1.0, budget=10_000, period="day", store=manual(server.url.replace("s3cr3t-pw", "wr0ng-pw"), "auth"), clock=clock)
+        with caplog.at_level(logging.WARNING, logger="tracesieve.fleet"):
+            fleet.sync(wrong)
+        info = budget_info(wrong)
+        assert info["degraded"] and "wr0ng-pw" not in str(info) and "wr0ng-pw" not in caplog.text
+        assert "cannot be used" in caplog.text
+    finally:
+        server.stop()
+
+
+def test_unreachable_at_start_takes_the_fallback_share_then_reconciles(caplog: Any) -> None:
+    server = RedisServer()  # not started yet
+    clock = SimClock(DAY_START)
+    budget = 86_400  # one span a second: the line's slope
+    sampler = BudgetSampler(1.0, budget=budget, period="day", store=f"{server.url}?interval=0&fallback_share=0.25#away", clock=clock)
+    with caplog.at_level(logging.WARNING, logger="tracesieve.fleet"):
+        fleet.sync(sampler)
+    info = budget_info(sampler)
+    assert info["degraded"] and info["fallback_share"] == 0.25 and "cannot be used" in caplog.text
+    kept = 0
+    for _ in range(60):  # an hour, a step a minute, ten requests a second
+        clock.now += 60
+        fleet.sync(sampler)
+        kept += decide(sampler, 600, int(clock.now))
+    # A quarter of the line (3,600 spans an hour), plus a quarter of the burst.
+    burst = sampler.budget_status()["burst_spans"]
+    assert 0.2 * 3600 <= kept <= 0.25 * (3600 + burst) + 1, kept
+    assert budget_info(sampler)["degraded_seconds"] >= 3600
+    server.start()
+    try:
+        fleet.sync(sampler)
+        info = budget_info(sampler)
+        assert not info["degraded"] and info["syncs"] == 1
+        raw = server.client().hgetall(f"tracesieve:away:budget:{DAY_START:.0f}")
+        assert int(float(raw[b"used"])) >= kept, "what was spent while away is counted"
+    finally:
+        server.stop()
+
+
+def test_redis_restarted_empty_rebuilds_the_count_from_the_members(redis_server: RedisServer) -> None:
+    clock = SimClock(DAY_START)
+    store = manual(redis_server.url, "restart")
+    a = BudgetSampler(1.0, budget=100_000, period="day", store=store, clock=clock)
+    b = BudgetSampler(1.0, budget=100_000, period="day", store=store, clock=clock)
+    for _ in range(30):
+        clock.now += 60
+        fleet.sync(a, b)
+        decide(a, 300, int(clock.now))
+        decide(b, 300, int(clock.now) + 1)
+    fleet.sync(a, b)
+    fleet.sync(a, b)  # a learns b's last report
+    before = a.budget_status()["used_spans"]
+    assert before > 1000
+    redis_server.kill()
+    redis_server.start()  # empty
+    fleet.sync(b, a)
+    key = f"tracesieve:restart:budget:{DAY_START:.0f}"
+    rebuilt = int(float(redis_server.client().hget(key, "used")))
+    assert rebuilt == before, "the members' view of the count, not zero"
+    assert a.budget_status()["used_spans"] >= before
+
+
+def _hold_a_lease_and_die(url: str, ready: Any) -> None:
+    sampler = BudgetSampler(1.0, budget=1000, period="day", store=url)
+    deadline = time.monotonic() + 5
+    while budget_info(sampler)["lease_left"] == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    ready.put(budget_info(sampler)["lease_left"])
+    time.sleep(60)
+
+
+def test_a_dead_members_lease_returns_to_the_fleet_when_it_expires(redis_server: RedisServer) -> None:
+    url = f"{redis_server.url}?interval=0.2#dead"
+    context = multiprocessing.get_context("spawn")
+    ready = context.Queue()
+    holder = context.Process(target=_hold_a_lease_and_die, args=(url, ready))
+    holder.start()
+    held = ready.get(timeout=30)
+    assert held > 0
+    os.kill(holder.pid, signal.SIGKILL)
+    holder.join()
+    key = f"tracesieve:dead:budget:{DAY_START:.0f}"
+    client = redis_server.client()
+    members = [f for f in client.hkeys(key) if f.startswith(b"m:")] if client.exists(key) else []
+    assert members or held  # the lease is recorded while it lives
+    # Its lease (3 steps of 0.2 s) expires within a second: the next member sees it gone.
+    time.sleep(1.0)
+    survivor = BudgetSampler(1.0, budget=1000, period="day", store=url.replace("interval=0.2", "interval=0"))
+    fleet.sync(survivor)
+    assert budget_info(survivor)["members"] == 1, "only the survivor is live"
+
+
+def test_a_paused_redis_never_stalls_a_span(redis_server: RedisServer) -> None:
+    sampler = from_config({"store": f"{redis_server.url}?interval=0.1#pause", "probability": {"rate": 1.0}, "rate_limit": {"traces_per_second": 1000}})
+    time.sleep(0.3)
+    redis_server.pause()
+    try:
+        rng = random.Random(5)
+        slowest = 0.0
+        end = time.monotonic() + 2.0
+        while time.monotonic() < end:
+            start = time.perf_counter()
+            sampler.should_sample(None, rng.getrandbits(128) | 1, "GET /")
+            slowest = max(slowest, time.perf_counter() - start)
+        assert slowest < 0.05, f"a decision took {slowest * 1000:.1f} ms while Redis was paused"
+        time.sleep(0.5)
+        assert sampler.stats()["store"]["fleet"]["rate_limit"]["failures"] >= 1
+    finally:
+        redis_server.resume()
+    deadline = time.monotonic() + 10
+    while sampler.stats()["store"]["fleet"]["rate_limit"]["degraded"] and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not sampler.stats()["store"]["fleet"]["rate_limit"]["degraded"], "back within the backoff"
+
+
+def test_unexpected_data_is_treated_as_down(redis_server: RedisServer) -> None:
+    clock = SimClock(DAY_START)
+    sampler = BudgetSampler(1.0, budget=10_000, period="day", store=manual(redis_server.url, "odd"), clock=clock)
+    key = f"tracesieve:odd:budget:{DAY_START:.0f}"
+    redis_server.client().set(key, "not a hash")
+    fleet.sync(sampler)
+    assert budget_info(sampler)["degraded"] and "WRONGTYPE" in budget_info(sampler)["problem"]
+    client = redis_server.client()
+    client.delete(key)
+    client.hset(key, mapping={"epoch": "1", "used": "-5", "settings": sampler.stats()["store"]["fleet"] and "x"})
+    fleet.sync(sampler)
+    assert budget_info(sampler)["syncs"] == 0, "a piece made with other settings is not trusted"
+    client.delete(key)
+    fleet.sync(sampler)
+    assert budget_info(sampler)["syncs"] == 1 and not budget_info(sampler)["degraded"]
+
+
+def _rate_limited(url: str, rate: float, start_at: float, seconds: float, results: Any) -> None:
+    sampler = from_config({"store": url, "probability": {"rate": 1.0}, "rate_limit": {"traces_per_second": rate}})
+    rng = random.Random(os.getpid())
+    while time.monotonic() < start_at:
+        time.sleep(0.001)
+    kept = 0
+    while time.monotonic() < start_at + seconds:
+        kept += sampler.should_sample(None, rng.getrandbits(128) | 1, "GET /").decision.is_sampled()
+    results.put(kept)
+
+
+def test_four_processes_share_one_rate_limit(redis_server: RedisServer) -> None:
+    rate, seconds = 200.0, 3.0
+    context = multiprocessing.get_context("spawn")
+    results = context.Queue()
+    start_at = time.monotonic() + 3.0
+    url = f"{redis_server.url}?interval=0.2#rl"
+    workers = [context.Process(target=_rate_limited, args=(url, rate, start_at, seconds, results)) for _ in range(4)]
+    for worker in workers:
+        worker.start()
+    kept: List[int] = [results.get(timeout=60) for _ in workers]
+    for worker in workers:
+        worker.join()
+    total = sum(kept)
+    # R·t + the burst (R) + what was leased when the window began (a few steps of R).
+    assert 0.8 * rate * seconds <= total <= rate * seconds + rate + 3 * rate * 0.2 * 4, kept
+
+
+def _boost_after(url: str, errors: int, results: Any) -> None:
+    sampler = AdaptiveSampler(0.1, error_steps=[(5, 2.0), (10, 3.0)], store=url)
+    if errors:
+        sampler.record_error(errors)
+    deadline = time.monotonic() + 10
+    while sampler.boost < 3.0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    results.put(sampler.boost)
+    time.sleep(1.0)  # stay a member while the others look
+
+
+def test_error_windows_are_summed_across_the_fleet(redis_server: RedisServer) -> None:
+    context = multiprocessing.get_context("spawn")
+    results = context.Queue()
+    url = f"{redis_server.url}?interval=0.2#windows"
+    workers = [context.Process(target=_boost_after, args=(url, errors, results)) for errors in (6, 6, 0)]
+    for worker in workers:
+        worker.start()
+    boosts = [results.get(timeout=60) for _ in workers]
+    for worker in workers:
+        worker.join()
+    assert boosts == [3.0, 3.0, 3.0], "6 + 6 errors in the fleet's window pass the step at 10 everywhere"
+
+
+def test_a_document_shares_budget_and_windows_and_forked_children_are_new_members(redis_server: RedisServer) -> None:
+    sampler = from_config(
+        {
+            "store": f"{redis_server.url}?interval=0#doc",
+            "probability": {"rate": 1.0},
+            "adaptive": {},
+            "budget": {"budget": 1_000_000, "period": "day"},
+        }
+    )
+    fleet.sync(sampler)
+    info = sampler.stats()["store"]
+    assert set(info["fleet"]) == {"budget", "signals"} and set(info["shared"]) == {"budget", "signals"}
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: a new member, nothing leased from its parent
+        status = sampler.stats()["store"]["fleet"]["budget"]
+        fleet.sync(sampler)
+        after = sampler.stats()["store"]["fleet"]["budget"]
+        os.write(write, f"{status['lease_left']} {after['members']}".encode())
+        os._exit(0)
+    os.waitpid(pid, 0)
+    left, members = os.read(read, 64).decode().split()
+    assert left == "0" and members == "2"
