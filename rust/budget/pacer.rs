@@ -527,6 +527,10 @@ impl Pacer {
             // The floor may use the children's headroom too: after a restart
             // without a record (which assumes the whole burst was spent), it is
             // what keeps the hours covered while the line catches up.
+            // In a fleet, the leases fill the line for every process: the floor
+            // (one keep per process and slot, no lease) goes above it, so no
+            // hour goes blind, and the pace pays it back.
+            Admit::Floor if self.fleet.is_some() => budget - self.forced_ahead(mono),
             Admit::Floor => (self.allowed(mono) + self.burst()).min(budget - self.forced_ahead(mono)),
             Admit::Child => (self.allowed(mono) + self.burst + self.child_headroom).min(budget),
         };

@@ -121,7 +121,12 @@ impl Member for Pacer {
         fleet.pending[0].store(used, Release);
         fleet.pending[1].store(entries, Release);
         fleet.pending[2].store(request as u64, Release);
-        let ceiling = (self.allowed(mono) + self.burst()).min(self.budget as f64);
+        // What leases may fill: the line and its burst, less what stays reserved
+        // for every member's floor and keep rules to come (each process
+        // measures its own; the fleet needs them all).
+        let members = fleet.link.status(&fleet.lease, mono).members.max(1) as f64;
+        let reserve = members * (self.floor_ahead(mono) + self.forced_ahead(mono));
+        let ceiling = (self.allowed(mono) + self.burst()).min(self.budget as f64 - reserve);
         let demand = s.demand_rate.get() / s.spans_per_entry.get().max(1.0);
         let keep = (s.period_end.get() - self.wall.wall(mono)).max(0.0) + KEEP_AFTER_PERIOD;
         Some(Request {

@@ -1,0 +1,118 @@
+"""Processes sharing one budget through Redis over a month of simulated
+traffic, as the tests and ``benches/fleet.py`` run them. Requests are decided
+in time order whichever process claims them (their simulated clocks agree, as
+real clocks across hosts roughly do); each process steps its fleet link every
+``SYNC`` simulated seconds. Redis can be killed for a span of the month and
+started again empty, while the processes keep serving."""
+
+from __future__ import annotations
+
+import multiprocessing
+import random
+import time
+from dataclasses import dataclass
+from typing import Any, List, Optional, Tuple
+
+from redis_server import RedisServer
+from store_fleet import HOURS, START, schedule
+
+from tracesieve import BudgetSampler, fleet
+from tracesieve.testing import HOUR, SimClock
+
+#: Simulated seconds between a process's fleet steps.
+SYNC = 300.0
+
+
+@dataclass
+class RedisMonth:
+    budget: int
+    offered: int
+    kept: int
+    kept_by_hour: List[int]
+    offered_by_hour: List[int]
+    syncs: int
+    degraded_seconds: float
+
+    @property
+    def percent_used(self) -> float:
+        return 100.0 * self.kept / self.budget
+
+    @property
+    def blind_hours(self) -> int:
+        return sum(1 for kept, offered in zip(self.kept_by_hour, self.offered_by_hour) if offered and not kept)
+
+
+def _times(per_hour: List[int]) -> Tuple[List[float], List[int]]:
+    times, hours = [], []
+    for hour, count in enumerate(per_hour):
+        for i in range(count):
+            times.append(START + hour * HOUR + (i + 0.5) * HOUR / count)
+            hours.append(hour)
+    return times, hours
+
+
+def _serve(url: str, budget: int, per_hour: List[int], counter: Any, gate: Any, kept: Any, results: Any, seed: int) -> None:
+    times, hours = _times(per_hour)
+    clock = SimClock(START)
+    sampler = BudgetSampler(1.0, budget=budget, store=url, clock=clock)
+    rng = random.Random(seed)
+    next_sync = START
+    while True:
+        with counter.get_lock():
+            index = counter.value
+            if index >= len(times):
+                break
+            if index < gate.value:
+                counter.value = index + 1
+                clock.now = times[index]
+                if clock.now >= next_sync:
+                    fleet.sync(sampler)
+                    next_sync = clock.now + SYNC
+                if sampler.should_sample(None, rng.getrandbits(128) | 1, "GET /").decision.is_sampled():
+                    kept[hours[index]] += 1
+                continue
+        time.sleep(0.001)  # the harness is killing or restarting Redis
+    clock.now = START + HOURS * HOUR - 1.0
+    fleet.sync(sampler)
+    info = sampler.stats()["store"]["fleet"]["budget"]
+    results.put((info["syncs"], info["degraded_seconds"]))
+
+
+def run_redis_month(
+    server: RedisServer, budget: int, demand: float, processes: int = 4, outage_days: Optional[Tuple[int, int]] = None, name: str = "month"
+) -> RedisMonth:
+    """Offer ``demand`` x ``budget`` requests over a month to ``processes``
+    sharing one budget in ``server``; with ``outage_days`` (first, last), Redis
+    is killed at the first day's start and started again, empty, after the last."""
+    per_hour = schedule(budget, demand)
+    url = f"{server.url}?interval=0#{name}"
+    context = multiprocessing.get_context("spawn")
+    counter = context.Value("q", 0)
+    total = sum(per_hour)
+    outage = None
+    if outage_days is not None:
+        outage = (sum(per_hour[: 24 * outage_days[0]]), sum(per_hour[: 24 * (outage_days[1] + 1)]))
+    gate = context.Value("q", outage[0] if outage else total)
+    kept = context.Array("q", HOURS, lock=False)
+    results = context.Queue()
+    workers = [context.Process(target=_serve, args=(url, budget, per_hour, counter, gate, kept, results, i + 1)) for i in range(processes)]
+    for worker in workers:
+        worker.start()
+    if outage is not None:
+        for wait_for, then in ((outage[0], server.kill), (outage[1], server.start)):
+            while counter.value < wait_for:
+                time.sleep(0.005)
+            then()
+            gate.value = outage[1] if then == server.kill else total
+    reports = [results.get(timeout=600) for _ in workers]
+    for worker in workers:
+        worker.join(60)
+    return RedisMonth(
+        budget=budget,
+        offered=total,
+        kept=sum(kept),
+        kept_by_hour=list(kept),
+        offered_by_hour=per_hour,
+        syncs=sum(r[0] for r in reports),
+        degraded_seconds=max(r[1] for r in reports),
+    )
