@@ -101,8 +101,8 @@ impl TokenBucket {
     /// Take one token at `now`; false (and counted) when the bucket is empty.
     pub fn try_take(&self, now: f64) -> bool {
         if let Some(fleet) = &self.fleet {
+            fleet.wanted.fetch_add(1, Ordering::Relaxed);
             if fleet.lease.take(now) {
-                fleet.taken.fetch_add(1, Ordering::Relaxed);
                 return true;
             }
             self.s.refused.fetch_add(1, Ordering::Relaxed);

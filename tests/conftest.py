@@ -3,8 +3,10 @@
 from typing import Iterator
 
 import pytest
-from helpers import provider_factory  # noqa: F401  (fixture re-export)
+
 from redis_server import RedisServer
+
+from helpers import provider_factory  # noqa: F401  (fixture re-export)
 
 
 @pytest.fixture

@@ -15,7 +15,6 @@ from typing import Any, List, Optional, Tuple
 
 from redis_server import RedisServer
 from store_fleet import HOURS, START, schedule
-
 from tracesieve import BudgetSampler, fleet
 from tracesieve.testing import HOUR, SimClock
 

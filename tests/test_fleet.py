@@ -12,9 +12,9 @@ import time
 from typing import Any, List
 
 import pytest
-from redis_server import RedisServer, free_port
 
-from tracesieve import AdaptiveSampler, BudgetSampler, ConfigError, ErrorWindowProcessor, fleet, from_config
+from redis_server import RedisServer
+from tracesieve import AdaptiveSampler, BudgetSampler, ConfigError, fleet, from_config
 from tracesieve.testing import SimClock
 
 DAY_START = 1_767_225_600.0  # 2026-01-01T00:00:00Z
@@ -94,12 +94,16 @@ def test_credentials_never_appear_in_stats_logs_or_errors(caplog: Any) -> None:
         # The password from the documented variable when the URL has none.
         os.environ[fleet.PASSWORD_VARIABLE] = "s3cr3t-pw"
         try:
-            from_env = BudgetSampler(1.0, budget=10_000, period="day", store=manual(f"redis://127.0.0.1:{server.port}/0", "auth"), clock=clock)
+            from_env = BudgetSampler(
+                1.0, budget=10_000, period="day", store=manual(f"redis://127.0.0.1:{server.port}/0", "auth"), clock=clock
+            )
             fleet.sync(from_env)
             assert budget_info(from_env)["syncs"] == 1
         finally:
             del os.environ[fleet.PASSWORD_VARIABLE]
-        wrong = BudgetSampler(1.0, budget=10_000, period="day", store=manual(server.url.replace("s3cr3t-pw", "wr0ng-pw"), "auth"), clock=clock)
+        wrong = BudgetSampler(
+            1.0, budget=10_000, period="day", store=manual(server.url.replace("s3cr3t-pw", "wr0ng-pw"), "auth"), clock=clock
+        )
         with caplog.at_level(logging.WARNING, logger="tracesieve.fleet"):
             fleet.sync(wrong)
         info = budget_info(wrong)
@@ -192,7 +196,9 @@ def test_a_dead_members_lease_returns_to_the_fleet_when_it_expires(redis_server:
 
 
 def test_a_paused_redis_never_stalls_a_span(redis_server: RedisServer) -> None:
-    sampler = from_config({"store": f"{redis_server.url}?interval=0.1#pause", "probability": {"rate": 1.0}, "rate_limit": {"traces_per_second": 1000}})
+    sampler = from_config(
+        {"store": f"{redis_server.url}?interval=0.1#pause", "probability": {"rate": 1.0}, "rate_limit": {"traces_per_second": 1000}}
+    )
     time.sleep(0.3)
     redis_server.pause()
     try:

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Iterator
 
 import pytest
+
 from redis_fleet import run_redis_month
 from redis_server import RedisServer
 

@@ -22,9 +22,9 @@ def watch(owner: Any, info: Dict[str, Any]) -> None:
     """Report ``owner``'s store ``info`` (``store_info()``) as the process needs it,
     and have a Redis store's worker step its stages."""
     if info.get("fleet"):
-        from tracesieve import fleet
+        from tracesieve.fleet import join
 
-        fleet.join(owner)
+        join(owner)
     problem = info.get("problem")
     if problem and problem not in _reported:
         _reported.add(problem)

@@ -22,8 +22,8 @@ import time
 import weakref
 from typing import Any, Dict, List, Optional
 
-from tracesieve import _core
 from tracesieve._background import BackgroundThread, reset_after_fork
+from tracesieve._core import ConfigError, fleet_scripts
 
 __all__ = ["PASSWORD_VARIABLE", "sync"]
 
@@ -46,13 +46,12 @@ def join(owner: Any) -> None:
     try:
         import redis  # noqa: F401  (the optional extra: tracesieve[redis])
     except ImportError:
-        raise _core.ConfigError(
-            "store: a redis:// store needs the Redis client; install it with pip install 'tracesieve[redis]'"
-        ) from None
+        raise ConfigError("store: a redis:// store needs the Redis client; install it with pip install 'tracesieve[redis]'") from None
     with _LOCK:
-        worker = _WORKERS.get(url)
+        key = f"{interval}|{url}"  # one worker per Redis and pace of steps
+        worker = _WORKERS.get(key)
         if worker is None:
-            worker = _WORKERS[url] = _Worker(url, interval, owner._native.store_info()["url"])
+            worker = _WORKERS[key] = _Worker(url, interval, owner._native.store_info()["url"])
         worker.add(owner)
 
 
@@ -112,10 +111,10 @@ class _Worker:
             password = os.environ[PASSWORD_VARIABLE]
             client = redis.Redis.from_url(self._url, password=password, **options)
         self._password = password
-        self._scripts = {name: client.register_script(source) for name, source in _core.fleet_scripts().items()}
+        self._scripts = {name: client.register_script(source) for name, source in fleet_scripts().items()}
         self._client = client
 
-    def step(self, only: Optional[tuple] = None) -> None:  # type: ignore[type-arg]
+    def step(self, only: Optional[tuple] = None) -> None:
         """One step for every stage (or those of ``only``)."""
         with self._step_lock:
             owners = [o for o in list(self._owners) if only is None or o in only]

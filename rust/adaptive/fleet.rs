@@ -3,8 +3,8 @@
 //! live process's, which its windows add to what they count themselves.
 
 use super::Signals;
-use crate::store::fleet::{count, parse_reply, FleetSettings, FleetStatus, Lease, Link, Member, Request};
 use crate::clock::Moment;
+use crate::store::fleet::{count, parse_reply, FleetSettings, FleetStatus, Lease, Link, Member, Request};
 
 #[derive(Debug)]
 pub struct SignalsFleet {
@@ -26,7 +26,6 @@ impl Signals {
     fn windows(&self) -> impl Iterator<Item = &crate::window::SlidingWindow> {
         std::iter::once(&self.errors).chain(self.routes.iter().flat_map(|r| [&r.spans, &r.slow]))
     }
-
 }
 
 /// The windows keep their own clock; the `Moment` given is not read.

@@ -50,7 +50,13 @@ pub fn requests<'py>(py: Python<'py>, members: &[(&'static str, &dyn Member)], n
 
 /// Hand `kind`'s reply to its stage (None: the step failed for `reason`).
 /// Returns why a reply was refused (then the step counts as failed), if it was.
-pub fn reply(members: &[(&'static str, &dyn Member)], kind: &str, reply: Option<Vec<String>>, reason: &str, now: &Moment) -> Option<String> {
+pub fn reply(
+    members: &[(&'static str, &dyn Member)],
+    kind: &str,
+    reply: Option<Vec<String>>,
+    reason: &str,
+    now: &Moment,
+) -> Option<String> {
     let (_, member) = members.iter().find(|(k, _)| *k == kind)?;
     let refused = match reply {
         Some(reply) => member.fleet_reply(&reply, now).err().map(|why| format!("Redis answered unexpected data: {why}")),

@@ -6,8 +6,8 @@
 use std::sync::atomic::{AtomicU64, Ordering::*};
 
 use super::TokenBucket;
-use crate::store::fleet::{count, parse_reply, FleetSettings, FleetStatus, Lease, Link, Member, Request, MIN_REQUEST};
 use crate::clock::Moment;
+use crate::store::fleet::{count, parse_reply, FleetSettings, FleetStatus, Lease, Link, Member, Request, MIN_REQUEST};
 
 /// A request covers this many spacings between steps of this process's takes.
 const HORIZON: f64 = 3.0;
@@ -18,9 +18,10 @@ pub struct BucketFleet {
     settings: String,
     pub(super) lease: Lease,
     link: Link,
-    /// Tokens taken here, in all; and at the step in flight, and the one before.
-    pub(super) taken: AtomicU64,
-    taken_before: AtomicU64,
+    /// Tokens asked for here (taken or refused), in all; and at the last step.
+    /// Leases are sized by what is asked, so a burst is served at the next step.
+    pub(super) wanted: AtomicU64,
+    wanted_before: AtomicU64,
     request: AtomicU64,
 }
 
@@ -31,8 +32,8 @@ impl BucketFleet {
             settings,
             lease: Lease::default(),
             link: Link::new(fleet.interval, fleet.fallback_share),
-            taken: AtomicU64::new(0),
-            taken_before: AtomicU64::new(0),
+            wanted: AtomicU64::new(0),
+            wanted_before: AtomicU64::new(0),
             request: AtomicU64::new(0),
         }
     }
@@ -43,10 +44,10 @@ impl Member for TokenBucket {
         let fleet = self.fleet.as_ref()?;
         let mono = now.monotonic();
         let spacing = fleet.link.begin(mono);
-        let taken = fleet.taken.load(Acquire);
-        let recent = taken.saturating_sub(fleet.taken_before.swap(taken, AcqRel)) as f64 / spacing;
-        // Enough for the next few steps at the recent rate, less what is held,
-        // never more than the bucket holds.
+        let wanted = fleet.wanted.load(Acquire);
+        let recent = wanted.saturating_sub(fleet.wanted_before.swap(wanted, AcqRel)) as f64 / spacing;
+        // Enough for the next few steps at the rate asked for recently, less
+        // what is held, never more than the bucket holds.
         let wanted = (recent * HORIZON * spacing).max(MIN_REQUEST).min(self.burst.max(MIN_REQUEST));
         let held = if fleet.lease.valid(mono) { fleet.lease.left() as f64 } else { 0.0 };
         let request = (wanted - held).max(0.0).ceil();

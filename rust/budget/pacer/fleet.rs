@@ -81,7 +81,6 @@ impl Pacer {
             fleet.entries.store(0, Release);
         }
     }
-
 }
 
 impl Pacer {
@@ -203,5 +202,4 @@ impl Member for Pacer {
     fn fleet_status(&self, now: &Moment) -> Option<FleetStatus> {
         self.fleet.as_ref().map(|fleet| fleet.link.status(&fleet.lease, now.monotonic()))
     }
-
 }

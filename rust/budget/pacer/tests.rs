@@ -437,7 +437,8 @@ mod fleet {
 
     fn fleet_pacer(clock: &SimClock, budget: u64) -> Pacer {
         let store = Arc::new(Store::open("redis://127.0.0.1:1/0?interval=0#t").unwrap());
-        Pacer::in_store(&store, Calendar::new(PeriodKind::Month, "UTC").unwrap(), budget, true, Downstream::Follow, &Moment::new(clock)).unwrap()
+        Pacer::in_store(&store, Calendar::new(PeriodKind::Month, "UTC").unwrap(), budget, true, Downstream::Follow, &Moment::new(clock))
+            .unwrap()
     }
 
     fn ok(items: &[f64]) -> Vec<String> {

@@ -39,11 +39,8 @@ pub struct Request {
 }
 
 /// The server-side scripts, by name: each is one atomic step of one kind of piece.
-pub const SCRIPTS: [(&str, &str); 3] = [
-    ("budget", include_str!("budget.lua")),
-    ("rate_limit", include_str!("rate_limit.lua")),
-    ("signals", include_str!("signals.lua")),
-];
+pub const SCRIPTS: [(&str, &str); 3] =
+    [("budget", include_str!("budget.lua")), ("rate_limit", include_str!("rate_limit.lua")), ("signals", include_str!("signals.lua"))];
 
 /// Read a script's reply: `["ok", numbers...]` with at least `expected`
 /// numbers, each finite. A refusal (`["conflict", settings]`) or anything

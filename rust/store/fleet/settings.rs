@@ -63,7 +63,9 @@ impl FleetSettings {
         let name = match url.fragment() {
             None | Some("") => "default".to_owned(),
             Some(name) if name.len() <= 40 && name.chars().all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c)) => name.to_owned(),
-            Some(name) => return Err(problem(&shown, format!("has the fleet name {name:?}; expected 1 to 40 letters, digits, '_', '-' or '.'"))),
+            Some(name) => {
+                return Err(problem(&shown, format!("has the fleet name {name:?}; expected 1 to 40 letters, digits, '_', '-' or '.'")))
+            }
         };
         let mut interval = 1.0;
         let mut fallback_share = 0.1;
@@ -73,7 +75,12 @@ impl FleetSettings {
             match key.as_ref() {
                 "interval" => match number() {
                     Some(x) if x == 0.0 || (0.05..=60.0).contains(&x) => interval = x,
-                    _ => return Err(problem(&shown, format!("has interval={value}; expected seconds from 0.05 to 60 (or 0: synced by hand)"))),
+                    _ => {
+                        return Err(problem(
+                            &shown,
+                            format!("has interval={value}; expected seconds from 0.05 to 60 (or 0: synced by hand)"),
+                        ))
+                    }
                 },
                 "fallback_share" => match number() {
                     Some(x) if x > 0.0 && x <= 1.0 => fallback_share = x,

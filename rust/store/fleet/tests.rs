@@ -2,7 +2,9 @@ use super::*;
 
 #[test]
 fn urls_are_read_with_their_options_and_the_password_hidden() {
-    let fleet = FleetSettings::parse("redis://app:s3cret@cache.internal:6380/2?interval=0.5&fallback_share=0.25&ssl_cert_reqs=none#checkout").unwrap();
+    let fleet =
+        FleetSettings::parse("redis://app:s3cret@cache.internal:6380/2?interval=0.5&fallback_share=0.25&ssl_cert_reqs=none#checkout")
+            .unwrap();
     assert_eq!(fleet.name, "checkout");
     assert_eq!((fleet.interval, fleet.fallback_share), (0.5, 0.25));
     assert_eq!(fleet.connect_url(), "redis://app:s3cret@cache.internal:6380/2?ssl_cert_reqs=none");
@@ -60,8 +62,7 @@ fn threads_never_spend_more_than_the_lease() {
     let lease = std::sync::Arc::new(Lease::default());
     lease.extend(10_000, 1.0);
     let taken: usize = std::thread::scope(|scope| {
-        let workers: Vec<_> =
-            (0..8).map(|_| scope.spawn(|| (0..5_000).filter(|_| lease.take(0.5)).count())).collect();
+        let workers: Vec<_> = (0..8).map(|_| scope.spawn(|| (0..5_000).filter(|_| lease.take(0.5)).count())).collect();
         workers.into_iter().map(|w| w.join().unwrap()).sum()
     });
     assert_eq!(taken, 10_000);
