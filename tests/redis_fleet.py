@@ -19,7 +19,7 @@ from tracesieve import BudgetSampler, fleet
 from tracesieve.testing import HOUR, SimClock
 
 #: Simulated seconds between a process's fleet steps.
-SYNC = 300.0
+SYNC = 60.0
 
 
 @dataclass

@@ -136,7 +136,7 @@ def test_a_sampler_built_before_fork_shares_its_budget_with_its_children(store):
 
 def test_a_forked_child_with_the_local_store_is_warned_once(tmp_path):
     sampler = BudgetSampler(1.0, budget=BUDGET)
-    assert sampler.stats()["store"] == {"url": None, "shared": [], "local": ["budget"], "fallbacks": 0, "problem": None}
+    assert sampler.stats()["store"] == {"url": None, "shared": [], "local": ["budget"], "fallbacks": 0, "problem": None, "fleet": None}
     shared = BudgetSampler(1.0, budget=BUDGET, store=f"file://{tmp_path}/s.tracesieve")  # noqa: F841  (no warning for this one)
     log = tmp_path / "children.log"
     handler = logging.FileHandler(log)
@@ -171,7 +171,7 @@ def test_pieces_with_other_settings_are_refused_naming_both(store):
 @pytest.mark.parametrize(
     "value, expected",
     [
-        ("redis://localhost:6379/0", 'unknown scheme "redis"'),
+        ("memcached://localhost:11211", 'unknown scheme "memcached"'),
         ("/var/run/app.tracesieve", "has no scheme"),
         ("file://host/run/app.tracesieve", "absolute path"),
         ("file:///proc/tracesieve-store", "cannot be created"),

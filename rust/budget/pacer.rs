@@ -184,6 +184,10 @@ pub struct Pacer {
     downstream: Downstream,
     /// Headroom over the line for paced and floor keeps, and extra for children.
     burst: f64,
+    /// What floor keeps may bring the count to: the budget, and in a fleet
+    /// the children's headroom too (other members' last spans of a period are
+    /// only heard of at their next step, and the last hours must not go blind).
+    floor_cap: f64,
     child_headroom: f64,
     min_interval: f64,
     max_interval: f64,
@@ -267,6 +271,7 @@ impl Pacer {
             downstream,
             burst,
             child_headroom: burst.min(spans * CHILD_FRACTION).max(1.0).min((spans - 1.0).max(0.0)),
+            floor_cap: spans,
             min_interval: (length / 10_000.0).clamp(0.5, 60.0),
             max_interval: (length / 200.0).max(1.0),
             wall: WallTracker::new(wall_now, mono),
@@ -276,6 +281,9 @@ impl Pacer {
             store: store.clone(),
             fleet,
         };
+        if pacer.fleet.is_some() {
+            pacer.floor_cap += pacer.child_headroom;
+        }
         match origin {
             // The first to count it in a shared file: nothing but the calendar's
             // share can have been spent (in a fleet, Redis's count replaces it).
@@ -446,7 +454,7 @@ impl Pacer {
     /// remains: a span not kept otherwise is then kept by the floor.
     #[inline]
     pub fn floor_due(&self, mono: f64) -> bool {
-        self.slot(mono) + 1 > self.s.last_kept_slot.load(Relaxed) && self.total_used() < self.budget
+        self.slot(mono) + 1 > self.s.last_kept_slot.load(Relaxed) && (self.total_used() as f64) < self.floor_cap
     }
 
     /// How far into the period's own record the long-run figures are trusted
@@ -506,7 +514,15 @@ impl Pacer {
     /// rules' expected spans (kept regardless).
     #[inline]
     fn reserved(&self, mono: f64) -> f64 {
-        self.child_headroom + self.floor_ahead(mono) + self.forced_ahead(mono)
+        self.child_headroom + self.floor_ahead(mono) * self.trace_spans() + self.forced_ahead(mono)
+    }
+
+    /// Spans a kept trace costs the budget: 1 for this process alone; in a
+    /// fleet, the fleet's spans per paced decision (a floor-kept root is
+    /// followed downstream too).
+    #[inline]
+    fn trace_spans(&self) -> f64 {
+        self.fleet.as_ref().map_or(1.0, |f| f.spans_per_entry.get().max(1.0))
     }
 
     #[inline]
@@ -530,7 +546,7 @@ impl Pacer {
             // In a fleet, the leases fill the line for every process: the floor
             // (one keep per process and slot, no lease) goes above it, so no
             // hour goes blind, and the pace pays it back.
-            Admit::Floor if self.fleet.is_some() => budget - self.forced_ahead(mono),
+            Admit::Floor if self.fleet.is_some() => self.floor_cap - self.forced_ahead(mono),
             Admit::Floor => (self.allowed(mono) + self.burst()).min(budget - self.forced_ahead(mono)),
             Admit::Child => (self.allowed(mono) + self.burst + self.child_headroom).min(budget),
         };
@@ -558,6 +574,8 @@ impl Pacer {
         match kind {
             Admit::Entry | Admit::Floor => {
                 self.s.kept_entries.fetch_add(1, Relaxed);
+                // The fleet's spans per kept root: a floor-kept root is followed
+                // downstream as a paced one is.
                 if let Some(fleet) = &self.fleet {
                     fleet.entries.fetch_add(1, Relaxed);
                 }

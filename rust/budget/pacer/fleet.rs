@@ -31,7 +31,9 @@ pub struct PacerFleet {
     link: Link,
     /// Fleet spans per second at a pace of 1 (0: not known yet).
     pub(super) demand: AtomicF64,
-    /// Paced and floor keeps this period (the fleet divides its spans by them).
+    /// The fleet's spans per paced decision this period (1 until known).
+    pub(super) spans_per_entry: AtomicF64,
+    /// Paced and floor keeps this period: kept roots, which the fleet divides its spans by.
     pub(super) entries: AtomicU64,
     /// Of `used` and `entries`, what the fleet has been told; and the period
     /// they count in.
@@ -50,6 +52,7 @@ impl PacerFleet {
             lease: Lease::default(),
             link: Link::new(fleet.interval, fleet.fallback_share),
             demand: AtomicF64::new(0.0),
+            spans_per_entry: AtomicF64::new(1.0),
             entries: AtomicU64::new(0),
             synced: AtomicU64::new(0),
             synced_entries: AtomicU64::new(0),
@@ -59,15 +62,19 @@ impl PacerFleet {
     }
 }
 
-/// Kinds of keep that spend a lease: all but the floor (at most one per
-/// process per slot, so no hour of any process goes blind) and keep rules
-/// that the budget does not cap.
+/// Kinds of keep that spend a lease: the decisions that start what the
+/// budget pays for (paced keeps, capped keep rules). Not the children of kept
+/// traces: their roots were leased and paced for the spans they cause in every
+/// service, and a lease running dry must not cut a kept trace in two; they
+/// are checked against the fleet's count as last heard, plus the children's
+/// headroom. Not the floor either: one keep per process and slot, so no hour
+/// goes blind.
 #[inline]
 pub(super) fn leased(kind: Admit, cap_forced: bool) -> bool {
     match kind {
-        Admit::Floor => false,
+        Admit::Entry => true,
         Admit::Forced => cap_forced,
-        Admit::Entry | Admit::Child => true,
+        Admit::Child | Admit::Floor => false,
     }
 }
 
@@ -121,11 +128,13 @@ impl Member for Pacer {
         fleet.pending[1].store(entries, Release);
         fleet.pending[2].store(request as u64, Release);
         // What leases may fill: the line and its burst, less what stays reserved
-        // for every member's floor and keep rules to come (each process
-        // measures its own; the fleet needs them all).
+        // for the floor (one keep in a slot nobody in the fleet kept in: the
+        // fleet shares its last kept slot) and every member's keep rules.
         let members = fleet.link.status(&fleet.lease, mono).members.max(1) as f64;
-        let reserve = members * (self.floor_ahead(mono) + self.forced_ahead(mono));
-        let ceiling = (self.allowed(mono) + self.burst()).min(self.budget as f64 - reserve);
+        let reserve = self.floor_ahead(mono) * self.trace_spans() + members * self.forced_ahead(mono);
+        // The children's headroom stays free at the period's end too: the
+        // floor's room for the last hours, which the leases fill first.
+        let ceiling = (self.allowed(mono) + self.burst()).min(self.budget as f64 - reserve - self.child_headroom);
         let demand = s.demand_rate.get() / s.spans_per_entry.get().max(1.0);
         let keep = (s.period_end.get() - self.wall.wall(mono)).max(0.0) + KEEP_AFTER_PERIOD;
         Some(Request {
@@ -175,6 +184,7 @@ impl Member for Pacer {
         s.last_kept_slot.fetch_max(slot, AcqRel);
         let spans_per_entry = if entries > 0.0 { (spans / entries).max(1.0) } else { 1.0 };
         fleet.demand.set(fleet_demand * spans_per_entry);
+        fleet.spans_per_entry.set(spans_per_entry);
         let own = s.demand_rate.get() / s.spans_per_entry.get().max(1.0);
         let share = if fleet_demand > 0.0 && own > 0.0 { own / fleet_demand } else { 1.0 / members as f64 };
         fleet.link.succeeded(mono, share, members, epoch);

@@ -455,7 +455,7 @@ mod fleet {
         let request = pacer.fleet_request(&now).unwrap();
         assert_eq!(request.script, "budget");
         assert_eq!(request.keys, vec![format!("tracesieve:t:budget:{JAN_2026:.0}")]);
-        assert_eq!(request.args[3..7], ["0", "1", "1", "0"], "claims nothing assumed, reports 1 span, 1 entry, holds 0");
+        assert_eq!(request.args[3..7], ["0", "1", "1", "0"], "claims nothing assumed, reports 1 span of 1 kept root, holds 0");
         // The fleet grants 5 and says 40 spans were counted (this one included).
         pacer.fleet_reply(&ok(&[5.0, 40.0, 7.0, 3.0, 30.0, 40.0, 20.0, 0.0]), &now).unwrap();
         assert_eq!(pacer.total_used(), 40);
@@ -463,8 +463,10 @@ mod fleet {
         assert_eq!(pacer.total_used(), 45);
         // The fleet's demand (30 paced decisions/s) times its spans per decision (2).
         assert_eq!(pacer.fleet.as_ref().unwrap().demand.get(), 60.0);
+        assert!(pacer.admit(Admit::Child, clock.monotonic()), "children of kept traces spend no lease");
+        assert_eq!(pacer.total_used(), 46);
         let next = pacer.fleet_request(&now).unwrap();
-        assert_eq!(next.args[2..7], ["7", "40", "5", "5", "0"], "epoch, what it saw, 5 new spans and entries, nothing held");
+        assert_eq!(next.args[2..7], ["7", "40", "6", "5", "0"], "epoch, what it saw, 6 new spans of 5 entries, nothing held");
         // A reply that is not the script's is refused, and the lease is kept.
         assert!(pacer.fleet_reply(&ok(&[5.0]), &now).is_err());
         assert!(pacer.fleet_reply(&ok(&[1e9, 40.0, 7.0, 3.0, 30.0, 40.0, 20.0, 0.0]), &now).is_err(), "a grant above the request");
