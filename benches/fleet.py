@@ -1,5 +1,9 @@
 """Fleet figures for docs/fleets.md, against a real redis-server started here:
 
+0. A month: four processes share a 2,000-span budget at 2x to 100x demand,
+   and at 10x with Redis killed for day 15 and started again empty; a day of
+   a 3-service chain sharing a 3,000-span budget (tests/redis_fleet.py and
+   tests/fleet_chain.py, as the tests run them).
 1. Scale: N simulated processes (one BudgetSampler each, stepped by hand
    every second of simulated time) at a span rate each, for ten simulated
    minutes: Redis calls per second (from Redis's own command counts), calls
@@ -15,11 +19,12 @@ from __future__ import annotations
 import os
 import random
 import sys
-import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
 
+from fleet_chain import run_chain_day
+from redis_fleet import run_redis_month
 from redis_server import RedisServer
 from tracesieve import BudgetSampler, fleet, from_config
 from tracesieve.testing import SimClock
@@ -66,7 +71,8 @@ def scale(server: RedisServer, processes: int, spans_per_second: float, seconds:
 
 
 def worker_cpu(server: RedisServer, interval: float, seconds: float = 10.0) -> float:
-    """CPU seconds the fleet worker thread used per second of wall time."""
+    """CPU seconds the fleet worker thread spent stepping (its own thread
+    time), per second of wall time, while the process decides flat out."""
     sampler = from_config(
         {
             "store": f"{server.url}?interval={interval}#cpu{interval}",
@@ -77,12 +83,9 @@ def worker_cpu(server: RedisServer, interval: float, seconds: float = 10.0) -> f
         }
     )
     time.sleep(0.5)
-    worker = next(t for t in threading.enumerate() if t.name == "tracesieve-fleet")
 
     def cpu() -> float:
-        with open(f"/proc/self/task/{worker.native_id}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return next(w["cpu_seconds"] for w in fleet.worker_stats() if w["interval"] == interval)
 
     rng = random.Random(1)
     before, start = cpu(), time.monotonic()
@@ -95,6 +98,24 @@ def worker_cpu(server: RedisServer, interval: float, seconds: float = 10.0) -> f
 def main() -> None:
     server = RedisServer().start()
     try:
+        print("| run | kept | of budget | blind hours | hours on the fallback share (longest member) |")
+        print("|---|---|---|---|---|")
+        for demand, outage in [(2, None), (10, None), (100, None), (10, (15, 15))]:
+            month = run_redis_month(server, 2000, demand, outage_days=outage, name=f"bench{demand}{'outage' if outage else ''}")
+            label = f"{demand}x" + (", Redis killed on day 15, started empty a day later" if outage else "")
+            print(
+                f"| {label} | {month.kept:,} | {month.percent_used:.1f}% | {month.blind_hours} | {month.degraded_seconds / 3600:.1f} |",
+                flush=True,
+            )
+        print()
+        print("| chain demand | requests | kept spans (all services) | frontend / orders / payments | traces kept | whole |")
+        print("|---|---|---|---|---|---|")
+        for demand in (5, 20):
+            day = run_chain_day(f"{server.url}?interval=0#benchchain{demand}", 3000, demand)
+            roots, whole = day.whole_traces()
+            split = " / ".join(str(sum(kept.values())) for kept in day.kept_by_service.values())
+            print(f"| {demand}x | {day.requests:,} | {day.kept_spans:,} | {split} | {roots} | {100 * whole / roots:.1f}% |", flush=True)
+        print()
         print("| processes | spans/s each | Redis calls/s | calls per process per second | worst count over line+burst | burst |")
         print("|---|---|---|---|---|---|")
         for processes, rate in [(10, 10), (10, 1000), (100, 10), (100, 100)]:

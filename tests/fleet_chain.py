@@ -88,11 +88,7 @@ class ChainDay:
     def whole_traces(self) -> Tuple[int, int]:
         """(traces kept by the frontend, of them those kept whole in every service)."""
         roots = self.kept_by_service["frontend"]
-        whole = sum(
-            1
-            for trace in roots
-            if all(self.kept_by_service[name].get(trace, 0) == count for name, count in SPANS.items())
-        )
+        whole = sum(1 for trace in roots if all(self.kept_by_service[name].get(trace, 0) == count for name, count in SPANS.items()))
         return len(roots), whole
 
 

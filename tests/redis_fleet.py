@@ -1,13 +1,14 @@
 """Processes sharing one budget through Redis over a month of simulated
-traffic, as the tests and ``benches/fleet.py`` run them. Requests are decided
-in time order whichever process claims them (their simulated clocks agree, as
-real clocks across hosts roughly do); each process steps its fleet link every
+traffic, as the tests and ``benches/fleet.py`` run them. Each request goes to
+a process drawn at random and requests are decided in time order (the
+processes' simulated clocks agree, as real clocks across hosts roughly do); each process steps its fleet link every
 ``SYNC`` simulated seconds. Redis can be killed for a span of the month and
 started again empty, while the processes keep serving."""
 
 from __future__ import annotations
 
 import multiprocessing
+import os
 import random
 import time
 from dataclasses import dataclass
@@ -50,27 +51,29 @@ def _times(per_hour: List[int]) -> Tuple[List[float], List[int]]:
     return times, hours
 
 
-def _serve(url: str, budget: int, per_hour: List[int], counter: Any, gate: Any, kept: Any, results: Any, seed: int) -> None:
+def _serve(url: str, budget: int, per_hour: List[int], slot: int, processes: int, counter: Any, gate: Any, kept: Any, results: Any) -> None:
     times, hours = _times(per_hour)
     clock = SimClock(START)
     sampler = BudgetSampler(1.0, budget=budget, store=url, clock=clock)
-    rng = random.Random(seed)
+    rng = random.Random(slot + 1)
+    # Each request goes to a process drawn at random (the same draw in every
+    # process); its owner serves it when the requests before it are served.
+    owners = random.Random(7)
+    mine = [index for index in range(len(times)) if owners.randrange(processes) == slot]
     next_sync = START
-    while True:
-        with counter.get_lock():
-            index = counter.value
-            if index >= len(times):
-                break
-            if index < gate.value:
-                counter.value = index + 1
-                clock.now = times[index]
-                if clock.now >= next_sync:
-                    fleet.sync(sampler)
-                    next_sync = clock.now + SYNC
-                if sampler.should_sample(None, rng.getrandbits(128) | 1, "GET /").decision.is_sampled():
-                    kept[hours[index]] += 1
-                continue
-        time.sleep(0.001)  # the harness is killing or restarting Redis
+    for index in mine:
+        while counter.value != index or index >= gate.value:
+            os.sched_yield()
+        clock.now = times[index]
+        if clock.now >= next_sync:
+            fleet.sync(sampler)
+            next_sync = clock.now + SYNC
+        if sampler.should_sample(None, rng.getrandbits(128) | 1, "GET /").decision.is_sampled():
+            kept[hours[index]] += 1
+        counter.value = index + 1
+    # Let the others finish, then report.
+    while counter.value < len(times):
+        time.sleep(0.001)
     clock.now = START + HOURS * HOUR - 1.0
     fleet.sync(sampler)
     info = sampler.stats()["store"]["fleet"]["budget"]
@@ -86,15 +89,18 @@ def run_redis_month(
     per_hour = schedule(budget, demand)
     url = f"{server.url}?interval=0#{name}"
     context = multiprocessing.get_context("spawn")
-    counter = context.Value("q", 0)
+    counter = context.Value("q", 0, lock=False)  # written only by the owner of the next request
     total = sum(per_hour)
     outage = None
     if outage_days is not None:
         outage = (sum(per_hour[: 24 * outage_days[0]]), sum(per_hour[: 24 * (outage_days[1] + 1)]))
-    gate = context.Value("q", outage[0] if outage else total)
-    kept = context.Array("q", HOURS, lock=False)
+    gate = context.Value("q", outage[0] if outage else total, lock=False)
+    kept = context.Array("q", HOURS, lock=False)  # written by the owner of the request
     results = context.Queue()
-    workers = [context.Process(target=_serve, args=(url, budget, per_hour, counter, gate, kept, results, i + 1)) for i in range(processes)]
+    workers = [
+        context.Process(target=_serve, args=(url, budget, per_hour, slot, processes, counter, gate, kept, results))
+        for slot in range(processes)
+    ]
     for worker in workers:
         worker.start()
     if outage is not None:

@@ -6,6 +6,7 @@ for the spans each trace causes downstream, and kept traces stay whole."""
 from __future__ import annotations
 
 import pytest
+
 from fleet_chain import SPANS, run_chain_day
 from redis_server import RedisServer
 

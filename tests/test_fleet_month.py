@@ -40,7 +40,6 @@ def test_a_day_without_redis_and_a_restart_empty_still_end_within_budget(server:
     assert month.kept <= BUDGET + BURST, month.kept
     assert month.percent_used >= 95.0
     assert month.blind_hours == 0, "the fallback share and the floor keep every hour covered"
-    # A process steps when it serves a request, and the harness's lock is not
-    # fair: a process may serve nothing for hours after the restart (at night,
-    # a few requests an hour across the fleet), so its first step comes later.
-    assert 86_400.0 <= month.degraded_seconds <= 2 * 86_400.0, month.degraded_seconds
+    # A process steps when it serves a request: at night (a few requests an
+    # hour across the fleet) its first step after the restart may come hours later.
+    assert 86_400.0 <= month.degraded_seconds <= 86_400.0 + 12 * 3600.0, month.degraded_seconds

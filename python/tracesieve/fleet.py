@@ -25,7 +25,7 @@ from typing import Any, Dict, List, Optional
 from tracesieve._background import BackgroundThread, reset_after_fork
 from tracesieve._core import ConfigError, fleet_scripts
 
-__all__ = ["PASSWORD_VARIABLE", "sync"]
+__all__ = ["PASSWORD_VARIABLE", "sync", "worker_stats"]
 
 _logger = logging.getLogger("tracesieve.fleet")
 #: Read for the password when a ``redis://`` URL gives none.
@@ -64,6 +64,16 @@ def sync(*owners: Any) -> None:
         worker.step(only=owners or None)
 
 
+def worker_stats() -> List[Dict[str, Any]]:
+    """Per worker of this process: the store (password hidden), its interval,
+    steps run, failed calls, and the CPU seconds its thread spent stepping."""
+    with _LOCK:
+        workers = list(_WORKERS.values())
+    return [
+        {"url": w._shown, "interval": w._interval, "steps": w.steps, "failures": w.failures, "cpu_seconds": w.cpu_seconds} for w in workers
+    ]
+
+
 def _scrub(text: str, secret: Optional[str]) -> str:
     return text.replace(secret, "***") if secret else text
 
@@ -83,6 +93,9 @@ class _Worker:
         self._retry_at = 0.0
         self._down_since: Optional[float] = None
         self._step_lock = threading.Lock()
+        self.steps = 0
+        self.failures = 0
+        self.cpu_seconds = 0.0
         reset_after_fork(self)
         self._thread: Optional[BackgroundThread] = None
         if interval > 0:
@@ -96,7 +109,9 @@ class _Worker:
 
     def _loop(self, thread: BackgroundThread) -> None:
         while True:
+            started = time.thread_time()
             self.step()
+            self.cpu_seconds += time.thread_time() - started
             if not thread.sleep(self._interval * random.uniform(0.9, 1.1)):
                 return
 
@@ -117,6 +132,7 @@ class _Worker:
     def step(self, only: Optional[tuple] = None) -> None:
         """One step for every stage (or those of ``only``)."""
         with self._step_lock:
+            self.steps += 1
             owners = [o for o in list(self._owners) if only is None or o in only]
             natives = {id(o._native): o._native for o in owners}.values()
             seen = set()
@@ -154,6 +170,7 @@ class _Worker:
     _down_reason: str = ""
 
     def _failed(self, reason: str) -> None:
+        self.failures += 1
         self._failures_in_row += 1
         self._down_reason = reason
         backoff = min(_MAX_BACKOFF, max(self._interval, 0.1) * 2 ** (self._failures_in_row - 1))

@@ -454,7 +454,13 @@ impl Pacer {
     /// remains: a span not kept otherwise is then kept by the floor.
     #[inline]
     pub fn floor_due(&self, mono: f64) -> bool {
-        self.slot(mono) + 1 > self.s.last_kept_slot.load(Relaxed) && (self.total_used() as f64) < self.floor_cap
+        let slot = self.slot(mono);
+        slot + 1 > self.s.last_kept_slot.load(Relaxed)
+            && (self.total_used() as f64) < self.floor_cap
+            && self.fleet.as_ref().is_none_or(|fleet| {
+                let into = mono - self.s.slot_origin.get() - slot as f64 * self.s.slot_length.get();
+                fleet.floor_turn(slot, into)
+            })
     }
 
     /// How far into the period's own record the long-run figures are trusted

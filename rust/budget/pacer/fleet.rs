@@ -16,6 +16,8 @@ use crate::store::fleet::{count, parse_reply, FleetSettings, FleetStatus, Lease,
 
 /// A request covers this many spacings between steps of this process's spend.
 const HORIZON: f64 = 3.0;
+/// Steps a member waits into a floor slot that is another member's to keep.
+const FLOOR_GRACE_STEPS: f64 = 10.0;
 /// Before its first estimate, a process asks for this fraction of the burst.
 const COLD_START_SHARE: f64 = 4.0;
 /// The budget's hash outlives its period by a day (late reporters of a period
@@ -33,6 +35,11 @@ pub struct PacerFleet {
     pub(super) demand: AtomicF64,
     /// The fleet's spans per paced decision this period (1 until known).
     pub(super) spans_per_entry: AtomicF64,
+    /// This member's place among the live members, and their number: the
+    /// floor slots it keeps first (the others wait `floor_grace` into a slot).
+    rank: AtomicU64,
+    members: AtomicU64,
+    floor_grace: AtomicF64,
     /// Paced and floor keeps this period: kept roots, which the fleet divides its spans by.
     pub(super) entries: AtomicU64,
     /// Of `used` and `entries`, what the fleet has been told; and the period
@@ -53,6 +60,9 @@ impl PacerFleet {
             link: Link::new(fleet.interval, fleet.fallback_share),
             demand: AtomicF64::new(0.0),
             spans_per_entry: AtomicF64::new(1.0),
+            rank: AtomicU64::new(0),
+            members: AtomicU64::new(1),
+            floor_grace: AtomicF64::new(0.0),
             entries: AtomicU64::new(0),
             synced: AtomicU64::new(0),
             synced_entries: AtomicU64::new(0),
@@ -87,6 +97,16 @@ impl Pacer {
             fleet.synced_entries.store(0, Release);
             fleet.entries.store(0, Release);
         }
+    }
+}
+
+impl PacerFleet {
+    /// Whether this member may keep floor slot `slot`, `into` seconds into it:
+    /// at once in its own slots (one member in turn), else after the grace, so
+    /// a fleet keeps about one floor span a slot, not one per member.
+    #[inline]
+    pub(super) fn floor_turn(&self, slot: u64, into: f64) -> bool {
+        slot % self.members.load(Relaxed).max(1) == self.rank.load(Relaxed) || into >= self.floor_grace.get()
     }
 }
 
@@ -163,7 +183,7 @@ impl Member for Pacer {
     fn fleet_reply(&self, reply: &[String], now: &Moment) -> Result<(), String> {
         let Some(fleet) = &self.fleet else { return Ok(()) };
         let mono = now.monotonic();
-        let numbers = parse_reply(reply, 8)?;
+        let numbers = parse_reply(reply, 9)?;
         let request = fleet.pending[2].load(Acquire) as f64;
         let grant = count(numbers[0], request, "the grant")?;
         let fleet_used = count(numbers[1].round(), 1e15, "the fleet's count")?;
@@ -171,6 +191,7 @@ impl Member for Pacer {
         let members = count(numbers[3], 1e6, "the member count")?.max(1);
         let (fleet_demand, spans, entries) = (numbers[4], numbers[5], numbers[6]);
         let slot = count(numbers[7], 1e9, "the floor slot")?;
+        let rank = count(numbers[8], members as f64 - 1.0, "the member's rank")?;
         if fleet_demand < 0.0 || spans < 0.0 || entries < 0.0 || epoch <= 0.0 {
             return Err("negative fleet figures".into());
         }
@@ -185,6 +206,12 @@ impl Member for Pacer {
         let spans_per_entry = if entries > 0.0 { (spans / entries).max(1.0) } else { 1.0 };
         fleet.demand.set(fleet_demand * spans_per_entry);
         fleet.spans_per_entry.set(spans_per_entry);
+        fleet.rank.store(rank, Release);
+        fleet.members.store(members, Release);
+        // Others hear of a floor keep within a step or two: wait that long
+        // (and at most half a slot) before keeping a slot that is not ours.
+        let spacing = fleet.link.spacing();
+        fleet.floor_grace.set((FLOOR_GRACE_STEPS * spacing).min(0.5 * s.slot_length.get()));
         let own = s.demand_rate.get() / s.spans_per_entry.get().max(1.0);
         let share = if fleet_demand > 0.0 && own > 0.0 { own / fleet_demand } else { 1.0 / members as f64 };
         fleet.link.succeeded(mono, share, members, epoch);

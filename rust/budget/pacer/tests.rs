@@ -457,7 +457,7 @@ mod fleet {
         assert_eq!(request.keys, vec![format!("tracesieve:t:budget:{JAN_2026:.0}")]);
         assert_eq!(request.args[3..7], ["0", "1", "1", "0"], "claims nothing assumed, reports 1 span of 1 kept root, holds 0");
         // The fleet grants 5 and says 40 spans were counted (this one included).
-        pacer.fleet_reply(&ok(&[5.0, 40.0, 7.0, 3.0, 30.0, 40.0, 20.0, 0.0]), &now).unwrap();
+        pacer.fleet_reply(&ok(&[5.0, 40.0, 7.0, 3.0, 30.0, 40.0, 20.0, 0.0, 1.0]), &now).unwrap();
         assert_eq!(pacer.total_used(), 40);
         assert_eq!((0..10).filter(|_| pacer.admit(Admit::Entry, clock.monotonic())).count(), 5);
         assert_eq!(pacer.total_used(), 45);
@@ -469,7 +469,7 @@ mod fleet {
         assert_eq!(next.args[2..7], ["7", "40", "6", "5", "0"], "epoch, what it saw, 6 new spans of 5 entries, nothing held");
         // A reply that is not the script's is refused, and the lease is kept.
         assert!(pacer.fleet_reply(&ok(&[5.0]), &now).is_err());
-        assert!(pacer.fleet_reply(&ok(&[1e9, 40.0, 7.0, 3.0, 30.0, 40.0, 20.0, 0.0]), &now).is_err(), "a grant above the request");
+        assert!(pacer.fleet_reply(&ok(&[1e9, 40.0, 7.0, 3.0, 30.0, 40.0, 20.0, 0.0, 1.0]), &now).is_err(), "a grant above the request");
     }
 
     #[test]

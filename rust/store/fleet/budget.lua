@@ -1,7 +1,8 @@
 -- One member's step on a shared budget (one hash per period): add what it
 -- spent since its last step, learn the fleet's count and demand, and renew
 -- its lease from what the fleet's line allows and the other leases leave.
--- Replies {'ok', grant, used, epoch, members, demand, spans, entries, slot},
+-- Replies {'ok', grant, used, epoch, members, demand, spans, entries, slot,
+-- rank} (rank: how many live members' ids sort before this one's),
 -- or {'conflict', settings} when the piece was made with other settings.
 local key = KEYS[1]
 local settings, id, epoch_seen = ARGV[1], 'm:' .. ARGV[2], ARGV[3]
@@ -36,7 +37,7 @@ slot = math.max(slot, tonumber(h.slot) or 0)
 
 -- Leases other live members hold (spent but unreported spans among them),
 -- and their demand; long-expired members are forgotten.
-local others, fleet_demand, members = 0, demand, 1
+local others, fleet_demand, members, rank = 0, demand, 1, 0
 for field, value in pairs(h) do
   if string.sub(field, 1, 2) == 'm:' and field ~= id then
     local m_held, m_until, m_demand = string.match(value, '^(%S+) (%S+) (%S+)$')
@@ -45,6 +46,7 @@ for field, value in pairs(h) do
       others = others + m_held
       fleet_demand = fleet_demand + m_demand
       members = members + 1
+      if field < id then rank = rank + 1 end
     elseif not m_until or m_until + keep_ms < now then
       redis.call('HDEL', key, field)
     end
@@ -55,4 +57,4 @@ local grant = math.max(0, math.min(math.ceil(request - held), room))
 redis.call('HSET', key, 'settings', settings, 'epoch', epoch, 'used', num(used), 'spans', num(spans),
   'entries', num(kept_entries), 'slot', num(slot), id, num(held + grant) .. ' ' .. num(now + lease_ms) .. ' ' .. num(demand))
 redis.call('PEXPIRE', key, keep_ms)
-return {'ok', num(grant), num(used), epoch, num(members), num(fleet_demand), num(spans), num(kept_entries), num(slot)}
+return {'ok', num(grant), num(used), epoch, num(members), num(fleet_demand), num(spans), num(kept_entries), num(slot), num(rank)}

@@ -174,6 +174,11 @@ impl Link {
         s.spacing
     }
 
+    /// Seconds between this member's steps, as last measured.
+    pub fn spacing(&self) -> f64 {
+        self.lock().spacing
+    }
+
     /// Server-side lease time for the call in flight, in milliseconds.
     pub fn server_lease_ms(&self) -> u64 {
         (SERVER_LEASE * self.lock().spacing * 1000.0).max(1000.0) as u64
