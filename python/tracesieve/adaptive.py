@@ -34,8 +34,9 @@ class ErrorWindowProcessor(SpanProcessor):
         store: where the windows live: None (this process), or a file URL such
             as ``"file:///run/myapp/sampling.tracesieve"`` shared by every
             process of the host naming it, so an error burst in any worker
-            boosts them all. Every process must give the same window,
-            resolution and thresholds.
+            boosts them all (or ``"redis://host:6379/0#fleet"``: summed
+            across a fleet of hosts at each step). Every process must give the
+            same window, resolution and thresholds.
     """
 
     def __init__(

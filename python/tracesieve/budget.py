@@ -53,6 +53,8 @@ class BudgetSampler(_NativeSampler):
             workers; add ``#name`` to keep several budgets in one file). Every
             process must give the same budget, period, time zone,
             ``cap_forced_keeps`` and ``downstream``; other settings are refused.
+            ``"redis://host:6379/0#fleet"`` shares it across hosts and services
+            through Redis (see the Fleets on Redis page).
         cap_forced_keeps: also refuse keep-rule spans once the budget is spent
             (by default business events are kept regardless and counted).
         respect_parent: used when ``inner`` is a rate.
