@@ -21,7 +21,7 @@ def free_port() -> int:
 
 
 class RedisServer:
-    def __init__(self, password: Optional[str] = None) -> None:
+    def __init__(self, password: Optional[str] = None, tls: bool = False) -> None:
         binary = shutil.which("redis-server")
         if binary is None:
             raise RuntimeError("redis-server is not installed: apt-get install -y redis-server (the README's test command does)")
@@ -29,11 +29,34 @@ class RedisServer:
         self.port = free_port()
         self.password = password
         self.workdir = tempfile.mkdtemp(prefix="tracesieve-redis-")
+        self.tls = tls
+        if tls:  # a self-signed certificate for 127.0.0.1, made with openssl
+            subprocess.run(
+                [
+                    "openssl",
+                    "req",
+                    "-x509",
+                    "-newkey",
+                    "rsa:2048",
+                    "-nodes",
+                    "-days",
+                    "1",
+                    "-subj",
+                    "/CN=127.0.0.1",
+                    "-addext",
+                    "subjectAltName=IP:127.0.0.1",
+                ]
+                + ["-keyout", f"{self.workdir}/key.pem", "-out", f"{self.workdir}/cert.pem"],
+                check=True,
+                capture_output=True,
+            )
         self.process: Optional[subprocess.Popen[bytes]] = None
 
     @property
     def url(self) -> str:
         auth = f":{self.password}@" if self.password else ""
+        if self.tls:
+            return f"rediss://{auth}127.0.0.1:{self.port}/0?ssl_ca_certs={self.workdir}/cert.pem"
         return f"redis://{auth}127.0.0.1:{self.port}/0"
 
     def start(self) -> RedisServer:
@@ -42,11 +65,17 @@ class RedisServer:
         args += ["--dir", self.workdir, "--protected-mode", "no", "--loglevel", "warning"]
         if self.password:
             args += ["--requirepass", self.password]
+        if self.tls:
+            args[1:3] = ["--port", "0", "--tls-port", str(self.port)]
+            args += ["--tls-cert-file", f"{self.workdir}/cert.pem", "--tls-key-file", f"{self.workdir}/key.pem"]
+            args += ["--tls-ca-cert-file", f"{self.workdir}/cert.pem", "--tls-auth-clients", "no"]
         self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as s:
+                    if self.tls:
+                        return self  # listening; the client's handshake is the test
                     s.sendall(b"PING\r\n")
                     if s.recv(64):
                         return self
@@ -57,7 +86,7 @@ class RedisServer:
     def client(self):  # type: ignore[no-untyped-def]
         import redis
 
-        return redis.Redis(host="127.0.0.1", port=self.port, password=self.password)
+        return redis.Redis.from_url(self.url)
 
     def kill(self) -> None:
         """SIGKILL: its data is gone (no persistence)."""

@@ -113,6 +113,18 @@ def test_credentials_never_appear_in_stats_logs_or_errors(caplog: Any) -> None:
         server.stop()
 
 
+def test_tls_with_rediss() -> None:
+    server = RedisServer(tls=True).start()
+    try:
+        clock = SimClock(DAY_START)
+        sampler = BudgetSampler(1.0, budget=10_000, period="day", store=f"{server.url}&interval=0#tls", clock=clock)
+        fleet.sync(sampler)
+        assert budget_info(sampler)["syncs"] == 1, budget_info(sampler)
+        assert server.client().exists(f"tracesieve:tls:budget:{DAY_START:.0f}")
+    finally:
+        server.stop()
+
+
 def test_unreachable_at_start_takes_the_fallback_share_then_reconciles(caplog: Any) -> None:
     server = RedisServer()  # not started yet
     clock = SimClock(DAY_START)
