@@ -31,22 +31,10 @@ class RedisServer:
         self.workdir = tempfile.mkdtemp(prefix="tracesieve-redis-")
         self.tls = tls
         if tls:  # a self-signed certificate for 127.0.0.1, made with openssl
+            subject = ["-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"]
+            files = ["-keyout", f"{self.workdir}/key.pem", "-out", f"{self.workdir}/cert.pem"]
             subprocess.run(
-                [
-                    "openssl",
-                    "req",
-                    "-x509",
-                    "-newkey",
-                    "rsa:2048",
-                    "-nodes",
-                    "-days",
-                    "1",
-                    "-subj",
-                    "/CN=127.0.0.1",
-                    "-addext",
-                    "subjectAltName=IP:127.0.0.1",
-                ]
-                + ["-keyout", f"{self.workdir}/key.pem", "-out", f"{self.workdir}/cert.pem"],
+                ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", *subject, *files],
                 check=True,
                 capture_output=True,
             )
