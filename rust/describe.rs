@@ -87,7 +87,12 @@ fn describe_state(plan: &Plan, lines: &mut Vec<String>) {
     }
     let names = |shared: bool| pieces.iter().filter(|p| p.2 == shared).map(|p| p.0).collect::<Vec<_>>().join(", ");
     if let Some(url) = pieces.iter().find_map(|p| p.1.filter(|_| p.2)) {
-        lines.push(format!("state ({}) shared by every process of this host naming {url}", names(true)));
+        let who = if url.starts_with("redis") {
+            "leased from Redis by every process, on any host, naming"
+        } else {
+            "shared by every process of this host naming"
+        };
+        lines.push(format!("state ({}) {who} {url}", names(true)));
     }
     if pieces.iter().any(|p| !p.2) {
         lines.push(match pieces.iter().find_map(|p| p.1) {

@@ -13,7 +13,7 @@ from typing import Any, List
 
 import pytest
 
-from redis_server import RedisServer
+from redis_server import RedisServer, free_port
 from tracesieve import AdaptiveSampler, BudgetSampler, ConfigError, fleet, from_config
 from tracesieve.testing import SimClock
 
@@ -152,6 +152,19 @@ def test_unreachable_at_start_takes_the_fallback_share_then_reconciles(caplog: A
         assert int(float(raw[b"used"])) >= kept, "what was spent while away is counted"
     finally:
         server.stop()
+
+
+def test_a_worker_backs_off_while_redis_is_gone() -> None:
+    port = free_port()  # nothing listens here
+    sampler = BudgetSampler(1.0, budget=10_000, period="day", store=f"redis://127.0.0.1:{port}/0?interval=0.05#gone")
+    time.sleep(3.0)
+    worker = next(w for w in fleet.worker_stats() if w["url"].endswith("#gone"))
+    # Steps every 0.05 s (about 60 in 3 s), but calls only after a backoff
+    # doubling from the interval: 0.05, 0.1, 0.2, ... at most 7 or so attempts.
+    assert worker["steps"] >= 30 and 2 <= worker["failures"] <= 8, worker
+    info = budget_info(sampler)
+    assert info["degraded"] and info["failures"] >= worker["steps"] - 2, "every step without Redis is counted"
+    assert str(port) in info["problem"]
 
 
 def test_redis_restarted_empty_rebuilds_the_count_from_the_members(redis_server: RedisServer) -> None:
@@ -313,6 +326,7 @@ def test_a_document_shares_budget_and_windows_and_forked_children_are_new_member
     fleet.sync(sampler)
     info = sampler.stats()["store"]
     assert set(info["fleet"]) == {"budget", "signals"} and set(info["shared"]) == {"budget", "signals"}
+    assert any(line.startswith("state (adaptive windows, budget) leased from Redis by every process") for line in sampler.description)
     read, write = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: a new member, nothing leased from its parent

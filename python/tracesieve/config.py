@@ -143,7 +143,9 @@ class Document(TypedDict, total=False):
     defer: bool
     reload: bool
     reload_interval: float
-    store: Optional[str]  # file:///path[#name]: budget, rate limit and windows shared by the host's processes
+    store: Optional[
+        str
+    ]  # file:///path[#name] (the host's processes) or redis://host/0[#fleet] (a fleet): where the budget, rate limit and windows live
     force_keep: ForceKeepStage
     adaptive: AdaptiveStage
     rules: RulesStage
