@@ -198,3 +198,12 @@ class _Worker:
         self._client = None
         for owner in list(self._owners):
             owner._native.fleet_after_fork()
+
+
+def _after_fork_in_child() -> None:
+    global _LOCK
+    _LOCK = threading.Lock()  # a parent thread may have held it at the fork
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
