@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from tracesieve import from_config
+from test_store_speed import pipeline
 
 from workloads import BATCH, mix_runner
 
@@ -29,19 +29,6 @@ def redis_url():
         yield server.url
     finally:
         server.stop()
-
-
-def pipeline(store):
-    """Probability, adaptive boost, a budget the run never reaches, and a rate limit."""
-    return from_config(
-        {
-            "store": store,
-            "adaptive": {"window": 300},
-            "probability": {"rate": 0.1},
-            "budget": {"budget": 10**15},
-            "rate_limit": {"traces_per_second": 10**6},
-        }
-    )
 
 
 @pytest.mark.benchmark(group=f"should_sample, adaptive+budget+rate_limit, local vs Redis store, x{BATCH}")

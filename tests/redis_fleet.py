@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any, List, Optional, Tuple
 
 from redis_server import RedisServer
-from store_fleet import HOURS, START, schedule
+from store_fleet import HOURS, START, blind_hours, request_times, schedule
 from tracesieve import BudgetSampler, fleet
 from tracesieve.testing import HOUR, SimClock
 
@@ -39,20 +39,11 @@ class RedisMonth:
 
     @property
     def blind_hours(self) -> int:
-        return sum(1 for kept, offered in zip(self.kept_by_hour, self.offered_by_hour) if offered and not kept)
-
-
-def _times(per_hour: List[int]) -> Tuple[List[float], List[int]]:
-    times, hours = [], []
-    for hour, count in enumerate(per_hour):
-        for i in range(count):
-            times.append(START + hour * HOUR + (i + 0.5) * HOUR / count)
-            hours.append(hour)
-    return times, hours
+        return blind_hours(self.kept_by_hour, self.offered_by_hour)
 
 
 def _serve(url: str, budget: int, per_hour: List[int], slot: int, processes: int, counter: Any, gate: Any, kept: Any, results: Any) -> None:
-    times, hours = _times(per_hour)
+    times, hours = request_times(per_hour)
     clock = SimClock(START)
     sampler = BudgetSampler(1.0, budget=budget, store=url, clock=clock)
     rng = random.Random(slot + 1)

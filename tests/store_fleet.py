@@ -45,8 +45,12 @@ class FleetMonth:
 
     @property
     def blind_hours(self) -> int:
-        """Hours with traffic in which nothing was kept."""
-        return sum(1 for kept, offered in zip(self.kept_by_hour, self.offered_by_hour) if offered and not kept)
+        return blind_hours(self.kept_by_hour, self.offered_by_hour)
+
+
+def blind_hours(kept_by_hour: List[int], offered_by_hour: List[int]) -> int:
+    """Hours with traffic in which nothing was kept."""
+    return sum(1 for kept, offered in zip(kept_by_hour, offered_by_hour) if offered and not kept)
 
 
 def schedule(budget: int, demand: float) -> List[int]:
@@ -56,7 +60,7 @@ def schedule(budget: int, demand: float) -> List[int]:
     return [round(per_weight * w) for w in weights]
 
 
-def _times(per_hour: List[int]) -> Tuple[List[float], List[int]]:
+def request_times(per_hour: List[int]) -> Tuple[List[float], List[int]]:
     times, hours = [], []
     for hour, count in enumerate(per_hour):
         for i in range(count):
@@ -70,7 +74,7 @@ def _sampler(store: str, budget: int, clock: SimClock) -> BudgetSampler:
 
 
 def _serve(sampler: Any, clock: SimClock, worker: Worker, per_hour: List[int], counter: Any, kept: Any, seed: int) -> None:
-    times, hours = _times(per_hour)
+    times, hours = request_times(per_hour)
     rng = random.Random(seed)
     start_index = sum(per_hour[: worker.first_hour])
     stop_index = sum(per_hour[: worker.last_hour])

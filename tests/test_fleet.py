@@ -14,6 +14,7 @@ from typing import Any, List
 import pytest
 
 from redis_server import RedisServer, free_port
+from store_fleet import hammer_rate_limit
 from tracesieve import AdaptiveSampler, BudgetSampler, ConfigError, fleet, from_config
 from tracesieve.testing import SimClock
 
@@ -262,24 +263,13 @@ def test_unexpected_data_is_treated_as_down(redis_server: RedisServer) -> None:
     assert budget_info(sampler)["syncs"] == 1 and not budget_info(sampler)["degraded"]
 
 
-def _rate_limited(url: str, rate: float, start_at: float, seconds: float, results: Any) -> None:
-    sampler = from_config({"store": url, "probability": {"rate": 1.0}, "rate_limit": {"traces_per_second": rate}})
-    rng = random.Random(os.getpid())
-    while time.monotonic() < start_at:
-        time.sleep(0.001)
-    kept = 0
-    while time.monotonic() < start_at + seconds:
-        kept += sampler.should_sample(None, rng.getrandbits(128) | 1, "GET /").decision.is_sampled()
-    results.put(kept)
-
-
 def test_four_processes_share_one_rate_limit(redis_server: RedisServer) -> None:
     rate, seconds = 200.0, 3.0
     context = multiprocessing.get_context("spawn")
     results = context.Queue()
     start_at = time.monotonic() + 3.0
     url = f"{redis_server.url}?interval=0.2#rl"
-    workers = [context.Process(target=_rate_limited, args=(url, rate, start_at, seconds, results)) for _ in range(4)]
+    workers = [context.Process(target=hammer_rate_limit, args=(url, rate, start_at, seconds, results)) for _ in range(4)]
     for worker in workers:
         worker.start()
     kept: List[int] = [results.get(timeout=60) for _ in workers]

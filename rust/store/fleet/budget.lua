@@ -10,14 +10,7 @@ local fleet_seen, spent, entries = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumbe
 local held, request, ceiling = tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9])
 local demand, slot = tonumber(ARGV[10]), tonumber(ARGV[11])
 local lease_ms, keep_ms = tonumber(ARGV[12]), tonumber(ARGV[13])
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local function num(x) return string.format('%.17g', x) end
-
-local h = {}
-local all = redis.call('HGETALL', key)
-for i = 1, #all, 2 do h[all[i]] = all[i + 1] end
-if h.settings and h.settings ~= settings then return {'conflict', h.settings} end
+-- (after prelude.lua: now, num, h, and the settings checked)
 
 local epoch, used = h.epoch, tonumber(h.used)
 if not epoch or not used then

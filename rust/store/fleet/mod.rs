@@ -38,9 +38,13 @@ pub struct Request {
     pub args: Vec<String>,
 }
 
-/// The server-side scripts, by name: each is one atomic step of one kind of piece.
-pub const SCRIPTS: [(&str, &str); 3] =
-    [("budget", include_str!("budget.lua")), ("rate_limit", include_str!("rate_limit.lua")), ("signals", include_str!("signals.lua"))];
+/// The server-side scripts, by name: each is one atomic step of one kind of
+/// piece, after the prelude every script shares.
+pub const SCRIPTS: [(&str, &str); 3] = [
+    ("budget", concat!(include_str!("prelude.lua"), include_str!("budget.lua"))),
+    ("rate_limit", concat!(include_str!("prelude.lua"), include_str!("rate_limit.lua"))),
+    ("signals", concat!(include_str!("prelude.lua"), include_str!("signals.lua"))),
+];
 
 /// Read a script's reply: `["ok", numbers...]` with at least `expected`
 /// numbers, each finite. A refusal (`["conflict", settings]`) or anything

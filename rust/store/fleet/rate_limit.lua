@@ -4,14 +4,7 @@
 local key = KEYS[1]
 local settings, id = ARGV[1], 'm:' .. ARGV[2]
 local rate, burst, request, lease_ms = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local function num(x) return string.format('%.17g', x) end
-
-local h = {}
-local all = redis.call('HGETALL', key)
-for i = 1, #all, 2 do h[all[i]] = all[i + 1] end
-if h.settings and h.settings ~= settings then return {'conflict', h.settings} end
+-- (after prelude.lua: now, num, h, and the settings checked)
 
 local tokens, stamp = tonumber(h.tokens), tonumber(h.stamp)
 if not tokens or not stamp then tokens, stamp = burst, now end

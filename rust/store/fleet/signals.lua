@@ -3,14 +3,7 @@
 -- Replies {'ok', members, sums...}, or {'conflict', settings}.
 local key = KEYS[1]
 local settings, id, lease_ms, counts = ARGV[1], 'm:' .. ARGV[2], tonumber(ARGV[3]), ARGV[4]
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local function num(x) return string.format('%.17g', x) end
-
-local h = {}
-local all = redis.call('HGETALL', key)
-for i = 1, #all, 2 do h[all[i]] = all[i + 1] end
-if h.settings and h.settings ~= settings then return {'conflict', h.settings} end
+-- (after prelude.lua: now, num, h, and the settings checked)
 
 local n = 0
 for _ in string.gmatch(counts, '%S+') do n = n + 1 end
