@@ -21,6 +21,7 @@ pub mod sampler;
 pub mod stats;
 pub mod store;
 pub mod tail_buffer;
+pub mod tail_share;
 pub mod threshold;
 pub mod window;
 pub mod words;

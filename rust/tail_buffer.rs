@@ -5,11 +5,16 @@
 //! does: at a limit a trace is decided early (kept if its head kept it or it
 //! has an error, else dropped) and a full queue drops and counts. Generic over
 //! the span handle, so the logic is tested without Python; the lock is held
-//! for a few map operations only.
+//! for a few map operations only. With sharing on, a trace this process keeps
+//! for an error or a root decision is queued for announcement, and an
+//! announcement heard from another process keeps this process's spans of that
+//! trace, buffered or late.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Mutex;
+
+use crate::tail_share::{self, Announcement, Heard, Kind, Outbox};
 
 /// What a span tells the buffer.
 #[derive(Debug, Clone, Copy)]
@@ -46,8 +51,6 @@ const MAX_REASONS: usize = 4096;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Offer {
     Buffered,
-    /// Head-sampled with nothing buffered: queued for export as it is.
-    HeadKept,
     /// Its trace was decided already: queued (kept) or discarded.
     LateKept,
     LateDropped,
@@ -66,6 +69,13 @@ pub struct Trace<S> {
     pub root_ended: Option<f64>,
     pub head_sampled: bool,
     pub error: bool,
+    /// The likeliest keep known besides the head and a local error: a root
+    /// decision made when the root ended, or another process's announcement.
+    pub keep: Option<Mark>,
+    /// The adjusted count this process announced the trace with (infinite: not announced).
+    sent: f64,
+    /// Its local root was handed out for a decision (`take_fresh_roots`).
+    pub root_judged: bool,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -75,6 +85,20 @@ pub struct Limits {
     pub decision_cache: usize,
     /// Kept spans waiting for export.
     pub max_queue: usize,
+}
+
+/// Sharing decisions with other processes: how long a heard announcement
+/// keeps its trace's spans, and how many announcements wait to be sent at most.
+#[derive(Debug, Clone, Copy)]
+pub struct Sharing {
+    pub ttl: f64,
+    pub max_outbox: usize,
+}
+
+struct Share {
+    origin: u64,
+    heard: Heard,
+    outbox: Outbox,
 }
 
 /// A kept span waiting for export.
@@ -97,15 +121,30 @@ struct Inner<S> {
     decision_order: VecDeque<u128>,
     queue: VecDeque<Queued<S>>,
     reasons: Vec<String>,
+    /// Traces whose local root ended since `take_fresh_roots`.
+    fresh: Vec<u128>,
+    share: Option<Share>,
 }
 
 /// Span counts, each span counted once where its fate is settled:
 /// `ended = buffered + kept + dropped + late_dropped`, and
-/// `kept = queued + queue_full + taken` (taken: handed to the exporter).
+/// `kept = queued + queue_full + taken` (taken: handed to the exporter),
+/// where `kept = decided_kept + late_kept`.
 #[derive(Debug, Default)]
 pub struct Counts {
     pub ended: AtomicU64,
+    /// Of `decided_kept`: spans of traces kept by the head alone.
     pub head_kept: AtomicU64,
+    /// Of `decided_kept` and `late_kept`: spans kept only for another process's announcement.
+    pub shared_kept: AtomicU64,
+    /// Traces this process queued for announcement.
+    pub announced: AtomicU64,
+    /// Announcements heard from other processes.
+    pub heard: AtomicU64,
+    /// Heard for a trace this process had dropped already (spans lost to a short `decision_wait`).
+    pub heard_too_late: AtomicU64,
+    /// Batches that could not be read.
+    pub bad_batches: AtomicU64,
     pub late_kept: AtomicU64,
     pub late_dropped: AtomicU64,
     /// Traces decided early at a memory limit.
@@ -126,7 +165,12 @@ pub struct TailBuffer<S> {
 }
 
 impl<S> TailBuffer<S> {
-    pub fn new(limits: Limits) -> Self {
+    pub fn new(limits: Limits, sharing: Option<Sharing>) -> Self {
+        let share = sharing.map(|s| Share {
+            origin: tail_share::new_origin(),
+            heard: Heard::new(limits.decision_cache, s.ttl),
+            outbox: Outbox::new(s.max_outbox),
+        });
         TailBuffer {
             limits,
             inner: Mutex::new(Inner {
@@ -137,6 +181,8 @@ impl<S> TailBuffer<S> {
                 decision_order: VecDeque::new(),
                 queue: VecDeque::new(),
                 reasons: vec!["head".to_owned(), "error".to_owned()],
+                fresh: Vec::new(),
+                share,
             }),
             counts: Counts::default(),
         }
@@ -146,20 +192,29 @@ impl<S> TailBuffer<S> {
         self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    pub fn sharing(&self) -> bool {
+        self.lock().share.is_some()
+    }
+
     pub fn offer(&self, span: S, facts: Facts, now: f64) -> Offer {
         self.counts.ended.fetch_add(1, Relaxed);
         let mut inner = self.lock();
         let inner = &mut *inner;
+        let mut outcome = Offer::Buffered;
         if !inner.traces.contains_key(&facts.trace_id) {
-            if facts.sampled {
-                self.counts.head_kept.fetch_add(1, Relaxed);
-                return self.enqueue(inner, span, Mark::HEAD, false, Offer::HeadKept);
-            }
             if let Some(&decision) = inner.decisions.get(&facts.trace_id) {
                 return match decision {
                     Some(mark) => {
                         self.counts.late_kept.fetch_add(1, Relaxed);
+                        if is_shared(&inner.reasons, mark) {
+                            self.counts.shared_kept.fetch_add(1, Relaxed);
+                        }
                         self.enqueue(inner, span, mark, true, Offer::LateKept)
+                    }
+                    // The head kept this span though not its trace's others here: it goes as the head kept it.
+                    None if facts.sampled => {
+                        self.counts.late_kept.fetch_add(1, Relaxed);
+                        self.enqueue(inner, span, Mark::HEAD, true, Offer::LateKept)
                     }
                     None => {
                         self.counts.late_dropped.fetch_add(1, Relaxed);
@@ -167,9 +222,6 @@ impl<S> TailBuffer<S> {
                     }
                 };
             }
-        }
-        let mut outcome = Offer::Buffered;
-        if !inner.traces.contains_key(&facts.trace_id) {
             while inner.traces.len() >= self.limits.max_traces {
                 let Some(oldest) = inner.arrival.pop_front() else { break };
                 if let Some(trace) = inner.traces.remove(&oldest) {
@@ -177,20 +229,40 @@ impl<S> TailBuffer<S> {
                     outcome = Offer::Evicted;
                 }
             }
+            let heard = inner.share.as_ref().and_then(|share| share.heard.get(facts.trace_id, now));
+            let keep = heard.map(|a| shared_mark(&mut inner.reasons, a));
             inner.arrival.push_back(facts.trace_id);
             inner.traces.insert(
                 facts.trace_id,
-                Trace { spans: Vec::new(), first_seen: now, root: None, root_ended: None, head_sampled: false, error: false },
+                Trace {
+                    spans: Vec::new(),
+                    first_seen: now,
+                    root: None,
+                    root_ended: None,
+                    head_sampled: false,
+                    error: false,
+                    keep,
+                    sent: f64::INFINITY,
+                    root_judged: false,
+                },
             );
         }
         let trace = inner.traces.get_mut(&facts.trace_id).expect("inserted above");
         trace.spans.push(span);
         trace.head_sampled |= facts.sampled;
-        trace.error |= facts.error;
+        if facts.error && !trace.error {
+            trace.error = true;
+            // Known the moment the span ends: announced now, not when the trace is due.
+            if let Some(share) = inner.share.as_mut() {
+                self.announce(share, facts.trace_id, trace, Kind::Error, 1.0);
+            }
+        }
         if facts.local_root {
             trace.root = Some(trace.spans.len() - 1);
             trace.root_ended = Some(now);
+            trace.root_judged = false;
             inner.ready.push_back((now, facts.trace_id));
+            inner.fresh.push(facts.trace_id);
         }
         if trace.spans.len() >= self.limits.max_spans_per_trace {
             let trace = inner.traces.remove(&facts.trace_id).expect("present");
@@ -200,14 +272,27 @@ impl<S> TailBuffer<S> {
         outcome
     }
 
+    /// Queue an announcement unless this process, or the one it heard from,
+    /// already announced the trace as at least as likely a keep.
+    fn announce(&self, share: &mut Share, trace_id: u128, trace: &mut Trace<S>, kind: Kind, weight: f64) {
+        let known = trace.keep.map_or(f64::INFINITY, |mark| mark.weight).min(trace.sent);
+        if weight < known {
+            trace.sent = weight;
+            share.outbox.push(Announcement { trace_id, kind, weight });
+            self.counts.announced.fetch_add(1, Relaxed);
+        }
+    }
+
     /// A trace decided at a memory limit, without waiting: kept if its head
-    /// kept it or it has an error (what is known without its end), else dropped.
+    /// kept it, it has an error or a keep is known, else dropped.
     fn decide_early(&self, inner: &mut Inner<S>, trace_id: u128, trace: Trace<S>) {
         self.counts.evicted_early.fetch_add(1, Relaxed);
-        let verdict = if trace.head_sampled {
-            Some(Mark::HEAD)
-        } else if trace.error {
+        let verdict = if trace.error {
             Some(Mark::ERROR)
+        } else if trace.keep.is_some() {
+            trace.keep
+        } else if trace.head_sampled {
+            Some(Mark::HEAD)
         } else {
             None
         };
@@ -223,10 +308,96 @@ impl<S> TailBuffer<S> {
         queued
     }
 
+    /// Traces whose local root ended since the last call, still buffered:
+    /// (trace id, the root), for a decision on the root as soon as it ends.
+    pub fn take_fresh_roots(&self, copy: impl Fn(&S) -> S) -> Vec<(u128, S)> {
+        let mut inner = self.lock();
+        let inner = &mut *inner;
+        let fresh = std::mem::take(&mut inner.fresh);
+        fresh
+            .into_iter()
+            .filter_map(|id| {
+                let trace = inner.traces.get_mut(&id)?;
+                let root = copy(&trace.spans[trace.root?]);
+                trace.root_judged = true;
+                Some((id, root))
+            })
+            .collect()
+    }
+
+    /// A keep decided on the root of a buffered trace (latency or a rule):
+    /// remembered for its decision and, with sharing on, announced.
+    pub fn keep(&self, trace_id: u128, reason: &str, weight: f64) {
+        let mut inner = self.lock();
+        let inner = &mut *inner;
+        let mark = Mark { reason: intern(&mut inner.reasons, reason), weight };
+        let Some(trace) = inner.traces.get_mut(&trace_id) else { return };
+        if let Some(share) = inner.share.as_mut() {
+            self.announce(share, trace_id, trace, Kind::from_reason(reason), weight);
+        }
+        if trace.keep.is_none_or(|known| weight < known.weight) {
+            trace.keep = Some(mark);
+        }
+    }
+
+    /// Up to `max` queued announcements as one batch of bytes (None: nothing to send).
+    pub fn take_announcements(&self, max: usize) -> Option<Vec<u8>> {
+        let mut inner = self.lock();
+        let share = inner.share.as_mut()?;
+        if share.outbox.is_empty() {
+            return None;
+        }
+        let items = share.outbox.take(max);
+        Some(tail_share::encode(share.origin, &items))
+    }
+
+    /// A batch another process announced: each trace is kept here too, buffered
+    /// spans at its decision and late spans as they come, for the ttl.
+    pub fn hear(&self, batch: &[u8], now: f64) {
+        let Ok((origin, items)) = tail_share::decode(batch) else {
+            self.counts.bad_batches.fetch_add(1, Relaxed);
+            return;
+        };
+        let mut inner = self.lock();
+        let inner = &mut *inner;
+        let Some(share) = inner.share.as_mut() else { return };
+        if origin == share.origin {
+            return;
+        }
+        for item in items {
+            self.counts.heard.fetch_add(1, Relaxed);
+            let held = share.heard.insert(item, now);
+            let mark = shared_mark(&mut inner.reasons, held);
+            if let Some(trace) = inner.traces.get_mut(&item.trace_id) {
+                if trace.keep.is_none_or(|known| mark.weight < known.weight) {
+                    trace.keep = Some(mark);
+                }
+            } else if let Some(decision) = inner.decisions.get_mut(&item.trace_id) {
+                if decision.is_none() {
+                    // Its spans here are gone; later ones are kept.
+                    self.counts.heard_too_late.fetch_add(1, Relaxed);
+                    *decision = Some(mark);
+                }
+            }
+        }
+    }
+
+    /// (announcements waiting, heard and held, dropped from the outbox, heard expired, heard evicted at the cap)
+    pub fn share_sizes(&self) -> (usize, usize, u64, u64, u64) {
+        let inner = self.lock();
+        inner
+            .share
+            .as_ref()
+            .map_or((0, 0, 0, 0, 0), |s| (s.outbox.len(), s.heard.len(), s.outbox.dropped, s.heard.expired, s.heard.evicted))
+    }
+
     /// Traces whose root ended `wait` ago, or first seen `timeout` ago.
     pub fn take_due(&self, now: f64, wait: f64, timeout: f64) -> Vec<(u128, Trace<S>)> {
         let mut inner = self.lock();
         let inner = &mut *inner;
+        if let Some(share) = inner.share.as_mut() {
+            share.heard.expire(now);
+        }
         let mut due = Vec::new();
         while let Some(&(ended, id)) = inner.ready.front() {
             if now - ended < wait {
@@ -273,6 +444,11 @@ impl<S> TailBuffer<S> {
             Some(mark) => {
                 self.counts.traces_kept.fetch_add(1, Relaxed);
                 self.counts.decided_kept.fetch_add(count, Relaxed);
+                if mark.reason == HEAD {
+                    self.counts.head_kept.fetch_add(count, Relaxed);
+                } else if is_shared(&inner.reasons, mark) {
+                    self.counts.shared_kept.fetch_add(count, Relaxed);
+                }
                 for span in spans {
                     self.enqueue(inner, span, mark, false, Offer::Buffered);
                 }
@@ -300,22 +476,7 @@ impl<S> TailBuffer<S> {
 
     /// The index of a reason text, interned (bounded; beyond the bound, "other").
     pub fn reason(&self, text: &str) -> u16 {
-        let mut inner = self.lock();
-        if let Some(index) = inner.reasons.iter().position(|r| r == text) {
-            return index as u16;
-        }
-        if inner.reasons.len() >= MAX_REASONS {
-            return match inner.reasons.iter().position(|r| r == "other") {
-                Some(index) => index as u16,
-                None => {
-                    let last = inner.reasons.len() - 1;
-                    inner.reasons[last] = "other".to_owned();
-                    last as u16
-                }
-            };
-        }
-        inner.reasons.push(text.to_owned());
-        (inner.reasons.len() - 1) as u16
+        intern(&mut self.lock().reasons, text)
     }
 
     pub fn reason_text(&self, index: u16) -> String {
@@ -327,6 +488,32 @@ impl<S> TailBuffer<S> {
         let inner = self.lock();
         (inner.traces.len(), inner.traces.values().map(|t| t.spans.len()).sum(), inner.queue.len(), inner.decisions.len())
     }
+}
+
+fn intern(reasons: &mut Vec<String>, text: &str) -> u16 {
+    if let Some(index) = reasons.iter().position(|r| r == text) {
+        return index as u16;
+    }
+    if reasons.len() >= MAX_REASONS {
+        return match reasons.iter().position(|r| r == "other") {
+            Some(index) => index as u16,
+            None => {
+                let last = reasons.len() - 1;
+                reasons[last] = "other".to_owned();
+                last as u16
+            }
+        };
+    }
+    reasons.push(text.to_owned());
+    (reasons.len() - 1) as u16
+}
+
+fn shared_mark(reasons: &mut Vec<String>, heard: Announcement) -> Mark {
+    Mark { reason: intern(reasons, heard.kind.shared_reason()), weight: heard.weight }
+}
+
+fn is_shared(reasons: &[String], mark: Mark) -> bool {
+    reasons.get(usize::from(mark.reason)).is_some_and(|r| r.starts_with("shared:"))
 }
 
 /// Remember a decision, forgetting the oldest beyond the cache size.
@@ -356,7 +543,7 @@ mod tests {
     fn balance<S>(buffer: &TailBuffer<S>) {
         let c = &buffer.counts;
         let (_, buffered, queued, _) = buffer.sizes();
-        let kept = c.head_kept.load(Relaxed) + c.late_kept.load(Relaxed) + c.decided_kept.load(Relaxed);
+        let kept = c.late_kept.load(Relaxed) + c.decided_kept.load(Relaxed);
         let ended = buffered as u64 + kept + c.decided_dropped.load(Relaxed) + c.late_dropped.load(Relaxed);
         assert_eq!(ended, c.ended.load(Relaxed), "every span ended is buffered, kept or dropped");
         assert_eq!(kept, queued as u64 + c.queue_full.load(Relaxed) + c.taken.load(Relaxed), "every kept span is queued, refused or taken");
@@ -364,7 +551,7 @@ mod tests {
 
     #[test]
     fn traces_are_due_after_their_root_plus_the_wait_or_on_timeout() {
-        let buffer = TailBuffer::new(limits());
+        let buffer = TailBuffer::new(limits(), None);
         assert_eq!(buffer.offer(1, facts(7, false, false), 0.0), Offer::Buffered);
         assert_eq!(buffer.offer(2, facts(7, false, true), 1.0), Offer::Buffered);
         assert_eq!(buffer.offer(3, facts(8, false, false), 1.0), Offer::Buffered);
@@ -377,9 +564,12 @@ mod tests {
     }
 
     #[test]
-    fn head_sampled_and_late_spans_bypass_the_buffer_and_late_ones_carry_the_traces_mark() {
-        let buffer = TailBuffer::new(limits());
-        assert_eq!(buffer.offer(1, facts(1, true, true), 0.0), Offer::HeadKept);
+    fn late_spans_carry_their_traces_mark() {
+        let buffer = TailBuffer::new(limits(), None);
+        buffer.offer(1, facts(1, true, true), 0.0);
+        let (id, trace) = buffer.take_due(2.0, 2.0, 30.0).pop().unwrap();
+        assert!(trace.head_sampled);
+        buffer.settle(id, trace.spans, Some(Mark::HEAD));
         let latency = Mark { reason: buffer.reason("latency"), weight: 4.0 };
         buffer.settle(2, vec![], Some(latency));
         buffer.settle(3, vec![], None);
@@ -395,7 +585,7 @@ mod tests {
 
     #[test]
     fn limits_decide_early_keeping_errors_and_every_span_is_accounted_for() {
-        let buffer = TailBuffer::new(limits());
+        let buffer = TailBuffer::new(limits(), None);
         for trace in 0..10u128 {
             let error = trace == 1;
             buffer.offer(trace as u32, Facts { trace_id: trace, sampled: false, error, local_root: false }, 0.0);
@@ -413,9 +603,12 @@ mod tests {
 
     #[test]
     fn the_export_queue_is_bounded_whatever_the_exporter_does() {
-        let buffer = TailBuffer::new(Limits { max_queue: 10, ..limits() });
+        let buffer = TailBuffer::new(Limits { max_queue: 10, ..limits() }, None);
         for span in 0..1000u32 {
             buffer.offer(span, facts(u128::from(span), true, true), 0.0);
+            for (id, trace) in buffer.take_due(1.0, 0.0, 30.0) {
+                buffer.settle(id, trace.spans, Some(Mark::HEAD));
+            }
         }
         let (_, _, queued, _) = buffer.sizes();
         assert_eq!(queued, 10);
@@ -423,9 +616,93 @@ mod tests {
         balance(&buffer);
     }
 
+    fn sharing() -> Option<Sharing> {
+        Some(Sharing { ttl: 60.0, max_outbox: 100 })
+    }
+
+    fn announced(buffer: &TailBuffer<u32>) -> Vec<Announcement> {
+        buffer.take_announcements(100).map(|bytes| tail_share::decode(&bytes).unwrap().1).unwrap_or_default()
+    }
+
+    #[test]
+    fn an_error_is_announced_when_its_span_ends_and_keeps_the_trace_in_the_other_process() {
+        let leaf = TailBuffer::new(limits(), sharing());
+        let caller = TailBuffer::new(limits(), sharing());
+        caller.offer(1, facts(7, false, false), 0.0);
+        leaf.offer(2, Facts { trace_id: 7, sampled: false, error: true, local_root: true }, 0.0);
+        leaf.offer(3, Facts { trace_id: 7, sampled: false, error: true, local_root: false }, 0.0);
+        let batch = leaf.take_announcements(100).expect("announced at once");
+        assert!(leaf.take_announcements(100).is_none(), "one announcement per trace");
+        leaf.hear(&batch, 0.1);
+        assert_eq!(leaf.counts.heard.load(Relaxed), 0, "a process skips its own announcements");
+        caller.hear(&batch, 0.1);
+        caller.offer(4, facts(7, false, true), 0.2);
+        let (_, trace) = caller.take_due(3.0, 2.0, 30.0).pop().unwrap();
+        let keep = trace.keep.expect("kept for the leaf's error");
+        assert_eq!((caller.reason_text(keep.reason), keep.weight, trace.error), ("shared:error".to_owned(), 1.0, false));
+        assert!(announced(&caller).is_empty(), "a heard keep is not announced again");
+    }
+
+    #[test]
+    fn a_late_announcement_keeps_later_spans_and_counts_the_lost_ones() {
+        let buffer = TailBuffer::new(limits(), sharing());
+        let other = TailBuffer::new(limits(), sharing());
+        buffer.offer(1, facts(8, false, true), 0.0);
+        for (id, trace) in buffer.take_due(3.0, 2.0, 30.0) {
+            buffer.settle(id, trace.spans, None);
+        }
+        other.offer(9, Facts { trace_id: 8, sampled: false, error: true, local_root: true }, 3.5);
+        buffer.hear(&other.take_announcements(100).unwrap(), 4.0);
+        assert_eq!(buffer.counts.heard_too_late.load(Relaxed), 1);
+        assert_eq!(buffer.offer(2, facts(8, false, false), 4.1), Offer::LateKept);
+        let queued = buffer.take_batch(10).pop().unwrap();
+        assert_eq!((queued.span, buffer.reason_text(queued.mark.reason), queued.late), (2, "shared:error".to_owned(), true));
+        assert_eq!(buffer.counts.shared_kept.load(Relaxed), 1);
+        balance(&buffer);
+    }
+
+    #[test]
+    fn a_trace_first_seen_after_its_announcement_is_kept_until_the_announcement_expires() {
+        let buffer = TailBuffer::new(limits(), Some(Sharing { ttl: 10.0, max_outbox: 100 }));
+        let other = TailBuffer::new(limits(), sharing());
+        other.offer(1, facts(5, false, true), 0.0);
+        other.offer(2, facts(6, false, true), 0.0);
+        other.keep(5, "latency", 4.0);
+        other.keep(6, "rule:vip", 1.0);
+        let heard = announced(&other);
+        assert_eq!(
+            heard.iter().map(|a| (a.trace_id, a.kind, a.weight)).collect::<Vec<_>>(),
+            vec![(5, Kind::Latency, 4.0), (6, Kind::Rule, 1.0)]
+        );
+        buffer.hear(&tail_share::encode(1, &heard), 0.0);
+        buffer.offer(3, facts(5, false, false), 5.0);
+        buffer.offer(4, facts(6, false, false), 11.0);
+        let due = buffer.take_due(100.0, 2.0, 30.0);
+        let keeps: Vec<_> = due.iter().map(|(id, t)| (*id, t.keep.map(|m| (buffer.reason_text(m.reason), m.weight)))).collect();
+        assert_eq!(keeps, vec![(5, Some(("shared:latency".to_owned(), 4.0))), (6, None)], "trace 6 came after its announcement expired");
+        assert_eq!(buffer.share_sizes().1, 0);
+    }
+
+    #[test]
+    fn a_likelier_keep_is_announced_again_and_a_less_likely_one_is_not() {
+        let buffer = TailBuffer::new(limits(), sharing());
+        buffer.offer(1, facts(3, false, true), 0.0);
+        buffer.keep(3, "latency", 4.0);
+        buffer.offer(2, Facts { trace_id: 3, sampled: false, error: true, local_root: false }, 0.0);
+        buffer.keep(3, "latency", 4.0);
+        let weights: Vec<_> = announced(&buffer).iter().map(|a| (a.kind, a.weight)).collect();
+        assert_eq!(weights, vec![(Kind::Latency, 4.0), (Kind::Error, 1.0)]);
+        assert_eq!(buffer.counts.announced.load(Relaxed), 2);
+        let unshared: TailBuffer<u32> = TailBuffer::new(limits(), None);
+        unshared.offer(1, Facts { trace_id: 3, sampled: false, error: true, local_root: true }, 0.0);
+        assert!(unshared.take_announcements(10).is_none());
+        buffer.hear(b"garbage", 0.0);
+        assert_eq!(buffer.counts.bad_batches.load(Relaxed), 1);
+    }
+
     #[test]
     fn reasons_are_interned_and_bounded() {
-        let buffer: TailBuffer<u32> = TailBuffer::new(limits());
+        let buffer: TailBuffer<u32> = TailBuffer::new(limits(), None);
         assert_eq!(buffer.reason("head"), HEAD);
         assert_eq!(buffer.reason("error"), ERROR);
         let first = buffer.reason("rule:a");

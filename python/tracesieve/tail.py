@@ -9,6 +9,12 @@ early and a full queue drops, and both are counted. Only the worker thread
 calls the exporter, so a hung exporter stalls the worker, never the caller:
 ``force_flush`` and ``shutdown`` return within their timeouts and count what
 they leave behind. The worker starts again in a forked child.
+
+With ``share=<redis URL>``, services share their decisions, not their spans:
+a trace this process keeps (an error the moment its span ends, a slow root or
+a rule the moment the root ends) is announced through the fleet's Redis
+stream (``tracesieve.sharing``), and every service keeps its own spans of any
+trace another one announced.
 """
 
 from __future__ import annotations
@@ -24,10 +30,10 @@ from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.trace import SpanContext, TraceFlags
 
-from tracesieve import _core
+from tracesieve import _core, sharing
 from tracesieve._background import BackgroundThread
 from tracesieve._checks import check_exporter, check_seconds
-from tracesieve.estimate import ADJUSTED_COUNT
+from tracesieve.estimate import ADJUSTED_COUNT, threshold_of
 
 __all__ = ["ADJUSTED_COUNT", "LATE", "REASON", "TAIL_KEPT", "TailSamplingProcessor"]
 
@@ -51,12 +57,14 @@ class TailSamplingProcessor(SpanProcessor):
     consistently from the trace id), or if one of ``rules`` matches the local
     root (the ``RuleSampler`` conditions, seeing the root's final attributes).
     Use a head sampler with ``defer=True`` so dropped spans are recorded and
-    can still be kept here. Spans the head kept are exported unchanged (their
-    ``th`` gives the adjusted count); every span of a trace the tail kept,
-    late ones included, carries ``tracesieve.tail.reason`` (error, latency,
-    rule:<name>), ``tracesieve.adjusted_count`` and ``tracesieve.tail.kept``;
-    spans that ended after their trace was decided also carry
-    ``tracesieve.tail.late``.
+    can still be kept here. Spans of traces only the head kept are exported
+    unchanged (their ``th`` gives the adjusted count); every span of a trace
+    the tail kept, late ones and head-sampled ones included, carries
+    ``tracesieve.tail.reason`` (error, latency, rule:<name>, or shared:<why>
+    when another service announced the trace), ``tracesieve.adjusted_count``
+    (1 / the likeliest way such a trace is kept: 1 for errors and rules) and
+    ``tracesieve.tail.kept``; spans that ended after their trace was decided
+    also carry ``tracesieve.tail.late``.
 
     Args:
         exporter: where kept spans go (wrap it in ``RetryingSpanExporter`` /
@@ -78,6 +86,13 @@ class TailSamplingProcessor(SpanProcessor):
         max_export_batch_size: spans per ``export`` call.
         schedule_delay: seconds between exports of a partial batch.
         shutdown_timeout: seconds ``shutdown`` waits for the last exports.
+        share: a Redis URL (``redis://host:6379/0#fleet``, as for stores) through
+            which the services of a fleet share their tail decisions (None: this
+            process decides alone). Needs ``tracesieve[redis]``.
+        share_interval: seconds between sends and reads of announcements (the
+            longest an announcement waits before it is sent).
+        share_ttl: seconds an announcement heard from another service keeps
+            that trace's spans here (late ones included).
         clock: callable returning seconds (monotonic), for tests.
         meter_provider: export ``stats()`` as the OTel metric ``tracesieve.tail``
             (also when an SDK MeterProvider is set globally).
@@ -99,10 +114,25 @@ class TailSamplingProcessor(SpanProcessor):
         max_export_batch_size: int = 512,
         schedule_delay: float = 1.0,
         shutdown_timeout: float = 10.0,
+        share: Optional[str] = None,
+        share_interval: float = 0.05,
+        share_ttl: float = 60.0,
         clock: Optional[Callable[[], float]] = None,
         meter_provider: Any = None,
     ):
         self._exporter = check_exporter(exporter)
+        target = None
+        if share is not None:
+            if not isinstance(share, str):
+                raise _core.ConfigError(f"share: expected a redis:// or rediss:// URL, got {type(share).__name__} {share!r}")
+            target = _core.redis_target(share, "share", "tail")
+            check_seconds("share_interval", share_interval, minimum=0.001)
+            if share_interval > 10:
+                raise _core.ConfigError(f"share_interval: {share_interval!r} is out of range; expected seconds from 0.001 to 10")
+            try:
+                import redis  # noqa: F401  (the optional extra: tracesieve[redis])
+            except ImportError:
+                raise _core.ConfigError("share: sharing tail decisions needs the Redis client; install it with pip install 'tracesieve[redis]'") from None
         # Every setting is checked natively; kept to build a fresh buffer in a forked child.
         self._buffer_settings: Dict[str, Any] = {
             "decision_wait": decision_wait,
@@ -115,6 +145,7 @@ class TailSamplingProcessor(SpanProcessor):
             "max_queue_size": max_queue_size,
             "max_export_batch_size": max_export_batch_size,
             "schedule_delay": schedule_delay,
+            "share_ttl": share_ttl if share is not None else None,
             "clock": clock,
         }
         self._buffer = _core.NativeTailBuffer(**self._buffer_settings)
@@ -131,6 +162,7 @@ class TailSamplingProcessor(SpanProcessor):
         self._shut = False
         self._worker = BackgroundThread("tracesieve-tail", self._run, on_fork_child=self._after_fork)
         self._worker.start()
+        self._link = None if target is None else sharing.join(self, target, float(share_interval), float(share_ttl))
         from tracesieve.metrics import observe_stats
 
         observe_stats(
@@ -189,7 +221,7 @@ class TailSamplingProcessor(SpanProcessor):
         deadline = time.monotonic() + self._shutdown_timeout
         self.force_flush(int(self._shutdown_timeout * 1000))
         stopped = self._worker.stop(timeout=max(0.0, deadline - time.monotonic()))
-        undecided = sum(len(spans) for _, spans, _, _, _ in self._buffer.take_all())
+        undecided = sum(len(due[1]) for due in self._buffer.take_all())
         unexported = self._buffer.drain()
         with self._lock:
             in_flight = 0 if stopped else self._in_flight
@@ -208,29 +240,54 @@ class TailSamplingProcessor(SpanProcessor):
 
     # -- decisions -----------------------------------------------------------------
 
-    def _verdict(self, trace_id: int, root: Optional[ReadableSpan], head_sampled: bool, error: bool) -> Tuple[Optional[str], float]:
-        """(reason or None to drop, adjusted count of its spans) for a trace."""
-        if head_sampled:
-            return "head", 0.0
-        if error:
-            return "error", 1.0
-        if root is not None and self._latency_ns is not None and root.end_time is not None and root.start_time is not None:
+    def _root_verdict(self, trace_id: int, root: ReadableSpan) -> Tuple[Optional[str], float]:
+        """(reason or None, adjusted count) of a keep decided on the local root
+        alone: slow (kept with ``latency_probability``) or matching a rule."""
+        if self._latency_ns is not None and root.end_time is not None and root.start_time is not None:
             if root.end_time - root.start_time >= self._latency_ns and self._latency_threshold is not None:
                 if (trace_id & _RANDOMNESS_MASK) >= self._latency_threshold:
                     return "latency", 1.0 / self._latency_probability
-        if root is not None and self._rules is not None:
+        if self._rules is not None:
             verdict = self._rules.explain(root.name, root.attributes, kind=root.kind, root=root.parent is None)
             if verdict["action"] == "keep":
                 return f"rule:{verdict['rule']}", 1.0
         return None, 0.0
 
+    def _verdict(self, due: Tuple[Any, ...]) -> Tuple[Optional[str], float]:
+        """(reason or None to drop, adjusted count of its spans) for a due trace.
+
+        The adjusted count is 1 over the likeliest way the trace is kept: an
+        error or a rule keeps it surely (1); a latency keep at probability q
+        and a head keep at p, drawn from the same trace-id randomness, keep it
+        with max(p, q). A keep another service announced counts the same way.
+        """
+        trace_id, spans, root, head, error, keep, judged = due
+        if error:
+            return "error", 1.0
+        if keep is None and root is not None and not judged:
+            reason, weight = self._root_verdict(trace_id, root)
+            keep = None if reason is None else (reason, weight)
+        if keep is not None:
+            reason, weight = keep
+            if head and weight > 1.0:
+                th = threshold_of(spans[0])
+                if th is not None:
+                    weight = min(weight, _core.adjusted_count(th))
+            return reason, weight
+        return ("head", 0.0) if head else (None, 0.0)
+
     def _decide(self, everything: bool) -> None:
-        """Decide the traces that are due (or all of them) and queue what is kept."""
+        """Judge roots that just ended (so a keep is announced at once), then
+        decide the traces that are due (or all of them) and queue what is kept."""
         buffer = self._buffer
+        for trace_id, root in buffer.take_fresh_roots():
+            reason, weight = self._root_verdict(trace_id, root)
+            if reason is not None:
+                buffer.keep(trace_id, reason, weight)
         due = buffer.take_all() if everything else buffer.take_due(self._wait, self._timeout)
-        for trace_id, spans, root, head, error in due:
-            reason, weight = self._verdict(trace_id, root, head, error)
-            buffer.settle(trace_id, spans, reason, weight)
+        for item in due:
+            reason, weight = self._verdict(item)
+            buffer.settle(item[0], item[1], reason, weight)
             if reason is not None:
                 with self._lock:
                     self._counts[f"kept_{reason.split(':')[0]}"] += 1
@@ -328,8 +385,11 @@ class TailSamplingProcessor(SpanProcessor):
         - ``spans_kept = spans_queued + queue_full_dropped + spans_exported + spans_export_failed
           + spans_in_flight + lost_unexported``;
 
-        plus traces kept by reason (``kept_head``, ``kept_error``, ...), traces
-        decided early at a memory limit and spans that could not be read.
+        plus traces kept by reason (``kept_head``, ``kept_error``,
+        ``kept_shared``, ...), traces decided early at a memory limit, spans
+        that could not be read, and with sharing: traces announced, heard,
+        heard too late (spans already dropped: ``decision_wait`` is short),
+        announcements dropped at the outbox's cap, and the link's calls.
         """
         stats: Dict[str, int] = dict(self._buffer.counts())
         with self._lock:
@@ -337,7 +397,17 @@ class TailSamplingProcessor(SpanProcessor):
             stats["spans_in_flight"] = self._in_flight
         for key in ("spans_exported", "spans_export_failed", "spans_lost_at_shutdown", "lost_undecided", "lost_unexported"):
             stats.setdefault(key, 0)
+        if self._link is not None:
+            link = self._link.stats()
+            for key in ("batches_sent", "batches_read", "redis_calls", "failures"):
+                stats[f"share_{key}"] = link[key]
+            stats["share_connected"] = int(link["connected"])
         return stats
+
+    def sharing_status(self) -> Optional[Dict[str, Any]]:
+        """Where decisions are shared (password hidden), whether Redis answers,
+        and the link's batches, calls, failures and CPU; None when not sharing."""
+        return None if self._link is None else self._link.stats()
 
 
 def _shutdown_within(exporter: SpanExporter, seconds: float) -> None:

@@ -5,7 +5,9 @@
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
+use super::errors;
 use crate::clock::Moment;
+use crate::config::ConfigError;
 use crate::plan::Plan;
 use crate::store::fleet::{FleetSettings, FleetStatus, Member};
 
@@ -107,4 +109,13 @@ pub fn fleet_scripts<'py>(py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         out.set_item(name, source)?;
     }
     Ok(out)
+}
+
+/// A Redis URL given for `field` (such as the tail processor's `share`):
+/// (the URL for the client, credentials included; the URL as shown, password
+/// hidden; the fleet's key for `piece`). A bad URL is a ConfigError naming `field`.
+#[pyfunction]
+pub fn redis_target(text: &str, field: &str, piece: &str) -> PyResult<(String, String, String)> {
+    let settings = FleetSettings::parse(text).map_err(|e| errors::config_error(ConfigError::new(field, e.message)))?;
+    Ok((settings.connect_url().to_owned(), settings.shown().to_owned(), settings.key(piece)))
 }

@@ -43,6 +43,9 @@ mod _core {
     use super::fleet::fleet_scripts;
 
     #[pymodule_export]
+    use super::fleet::redis_target;
+
+    #[pymodule_export]
     use super::tail::NativeTailBuffer;
 
     #[pymodule_export]

@@ -14,7 +14,10 @@ use pyo3::types::{PyDict, PyList, PyString, PyTuple};
 use super::args;
 use super::py_clock::{self, PyClock};
 use crate::clock::Clock;
-use crate::tail_buffer::{Facts, Limits, Mark, TailBuffer, Trace};
+use crate::tail_buffer::{Facts, Limits, Mark, Sharing, TailBuffer, Trace};
+
+/// Announcements waiting to be sent at most (beyond: the oldest is dropped and counted).
+const MAX_OUTBOX: usize = 10_000;
 
 struct Api {
     status: Py<PyAny>,
@@ -98,8 +101,9 @@ fn read_facts(py: Python<'_>, span: &Bound<'_, PyAny>) -> PyResult<Facts> {
     Ok(Facts { trace_id, sampled, error, local_root })
 }
 
-fn trace_tuple<'py>(py: Python<'py>, id: u128, trace: Trace<Py<PyAny>>) -> PyResult<Bound<'py, PyTuple>> {
+fn trace_tuple<'py>(py: Python<'py>, buffer: &TailBuffer<Py<PyAny>>, id: u128, trace: Trace<Py<PyAny>>) -> PyResult<Bound<'py, PyTuple>> {
     let root = trace.root.map(|i| trace.spans[i].clone_ref(py));
+    let keep = trace.keep.map(|mark| (buffer.reason_text(mark.reason), mark.weight));
     let spans = PyList::new(py, trace.spans)?;
     PyTuple::new(
         py,
@@ -109,14 +113,16 @@ fn trace_tuple<'py>(py: Python<'py>, id: u128, trace: Trace<Py<PyAny>>) -> PyRes
             root.into_pyobject(py)?.into_any(),
             pyo3::types::PyBool::new(py, trace.head_sampled).to_owned().into_any(),
             pyo3::types::PyBool::new(py, trace.error).to_owned().into_any(),
+            keep.into_pyobject(py)?.into_any(),
+            pyo3::types::PyBool::new(py, trace.root_judged).to_owned().into_any(),
         ],
     )
 }
 
-fn traces<'py>(py: Python<'py>, items: Vec<(u128, Trace<Py<PyAny>>)>) -> PyResult<Bound<'py, PyList>> {
+fn traces<'py>(py: Python<'py>, buffer: &TailBuffer<Py<PyAny>>, items: Vec<(u128, Trace<Py<PyAny>>)>) -> PyResult<Bound<'py, PyList>> {
     let list = PyList::empty(py);
     for (id, trace) in items {
-        list.append(trace_tuple(py, id, trace)?)?;
+        list.append(trace_tuple(py, buffer, id, trace)?)?;
     }
     Ok(list)
 }
@@ -126,7 +132,7 @@ impl NativeTailBuffer {
     #[new]
     #[pyo3(signature = (*, decision_wait = None, trace_timeout = None, latency_threshold = None, latency_probability = None,
         max_traces = None, max_spans_per_trace = None, decision_cache_size = None, max_queue_size = None,
-        max_export_batch_size = None, schedule_delay = None, clock = None))]
+        max_export_batch_size = None, schedule_delay = None, share_ttl = None, clock = None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         decision_wait: Option<&Bound<'_, PyAny>>,
@@ -139,6 +145,7 @@ impl NativeTailBuffer {
         max_queue_size: Option<&Bound<'_, PyAny>>,
         max_export_batch_size: Option<&Bound<'_, PyAny>>,
         schedule_delay: Option<&Bound<'_, PyAny>>,
+        share_ttl: Option<&Bound<'_, PyAny>>,
         clock: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
         let seconds = |field: &str, value: Option<&Bound<'_, PyAny>>, default: f64| {
@@ -166,7 +173,9 @@ impl NativeTailBuffer {
             Some(c) => c as Arc<PyClock>,
             None => Arc::new(Monotonic(Instant::now())),
         };
-        Ok(NativeTailBuffer { buffer: TailBuffer::new(limits), clock, unreadable: AtomicU64::new(0), settings })
+        let sharing =
+            args::optional(share_ttl, |v| args::seconds("share_ttl", v, false))?.map(|ttl| Sharing { ttl, max_outbox: MAX_OUTBOX });
+        Ok(NativeTailBuffer { buffer: TailBuffer::new(limits, sharing), clock, unreadable: AtomicU64::new(0), settings })
     }
 
     /// The checked settings: (decision_wait, trace_timeout, latency_threshold or None,
@@ -205,15 +214,17 @@ impl NativeTailBuffer {
         Ok(now)
     }
 
-    /// Due traces as (trace_id, spans, root span or None, head_sampled, error).
+    /// Due traces as (trace_id, spans, root span or None, head_sampled, error,
+    /// (reason, weight) of the likeliest keep known besides the head and an error, or None,
+    /// whether the root was handed out by `take_fresh_roots` already).
     fn take_due<'py>(&self, py: Python<'py>, wait: f64, timeout: f64) -> PyResult<Bound<'py, PyList>> {
         let now = self.clock.monotonic();
         py_clock::interrupted()?;
-        traces(py, self.buffer.take_due(now, wait, timeout))
+        traces(py, &self.buffer, self.buffer.take_due(now, wait, timeout))
     }
 
     fn take_all<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
-        traces(py, self.buffer.take_all())
+        traces(py, &self.buffer, self.buffer.take_all())
     }
 
     /// Record a trace's decision: `reason` None drops it; "head" keeps it as
@@ -236,6 +247,36 @@ impl NativeTailBuffer {
         Ok(list)
     }
 
+    /// Local roots that ended since the last call, as (trace_id, root span).
+    fn take_fresh_roots(&self, py: Python<'_>) -> Vec<(u128, Py<PyAny>)> {
+        self.buffer.take_fresh_roots(|span| span.clone_ref(py))
+    }
+
+    /// A keep decided on a buffered trace's root (such as "latency" or
+    /// "rule:<name>", with its adjusted count); announced when sharing.
+    fn keep(&self, trace_id: u128, reason: &str, weight: f64) {
+        self.buffer.keep(trace_id, reason, weight);
+    }
+
+    /// Up to `max` waiting announcements as one batch of bytes, or None.
+    fn take_announcements<'py>(&self, py: Python<'py>, max: usize) -> Option<Bound<'py, pyo3::types::PyBytes>> {
+        self.buffer.take_announcements(max).map(|bytes| pyo3::types::PyBytes::new(py, &bytes))
+    }
+
+    /// A batch of announcements from another process.
+    fn hear(&self, batch: &[u8]) -> PyResult<()> {
+        let now = self.clock.monotonic();
+        py_clock::interrupted()?;
+        self.buffer.hear(batch, now);
+        Ok(())
+    }
+
+    /// Whether this buffer shares decisions.
+    #[getter]
+    fn sharing(&self) -> bool {
+        self.buffer.sharing()
+    }
+
     /// Remove everything queued; returns how many spans that was (shutdown counts them as lost).
     fn drain(&self) -> usize {
         self.buffer.drain_queue().len()
@@ -245,8 +286,9 @@ impl NativeTailBuffer {
     fn counts<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let c = &self.buffer.counts;
         let (traces, spans, queued, decisions) = self.buffer.sizes();
+        let (waiting, held, outbox_dropped, expired, evicted) = self.buffer.share_sizes();
         let out = PyDict::new(py);
-        let kept = c.head_kept.load(Relaxed) + c.late_kept.load(Relaxed) + c.decided_kept.load(Relaxed);
+        let kept = c.late_kept.load(Relaxed) + c.decided_kept.load(Relaxed);
         for (key, value) in [
             ("spans_ended", c.ended.load(Relaxed)),
             ("spans_kept", kept),
@@ -264,6 +306,16 @@ impl NativeTailBuffer {
             ("spans_buffered", spans as u64),
             ("spans_queued", queued as u64),
             ("decisions_remembered", decisions as u64),
+            ("shared_kept", c.shared_kept.load(Relaxed)),
+            ("announced", c.announced.load(Relaxed)),
+            ("announcements_waiting", waiting as u64),
+            ("announcements_dropped", outbox_dropped),
+            ("heard", c.heard.load(Relaxed)),
+            ("heard_held", held as u64),
+            ("heard_expired", expired),
+            ("heard_evicted", evicted),
+            ("heard_too_late", c.heard_too_late.load(Relaxed)),
+            ("bad_batches", c.bad_batches.load(Relaxed)),
         ] {
             out.set_item(key, value)?;
         }

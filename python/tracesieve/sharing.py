@@ -1,0 +1,219 @@
+"""Shared tail decisions on the wire: one thread per Redis URL and process
+appends this process's announcements (trace ids its tail processors kept) to
+the fleet's Redis stream and reads every other process's, so each service keeps
+its own spans of a trace any service kept.
+
+Announcements are batched: at most one ``XADD`` and one blocking ``XREAD`` per
+``interval`` seconds, whatever the span rate. The stream is trimmed to about
+``STREAM_ENTRIES`` batches and expires when the fleet is idle, so Redis holds a
+bounded amount per fleet. When Redis is gone, the processors decide on their
+own spans as before (announcements wait in a bounded outbox, drops counted),
+and that is logged once.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import threading
+import time
+import weakref
+from typing import Any, Dict, Optional, Tuple
+
+from tracesieve._background import BackgroundThread, reset_after_fork
+
+__all__ = ["MAX_BATCH", "STREAM_ENTRIES", "join"]
+
+_logger = logging.getLogger("tracesieve.sharing")
+#: Announcements per stream entry at most (25 bytes each).
+MAX_BATCH = 1000
+#: Stream entries Redis keeps (trimmed approximately, so a little more at times).
+STREAM_ENTRIES = 1000
+#: Entries read per call at most.
+_READ_COUNT = 100
+_MAX_BACKOFF = 30.0
+_PASSWORD_VARIABLE = "TRACESIEVE_REDIS_PASSWORD"
+_LINKS: Dict[Tuple[str, str, float], _Link] = {}
+_LOCK = threading.Lock()
+
+
+def join(processor: Any, target: Tuple[str, str, str], interval: float, ttl: float) -> _Link:
+    """Have the link for ``target`` (connect URL, shown URL, stream key) carry
+    ``processor``'s announcements and bring it everyone else's."""
+    connect, shown, key = target
+    with _LOCK:
+        link = _LINKS.get((connect, key, interval))
+        if link is None:
+            link = _LINKS[(connect, key, interval)] = _Link(connect, shown, key, interval, ttl)
+        link.add(processor)
+    return link
+
+
+def _scrub(text: str, secret: Optional[str]) -> str:
+    return text.replace(secret, "***") if secret else text
+
+
+class _Link:
+    """The stream of one fleet, for every sharing processor of this process."""
+
+    def __init__(self, connect: str, shown: str, key: str, interval: float, ttl: float) -> None:
+        self._connect_url = connect  # holds credentials: never logged
+        self.shown = shown
+        self._key = key
+        self._interval = interval
+        self._ttl_ms = max(1000, int(ttl * 1000))
+        self._processors: weakref.WeakSet[Any] = weakref.WeakSet()
+        self._counts_lock = threading.Lock()
+        self.batches_sent = 0
+        self.batches_read = 0
+        self.redis_calls = 0
+        self.failures = 0
+        self.cpu_seconds = 0.0
+        self._reset()
+        reset_after_fork(self)
+        self._thread = BackgroundThread("tracesieve-share", self._loop)
+        self._thread.start()
+
+    def _reset(self) -> None:
+        self._client: Any = None
+        self._password: Optional[str] = None
+        self._last_id: Optional[bytes] = None
+        self._failures_in_row = 0
+        self._down_since: Optional[float] = None
+        self._down_reason = ""
+
+    def _after_fork(self) -> None:
+        # A child reads the stream from now on, on its own connection.
+        self._counts_lock = threading.Lock()
+        self._reset()
+
+    def add(self, processor: Any) -> None:
+        self._processors.add(processor)
+        self._thread.wake()
+
+    @property
+    def connected(self) -> bool:
+        return self._client is not None and self._down_since is None
+
+    def stats(self) -> Dict[str, Any]:
+        with self._counts_lock:
+            return {
+                "url": self.shown,
+                "connected": self.connected,
+                "interval": self._interval,
+                "batches_sent": self.batches_sent,
+                "batches_read": self.batches_read,
+                "redis_calls": self.redis_calls,
+                "failures": self.failures,
+                "cpu_seconds": self.cpu_seconds,
+            }
+
+    def _loop(self, thread: BackgroundThread) -> None:
+        while True:
+            started = time.thread_time()
+            wait = self.step()
+            self.cpu_seconds += time.thread_time() - started
+            if wait and not thread.sleep(wait):
+                return
+            if thread.stopping:
+                return
+
+    def step(self) -> float:
+        """Send what is waiting and read what arrived (blocking up to one
+        interval); the seconds to sleep before the next step (0: none)."""
+        import redis
+
+        try:
+            if self._client is None:
+                self._connect()
+            self._send()
+            self._read()
+        except (redis.RedisError, OSError, ValueError) as error:
+            return self._failed(f"{type(error).__name__}: {_scrub(str(error), self._password)}")
+        self._succeeded()
+        return 0.0
+
+    def _connect(self) -> None:
+        import redis
+
+        timeout = self._interval + 1.0
+        options: Dict[str, Any] = {"socket_timeout": timeout, "socket_connect_timeout": 1.0, "retry_on_timeout": False}
+        client = redis.Redis.from_url(self._connect_url, **options)
+        password = client.connection_pool.connection_kwargs.get("password")
+        if password is None and os.environ.get(_PASSWORD_VARIABLE):
+            password = os.environ[_PASSWORD_VARIABLE]
+            client = redis.Redis.from_url(self._connect_url, password=password, **options)
+        self._password = password
+        if self._last_id is None:
+            # Read from the newest entry on: what was announced before this process came is not its business.
+            newest = client.xrevrange(self._key, count=1)
+            self._count_calls(1)
+            self._last_id = newest[0][0] if newest else b"0-0"
+        self._client = client
+
+    def _send(self) -> None:
+        batches = []
+        for processor in list(self._processors):
+            buffer = processor._buffer
+            while (batch := buffer.take_announcements(MAX_BATCH)) is not None:
+                batches.append(batch)
+        if not batches:
+            return
+        pipe = self._client.pipeline(transaction=False)
+        for batch in batches:
+            pipe.xadd(self._key, {"b": batch}, maxlen=STREAM_ENTRIES, approximate=True)
+        pipe.pexpire(self._key, self._ttl_ms)
+        pipe.execute()
+        self._count_calls(len(batches) + 1, sent=len(batches))
+
+    def _read(self) -> None:
+        replies = self._client.xread({self._key: self._last_id}, count=_READ_COUNT, block=max(1, int(self._interval * 1000)))
+        self._count_calls(1)
+        read = 0
+        for _, entries in replies or ():
+            for entry_id, fields in entries:
+                self._last_id = entry_id
+                batch = fields.get(b"b")
+                if batch is None:
+                    continue
+                read += 1
+                for processor in list(self._processors):
+                    processor._buffer.hear(batch)
+        with self._counts_lock:
+            self.batches_read += read
+
+    def _count_calls(self, calls: int, sent: int = 0) -> None:
+        with self._counts_lock:
+            self.redis_calls += calls
+            self.batches_sent += sent
+
+    def _failed(self, reason: str) -> float:
+        with self._counts_lock:
+            self.failures += 1
+        self._failures_in_row += 1
+        self._down_reason = reason
+        self._client = None
+        if self._down_since is None:
+            self._down_since = time.monotonic()
+            _logger.warning(
+                "tracesieve: shared tail decisions cannot reach %s (%s); each service decides on its own spans until Redis answers again",
+                self.shown,
+                reason,
+            )
+        return min(_MAX_BACKOFF, max(self._interval, 0.1) * 2 ** (self._failures_in_row - 1)) * random.uniform(0.5, 1.0)
+
+    def _succeeded(self) -> None:
+        self._failures_in_row = 0
+        if self._down_since is not None:
+            _logger.warning("tracesieve: shared tail decisions reach %s again after %.1f s", self.shown, time.monotonic() - self._down_since)
+            self._down_since = None
+
+
+def _after_fork_in_child() -> None:
+    global _LOCK
+    _LOCK = threading.Lock()  # a parent thread may have held it at the fork
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
