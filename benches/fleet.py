@@ -25,7 +25,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 from fleet_chain import run_chain_day
 from redis_fleet import run_redis_month
-from redis_server import RedisServer
+from tracesieve.local_redis import RedisServer
 from tracesieve import BudgetSampler, fleet, from_config
 from tracesieve.testing import SimClock
 

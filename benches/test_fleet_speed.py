@@ -19,7 +19,7 @@ from workloads import BATCH, mix_runner
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
 
-from redis_server import RedisServer
+from tracesieve.local_redis import RedisServer
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,7 @@ from typing import Iterator
 
 import pytest
 
-from redis_server import RedisServer
+from tracesieve.local_redis import RedisServer
 
 from helpers import provider_factory  # noqa: F401  (fixture re-export)
 

@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, List, Optional, Tuple
 
-from redis_server import RedisServer
+from tracesieve.local_redis import RedisServer
 from store_fleet import HOURS, START, blind_hours, request_times, schedule
 from tracesieve import BudgetSampler, fleet
 from tracesieve.testing import HOUR, SimClock

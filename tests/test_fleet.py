@@ -13,7 +13,7 @@ from typing import Any, List
 
 import pytest
 
-from redis_server import RedisServer, free_port
+from tracesieve.local_redis import RedisServer, free_port
 from store_fleet import hammer_rate_limit
 from tracesieve import AdaptiveSampler, BudgetSampler, ConfigError, fleet, from_config
 from tracesieve.testing import SimClock

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from fleet_chain import SPANS, run_chain_day
-from redis_server import RedisServer
+from tracesieve.local_redis import RedisServer
 
 BUDGET = 3000
 #: Spans per request across the chain.

@@ -10,7 +10,7 @@ from typing import Iterator
 import pytest
 
 from redis_fleet import run_redis_month
-from redis_server import RedisServer
+from tracesieve.local_redis import RedisServer
 
 BUDGET = 2000
 #: The budget's burst (an hour of a 30-day month, at least 8 spans) plus as much for children.

@@ -19,11 +19,11 @@ import random
 import threading
 import time
 import weakref
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 from tracesieve._background import BackgroundThread, reset_after_fork
 
-__all__ = ["MAX_BATCH", "STREAM_ENTRIES", "join"]
+__all__ = ["MAX_BATCH", "STREAM_ENTRIES", "LocalExchange", "join"]
 
 _logger = logging.getLogger("tracesieve.sharing")
 #: Announcements per stream entry at most (25 bytes each).
@@ -48,6 +48,44 @@ def join(processor: Any, target: Tuple[str, str, str], interval: float, ttl: flo
             link = _LINKS[(connect, key, interval)] = _Link(connect, shown, key, interval, ttl)
         link.add(processor)
     return link
+
+
+class LocalExchange:
+    """Shares tail decisions between the processors of one process, stepped by
+    hand: for simulations and tests, where several services run in one process
+    on a simulated clock. Pass it as ``share=``; each ``step()`` judges the
+    roots that just ended and hands each processor's announcements to the others."""
+
+    def __init__(self) -> None:
+        self._processors: List[Any] = []
+        self.batches_sent = 0
+        self.batches_read = 0
+
+    def add(self, processor: Any) -> None:
+        self._processors.append(processor)
+
+    def step(self) -> None:
+        for processor in self._processors:
+            processor._judge_roots()
+        for sender in self._processors:
+            while (batch := sender._buffer.take_announcements(MAX_BATCH)) is not None:
+                self.batches_sent += 1
+                for processor in self._processors:
+                    if processor is not sender:
+                        self.batches_read += 1
+                        processor._buffer.hear(batch)
+
+    def stats(self) -> Dict[str, Any]:
+        return {
+            "url": "in-process",
+            "connected": True,
+            "interval": 0.0,
+            "batches_sent": self.batches_sent,
+            "batches_read": self.batches_read,
+            "redis_calls": 0,
+            "failures": 0,
+            "cpu_seconds": 0.0,
+        }
 
 
 def _scrub(text: str, secret: Optional[str]) -> str:

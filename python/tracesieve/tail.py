@@ -23,7 +23,7 @@ import collections
 import logging
 import threading
 import time
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
@@ -88,7 +88,9 @@ class TailSamplingProcessor(SpanProcessor):
         shutdown_timeout: seconds ``shutdown`` waits for the last exports.
         share: a Redis URL (``redis://host:6379/0#fleet``, as for stores) through
             which the services of a fleet share their tail decisions (None: this
-            process decides alone). Needs ``tracesieve[redis]``.
+            process decides alone). Needs ``tracesieve[redis]``. A
+            ``tracesieve.sharing.LocalExchange`` shares between processors of
+            one process instead (simulations, tests).
         share_interval: seconds between sends and reads of announcements (the
             longest an announcement waits before it is sent).
         share_ttl: seconds an announcement heard from another service keeps
@@ -114,7 +116,7 @@ class TailSamplingProcessor(SpanProcessor):
         max_export_batch_size: int = 512,
         schedule_delay: float = 1.0,
         shutdown_timeout: float = 10.0,
-        share: Optional[str] = None,
+        share: Union[str, sharing.LocalExchange, None] = None,
         share_interval: float = 0.05,
         share_ttl: float = 60.0,
         clock: Optional[Callable[[], float]] = None,
@@ -122,7 +124,7 @@ class TailSamplingProcessor(SpanProcessor):
     ):
         self._exporter = check_exporter(exporter)
         target = None
-        if share is not None:
+        if share is not None and not isinstance(share, sharing.LocalExchange):
             if not isinstance(share, str):
                 raise _core.ConfigError(f"share: expected a redis:// or rediss:// URL, got {type(share).__name__} {share!r}")
             target = _core.redis_target(share, "share", "tail")
@@ -162,7 +164,12 @@ class TailSamplingProcessor(SpanProcessor):
         self._shut = False
         self._worker = BackgroundThread("tracesieve-tail", self._run, on_fork_child=self._after_fork)
         self._worker.start()
-        self._link = None if target is None else sharing.join(self, target, float(share_interval), float(share_ttl))
+        self._link: Any = None
+        if isinstance(share, sharing.LocalExchange):
+            share.add(self)
+            self._link = share
+        elif target is not None:
+            self._link = sharing.join(self, target, float(share_interval), float(share_ttl))
         from tracesieve.metrics import observe_stats
 
         observe_stats(
@@ -276,14 +283,20 @@ class TailSamplingProcessor(SpanProcessor):
             return reason, weight
         return ("head", 0.0) if head else (None, 0.0)
 
-    def _decide(self, everything: bool) -> None:
-        """Judge roots that just ended (so a keep is announced at once), then
-        decide the traces that are due (or all of them) and queue what is kept."""
+    def _judge_roots(self) -> None:
+        """Judge the local roots that just ended, so a keep is known (and
+        announced) at once rather than when the trace is due."""
         buffer = self._buffer
         for trace_id, root in buffer.take_fresh_roots():
             reason, weight = self._root_verdict(trace_id, root)
             if reason is not None:
                 buffer.keep(trace_id, reason, weight)
+
+    def _decide(self, everything: bool) -> None:
+        """Judge the roots that just ended, then decide the traces that are due
+        (or all of them) and queue what is kept."""
+        buffer = self._buffer
+        self._judge_roots()
         due = buffer.take_all() if everything else buffer.take_due(self._wait, self._timeout)
         for item in due:
             reason, weight = self._verdict(item)

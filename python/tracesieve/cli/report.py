@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Dict, List
+from typing import Any, Dict, List
 
 from tracesieve.cli.scenarios import DESCRIPTIONS, Scenario
 from tracesieve.cli.services import Measured
@@ -34,8 +34,9 @@ def terminal(scenario: Scenario, results: List[Measured], seconds: Dict[str, flo
         lines.append(
             f"  spans kept: {result.spans_kept:,} of {result.spans_total:,} (kept + dropped = {result.spans_kept + (result.spans_total - result.spans_kept):,} = total)"
         )
-        whole = result.error_traces_whole / result.error_traces if result.error_traces else 1.0
-        lines.append(f"  error traces kept whole: {result.error_traces_whole:,} of {result.error_traces:,} ({whole:.1%})")
+        lines.append(f"  error traces kept whole: {_share(result.error_traces_whole, result.error_traces)}")
+        lines.append(f"  slow traces kept whole: {_share(result.slow_traces_whole, result.slow_traces)}")
+        lines.append("  spans kept per service: " + ", ".join(f"{k} {v:,}" for k, v in result.spans_by_service.items()))
         complete = result.traces_complete / result.traces_seen if result.traces_seen else 1.0
         lines.append(f"  trace completeness across the 3 services: {complete:.1%} of {result.traces_seen:,} traces with any span kept")
         if result.budget:
@@ -56,12 +57,64 @@ def terminal(scenario: Scenario, results: List[Measured], seconds: Dict[str, flo
             lines.append(f"  adaptive boost: peak x{peak:g}")
         lines.append(f"  decision cost: {result.decision_ns:,.0f} ns per root span")
         lines.append("")
-    lines.append("by prob. = kept by probability (not for an error): the samples behind an estimate.")
+    if len(results) > 1:
+        lines.append("== side by side (whole = kept in all 3 services)")
+        lines.append(f"  {'approach':34} {'error traces whole':>20} {'slow traces whole':>20} {'spans kept':>11}")
+        for result in results:
+            lines.append(
+                f"  {result.label:34} {_percent(result.error_traces_whole, result.error_traces):>20} "
+                f"{_percent(result.slow_traces_whole, result.slow_traces):>20} {result.spans_kept:>11,}"
+            )
+        lines.append("")
+    lines.append("by prob. = kept by probability below 1 (not by the tail): the samples behind an estimate.")
     lines.append(
-        "estimated = requests estimated from the kept spans' adjusted counts (th; 1 for error traces, kept whatever the head said; "
-        "floor keeps count 0)."
+        "estimated = requests estimated from the kept spans' own adjusted counts (th, or the tail's tracesieve.adjusted_count: "
+        "1 for traces kept for an error anywhere; floor keeps count 0)."
     )
     return "\n".join(lines)
+
+
+def _share(part: int, whole: int) -> str:
+    return f"{part:,} of {whole:,} ({part / whole if whole else 1.0:.1%})"
+
+
+def _percent(part: int, whole: int) -> str:
+    return f"{part / whole if whole else 1.0:.1%}"
+
+
+def _faults_line(faults: Any) -> str:
+    return (
+        f"errors start in {faults.error_origin} and reach each caller with probability {faults.propagation:g}; "
+        f"{faults.slow_rate:.0%} of requests are slow in {faults.slow_origin}"
+    )
+
+
+def chain_terminal(faults: Any, count: int, results: Dict[str, Dict[str, Any]]) -> str:
+    """The services run as processes, side by side."""
+    lines = [
+        f"tracesieve simulate --processes: {count:,} requests through 3 services in separate processes over HTTP on loopback",
+        _faults_line(faults),
+        "",
+        f"  {'approach':34} {'error traces whole':>20} {'slow traces whole':>20} {'spans kept (f/o/p)':>22} {'seconds':>8}",
+    ]
+    for label, r in results.items():
+        spans = "/".join(f"{v:,}" for v in r["spans_by_service"].values())
+        lines.append(
+            f"  {label:34} {_share(r['error_traces_whole'], r['error_traces']):>20} "
+            f"{_share(r['slow_traces_whole'], r['slow_traces']):>20} {spans:>22} {r['seconds']:>8.1f}"
+        )
+    for label, r in results.items():
+        for service, counts in r["sharing"].items():
+            if counts.get("share_redis_calls"):
+                lines.append(
+                    f"  {label}, {service}: announced {counts['announced']:,}, heard {counts['heard']:,}, "
+                    f"heard too late {counts['heard_too_late']:,}, Redis calls {counts['share_redis_calls']:,}"
+                )
+    return "\n".join(lines)
+
+
+def chain_json(faults: Any, results: Dict[str, Dict[str, Any]]) -> str:
+    return json.dumps({"faults": faults.__dict__, "results": results}, indent=2)
 
 
 def as_json(scenario: Scenario, results: List[Measured], seconds: Dict[str, float]) -> str:

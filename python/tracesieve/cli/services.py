@@ -1,8 +1,9 @@
 """Run a scenario through real TracerProviders: a three-service call chain
 (frontend -> orders -> payments, context propagated over W3C headers), each
 service with its own sampler built from the same policy, its error-window and
-tail-sampling processors, into an in-memory exporter, on a simulated clock.
-Then measure what was kept, what it costs and what can still be seen."""
+tail-sampling processors (deciding alone, or sharing decisions), into an
+in-memory exporter, on a simulated clock. Then measure what was kept, what it
+costs and what can still be seen."""
 
 from __future__ import annotations
 
@@ -21,13 +22,17 @@ from opentelemetry.trace import SpanKind, Status, StatusCode, set_span_in_contex
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from tracesieve.cli.ids import SeededIds
-from tracesieve.cli.scenarios import Scenario
+from tracesieve.cli.scenarios import SERVICES, SLOW_SECONDS, Scenario
 from tracesieve.estimate import adjusted_count
 from tracesieve.pipeline import from_config
-from tracesieve.tail import TailSamplingProcessor
+from tracesieve.sharing import LocalExchange
+from tracesieve.tail import REASON, TailSamplingProcessor
 from tracesieve.testing import SimClock
 
-SERVICES = ("frontend", "orders", "payments")
+#: A trace is slow when its local root takes this long (simulated seconds).
+LATENCY_THRESHOLD = 1.0
+#: Seconds a trace waits after its local root ends; covers the slow origin's extra time.
+DECISION_WAIT = 2.0
 PROPAGATOR = TraceContextTextMapPropagator()
 
 
@@ -39,6 +44,8 @@ class Rig:
     provider: TracerProvider
     sampler: Any
     tails: List[TailSamplingProcessor] = field(default_factory=list)
+    #: Shared by the rigs of a shared-tail run.
+    exchange: Optional[LocalExchange] = None
 
     @property
     def tracer(self):
@@ -92,16 +99,28 @@ def size_budget(scenario: Scenario, document: Dict[str, Any]) -> None:
         scenario.budget_spans = max(1, scenario.budget_forced + round(scenario.budget_demand * scenario.budget_of_demand))
 
 
-def build_ours(scenario: Scenario, document: Dict[str, Any], clock: SimClock, exporter, tail: bool, seed: int) -> List[Rig]:
+def build_ours(scenario: Scenario, document: Dict[str, Any], clock: SimClock, exporter, approach: str, seed: int) -> List[Rig]:
+    """The three services: head sampling only ("head"), with tail processors
+    deciding alone ("tail"), or sharing their decisions ("shared")."""
+    tail = approach != "head"
+    exchange = LocalExchange() if approach == "shared" else None
     rigs = []
     for index, name in enumerate(SERVICES):
         sampler = from_config(policy_for(scenario, document, tail), clock=clock)
         provider = TracerProvider(sampler=sampler, resource=Resource.create({"service.name": name}), id_generator=SeededIds(seed + index))
         if sampler.processor is not None:
             provider.add_span_processor(sampler.processor)
-        rig = Rig(name, provider, sampler)
+        rig = Rig(name, provider, sampler, exchange=exchange)
         if tail:
-            processor = TailSamplingProcessor(exporter, clock=clock, decision_wait=2.0, trace_timeout=60.0, schedule_delay=3600)
+            processor = TailSamplingProcessor(
+                exporter,
+                clock=clock,
+                decision_wait=DECISION_WAIT,
+                trace_timeout=60.0,
+                latency_threshold=LATENCY_THRESHOLD,
+                schedule_delay=3600,
+                share=exchange,
+            )
             provider.add_span_processor(processor)
             rig.tails.append(processor)
         else:
@@ -139,6 +158,7 @@ def drive(
     """Send every request down the chain. Returns trace id -> request index."""
     traces: Dict[int, int] = {}
     tracers = [rig.tracer for rig in rigs]
+    exchange = rigs[0].exchange
     step = max(1, len(scenario.requests) // 100)
     for index, request in enumerate(scenario.requests):
         t = request.time
@@ -159,18 +179,25 @@ def drive(
             )
             spans.append(child)
             parent = child
+        slow_depth = SERVICES.index(request.slow) if request.slow else -1
         for depth in reversed(range(len(spans))):
-            end = t + request.duration * (1.0 - 0.2 * depth)
+            # Each service's own time comes after its callee returned; a slow
+            # service makes itself and its callers slow, not its callees.
+            end = t + request.duration * (1.0 - 0.2 * depth) + (SLOW_SECONDS if depth <= slow_depth else 0.0)
             clock.now = end
-            if request.error:
+            if SERVICES[depth] in request.failing:
                 spans[depth].set_status(Status(StatusCode.ERROR, "simulated failure"))
             spans[depth].end(end_time=_ns(end))
+        if exchange is not None:
+            exchange.step()
         if index % step == 0:
             if progress:
                 progress(min(step, len(scenario.requests) - index))
             if observe:
                 observe(t)
     clock.now = scenario.end + 3600
+    if exchange is not None:
+        exchange.step()
     for rig in rigs:
         for tail in rig.tails:
             tail.force_flush()
@@ -191,6 +218,12 @@ class Measured:
     by_tier: Dict[str, Dict[str, float]]
     error_traces: int
     error_traces_whole: int
+    slow_traces: int
+    slow_traces_whole: int
+    #: Spans kept per service.
+    spans_by_service: Dict[str, int]
+    #: Per service: requests per endpoint estimated from that service's kept spans alone.
+    by_service: Dict[str, Dict[str, Dict[str, float]]]
     traces_seen: int
     traces_complete: int
     hours: List[Dict[str, float]]
@@ -216,12 +249,13 @@ def measure(
     spans = exporter.get_finished_spans()
     requests = scenario.requests
     by_trace: Dict[int, set] = defaultdict(set)
-    roots = {}
+    #: Each service's span of each kept trace (one span per service and request).
+    service_spans: Dict[str, Dict[int, Any]] = defaultdict(dict)
     for span in spans:
         service = span.resource.attributes.get("service.name")
         by_trace[span.context.trace_id].add(service)
-        if service == SERVICES[0]:
-            roots[span.context.trace_id] = span
+        service_spans[service][span.context.trace_id] = span
+    roots = service_spans[SERVICES[0]]
     truth_endpoint = Counter(r.endpoint for r in requests)
     truth_tier = Counter(r.tier for r in requests)
     kept_endpoint: Counter = Counter()
@@ -242,20 +276,43 @@ def measure(
         if index is None:
             continue
         request = requests[index]
-        weight = _weight(span, request.error)
+        weight = _weight(span)
         kept_endpoint[request.endpoint] += 1
         kept_tier[request.tier] += 1
         kept_hour[min(hours - 1, int((request.time - scenario.start) // 3600))] += 1
         if weight is None:
             floor_kept += 1
             continue
-        if not request.error:
+        if _by_probability(span, weight):
             sampled_endpoint[request.endpoint] += 1
             sampled_tier[request.tier] += 1
         est_endpoint[request.endpoint] += weight
         est_tier[request.tier] += weight
     error_ids = [tid for tid, i in traces.items() if requests[i].error]
     whole = sum(1 for tid in error_ids if len(by_trace.get(tid, ())) == len(SERVICES))
+    slow_ids = [tid for tid, i in traces.items() if requests[i].slow]
+    slow_whole = sum(1 for tid in slow_ids if len(by_trace.get(tid, ())) == len(SERVICES))
+    by_service = {}
+    for service in SERVICES:
+        estimated: Dict[str, float] = defaultdict(float)
+        sampled: Counter = Counter()
+        for trace_id, span in service_spans[service].items():
+            index = traces.get(trace_id)
+            weight = _weight(span)
+            if index is None or weight is None:
+                continue
+            endpoint = requests[index].endpoint
+            estimated[endpoint] += weight
+            sampled[endpoint] += _by_probability(span, weight)
+        by_service[service] = {
+            key: {
+                "requests": truth_endpoint[key],
+                "kept_by_probability": sampled[key],
+                "estimated": round(estimated[key], 1),
+                "error": (estimated[key] - truth_endpoint[key]) / truth_endpoint[key],
+            }
+            for key in sorted(truth_endpoint)
+        }
     complete = sum(1 for services in by_trace.values() if len(services) == len(SERVICES))
 
     def table(truth: Counter, kept: Counter, sampled: Counter, estimated: Dict[str, float]) -> Dict[str, Dict[str, float]]:
@@ -295,6 +352,10 @@ def measure(
         by_tier=table(truth_tier, kept_tier, sampled_tier, est_tier),
         error_traces=len(error_ids),
         error_traces_whole=whole,
+        slow_traces=len(slow_ids),
+        slow_traces_whole=slow_whole,
+        spans_by_service={service: len(service_spans[service]) for service in SERVICES},
+        by_service=by_service,
         traces_seen=len(by_trace),
         traces_complete=complete,
         hours=[{"hour": h, "demand": demand[h], "kept": kept_hour[h]} for h in range(hours)],
@@ -319,16 +380,20 @@ def dropped_by(rig: Rig) -> int:
     return dropped
 
 
-def _weight(span, error: bool) -> Optional[float]:
-    """How many requests a kept root stands for: 1 for an error trace (kept
-    whatever the head said), else its adjusted count from ``th``; None for a
-    keep that is no probability sample (the budget's visibility floor)."""
-    if error:
-        return 1.0
+def _weight(span) -> Optional[float]:
+    """How many requests a kept span stands for, read from the span alone: the
+    tail's adjusted count (1 for errors and rules, kept or announced), else
+    1/p from ``th``; None for a keep that is no probability sample (the
+    budget's visibility floor)."""
     rate = span.attributes.get("sampling.rate")
     if rate:
         return 1.0 / float(rate)  # the seed records its rule's rate
     return adjusted_count(span)
+
+
+def _by_probability(span, weight: Optional[float]) -> bool:
+    """Kept by a probability below 1, not by the tail: a sample behind an estimate."""
+    return weight is not None and weight > 1.0 and REASON not in span.attributes
 
 
 def decision_cost(sampler, requests, sample: int = 3000) -> float:

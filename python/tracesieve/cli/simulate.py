@@ -1,7 +1,9 @@
 """``tracesieve simulate``: run a policy on simulated traffic through real
 TracerProviders and report what it keeps, what it costs and what can still be
-seen (see ``services`` for the three-service chain and ``scenarios`` for the
-traffic)."""
+seen, for head sampling only, tail processors deciding alone, and tail
+processors sharing decisions, side by side (see ``services`` for the
+three-service chain, ``scenarios`` for the traffic and the faults, and
+``chain`` for the services run as separate processes)."""
 
 from __future__ import annotations
 
@@ -12,10 +14,18 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 DEFAULT_REQUESTS = {"traffic": 20_000, "errors": 20_000, "month": 60_000, "spike": 30_000}
+#: Requests sent through the separately running services (real time).
+DEFAULT_PROCESS_REQUESTS = 1_000
+APPROACHES = {
+    "shared": "shared tail (decisions shared)",
+    "tail": "per-process tail",
+    "head": "head sampling only",
+    "naive": "naive (the seed's approach)",
+}
 
 
 def add_parser(commands: Any) -> None:
-    from tracesieve.cli.scenarios import DESCRIPTIONS
+    from tracesieve.cli.scenarios import DESCRIPTIONS, ERROR_ORIGIN, PROPAGATION, SLOW_ORIGIN, SLOW_RATE
 
     parser = commands.add_parser("simulate", help="run a policy on simulated traffic and report what it keeps")
     # argparse formats help with %, so the descriptions' own % signs are escaped.
@@ -24,8 +34,26 @@ def add_parser(commands: Any) -> None:
     parser.add_argument("--config", help="pipeline configuration (.toml/.yaml/.json); default: the seed's policy")
     parser.add_argument("--requests", type=int, help="requests to simulate (default depends on the scenario)")
     parser.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
+    parser.add_argument(
+        "--approaches",
+        default="shared,tail,head",
+        help="comma-separated, side by side: shared (tail decisions shared between services), tail (each service's tail "
+        "decides alone), head (head sampling only), naive (the seed's approach); default shared,tail,head",
+    )
     parser.add_argument("--compare", choices=["naive"], help="also run the seed's approach (pure Python) on the same traffic")
-    parser.add_argument("--no-tail", action="store_true", help="head sampling only (no deferred spans, no tail decisions)")
+    parser.add_argument("--no-tail", action="store_true", help="head sampling only (the same as --approaches head)")
+    parser.add_argument("--error-origin", default=ERROR_ORIGIN, help=f"the service where errors start (default {ERROR_ORIGIN})")
+    parser.add_argument(
+        "--propagation", type=float, default=PROPAGATION, help=f"probability a failure reaches each caller in turn (default {PROPAGATION})"
+    )
+    parser.add_argument("--slow-origin", default=SLOW_ORIGIN, help=f"the service that is slow in slow requests (default {SLOW_ORIGIN})")
+    parser.add_argument("--slow-rate", type=float, default=SLOW_RATE, help=f"the share of slow requests (default {SLOW_RATE})")
+    parser.add_argument(
+        "--processes",
+        action="store_true",
+        help="run the three services as separate processes over HTTP on loopback, sharing through a local redis-server "
+        f"(real time; default {DEFAULT_PROCESS_REQUESTS:,} requests)",
+    )
     parser.add_argument("--json", action="store_true", help="print the numbers as JSON")
     parser.add_argument("--out", help="write PNG charts to this folder (needs the plot extra)")
     parser.set_defaults(run=run)
@@ -48,11 +76,19 @@ def run(args: argparse.Namespace) -> int:
     from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
     from tracesieve.cli import report
-    from tracesieve.cli.scenarios import SCENARIOS, generate
+    from tracesieve.cli.scenarios import SCENARIOS, Faults, generate
     from tracesieve.cli.services import build_naive, build_ours, drive, measure, size_budget
     from tracesieve.cli.usage import UsageError
     from tracesieve.testing import SimClock
 
+    faults = Faults(args.error_origin, args.propagation, args.slow_origin, args.slow_rate)
+    try:
+        faults.check()
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    approaches = _approaches(args)
+    if args.processes:
+        return _run_processes(args, faults, approaches)
     if args.scenario not in SCENARIOS:
         raise UsageError(f"unknown scenario {args.scenario!r}; expected one of {', '.join(SCENARIOS)}")
     count = args.requests if args.requests is not None else DEFAULT_REQUESTS[args.scenario]
@@ -69,19 +105,18 @@ def run(args: argparse.Namespace) -> int:
         document = _document(args.config)
     except ValueError as error:
         raise UsageError(str(error)) from None
-    scenario = generate(args.scenario, count, args.seed)
+    scenario = generate(args.scenario, count, args.seed, faults)
     size_budget(scenario, document)
-    runs = [("tracesieve", "ours")] + ([("naive (the seed's approach)", "naive")] if args.compare else [])
+    runs = [(APPROACHES[a], a) for a in approaches]
     results, seconds = [], {}
     progress = _progress(len(scenario.requests) * len(runs), quiet=args.json)
     for label, kind in runs:
         clock = SimClock(scenario.start)
         exporter = InMemorySpanExporter()
-        tail = kind == "ours" and not args.no_tail
         rigs = (
-            build_ours(scenario, document, clock, exporter, tail, args.seed)
-            if kind == "ours"
-            else build_naive(scenario, clock, exporter, args.seed)
+            build_naive(scenario, clock, exporter, args.seed)
+            if kind == "naive"
+            else build_ours(scenario, document, clock, exporter, kind, args.seed)
         )
         boost: List[List[float]] = []
         spend: List[List[float]] = []
@@ -116,6 +151,50 @@ def run(args: argparse.Namespace) -> int:
         except ImportError as error:
             print(f"tracesieve: {error}", file=sys.stderr)
             return 2
+    return 0
+
+
+def _approaches(args: argparse.Namespace) -> List[str]:
+    from tracesieve.cli.usage import UsageError
+
+    chosen = ["head"] if args.no_tail else [a.strip() for a in args.approaches.split(",") if a.strip()]
+    unknown = [a for a in chosen if a not in APPROACHES]
+    if unknown or not chosen:
+        raise UsageError(f"--approaches: {args.approaches!r} names {unknown or 'nothing'}; expected some of {', '.join(APPROACHES)}")
+    if args.compare and "naive" not in chosen:
+        chosen.append("naive")
+    return list(dict.fromkeys(chosen))
+
+
+def _run_processes(args: argparse.Namespace, faults: Any, approaches: List[str]) -> int:
+    """The services as separate processes over real HTTP, with a local redis-server."""
+    from tracesieve.cli import report
+    from tracesieve.cli.chain import ChainSettings, measure_chain, run_chain
+    from tracesieve.cli.scenarios import plans
+    from tracesieve.cli.usage import UsageError
+    from tracesieve.local_redis import RedisServer
+
+    count = args.requests if args.requests is not None else DEFAULT_PROCESS_REQUESTS
+    if count <= 0:
+        raise UsageError(f"--requests: {count} is not positive; expected a number of requests, such as 1000")
+    if "naive" in approaches:
+        raise UsageError("--processes runs shared, tail and head; the seed's approach runs in one process only")
+    requests = plans(count, args.seed, faults)
+    server = None
+    if "shared" in approaches:
+        try:
+            server = RedisServer().start()
+        except RuntimeError as error:
+            raise UsageError(f"--processes: {error}") from None
+    try:
+        results = {}
+        for approach in approaches:
+            settings = ChainSettings(approach, redis_url=server.url if server else None)
+            results[APPROACHES[approach]] = measure_chain(run_chain(settings, requests), requests)
+    finally:
+        if server is not None:
+            server.stop()
+    print(report.chain_json(faults, results) if args.json else report.chain_terminal(faults, count, results))
     return 0
 
 

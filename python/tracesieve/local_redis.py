@@ -1,6 +1,7 @@
-"""A real ``redis-server`` (the Debian package) for the fleet tests: started on
-loopback on a free port, with no persistence, and stopped by pid. It can be
-killed, paused (SIGSTOP) and started again empty on the same port."""
+"""A throwaway ``redis-server`` (the Debian package) for tests, benchmarks and
+``tracesieve simulate --processes``: started on loopback on a free port, with
+no persistence, and stopped by pid. It can be killed, paused (SIGSTOP) and
+started again empty on the same port."""
 
 from __future__ import annotations
 
@@ -15,12 +16,18 @@ from typing import List, Optional
 
 
 def free_port() -> int:
+    """A TCP port free on loopback right now."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
 
 
+__all__ = ["RedisServer", "free_port"]
+
+
 class RedisServer:
+    """One redis-server process; ``start()`` it, read ``url``, ``stop()`` it."""
+
     def __init__(self, password: Optional[str] = None, tls: bool = False) -> None:
         binary = shutil.which("redis-server")
         if binary is None:
