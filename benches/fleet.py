@@ -25,8 +25,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 from fleet_chain import run_chain_day
 from redis_fleet import run_redis_month
-from tracesieve.local_redis import RedisServer
 from tracesieve import BudgetSampler, fleet, from_config
+from tracesieve.local_redis import RedisServer
 from tracesieve.testing import SimClock
 
 START = 1_767_225_600.0 + 12 * 3600.0  # noon, 2026-01-01

@@ -14,9 +14,9 @@ import time
 from dataclasses import dataclass
 from typing import Any, List, Optional, Tuple
 
-from tracesieve.local_redis import RedisServer
 from store_fleet import HOURS, START, blind_hours, request_times, schedule
 from tracesieve import BudgetSampler, fleet
+from tracesieve.local_redis import RedisServer
 from tracesieve.testing import HOUR, SimClock
 
 #: Simulated seconds between a process's fleet steps.

@@ -13,9 +13,9 @@ from typing import Any, List
 
 import pytest
 
-from tracesieve.local_redis import RedisServer, free_port
 from store_fleet import hammer_rate_limit
 from tracesieve import AdaptiveSampler, BudgetSampler, ConfigError, fleet, from_config
+from tracesieve.local_redis import RedisServer, free_port
 from tracesieve.testing import SimClock
 
 DAY_START = 1_767_225_600.0  # 2026-01-01T00:00:00Z

@@ -18,9 +18,9 @@ __all__ = [
     "decode_th",
     "encode_th",
     "fleet_scripts",
-    "redis_target",
     "probability_for_threshold",
     "read_ot",
+    "redis_target",
     "rewrite_ot",
     "threshold_for_probability",
 ]

@@ -23,7 +23,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from tracesieve._background import BackgroundThread, reset_after_fork
 
-__all__ = ["MAX_BATCH", "STREAM_ENTRIES", "LocalExchange", "join"]
+__all__ = ["MAX_BATCH", "STREAM_ENTRIES", "LocalExchange", "join", "leave"]
 
 _logger = logging.getLogger("tracesieve.sharing")
 #: Announcements per stream entry at most (25 bytes each).
@@ -88,6 +88,18 @@ class LocalExchange:
         }
 
 
+def leave(processor: Any) -> None:
+    """Stop carrying ``processor``'s announcements (at its shutdown, after a
+    last send); a link nobody uses any more stops its thread."""
+    with _LOCK:
+        for key, link in list(_LINKS.items()):
+            if processor in link._processors:
+                link.remove(processor)
+                if not link._processors:
+                    del _LINKS[key]
+                    link.close()
+
+
 def _scrub(text: str, secret: Optional[str]) -> str:
     return text.replace(secret, "***") if secret else text
 
@@ -114,9 +126,10 @@ class _Link:
         self._thread.start()
 
     def _reset(self) -> None:
+        self._step_lock = threading.Lock()
         self._client: Any = None
         self._password: Optional[str] = None
-        self._last_id: Optional[bytes] = None
+        self._last_id: Any = None
         self._failures_in_row = 0
         self._down_since: Optional[float] = None
         self._down_reason = ""
@@ -129,6 +142,21 @@ class _Link:
     def add(self, processor: Any) -> None:
         self._processors.add(processor)
         self._thread.wake()
+
+    def remove(self, processor: Any) -> None:
+        """Send what ``processor`` still has to announce, then forget it."""
+        import redis
+
+        if self._client is not None:
+            try:
+                with self._step_lock:
+                    self._send(only=processor)
+            except (redis.RedisError, OSError, ValueError):
+                pass  # counted: what it could not send stays in announcements_waiting
+        self._processors.discard(processor)
+
+    def close(self) -> None:
+        self._thread.stop(timeout=self._interval + 1.5)
 
     @property
     def connected(self) -> bool:
@@ -163,9 +191,10 @@ class _Link:
         import redis
 
         try:
-            if self._client is None:
-                self._connect()
-            self._send()
+            with self._step_lock:
+                if self._client is None:
+                    self._connect()
+                self._send()
             self._read()
         except (redis.RedisError, OSError, ValueError) as error:
             return self._failed(f"{type(error).__name__}: {_scrub(str(error), self._password)}")
@@ -190,9 +219,9 @@ class _Link:
             self._last_id = newest[0][0] if newest else b"0-0"
         self._client = client
 
-    def _send(self) -> None:
+    def _send(self, only: Any = None) -> None:
         batches = []
-        for processor in list(self._processors):
+        for processor in [only] if only is not None else list(self._processors):
             buffer = processor._buffer
             while (batch := buffer.take_announcements(MAX_BATCH)) is not None:
                 batches.append(batch)
@@ -244,7 +273,9 @@ class _Link:
     def _succeeded(self) -> None:
         self._failures_in_row = 0
         if self._down_since is not None:
-            _logger.warning("tracesieve: shared tail decisions reach %s again after %.1f s", self.shown, time.monotonic() - self._down_since)
+            _logger.warning(
+                "tracesieve: shared tail decisions reach %s again after %.1f s", self.shown, time.monotonic() - self._down_since
+            )
             self._down_since = None
 
 

@@ -134,7 +134,9 @@ class TailSamplingProcessor(SpanProcessor):
             try:
                 import redis  # noqa: F401  (the optional extra: tracesieve[redis])
             except ImportError:
-                raise _core.ConfigError("share: sharing tail decisions needs the Redis client; install it with pip install 'tracesieve[redis]'") from None
+                raise _core.ConfigError(
+                    "share: sharing tail decisions needs the Redis client; install it with pip install 'tracesieve[redis]'"
+                ) from None
         # Every setting is checked natively; kept to build a fresh buffer in a forked child.
         self._buffer_settings: Dict[str, Any] = {
             "decision_wait": decision_wait,
@@ -227,6 +229,8 @@ class TailSamplingProcessor(SpanProcessor):
         self._shut = True
         deadline = time.monotonic() + self._shutdown_timeout
         self.force_flush(int(self._shutdown_timeout * 1000))
+        if self._link is not None and not isinstance(self._link, sharing.LocalExchange):
+            sharing.leave(self)
         stopped = self._worker.stop(timeout=max(0.0, deadline - time.monotonic()))
         undecided = sum(len(due[1]) for due in self._buffer.take_all())
         unexported = self._buffer.drain()

@@ -55,11 +55,11 @@ class ChainRun:
 def _serve(name: str, downstream: Optional[int], settings: ChainSettings, conn: Any) -> None:
     """One service: an HTTP server on a free loopback port (sent back on
     ``conn``) until ``conn`` says stop; then what it exported and its stats."""
-    from opentelemetry import trace
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
     from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+    from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
     from opentelemetry.trace import SpanKind, Status, StatusCode
     from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
@@ -67,9 +67,21 @@ def _serve(name: str, downstream: Optional[int], settings: ChainSettings, conn: 
     from tracesieve.samplers import ProbabilitySampler
     from tracesieve.tail import REASON, TailSamplingProcessor
 
+    planned = threading.local()
+
+    class PlannedIds(RandomIdGenerator):
+        """The plan's trace id for the request's root: the same plans draw the same head decisions in every run."""
+
+        def generate_trace_id(self) -> int:
+            return getattr(planned, "trace_id", 0) or super().generate_trace_id()
+
     tail = settings.mode != "head"
     exporter = InMemorySpanExporter()
-    provider = TracerProvider(sampler=ProbabilitySampler(settings.head_rate, defer=tail), resource=Resource.create({"service.name": name}))
+    provider = TracerProvider(
+        sampler=ProbabilitySampler(settings.head_rate, defer=tail),
+        resource=Resource.create({"service.name": name}),
+        id_generator=PlannedIds(),
+    )
     processor: Any = None
     if tail:
         share = f"{settings.redis_url}#chain" if settings.mode == "shared" else None
@@ -88,8 +100,9 @@ def _serve(name: str, downstream: Optional[int], settings: ChainSettings, conn: 
     propagator = TraceContextTextMapPropagator()
 
     class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 (the http.server hook)
+        def do_GET(self) -> None:
             plan = json.loads(self.headers[_PLAN_HEADER])
+            planned.trace_id = plan["trace_id"]
             context = propagator.extract(dict(self.headers))
             with tracer.start_as_current_span(f"{name} {self.path}", context=context, kind=SpanKind.SERVER) as span:
                 span.set_attribute("http.route", self.path)
@@ -129,7 +142,7 @@ def _serve(name: str, downstream: Optional[int], settings: ChainSettings, conn: 
             s.context.trace_id,
             s.name,
             s.parent is None or s.parent.is_remote,
-            (s.attributes or {}).get(REASON),
+            str((s.attributes or {}).get(REASON) or "") or None,
             adjusted_count(s),
         )
         for s in exporter.get_finished_spans()

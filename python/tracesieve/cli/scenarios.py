@@ -96,9 +96,11 @@ class Plan:
     errors: Tuple[str, ...] = ()
     slow: Optional[str] = None
     slow_seconds: float = 0.0
+    #: The trace id the frontend gives the request (so runs of the same plans draw the same head decisions).
+    trace_id: int = 0
 
     def as_header(self) -> Dict[str, Any]:
-        return {"errors": list(self.errors), "slow": self.slow, "slow_seconds": self.slow_seconds}
+        return {"errors": list(self.errors), "slow": self.slow, "slow_seconds": self.slow_seconds, "trace_id": self.trace_id}
 
 
 def plans(count: int, seed: int, faults: Faults, error_rate: float = 0.1, slow_seconds: float = 0.3) -> List[Plan]:
@@ -110,7 +112,7 @@ def plans(count: int, seed: int, faults: Faults, error_rate: float = 0.1, slow_s
         endpoint = _pick(rng, ENDPOINTS)
         errors = faults.failing(rng) if rng.random() < error_rate else ()
         slow = faults.slow_origin if rng.random() < faults.slow_rate else None
-        out.append(Plan(endpoint, errors, slow, slow_seconds if slow else 0.0))
+        out.append(Plan(endpoint, errors, slow, slow_seconds if slow else 0.0, rng.getrandbits(128) | 1))
     return out
 
 

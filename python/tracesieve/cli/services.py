@@ -252,7 +252,7 @@ def measure(
     #: Each service's span of each kept trace (one span per service and request).
     service_spans: Dict[str, Dict[int, Any]] = defaultdict(dict)
     for span in spans:
-        service = span.resource.attributes.get("service.name")
+        service = str(span.resource.attributes.get("service.name"))
         by_trace[span.context.trace_id].add(service)
         service_spans[service][span.context.trace_id] = span
     roots = service_spans[SERVICES[0]]
