@@ -3,8 +3,9 @@ appends this process's announcements (trace ids its tail processors kept) to
 the fleet's Redis stream and reads every other process's, so each service keeps
 its own spans of a trace any service kept.
 
-Announcements are batched: at most one ``XADD`` and one blocking ``XREAD`` per
-``interval`` seconds, whatever the span rate. The stream is trimmed to about
+Announcements are batched: at most one ``XADD`` per ``interval`` seconds,
+whatever the span rate, from a sender thread; a reader thread waits on a
+blocking ``XREAD`` that returns as soon as another process announced. The stream is trimmed to about
 ``STREAM_ENTRIES`` batches and expires when the fleet is idle, so Redis holds a
 bounded amount per fleet. When Redis is gone, the processors decide on their
 own spans as before (announcements wait in a bounded outbox, drops counted),
@@ -32,6 +33,8 @@ MAX_BATCH = 1000
 STREAM_ENTRIES = 1000
 #: Entries read per call at most.
 _READ_COUNT = 100
+#: Seconds a read waits on Redis for news (it returns as soon as there is some).
+_READ_BLOCK = 1.0
 _MAX_BACKOFF = 30.0
 _PASSWORD_VARIABLE = "TRACESIEVE_REDIS_PASSWORD"
 _LINKS: Dict[Tuple[str, str, float], _Link] = {}
@@ -84,6 +87,7 @@ class LocalExchange:
             "batches_read": self.batches_read,
             "redis_calls": 0,
             "failures": 0,
+            "announcements_lost": 0,
             "cpu_seconds": 0.0,
         }
 
@@ -119,11 +123,16 @@ class _Link:
         self.batches_read = 0
         self.redis_calls = 0
         self.failures = 0
+        self.announcements_lost = 0
         self.cpu_seconds = 0.0
         self._reset()
         reset_after_fork(self)
-        self._thread = BackgroundThread("tracesieve-share", self._loop)
+        # Two threads: the reader waits on Redis for news, the sender wakes every
+        # interval; one thread doing both would hold announcements for a whole read.
+        self._thread = BackgroundThread("tracesieve-share-read", self._read_loop)
+        self._sender = BackgroundThread("tracesieve-share-send", self._send_loop)
         self._thread.start()
+        self._sender.start()
 
     def _reset(self) -> None:
         self._step_lock = threading.Lock()
@@ -156,7 +165,8 @@ class _Link:
         self._processors.discard(processor)
 
     def close(self) -> None:
-        self._thread.stop(timeout=self._interval + 1.5)
+        self._sender.stop(timeout=self._interval + 1.0)
+        self._thread.stop(timeout=_READ_BLOCK + 1.5)
 
     @property
     def connected(self) -> bool:
@@ -172,39 +182,52 @@ class _Link:
                 "batches_read": self.batches_read,
                 "redis_calls": self.redis_calls,
                 "failures": self.failures,
+                "announcements_lost": self.announcements_lost,
                 "cpu_seconds": self.cpu_seconds,
             }
 
-    def _loop(self, thread: BackgroundThread) -> None:
-        while True:
-            started = time.thread_time()
-            wait = self.step()
-            self.cpu_seconds += time.thread_time() - started
-            if wait and not thread.sleep(wait):
-                return
-            if thread.stopping:
-                return
-
-    def step(self) -> float:
-        """Send what is waiting and read what arrived (blocking up to one
-        interval); the seconds to sleep before the next step (0: none)."""
+    def _read_loop(self, thread: BackgroundThread) -> None:
+        """Connect when needed and read what the others announced, as it comes."""
         import redis
 
-        try:
-            with self._step_lock:
-                if self._client is None:
-                    self._connect()
-                self._send()
-            self._read()
-        except (redis.RedisError, OSError, ValueError) as error:
-            return self._failed(f"{type(error).__name__}: {_scrub(str(error), self._password)}")
-        self._succeeded()
-        return 0.0
+        while not thread.stopping:
+            started = time.thread_time()
+            wait = 0.0
+            try:
+                with self._step_lock:
+                    if self._client is None:
+                        self._connect()
+                    client = self._client
+                self._read(client)
+                self._succeeded()
+            except (redis.RedisError, OSError, ValueError) as error:
+                wait = self._failed(f"{type(error).__name__}: {_scrub(str(error), self._password)}")
+            self._spent(time.thread_time() - started)
+            if wait and not thread.sleep(wait):
+                return
+
+    def _send_loop(self, thread: BackgroundThread) -> None:
+        """Every interval, send what this process's processors announced."""
+        import redis
+
+        while thread.sleep(self._interval):
+            started = time.thread_time()
+            if self._client is not None:
+                try:
+                    with self._step_lock:
+                        self._send()
+                except (redis.RedisError, OSError, ValueError) as error:
+                    self._failed(f"{type(error).__name__}: {_scrub(str(error), self._password)}")
+            self._spent(time.thread_time() - started)
+
+    def _spent(self, seconds: float) -> None:
+        with self._counts_lock:
+            self.cpu_seconds += seconds
 
     def _connect(self) -> None:
         import redis
 
-        timeout = self._interval + 1.0
+        timeout = _READ_BLOCK + 1.0
         options: Dict[str, Any] = {"socket_timeout": timeout, "socket_connect_timeout": 1.0, "retry_on_timeout": False}
         client = redis.Redis.from_url(self._connect_url, **options)
         password = client.connection_pool.connection_kwargs.get("password")
@@ -227,15 +250,24 @@ class _Link:
                 batches.append(batch)
         if not batches:
             return
-        pipe = self._client.pipeline(transaction=False)
-        for batch in batches:
-            pipe.xadd(self._key, {"b": batch}, maxlen=STREAM_ENTRIES, approximate=True)
-        pipe.pexpire(self._key, self._ttl_ms)
-        pipe.execute()
+        client = self._client
+        try:
+            if client is None:
+                raise ConnectionError("not connected")
+            pipe = client.pipeline(transaction=False)
+            for batch in batches:
+                pipe.xadd(self._key, {"b": batch}, maxlen=STREAM_ENTRIES, approximate=True)
+            pipe.pexpire(self._key, self._ttl_ms)
+            pipe.execute()
+        except BaseException:
+            # Taken from the outbox and not sent: counted, never silent.
+            with self._counts_lock:
+                self.announcements_lost += sum((len(batch) - 9) // 25 for batch in batches)
+            raise
         self._count_calls(len(batches) + 1, sent=len(batches))
 
-    def _read(self) -> None:
-        replies = self._client.xread({self._key: self._last_id}, count=_READ_COUNT, block=max(1, int(self._interval * 1000)))
+    def _read(self, client: Any) -> None:
+        replies = client.xread({self._key: self._last_id}, count=_READ_COUNT, block=int(_READ_BLOCK * 1000))
         self._count_calls(1)
         read = 0
         for _, entries in replies or ():

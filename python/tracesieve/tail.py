@@ -416,7 +416,7 @@ class TailSamplingProcessor(SpanProcessor):
             stats.setdefault(key, 0)
         if self._link is not None:
             link = self._link.stats()
-            for key in ("batches_sent", "batches_read", "redis_calls", "failures"):
+            for key in ("batches_sent", "batches_read", "redis_calls", "failures", "announcements_lost"):
                 stats[f"share_{key}"] = link[key]
             stats["share_connected"] = int(link["connected"])
         return stats

@@ -17,8 +17,9 @@ def run_json(capsys, *args) -> dict:
 
 
 def test_traffic_estimates_completeness_and_conservation(capsys):
-    data = run_json(capsys, "traffic", "--requests", "40000", "--compare", "naive")
+    data = run_json(capsys, "traffic", "--requests", "40000", "--approaches", "shared", "--compare", "naive")
     ours, naive = data["results"]
+    assert ours["label"].startswith("shared tail") and naive["label"].startswith("naive")
     assert ours["spans_total"] == 3 * 40_000
     for result in (ours, naive):
         by_endpoint = result["by_endpoint"]
@@ -29,13 +30,23 @@ def test_traffic_estimates_completeness_and_conservation(capsys):
     assert len(qualified) >= 2
     for endpoint, cells in qualified.items():
         assert abs(cells["error"]) <= 0.05, (endpoint, cells)
+    # Every service's own kept spans (many kept for another service's announcement,
+    # with their adjusted counts) estimate the requests per endpoint within 5%.
+    checked = 0
+    for service, table in ours["by_service"].items():
+        for endpoint, cells in table.items():
+            if cells["kept_by_probability"] >= 1000:
+                checked += 1
+                assert abs(cells["error"]) <= 0.05, (service, endpoint, cells)
+    assert checked >= 6
     assert ours["error_traces_whole"] == ours["error_traces"]
+    assert ours["slow_traces_whole"] == ours["slow_traces"] > 0
     assert ours["traces_complete"] == ours["traces_seen"]
     assert naive["traces_complete"] < 0.5 * naive["traces_seen"], "the seed's per-service draws break traces"
 
 
 def test_error_storm_keeps_every_error_trace_whole_and_boosts(capsys):
-    data = run_json(capsys, "errors", "--requests", "8000")
+    data = run_json(capsys, "errors", "--requests", "8000", "--approaches", "shared")
     ours = data["results"][0]
     assert ours["error_traces"] > 500
     assert ours["error_traces_whole"] == ours["error_traces"]
@@ -45,7 +56,7 @@ def test_error_storm_keeps_every_error_trace_whole_and_boosts(capsys):
 def test_month_at_ten_times_the_budget_is_never_blind(capsys):
     # The default scale (60,000 requests): the budget is sized so its budget stage is
     # offered ten times what it may keep, after the keep rules' spans.
-    data = run_json(capsys, "month")
+    data = run_json(capsys, "month", "--approaches", "shared")
     ours = data["results"][0]
     paced = data["budget_spans"] - data["budget_forced"]
     assert data["budget_demand"] / paced == pytest.approx(10, rel=0.01)
@@ -56,6 +67,29 @@ def test_month_at_ten_times_the_budget_is_never_blind(capsys):
     assert ours["orphans"] == 0
     assert ours["error_traces_whole"] == ours["error_traces"]
     assert ours["floor_kept"] > 0
+
+
+@pytest.mark.parametrize("propagation", ["0", "0.5"])
+def test_errors_starting_in_the_leaf_are_whole_only_when_decisions_are_shared(capsys, propagation):
+    data = run_json(capsys, "traffic", "--requests", "6000", "--propagation", propagation)
+    shared, alone, head = data["results"]
+    assert [r["label"] for r in data["results"]] == ["shared tail (decisions shared)", "per-process tail", "head sampling only"]
+    assert shared["error_traces"] > 200 and shared["slow_traces"] > 50
+    assert shared["error_traces_whole"] == shared["error_traces"]
+    assert shared["slow_traces_whole"] == shared["slow_traces"]
+    for result in (alone, head):
+        assert result["error_traces_whole"] < 0.7 * result["error_traces"], result["label"]
+        assert result["slow_traces_whole"] < 0.7 * result["slow_traces"], result["label"]
+    assert head["error_traces_whole"] <= alone["error_traces_whole"]
+
+
+def test_fault_options_are_checked(capsys):
+    assert main(["simulate", "--error-origin", "billing"]) == 2
+    assert "--error-origin: 'billing' is no service; expected one of frontend, orders, payments" in capsys.readouterr().err
+    assert main(["simulate", "--propagation", "1.5"]) == 2
+    assert "--propagation: 1.5 is out of range" in capsys.readouterr().err
+    assert main(["simulate", "--approaches", "shared,psychic"]) == 2
+    assert "expected some of shared, tail, head, naive" in capsys.readouterr().err
 
 
 def test_spike_scenario_and_terminal_report(capsys):
