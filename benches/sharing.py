@@ -106,7 +106,7 @@ def latency(server: RedisServer, interval: float, count: int = 200) -> None:
         time.sleep(0.01)
     rng = random.Random(4)
     sent: List[float] = []
-    for i in range(count):
+    for _ in range(count):
         time.sleep(0.02 * rng.uniform(0.5, 1.5))
         span = FakeSpan(rng.getrandbits(128) | 1, 2, root=True)
         span.status = Status(StatusCode.ERROR)
