@@ -6,6 +6,7 @@ a flood, and Redis gone then back."""
 from __future__ import annotations
 
 import logging
+import os
 import random
 import time
 
@@ -216,4 +217,24 @@ def test_unreachable_redis_never_slows_on_end():
     for i in range(20_000):
         tail.on_end(FakeSpan(i + 1, 7, root=True))
     assert (time.perf_counter() - started) / 20_000 < 50e-6
+    tail.shutdown()
+
+
+def test_a_forked_child_announces_to_its_parent_as_a_new_member(redis_server):
+    tail = TailSamplingProcessor(InMemorySpanExporter(), share=redis_server.url + "#fork")
+    assert wait_for(lambda: tail.stats()["share_connected"])
+    pid = os.fork()
+    if pid == 0:  # the child: its own buffer, origin and Redis connections
+        code = 1
+        try:
+            span = FakeSpan(77, 2, root=True)
+            span.status = Status(StatusCode.ERROR)
+            tail.on_end(span)
+            code = 0 if wait_for(lambda: tail.stats()["share_batches_sent"] >= 1) else 2
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.WEXITSTATUS(status) == 0
+    assert wait_for(lambda: tail.stats()["heard"] == 1), tail.stats()
+    assert tail.stats()["announced"] == 0
     tail.shutdown()

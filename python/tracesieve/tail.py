@@ -153,6 +153,8 @@ class TailSamplingProcessor(SpanProcessor):
             "clock": clock,
         }
         self._buffer = _core.NativeTailBuffer(**self._buffer_settings)
+        self._link: Any = None
+        self._share_interval = None if share is None else float(share_interval)
         (self._wait, self._timeout, latency, self._latency_probability, _, self._batch, self._delay) = self._buffer.settings
         self._shutdown_timeout = check_seconds("shutdown_timeout", shutdown_timeout)
         self._latency_ns = None if latency is None else latency * 1e9
@@ -166,7 +168,6 @@ class TailSamplingProcessor(SpanProcessor):
         self._shut = False
         self._worker = BackgroundThread("tracesieve-tail", self._run, on_fork_child=self._after_fork)
         self._worker.start()
-        self._link: Any = None
         if isinstance(share, sharing.LocalExchange):
             share.add(self)
             self._link = share
@@ -313,6 +314,8 @@ class TailSamplingProcessor(SpanProcessor):
 
     def _run(self, worker: BackgroundThread) -> None:
         tick = max(0.01, min(self._wait, self._delay) / 4 or 0.05)
+        if self._share_interval is not None:
+            tick = min(tick, max(0.01, self._share_interval))  # a root's keep is announced within one interval
         last_export = time.monotonic()
         while True:
             with self._lock:
