@@ -56,8 +56,19 @@ IMPLS = ("per-process tail: TailSamplingProcessor.on_end", "shared tail: TailSam
 @pytest.mark.benchmark(group=f"on_end with decisions shared through Redis (3-span traces, 10% failing), x{BATCH}")
 @pytest.mark.parametrize("impl", IMPLS)
 def test_on_end_with_sharing(benchmark, impl, redis_url):
+    bench_on_end(benchmark, impl, redis_url)
+
+
+@pytest.mark.benchmark(group=f"on_end with sharing, roots judged for latency (3-span traces, 10% failing), x{BATCH}")
+@pytest.mark.parametrize("impl", IMPLS)
+def test_on_end_with_sharing_and_latency(benchmark, impl, redis_url):
+    bench_on_end(benchmark, impl, redis_url, latency_threshold=0.5)
+
+
+def bench_on_end(benchmark, impl, redis_url, **settings):
     share = redis_url if impl.startswith("shared") else None
-    tail = TailSamplingProcessor(NullExporter(), max_traces=100_000, share=share)
+    # Traces are decided and exported as the rounds go (a steady heap, as in a live service).
+    tail = TailSamplingProcessor(NullExporter(), max_traces=100_000, decision_wait=0.05, schedule_delay=0.05, share=share, **settings)
     if share:
         deadline = time.monotonic() + 10
         while not tail.stats()["share_connected"] and time.monotonic() < deadline:

@@ -160,6 +160,8 @@ pub struct Counts {
 
 pub struct TailBuffer<S> {
     limits: Limits,
+    /// Hand out local roots as they end (`take_fresh_roots`): only when something decides on roots.
+    judge_roots: bool,
     inner: Mutex<Inner<S>>,
     pub counts: Counts,
 }
@@ -173,6 +175,7 @@ impl<S> TailBuffer<S> {
         });
         TailBuffer {
             limits,
+            judge_roots: true,
             inner: Mutex::new(Inner {
                 traces: HashMap::new(),
                 arrival: VecDeque::new(),
@@ -186,6 +189,12 @@ impl<S> TailBuffer<S> {
             }),
             counts: Counts::default(),
         }
+    }
+
+    /// Whether local roots are handed out as they end (on by default).
+    pub fn judging_roots(mut self, on: bool) -> Self {
+        self.judge_roots = on;
+        self
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner<S>> {
@@ -262,7 +271,9 @@ impl<S> TailBuffer<S> {
             trace.root_ended = Some(now);
             trace.root_judged = false;
             inner.ready.push_back((now, facts.trace_id));
-            inner.fresh.push(facts.trace_id);
+            if self.judge_roots {
+                inner.fresh.push(facts.trace_id);
+            }
         }
         if trace.spans.len() >= self.limits.max_spans_per_trace {
             let trace = inner.traces.remove(&facts.trace_id).expect("present");

@@ -205,6 +205,7 @@ class NativeTailBuffer:
         max_export_batch_size: Any = None,
         schedule_delay: Any = None,
         share_ttl: Any = None,
+        judge_roots: bool = True,
         clock: Any = None,
     ) -> NativeTailBuffer: ...
     @property

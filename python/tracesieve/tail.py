@@ -150,6 +150,8 @@ class TailSamplingProcessor(SpanProcessor):
             "max_export_batch_size": max_export_batch_size,
             "schedule_delay": schedule_delay,
             "share_ttl": share_ttl if share is not None else None,
+            # Roots are judged as they end only when a latency or a rule can keep a trace.
+            "judge_roots": latency_threshold is not None or bool(rules),
             "clock": clock,
         }
         self._buffer = _core.NativeTailBuffer(**self._buffer_settings)
@@ -314,7 +316,7 @@ class TailSamplingProcessor(SpanProcessor):
 
     def _run(self, worker: BackgroundThread) -> None:
         tick = max(0.01, min(self._wait, self._delay) / 4 or 0.05)
-        if self._share_interval is not None:
+        if self._share_interval is not None and self._buffer_settings["judge_roots"]:
             tick = min(tick, max(0.01, self._share_interval))  # a root's keep is announced within one interval
         last_export = time.monotonic()
         while True:

@@ -132,7 +132,7 @@ impl NativeTailBuffer {
     #[new]
     #[pyo3(signature = (*, decision_wait = None, trace_timeout = None, latency_threshold = None, latency_probability = None,
         max_traces = None, max_spans_per_trace = None, decision_cache_size = None, max_queue_size = None,
-        max_export_batch_size = None, schedule_delay = None, share_ttl = None, clock = None))]
+        max_export_batch_size = None, schedule_delay = None, share_ttl = None, judge_roots = true, clock = None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         decision_wait: Option<&Bound<'_, PyAny>>,
@@ -146,6 +146,7 @@ impl NativeTailBuffer {
         max_export_batch_size: Option<&Bound<'_, PyAny>>,
         schedule_delay: Option<&Bound<'_, PyAny>>,
         share_ttl: Option<&Bound<'_, PyAny>>,
+        judge_roots: bool,
         clock: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
         let seconds = |field: &str, value: Option<&Bound<'_, PyAny>>, default: f64| {
@@ -175,7 +176,12 @@ impl NativeTailBuffer {
         };
         let sharing =
             args::optional(share_ttl, |v| args::seconds("share_ttl", v, false))?.map(|ttl| Sharing { ttl, max_outbox: MAX_OUTBOX });
-        Ok(NativeTailBuffer { buffer: TailBuffer::new(limits, sharing), clock, unreadable: AtomicU64::new(0), settings })
+        Ok(NativeTailBuffer {
+            buffer: TailBuffer::new(limits, sharing).judging_roots(judge_roots),
+            clock,
+            unreadable: AtomicU64::new(0),
+            settings,
+        })
     }
 
     /// The checked settings: (decision_wait, trace_timeout, latency_threshold or None,
