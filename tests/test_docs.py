@@ -41,6 +41,7 @@ NOT_RUN_HERE = {
     "pip install": "installs the package: the quick start is what CI runs (.ci/run)",
     "for run in": "the full benchmark suite takes minutes; benches run as tests with --benchmark-disable",
     "benches/fleet.py": "takes about a minute; its month and chain runs are tests (test_fleet_month, test_fleet_chain)",
+    "benches/sharing.py": "takes about a minute; its chain run and flood are tests (test_tail_sharing)",
     "benches/ratios.py": "reads the suite's JSON (tests/test_docs.py checks it on a small file)",
     "opentelemetry-instrument": "runs the user's own app.py",
     "mkdocs serve": "serves the docs until stopped",
