@@ -10,14 +10,12 @@ from __future__ import annotations
 import time
 
 import pytest
-from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
-from opentelemetry.trace import Status, StatusCode, set_span_in_context
 
-from tracesieve import ProbabilitySampler, TailSamplingProcessor
+from tracesieve import TailSamplingProcessor
 from tracesieve.local_redis import RedisServer
 
-from workloads import BATCH
+from workloads import BATCH, deferred_traces
 
 
 class NullExporter(SpanExporter):
@@ -30,24 +28,6 @@ def redis_url():
     server = RedisServer().start()
     yield server.url + "#bench"
     server.stop()
-
-
-def failing_traces():
-    """333 fresh 3-span traces recorded but not sampled; every tenth has a failing child."""
-    tracer = TracerProvider(sampler=ProbabilitySampler(0.0, defer=True)).get_tracer("bench")
-    spans = []
-    for index in range(BATCH // 3):
-        root = tracer.start_span("GET /api/order", attributes={"http.route": "/api/order"})
-        context = set_span_in_context(root)
-        for name in ("db.query", "cache.get"):
-            child = tracer.start_span(name, context=context)
-            if index % 10 == 0 and name == "db.query":
-                child.set_status(Status(StatusCode.ERROR))
-            child.end()
-            spans.append(child)
-        root.end()
-        spans.append(root)
-    return spans
 
 
 IMPLS = ("per-process tail: TailSamplingProcessor.on_end", "shared tail: TailSamplingProcessor(share=redis://...).on_end")
@@ -79,5 +59,5 @@ def bench_on_end(benchmark, impl, redis_url, **settings):
         for span in spans:
             on_end(span)
 
-    benchmark.pedantic(run, setup=lambda: ((failing_traces(),), {}), rounds=40)
+    benchmark.pedantic(run, setup=lambda: ((deferred_traces(failing_every=10),), {}), rounds=40)
     tail.shutdown()

@@ -13,7 +13,7 @@ from opentelemetry.sdk.trace.sampling import ALWAYS_ON
 from tracesieve import DedupSpanExporter, ProbabilitySampler, TailSamplingProcessor
 from tracesieve.reference import seed_dedup_key
 
-from workloads import BATCH
+from workloads import BATCH, deferred_traces
 
 
 class NullExporter(SpanExporter):
@@ -40,25 +40,6 @@ PROCESSORS = {
     "baseline: a Python on_end that does nothing": NoopProcessor,
     "tracesieve TailSamplingProcessor.on_end (default settings)": lambda: TailSamplingProcessor(NullExporter(), max_traces=100_000),
 }
-
-
-def deferred_traces():
-    """333 fresh 3-span traces, recorded but not sampled (a head sampler with
-    defer=True dropped them): what the tail buffers and decides on."""
-    from opentelemetry.trace import set_span_in_context
-
-    tracer = TracerProvider(sampler=ProbabilitySampler(0.0, defer=True)).get_tracer("bench")
-    spans = []
-    for _ in range(BATCH // 3):
-        root = tracer.start_span("GET /api/order", attributes={"http.route": "/api/order"})
-        context = set_span_in_context(root)
-        for name in ("db.query", "cache.get"):
-            child = tracer.start_span(name, context=context)
-            child.end()
-            spans.append(child)
-        root.end()
-        spans.append(root)
-    return spans
 
 
 @pytest.mark.benchmark(group=f"on_end of ordinary deferred spans (3-span traces), x{BATCH}")

@@ -56,3 +56,26 @@ def clean_heap():
 
     gc.collect()
     yield
+
+
+def deferred_traces(failing_every: int = 0) -> list:
+    """333 fresh 3-span traces, recorded but not sampled (a head sampler with
+    defer=True dropped them): what the tail buffers and decides on. With
+    ``failing_every=n``, every n-th trace has a failing child."""
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.trace import Status, StatusCode
+
+    tracer = TracerProvider(sampler=ProbabilitySampler(0.0, defer=True)).get_tracer("bench")
+    spans = []
+    for index in range(BATCH // 3):
+        root = tracer.start_span("GET /api/order", attributes={"http.route": "/api/order"})
+        context = set_span_in_context(root)
+        for name in ("db.query", "cache.get"):
+            child = tracer.start_span(name, context=context)
+            if failing_every and index % failing_every == 0 and name == "db.query":
+                child.set_status(Status(StatusCode.ERROR))
+            child.end()
+            spans.append(child)
+        root.end()
+        spans.append(root)
+    return spans

@@ -24,12 +24,11 @@ from typing import Any, Dict, List, Optional
 
 from tracesieve._background import BackgroundThread, reset_after_fork
 from tracesieve._core import ConfigError, fleet_scripts
+from tracesieve._redis import PASSWORD_VARIABLE, connect, scrub
 
 __all__ = ["PASSWORD_VARIABLE", "sync", "worker_stats"]
 
 _logger = logging.getLogger("tracesieve.fleet")
-#: Read for the password when a ``redis://`` URL gives none.
-PASSWORD_VARIABLE = "TRACESIEVE_REDIS_PASSWORD"
 #: Reconnection backoff: doubling from the interval, up to this, with jitter.
 _MAX_BACKOFF = 30.0
 _WORKERS: Dict[str, _Worker] = {}
@@ -74,10 +73,6 @@ def worker_stats() -> List[Dict[str, Any]]:
     ]
 
 
-def _scrub(text: str, secret: Optional[str]) -> str:
-    return text.replace(secret, "***") if secret else text
-
-
 class _Worker:
     """Steps every stage of one Redis URL in this process."""
 
@@ -116,16 +111,10 @@ class _Worker:
                 return
 
     def _connect(self) -> None:
-        import redis
 
         timeout = min(1.0, self._interval) if self._interval > 0 else 1.0
         options: Dict[str, Any] = {"socket_timeout": timeout, "socket_connect_timeout": timeout, "retry_on_timeout": False}
-        client = redis.Redis.from_url(self._url, **options)
-        password = client.connection_pool.connection_kwargs.get("password")
-        if password is None and os.environ.get(PASSWORD_VARIABLE):
-            password = os.environ[PASSWORD_VARIABLE]
-            client = redis.Redis.from_url(self._url, password=password, **options)
-        self._password = password
+        client, self._password = connect(self._url, **options)
         self._scripts = {name: client.register_script(source) for name, source in fleet_scripts().items()}
         self._client = client
 
@@ -157,7 +146,7 @@ class _Worker:
                 self._connect()
             raw = self._scripts[script](keys=keys, args=args)
         except (redis.RedisError, OSError, ValueError) as error:
-            self._failed(f"{type(error).__name__}: {_scrub(str(error), self._password)}")
+            self._failed(f"{type(error).__name__}: {scrub(str(error), self._password)}")
             native.fleet_reply(kind, None, self._down_reason)
             return
         reply = [item.decode("utf-8", "replace") if isinstance(item, bytes) else "?" for item in raw] if isinstance(raw, list) else ["?"]

@@ -23,6 +23,7 @@ import weakref
 from typing import Any, Dict, List, Optional, Tuple
 
 from tracesieve._background import BackgroundThread, reset_after_fork
+from tracesieve._redis import connect, scrub
 
 __all__ = ["MAX_BATCH", "STREAM_ENTRIES", "LocalExchange", "join", "leave"]
 
@@ -36,7 +37,6 @@ _READ_COUNT = 100
 #: Seconds a read waits on Redis for news (it returns as soon as there is some).
 _READ_BLOCK = 1.0
 _MAX_BACKOFF = 30.0
-_PASSWORD_VARIABLE = "TRACESIEVE_REDIS_PASSWORD"
 _LINKS: Dict[Tuple[str, str, float], _Link] = {}
 _LOCK = threading.Lock()
 
@@ -102,10 +102,6 @@ def leave(processor: Any) -> None:
                 if not link._processors:
                     del _LINKS[key]
                     link.close()
-
-
-def _scrub(text: str, secret: Optional[str]) -> str:
-    return text.replace(secret, "***") if secret else text
 
 
 class _Link:
@@ -201,7 +197,7 @@ class _Link:
                 self._read(client)
                 self._succeeded()
             except (redis.RedisError, OSError, ValueError) as error:
-                wait = self._failed(f"{type(error).__name__}: {_scrub(str(error), self._password)}")
+                wait = self._failed(f"{type(error).__name__}: {scrub(str(error), self._password)}")
             self._spent(time.thread_time() - started)
             if wait and not thread.sleep(wait):
                 return
@@ -217,7 +213,7 @@ class _Link:
                     with self._step_lock:
                         self._send()
                 except (redis.RedisError, OSError, ValueError) as error:
-                    self._failed(f"{type(error).__name__}: {_scrub(str(error), self._password)}")
+                    self._failed(f"{type(error).__name__}: {scrub(str(error), self._password)}")
             self._spent(time.thread_time() - started)
 
     def _spent(self, seconds: float) -> None:
@@ -225,16 +221,10 @@ class _Link:
             self.cpu_seconds += seconds
 
     def _connect(self) -> None:
-        import redis
 
         timeout = _READ_BLOCK + 1.0
         options: Dict[str, Any] = {"socket_timeout": timeout, "socket_connect_timeout": 1.0, "retry_on_timeout": False}
-        client = redis.Redis.from_url(self._connect_url, **options)
-        password = client.connection_pool.connection_kwargs.get("password")
-        if password is None and os.environ.get(_PASSWORD_VARIABLE):
-            password = os.environ[_PASSWORD_VARIABLE]
-            client = redis.Redis.from_url(self._connect_url, password=password, **options)
-        self._password = password
+        client, self._password = connect(self._connect_url, **options)
         if self._last_id is None:
             # Read from the newest entry on: what was announced before this process came is not its business.
             newest = client.xrevrange(self._key, count=1)
