@@ -157,12 +157,14 @@ class _Link:
                 with self._step_lock:
                     self._send(only=processor)
             except (redis.RedisError, OSError, ValueError):
-                pass  # counted: what it could not send stays in announcements_waiting
+                pass  # counted in announcements_lost by _send
         self._processors.discard(processor)
 
     def close(self) -> None:
+        """Stop both threads; the reader ends when its read returns (within
+        ``_READ_BLOCK``), so a shutdown does not wait for it."""
         self._sender.stop(timeout=self._interval + 1.0)
-        self._thread.stop(timeout=_READ_BLOCK + 1.5)
+        self._thread.stop(timeout=0.05)
 
     @property
     def connected(self) -> bool:
