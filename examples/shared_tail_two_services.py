@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import multiprocessing
 import sys
-import time
 from typing import Any
 
 REQUESTS = 200
@@ -45,9 +44,7 @@ def service(name: str, url: str, inbox: Any, outbox: Any, results: Any) -> None:
                 if index % 10 == 0:
                     span.set_status(Status(StatusCode.ERROR, "card declined, retried later"))
             outbox.put("ok")
-    # Shutting down decides every pending trace at once: give the last ones their wait first.
-    time.sleep(0.6)
-    provider.shutdown()
+    provider.shutdown()  # the last traces get their decision_wait to hear announcements first
     results.put((name, {s.context.trace_id for s in exporter.get_finished_spans()}, tail.stats()))
 
 

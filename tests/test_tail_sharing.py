@@ -203,6 +203,7 @@ def test_a_flood_with_sharing_stays_within_the_documented_caps(redis_server):
         ({"share": "redis://localhost", "share_interval": 0}, "share_interval"),
         ({"share": "redis://localhost", "share_ttl": -1}, "share_ttl"),
         ({"share": "redis://:pw@localhost/x"}, "database number"),
+        ({"share": "redis://:pw@localhost/0?interval=1"}, "has interval=, an option of fleet stores"),
     ],
 )
 def test_bad_sharing_settings_fail_at_construction(kwargs, message):
@@ -238,3 +239,17 @@ def test_a_forked_child_announces_to_its_parent_as_a_new_member(redis_server):
     assert wait_for(lambda: tail.stats()["heard"] == 1), tail.stats()
     assert tail.stats()["announced"] == 0
     tail.shutdown()
+
+
+def test_shutdown_gives_pending_traces_their_wait_to_hear_announcements(redis_server):
+    exporter, (caller, leaf), tails = chain_pair(redis_server.url + "#bye", wait=0.5)
+    assert wait_for(lambda: all(t.stats()["share_connected"] for t in tails))
+    root = caller.start_span("root")
+    root.end()
+    child = leaf.start_span("leaf", context=across(root))
+    child.set_status(Status(StatusCode.ERROR))
+    child.end()
+    tails[0].shutdown()  # at once: the leaf's announcement is still on its way
+    assert "root" in {s.name for s in exporter.get_finished_spans()}
+    assert tails[0].stats()["kept_shared"] == 1
+    tails[1].shutdown()

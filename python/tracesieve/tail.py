@@ -231,6 +231,12 @@ class TailSamplingProcessor(SpanProcessor):
             return
         self._shut = True
         deadline = time.monotonic() + self._shutdown_timeout
+        if self._share_interval is not None and self._worker.alive:
+            # Pending traces get their decision_wait to hear announcements (within half
+            # the shutdown budget); the worker decides them as they fall due.
+            until = min(time.monotonic() + self._wait + 2 * self._share_interval, deadline - self._shutdown_timeout / 2)
+            while self._buffer.counts()["traces_buffered"] and time.monotonic() < until:
+                time.sleep(min(0.02, self._wait))
         self.force_flush(int(self._shutdown_timeout * 1000))
         if self._link is not None and not isinstance(self._link, sharing.LocalExchange):
             sharing.leave(self)

@@ -117,5 +117,13 @@ pub fn fleet_scripts<'py>(py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
 #[pyfunction]
 pub fn redis_target(text: &str, field: &str, piece: &str) -> PyResult<(String, String, String)> {
     let settings = FleetSettings::parse(text).map_err(|e| errors::config_error(ConfigError::new(field, e.message)))?;
+    // The fleet store's own options mean nothing here: refuse them rather than ignore them.
+    let url = url::Url::parse(text).map_err(|e| errors::config_message(format!("{field}: {e}")))?;
+    if let Some((key, _)) = url.query_pairs().find(|(key, _)| key == "interval" || key == "fallback_share") {
+        return Err(errors::config_error(ConfigError::new(
+            field,
+            format!("{:?} has {key}=, an option of fleet stores; expected a URL without it", settings.shown()),
+        )));
+    }
     Ok((settings.connect_url().to_owned(), settings.shown().to_owned(), settings.key(piece)))
 }
