@@ -44,6 +44,8 @@ impl Mark {
 /// Interned reason indexes every buffer has.
 pub const HEAD: u16 = 0;
 pub const ERROR: u16 = 1;
+/// Announcements applied per hold of the lock.
+const HEAR_CHUNK: usize = 64;
 /// Distinct reasons a buffer interns at most (rule names are bounded by the configuration).
 const MAX_REASONS: usize = 4096;
 
@@ -369,13 +371,22 @@ impl<S> TailBuffer<S> {
             self.counts.bad_batches.fetch_add(1, Relaxed);
             return;
         };
-        let mut inner = self.lock();
-        let inner = &mut *inner;
-        let Some(share) = inner.share.as_mut() else { return };
-        if origin == share.origin {
-            return;
+        // A few announcements per hold of the lock, so an `on_end` never waits long behind a big batch.
+        for chunk in items.chunks(HEAR_CHUNK) {
+            let mut inner = self.lock();
+            if !self.hear_locked(&mut inner, origin, chunk, now) {
+                return;
+            }
         }
-        for item in items {
+    }
+
+    /// Apply heard announcements; false when they are this process's own (or sharing is off).
+    fn hear_locked(&self, inner: &mut Inner<S>, origin: u64, items: &[Announcement], now: f64) -> bool {
+        let Some(share) = inner.share.as_mut() else { return false };
+        if origin == share.origin {
+            return false;
+        }
+        for &item in items {
             self.counts.heard.fetch_add(1, Relaxed);
             let held = share.heard.insert(item, now);
             let mark = shared_mark(&mut inner.reasons, held);
@@ -391,6 +402,7 @@ impl<S> TailBuffer<S> {
                 }
             }
         }
+        true
     }
 
     /// (announcements waiting, heard and held, dropped from the outbox, heard expired, heard evicted at the cap)
@@ -709,6 +721,16 @@ mod tests {
         assert!(unshared.take_announcements(10).is_none());
         buffer.hear(b"garbage", 0.0);
         assert_eq!(buffer.counts.bad_batches.load(Relaxed), 1);
+    }
+
+    #[test]
+    fn a_batch_larger_than_a_chunk_is_heard_whole() {
+        let buffer: TailBuffer<u32> = TailBuffer::new(Limits { decision_cache: 1000, ..limits() }, sharing());
+        let items: Vec<_> =
+            (0..HEAR_CHUNK as u128 * 3 + 5).map(|id| Announcement { trace_id: id, kind: Kind::Error, weight: 1.0 }).collect();
+        buffer.hear(&tail_share::encode(9, &items), 0.0);
+        assert_eq!(buffer.counts.heard.load(Relaxed), items.len() as u64);
+        assert_eq!(buffer.share_sizes().1, items.len());
     }
 
     #[test]
