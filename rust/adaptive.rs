@@ -144,7 +144,7 @@ impl Signals {
 
     /// Whether the windows are shared with other processes (a file store or a fleet).
     pub fn is_shared(&self) -> bool {
-        self.shared || self.fleet.is_some()
+        (self.shared && !self.store.is_detached()) || self.fleet.is_some()
     }
 
     /// The store the windows were placed in.

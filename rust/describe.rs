@@ -67,6 +67,12 @@ pub fn describe(plan: &Plan, settings: &Settings, stage_names: &[String]) -> Vec
     if settings.defer {
         lines.push("dropped spans are recorded (RECORD_ONLY) for tail decisions".to_owned());
     }
+    if !settings.trust_incoming {
+        lines.push(
+            "spans with a remote parent are decided afresh, as roots: what callers send (their sampled flag, th and rv) is ignored"
+                .to_owned(),
+        );
+    }
     if settings.reload {
         lines.push(format!("the file is re-read when it changes (checked every {} s)", plain(settings.reload_interval)));
     }

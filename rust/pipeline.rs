@@ -18,7 +18,8 @@ use crate::store::Store;
 use crate::threshold::DEFAULT_PRECISION;
 
 pub const STAGES: &[&str] = &["force_keep", "adaptive", "rules", "probability", "jaeger_remote", "budget", "rate_limit"];
-pub const SETTINGS: &[&str] = &["respect_parent", "precision", "record_rule", "defer", "reload", "reload_interval", "store"];
+pub const SETTINGS: &[&str] =
+    &["respect_parent", "trust_incoming", "precision", "record_rule", "defer", "reload", "reload_interval", "store"];
 
 /// Seconds between checks of a watched configuration file, by default.
 pub const DEFAULT_RELOAD_INTERVAL: f64 = 2.0;
@@ -31,6 +32,8 @@ pub const MIN_INTERVAL: f64 = 0.01;
 #[derive(Debug, Clone, PartialEq)]
 pub struct Settings {
     pub respect_parent: bool,
+    /// Follow what remote parents send (false: an edge service decides them afresh).
+    pub trust_incoming: bool,
     pub precision: u32,
     pub record_rule: bool,
     /// Record the spans the plan drops (RECORD_ONLY) for a tail stage.
@@ -46,6 +49,7 @@ impl Default for Settings {
     fn default() -> Self {
         Settings {
             respect_parent: true,
+            trust_incoming: true,
             precision: DEFAULT_PRECISION,
             record_rule: false,
             defer: false,
@@ -115,6 +119,7 @@ pub fn parse(doc: &Data, clock: Arc<dyn Clock>, existing: &Existing) -> Result<P
         match key.as_str() {
             "respect_parent" => settings.respect_parent = data::boolean(&path, value)?,
             "record_rule" => settings.record_rule = data::boolean(&path, value)?,
+            "trust_incoming" => settings.trust_incoming = data::boolean(&path, value)?,
             "defer" => settings.defer = data::boolean(&path, value)?,
             "reload" => settings.reload = data::boolean(&path, value)?,
             "reload_interval" => settings.reload_interval = interval(&path, value)?,
@@ -146,6 +151,8 @@ pub fn parse(doc: &Data, clock: Arc<dyn Clock>, existing: &Existing) -> Result<P
         Some(url) => Store::open(url)?,
         None => Store::local(),
     });
+    // What the resolved document and descriptions show: credentials hidden.
+    settings.store = store.url().map(str::to_owned);
     let now = Moment::new(&*clock);
     let mut keys = rules::route_keys();
     let mut stages = Vec::new();
@@ -237,6 +244,7 @@ pub fn parse(doc: &Data, clock: Arc<dyn Clock>, existing: &Existing) -> Result<P
     let mut plan = Plan::new(settings.respect_parent, stages);
     plan.precision = settings.precision;
     plan.record_rule = settings.record_rule;
+    plan.trust_incoming = settings.trust_incoming;
     let resolved = Data::Map(vec![("settings".to_owned(), settings_data(&settings)), ("stages".to_owned(), Data::List(resolved_stages))]);
     Ok(Pipeline { plan, signals: signals_out, stage_names: order.iter().map(|(n, _)| n.to_string()).collect(), settings, resolved })
 }
@@ -264,6 +272,7 @@ fn settings_data(settings: &Settings) -> Data {
         ("respect_parent".to_owned(), Data::Bool(settings.respect_parent)),
         ("precision".to_owned(), Data::Int(i64::from(settings.precision))),
         ("record_rule".to_owned(), Data::Bool(settings.record_rule)),
+        ("trust_incoming".to_owned(), Data::Bool(settings.trust_incoming)),
         ("defer".to_owned(), Data::Bool(settings.defer)),
         ("reload".to_owned(), Data::Bool(settings.reload)),
         ("reload_interval".to_owned(), Data::Float(settings.reload_interval)),

@@ -179,6 +179,9 @@ pub struct Plan {
     pub stages: Vec<Stage>,
     /// Add the deciding rule's name to kept spans' attributes.
     pub record_rule: bool,
+    /// Follow what remote parents send (their sampled flag, `th` and `rv`);
+    /// false (an edge service): a span with a remote parent is decided as a root.
+    pub trust_incoming: bool,
 }
 
 /// A span with nothing but a name: for plans that read no attributes.
@@ -204,7 +207,7 @@ impl SpanView for BareSpan<'_> {
 
 impl Plan {
     pub fn new(respect_parent: bool, stages: Vec<Stage>) -> Plan {
-        Plan { respect_parent, precision: crate::threshold::DEFAULT_PRECISION, stages, record_rule: false }
+        Plan { respect_parent, precision: crate::threshold::DEFAULT_PRECISION, stages, record_rule: false, trust_incoming: true }
     }
 
     /// The stages by the names configuration documents give them, in order.

@@ -16,6 +16,11 @@ pub use fleet::BucketFleet;
 const TOKEN_BITS: u32 = 24;
 const TOKEN_SCALE: f64 = 16.0;
 const TOKEN_MASK: u64 = (1 << TOKEN_BITS) - 1;
+/// The largest burst a bucket holds (its tokens are 24 bits of sixteenths).
+pub const MAX_BURST: f64 = TOKEN_MASK as f64 / TOKEN_SCALE;
+/// The fastest rate a bucket counts, in traces per second: a billion a
+/// second is more than any process decides, so it takes every trace.
+pub const MAX_RATE: f64 = 1e9;
 
 /// The bucket's shared words.
 #[derive(Debug, Default)]
@@ -52,14 +57,16 @@ impl TokenBucket {
     /// The bucket in `store`: made full when this process is the first to
     /// name it, else the one other processes are already taking from.
     pub fn in_store(store: &Arc<Store>, rate: f64, burst: f64, now: f64) -> Result<TokenBucket, ConfigError> {
-        if !(rate.is_finite() && rate > 0.0) {
-            return Err(ConfigError::new("rate_limit.traces_per_second", format!("{rate} is not a positive rate")));
+        if !(rate.is_finite() && rate > 0.0 && rate <= MAX_RATE) {
+            return Err(ConfigError::new(
+                "rate_limit.traces_per_second",
+                format!("{rate} is out of range; expected a positive rate of at most {MAX_RATE:e} traces per second"),
+            ));
         }
-        let max_burst = (TOKEN_MASK as f64) / TOKEN_SCALE;
-        if !(burst.is_finite() && burst >= 1.0 && burst <= max_burst) {
+        if !(burst.is_finite() && (1.0..=MAX_BURST).contains(&burst)) {
             return Err(ConfigError::new(
                 "rate_limit.burst",
-                format!("{burst} is out of range; expected a number of traces from 1 to {max_burst}"),
+                format!("{burst} is out of range; expected a number of traces from 1 to {MAX_BURST}"),
             ));
         }
         let settings = format!("traces_per_second={rate}, burst={burst}");
@@ -76,9 +83,21 @@ impl TokenBucket {
         Ok(TokenBucket { rate, burst, origin: s.origin.get(), s, shared, store: store.clone(), fleet })
     }
 
+    /// A bucket of this process for a rate another system set (a remote
+    /// strategy): a second's traces of burst (at least one), any rate taken
+    /// as it is up to `MAX_RATE` and as `MAX_RATE` beyond (every trace kept,
+    /// never none); None for a rate of 0 or less.
+    pub fn per_second(rate: f64, now: f64) -> Option<TokenBucket> {
+        if rate.is_nan() || rate <= 0.0 {
+            return None;
+        }
+        let rate = rate.min(MAX_RATE);
+        TokenBucket::new(rate, rate.clamp(1.0, MAX_BURST), now).ok()
+    }
+
     /// Whether the bucket is shared with other processes (a file store or a fleet).
     pub fn is_shared(&self) -> bool {
-        self.shared || self.fleet.is_some()
+        (self.shared && !self.store.is_detached()) || self.fleet.is_some()
     }
 
     /// The store its state was placed in.
@@ -190,6 +209,17 @@ mod tests {
         assert!(!bucket.try_take(50.0));
         assert!(!bucket.try_take(105.5));
         assert!(bucket.try_take(106.0));
+    }
+
+    #[test]
+    fn any_rate_a_server_sends_keeps_and_none_inverts() {
+        for rate in [1_048_575.0, 1_048_576.0, 2e6, 1e12, 1e308, f64::INFINITY] {
+            let bucket = TokenBucket::per_second(rate, 0.0).unwrap();
+            assert_eq!((0..1000).filter(|i| bucket.try_take(*i as f64 * 1e-6)).count(), 1000, "{rate}/s");
+        }
+        let slow = TokenBucket::per_second(0.5, 0.0).unwrap();
+        assert_eq!((0..10).filter(|_| slow.try_take(0.0)).count(), 1, "at least one trace of burst");
+        assert!(TokenBucket::per_second(0.0, 0.0).is_none() && TokenBucket::per_second(f64::NAN, 0.0).is_none());
     }
 
     #[test]

@@ -11,6 +11,8 @@ pub struct Counters {
     by_path: [AtomicU64; Path::COUNT],
     sampled: AtomicU64,
     input_errors: AtomicU64,
+    /// Remote parents whose sampling was ignored (`trust_incoming=False`).
+    incoming_ignored: AtomicU64,
     /// Drops returned as RECORD_ONLY for a tail stage (`defer`).
     deferred: AtomicU64,
     /// Per rule (the last slot is the default rate): decisions made, spans kept.
@@ -26,6 +28,7 @@ pub struct Snapshot {
     pub dropped: u64,
     pub by_path: [u64; Path::COUNT],
     pub input_errors: u64,
+    pub incoming_ignored: u64,
     pub deferred: u64,
     /// (decisions, sampled) per rule, default last.
     pub by_rule: Vec<(u64, u64)>,
@@ -67,6 +70,12 @@ impl Counters {
         self.input_errors.fetch_add(1, Relaxed);
     }
 
+    /// A remote parent's flag, `th` and `rv` ignored: decided as a root.
+    #[inline]
+    pub fn record_incoming_ignored(&self) {
+        self.incoming_ignored.fetch_add(1, Relaxed);
+    }
+
     pub fn snapshot(&self) -> Snapshot {
         // Read `sampled` first: a racing decision may then be counted in
         // `decisions` but not yet in `sampled`, never the reverse, so
@@ -89,6 +98,7 @@ impl Counters {
             dropped: decisions.saturating_sub(sampled),
             by_path,
             input_errors: self.input_errors.load(Relaxed),
+            incoming_ignored: self.incoming_ignored.load(Relaxed),
             deferred: self.deferred.load(Relaxed),
             by_rule,
         }

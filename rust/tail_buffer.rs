@@ -364,6 +364,16 @@ impl<S> TailBuffer<S> {
         Some(tail_share::encode(share.origin, &items))
     }
 
+    /// A batch this process took (`take_announcements`) and could not send:
+    /// back into the outbox, to go out first when Redis answers again.
+    pub fn return_announcements(&self, batch: &[u8]) {
+        let Ok((origin, items)) = tail_share::decode(batch) else { return };
+        let mut inner = self.lock();
+        if let Some(share) = inner.share.as_mut().filter(|share| share.origin == origin) {
+            share.outbox.put_back(&items);
+        }
+    }
+
     /// A batch another process announced: each trace is kept here too, buffered
     /// spans at its decision and late spans as they come, for the ttl.
     pub fn hear(&self, batch: &[u8], now: f64) {

@@ -122,6 +122,18 @@ impl Outbox {
         self.queue.push_back(item);
     }
 
+    /// Put back announcements taken but not sent (Redis did not answer):
+    /// they go out first next time; at the cap the oldest are dropped, counted.
+    pub fn put_back(&mut self, items: &[Announcement]) {
+        for item in items.iter().rev() {
+            self.queue.push_front(*item);
+        }
+        while self.queue.len() > self.capacity {
+            self.queue.pop_front();
+            self.dropped += 1;
+        }
+    }
+
     pub fn take(&mut self, max: usize) -> Vec<Announcement> {
         let take = self.queue.len().min(max);
         self.queue.drain(..take).collect()
@@ -235,6 +247,20 @@ mod tests {
         assert_eq!(outbox.dropped, 2);
         assert_eq!(outbox.take(10).iter().map(|a| a.trace_id).collect::<Vec<_>>(), vec![2, 3, 4]);
         assert!(outbox.is_empty());
+    }
+
+    #[test]
+    fn announcements_put_back_go_out_first_and_the_cap_still_holds() {
+        let mut outbox = Outbox::new(4);
+        for id in 0..3 {
+            outbox.push(item(id, Kind::Error, 1.0));
+        }
+        let taken = outbox.take(2);
+        outbox.push(item(3, Kind::Error, 1.0));
+        outbox.push(item(4, Kind::Error, 1.0));
+        outbox.put_back(&taken);
+        assert_eq!(outbox.dropped, 1, "five waiting against a cap of four: the oldest dropped");
+        assert_eq!(outbox.take(10).iter().map(|a| a.trace_id).collect::<Vec<_>>(), vec![1, 2, 3, 4]);
     }
 
     #[test]

@@ -6,6 +6,7 @@ simulated clocks agree as real clocks on one host do."""
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
 import os
 import random
@@ -206,3 +207,34 @@ def boost_seen(store: str, errors: int, recorded: Any, results: Any) -> None:
     else:
         recorded.wait(30)
     results.put((errors, sampler.boost))
+
+
+class _Counter(logging.Handler):
+    """Counts the warnings a logger gives (a spawned worker reports them)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: List[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+def serve_through_fault(store: str, budget: int, ready: Any, faulted: Any, stop: Any, results: Any) -> None:
+    """One worker on real time: decide as fast as it can until ``stop``,
+    counting keeps before and after the parent sets ``faulted``; then put
+    (keeps before, keeps after, store info, budget status, warnings logged)."""
+    import time
+
+    counter = _Counter()
+    logging.getLogger("tracesieve.store").addHandler(counter)
+    sampler = BudgetSampler(1.0, budget=budget, period="hour", store=store)
+    rng = random.Random(os.getpid())
+    kept = [0, 0]
+    ready.put(os.getpid())
+    while not stop.is_set():
+        for _ in range(200):
+            phase = 1 if faulted.is_set() else 0
+            kept[phase] += sampler.should_sample(None, rng.getrandbits(128) | 1, "GET /").decision.is_sampled()
+    time.sleep(1.5)  # the store watcher checks every second
+    results.put((kept[0], kept[1], sampler.stats()["store"], sampler.budget_status(), counter.messages))

@@ -293,3 +293,46 @@ def test_temporary_files_never_pile_up_even_after_kill_9(tmp_path):
     BudgetSampler(1.0, budget=10**9, state_path=path).save_state()  # a new start cleans up after the dead
     assert [p.name for p in tmp_path.iterdir()] == ["budget.json"]
     assert json.loads(path.read_text())["kind"] == "tracesieve.budget", "the state file itself is always whole"
+
+
+def test_saving_state_never_writes_through_a_planted_link_and_files_are_private(tmp_path):
+    """Regression: a symlink at the predictable ``state.json.<pid>.tmp`` made
+    ``save_state()`` write into the file it pointed to."""
+    import os
+
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious\n")
+    path = tmp_path / "state.json"
+    for name in (f"state.json.{os.getpid()}.tmp", f".state.json.{os.getpid()}.tmp"):
+        (tmp_path / name).symlink_to(victim)
+    sampler = BudgetSampler(1.0, budget=1000, state_path=path)
+    sampler.save_state()
+    assert victim.read_text() == "precious\n"
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert json.loads(path.read_text())["kind"] == "tracesieve.budget"
+    temporaries = [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp") and not p.is_symlink()]
+    assert temporaries == [], "nothing left behind"
+
+
+def test_a_state_file_others_may_write_or_another_user_owns_is_ignored(tmp_path, caplog):
+    import os
+
+    path = tmp_path / "state.json"
+    clock = SimClock(JAN + 10 * 86_400)
+    first = BudgetSampler(1.0, budget=1000, state_path=path, clock=clock)
+    for t in range(1, 31):
+        first.should_sample(None, t, "x")
+    first.save_state()
+    os.chmod(path, 0o666)
+    ignored = BudgetSampler(1.0, budget=1000, state_path=path, clock=clock)
+    assert "others may write it" in caplog.text
+    assert ignored.budget_status()["used_spans"] != first.budget_status()["used_spans"]
+    if os.geteuid() == 0:
+        os.chmod(path, 0o600)
+        os.chown(path, 65534, 65534)
+        BudgetSampler(1.0, budget=1000, state_path=path, clock=clock)
+        assert "belongs to user 65534" in caplog.text
+    link = tmp_path / "link.json"
+    link.symlink_to(path)
+    BudgetSampler(1.0, budget=1000, state_path=link, clock=clock)
+    assert "ignoring unreadable budget state" in caplog.text

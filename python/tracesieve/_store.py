@@ -1,21 +1,30 @@
 """What a process should hear about where its sampling state lives: once, if a
 file store could not be used (its state then stays per process, counted in
-``stats()["store"]``), and once in a forked child whose parent built stateful
-samplers on the local store (each child now has its own budget, rate limit and
-windows; a ``file://`` store shares them)."""
+``stats()["store"]``); once if a store file in use is shortened, replaced or
+removed (a watcher thread checks every second); and once in a forked child
+whose parent built stateful samplers on the local store (each child now has its
+own budget, rate limit and windows; a ``file://`` store shares them)."""
 
 from __future__ import annotations
 
 import logging
 import os
+import threading
 import weakref
-from typing import Any, Dict, Set
+from typing import Any, Dict, Optional, Set
+
+from tracesieve._background import BackgroundThread
 
 __all__ = ["watch"]
 
 _logger = logging.getLogger("tracesieve.store")
 _LOCAL: weakref.WeakSet[Any] = weakref.WeakSet()
 _reported: Set[str] = set()
+#: Owners on a file store, checked every ``CHECK_INTERVAL`` seconds for a file changed under them.
+_FILE_OWNERS: weakref.WeakSet[Any] = weakref.WeakSet()
+CHECK_INTERVAL = 1.0
+_watcher: Optional[BackgroundThread] = None
+_watcher_lock = threading.Lock()
 
 
 def watch(owner: Any, info: Dict[str, Any]) -> None:
@@ -36,6 +45,29 @@ def watch(owner: Any, info: Dict[str, Any]) -> None:
         )
     if info.get("url") is None and info.get("local"):
         _LOCAL.add(owner)
+    if str(info.get("url") or "").startswith("file://"):
+        _watch_file(owner)
+
+
+def _watch_file(owner: Any) -> None:
+    global _watcher
+    with _watcher_lock:
+        _FILE_OWNERS.add(owner)
+        if _watcher is None:
+            _watcher = BackgroundThread("tracesieve-store-watch", _watch_loop)
+            _watcher.start()
+
+
+def _watch_loop(thread: BackgroundThread) -> None:
+    while thread.sleep(CHECK_INTERVAL):
+        check_files()
+
+
+def check_files() -> None:
+    """Check every file store in use now (the watcher does it every second)."""
+    for owner in list(_FILE_OWNERS):
+        for problem in owner._native.store_check():
+            _logger.warning("tracesieve: %s", problem)
 
 
 def _after_fork_in_child() -> None:

@@ -126,6 +126,8 @@ class AdaptiveSampler(_NativeSampler):
         slow_ratio: slow fraction that makes a route slow (default 0.1).
         max_boost: cap on the combined multiplier (default 10).
         respect_parent: used when ``base`` is a rate.
+        trust_incoming: False ignores what remote parents send (see
+            ``ProbabilitySampler``); by default, as ``base`` does.
     """
 
     def __init__(
@@ -147,6 +149,7 @@ class AdaptiveSampler(_NativeSampler):
         clock: Optional[Callable[[], float]] = None,
         defer: bool = False,
         store: Optional[str] = None,
+        trust_incoming: Optional[bool] = None,
     ):
         base_sampler = inner_sampler("base", base, respect_parent, "a ProbabilitySampler or RuleSampler")
         if processor is None:
@@ -178,6 +181,7 @@ class AdaptiveSampler(_NativeSampler):
                 class_name=type(self).__name__,
             ),
             defer,
+            trust_incoming,
         )
         # With drops recorded (defer) every span reaches the windows and counts
         # once; otherwise each sampled span stands for its adjusted count.

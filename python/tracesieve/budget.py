@@ -58,6 +58,9 @@ class BudgetSampler(_NativeSampler):
         cap_forced_keeps: also refuse keep-rule spans once the budget is spent
             (by default business events are kept regardless and counted).
         respect_parent: used when ``inner`` is a rate.
+        trust_incoming: False ignores what remote parents send (see
+            ``ProbabilitySampler``); by default, as ``inner`` does. Whatever
+            callers send, a budget never spends beyond its line and burst.
     """
 
     def __init__(
@@ -76,6 +79,7 @@ class BudgetSampler(_NativeSampler):
         respect_parent: bool = True,
         defer: bool = False,
         store: Optional[str] = None,
+        trust_incoming: Optional[bool] = None,
     ):
         wrapped = inner_sampler("inner", inner, respect_parent, "ProbabilitySampler/RuleSampler/AdaptiveSampler")
         self.inner = wrapped
@@ -94,6 +98,7 @@ class BudgetSampler(_NativeSampler):
                 class_name=type(self).__name__,
             ),
             defer,
+            trust_incoming,
         )
         self.budget = float(budget)
         self.cost_per_span = float(cost_per_span)

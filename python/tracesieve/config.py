@@ -138,6 +138,7 @@ class Document(TypedDict, total=False):
     """A pipeline configuration (``from_config``); stages run in the order written."""
 
     respect_parent: bool
+    trust_incoming: bool  # false at an edge service: spans with a remote parent are decided afresh
     precision: int
     record_rule: bool
     defer: bool
@@ -162,11 +163,12 @@ class PolicyDocument(TypedDict, total=False):
     default_rate: float
     multipliers: List[Multiplier]
     respect_parent: bool
+    trust_incoming: bool
     precision: int
 
 
 Source = Union[Mapping[str, Any], str, "os.PathLike[str]"]
-POLICY_KEYS = ("rules", "default_rate", "multipliers", "respect_parent", "precision")
+POLICY_KEYS = ("rules", "default_rate", "multipliers", "respect_parent", "trust_incoming", "precision")
 
 
 def load_config(source: Source) -> Dict[str, Any]:

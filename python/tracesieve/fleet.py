@@ -24,14 +24,14 @@ from typing import Any, Dict, List, Optional
 
 from tracesieve._background import BackgroundThread, reset_after_fork
 from tracesieve._core import ConfigError, fleet_scripts
-from tracesieve._redis import PASSWORD_VARIABLE, connect, scrub
+from tracesieve._redis import PASSWORD_VARIABLE, Secret, check, connect, scrub
 
 __all__ = ["PASSWORD_VARIABLE", "sync", "worker_stats"]
 
 _logger = logging.getLogger("tracesieve.fleet")
 #: Reconnection backoff: doubling from the interval, up to this, with jitter.
 _MAX_BACKOFF = 30.0
-_WORKERS: Dict[str, _Worker] = {}
+_WORKERS: Dict[Any, _Worker] = {}
 _LOCK = threading.Lock()
 
 
@@ -41,16 +41,20 @@ def join(owner: Any) -> None:
     connection = owner._native.fleet_connection()
     if connection is None:
         return
-    url, interval = connection
+    raw, interval = connection
+    url = Secret(raw)
+    del raw
     try:
         import redis  # noqa: F401  (the optional extra: tracesieve[redis])
     except ImportError:
         raise ConfigError("store: a redis:// store needs the Redis client; install it with pip install 'tracesieve[redis]'") from None
+    shown = owner._native.store_info()["url"]
+    check(url, shown, "store")
     with _LOCK:
-        key = f"{interval}|{url}"  # one worker per Redis and pace of steps
+        key = (interval, url)  # one worker per Redis and pace of steps
         worker = _WORKERS.get(key)
         if worker is None:
-            worker = _WORKERS[key] = _Worker(url, interval, owner._native.store_info()["url"])
+            worker = _WORKERS[key] = _Worker(url, interval, shown)
         worker.add(owner)
 
 
@@ -76,14 +80,14 @@ def worker_stats() -> List[Dict[str, Any]]:
 class _Worker:
     """Steps every stage of one Redis URL in this process."""
 
-    def __init__(self, url: str, interval: float, shown: str) -> None:
-        self._url = url  # holds credentials: never logged
+    def __init__(self, url: Secret, interval: float, shown: str) -> None:
+        self._url = url
         self._shown = shown
         self._interval = interval
         self._owners: weakref.WeakSet[Any] = weakref.WeakSet()
         self._client: Any = None
         self._scripts: Dict[str, Any] = {}
-        self._password: Optional[str] = None
+        self._password: Optional[Secret] = None
         self._failures_in_row = 0
         self._retry_at = 0.0
         self._down_since: Optional[float] = None
@@ -139,17 +143,17 @@ class _Worker:
         if self._interval > 0 and now < self._retry_at:  # by hand, the caller paces retries
             native.fleet_reply(kind, None, self._down_reason or "Redis unreachable")
             return
-        import redis
-
         try:
             if self._client is None:
                 self._connect()
             raw = self._scripts[script](keys=keys, args=args)
-        except (redis.RedisError, OSError, ValueError) as error:
+        except Exception as error:  # whatever Redis or the client does, the thread goes on
             self._failed(f"{type(error).__name__}: {scrub(str(error), self._password)}")
             native.fleet_reply(kind, None, self._down_reason)
             return
         reply = [item.decode("utf-8", "replace") if isinstance(item, bytes) else "?" for item in raw] if isinstance(raw, list) else ["?"]
+        if len(reply) > 1 and reply[0] == "ok" and reply[1] != "0":
+            self._repaired(keys[0], reply[1])
         refused = native.fleet_reply(kind, reply)
         if refused is not None:
             self._failed(refused)
@@ -157,6 +161,19 @@ class _Worker:
             self._succeeded()
 
     _down_reason: str = ""
+    _repairs_logged_at: float = -1e9
+
+    def _repaired(self, key: str, count: str) -> None:
+        # At most once a minute: a forger writing every second must not flood the log.
+        if time.monotonic() - self._repairs_logged_at >= 60.0:
+            self._repairs_logged_at = time.monotonic()
+            _logger.warning(
+                "tracesieve: the fleet store %s held %s value(s) in %s that were not valid (garbage, or written by "
+                "something other than tracesieve); they were repaired or ignored, not obeyed (counted in stats()['store']['fleet'])",
+                self._shown,
+                count,
+                key,
+            )
 
     def _failed(self, reason: str) -> None:
         self.failures += 1

@@ -117,9 +117,14 @@ class PipelineSampler(_NativeSampler):
             native, _, resolved, description = build(
                 load_config(self.source), clock=self._clock, signals=signals, previous=self._native, where=self._where
             )
-        except ConfigError as error:
+            problem = native.store_info()["problem"]
+            if problem and not self._native.store_info()["problem"]:
+                # A store usable until now (its lock held by a stopped process, say): the
+                # policy in force keeps sharing rather than moving this process to its own state.
+                raise ConfigError(f"store: {problem}")
+        except Exception as error:  # a bad file, or numbers beyond range: never the watcher's end
             self.reload_failures += 1
-            _logger.error("tracesieve: keeping the current sampling policy; %s", error)
+            _logger.error("tracesieve: keeping the current sampling policy; %s: %s", type(error).__name__, error)
             return False
         with self._lock:
             old = self._native

@@ -6,14 +6,15 @@ local JSON file), fetched in the background and swapped in whole, so
 
 from __future__ import annotations
 
+import http.client
 import json
 import logging
 import random
+import socket
+import ssl
 import threading
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from pathlib import Path
 from typing import Any, Callable, Dict, Optional, Tuple
 
@@ -29,6 +30,8 @@ _logger = logging.getLogger("tracesieve.remote")
 #: A strategy document is a few kilobytes; a 100,000-operation one is a few megabytes.
 MAX_DOCUMENT_BYTES = 8 * 1024 * 1024
 DEFAULT_ENDPOINT = "http://localhost:5778"
+#: Redirects followed per fetch, each to the same origin (scheme, host and port) only.
+MAX_REDIRECTS = 3
 
 
 class StrategyPoller:
@@ -59,6 +62,7 @@ class StrategyPoller:
         self._lock = threading.Lock()
         self._file_seen: Optional[Tuple[int, int]] = None
         self._reported: Optional[str] = None
+        self._connection: Optional[http.client.HTTPConnection] = None
         self.fetches = 0
         self.failures = 0
         self.fetched_at: Optional[float] = None
@@ -69,6 +73,7 @@ class StrategyPoller:
 
     def _after_fork(self) -> None:
         self._lock = threading.Lock()
+        self._connection = None
 
     def _run(self, thread: BackgroundThread) -> None:
         while not thread.stopping:
@@ -78,16 +83,18 @@ class StrategyPoller:
                 return
 
     def poll(self) -> bool:
-        """Fetch and apply once now; True when a document was applied."""
+        """Fetch and apply once now; True when a document was applied. Nothing a
+        source sends stops the poller: every failure is counted, and the
+        strategy in force stays."""
         with self._lock:
             try:
                 document = self._fetch_file() if self._file else self._fetch_http()
                 if document is None:
                     return False  # the file did not change
                 changed = self._apply(document)
-            except (OSError, ValueError, ConfigError) as error:
+            except Exception as error:  # a deep document, a huge number, a broken server: never the poller's end
                 self.failures += 1
-                self.last_error = f"{type(error).__name__}: {error}"
+                self.last_error = f"{type(error).__name__}: {str(error)[:300]}"
                 self._report_once(self.last_error)
                 return False
             self.fetches += 1
@@ -101,12 +108,62 @@ class StrategyPoller:
             return True
 
     def _fetch_http(self) -> Any:
-        request = urllib.request.Request(self.source, headers={"Accept": "application/json"})
-        with urllib.request.urlopen(request, timeout=self.timeout) as response:
-            body = response.read(MAX_DOCUMENT_BYTES + 1)
-        if len(body) > MAX_DOCUMENT_BYTES:
-            raise ValueError(f"the document is over {MAX_DOCUMENT_BYTES} bytes")
-        return json.loads(body)
+        """GET the strategy within ``timeout`` seconds in all (connecting, the
+        headers and the body together), following redirects to the same origin only."""
+        deadline = time.monotonic() + self.timeout
+        url = self.source
+        for _ in range(MAX_REDIRECTS + 1):
+            status, location, body = self._get(url, deadline)
+            if status in (301, 302, 303, 307, 308):
+                target = urllib.parse.urljoin(url, location or "")
+                if _origin(target) != _origin(self.source):
+                    raise ValueError(f"a redirect to another origin ({_origin(target)}) is not followed")
+                url = target
+                continue
+            if status != 200:
+                raise ValueError(f"HTTP {status}")
+            return json.loads(body)
+        raise ValueError(f"more than {MAX_REDIRECTS} redirects")
+
+    def _get(self, url: str, deadline: float) -> Tuple[int, Optional[str], bytes]:
+        parts = urllib.parse.urlsplit(url)
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError(f"timed out: no answer within {self.timeout} s")
+        connection_class = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+        options: Dict[str, Any] = {"timeout": remaining}
+        if parts.scheme == "https":
+            options["context"] = ssl.create_default_context()
+        connection = connection_class(parts.hostname or "", parts.port, **options)
+        self._connection = connection
+        # The whole exchange ends at the deadline: a server sending a byte a second
+        # would otherwise hold a fetch forever (socket timeouts are per read).
+        watchdog = threading.Timer(remaining, _abort, args=(connection,))
+        watchdog.daemon = True
+        watchdog.start()
+        try:
+            path = parts.path + (f"?{parts.query}" if parts.query else "")
+            connection.request("GET", path or "/", headers={"Accept": "application/json"})
+            response = connection.getresponse()
+            body = bytearray()
+            while len(body) <= MAX_DOCUMENT_BYTES:
+                chunk = response.read(65536)
+                if not chunk:
+                    break
+                body += chunk
+            if len(body) > MAX_DOCUMENT_BYTES:
+                raise ValueError(f"the document is over {MAX_DOCUMENT_BYTES} bytes")
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"timed out: no whole answer within {self.timeout} s")
+            return response.status, response.getheader("Location"), bytes(body)
+        except (OSError, http.client.HTTPException) as error:
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"timed out: no whole answer within {self.timeout} s") from None
+            raise ValueError(f"{type(error).__name__}: {error}") from None
+        finally:
+            watchdog.cancel()
+            self._connection = None
+            connection.close()
 
     def _fetch_file(self) -> Any:
         path = Path(self._file or "")
@@ -114,9 +171,11 @@ class StrategyPoller:
         seen = (stat.st_mtime_ns, stat.st_size)
         if seen == self._file_seen:
             return None
-        if stat.st_size > MAX_DOCUMENT_BYTES:
+        with open(path, "rb") as file:
+            text = file.read(MAX_DOCUMENT_BYTES + 1)  # the file may have grown since
+        if len(text) > MAX_DOCUMENT_BYTES:
             raise ValueError(f"{path} is over {MAX_DOCUMENT_BYTES} bytes")
-        document = json.loads(path.read_text(encoding="utf-8"))
+        document = json.loads(text.decode("utf-8"))
         self._file_seen = seen
         return document
 
@@ -135,8 +194,29 @@ class StrategyPoller:
             "polling_interval": self.interval,
         }
 
-    def stop(self, timeout: Optional[float] = None) -> None:
-        self._thread.stop(timeout)
+    def stop(self, timeout: Optional[float] = None) -> bool:
+        """Stop polling, ending a fetch in flight at once; True when the thread ended within ``timeout``."""
+        self._thread.stop(0)
+        connection = self._connection
+        if connection is not None:
+            _abort(connection)
+        return self._thread.stop(timeout)
+
+
+def _abort(connection: http.client.HTTPConnection) -> None:
+    """End a fetch from another thread: its blocked read returns at once."""
+    sock = connection.sock
+    if sock is not None:
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+
+def _origin(url: str) -> Tuple[str, str, Optional[int]]:
+    parts = urllib.parse.urlsplit(url)
+    default = 443 if parts.scheme == "https" else 80
+    return parts.scheme, (parts.hostname or "").lower(), parts.port or default
 
 
 def _source(service_name: str, endpoint: str) -> Tuple[str, Optional[str]]:
@@ -189,6 +269,7 @@ class JaegerRemoteSampler(_NativeSampler):
             MeterProvider, if one is set): decisions, decisions per operation,
             fetches by outcome.
         start: begin polling now (the first fetch is immediate, in the background).
+        trust_incoming: False ignores what remote parents send (see ``ProbabilitySampler``).
     """
 
     def __init__(
@@ -205,6 +286,7 @@ class JaegerRemoteSampler(_NativeSampler):
         clock: Optional[Callable[[], float]] = None,
         meter_provider: Any = None,
         start: bool = True,
+        trust_incoming: bool = True,
     ):
         native = _core.NativeSampler.jaeger_remote(
             service_name,
@@ -215,7 +297,7 @@ class JaegerRemoteSampler(_NativeSampler):
             class_name=type(self).__name__,
         )
         self._clock = clock
-        self._bind(native, defer)
+        self._bind(native, defer, trust_incoming)
         self.service_name = service_name
         self.poller: Optional[StrategyPoller] = None
         # The poller updates the strategy object every plan built on this one shares

@@ -28,9 +28,11 @@ class _NativeSampler(Sampler):
 
     _native: _core.NativeSampler
 
-    def _bind(self, native: _core.NativeSampler, defer: bool = False) -> None:
+    def _bind(self, native: _core.NativeSampler, defer: bool = False, trust_incoming: Optional[bool] = None) -> None:
         if check_flag("defer", defer):
             native = native.deferred()
+        if trust_incoming is not None and check_flag("trust_incoming", trust_incoming) != native.trust_incoming:
+            native = native.trusting(trust_incoming)
         self._native = native
         # The hot path: the SDK looks this attribute up on the instance first.
         self.should_sample = native.should_sample  # type: ignore[method-assign]
@@ -72,6 +74,12 @@ class _NativeSampler(Sampler):
         return self._native.respect_parent
 
     @property
+    def trust_incoming(self) -> bool:
+        """Whether what remote parents send (their sampled flag, ``th`` and
+        ``rv``) is followed; False: spans with a remote parent are decided afresh."""
+        return self._native.trust_incoming
+
+    @property
     def description(self) -> List[str]:
         """The compiled plan in plain words."""
         return self._native.description_lines()
@@ -111,9 +119,21 @@ class ProbabilitySampler(_NativeSampler):
         respect_parent: when True (default), a span with a valid parent follows
             the parent's sampled flag and keeps its ``th``, like ``ParentBased``.
         precision: significant hex digits of ``th`` (1-12, default 5).
+        trust_incoming: when False (an edge service facing callers it does not
+            control), a span with a remote parent is decided afresh, as a root:
+            the caller's sampled flag, ``th`` and ``rv`` are ignored and not
+            passed on. Local parents are followed as usual.
     """
 
-    def __init__(self, rate: float = 1.0, *, respect_parent: bool = True, precision: int = _core.DEFAULT_PRECISION, defer: bool = False):
+    def __init__(
+        self,
+        rate: float = 1.0,
+        *,
+        respect_parent: bool = True,
+        precision: int = _core.DEFAULT_PRECISION,
+        defer: bool = False,
+        trust_incoming: bool = True,
+    ):
         self._bind(
             _core.NativeSampler.probability(
                 rate,
@@ -122,6 +142,7 @@ class ProbabilitySampler(_NativeSampler):
                 class_name=type(self).__name__,
             ),
             defer,
+            trust_incoming,
         )
 
     @property
@@ -139,10 +160,11 @@ class TraceIdRatioSampler(_NativeSampler):
     ``ParentBased(TraceIdRatioBased(rate))``.
     """
 
-    def __init__(self, rate: float = 1.0, *, respect_parent: bool = True, defer: bool = False):
+    def __init__(self, rate: float = 1.0, *, respect_parent: bool = True, defer: bool = False, trust_incoming: bool = True):
         self._bind(
             _core.NativeSampler.trace_id_ratio(rate, respect_parent=respect_parent, class_name=type(self).__name__),
             defer,
+            trust_incoming,
         )
 
 
@@ -203,6 +225,7 @@ class RuleSampler(_NativeSampler):
         precision: int = _core.DEFAULT_PRECISION,
         clock: Optional[Callable[[], float]] = None,
         defer: bool = False,
+        trust_incoming: bool = True,
     ):
         self._rules = rules
         self._default_rate = default_rate
@@ -219,13 +242,14 @@ class RuleSampler(_NativeSampler):
                 class_name=type(self).__name__,
             ),
             defer,
+            trust_incoming,
         )
 
     @classmethod
     def from_file(cls, path: Union[str, os.PathLike[str]]) -> RuleSampler:
         """A ``RuleSampler`` from a ``.toml``, ``.yaml`` or ``.json`` rules file
         holding its arguments (``rules``, ``default_rate``, ``multipliers``,
-        ``respect_parent``, ``precision``); every error names the file."""
+        ``respect_parent``, ``trust_incoming``, ``precision``); every error names the file."""
         from tracesieve.config import load_policy
 
         policy = load_policy(path)

@@ -1,8 +1,9 @@
-"""Budget state files: spending snapshots written atomically (a temporary
-file renamed into place) and restored at start when they are for the current
-period. A state file is data from disk: one that cannot be trusted (corrupt,
-foreign, deeply nested, out of range, for another period) is reported and
-ignored, and temporary files never pile up, even after ``kill -9``."""
+"""Budget state files: spending snapshots written atomically (a private
+temporary file with an unpredictable name, opened exclusively, then renamed into
+place) and restored at start when they are for the current period. A state file
+is data from disk: one that cannot be trusted (another user's, writable by
+others, corrupt, foreign, deeply nested, out of range, for another period) is
+reported and ignored, and temporary files never pile up, even after ``kill -9``."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ import logging
 import math
 import os
 import re
+import stat
+import tempfile
 import threading
 import weakref
 from pathlib import Path
@@ -69,30 +72,30 @@ class StateFile:
             "estimates": saved["estimates"],
         }
 
-    def _temporary(self) -> Path:
-        # One name per process: a process killed mid-save leaves at most one,
-        # which the next start removes.
-        return self.path.with_name(f"{self.path.name}.{os.getpid()}.tmp")
-
     def save(self) -> None:
         sampler = self._sampler()
         if sampler is None:
             return
-        data = json.dumps(self.snapshot(sampler))
+        data = json.dumps(self.snapshot(sampler)).encode("utf-8")
         with self._lock:
-            temporary = self._temporary()
+            temporary: Optional[Path] = None
             try:
                 if self.path.is_dir():
                     raise IsADirectoryError(f"{self.path} is a directory")
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                with open(temporary, "w", encoding="utf-8") as handle:
-                    handle.write(data)
-                    handle.flush()
-                    os.fsync(handle.fileno())
+                self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+                # mkstemp: O_CREAT | O_EXCL | O_NOFOLLOW, mode 0600, a random name:
+                # nobody can plant a file or a link at it first.
+                handle, name = tempfile.mkstemp(prefix=f".{self.path.name}.{os.getpid()}.", suffix=".tmp", dir=self.path.parent)
+                temporary = Path(name)
+                with os.fdopen(handle, "wb") as out:
+                    out.write(data)
+                    out.flush()
+                    os.fsync(out.fileno())
                 os.replace(temporary, self.path)
                 self._reported = None
             except OSError as error:
-                self._forget(temporary)
+                if temporary is not None:
+                    self._forget(temporary)
                 self._report_once(f"could not save budget state to {self.path}: {error}")
 
     def _report_once(self, problem: str) -> None:
@@ -110,7 +113,7 @@ class StateFile:
 
     def _remove_stale_temporaries(self) -> None:
         """Temporary files left by processes that died mid-save."""
-        pattern = re.compile(re.escape(self.path.name) + r"\.(\d+)\.tmp")
+        pattern = re.compile(r"\.?" + re.escape(self.path.name) + r"\.(\d+)(\.\w+)?\.tmp")
         try:
             candidates = list(self.path.parent.iterdir())
         except OSError:
@@ -130,9 +133,7 @@ class StateFile:
             sampler._native.budget_first_start()
             return
         try:
-            if self.path.stat().st_size > MAX_STATE_BYTES:
-                raise ValueError(f"{self.path.stat().st_size} bytes is not a budget state")
-            data = json.loads(self.path.read_text(encoding="utf-8"))
+            data = json.loads(_read_trusted(self.path))
         except (OSError, ValueError, UnicodeDecodeError, RecursionError) as error:
             _logger.warning("tracesieve: ignoring unreadable budget state %s: %s", self.path, error)
             return
@@ -160,6 +161,23 @@ class StateFile:
 
     def stop(self) -> None:
         self._thread.stop()
+
+
+def _read_trusted(path: Path) -> str:
+    """The text of a state file this user owns and nobody else may write (a
+    file another user planted could claim the budget is spent)."""
+    handle = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    with os.fdopen(handle, "rb") as file:
+        info = os.fstat(file.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            raise ValueError("not a regular file")
+        if info.st_uid != os.geteuid():
+            raise ValueError(f"it belongs to user {info.st_uid}, not to this user ({os.geteuid()})")
+        if info.st_mode & 0o022:
+            raise ValueError(f"others may write it (mode {info.st_mode & 0o777:03o}); expected 600")
+        if info.st_size > MAX_STATE_BYTES:
+            raise ValueError(f"{info.st_size} bytes is not a budget state")
+        return file.read(MAX_STATE_BYTES + 1).decode("utf-8")
 
 
 def _alive(pid: int) -> bool:

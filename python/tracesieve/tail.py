@@ -427,7 +427,16 @@ class TailSamplingProcessor(SpanProcessor):
             stats.setdefault(key, 0)
         if self._link is not None:
             link = self._link.stats()
-            for key in ("batches_sent", "batches_read", "redis_calls", "failures", "announcements_lost"):
+            for key in (
+                "batches_sent",
+                "batches_read",
+                "redis_calls",
+                "failures",
+                "announcements_lost",
+                "announcements_returned",
+                "oversized_skipped",
+                "stream_resets",
+            ):
                 stats[f"share_{key}"] = link[key]
             stats["share_connected"] = int(link["connected"])
         return stats

@@ -45,7 +45,7 @@ impl Member for Signals {
     fn fleet_reply(&self, reply: &[String], _now: &Moment) -> Result<(), String> {
         let Some(fleet) = &self.fleet else { return Ok(()) };
         let windows = 1 + 2 * self.routes.len();
-        let numbers = parse_reply(reply, 1 + windows)?;
+        let numbers = parse_reply(reply, 1 + windows, &fleet.link)?;
         if numbers.len() != 1 + windows {
             return Err(format!("{} window sums, expected {windows}", numbers.len() - 1));
         }

@@ -306,7 +306,7 @@ impl Pacer {
 
     /// Whether the state is shared with other processes (a file store or a fleet).
     pub fn is_shared(&self) -> bool {
-        self.shared || self.fleet.is_some()
+        (self.shared && !self.store.is_detached()) || self.fleet.is_some()
     }
 
     /// The store its state was placed in.
@@ -533,7 +533,13 @@ impl Pacer {
 
     #[inline]
     fn slot(&self, mono: f64) -> u64 {
-        ((mono - self.s.slot_origin.get()) / self.s.slot_length.get()).max(0.0) as u64
+        // Zeroed state (lost, not yet started again) has no slots: slot 0.
+        let slot = ((mono - self.s.slot_origin.get()) / self.s.slot_length.get()).max(0.0);
+        if slot.is_finite() {
+            slot as u64
+        } else {
+            0
+        }
     }
 
     /// Reserve budget for a span about to be kept; false when it must be
@@ -621,6 +627,16 @@ impl Pacer {
             return;
         }
         let wall = self.wall.observe(now.wall(), mono);
+        if s.period_end.get() == 0.0 {
+            // The state was lost under this process (a store file shortened
+            // while in use, now private zeroed memory): start again as a
+            // restart with no record does.
+            if let Some(period) = self.calendar.bounds(wall) {
+                self.initialise(now, period, false);
+            }
+            s.lease.set(0.0);
+            return;
+        }
         s.wall_seen.set(wall);
         if wall >= s.period_end.get() {
             if let Some(period) = self.calendar.bounds(wall) {

@@ -98,6 +98,7 @@ fn status_dict<'py>(py: Python<'py>, s: &FleetStatus) -> PyResult<Bound<'py, PyD
     out.set_item("lease_valid", s.lease_valid)?;
     out.set_item("members", s.members)?;
     out.set_item("problem", &s.problem)?;
+    out.set_item("repairs", s.repairs)?;
     Ok(out)
 }
 

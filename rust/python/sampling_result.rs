@@ -91,7 +91,7 @@ pub fn build<'py>(
     if !decision.sampled {
         return match parent {
             None => Ok(api.drop_root.bind(py).clone()),
-            Some(parent) => new_result(py, api, api.decision_drop.bind(py), api.empty_attributes.bind(py), &parent.trace_state),
+            Some(parent) => new_result(py, api, api.decision_drop.bind(py), api.empty_attributes.bind(py), &passed_on(py, api, parent)?),
         };
     }
     let trace_state = match (decision.th, parent) {
@@ -108,7 +108,7 @@ pub fn build<'py>(
         },
         (ThUpdate::Set(threshold), Some(parent)) => new_trace_state(py, api, Some(parent), Some(threshold))?,
         (ThUpdate::Erase, Some(parent)) if parent.ot_value.is_some() => new_trace_state(py, api, Some(parent), None)?,
-        (_, Some(parent)) => parent.trace_state.clone(),
+        (_, Some(parent)) => passed_on(py, api, parent)?,
         (_, None) => py.None().into_bound(py),
     };
     let attributes = echo_attributes(py, api, attributes);
@@ -128,8 +128,21 @@ pub fn record_only<'py>(
     parent: Option<&Parent<'py>>,
 ) -> PyResult<Bound<'py, PyAny>> {
     let attributes = echo_attributes(py, api, attributes);
-    let trace_state = parent.map_or_else(|| py.None().into_bound(py), |p| p.trace_state.clone());
+    let trace_state = match parent {
+        Some(parent) => passed_on(py, api, parent)?,
+        None => py.None().into_bound(py),
+    };
     new_result(py, api, api.decision_record_only.bind(py), &attributes, &trace_state)
+}
+
+/// The parent's tracestate as children inherit it: as it is, or without its
+/// `ot` entry when the parent is not trusted.
+fn passed_on<'py>(py: Python<'py>, api: &OtelApi, parent: &Parent<'py>) -> PyResult<Bound<'py, PyAny>> {
+    if parent.strip_ot {
+        new_trace_state(py, api, Some(parent), None)
+    } else {
+        Ok(parent.trace_state.clone())
+    }
 }
 
 /// A kept result object owned by one sampler, refilled instead of allocated

@@ -209,8 +209,9 @@ impl NativeSignals {
             Some(c) => c.clone(),
             None => Arc::new(SystemClock),
         };
-        let store = super::store::open(store)?;
-        let signals = Signals::in_store(&store, clock.clone(), window, resolution, slow_threshold, &routes);
+        let store = super::store::open(py, store)?;
+        // Placing the windows may wait for another process's lock: not holding the GIL.
+        let signals = py.detach(|| Signals::in_store(&store, clock.clone(), window, resolution, slow_threshold, &routes));
         py_clock::interrupted()?;
         let signals = signals.map_err(config_error)?;
         let route_keys = ROUTE_KEYS.iter().map(|k| PyString::intern(py, k).unbind()).collect();
@@ -273,6 +274,11 @@ impl NativeSignals {
     }
 
     /// Where the windows live (see `NativeSampler.store_info`).
+    /// Changes under its store file since the last call, each once.
+    fn store_check(&self) -> Vec<String> {
+        super::store::check(&vec![("signals", self.signals.store(), self.signals.is_shared())])
+    }
+
     fn store_info<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let info = super::store::info(py, &vec![("signals", self.signals.store(), self.signals.is_shared())])?;
         let clock = crate::clock::SystemClock;

@@ -17,6 +17,8 @@ pub struct Parent<'py> {
     pub entries: Option<Bound<'py, PyDict>>,
     /// The raw `ot` entry value, if any.
     pub ot_value: Option<Bound<'py, PyString>>,
+    /// The parent's `ot` entry is not passed on (a remote parent not trusted).
+    pub strip_ot: bool,
 }
 
 /// Facts for the plan plus the parent objects; `ok` is false when some input
@@ -41,6 +43,22 @@ pub fn read<'py>(py: Python<'py>, api: &OtelApi, parent_context: &Bound<'py, PyA
         }
     };
     SpanInput { facts: SpanFacts { trace_id_low64, parent: parent_facts }, parent, ok }
+}
+
+impl SpanInput<'_> {
+    /// Ignore a remote parent's sampling (`trust_incoming=False`): the span is
+    /// decided as a root, and the parent's `ot` entry (its `th` and `rv`) is
+    /// not passed on. Returns whether there was a remote parent to ignore.
+    pub fn distrust_remote_parent(&mut self) -> bool {
+        if !self.facts.parent.is_some_and(|p| p.remote) {
+            return false;
+        }
+        self.facts.parent = None;
+        if let Some(parent) = self.parent.as_mut() {
+            parent.strip_ot = parent.ot_value.take().is_some();
+        }
+        true
+    }
 }
 
 /// `trace_id & (2**64 - 1)` for any Python int (negative and huge included).
@@ -98,7 +116,7 @@ fn read_parent<'py>(py: Python<'py>, api: &OtelApi, parent_context: &Bound<'py, 
         Some(value) => ot_entry::read(value.to_str().unwrap_or("")),
         None => Default::default(),
     };
-    Ok(Some((ParentFacts { sampled, remote, ot }, Parent { trace_state, entries, ot_value })))
+    Ok(Some((ParentFacts { sampled, remote, ot }, Parent { trace_state, entries, ot_value, strip_ot: false })))
 }
 
 /// The current context, read straight from the SDK's ContextVar while the stock

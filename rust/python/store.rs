@@ -9,13 +9,17 @@ use super::args;
 use super::errors::{config_error, config_message};
 use crate::store::Store;
 
-/// `store=`: None for this process's own state, else a store URL.
-pub fn open(value: Option<&Bound<'_, PyAny>>) -> PyResult<Arc<Store>> {
+/// `store=`: None for this process's own state, else a store URL (opened
+/// without the GIL: an emptied file is made afresh under its lock).
+pub fn open(py: Python<'_>, value: Option<&Bound<'_, PyAny>>) -> PyResult<Arc<Store>> {
     match value {
         None => Ok(Arc::new(Store::local())),
         Some(v) if v.is_none() => Ok(Arc::new(Store::local())),
         Some(v) => match v.cast::<PyString>() {
-            Ok(url) => Store::open(url.to_str()?).map(Arc::new).map_err(config_error),
+            Ok(url) => {
+                let url = url.to_str()?.to_owned();
+                py.detach(|| Store::open(&url)).map(Arc::new).map_err(config_error)
+            }
             Err(_) => Err(config_message(format!(
                 "store: expected None or a store URL such as 'file:///run/myapp/sampling.tracesieve', got {}",
                 args::shown(v)
@@ -37,4 +41,19 @@ pub fn info<'py>(py: Python<'py>, pieces: &Pieces<'_>) -> PyResult<Bound<'py, Py
     out.set_item("fallbacks", pieces.iter().map(|(_, store, _)| store.fallbacks()).max().unwrap_or(0))?;
     out.set_item("problem", pieces.iter().find_map(|(_, store, _)| store.problem()))?;
     Ok(out)
+}
+
+/// What changed under the store files of `pieces` since the last check
+/// (a file shortened, replaced or removed while in use), each once.
+pub fn check(pieces: &Pieces<'_>) -> Vec<String> {
+    let mut seen: Vec<*const Store> = Vec::new();
+    let mut problems = Vec::new();
+    for (_, store, _) in pieces {
+        if seen.contains(&Arc::as_ptr(store)) {
+            continue;
+        }
+        seen.push(Arc::as_ptr(store));
+        problems.extend(store.check());
+    }
+    problems
 }

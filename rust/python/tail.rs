@@ -269,6 +269,11 @@ impl NativeTailBuffer {
         self.buffer.take_announcements(max).map(|bytes| pyo3::types::PyBytes::new(py, &bytes))
     }
 
+    /// A batch `take_announcements` gave that could not be sent: queued again, first.
+    fn return_announcements(&self, batch: &[u8]) {
+        self.buffer.return_announcements(batch);
+    }
+
     /// A batch of announcements from another process.
     fn hear(&self, batch: &[u8]) -> PyResult<()> {
         let now = self.clock.monotonic();

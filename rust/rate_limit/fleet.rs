@@ -69,7 +69,7 @@ impl Member for TokenBucket {
     fn fleet_reply(&self, reply: &[String], now: &Moment) -> Result<(), String> {
         let Some(fleet) = &self.fleet else { return Ok(()) };
         let mono = now.monotonic();
-        let numbers = parse_reply(reply, 2)?;
+        let numbers = parse_reply(reply, 2, &fleet.link)?;
         let grant = count(numbers[0], fleet.request.load(Acquire) as f64, "the grant")?;
         let members = count(numbers[1], 1e6, "the member count")?.max(1);
         if !fleet.lease.valid(mono) {

@@ -65,7 +65,7 @@ impl OperationRule {
             name,
             probability,
             threshold: threshold_for_probability(probability, precision),
-            lower_bound: (lower_bound > 0.0).then(|| TokenBucket::new(lower_bound, lower_bound.max(1.0), now)).and_then(Result::ok),
+            lower_bound: TokenBucket::per_second(lower_bound, now),
             decisions: AtomicU64::new(0),
             lower_bound_keeps: AtomicU64::new(0),
         }
@@ -76,11 +76,9 @@ impl Compiled {
     pub fn compile(strategy: &Strategy, max_operations: usize, precision: u32, now: f64) -> Compiled {
         match strategy {
             Strategy::Probabilistic(p) => Compiled::Probabilistic(OperationRule::new(None, *p, 0.0, precision, now)),
-            Strategy::RateLimiting(rate) => Compiled::RateLimiting {
-                rate: *rate,
-                bucket: (*rate > 0.0).then(|| TokenBucket::new(*rate, rate.max(1.0), now)).and_then(Result::ok),
-                decisions: AtomicU64::new(0),
-            },
+            Strategy::RateLimiting(rate) => {
+                Compiled::RateLimiting { rate: *rate, bucket: TokenBucket::per_second(*rate, now), decisions: AtomicU64::new(0) }
+            }
             Strategy::PerOperation { default_probability, lower_bound, operations } => {
                 let kept = operations.len().min(max_operations);
                 let rules: Vec<OperationRule> = operations[..kept]

@@ -5,17 +5,24 @@
 //! cannot both initialise it); pieces are added and initialised under an
 //! exclusive `flock`, and marked ready only once initialised, so a process
 //! killed half-way leaves a piece the next one initialises again.
+//!
+//! The file is untrusted: one owned by another user or writable by others is
+//! refused (unless a group is named to share it with), every offset and size
+//! read from it is checked before use, the lock is waited for a bounded time,
+//! and a file shortened under its mappings is survived (see `guard`).
 
 use std::fs::{self, File, OpenOptions};
 use std::io::ErrorKind;
-use std::os::unix::fs::{FileExt as _, OpenOptionsExt as _};
+use std::os::unix::fs::{FileExt as _, MetadataExt as _, OpenOptionsExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicBool, Ordering::*};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::{Duration, Instant};
 
 use fs4::FileExt as _;
 use memmap2::MmapOptions;
 
-use super::region::Region;
+use super::region::{Mapping, Region};
 
 /// The first bytes of every store file, and the layout they promise.
 pub const MAGIC: [u8; 8] = *b"tsieve\0S";
@@ -28,6 +35,12 @@ pub const MAX_PIECES: u64 = 64;
 /// Pieces start after the table, each at a multiple of 64 bytes (a cache line).
 const DATA_START: u64 = HEADER_BYTES + ENTRY_BYTES * MAX_PIECES;
 const ALIGN: u64 = 64;
+/// The largest store file tracesieve makes (64 pieces of a few kilobytes
+/// each); an offset or size beyond it is corruption, not a store.
+const MAX_FILE_BYTES: u64 = 1 << 30;
+/// How long placing a piece waits for another process's lock before the
+/// piece is kept per process instead (a stopped or stuck holder).
+pub const LOCK_WAIT: Duration = Duration::from_secs(1);
 
 // Header fields (byte offsets).
 const H_VERSION: u64 = 8;
@@ -76,6 +89,46 @@ pub enum Origin {
     Rebooted,
 }
 
+/// Who besides the file's owner may share a store file: nobody (the
+/// default), or the members of one group (files made 0660 for that group).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Access {
+    pub group: Option<(String, u32)>,
+}
+
+impl Access {
+    /// Shared with the group `name` (a group name or a numeric id).
+    pub fn group(name: &str) -> Result<Access, String> {
+        let gid = match name.parse::<u32>() {
+            Ok(gid) => gid,
+            Err(_) => group_id(name).ok_or_else(|| format!("the group {name:?} does not exist on this host"))?,
+        };
+        Ok(Access { group: Some((name.to_owned(), gid)) })
+    }
+
+    fn mode(&self) -> u32 {
+        if self.group.is_some() {
+            0o660
+        } else {
+            0o600
+        }
+    }
+
+    fn gid(&self) -> Option<u32> {
+        self.group.as_ref().map(|(_, gid)| *gid)
+    }
+}
+
+fn group_id(name: &str) -> Option<u32> {
+    let name = std::ffi::CString::new(name).ok()?;
+    let mut group: libc::group = unsafe { std::mem::zeroed() };
+    let mut buffer = vec![0 as libc::c_char; 16 * 1024];
+    let mut found: *mut libc::group = std::ptr::null_mut();
+    // SAFETY: every pointer is valid for the call; the result points into `group`.
+    let status = unsafe { libc::getgrnam_r(name.as_ptr(), &mut group, buffer.as_mut_ptr(), buffer.len(), &mut found) };
+    (status == 0 && !found.is_null()).then_some(group.gr_gid)
+}
+
 /// An open store file.
 #[derive(Debug)]
 pub struct StoreFile {
@@ -85,6 +138,30 @@ pub struct StoreFile {
     /// Serialises this process's placements (a `flock` is per open file, so
     /// it does not keep this process's own threads apart).
     placing: Mutex<()>,
+    /// (device, inode) of the file opened: a path that names another file
+    /// later was replaced or removed.
+    identity: (u64, u64),
+    /// The pieces mapped by this process and where each ends in the file.
+    mappings: Mutex<Vec<(Weak<Mapping>, u64)>>,
+    /// Set once the mappings were replaced by private memory (the file was shortened).
+    detached: AtomicBool,
+    replaced_reported: AtomicBool,
+}
+
+impl std::fmt::Debug for Mapping {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Mapping(faulted: {})", self.faulted())
+    }
+}
+
+/// What `StoreFile::check` found, once each.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Change {
+    /// The file was shortened under the mappings: they are private memory now.
+    Shortened(String),
+    /// The path names another file (or none): this process goes on sharing the
+    /// file it opened with the processes that opened it too.
+    Replaced(String),
 }
 
 /// A piece placed in the file, still under the file's lock until `finish`.
@@ -134,13 +211,18 @@ pub fn boot_id() -> String {
 }
 
 impl StoreFile {
-    /// Open the store at `path`, creating it when missing.
+    /// Open the store at `path`, creating it when missing, private to this user.
     pub fn open(path: &Path) -> Result<StoreFile, FileError> {
-        StoreFile::open_on_boot(path, &boot_id())
+        StoreFile::open_with(path, &boot_id(), &Access::default())
     }
 
     /// `open`, as if the host's boot were `boot` (tests of a reboot).
     pub fn open_on_boot(path: &Path, boot: &str) -> Result<StoreFile, FileError> {
+        StoreFile::open_with(path, boot, &Access::default())
+    }
+
+    /// `open` on boot `boot`, shared as `access` says.
+    pub fn open_with(path: &Path, boot: &str, access: &Access) -> Result<StoreFile, FileError> {
         let shown = path.display();
         if path.is_dir() {
             return Err(FileError::Config(format!("{shown} is a directory; expected the path of a store file inside it")));
@@ -152,18 +234,126 @@ impl StoreFile {
                 parent.display()
             )));
         }
-        if !path.exists() {
-            create(path, boot)?;
+        check_directory(parent)?;
+        if fs::symlink_metadata(path).is_err() {
+            create(path, boot, access)?;
         }
-        let file = OpenOptions::new().read(true).write(true).open(path).map_err(|error| match error.kind() {
-            ErrorKind::PermissionDenied => FileError::Config(format!(
-                "{shown} cannot be opened for reading and writing (permission denied); expected a file this user may write"
-            )),
-            _ => FileError::Config(format!("{shown} cannot be opened: {error}")),
+        // O_NOFOLLOW: a symbolic link planted at the path is refused, not followed.
+        let file = OpenOptions::new().read(true).write(true).custom_flags(libc::O_NOFOLLOW).open(path).map_err(|error| {
+            match (error.kind(), error.raw_os_error()) {
+                (_, Some(libc::ELOOP)) => {
+                    FileError::Config(format!("{shown} is a symbolic link; expected the store file itself (give the path it points to)"))
+                }
+                (ErrorKind::PermissionDenied, _) => FileError::Config(format!(
+                    "{shown} cannot be opened for reading and writing (permission denied); expected a file this user may write"
+                )),
+                _ => FileError::Config(format!("{shown} cannot be opened: {error}")),
+            }
         })?;
-        let store = StoreFile { path: path.to_owned(), file, boot: boot.to_owned(), placing: Mutex::new(()) };
+        let metadata = file.metadata().map_err(|e| FileError::Config(format!("{shown}: {e}")))?;
+        check_owner(path, &metadata, access)?;
+        let store = StoreFile {
+            path: path.to_owned(),
+            file,
+            boot: boot.to_owned(),
+            placing: Mutex::new(()),
+            identity: (metadata.dev(), metadata.ino()),
+            mappings: Mutex::new(Vec::new()),
+            detached: AtomicBool::new(false),
+            replaced_reported: AtomicBool::new(false),
+        };
+        if metadata.len() == 0 {
+            // Emptied by hand (`: > file`): nothing is lost by making it afresh.
+            store.initialise_empty(boot)?;
+        }
         store.check_header()?;
         Ok(store)
+    }
+
+    /// Write a fresh header into a file found empty, under its lock.
+    fn initialise_empty(&self, boot: &str) -> Result<(), FileError> {
+        let _serial = self.placing.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        self.lock_bounded()?;
+        let result = (|| {
+            let length = self.file.metadata().map_err(|e| FileError::Config(format!("{}: {e}", self.path.display())))?.len();
+            if length == 0 {
+                write_header(&self.file, boot).map_err(|e| FileError::Unusable(format!("{}: cannot write: {e}", self.path.display())))?;
+            }
+            Ok(())
+        })();
+        let _ = self.file.unlock();
+        result
+    }
+
+    /// Take the file's lock, waiting at most `LOCK_WAIT` for another process.
+    fn lock_bounded(&self) -> Result<(), FileError> {
+        let deadline = Instant::now() + LOCK_WAIT;
+        let mut pause = Duration::from_micros(200);
+        loop {
+            match self.file.try_lock() {
+                Ok(()) => return Ok(()),
+                Err(std::fs::TryLockError::WouldBlock) if Instant::now() < deadline => {
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(Duration::from_millis(20));
+                }
+                Err(std::fs::TryLockError::WouldBlock) => {
+                    return Err(FileError::Unusable(format!(
+                        "{}: another process has held its lock for over {} s (a stopped or stuck process?)",
+                        self.path.display(),
+                        LOCK_WAIT.as_secs_f64()
+                    )))
+                }
+                Err(std::fs::TryLockError::Error(e)) => {
+                    return Err(FileError::Unusable(format!("{}: cannot lock: {e}", self.path.display())))
+                }
+            }
+        }
+    }
+
+    /// Whether the file changed under this process since it was opened
+    /// (shortened, replaced or removed); each change is reported once. A
+    /// shortened file's mappings become private zeroed memory, which the
+    /// stages start afresh from.
+    pub fn check(&self) -> Option<Change> {
+        if self.detached.load(Acquire) {
+            return None;
+        }
+        let live: Vec<(Arc<Mapping>, u64)> = {
+            let mut mappings = self.mappings.lock().unwrap_or_else(|p| p.into_inner());
+            mappings.retain(|(weak, _)| weak.strong_count() > 0);
+            mappings.iter().filter_map(|(weak, end)| Some((weak.upgrade()?, *end))).collect()
+        };
+        let needed = live.iter().map(|(_, end)| *end).max().unwrap_or(0);
+        let length = self.file.metadata().map(|m| m.len()).unwrap_or(0);
+        let faulted = live.iter().any(|(mapping, _)| mapping.faulted());
+        if faulted || length < needed {
+            for (mapping, _) in &live {
+                mapping.detach();
+            }
+            if self.detached.swap(true, AcqRel) {
+                return None;
+            }
+            return Some(Change::Shortened(format!(
+                "{} was shortened to {length} bytes while in use (its pieces need {needed}); this process keeps its own state \
+                 from now on, started afresh; remove the file and restart the processes to share again",
+                self.path.display()
+            )));
+        }
+        let now = fs::symlink_metadata(&self.path).ok().map(|m| (m.dev(), m.ino()));
+        if now != Some(self.identity) && !self.replaced_reported.swap(true, AcqRel) {
+            let what = if now.is_none() { "was removed" } else { "now names another file" };
+            return Some(Change::Replaced(format!(
+                "{} {what} while in use; this process goes on sharing the file it opened with the processes that \
+                 opened it, and processes started from now on use the new one",
+                self.path.display()
+            )));
+        }
+        None
+    }
+
+    /// Whether the mappings were replaced by private memory.
+    pub fn is_detached(&self) -> bool {
+        self.detached.load(Acquire)
     }
 
     pub fn path(&self) -> &Path {
@@ -192,6 +382,39 @@ impl StoreFile {
                 "{shown} is truncated ({length} bytes, its table alone takes {DATA_START}); remove it and restart the processes that use it"
             )));
         }
+        self.check_table(length)
+    }
+
+    /// Every count, offset and size in the header and table, checked against
+    /// the file's length with arithmetic that cannot wrap: a corrupt file is
+    /// reported and never written through.
+    fn check_table(&self, length: u64) -> Result<(), FileError> {
+        let corrupt = |what: String| {
+            FileError::Config(format!(
+                "{} is truncated or corrupt ({what}); stop the processes using it and remove the file, or use another path",
+                self.path.display()
+            ))
+        };
+        let count = self.read_u64(H_COUNT)?;
+        if count > MAX_PIECES {
+            return Err(corrupt(format!("it claims {count} pieces; at most {MAX_PIECES} fit")));
+        }
+        let next = self.read_u64(H_NEXT)?;
+        if !(DATA_START..=length.min(MAX_FILE_BYTES)).contains(&next) {
+            return Err(corrupt(format!("its next free offset is {next}, outside {DATA_START}..={length}")));
+        }
+        for index in 0..count {
+            let bytes = self.read::<{ ENTRY_BYTES as usize }>(HEADER_BYTES + index * ENTRY_BYTES)?;
+            let (offset, words) = (le(&bytes, OFFSET), le(&bytes, WORDS));
+            let end = words.checked_mul(8).and_then(|size| offset.checked_add(size));
+            match end {
+                Some(end) if offset >= DATA_START && end <= next => {}
+                _ => {
+                    let name = text(&bytes[NAME.0..NAME.0 + NAME.1]);
+                    return Err(corrupt(format!("piece {name:?} claims {words} words at byte {offset}, outside {DATA_START}..{next}")));
+                }
+            }
+        }
         Ok(())
     }
 
@@ -217,11 +440,21 @@ impl StoreFile {
         if name.is_empty() || name.len() > MAX_NAME || name.contains('\0') {
             return Err(FileError::Config(format!("piece name {name:?} must be 1 to {MAX_NAME} bytes")));
         }
+        if self.is_detached() {
+            return Err(FileError::Unusable(format!("{shown} was shortened while in use")));
+        }
         let serial = self.placing.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        self.file.lock().map_err(|e| FileError::Unusable(format!("{shown}: cannot lock: {e}")))?;
+        self.lock_bounded()?;
         // Unlocks if anything below fails.
         let mut placement = Placement { region: Region::heap(0), origin: Origin::New, ready: Some((self, 0)), _serial: Some(serial) };
-        let count = self.read_u64(H_COUNT)?.min(MAX_PIECES);
+        // Another process may have changed the table since it was checked at open.
+        let file_length = self.file.metadata().map_err(|e| FileError::Unusable(format!("{shown}: {e}")))?.len();
+        self.check_table(file_length)?;
+        let count = self.read_u64(H_COUNT)?;
+        let size = (words as u64)
+            .checked_mul(8)
+            .filter(|size| *size <= MAX_FILE_BYTES)
+            .ok_or_else(|| FileError::Config(format!("a piece of {words} words is larger than a store file may be")))?;
         let hash = xxhash_rust::xxh3::xxh3_128(settings.as_bytes()).to_le_bytes();
         let mut found = None;
         for index in 0..count {
@@ -232,7 +465,6 @@ impl StoreFile {
                 break;
             }
         }
-        let file_length = self.file.metadata().map_err(|e| FileError::Unusable(format!("{shown}: {e}")))?.len();
         let (entry, offset, origin) = match found {
             Some((entry, bytes)) => {
                 let recorded_kind = text(&bytes[KIND.0..KIND.0 + KIND.1]);
@@ -267,7 +499,7 @@ impl StoreFile {
                     )));
                 }
                 let offset = le(&bytes, OFFSET);
-                if offset < DATA_START || offset + words as u64 * 8 > file_length {
+                if offset < DATA_START || offset.checked_add(size).is_none_or(|end| end > file_length) {
                     return Err(FileError::Config(format!(
                         "{shown} is truncated or corrupt (piece {name:?} at byte {offset} of {file_length}); remove it and restart the processes that use it"
                     )));
@@ -285,8 +517,12 @@ impl StoreFile {
                 if count >= MAX_PIECES {
                     return Err(FileError::Config(format!("{shown} holds {MAX_PIECES} pieces already; use another file for more")));
                 }
+                // `check_table` bounded the next offset by the file's length.
                 let offset = self.read_u64(H_NEXT)?.max(DATA_START).next_multiple_of(ALIGN);
-                let end = offset + words as u64 * 8;
+                let end = offset + size;
+                if end > MAX_FILE_BYTES {
+                    return Err(FileError::Config(format!("{shown} has no room for another piece of {words} words")));
+                }
                 // Blocks reserved now, so a full disk shows here and not as a
                 // fault when a page is first touched.
                 self.grow(end)?;
@@ -310,9 +546,11 @@ impl StoreFile {
             .len(words * 8)
             .map_raw(&self.file)
             .map_err(|e| FileError::Unusable(format!("{shown}: cannot map {} bytes: {e}", words * 8)))?;
+        let mapping = Arc::new(Mapping::new(map));
+        self.mappings.lock().unwrap_or_else(|p| p.into_inner()).push((Arc::downgrade(&mapping), offset + size));
         // SAFETY: the mapping is `words * 8` bytes of the file, page-aligned
-        // plus a multiple of 64, and the file is never shortened by tracesieve.
-        let region = unsafe { Region::mapped(Arc::new(map), words) };
+        // plus a multiple of 64; a file shortened under it is survived by its guard.
+        let region = unsafe { Region::mapped(mapping, words) };
         if origin == Origin::New {
             region.clear();
         }
@@ -353,19 +591,24 @@ impl StoreFile {
 /// Write a new store file under a temporary name and link it into place: the
 /// file appears whole or not at all, and of two processes creating it at once
 /// one links and the other opens the winner's.
-fn create(path: &Path, boot: &str) -> Result<(), FileError> {
+fn create(path: &Path, boot: &str, access: &Access) -> Result<(), FileError> {
     let shown = path.display();
     remove_stale_temporaries(path);
     let temporary = temporary_name(path);
     let written = (|| -> std::io::Result<()> {
-        let file = OpenOptions::new().read(true).write(true).create_new(true).mode(0o600).open(&temporary)?;
-        file.allocate(DATA_START)?;
-        let mut header = [0u8; 80];
-        header[..8].copy_from_slice(&MAGIC);
-        header[H_VERSION as usize..H_VERSION as usize + 4].copy_from_slice(&LAYOUT_VERSION.to_le_bytes());
-        header[H_NEXT as usize..H_NEXT as usize + 8].copy_from_slice(&DATA_START.to_le_bytes());
-        put_text(&mut header[H_BOOT as usize..], boot);
-        file.write_all_at(&header, 0)?;
+        // Exclusive and not following links; the mode is set again below, as the umask may have narrowed it.
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .mode(access.mode())
+            .open(&temporary)?;
+        if let Some(gid) = access.gid() {
+            std::os::unix::fs::fchown(&file, None, Some(gid))?;
+        }
+        file.set_permissions(fs::Permissions::from_mode(access.mode()))?;
+        write_header(&file, boot)?;
         file.sync_all()
     })();
     let linked = written.and_then(|()| match fs::hard_link(&temporary, path) {
@@ -385,12 +628,75 @@ fn create(path: &Path, boot: &str) -> Result<(), FileError> {
     })
 }
 
+/// A fresh header and an empty table, their blocks reserved.
+fn write_header(file: &File, boot: &str) -> std::io::Result<()> {
+    file.allocate(DATA_START)?;
+    let mut header = [0u8; 80];
+    header[..8].copy_from_slice(&MAGIC);
+    header[H_VERSION as usize..H_VERSION as usize + 4].copy_from_slice(&LAYOUT_VERSION.to_le_bytes());
+    header[H_NEXT as usize..H_NEXT as usize + 8].copy_from_slice(&DATA_START.to_le_bytes());
+    put_text(&mut header[H_BOOT as usize..], boot);
+    file.write_all_at(&header, 0)
+}
+
+/// A store file is refused unless this user owns it (or it belongs to the
+/// group named to share it with) and nobody else may write it: a file
+/// another user planted could set this service's budget to nothing.
+fn check_owner(path: &Path, metadata: &fs::Metadata, access: &Access) -> Result<(), FileError> {
+    let shown = path.display();
+    if !metadata.file_type().is_file() {
+        return Err(FileError::Config(format!("{shown} is not a regular file; expected a store file made by tracesieve")));
+    }
+    // SAFETY: geteuid has no preconditions.
+    let me = unsafe { libc::geteuid() };
+    let mode = metadata.mode() & 0o777;
+    let group_ok = access.gid() == Some(metadata.gid());
+    let share = "give ?group=NAME in the store URL to share it with a group on purpose";
+    if metadata.uid() != me && !group_ok {
+        return Err(FileError::Config(format!(
+            "{shown} belongs to user {}, not to this user ({me}): a store file made by another user is not trusted; \
+             remove it (or use a path in a directory only this user may write), or {share}",
+            metadata.uid()
+        )));
+    }
+    if mode & 0o002 != 0 {
+        return Err(FileError::Config(format!(
+            "{shown} is writable by every user (mode {mode:03o}); expected 600 (or 660 with ?group=NAME): chmod 600 it or remove it"
+        )));
+    }
+    if mode & 0o020 != 0 && !group_ok {
+        return Err(FileError::Config(format!(
+            "{shown} is writable by its group {} (mode {mode:03o}); expected 600: chmod 600 it, or {share}",
+            metadata.gid()
+        )));
+    }
+    Ok(())
+}
+
+/// A directory every user may write, without the sticky bit, lets any of
+/// them replace the store file: refused.
+fn check_directory(dir: &Path) -> Result<(), FileError> {
+    let Ok(metadata) = fs::metadata(dir) else { return Ok(()) };
+    let mode = metadata.mode();
+    if mode & 0o002 != 0 && mode & 0o1000 == 0 {
+        return Err(FileError::Config(format!(
+            "the directory {} is writable by every user (mode {:03o}) without the sticky bit, so anyone could replace the store file; \
+             expected a directory private to this user (such as /run/<app>, mode 700)",
+            dir.display(),
+            mode & 0o7777
+        )));
+    }
+    Ok(())
+}
+
 fn temporary_name(path: &Path) -> PathBuf {
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    // Unique per process and call: threads of one process may race to create it too.
+    // Unique per process and call (threads of one process may race to create
+    // it too), and unpredictable, so nobody can plant a file at the name first.
     static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    path.with_file_name(format!(".{name}.{}.{call}.tmp", std::process::id()))
+    let random = std::hash::BuildHasher::hash_one(&std::collections::hash_map::RandomState::new(), (call, std::time::Instant::now()));
+    path.with_file_name(format!(".{name}.{}.{call}.{random:016x}.tmp", std::process::id()))
 }
 
 /// Temporaries of processes that died while creating the file.

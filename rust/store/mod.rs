@@ -9,6 +9,7 @@
 
 pub mod file;
 pub mod fleet;
+mod guard;
 pub mod region;
 
 use std::path::PathBuf;
@@ -16,7 +17,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Mutex;
 
 use crate::config::ConfigError;
-pub use file::{FileError, Origin, Placement, StoreFile};
+pub use file::{Access, Change, FileError, Origin, Placement, StoreFile};
 pub use fleet::FleetSettings;
 pub use region::{words_of, Plain, Region, Shared};
 
@@ -59,14 +60,12 @@ impl Store {
 
     /// `open`, as if the host's boot were `boot` (tests of a reboot).
     pub fn open_on_boot(url: &str, boot: Option<&str>) -> Result<Store, ConfigError> {
-        let (path, prefix) = parse_url(url)?;
+        let (path, prefix, access) = parse_url(url)?;
         let mut store = Store::local();
         store.url = Some(url.to_owned());
         store.prefix = prefix;
-        let opened = match boot {
-            Some(boot) => StoreFile::open_on_boot(&path, boot),
-            None => StoreFile::open(&path),
-        };
+        let boot = boot.map_or_else(file::boot_id, str::to_owned);
+        let opened = StoreFile::open_with(&path, &boot, &access);
         match opened {
             Ok(file) => store.file = Some(file),
             Err(FileError::Config(message)) => return Err(ConfigError::new(FIELD, message)),
@@ -98,6 +97,24 @@ impl Store {
     /// Why the file could not be used, if it could not.
     pub fn problem(&self) -> Option<String> {
         self.problem.lock().map(|p| p.clone()).unwrap_or(None)
+    }
+
+    /// Whether the file changed under this process (shortened, replaced or
+    /// removed), each change once: the problem to report. A shortened file's
+    /// pieces are per process from then on, counted as fallbacks.
+    pub fn check(&self) -> Option<String> {
+        match self.file.as_ref()?.check()? {
+            Change::Shortened(problem) => {
+                self.fall_back(problem.clone());
+                Some(problem)
+            }
+            Change::Replaced(problem) => Some(problem),
+        }
+    }
+
+    /// Whether the store file's pieces became per process while in use.
+    pub fn is_detached(&self) -> bool {
+        self.file.as_ref().is_some_and(StoreFile::is_detached)
     }
 
     fn fall_back(&self, reason: String) {
@@ -132,16 +149,21 @@ impl Store {
     }
 }
 
-/// `file:///absolute/path[#name]` → (path, name).
-fn parse_url(url: &str) -> Result<(PathBuf, Option<String>), ConfigError> {
-    let expected = "expected file:///absolute/path (a file shared by the processes of this host), optionally with #name to pick a piece name, or redis://host:6379/0 (a fleet)";
+/// `file:///absolute/path[?group=NAME][#name]` → (path, piece name, who may share it).
+fn parse_url(url: &str) -> Result<(PathBuf, Option<String>, Access), ConfigError> {
+    let expected = "expected file:///absolute/path (a file shared by the processes of this host), optionally with ?group=NAME \
+                    to share it with a group and #name to pick a piece name, or redis://host:6379/0 (a fleet)";
     let Some(rest) = url.strip_prefix("file://") else {
         let scheme = url.split_once("://").map(|(s, _)| s).unwrap_or("");
         let hint = if scheme.is_empty() { "has no scheme".to_owned() } else { format!("has the unknown scheme {scheme:?}") };
         return Err(ConfigError::new(FIELD, format!("{url:?} {hint}; {expected}")));
     };
-    let (path, fragment) = match rest.split_once('#') {
-        Some((path, name)) => (path, Some(name)),
+    let (rest, fragment) = match rest.split_once('#') {
+        Some((rest, name)) => (rest, Some(name)),
+        None => (rest, None),
+    };
+    let (path, query) = match rest.split_once('?') {
+        Some((path, query)) => (path, Some(query)),
         None => (rest, None),
     };
     if !path.starts_with('/') {
@@ -150,8 +172,22 @@ fn parse_url(url: &str) -> Result<(PathBuf, Option<String>), ConfigError> {
     if path.ends_with('/') {
         return Err(ConfigError::new(FIELD, format!("{url:?} names a directory; expected the path of a store file inside it")));
     }
-    if path.contains('\0') || path.contains('%') || path.contains('?') {
-        return Err(ConfigError::new(FIELD, format!("{url:?} has characters tracesieve does not decode (%, ?, NUL); {expected}")));
+    if path.contains('\0') || path.contains('%') {
+        return Err(ConfigError::new(FIELD, format!("{url:?} has characters tracesieve does not decode (%, NUL); {expected}")));
+    }
+    let mut access = Access::default();
+    for option in query.into_iter().flat_map(|q| q.split('&')) {
+        match option.split_once('=') {
+            Some(("group", name)) if !name.is_empty() => {
+                access = Access::group(name).map_err(|e| ConfigError::new(FIELD, format!("{url:?} has group={name}: {e}")))?;
+            }
+            _ => {
+                return Err(ConfigError::new(
+                    FIELD,
+                    format!("{url:?} has the option {option:?}; the only option is group=NAME (share the file with a group)"),
+                ))
+            }
+        }
     }
     let prefix = match fragment {
         None => None,
@@ -165,7 +201,7 @@ fn parse_url(url: &str) -> Result<(PathBuf, Option<String>), ConfigError> {
             ))
         }
     };
-    Ok((PathBuf::from(path), prefix))
+    Ok((PathBuf::from(path), prefix, access))
 }
 
 #[cfg(test)]

@@ -10,6 +10,8 @@ use std::sync::Arc;
 
 use memmap2::MmapRaw;
 
+use super::guard::{self, Guarded};
+
 /// A type that may live in shared memory: `#[repr(C)]`, made only of 8-byte
 /// atomics (`AtomicU64`, `AtomicF64`), valid when all zero, holding no pointer.
 ///
@@ -23,11 +25,35 @@ pub const fn words_of<T: Plain>() -> usize {
     std::mem::size_of::<T>().div_ceil(8)
 }
 
+/// A file mapping, guarded so that a file shortened under it faults into
+/// private zeroed memory instead of killing the process (see `guard`).
+pub struct Mapping {
+    // Unregistered before the mapping goes (fields drop in this order).
+    guard: Guarded,
+    map: MmapRaw,
+}
+
+impl Mapping {
+    pub fn new(map: MmapRaw) -> Mapping {
+        Mapping { guard: guard::register(map.as_ptr(), map.len()), map }
+    }
+
+    /// Whether the mapping was replaced by private memory (a fault, or `detach`).
+    pub fn faulted(&self) -> bool {
+        self.guard.faulted()
+    }
+
+    /// Replace the mapping by private zeroed memory now.
+    pub fn detach(&self) -> bool {
+        self.guard.detach()
+    }
+}
+
 /// What keeps a region's memory alive.
 #[derive(Clone)]
 enum Owner {
     Heap(#[allow(dead_code)] Arc<[AtomicU64]>),
-    Mapped(#[allow(dead_code)] Arc<MmapRaw>),
+    Mapped(#[allow(dead_code)] Arc<Mapping>),
 }
 
 /// Words of memory, owned by the heap or by a file mapping.
@@ -59,12 +85,13 @@ impl Region {
     /// The whole of a mapping of `len` words.
     ///
     /// # Safety
-    /// The mapping must be at least `len * 8` bytes, 8-byte aligned, and stay
-    /// mapped with those bytes in the file (nobody truncates it).
-    pub(crate) unsafe fn mapped(map: Arc<MmapRaw>, len: usize) -> Region {
+    /// The mapping must be at least `len * 8` bytes and 8-byte aligned. A
+    /// file shortened under it is survived by the mapping's guard.
+    pub(crate) unsafe fn mapped(mapping: Arc<Mapping>, len: usize) -> Region {
+        let map = &mapping.map;
         assert!(map.len() >= len * 8 && (map.as_mut_ptr() as usize).is_multiple_of(8), "a mapping too small or misaligned for its words");
         let start = NonNull::new(map.as_mut_ptr().cast::<AtomicU64>()).expect("a mapping is never at address 0");
-        Region { start, len, owner: Owner::Mapped(map) }
+        Region { start, len, owner: Owner::Mapped(mapping) }
     }
 
     pub fn is_mapped(&self) -> bool {

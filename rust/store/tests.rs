@@ -124,8 +124,10 @@ fn bad_urls_and_paths_are_config_errors() {
     let error = Store::open(&url(&foreign)).err().unwrap();
     assert!(error.message.contains("is not a tracesieve store"), "{error}");
     assert_eq!(std::fs::read(&foreign).unwrap(), b"#!/bin/sh\necho hello\n", "a foreign file is never written");
+    // An emptied file (`: > file`) holds nothing to lose: it is made a store afresh.
     std::fs::write(&foreign, b"").unwrap();
-    assert!(Store::open(&url(&foreign)).err().unwrap().message.contains("0 bytes"));
+    let emptied = Store::open(&url(&foreign)).unwrap();
+    assert_eq!(emptied.place("budget", "b", 4).unwrap().origin, Origin::New);
 }
 
 #[test]
@@ -135,7 +137,7 @@ fn a_truncated_file_is_refused() {
     Store::open(&url(&path)).unwrap().place("budget", "b", 512).unwrap().finish().unwrap();
     let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
     file.set_len(40_000).unwrap();
-    let error = Store::open(&url(&path)).unwrap().place("budget", "b", 512).err().unwrap();
+    let error = Store::open(&url(&path)).err().unwrap();
     assert!(error.message.contains("truncated"), "{error}");
     file.set_len(100).unwrap();
     assert!(Store::open(&url(&path)).err().unwrap().message.contains("truncated"));
@@ -192,4 +194,140 @@ fn a_shared_bucket_and_shared_windows_are_one_across_opens_and_fresh_after_a_reb
     assert_eq!((0..5).filter(|_| rebooted.try_take(5.0)).count(), 3);
     let rebooted_windows = Signals::in_store(&open("b"), clock, 60.0, 1.0, 2.0, &[]).unwrap();
     assert_eq!(rebooted_windows.counts().errors, 0);
+}
+
+#[test]
+fn a_corrupt_next_offset_is_reported_and_never_written_through() {
+    use std::os::unix::fs::FileExt;
+    let dir = temp_dir();
+    let path = dir.join("c.tracesieve");
+    Store::open(&url(&path)).unwrap().place("budget", "b", 4).unwrap().finish().unwrap();
+    let before = std::fs::read(&path).unwrap();
+    let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+    // "next free offset" near 2^64: it used to wrap to 0 and map a piece over the header.
+    file.write_all_at(&(u64::MAX - 40).to_le_bytes(), 24).unwrap();
+    let error = Store::open(&url(&path)).err().unwrap();
+    assert!(error.message.contains("next free offset"), "{error}");
+    // A count beyond the table, and a piece whose size overflows, are refused too.
+    file.write_all_at(&before[24..32], 24).unwrap();
+    file.write_all_at(&1000u64.to_le_bytes(), 16).unwrap();
+    assert!(Store::open(&url(&path)).err().unwrap().message.contains("1000 pieces"));
+    file.write_all_at(&before[16..24], 16).unwrap();
+    file.write_all_at(&(u64::MAX / 4).to_le_bytes(), 4096 + 88).unwrap();
+    assert!(Store::open(&url(&path)).err().unwrap().message.contains("claims"));
+    let after = std::fs::read(&path).unwrap();
+    assert_eq!(after[..16], before[..16], "the magic and layout were never overwritten");
+}
+
+#[test]
+fn a_file_another_user_owns_or_others_may_write_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = temp_dir();
+    let path = dir.join("p.tracesieve");
+    Store::open(&url(&path)).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).unwrap();
+    assert!(Store::open(&url(&path)).err().unwrap().message.contains("writable by every user"));
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o660)).unwrap();
+    let error = Store::open(&url(&path)).err().unwrap();
+    assert!(error.message.contains("writable by its group") && error.message.contains("?group="), "{error}");
+    // SAFETY: getegid has no preconditions.
+    let gid = unsafe { libc::getegid() };
+    Store::open(&format!("{}?group={gid}", url(&path))).expect("shared with its group on purpose");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        std::os::unix::fs::chown(&path, Some(65534), None).unwrap();
+        let error = Store::open(&url(&path)).err().unwrap();
+        assert!(error.message.contains("belongs to user 65534"), "{error}");
+    }
+    let link = dir.join("link.tracesieve");
+    std::os::unix::fs::symlink(&path, &link).unwrap();
+    assert!(Store::open(&url(&link)).err().unwrap().message.contains("symbolic link"));
+    let open_dir = dir.join("open");
+    std::fs::create_dir(&open_dir).unwrap();
+    std::fs::set_permissions(&open_dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let error = Store::open(&url(&open_dir.join("s.tracesieve"))).err().unwrap();
+    assert!(error.message.contains("sticky"), "{error}");
+    assert!(Store::open(&format!("{}?group=no-such-group-here", url(&path))).err().unwrap().message.contains("does not exist"));
+    assert!(Store::open(&format!("{}?mode=777", url(&path))).err().unwrap().message.contains("the only option"));
+}
+
+#[test]
+fn a_new_store_file_for_a_group_is_made_0660_in_that_group() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = temp_dir();
+    let path = dir.join("g.tracesieve");
+    // SAFETY: getegid has no preconditions.
+    let gid = unsafe { libc::getegid() };
+    Store::open(&format!("{}?group={gid}", url(&path))).unwrap();
+    let metadata = std::fs::metadata(&path).unwrap();
+    assert_eq!((metadata.mode() & 0o777, metadata.gid()), (0o660, gid));
+}
+
+#[test]
+fn a_held_lock_is_waited_for_a_bounded_time_then_the_piece_is_kept_per_process() {
+    let dir = temp_dir();
+    let path = dir.join("l.tracesieve");
+    let store = Store::open(&url(&path)).unwrap();
+    // A lock on another open file description, as another process would hold it.
+    let holder = std::fs::OpenOptions::new().read(true).write(true).open(&path).unwrap();
+    holder.lock().unwrap();
+    let started = std::time::Instant::now();
+    let placed = store.place("budget", "b", 4).unwrap();
+    let waited = started.elapsed();
+    assert!(!placed.region.is_mapped(), "kept per process");
+    assert!(waited >= file::LOCK_WAIT && waited < file::LOCK_WAIT * 3, "{waited:?}");
+    assert_eq!(store.fallbacks(), 1);
+    assert!(store.problem().unwrap().contains("held its lock"), "{:?}", store.problem());
+    drop(placed);
+    holder.unlock().unwrap();
+    assert!(store.place("budget", "b", 4).unwrap().region.is_mapped(), "shared again once the lock is free");
+}
+
+#[test]
+fn a_file_shortened_under_its_mappings_turns_them_private_and_is_reported_once() {
+    let dir = temp_dir();
+    let path = dir.join("s.tracesieve");
+    let store = Store::open(&url(&path)).unwrap();
+    let placed = store.place("budget", "b", 4).unwrap();
+    let region = placed.region.clone();
+    placed.finish().unwrap();
+    region.words()[0].store(7, Relaxed);
+    assert_eq!(store.check(), None);
+    std::fs::OpenOptions::new().write(true).open(&path).unwrap().set_len(0).unwrap();
+    // Touching the words now would fault: the fault maps zeros instead.
+    assert_eq!(region.words()[0].load(Relaxed), 0);
+    region.words()[0].store(9, Relaxed);
+    let problem = store.check().expect("the shortened file is noticed");
+    assert!(problem.contains("shortened to 0 bytes"), "{problem}");
+    assert_eq!(store.check(), None, "reported once");
+    assert_eq!(store.fallbacks(), 1);
+    assert!(store.is_detached());
+    assert_eq!(region.words()[0].load(Relaxed), 0, "detached to fresh private memory");
+    region.words()[0].store(3, Relaxed);
+    assert_eq!(region.words()[0].load(Relaxed), 3);
+    // A second store at the path makes the emptied file afresh.
+    let again = Store::open(&url(&path)).unwrap();
+    assert_eq!(again.place("budget", "b", 4).unwrap().origin, Origin::New);
+}
+
+#[test]
+fn a_shortened_file_is_noticed_before_any_fault_and_a_replaced_one_is_reported() {
+    let dir = temp_dir();
+    let path = dir.join("r.tracesieve");
+    let store = Store::open(&url(&path)).unwrap();
+    let placed = store.place("budget", "b", 4).unwrap();
+    let region = placed.region.clone();
+    placed.finish().unwrap();
+    let moved = dir.join("moved.tracesieve");
+    std::fs::rename(&path, &moved).unwrap();
+    let problem = store.check().unwrap();
+    assert!(problem.contains("was removed"), "{problem}");
+    assert!(!store.is_detached(), "still shared with the processes that opened it");
+    Store::open(&url(&path)).unwrap();
+    assert_eq!(store.check(), None, "reported once");
+    region.words()[1].store(5, Relaxed);
+    std::fs::OpenOptions::new().write(true).open(&moved).unwrap().set_len(4096).unwrap();
+    assert!(store.check().unwrap().contains("shortened to 4096 bytes"));
+    assert_eq!(region.words()[1].load(Relaxed), 0);
 }

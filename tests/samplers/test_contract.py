@@ -116,6 +116,7 @@ def test_stats_counts_paths():
         "child_independent": 0,
         "forced_keep": 0,
         "input_errors": 0,
+        "incoming_ignored": 0,
     }
 
 

@@ -174,6 +174,7 @@ impl Member for Pacer {
                 s.last_kept_slot.load(Acquire).to_string(),
                 fleet.link.server_lease_ms().to_string(),
                 format!("{:.0}", keep * 1000.0),
+                self.budget.to_string(),
             ],
         })
     }
@@ -183,7 +184,7 @@ impl Member for Pacer {
     fn fleet_reply(&self, reply: &[String], now: &Moment) -> Result<(), String> {
         let Some(fleet) = &self.fleet else { return Ok(()) };
         let mono = now.monotonic();
-        let numbers = parse_reply(reply, 9)?;
+        let numbers = parse_reply(reply, 9, &fleet.link)?;
         let request = fleet.pending[2].load(Acquire) as f64;
         let grant = count(numbers[0], request, "the grant")?;
         let fleet_used = count(numbers[1].round(), 1e15, "the fleet's count")?;

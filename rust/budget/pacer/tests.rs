@@ -442,7 +442,7 @@ mod fleet {
     }
 
     fn ok(items: &[f64]) -> Vec<String> {
-        std::iter::once("ok".to_owned()).chain(items.iter().map(|x| format!("{x}"))).collect()
+        ["ok".to_owned(), "0".to_owned()].into_iter().chain(items.iter().map(|x| format!("{x}"))).collect()
     }
 
     #[test]

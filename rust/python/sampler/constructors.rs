@@ -215,9 +215,9 @@ impl NativeSampler {
             Some(c) => &**c,
             None => &system,
         };
-        let store = crate::python::store::open(store)?;
-        let moment = Moment::new(reading);
-        let pacer = Pacer::in_store(&store, calendar, spans as u64, cap, downstream, &moment);
+        let store = crate::python::store::open(py, store)?;
+        // Placing the pacer may wait for another process's lock: not holding the GIL.
+        let pacer = py.detach(|| Pacer::in_store(&store, calendar, spans as u64, cap, downstream, &Moment::new(reading)));
         py_clock::interrupted()?;
         let pacer = pacer.map_err(config_error)?;
         plan.stages.push(Stage::Budget(Arc::new(pacer)));
@@ -255,7 +255,8 @@ impl NativeSampler {
             Some(previous) => crate::pipeline::Existing::from_plan(previous.core.plan(), existing_signals),
             None => crate::pipeline::Existing { signals: existing_signals, ..Default::default() },
         };
-        let pipeline = crate::pipeline::parse(&doc, clock_arc, &existing);
+        // Opening its store may wait for another process's lock: not holding the GIL.
+        let pipeline = py.detach(|| crate::pipeline::parse(&doc, clock_arc, &existing));
         py_clock::interrupted()?;
         let pipeline = pipeline.map_err(config_error)?;
         let words = crate::describe::describe(&pipeline.plan, &pipeline.settings, &pipeline.stage_names);
@@ -268,6 +269,27 @@ impl NativeSampler {
         let resolved = from_data(py, &pipeline.resolved)?;
         let sampler = NativeSampler::build(py, pipeline.plan, py_clock, description, 1.0)?;
         Ok((sampler, new_signals, resolved, PyList::new(py, words)?))
+    }
+
+    /// The same sampler (same plan, shared stages, fresh counters) that ignores
+    /// what remote parents send when `trust_incoming` is false.
+    fn trusting(&self, py: Python<'_>, trust_incoming: bool) -> PyResult<Self> {
+        let mut plan = self.core.plan().clone();
+        plan.trust_incoming = trust_incoming;
+        let mut description = self.description.clone();
+        if !trust_incoming && description.ends_with('}') && !description.contains("trust_incoming") {
+            description.insert_str(description.len() - 1, ",trust_incoming=False");
+        }
+        let mut sampler = NativeSampler::build(py, plan, self.clock.clone(), description, self.rate)?;
+        sampler.respect_parent = self.respect_parent;
+        sampler.defer = self.defer;
+        Ok(sampler)
+    }
+
+    /// Whether remote parents' sampled flag, `th` and `rv` are followed.
+    #[getter]
+    fn trust_incoming(&self) -> bool {
+        self.core.plan().trust_incoming
     }
 
     /// The same sampler (same plan, shared stages, fresh counters) recording the

@@ -51,9 +51,12 @@ impl NativeSampler {
         trace_state: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let api = OtelApi::get(py)?;
-        let input = span_input::read(py, api, parent_context, trace_id);
+        let mut input = span_input::read(py, api, parent_context, trace_id);
         if !input.ok {
             self.core.counters().record_input_error();
+        }
+        if !self.core.plan().trust_incoming && input.distrust_remote_parent() {
+            self.core.counters().record_incoming_ignored();
         }
         let root = input.facts.parent.is_none();
         let decision = if self.keys.is_empty() {

@@ -24,6 +24,7 @@ impl NativeSampler {
             stats.set_item(path.name(), snapshot.by_path[path as usize])?;
         }
         stats.set_item("input_errors", snapshot.input_errors)?;
+        stats.set_item("incoming_ignored", snapshot.incoming_ignored)?;
         if self.defer {
             stats.set_item("deferred", snapshot.deferred)?;
         }
@@ -75,11 +76,19 @@ impl NativeSampler {
         Ok(info)
     }
 
+    /// Changes under its store file since the last call (shortened, replaced
+    /// or removed while in use), each reported once, for the store watcher.
+    fn store_check(&self, py: Python<'_>) -> Vec<String> {
+        let pieces = self.store_pieces();
+        py.detach(|| crate::python::store::check(&pieces))
+    }
+
     /// The plan in plain words (what `tracesieve check` prints).
     fn description_lines(&self) -> Vec<String> {
         let plan = self.core.plan();
         let settings = crate::pipeline::Settings {
             respect_parent: plan.respect_parent,
+            trust_incoming: plan.trust_incoming,
             precision: plan.precision,
             record_rule: plan.record_rule,
             defer: self.defer,

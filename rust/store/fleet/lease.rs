@@ -87,6 +87,8 @@ pub struct FleetStatus {
     pub members: u64,
     /// The last reason a call failed (never a credential).
     pub problem: Option<String>,
+    /// Values in Redis found invalid (garbage, or forged) and repaired or ignored.
+    pub repairs: u64,
 }
 
 #[derive(Debug)]
@@ -108,6 +110,7 @@ struct LinkState {
     syncs: u64,
     failures: u64,
     problem: Option<String>,
+    repairs: u64,
 }
 
 /// The worker's side of one stage: when it called, what it learnt.
@@ -144,6 +147,7 @@ impl Link {
                 syncs: 0,
                 failures: 0,
                 problem: None,
+                repairs: 0,
             }),
         }
     }
@@ -167,6 +171,7 @@ impl Link {
     pub fn begin(&self, mono: f64) -> f64 {
         let mut s = self.lock();
         if s.previous_sent.is_finite() && mono > s.previous_sent {
+            // At most a day: the fleet scripts refuse lease deadlines beyond three of these.
             s.spacing = (mono - s.previous_sent).clamp(0.01, 86_400.0);
         }
         s.previous_sent = mono;
@@ -233,6 +238,13 @@ impl Link {
         true
     }
 
+    /// The script found `count` invalid values in Redis (repaired or ignored).
+    pub fn repaired(&self, count: u64) {
+        if count > 0 {
+            self.lock().repairs += count;
+        }
+    }
+
     /// A forked child is a new member: its own id, nothing leased.
     pub fn after_fork(&self, lease: &Lease) {
         let mut s = self.lock();
@@ -254,6 +266,7 @@ impl Link {
             lease_valid: lease.valid(mono),
             members: s.members,
             problem: s.problem.clone(),
+            repairs: s.repairs,
         }
     }
 }

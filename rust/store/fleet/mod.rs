@@ -46,14 +46,23 @@ pub const SCRIPTS: [(&str, &str); 3] = [
     ("signals", concat!(include_str!("prelude.lua"), include_str!("signals.lua"))),
 ];
 
-/// Read a script's reply: `["ok", numbers...]` with at least `expected`
-/// numbers, each finite. A refusal (`["conflict", settings]`) or anything
-/// else is an error: a Redis answering unexpected data is treated as down.
-pub fn parse_reply(reply: &[String], expected: usize) -> Result<Vec<f64>, String> {
+/// Read a script's reply: `["ok", repaired, numbers...]` with at least
+/// `expected` numbers, each finite; `repaired` (values in Redis the script
+/// found invalid and repaired or ignored) is counted on `link`. A refusal
+/// (`["conflict", settings]`) or anything else is an error: a Redis answering
+/// unexpected data is treated as down.
+pub fn parse_reply(reply: &[String], expected: usize, link: &Link) -> Result<Vec<f64>, String> {
+    let numbers = parse_numbers(reply, expected + 1)?;
+    link.repaired(count(numbers[0], 1e9, "the repaired count")?);
+    Ok(numbers[1..].to_vec())
+}
+
+fn parse_numbers(reply: &[String], expected: usize) -> Result<Vec<f64>, String> {
     match reply.first().map(String::as_str) {
         Some("ok") => {}
         Some("conflict") => {
             let theirs = reply.get(1).map(String::as_str).unwrap_or("?");
+            let theirs: String = theirs.chars().take(400).collect();
             return Err(format!("the fleet's piece was made with other settings ({theirs})"));
         }
         _ => return Err(format!("an unexpected reply of {} items", reply.len())),

@@ -33,6 +33,33 @@ impl std::fmt::Debug for FleetSettings {
     }
 }
 
+/// Query options that carry credentials (redis-py reads `password`,
+/// `ssl_password` and others from the query as it does from the userinfo).
+fn is_secret(key: &str) -> bool {
+    let key = key.to_ascii_lowercase();
+    ["pass", "pwd", "secret", "token", "auth", "credential"].iter().any(|word| key.contains(word))
+}
+
+/// `url` with every credential replaced by `***`: the userinfo's password
+/// and any query option that carries one. What errors, logs and stats show.
+pub fn redacted(url: &Url) -> String {
+    let mut shown = url.clone();
+    if shown.password().is_some() {
+        let _ = shown.set_password(Some("***"));
+    }
+    if shown.query().is_some() {
+        let pairs: Vec<(String, String)> = shown
+            .query_pairs()
+            .map(|(key, value)| {
+                let value = if is_secret(&key) { "***".to_owned() } else { value.into_owned() };
+                (key.into_owned(), value)
+            })
+            .collect();
+        shown.query_pairs_mut().clear().extend_pairs(pairs);
+    }
+    shown.to_string()
+}
+
 fn problem(shown: &str, what: impl std::fmt::Display) -> ConfigError {
     ConfigError::new(FIELD, format!("{shown:?} {what}"))
 }
@@ -45,11 +72,7 @@ impl FleetSettings {
             let scheme = text.split_once("://").map(|(s, _)| s).unwrap_or("?");
             ConfigError::new(FIELD, format!("a {scheme}:// URL that cannot be read ({e}); expected redis://host:6379/0"))
         })?;
-        if url.password().is_some() {
-            let _ = url.set_password(Some("***"));
-        }
-        let shown = url.to_string();
-        let mut url = Url::parse(text).expect("parsed above");
+        let shown = redacted(&url);
         if !matches!(url.scheme(), "redis" | "rediss") {
             return Err(problem(&shown, "is no Redis URL; expected redis://host:6379/0 or rediss:// for TLS"));
         }

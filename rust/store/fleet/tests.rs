@@ -34,11 +34,15 @@ fn bad_urls_are_refused_naming_the_part_and_never_the_password() {
 #[test]
 fn replies_must_be_ok_and_numbers() {
     let strings = |items: &[&str]| items.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-    assert_eq!(parse_reply(&strings(&["ok", "1", "2.5"]), 2).unwrap(), vec![1.0, 2.5]);
-    assert!(parse_reply(&strings(&["ok", "1"]), 2).unwrap_err().contains("expected 2"));
-    assert!(parse_reply(&strings(&["ok", "nan", "1"]), 2).is_err());
-    assert!(parse_reply(&strings(&["conflict", "budget=5"]), 2).unwrap_err().contains("budget=5"));
-    assert!(parse_reply(&strings(&["OK"]), 0).is_err());
+    let link = Link::new(1.0, 0.1);
+    assert_eq!(parse_reply(&strings(&["ok", "0", "1", "2.5"]), 2, &link).unwrap(), vec![1.0, 2.5]);
+    assert!(parse_reply(&strings(&["ok", "0", "1"]), 2, &link).unwrap_err().contains("expected 3"));
+    assert!(parse_reply(&strings(&["ok", "0", "nan", "1"]), 2, &link).is_err());
+    assert!(parse_reply(&strings(&["conflict", "budget=5"]), 2, &link).unwrap_err().contains("budget=5"));
+    assert!(parse_reply(&strings(&["OK"]), 0, &link).is_err());
+    assert_eq!(link.status(&Lease::default(), 0.0).repairs, 0);
+    parse_reply(&strings(&["ok", "3", "1", "2"]), 2, &link).unwrap();
+    assert_eq!(link.status(&Lease::default(), 0.0).repairs, 3, "values repaired in Redis are counted");
     assert_eq!(count(3.0, 5.0, "x"), Ok(3));
     assert!(count(6.0, 5.0, "x").is_err() && count(-1.0, 5.0, "x").is_err() && count(1.5, 5.0, "x").is_err());
 }

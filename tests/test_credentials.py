@@ -1,0 +1,148 @@
+"""No credential leaves the connection settings: a Redis password given in the
+URL's userinfo, in a query option or in ``TRACESIEVE_REDIS_PASSWORD`` appears
+in no output, object attribute, log or error, on every surface that shows a
+store or a sharing link."""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import sys
+
+import pytest
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from tracesieve import BudgetSampler, ConfigError, TailSamplingProcessor, fleet, from_config
+from tracesieve._redis import Secret
+from tracesieve.local_redis import RedisServer
+
+SECRET = "hunter2-very-secret"
+
+
+def _url_forms(port):
+    return {
+        "userinfo": f"redis://:{SECRET}@127.0.0.1:{port}/0",
+        "user and password": f"redis://default:{SECRET}@127.0.0.1:{port}/0",
+        "query": f"redis://127.0.0.1:{port}/0?password={SECRET}",
+        "query with user": f"redis://127.0.0.1:{port}/0?username=default&password={SECRET}",
+    }
+
+
+def _walk(value, seen=None, depth=0):
+    """Every string reachable from ``value`` through our objects' attributes,
+    containers and reprs (redis-py's own objects are not ours to walk)."""
+    seen = set() if seen is None else seen
+    if id(value) in seen or depth > 8:
+        return
+    seen.add(id(value))
+    yield repr(value)
+    yield str(value)
+    if isinstance(value, Secret):
+        return  # the one place the credential lives: it shows as ***
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _walk(key, seen, depth + 1)
+            yield from _walk(item, seen, depth + 1)
+    elif isinstance(value, (list, tuple, set, frozenset)):
+        for item in value:
+            yield from _walk(item, seen, depth + 1)
+    elif type(value).__module__.startswith("tracesieve"):
+        for name in dir(value):
+            if name.startswith("__"):
+                continue
+            try:
+                attribute = getattr(value, name)
+            except Exception:
+                continue
+            if callable(attribute) and not isinstance(attribute, type):
+                continue
+            yield from _walk(attribute, seen, depth + 1)
+        for attribute in getattr(value, "__dict__", {}).values():
+            yield from _walk(attribute, seen, depth + 1)
+
+
+def _assert_clean(*things):
+    for thing in things:
+        for text in _walk(thing):
+            assert SECRET not in text, f"the password leaked in {text[:200]!r}"
+
+
+@pytest.fixture
+def protected_redis():
+    server = RedisServer(password=SECRET).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize("form", ["userinfo", "user and password", "query", "query with user"])
+def test_no_surface_shows_the_password(protected_redis, form, tmp_path, caplog):
+    caplog.set_level(logging.INFO)
+    url = _url_forms(protected_redis.port)[form] + "#creds"
+    sampler = BudgetSampler(0.5, budget=10_000, store=url)
+    for trace_id in range(1, 200):
+        sampler.should_sample(None, trace_id, "GET /")
+    fleet.sync(sampler)
+    processor = TailSamplingProcessor(InMemorySpanExporter(), share=url, decision_wait=0.1)
+    try:
+        document = {"store": url, "probability": {"rate": 0.5}, "budget": {"budget": 10_000}}
+        config = tmp_path / "sampling.json"
+        config.write_text(json.dumps(document))
+        pipeline = from_config(config)
+        with pytest.raises(ConfigError) as bad_option:
+            BudgetSampler(0.5, budget=10_000, store=url.replace("#creds", "&interval=soon#creds").replace("/0#", "/0?x=1&interval=soon#"))
+        checked = subprocess.run([sys.executable, "-m", "tracesieve", "check", str(config)], capture_output=True, text=True)
+        assert checked.returncode == 0, checked.stderr
+        _assert_clean(
+            sampler,
+            sampler.stats(),
+            sampler.description,
+            sampler.get_description(),
+            sampler.budget_status(),
+            fleet.worker_stats(),
+            processor,
+            processor.stats(),
+            pipeline,
+            pipeline.settings,
+            pipeline.resolved,
+            pipeline.description,
+            pipeline.stats(),
+            str(bad_option.value),
+            checked.stdout + checked.stderr,
+        )
+        assert "***" in sampler.stats()["store"]["url"]
+        assert "***" in pipeline.settings["store"]
+    finally:
+        processor.shutdown()
+    assert SECRET not in caplog.text
+
+
+def test_a_refused_password_is_logged_without_it(protected_redis, caplog, monkeypatch):
+    caplog.set_level(logging.INFO)
+    wrong = f"redis://127.0.0.1:{protected_redis.port}/0?password={SECRET}-wrong#refused"
+    sampler = BudgetSampler(0.5, budget=10_000, store=wrong)
+    fleet.sync(sampler)
+    assert "cannot be used" in caplog.text and "Error" in caplog.text, caplog.text
+    processor = TailSamplingProcessor(InMemorySpanExporter(), share=wrong, decision_wait=0.1)
+    processor.force_flush()
+    processor.shutdown()
+    # From the environment: never in the URL, never shown.
+    monkeypatch.setenv("TRACESIEVE_REDIS_PASSWORD", SECRET + "-env")
+    from_env = BudgetSampler(0.5, budget=10_000, store=f"redis://127.0.0.1:{protected_redis.port}/0#env")
+    fleet.sync(from_env)
+    _assert_clean(sampler, sampler.stats(), from_env, from_env.stats(), fleet.worker_stats())
+    assert SECRET not in caplog.text
+
+
+def test_an_option_the_client_refuses_fails_at_construction_without_the_password():
+    url = f"redis://127.0.0.1:1/0?password={SECRET}&ssl_password={SECRET}#x"
+    with pytest.raises(ConfigError, match="store: the Redis client does not take") as error:
+        BudgetSampler(0.5, budget=10_000, store=url)
+    assert SECRET not in str(error.value)
+    with pytest.raises(ConfigError, match="share: the Redis client does not take") as error:
+        TailSamplingProcessor(InMemorySpanExporter(), share=url)
+    assert SECRET not in str(error.value)
