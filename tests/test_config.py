@@ -99,7 +99,8 @@ def test_the_reload_thread_survives_any_file_and_picks_up_the_next_valid_edit(tm
     path = write(tmp_path / "live.json", json.dumps({"reload": True, "reload_interval": 0.02, "probability": {"rate": 1.0}}))
     sampler = from_config(path)
     try:
-        for bad in ("[" * 5000 + "]" * 5000, "{not json", json.dumps({"reload": True, "probability": {"rate": 7}})):
+        huge_number = '{"reload": true, "probability": {"rate": 1' + "0" * 400 + "}}"  # an OverflowError used to go uncounted
+        for bad in ("[" * 5000 + "]" * 5000, "{not json", json.dumps({"reload": True, "probability": {"rate": 7}}), huge_number):
             failures = sampler.reload_failures
             write(path, bad)
             deadline = time.monotonic() + 5
