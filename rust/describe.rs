@@ -83,29 +83,36 @@ pub fn describe(plan: &Plan, settings: &Settings, stage_names: &[String]) -> Vec
 fn describe_state(plan: &Plan, lines: &mut Vec<String>) {
     let mut pieces = Vec::new();
     if let Some(booster) = plan.booster() {
-        pieces.push(("adaptive windows", booster.signals.store().url(), booster.signals.is_shared()));
+        pieces.push(("adaptive windows", booster.signals.store(), booster.signals.is_shared()));
     }
     if let Some(pacer) = plan.pacer() {
-        pieces.push(("budget", pacer.store().url(), pacer.is_shared()));
+        pieces.push(("budget", pacer.store(), pacer.is_shared()));
     }
     if let Some(bucket) = plan.rate_limit() {
-        pieces.push(("rate limit", bucket.store().url(), bucket.is_shared()));
+        pieces.push(("rate limit", bucket.store(), bucket.is_shared()));
     }
-    let names = |shared: bool| pieces.iter().filter(|p| p.2 == shared).map(|p| p.0).collect::<Vec<_>>().join(", ");
-    if let Some(url) = pieces.iter().find_map(|p| p.1.filter(|_| p.2)) {
-        let who = if url.starts_with("redis") {
-            "leased from Redis by every process, on any host, naming"
-        } else {
-            "shared by every process of this host naming"
-        };
-        lines.push(format!("state ({}) {who} {url}", names(true)));
+    // One line per place, in the order the pieces first name it.
+    let mut places: Vec<(Option<&str>, bool, bool, Vec<&str>)> = Vec::new();
+    for (name, store, shared) in &pieces {
+        let place = (store.url(), *shared, store.is_record());
+        match places.iter_mut().find(|p| (p.0, p.1, p.2) == place) {
+            Some(p) => p.3.push(name),
+            None => places.push((place.0, place.1, place.2, vec![name])),
+        }
     }
-    if pieces.iter().any(|p| !p.2) {
-        lines.push(match pieces.iter().find_map(|p| p.1) {
-            Some(url) => format!("state ({}) kept in this process only: the store {url} could not be used", names(false)),
-            None => {
-                format!("state ({}) kept per process: each worker of a pre-fork server has its own (see the store setting)", names(false))
+    for (url, shared, record, names) in places {
+        let names = names.join(", ");
+        lines.push(match (url, shared) {
+            (Some(url), true) if url.starts_with("redis") => {
+                format!("state ({names}) leased from Redis by every process, on any host, naming {url}")
             }
+            (Some(url), true) if record => format!(
+                "state ({names}) recorded on this host in {}: shared by every process of this service here, kept across restarts",
+                url.trim_start_matches("file://")
+            ),
+            (Some(url), true) => format!("state ({names}) shared by every process of this host naming {url}"),
+            (Some(url), false) => format!("state ({names}) kept in this process only: the store {url} could not be used"),
+            (None, _) => format!("state ({names}) kept per process: each worker of a pre-fork server has its own (see the store setting)"),
         });
     }
 }

@@ -100,7 +100,9 @@ impl Existing {
 }
 
 /// Build a pipeline, carrying `existing` state over when it is a reload.
-pub fn parse(doc: &Data, clock: Arc<dyn Clock>, existing: &Existing) -> Result<Pipeline, ConfigError> {
+/// `budget_store`: where the budget alone keeps its state when the document
+/// names no store (its host record, by default).
+pub fn parse(doc: &Data, clock: Arc<dyn Clock>, existing: &Existing, budget_store: Option<&str>) -> Result<Pipeline, ConfigError> {
     let Data::Map(entries) = doc else {
         return Err(ConfigError::new("(top level)", format!("expected a mapping of settings and stages, got {}", doc.kind())));
     };
@@ -206,7 +208,12 @@ pub fn parse(doc: &Data, clock: Arc<dyn Clock>, existing: &Existing) -> Result<P
                 (Stage::Remote(remote), resolved)
             }
             "budget" => {
-                let (pacer, resolved) = parse_budget(&path, spec, cap_forced, &now, existing.pacer.as_ref(), &store)?;
+                let own = match budget_store {
+                    Some(url) if settings.store.is_none() => Some(Arc::new(Store::open(url)?)),
+                    _ => None,
+                };
+                let (pacer, resolved) =
+                    parse_budget(&path, spec, cap_forced, &now, existing.pacer.as_ref(), own.as_ref().unwrap_or(&store))?;
                 (Stage::Budget(pacer), resolved)
             }
             "rate_limit" => {
@@ -522,7 +529,18 @@ fn parse_budget(
         Some((p, value)) => Downstream::parse(data::string(&p, value)?).map_err(|e| p.error(e))?,
         None => Downstream::Pace,
     };
-    fields.finish(&["budget", "cost_per_span", "period", "timezone", "state_path", "save_interval", "downstream"])?;
+    // The service the budget is for (its host record's name): the Python layer files it.
+    let name = match fields.take("name") {
+        Some((p, value)) => {
+            let text = data::string(&p, value)?;
+            if text.is_empty() {
+                return Err(p.error("an empty name; expected the service the budget is for"));
+            }
+            Data::Str(text.to_owned())
+        }
+        None => Data::Null,
+    };
+    fields.finish(&["budget", "cost_per_span", "period", "timezone", "state_path", "save_interval", "downstream", "name"])?;
     let calendar = Calendar::new(period, &zone.1).map_err(|e| zone.0.error(e.message))?;
     let pacer = match existing {
         // The same budget: the same pacer, its whole state carried over.
@@ -553,6 +571,8 @@ fn parse_budget(
         ("state_path", state_path),
         ("save_interval", Data::Float(save_interval)),
         ("downstream", Data::Str(downstream.name().to_owned())),
+        ("name", name),
+        ("record", pacer.store().url().map_or(Data::Null, |url| Data::Str(url.to_owned()))),
     ];
     Ok((pacer, resolved))
 }

@@ -351,6 +351,20 @@ impl Plan {
             }
         }
         let Some(pacer) = self.pacer() else { return decision };
+        // The floor keeps a span when nothing else was kept in its slot, whatever
+        // its draw: given what came before, that keep is certain, so its `th` is
+        // 0 and it stands for itself. (Weighing a keep the draw made at such a
+        // moment by one over its draw's probability would count it twice over.)
+        // Estimates that weigh every keep by one over the probability it had
+        // when decided stay unbiased, as that probability depends only on what
+        // came before the draw.
+        if decision.floor_due && !decision.forced && pacer.admit(Admit::Floor, now.monotonic()) {
+            decision.sampled = true;
+            decision.th = ThUpdate::Set(0);
+            decision.refused = false;
+            decision.floor = true;
+            return decision;
+        }
         if decision.sampled {
             let kind = if decision.forced {
                 Admit::Forced
@@ -364,14 +378,6 @@ impl Plan {
                 decision.th = ThUpdate::Unchanged;
                 decision.refused = true;
             }
-        }
-        // The floor keeps what probability did not, apart from the sample:
-        // its keeps carry no threshold, so estimates from `th` stay unbiased.
-        if !decision.sampled && decision.floor_due && pacer.admit(Admit::Floor, now.monotonic()) {
-            decision.sampled = true;
-            decision.th = ThUpdate::Erase;
-            decision.refused = false;
-            decision.floor = true;
         }
         decision
     }
@@ -413,7 +419,14 @@ impl Plan {
                     }
                     slot_offset += set.rules.len();
                 }
-                Stage::RateLimit(_) => {}
+                Stage::RateLimit(bucket) => {
+                    // Above its rate, the limit is a probability (recorded in `th`).
+                    let factor = bucket.factor(now.monotonic(), probability);
+                    if factor != 1.0 {
+                        probability *= factor;
+                        exact_threshold = None;
+                    }
+                }
                 Stage::Remote(strategy) => {
                     if parent_decides {
                         break;
@@ -700,7 +713,7 @@ mod tests {
     }
 
     #[test]
-    fn the_floor_keeps_what_probability_did_not_and_erases_its_th() {
+    fn the_floor_keeps_what_probability_did_not_with_th_zero() {
         use crate::budget::period::{Calendar, PeriodKind};
         let clock = crate::clock::FixedClock(1_767_225_600.0 + 10.0 * 3600.0); // 1 Jan 2026, 10:00 UTC
         let calendar = Calendar::new(PeriodKind::Month, "UTC").unwrap();
@@ -711,7 +724,7 @@ mod tests {
         let decide = |r: u64| plan.decide(&root(r), &BareSpan { name: "span", root: true }, &Moment::new(&clock));
         let floor = decide(half - 1);
         assert!(floor.sampled && floor.floor, "nothing kept this hour yet: the floor keeps it");
-        assert_eq!(floor.th, ThUpdate::Erase, "no probability sample: no th");
+        assert_eq!(floor.th, ThUpdate::Set(0), "certain, given that nothing else was kept in its slot: th 0, it stands for itself");
         let dropped = decide(half - 1);
         assert!(!dropped.sampled && !dropped.floor_due, "the hour is covered");
         let kept = decide(RANDOMNESS_MASK);

@@ -30,7 +30,19 @@ struct BucketState {
     origin: AtomicF64,
     state: AtomicU64,
     refused: AtomicU64,
+    /// Demand this window (the probabilities of the decisions reaching the
+    /// bucket, in fixed point), when the window began, the smoothed demand
+    /// rate, and the probability factor that brings it down to the rate.
+    demand: AtomicU64,
+    window_start: AtomicF64,
+    demand_rate: AtomicF64,
+    factor: AtomicF64,
 }
+
+/// Demand sums are kept in fixed point (probabilities times 2^24).
+const FIXED: f64 = (1u64 << 24) as f64;
+/// Seconds between re-estimates of the demand rate.
+const WINDOW: f64 = 1.0;
 
 // SAFETY: repr(C), 8-byte atomics only, all-zero is valid.
 unsafe impl Plain for BucketState {}
@@ -115,6 +127,42 @@ impl TokenBucket {
 
     pub fn refused(&self) -> u64 {
         self.s.refused.load(Ordering::Relaxed)
+    }
+
+    /// The probability factor for a decision with probability `inner` at
+    /// `now` (monotonic seconds): the rate over the demand the bucket sees,
+    /// at most 1, so keeps come at the rate as a consistent probability that
+    /// their `th` records, and the bucket itself is the cap for bursts. A
+    /// fleet's bucket leases its tokens instead (factor 1).
+    #[inline]
+    pub fn factor(&self, now: f64, inner: f64) -> f64 {
+        if self.fleet.is_some() {
+            return 1.0;
+        }
+        let s = &self.s;
+        s.demand.fetch_add((inner.clamp(0.0, 1.0) * FIXED) as u64, Ordering::Relaxed);
+        let start = s.window_start.get();
+        if start == 0.0 {
+            // The first decision opens the first window.
+            let _ = s.window_start.compare_exchange(0.0, now.max(f64::MIN_POSITIVE));
+            return 1.0;
+        }
+        // The first estimate after a tenth of a window: a cold start learns its demand at once.
+        let window = if s.demand_rate.get() > 0.0 { WINDOW } else { WINDOW / 10.0 };
+        if now - start >= window && s.window_start.compare_exchange(start, now).is_ok() {
+            let demand = s.demand.swap(0, Ordering::AcqRel) as f64 / FIXED;
+            let rate = demand / (now - start).clamp(window, 60.0);
+            let previous = s.demand_rate.get();
+            let smoothed = if previous > 0.0 { previous + 0.5 * (rate - previous) } else { rate };
+            s.demand_rate.set(smoothed);
+            s.factor.set(if smoothed <= self.rate { 1.0 } else { self.rate / smoothed });
+        }
+        let factor = s.factor.get();
+        if factor > 0.0 && factor <= 1.0 {
+            factor
+        } else {
+            1.0 // not estimated yet (or state started afresh): the bucket caps
+        }
     }
 
     /// Take one token at `now`; false (and counted) when the bucket is empty.
@@ -220,6 +268,33 @@ mod tests {
         let slow = TokenBucket::per_second(0.5, 0.0).unwrap();
         assert_eq!((0..10).filter(|_| slow.try_take(0.0)).count(), 1, "at least one trace of burst");
         assert!(TokenBucket::per_second(0.0, 0.0).is_none() && TokenBucket::per_second(f64::NAN, 0.0).is_none());
+    }
+
+    #[test]
+    fn above_its_rate_the_bucket_becomes_a_probability_and_keeps_the_rate() {
+        // 1,000 decisions a second against 100/s: after the first window the factor
+        // is 0.1, so keeps come as a consistent sample and the bucket rarely refuses.
+        let bucket = TokenBucket::new(100.0, 100.0, 0.0).unwrap();
+        let mut kept = 0u32;
+        let mut refused_after_draw = 0u32;
+        let mut rng = 0x9E37_79B9_7F4A_7C15u64;
+        for i in 0..10_000u32 {
+            let now = f64::from(i) / 1000.0;
+            let p = bucket.factor(now, 1.0);
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            if ((rng >> 11) as f64 / (1u64 << 53) as f64) < p {
+                if bucket.try_take(now) {
+                    kept += 1;
+                } else {
+                    refused_after_draw += 1;
+                }
+            }
+        }
+        assert!((0.1 - bucket.factor(10.0, 0.0)).abs() < 0.02, "{}", bucket.factor(10.0, 0.0));
+        assert!((950..=1150).contains(&kept), "{kept} kept in 10 s at 100/s");
+        assert!(refused_after_draw < 50, "{refused_after_draw} refused after their draw");
     }
 
     #[test]

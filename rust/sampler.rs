@@ -35,6 +35,11 @@ impl SamplerCore {
         &*self.clock
     }
 
+    /// The clock, shared (for what runs on the sampler's time elsewhere).
+    pub fn clock_arc(&self) -> Arc<dyn Clock> {
+        self.clock.clone()
+    }
+
     pub fn plan(&self) -> &Plan {
         &self.plan
     }

@@ -8,13 +8,35 @@
 //! for a few map operations only. With sharing on, a trace this process keeps
 //! for an error or a root decision is queued for announcement, and an
 //! announcement heard from another process keeps this process's spans of that
-//! trace, buffered or late.
+//! trace, buffered or late. With a budget, every trace kept for another reason
+//! than the head's spends it, all its spans or none.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use crate::tail_share::{self, Announcement, Heard, Kind, Outbox};
+
+/// What tail keeps spend: a budget that admits the spans of a kept trace
+/// (those the head did not count), all or none.
+pub trait TailBudget: Send + Sync {
+    fn admit(&self, kind: Kind, spans: u64) -> bool;
+}
+
+/// The budget class a reason spends under (None: the head's keep, counted by the head).
+fn budget_kind(reason: &str) -> Option<Kind> {
+    let reason = reason.strip_prefix("shared:").unwrap_or(reason);
+    (reason != "head").then(|| Kind::from_reason(reason.split(':').next().unwrap_or(reason)))
+}
+
+/// What became of a trace given to `settle`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Settled {
+    Kept,
+    /// Kept for a reason, but the budget refused it: dropped (or kept as the head kept it).
+    Refused,
+    Dropped,
+}
 
 /// What a span tells the buffer.
 #[derive(Debug, Clone, Copy)]
@@ -126,6 +148,7 @@ struct Inner<S> {
     /// Traces whose local root ended since `take_fresh_roots`.
     fresh: Vec<u128>,
     share: Option<Share>,
+    budget: Option<Arc<dyn TailBudget>>,
 }
 
 /// Span counts, each span counted once where its fate is settled:
@@ -158,6 +181,9 @@ pub struct Counts {
     pub traces_dropped: AtomicU64,
     pub queue_full: AtomicU64,
     pub taken: AtomicU64,
+    /// Traces and late spans the budget refused, by kind (error, latency, rule).
+    pub budget_refused_traces: [AtomicU64; 3],
+    pub budget_refused_spans: [AtomicU64; 3],
 }
 
 pub struct TailBuffer<S> {
@@ -188,6 +214,7 @@ impl<S> TailBuffer<S> {
                 reasons: vec!["head".to_owned(), "error".to_owned()],
                 fresh: Vec::new(),
                 share,
+                budget: None,
             }),
             counts: Counts::default(),
         }
@@ -207,6 +234,11 @@ impl<S> TailBuffer<S> {
         self.lock().share.is_some()
     }
 
+    /// The budget tail keeps spend from now on (None: they spend none).
+    pub fn set_budget(&self, budget: Option<Arc<dyn TailBudget>>) {
+        self.lock().budget = budget;
+    }
+
     pub fn offer(&self, span: S, facts: Facts, now: f64) -> Offer {
         self.counts.ended.fetch_add(1, Relaxed);
         let mut inner = self.lock();
@@ -215,6 +247,10 @@ impl<S> TailBuffer<S> {
         if !inner.traces.contains_key(&facts.trace_id) {
             if let Some(&decision) = inner.decisions.get(&facts.trace_id) {
                 return match decision {
+                    Some(mark) if !facts.sampled && !self.admit(inner, mark, 1) => {
+                        self.counts.late_dropped.fetch_add(1, Relaxed);
+                        Offer::LateDropped
+                    }
                     Some(mark) => {
                         self.counts.late_kept.fetch_add(1, Relaxed);
                         if is_shared(&inner.reasons, mark) {
@@ -309,7 +345,19 @@ impl<S> TailBuffer<S> {
         } else {
             None
         };
-        self.settle_locked(inner, trace_id, trace.spans, verdict);
+        self.settle_locked(inner, trace_id, trace.spans, verdict, trace.head_sampled);
+    }
+
+    /// Whether the budget admits `spans` spans kept for `mark` (always, with no
+    /// budget or for the head's keep); refusals are counted by kind.
+    fn admit(&self, inner: &Inner<S>, mark: Mark, spans: u64) -> bool {
+        let Some(budget) = &inner.budget else { return true };
+        let Some(kind) = inner.reasons.get(usize::from(mark.reason)).and_then(|r| budget_kind(r)) else { return true };
+        if spans == 0 || budget.admit(kind, spans) {
+            return true;
+        }
+        self.counts.budget_refused_spans[kind as usize].fetch_add(spans, Relaxed);
+        false
     }
 
     fn enqueue(&self, inner: &mut Inner<S>, span: S, mark: Mark, late: bool, queued: Offer) -> Offer {
@@ -464,15 +512,29 @@ impl<S> TailBuffer<S> {
         inner.traces.drain().collect()
     }
 
-    /// Record a trace's decision (Some(mark): kept) and queue its spans when kept.
-    pub fn settle(&self, trace_id: u128, spans: Vec<S>, verdict: Option<Mark>) {
+    /// Record a trace's decision (Some(mark): kept) and queue its spans when
+    /// kept. A keep for another reason than the head's spends the budget (its
+    /// spans, unless the head kept them): refused, the trace goes as the head
+    /// decided it (`head`: kept by the head), whole or not at all.
+    pub fn settle(&self, trace_id: u128, spans: Vec<S>, verdict: Option<Mark>, head: bool) -> Settled {
         let mut inner = self.lock();
-        self.settle_locked(&mut inner, trace_id, spans, verdict);
+        self.settle_locked(&mut inner, trace_id, spans, verdict, head)
     }
 
-    fn settle_locked(&self, inner: &mut Inner<S>, trace_id: u128, spans: Vec<S>, verdict: Option<Mark>) {
-        remember(inner, self.limits.decision_cache, trace_id, verdict);
+    fn settle_locked(&self, inner: &mut Inner<S>, trace_id: u128, spans: Vec<S>, verdict: Option<Mark>, head: bool) -> Settled {
         let count = spans.len() as u64;
+        let mut settled = if verdict.is_some() { Settled::Kept } else { Settled::Dropped };
+        let verdict = match verdict {
+            Some(mark) if !head && !self.admit(inner, mark, count) => {
+                if let Some(kind) = inner.reasons.get(usize::from(mark.reason)).and_then(|r| budget_kind(r)) {
+                    self.counts.budget_refused_traces[kind as usize].fetch_add(1, Relaxed);
+                }
+                settled = Settled::Refused;
+                None
+            }
+            other => other,
+        };
+        remember(inner, self.limits.decision_cache, trace_id, verdict);
         match verdict {
             Some(mark) => {
                 self.counts.traces_kept.fetch_add(1, Relaxed);
@@ -491,6 +553,7 @@ impl<S> TailBuffer<S> {
                 self.counts.decided_dropped.fetch_add(count, Relaxed);
             }
         }
+        settled
     }
 
     /// Up to `max` queued spans, oldest first, for export.
@@ -602,18 +665,52 @@ mod tests {
         buffer.offer(1, facts(1, true, true), 0.0);
         let (id, trace) = buffer.take_due(2.0, 2.0, 30.0).pop().unwrap();
         assert!(trace.head_sampled);
-        buffer.settle(id, trace.spans, Some(Mark::HEAD));
+        buffer.settle(id, trace.spans, Some(Mark::HEAD), true);
         let latency = Mark { reason: buffer.reason("latency"), weight: 4.0 };
-        buffer.settle(2, vec![], Some(latency));
-        buffer.settle(3, vec![], None);
+        buffer.settle(2, vec![], Some(latency), false);
+        buffer.settle(3, vec![], None, false);
         assert_eq!(buffer.offer(2, facts(2, false, false), 0.0), Offer::LateKept);
         assert_eq!(buffer.offer(3, facts(3, false, false), 0.0), Offer::LateDropped);
         let batch = buffer.take_batch(10);
         assert_eq!(batch.iter().map(|q| (q.span, q.mark, q.late)).collect::<Vec<_>>(), vec![(1, Mark::HEAD, false), (2, latency, true)]);
         assert_eq!(buffer.reason_text(latency.reason), "latency");
-        buffer.settle(4, vec![], Some(Mark::HEAD));
+        buffer.settle(4, vec![], Some(Mark::HEAD), true);
         assert_eq!(buffer.offer(5, facts(2, false, false), 0.0), Offer::Buffered, "decision 2 was forgotten");
         balance(&buffer);
+    }
+
+    /// A budget that admits up to `room` spans in all, and counts by kind.
+    struct Room {
+        room: std::sync::atomic::AtomicU64,
+        asked: Mutex<Vec<(Kind, u64)>>,
+    }
+
+    impl TailBudget for Room {
+        fn admit(&self, kind: Kind, spans: u64) -> bool {
+            self.asked.lock().unwrap().push((kind, spans));
+            self.room.fetch_update(Relaxed, Relaxed, |room| room.checked_sub(spans)).is_ok()
+        }
+    }
+
+    #[test]
+    fn tail_keeps_spend_the_budget_whole_traces_or_none_and_head_keeps_spend_nothing_here() {
+        let buffer = TailBuffer::new(limits(), None);
+        let room = Arc::new(Room { room: std::sync::atomic::AtomicU64::new(3), asked: Mutex::new(Vec::new()) });
+        buffer.set_budget(Some(room.clone()));
+        let latency = Mark { reason: buffer.reason("latency"), weight: 1.0 };
+        let shared = Mark { reason: buffer.reason("shared:error"), weight: 1.0 };
+        assert_eq!(buffer.settle(1, vec![1, 2], Some(Mark::ERROR), false), Settled::Kept);
+        assert_eq!(buffer.settle(2, vec![3, 4], Some(latency), false), Settled::Refused, "two spans, one left: the whole trace is refused");
+        assert_eq!(buffer.settle(3, vec![5, 6, 7], Some(Mark::ERROR), true), Settled::Kept, "the head counted its spans already");
+        assert_eq!(buffer.settle(4, vec![8], Some(shared), false), Settled::Kept);
+        assert_eq!(buffer.offer(9, facts(4, false, false), 0.0), Offer::LateDropped, "no room left for a late span");
+        assert_eq!(buffer.offer(10, facts(3, true, false), 0.0), Offer::LateKept, "a late span the head kept spends nothing here");
+        assert_eq!(*room.asked.lock().unwrap(), vec![(Kind::Error, 2), (Kind::Latency, 2), (Kind::Error, 1), (Kind::Error, 1)]);
+        assert_eq!(buffer.counts.budget_refused_traces[Kind::Latency as usize].load(Relaxed), 1);
+        assert_eq!(buffer.counts.budget_refused_spans[Kind::Latency as usize].load(Relaxed), 2);
+        assert_eq!(buffer.counts.budget_refused_spans[Kind::Error as usize].load(Relaxed), 1);
+        let kept: Vec<u32> = buffer.take_batch(100).into_iter().map(|q| q.span).collect();
+        assert_eq!(kept, vec![1, 2, 5, 6, 7, 8, 10]);
     }
 
     #[test]
@@ -640,7 +737,7 @@ mod tests {
         for span in 0..1000u32 {
             buffer.offer(span, facts(u128::from(span), true, true), 0.0);
             for (id, trace) in buffer.take_due(1.0, 0.0, 30.0) {
-                buffer.settle(id, trace.spans, Some(Mark::HEAD));
+                buffer.settle(id, trace.spans, Some(Mark::HEAD), true);
             }
         }
         let (_, _, queued, _) = buffer.sizes();
@@ -682,7 +779,7 @@ mod tests {
         let other = TailBuffer::new(limits(), sharing());
         buffer.offer(1, facts(8, false, true), 0.0);
         for (id, trace) in buffer.take_due(3.0, 2.0, 30.0) {
-            buffer.settle(id, trace.spans, None);
+            buffer.settle(id, trace.spans, None, false);
         }
         other.offer(9, Facts { trace_id: 8, sampled: false, error: true, local_root: true }, 3.5);
         buffer.hear(&other.take_announcements(100).unwrap(), 4.0);

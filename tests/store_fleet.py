@@ -78,6 +78,8 @@ def _serve(sampler: Any, clock: SimClock, worker: Worker, per_hour: List[int], c
     times, hours = request_times(per_hour)
     rng = random.Random(seed)
     start_index = sum(per_hour[: worker.first_hour])
+    while counter.value < start_index:  # a worker that joins later (a recycled one) waits for its first hour
+        os.sched_yield()
     stop_index = sum(per_hour[: worker.last_hour])
     kill_at = (start_index + stop_index) // 2 if worker.killed else None
     while True:
@@ -238,3 +240,9 @@ def serve_through_fault(store: str, budget: int, ready: Any, faulted: Any, stop:
             kept[phase] += sampler.should_sample(None, rng.getrandbits(128) | 1, "GET /").decision.is_sampled()
     time.sleep(1.5)  # the store watcher checks every second
     results.put((kept[0], kept[1], sampler.stats()["store"], sampler.budget_status(), counter.messages))
+
+
+def recycled(every_hours: int, slots: int = 4) -> List[Worker]:
+    """``slots`` workers, each replaced by a new process every ``every_hours``
+    (as gunicorn's ``max_requests`` recycles its workers)."""
+    return [Worker(first, min(first + every_hours, HOURS)) for _ in range(slots) for first in range(0, HOURS, every_hours)]

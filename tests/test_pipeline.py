@@ -49,8 +49,9 @@ def test_seed_pipeline_example_behaves_as_documented():
     assert charge.attributes["tracesieve.rule"] == "payment"
     # Route rates x tier x daytime schedule go into th, and kept spans say which rule decided:
     # a thousand requests over five hours of a Seoul afternoon. Started mid-month without a
-    # state file, the budget assumes its calendar share was spent and eases in at the
-    # calendar's pace, which th also records; the floor's keeps carry no th.
+    # record (a simulated clock keeps it in memory), the budget assumes its calendar share
+    # and burst were spent and eases in at the calendar's pace, which th also records; the
+    # floor's keeps are certain (th 0).
     exporter.clear()
     for _ in range(1000):
         clock.now += 18
@@ -58,14 +59,14 @@ def test_seed_pipeline_example_behaves_as_documented():
             pass
     spans = exporter.get_finished_spans()
     expected = _core.threshold_for_probability(0.3 * 0.5 * 1.5)
-    thresholds = [_core.read_ot(ot_value(s.context.trace_state))[0] if ot_value(s.context.trace_state) else None for s in spans]
-    floor = thresholds.count(None)
+    thresholds = [_core.read_ot(ot_value(s.context.trace_state))[0] for s in spans]
+    floor = thresholds.count(0)
     assert 1 <= floor <= 6, "the visibility floor keeps at most the first span of an hour with nothing kept"
-    assert all(th is None or th >= expected for th in thresholds), "the pace only lowers the probability"
-    assert max(set(thresholds) - {None}, key=thresholds.count) == expected
+    assert all(th == 0 or th >= expected for th in thresholds), "the pace only lowers the probability"
+    assert max(set(thresholds) - {0}, key=thresholds.count) == expected
     assert {s.attributes["tracesieve.rule"] for s in spans} == {"order-api"}
     # Estimates from th stay unbiased: the adjusted counts add up to the requests.
-    estimate = sum(_core.adjusted_count(th) for th in thresholds if th is not None)
+    estimate = sum(_core.adjusted_count(th) for th in thresholds)
     assert 700 < estimate < 1300, estimate
     # Errors feed the adaptive stage through the processor.
     for _ in range(12):

@@ -135,7 +135,7 @@ def test_a_sampler_built_before_fork_shares_its_budget_with_its_children(store):
 
 
 def test_a_forked_child_with_the_local_store_is_warned_once(tmp_path):
-    sampler = BudgetSampler(1.0, budget=BUDGET)
+    sampler = BudgetSampler(1.0, budget=BUDGET, store="memory")
     assert sampler.stats()["store"] == {"url": None, "shared": [], "local": ["budget"], "fallbacks": 0, "problem": None, "fleet": None}
     shared = BudgetSampler(1.0, budget=BUDGET, store=f"file://{tmp_path}/s.tracesieve")  # noqa: F841  (no warning for this one)
     log = tmp_path / "children.log"

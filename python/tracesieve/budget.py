@@ -11,7 +11,7 @@ from datetime import timezone as _utc_zone
 from pathlib import Path
 from typing import Any, Callable, Dict, Optional, Union
 
-from tracesieve import _core
+from tracesieve import _core, record
 from tracesieve._checks import check_seconds
 from tracesieve.samplers import _NativeSampler, inner_sampler
 from tracesieve.state import StateFile
@@ -47,14 +47,22 @@ class BudgetSampler(_NativeSampler):
             the same period. A corrupt or foreign file is reported and ignored.
             With a file ``store`` the count persists in the store itself; a
             state file then only seeds a store piece made afresh.
-        store: where the pacing state lives: None (this process), or a file
-            URL such as ``"file:///run/myapp/sampling.tracesieve"`` that every
-            process of the host naming it maps and shares (one budget for all
-            workers; add ``#name`` to keep several budgets in one file). Every
-            process must give the same budget, period, time zone,
-            ``cap_forced_keeps`` and ``downstream``; other settings are refused.
+        store: where the pacing state lives. By default (None) the host
+            record: a file in the user's state directory (``TRACESIEVE_STATE_DIR``,
+            else ``~/.local/state/tracesieve``), one per service, shared by
+            every process of the service on the host and kept across restarts
+            (with a ``state_path`` or a ``clock``, this process's memory
+            instead). ``"memory"``: this process only. ``"host"``: the host
+            record, even with a clock. A file URL such as
+            ``"file:///run/myapp/sampling.tracesieve"`` that every process of
+            the host naming it maps and shares (add ``#name`` to keep several
+            budgets in one file; every process must give the same budget,
+            period, time zone, ``cap_forced_keeps`` and ``downstream``).
             ``"redis://host:6379/0#fleet"`` shares it across hosts and services
             through Redis (see the Fleets on Redis page).
+        name: the service the budget is for, which its host record is filed
+            under (default: ``OTEL_SERVICE_NAME``, else ``service.name`` in
+            ``OTEL_RESOURCE_ATTRIBUTES``, else the program's name).
         cap_forced_keeps: also refuse keep-rule spans once the budget is spent
             (by default business events are kept regardless and counted).
         respect_parent: used when ``inner`` is a rate.
@@ -80,10 +88,15 @@ class BudgetSampler(_NativeSampler):
         defer: bool = False,
         store: Optional[str] = None,
         trust_incoming: Optional[bool] = None,
+        name: Optional[str] = None,
     ):
         wrapped = inner_sampler("inner", inner, respect_parent, "ProbabilitySampler/RuleSampler/AdaptiveSampler")
         self.inner = wrapped
         self._clock = clock if clock is not None else getattr(wrapped, "_clock", None)
+        if name is not None and (not isinstance(name, str) or not name):
+            raise _core.ConfigError(f"name: expected a non-empty string (the service the budget is for), got {name!r}")
+        self.name = record.service_name(name)
+        store = record.budget_store(store, name, state_file=state_path is not None, clock=self._clock is not None)
         self._bind(
             _core.NativeSampler.budget(
                 wrapped._native,
@@ -136,6 +149,9 @@ def status_report(raw: Dict[str, Any], budget: float, cost: float) -> Dict[str, 
         "allowed_spans": raw["allowed_spans"],
         "burst_spans": raw["burst_spans"],
         "floor_spans": raw["floor_spans"],
+        "start_allowance": raw["start_allowance"],
+        "tail": raw["tail"],
+        "over_budget_spans": raw["over_budget_spans"],
         "downstream": raw["downstream"],
         "period": raw["period"],
         "timezone": raw["timezone"],

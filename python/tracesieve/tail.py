@@ -32,7 +32,7 @@ from opentelemetry.trace import SpanContext, TraceFlags
 
 from tracesieve import _core, sharing
 from tracesieve._background import BackgroundThread
-from tracesieve._checks import check_exporter, check_seconds
+from tracesieve._checks import check_exporter, check_flag, check_seconds
 from tracesieve.estimate import ADJUSTED_COUNT, threshold_of
 
 __all__ = ["ADJUSTED_COUNT", "LATE", "REASON", "TAIL_KEPT", "TailSamplingProcessor"]
@@ -95,9 +95,23 @@ class TailSamplingProcessor(SpanProcessor):
             longest an announcement waits before it is sent).
         share_ttl: seconds an announcement heard from another service keeps
             that trace's spans here (late ones included).
+        budget: a ``BudgetSampler`` (or a pipeline with a budget stage): every
+            trace this processor keeps for an error, a latency, a rule or
+            another service's announcement spends that budget, all its spans
+            or none (the head's keeps spent it already). The budget paces its
+            head sample around what the tail is expected to need.
+        budget_priorities: who comes first when the allowance cannot cover
+            every tail keep (default errors, then latency, then rules; the
+            head sample comes after them all): a kind never takes what the
+            kinds before it are expected to need. Refusals are counted per
+            kind (``budget_refused_error`` and so on).
+        budget_exempt: kinds kept whatever the budget says (counted all the
+            same, so the report says how far over the budget they went).
         clock: callable returning seconds (monotonic), for tests.
         meter_provider: export ``stats()`` as the OTel metric ``tracesieve.tail``
             (also when an SDK MeterProvider is set globally).
+        start: start the worker thread that decides and exports (default);
+            False leaves that to ``step()`` (simulations).
     """
 
     def __init__(
@@ -121,8 +135,17 @@ class TailSamplingProcessor(SpanProcessor):
         share_ttl: float = 60.0,
         clock: Optional[Callable[[], float]] = None,
         meter_provider: Any = None,
+        budget: Any = None,
+        budget_priorities: Sequence[str] = ("error", "latency", "rule"),
+        budget_exempt: Sequence[str] = (),
+        start: bool = True,
     ):
         self._exporter = check_exporter(exporter)
+        if budget is not None and not hasattr(budget, "budget_status"):
+            raise _core.ConfigError(f"budget: expected a BudgetSampler or a pipeline with a budget stage, got {type(budget).__name__}")
+        self._budget = budget
+        self._budget_policy = (list(budget_priorities), list(budget_exempt))
+        self._budget_native: Any = None
         target = None
         if share is not None and not isinstance(share, sharing.LocalExchange):
             if not isinstance(share, str):
@@ -155,6 +178,7 @@ class TailSamplingProcessor(SpanProcessor):
             "clock": clock,
         }
         self._buffer = _core.NativeTailBuffer(**self._buffer_settings)
+        self._attach_budget()
         self._link: Any = None
         self._share_interval = None if share is None else float(share_interval)
         (self._wait, self._timeout, latency, self._latency_probability, _, self._batch, self._delay) = self._buffer.settings
@@ -169,7 +193,9 @@ class TailSamplingProcessor(SpanProcessor):
         self._fresh_state()
         self._shut = False
         self._worker = BackgroundThread("tracesieve-tail", self._run, on_fork_child=self._after_fork)
-        self._worker.start()
+        self._stepped = not check_flag("start", start)
+        if not self._stepped:
+            self._worker.start()
         if isinstance(share, sharing.LocalExchange):
             share.add(self)
             self._link = share
@@ -199,6 +225,8 @@ class TailSamplingProcessor(SpanProcessor):
         # child starts empty, with locks no parent thread can be holding.
         _ABANDONED.append(self._buffer)
         self._buffer = _core.NativeTailBuffer(**self._buffer_settings)
+        self._budget_native = None
+        self._attach_budget()
         self._fresh_state()
 
     # -- SpanProcessor -------------------------------------------------------------
@@ -214,6 +242,11 @@ class TailSamplingProcessor(SpanProcessor):
         """Decide every pending trace now and export everything queued,
         including a batch already inside ``export``. True when that finished
         within the timeout; False otherwise (the work goes on in the background)."""
+        if self._stepped:
+            self._decide(everything=True)
+            while self._export_batch():
+                pass
+            return True
         if not self._worker.alive:
             return self._buffer.counts()["spans_queued"] == 0 and self._buffer.counts()["traces_buffered"] == 0
         with self._flushed:
@@ -222,6 +255,15 @@ class TailSamplingProcessor(SpanProcessor):
         self._worker.wake()
         with self._flushed:
             return self._flushed.wait_for(lambda: self._flush_done >= target, timeout=max(0.0, timeout_millis / 1000))
+
+    def step(self) -> None:
+        """Decide the traces that are due and export what is queued, now, in
+        this thread: the whole work of a processor built with ``start=False``
+        (simulations on a simulated clock, which then decide in the same order
+        on every run)."""
+        self._decide(everything=False)
+        while self._export_batch():
+            pass
 
     def shutdown(self) -> None:
         """Flush for at most ``shutdown_timeout`` seconds, stop the worker and
@@ -305,16 +347,26 @@ class TailSamplingProcessor(SpanProcessor):
             if reason is not None:
                 buffer.keep(trace_id, reason, weight)
 
+    def _attach_budget(self) -> None:
+        """Spend the budget sampler's pacer (again, when a reload replaced it)."""
+        if self._budget is None or self._budget._native is self._budget_native:
+            return
+        native = self._budget._native
+        order, exempt = self._budget_policy
+        self._buffer.set_budget(native, order, exempt)
+        self._budget_native = native
+
     def _decide(self, everything: bool) -> None:
         """Judge the roots that just ended, then decide the traces that are due
         (or all of them) and queue what is kept."""
         buffer = self._buffer
+        self._attach_budget()
         self._judge_roots()
         due = buffer.take_all() if everything else buffer.take_due(self._wait, self._timeout)
         for item in due:
             reason, weight = self._verdict(item)
-            buffer.settle(item[0], item[1], reason, weight)
-            if reason is not None:
+            settled = buffer.settle(item[0], item[1], reason, weight, item[3])
+            if reason is not None and settled == "kept":
                 with self._lock:
                     self._counts[f"kept_{reason.split(':')[0]}"] += 1
 

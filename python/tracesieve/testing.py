@@ -220,6 +220,9 @@ class PacingCase:
     #: Restart the process this often; with a state file, it restores its spending.
     restart_every: Optional[float] = None
     state_file: bool = True
+    #: Keep the budget's record on the host (``store = "host"``: what a budget
+    #: does by default on the real clock) instead of a state file or memory.
+    host_record: bool = False
     #: Times at which the configuration is reloaded (the inner rate changes 1.0 <-> 0.9).
     reloads: Tuple[float, ...] = ()
     #: (time, reading): the wall clock reads `reading` once, at that time.
@@ -249,6 +252,9 @@ class PacingResult:
     #: Kept downstream spans whose th was below their parent's (must be 0).
     inconsistent: int = 0
     seconds: float = 0.0
+    #: What the starts with no record could spend at once, in all (the documented
+    #: bound on how far restarts without a record add up above the calendar).
+    start_allowances: float = 0.0
 
     @property
     def used(self) -> float:
@@ -278,13 +284,17 @@ def run_pacing(case: PacingCase, workdir: Optional[str] = None) -> PacingResult:
     folder = workdir or tempfile.mkdtemp(prefix="tracesieve-pacing-")
     config = f"{folder}/pacing.json"
     state = f"{folder}/budget.json"
+    record_url = f"host://{folder}#pacing"
     clock = SimClock(period_start + case.start)
 
     def document(rate: float, with_state: bool) -> Dict[str, Any]:
         budget: Dict[str, Any] = {"budget": case.budget, "period": case.period, "timezone": "UTC"}
         if with_state:
             budget.update(state_path=state, save_interval=10.0**9)
-        return {"probability": {"rate": rate}, "budget": budget}
+        document: Dict[str, Any] = {"probability": {"rate": rate}, "budget": budget}
+        if case.host_record:
+            document["store"] = record_url  # the host record, in this run's own state directory
+        return document
 
     inner = [1.0]
 
@@ -295,6 +305,7 @@ def run_pacing(case: PacingCase, workdir: Optional[str] = None) -> PacingResult:
 
     sampler = build(case.state_file)
     burst = sampler.budget_status()["burst_spans"]
+    allowances = sampler.budget_status()["start_allowance"]
     rng = random.Random(case.seed)
     upstream = ProbabilitySampler(min(1.0, case.demand * case.budget / max(1, _requests_in(case, length))) if case.downstream else 1.0)
     hours = int((end - case.start) // HOUR) or 1
@@ -321,6 +332,7 @@ def run_pacing(case: PacingCase, workdir: Optional[str] = None) -> PacingResult:
                     sampler.save_state()
                 sampler.close()
                 sampler = build(case.state_file)
+                allowances += sampler.budget_status()["start_allowance"]
             elif event[1] == "reload":
                 inner[0] = 0.9 if inner[0] == 1.0 else 1.0
                 with open(config, "w", encoding="utf-8") as handle:
@@ -378,6 +390,7 @@ def run_pacing(case: PacingCase, workdir: Optional[str] = None) -> PacingResult:
         kept_by_hour,
         inconsistent,
         _time.perf_counter() - began,
+        allowances,
     )
 
 
@@ -441,7 +454,8 @@ def pacing_cases() -> Dict[str, PacingCase]:
         PacingCase("reload 1.0 -> 0.9 at 1,000 req/s", 100_000, rate=1000, start=jan10, duration=2 * HOUR, reloads=(jan10 + HOUR,)),
         PacingCase("restart every 6 h, state file, 1 req/s", 10_000, rate=1, restart_every=6 * HOUR),
         PacingCase("restart every 10 min, state file, 1 req/s", 10_000, rate=1, restart_every=600),
-        PacingCase("restart every 10 min, no state file, 1 req/s", 10_000, rate=1, restart_every=600, state_file=False),
+        PacingCase("restart every 10 min, host record, 1 req/s", 10_000, rate=1, restart_every=600, state_file=False, host_record=True),
+        PacingCase("restart every 10 min, no record (memory), 1 req/s", 10_000, rate=1, restart_every=600, state_file=False),
         PacingCase(
             "one reading x1000 on 10 Jan, then 10 days at 10x",
             100_000,

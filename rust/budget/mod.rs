@@ -8,4 +8,5 @@
 
 pub mod pacer;
 pub mod period;
+pub mod tail;
 pub mod wall;

@@ -59,6 +59,13 @@ const FORCED_MARGIN: f64 = 1.1;
 /// The floor's measured share of slots is reserved with this margin.
 const FLOOR_MARGIN: f64 = 1.25;
 const DAY: f64 = 86_400.0;
+/// A process that starts mid-period with no record of what was spent may
+/// spend at once what the even pace spends in this many seconds (its start
+/// allowance), then what the line grants: each such start can overshoot the
+/// calendar by its allowance at most, and none is dark.
+pub const START_SECONDS: f64 = 30.0;
+/// Tail keeps' expected spans are reserved with this margin (errors come in storms).
+const TAIL_MARGIN: f64 = 1.25;
 
 /// What a reservation is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,6 +79,46 @@ pub enum Admit {
     Forced,
     /// The visibility floor's keep.
     Floor,
+}
+
+/// Why a tail stage keeps a trace, for what it may spend of a budget.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TailClass {
+    Error = 0,
+    Latency = 1,
+    Rule = 2,
+}
+
+impl TailClass {
+    pub const ALL: [TailClass; 3] = [TailClass::Error, TailClass::Latency, TailClass::Rule];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            TailClass::Error => "error",
+            TailClass::Latency => "latency",
+            TailClass::Rule => "rule",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<TailClass> {
+        TailClass::ALL.into_iter().find(|class| class.name() == name)
+    }
+}
+
+/// How tail keeps spend a budget: which comes first when the allowance is
+/// short (a lower class never takes what the classes above it are expected
+/// to need), and which are kept whatever the budget says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TailPolicy {
+    /// First is most important; the head sample comes after all of them.
+    pub order: [TailClass; 3],
+    pub exempt: [bool; 3],
+}
+
+impl Default for TailPolicy {
+    fn default() -> Self {
+        TailPolicy { order: TailClass::ALL, exempt: [false; 3] }
+    }
 }
 
 /// What the budget does with spans whose sampled parent is in another service.
@@ -150,6 +197,14 @@ pub struct PacerState {
     /// The trusted wall time of the last update (what a reboot's restore dates
     /// the count by).
     wall_seen: AtomicF64,
+    /// A start with no record: what it may spend at once (0: the start was known).
+    start_allowance: AtomicF64,
+    /// Tail keeps per class: spans this interval and this period, their
+    /// recent rate, and spans refused.
+    tail_interval: [AtomicU64; 3],
+    period_tail: [AtomicU64; 3],
+    tail_rate: [AtomicF64; 3],
+    tail_refused: [AtomicU64; 3],
 }
 
 // SAFETY: repr(C), 8-byte atomics only, all-zero is a valid (empty) state.
@@ -184,9 +239,8 @@ pub struct Pacer {
     downstream: Downstream,
     /// Headroom over the line for paced and floor keeps, and extra for children.
     burst: f64,
-    /// What floor keeps may bring the count to: the budget, and in a fleet
-    /// the children's headroom too (other members' last spans of a period are
-    /// only heard of at their next step, and the last hours must not go blind).
+    /// What floor keeps may bring the count to: the budget and the children's
+    /// headroom (the last hours must not go blind).
     floor_cap: f64,
     child_headroom: f64,
     min_interval: f64,
@@ -224,8 +278,13 @@ pub struct Status {
     /// What the line allows now, burst excluded.
     pub allowed: f64,
     pub burst: f64,
-    /// Floor keeps this period counted here (no probability sample: no `th`).
+    /// Floor keeps this period counted here.
     pub floor: u64,
+    /// What a start with no record could spend at once (0: the start was known).
+    pub start_allowance: f64,
+    /// Per tail class (error, latency, rule): spans kept and refused this period.
+    pub tail_kept: [u64; 3],
+    pub tail_refused: [u64; 3],
 }
 
 impl Pacer {
@@ -281,9 +340,10 @@ impl Pacer {
             store: store.clone(),
             fleet,
         };
-        if pacer.fleet.is_some() {
-            pacer.floor_cap += pacer.child_headroom;
-        }
+        // The floor may use the children's headroom at the period's end (a start
+        // with no record there assumes the whole budget spent) and, in a fleet,
+        // for the other members' last keeps, which it hears of a step late.
+        pacer.floor_cap += pacer.child_headroom;
         match origin {
             // The first to count it in a shared file: nothing but the calendar's
             // share can have been spent (in a fleet, Redis's count replaces it).
@@ -316,7 +376,11 @@ impl Pacer {
 
     /// Start pacing from zeroed state at `now` in `period`. Mid-period, with
     /// nothing known of what was spent before, assume the calendar's share was,
-    /// and (unless `first`: nobody counted this budget before) its burst too.
+    /// and (unless `first`: nobody counted this budget before) that an earlier
+    /// process also spent its burst: this start may then spend its start
+    /// allowance at once and what the line grants after, so restarts with no
+    /// record overshoot the calendar by one allowance each at most, and none
+    /// is dark.
     fn initialise(&self, now: &Moment, period: Bounds, first: bool) {
         let (wall_now, mono) = (now.wall(), now.monotonic());
         let spans = self.budget as f64;
@@ -324,14 +388,31 @@ impl Pacer {
         self.s.pace.set(1.0);
         self.s.spans_per_entry.set(1.0);
         self.s.interval_start.set(mono);
-        // At a period's first second nothing can have been spent. Later, with no
-        // record, an earlier process may have spent its calendar share and its
-        // burst: assume it did, so restarts without a state file can never add
-        // up to more than the calendar allows (children's headroom included).
         let share = spans * ((wall_now - period.start) / length).clamp(0.0, 1.0);
-        let assumed = if wall_now - period.start < 1.0 || first { share } else { (share + self.burst()).min(spans) };
+        let unknown = wall_now - period.start >= 1.0 && !first;
+        let allowance = if unknown { self.start_allowance(length) } else { 0.0 };
+        let assumed = if unknown { (share + self.burst - allowance).max(share).min(spans) } else { share };
         self.start_period(period, wall_now, mono, assumed.ceil() as u64, share);
+        self.s.start_allowance.set(allowance);
         self.s.wall_seen.set(wall_now);
+    }
+
+    /// What a start with no record may spend at once: the even pace's spend
+    /// over `START_SECONDS` (at most the burst).
+    fn start_allowance(&self, length: f64) -> f64 {
+        (self.budget as f64 * START_SECONDS / length.max(1.0)).min(self.burst).max(1e-9)
+    }
+
+    /// Spans over which the pace eases off towards the limit: the burst, or for
+    /// a start with no record, its allowance and what the line granted since.
+    #[inline]
+    fn ease(&self, mono: f64) -> f64 {
+        let allowance = self.s.start_allowance.get();
+        if allowance <= 0.0 {
+            return self.burst;
+        }
+        let granted = allowance + self.s.line_slope.get() * (mono - self.s.counting_since.get()).max(0.0);
+        granted.clamp(1.0, self.burst.max(1.0))
     }
 
     /// What the state says, as a state file would (before a reboot re-bases it).
@@ -411,6 +492,12 @@ impl Pacer {
         s.first_slot.store(self.slot(mono), Release);
         s.period_forced.store(0, Release);
         s.period_floor.store(0, Release);
+        s.start_allowance.set(0.0);
+        for class in 0..3 {
+            s.tail_interval[class].store(0, Release);
+            s.period_tail[class].store(0, Release);
+            s.tail_refused[class].store(0, Release);
+        }
         self.anchor_line(mono, allowed, end);
         // Last: a process killed before this line leaves the old period's end,
         // so the next update starts the period again.
@@ -447,7 +534,7 @@ impl Pacer {
     #[inline]
     fn room(&self, mono: f64) -> f64 {
         let limit = (self.allowed(mono) + self.burst).min(self.s.entry_cap.get());
-        ((limit - self.total_used() as f64) / self.burst).clamp(0.0, 1.0)
+        ((limit - self.total_used() as f64) / self.ease(mono)).clamp(0.0, 1.0)
     }
 
     /// True when nothing was kept in the current floor slot while budget
@@ -499,20 +586,36 @@ impl Pacer {
         FORCED_MARGIN * expected + 2.0 * expected.sqrt() + 2.0
     }
 
-    /// Floor keeps to expect from now to the period's end: one for each whole
-    /// slot after the current one at first, then as many as the period's own
-    /// record says (with a margin); the floor keeps a slot's first span unless
-    /// something else took it, so most slots cost one when budgets are tight.
+    /// Floor keeps to expect from now to the period's end. The floor keeps a
+    /// slot's first span unless something else took it, so a slot needs it
+    /// with the chance that nothing else is kept there: at first from what the
+    /// allowance pays for beyond a span a slot, spread over the slots (halved,
+    /// as nights are quieter than the average), then as many as the period's
+    /// own record says (with a margin). Reserving one per slot up front would
+    /// starve the pace, and a starved pace would make the floor fire in every
+    /// slot: the record would then confirm the starvation.
     #[inline]
     fn floor_ahead(&self, mono: f64) -> f64 {
-        let slots = ((self.s.mono_end.get() - mono) / self.s.slot_length.get()).floor().max(0.0);
+        let slot_length = self.s.slot_length.get();
+        let time_left = (self.s.mono_end.get() - mono).max(0.0);
+        let slots = (time_left / slot_length).floor().max(0.0);
+        if slots == 0.0 {
+            return 0.0;
+        }
+        let others = self.forced_ahead(mono) + self.tail_ahead_all(mono) + self.child_headroom;
+        let left = (self.budget as f64 - self.total_used() as f64 - others).max(0.0);
+        // A slot's first span is the floor's while the allowance is about one
+        // span a slot; what it leaves beyond that spreads random keeps over the
+        // slots, each of which then needs the floor less.
+        let per_slot = left / slots;
+        let prior = (-0.5 * (per_slot - 1.0)).exp().min(1.0);
         let weight = self.record_weight(mono);
         if weight == 0.0 {
-            return slots;
+            return slots * prior;
         }
         let elapsed = (self.slot(mono) + 1).saturating_sub(self.s.first_slot.load(Relaxed)).max(1);
         let share = (FLOOR_MARGIN * self.s.period_floor.load(Relaxed) as f64 / elapsed as f64).min(1.0);
-        slots * (weight * share + (1.0 - weight))
+        slots * (weight * share + (1.0 - weight) * prior)
     }
 
     /// What paced keeps must leave: room for the children of kept traces, the
@@ -520,7 +623,75 @@ impl Pacer {
     /// rules' expected spans (kept regardless).
     #[inline]
     fn reserved(&self, mono: f64) -> f64 {
-        self.child_headroom + self.floor_ahead(mono) * self.trace_spans() + self.forced_ahead(mono)
+        self.child_headroom + self.floor_ahead(mono) * self.trace_spans() + self.forced_ahead(mono) + self.tail_ahead_all(mono)
+    }
+
+    /// The spans tail keeps of `class` are expected to need from now to the
+    /// period's end: the recent rate at first, the period's own average once
+    /// it covers a day, with a margin.
+    fn tail_ahead(&self, class: TailClass, mono: f64) -> f64 {
+        let i = class as usize;
+        let recent = self.s.tail_rate[i].get();
+        let weight = self.record_weight(mono);
+        let rate = if weight == 0.0 {
+            recent
+        } else {
+            let average = self.s.period_tail[i].load(Relaxed) as f64 / (mono - self.s.counting_since.get()).max(1e-9);
+            weight * average + (1.0 - weight) * recent
+        };
+        let expected = rate * (self.s.mono_end.get() - mono).max(0.0);
+        if expected <= 0.0 {
+            return 0.0;
+        }
+        TAIL_MARGIN * expected + 2.0 * expected.sqrt()
+    }
+
+    /// Spans tail keeps spent this period.
+    fn tail_this_period(&self) -> f64 {
+        self.s.period_tail.iter().map(|t| t.load(Relaxed) as f64).sum()
+    }
+
+    fn tail_ahead_all(&self, mono: f64) -> f64 {
+        TailClass::ALL.iter().map(|class| self.tail_ahead(*class, mono)).sum()
+    }
+
+    /// Admit a trace a tail stage keeps for `class`: its `spans` spans (not
+    /// counted by the head), all or none. A class may bring the count to the
+    /// budget less what the classes before it in `policy` are expected to
+    /// need; an exempt class is always admitted (and counted). Refusals are
+    /// counted per class.
+    pub fn admit_tail(&self, policy: &TailPolicy, class: TailClass, spans: u64, mono: f64) -> bool {
+        let i = class as usize;
+        let limit = if policy.exempt[i] {
+            f64::INFINITY
+        } else {
+            let before: f64 = policy
+                .order
+                .iter()
+                .take_while(|c| **c != class)
+                .filter(|c| !policy.exempt[**c as usize])
+                .map(|c| self.tail_ahead(*c, mono))
+                .sum();
+            self.budget as f64 - before
+        };
+        let assumed = self.s.assumed.load(Acquire);
+        let mut used = self.s.used.load(Acquire);
+        loop {
+            if (used + assumed + spans) as f64 > limit {
+                self.s.tail_refused[i].fetch_add(spans, Relaxed);
+                self.s.refused.fetch_add(spans, Relaxed);
+                return false;
+            }
+            match self.s.used.compare_exchange_weak(used, used + spans, AcqRel, Acquire) {
+                Ok(_) => break,
+                Err(seen) => used = seen,
+            }
+        }
+        self.s.tail_interval[i].fetch_add(spans, Relaxed);
+        self.s.period_tail[i].fetch_add(spans, Relaxed);
+        // A kept trace covers its slot: no floor keep is needed there.
+        self.s.last_kept_slot.fetch_max(self.slot(mono) + 1, Relaxed);
+        true
     }
 
     /// Spans a kept trace costs the budget: 1 for this process alone; in a
@@ -552,14 +723,13 @@ impl Pacer {
             Admit::Forced if !self.cap_forced => f64::INFINITY,
             Admit::Forced => budget,
             Admit::Entry => (self.allowed(mono) + self.burst).min(self.s.entry_cap.get()),
-            // The floor may use the children's headroom too: after a restart
-            // without a record (which assumes the whole burst was spent), it is
-            // what keeps the hours covered while the line catches up.
             // In a fleet, the leases fill the line for every process: the floor
             // (one keep per process and slot, no lease) goes above it, so no
             // hour goes blind, and the pace pays it back.
             Admit::Floor if self.fleet.is_some() => self.floor_cap - self.forced_ahead(mono),
-            Admit::Floor => (self.allowed(mono) + self.burst()).min(budget - self.forced_ahead(mono)),
+            // Tail keeps may run ahead of the line (an error storm): they do not
+            // take the floor's room, or the hours after a storm would go blind.
+            Admit::Floor => (self.allowed(mono) + self.burst + self.tail_this_period()).min(self.floor_cap - self.forced_ahead(mono)),
             Admit::Child => (self.allowed(mono) + self.burst + self.child_headroom).min(budget),
         };
         // In a fleet, a keep also spends this process's lease of the budget.
@@ -669,10 +839,11 @@ impl Pacer {
         let demand = s.demand.swap(0, AcqRel) as f64 / FIXED;
         let kept = s.kept_entries.swap(0, AcqRel);
         let forced = s.forced.swap(0, AcqRel) as f64;
+        let tail: f64 = s.tail_interval.iter().map(|t| t.load(Acquire) as f64).sum();
         let used = s.used.load(Acquire);
         let spent = used.saturating_sub(s.used_at_interval_start.swap(used, AcqRel)) as f64;
         if kept > 0 {
-            let observed = ((spent - forced) / kept as f64).max(1.0);
+            let observed = ((spent - forced - tail) / kept as f64).max(1.0);
             s.spans_per_entry.set(blend(s.spans_per_entry.get(), observed));
         }
         let rate = demand * s.spans_per_entry.get() / span;
@@ -684,6 +855,10 @@ impl Pacer {
         let weight = (span / self.max_interval).min(1.0);
         s.spend_rate.set(s.spend_rate.get() + weight * (spent / span - s.spend_rate.get()));
         s.forced_rate.set(s.forced_rate.get() + weight * (forced / span - s.forced_rate.get()));
+        for i in 0..3 {
+            let tail = s.tail_interval[i].swap(0, AcqRel) as f64;
+            s.tail_rate[i].set(s.tail_rate[i].get() + weight * (tail / span - s.tail_rate[i].get()));
+        }
         s.interval_start.set(mono);
         self.set_pace(mono);
     }
@@ -725,8 +900,9 @@ impl Pacer {
         s.used.store(0, Release);
         self.fleet_recount();
         s.used_at_interval_start.store(0, Release);
-        // The line never starts above the calendar's share: what was spent
-        // beyond it (a burst) is not granted a second time.
+        s.start_allowance.set(0.0); // a known start
+                                    // The line never starts above the calendar's share: what was spent
+                                    // beyond it (a burst) is not granted a second time.
         self.anchor_line(mono, (used as f64).min(self.even_share(wall)), s.mono_end.get());
         let fresh = (wall - snapshot.saved_at).abs() <= (2.0 * self.max_interval).max(3600.0);
         if let Some(estimates) = snapshot.estimates.filter(|_| fresh) {
@@ -747,6 +923,7 @@ impl Pacer {
         let mono = now.monotonic();
         let share = self.even_share(self.wall.wall(mono));
         let s = &self.s;
+        s.start_allowance.set(0.0);
         s.assumed.store(share.ceil() as u64, Release);
         s.used.store(0, Release);
         self.fleet_recount();
@@ -778,6 +955,7 @@ impl Pacer {
         }
         s.assumed.store(old.total_used(), Release);
         s.used.store(0, Release);
+        s.start_allowance.set(old.s.start_allowance.get());
         self.fleet_recount();
         s.used_at_interval_start.store(0, Release);
         // Slots numbered alike carry over; otherwise the current one counts as covered.
@@ -821,6 +999,9 @@ impl Pacer {
             allowed: self.allowed(mono),
             burst: self.burst(),
             floor: s.period_floor.load(Relaxed),
+            start_allowance: s.start_allowance.get(),
+            tail_kept: std::array::from_fn(|i| s.period_tail[i].load(Relaxed)),
+            tail_refused: std::array::from_fn(|i| s.tail_refused[i].load(Relaxed)),
         }
     }
 

@@ -13,7 +13,7 @@ fn map(entries: Vec<(&str, Data)>) -> Data {
 const T: f64 = 1_767_225_600.0;
 
 fn build(doc: Data) -> Result<Pipeline, ConfigError> {
-    parse(&doc, Arc::new(FixedClock(T)), &Existing::default())
+    parse(&doc, Arc::new(FixedClock(T)), &Existing::default(), None)
 }
 
 fn seed_pipeline() -> Data {

@@ -13,8 +13,10 @@ use pyo3::types::{PyDict, PyList, PyString, PyTuple};
 
 use super::args;
 use super::py_clock::{self, PyClock};
+use crate::budget::pacer::{TailClass, TailPolicy};
+use crate::budget::tail::TailSpend;
 use crate::clock::Clock;
-use crate::tail_buffer::{Facts, Limits, Mark, Sharing, TailBuffer, Trace};
+use crate::tail_buffer::{Facts, Limits, Mark, Settled, Sharing, TailBuffer, Trace};
 
 /// Announcements waiting to be sent at most (beyond: the oldest is dropped and counted).
 const MAX_OUTBOX: usize = 10_000;
@@ -235,12 +237,39 @@ impl NativeTailBuffer {
 
     /// Record a trace's decision: `reason` None drops it; "head" keeps it as
     /// the head sampler did (exported unchanged); any other reason keeps it
-    /// with that reason and `weight` (its spans' adjusted count). Kept spans
-    /// are queued (a full queue drops and counts them).
-    #[pyo3(signature = (trace_id, spans, reason, weight = 1.0))]
-    fn settle(&self, trace_id: u128, spans: Vec<Py<PyAny>>, reason: Option<&str>, weight: f64) {
+    /// with that reason and `weight` (its spans' adjusted count), spending the
+    /// budget unless the head kept it (`head`). Kept spans are queued (a full
+    /// queue drops and counts them). Returns "kept", "refused" (by the budget) or "dropped".
+    #[pyo3(signature = (trace_id, spans, reason, weight = 1.0, head = false))]
+    fn settle(&self, trace_id: u128, spans: Vec<Py<PyAny>>, reason: Option<&str>, weight: f64, head: bool) -> &'static str {
         let verdict = reason.map(|text| Mark { reason: self.buffer.reason(text), weight });
-        self.buffer.settle(trace_id, spans, verdict);
+        match self.buffer.settle(trace_id, spans, verdict, head) {
+            Settled::Kept => "kept",
+            Settled::Refused => "refused",
+            Settled::Dropped => "dropped",
+        }
+    }
+
+    /// Have the traces this buffer keeps spend `sampler`'s budget stage (None:
+    /// spend none), `order` first to last when the allowance is short, the
+    /// `exempt` kinds whatever the budget says.
+    #[pyo3(signature = (sampler, order = None, exempt = None))]
+    fn set_budget(
+        &self,
+        sampler: Option<PyRef<'_, super::sampler::NativeSampler>>,
+        order: Option<Vec<String>>,
+        exempt: Option<Vec<String>>,
+    ) -> PyResult<()> {
+        let Some(sampler) = sampler else {
+            self.buffer.set_budget(None);
+            return Ok(());
+        };
+        let policy = tail_policy(order, exempt)?;
+        let (pacer, clock) = sampler.budget_parts().ok_or_else(|| {
+            super::errors::config_message("budget: expected a BudgetSampler or a pipeline with a budget stage, got a sampler without one")
+        })?;
+        self.buffer.set_budget(Some(Arc::new(TailSpend::new(pacer, policy, clock))));
+        Ok(())
     }
 
     /// Up to `max` queued spans as (span, reason or None for head-kept, weight, late).
@@ -327,9 +356,41 @@ impl NativeTailBuffer {
             ("heard_evicted", evicted),
             ("heard_too_late", c.heard_too_late.load(Relaxed)),
             ("bad_batches", c.bad_batches.load(Relaxed)),
+            ("budget_refused_error", c.budget_refused_traces[0].load(Relaxed)),
+            ("budget_refused_latency", c.budget_refused_traces[1].load(Relaxed)),
+            ("budget_refused_rule", c.budget_refused_traces[2].load(Relaxed)),
+            ("budget_refused_spans", c.budget_refused_spans.iter().map(|n| n.load(Relaxed)).sum()),
         ] {
             out.set_item(key, value)?;
         }
         Ok(out)
     }
+}
+
+/// The tail's budget priorities: `order` (every kind, first to last) and the
+/// `exempt` kinds, as names ("error", "latency", "rule").
+fn tail_policy(order: Option<Vec<String>>, exempt: Option<Vec<String>>) -> PyResult<TailPolicy> {
+    let names = "\"error\", \"latency\", \"rule\"";
+    let class = |field: &str, name: &str| {
+        TailClass::parse(name)
+            .ok_or_else(|| super::errors::config_message(format!("{field}: {name:?} is no tail reason; expected some of {names}")))
+    };
+    let mut policy = TailPolicy::default();
+    if let Some(order) = order {
+        let classes = order.iter().map(|name| class("budget_priorities", name)).collect::<PyResult<Vec<_>>>()?;
+        let mut seen = [false; 3];
+        for class in &classes {
+            seen[*class as usize] = true;
+        }
+        if classes.len() != 3 || !seen.iter().all(|s| *s) {
+            return Err(super::errors::config_message(format!(
+                "budget_priorities: {order:?} must name each of {names} once, most important first"
+            )));
+        }
+        policy.order = [classes[0], classes[1], classes[2]];
+    }
+    for name in exempt.unwrap_or_default() {
+        policy.exempt[class("budget_exempt", &name)? as usize] = true;
+    }
+    Ok(policy)
 }

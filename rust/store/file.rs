@@ -27,7 +27,7 @@ use super::region::{Mapping, Region};
 /// The first bytes of every store file, and the layout they promise.
 pub const MAGIC: [u8; 8] = *b"tsieve\0S";
 /// Bumped whenever a piece's or the table's layout changes.
-pub const LAYOUT_VERSION: u32 = 1;
+pub const LAYOUT_VERSION: u32 = 2;
 
 const HEADER_BYTES: u64 = 4096;
 const ENTRY_BYTES: u64 = 512;

@@ -6,6 +6,12 @@
 //! A stage asks its store for a named piece of words and gets a `Region`; it
 //! does not care where the words live. Each piece records the settings it was
 //! made with, and a process that asks for it with other settings is refused.
+//!
+//! A host record (`host:///state/dir#name`, what a budget uses by default) is
+//! a host store whose file is `<dir>/<name>.tracesieve` and whose pieces are
+//! named by their kind and a hash of their settings, so different budgets of
+//! one service never meet; a file it cannot use leaves the stage per process
+//! with a warning, never an error.
 
 pub mod file;
 pub mod fleet;
@@ -32,6 +38,9 @@ pub struct Store {
     /// budgets (`file:///run/app.tracesieve#checkout`).
     prefix: Option<String>,
     file: Option<StoreFile>,
+    /// A host record: pieces named by their settings, and a file it cannot use
+    /// is a fallback, not an error.
+    record: bool,
     /// A Redis fleet: pieces live on the heap and lease from the fleet.
     fleet: Option<FleetSettings>,
     /// Pieces kept in this process's heap because the file was unusable, and why.
@@ -42,7 +51,7 @@ pub struct Store {
 impl Store {
     /// Per-process state (the default).
     pub fn local() -> Store {
-        Store { url: None, prefix: None, file: None, fleet: None, fallbacks: AtomicU64::new(0), problem: Mutex::new(None) }
+        Store { url: None, prefix: None, file: None, record: false, fleet: None, fallbacks: AtomicU64::new(0), problem: Mutex::new(None) }
     }
 
     /// A store from its URL: `file:///absolute/path[#name]`, or
@@ -55,7 +64,38 @@ impl Store {
             store.fleet = Some(fleet);
             return Ok(store);
         }
+        if let Some(rest) = url.strip_prefix("host://") {
+            return Store::host_record(rest, None);
+        }
         Store::open_on_boot(url, None)
+    }
+
+    /// A host record: `/state/dir#name` (see the module's notes). The
+    /// directory is the caller's to make private; whatever is wrong with the
+    /// file, the store is usable (per process, with the problem said).
+    pub fn host_record(rest: &str, boot: Option<&str>) -> Result<Store, ConfigError> {
+        let expected = "expected host:///absolute/state/dir#name (name: 1 to 64 letters, digits, '_', '-' or '.')";
+        let (dir, name) =
+            rest.split_once('#').ok_or_else(|| ConfigError::new(FIELD, format!("host://{rest} names no record; {expected}")))?;
+        let valid = !name.is_empty() && name.len() <= 64 && name.chars().all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c));
+        if !dir.starts_with('/') || !valid || dir.contains('\0') {
+            return Err(ConfigError::new(FIELD, format!("host://{rest} is no host record; {expected}")));
+        }
+        let path = PathBuf::from(dir).join(format!("{name}.tracesieve"));
+        let mut store = Store::local();
+        store.url = Some(format!("file://{}", path.display()));
+        store.record = true;
+        let boot = boot.map_or_else(file::boot_id, str::to_owned);
+        match StoreFile::open_with(&path, &boot, &Access::default()) {
+            Ok(file) => store.file = Some(file),
+            Err(FileError::Config(reason) | FileError::Unusable(reason)) => store.fall_back(reason),
+        }
+        Ok(store)
+    }
+
+    /// Whether this is a host record (a budget's default).
+    pub fn is_record(&self) -> bool {
+        self.record
     }
 
     /// `open`, as if the host's boot were `boot` (tests of a reboot).
@@ -132,16 +172,27 @@ impl Store {
         }
     }
 
+    /// The piece for `kind` made with `settings`: in a host record, named by
+    /// a hash of its settings too, so other settings make another piece.
+    fn piece_for(&self, kind: &str, settings: &str) -> String {
+        if self.record {
+            let hash = xxhash_rust::xxh3::xxh3_64(settings.as_bytes());
+            format!("{kind}-{hash:016x}")
+        } else {
+            self.piece_name(kind)
+        }
+    }
+
     /// Find or make the piece for `kind` with `words` words, made with
     /// `settings`. The caller initialises a `New` or `Rebooted` piece, then
     /// calls `finish` (until then other processes wait to attach). A file
     /// that cannot hold it (full disk) gives a heap piece, counted.
     pub fn place(&self, kind: &str, settings: &str, words: usize) -> Result<Placement<'_>, ConfigError> {
         let Some(file) = &self.file else { return Ok(Placement::heap(words)) };
-        match file.place(&self.piece_name(kind), kind, settings, words) {
+        match file.place(&self.piece_for(kind, settings), kind, settings, words) {
             Ok(placement) => Ok(placement),
-            Err(FileError::Config(message)) => Err(ConfigError::new(FIELD, message)),
-            Err(FileError::Unusable(reason)) => {
+            Err(FileError::Config(message)) if !self.record => Err(ConfigError::new(FIELD, message)),
+            Err(FileError::Config(reason) | FileError::Unusable(reason)) => {
                 self.fall_back(reason);
                 Ok(Placement::heap(words))
             }

@@ -39,19 +39,23 @@ def terminal(scenario: Scenario, results: List[Measured], seconds: Dict[str, flo
         lines.append("  spans kept per service: " + ", ".join(f"{k} {v:,}" for k, v in result.spans_by_service.items()))
         complete = result.traces_complete / result.traces_seen if result.traces_seen else 1.0
         lines.append(f"  trace completeness across the 3 services: {complete:.1%} of {result.traces_seen:,} traces with any span kept")
-        if result.budget:
+        if result.budget_by_service:
+            lines.append("  exported against each service's budget (every exported span counts, the tail's keeps included):")
+            for service, b in result.budget_by_service.items():
+                refused = ", ".join(f"{kind} {n:,}" for kind, n in b["tail_refused_spans"].items() if n) or "none"
+                lines.append(
+                    f"    {service:9} {b['exported_spans']:>7,} of {b['budget_spans']:,} spans ({b['exported_spans'] / b['budget_spans']:.1%}); "
+                    f"tail keeps refused: {refused}"
+                )
+        elif result.budget:
             b = result.budget
             lines.append(f"  budget used (frontend): {b['used_spans']:,} of {b['budget_spans']:,} spans ({b['percent_used']:.1f}%)")
-            if scenario.budget_demand:
-                left = b["budget_spans"] - scenario.budget_forced
-                lines.append(
-                    f"  the budget stage paced {scenario.budget_demand:,.0f} spans offered at a pace of 1: "
-                    f"{scenario.budget_demand / max(1, left):.1f}x the {left:,} spans left after {scenario.budget_forced:,} keep-rule spans"
-                )
         if scenario.budget_spans:
             lines.append(f"  traces kept downstream without their frontend span: {result.orphans:,}")
             lines.append(f"  blind hours (demand but nothing kept): {result.blind_hours} of {len(result.hours)}")
-            lines.append(f"  kept by the visibility floor (no th: not a probability sample, left out of estimates): {result.floor_kept:,}")
+            lines.append(f"  kept by the visibility floor (th 0: each stands for itself): {result.floor_kept:,}")
+            if result.unweighted:
+                lines.append(f"  kept with no probability recorded (left out of estimates): {result.unweighted:,}")
         if result.boost:
             peak = max(b for _, b in result.boost)
             lines.append(f"  adaptive boost: peak x{peak:g}")
@@ -69,7 +73,7 @@ def terminal(scenario: Scenario, results: List[Measured], seconds: Dict[str, flo
     lines.append("by prob. = kept by probability below 1 (not by the tail): the samples behind an estimate.")
     lines.append(
         "estimated = requests estimated from the kept spans' own adjusted counts (th, or the tail's tracesieve.adjusted_count: "
-        "1 for traces kept for an error anywhere; floor keeps count 0)."
+        "1 for traces kept for an error anywhere; the budget's floor keeps carry th 0 and count 1)."
     )
     return "\n".join(lines)
 
@@ -124,8 +128,6 @@ def as_json(scenario: Scenario, results: List[Measured], seconds: Dict[str, floa
             "description": DESCRIPTIONS[scenario.name],
             "requests": len(scenario.requests),
             "budget_spans": scenario.budget_spans,
-            "budget_demand": scenario.budget_demand,
-            "budget_forced": scenario.budget_forced,
             "results": [{**r.as_dict(), "seconds": seconds.get(r.label)} for r in results],
         },
         indent=2,

@@ -36,9 +36,8 @@ DESCRIPTIONS = {
     "traffic": "an hour of the seed's traffic: weighted endpoints and tiers, 5% errors, high-value payments",
     "errors": "an error storm in four phases: normal, degrading, failing, recovering",
     "month": (
-        "a calendar month of daily traffic waves; the budget is the keep rules' spans plus a tenth of what the "
-        "budget stage is offered (0 blind hours from 60,000 requests up, the default; below, the keep rules "
-        "leave the visibility floor too little)"
+        "a calendar month of daily traffic waves, 2% of requests failing; each service's budget is a tenth of the "
+        "requests (demand ten times the budget), and every span a service exports spends it, the tail's keeps included"
     ),
     "spike": "a day with a two-hour spike of 10x the usual traffic, against a daily budget of 1/10 of the requests",
 }
@@ -125,13 +124,6 @@ class Scenario:
     #: Budget in spans for each service, when the scenario paces one.
     budget_spans: Optional[int] = None
     budget_period: Optional[str] = None
-    #: Size the budget to this fraction of the spans the budget stage is offered
-    #: (at a pace of 1) instead of taking `budget_spans` as given.
-    budget_of_demand: Optional[float] = None
-    #: The spans the frontend's budget stage paces (offered at a pace of 1),
-    #: and the spans its keep rules keep past it.
-    budget_demand: Optional[float] = None
-    budget_forced: int = 0
     #: (label, start, end) of the error storm's phases.
     phases: List[Tuple[str, float, float]] = field(default_factory=list)
 
@@ -183,19 +175,19 @@ def generate(name: str, count: int, seed: int = 1, faults: Optional[Faults] = No
     if name == "month":
         start = month_start(2026, 1)
         hours = days_in_month(2026, 1) * 24
-        requests = _waves(rng, start, hours, count, lambda h: daily_wave(h % 24), faults)
-        return Scenario(name, start, start + hours * 3600, requests, budget_period="month", budget_of_demand=0.1)
+        requests = _waves(rng, start, hours, count, lambda h: daily_wave(h % 24), faults, error_rate=0.02)
+        return Scenario(name, start, start + hours * 3600, requests, budget_spans=max(1, len(requests) // 10), budget_period="month")
     start = datetime(2026, 1, 15, tzinfo=timezone.utc).timestamp()
     requests = _waves(rng, start, 24, count, lambda h: daily_wave(h) * (10 if h in (12, 13) else 1), faults)
     return Scenario(name, start, start + 24 * 3600, requests, budget_spans=max(1, count // 10), budget_period="day")
 
 
-def _waves(rng: random.Random, start: float, hours: int, count: int, weight, faults: Faults) -> List[Request]:
+def _waves(rng: random.Random, start: float, hours: int, count: int, weight, faults: Faults, error_rate: float = 0.05) -> List[Request]:
     weights = [weight(h) for h in range(hours)]
     total = sum(weights)
     requests = []
     for hour, w in enumerate(weights):
         n = round(count * w / total)
         base = start + hour * 3600
-        requests += [_request(rng, base + (i + rng.random()) * 3600 / max(n, 1), 0.05, faults) for i in range(n)]
+        requests += [_request(rng, base + (i + rng.random()) * 3600 / max(n, 1), error_rate, faults) for i in range(n)]
     return requests

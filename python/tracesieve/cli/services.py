@@ -12,7 +12,7 @@ import random
 import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional
 
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
@@ -62,41 +62,13 @@ def policy_for(scenario: Scenario, document: Dict[str, Any], tail: bool) -> Dict
         doc["budget"].update(budget=scenario.budget_spans, cost_per_span=1.0, period=scenario.budget_period, timezone="UTC")
         doc["budget"].pop("state_path", None)
     doc["defer"] = tail
+    doc["store"] = "memory"  # each simulated service its own state, on the simulated clock
     doc.pop("reload", None)
     return doc
 
 
-def budget_demand(scenario: Scenario, document: Dict[str, Any]) -> Tuple[float, int]:
-    """What the frontend's budget stage is offered: (the spans it paces, at a
-    pace of 1: the sum over requests of the probability the stages before it
-    give each; the spans keep rules keep past it). Read from the plan's own
-    explanation at each request's time."""
-    doc = copy.deepcopy(document)
-    doc.pop("budget", None)
-    doc.pop("rate_limit", None)
-    doc.pop("reload", None)
-    sampler = from_config(doc, clock=SimClock(scenario.start))
-    explain = sampler.explain
-    paced, forced = 0.0, 0
-    for request in scenario.requests:
-        walk = explain(f"GET {request.endpoint}", request.attributes, kind=SpanKind.SERVER, now=request.time)
-        if walk["forced"]:
-            forced += 1
-        else:
-            paced += walk["probability"] or 0.0
-    sampler.close()
-    return paced, forced
-
-
-def size_budget(scenario: Scenario, document: Dict[str, Any]) -> None:
-    """Set the scenario's budget from what its budget stage is offered: the keep
-    rules' spans (kept past the budget) plus a tenth of the paced demand, so
-    the pacing sees ten times what it may keep."""
-    if scenario.budget_period is None or "budget" not in document:
-        return
-    scenario.budget_demand, scenario.budget_forced = budget_demand(scenario, document)
-    if scenario.budget_of_demand is not None:
-        scenario.budget_spans = max(1, scenario.budget_forced + round(scenario.budget_demand * scenario.budget_of_demand))
+def doc_stages(sampler: Any) -> List[str]:
+    return [stage["stage"] for stage in sampler.resolved["stages"]]
 
 
 def build_ours(scenario: Scenario, document: Dict[str, Any], clock: SimClock, exporter, approach: str, seed: int) -> List[Rig]:
@@ -120,6 +92,10 @@ def build_ours(scenario: Scenario, document: Dict[str, Any], clock: SimClock, ex
                 latency_threshold=LATENCY_THRESHOLD,
                 schedule_delay=3600,
                 share=exchange,
+                # Every span a service exports spends its budget, the tail's keeps included.
+                budget=sampler if "budget" in doc_stages(sampler) else None,
+                # Decided as the simulated clock runs, in this thread: the same on every run.
+                start=False,
             )
             provider.add_span_processor(processor)
             rig.tails.append(processor)
@@ -158,6 +134,7 @@ def drive(
     """Send every request down the chain. Returns trace id -> request index."""
     traces: Dict[int, int] = {}
     tracers = [rig.tracer for rig in rigs]
+    tails = [tail for rig in rigs for tail in rig.tails]
     exchange = rigs[0].exchange
     step = max(1, len(scenario.requests) // 100)
     for index, request in enumerate(scenario.requests):
@@ -190,6 +167,8 @@ def drive(
             spans[depth].end(end_time=_ns(end))
         if exchange is not None:
             exchange.step()
+        for tail in tails:
+            tail.step()
         if index % step == 0:
             if progress:
                 progress(min(step, len(scenario.requests) - index))
@@ -233,11 +212,17 @@ class Measured:
     boost: List[List[float]]
     #: Traces kept by a downstream service but not by the frontend (must be 0).
     orphans: int = 0
-    #: Frontend spans kept by the budget's visibility floor: no probability
-    #: sample (no ``th``), so left out of the estimates.
+    #: Frontend spans kept by the budget's visibility floor (each stands for
+    #: itself: th 0, certain given that nothing else was kept in its hour).
     floor_kept: int = 0
+    #: Frontend spans kept that say nothing of what they stand for (no th, no
+    #: adjusted count): left out of the estimates (0 for tracesieve).
+    unweighted: int = 0
     #: (time, spans counted against the budget) through the run.
     spend: List[List[float]] = field(default_factory=list)
+    #: Per service with a budget: its budget, the spans it exported, those
+    #: counted against it, and the tail keeps it refused by kind.
+    budget_by_service: Dict[str, Dict[str, Any]] = field(default_factory=dict)
 
     def as_dict(self) -> Dict[str, Any]:
         return dict(self.__dict__.items())
@@ -270,7 +255,7 @@ def measure(
     kept_hour = [0] * hours
     for r in requests:
         demand[min(hours - 1, int((r.time - scenario.start) // 3600))] += 1
-    floor_kept = 0
+    unweighted = 0
     for trace_id, span in roots.items():
         index = traces.get(trace_id)
         if index is None:
@@ -281,7 +266,7 @@ def measure(
         kept_tier[request.tier] += 1
         kept_hour[min(hours - 1, int((request.time - scenario.start) // 3600))] += 1
         if weight is None:
-            floor_kept += 1
+            unweighted += 1
             continue
         if _by_probability(span, weight):
             sampled_endpoint[request.endpoint] += 1
@@ -340,6 +325,23 @@ def measure(
         used = min(seed_budget.current_span_count, seed_budget.monthly_span_limit)
         budget = {"used_spans": used, "budget_spans": scenario.budget_spans, "percent_used": 100.0 * used / scenario.budget_spans}
     blind = sum(1 for d, k in zip(demand, kept_hour) if d and not k) if scenario.budget_spans else 0
+    floor_kept = budget["floor_spans"] if budget and "floor_spans" in budget else 0
+    budget_by_service = {}
+    for rig in rigs:
+        if not hasattr(rig.sampler, "budget_status") or not scenario.budget_spans:
+            continue
+        try:
+            status = rig.sampler.budget_status()
+        except TypeError:
+            continue
+        refused = {kind: counts["refused_spans"] for kind, counts in status["tail"].items()}
+        budget_by_service[rig.name] = {
+            "budget_spans": status["budget_spans"],
+            "exported_spans": len(service_spans[rig.name]),
+            "counted_spans": status["used_spans"],
+            "burst_spans": status["burst_spans"],
+            "tail_refused_spans": refused,
+        }
     frontend = {tid for tid, services in by_trace.items() if SERVICES[0] in services}
     orphans = sum(1 for tid, services in by_trace.items() if tid not in frontend)
     return Measured(
@@ -365,6 +367,8 @@ def measure(
         boost=boost,
         orphans=orphans,
         floor_kept=floor_kept,
+        unweighted=unweighted,
+        budget_by_service=budget_by_service,
     )
 
 
@@ -383,8 +387,8 @@ def dropped_by(rig: Rig) -> int:
 def _weight(span) -> Optional[float]:
     """How many requests a kept span stands for, read from the span alone: the
     tail's adjusted count (1 for errors and rules, kept or announced), else
-    1/p from ``th``; None for a keep that is no probability sample (the
-    budget's visibility floor)."""
+    1/p from ``th`` (th 0 for the budget's floor: 1); None when the span says
+    nothing (the seed's approach records no probability for its forced keeps)."""
     rate = span.attributes.get("sampling.rate")
     if rate:
         return 1.0 / float(rate)  # the seed records its rule's rate

@@ -77,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
 
     from tracesieve.cli import report
     from tracesieve.cli.scenarios import SCENARIOS, Faults, generate
-    from tracesieve.cli.services import build_naive, build_ours, drive, measure, size_budget
+    from tracesieve.cli.services import build_naive, build_ours, drive, measure
     from tracesieve.cli.usage import UsageError
     from tracesieve.testing import SimClock
 
@@ -106,7 +106,6 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as error:
         raise UsageError(str(error)) from None
     scenario = generate(args.scenario, count, args.seed, faults)
-    size_budget(scenario, document)
     runs = [(APPROACHES[a], a) for a in approaches]
     results, seconds = [], {}
     progress = _progress(len(scenario.requests) * len(runs), quiet=args.json)

@@ -152,9 +152,10 @@ fn a_cold_start_spends_a_minute_not_the_month() {
 }
 
 #[test]
-fn restarts_without_a_record_never_add_up_to_more_than_the_calendar() {
-    // A process restarted every ten minutes with no state file, at ten times the
-    // budget's demand: each assumes its predecessor spent its share and burst.
+fn restarts_without_a_record_overshoot_by_one_start_allowance_each_at_most_and_are_never_dark() {
+    // A process restarted every ten minutes with no record, at ten times the
+    // budget's demand: each assumes its predecessor spent its share and burst,
+    // and may spend its start allowance at once.
     let clock = SimClock::at(JAN_2026 + 3.0 * 86_400.0);
     let budget = 10_000u64;
     let mut rng = Rng(29);
@@ -162,19 +163,30 @@ fn restarts_without_a_record_never_add_up_to_more_than_the_calendar() {
     let start = JAN_2026 + 3.0 * 86_400.0;
     let mut incarnation = pacer(budget, &clock);
     let burst = incarnation.burst();
+    let allowance = budget as f64 * START_SECONDS / MONTH;
+    assert!((incarnation.status(&Moment::new(&clock)).start_allowance - allowance).abs() < 1e-9);
     let rate = 10.0 * budget as f64 / MONTH;
+    let mut starts = 1.0;
+    let mut kept_by_hour = vec![0u64; 240];
     for i in 0..(10.0 * 86_400.0 * rate) as u64 {
         let wall = start + i as f64 / rate;
         clock.set_wall(wall);
         if i > 0 && i % (600.0 * rate) as u64 == 0 {
             incarnation = pacer(budget, &clock);
+            starts += 1.0;
         }
-        kept += u64::from(decide(&incarnation, &clock, &mut rng));
+        let keep = decide(&incarnation, &clock, &mut rng);
+        kept += u64::from(keep);
+        kept_by_hour[((wall - start) / HOUR) as usize] += u64::from(keep);
         let even = budget as f64 * (wall - JAN_2026) / MONTH;
         let before = budget as f64 * 3.0 / 31.0; // what the first process assumed was spent
-        assert!(before + kept as f64 <= even + burst, "at {i}: {kept} kept");
+        assert!(before + kept as f64 <= even + burst + starts * allowance + 1.0, "at {i}: {kept} kept after {starts} starts");
     }
-    assert!(kept > 0);
+    assert_eq!(kept_by_hour.iter().filter(|k| **k == 0).count(), 0, "no hour went dark");
+    // Each short life eases off within what it was granted (its allowance and
+    // the line's rise since its start), so it keeps less than the even pace.
+    let even_pace = budget as f64 * 10.0 / 31.0;
+    assert!(kept as f64 >= 0.5 * even_pace, "{kept} kept against {even_pace:.0} at the even pace");
 }
 
 #[test]
@@ -336,7 +348,10 @@ fn a_first_start_mid_period_may_use_its_burst_at_once() {
     let first = pacer(100_000, &clock);
     first.first_start(&Moment::new(&clock));
     let moment = Moment::new(&clock);
-    assert_eq!(held_back.pace(&moment, 1.0), 0.0, "no record: the whole burst is assumed spent, the pace waits for the line");
+    let allowance = held_back.status(&moment).start_allowance;
+    assert!((allowance - 100_000.0 * START_SECONDS / MONTH).abs() < 1e-9, "30 s of the even pace: {allowance}");
+    let at_once = (0..1000).filter(|_| held_back.admit(Admit::Entry, moment.monotonic())).count() as f64;
+    assert!(at_once <= allowance.ceil() && at_once >= 1.0, "no record: its start allowance at once ({at_once}), then the line");
     assert!(first.pace(&moment, 1.0) > 0.99, "a first start assumes only the calendar's share");
     let kept = (0..1000).filter(|_| first.admit(Admit::Entry, moment.monotonic())).count() as f64;
     assert!((kept - first.burst).abs() <= 1.0, "kept {kept} of a burst {}", first.burst);
@@ -490,4 +505,38 @@ mod fleet {
         // A tenth of the line's hour (the line rises by about 1,000 spans an hour).
         assert!((burst_share + 95..=burst_share + 105).contains(&left), "{left}");
     }
+}
+
+#[test]
+fn tail_keeps_spend_the_budget_by_priority_and_exempt_classes_pass() {
+    let day_30 = JAN_2026 + 30.0 * 86_400.0;
+    let clock = SimClock::at(day_30);
+    let pacer = pacer(10_000, &clock);
+    pacer.first_start(&Moment::new(&clock));
+    let policy = TailPolicy::default();
+    // Errors have been kept at a span a second lately: the pacer expects them to go on.
+    for _ in 0..100 {
+        assert!(pacer.admit_tail(&policy, TailClass::Error, 1, Moment::new(&clock).monotonic()));
+    }
+    pacer.s.tail_rate[TailClass::Error as usize].set(1.0);
+    let moment = Moment::new(&clock);
+    let mono = moment.monotonic();
+    assert!(pacer.tail_ahead(TailClass::Error, mono) > 1000.0, "errors expected to need what is left of the budget");
+    assert!(!pacer.admit_tail(&policy, TailClass::Latency, 2, mono), "latency comes after the errors' expected spend");
+    assert!(pacer.admit_tail(&policy, TailClass::Error, 2, mono), "errors come first");
+    let exempt = TailPolicy { exempt: [false, true, false], ..TailPolicy::default() };
+    assert!(pacer.admit_tail(&exempt, TailClass::Latency, 2, mono), "an exempt class is always admitted");
+    let errors_first = pacer.s.period_tail[TailClass::Error as usize].load(Relaxed);
+    assert_eq!(errors_first, 102);
+    // Errors spend up to the budget and no further, a trace at a time.
+    let status = pacer.status(&moment);
+    let left = status.budget.saturating_sub(status.used);
+    assert!(!pacer.admit_tail(&policy, TailClass::Error, left + 1, mono), "a trace is admitted whole or not at all");
+    assert!(pacer.admit_tail(&policy, TailClass::Error, left, mono));
+    assert_eq!(pacer.status(&moment).used, 10_000);
+    let status = pacer.status(&moment);
+    assert_eq!((status.tail_refused[TailClass::Latency as usize], status.tail_refused[TailClass::Error as usize]), (2, left + 1));
+    // The pace plans for the tail: with the errors' spend reserved, nothing is left to pace.
+    clock.set_wall(day_30 + 3600.0);
+    assert_eq!(pacer.pace(&Moment::new(&clock), 1.0), 0.0);
 }

@@ -230,14 +230,15 @@ impl NativeSampler {
     /// (`signals` reuses existing ones, for reloads), the resolved document
     /// (every setting with its default) and the plan in plain words.
     #[staticmethod]
-    #[pyo3(signature = (document, *, clock = None, signals = None, previous = None, class_name = "PipelineSampler"))]
-    #[allow(clippy::type_complexity)]
+    #[pyo3(signature = (document, *, clock = None, signals = None, previous = None, budget_store = None, class_name = "PipelineSampler"))]
+    #[allow(clippy::type_complexity, clippy::too_many_arguments)]
     fn pipeline<'py>(
         py: Python<'py>,
         document: &Bound<'py, PyAny>,
         clock: Option<&Bound<'py, PyAny>>,
         signals: Option<PyRef<'py, NativeSignals>>,
         previous: Option<PyRef<'py, NativeSampler>>,
+        budget_store: Option<String>,
         class_name: &str,
     ) -> PyResult<(Self, Option<NativeSignals>, Bound<'py, PyAny>, Bound<'py, PyList>)> {
         let doc = to_data(document, &DataPath::root(""))?;
@@ -256,7 +257,7 @@ impl NativeSampler {
             None => crate::pipeline::Existing { signals: existing_signals, ..Default::default() },
         };
         // Opening its store may wait for another process's lock: not holding the GIL.
-        let pipeline = py.detach(|| crate::pipeline::parse(&doc, clock_arc, &existing));
+        let pipeline = py.detach(|| crate::pipeline::parse(&doc, clock_arc, &existing, budget_store.as_deref()));
         py_clock::interrupted()?;
         let pipeline = pipeline.map_err(config_error)?;
         let words = crate::describe::describe(&pipeline.plan, &pipeline.settings, &pipeline.stage_names);

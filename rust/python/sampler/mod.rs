@@ -81,6 +81,16 @@ impl NativeSampler {
     }
 }
 
+impl NativeSampler {
+    /// The budget stage's pacer and the clock it runs on, if the plan has one.
+    pub fn budget_parts(&self) -> Option<(Arc<crate::budget::pacer::Pacer>, Arc<dyn Clock>)> {
+        self.core.plan().stages.iter().find_map(|stage| match stage {
+            Stage::Budget(pacer) => Some((pacer.clone(), self.core.clock_arc())),
+            _ => None,
+        })
+    }
+}
+
 #[pymethods]
 impl NativeSampler {
     fn get_description(&self) -> &str {

@@ -120,6 +120,17 @@ impl NativeSampler {
         out.set_item("allowed_spans", status.allowed)?;
         out.set_item("burst_spans", status.burst)?;
         out.set_item("floor_spans", status.floor)?;
+        out.set_item("start_allowance", status.start_allowance)?;
+        let classes = crate::budget::pacer::TailClass::ALL;
+        let tail = PyDict::new(py);
+        for class in classes {
+            let counts = PyDict::new(py);
+            counts.set_item("kept_spans", status.tail_kept[class as usize])?;
+            counts.set_item("refused_spans", status.tail_refused[class as usize])?;
+            tail.set_item(class.name(), counts)?;
+        }
+        out.set_item("tail", tail)?;
+        out.set_item("over_budget_spans", status.used.saturating_sub(status.budget))?;
         out.set_item("period", pacer.calendar().kind.name())?;
         out.set_item("timezone", &pacer.calendar().zone_name)?;
         out.set_item("downstream", pacer.downstream().name())?;

@@ -1,0 +1,125 @@
+"""Where a budget keeps its record when nobody said: a host store in the
+user's state directory, one file per service, so restarts carry on and the
+workers of one service on a host share one budget with no configuration.
+
+The directory is ``TRACESIEVE_STATE_DIR`` when set, else the XDG state
+directory (``$XDG_STATE_HOME/tracesieve``, by default
+``~/.local/state/tracesieve``), made private to the user (0700). The service
+is the budget's ``name``, else ``OTEL_SERVICE_NAME``, else ``service.name`` in
+``OTEL_RESOURCE_ATTRIBUTES``, else the program's name. A directory that cannot
+be used leaves the budget in this process's memory, with one warning saying
+which directory and why."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import stat
+import sys
+import urllib.parse
+from pathlib import Path
+from typing import Optional, Set, Tuple
+
+import platformdirs
+
+__all__ = ["HOST", "MEMORY", "STATE_DIR_VARIABLE", "budget_store", "default_store", "service_name", "state_dir"]
+
+#: Overrides the state directory (a volume in a container, say).
+STATE_DIR_VARIABLE = "TRACESIEVE_STATE_DIR"
+#: ``store=`` values with a meaning of their own.
+MEMORY = "memory"
+HOST = "host"
+
+_logger = logging.getLogger("tracesieve.budget")
+_reported: Set[Tuple[str, str]] = set()
+_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
+
+
+def state_dir() -> Path:
+    """The directory budget records go in (not made by this call)."""
+    given = os.environ.get(STATE_DIR_VARIABLE)
+    if given:
+        return Path(given)
+    return Path(platformdirs.user_state_dir("tracesieve", appauthor=False))
+
+
+def service_name(name: Optional[str] = None) -> str:
+    """The name a budget's record is filed under: ``name``, else the
+    OpenTelemetry service name from the environment, else the program's name;
+    made safe for a file name (letters, digits, ``_``, ``-``, ``.``; 64 at most)."""
+    chosen = name or os.environ.get("OTEL_SERVICE_NAME") or _resource_service_name() or _program_name()
+    safe = _UNSAFE.sub("_", chosen).strip("._")[:64]
+    return safe or "python"
+
+
+def _resource_service_name() -> Optional[str]:
+    for pair in os.environ.get("OTEL_RESOURCE_ATTRIBUTES", "").split(","):
+        key, _, value = pair.partition("=")
+        if key.strip() == "service.name" and value.strip():
+            return urllib.parse.unquote(value.strip())
+    return None
+
+
+def _program_name() -> str:
+    if not sys.argv or sys.argv[0] in ("", "-c", "-m"):
+        return "python"
+    path = Path(sys.argv[0])
+    # python -m package runs package/__main__.py: the package names the program.
+    return (path.parent.name if path.stem == "__main__" else path.stem) or "python"
+
+
+def default_store(name: Optional[str] = None) -> Optional[str]:
+    """The host record's store URL for the budget called ``name`` (see the
+    module's notes), or None, with one warning, when the state directory
+    cannot be used."""
+    directory = state_dir()
+    problem = _prepare(directory)
+    if problem is not None:
+        key = (str(directory), problem)
+        if key not in _reported:
+            _reported.add(key)
+            _logger.warning(
+                "tracesieve: the budget keeps its record in this process's memory only: the state directory %s %s "
+                "(set %s to a directory this user owns, or give store=)",
+                directory,
+                problem,
+                STATE_DIR_VARIABLE,
+            )
+        return None
+    return f"host://{directory.resolve()}#{service_name(name)}"
+
+
+def _prepare(directory: Path) -> Optional[str]:
+    """Make ``directory`` (0700) if missing; why it cannot hold records, or None."""
+    if directory.exists() and not directory.is_dir():
+        return "is not a directory"
+    try:
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        info = os.stat(directory)
+    except OSError as error:
+        return f"cannot be made ({error.strerror or error})"
+    if not stat.S_ISDIR(info.st_mode):
+        return "is not a directory"
+    if info.st_uid != os.geteuid():
+        return f"belongs to user {info.st_uid}, not to this user ({os.geteuid()})"
+    if info.st_mode & 0o022:
+        return f"may be written by others (mode {info.st_mode & 0o777:03o}; expected 700)"
+    if not os.access(directory, os.W_OK | os.X_OK):
+        return "is not writable (a read-only home?)"
+    return None
+
+
+def budget_store(store: Optional[str], name: Optional[str], *, state_file: bool, clock: bool) -> Optional[str]:
+    """The store URL a budget's ``store=`` setting comes to (None: this
+    process's memory). By default the host record, unless a state file keeps
+    the record instead, or a ``clock`` (a test, a simulation) makes times that
+    other processes could not share; ``"memory"`` opts out, ``"host"`` asks
+    for the host record explicitly."""
+    if store is None:
+        return None if state_file or clock else default_store(name)
+    if store == MEMORY:
+        return None
+    if store == HOST:
+        return default_store(name)
+    return store
