@@ -85,6 +85,16 @@ def test_restarts_with_a_state_file_neither_drain_nor_blind(results, name):
     within_the_line(result)
 
 
+def test_a_first_start_mid_period_is_never_dark(results):
+    """Regression: BudgetSampler(1.0, budget=10**9) started on 5 December kept 1 of
+    2,000 spans: it assumed its share and the whole burst spent."""
+    first = results("first start on 5 Jan, host record, 2,000 spans in 2 s")
+    assert first.kept >= 0.99 * first.offered, (first.kept, first.offered)
+    memory = results("first start on 5 Jan, no record (memory), 2,000 spans in 2 s")
+    assert memory.kept >= 0.8 * memory.offered, "with no record, its start allowance at once"
+    within_the_line(memory)
+
+
 def test_restarts_with_the_host_record_carry_on(results):
     """What a budget does by default: its record on the host carries across
     restarts (here every 10 minutes for a month) as a state file does."""

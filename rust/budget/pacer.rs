@@ -64,6 +64,9 @@ const DAY: f64 = 86_400.0;
 /// allowance), then what the line grants: each such start can overshoot the
 /// calendar by its allowance at most, and none is dark.
 pub const START_SECONDS: f64 = 30.0;
+/// Seconds after a budget's first start (or a period's) during which a short
+/// burst is kept whole while more than half the burst is free.
+const FRESH: f64 = 3600.0;
 /// Tail keeps' expected spans are reserved with this margin (errors come in storms).
 const TAIL_MARGIN: f64 = 1.25;
 
@@ -199,6 +202,9 @@ pub struct PacerState {
     wall_seen: AtomicF64,
     /// A start with no record: what it may spend at once (0: the start was known).
     start_allowance: AtomicF64,
+    /// Until when (monotonic) a short burst is kept whole rather than paced:
+    /// the first hour of a start with no record, a first start or a new period.
+    fresh_until: AtomicF64,
     /// Tail keeps per class: spans this interval and this period, their
     /// recent rate, and spans refused.
     tail_interval: [AtomicU64; 3],
@@ -394,6 +400,7 @@ impl Pacer {
         let assumed = if unknown { (share + self.burst - allowance).max(share).min(spans) } else { share };
         self.start_period(period, wall_now, mono, assumed.ceil() as u64, share);
         self.s.start_allowance.set(allowance);
+        self.s.fresh_until.set(mono + FRESH);
         self.s.wall_seen.set(wall_now);
     }
 
@@ -525,16 +532,35 @@ impl Pacer {
     pub fn pace(&self, now: &Moment, inner: f64) -> f64 {
         self.maybe_update(now);
         self.s.demand.fetch_add((inner.clamp(0.0, 1.0) * FIXED) as u64, Relaxed);
-        self.s.pace.get() * self.room(now.monotonic())
+        let mono = now.monotonic();
+        let free = self.free(mono);
+        // Near the limit the pace eases off (to 0 at the limit), so keeps are
+        // not refused after their draw: a refused keep is missing from the
+        // sample its `th` describes.
+        let room = free.clamp(0.0, 1.0);
+        let pace = self.s.pace.get();
+        if mono >= self.s.fresh_until.get() {
+            return pace * room;
+        }
+        // In the first hour of a start that restored nothing, a short burst is
+        // kept whole while more than half of the burst above the line (or of a
+        // start allowance) is free, rather than paced as if it would last.
+        let spare = (2.0 * free - 1.0).clamp(0.0, 1.0);
+        room * (pace + (1.0 - pace) * spare)
     }
 
-    /// How much of the burst above the line is still free (1 at or below the
-    /// line, 0 at the limit), so the pace eases off before keeps would be
-    /// refused: a refused keep is missing from the sample its `th` describes.
+    /// How much of the burst above the line is still free, in bursts (or,
+    /// for a start with no record, in what it has been granted).
+    #[inline]
+    fn free(&self, mono: f64) -> f64 {
+        let limit = (self.allowed(mono) + self.burst).min(self.s.entry_cap.get());
+        (limit - self.total_used() as f64) / self.ease(mono)
+    }
+
+    /// The easing factor alone (1 with the burst free, 0 at the limit).
     #[inline]
     fn room(&self, mono: f64) -> f64 {
-        let limit = (self.allowed(mono) + self.burst).min(self.s.entry_cap.get());
-        ((limit - self.total_used() as f64) / self.ease(mono)).clamp(0.0, 1.0)
+        self.free(mono).clamp(0.0, 1.0)
     }
 
     /// True when nothing was kept in the current floor slot while budget
@@ -812,6 +838,7 @@ impl Pacer {
             if let Some(period) = self.calendar.bounds(wall) {
                 // A new period: nothing of it is spent yet.
                 self.start_period(period, wall, mono, 0, 0.0);
+                s.fresh_until.set(mono + FRESH);
             }
         } else {
             // Follow the trusted wall clock (drift, or a jump that persisted):
@@ -901,8 +928,9 @@ impl Pacer {
         self.fleet_recount();
         s.used_at_interval_start.store(0, Release);
         s.start_allowance.set(0.0); // a known start
-                                    // The line never starts above the calendar's share: what was spent
-                                    // beyond it (a burst) is not granted a second time.
+        s.fresh_until.set(0.0);
+        // The line never starts above the calendar's share: what was spent
+        // beyond it (a burst) is not granted a second time.
         self.anchor_line(mono, (used as f64).min(self.even_share(wall)), s.mono_end.get());
         let fresh = (wall - snapshot.saved_at).abs() <= (2.0 * self.max_interval).max(3600.0);
         if let Some(estimates) = snapshot.estimates.filter(|_| fresh) {
@@ -924,6 +952,7 @@ impl Pacer {
         let share = self.even_share(self.wall.wall(mono));
         let s = &self.s;
         s.start_allowance.set(0.0);
+        s.fresh_until.set(mono + FRESH);
         s.assumed.store(share.ceil() as u64, Release);
         s.used.store(0, Release);
         self.fleet_recount();
@@ -956,6 +985,7 @@ impl Pacer {
         s.assumed.store(old.total_used(), Release);
         s.used.store(0, Release);
         s.start_allowance.set(old.s.start_allowance.get());
+        s.fresh_until.set(old.s.fresh_until.get());
         self.fleet_recount();
         s.used_at_interval_start.store(0, Release);
         // Slots numbered alike carry over; otherwise the current one counts as covered.
