@@ -13,11 +13,13 @@ pub fn describe(plan: &Plan, settings: &Settings, stage_names: &[String]) -> Vec
     let mut lines = Vec::new();
     let stages = if stage_names.is_empty() { "(none: keep everything)".to_owned() } else { stage_names.join(", ") };
     lines.push(format!("stages, in order: {stages}"));
-    lines.push(if plan.respect_parent {
-        "children follow their parent's decision".to_owned()
-    } else {
-        "every span is decided afresh".to_owned()
-    });
+    if plan.composite().is_none() {
+        lines.push(if plan.respect_parent {
+            "children follow their parent's decision".to_owned()
+        } else {
+            "every span is decided afresh".to_owned()
+        });
+    }
     for stage in &plan.stages {
         match stage {
             Stage::ForceKeep(set) => {
@@ -51,6 +53,7 @@ pub fn describe(plan: &Plan, settings: &Settings, stage_names: &[String]) -> Vec
                     remote.describe()
                 ));
             }
+            Stage::Composite(tree) => lines.extend(tree.describe()),
             Stage::RateLimit(bucket) => {
                 lines.push(format!(
                     "rate_limit: at most {} new traces per second (bursts of {})",

@@ -3,7 +3,7 @@
 //! demand is counted, no budget reserved, no token taken).
 
 use crate::clock::Moment;
-use crate::plan::{Plan, Stage};
+use crate::plan::{ParentFacts, Plan, SpanFacts, Stage};
 use crate::remote::Compiled;
 use crate::rules::{Action, SpanView};
 use crate::threshold::{self, NEVER};
@@ -32,6 +32,13 @@ pub fn explain<S: SpanView + ?Sized>(plan: &Plan, span: &S, parent: bool, now: &
     let mut rated = false;
     for stage in &plan.stages {
         match stage {
+            Stage::Composite(tree) => {
+                let parent_facts = ParentFacts { sampled: true, remote: true, ot: Default::default() };
+                let facts = SpanFacts { trace_id_low64: 0, parent: parent.then_some(parent_facts) };
+                let (lines, probability) = tree.explain(&facts, span);
+                let th = probability.filter(|p| *p > 0.0).map(|p| threshold::encode_th(crate::composable::exact_threshold(p)));
+                return Explanation { lines, probability, th, forced: false };
+            }
             Stage::ForceKeep(set) => {
                 let (index, _) = set.first_match(span);
                 if index < set.rules.len() {

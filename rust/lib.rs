@@ -6,6 +6,7 @@ pub mod adaptive;
 pub mod budget;
 pub mod cells;
 pub mod clock;
+pub mod composable;
 pub mod config;
 pub mod data;
 pub mod dedup;

@@ -103,6 +103,18 @@ impl Existing {
 /// `budget_store`: where the budget alone keeps its state when the document
 /// names no store (its host record, by default).
 pub fn parse(doc: &Data, clock: Arc<dyn Clock>, existing: &Existing, budget_store: Option<&str>) -> Result<Pipeline, ConfigError> {
+    parse_in(doc, clock, existing, budget_store, &mut rules::route_keys())
+}
+
+/// [`parse`], its rules reading attribute keys from `keys` (shared with the
+/// composable tree a pipeline is a node of).
+pub fn parse_in(
+    doc: &Data,
+    clock: Arc<dyn Clock>,
+    existing: &Existing,
+    budget_store: Option<&str>,
+    keys: &mut Vec<String>,
+) -> Result<Pipeline, ConfigError> {
     let Data::Map(entries) = doc else {
         return Err(ConfigError::new("(top level)", format!("expected a mapping of settings and stages, got {}", doc.kind())));
     };
@@ -156,7 +168,6 @@ pub fn parse(doc: &Data, clock: Arc<dyn Clock>, existing: &Existing, budget_stor
     // What the resolved document and descriptions show: credentials hidden.
     settings.store = store.url().map(str::to_owned);
     let now = Moment::new(&*clock);
-    let mut keys = rules::route_keys();
     let mut stages = Vec::new();
     let mut resolved_stages = Vec::new();
     let mut signals_out = None;
@@ -172,7 +183,7 @@ pub fn parse(doc: &Data, clock: Arc<dyn Clock>, existing: &Existing, budget_stor
                     cap_forced = data::boolean(&p, value)?;
                 }
                 fields.finish(&["rules", "capped_by_budget"])?;
-                let set = rules::parse_force_keep(&rules_path, rules_data, &mut keys)?;
+                let set = rules::parse_force_keep(&rules_path, rules_data, keys)?;
                 let resolved = vec![("rules", names(&set)), ("capped_by_budget", Data::Bool(cap_forced))];
                 (Stage::ForceKeep(Arc::new(set)), resolved)
             }
@@ -186,7 +197,7 @@ pub fn parse(doc: &Data, clock: Arc<dyn Clock>, existing: &Existing, budget_stor
                 let empty = Data::List(Vec::new());
                 let (multipliers_path, multipliers) = fields.take("multipliers").unwrap_or((path.field("multipliers"), &empty));
                 fields.finish(&["rules", "default_rate", "multipliers"])?;
-                let set = rules::parse_at(&rules_path, rules_data, default_rate, &multipliers_path, multipliers, &mut keys, false)?;
+                let set = rules::parse_at(&rules_path, rules_data, default_rate, &multipliers_path, multipliers, keys, false)?;
                 let resolved = vec![("rules", names(&set)), ("default_rate", Data::Float(default_rate))];
                 (Stage::Rules(Arc::new(set)), resolved)
             }

@@ -105,12 +105,44 @@ pub struct Decision {
     pub floor: bool,
     /// A child of a remote parent that the budget paced (downstream pacing).
     pub paced_downstream: bool,
+    /// A composite's annotation slots whose attributes a kept span gets.
+    pub marks: u64,
 }
 
 impl Decision {
-    fn new(sampled: bool, th: ThUpdate, path: Path) -> Decision {
-        Decision { sampled, th, path, rule: None, forced: false, refused: false, floor_due: false, floor: false, paced_downstream: false }
+    pub fn new(sampled: bool, th: ThUpdate, path: Path) -> Decision {
+        Decision {
+            sampled,
+            th,
+            path,
+            rule: None,
+            forced: false,
+            refused: false,
+            floor_due: false,
+            floor: false,
+            paced_downstream: false,
+            marks: 0,
+        }
     }
+}
+
+/// What a plan's stages say about a span before its randomness is drawn.
+pub enum Evaluation {
+    /// A stage decided outright: a keep or drop rule, the legacy ratio, a composite.
+    Decided(Decision),
+    /// The parent's decision is followed (the plan respects a valid parent).
+    FollowParent,
+    /// A probability, as the threshold the randomness must clear.
+    Threshold(Pending),
+}
+
+/// A probability decision waiting for its draw.
+pub struct Pending {
+    pub threshold: u64,
+    pub rule: Option<usize>,
+    pub floor_due: bool,
+    /// The remote strategy in force and its rule for this span.
+    pub remote: Option<(arc_swap::Guard<Arc<crate::remote::Compiled>>, Found)>,
 }
 
 /// One step of a plan. Cloning shares the rule set and the booster, so a
@@ -139,6 +171,9 @@ pub enum Stage {
     RateLimit(Arc<TokenBucket>),
     /// A remote (Jaeger) strategy, replaced at run time by its poller.
     Remote(Arc<RemoteStrategy>),
+    /// A tree of composable samplers (OpenTelemetry's CompositeSampler), which
+    /// decides the span itself, parents included.
+    Composite(Arc<crate::composable::Composite>),
 }
 
 impl std::fmt::Debug for Stage {
@@ -152,6 +187,7 @@ impl std::fmt::Debug for Stage {
             Stage::ForceKeep(set) => write!(f, "ForceKeep({} rules)", set.rules.len()),
             Stage::RateLimit(bucket) => write!(f, "RateLimit({}/s)", bucket.rate()),
             Stage::Remote(remote) => write!(f, "Remote({})", remote.service_name),
+            Stage::Composite(tree) => write!(f, "Composite({} nodes)", tree.node_count()),
         }
     }
 }
@@ -223,6 +259,7 @@ impl Plan {
                 Stage::ForceKeep(_) => "force_keep",
                 Stage::RateLimit(_) => "rate_limit",
                 Stage::Remote(_) => "jaeger_remote",
+                Stage::Composite(_) => "composite",
             })
             .map(str::to_owned)
             .collect()
@@ -290,6 +327,14 @@ impl Plan {
         })
     }
 
+    /// The composite tree, if the plan is a composite sampler.
+    pub fn composite(&self) -> Option<&crate::composable::Composite> {
+        self.stages.iter().find_map(|stage| match stage {
+            Stage::Composite(tree) => Some(&**tree),
+            _ => None,
+        })
+    }
+
     pub fn pacer(&self) -> Option<&Pacer> {
         self.stages.iter().find_map(|stage| match stage {
             Stage::Budget(pacer) => Some(&**pacer),
@@ -299,6 +344,9 @@ impl Plan {
 
     /// Attribute keys the plan reads at span start (indexes of `SpanView::attribute`).
     pub fn attribute_keys(&self) -> Vec<String> {
+        if let Some(tree) = self.composite() {
+            return tree.keys.clone();
+        }
         // Rule sets of one plan share one key table; the last holds all of it.
         if let Some(set) = self.rule_sets().last() {
             return set.keys.clone();
@@ -323,8 +371,8 @@ impl Plan {
                 // Pacing is continuous: list the unpaced values (pace 1); paced
                 // ones fall back to the most-recent cache.
                 Stage::Budget(_) => vec![1.0],
-                // Changes at run time.
-                Stage::Remote(_) => return None,
+                // Changes at run time; a composite writes exact thresholds of its own.
+                Stage::Remote(_) | Stage::Composite(_) => return None,
             };
             if set.len().saturating_mul(factors.len()) > limit {
                 return None;
@@ -341,6 +389,13 @@ impl Plan {
     /// Decide for one span. The clocks are read only if a time-dependent stage needs them.
     pub fn decide<S: SpanView + ?Sized>(&self, facts: &SpanFacts, span: &S, now: &Moment) -> Decision {
         let mut decision = self.decide_stages(facts, span, now);
+        self.settle(&mut decision, now);
+        decision
+    }
+
+    /// After the draw: the rate limit's cap, then the budget (which refuses a
+    /// keep it cannot afford, and keeps what its visibility floor is due).
+    pub fn settle(&self, decision: &mut Decision, now: &Moment) {
         if decision.sampled && !decision.forced && (!matches!(decision.path, Path::ParentSampled) || decision.paced_downstream) {
             if let Some(bucket) = self.rate_limit() {
                 if !bucket.try_take(now.monotonic()) {
@@ -350,7 +405,7 @@ impl Plan {
                 }
             }
         }
-        let Some(pacer) = self.pacer() else { return decision };
+        let Some(pacer) = self.pacer() else { return };
         // The floor keeps a span when nothing else was kept in its slot, whatever
         // its draw: given what came before, that keep is certain, so its `th` is
         // 0 and it stands for itself. (Weighing a keep the draw made at such a
@@ -363,7 +418,7 @@ impl Plan {
             decision.th = ThUpdate::Set(0);
             decision.refused = false;
             decision.floor = true;
-            return decision;
+            return;
         }
         if decision.sampled {
             let kind = if decision.forced {
@@ -379,10 +434,67 @@ impl Plan {
                 decision.refused = true;
             }
         }
-        decision
     }
 
     fn decide_stages<S: SpanView + ?Sized>(&self, facts: &SpanFacts, span: &S, now: &Moment) -> Decision {
+        let path = match facts.parent {
+            None => Path::Root,
+            Some(_) => Path::ChildIndependent,
+        };
+        match self.evaluate(facts, span, now) {
+            Evaluation::Decided(decision) => decision,
+            Evaluation::FollowParent => {
+                let parent = facts.parent.expect("only a valid parent is followed");
+                let followed = follow_parent(facts, parent);
+                match self.pacer() {
+                    Some(pacer) if followed.sampled && parent.remote && pacer.downstream() == Downstream::Pace => {
+                        self.pace_downstream(facts, parent, followed, pacer, now)
+                    }
+                    _ => followed,
+                }
+            }
+            Evaluation::Threshold(pending) => {
+                let sampled = pending.threshold < NEVER && facts.randomness() >= pending.threshold;
+                let th = if sampled { ThUpdate::Set(pending.threshold) } else { ThUpdate::Unchanged };
+                let mut decision = Decision { rule: pending.rule, floor_due: pending.floor_due, ..Decision::new(sampled, th, path) };
+                Plan::settle_remote(&pending, &mut decision, now);
+                decision
+            }
+        }
+    }
+
+    /// The remote strategy's part after the draw: a rate-limiting strategy
+    /// keeps only what its bucket allows, and a lower bound keeps what the
+    /// probability did not, while it has credit. Keeps that are no
+    /// probability sample carry no threshold.
+    pub fn settle_remote(pending: &Pending, decision: &mut Decision, now: &Moment) {
+        let Some((compiled, found)) = &pending.remote else { return };
+        match found {
+            Found::RateLimit => {
+                decision.sampled = decision.sampled && compiled.bucket().is_some_and(|bucket| bucket.try_take(now.monotonic()));
+                decision.th = if decision.sampled { ThUpdate::Erase } else { ThUpdate::Unchanged };
+            }
+            Found::Rule(index) => {
+                let rule = compiled.rule(*index);
+                if let Some(lower_bound) = &rule.lower_bound {
+                    // A probability keep spends the lower bound's credit too (as
+                    // Jaeger's guaranteed-throughput sampler does), so the bound
+                    // adds keeps only where probability alone falls short.
+                    if decision.sampled {
+                        lower_bound.try_take(now.monotonic());
+                    } else if lower_bound.try_take(now.monotonic()) {
+                        decision.sampled = true;
+                        decision.th = ThUpdate::Erase;
+                        rule.lower_bound_keeps.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                }
+            }
+        }
+    }
+
+    /// What the stages say, before the draw. With `respect_parent` and a valid
+    /// parent, only keep rules (and a composite) look at the span.
+    pub fn evaluate<S: SpanView + ?Sized>(&self, facts: &SpanFacts, span: &S, now: &Moment) -> Evaluation {
         let parent_decides = self.respect_parent && facts.parent.is_some();
         let path = match facts.parent {
             None => Path::Root,
@@ -405,17 +517,22 @@ impl Plan {
                 }
                 Stage::TraceIdRatio { bound, .. } => {
                     if parent_decides {
-                        break;
+                        return Evaluation::FollowParent;
                     }
                     let sampled = u128::from(facts.trace_id_low64) < *bound;
                     let th = if sampled { ThUpdate::Erase } else { ThUpdate::Unchanged };
-                    return Decision { rule, ..Decision::new(sampled, th, path) };
+                    return Evaluation::Decided(Decision { rule, ..Decision::new(sampled, th, path) });
                 }
+                Stage::Composite(tree) => return Evaluation::Decided(tree.decide(facts, span, now)),
                 Stage::ForceKeep(set) => {
                     let (index, _) = set.first_match(span);
                     if index < set.rules.len() {
                         let path = if parent_decides { Path::ForcedKeep } else { path };
-                        return Decision { rule: Some(slot_offset + index), forced: true, ..Decision::new(true, ThUpdate::Set(0), path) };
+                        return Evaluation::Decided(Decision {
+                            rule: Some(slot_offset + index),
+                            forced: true,
+                            ..Decision::new(true, ThUpdate::Set(0), path)
+                        });
                     }
                     slot_offset += set.rules.len();
                 }
@@ -429,7 +546,7 @@ impl Plan {
                 }
                 Stage::Remote(strategy) => {
                     if parent_decides {
-                        break;
+                        return Evaluation::FollowParent;
                     }
                     let compiled = strategy.current();
                     let found = compiled.find(span.name());
@@ -447,11 +564,15 @@ impl Plan {
                     match action {
                         Action::Keep => {
                             let path = if parent_decides { Path::ForcedKeep } else { path };
-                            return Decision { rule: Some(index), forced: true, ..Decision::new(true, ThUpdate::Set(0), path) };
+                            return Evaluation::Decided(Decision {
+                                rule: Some(index),
+                                forced: true,
+                                ..Decision::new(true, ThUpdate::Set(0), path)
+                            });
                         }
-                        _ if parent_decides => break,
+                        _ if parent_decides => return Evaluation::FollowParent,
                         Action::Drop => {
-                            return Decision { rule: Some(index), ..Decision::new(false, ThUpdate::Unchanged, path) };
+                            return Evaluation::Decided(Decision { rule: Some(index), ..Decision::new(false, ThUpdate::Unchanged, path) });
                         }
                         Action::Rate(rate) => {
                             rule = Some(index);
@@ -462,7 +583,7 @@ impl Plan {
                 }
                 Stage::Boost(booster) => {
                     if parent_decides {
-                        break;
+                        return Evaluation::FollowParent;
                     }
                     let route = if booster.signals.routes.len() > 1 { Some(span.route()) } else { None };
                     let multiplier = booster.multiplier(route, now.monotonic());
@@ -473,7 +594,7 @@ impl Plan {
                 }
                 Stage::Budget(pacer) => {
                     if parent_decides {
-                        break;
+                        return Evaluation::FollowParent;
                     }
                     let pace = pacer.pace(now, probability);
                     // A span its rules sample at 0 is not wanted, even for the floor.
@@ -485,44 +606,12 @@ impl Plan {
                 }
             }
         }
-        if let (true, Some(parent)) = (parent_decides, facts.parent) {
-            let followed = follow_parent(facts, parent);
-            return match self.pacer() {
-                Some(pacer) if followed.sampled && parent.remote && pacer.downstream() == Downstream::Pace => {
-                    self.pace_downstream(facts, parent, followed, pacer, now)
-                }
-                _ => followed,
-            };
+        if parent_decides {
+            return Evaluation::FollowParent;
         }
         let threshold =
             exact_threshold.unwrap_or_else(|| crate::threshold::threshold_for_probability(probability.clamp(0.0, 1.0), self.precision));
-        let mut sampled = threshold < NEVER && facts.randomness() >= threshold;
-        let mut th = if sampled { ThUpdate::Set(threshold) } else { ThUpdate::Unchanged };
-        if let Some((compiled, found)) = remote {
-            // Keeps that are no probability sample carry no threshold.
-            match found {
-                Found::RateLimit => {
-                    sampled = sampled && compiled.bucket().is_some_and(|bucket| bucket.try_take(now.monotonic()));
-                    th = if sampled { ThUpdate::Erase } else { ThUpdate::Unchanged };
-                }
-                Found::Rule(index) => {
-                    let rule = compiled.rule(index);
-                    if let Some(lower_bound) = &rule.lower_bound {
-                        // A probability keep spends the lower bound's credit too (as
-                        // Jaeger's guaranteed-throughput sampler does), so the bound
-                        // adds keeps only where probability alone falls short.
-                        if sampled {
-                            lower_bound.try_take(now.monotonic());
-                        } else if lower_bound.try_take(now.monotonic()) {
-                            sampled = true;
-                            th = ThUpdate::Erase;
-                            rule.lower_bound_keeps.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        }
-                    }
-                }
-            }
-        }
-        Decision { rule, floor_due, ..Decision::new(sampled, th, path) }
+        Evaluation::Threshold(Pending { threshold, rule, floor_due, remote })
     }
 
     /// A span whose sampled parent is in another service, under a budget that

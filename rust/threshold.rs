@@ -91,8 +91,8 @@ pub fn encode_th(threshold: u64) -> String {
     full.trim_end_matches('0').to_owned()
 }
 
-/// Decode a `th` value: 1 to 14 hex digits (either case; we write lowercase),
-/// implicitly padded with trailing zeros. Anything else is malformed and yields `None`.
+/// Decode a `th` value: 1 to 14 lowercase hex digits, implicitly padded with
+/// trailing zeros. Anything else (upper case included) is invalid: `None`.
 pub fn decode_th(text: &str) -> Option<u64> {
     if text.is_empty() || text.len() > HEX_DIGITS {
         return None;
@@ -101,7 +101,7 @@ pub fn decode_th(text: &str) -> Option<u64> {
     Some(value << (4 * (HEX_DIGITS - text.len())))
 }
 
-/// Decode an `rv` value: exactly 14 hex digits (either case).
+/// Decode an `rv` value: exactly 14 lowercase hex digits.
 pub fn decode_rv(text: &str) -> Option<u64> {
     if text.len() != HEX_DIGITS {
         return None;
@@ -120,7 +120,6 @@ fn parse_hex(text: &str) -> Option<u64> {
         let digit = match byte {
             b'0'..=b'9' => byte - b'0',
             b'a'..=b'f' => byte - b'a' + 10,
-            b'A'..=b'F' => byte - b'A' + 10,
             _ => return None,
         };
         value = (value << 4) | u64::from(digit);
@@ -217,14 +216,14 @@ mod tests {
         for bad in ["", "g", "0x1", "123456789abcdef", " 8", "8 "] {
             assert_eq!(decode_th(bad), None, "{bad:?}");
         }
-        assert_eq!(decode_th("C"), decode_th("c"), "the tracestate grammar allows upper case");
+        assert_eq!(decode_th("C"), None, "th is lowercase hex only");
         assert_eq!(decode_th("8"), Some(1 << 55));
         assert_eq!(decode_th("ffffffffffffff"), Some(RANDOMNESS_MASK));
         assert_eq!(decode_rv("0123456789abcd"), Some(0x0123456789abcd));
         for bad in ["", "123", "0123456789abcde", "0123456789abc-"] {
             assert_eq!(decode_rv(bad), None, "{bad:?}");
         }
-        assert_eq!(decode_rv("D29D6A7215CED0"), Some(0xd29d6a7215ced0));
+        assert_eq!(decode_rv("D29D6A7215CED0"), None, "rv is lowercase hex only");
         assert_eq!(encode_rv(0xd29d6a7215ced0), "d29d6a7215ced0");
     }
 

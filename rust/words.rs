@@ -1,18 +1,57 @@
 //! Values in the words users read: numbers and strings written the way the
 //! Python they configure with would show them.
 
-/// A float as Python's `repr` shows it (`2.0`, `0.1`, `1e-07`).
+/// A float as Python's `repr` (and `str`) shows it: the shortest text that
+/// reads back as the same float (`2.0`, `0.1`, `1e-07`, `1e+16`).
 pub fn py_float(value: f64) -> String {
-    if value.is_finite() && value.fract() == 0.0 && value.abs() < 1e16 {
-        format!("{value:.1}")
+    if value.is_nan() {
+        return "nan".to_owned();
+    }
+    if value.is_infinite() {
+        return if value > 0.0 { "inf" } else { "-inf" }.to_owned();
+    }
+    // Rust's `{:e}` gives the shortest round-trip digits, as Python's repr does.
+    let scientific = format!("{value:e}");
+    let (mantissa, exponent) = scientific.split_once('e').expect("{:e} always has an exponent");
+    let exponent: i32 = exponent.parse().expect("a decimal exponent");
+    let (sign, mantissa) = mantissa.strip_prefix('-').map_or(("", mantissa), |m| ("-", m));
+    let digits: String = mantissa.chars().filter(|c| *c != '.').collect();
+    if (-4..16).contains(&exponent) {
+        let point = exponent + 1;
+        let text = if point <= 0 {
+            format!("0.{}{digits}", "0".repeat((-point) as usize))
+        } else if point as usize >= digits.len() {
+            format!("{digits}{}.0", "0".repeat(point as usize - digits.len()))
+        } else {
+            format!("{}.{}", &digits[..point as usize], &digits[point as usize..])
+        };
+        format!("{sign}{text}")
     } else {
-        format!("{value}")
+        let fraction = if digits.len() > 1 { format!(".{}", &digits[1..]) } else { String::new() };
+        let exponent_sign = if exponent < 0 { '-' } else { '+' };
+        format!("{sign}{}{fraction}e{exponent_sign}{:02}", &digits[..1], exponent.abs())
     }
 }
 
 /// A number as a user would have written it (`1000`, `0.5`).
 pub fn plain(value: f64) -> String {
     format!("{value}")
+}
+
+/// Plain data as Python's `repr` shows it (`{'tier': 'gold', 'n': 3}`).
+pub fn data_text(data: &crate::data::Data) -> String {
+    use crate::data::Data;
+    match data {
+        Data::Null => "None".to_owned(),
+        Data::Bool(b) => if *b { "True" } else { "False" }.to_owned(),
+        Data::Int(i) => i.to_string(),
+        Data::Float(f) => py_float(*f),
+        Data::Str(s) => py_str(s),
+        Data::List(items) => format!("[{}]", items.iter().map(data_text).collect::<Vec<_>>().join(", ")),
+        Data::Map(entries) => {
+            format!("{{{}}}", entries.iter().map(|(k, v)| format!("{}: {}", py_str(k), data_text(v))).collect::<Vec<_>>().join(", "))
+        }
+    }
 }
 
 /// A string as Python's `repr` shows it (`'payment'`).
@@ -61,5 +100,29 @@ mod tests {
         assert_eq!(py_str("it's"), "\"it's\"");
         assert_eq!(thousands(50_000), "50,000");
         assert_eq!(thousands(999), "999");
+    }
+
+    #[test]
+    fn floats_read_as_python_writes_them() {
+        let cases = [
+            (1.0, "1.0"),
+            (0.1, "0.1"),
+            (-2.5, "-2.5"),
+            (1e16, "1e+16"),
+            (1.5e16, "1.5e+16"),
+            (1234567890123456.0, "1234567890123456.0"),
+            (1e-5, "1e-05"),
+            (0.0001, "0.0001"),
+            (0.00012, "0.00012"),
+            (123.456, "123.456"),
+            (0.0, "0.0"),
+            (-0.0, "-0.0"),
+            (1e300, "1e+300"),
+            (5e-324, "5e-324"),
+            (f64::INFINITY, "inf"),
+        ];
+        for (value, text) in cases {
+            assert_eq!(py_float(value), text, "{value}");
+        }
     }
 }

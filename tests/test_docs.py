@@ -90,7 +90,8 @@ def _run_config(block: Block, where: str, namespace: Dict[str, object]) -> None:
     if set(document) <= set(POLICY_KEYS) and "rules" in document and isinstance(document["rules"], list):
         RuleSampler.from_file(path)
     else:
-        from_config(path).close()
+        sampler = from_config(path)
+        getattr(sampler, "close", lambda: None)()
 
 
 def _check_not_run(command: str, where: str) -> None:

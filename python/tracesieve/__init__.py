@@ -12,9 +12,10 @@ imported by the library.
 from tracesieve.adaptive import AdaptiveSampler, ErrorWindowProcessor
 from tracesieve.budget import BudgetSampler
 from tracesieve.config import ConfigError, load_config
+from tracesieve.declarative import from_config
 from tracesieve.estimate import adjusted_count
 from tracesieve.export import DedupSpanExporter, RetryingSpanExporter
-from tracesieve.pipeline import PipelineSampler, from_config
+from tracesieve.pipeline import PipelineSampler
 from tracesieve.remote import JaegerRemoteSampler
 from tracesieve.samplers import ProbabilitySampler, RuleSampler, TraceIdRatioSampler
 from tracesieve.tail import TailSamplingProcessor

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Tuple, TypedDict, Union
@@ -171,9 +172,14 @@ Source = Union[Mapping[str, Any], str, "os.PathLike[str]"]
 POLICY_KEYS = ("rules", "default_rate", "multipliers", "respect_parent", "trust_incoming", "precision")
 
 
-def load_config(source: Source) -> Dict[str, Any]:
+def load_config(source: Source, *, substitute_env: bool = False) -> Dict[str, Any]:
     """The configuration document from a mapping, or from a ``.toml``,
     ``.yaml``/``.yml`` or ``.json`` file (YAML with safe loading only).
+
+    ``substitute_env``: replace ``${VAR}``, ``${VAR:-default}`` (and ``$$``) in
+    the values of a YAML or JSON file, as OpenTelemetry's declarative
+    configuration does: after parsing, so keys and comments are never touched;
+    a plain YAML value that was a reference takes the type its text reads as.
 
     Raises :class:`ConfigError`, naming the file, for a missing or unreadable
     file, a file over 4 MiB, malformed text, nesting deeper than 32 levels, a
@@ -189,9 +195,11 @@ def load_config(source: Source) -> Dict[str, Any]:
         if suffix == ".toml":
             data = _toml(path, text)
         elif suffix in (".yaml", ".yml"):
-            data = _yaml(path, text)
+            data = _yaml(path, text, substitute_env)
         elif suffix == ".json":
             data = _json(path, text)
+            if substitute_env:
+                data = _substituted(data)
         else:
             raise ConfigError(f"{path}: unknown file type {suffix or '(none)'!r}; expected .toml, .yaml, .yml or .json")
     except RecursionError:
@@ -263,7 +271,36 @@ def _json(path: Path, text: str) -> Any:
         raise ConfigError(f"{path}: invalid JSON at line {error.lineno}, column {error.colno}: {error.msg}") from None
 
 
-def _yaml(path: Path, text: str) -> Any:
+#: ``$$``, or ``${NAME}`` / ``${env:NAME}`` with an optional ``:-default``.
+_REFERENCE = re.compile(r"\$\$|\$\{(?:env:)?([A-Za-z_][A-Za-z0-9_]*)(:-([^}]*))?\}")
+
+
+def substitute(text: str) -> str:
+    """``text`` with environment references replaced: an unset variable gives
+    its default, else nothing; ``$$`` gives ``$``."""
+
+    def replace(match: re.Match[str]) -> str:
+        if match.group(1) is None:
+            return "$"
+        value = os.environ.get(match.group(1))
+        if value is None:
+            return match.group(3) or ""
+        return value
+
+    return _REFERENCE.sub(replace, text)
+
+
+def _substituted(value: Any) -> Any:
+    if isinstance(value, str):
+        return substitute(value)
+    if isinstance(value, list):
+        return [_substituted(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _substituted(item) for key, item in value.items()}
+    return value
+
+
+def _yaml(path: Path, text: str, substitute_env: bool = False) -> Any:
     import yaml
 
     class BoundedLoader(yaml.SafeLoader):
@@ -281,8 +318,34 @@ def _yaml(path: Path, text: str) -> Any:
             finally:
                 self.depth -= 1
 
+    def substitute_nodes(loader: BoundedLoader, root: Any) -> None:
+        seen = set()
+        stack = [root]
+        while stack:
+            node = stack.pop()
+            if id(node) in seen:
+                continue
+            seen.add(id(node))
+            if isinstance(node, yaml.ScalarNode):
+                value = substitute(node.value)
+                if value != node.value:
+                    node.value = value
+                    if node.style is None:  # a plain value reads as what it now says
+                        node.tag = loader.resolve(yaml.ScalarNode, value, (True, False))
+            elif isinstance(node, yaml.SequenceNode):
+                stack.extend(node.value)
+            elif isinstance(node, yaml.MappingNode):
+                stack.extend(value for _, value in node.value)  # values only: keys are never substituted
+
     try:
-        data = yaml.load(text, Loader=BoundedLoader)
+        loader = BoundedLoader(text)
+        try:
+            root = loader.get_single_node()
+            if root is not None and substitute_env:
+                substitute_nodes(loader, root)
+            data = None if root is None else loader.construct_document(root)
+        finally:
+            loader.dispose()
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""

@@ -19,8 +19,10 @@ import math
 import os
 from typing import Any, Callable, Dict, Optional
 
+from opentelemetry.sdk.trace.sampling import Sampler
+
 from tracesieve.config import ConfigError
-from tracesieve.samplers import ProbabilitySampler, TraceIdRatioSampler, _NativeSampler
+from tracesieve.samplers import ProbabilitySampler, TraceIdRatioSampler
 
 _logger = logging.getLogger("tracesieve.config")
 _DEFAULT_RATE = 1.0
@@ -51,16 +53,16 @@ def fallback_rate() -> float:
         return DEFAULT_FALLBACK_RATE
 
 
-def _never_fail_open(entry_point: str, build: Callable[[], _NativeSampler]) -> _NativeSampler:
+def _never_fail_open(entry_point: str, build: Callable[[], Sampler], what: str = "") -> Sampler:
     """``build()``, or, on a configuration mistake, the logged conservative fallback."""
     try:
         return build()
     except ConfigError as error:
         rate = fallback_rate()
         _logger.error(
-            "tracesieve: OTEL_TRACES_SAMPLER=%s is misconfigured: %s. Sampling %g%% of traces (%s) until it is fixed; "
+            "tracesieve: %s is misconfigured: %s. Sampling %g%% of traces (%s) until it is fixed; "
             "`tracesieve check FILE` validates a configuration file.",
-            entry_point,
+            what or f"OTEL_TRACES_SAMPLER={entry_point}",
             error,
             rate * 100,
             FALLBACK_VARIABLE,
@@ -76,12 +78,12 @@ def _rate_from_arg(arg: Optional[str]) -> float:
     return _parse_rate("OTEL_TRACES_SAMPLER_ARG", arg)
 
 
-def probability_from_arg(arg: Optional[str] = None) -> _NativeSampler:
+def probability_from_arg(arg: Optional[str] = None) -> Sampler:
     """``OTEL_TRACES_SAMPLER=tracesieve_probability``."""
     return _never_fail_open("tracesieve_probability", lambda: ProbabilitySampler(_rate_from_arg(arg)))
 
 
-def traceidratio_from_arg(arg: Optional[str] = None) -> _NativeSampler:
+def traceidratio_from_arg(arg: Optional[str] = None) -> Sampler:
     """``OTEL_TRACES_SAMPLER=tracesieve_traceidratio``."""
     return _never_fail_open("tracesieve_traceidratio", lambda: TraceIdRatioSampler(_rate_from_arg(arg)))
 
@@ -103,7 +105,7 @@ def _path(arg: Optional[str], variable: str, what: str) -> str:
     return path
 
 
-def rules_from_arg(arg: Optional[str] = None) -> _NativeSampler:
+def rules_from_arg(arg: Optional[str] = None) -> Sampler:
     """``OTEL_TRACES_SAMPLER=tracesieve_rules``: the argument (or ``TRACESIEVE_RULES``)
     is the path of a ``.toml``, ``.yaml`` or ``.json`` rules file."""
     from tracesieve.samplers import RuleSampler
@@ -111,17 +113,17 @@ def rules_from_arg(arg: Optional[str] = None) -> _NativeSampler:
     return _never_fail_open("tracesieve_rules", lambda: RuleSampler.from_file(_path(arg, "TRACESIEVE_RULES", "rules file")))
 
 
-def rules_default() -> _NativeSampler:
+def rules_default() -> Sampler:
     """Declarative configuration: the rules file named by ``TRACESIEVE_RULES``."""
     return rules_from_arg(None)
 
 
-def pipeline_from_arg(arg: Optional[str] = None) -> _NativeSampler:
+def pipeline_from_arg(arg: Optional[str] = None) -> Sampler:
     """``OTEL_TRACES_SAMPLER=tracesieve``: the argument (or ``TRACESIEVE_CONFIG``)
     is the path of a ``.toml``, ``.yaml`` or ``.json`` pipeline configuration."""
     from tracesieve.pipeline import from_config
 
-    def build() -> _NativeSampler:
+    def build() -> Sampler:
         sampler = from_config(_path(arg, "TRACESIEVE_CONFIG", "pipeline configuration"))
         if sampler.processor is not None:
             _attach_when_installed(sampler)
@@ -154,27 +156,33 @@ def _attach_when_installed(sampler: Any, timeout: float = 30.0) -> None:
     threading.Thread(target=attach, name="tracesieve-attach-processor", daemon=True).start()
 
 
-def pipeline_default() -> _NativeSampler:
-    """Declarative configuration: the pipeline file named by ``TRACESIEVE_CONFIG``."""
-    return pipeline_from_arg(None)
+def pipeline_default() -> Sampler:
+    """Declarative configuration: this sampler's ``tracesieve`` node of the file
+    ``OTEL_CONFIG_FILE`` names (a pipeline, or a composite section), else the
+    pipeline file ``TRACESIEVE_CONFIG`` names."""
+    from tracesieve import declarative
+
+    def build() -> Sampler:
+        node = declarative.next_plugin_node()
+        if node is None:
+            return pipeline_from_arg(None)
+        where, path, spec = node
+        sampler = declarative.plugin_sampler(spec, path, where)
+        if getattr(sampler, "processor", None) is not None:
+            _attach_when_installed(sampler)
+        return sampler
+
+    return _never_fail_open(declarative.PLUGIN, build, f"the tracesieve sampler in {declarative.CONFIG_FILE_VARIABLE}")
 
 
 #: The specification's argument keys for the Jaeger remote sampler.
 _JAEGER_KEYS = {"endpoint", "pollingIntervalMs", "initialSamplingRate"}
 
 
-def _service_name() -> str:
-    """``OTEL_SERVICE_NAME``, else ``service.name`` in ``OTEL_RESOURCE_ATTRIBUTES``,
-    else the SDK's default, as the SDK's resource detection reads them."""
-    from opentelemetry.sdk.resources import SERVICE_NAME, Resource
+def _jaeger_remote(arg: Optional[str], respect_parent: bool, entry_point: str) -> Sampler:
+    from tracesieve.remote import DEFAULT_ENDPOINT, JaegerRemoteSampler, resource_service_name
 
-    return str(Resource.create().attributes.get(SERVICE_NAME) or "unknown_service")
-
-
-def _jaeger_remote(arg: Optional[str], respect_parent: bool, entry_point: str) -> _NativeSampler:
-    from tracesieve.remote import DEFAULT_ENDPOINT, JaegerRemoteSampler
-
-    def build() -> _NativeSampler:
+    def build() -> Sampler:
         settings: Dict[str, str] = {}
         for part in (arg or "").split(","):
             if not part.strip():
@@ -190,7 +198,7 @@ def _jaeger_remote(arg: Optional[str], respect_parent: bool, entry_point: str) -
         interval_ms = _parse_number("pollingIntervalMs", settings.get("pollingIntervalMs", "60000"))
         rate = _parse_rate("initialSamplingRate", settings.get("initialSamplingRate", "0.001"))
         return JaegerRemoteSampler(
-            _service_name(),
+            resource_service_name(),
             endpoint=settings.get("endpoint", DEFAULT_ENDPOINT),
             polling_interval=interval_ms / 1000.0,
             initial_rate=rate,
@@ -210,13 +218,13 @@ def _parse_number(name: str, text: str) -> float:
     return value
 
 
-def jaeger_remote_from_arg(arg: Optional[str] = None) -> _NativeSampler:
+def jaeger_remote_from_arg(arg: Optional[str] = None) -> Sampler:
     """``OTEL_TRACES_SAMPLER=jaeger_remote``: every span decided by the remote
     strategy (``OTEL_TRACES_SAMPLER_ARG=endpoint=...,pollingIntervalMs=...,initialSamplingRate=...``)."""
     return _jaeger_remote(arg, respect_parent=False, entry_point="jaeger_remote")
 
 
-def parentbased_jaeger_remote_from_arg(arg: Optional[str] = None) -> _NativeSampler:
+def parentbased_jaeger_remote_from_arg(arg: Optional[str] = None) -> Sampler:
     """``OTEL_TRACES_SAMPLER=parentbased_jaeger_remote``: root spans by the remote
     strategy, children follow their parent."""
     return _jaeger_remote(arg, respect_parent=True, entry_point="parentbased_jaeger_remote")

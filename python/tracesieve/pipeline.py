@@ -37,34 +37,13 @@ def build(document: Mapping[str, Any], *, clock: Any = None, signals: Any = None
     description lines). ``previous``: the native sampler a reload replaces,
     whose pacing and rate limit carry over. Errors are ``ConfigError``
     prefixed with ``where``."""
-    document, budget_store = _records(document, clock)
+    document, budget_store = record.resolve_pipeline(document, clock)
     try:
         return _core.NativeSampler.pipeline(
             document, clock=clock, signals=signals, previous=previous, budget_store=budget_store, class_name="PipelineSampler"
         )
     except ConfigError as error:
         raise ConfigError(f"{where}{error}") from None
-
-
-def _records(document: Mapping[str, Any], clock: Any) -> Tuple[Mapping[str, Any], Optional[str]]:
-    """The document with ``store = "memory"`` or ``"host"`` resolved, and where
-    its budget alone keeps its state when the document names no store: its
-    host record (see ``tracesieve.record``), or None."""
-    if not isinstance(document, Mapping):
-        return document, None
-    store = document.get("store")
-    budget = document.get("budget")
-    budget = budget if isinstance(budget, Mapping) else None
-    name = budget.get("name") if budget is not None and isinstance(budget.get("name"), str) else None
-    if store in (record.MEMORY, record.HOST):
-        resolved = {key: value for key, value in document.items() if key != "store"}
-        url = record.default_store(name) if store == record.HOST else None
-        if url is not None:
-            resolved["store"] = url
-        return resolved, None
-    if store is None and budget is not None:
-        return document, record.budget_store(None, name, state_file=budget.get("state_path") is not None, clock=clock is not None)
-    return document, None
 
 
 def stage(resolved: Dict[str, Any], name: str) -> Optional[Dict[str, Any]]:

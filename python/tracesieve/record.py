@@ -19,7 +19,7 @@ import stat
 import sys
 import urllib.parse
 from pathlib import Path
-from typing import Optional, Set, Tuple
+from typing import Any, Mapping, Optional, Set, Tuple
 
 import platformdirs
 
@@ -123,3 +123,24 @@ def budget_store(store: Optional[str], name: Optional[str], *, state_file: bool,
     if store == HOST:
         return default_store(name)
     return store
+
+
+def resolve_pipeline(document: Mapping[str, Any], clock: Any) -> Tuple[Mapping[str, Any], Optional[str]]:
+    """A pipeline document with ``store = "memory"`` or ``"host"`` resolved, and
+    where its budget alone keeps its state when the document names no store:
+    its host record, or None (this process's memory)."""
+    if not isinstance(document, Mapping):
+        return document, None
+    store = document.get("store")
+    budget = document.get("budget")
+    budget = budget if isinstance(budget, Mapping) else None
+    name = budget.get("name") if budget is not None and isinstance(budget.get("name"), str) else None
+    if store in (MEMORY, HOST):
+        resolved = {key: value for key, value in document.items() if key != "store"}
+        url = default_store(name) if store == HOST else None
+        if url is not None:
+            resolved["store"] = url
+        return resolved, None
+    if store is None and budget is not None:
+        return document, budget_store(None, name, state_file=budget.get("state_path") is not None, clock=clock is not None)
+    return document, None

@@ -34,6 +34,14 @@ DEFAULT_ENDPOINT = "http://localhost:5778"
 MAX_REDIRECTS = 3
 
 
+def resource_service_name() -> str:
+    """``OTEL_SERVICE_NAME``, else ``service.name`` in ``OTEL_RESOURCE_ATTRIBUTES``,
+    else the SDK's default, as the SDK's resource detection reads them."""
+    from opentelemetry.sdk.resources import SERVICE_NAME, Resource
+
+    return str(Resource.create().attributes.get(SERVICE_NAME) or "unknown_service")
+
+
 class StrategyPoller:
     """Fetches the strategy of ``service_name`` from ``endpoint`` (an HTTP base
     URL, or ``file:///path.json``) every ``interval`` seconds (with ``jitter``,

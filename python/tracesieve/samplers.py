@@ -160,12 +160,25 @@ class TraceIdRatioSampler(_NativeSampler):
     ``ParentBased(TraceIdRatioBased(rate))``.
     """
 
+    #: The trace id bits compared, as on the SDK's class: the low 64.
+    TRACE_ID_LIMIT = (1 << 64) - 1
+
     def __init__(self, rate: float = 1.0, *, respect_parent: bool = True, defer: bool = False, trust_incoming: bool = True):
         self._bind(
             _core.NativeSampler.trace_id_ratio(rate, respect_parent=respect_parent, class_name=type(self).__name__),
             defer,
             trust_incoming,
         )
+
+    @classmethod
+    def get_bound_for_rate(cls, rate: float) -> int:
+        """The SDK's bound for ``rate``: a trace is kept iff its id's low 64 bits are below it."""
+        return round(rate * (cls.TRACE_ID_LIMIT + 1))
+
+    @property
+    def bound(self) -> int:
+        """This sampler's bound (see :meth:`get_bound_for_rate`)."""
+        return self.get_bound_for_rate(self.rate)
 
 
 class RuleSampler(_NativeSampler):

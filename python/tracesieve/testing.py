@@ -455,9 +455,17 @@ def pacing_cases() -> Dict[str, PacingCase]:
         PacingCase("restart every 6 h, state file, 1 req/s", 10_000, rate=1, restart_every=6 * HOUR),
         PacingCase("restart every 10 min, state file, 1 req/s", 10_000, rate=1, restart_every=600),
         PacingCase(
-            "first start on 5 Jan, host record, 2,000 spans in 2 s", 10**9, rate=1000, start=4 * DAY, duration=2, state_file=False, host_record=True
+            "first start on 5 Jan, host record, 2,000 spans in 2 s",
+            10**9,
+            rate=1000,
+            start=4 * DAY,
+            duration=2,
+            state_file=False,
+            host_record=True,
         ),
-        PacingCase("first start on 5 Jan, no record (memory), 2,000 spans in 2 s", 10**9, rate=1000, start=4 * DAY, duration=2, state_file=False),
+        PacingCase(
+            "first start on 5 Jan, no record (memory), 2,000 spans in 2 s", 10**9, rate=1000, start=4 * DAY, duration=2, state_file=False
+        ),
         PacingCase("restart every 10 min, host record, 1 req/s", 10_000, rate=1, restart_every=600, state_file=False, host_record=True),
         PacingCase("restart every 10 min, no record (memory), 1 req/s", 10_000, rate=1, restart_every=600, state_file=False),
         PacingCase(

@@ -6,6 +6,7 @@ mod convert;
 mod dedup;
 mod errors;
 mod fleet;
+mod foreign;
 mod otel_api;
 mod py_clock;
 mod sampler;
@@ -92,6 +93,20 @@ mod _core {
     fn read_ot(value: &str) -> (Option<u64>, Option<u64>) {
         let fields = ot_entry::read(value);
         (fields.th, fields.rv)
+    }
+
+    /// `(th, rv, others)` of an `ot` value by the specification's rules: an
+    /// invalid `th` or `rv` is None; `others` are the remaining sub-keys, in
+    /// order. A malformed value gives `(None, None, None)`.
+    #[pyfunction]
+    fn parse_ot(value: &str) -> (Option<u64>, Option<u64>, Option<Vec<String>>) {
+        match ot_entry::others(value) {
+            Some(others) => {
+                let fields = ot_entry::read(value);
+                (fields.th, fields.rv, Some(others.into_iter().map(str::to_owned).collect()))
+            }
+            None => (None, None, None),
+        }
     }
 
     /// The `ot` value with `th` set (or removed when None); None when nothing remains.

@@ -91,7 +91,15 @@ pub fn build<'py>(
     if !decision.sampled {
         return match parent {
             None => Ok(api.drop_root.bind(py).clone()),
-            Some(parent) => new_result(py, api, api.decision_drop.bind(py), api.empty_attributes.bind(py), &passed_on(py, api, parent)?),
+            Some(parent) => {
+                // A composite's drop removes `th` (the rest of `ot` stays).
+                let trace_state = if decision.th == ThUpdate::Erase && parent.ot_value.is_some() && !parent.strip_ot {
+                    new_trace_state(py, api, Some(parent), None)?
+                } else {
+                    passed_on(py, api, parent)?
+                };
+                new_result(py, api, api.decision_drop.bind(py), api.empty_attributes.bind(py), &trace_state)
+            }
         };
     }
     let trace_state = match (decision.th, parent) {
@@ -135,13 +143,16 @@ pub fn record_only<'py>(
     new_result(py, api, api.decision_record_only.bind(py), &attributes, &trace_state)
 }
 
-/// The parent's tracestate as children inherit it: as it is, or without its
-/// `ot` entry when the parent is not trusted.
+/// The parent's tracestate as children inherit it: as it is; without its `ot`
+/// entry when the parent is not trusted or the entry is malformed; without an
+/// invalid `th` or `rv` (the rest of the entry kept).
 fn passed_on<'py>(py: Python<'py>, api: &OtelApi, parent: &Parent<'py>) -> PyResult<Bound<'py, PyAny>> {
     if parent.strip_ot {
-        new_trace_state(py, api, Some(parent), None)
-    } else {
-        Ok(parent.trace_state.clone())
+        return new_trace_state(py, api, Some(parent), None);
+    }
+    match parent.ot_form {
+        ot_entry::Form::Sound => Ok(parent.trace_state.clone()),
+        _ => new_trace_state(py, api, Some(parent), parent.ot_th),
     }
 }
 

@@ -19,6 +19,10 @@ pub struct Parent<'py> {
     pub ot_value: Option<Bound<'py, PyString>>,
     /// The parent's `ot` entry is not passed on (a remote parent not trusted).
     pub strip_ot: bool,
+    /// Whether the `ot` entry can be passed on as it is (see [`ot_entry::Form`]).
+    pub ot_form: ot_entry::Form,
+    /// The parent's valid `th`, kept when an invalid sub-key is cleaned out.
+    pub ot_th: Option<u64>,
 }
 
 /// Facts for the plan plus the parent objects; `ok` is false when some input
@@ -99,7 +103,17 @@ fn read_parent<'py>(py: Python<'py>, api: &OtelApi, parent_context: &Bound<'py, 
     let flags = fields.get_item(3)?;
     let sampled = trace_id_low64(&flags).is_some_and(|f| f & 1 == 1);
     let trace_state = fields.get_item(4)?;
+    let (entries, ot_value, reading) = trace_state_parts(py, api, &trace_state)?;
+    let ot = reading.fields;
+    let parent = Parent { trace_state, entries, ot_value, strip_ot: false, ot_form: reading.form, ot_th: ot.th };
+    Ok(Some((ParentFacts { sampled, remote, ot }, parent)))
+}
 
+type TraceStateParts<'py> = (Option<Bound<'py, PyDict>>, Option<Bound<'py, PyString>>, ot_entry::Reading);
+
+/// A tracestate's entries (as a dict, for a stock `TraceState`), its raw `ot`
+/// value and what that value says.
+fn trace_state_parts<'py>(py: Python<'py>, api: &OtelApi, trace_state: &Bound<'py, PyAny>) -> PyResult<TraceStateParts<'py>> {
     let mut entries = None;
     let mut ot_value = None;
     if trace_state.get_type().is(api.trace_state_type.bind(py)) {
@@ -112,11 +126,32 @@ fn read_parent<'py>(py: Python<'py>, api: &OtelApi, parent_context: &Bound<'py, 
             ot_value = value.cast_into::<PyString>().ok();
         }
     }
-    let ot = match &ot_value {
-        Some(value) => ot_entry::read(value.to_str().unwrap_or("")),
+    let reading = match &ot_value {
+        // An `ot` value that is not valid text is malformed.
+        Some(value) => value.to_str().map_or(ot_entry::Reading { form: ot_entry::Form::Malformed, ..Default::default() }, ot_entry::parse),
         None => Default::default(),
     };
-    Ok(Some((ParentFacts { sampled, remote, ot }, Parent { trace_state, entries, ot_value, strip_ot: false })))
+    Ok((entries, ot_value, reading))
+}
+
+/// Take the parent's tracestate from `trace_state` (the SDK's composite
+/// sampler reads the one its caller passes) instead of the parent context.
+/// A root span has no parent tracestate to replace.
+pub fn use_trace_state<'py>(py: Python<'py>, api: &OtelApi, input: &mut SpanInput<'py>, trace_state: &Bound<'py, PyAny>) {
+    let (Some(facts), Some(parent)) = (input.facts.parent.as_mut(), input.parent.as_mut()) else { return };
+    let Ok((entries, ot_value, reading)) = trace_state_parts(py, api, trace_state) else {
+        input.ok = false;
+        return;
+    };
+    facts.ot = reading.fields;
+    *parent = Parent {
+        trace_state: trace_state.clone(),
+        entries,
+        ot_value,
+        strip_ot: parent.strip_ot,
+        ot_form: reading.form,
+        ot_th: reading.fields.th,
+    };
 }
 
 /// The current context, read straight from the SDK's ContextVar while the stock

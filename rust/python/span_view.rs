@@ -7,9 +7,10 @@ use std::sync::OnceLock;
 
 use pyo3::ffi;
 use pyo3::prelude::*;
-use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyString};
+use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
 use smallvec::SmallVec;
 
+use super::foreign::ForeignCalls;
 use super::otel_api::OtelApi;
 use crate::rules::condition::AttrValue;
 use crate::rules::{self, SpanView};
@@ -127,9 +128,12 @@ pub struct PySpanView<'a, 'py> {
     kind: Option<usize>,
     root: bool,
     converted: SmallVec<[Converted; 8]>,
-    held: SmallVec<[Bound<'py, PyAny>; 8]>,
+    /// The attribute values by key, which also keep `converted`'s strings alive.
+    held: SmallVec<[Option<Bound<'py, PyAny>>; 8]>,
     /// Which key holds the route (None: the span name), found on first use.
     route_key: OnceCell<Option<usize>>,
+    /// Python composables and predicates of a composite sampler, with the call's arguments.
+    foreign: Option<&'a ForeignCalls<'a, 'py>>,
 }
 
 impl<'a, 'py> PySpanView<'a, 'py> {
@@ -148,8 +152,9 @@ impl<'a, 'py> PySpanView<'a, 'py> {
             kind,
             root,
             converted: SmallVec::from_elem(Converted::Absent, keys.keys.len()),
-            held: SmallVec::new(),
+            held: SmallVec::from_elem(None, keys.keys.len()),
             route_key: OnceCell::new(),
+            foreign: None,
         };
         if let Some(attributes) = attributes {
             view.read(attributes, keys);
@@ -157,9 +162,15 @@ impl<'a, 'py> PySpanView<'a, 'py> {
         view
     }
 
+    /// The same view, able to call a composite sampler's Python parts.
+    pub fn with_foreign(mut self, foreign: &'a ForeignCalls<'a, 'py>) -> Self {
+        self.foreign = Some(foreign);
+        self
+    }
+
     fn store(&mut self, index: usize, value: Bound<'py, PyAny>) {
         self.converted[index] = convert(&value);
-        self.held.push(value);
+        self.held[index] = Some(value);
     }
 
     /// Read the table's keys from `attributes`. A small dict is scanned once
@@ -228,6 +239,29 @@ impl SpanView for PySpanView<'_, '_> {
         })
     }
 
+    fn any_attribute_text(&self, key: usize, test: &mut dyn FnMut(&str) -> bool) -> bool {
+        let Some(Some(value)) = self.held.get(key) else { return false };
+        if let Some(AttrValue::Str(text)) = self.attribute(key) {
+            return test(text);
+        }
+        // A sequence is matched item by item (not a str: that was handled above).
+        if value.is_instance_of::<PyTuple>() || value.is_instance_of::<PyList>() {
+            if let Ok(items) = value.try_iter() {
+                return items.flatten().any(|item| text_of(&item, test));
+            }
+            return false;
+        }
+        text_of(value, test)
+    }
+
+    fn foreign_predicate(&self, slot: usize) -> bool {
+        self.foreign.is_some_and(|foreign| foreign.predicate(slot))
+    }
+
+    fn foreign_intent(&self, slot: usize) -> crate::composable::ForeignIntent {
+        self.foreign.map(|foreign| foreign.intent(slot)).unwrap_or_default()
+    }
+
     #[inline]
     fn route(&self) -> &str {
         let key =
@@ -236,6 +270,20 @@ impl SpanView for PySpanView<'_, '_> {
             Some(AttrValue::Str(route)) => route,
             _ => self.name,
         }
+    }
+}
+
+/// Whether `str(value)` satisfies `test`; a value whose `str()` fails matches nothing.
+fn text_of(value: &Bound<'_, PyAny>, test: &mut dyn FnMut(&str) -> bool) -> bool {
+    if let Ok(text) = value.cast::<PyString>() {
+        return text.to_str().is_ok_and(&mut *test);
+    }
+    if let Ok(b) = value.cast_exact::<PyBool>() {
+        return test(if b.is_true() { "True" } else { "False" });
+    }
+    match value.str() {
+        Ok(text) => text.to_str().is_ok_and(test),
+        Err(_) => false,
     }
 }
 

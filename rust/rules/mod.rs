@@ -54,6 +54,27 @@ pub trait SpanView {
     fn route(&self) -> &str {
         route(self)
     }
+    /// Whether some value of attribute `key` (each item of a sequence on its
+    /// own), written as Python's `str()` writes it, satisfies `test`.
+    fn any_attribute_text(&self, key: usize, test: &mut dyn FnMut(&str) -> bool) -> bool {
+        match self.attribute(key) {
+            Some(AttrValue::Str(text)) => test(text),
+            Some(AttrValue::Int(i)) => test(&i.to_string()),
+            Some(AttrValue::Float(f)) => test(&crate::words::py_float(f)),
+            Some(AttrValue::Bool(b)) => test(if b { "True" } else { "False" }),
+            _ => false,
+        }
+    }
+    /// A composable predicate written in Python, by its slot (a view with no
+    /// Python behind it has none: false).
+    fn foreign_predicate(&self, _slot: usize) -> bool {
+        false
+    }
+    /// A composable sampler written in Python, by its slot (a view with no
+    /// Python behind it has none: a drop).
+    fn foreign_intent(&self, _slot: usize) -> crate::composable::ForeignIntent {
+        crate::composable::ForeignIntent::default()
+    }
 }
 
 #[derive(Debug)]

@@ -48,6 +48,7 @@ def test_the_oracle_follows_a_parent_and_erases_an_inconsistent_th():
     assert inconsistent.decision.is_sampled() and "ot" not in inconsistent.trace_state
 
 
-def test_ot_parsing_skips_malformed_members():
-    assert parse_ot("th:8;bad;rv:0123456789abcd;X:y") == [("th", "8"), ("rv", "0123456789abcd")]
-    assert parse_ot("a" * 300) == []
+def test_ot_parsing_follows_the_grammar():
+    assert parse_ot("th:8;rv:0123456789abcd;x:Y") == [("th", "8"), ("rv", "0123456789abcd"), ("x", "Y")]
+    for malformed in ["th:8;bad;rv:0123456789abcd", "th:8;X:y", "th:8;", "th:8;th:c", "a:" + "b" * 300, ""]:
+        assert parse_ot(malformed) is None, malformed

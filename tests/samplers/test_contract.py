@@ -138,22 +138,3 @@ def test_results_held_by_the_caller_are_never_changed_by_later_decisions(cls):
     assert dict(second.attributes) == {"n": 2} and second.trace_state.get("v") == "1"
     assert dict(third.attributes) == {"n": 3}
     assert len({id(first), id(second), id(third)}) == 3
-
-
-def test_upper_case_hex_in_the_ot_entry_is_read_and_written_lower_case():
-    """Regression: `th:C` and `rv:D29D6A7215CED0` read as absent, so a sampler
-    could keep a span whose own rv is below the th it wrote. The tracestate
-    grammar allows A-F: read both cases, write lowercase."""
-    entries = [("ot", "th:C;rv:D29D6A7215CED0")]
-    high_trace_id = (1 << 56) - 1  # would keep at any rate if rv were ignored
-    at_quarter = ProbabilitySampler(0.25, respect_parent=False).should_sample(
-        parent_context(high_trace_id, True, entries), high_trace_id, "s"
-    )
-    assert at_quarter.decision.is_sampled()
-    assert ot_value(at_quarter.trace_state) == "th:c;rv:d29d6a7215ced0"
-    # rv 0xd29d... is below the 10% threshold 0xe6666...: dropped, whatever the trace id says.
-    at_tenth = ProbabilitySampler(0.1, respect_parent=False).should_sample(parent_context(high_trace_id, True, entries), high_trace_id, "s")
-    assert not at_tenth.decision.is_sampled()
-    # A parent-based child keeps the parent's th (consistent with rv 0xd29d... >= 0xc0...).
-    child = ProbabilitySampler(0.0).should_sample(parent_context(high_trace_id, True, entries), high_trace_id, "s")
-    assert child.decision.is_sampled() and ot_value(child.trace_state) == "th:C;rv:D29D6A7215CED0"

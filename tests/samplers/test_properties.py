@@ -75,9 +75,22 @@ def test_any_threshold_round_trips(threshold):
     ot=st.one_of(
         st.none(),
         st.sampled_from(
-            ["th:8", "th:0", "th:fd70a4", "rv:00000000000000", "rv:ffffffffffffff", "th:c;rv:abcdef01234567", "th:C;rv:D29D6A7215CED0"]
+            [
+                "th:8",
+                "th:0",
+                "th:fd70a4",
+                "rv:00000000000000",
+                "rv:ffffffffffffff",
+                "th:c;rv:abcdef01234567",
+                "th:C;rv:D29D6A7215CED0",
+                "th:c;rv:D29D6A7215CED0;k:v",
+                "th:1;",
+                "th:8;th:c",
+                "rv:123;k:v",
+                "X:1;th:8",
+            ]
         ),
-        st.from_regex(r"\A((th|rv|x[0-9]?):[0-9a-fA-F]{1,14};){0,3}(th|rv):[0-9a-fA-F]{1,14}\Z"),
+        st.from_regex(r"\A((th|rv|x[0-9]?|X):[0-9a-fA-F.]{0,15};){0,3}(th|rv):[0-9a-fA-F]{0,15};?\Z"),
     ),
 )
 def test_decision_and_tracestate_equal_the_pure_python_reference(trace_id, rate, parent, respect_parent, ot):

@@ -9,17 +9,23 @@ from typing import Any
 
 def add_parser(commands: Any) -> None:
     parser = commands.add_parser("check", help="validate a configuration and print the compiled policy in plain words")
-    parser.add_argument("config", help="a pipeline configuration or a rules file (.toml, .yaml or .json)")
+    parser.add_argument(
+        "config",
+        help="a pipeline configuration, a rules file (.toml, .yaml or .json), or an OpenTelemetry configuration file",
+    )
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from tracesieve.config import POLICY_KEYS, ConfigError, load_config
+    from tracesieve.declarative import is_otel_config
     from tracesieve.pipeline import build
     from tracesieve.samplers import RuleSampler
 
-    document = load_config(args.config)  # the file is read once
+    document = load_config(args.config)
     where = f"{args.config}: "
+    if is_otel_config(document):
+        return check_otel_config(args.config)
     if isinstance(document.get("rules"), list) and set(document) <= set(POLICY_KEYS):
         try:
             sampler = RuleSampler(**document)
@@ -32,4 +38,37 @@ def run(args: argparse.Namespace) -> int:
     print(f"{args.config}: valid {kind} ({description})")
     for line in lines:
         print(f"  {line}")
+    return 0
+
+
+def check_otel_config(path: str) -> int:
+    """An OpenTelemetry configuration file: its sampler section built as the
+    SDK would build it (tracesieve's nodes natively), and, when the SDK's
+    configuration package is installed, the whole file against its schema."""
+    from tracesieve.config import ConfigError
+    from tracesieve.declarative import PARENT_BASED_ORDER, from_otel_config
+
+    sampler = from_otel_config(path)
+    schema = "the rest of the file was not checked (pip install opentelemetry-configuration to check it too)"
+    try:
+        from opentelemetry.configuration import ConfigurationError, load_config_file
+    except ImportError:
+        pass
+    else:
+        try:
+            load_config_file(path)
+        except ConfigurationError as error:
+            raise ConfigError(f"{path}: {error}") from None
+        schema = "the whole file is valid for the OpenTelemetry SDK's configuration (opentelemetry-configuration)"
+    print(f"{path}: valid OpenTelemetry configuration; tracer_provider.sampler: {sampler.get_description()}")
+    # A parent_based sampler's delegates (the SDK keeps them as attributes of these names).
+    parts = [(name, getattr(sampler, f"_{name}", None)) for name in PARENT_BASED_ORDER]
+    for name, delegate in [("", sampler), *parts]:
+        lines = getattr(delegate, "description", None)
+        if isinstance(lines, list):
+            if name:
+                print(f"  {name}: {delegate.get_description()}")  # type: ignore[union-attr]
+            for line in lines:
+                print(f"  {'  ' if name else ''}{line}")
+    print(f"  {schema}")
     return 0

@@ -38,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
     from opentelemetry.trace import SpanKind
 
     from tracesieve.cli.usage import UsageError
-    from tracesieve.pipeline import from_config
+    from tracesieve.declarative import from_config
 
     attributes: Dict[str, Any] = {}
     for item in args.attr:
@@ -51,8 +51,11 @@ def run(args: argparse.Namespace) -> int:
     except ValueError:
         raise UsageError(f"--at: {args.at!r} is not an ISO 8601 time such as 2026-01-15T12:00:00+09:00") from None
     sampler = from_config(args.config)
+    explain = getattr(sampler, "explain", None)
+    if explain is None:
+        raise UsageError(f"{args.config}: its sampler, {sampler.get_description()}, is not tracesieve's; nothing to explain")
     kind = getattr(SpanKind, args.kind.upper()) if args.kind else None
-    walk = sampler.explain(args.name, attributes, kind=kind, parent=args.child, now=now)
+    walk = explain(args.name, attributes, kind=kind, parent=args.child, now=now)
     for line in walk["lines"]:
         print(line)
     return 0

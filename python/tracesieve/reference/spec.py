@@ -7,6 +7,7 @@ against it; benchmarks run it beside them. Not for production use.
 from __future__ import annotations
 
 import math
+import re
 from typing import List, Optional, Sequence, Tuple
 
 from opentelemetry.context import Context
@@ -38,28 +39,50 @@ def threshold_to_th(threshold: int) -> str:
     return "0" if threshold == 0 else f"{threshold:014x}".rstrip("0")
 
 
-def parse_ot(value: Optional[str]) -> List[Tuple[str, str]]:
-    """The well-formed ``key:value`` sub-keys of an `ot` tracestate value, in order."""
-    fields: List[Tuple[str, str]] = []
+_MEMBER = re.compile(r"[a-z][a-z0-9]*:[A-Za-z0-9._-]*")
+_TH = re.compile(r"[0-9a-f]{1,14}")
+_RV = re.compile(r"[0-9a-f]{14}")
+
+
+def parse_ot(value: Optional[str]) -> Optional[List[Tuple[str, str]]]:
+    """The ``key:value`` sub-keys of an `ot` tracestate value, in order, or None
+    when the value breaks the grammar (tracestate-handling.md: members joined by
+    `;`, unique keys, at most 256 characters)."""
     if not value or len(value) > 256:
-        return fields
-    for member in value.split(";"):
-        key, sep, sub_value = member.partition(":")
-        if sep and key.isascii() and key[:1].islower() and key.isalnum() and key == key.lower():
-            if sub_value.isascii() and all(c.isalnum() or c in "._-" for c in sub_value):
-                fields.append((key, sub_value))
+        return None
+    members = value.split(";")
+    if not all(_MEMBER.fullmatch(member) for member in members):
+        return None
+    fields = [(member.partition(":")[0], member.partition(":")[2]) for member in members]
+    if len({key for key, _ in fields}) != len(fields):
+        return None
     return fields
 
 
-def _hex_field(fields: List[Tuple[str, str]], key: str, exact: bool) -> Optional[int]:
-    values = [v for k, v in fields if k == key]
-    if len(values) != 1:
+def _hex_field(fields: Optional[List[Tuple[str, str]]], key: str) -> Optional[int]:
+    """A valid `th` (1 to 14 lowercase hex digits) or `rv` (exactly 14), else None."""
+    text = dict(fields or []).get(key)
+    if text is None or not (_RV if key == "rv" else _TH).fullmatch(text):
         return None
-    text = values[0]
-    # The tracestate grammar allows either case; what we write is lowercase.
-    if not text or len(text) > 14 or (exact and len(text) != 14) or any(c not in "0123456789abcdefABCDEF" for c in text):
-        return None
-    return int(text, 16) << (0 if exact else 4 * (14 - len(text)))
+    return int(text, 16) << (0 if key == "rv" else 4 * (14 - len(text)))
+
+
+def _sound(fields: Optional[List[Tuple[str, str]]]) -> bool:
+    """No `th` or `rv` in the value that is invalid."""
+    keys = dict(fields or [])
+    return all(key not in keys or _hex_field(fields, key) is not None for key in ("th", "rv"))
+
+
+def inherited(state: Optional[TraceState], fields: Optional[List[Tuple[str, str]]]) -> Optional[TraceState]:
+    """The parent's tracestate as a child inherits it: a malformed `ot` dropped,
+    an invalid `th` or `rv` taken out of it."""
+    if state is None or "ot" not in state:
+        return state
+    if fields is None:
+        return state.delete("ot")
+    if _sound(fields):
+        return state
+    return with_th(state, fields, _hex_field(fields, "th"))
 
 
 class ReferenceProbabilitySampler(Sampler):
@@ -83,30 +106,33 @@ class ReferenceProbabilitySampler(Sampler):
         parent = get_current_span(parent_context).get_span_context()
         parent_state = parent.trace_state if parent.is_valid else None
         fields = parse_ot(parent_state.get("ot") if parent_state else None)
-        rv = _hex_field(fields, "rv", exact=True)
+        rv = _hex_field(fields, "rv")
         randomness = rv if rv is not None else trace_id & RANDOMNESS_MASK
         if parent.is_valid and self._respect_parent:
             if not parent.trace_flags.sampled:
-                return SamplingResult(Decision.DROP, None, parent_state)
-            th = _hex_field(fields, "th", exact=False)
+                return SamplingResult(Decision.DROP, None, inherited(parent_state, fields))
+            th = _hex_field(fields, "th")
             if th is not None and randomness < th:
                 return SamplingResult(Decision.RECORD_AND_SAMPLE, attributes, with_th(parent_state, fields, None))
-            return SamplingResult(Decision.RECORD_AND_SAMPLE, attributes, parent_state)
+            return SamplingResult(Decision.RECORD_AND_SAMPLE, attributes, inherited(parent_state, fields))
         if self._threshold < MAX_THRESHOLD and randomness >= self._threshold:
             return SamplingResult(Decision.RECORD_AND_SAMPLE, attributes, with_th(parent_state, fields, self._threshold))
-        return SamplingResult(Decision.DROP, None, parent_state)
+        return SamplingResult(Decision.DROP, None, inherited(parent_state, fields))
 
     def get_description(self) -> str:
         return f"ReferenceProbabilitySampler{{{self._rate}}}"
 
 
-def with_th(state: Optional[TraceState], fields: List[Tuple[str, str]], threshold: Optional[int]) -> TraceState:
+def with_th(state: Optional[TraceState], fields: Optional[List[Tuple[str, str]]], threshold: Optional[int]) -> TraceState:
+    """The `ot` value with `th` set (or removed), then a valid `rv`, then the
+    other sub-keys in order, cut at a sub-key boundary to 256 characters."""
     members = [] if threshold is None else [f"th:{threshold_to_th(threshold)}"]
-    members.extend(
-        f"{key}:{value.lower() if key == 'rv' and _hex_field([(key, value)], 'rv', True) is not None else value}"
-        for key, value in fields
-        if key != "th"
-    )
+    rv = _hex_field(fields, "rv")
+    if rv is not None:
+        members.append(f"rv:{rv:014x}")
+    members.extend(f"{key}:{value}" for key, value in fields or [] if key not in ("th", "rv"))
+    while len(";".join(members)) > 256:
+        members.pop()
     state = state or TraceState()
     if not members:
         return state.delete("ot") if "ot" in state else state

@@ -284,7 +284,13 @@ impl NativeSampler {
         let mut sampler = NativeSampler::build(py, plan, self.clock.clone(), description, self.rate)?;
         sampler.respect_parent = self.respect_parent;
         sampler.defer = self.defer;
+        sampler.composite = self.composite.clone();
         Ok(sampler)
+    }
+
+    /// The same sampler (same plan, its stages' state shared) with counters of its own.
+    fn with_fresh_counters(&self, py: Python<'_>) -> PyResult<Self> {
+        self.trusting(py, self.core.plan().trust_incoming)
     }
 
     /// Whether remote parents' sampled flag, `th` and `rv` are followed.
@@ -299,6 +305,7 @@ impl NativeSampler {
         let mut sampler = NativeSampler::build(py, self.core.plan().clone(), self.clock.clone(), self.description.clone(), self.rate)?;
         sampler.respect_parent = self.respect_parent;
         sampler.defer = true;
+        sampler.composite = self.composite.clone();
         Ok(sampler)
     }
 }

@@ -6,9 +6,11 @@ use std::sync::Arc;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString};
 
+use super::composite::{apply_trace_state_updates, CompositeParts};
 use super::NativeSampler;
 use crate::clock::{Clock, FixedClock, Moment};
 use crate::plan::BareSpan;
+use crate::python::foreign::ForeignCalls;
 use crate::python::otel_api::OtelApi;
 use crate::python::py_clock;
 use crate::python::sampling_result;
@@ -58,6 +60,9 @@ impl NativeSampler {
         if !self.core.plan().trust_incoming && input.distrust_remote_parent() {
             self.core.counters().record_incoming_ignored();
         }
+        if let Some(parts) = self.composite.as_deref() {
+            return self.should_sample_composite(py, api, parts, input, parent_context, name, kind, attributes, links, trace_state);
+        }
         let root = input.facts.parent.is_none();
         let decision = if self.keys.is_empty() {
             // A remote strategy reads the span name (per-operation probabilities).
@@ -76,34 +81,7 @@ impl NativeSampler {
             }
             _ => attributes,
         };
-        // Deferred: a span the plan drops (by probability, by a drop rule, or
-        // refused by the budget or the rate limit) is recorded for the tail
-        // stage, which keeps it only for an error, a latency or a rule.
-        if self.defer && !decision.sampled {
-            if let Ok(result) = sampling_result::record_only(py, api, attributes, input.parent.as_ref()) {
-                self.core.counters().record_deferred();
-                return Ok(result);
-            }
-        }
-        match sampling_result::build(
-            py,
-            api,
-            decision,
-            attributes,
-            input.parent.as_ref(),
-            &self.root_trace_states,
-            &self.last_trace_state,
-            Some(&self.reusable_keep),
-        ) {
-            Ok(result) => Ok(result),
-            Err(_) => {
-                // Only hostile look-alike objects get here; the decision stands,
-                // without attributes or tracestate.
-                self.core.counters().record_input_error();
-                let fallback = if decision.sampled { &api.keep_bare } else { &api.drop_root };
-                Ok(fallback.bind(py).clone())
-            }
-        }
+        self.result(py, api, decision, attributes, &input)
     }
 
     /// Which rule decides a span with these properties, and with what probability
@@ -179,5 +157,94 @@ impl NativeSampler {
         out.set_item("th", explanation.th)?;
         out.set_item("forced", explanation.forced)?;
         Ok(out)
+    }
+}
+
+impl NativeSampler {
+    /// The `SamplingResult` for a decision (a deferred drop recorded for the tail).
+    fn result<'py>(
+        &self,
+        py: Python<'py>,
+        api: &OtelApi,
+        decision: crate::plan::Decision,
+        attributes: Option<&Bound<'py, PyAny>>,
+        input: &span_input::SpanInput<'py>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        // Deferred: a span the plan drops (by probability, by a drop rule, or
+        // refused by the budget or the rate limit) is recorded for the tail
+        // stage, which keeps it only for an error, a latency or a rule.
+        if self.defer && !decision.sampled {
+            if let Ok(result) = sampling_result::record_only(py, api, attributes, input.parent.as_ref()) {
+                self.core.counters().record_deferred();
+                return Ok(result);
+            }
+        }
+        match sampling_result::build(
+            py,
+            api,
+            decision,
+            attributes,
+            input.parent.as_ref(),
+            &self.root_trace_states,
+            &self.last_trace_state,
+            Some(&self.reusable_keep),
+        ) {
+            Ok(result) => Ok(result),
+            Err(_) => {
+                // Only hostile look-alike objects get here; the decision stands,
+                // without attributes or tracestate.
+                self.core.counters().record_input_error();
+                let fallback = if decision.sampled { &api.keep_bare } else { &api.drop_root };
+                Ok(fallback.bind(py).clone())
+            }
+        }
+    }
+
+    /// A composite sampler's decision: the tree may call Python composables
+    /// and predicates, a kept span gets its marks' attributes, and Python
+    /// composables may update its tracestate (never its `ot` entry).
+    #[allow(clippy::too_many_arguments)]
+    fn should_sample_composite<'py>(
+        &self,
+        py: Python<'py>,
+        api: &OtelApi,
+        parts: &CompositeParts,
+        mut input: span_input::SpanInput<'py>,
+        parent_context: &Bound<'py, PyAny>,
+        name: &Bound<'py, PyAny>,
+        kind: Option<&Bound<'py, PyAny>>,
+        attributes: Option<&Bound<'py, PyAny>>,
+        links: Option<&Bound<'py, PyAny>>,
+        trace_state: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        // The SDK's composite sampler reads the parent tracestate its caller
+        // passes; the SDK's TracerProvider passes none, and then it is the parent's.
+        if let Some(trace_state) = trace_state.filter(|t| !t.is_none()) {
+            span_input::use_trace_state(py, api, &mut input, trace_state);
+        }
+        let calls = ForeignCalls::new(py, &parts.foreign, parent_context, name, kind, attributes, links, trace_state);
+        let root = input.facts.parent.is_none();
+        let span = PySpanView::new(api, name, kind, attributes, root, &self.keys).with_foreign(&calls);
+        let decision = self.core.decide(&input.facts, &span);
+        if calls.failures() > 0 {
+            self.core.counters().record_input_error();
+        }
+        py_clock::interrupted()?;
+        if decision.marks == 0 {
+            return self.result(py, api, decision, attributes, &input);
+        }
+        let marked = match parts.attributes(py, &calls, decision.marks, attributes) {
+            Ok(marked) => Some(marked.into_any()),
+            Err(_) => {
+                self.core.counters().record_input_error();
+                None
+            }
+        };
+        let result = self.result(py, api, decision, marked.as_ref().or(attributes), &input)?;
+        let updates = parts.trace_state_updates(&calls, decision.marks);
+        if !updates.is_empty() && apply_trace_state_updates(py, api, &result, &updates).is_err() {
+            self.core.counters().record_input_error();
+        }
+        Ok(result)
     }
 }

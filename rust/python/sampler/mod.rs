@@ -2,6 +2,7 @@
 //! object and what its parts share; `constructors` builds plans from Python
 //! arguments, `decide` is the hot path, `status` reports counts and spending.
 
+mod composite;
 mod constructors;
 mod decide;
 mod fleet;
@@ -38,6 +39,8 @@ pub struct NativeSampler {
     /// Whether the plan reads the span name without reading attributes (a
     /// remote strategy's per-operation probabilities).
     reads_name: bool,
+    /// A composite sampler's Python parts (its Python objects, its marks).
+    composite: Option<Arc<composite::CompositeParts>>,
 }
 
 /// How many distinct kept-root tracestates a sampler prebuilds at most.
@@ -77,6 +80,7 @@ impl NativeSampler {
             clock,
             defer: false,
             reads_name,
+            composite: None,
         })
     }
 }

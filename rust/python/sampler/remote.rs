@@ -52,11 +52,13 @@ impl NativeSampler {
         NativeSampler::build(py, plan, clock, description, initial_rate)
     }
 
-    /// Put a fetched strategy document (parsed JSON) in force. Raises
-    /// ConfigError for a bad document (counted; the strategy in force stays).
-    /// Returns whether the strategy changed.
-    fn remote_update(&self, document: &Bound<'_, PyAny>) -> PyResult<bool> {
-        let remote = self.remote()?;
+    /// Put a fetched strategy document (parsed JSON) in force (in a composite,
+    /// in its `pipeline`-th pipeline node). Raises ConfigError for a bad
+    /// document (counted; the strategy in force stays). Returns whether the
+    /// strategy changed.
+    #[pyo3(signature = (document, pipeline = None))]
+    fn remote_update(&self, document: &Bound<'_, PyAny>, pipeline: Option<usize>) -> PyResult<bool> {
+        let remote = self.remote(pipeline)?;
         let data = match to_data(document, &DataPath::root("(document)")) {
             Ok(data) => data,
             Err(error) => {
@@ -71,10 +73,12 @@ impl NativeSampler {
         remote.update(&data, now).map_err(config_error)
     }
 
-    /// The strategy in force: its kind and figures, documents applied and
-    /// refused, and decisions per operation.
-    fn remote_status<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let remote = self.remote()?;
+    /// The strategy in force (in a composite, its `pipeline`-th pipeline
+    /// node's): its kind and figures, documents applied and refused, and
+    /// decisions per operation.
+    #[pyo3(signature = (pipeline = None))]
+    fn remote_status<'py>(&self, py: Python<'py>, pipeline: Option<usize>) -> PyResult<Bound<'py, PyDict>> {
+        let remote = self.remote(pipeline)?;
         let out = PyDict::new(py);
         out.set_item("service_name", &remote.service_name)?;
         out.set_item("strategy", remote.describe())?;
@@ -115,7 +119,14 @@ impl NativeSampler {
 }
 
 impl NativeSampler {
-    fn remote(&self) -> PyResult<&Arc<RemoteStrategy>> {
-        self.core.plan().remote().ok_or_else(|| PyTypeError::new_err("needs a sampler with a remote strategy stage"))
+    fn remote(&self, pipeline: Option<usize>) -> PyResult<&Arc<RemoteStrategy>> {
+        let plan = match (pipeline, self.core.plan().composite()) {
+            (None, _) => self.core.plan(),
+            (Some(index), Some(tree)) => {
+                &*tree.pipelines.get(index).ok_or_else(|| PyTypeError::new_err(format!("no pipeline node {index}")))?.plan
+            }
+            (Some(_), None) => return Err(PyTypeError::new_err("pipeline= needs a composite sampler")),
+        };
+        plan.remote().ok_or_else(|| PyTypeError::new_err("needs a sampler with a remote strategy stage"))
     }
 }

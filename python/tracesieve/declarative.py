@@ -1,0 +1,262 @@
+"""OpenTelemetry declarative configuration files (``OTEL_CONFIG_FILE``): their
+sampler section (``tracer_provider.sampler``), with tracesieve as a plugin
+sampler in it.
+
+The SDK builds a plugin sampler by calling its ``opentelemetry_sampler``
+entry point with no argument, so the ``tracesieve`` entry point reads its own
+node from the file ``OTEL_CONFIG_FILE`` names: the nodes are handed out in the
+order the SDK builds them (a ``parent_based`` sampler's root, then its
+``remote_parent_sampled``, ``remote_parent_not_sampled``,
+``local_parent_sampled`` and ``local_parent_not_sampled`` delegates).
+
+A ``tracesieve`` node holds a tracesieve pipeline document (its stages and
+settings), or a ``composite/development`` section, evaluated natively with
+tracesieve's own composable nodes allowed in it.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
+
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, ParentBased, Sampler
+
+from tracesieve._core import ConfigError
+from tracesieve.config import Source, load_config
+
+#: Top-level keys that make a document an OpenTelemetry configuration file.
+OTEL_KEYS = ("file_format", "tracer_provider")
+#: The environment variable the SDK reads the configuration file's path from.
+CONFIG_FILE_VARIABLE = "OTEL_CONFIG_FILE"
+#: The name tracesieve has in a sampler section.
+PLUGIN = "tracesieve"
+COMPOSITE_KEYS = ("composite/development", "composite")
+#: A ``parent_based`` sampler's delegates, in the order the SDK builds them.
+PARENT_BASED_ORDER = ("root", "remote_parent_sampled", "remote_parent_not_sampled", "local_parent_sampled", "local_parent_not_sampled")
+SAMPLERS = (
+    "always_on",
+    "always_off",
+    "trace_id_ratio_based",
+    "parent_based",
+    "composite/development",
+    "probability/development",
+    "jaeger_remote/development",
+    PLUGIN,
+)
+
+
+def is_otel_config(document: Mapping[str, Any]) -> bool:
+    """Whether a document is an OpenTelemetry configuration file (not a tracesieve one)."""
+    return any(key in document for key in OTEL_KEYS)
+
+
+def load(source: Source) -> Dict[str, Any]:
+    """An OpenTelemetry configuration file, its environment references substituted."""
+    return load_config(source, substitute_env=True)
+
+
+def sampler_section(document: Mapping[str, Any], where: str = "") -> Mapping[str, Any]:
+    """``tracer_provider.sampler``, checked to be a mapping (absent: ``parent_based`` with ``always_on``, the SDK's default)."""
+    provider = document.get("tracer_provider") or {}
+    if not isinstance(provider, Mapping):
+        raise ConfigError(f"{where}tracer_provider: expected a mapping, got {type(provider).__name__}")
+    section = provider.get("sampler")
+    if section is None:
+        return {"parent_based": {"root": {"always_on": None}}}
+    if not isinstance(section, Mapping):
+        raise ConfigError(f"{where}tracer_provider.sampler: expected a mapping with one sampler, got {type(section).__name__}")
+    return section
+
+
+def _single(node: Any, path: str, where: str) -> Tuple[str, Any]:
+    if not isinstance(node, Mapping) or len(node) != 1:
+        got = ", ".join(node) if isinstance(node, Mapping) else type(node).__name__
+        raise ConfigError(f"{where}{path}: expected exactly one sampler (one of {', '.join(SAMPLERS)}), got {got or 'nothing'}")
+    ((name, spec),) = node.items()
+    return name, spec
+
+
+def plugin_nodes(section: Mapping[str, Any], path: str = "tracer_provider.sampler", where: str = "") -> List[Tuple[str, Any]]:
+    """Every ``tracesieve`` node of a sampler section, with its path, in the
+    order the SDK builds samplers (and so calls the entry point)."""
+    name, spec = _single(section, path, where)
+    if name == PLUGIN:
+        return [(f"{path}.{PLUGIN}", spec)]
+    if name == "parent_based" and isinstance(spec, Mapping):
+        nodes: List[Tuple[str, Any]] = []
+        for delegate in PARENT_BASED_ORDER:
+            if spec.get(delegate) is not None:
+                nodes.extend(plugin_nodes(spec[delegate], f"{path}.parent_based.{delegate}", where))
+        return nodes
+    return []
+
+
+def _ratio(spec: Any, path: str, where: str) -> float:
+    ratio = (spec or {}).get("ratio", 1.0) if isinstance(spec, Mapping) else 1.0
+    if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not 0.0 <= ratio <= 1.0:
+        raise ConfigError(f"{where}{path}.ratio: {ratio!r} is out of range; expected a number in [0, 1]")
+    return float(ratio)
+
+
+def build_sampler(section: Mapping[str, Any], *, path: str = "tracer_provider.sampler", where: str = "", service: str = "") -> Sampler:
+    """The sampler a sampler section describes, with the SDK's semantics for
+    its built-in samplers; tracesieve's where it gives the same decisions."""
+    from tracesieve.samplers import TraceIdRatioSampler
+
+    name, spec = _single(section, path, where)
+    here = f"{path}.{name}"
+    if name == "always_on":
+        return ALWAYS_ON
+    if name == "always_off":
+        return ALWAYS_OFF
+    if name == "trace_id_ratio_based":
+        return TraceIdRatioSampler(_ratio(spec, here, where), respect_parent=False)
+    if name == "probability/development":
+        # The specification's ProbabilitySampler is Composite(ComposableProbability).
+        return _composite({"probability": {"ratio": _ratio(spec, here, where)}}, here, where)
+    if name in COMPOSITE_KEYS:
+        return _composite(spec, here, where)
+    if name == PLUGIN:
+        return plugin_sampler(spec, here, where)
+    if name == "jaeger_remote/development":
+        return _jaeger_remote(spec, here, where, service)
+    if name == "parent_based":
+        spec = spec or {}
+        if not isinstance(spec, Mapping):
+            raise ConfigError(f"{where}{here}: expected a mapping of delegates, got {type(spec).__name__}")
+        unknown = [key for key in spec if key not in PARENT_BASED_ORDER]
+        if unknown:
+            raise ConfigError(f"{where}{here}.{unknown[0]}: unknown delegate; expected one of {', '.join(PARENT_BASED_ORDER)}")
+        delegates = {key: build_sampler(value, path=f"{here}.{key}", where=where, service=service) for key, value in spec.items() if value}
+        root = delegates.pop("root", ALWAYS_ON)
+        if not delegates and isinstance(root, TraceIdRatioSampler) and not root.respect_parent:
+            return TraceIdRatioSampler(root.rate)  # ParentBased(TraceIdRatioBased), natively
+        return ParentBased(root, **delegates)
+    raise ConfigError(f"{where}{path}.{name}: unknown sampler; expected one of {', '.join(SAMPLERS)}")
+
+
+def _composite(spec: Any, path: str, where: str) -> Sampler:
+    from tracesieve.composable import CompositeSampler
+
+    if not isinstance(spec, Mapping):
+        raise ConfigError(f"{where}{path}: expected a composable sampler (a mapping), got {type(spec).__name__}")
+    try:
+        return CompositeSampler.from_spec(spec, path=path)
+    except ConfigError as error:
+        raise ConfigError(f"{where}{error}") from None
+
+
+def plugin_sampler(spec: Any, path: str = PLUGIN, where: str = "") -> Sampler:
+    """A ``tracesieve`` node: a composite section, or a pipeline document."""
+    from tracesieve.pipeline import PipelineSampler
+
+    if not isinstance(spec, Mapping) or not spec:
+        raise ConfigError(f"{where}{path}: expected a tracesieve pipeline (its stages and settings) or a composite/development section")
+    composite = [key for key in spec if key in COMPOSITE_KEYS]
+    if composite:
+        if len(spec) != 1:
+            other = next(key for key in spec if key not in COMPOSITE_KEYS)
+            raise ConfigError(f"{where}{path}.{other}: a composite section stands alone; put pipelines inside it as tracesieve nodes")
+        return _composite(spec[composite[0]], f"{path}.{composite[0]}", where)
+    try:
+        return PipelineSampler(dict(spec))
+    except ConfigError as error:
+        raise ConfigError(f"{where}{path}.{error}") from None
+
+
+def _jaeger_remote(spec: Any, path: str, where: str, service: str) -> Sampler:
+    from tracesieve.remote import JaegerRemoteSampler, resource_service_name
+
+    if not isinstance(spec, Mapping) or "endpoint" not in spec:
+        raise ConfigError(f"{where}{path}: missing field endpoint (the Jaeger sampling endpoint)")
+    initial = spec.get("initial_sampler") or {"always_on": None}
+    name, initial_spec = _single(initial, f"{path}.initial_sampler", where)
+    if name in ("trace_id_ratio_based", "probability/development"):
+        rate = _ratio(initial_spec, f"{path}.initial_sampler.{name}", where)
+    elif name in ("always_on", "always_off"):
+        rate = 1.0 if name == "always_on" else 0.0
+    else:
+        raise ConfigError(f"{where}{path}.initial_sampler: expected always_on, always_off, trace_id_ratio_based or probability/development")
+    interval_ms = spec.get("interval", 60_000)
+    if isinstance(interval_ms, bool) or not isinstance(interval_ms, (int, float)) or interval_ms <= 0:
+        raise ConfigError(f"{where}{path}.interval: {interval_ms!r} is not a number of milliseconds > 0")
+    return JaegerRemoteSampler(
+        service or resource_service_name(),
+        endpoint=str(spec["endpoint"]),
+        polling_interval=interval_ms / 1000.0,
+        initial_rate=rate,
+        respect_parent=False,
+    )
+
+
+def service_name(document: Mapping[str, Any]) -> str:
+    """``service.name`` from the file's ``resource.attributes``, if it sets one."""
+    resource = document.get("resource") or {}
+    attributes = resource.get("attributes") if isinstance(resource, Mapping) else None
+    for attribute in attributes or []:
+        if isinstance(attribute, Mapping) and attribute.get("name") == "service.name" and attribute.get("value"):
+            return str(attribute["value"])
+    return ""
+
+
+def from_config(
+    source: Source,
+    *,
+    clock: Optional[Callable[[], float]] = None,
+    meter_provider: Any = None,
+    reload: Optional[bool] = None,
+) -> Sampler:
+    """A sampler from a configuration: a tracesieve pipeline (a dict, or a TOML
+    / YAML / JSON file; see :func:`tracesieve.pipeline.from_config`), or a
+    whole OpenTelemetry configuration file (one with ``file_format`` or
+    ``tracer_provider`` at its top), whose ``tracer_provider.sampler`` section
+    it builds: a ``tracesieve`` node or a ``composite/development`` section
+    natively, the SDK's built-in samplers with the SDK's decisions."""
+    from tracesieve.pipeline import from_config as pipeline_from_config
+
+    if _is_otel_config(source):
+        return from_otel_config(source)
+    return pipeline_from_config(source, clock=clock, meter_provider=meter_provider, reload=reload)
+
+
+def _is_otel_config(source: Source) -> bool:
+    if isinstance(source, Mapping):
+        return is_otel_config(source)
+    if Path(source).suffix.lower() not in (".yaml", ".yml", ".json"):
+        return False
+    return is_otel_config(load_config(source))
+
+
+def from_otel_config(source: Source) -> Sampler:
+    """The sampler of an OpenTelemetry configuration file (or document)."""
+    where = "" if isinstance(source, Mapping) else f"{source}: "
+    document = load(source)
+    return build_sampler(sampler_section(document, where), where=where, service=service_name(document))
+
+
+_handed_out: Dict[Tuple[str, int, int], int] = {}
+_lock = threading.Lock()
+
+
+def next_plugin_node() -> Optional[Tuple[str, str, Any]]:
+    """For the entry point: the next ``tracesieve`` node of the file
+    ``OTEL_CONFIG_FILE`` names, as ``(where, path, spec)``; None when no such
+    file is set, or it has no ``tracesieve`` node."""
+    name = os.environ.get(CONFIG_FILE_VARIABLE, "").strip()
+    if not name:
+        return None
+    path = Path(name)
+    where = f"{path}: "
+    document = load(path)
+    nodes = plugin_nodes(sampler_section(document, where), where=where)
+    if not nodes:
+        return None
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size)
+    with _lock:
+        index = _handed_out.get(key, 0)
+        _handed_out[key] = index + 1
+    node_path, spec = nodes[index % len(nodes)]
+    return where, node_path, spec

@@ -1,0 +1,230 @@
+"""OpenTelemetry declarative configuration files: tracesieve as a plugin
+sampler through the SDK's real configuration path (opentelemetry-configuration,
+in fresh processes), environment substitution, failing safe, whole files in
+``from_config`` and ``tracesieve check``, and the same ``composite/development``
+YAML giving the SDK's decisions."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, TraceFlags, TraceState, set_span_in_context
+
+from tracesieve import ConfigError, TraceIdRatioSampler, from_config
+from tracesieve.composable import CompositeSampler
+
+from helpers import ot_value
+
+pytest.importorskip("opentelemetry.configuration", reason="opentelemetry-configuration needs Python 3.10+")
+
+from opentelemetry.configuration import load_config_file
+from opentelemetry.configuration._tracer_provider import _create_sampler
+
+PARENT_BASED = """
+file_format: "1.1"
+tracer_provider:
+  processors:
+    - simple:
+        exporter:
+          console: {}
+  sampler:
+    parent_based:
+      root:
+        tracesieve:
+          probability:
+            rate: ${RATE:-0.5}
+      remote_parent_sampled:
+        tracesieve:
+          composite/development:
+            rule_based:
+              rules:
+                - attribute_values: {key: http.route, values: [/health]}
+                  sampler: {always_off: {}}
+                - sampler:
+                    rate_limited:
+                      traces_per_second: 100
+                      delegate: {always_on: {}}
+"""
+
+#: What a child process reports about the sampler the SDK built.
+REPORT = """
+import json, os
+from opentelemetry import trace
+{configure}
+sampler = trace.get_tracer_provider().sampler
+root, remote = sampler._root, sampler._remote_parent_sampled
+print(json.dumps({{
+    "description": sampler.get_description(),
+    "root": root.get_description(),
+    "root_rate": root.resolved["stages"][0]["rate"] if hasattr(root, "resolved") else None,
+    "remote": remote.get_description(),
+    "remote_lines": getattr(remote, "description", []),
+}}))
+"""
+
+SDK_PATH = "from opentelemetry.configuration import configure_sdk, load_config_file\nconfigure_sdk(load_config_file(os.environ['OTEL_CONFIG_FILE']))"
+ZERO_CODE = "from opentelemetry.sdk._configuration import _OTelSDKConfigurator\n_OTelSDKConfigurator()._configure()"
+
+
+def write(tmp_path: Path, text: str, name: str = "otel.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text), encoding="utf-8")
+    return path
+
+
+def configured(path: Path, configure: str, **env: str):
+    environment = {**os.environ, "OTEL_CONFIG_FILE": str(path), **env}
+    finished = subprocess.run(
+        [sys.executable, "-c", REPORT.format(configure=configure)], env=environment, capture_output=True, text=True, timeout=120
+    )
+    assert finished.returncode == 0, finished.stderr
+    return json.loads(finished.stdout.strip().splitlines()[-1]), finished.stderr
+
+
+@pytest.mark.parametrize("configure", [SDK_PATH, ZERO_CODE], ids=["configure_sdk", "OTEL_CONFIG_FILE zero-code"])
+def test_the_sdk_builds_each_tracesieve_node_in_its_place(tmp_path, configure):
+    report, _ = configured(write(tmp_path, PARENT_BASED), configure, RATE="0.25")
+    assert report["root"] == "PipelineSampler{probability}" and report["root_rate"] == 0.25
+    assert report["remote"] == "CompositeSampler{rule_based}"
+    assert any("rate_limited: at most 100 traces per second" in line for line in report["remote_lines"])
+    assert report["description"].startswith("ParentBased{root:PipelineSampler{probability},remoteParentSampled:CompositeSampler")
+
+
+def test_an_unset_variable_takes_its_default(tmp_path):
+    report, _ = configured(write(tmp_path, PARENT_BASED), SDK_PATH)
+    assert report["root_rate"] == 0.5
+
+
+def test_a_mistake_fails_safe_and_names_the_file_and_key(tmp_path):
+    text = PARENT_BASED.replace("rate: ${RATE:-0.5}", "rate: 7")
+    path = write(tmp_path, text)
+    report, stderr = configured(path, SDK_PATH)
+    assert report["root"] == "ProbabilitySampler{0.01}", "a misconfigured node keeps 1%, not everything"
+    assert str(path) in stderr and "tracer_provider.sampler.parent_based.root.tracesieve.probability.rate: 7 is out of range" in stderr
+
+
+COMPOSITE = """
+file_format: "1.1"
+tracer_provider:
+  processors: [{simple: {exporter: {console: {}}}}]
+  sampler:
+    composite/development:
+      parent_threshold:
+        root:
+          rule_based:
+            rules:
+              - attribute_values: {key: http.route, values: [/health, /metrics]}
+                sampler: {always_off: {}}
+              - attribute_patterns: {key: http.route, included: ["/checkout*"], excluded: ["/checkout/test*"]}
+                span_kinds: [server]
+                sampler: {always_on: {}}
+              - parent: [none]
+                sampler: {probability: {ratio: 0.1}}
+"""
+
+
+def test_the_same_composite_yaml_decides_as_the_sdks_composite(tmp_path):
+    path = write(tmp_path, COMPOSITE)
+    ours = from_config(path)
+    theirs = _create_sampler(load_config_file(path).tracer_provider.sampler)
+    assert isinstance(ours, CompositeSampler)
+    rng = random.Random(7)
+    for _ in range(20_000):
+        trace_id = rng.getrandbits(128) or 1
+        context, trace_state = None, None
+        if rng.random() < 0.5:
+            ot = rng.choice(["th:8", "th:e6666666666666", "rv:00112233445566", "th:c;rv:ffeeddccbbaa99", ""])
+            trace_state = TraceState([("ot", ot)]) if ot else None
+            flags = TraceFlags(TraceFlags.SAMPLED if rng.random() < 0.5 else TraceFlags.DEFAULT)
+            span = NonRecordingSpan(SpanContext(trace_id, 1, rng.random() < 0.5, flags, trace_state))
+            context = set_span_in_context(span)
+        route = rng.choice(["/health", "/metrics", "/checkout", "/checkout/test/1", "/api"])
+        kind = rng.choice([SpanKind.SERVER, SpanKind.CLIENT, None])
+        ours_result = ours.should_sample(context, trace_id, "s", kind, {"http.route": route}, None, trace_state)
+        their_result = theirs.should_sample(context, trace_id, "s", kind, {"http.route": route}, None, trace_state)
+        assert ours_result.decision == their_result.decision
+        if ours_result.decision.is_sampled():
+            assert ot_value(ours_result.trace_state) == ot_value(their_result.trace_state)
+
+
+def test_from_config_reads_the_sampler_of_a_whole_file(tmp_path):
+    ratio = write(
+        tmp_path,
+        """
+        file_format: "1.1"
+        tracer_provider:
+          processors: [{simple: {exporter: {console: {}}}}]
+          sampler: {parent_based: {root: {trace_id_ratio_based: {ratio: 0.25}}}}
+        """,
+    )
+    sampler = from_config(ratio)
+    assert isinstance(sampler, TraceIdRatioSampler) and sampler.rate == 0.25 and sampler.respect_parent
+    theirs = _create_sampler(load_config_file(ratio).tracer_provider.sampler)
+    for trace_id in range(0, 1 << 64, (1 << 64) // 997):
+        assert sampler.should_sample(None, trace_id, "s").decision == theirs.should_sample(None, trace_id, "s").decision
+
+
+def test_from_config_builds_a_jaeger_remote_sampler_from_the_files_section(tmp_path):
+    strategy = tmp_path / "strategy.json"
+    strategy.write_text(json.dumps({"strategyType": "PROBABILISTIC", "probabilisticSampling": {"samplingRate": 0.5}}))
+    path = write(
+        tmp_path,
+        f"""
+        file_format: "1.1"
+        resource: {{attributes: [{{name: service.name, value: checkout}}]}}
+        tracer_provider:
+          processors: [{{simple: {{exporter: {{console: {{}}}}}}}}]
+          sampler:
+            jaeger_remote/development:
+              endpoint: file://{strategy}
+              interval: 100
+              initial_sampler: {{trace_id_ratio_based: {{ratio: 0.01}}}}
+        """,
+    )
+    sampler = from_config(path)
+    try:
+        assert sampler.get_description().startswith("JaegerRemoteSampler{checkout")
+        assert sampler.rate == 0.01, "the initial sampler's ratio, until the first strategy arrives"
+        deadline = time.monotonic() + 10
+        while sampler.remote_status()["updates"] == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert sampler.remote_status()["probability"] == 0.5
+    finally:
+        sampler.shutdown()
+
+
+@pytest.mark.parametrize(
+    ("sampler", "message"),
+    [
+        ("{tracesieve: {}}", "tracer_provider.sampler.tracesieve: expected a tracesieve pipeline"),
+        ("{parent_based: {rot: {always_on: {}}}}", "tracer_provider.sampler.parent_based.rot: unknown delegate"),
+        ("{composite/development: {probability: {ratio: 2}}}", "composite/development.probability.ratio: 2 is out of range"),
+        ("{always_on: {}, always_off: {}}", "expected exactly one sampler"),
+        ("{tracesieve: {composite/development: {always_on: {}}, budget: {budget: 5}}}", "a composite section stands alone"),
+    ],
+)
+def test_mistakes_in_a_whole_file_name_the_file_and_the_path(tmp_path, sampler, message):
+    path = write(tmp_path, f'file_format: "1.1"\ntracer_provider:\n  processors: []\n  sampler: {sampler}\n')
+    with pytest.raises(ConfigError) as raised:
+        from_config(path)
+    assert str(raised.value).startswith(f"{path}: ") and message in str(raised.value)
+
+
+def test_tracesieve_check_validates_a_whole_file(tmp_path):
+    path = write(tmp_path, PARENT_BASED)
+    finished = subprocess.run([sys.executable, "-m", "tracesieve", "check", str(path)], capture_output=True, text=True, timeout=120)
+    assert finished.returncode == 0, finished.stderr
+    assert "valid OpenTelemetry configuration" in finished.stdout
+    assert "  root: PipelineSampler{probability}" in finished.stdout
+    assert "the whole file is valid for the OpenTelemetry SDK's configuration" in finished.stdout
+    broken = write(tmp_path, PARENT_BASED.replace("processors:", "processorz:"), "broken.yaml")
+    finished = subprocess.run([sys.executable, "-m", "tracesieve", "check", str(broken)], capture_output=True, text=True, timeout=120)
+    assert finished.returncode == 2 and str(broken) in finished.stderr
