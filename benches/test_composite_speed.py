@@ -29,11 +29,16 @@ def ten_rules(m, rules):
                 (rules.AttributePatternsPredicate("http.route", ["/admin/*"]), m.composable_always_off()),
                 (rules.AttributeValuesPredicate("user.tier", ["premium"]), m.composable_always_on()),
                 (
-                    rules.AllPredicate([rules.SpanKindPredicate([SpanKind.SERVER]), rules.AttributeValuesPredicate("http.route", ["/checkout"])]),
+                    rules.AllPredicate(
+                        [rules.SpanKindPredicate([SpanKind.SERVER]), rules.AttributeValuesPredicate("http.route", ["/checkout"])]
+                    ),
                     m.composable_always_on(),
                 ),
                 (rules.AttributeValuesPredicate("http.response.status_code", ["500", "503"]), m.composable_always_on()),
-                (rules.AttributePatternsPredicate("http.route", ["/api/v1/*"], ["/api/v1/internal/*"]), m.composable_traceid_ratio_based(0.2)),
+                (
+                    rules.AttributePatternsPredicate("http.route", ["/api/v1/*"], ["/api/v1/internal/*"]),
+                    m.composable_traceid_ratio_based(0.2),
+                ),
                 (rules.SpanKindPredicate([SpanKind.CLIENT]), m.composable_traceid_ratio_based(0.05)),
                 (rules.ParentPredicate(["remote"]), m.composable_traceid_ratio_based(0.5)),
                 (rules.AttributeValuesPredicate("http.route", ["/search"]), m.composable_traceid_ratio_based(0.01)),
