@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from test_remote import StrategyServer, wait_for
-from tracesieve import JaegerRemoteSampler
+from tracesieve import ConfigError, JaegerRemoteSampler
 
 GOOD = {"strategyType": "PROBABILISTIC", "probabilisticSampling": {"samplingRate": 1.0}}
 
@@ -100,11 +100,17 @@ def test_a_trickling_server_is_cut_at_the_deadline_and_shutdown_ends_the_thread(
         server.stop()
 
 
-@pytest.mark.parametrize("rate", [1_048_575, 1_048_576, 2e6, 1e308])
+@pytest.mark.parametrize("rate", [1_048_575, 1_048_576, 2e6, 2**31 - 1, 1e308])
 def test_large_rates_keep_every_trace(rate):
     sampler = JaegerRemoteSampler("svc", initial_rate=0.0, start=False)
-    sampler.update({"strategyType": "RATE_LIMITING", "rateLimitingSampling": {"maxTracesPerSecond": rate}})
-    assert _kept(sampler) == 1000
+    limit = {"strategyType": "RATE_LIMITING", "rateLimitingSampling": {"maxTracesPerSecond": rate}}
+    if rate < 2**31:
+        sampler.update(limit)
+        assert _kept(sampler) == 1000
+    else:
+        # maxTracesPerSecond is a 32-bit integer in Jaeger's protocol: its Go client refuses more.
+        with pytest.raises(ConfigError, match="not a 32-bit whole number"):
+            sampler.update(limit)
     per_operation = {
         "operationSampling": {
             "defaultSamplingProbability": 0.0,
@@ -114,7 +120,7 @@ def test_large_rates_keep_every_trace(rate):
     }
     sampler.update(per_operation)
     assert _kept(sampler) == 1000, "a large lower bound keeps every trace"
-    assert sampler.remote_status()["rejected"] == 0
+    assert sampler.remote_status()["rejected"] == (0 if rate < 2**31 else 1)
 
 
 class Redirector:

@@ -193,6 +193,7 @@ class PipelineSampler(_NativeSampler):
                 remote["polling_interval"],
                 remote["timeout"],
                 lambda doc: self._native.remote_update(doc),
+                notes=lambda: self._native.remote_status()["notes"],
             )
 
     def remote_status(self) -> Dict[str, Any]:

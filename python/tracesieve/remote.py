@@ -16,7 +16,7 @@ import threading
 import time
 import urllib.parse
 from pathlib import Path
-from typing import Any, Callable, Dict, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from tracesieve import _core
 from tracesieve._background import BackgroundThread, reset_after_fork
@@ -57,6 +57,7 @@ class StrategyPoller:
         timeout: float,
         apply: Callable[[Any], bool],
         jitter: float = 0.1,
+        notes: Optional[Callable[[], List[str]]] = None,
     ):
         self.service_name = service_name
         self.source_endpoint = endpoint
@@ -67,6 +68,7 @@ class StrategyPoller:
             raise ConfigError(f"jitter: {jitter!r} is out of range; expected a fraction in [0, 1)")
         self._jitter = jitter
         self._apply = apply
+        self._notes = notes
         self._lock = threading.Lock()
         self._file_seen: Optional[Tuple[int, int]] = None
         self._reported: Optional[str] = None
@@ -113,6 +115,10 @@ class StrategyPoller:
             self._reported = None
             if changed:
                 _logger.info("tracesieve: sampling strategy for %s updated from %s", self.service_name, self.source)
+                for note in self._notes() if self._notes else ():
+                    _logger.warning(
+                        "tracesieve: the strategy for %s from %s is read as Jaeger reads it: %s", self.service_name, self.source, note
+                    )
             return True
 
     def _fetch_http(self) -> Any:
@@ -313,7 +319,9 @@ class JaegerRemoteSampler(_NativeSampler):
         self._endpoint = endpoint
         _source(service_name, endpoint)  # a bad endpoint fails here, not in the thread
         if start:
-            self.poller = StrategyPoller(service_name, endpoint, polling_interval, timeout, native.remote_update)
+            self.poller = StrategyPoller(
+                service_name, endpoint, polling_interval, timeout, native.remote_update, notes=lambda: native.remote_status()["notes"]
+            )
         from tracesieve.metrics import observe_remote
 
         observe_remote(self, meter_provider)

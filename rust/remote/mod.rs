@@ -164,6 +164,9 @@ pub struct RemoteStrategy {
     pub initial_rate: f64,
     pub updates: AtomicU64,
     pub rejected: AtomicU64,
+    /// What the last document applied was read as, where that differs from
+    /// what it says (clamped values, Jaeger's defaults).
+    notes: Mutex<Vec<String>>,
 }
 
 impl std::fmt::Debug for RemoteStrategy {
@@ -192,6 +195,7 @@ impl RemoteStrategy {
             initial_rate,
             updates: AtomicU64::new(0),
             rejected: AtomicU64::new(0),
+            notes: Mutex::new(Vec::new()),
         })
     }
 
@@ -205,17 +209,23 @@ impl RemoteStrategy {
     /// document is refused whole (counted); the same strategy again changes
     /// nothing (its token buckets keep their state). Returns whether it changed.
     pub fn update(&self, document: &Data, now: f64) -> Result<bool, ConfigError> {
-        let strategy = strategy::parse_for(document, &self.service_name).inspect_err(|_| {
+        let strategy::Parsed { strategy, notes } = strategy::parse_for(document, &self.service_name).inspect_err(|_| {
             self.rejected.fetch_add(1, Relaxed);
         })?;
         let mut source = self.source.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         if source.as_ref() == Some(&strategy) {
             return Ok(false);
         }
+        *self.notes.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = notes;
         self.current.store(Arc::new(Compiled::compile(&strategy, self.max_operations, self.precision, now)));
         *source = Some(strategy);
         self.updates.fetch_add(1, Relaxed);
         Ok(true)
+    }
+
+    /// How the document in force was read where it differs from what it says.
+    pub fn notes(&self) -> Vec<String> {
+        self.notes.lock().map(|n| n.clone()).unwrap_or_default()
     }
 
     /// The document in force (None: still the initial rate).
@@ -264,7 +274,7 @@ mod tests {
     #[test]
     fn a_bad_document_leaves_the_strategy_in_force() {
         let remote = RemoteStrategy::new("svc", 0.25, 10, 5).unwrap();
-        assert!(remote.update(&json(r#"{"probabilisticSampling": {"samplingRate": 7}}"#), 0.0).is_err());
+        assert!(remote.update(&json(r#"{"probabilisticSampling": {"samplingRate": "x"}}"#), 0.0).is_err());
         assert_eq!(remote.rejected.load(Relaxed), 1);
         assert!(remote.describe().starts_with("initial probabilistic 0.25"));
         remote.update(&json(r#"{"strategyType": 1, "rateLimitingSampling": {"maxTracesPerSecond": 2}}"#), 0.0).unwrap();

@@ -1,11 +1,18 @@
-//! A Jaeger sampling strategy document, read and checked: what a strategy
-//! server (Jaeger's `/sampling` endpoint on port 5778, the Collector's
-//! `jaegerremotesampling` extension) or a strategy file says. Both JSON
-//! spellings seen in the wild are read (camelCase and snake_case keys, the
-//! strategy type as a name or as a number, or missing when per-operation
-//! strategies are given), and so is the strategies file a Jaeger collector is
-//! configured with (`service_strategies` and `default_strategy`), from which
-//! the service's entry is taken. A document with any bad value is refused whole.
+//! A Jaeger sampling strategy document, read as Jaeger and its Go client read
+//! it: what a strategy server (Jaeger's `/sampling` endpoint on port 5778, the
+//! Collector's `jaegerremotesampling` extension) sends, and the strategies
+//! file a Jaeger collector is configured with (`service_strategies` and
+//! `default_strategy`), from which the service's response is made as Jaeger's
+//! file store makes it.
+//!
+//! Both JSON spellings seen in the wild are read (camelCase and snake_case
+//! keys, the strategy type as a name or as a number). What Jaeger's Go client
+//! would use, is used: a probability out of [0, 1] is clamped to it, a
+//! negative lower bound or rate keeps nothing more, an operation listed twice
+//! takes its last entry, and per-operation strategies win over the strategy
+//! type. Each such reading is noted (the poller logs the notes). What the Go
+//! client would refuse (a value of the wrong type, a rate that is no integer
+//! of 32 bits, a document with no strategy), is refused whole.
 
 use crate::config::ConfigError;
 use crate::data::{Data, Path};
@@ -13,6 +20,9 @@ use crate::words::{plain, py_float};
 
 /// More per-operation entries than this is not a strategy but a mistake (or an attack).
 pub const MAX_DOCUMENT_OPERATIONS: usize = 100_000;
+/// Jaeger's default sampling probability (its `--sampling.default-sampling-probability`):
+/// what its file store gives a service no entry, type or default covers.
+pub const JAEGER_DEFAULT_PROBABILITY: f64 = 0.001;
 
 /// One operation's entry of a per-operation strategy.
 #[derive(Debug, Clone, PartialEq)]
@@ -31,6 +41,14 @@ pub enum Strategy {
     /// A probability per span name, a default for the rest, and a lower bound
     /// of traces per second every operation gets whatever its probability.
     PerOperation { default_probability: f64, lower_bound: f64, operations: Vec<Operation> },
+}
+
+/// A strategy read from a document, with notes on what was read as Jaeger
+/// reads it rather than as written (clamped values, defaults).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Parsed {
+    pub strategy: Strategy,
+    pub notes: Vec<String>,
 }
 
 impl Strategy {
@@ -77,27 +95,54 @@ fn number(path: &Path, data: &Data) -> Result<f64, ConfigError> {
     Ok(value)
 }
 
-fn probability(path: &Path, data: &Data) -> Result<f64, ConfigError> {
-    let value = number(path, data)?;
-    if !(0.0..=1.0).contains(&value) {
-        return Err(path.error(format!("{value} is out of range; expected a probability in [0, 1]")));
-    }
-    Ok(value)
-}
+/// Notes on what was read differently from what was written.
+struct Notes(Vec<String>);
 
-fn rate(path: &Path, data: &Data) -> Result<f64, ConfigError> {
-    let value = number(path, data)?;
-    if value < 0.0 {
-        return Err(path.error(format!("{value} is negative; expected traces per second >= 0")));
+impl Notes {
+    /// A probability, clamped to [0, 1] as Jaeger's Go client clamps it.
+    fn probability(&mut self, path: &Path, data: &Data) -> Result<f64, ConfigError> {
+        let value = number(path, data)?;
+        let clamped = value.clamp(0.0, 1.0);
+        if clamped != value {
+            self.0.push(format!(
+                "{}: {} is out of [0, 1]; used as {} (as Jaeger's clients clamp it)",
+                path.as_str(),
+                plain(value),
+                plain(clamped)
+            ));
+        }
+        Ok(clamped)
     }
-    Ok(value)
-}
 
-/// `{"samplingRate": p}` under `key`.
-fn sampling_rate(path: &Path, data: &Data) -> Result<f64, ConfigError> {
-    let entries = map(path, data)?;
-    let (key, value) = member(entries, "samplingRate").ok_or_else(|| path.error("missing samplingRate"))?;
-    probability(&path.field(key), value)
+    /// Traces per second that may be fractional (a lower bound): below 0 keeps nothing more.
+    fn rate(&mut self, path: &Path, data: &Data) -> Result<f64, ConfigError> {
+        let value = number(path, data)?;
+        if value < 0.0 {
+            self.0.push(format!("{}: {} is negative; used as 0", path.as_str(), plain(value)));
+            return Ok(0.0);
+        }
+        Ok(value)
+    }
+
+    /// A protocol `maxTracesPerSecond`: a 32-bit integer; 0 or less keeps nothing.
+    fn max_traces(&mut self, path: &Path, data: &Data) -> Result<f64, ConfigError> {
+        let value = number(path, data)?;
+        if value.fract() != 0.0 || value.abs() > f64::from(i32::MAX) {
+            return Err(path.error(format!("{} is not a 32-bit whole number, as Jaeger's protocol has here", plain(value))));
+        }
+        if value < 0.0 {
+            self.0.push(format!("{}: {} is negative; keeps no trace", path.as_str(), plain(value)));
+            return Ok(0.0);
+        }
+        Ok(value)
+    }
+
+    /// `{"samplingRate": p}` under `path`.
+    fn sampling_rate(&mut self, path: &Path, data: &Data) -> Result<f64, ConfigError> {
+        let entries = map(path, data)?;
+        let (key, value) = member(entries, "samplingRate").ok_or_else(|| path.error("missing samplingRate"))?;
+        self.probability(&path.field(key), value)
+    }
 }
 
 #[derive(Debug, PartialEq)]
@@ -127,8 +172,29 @@ fn shown(data: &Data) -> String {
     }
 }
 
-/// Read a strategy document (JSON as plain data) for `service`.
-pub fn parse_for(document: &Data, service: &str) -> Result<Strategy, ConfigError> {
+/// Operations with a name listed twice take the last entry (as Jaeger's client
+/// keeps one sampler per name), at the first one's place.
+fn last_wins(operations: Vec<Operation>, notes: &mut Notes, path: &Path) -> Vec<Operation> {
+    let mut out: Vec<Operation> = Vec::with_capacity(operations.len());
+    let mut index: rustc_hash::FxHashMap<String, usize> = rustc_hash::FxHashMap::default();
+    for operation in operations {
+        match index.get(&operation.name) {
+            Some(&i) => {
+                notes.0.push(format!("{}: operation {:?} is listed twice; its last entry is used", path.as_str(), operation.name));
+                out[i] = operation;
+            }
+            None => {
+                index.insert(operation.name.clone(), out.len());
+                out.push(operation);
+            }
+        }
+    }
+    out
+}
+
+/// Read a strategy document (JSON as plain data) for `service`: a Jaeger
+/// collector's strategies file, or a strategy server's response.
+pub fn parse_for(document: &Data, service: &str) -> Result<Parsed, ConfigError> {
     if let Data::Map(entries) = document {
         if entries.iter().any(|(key, _)| key == "service_strategies" || key == "default_strategy") {
             return from_strategies_file(entries, service);
@@ -137,92 +203,180 @@ pub fn parse_for(document: &Data, service: &str) -> Result<Strategy, ConfigError
     parse(document)
 }
 
-/// A Jaeger collector's strategies file: the entry for `service`, else the default.
-fn from_strategies_file(entries: &[(String, Data)], service: &str) -> Result<Strategy, ConfigError> {
-    let root = Path::root("");
-    let default = entries.iter().find(|(key, _)| key == "default_strategy").map(|(_, value)| value);
-    let mut chosen = None;
-    if let Some((_, list)) = entries.iter().find(|(key, _)| key == "service_strategies") {
-        let path = root.member("service_strategies");
-        let Data::List(items) = list else {
-            return Err(path.error(format!("expected a list, got {}", list.kind())));
-        };
-        for (i, item) in items.iter().enumerate() {
-            let fields = map(&path.index(i), item)?;
-            if matches!(fields.iter().find(|(k, _)| k == "service"), Some((_, Data::Str(name))) if name == service) {
-                chosen = Some((path.index(i), item));
-            }
-        }
-    }
-    let (path, entry) = match (chosen, default) {
-        (Some(found), _) => found,
-        (None, Some(default)) => (root.member("default_strategy"), default),
-        (None, None) => return Err(root.error(format!("no entry for service {service:?} and no default_strategy"))),
-    };
-    let fields = map(&path, entry)?;
-    let param = |name: &str| -> Result<f64, ConfigError> {
-        let (_, value) = fields.iter().find(|(k, _)| k == name).ok_or_else(|| path.error(format!("missing {name}")))?;
-        number(&path.field(name), value)
+/// One entry of a strategies file as Jaeger's file store reads it: the
+/// strategy (`type` and `param`), and its operation strategies.
+struct FileEntry {
+    probability: Option<f64>,
+    rate: Option<f64>,
+    /// `(default probability, operations)` when the entry has operation strategies.
+    operations: Option<(f64, Vec<Operation>)>,
+}
+
+/// A `type`/`param` pair: probabilistic `param`, or a rate limit of `param`
+/// truncated to a 32-bit integer; a missing or unknown type is Jaeger's
+/// default probability (0.001), as its file store makes it.
+fn file_strategy(path: &Path, fields: &[(String, Data)], notes: &mut Notes) -> Result<(Option<f64>, Option<f64>), ConfigError> {
+    let param = match fields.iter().find(|(k, _)| k == "param") {
+        Some((_, Data::Null)) | None => 0.0,
+        Some((_, value)) => number(&path.field("param"), value)?,
     };
     let kind = match fields.iter().find(|(k, _)| k == "type") {
-        Some((_, Data::Str(kind))) => kind.to_ascii_lowercase(),
+        Some((_, Data::Str(kind))) => kind.as_str(),
+        Some((_, Data::Null)) | None => "",
         Some((_, other)) => return Err(path.field("type").error(format!("expected a string, got {}", other.kind()))),
-        None => "probabilistic".to_owned(),
     };
-    match kind.as_str() {
-        "ratelimiting" | "rate_limiting" => {
-            let value = param("param")?;
-            if value < 0.0 {
-                return Err(path.field("param").error(format!("{value} is negative; expected traces per second >= 0")));
-            }
-            Ok(Strategy::RateLimiting(value))
+    Ok(match kind {
+        "probabilistic" => (Some(param), None),
+        "ratelimiting" => (None, Some(go_int32(param))),
+        other => {
+            notes.0.push(format!(
+                "{}: {} is not a strategy type (\"probabilistic\" or \"ratelimiting\"); Jaeger's default probability {} is used",
+                path.as_str(),
+                if other.is_empty() { "a missing type".to_owned() } else { format!("{other:?}") },
+                plain(JAEGER_DEFAULT_PROBABILITY)
+            ));
+            (Some(JAEGER_DEFAULT_PROBABILITY), None)
         }
-        "probabilistic" => {
-            let p = param("param")?;
-            if !(0.0..=1.0).contains(&p) {
-                return Err(path.field("param").error(format!("{p} is out of range; expected a probability in [0, 1]")));
-            }
-            // A service without operation strategies takes the default's, as Jaeger does.
-            let own = fields.iter().find(|(k, _)| k == "operation_strategies").map(|(_, v)| (path.field("operation_strategies"), v));
-            let inherited = || {
-                let Some(Data::Map(default)) = default else { return None };
-                default
-                    .iter()
-                    .find(|(k, _)| k == "operation_strategies")
-                    .map(|(_, v)| (root.member("default_strategy").field("operation_strategies"), v))
-            };
-            let Some((list_path, list)) = own.or_else(inherited) else { return Ok(Strategy::Probabilistic(p)) };
-            let Data::List(items) = list else {
-                return Err(list_path.error(format!("expected a list, got {}", list.kind())));
-            };
-            if items.len() > MAX_DOCUMENT_OPERATIONS {
-                return Err(list_path.error(format!("{} operations is too many; expected at most {MAX_DOCUMENT_OPERATIONS}", items.len())));
-            }
-            let mut operations = Vec::with_capacity(items.len());
-            let mut seen = rustc_hash::FxHashSet::default();
-            for (i, item) in items.iter().enumerate() {
-                let item_path = list_path.index(i);
-                let item_fields = map(&item_path, item)?;
-                let name = match item_fields.iter().find(|(k, _)| k == "operation") {
-                    Some((_, Data::Str(name))) => name.clone(),
-                    _ => return Err(item_path.error("missing operation (a string)")),
-                };
-                let (_, value) = item_fields.iter().find(|(k, _)| k == "param").ok_or_else(|| item_path.error("missing param"))?;
-                let probability = probability(&item_path.field("param"), value)?;
-                if !seen.insert(name.clone()) {
-                    return Err(item_path.error(format!("operation {name:?} is listed twice")));
-                }
-                operations.push(Operation { name, probability });
-            }
-            Ok(Strategy::PerOperation { default_probability: p, lower_bound: 0.0, operations })
-        }
-        other => Err(path.field("type").error(format!("{other:?} is not a strategy type; expected \"probabilistic\" or \"ratelimiting\""))),
+    })
+}
+
+/// Go's `int32(x)` of a float on the machines Jaeger runs on: truncated toward
+/// zero; out of range, the lowest int32 (which, negative, keeps nothing).
+fn go_int32(value: f64) -> f64 {
+    let truncated = value.trunc();
+    if truncated >= f64::from(i32::MIN) && truncated <= f64::from(i32::MAX) {
+        truncated
+    } else {
+        f64::from(i32::MIN)
     }
 }
 
-/// Read a strategy document as a strategy server sends it (JSON as plain data).
-pub fn parse(document: &Data) -> Result<Strategy, ConfigError> {
+fn file_entry(path: &Path, entry: &Data, notes: &mut Notes) -> Result<FileEntry, ConfigError> {
+    let fields = map(path, entry)?;
+    let (probability, rate) = file_strategy(path, fields, notes)?;
+    let list = match fields.iter().find(|(k, _)| k == "operation_strategies") {
+        Some((_, Data::Null)) | None => return Ok(FileEntry { probability, rate, operations: None }),
+        Some((_, Data::List(items))) => items,
+        Some((_, other)) => return Err(path.field("operation_strategies").error(format!("expected a list, got {}", other.kind()))),
+    };
+    let list_path = path.field("operation_strategies");
+    if list.is_empty() {
+        return Ok(FileEntry { probability, rate, operations: None });
+    }
+    if list.len() > MAX_DOCUMENT_OPERATIONS {
+        return Err(list_path.error(format!("{} operations is too many; expected at most {MAX_DOCUMENT_OPERATIONS}", list.len())));
+    }
+    // A rate-limited service's operations default to Jaeger's default probability.
+    let default = probability.unwrap_or(JAEGER_DEFAULT_PROBABILITY);
+    let mut operations = Vec::with_capacity(list.len());
+    for (i, item) in list.iter().enumerate() {
+        let item_path = list_path.index(i);
+        let item_fields = map(&item_path, item)?;
+        let name = match item_fields.iter().find(|(k, _)| k == "operation") {
+            Some((_, Data::Str(name))) => name.clone(),
+            Some((_, Data::Null)) | None => String::new(),
+            Some((_, other)) => return Err(item_path.field("operation").error(format!("expected a string, got {}", other.kind()))),
+        };
+        match file_strategy(&item_path, item_fields, notes)? {
+            (Some(p), _) => operations.push(Operation { name, probability: p }),
+            (None, _) => notes.0.push(format!(
+                "{}: operation {name:?} has a rate limit, which operation strategies do not support; it gets the service's default probability {}, as in Jaeger",
+                item_path.as_str(),
+                plain(default)
+            )),
+        }
+    }
+    Ok(FileEntry { probability, rate, operations: Some((default, operations)) })
+}
+
+/// A Jaeger collector's strategies file: the response Jaeger's file store
+/// makes for `service` (its entry, else the default), read as Jaeger's client
+/// reads it.
+fn from_strategies_file(entries: &[(String, Data)], service: &str) -> Result<Parsed, ConfigError> {
     let root = Path::root("");
+    let mut notes = Notes(Vec::new());
+    let default = match entries.iter().find(|(key, _)| key == "default_strategy") {
+        Some((_, Data::Null)) | None => None,
+        Some((_, value)) => Some(file_entry(&root.member("default_strategy"), value, &mut notes)?),
+    };
+    let mut chosen = None;
+    match entries.iter().find(|(key, _)| key == "service_strategies") {
+        Some((_, Data::Null)) | None => {}
+        Some((_, Data::List(items))) => {
+            let path = root.member("service_strategies");
+            for (i, item) in items.iter().enumerate() {
+                let fields = map(&path.index(i), item)?;
+                match fields.iter().find(|(k, _)| k == "service") {
+                    Some((_, Data::Str(name))) if name == service => chosen = Some((path.index(i), item)),
+                    Some((_, Data::Str(_) | Data::Null)) | None => {}
+                    Some((_, other)) => {
+                        return Err(path.index(i).field("service").error(format!("expected a string, got {}", other.kind())))
+                    }
+                }
+            }
+        }
+        Some((_, other)) => return Err(root.member("service_strategies").error(format!("expected a list, got {}", other.kind()))),
+    }
+    let mut entry = match (chosen, default.as_ref()) {
+        (Some((path, item)), default) => {
+            let mut entry = file_entry(&path, item, &mut notes)?;
+            // Operation strategies of the default apply to a service too, its own first.
+            if let Some((default_probability, default_operations)) = default.and_then(|d| d.operations.as_ref()) {
+                match &mut entry.operations {
+                    None => {
+                        let probability = entry.probability.unwrap_or(*default_probability);
+                        entry.operations = Some((probability, default_operations.clone()));
+                    }
+                    Some((_, own)) => {
+                        let names: rustc_hash::FxHashSet<String> = own.iter().map(|o| o.name.clone()).collect();
+                        own.extend(default_operations.iter().filter(|o| !names.contains(&o.name)).cloned());
+                    }
+                }
+            }
+            entry
+        }
+        (None, Some(_)) => default.expect("matched Some"),
+        (None, None) => FileEntry { probability: Some(JAEGER_DEFAULT_PROBABILITY), rate: None, operations: None },
+    };
+    let clamp = |p: f64, what: String, notes: &mut Notes| -> f64 {
+        let clamped = p.clamp(0.0, 1.0);
+        if clamped != p {
+            notes.0.push(format!("{what}: {} is out of [0, 1]; used as {} (as Jaeger's clients clamp it)", plain(p), plain(clamped)));
+        }
+        clamped
+    };
+    // Jaeger's client: per-operation strategies win over the type.
+    let strategy = match entry.operations.take() {
+        Some((default_probability, operations)) => {
+            let default_probability = clamp(default_probability, format!("service {service:?}: default probability"), &mut notes);
+            let operations = operations
+                .into_iter()
+                .map(|op| Operation {
+                    probability: clamp(op.probability, format!("service {service:?}: operation {:?}", op.name), &mut notes),
+                    name: op.name,
+                })
+                .collect();
+            let operations = last_wins(operations, &mut notes, &root.member("service_strategies"));
+            Strategy::PerOperation { default_probability, lower_bound: 0.0, operations }
+        }
+        None => match (entry.probability, entry.rate) {
+            (_, Some(rate)) => {
+                if rate <= 0.0 {
+                    notes.0.push(format!("service {service:?}: a rate limit of {} keeps no trace", plain(rate)));
+                }
+                Strategy::RateLimiting(rate.max(0.0))
+            }
+            (Some(p), None) => Strategy::Probabilistic(clamp(p, format!("service {service:?}: probability"), &mut notes)),
+            (None, None) => Strategy::Probabilistic(JAEGER_DEFAULT_PROBABILITY),
+        },
+    };
+    Ok(Parsed { strategy, notes: notes.0 })
+}
+
+/// Read a strategy document as a strategy server sends it (JSON as plain data).
+pub fn parse(document: &Data) -> Result<Parsed, ConfigError> {
+    let root = Path::root("");
+    let mut notes = Notes(Vec::new());
     let entries = map(&Path::root("(document)"), document)?;
     let declared = member(entries, "strategyType").map(|(key, value)| kind(&root.member(key), value)).transpose()?;
     if let Some((key, operations)) = member(entries, "operationSampling") {
@@ -230,11 +384,11 @@ pub fn parse(document: &Data) -> Result<Strategy, ConfigError> {
         let path = root.member(key);
         let fields = map(&path, operations)?;
         let default_probability = match member(fields, "defaultSamplingProbability") {
-            Some((k, v)) => probability(&path.field(k), v)?,
+            Some((k, v)) => notes.probability(&path.field(k), v)?,
             None => return Err(path.error("missing defaultSamplingProbability")),
         };
         let lower_bound =
-            member(fields, "defaultLowerBoundTracesPerSecond").map(|(k, v)| rate(&path.field(k), v)).transpose()?.unwrap_or(0.0);
+            member(fields, "defaultLowerBoundTracesPerSecond").map(|(k, v)| notes.rate(&path.field(k), v)).transpose()?.unwrap_or(0.0);
         let mut parsed: Vec<Operation> = Vec::new();
         if let Some((k, list)) = member(fields, "perOperationStrategies") {
             let list_path = path.field(k);
@@ -244,7 +398,6 @@ pub fn parse(document: &Data) -> Result<Strategy, ConfigError> {
             if items.len() > MAX_DOCUMENT_OPERATIONS {
                 return Err(list_path.error(format!("{} operations is too many; expected at most {MAX_DOCUMENT_OPERATIONS}", items.len())));
             }
-            let mut seen = rustc_hash::FxHashSet::default();
             for (i, item) in items.iter().enumerate() {
                 let item_path = list_path.index(i);
                 let item_fields = map(&item_path, item)?;
@@ -254,16 +407,15 @@ pub fn parse(document: &Data) -> Result<Strategy, ConfigError> {
                     None => return Err(item_path.error("missing operation")),
                 };
                 let probability = match member(item_fields, "probabilisticSampling") {
-                    Some((k, v)) => sampling_rate(&item_path.field(k), v)?,
+                    Some((k, v)) => notes.sampling_rate(&item_path.field(k), v)?,
                     None => return Err(item_path.error("missing probabilisticSampling")),
                 };
-                if !seen.insert(name.clone()) {
-                    return Err(item_path.error(format!("operation {name:?} is listed twice")));
-                }
                 parsed.push(Operation { name, probability });
             }
+            parsed = last_wins(parsed, &mut notes, &list_path);
         }
-        return Ok(Strategy::PerOperation { default_probability, lower_bound, operations: parsed });
+        let strategy = Strategy::PerOperation { default_probability, lower_bound, operations: parsed };
+        return Ok(Parsed { strategy, notes: notes.0 });
     }
     let limiting = member(entries, "rateLimitingSampling");
     let probabilistic = member(entries, "probabilisticSampling");
@@ -272,20 +424,21 @@ pub fn parse(document: &Data) -> Result<Strategy, ConfigError> {
         None if limiting.is_some() && probabilistic.is_none() => Kind::RateLimiting,
         None => Kind::Probabilistic,
     };
-    match kind {
+    let strategy = match kind {
         Kind::RateLimiting => {
             let (key, value) = limiting.ok_or_else(|| root.error("a RATE_LIMITING strategy without rateLimitingSampling"))?;
             let path = root.member(key);
             let fields = map(&path, value)?;
             let (k, v) = member(fields, "maxTracesPerSecond").ok_or_else(|| path.error("missing maxTracesPerSecond"))?;
-            Ok(Strategy::RateLimiting(rate(&path.field(k), v)?))
+            Strategy::RateLimiting(notes.max_traces(&path.field(k), v)?)
         }
         Kind::Probabilistic => {
             let (key, value) = probabilistic
                 .ok_or_else(|| root.error("no strategy: expected probabilisticSampling, rateLimitingSampling or operationSampling"))?;
-            Ok(Strategy::Probabilistic(sampling_rate(&root.member(key), value)?))
+            Strategy::Probabilistic(notes.sampling_rate(&root.member(key), value)?)
         }
-    }
+    };
+    Ok(Parsed { strategy, notes: notes.0 })
 }
 
 #[cfg(test)]
@@ -306,6 +459,22 @@ pub(crate) mod tests {
         convert(serde_json::from_str(text).unwrap())
     }
 
+    fn strategy(text: &str) -> Strategy {
+        parse(&json(text)).unwrap().strategy
+    }
+
+    fn for_service(doc: &Data, service: &str) -> Strategy {
+        parse_for(doc, service).unwrap().strategy
+    }
+
+    fn ops(default_probability: f64, operations: &[(&str, f64)]) -> Strategy {
+        Strategy::PerOperation {
+            default_probability,
+            lower_bound: 0.0,
+            operations: operations.iter().map(|(name, p)| Operation { name: (*name).into(), probability: *p }).collect(),
+        }
+    }
+
     #[test]
     fn both_spellings_and_both_type_encodings() {
         for text in [
@@ -314,88 +483,163 @@ pub(crate) mod tests {
             r#"{"strategy_type": "PROBABILISTIC", "probabilistic_sampling": {"sampling_rate": 0.25}}"#,
             r#"{"probabilisticSampling": {"samplingRate": 0.25}}"#,
         ] {
-            assert_eq!(parse(&json(text)).unwrap(), Strategy::Probabilistic(0.25), "{text}");
+            assert_eq!(strategy(text), Strategy::Probabilistic(0.25), "{text}");
         }
         for text in [
             r#"{"strategyType": "RATE_LIMITING", "rateLimitingSampling": {"maxTracesPerSecond": 7}}"#,
             r#"{"strategyType": 1, "rateLimitingSampling": {"maxTracesPerSecond": 7}}"#,
             r#"{"rate_limiting_sampling": {"max_traces_per_second": "7"}}"#,
         ] {
-            assert_eq!(parse(&json(text)).unwrap(), Strategy::RateLimiting(7.0), "{text}");
+            assert_eq!(strategy(text), Strategy::RateLimiting(7.0), "{text}");
         }
     }
 
     #[test]
-    fn per_operation_strategies_win_even_without_a_type() {
-        let text = r#"{"probabilisticSampling": {"samplingRate": 1.0},
-            "operationSampling": {"defaultSamplingProbability": 0.1, "defaultLowerBoundTracesPerSecond": 0.5,
-              "perOperationStrategies": [{"operation": "GET /a", "probabilisticSampling": {"samplingRate": 0.9}}]}}"#;
+    fn per_operation_strategies_win_over_the_type() {
+        // As Jaeger's file store answers for a rate-limited service with operations.
+        let text = r#"{"strategyType": 1, "rateLimitingSampling": {"maxTracesPerSecond": 3},
+            "operationSampling": {"defaultSamplingProbability": 0.2, "defaultLowerBoundTracesPerSecond": 0.5,
+              "perOperationStrategies": [{"operation": "/health", "probabilisticSampling": {"samplingRate": 0.1}}]}}"#;
         assert_eq!(
-            parse(&json(text)).unwrap(),
+            strategy(text),
             Strategy::PerOperation {
-                default_probability: 0.1,
+                default_probability: 0.2,
                 lower_bound: 0.5,
-                operations: vec![Operation { name: "GET /a".into(), probability: 0.9 }]
+                operations: vec![Operation { name: "/health".into(), probability: 0.1 }]
             }
         );
     }
 
     #[test]
-    fn a_collector_strategies_file_gives_the_service_entry_or_the_default() {
-        let text = r#"{
-            "service_strategies": [
-                {"service": "checkout", "type": "probabilistic", "param": 0.8,
-                 "operation_strategies": [{"operation": "GET /pay", "type": "probabilistic", "param": 1.0}]},
-                {"service": "search", "type": "ratelimiting", "param": 5}
-            ],
-            "default_strategy": {"type": "probabilistic", "param": 0.1,
-                "operation_strategies": [{"operation": "/health", "type": "probabilistic", "param": 0.0}]}
-        }"#;
-        let doc = json(text);
-        assert_eq!(
-            parse_for(&doc, "checkout").unwrap(),
-            Strategy::PerOperation {
-                default_probability: 0.8,
-                lower_bound: 0.0,
-                operations: vec![Operation { name: "GET /pay".into(), probability: 1.0 }]
-            }
-        );
-        assert_eq!(parse_for(&doc, "search").unwrap(), Strategy::RateLimiting(5.0));
-        assert_eq!(
-            parse_for(&doc, "other").unwrap(),
-            Strategy::PerOperation {
-                default_probability: 0.1,
-                lower_bound: 0.0,
-                operations: vec![Operation { name: "/health".into(), probability: 0.0 }]
-            }
-        );
-        let error = parse_for(&json(r#"{"service_strategies": []}"#), "x").unwrap_err().to_string();
-        assert!(error.contains("no entry for service \"x\""), "{error}");
+    fn what_jaegers_go_client_would_use_is_used_and_noted() {
+        let parsed = parse(&json(
+            r#"{"operationSampling": {"defaultSamplingProbability": 1.5, "defaultLowerBoundTracesPerSecond": -2,
+                "perOperationStrategies": [
+                  {"operation": "a", "probabilisticSampling": {"samplingRate": -0.1}},
+                  {"operation": "b", "probabilisticSampling": {"samplingRate": 1.1}},
+                  {"operation": "a", "probabilisticSampling": {"samplingRate": 0.4}}]}}"#,
+        ))
+        .unwrap();
+        assert_eq!(parsed.strategy, ops(1.0, &[("a", 0.4), ("b", 1.0)]));
+        assert_eq!(parsed.notes.len(), 5, "{:?}", parsed.notes);
+        assert!(parsed.notes[0].contains("1.5 is out of [0, 1]; used as 1"), "{:?}", parsed.notes);
+        assert!(parsed.notes.iter().any(|n| n.contains("operation \"a\" is listed twice")));
+        assert_eq!(strategy(r#"{"probabilisticSampling": {"samplingRate": 7}}"#), Strategy::Probabilistic(1.0));
+        assert_eq!(strategy(r#"{"rateLimitingSampling": {"maxTracesPerSecond": -1}}"#), Strategy::RateLimiting(0.0));
     }
 
     #[test]
-    fn bad_documents_are_refused_whole() {
+    fn what_jaegers_go_client_would_refuse_is_refused_whole() {
         let cases = [
-            (r#"{"probabilisticSampling": {"samplingRate": 1.5}}"#, "1.5 is out of range"),
-            (r#"{"strategyType": "RATE_LIMITING", "rateLimitingSampling": {"maxTracesPerSecond": -1}}"#, "-1 is negative"),
             (r#"{"strategyType": "ADAPTIVE"}"#, "is not a strategy type"),
             (r#"{}"#, "no strategy"),
             (r#"[1, 2]"#, "expected an object"),
+            (r#"{"probabilisticSampling": {"samplingRate": "x"}}"#, "is not a number"),
+            (r#"{"rateLimitingSampling": {"maxTracesPerSecond": 0.5}}"#, "not a 32-bit whole number"),
+            (r#"{"rateLimitingSampling": {"maxTracesPerSecond": 3000000000}}"#, "not a 32-bit whole number"),
             (
                 r#"{"operationSampling": {"defaultSamplingProbability": 0.1, "perOperationStrategies": [
-                    {"operation": "a", "probabilisticSampling": {"samplingRate": 0.5}},
-                    {"operation": "b", "probabilisticSampling": {"samplingRate": 2}}]}}"#,
-                "perOperationStrategies[1]",
-            ),
-            (
-                r#"{"operationSampling": {"defaultSamplingProbability": 0.1, "perOperationStrategies": [
-                    {"operation": "a", "probabilisticSampling": {"samplingRate": 0.5}},
-                    {"operation": "a", "probabilisticSampling": {"samplingRate": 0.4}}]}}"#,
-                "listed twice",
+                    {"operation": 5, "probabilisticSampling": {"samplingRate": 0.5}}]}}"#,
+                "perOperationStrategies[0].operation",
             ),
         ];
         for (text, expected) in cases {
             let error = parse(&json(text)).unwrap_err().to_string();
+            assert!(error.contains(expected), "{text}: {error}");
+        }
+    }
+
+    /// Jaeger's own `operation_strategies.json` fixture, as its file store and
+    /// client read it (its provider_test's expectations).
+    const OPERATION_STRATEGIES: &str = r#"{
+        "default_strategy": {"type": "probabilistic", "param": 0.5, "operation_strategies": [
+            {"operation": "op0", "type": "probabilistic", "param": 0.2},
+            {"operation": "op6", "type": "probabilistic", "param": 0},
+            {"operation": "spam", "type": "ratelimiting", "param": 1},
+            {"operation": "op7", "type": "probabilistic", "param": 1}]},
+        "service_strategies": [
+            {"service": "foo", "type": "probabilistic", "param": 0.8, "operation_strategies": [
+                {"operation": "op6", "type": "probabilistic", "param": 0.5},
+                {"operation": "op1", "type": "probabilistic", "param": 0.2},
+                {"operation": "op2", "type": "ratelimiting", "param": 10}]},
+            {"service": "bar", "type": "ratelimiting", "param": 5, "operation_strategies": [
+                {"operation": "op3", "type": "probabilistic", "param": 0.3},
+                {"operation": "op4", "type": "ratelimiting", "param": 100},
+                {"operation": "op5", "type": "probabilistic", "param": 0.4}]}]}"#;
+
+    #[test]
+    fn jaegers_operation_strategies_fixture() {
+        let doc = json(OPERATION_STRATEGIES);
+        // A rate-limited operation is dropped (the service default applies to it); the default's merge in after.
+        assert_eq!(for_service(&doc, "foo"), ops(0.8, &[("op6", 0.5), ("op1", 0.2), ("op0", 0.2), ("op7", 1.0)]));
+        // A rate-limited service with operations: the client uses the operations, at Jaeger's default 0.001.
+        assert_eq!(for_service(&doc, "bar"), ops(0.001, &[("op3", 0.3), ("op5", 0.4), ("op0", 0.2), ("op6", 0.0), ("op7", 1.0)]));
+        assert_eq!(for_service(&doc, "other"), ops(0.5, &[("op0", 0.2), ("op6", 0.0), ("op7", 1.0)]));
+        let notes = parse_for(&doc, "foo").unwrap().notes;
+        assert!(notes.iter().any(|n| n.contains("operation \"op2\" has a rate limit")), "{notes:?}");
+    }
+
+    #[test]
+    fn a_service_without_operations_takes_the_defaults_with_its_own_probability() {
+        // Jaeger's service_no_per_operation fixture: ServiceA probabilistic, ServiceB rate limited.
+        let doc = json(
+            r#"{"default_strategy": {"type": "probabilistic", "param": 0.2,
+                   "operation_strategies": [{"operation": "/health", "type": "probabilistic", "param": 0.1}]},
+                "service_strategies": [
+                   {"service": "ServiceA", "type": "probabilistic", "param": 1.0},
+                   {"service": "ServiceB", "type": "ratelimiting", "param": 3}]}"#,
+        );
+        assert_eq!(for_service(&doc, "ServiceA"), ops(1.0, &[("/health", 0.1)]));
+        assert_eq!(for_service(&doc, "ServiceB"), ops(0.2, &[("/health", 0.1)]));
+    }
+
+    #[test]
+    fn a_missing_or_unknown_type_is_jaegers_default_probability() {
+        // Jaeger's missing-service-types case.
+        let doc = json(
+            r#"{"default_strategy": {"type": "probabilistic", "param": 0.5},
+                "service_strategies": [
+                   {"service": "foo", "operation_strategies": [{"operation": "op1", "type": "probabilistic", "param": 0.2}]},
+                   {"service": "bar", "param": 0.9, "operation_strategies": [
+                       {"operation": "op3", "type": "probabilistic", "param": 0.3},
+                       {"operation": "op5", "type": "probabilistic", "param": 0.4}]},
+                   {"service": "baz", "type": "adaptive", "param": 0.9}]}"#,
+        );
+        assert_eq!(for_service(&doc, "foo"), ops(0.001, &[("op1", 0.2)]));
+        assert_eq!(for_service(&doc, "bar"), ops(0.001, &[("op3", 0.3), ("op5", 0.4)]));
+        assert_eq!(for_service(&doc, "baz"), Strategy::Probabilistic(0.001));
+        assert_eq!(for_service(&doc, "default"), Strategy::Probabilistic(0.5));
+        assert!(parse_for(&doc, "baz").unwrap().notes.iter().any(|n| n.contains("\"adaptive\" is not a strategy type")));
+    }
+
+    #[test]
+    fn rate_limits_in_a_file_are_whole_numbers_as_jaeger_stores_them() {
+        let doc =
+            |param: &str| json(&format!(r#"{{"service_strategies": [{{"service": "s", "type": "ratelimiting", "param": {param}}}]}}"#));
+        assert_eq!(for_service(&doc("3.5"), "s"), Strategy::RateLimiting(3.0));
+        assert_eq!(for_service(&doc("0.9"), "s"), Strategy::RateLimiting(0.0), "0.9 traces a second truncates to none");
+        assert_eq!(for_service(&doc("-2"), "s"), Strategy::RateLimiting(0.0));
+        assert_eq!(for_service(&doc("3000000000"), "s"), Strategy::RateLimiting(0.0), "int32 overflow: Go's lowest int32");
+    }
+
+    #[test]
+    fn no_entry_and_no_default_is_jaegers_default() {
+        assert_eq!(for_service(&json(r#"{"service_strategies": []}"#), "x"), Strategy::Probabilistic(0.001));
+        assert_eq!(
+            for_service(&json(r#"{"default_strategy": {"type": "probabilistic", "param": 1.5}}"#), "x"),
+            Strategy::Probabilistic(1.0)
+        );
+    }
+
+    #[test]
+    fn a_strategies_file_with_values_of_the_wrong_type_is_refused() {
+        for (text, expected) in [
+            (r#"{"service_strategies": "x"}"#, "expected a list"),
+            (r#"{"service_strategies": [{"service": "s", "type": 1}]}"#, "type: expected a string"),
+            (r#"{"service_strategies": [{"service": "s", "type": "probabilistic", "param": "a"}]}"#, "is not a number"),
+            (r#"{"default_strategy": {"type": "probabilistic", "param": 0.1, "operation_strategies": {}}}"#, "expected a list"),
+        ] {
+            let error = parse_for(&json(text), "s").unwrap_err().to_string();
             assert!(error.contains(expected), "{text}: {error}");
         }
     }

@@ -82,8 +82,16 @@ class CompositeSampler(_NativeSampler):
             remote = _stage(node["resolved"], "jaeger_remote")
             if remote is not None:
                 apply = functools.partial(self._native.remote_update, pipeline=index)
+                notes = functools.partial(_notes, self._native, index)
                 self._pollers.append(
-                    StrategyPoller(remote["service_name"], remote["endpoint"], remote["polling_interval"], remote["timeout"], apply)
+                    StrategyPoller(
+                        remote["service_name"],
+                        remote["endpoint"],
+                        remote["polling_interval"],
+                        remote["timeout"],
+                        apply,
+                        notes=notes,
+                    )
                 )
         self.processor: Optional[SpanProcessor] = None
         if len(processors) == 1:
@@ -122,6 +130,10 @@ class CompositeSampler(_NativeSampler):
         """Stop the strategy pollers of the tree's pipeline nodes."""
         for poller in self._pollers:
             poller.stop()
+
+
+def _notes(native: _core.NativeSampler, pipeline: int) -> List[str]:
+    return list(native.remote_status(pipeline)["notes"])
 
 
 def _stage(resolved: Dict[str, Any], name: str) -> Optional[Dict[str, Any]]:

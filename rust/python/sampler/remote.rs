@@ -84,6 +84,7 @@ impl NativeSampler {
         out.set_item("strategy", remote.describe())?;
         out.set_item("updates", remote.updates.load(Relaxed))?;
         out.set_item("rejected", remote.rejected.load(Relaxed))?;
+        out.set_item("notes", remote.notes())?;
         let compiled = remote.current();
         let operations = PyDict::new(py);
         let rule_entry = |rule: &crate::remote::OperationRule| -> PyResult<Bound<'py, PyDict>> {
