@@ -16,6 +16,7 @@ pub mod ot_entry;
 pub mod pipeline;
 pub mod plan;
 pub mod rate_limit;
+pub mod recording;
 pub mod remote;
 pub mod rules;
 pub mod sampler;

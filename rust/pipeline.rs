@@ -19,7 +19,7 @@ use crate::threshold::DEFAULT_PRECISION;
 
 pub const STAGES: &[&str] = &["force_keep", "adaptive", "rules", "probability", "jaeger_remote", "budget", "rate_limit"];
 pub const SETTINGS: &[&str] =
-    &["respect_parent", "trust_incoming", "precision", "record_rule", "defer", "reload", "reload_interval", "store"];
+    &["respect_parent", "trust_incoming", "precision", "record_rule", "defer", "reload", "reload_interval", "store", "tail"];
 
 /// Seconds between checks of a watched configuration file, by default.
 pub const DEFAULT_RELOAD_INTERVAL: f64 = 2.0;
@@ -128,13 +128,17 @@ pub fn parse_in(
     let root = Path::root("");
     let mut settings = Settings::default();
     let mut order: Vec<(&str, &Data)> = Vec::new();
+    let (mut has_tail, mut defer_given) = (false, false);
     for (key, value) in entries {
         let path = root.member(key);
         match key.as_str() {
             "respect_parent" => settings.respect_parent = data::boolean(&path, value)?,
             "record_rule" => settings.record_rule = data::boolean(&path, value)?,
             "trust_incoming" => settings.trust_incoming = data::boolean(&path, value)?,
-            "defer" => settings.defer = data::boolean(&path, value)?,
+            "defer" => {
+                settings.defer = data::boolean(&path, value)?;
+                defer_given = true;
+            }
             "reload" => settings.reload = data::boolean(&path, value)?,
             "reload_interval" => settings.reload_interval = interval(&path, value)?,
             "store" => {
@@ -147,6 +151,9 @@ pub fn parse_in(
                 Data::Int(p) => settings.precision = config::precision(path.as_str(), *p)?,
                 other => return Err(path.error(format!("expected a whole number of hex digits, got {}", other.kind()))),
             },
+            // tracesieve.TracerProvider's tail settings, read (and checked) by the provider.
+            "tail" if matches!(value, Data::Map(_)) => has_tail = true,
+            "tail" => return Err(path.error(format!("expected a mapping of tail settings, got {}", value.kind()))),
             stage if STAGES.contains(&stage) => order.push((stage, value)),
             unknown => {
                 let valid: Vec<&str> = STAGES.iter().chain(SETTINGS).copied().collect();
@@ -160,6 +167,10 @@ pub fn parse_in(
         }
     }
     check_order(&order)?;
+    if has_tail && !defer_given {
+        // Tail decisions can only keep what the head recorded.
+        settings.defer = true;
+    }
 
     let store = Arc::new(match &settings.store {
         Some(url) => Store::open(url)?,
@@ -177,8 +188,9 @@ pub fn parse_in(
         let (stage, resolved) = match *name {
             "force_keep" => {
                 let mut fields = Fields::new(&path, spec)?;
-                let (rules_path, rules_data) =
-                    fields.take("rules").ok_or_else(|| path.error("missing field rules (a list of conditions to always keep)"))?;
+                let (rules_path, rules_data) = fields
+                    .take("rules")
+                    .ok_or_else(|| fields.missing(&["rules"], "missing field rules (a list of conditions to always keep)"))?;
                 if let Some((p, value)) = fields.take("capped_by_budget") {
                     cap_forced = data::boolean(&p, value)?;
                 }
@@ -189,10 +201,13 @@ pub fn parse_in(
             }
             "rules" => {
                 let mut fields = Fields::new(&path, spec)?;
-                let (rules_path, rules_data) = fields.take("rules").ok_or_else(|| path.error("missing field rules (a list of rules)"))?;
+                let (rules_path, rules_data) =
+                    fields.take("rules").ok_or_else(|| fields.missing(&["rules"], "missing field rules (a list of rules)"))?;
                 let default_rate = match fields.take("default_rate") {
                     Some((p, value)) => config::probability(p.as_str(), data::number(&p, value)?)?,
-                    None => return Err(path.error("missing field default_rate (the rate for spans no rule matches)")),
+                    None => {
+                        return Err(fields.missing(&["default_rate"], "missing field default_rate (the rate for spans no rule matches)"))
+                    }
                 };
                 let empty = Data::List(Vec::new());
                 let (multipliers_path, multipliers) = fields.take("multipliers").unwrap_or((path.field("multipliers"), &empty));
@@ -203,7 +218,7 @@ pub fn parse_in(
             }
             "probability" => {
                 let mut fields = Fields::new(&path, spec)?;
-                let (p, value) = fields.take("rate").ok_or_else(|| path.error("missing field rate"))?;
+                let (p, value) = fields.take("rate").ok_or_else(|| fields.missing(&["rate"], "missing field rate"))?;
                 let rate = config::probability(p.as_str(), data::number(&p, value)?)?;
                 fields.finish(&["rate"])?;
                 (Stage::probability(rate, settings.precision), vec![("rate", Data::Float(rate))])
@@ -229,7 +244,9 @@ pub fn parse_in(
             }
             "rate_limit" => {
                 let mut fields = Fields::new(&path, spec)?;
-                let (p, value) = fields.take("traces_per_second").ok_or_else(|| path.error("missing field traces_per_second"))?;
+                let (p, value) = fields
+                    .take("traces_per_second")
+                    .ok_or_else(|| fields.missing(&["traces_per_second"], "missing field traces_per_second"))?;
                 let rate = data::number(&p, value)?;
                 let burst = match fields.take("burst") {
                     Some((p, value)) => data::number(&p, value)?,
@@ -428,7 +445,7 @@ fn parse_remote(
     let mut fields = Fields::new(path, spec)?;
     let service = match fields.take("service_name") {
         Some((p, value)) => data::string(&p, value)?.to_owned(),
-        None => return Err(path.error("missing field service_name (the service whose strategy is fetched)")),
+        None => return Err(fields.missing(&["service_name"], "missing field service_name (the service whose strategy is fetched)")),
     };
     let endpoint = match fields.take("endpoint") {
         Some((p, value)) => {
@@ -494,7 +511,7 @@ fn parse_budget(
 ) -> Result<(Arc<Pacer>, Resolved), ConfigError> {
     let mut fields = Fields::new(path, spec)?;
     let (budget_path, budget) =
-        fields.take("budget").ok_or_else(|| path.error("missing field budget (in spans, or money with cost_per_span)"))?;
+        fields.take("budget").ok_or_else(|| fields.missing(&["budget"], "missing field budget (in spans, or money with cost_per_span)"))?;
     let budget = data::number(&budget_path, budget)?;
     let cost = match fields.take("cost_per_span") {
         Some((p, value)) => {

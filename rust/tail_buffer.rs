@@ -17,6 +17,28 @@ use std::sync::{Arc, Mutex};
 
 use crate::tail_share::{self, Announcement, Heard, Kind, Outbox};
 
+/// Where the spans of dropped traces go (a retention ring), so that a keep
+/// that comes later (another service's announcement, a capture) still finds them.
+pub trait Retention<S>: Send + Sync {
+    fn retain(&self, trace_id: u128, spans: Vec<S>);
+    /// Every retained span of the trace, removed.
+    fn take(&self, trace_id: u128) -> Vec<S>;
+}
+
+/// What a capture found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Capture {
+    /// The trace is still buffered: it will be kept at its decision.
+    Pending,
+    /// It was kept already.
+    AlreadyKept,
+    /// It was dropped; this many of its spans were still retained and are queued now.
+    Retained(usize),
+    /// It was dropped and none of its spans are retained any more (or it is unknown
+    /// here): only spans still to end are kept.
+    BeyondHorizon,
+}
+
 /// What tail keeps spend: a budget that admits the spans of a kept trace
 /// (those the head did not count), all or none.
 pub trait TailBudget: Send + Sync {
@@ -149,6 +171,7 @@ struct Inner<S> {
     fresh: Vec<u128>,
     share: Option<Share>,
     budget: Option<Arc<dyn TailBudget>>,
+    retention: Option<Arc<dyn Retention<S>>>,
 }
 
 /// Span counts, each span counted once where its fate is settled:
@@ -168,6 +191,11 @@ pub struct Counts {
     pub heard: AtomicU64,
     /// Heard for a trace this process had dropped already (spans lost to a short `decision_wait`).
     pub heard_too_late: AtomicU64,
+    /// Spans of dropped traces found in retention and kept after all (heard or captured).
+    pub retained_kept: AtomicU64,
+    /// Captures asked for, and those that found the trace's spans gone.
+    pub captures: AtomicU64,
+    pub captures_beyond_horizon: AtomicU64,
     /// Batches that could not be read.
     pub bad_batches: AtomicU64,
     pub late_kept: AtomicU64,
@@ -215,6 +243,7 @@ impl<S> TailBuffer<S> {
                 fresh: Vec::new(),
                 share,
                 budget: None,
+                retention: None,
             }),
             counts: Counts::default(),
         }
@@ -239,6 +268,11 @@ impl<S> TailBuffer<S> {
         self.lock().budget = budget;
     }
 
+    /// Where the spans of dropped traces go from now on (None: they are freed).
+    pub fn set_retention(&self, retention: Option<Arc<dyn Retention<S>>>) {
+        self.lock().retention = retention;
+    }
+
     pub fn offer(&self, span: S, facts: Facts, now: f64) -> Offer {
         self.counts.ended.fetch_add(1, Relaxed);
         let mut inner = self.lock();
@@ -249,6 +283,7 @@ impl<S> TailBuffer<S> {
                 return match decision {
                     Some(mark) if !facts.sampled && !self.admit(inner, mark, 1) => {
                         self.counts.late_dropped.fetch_add(1, Relaxed);
+                        retain(inner, facts.trace_id, vec![span]);
                         Offer::LateDropped
                     }
                     Some(mark) => {
@@ -265,6 +300,7 @@ impl<S> TailBuffer<S> {
                     }
                     None => {
                         self.counts.late_dropped.fetch_add(1, Relaxed);
+                        retain(inner, facts.trace_id, vec![span]);
                         Offer::LateDropped
                     }
                 };
@@ -444,6 +480,7 @@ impl<S> TailBuffer<S> {
         if origin == share.origin {
             return false;
         }
+        let mut dropped_here = Vec::new();
         for &item in items {
             self.counts.heard.fetch_add(1, Relaxed);
             let held = share.heard.insert(item, now);
@@ -454,10 +491,15 @@ impl<S> TailBuffer<S> {
                 }
             } else if let Some(decision) = inner.decisions.get_mut(&item.trace_id) {
                 if decision.is_none() {
-                    // Its spans here are gone; later ones are kept.
-                    self.counts.heard_too_late.fetch_add(1, Relaxed);
+                    // Dropped here already: later spans are kept, and retained ones found again.
                     *decision = Some(mark);
+                    dropped_here.push((item.trace_id, mark));
                 }
+            }
+        }
+        for (trace_id, mark) in dropped_here {
+            if self.keep_retained(inner, trace_id, mark) == 0 {
+                self.counts.heard_too_late.fetch_add(1, Relaxed);
             }
         }
         true
@@ -551,9 +593,67 @@ impl<S> TailBuffer<S> {
             None => {
                 self.counts.traces_dropped.fetch_add(1, Relaxed);
                 self.counts.decided_dropped.fetch_add(count, Relaxed);
+                retain(inner, trace_id, spans);
             }
         }
         settled
+    }
+
+    /// Queue the retained spans of a dropped trace, kept after all for `mark`
+    /// (whole or not at all, as the budget says); how many were queued.
+    fn keep_retained(&self, inner: &mut Inner<S>, trace_id: u128, mark: Mark) -> usize {
+        let Some(retention) = inner.retention.clone() else { return 0 };
+        let spans = retention.take(trace_id);
+        if spans.is_empty() || !self.admit(inner, mark, spans.len() as u64) {
+            return 0;
+        }
+        let count = spans.len();
+        self.counts.retained_kept.fetch_add(count as u64, Relaxed);
+        if is_shared(&inner.reasons, mark) {
+            self.counts.shared_kept.fetch_add(count as u64, Relaxed);
+        }
+        for span in spans {
+            self.enqueue(inner, span, mark, false, Offer::LateKept);
+        }
+        count
+    }
+
+    /// Keep a trace after the fact (`reason`, each span standing for itself):
+    /// buffered, at its decision; dropped, its retained spans now; and spans
+    /// still to end, as they end.
+    pub fn capture(&self, trace_id: u128, reason: &str) -> Capture {
+        self.counts.captures.fetch_add(1, Relaxed);
+        let mut inner = self.lock();
+        let inner = &mut *inner;
+        let mark = Mark { reason: intern(&mut inner.reasons, reason), weight: 1.0 };
+        if let Some(trace) = inner.traces.get_mut(&trace_id) {
+            if let Some(share) = inner.share.as_mut() {
+                self.announce(share, trace_id, trace, Kind::Rule, 1.0);
+            }
+            if trace.keep.is_none_or(|known| mark.weight < known.weight) {
+                trace.keep = Some(mark);
+            }
+            return Capture::Pending;
+        }
+        let retained = match inner.decisions.get(&trace_id) {
+            Some(Some(_)) => return Capture::AlreadyKept,
+            _ => self.keep_retained(inner, trace_id, mark),
+        };
+        // The fleet's other services keep their spans of the trace too (as a rule's keep: the wire's kinds).
+        if let Some(share) = inner.share.as_mut() {
+            share.outbox.push(Announcement { trace_id, kind: Kind::Rule, weight: 1.0 });
+            self.counts.announced.fetch_add(1, Relaxed);
+        }
+        remember(inner, self.limits.decision_cache, trace_id, Some(mark));
+        if let Some(decision) = inner.decisions.get_mut(&trace_id) {
+            *decision = Some(mark);
+        }
+        if retained == 0 {
+            self.counts.captures_beyond_horizon.fetch_add(1, Relaxed);
+            Capture::BeyondHorizon
+        } else {
+            Capture::Retained(retained)
+        }
     }
 
     /// Up to `max` queued spans, oldest first, for export.
@@ -610,6 +710,13 @@ fn shared_mark(reasons: &mut Vec<String>, heard: Announcement) -> Mark {
 
 fn is_shared(reasons: &[String], mark: Mark) -> bool {
     reasons.get(usize::from(mark.reason)).is_some_and(|r| r.starts_with("shared:"))
+}
+
+/// Hand the spans of a dropped trace to retention, if there is one.
+fn retain<S>(inner: &Inner<S>, trace_id: u128, spans: Vec<S>) {
+    if let (Some(retention), false) = (&inner.retention, spans.is_empty()) {
+        retention.retain(trace_id, spans);
+    }
 }
 
 /// Remember a decision, forgetting the oldest beyond the cache size.
@@ -851,5 +958,70 @@ mod tests {
             buffer.reason(&format!("rule:{i}"));
         }
         assert_eq!(buffer.reason_text(buffer.reason("rule:never-seen")), "other");
+    }
+
+    /// Retention in a plain map, for the tests.
+    #[derive(Default)]
+    struct Kept(Mutex<HashMap<u128, Vec<i32>>>);
+
+    impl Retention<i32> for Kept {
+        fn retain(&self, trace_id: u128, spans: Vec<i32>) {
+            self.0.lock().unwrap().entry(trace_id).or_default().extend(spans);
+        }
+        fn take(&self, trace_id: u128) -> Vec<i32> {
+            self.0.lock().unwrap().remove(&trace_id).unwrap_or_default()
+        }
+    }
+
+    #[test]
+    fn dropped_traces_are_retained_and_kept_after_the_fact() {
+        let buffer = TailBuffer::new(limits(), Some(Sharing { ttl: 60.0, max_outbox: 10 }));
+        let kept = Arc::new(Kept::default());
+        buffer.set_retention(Some(kept.clone()));
+        buffer.offer(1, facts(9, false, false), 0.0);
+        buffer.offer(2, facts(9, false, true), 0.0);
+        let (id, trace) = buffer.take_due(3.0, 2.0, 30.0).pop().unwrap();
+        assert_eq!(buffer.settle(id, trace.spans, None, false), Settled::Dropped);
+        assert_eq!(buffer.offer(3, facts(9, false, false), 4.0), Offer::LateDropped);
+        assert_eq!(kept.0.lock().unwrap()[&9], vec![1, 2, 3], "a dropped trace's spans, late ones too, are retained");
+        assert_eq!(buffer.capture(9, "captured"), Capture::Retained(3));
+        assert_eq!(buffer.offer(4, facts(9, false, false), 5.0), Offer::LateKept, "spans still to end are kept too");
+        let batch = buffer.take_batch(10);
+        assert_eq!(batch.iter().map(|q| q.span).collect::<Vec<_>>(), vec![1, 2, 3, 4]);
+        assert_eq!(buffer.reason_text(batch[0].mark.reason), "captured");
+        assert_eq!(buffer.capture(9, "captured"), Capture::AlreadyKept);
+        assert_eq!(buffer.capture(77, "captured"), Capture::BeyondHorizon);
+        assert_eq!(buffer.counts.captures_beyond_horizon.load(Relaxed), 1);
+        balance_retained(&buffer);
+    }
+
+    #[test]
+    fn an_announcement_heard_after_the_drop_keeps_the_retained_spans() {
+        let sharing = Some(Sharing { ttl: 60.0, max_outbox: 10 });
+        let (here, there) = (TailBuffer::new(limits(), sharing), TailBuffer::<i32>::new(limits(), sharing));
+        let kept = Arc::new(Kept::default());
+        here.set_retention(Some(kept.clone()));
+        here.offer(1, facts(5, false, true), 0.0);
+        let (id, trace) = here.take_due(3.0, 2.0, 30.0).pop().unwrap();
+        here.settle(id, trace.spans, None, false);
+        there.offer(7, Facts { trace_id: 5, sampled: false, error: true, local_root: true }, 4.0);
+        here.hear(&there.take_announcements(10).unwrap(), 5.0);
+        let batch = here.take_batch(10);
+        assert_eq!((batch.len(), batch[0].span, batch[0].late), (1, 1, false));
+        assert_eq!(here.reason_text(batch[0].mark.reason), "shared:error");
+        assert_eq!(here.counts.heard_too_late.load(Relaxed), 0, "not too late: retained");
+        assert_eq!(here.counts.retained_kept.load(Relaxed), 1);
+        balance_retained(&here);
+    }
+
+    /// The accounting identities with retention: spans kept from retention were counted dropped first.
+    fn balance_retained<S>(buffer: &TailBuffer<S>) {
+        let c = &buffer.counts;
+        let (_, buffered, queued, _) = buffer.sizes();
+        let kept = c.late_kept.load(Relaxed) + c.decided_kept.load(Relaxed);
+        let ended = buffered as u64 + kept + c.decided_dropped.load(Relaxed) + c.late_dropped.load(Relaxed);
+        assert_eq!(ended, c.ended.load(Relaxed));
+        let retained_kept = c.retained_kept.load(Relaxed);
+        assert_eq!(kept + retained_kept, queued as u64 + c.queue_full.load(Relaxed) + c.taken.load(Relaxed));
     }
 }

@@ -42,6 +42,7 @@ NOT_RUN_HERE = {
     "for run in": "the full benchmark suite takes minutes; benches run as tests with --benchmark-disable",
     "benches/fleet.py": "takes about a minute; its month and chain runs are tests (test_fleet_month, test_fleet_chain)",
     "benches/sharing.py": "takes about a minute; its chain run and flood are tests (test_tail_sharing)",
+    "benches/retention_memory.py": "takes about a minute; the ring's bound and accounting are tests (test_provider, cargo test ring)",
     "benches/ratios.py": "reads the suite's JSON (tests/test_docs.py checks it on a small file)",
     "opentelemetry-instrument": "runs the user's own app.py",
     "mkdocs serve": "serves the docs until stopped",

@@ -16,6 +16,7 @@ from tracesieve.declarative import from_config
 from tracesieve.estimate import adjusted_count
 from tracesieve.export import DedupSpanExporter, RetryingSpanExporter
 from tracesieve.pipeline import PipelineSampler
+from tracesieve.provider import TracerProvider
 from tracesieve.remote import JaegerRemoteSampler
 from tracesieve.samplers import ProbabilitySampler, RuleSampler, TraceIdRatioSampler
 from tracesieve.tail import TailSamplingProcessor
@@ -33,6 +34,7 @@ __all__ = [
     "RuleSampler",
     "TailSamplingProcessor",
     "TraceIdRatioSampler",
+    "TracerProvider",
     "__version__",
     "adjusted_count",
     "from_config",

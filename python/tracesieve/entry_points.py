@@ -228,3 +228,28 @@ def parentbased_jaeger_remote_from_arg(arg: Optional[str] = None) -> Sampler:
     """``OTEL_TRACES_SAMPLER=parentbased_jaeger_remote``: root spans by the remote
     strategy, children follow their parent."""
     return _jaeger_remote(arg, respect_parent=True, entry_point="parentbased_jaeger_remote")
+
+
+def tracer_provider() -> Any:
+    """``OTEL_PYTHON_TRACER_PROVIDER=tracesieve``: a ``tracesieve.TracerProvider``
+    from the document ``TRACESIEVE_CONFIG`` names (its stages the head
+    sampler, its ``tail`` section the tail settings); without one, on the
+    defaults. A mistake in the document is logged and the provider is built
+    on the defaults with the conservative fallback sampler (never failing open)."""
+    from tracesieve.provider import TracerProvider
+
+    path = os.environ.get("TRACESIEVE_CONFIG", "").strip()
+    if not path:
+        return TracerProvider()
+    try:
+        return TracerProvider.from_config(path)
+    except ConfigError as error:
+        rate = fallback_rate()
+        _logger.error(
+            "tracesieve: TRACESIEVE_CONFIG is misconfigured: %s. Recording with tail decisions on the defaults and a head "
+            "sample of %g%% (%s) until it is fixed; `tracesieve check FILE` validates a configuration file.",
+            error,
+            rate * 100,
+            FALLBACK_VARIABLE,
+        )
+        return TracerProvider(sampler=ProbabilitySampler(rate, defer=True))

@@ -19,7 +19,6 @@ trace another one announced.
 
 from __future__ import annotations
 
-import collections
 import logging
 import threading
 import time
@@ -31,8 +30,8 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.trace import SpanContext, TraceFlags
 
 from tracesieve import _core, sharing
-from tracesieve._background import BackgroundThread
-from tracesieve._checks import check_exporter, check_flag, check_seconds
+from tracesieve._checks import check_exporter
+from tracesieve._tail_worker import Batch, TailWorker, check_budget, share_target
 from tracesieve.estimate import ADJUSTED_COUNT, threshold_of
 
 __all__ = ["ADJUSTED_COUNT", "LATE", "REASON", "TAIL_KEPT", "TailSamplingProcessor"]
@@ -48,7 +47,7 @@ _RANDOMNESS_MASK = (1 << 56) - 1
 _ABANDONED: List[Any] = []
 
 
-class TailSamplingProcessor(SpanProcessor):
+class TailSamplingProcessor(TailWorker, SpanProcessor):
     """Keeps whole traces that matter, decided after their spans end.
 
     A trace is kept if its head decision kept it, if any span has an error
@@ -141,25 +140,8 @@ class TailSamplingProcessor(SpanProcessor):
         start: bool = True,
     ):
         self._exporter = check_exporter(exporter)
-        if budget is not None and not hasattr(budget, "budget_status"):
-            raise _core.ConfigError(f"budget: expected a BudgetSampler or a pipeline with a budget stage, got {type(budget).__name__}")
-        self._budget = budget
-        self._budget_policy = (list(budget_priorities), list(budget_exempt))
-        self._budget_native: Any = None
-        target = None
-        if share is not None and not isinstance(share, sharing.LocalExchange):
-            if not isinstance(share, str):
-                raise _core.ConfigError(f"share: expected a redis:// or rediss:// URL, got {type(share).__name__} {share!r}")
-            target = _core.redis_target(share, "share", "tail")
-            check_seconds("share_interval", share_interval, minimum=0.001)
-            if share_interval > 10:
-                raise _core.ConfigError(f"share_interval: {share_interval!r} is out of range; expected seconds from 0.001 to 10")
-            try:
-                import redis  # noqa: F401  (the optional extra: tracesieve[redis])
-            except ImportError:
-                raise _core.ConfigError(
-                    "share: sharing tail decisions needs the Redis client; install it with pip install 'tracesieve[redis]'"
-                ) from None
+        budget = check_budget(budget)
+        target = share_target(share, share_interval)
         # Every setting is checked natively; kept to build a fresh buffer in a forked child.
         self._buffer_settings: Dict[str, Any] = {
             "decision_wait": decision_wait,
@@ -178,11 +160,8 @@ class TailSamplingProcessor(SpanProcessor):
             "clock": clock,
         }
         self._buffer = _core.NativeTailBuffer(**self._buffer_settings)
-        self._attach_budget()
-        self._link: Any = None
-        self._share_interval = None if share is None else float(share_interval)
-        (self._wait, self._timeout, latency, self._latency_probability, _, self._batch, self._delay) = self._buffer.settings
-        self._shutdown_timeout = check_seconds("shutdown_timeout", shutdown_timeout)
+        settings = self._buffer.settings
+        latency, self._latency_probability = settings[2], settings[3]
         self._latency_ns = None if latency is None else latency * 1e9
         self._latency_threshold = None if self._latency_probability <= 0 else _core.threshold_for_probability(self._latency_probability)
         self._rules = None
@@ -190,33 +169,28 @@ class TailSamplingProcessor(SpanProcessor):
             from tracesieve.samplers import RuleSampler
 
             self._rules = RuleSampler([{**rule, "action": "keep"} for rule in rules], default_rate=0.0)
-        self._fresh_state()
-        self._shut = False
-        self._worker = BackgroundThread("tracesieve-tail", self._run, on_fork_child=self._after_fork)
-        self._stepped = not check_flag("start", start)
-        if not self._stepped:
-            self._worker.start()
-        if isinstance(share, sharing.LocalExchange):
-            share.add(self)
-            self._link = share
-        elif target is not None:
-            self._link = sharing.join(self, target, float(share_interval), float(share_ttl))
+        self._bind_on_end()
+        self._start_worker(
+            name="tracesieve-tail",
+            settings=settings,
+            shutdown_timeout=shutdown_timeout,
+            share=share,
+            target=target,
+            share_interval=share_interval,
+            share_ttl=share_ttl,
+            judging=self._buffer_settings["judge_roots"],
+            budget=budget,
+            budget_priorities=budget_priorities,
+            budget_exempt=budget_exempt,
+            start=start,
+        )
         from tracesieve.metrics import observe_stats
 
         observe_stats(
             self, "tracesieve.tail", "Tail sampling: spans ended, kept, dropped, buffered, evicted early, late, exported", meter_provider
         )
 
-    def _fresh_state(self) -> None:
-        """Locks, counters and the flush handshake (new in a forked child)."""
-        self._lock = threading.Lock()
-        self._flushed = threading.Condition(self._lock)
-        self._flush_requested = 0
-        self._flush_done = 0
-        self._in_flight = 0
-        self._batch_number = 0
-        self._abandoned_batch = -1
-        self._counts: Dict[str, int] = collections.Counter()
+    def _bind_on_end(self) -> None:
         # The hot path: the SDK calls the native method directly.
         self.on_end = self._buffer.on_end  # type: ignore[method-assign]
 
@@ -227,7 +201,8 @@ class TailSamplingProcessor(SpanProcessor):
         self._buffer = _core.NativeTailBuffer(**self._buffer_settings)
         self._budget_native = None
         self._attach_budget()
-        self._fresh_state()
+        self._fresh_worker_state()
+        self._bind_on_end()
 
     # -- SpanProcessor -------------------------------------------------------------
 
@@ -242,28 +217,7 @@ class TailSamplingProcessor(SpanProcessor):
         """Decide every pending trace now and export everything queued,
         including a batch already inside ``export``. True when that finished
         within the timeout; False otherwise (the work goes on in the background)."""
-        if self._stepped:
-            self._decide(everything=True)
-            while self._export_batch():
-                pass
-            return True
-        if not self._worker.alive:
-            return self._buffer.counts()["spans_queued"] == 0 and self._buffer.counts()["traces_buffered"] == 0
-        with self._flushed:
-            self._flush_requested += 1
-            target = self._flush_requested
-        self._worker.wake()
-        with self._flushed:
-            return self._flushed.wait_for(lambda: self._flush_done >= target, timeout=max(0.0, timeout_millis / 1000))
-
-    def step(self) -> None:
-        """Decide the traces that are due and export what is queued, now, in
-        this thread: the whole work of a processor built with ``start=False``
-        (simulations on a simulated clock, which then decide in the same order
-        on every run)."""
-        self._decide(everything=False)
-        while self._export_batch():
-            pass
+        return self._flush_tail(timeout_millis)
 
     def shutdown(self) -> None:
         """Flush for at most ``shutdown_timeout`` seconds, stop the worker and
@@ -272,32 +226,7 @@ class TailSamplingProcessor(SpanProcessor):
         if self._shut:
             return
         self._shut = True
-        deadline = time.monotonic() + self._shutdown_timeout
-        if self._share_interval is not None and self._worker.alive:
-            # Pending traces get their decision_wait to hear announcements (within half
-            # the shutdown budget); the worker decides them as they fall due.
-            until = min(time.monotonic() + self._wait + 2 * self._share_interval, deadline - self._shutdown_timeout / 2)
-            while self._buffer.counts()["traces_buffered"] and time.monotonic() < until:
-                time.sleep(min(0.02, self._wait))
-        self.force_flush(int(self._shutdown_timeout * 1000))
-        if self._link is not None and not isinstance(self._link, sharing.LocalExchange):
-            sharing.leave(self)
-        stopped = self._worker.stop(timeout=max(0.0, deadline - time.monotonic()))
-        undecided = sum(len(due[1]) for due in self._buffer.take_all())
-        unexported = self._buffer.drain()
-        with self._lock:
-            in_flight = 0 if stopped else self._in_flight
-            if in_flight:
-                # The batch inside a hung export counts as lost; if the export
-                # ever returns successfully, it is moved back to exported.
-                self._abandoned_batch = self._batch_number
-                self._in_flight = 0
-            self._counts["lost_undecided"] += undecided
-            self._counts["lost_unexported"] += unexported + in_flight
-            self._counts["spans_lost_at_shutdown"] += undecided + unexported + in_flight
-        lost = undecided + unexported + in_flight
-        if lost:
-            _logger.error("tracesieve: the tail processor shut down with %d spans not exported (the exporter did not keep up)", lost)
+        deadline = self._stop_tail()
         _shutdown_within(self._exporter, max(0.0, deadline - time.monotonic()))
 
     # -- decisions -----------------------------------------------------------------
@@ -347,15 +276,6 @@ class TailSamplingProcessor(SpanProcessor):
             if reason is not None:
                 buffer.keep(trace_id, reason, weight)
 
-    def _attach_budget(self) -> None:
-        """Spend the budget sampler's pacer (again, when a reload replaced it)."""
-        if self._budget is None or self._budget._native is self._budget_native:
-            return
-        native = self._budget._native
-        order, exempt = self._budget_policy
-        self._buffer.set_budget(native, order, exempt)
-        self._budget_native = native
-
     def _decide(self, everything: bool) -> None:
         """Judge the roots that just ended, then decide the traces that are due
         (or all of them) and queue what is kept."""
@@ -372,55 +292,9 @@ class TailSamplingProcessor(SpanProcessor):
 
     # -- export --------------------------------------------------------------------
 
-    def _run(self, worker: BackgroundThread) -> None:
-        tick = max(0.01, min(self._wait, self._delay) / 4 or 0.05)
-        if self._share_interval is not None and self._buffer_settings["judge_roots"]:
-            tick = min(tick, max(0.01, self._share_interval))  # a root's keep is announced within one interval
-        last_export = time.monotonic()
-        while True:
-            with self._lock:
-                flush = self._flush_requested
-            flushing = flush > self._flush_done
-            self._decide(everything=flushing)
-            queued = self._buffer.counts()["spans_queued"]
-            if flushing or queued >= self._batch or (queued and time.monotonic() - last_export >= self._delay):
-                while self._export_batch():
-                    if worker.stopping and not flushing:
-                        break
-                last_export = time.monotonic()
-            if flushing:
-                with self._flushed:
-                    self._flush_done = flush
-                    self._flushed.notify_all()
-            if not worker.sleep(tick):
-                return
-
-    def _export_batch(self) -> bool:
-        """Export one batch; False when the queue was empty."""
-        batch = self._buffer.take_batch(self._batch)
-        if not batch:
-            return False
+    def _deliver(self, batch: Batch) -> bool:
         spans = [self._mark(span, reason, weight, late) for span, reason, weight, late in batch]
-        with self._lock:
-            self._batch_number += 1
-            number = self._batch_number
-            self._in_flight = len(spans)
-        try:
-            result = self._exporter.export(spans)
-        except Exception:  # an exporter must not kill the worker; the loss is counted
-            _logger.exception("tracesieve: tail exporter raised; %d spans lost", len(spans))
-            result = SpanExportResult.FAILURE
-        with self._lock:
-            delivered = result is SpanExportResult.SUCCESS
-            if number == self._abandoned_batch:  # already counted as lost at shutdown
-                if delivered:
-                    for key in ("lost_unexported", "spans_lost_at_shutdown"):
-                        self._counts[key] -= len(spans)
-                    self._counts["spans_exported"] += len(spans)
-                return True
-            self._in_flight = 0
-            self._counts["spans_exported" if delivered else "spans_export_failed"] += len(spans)
-        return True
+        return self._exporter.export(spans) is SpanExportResult.SUCCESS
 
     def _mark(self, span: ReadableSpan, reason: Optional[str], weight: float, late: bool) -> ReadableSpan:
         """A copy of the span that says why it was kept (and is flagged sampled).
@@ -471,32 +345,7 @@ class TailSamplingProcessor(SpanProcessor):
         heard too late (spans already dropped: ``decision_wait`` is short),
         announcements dropped at the outbox's cap, and the link's calls.
         """
-        stats: Dict[str, int] = dict(self._buffer.counts())
-        with self._lock:
-            stats.update(self._counts)
-            stats["spans_in_flight"] = self._in_flight
-        for key in ("spans_exported", "spans_export_failed", "spans_lost_at_shutdown", "lost_undecided", "lost_unexported"):
-            stats.setdefault(key, 0)
-        if self._link is not None:
-            link = self._link.stats()
-            for key in (
-                "batches_sent",
-                "batches_read",
-                "redis_calls",
-                "failures",
-                "announcements_lost",
-                "announcements_returned",
-                "oversized_skipped",
-                "stream_resets",
-            ):
-                stats[f"share_{key}"] = link[key]
-            stats["share_connected"] = int(link["connected"])
-        return stats
-
-    def sharing_status(self) -> Optional[Dict[str, Any]]:
-        """Where decisions are shared (password hidden), whether Redis answers,
-        and the link's batches, calls, failures and CPU; None when not sharing."""
-        return None if self._link is None else self._link.stats()
+        return self._tail_stats()
 
 
 def _shutdown_within(exporter: SpanExporter, seconds: float) -> None:

@@ -108,3 +108,15 @@ fn a_rules_file_is_recognised_and_the_right_entry_point_named() {
     let listed = map(vec![("rules", Data::List(vec![]))]);
     assert!(build(listed).err().unwrap().to_string().starts_with("rules: this looks like a rules file"));
 }
+
+#[test]
+fn a_tail_section_is_the_providers_and_makes_drops_recorded() {
+    let probability = || map(vec![("rate", Data::Float(0.1))]);
+    let tail = || map(vec![("decision_wait", Data::Float(1.0))]);
+    assert!(build(map(vec![("probability", probability()), ("tail", tail())])).unwrap().settings.defer);
+    let explicit = build(map(vec![("probability", probability()), ("defer", Data::Bool(false)), ("tail", tail())])).unwrap();
+    assert!(!explicit.settings.defer, "an explicit defer wins");
+    assert!(!build(map(vec![("probability", probability())])).unwrap().settings.defer);
+    let err = build(map(vec![("tail", Data::Int(3))])).err().unwrap().to_string();
+    assert!(err.starts_with("tail: expected a mapping of tail settings"), "{err}");
+}

@@ -2,6 +2,7 @@
 //! the logic lives in the plain-Rust modules.
 
 mod args;
+mod context;
 mod convert;
 mod dedup;
 mod errors;
@@ -9,9 +10,10 @@ mod fleet;
 mod foreign;
 mod otel_api;
 mod py_clock;
+mod recording;
 mod sampler;
 mod sampling_result;
-mod signals;
+pub(crate) mod signals;
 mod span_input;
 mod span_view;
 mod store;
@@ -28,6 +30,7 @@ mod _core {
 
     #[pymodule_init]
     fn init(module: &Bound<'_, PyModule>) -> PyResult<()> {
+        super::context::install_native_ids_reader(super::recording::span::native_ids_of);
         module.add("ConfigError", config_error_type(module.py())?)
     }
 
@@ -39,6 +42,21 @@ mod _core {
 
     #[pymodule_export]
     use super::dedup::NativeDedup;
+
+    #[pymodule_export]
+    use super::recording::recorder::NativeRecorder;
+
+    #[pymodule_export]
+    use super::recording::span::NativeSpan;
+
+    #[pymodule_export]
+    use super::recording::span::NativeNonRecordingSpan;
+
+    #[pymodule_export]
+    use super::recording::tracer::NativeTracer;
+
+    #[pymodule_export]
+    use super::recording::tracer::CurrentSpan;
 
     #[pymodule_export]
     use super::fleet::fleet_scripts;

@@ -244,7 +244,11 @@ fn bare_instance<'py>(py: Python<'py>, api: &OtelApi, cls: &Bound<'py, PyType>) 
     // SAFETY: both classes are ordinary heap types whose tp_new is object's;
     // calling it with an empty tuple is what `cls.__new__(cls)` does.
     unsafe {
-        let new = (*type_ptr).tp_new.ok_or_else(|| pyo3::exceptions::PyTypeError::new_err("type has no tp_new"))?;
+        let slot = ffi::PyType_GetSlot(type_ptr, ffi::Py_tp_new);
+        if slot.is_null() {
+            return Err(pyo3::exceptions::PyTypeError::new_err("type has no tp_new"));
+        }
+        let new: ffi::newfunc = std::mem::transmute(slot);
         let object = new(type_ptr, api.empty_tuple.as_ptr(), std::ptr::null_mut());
         Bound::from_owned_ptr_or_err(py, object)
     }

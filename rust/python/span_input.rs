@@ -6,6 +6,7 @@ use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString, PyTuple};
 
+use super::context::{current_context, native_ids, span_context_of};
 use super::otel_api::OtelApi;
 use crate::ot_entry;
 use crate::plan::{ParentFacts, SpanFacts};
@@ -89,20 +90,24 @@ fn read_parent<'py>(py: Python<'py>, api: &OtelApi, parent_context: &Bound<'py, 
     let Some(span) = context.get_item(api.span_key.bind(py))? else {
         return Ok(None);
     };
-    let Some(span_context) = span_context_of(py, api, &span)? else {
-        return Ok(None);
+    let (sampled, remote, trace_state) = match native_ids(&span) {
+        // tracesieve's own spans: their ids natively, no SpanContext made.
+        Some(ids) => (ids.flags & 1 == 1, false, ids.trace_state),
+        None => {
+            let Some(span_context) = span_context_of(py, api, &span)? else {
+                return Ok(None);
+            };
+            // SpanContext is a tuple: (trace_id, span_id, is_remote, trace_flags, trace_state, is_valid).
+            let Ok(fields) = span_context.cast_into::<PyTuple>() else {
+                return Ok(None);
+            };
+            if fields.len() != 6 || !fields.get_item(5)?.is_truthy()? {
+                return Ok(None);
+            }
+            let flags = fields.get_item(3)?;
+            (trace_id_low64(&flags).is_some_and(|f| f & 1 == 1), fields.get_item(2)?.is_truthy()?, fields.get_item(4)?)
+        }
     };
-    // SpanContext is a tuple: (trace_id, span_id, is_remote, trace_flags, trace_state, is_valid).
-    let Ok(fields) = span_context.cast_into::<PyTuple>() else {
-        return Ok(None);
-    };
-    if fields.len() != 6 || !fields.get_item(5)?.is_truthy()? {
-        return Ok(None);
-    }
-    let remote = fields.get_item(2)?.is_truthy()?;
-    let flags = fields.get_item(3)?;
-    let sampled = trace_id_low64(&flags).is_some_and(|f| f & 1 == 1);
-    let trace_state = fields.get_item(4)?;
     let (entries, ot_value, reading) = trace_state_parts(py, api, &trace_state)?;
     let ot = reading.fields;
     let parent = Parent { trace_state, entries, ot_value, strip_ot: false, ot_form: reading.form, ot_th: ot.th };
@@ -152,40 +157,4 @@ pub fn use_trace_state<'py>(py: Python<'py>, api: &OtelApi, input: &mut SpanInpu
         ot_form: reading.form,
         ot_th: reading.fields.th,
     };
-}
-
-/// The current context, read straight from the SDK's ContextVar while the stock
-/// runtime context is installed, else through `opentelemetry.context.get_current()`.
-fn current_context<'py>(py: Python<'py>, api: &OtelApi) -> PyResult<Bound<'py, PyAny>> {
-    if let Some(var) = &api.context_var {
-        // SAFETY: a borrowed lookup in a live dict, compared by identity only.
-        let installed = unsafe { ffi::PyDict_GetItem(api.context_globals.as_ptr(), api.names.runtime_context.as_ptr()) };
-        if installed == api.runtime_context.as_ptr() {
-            let mut value: *mut ffi::PyObject = std::ptr::null_mut();
-            // SAFETY: `var` is a ContextVar; on success `value` is a new reference.
-            let status = unsafe { ffi::PyContextVar_Get(var.as_ptr(), std::ptr::null_mut(), &mut value) };
-            if status == 0 && !value.is_null() {
-                return Ok(unsafe { Bound::from_owned_ptr(py, value) });
-            }
-            return Err(PyErr::fetch(py));
-        }
-    }
-    api.get_current.bind(py).call0()
-}
-
-/// `span.get_span_context()` for a real span, `None` for anything else.
-fn span_context_of<'py>(py: Python<'py>, api: &OtelApi, span: &Bound<'py, PyAny>) -> PyResult<Option<Bound<'py, PyAny>>> {
-    let span_type = span.get_type();
-    if span_type.is(api.sdk_span_type.bind(py)) || span_type.is(api.non_recording_span_type.bind(py)) {
-        return Ok(Some(span.getattr(api.names.context.bind(py))?));
-    }
-    if !span.is_instance(api.span_abc.bind(py))? {
-        return Ok(None);
-    }
-    let span_context = span.call_method0(api.names.get_span_context.bind(py))?;
-    if span_context.is_instance(api.span_context_type.bind(py))? {
-        Ok(Some(span_context))
-    } else {
-        Ok(None)
-    }
 }

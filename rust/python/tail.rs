@@ -40,7 +40,7 @@ fn api(py: Python<'_>) -> PyResult<&'static Api> {
 }
 
 /// Seconds on a monotonic clock, from when the buffer was made.
-struct Monotonic(Instant);
+pub(super) struct Monotonic(pub(super) Instant);
 
 impl Clock for Monotonic {
     fn now(&self) -> f64 {
@@ -54,7 +54,7 @@ impl Clock for Monotonic {
 
 /// The tail processor's settings, checked once here.
 #[derive(Debug, Clone, Copy)]
-pub struct TailSettings {
+pub(crate) struct TailSettings {
     pub decision_wait: f64,
     pub trace_timeout: f64,
     pub latency_threshold: Option<f64>,
@@ -151,33 +151,24 @@ impl NativeTailBuffer {
         judge_roots: bool,
         clock: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
-        let seconds = |field: &str, value: Option<&Bound<'_, PyAny>>, default: f64| {
-            args::optional(value, |v| args::seconds(field, v, true)).map(|v| v.unwrap_or(default))
-        };
-        let count = |field: &str, value: Option<&Bound<'_, PyAny>>, default: u64| {
-            args::optional(value, |v| args::count(field, v, 1)).map(|v| v.unwrap_or(default))
-        };
-        let settings = TailSettings {
-            decision_wait: seconds("decision_wait", decision_wait, 2.0)?,
-            trace_timeout: seconds("trace_timeout", trace_timeout, 30.0)?,
-            latency_threshold: args::optional(latency_threshold, |v| args::seconds("latency_threshold", v, false))?,
-            latency_probability: args::optional(latency_probability, |v| args::probability("latency_probability", v))?.unwrap_or(1.0),
-            max_queue_size: count("max_queue_size", max_queue_size, 100_000)?,
-            max_export_batch_size: count("max_export_batch_size", max_export_batch_size, 512)?,
-            schedule_delay: seconds("schedule_delay", schedule_delay, 1.0)?,
-        };
-        let limits = Limits {
-            max_traces: count("max_traces", max_traces, 10_000)? as usize,
-            max_spans_per_trace: count("max_spans_per_trace", max_spans_per_trace, 1_000)? as usize,
-            decision_cache: count("decision_cache_size", decision_cache_size, 100_000)? as usize,
-            max_queue: settings.max_queue_size as usize,
-        };
+        let (settings, limits, sharing) = settings_from(
+            decision_wait,
+            trace_timeout,
+            latency_threshold,
+            latency_probability,
+            max_traces,
+            max_spans_per_trace,
+            decision_cache_size,
+            max_queue_size,
+            max_export_batch_size,
+            schedule_delay,
+            share_ttl,
+            MAX_OUTBOX,
+        )?;
         let clock: Arc<dyn Clock> = match py_clock::from_argument(clock)? {
             Some(c) => c as Arc<PyClock>,
             None => Arc::new(Monotonic(Instant::now())),
         };
-        let sharing =
-            args::optional(share_ttl, |v| args::seconds("share_ttl", v, false))?.map(|ttl| Sharing { ttl, max_outbox: MAX_OUTBOX });
         Ok(NativeTailBuffer {
             buffer: TailBuffer::new(limits, sharing).judging_roots(judge_roots),
             clock,
@@ -324,52 +315,101 @@ impl NativeTailBuffer {
 
     /// Span and trace counts, sizes now, and spans that could not be read.
     fn counts<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let c = &self.buffer.counts;
-        let (traces, spans, queued, decisions) = self.buffer.sizes();
-        let (waiting, held, outbox_dropped, expired, evicted) = self.buffer.share_sizes();
-        let out = PyDict::new(py);
-        let kept = c.late_kept.load(Relaxed) + c.decided_kept.load(Relaxed);
-        for (key, value) in [
-            ("spans_ended", c.ended.load(Relaxed)),
-            ("spans_kept", kept),
-            ("head_kept", c.head_kept.load(Relaxed)),
-            ("late_kept", c.late_kept.load(Relaxed)),
-            ("late_dropped", c.late_dropped.load(Relaxed)),
-            ("spans_dropped", c.decided_dropped.load(Relaxed)),
-            ("traces_kept", c.traces_kept.load(Relaxed)),
-            ("traces_dropped", c.traces_dropped.load(Relaxed)),
-            ("evicted_early", c.evicted_early.load(Relaxed)),
-            ("queue_full_dropped", c.queue_full.load(Relaxed)),
-            ("spans_taken", c.taken.load(Relaxed)),
-            ("unreadable_spans", self.unreadable.load(Relaxed)),
-            ("traces_buffered", traces as u64),
-            ("spans_buffered", spans as u64),
-            ("spans_queued", queued as u64),
-            ("decisions_remembered", decisions as u64),
-            ("shared_kept", c.shared_kept.load(Relaxed)),
-            ("announced", c.announced.load(Relaxed)),
-            ("announcements_waiting", waiting as u64),
-            ("announcements_dropped", outbox_dropped),
-            ("heard", c.heard.load(Relaxed)),
-            ("heard_held", held as u64),
-            ("heard_expired", expired),
-            ("heard_evicted", evicted),
-            ("heard_too_late", c.heard_too_late.load(Relaxed)),
-            ("bad_batches", c.bad_batches.load(Relaxed)),
-            ("budget_refused_error", c.budget_refused_traces[0].load(Relaxed)),
-            ("budget_refused_latency", c.budget_refused_traces[1].load(Relaxed)),
-            ("budget_refused_rule", c.budget_refused_traces[2].load(Relaxed)),
-            ("budget_refused_spans", c.budget_refused_spans.iter().map(|n| n.load(Relaxed)).sum()),
-        ] {
-            out.set_item(key, value)?;
-        }
-        Ok(out)
+        buffer_counts(py, &self.buffer, self.unreadable.load(Relaxed))
     }
+}
+
+/// The tail settings, checked: (settings, the buffer's limits, sharing when `share_ttl` is given).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn settings_from(
+    decision_wait: Option<&Bound<'_, PyAny>>,
+    trace_timeout: Option<&Bound<'_, PyAny>>,
+    latency_threshold: Option<&Bound<'_, PyAny>>,
+    latency_probability: Option<&Bound<'_, PyAny>>,
+    max_traces: Option<&Bound<'_, PyAny>>,
+    max_spans_per_trace: Option<&Bound<'_, PyAny>>,
+    decision_cache_size: Option<&Bound<'_, PyAny>>,
+    max_queue_size: Option<&Bound<'_, PyAny>>,
+    max_export_batch_size: Option<&Bound<'_, PyAny>>,
+    schedule_delay: Option<&Bound<'_, PyAny>>,
+    share_ttl: Option<&Bound<'_, PyAny>>,
+    max_outbox: usize,
+) -> PyResult<(TailSettings, Limits, Option<Sharing>)> {
+    let seconds = |field: &str, value: Option<&Bound<'_, PyAny>>, default: f64| {
+        args::optional(value, |v| args::seconds(field, v, true)).map(|v| v.unwrap_or(default))
+    };
+    let count = |field: &str, value: Option<&Bound<'_, PyAny>>, default: u64| {
+        args::optional(value, |v| args::count(field, v, 1)).map(|v| v.unwrap_or(default))
+    };
+    let settings = TailSettings {
+        decision_wait: seconds("decision_wait", decision_wait, 2.0)?,
+        trace_timeout: seconds("trace_timeout", trace_timeout, 30.0)?,
+        latency_threshold: args::optional(latency_threshold, |v| args::seconds("latency_threshold", v, false))?,
+        latency_probability: args::optional(latency_probability, |v| args::probability("latency_probability", v))?.unwrap_or(1.0),
+        max_queue_size: count("max_queue_size", max_queue_size, 100_000)?,
+        max_export_batch_size: count("max_export_batch_size", max_export_batch_size, 512)?,
+        schedule_delay: seconds("schedule_delay", schedule_delay, 1.0)?,
+    };
+    let limits = Limits {
+        max_traces: count("max_traces", max_traces, 10_000)? as usize,
+        max_spans_per_trace: count("max_spans_per_trace", max_spans_per_trace, 1_000)? as usize,
+        decision_cache: count("decision_cache_size", decision_cache_size, 100_000)? as usize,
+        max_queue: settings.max_queue_size as usize,
+    };
+    let sharing = args::optional(share_ttl, |v| args::seconds("share_ttl", v, false))?.map(|ttl| Sharing { ttl, max_outbox });
+    Ok((settings, limits, sharing))
+}
+
+/// A tail buffer's span and trace counts and sizes now, as a dict.
+pub(super) fn buffer_counts<'py, S>(py: Python<'py>, buffer: &TailBuffer<S>, unreadable: u64) -> PyResult<Bound<'py, PyDict>> {
+    let c = &buffer.counts;
+    let (traces, spans, queued, decisions) = buffer.sizes();
+    let (waiting, held, outbox_dropped, expired, evicted) = buffer.share_sizes();
+    let out = PyDict::new(py);
+    let kept = c.late_kept.load(Relaxed) + c.decided_kept.load(Relaxed);
+    for (key, value) in [
+        ("spans_ended", c.ended.load(Relaxed)),
+        ("spans_kept", kept),
+        ("head_kept", c.head_kept.load(Relaxed)),
+        ("late_kept", c.late_kept.load(Relaxed)),
+        ("late_dropped", c.late_dropped.load(Relaxed)),
+        ("spans_dropped", c.decided_dropped.load(Relaxed)),
+        ("traces_kept", c.traces_kept.load(Relaxed)),
+        ("traces_dropped", c.traces_dropped.load(Relaxed)),
+        ("evicted_early", c.evicted_early.load(Relaxed)),
+        ("queue_full_dropped", c.queue_full.load(Relaxed)),
+        ("spans_taken", c.taken.load(Relaxed)),
+        ("unreadable_spans", unreadable),
+        ("traces_buffered", traces as u64),
+        ("spans_buffered", spans as u64),
+        ("spans_queued", queued as u64),
+        ("decisions_remembered", decisions as u64),
+        ("shared_kept", c.shared_kept.load(Relaxed)),
+        ("announced", c.announced.load(Relaxed)),
+        ("announcements_waiting", waiting as u64),
+        ("announcements_dropped", outbox_dropped),
+        ("heard", c.heard.load(Relaxed)),
+        ("heard_held", held as u64),
+        ("heard_expired", expired),
+        ("heard_evicted", evicted),
+        ("heard_too_late", c.heard_too_late.load(Relaxed)),
+        ("bad_batches", c.bad_batches.load(Relaxed)),
+        ("retained_kept", c.retained_kept.load(Relaxed)),
+        ("captures", c.captures.load(Relaxed)),
+        ("captures_beyond_horizon", c.captures_beyond_horizon.load(Relaxed)),
+        ("budget_refused_error", c.budget_refused_traces[0].load(Relaxed)),
+        ("budget_refused_latency", c.budget_refused_traces[1].load(Relaxed)),
+        ("budget_refused_rule", c.budget_refused_traces[2].load(Relaxed)),
+        ("budget_refused_spans", c.budget_refused_spans.iter().map(|n| n.load(Relaxed)).sum()),
+    ] {
+        out.set_item(key, value)?;
+    }
+    Ok(out)
 }
 
 /// The tail's budget priorities: `order` (every kind, first to last) and the
 /// `exempt` kinds, as names ("error", "latency", "rule").
-fn tail_policy(order: Option<Vec<String>>, exempt: Option<Vec<String>>) -> PyResult<TailPolicy> {
+pub(super) fn tail_policy(order: Option<Vec<String>>, exempt: Option<Vec<String>>) -> PyResult<TailPolicy> {
     let names = "\"error\", \"latency\", \"rule\"";
     let class = |field: &str, name: &str| {
         TailClass::parse(name)

@@ -1,0 +1,414 @@
+"""``tracesieve.TracerProvider``: the SDK's provider with native spans and tail
+decisions. Its tracers record spans into compact native records; a trace the
+tail keeps is replayed as the SDK's own spans into the span processors, a
+dropped one never becomes Python objects and stays retained, byte-bounded, in
+case a keep comes after the fact (``capture``, or another service's
+announcement)."""
+
+from __future__ import annotations
+
+import difflib
+import logging
+import threading
+import time
+from typing import Any, Callable, Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple, Union, cast
+
+from opentelemetry import trace as trace_api
+from opentelemetry.sdk import trace as sdk_trace
+from opentelemetry.sdk.trace import SpanLimits
+from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
+from opentelemetry.sdk.util.instrumentation import InstrumentationInfo, InstrumentationScope
+
+from tracesieve import _core, _spans, sharing
+from tracesieve._tail_worker import Batch, TailWorker, check_budget, share_target
+from tracesieve.adaptive import ErrorWindowProcessor
+from tracesieve.config import Source, load_config
+from tracesieve.estimate import ADJUSTED_COUNT
+from tracesieve.tail import LATE, REASON, TAIL_KEPT
+
+__all__ = ["Capture", "TracerProvider"]
+
+_logger = logging.getLogger("tracesieve.provider")
+_RETENTION_DEFAULT = 64 << 20
+
+trace_api.Span.register(_core.NativeSpan)
+trace_api.Span.register(_core.NativeNonRecordingSpan)
+trace_api.Tracer.register(_core.NativeTracer)
+
+
+#: The ``tail`` section's settings: this provider's keywords past the SDK's.
+TAIL_SETTINGS = (
+    "decision_wait",
+    "trace_timeout",
+    "latency_threshold",
+    "latency_probability",
+    "rules",
+    "max_traces",
+    "max_spans_per_trace",
+    "decision_cache_size",
+    "max_queue_size",
+    "max_export_batch_size",
+    "schedule_delay",
+    "shutdown_timeout",
+    "share",
+    "share_interval",
+    "share_ttl",
+    "budget_priorities",
+    "budget_exempt",
+    "retention_bytes",
+)
+#: The stages of a pipeline document (any of them makes the head sampler a pipeline).
+STAGES = ("force_keep", "adaptive", "rules", "probability", "jaeger_remote", "budget", "rate_limit")
+
+
+class Capture(NamedTuple):
+    """What ``TracerProvider.capture`` did.
+
+    ``status``: "retained" (the trace's retained spans are being exported:
+    ``spans`` of them), "pending" (still being decided: it will be kept),
+    "kept" (kept already), or "beyond_horizon" (nothing retained: the trace
+    is older than the retention horizon, or unknown here; spans of it that
+    end from now on are kept). With sharing on, the fleet is told too.
+    """
+
+    status: str
+    spans: int
+
+
+def _parse_trace_id(trace_id: Union[int, str]) -> int:
+    if isinstance(trace_id, str):
+        text = trace_id.strip().lower()
+        if len(text) == 32 and all(c in "0123456789abcdef" for c in text):
+            trace_id = int(text, 16)
+        else:
+            raise ValueError(f"trace_id: expected 32 hexadecimal digits or an int, got {trace_id!r}")
+    if isinstance(trace_id, bool) or not isinstance(trace_id, int) or not 0 < trace_id < 1 << 128:
+        raise ValueError(f"trace_id: expected a non-zero 128-bit trace id, got {trace_id!r}")
+    return trace_id
+
+
+def _has_budget(sampler: Any) -> bool:
+    """Whether ``sampler`` paces a budget (a ``BudgetSampler``, or a pipeline with a budget stage)."""
+    from tracesieve.budget import BudgetSampler
+    from tracesieve.pipeline import PipelineSampler, stage
+
+    if isinstance(sampler, BudgetSampler):
+        return True
+    return isinstance(sampler, PipelineSampler) and stage(sampler.resolved, "budget") is not None
+
+
+def _limits_tuple(limits: SpanLimits) -> Tuple[Optional[int], ...]:
+    return (
+        limits.max_span_attributes,
+        limits.max_events,
+        limits.max_links,
+        limits.max_event_attributes,
+        limits.max_link_attributes,
+        limits.max_span_attribute_length,
+        limits.max_attribute_length,
+    )
+
+
+class TracerProvider(TailWorker, sdk_trace.TracerProvider):
+    """The SDK's ``TracerProvider``, whose spans are native and whose traces
+    are kept whole by tail decisions, for about the price of head sampling.
+
+    Spans implement the whole ``opentelemetry.trace.Span`` API with the SDK's
+    rules (``SpanLimits`` and the ``OTEL_*_LIMIT`` variables, status
+    precedence, warnings) and record into native storage. When a trace is
+    decided (its local root ended ``decision_wait`` seconds ago, or
+    ``trace_timeout`` passed), it is kept if the sampler sampled it (the
+    head's keep), if any span has an error, if its local root is slow
+    (``latency_threshold``) or matches one of ``rules``, or if another
+    service announced it (``share``). A kept trace is replayed into the SDK's
+    own ``_Span`` objects: for each span, in the order they ended, every span
+    processor added with ``add_span_processor`` sees ``on_start`` (with the
+    span's parent and baggage in the context) and then ``on_end``; the
+    exporter receives exactly what the SDK's provider would have given it,
+    plus the tail's marks on traces only the tail kept (as
+    ``TailSamplingProcessor`` sets them). A dropped trace is retained in a
+    ring of ``retention_bytes`` so that ``capture(trace_id)`` or an
+    announcement can still keep it, whole, later.
+
+    Use a sampler that records what it does not keep, such as
+    ``ProbabilitySampler(0.01, defer=True)``: spans it does not record
+    (``DROP``) cost nothing and can never be kept. With ``budget`` (or a
+    budget sampler as the sampler), every tail keep spends the budget.
+
+    Args:
+        sampler, resource, shutdown_on_exit, active_span_processor,
+            id_generator, span_limits, meter_provider: as the SDK's provider.
+        decision_wait, trace_timeout, latency_threshold, latency_probability,
+            rules, max_traces, max_spans_per_trace, decision_cache_size,
+            share, share_interval, share_ttl, budget_priorities,
+            budget_exempt: as ``TailSamplingProcessor``'s.
+        max_queue_size: kept spans waiting to be replayed at most (beyond it
+            they are dropped and counted as ``queue_full_dropped``).
+        max_export_batch_size: spans replayed per batch.
+        schedule_delay: seconds between replays of a partial batch.
+        shutdown_timeout: seconds ``shutdown`` waits for the last replays
+            before shutting the span processors down.
+        budget: a ``BudgetSampler`` (or a pipeline with a budget stage) whose
+            budget the tail's keeps spend; by default the sampler, when it has
+            a budget.
+        retention_bytes: memory for the spans of dropped traces, kept for
+            keeps after the fact (0: none). Oldest out first, counted in
+            ``retention_evicted``.
+        clock: callable returning monotonic seconds (tests, simulations).
+        start: start the worker thread that decides and replays (default);
+            False leaves that to ``step()``.
+    """
+
+    def __init__(
+        self,
+        sampler: Optional[Any] = None,
+        resource: Optional[Any] = None,
+        shutdown_on_exit: bool = True,
+        active_span_processor: Optional[Any] = None,
+        id_generator: Optional[Any] = None,
+        span_limits: Optional[SpanLimits] = None,
+        *,
+        decision_wait: float = 2.0,
+        trace_timeout: float = 30.0,
+        latency_threshold: Optional[float] = None,
+        latency_probability: float = 1.0,
+        rules: Optional[Sequence[Mapping[str, Any]]] = None,
+        max_traces: int = 10_000,
+        max_spans_per_trace: int = 1_000,
+        decision_cache_size: int = 100_000,
+        max_queue_size: int = 100_000,
+        max_export_batch_size: int = 512,
+        schedule_delay: float = 1.0,
+        shutdown_timeout: float = 10.0,
+        share: Union[str, sharing.LocalExchange, None] = None,
+        share_interval: float = 0.05,
+        share_ttl: float = 60.0,
+        budget: Any = None,
+        budget_priorities: Sequence[str] = ("error", "latency", "rule"),
+        budget_exempt: Sequence[str] = (),
+        retention_bytes: int = _RETENTION_DEFAULT,
+        clock: Optional[Callable[[], float]] = None,
+        start: bool = True,
+        **sdk_options: Any,
+    ):
+        # Everything is checked before the SDK's provider registers its exit handler.
+        limits = span_limits or SpanLimits()
+        if rules is not None and not isinstance(rules, (list, tuple)):
+            raise _core.ConfigError(f"rules: expected a list of rules, got {type(rules).__name__}")
+        keep_rules = [{**rule, "action": "keep"} if isinstance(rule, Mapping) else rule for rule in rules or ()]
+        target = share_target(share, share_interval)
+        self._recorder = _core.NativeRecorder(
+            decision_wait=decision_wait,
+            trace_timeout=trace_timeout,
+            latency_threshold=latency_threshold,
+            latency_probability=latency_probability,
+            rules=keep_rules or None,
+            max_traces=max_traces,
+            max_spans_per_trace=max_spans_per_trace,
+            decision_cache_size=decision_cache_size,
+            max_queue_size=max_queue_size,
+            max_export_batch_size=max_export_batch_size,
+            schedule_delay=schedule_delay,
+            share_ttl=share_ttl if share is not None else None,
+            retention_bytes=retention_bytes,
+            span_limits=_limits_tuple(limits),
+            clock=clock,
+        )
+        if budget is None and _has_budget(sampler):
+            budget = sampler
+        budget = check_budget(budget)
+        super().__init__(sampler, resource, shutdown_on_exit, active_span_processor, id_generator, limits, **sdk_options)
+        self._buffer = self._recorder
+        self._scopes: List[Tuple[InstrumentationInfo, InstrumentationScope]] = []
+        self._native_tracers: Dict[InstrumentationScope, trace_api.Tracer] = {}
+        self._native_lock = threading.Lock()
+        signals = getattr(sampler, "processor", None)
+        if isinstance(signals, ErrorWindowProcessor):
+            self._recorder.feed_signals(signals._native)
+        self._start_worker(
+            name="tracesieve-provider",
+            settings=self._recorder.settings,
+            shutdown_timeout=shutdown_timeout,
+            share=share,
+            target=target,
+            share_interval=share_interval,
+            share_ttl=share_ttl,
+            judging=latency_threshold is not None or bool(keep_rules),
+            budget=budget,
+            budget_priorities=budget_priorities,
+            budget_exempt=budget_exempt,
+            start=start,
+        )
+        from tracesieve.metrics import observe_stats
+
+        observe_stats(
+            self,
+            "tracesieve.provider",
+            "Native span recording: spans recorded, kept, dropped, retained, captured, exported",
+            sdk_options.get("meter_provider"),
+        )
+
+    @classmethod
+    def from_config(cls, source: Source, **options: Any) -> TracerProvider:
+        """A provider from a tracesieve document (a dict or a TOML / YAML /
+        JSON file): its stages are the head sampler (a ``PipelineSampler``,
+        recording what it drops unless ``defer = false``; with no stage, the
+        SDK's sampler from ``OTEL_TRACES_SAMPLER``) and its ``tail`` section
+        the tail and retention settings. ``options``: the SDK provider's
+        arguments (``resource``, ``span_limits``, ...), overriding the document.
+        Every mistake is a ``ConfigError`` naming the file, the key and what is
+        valid."""
+        from tracesieve.pipeline import PipelineSampler
+
+        where = "" if isinstance(source, Mapping) else f"{source}: "
+        document = load_config(source)
+        tail = document.get("tail") or {}
+        if not isinstance(tail, Mapping):
+            raise _core.ConfigError(f"{where}tail: expected a mapping of tail settings, got {type(tail).__name__}")
+        settings: Dict[str, Any] = {}
+        for key, value in tail.items():
+            if key not in TAIL_SETTINGS:
+                close = difflib.get_close_matches(str(key), TAIL_SETTINGS, n=1)
+                hint = f' (did you mean "{close[0]}"?)' if close else ""
+                raise _core.ConfigError(f"{where}tail.{key}: unknown tail setting{hint}; expected {', '.join(TAIL_SETTINGS)}")
+            settings[key] = value
+        if any(key in STAGES for key in document):
+            options.setdefault("sampler", PipelineSampler(source))
+        try:
+            return cls(**{**settings, **options})
+        except _core.ConfigError as error:
+            raise _core.ConfigError(f"{where}tail.{error}") from None
+
+    def add_span_processor(self, span_processor: Any) -> None:
+        """Add a span processor: it sees each span of every kept trace
+        (``on_start``, then ``on_end``). An ``ErrorWindowProcessor`` is fed
+        natively instead, every recorded span as it ends, kept or not."""
+        if isinstance(span_processor, ErrorWindowProcessor):
+            self._recorder.feed_signals(span_processor._native)
+            return
+        super().add_span_processor(span_processor)
+
+    # -- tracers -------------------------------------------------------------------
+
+    def get_tracer(
+        self,
+        instrumenting_module_name: str,
+        instrumenting_library_version: Optional[str] = None,
+        schema_url: Optional[str] = None,
+        attributes: Any = None,
+    ) -> trace_api.Tracer:
+        """A tracer whose spans are native (one per instrumentation scope)."""
+        if self._disabled:
+            return trace_api.NoOpTracer()
+        if not instrumenting_module_name:
+            instrumenting_module_name = ""
+            sdk_trace.logger.error("get_tracer called with missing module name.")
+        version = instrumenting_library_version or ""
+        scope = InstrumentationScope(instrumenting_module_name, version, schema_url, attributes)
+        configure = getattr(self, "_apply_tracer_configurator", None)
+        if configure is not None and not getattr(configure(scope), "is_enabled", True):
+            # A tracer the configurator turned off: the SDK's, which records nothing.
+            return super().get_tracer(instrumenting_module_name, instrumenting_library_version, schema_url, attributes)
+        with self._native_lock:
+            tracer = self._native_tracers.get(scope)
+            if tracer is None:
+                import warnings
+
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", DeprecationWarning)
+                    info = InstrumentationInfo(instrumenting_module_name, version, schema_url)
+                self._scopes.append((info, scope))
+                generator = self.id_generator
+                native_ids = type(generator) is RandomIdGenerator
+                random_flag = 0
+                if getattr(generator, "is_trace_id_random", lambda: False)():
+                    random_flag = int(getattr(trace_api.TraceFlags, "RANDOM_TRACE_ID", 0))
+                native = self._recorder.tracer(self.sampler, len(self._scopes) - 1, None if native_ids else generator, random_flag)
+                tracer = cast(trace_api.Tracer, native)  # registered as a Tracer above
+                self._native_tracers[scope] = tracer
+        return tracer
+
+    # -- keeping after the fact ----------------------------------------------------
+
+    def capture(self, trace_id: Union[int, str]) -> Capture:
+        """Keep a trace after the fact ("this customer just reported a
+        problem"): every span of it still retained is exported, whole, as are
+        its spans still to end; see ``Capture`` for what the answer means.
+        ``trace_id``: the trace id as an int or 32 hexadecimal digits."""
+        status, spans = self._recorder.capture(_parse_trace_id(trace_id))
+        if status == "retained" and not self._stepped:
+            self._worker.wake()
+        return Capture(status, spans)
+
+    # -- the tail worker's part ----------------------------------------------------
+
+    def _judge_roots(self) -> None:
+        self._recorder.judge_roots()
+
+    def _decide(self, everything: bool) -> None:
+        self._attach_budget()
+        self._recorder.decide(everything)
+
+    def _drop_undecided(self) -> int:
+        return int(self._recorder.drop_buffered())
+
+    def _deliver(self, batch: Batch) -> bool:
+        scopes, limits, failed = self._scopes, self._span_limits, 0
+        for record, reason, weight, late in batch:
+            marks: Optional[Dict[str, Any]] = None
+            if reason is not None:
+                marks = {REASON: reason, ADJUSTED_COUNT: weight, TAIL_KEPT: True}
+                if late:
+                    marks[LATE] = True
+            try:
+                _spans.replay(record, marks, self, scopes, limits)
+            except Exception:  # a processor's error must not stop the others' spans
+                failed += 1
+                _logger.exception("tracesieve: a span processor raised on a replayed span")
+        return failed == 0
+
+    def _after_fork(self) -> None:
+        # The parent's buffered and retained spans are the parent's to export;
+        # the child records into a fresh engine, with fresh locks.
+        self._recorder.reset()
+        self._native_lock = threading.Lock()
+        self._budget_native = None
+        self._attach_budget()
+        self._fresh_worker_state()
+
+    # -- the SDK's provider --------------------------------------------------------
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        """Decide every pending trace now, replay every kept span into the
+        span processors, then flush them, all within the timeout."""
+        deadline = time.monotonic() + timeout_millis / 1000
+        ours = self._flush_tail(timeout_millis)
+        left = max(0, int((deadline - time.monotonic()) * 1000))
+        return super().force_flush(left) and ours
+
+    def shutdown(self) -> None:
+        """Replay what is pending for at most ``shutdown_timeout`` seconds
+        (what is left is counted in ``spans_lost_at_shutdown``), then shut the
+        span processors down as the SDK's provider does."""
+        if getattr(self, "_shut", True):
+            return
+        self._shut = True
+        self._stop_tail()
+        super().shutdown()
+
+    def stats(self) -> Dict[str, int]:
+        """Every span is accounted for:
+
+        - ``spans_recorded + spans_from_before_fork`` = spans the sampler
+          recorded that ended (``spans_not_recorded``: spans it did not record);
+        - ``spans_ended = spans_buffered + spans_kept + spans_dropped + late_dropped + lost_undecided``;
+        - ``spans_kept + retained_kept = spans_queued + queue_full_dropped + spans_exported
+          + spans_export_failed + spans_in_flight + lost_unexported``;
+
+        with traces kept by reason (``kept_head``, ``kept_error``,
+        ``kept_captured``, ...), the retention ring (``retained_spans``,
+        ``retained_bytes``, ``retention_evicted``), captures
+        (``captures``, ``captures_beyond_horizon``) and sharing as
+        ``TailSamplingProcessor.stats``.
+        """
+        return self._tail_stats()
