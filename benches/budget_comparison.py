@@ -62,7 +62,7 @@ def main(argv) -> int:
     print(header)
     print("-" * len(header))
     for label, demand, spike in SCENARIOS:
-        for name, run in (("seed", seed), ("tracesieve", ours)):
+        for name, run in (("tutorial", seed), ("tracesieve", ours)):
             started = time.perf_counter()
             result = run(args.budget, demand, spike)
             elapsed = time.perf_counter() - started

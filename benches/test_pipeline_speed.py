@@ -19,7 +19,7 @@ from tracesieve.reference import SeedPipelineSampler
 from test_rule_speed import seed_runner
 from workloads import BATCH
 
-SEED_PIPELINE = Path(__file__).resolve().parent.parent / "examples" / "seed_pipeline.toml"
+SEED_PIPELINE = Path(__file__).resolve().parent.parent / "examples" / "example_pipeline.toml"
 
 
 def seed_pipeline():
@@ -32,7 +32,7 @@ def seed_pipeline():
 SAMPLERS = {
     "sdk ParentBased(TraceIdRatioBased(0.1))": lambda: ParentBased(TraceIdRatioBased(0.1)),
     "python reference of the seed's multi-stage decision": lambda: SeedPipelineSampler(seed_policy()),
-    "tracesieve from_config(seed_pipeline.toml)": seed_pipeline,
+    "tracesieve from_config(example_pipeline.toml)": seed_pipeline,
 }
 
 

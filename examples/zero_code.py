@@ -2,7 +2,7 @@
 `opentelemetry-instrument` takes. Run:  python examples/zero_code.py
 
 Equivalent to:
-  OTEL_TRACES_SAMPLER=tracesieve OTEL_TRACES_SAMPLER_ARG=examples/seed_pipeline.toml \\
+  OTEL_TRACES_SAMPLER=tracesieve OTEL_TRACES_SAMPLER_ARG=examples/example_pipeline.toml \\
   opentelemetry-instrument python app.py
 """
 
@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 
 os.environ.setdefault("OTEL_TRACES_SAMPLER", "tracesieve")
-os.environ.setdefault("OTEL_TRACES_SAMPLER_ARG", str(Path(__file__).with_name("seed_pipeline.toml")))
+os.environ.setdefault("OTEL_TRACES_SAMPLER_ARG", str(Path(__file__).with_name("example_pipeline.toml")))
 os.environ.setdefault("OTEL_TRACES_EXPORTER", "console")
 os.environ.setdefault("OTEL_METRICS_EXPORTER", "none")
 os.environ.setdefault("OTEL_LOGS_EXPORTER", "none")

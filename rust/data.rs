@@ -129,6 +129,22 @@ impl<'a> Fields<'a> {
         Some((self.path.field(name), &self.entries[position].1))
     }
 
+    /// The error for a required field that is absent: `message`, plus a "did
+    /// you mean" when a field nobody took is a likely typo of one of `names`
+    /// (`defualt_rate` for `default_rate`).
+    pub fn missing(&self, names: &[&str], message: &str) -> ConfigError {
+        let typo = self
+            .entries
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !self.used[*i])
+            .find_map(|(_, (key, _))| suggestion(key, names).map(|name| (key.as_str(), name)));
+        match typo {
+            Some((key, name)) => self.path.error(format!("{message} ({key:?} is there: did you mean {name:?}?)")),
+            None => self.path.error(message),
+        }
+    }
+
     /// Fail on any field nobody took, naming the ones that are valid here.
     pub fn finish(self, valid: &[&str]) -> Result<(), ConfigError> {
         for (i, (key, _)) in self.entries.iter().enumerate() {
@@ -219,6 +235,21 @@ mod tests {
         assert!(fields.take("rate").is_none());
         let error = fields.finish(&["name", "rate", "action"]).unwrap_err();
         assert_eq!(error.to_string(), "rules[0].rat: unknown field (did you mean \"rate\"?); expected one of name, rate, action");
+    }
+
+    #[test]
+    fn a_missing_field_names_the_typo_that_was_meant_for_it() {
+        let data = map(&[("defualt_rate", Data::Float(0.1)), ("rules", Data::List(vec![]))]);
+        let path = Path::root("rules");
+        let mut fields = Fields::new(&path, &data).unwrap();
+        assert!(fields.take("rules").is_some());
+        let error = fields.missing(&["default_rate"], "missing field default_rate");
+        assert_eq!(error.to_string(), "rules: missing field default_rate (\"defualt_rate\" is there: did you mean \"default_rate\"?)");
+        // A field already taken is no typo, and an unrelated one gives no hint.
+        let data = map(&[("rules", Data::List(vec![])), ("colour", Data::Int(1))]);
+        let mut fields = Fields::new(&path, &data).unwrap();
+        assert!(fields.take("rules").is_some());
+        assert_eq!(fields.missing(&["default_rate"], "missing field default_rate").to_string(), "rules: missing field default_rate");
     }
 
     #[test]

@@ -159,7 +159,9 @@ pub fn explain<S: SpanView + ?Sized>(plan: &Plan, span: &S, parent: bool, now: &
     lines.push(format!(
         "so: kept with probability {}{}",
         short(probability),
-        th.as_ref().map(|th| format!(", th:{th}")).unwrap_or_default()
+        th.as_ref()
+            .map(|th| format!(", th:{th} (kept spans carry it in tracestate as ot=th:{th}; th and rv: see the docs' index)"))
+            .unwrap_or_default()
     ));
     Explanation { lines, probability: Some(probability), th, forced: false }
 }

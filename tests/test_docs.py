@@ -3,7 +3,9 @@
 Per page, in order, in one namespace and a scratch folder that holds
 ``examples/`` and ``benches/``:
 
-- ``python`` blocks are executed;
+- ``python`` blocks are executed, except those titled with a file name
+  (```` ```python title="app.py" ````): those are written there (and
+  compiled) for the page's ``sh`` blocks to run;
 - ``pycon`` blocks are checked as doctests (output must match);
 - ``toml`` / ``yaml`` / ``json`` blocks are configuration documents: built with
   ``from_config`` (or ``RuleSampler.from_file`` for rules files); a block titled
@@ -39,6 +41,8 @@ LANGUAGES = {"python", "pycon", "toml", "yaml", "json", "sh", "text"}
 #: Commands the docs show that this test does not run, and why.
 NOT_RUN_HERE = {
     "pip install": "installs the package: the quick start is what CI runs (.ci/run)",
+    ".ci/build-wheels": "builds every wheel (minutes): tests/test_wheels.py runs it and installs what it builds",
+    "cargo build --release": "a release build (minutes), for a measurement: the wheels' test builds the release module",
     "for run in": "the full benchmark suite takes minutes; benches run as tests with --benchmark-disable",
     "benches/fleet.py": "takes about a minute; its month and chain runs are tests (test_fleet_month, test_fleet_chain)",
     "benches/sharing.py": "takes about a minute; its chain run and flood are tests (test_tail_sharing)",
@@ -134,7 +138,10 @@ def test_every_code_block_runs(page, tmp_path, monkeypatch):
     for block in found:
         where = f"{page.relative_to(ROOT)}:{block.line}"
         assert block.language in LANGUAGES, f"{where}: a code block needs one of {sorted(LANGUAGES)}, got {block.language!r}"
-        if block.language == "python":
+        if block.language == "python" and re.fullmatch(r"[\w-]+\.py", block.title):
+            compile(block.code, where, "exec")
+            Path(block.title).write_text(block.code, encoding="utf-8")
+        elif block.language == "python":
             exec(compile(block.code, where, "exec"), namespace)
         elif block.language == "pycon":
             test = doctest.DocTestParser().get_doctest(block.code, namespace, where, str(page), block.line)

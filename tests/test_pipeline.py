@@ -38,7 +38,7 @@ def traced(sampler):
 
 def test_seed_pipeline_example_behaves_as_documented():
     clock = SimClock(NOON_SEOUL)
-    sampler = from_config(EXAMPLES / "seed_pipeline.toml", clock=clock)
+    sampler = from_config(EXAMPLES / "example_pipeline.toml", clock=clock)
     assert sampler.get_description() == "PipelineSampler{force_keep,adaptive,rules,budget}"
     provider, tracer, exporter = traced(sampler)
     # A payment under a parent that was not sampled: forced keep, th:0, named.
@@ -136,7 +136,7 @@ def test_dict_source_and_empty_config():
     assert ot_value(result.trace_state) == "th:c"
 
 
-@pytest.mark.parametrize("name", ["seed_pipeline.toml", "payment_service.yaml", "api_pipeline.yaml"])
+@pytest.mark.parametrize("name", ["example_pipeline.toml", "payment_service.yaml", "api_pipeline.yaml"])
 def test_entry_point_loads_through_the_sdk_configurator(monkeypatch, name):
     monkeypatch.setenv("OTEL_TRACES_SAMPLER_ARG", str(EXAMPLES / name))
     sampler = _import_sampler("tracesieve")
@@ -277,7 +277,7 @@ def test_metrics_appear_in_an_in_memory_reader():
     reader = InMemoryMetricReader()
     meters = MeterProvider(metric_readers=[reader])
     clock = SimClock(NOON_SEOUL)
-    sampler = from_config(EXAMPLES / "seed_pipeline.toml", clock=clock, meter_provider=meters)
+    sampler = from_config(EXAMPLES / "example_pipeline.toml", clock=clock, meter_provider=meters)
     for _i in range(200):
         sampler.should_sample(None, random.getrandbits(128), "GET", None, {"http.route": "/api/order"})
     sampler.should_sample(None, 1, "charge", None, {"business.event": "payment"})
@@ -345,4 +345,4 @@ def test_zero_code_example_runs():
 def test_the_packaged_seed_pipeline_is_the_example_file():
     from tracesieve.policies import SEED_PIPELINE
 
-    assert load_config(EXAMPLES / "seed_pipeline.toml") == SEED_PIPELINE
+    assert load_config(EXAMPLES / "example_pipeline.toml") == SEED_PIPELINE

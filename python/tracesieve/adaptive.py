@@ -11,6 +11,7 @@ from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Tuple, Unio
 
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
+from opentelemetry.sdk.trace.sampling import Sampler
 
 from tracesieve import _core, _store
 from tracesieve.samplers import _NativeSampler, inner_sampler
@@ -132,7 +133,7 @@ class AdaptiveSampler(_NativeSampler):
 
     def __init__(
         self,
-        base: Union[float, _NativeSampler] = 0.1,
+        base: Union[float, Sampler] = 0.1,
         *,
         processor: Optional[ErrorWindowProcessor] = None,
         error_steps: Optional[Sequence[Tuple[int, float]]] = None,

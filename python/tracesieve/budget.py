@@ -11,6 +11,8 @@ from datetime import timezone as _utc_zone
 from pathlib import Path
 from typing import Any, Callable, Dict, Optional, Union
 
+from opentelemetry.sdk.trace.sampling import Sampler
+
 from tracesieve import _core, record
 from tracesieve._checks import check_seconds
 from tracesieve.samplers import _NativeSampler, inner_sampler
@@ -73,7 +75,7 @@ class BudgetSampler(_NativeSampler):
 
     def __init__(
         self,
-        inner: Union[float, _NativeSampler] = 1.0,
+        inner: Union[float, Sampler] = 1.0,
         *,
         budget: float,
         cost_per_span: float = 1.0,

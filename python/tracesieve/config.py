@@ -214,18 +214,32 @@ def load_config(source: Source, *, substitute_env: bool = False) -> Dict[str, An
 
 def load_policy(path: Union[str, os.PathLike[str]]) -> Dict[str, Any]:
     """The keyword arguments for ``RuleSampler`` held in a rules file."""
-    data = load_config(Path(path))
+    return check_policy(load_config(Path(path)), f"{path}: ")
+
+
+def is_rules_file(document: Mapping[str, Any]) -> bool:
+    """A rules file (RuleSampler's arguments) rather than a pipeline: its
+    ``rules`` is a list (a pipeline's ``rules`` stage is a mapping)."""
+    return isinstance(document.get("rules"), list)
+
+
+def check_policy(data: Dict[str, Any], where: str = "") -> Dict[str, Any]:
+    """``data`` as RuleSampler's keyword arguments, or a ConfigError naming the
+    first unknown key (with the likely intent for a typo such as ``defualt_rate``)."""
     unknown = [key for key in data if key not in POLICY_KEYS]
     if unknown:
+        import difflib
+
         from tracesieve._core import NativeSampler
 
-        hint = ""
+        close = difflib.get_close_matches(str(unknown[0]), POLICY_KEYS, n=1, cutoff=0.75)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
         try:
             NativeSampler.pipeline(data)
             hint = " (this is a pipeline file: use OTEL_TRACES_SAMPLER=tracesieve, or tracesieve.from_config)"
         except ConfigError:
             pass
-        raise ConfigError(f"{path}: {unknown[0]}: unknown key; expected one of {', '.join(POLICY_KEYS)}{hint}")
+        raise ConfigError(f"{where}{unknown[0]}: unknown key{hint}; expected one of {', '.join(POLICY_KEYS)}")
     return data
 
 
@@ -268,7 +282,11 @@ def _json(path: Path, text: str) -> Any:
     try:
         return json.loads(text)
     except json.JSONDecodeError as error:
-        raise ConfigError(f"{path}: invalid JSON at line {error.lineno}, column {error.colno}: {error.msg}") from None
+        hint = ""
+        before = text[: error.pos].rstrip()
+        if before.endswith(",") and text[error.pos : error.pos + 1] in "]}":
+            hint = " (a trailing comma before the closing bracket: JSON allows none; remove it)"
+        raise ConfigError(f"{path}: invalid JSON at line {error.lineno}, column {error.colno}: {error.msg}{hint}") from None
 
 
 #: ``$$``, or ``${NAME}`` / ``${env:NAME}`` with an optional ``:-default``.
@@ -350,6 +368,8 @@ def _yaml(path: Path, text: str, substitute_env: bool = False) -> Any:
         mark = getattr(error, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        if "\\t" in problem or "\t" in problem:
+            problem += " (YAML indents with spaces only: replace the tabs with spaces)"
         raise ConfigError(f"{path}: invalid YAML{where}: {problem}") from None
     return {} if data is None else data
 

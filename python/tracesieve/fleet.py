@@ -35,6 +35,14 @@ _WORKERS: Dict[Any, _Worker] = {}
 _LOCK = threading.Lock()
 
 
+def require_client() -> None:
+    """A ConfigError naming the extra to install when the Redis client is missing."""
+    try:
+        import redis  # noqa: F401  (the optional extra: tracesieve[redis])
+    except ImportError:
+        raise ConfigError("store: a redis:// store needs the Redis client; install it with pip install 'tracesieve[redis]'") from None
+
+
 def join(owner: Any) -> None:
     """Have the fleet worker of ``owner``'s store step its stages (called at
     construction for every sampler and processor; a no-op outside a fleet)."""
@@ -44,10 +52,7 @@ def join(owner: Any) -> None:
     raw, interval = connection
     url = Secret(raw)
     del raw
-    try:
-        import redis  # noqa: F401  (the optional extra: tracesieve[redis])
-    except ImportError:
-        raise ConfigError("store: a redis:// store needs the Redis client; install it with pip install 'tracesieve[redis]'") from None
+    require_client()
     shown = owner._native.store_info()["url"]
     check(url, shown, "store")
     with _LOCK:

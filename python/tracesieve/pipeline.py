@@ -194,6 +194,7 @@ class PipelineSampler(_NativeSampler):
                 remote["timeout"],
                 lambda doc: self._native.remote_update(doc),
                 notes=lambda: self._native.remote_status()["notes"],
+                in_force=lambda: self._native.remote_status()["strategy"],
             )
 
     def remote_status(self) -> Dict[str, Any]:

@@ -2,7 +2,7 @@
 
 ``SEED_POLICY`` is the seed tutorial's ``IntelligentSampler`` done right: the same
 routes, tiers, schedule and force-keep events, evaluated natively and consistently.
-``examples/seed_policy.py`` holds the same data for copying and editing.
+``examples/example_rules.py`` holds the same data for copying and editing.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ def seed_policy() -> Dict[str, Any]:
 
 
 #: The seed's whole multi-stage decision as a pipeline document (the same as
-#: ``examples/seed_pipeline.toml``): force-keep, adaptive, rules, budget.
+#: ``examples/example_pipeline.toml``): force-keep, adaptive, rules, budget.
 SEED_PIPELINE: Dict[str, Any] = {
     "record_rule": True,
     "force_keep": {

@@ -135,13 +135,14 @@ class TracerProvider(TailWorker, sdk_trace.TracerProvider):
     (``DROP``) cost nothing and can never be kept. With ``budget`` (or a
     budget sampler as the sampler), every tail keep spends the budget.
 
+    ``sampler``, ``resource``, ``shutdown_on_exit``, ``active_span_processor``,
+    ``id_generator``, ``span_limits`` and ``meter_provider`` are the SDK
+    provider's; ``decision_wait``, ``trace_timeout``, ``latency_threshold``,
+    ``latency_probability``, ``rules``, ``max_traces``, ``max_spans_per_trace``,
+    ``decision_cache_size``, ``share``, ``share_interval``, ``share_ttl``,
+    ``budget_priorities`` and ``budget_exempt`` are ``TailSamplingProcessor``'s.
+
     Args:
-        sampler, resource, shutdown_on_exit, active_span_processor,
-            id_generator, span_limits, meter_provider: as the SDK's provider.
-        decision_wait, trace_timeout, latency_threshold, latency_probability,
-            rules, max_traces, max_spans_per_trace, decision_cache_size,
-            share, share_interval, share_ttl, budget_priorities,
-            budget_exempt: as ``TailSamplingProcessor``'s.
         max_queue_size: kept spans waiting to be replayed at most (beyond it
             they are dropped and counted as ``queue_full_dropped``).
         max_export_batch_size: spans replayed per batch.

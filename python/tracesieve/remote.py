@@ -58,6 +58,7 @@ class StrategyPoller:
         apply: Callable[[Any], bool],
         jitter: float = 0.1,
         notes: Optional[Callable[[], List[str]]] = None,
+        in_force: Optional[Callable[[], str]] = None,
     ):
         self.service_name = service_name
         self.source_endpoint = endpoint
@@ -69,6 +70,7 @@ class StrategyPoller:
         self._jitter = jitter
         self._apply = apply
         self._notes = notes
+        self._in_force = in_force
         self._lock = threading.Lock()
         self._file_seen: Optional[Tuple[int, int]] = None
         self._reported: Optional[str] = None
@@ -196,7 +198,13 @@ class StrategyPoller:
     def _report_once(self, problem: str) -> None:
         if problem != self._reported:
             self._reported = problem
-            _logger.warning("tracesieve: cannot use the sampling strategy from %s (%s); the strategy in force stays", self.source, problem)
+            in_force = "the strategy in force"
+            if self._in_force is not None:
+                try:
+                    in_force = f"the strategy in force, {self._in_force()},"
+                except Exception:  # the description is a courtesy; the warning must still go out
+                    pass
+            _logger.warning("tracesieve: cannot use the sampling strategy from %s (%s); %s stays", self.source, problem, in_force)
 
     def status(self) -> Dict[str, Any]:
         return {
@@ -320,7 +328,13 @@ class JaegerRemoteSampler(_NativeSampler):
         _source(service_name, endpoint)  # a bad endpoint fails here, not in the thread
         if start:
             self.poller = StrategyPoller(
-                service_name, endpoint, polling_interval, timeout, native.remote_update, notes=lambda: native.remote_status()["notes"]
+                service_name,
+                endpoint,
+                polling_interval,
+                timeout,
+                native.remote_update,
+                notes=lambda: native.remote_status()["notes"],
+                in_force=lambda: native.remote_status()["strategy"],
             )
         from tracesieve.metrics import observe_remote
 

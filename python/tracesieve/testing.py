@@ -305,7 +305,14 @@ def run_pacing(case: PacingCase, workdir: Optional[str] = None) -> PacingResult:
 
     sampler = build(case.state_file)
     burst = sampler.budget_status()["burst_spans"]
-    allowances = sampler.budget_status()["start_allowance"]
+
+    def start_bound(status: Dict[str, Any]) -> float:
+        # A start with no record may spend its allowance, or keep one whole
+        # trace for its hour's visibility floor, whichever is more.
+        allowance = status["start_allowance"]
+        return max(allowance, case.spans_per_trace) if allowance > 0 else 0.0
+
+    allowances = start_bound(sampler.budget_status())
     rng = random.Random(case.seed)
     upstream = ProbabilitySampler(min(1.0, case.demand * case.budget / max(1, _requests_in(case, length))) if case.downstream else 1.0)
     hours = int((end - case.start) // HOUR) or 1
@@ -332,7 +339,7 @@ def run_pacing(case: PacingCase, workdir: Optional[str] = None) -> PacingResult:
                     sampler.save_state()
                 sampler.close()
                 sampler = build(case.state_file)
-                allowances += sampler.budget_status()["start_allowance"]
+                allowances += start_bound(sampler.budget_status())
             elif event[1] == "reload":
                 inner[0] = 0.9 if inner[0] == 1.0 else 1.0
                 with open(config, "w", encoding="utf-8") as handle:

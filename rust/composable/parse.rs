@@ -80,7 +80,7 @@ impl Builder<'_> {
                 // `{document, budget_store}`.
                 if name == "pipeline" {
                     let mut fields = Fields::new(path, spec)?;
-                    let (_, document) = fields.take("document").ok_or_else(|| path.error("missing field document"))?;
+                    let (_, document) = fields.take("document").ok_or_else(|| fields.missing(&["document"], "missing field document"))?;
                     let budget_store = match fields.take("budget_store") {
                         Some((_, Data::Str(url))) => Some(url.clone()),
                         Some((_, Data::Null)) | None => None,
@@ -119,8 +119,9 @@ impl Builder<'_> {
             }
             "parent_threshold" => {
                 let mut fields = Fields::new(&path, spec)?;
-                let (root_path, root) =
-                    fields.take("root").ok_or_else(|| path.error("missing field root (the sampler for spans with no parent)"))?;
+                let (root_path, root) = fields
+                    .take("root")
+                    .ok_or_else(|| fields.missing(&["root"], "missing field root (the sampler for spans with no parent)"))?;
                 fields.finish(&["root"])?;
                 Node::ParentThreshold(Box::new(self.node(&root_path, root)?))
             }
@@ -141,10 +142,12 @@ impl Builder<'_> {
             }
             "annotating" => {
                 let mut fields = Fields::new(&path, spec)?;
-                let (attributes_path, attributes) =
-                    fields.take("attributes").ok_or_else(|| path.error("missing field attributes (added to the spans kept)"))?;
-                let (delegate_path, delegate) =
-                    fields.take("delegate").ok_or_else(|| path.error("missing field delegate (the sampler that decides)"))?;
+                let (attributes_path, attributes) = fields
+                    .take("attributes")
+                    .ok_or_else(|| fields.missing(&["attributes"], "missing field attributes (added to the spans kept)"))?;
+                let (delegate_path, delegate) = fields
+                    .take("delegate")
+                    .ok_or_else(|| fields.missing(&["delegate"], "missing field delegate (the sampler that decides)"))?;
                 fields.finish(&["attributes", "delegate"])?;
                 check_attributes(&attributes_path, attributes)?;
                 let delegate = Box::new(self.node(&delegate_path, delegate)?);
@@ -160,9 +163,12 @@ impl Builder<'_> {
             }
             "rate_limited" => {
                 let mut fields = Fields::new(&path, spec)?;
-                let (delegate_path, delegate) =
-                    fields.take("delegate").ok_or_else(|| path.error("missing field delegate (the sampler whose keeps are limited)"))?;
-                let (rate_path, rate) = fields.take("traces_per_second").ok_or_else(|| path.error("missing field traces_per_second"))?;
+                let (delegate_path, delegate) = fields
+                    .take("delegate")
+                    .ok_or_else(|| fields.missing(&["delegate"], "missing field delegate (the sampler whose keeps are limited)"))?;
+                let (rate_path, rate) = fields
+                    .take("traces_per_second")
+                    .ok_or_else(|| fields.missing(&["traces_per_second"], "missing field traces_per_second"))?;
                 let rate = data::number(&rate_path, rate)?;
                 let burst = match fields.take("burst") {
                     Some((p, value)) => data::number(&p, value)?,
@@ -208,8 +214,9 @@ impl Builder<'_> {
 
     fn rule(&mut self, path: &Path, rule: &Data) -> Result<(Predicate, Node), ConfigError> {
         let mut fields = Fields::new(path, rule)?;
-        let (sampler_path, sampler) =
-            fields.take("sampler").ok_or_else(|| path.error("missing field sampler (what decides the spans this rule matches)"))?;
+        let (sampler_path, sampler) = fields
+            .take("sampler")
+            .ok_or_else(|| fields.missing(&["sampler"], "missing field sampler (what decides the spans this rule matches)"))?;
         let mut conditions = Vec::new();
         for name in &RULE_FIELDS[1..] {
             if let Some((p, value)) = fields.take(name) {
@@ -239,8 +246,8 @@ impl Builder<'_> {
             ),
             "attribute_equals" => {
                 let mut fields = Fields::new(&path, spec)?;
-                let (key_path, key) = fields.take("key").ok_or_else(|| path.error("missing field key"))?;
-                let (value_path, value) = fields.take("value").ok_or_else(|| path.error("missing field value"))?;
+                let (key_path, key) = fields.take("key").ok_or_else(|| fields.missing(&["key"], "missing field key"))?;
+                let (value_path, value) = fields.take("value").ok_or_else(|| fields.missing(&["value"], "missing field value"))?;
                 fields.finish(&["key", "value"])?;
                 let value = match value {
                     Data::Str(s) => Literal::Str(s.clone()),
@@ -265,15 +272,16 @@ impl Builder<'_> {
         Ok(match name {
             "attribute_values" => {
                 let mut fields = Fields::new(path, spec)?;
-                let (key_path, key) = fields.take("key").ok_or_else(|| path.error("missing field key"))?;
-                let (values_path, values) = fields.take("values").ok_or_else(|| path.error("missing field values (a list of strings)"))?;
+                let (key_path, key) = fields.take("key").ok_or_else(|| fields.missing(&["key"], "missing field key"))?;
+                let (values_path, values) =
+                    fields.take("values").ok_or_else(|| fields.missing(&["values"], "missing field values (a list of strings)"))?;
                 fields.finish(&["key", "values"])?;
                 let values = strings(&values_path, values)?.into_iter().collect();
                 Predicate::AttributeValues { key: self.key(data::string(&key_path, key)?), values }
             }
             "attribute_patterns" => {
                 let mut fields = Fields::new(path, spec)?;
-                let (key_path, key) = fields.take("key").ok_or_else(|| path.error("missing field key"))?;
+                let (key_path, key) = fields.take("key").ok_or_else(|| fields.missing(&["key"], "missing field key"))?;
                 let globs = |fields: &mut Fields<'_>, name: &str| -> Result<Vec<Glob>, ConfigError> {
                     match fields.take(name) {
                         Some((_, Data::Null)) | None => Ok(Vec::new()),

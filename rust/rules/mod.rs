@@ -324,7 +324,10 @@ fn parse_rule(path: &Path, rule: &Data, keys: &mut Vec<String>, keep_only: bool)
             }
         },
         (Some(_), Some(_)) => return Err(path.error("give either rate or action, not both")),
-        (None, None) => return Err(path.error("missing rate or action; expected rate: a number in [0, 1], or action: \"keep\" / \"drop\"")),
+        (None, None) => {
+            return Err(fields
+                .missing(&["rate", "action"], "missing rate or action; expected rate: a number in [0, 1], or action: \"keep\" / \"drop\""))
+        }
     };
     fields.finish(RULE_FIELDS)?;
     Ok(Rule { name, conditions, action })

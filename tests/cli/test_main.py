@@ -22,7 +22,7 @@ from helpers import EXAMPLES
         (["simulate", "--frobnicate"], "unrecognized arguments: --frobnicate"),
         (["simulate", "traffic", "--config", "/nonexistent/sampling.toml"], "no such file"),
         (["check", "/nonexistent/sampling.toml"], "no such file"),
-        (["explain", str(EXAMPLES / "seed_pipeline.toml"), "--name", "x", "--attr", "novalue"], "--attr: 'novalue' is not KEY=VALUE"),
+        (["explain", str(EXAMPLES / "example_pipeline.toml"), "--name", "x", "--attr", "novalue"], "--attr: 'novalue' is not KEY=VALUE"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_code_2(capsys, argv, message):

@@ -322,12 +322,12 @@ def test_attribute_keys_are_recognised_whatever_object_carries_them():
 
 
 def test_the_example_policy_is_the_shipped_seed_policy():
-    # examples/seed_policy.py spells the policy out for copying; it must not drift from SEED_POLICY.
+    # examples/example_rules.py spells the policy out for copying; it must not drift from SEED_POLICY.
     import importlib.util
 
     from tracesieve.policies import SEED_POLICY
 
-    path = EXAMPLES / "seed_policy.py"
+    path = EXAMPLES / "example_rules.py"
     spec = importlib.util.spec_from_file_location("seed_policy_example", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

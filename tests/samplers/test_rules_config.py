@@ -102,11 +102,11 @@ def test_rules_are_plain_data_that_serialise_cleanly():
 
 
 def test_shipped_examples_hold_the_seed_policy():
-    spec = importlib.util.spec_from_file_location("seed_policy_example", EXAMPLES / "seed_policy.py")
+    spec = importlib.util.spec_from_file_location("seed_policy_example", EXAMPLES / "example_rules.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     assert module.POLICY == SEED_POLICY
-    assert load_policy(EXAMPLES / "seed_policy.json") == SEED_POLICY
+    assert load_policy(EXAMPLES / "example_rules.json") == SEED_POLICY
 
 
 def test_api_example_drops_probes_and_keeps_admin():
@@ -132,7 +132,9 @@ def test_policy_file_errors_name_the_file(tmp_path):
         RuleSampler.from_file(broken_json)
     typo = tmp_path / "typo.toml"
     typo.write_text("default_rat = 0.1\n")
-    with pytest.raises(ValueError, match=r"typo.toml: default_rat: unknown key; expected one of rules, default_rate"):
+    with pytest.raises(
+        ValueError, match=r"typo.toml: default_rat: unknown key \(did you mean 'default_rate'\?\); expected one of rules, default_rate"
+    ):
         RuleSampler.from_file(typo)
     bad_rule = tmp_path / "bad.toml"
     bad_rule.write_text('default_rate = 0.1\n[[rules]]\nroute = "/x"\nrate = 3\n')
@@ -153,7 +155,7 @@ def test_entry_point_loads_a_rules_file_through_the_sdk_configurator(monkeypatch
     assert isinstance(sampler, RuleSampler)
     assert sampler.rule_names[0] == "health-checks"
     monkeypatch.delenv("OTEL_TRACES_SAMPLER_ARG")
-    monkeypatch.setenv("TRACESIEVE_RULES", str(EXAMPLES / "seed_policy.json"))
+    monkeypatch.setenv("TRACESIEVE_RULES", str(EXAMPLES / "example_rules.json"))
     from importlib.metadata import entry_points
 
     (declarative,) = [ep for ep in entry_points(group="opentelemetry_sampler") if ep.name == "tracesieve_rules"]

@@ -12,25 +12,21 @@ from tracesieve.cli.usage import Parser, UsageError
 
 
 def _parser() -> argparse.ArgumentParser:
-    from tracesieve.cli import bench, check, explain, simulate
+    from tracesieve.cli import bench, check, demo, explain, simulate
 
-    parser = Parser(prog="tracesieve", description="Smart trace sampling for OpenTelemetry Python: simulate, check, explain, bench.")
+    parser = Parser(prog="tracesieve", description="Smart trace sampling for OpenTelemetry Python: simulate, check, explain, bench, demo.")
     commands = parser.add_subparsers(dest="command", parser_class=Parser)
     simulate.add_parser(commands)
     check.add_parser(commands)
     explain.add_parser(commands)
     bench.add_parser(commands)
-    commands.add_parser("demo", help="the samplers at work in a TracerProvider (tracesieve demo --help)", add_help=False)
+    demo.add_parser(commands)
     parser.set_defaults(command=None)
     return parser
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == ["demo"]:
-        from tracesieve.cli.demo import main as demo_main
-
-        return demo_main(argv[1:])
     try:
         args = _parser().parse_args(argv)
         if args.command is None:

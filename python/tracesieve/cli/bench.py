@@ -60,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
             ],
         ),
         (
-            "should_sample, the seed's rule policy",
+            "should_sample, the example policy's rules",
             True,
             [
                 ("sdk TraceIdRatioBased(0.1)", TraceIdRatioBased(0.1)),

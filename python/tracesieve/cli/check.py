@@ -17,7 +17,7 @@ def add_parser(commands: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tracesieve.config import POLICY_KEYS, ConfigError, load_config
+    from tracesieve.config import ConfigError, check_policy, is_rules_file, load_config
     from tracesieve.declarative import is_otel_config
     from tracesieve.pipeline import build
     from tracesieve.samplers import RuleSampler
@@ -26,14 +26,21 @@ def run(args: argparse.Namespace) -> int:
     where = f"{args.config}: "
     if is_otel_config(document):
         return check_otel_config(args.config)
-    if isinstance(document.get("rules"), list) and set(document) <= set(POLICY_KEYS):
+    if is_rules_file(document):
         try:
-            sampler = RuleSampler(**document)
+            sampler = RuleSampler(**check_policy(document))
         except ConfigError as error:
             raise ConfigError(f"{where}{error}") from None
         kind, description, lines = "rules file for OTEL_TRACES_SAMPLER=tracesieve_rules", sampler.get_description(), sampler.description
     else:
         native, _, _, lines = build(document, where=where)
+        if native.fleet_connection() is not None:
+            from tracesieve.fleet import require_client
+
+            try:
+                require_client()
+            except ConfigError as error:
+                raise ConfigError(f"{where}{error}") from None
         kind, description = "pipeline", native.get_description()
     print(f"{args.config}: valid {kind} ({description})")
     for line in lines:

@@ -1,4 +1,4 @@
-"""``tracesieve demo``: the samplers at work in a real TracerProvider.
+"""tracesieve demo: the samplers at work in a real TracerProvider.
 
 Runs the same synthetic traffic (root span -> two services, three spans per trace)
 through each sampler into an in-memory exporter and reports what was kept,
@@ -64,16 +64,28 @@ def summarise(name: str, spans: Sequence, traces: int, elapsed: float) -> Dict[s
     }
 
 
-def main(argv: Sequence[str] = ()) -> int:
-    parser = argparse.ArgumentParser(prog="tracesieve demo", description=__doc__.splitlines()[0])
+def add_parser(commands: Any) -> None:
+    parser = commands.add_parser("demo", help="the samplers at work in a TracerProvider", description=__doc__.splitlines()[0])
     parser.add_argument("--traces", type=int, default=20_000, help="traces to send (default 20000)")
     parser.add_argument("--rate", type=float, default=0.1, help="sampling rate for every sampler (default 0.1)")
     parser.add_argument("--seed", type=int, default=7, help="seed for trace ids (default 7)")
-    args = parser.parse_args(list(argv))
+    parser.set_defaults(run=run)
+
+
+def main(argv: Sequence[str] = ()) -> int:
+    """``python -m tracesieve.cli.demo``: the same as ``tracesieve demo``."""
+    from tracesieve.cli import main as cli_main
+
+    return cli_main(["demo", *argv])
+
+
+def run(args: argparse.Namespace) -> int:
+    from tracesieve.cli.usage import UsageError
+
     if args.traces <= 0:
-        parser.error(f"--traces: {args.traces} is not positive; expected a whole number of traces, such as 20000")
+        raise UsageError(f"--traces: {args.traces} is not positive; expected a whole number of traces, such as 20000")
     if not 0.0 <= args.rate <= 1.0:
-        parser.error(f"--rate: {args.rate} is out of range; expected a number in [0, 1]")
+        raise UsageError(f"--rate: {args.rate} is out of range; expected a number in [0, 1]")
 
     candidates: List[Tuple[str, Callable[[], Sampler]]] = [
         (f"tracesieve ProbabilitySampler({args.rate})", lambda: ProbabilitySampler(args.rate)),

@@ -7,13 +7,17 @@ import argparse
 import time
 from typing import Any, Dict
 
+from tracesieve.config import ConfigError
+
 
 def add_parser(commands: Any) -> None:
     parser = commands.add_parser("explain", help="which rule decides a span, and with what probability")
-    parser.add_argument("config")
+    parser.add_argument("config", help="a pipeline configuration or a rules file (.toml, .yaml or .json), as tracesieve check reads them")
     parser.add_argument("--name", required=True, help="span name")
     parser.add_argument("--attr", action="append", default=[], metavar="KEY=VALUE", help="a start attribute (repeatable)")
-    parser.add_argument("--kind", choices=["internal", "server", "client", "producer", "consumer"])
+    parser.add_argument(
+        "--kind", choices=["internal", "server", "client", "producer", "consumer"], help="the span's kind (default: unset, as internal)"
+    )
     parser.add_argument("--child", action="store_true", help="the span has a parent")
     parser.add_argument("--at", help="time of the decision, ISO 8601 (default: now)")
     parser.set_defaults(run=run)
@@ -30,6 +34,25 @@ def _value(text: str) -> Any:
         except ValueError:
             pass
     return text
+
+
+def _as_pipeline(path: str) -> Any:
+    """A rules file (RuleSampler's arguments) as the one-stage pipeline that
+    decides the same way, so ``explain`` reads every file ``check`` accepts;
+    anything else as it is."""
+    from tracesieve.config import check_policy, is_rules_file, load_config
+
+    document = load_config(path)
+    if not is_rules_file(document):
+        return path
+    try:
+        check_policy(document)
+    except ConfigError as error:
+        raise ConfigError(f"{path}: {error}") from None
+    stage_keys = ("rules", "default_rate", "multipliers")
+    pipeline = {key: value for key, value in document.items() if key not in stage_keys}
+    pipeline["rules"] = {key: document[key] for key in stage_keys if key in document}
+    return pipeline
 
 
 def run(args: argparse.Namespace) -> int:
@@ -50,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
         now = datetime.fromisoformat(args.at).timestamp() if args.at else time.time()
     except ValueError:
         raise UsageError(f"--at: {args.at!r} is not an ISO 8601 time such as 2026-01-15T12:00:00+09:00") from None
-    sampler = from_config(args.config)
+    sampler = from_config(_as_pipeline(args.config))
     explain = getattr(sampler, "explain", None)
     if explain is None:
         raise UsageError(f"{args.config}: its sampler, {sampler.get_description()}, is not tracesieve's; nothing to explain")

@@ -4,6 +4,7 @@ optional ``plot`` extra)."""
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any, Dict, List
 
@@ -14,8 +15,19 @@ from tracesieve.cli.services import Measured
 def _row(name: str, cells: Dict[str, float]) -> str:
     return (
         f"  {name:18} {cells['requests']:>9,} {cells['kept']:>8,} {cells['kept_by_probability']:>9,} {cells['rate']:>8.1%} "
-        f"{cells['estimated']:>11,.0f} {cells['error']:>+8.1%}"
+        f"{cells['estimated']:>11,.0f} {cells['error']:>+8.1%} {_spread(cells):>8}"
     )
+
+
+def _spread(cells: Dict[str, float]) -> str:
+    """The error an estimate from this many probability keeps should be
+    expected to show (one standard deviation, sqrt((1 - p) / n) for n keeps
+    at probability p): about 3% at 1,000 keeps, 38% at 7."""
+    kept, requests = cells["kept_by_probability"], cells["requests"]
+    if not kept or not requests:
+        return "n/a"
+    probability = min(1.0, kept / requests)
+    return f"±{math.sqrt((1 - probability) / kept):.1%}"
 
 
 def terminal(scenario: Scenario, results: List[Measured], seconds: Dict[str, float]) -> str:
@@ -26,7 +38,9 @@ def terminal(scenario: Scenario, results: List[Measured], seconds: Dict[str, flo
     ]
     for result in results:
         lines.append(f"== {result.label} ({seconds.get(result.label, 0):.1f} s)")
-        header = f"  {'endpoint':18} {'requests':>9} {'kept':>8} {'by prob.':>9} {'rate':>8} {'estimated':>11} {'est.err':>8}"
+        header = (
+            f"  {'endpoint':18} {'requests':>9} {'kept':>8} {'by prob.':>9} {'rate':>8} {'estimated':>11} {'est.err':>8} {'expected':>8}"
+        )
         lines.append(header)
         lines += [_row(name, cells) for name, cells in result.by_endpoint.items()]
         lines.append(f"  {'tier':18}")
@@ -74,6 +88,10 @@ def terminal(scenario: Scenario, results: List[Measured], seconds: Dict[str, flo
     lines.append(
         "estimated = requests estimated from the kept spans' own adjusted counts (th, or the tail's tracesieve.adjusted_count: "
         "1 for traces kept for an error anywhere; the budget's floor keeps carry th 0 and count 1)."
+    )
+    lines.append(
+        "expected = the error an estimate from that many probability keeps should be expected to show (one standard "
+        "deviation): within ±5% takes about 1,000 keeps; a row with a few dozen is off by tens of percent, as any sample that small."
     )
     return "\n".join(lines)
 
@@ -150,16 +168,21 @@ def charts(scenario: Scenario, results: List[Measured], out: Path) -> List[Path]
     out.mkdir(parents=True, exist_ok=True)
     written = []
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(10, 6), sharex=True)
+    # Short runs are drawn per minute: an hourly series of one point has no line.
+    unit, series = ("minute", "minutes") if results[0].minutes and len(results[0].hours) < 3 else ("hour", "hours")
     for result in results:
-        hours = [h["hour"] for h in result.hours]
-        top.plot(hours, [h["kept"] for h in result.hours], label=f"kept: {result.label}")
-        bottom.plot(hours, [h["kept"] / h["demand"] if h["demand"] else 0 for h in result.hours], label=result.label)
-    top.plot([h["hour"] for h in results[0].hours], [h["demand"] for h in results[0].hours], label="demand", color="grey", alpha=0.5)
-    top.set_ylabel("root spans per hour")
+        buckets = getattr(result, series)
+        top.plot([b[unit] for b in buckets], [b["kept"] for b in buckets], marker=".", label=f"kept: {result.label}")
+        bottom.plot(
+            [b[unit] for b in buckets], [b["kept"] / b["demand"] if b["demand"] else 0 for b in buckets], marker=".", label=result.label
+        )
+    buckets = getattr(results[0], series)
+    top.plot([b[unit] for b in buckets], [b["demand"] for b in buckets], label="demand", color="grey", alpha=0.5)
+    top.set_ylabel(f"root spans per {unit}")
     top.set_yscale("log")
     top.legend()
     bottom.set_ylabel("kept / demand")
-    bottom.set_xlabel(f"hours since the start of the {scenario.name} scenario")
+    bottom.set_xlabel(f"{series} since the start of the {scenario.name} scenario")
     bottom.legend()
     written.append(_save(plt, fig, "Kept spans and sampling probability against demand", out / f"{scenario.name}-kept.png"))
     if scenario.budget_spans:

@@ -11,7 +11,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from tracesieve.testing import daily_wave, days_in_month, month_start
 
-#: The seed's endpoints and their share of traffic.
+#: The example policy's endpoints and their share of traffic.
 ENDPOINTS: Dict[str, float] = {
     "/api/payment": 0.10,
     "/api/order": 0.20,
@@ -33,7 +33,7 @@ SLOW_RATE = 0.02
 SLOW_SECONDS = 1.5
 SCENARIOS = ("traffic", "errors", "month", "spike")
 DESCRIPTIONS = {
-    "traffic": "an hour of the seed's traffic: weighted endpoints and tiers, 5% errors, high-value payments",
+    "traffic": "an hour of the example traffic: weighted endpoints and tiers, 5% errors, high-value payments",
     "errors": "an error storm in four phases: normal, degrading, failing, recovering",
     "month": (
         "a calendar month of daily traffic waves, 2% of requests failing; each service's budget is a tenth of the "

@@ -8,6 +8,7 @@ costs and what can still be seen."""
 from __future__ import annotations
 
 import copy
+import math
 import random
 import time
 from collections import Counter, defaultdict
@@ -106,7 +107,7 @@ def build_ours(scenario: Scenario, document: Dict[str, Any], clock: SimClock, ex
 
 
 def build_naive(scenario: Scenario, clock: SimClock, exporter, seed: int) -> List[Rig]:
-    """The seed's approach, in plain Python: every service draws on its own."""
+    """The tutorial's approach, in plain Python: every service draws on its own."""
     from tracesieve.policies import seed_policy
     from tracesieve.reference.seed import SeedPipelineSampler
 
@@ -223,6 +224,9 @@ class Measured:
     #: Per service with a budget: its budget, the spans it exported, those
     #: counted against it, and the tail keeps it refused by kind.
     budget_by_service: Dict[str, Dict[str, Any]] = field(default_factory=dict)
+    #: Demand and keeps per minute, for runs shorter than three hours (whose
+    #: hourly series would be one or two points, too few for a chart's line).
+    minutes: List[Dict[str, float]] = field(default_factory=list)
 
     def as_dict(self) -> Dict[str, Any]:
         return dict(self.__dict__.items())
@@ -253,8 +257,13 @@ def measure(
     hours = int((scenario.end - scenario.start) // 3600) or 1
     demand = [0] * hours
     kept_hour = [0] * hours
+    minute_count = max(1, math.ceil((scenario.end - scenario.start) / 60)) if scenario.end - scenario.start < 3 * 3600 else 0
+    demand_minute = [0] * minute_count
+    kept_minute = [0] * minute_count
     for r in requests:
         demand[min(hours - 1, int((r.time - scenario.start) // 3600))] += 1
+        if minute_count:
+            demand_minute[min(minute_count - 1, int((r.time - scenario.start) // 60))] += 1
     unweighted = 0
     for trace_id, span in roots.items():
         index = traces.get(trace_id)
@@ -265,6 +274,8 @@ def measure(
         kept_endpoint[request.endpoint] += 1
         kept_tier[request.tier] += 1
         kept_hour[min(hours - 1, int((request.time - scenario.start) // 3600))] += 1
+        if minute_count:
+            kept_minute[min(minute_count - 1, int((request.time - scenario.start) // 60))] += 1
         if weight is None:
             unweighted += 1
             continue
@@ -361,6 +372,7 @@ def measure(
         traces_seen=len(by_trace),
         traces_complete=complete,
         hours=[{"hour": h, "demand": demand[h], "kept": kept_hour[h]} for h in range(hours)],
+        minutes=[{"minute": m, "demand": demand_minute[m], "kept": kept_minute[m]} for m in range(minute_count)],
         budget=budget,
         decision_ns=decision_cost(rigs[0].sampler, requests),
         blind_hours=blind,
@@ -388,10 +400,10 @@ def _weight(span) -> Optional[float]:
     """How many requests a kept span stands for, read from the span alone: the
     tail's adjusted count (1 for errors and rules, kept or announced), else
     1/p from ``th`` (th 0 for the budget's floor: 1); None when the span says
-    nothing (the seed's approach records no probability for its forced keeps)."""
+    nothing (the tutorial's approach records no probability for its forced keeps)."""
     rate = span.attributes.get("sampling.rate")
     if rate:
-        return 1.0 / float(rate)  # the seed records its rule's rate
+        return 1.0 / float(rate)  # the tutorial records its rule's rate
     return adjusted_count(span)
 
 

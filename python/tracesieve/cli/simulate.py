@@ -20,7 +20,7 @@ APPROACHES = {
     "shared": "shared tail (decisions shared)",
     "tail": "per-process tail",
     "head": "head sampling only",
-    "naive": "naive (the seed's approach)",
+    "naive": "naive (the tutorial's approach)",
 }
 
 
@@ -31,16 +31,16 @@ def add_parser(commands: Any) -> None:
     # argparse formats help with %, so the descriptions' own % signs are escaped.
     scenarios = "; ".join(f"{k}: {v}" for k, v in DESCRIPTIONS.items()).replace("%", "%%")
     parser.add_argument("scenario", nargs="?", default="traffic", help=scenarios)
-    parser.add_argument("--config", help="pipeline configuration (.toml/.yaml/.json); default: the seed's policy")
+    parser.add_argument("--config", help="pipeline configuration (.toml/.yaml/.json); default: the example policy")
     parser.add_argument("--requests", type=int, help="requests to simulate (default depends on the scenario)")
     parser.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
     parser.add_argument(
         "--approaches",
         default="shared,tail,head",
         help="comma-separated, side by side: shared (tail decisions shared between services), tail (each service's tail "
-        "decides alone), head (head sampling only), naive (the seed's approach); default shared,tail,head",
+        "decides alone), head (head sampling only), naive (the tutorial's approach); default shared,tail,head",
     )
-    parser.add_argument("--compare", choices=["naive"], help="also run the seed's approach (pure Python) on the same traffic")
+    parser.add_argument("--compare", choices=["naive"], help="also run the tutorial's approach (pure Python) on the same traffic")
     parser.add_argument("--no-tail", action="store_true", help="head sampling only (the same as --approaches head)")
     parser.add_argument("--error-origin", default=ERROR_ORIGIN, help=f"the service where errors start (default {ERROR_ORIGIN})")
     parser.add_argument(
@@ -60,7 +60,7 @@ def add_parser(commands: Any) -> None:
 
 
 def _document(config: Optional[str]) -> Dict[str, Any]:
-    """The policy to simulate: the file, read once and checked, or the seed's."""
+    """The policy to simulate: the file, read once and checked, or the example policy."""
     from tracesieve.config import load_config
     from tracesieve.pipeline import build
     from tracesieve.policies import seed_pipeline
@@ -177,7 +177,7 @@ def _run_processes(args: argparse.Namespace, faults: Any, approaches: List[str])
     if count <= 0:
         raise UsageError(f"--requests: {count} is not positive; expected a number of requests, such as 1000")
     if "naive" in approaches:
-        raise UsageError("--processes runs shared, tail and head; the seed's approach runs in one process only")
+        raise UsageError("--processes runs shared, tail and head; the tutorial's approach runs in one process only")
     requests = plans(count, args.seed, faults)
     server = None
     if "shared" in approaches:

@@ -1,6 +1,6 @@
-"""The seed tutorial's sampling policy as a tracesieve RuleSampler.
+"""The tutorial's sampling policy as a tracesieve RuleSampler.
 
-Run it to see which rule decides a few typical spans:  python examples/seed_policy.py
+Run it to see which rule decides a few typical spans:  python examples/example_rules.py
 """
 
 from opentelemetry.sdk.trace import TracerProvider

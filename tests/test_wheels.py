@@ -1,0 +1,137 @@
+"""The wheels and the sdist, as a user gets them: built by ``.ci/build-wheels``,
+installed into fresh virtual environments (the wheels with no Rust toolchain
+on PATH), and used there: a sampler in a TracerProvider, a configuration file
+through ``from_config``, and ``tracesieve simulate``."""
+
+from __future__ import annotations
+
+import importlib.machinery
+import importlib.util
+import os
+import re
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+from typing import Dict, List
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+SMOKE = r"""
+import pathlib, sys, tempfile
+
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+import tracesieve
+from tracesieve import ProbabilitySampler, from_config
+
+assert pathlib.Path(tracesieve.__file__).resolve().is_relative_to(pathlib.Path(sys.prefix).resolve()), tracesieve.__file__
+exporter = InMemorySpanExporter()
+provider = TracerProvider(sampler=ProbabilitySampler(0.5))
+provider.add_span_processor(SimpleSpanProcessor(exporter))
+tracer = provider.get_tracer("smoke")
+for i in range(2000):
+    with tracer.start_as_current_span("GET /", attributes={"i": i}):
+        pass
+kept = exporter.get_finished_spans()
+assert 800 < len(kept) < 1200, len(kept)
+assert all(span.context.trace_state.get("ot") == "th:8" for span in kept)
+
+config = pathlib.Path(tempfile.mkdtemp()) / "rules.toml"
+config.write_text('[rules]\ndefault_rate = 0.1\nrules = [{ name = "checkout", route = "/checkout", rate = 1.0 }]\n')
+sampler = from_config(str(config))
+walk = sampler.explain("POST", {"http.route": "/checkout"})
+assert walk["probability"] == 1.0, walk
+print("smoke ok", sys.version.split()[0], tracesieve.__file__)
+"""
+
+
+def _interpreters() -> Dict[str, str]:
+    spec = importlib.util.spec_from_loader(
+        "build_wheels", importlib.machinery.SourceFileLoader("build_wheels", str(ROOT / ".ci" / "build-wheels"))
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.interpreters()
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> List[Path]:
+    out = tmp_path_factory.mktemp("dist")
+    # The repository's own target folder: dependencies compiled once are reused.
+    env = {**os.environ, "CARGO_TARGET_DIR": str(ROOT / "target")}
+    subprocess.run([sys.executable, str(ROOT / ".ci" / "build-wheels"), str(out)], cwd=ROOT, env=env, check=True, timeout=1200)
+    return sorted(out.iterdir())
+
+
+def _without_rust() -> str:
+    """A PATH with no cargo or rustc on it."""
+    keep = [
+        d
+        for d in os.environ.get("PATH", "").split(os.pathsep)
+        if d and not (Path(d) / "cargo").exists() and not (Path(d) / "rustc").exists()
+    ]
+    path = os.pathsep.join(keep)
+    assert shutil.which("cargo", path=path) is None and shutil.which("rustc", path=path) is None
+    return path
+
+
+def _venv(interpreter: str, where: Path, path: str) -> Path:
+    subprocess.run([interpreter, "-m", "venv", str(where)], check=True, timeout=300, env={**os.environ, "PATH": path})
+    return where / "bin"
+
+
+def _smoke(bin_dir: Path, path: str, cwd: Path) -> str:
+    env = {"PATH": f"{bin_dir}{os.pathsep}{path}", "HOME": os.environ.get("HOME", "/root"), "TRACESIEVE_STATE_DIR": str(cwd / "state")}
+    answer = subprocess.run([str(bin_dir / "python"), "-c", SMOKE], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+    assert answer.returncode == 0, answer.stderr
+    simulate = subprocess.run(
+        [str(bin_dir / "tracesieve"), "simulate", "--requests", "500"], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert simulate.returncode == 0, simulate.stderr
+    assert "500" in simulate.stdout
+    return answer.stdout
+
+
+def test_one_manylinux2014_wheel_per_local_cpython_and_an_sdist(built: List[Path]) -> None:
+    found = _interpreters()
+    assert "3.11" in found, found  # the one this suite runs on, at least
+    wheels = [p for p in built if p.suffix == ".whl"]
+    tags = sorted(re.search(r"-(cp3\d+)-cp3\d+-", p.name).group(1) for p in wheels)  # type: ignore[union-attr]
+    assert tags == sorted(f"cp{v.replace('.', '')}" for v in found)
+    assert all("manylinux2014_x86_64" in p.name for p in wheels), [p.name for p in wheels]
+    assert [p.name for p in built if p.name.endswith(".tar.gz")] == ["tracesieve-0.1.0.tar.gz"]
+    for wheel in wheels:
+        with zipfile.ZipFile(wheel) as archive:
+            (module,) = [n for n in archive.namelist() if n.startswith("tracesieve/_core") and n.endswith(".so")]
+            binary = archive.read(module)
+            names = set(archive.namelist())
+        # Honest tag: no glibc symbol newer than manylinux2014's glibc 2.17.
+        versions = {tuple(int(x) for x in v.split(b".")) for v in re.findall(rb"GLIBC_(\d+\.\d+(?:\.\d+)?)", binary)}
+        assert versions and max(versions) <= (2, 17), (wheel.name, max(versions))
+        assert {"tracesieve/__init__.py", "tracesieve/py.typed", "tracesieve/_core.pyi"} <= names
+
+
+def test_each_wheel_installs_and_works_without_rust(built: List[Path], tmp_path: Path) -> None:
+    path = _without_rust()
+    for version, interpreter in _interpreters().items():
+        tag = f"cp{version.replace('.', '')}"
+        (wheel,) = [p for p in built if f"-{tag}-{tag}-" in p.name]
+        bin_dir = _venv(interpreter, tmp_path / tag, path)
+        env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{path}"}
+        subprocess.run([str(bin_dir / "pip"), "install", "-q", "--disable-pip-version-check", str(wheel)], check=True, env=env, timeout=600)
+        assert f"smoke ok {version}" in _smoke(bin_dir, path, tmp_path)
+
+
+def test_the_sdist_builds_and_installs_with_rust(built: List[Path], tmp_path: Path) -> None:
+    (sdist,) = [p for p in built if p.name.endswith(".tar.gz")]
+    bin_dir = _venv(sys.executable, tmp_path / "from-sdist", os.environ["PATH"])
+    env = {**os.environ, "CARGO_TARGET_DIR": str(ROOT / "target"), "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
+    subprocess.run([str(bin_dir / "pip"), "install", "-q", "--disable-pip-version-check", str(sdist)], check=True, env=env, timeout=1200)
+    assert "smoke ok" in _smoke(bin_dir, os.environ["PATH"], tmp_path)
