@@ -113,7 +113,6 @@ def test_a_bad_demo_rate_is_one_line_like_every_command(capsys: pytest.CaptureFi
 
 
 def test_short_runs_draw_their_charts_per_minute_with_lines(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    pytest.importorskip("matplotlib")  # the test extra installs it: this only guards a bare install
     from tracesieve.cli import report
 
     drawn: List[List[int]] = []
