@@ -400,6 +400,9 @@ impl StoreFile {
             return Err(corrupt(format!("it claims {count} pieces; at most {MAX_PIECES} fit")));
         }
         let next = self.read_u64(H_NEXT)?;
+        // A creator grows the file before it moves the next free offset, so a
+        // length read before `next` may predate both: read it again after.
+        let length = if next > length { self.file.metadata().map_or(length, |m| m.len().max(length)) } else { length };
         if !(DATA_START..=length.min(MAX_FILE_BYTES)).contains(&next) {
             return Err(corrupt(format!("its next free offset is {next}, outside {DATA_START}..={length}")));
         }
