@@ -53,6 +53,13 @@ pub fn describe(plan: &Plan, settings: &Settings, stage_names: &[String]) -> Vec
                     remote.describe()
                 ));
             }
+            Stage::XRay(xray) => {
+                lines.push(format!(
+                    "xray_remote: AWS X-Ray's sampling rules for service {} (each rule's reservoir, then its fixed rate), now {}",
+                    py_str(&xray.resource.service_name),
+                    xray.describe(None)
+                ));
+            }
             Stage::Composite(tree) => lines.extend(tree.describe()),
             Stage::RateLimit(bucket) => {
                 lines.push(format!(

@@ -116,6 +116,16 @@ pub fn explain<S: SpanView + ?Sized>(plan: &Plan, span: &S, parent: bool, now: &
                 }
                 lines.push(format!("subject to the rate limit of {} new traces per second", plain(bucket.rate())));
             }
+            Stage::XRay(xray) => {
+                if parent_decides {
+                    break;
+                }
+                rated = true;
+                let table = xray.table();
+                let (line, p) = xray.explain(&table, xray.choose(&table, span, now), now);
+                lines.push(line);
+                probability *= p;
+            }
             Stage::Remote(remote) => {
                 if parent_decides {
                     break;

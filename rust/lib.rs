@@ -27,6 +27,7 @@ pub mod tail_share;
 pub mod threshold;
 pub mod window;
 pub mod words;
+pub mod xray;
 
 #[cfg(feature = "python")]
 mod python;

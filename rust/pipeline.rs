@@ -17,7 +17,7 @@ use crate::rules;
 use crate::store::Store;
 use crate::threshold::DEFAULT_PRECISION;
 
-pub const STAGES: &[&str] = &["force_keep", "adaptive", "rules", "probability", "jaeger_remote", "budget", "rate_limit"];
+pub const STAGES: &[&str] = &["force_keep", "adaptive", "rules", "probability", "jaeger_remote", "xray_remote", "budget", "rate_limit"];
 pub const SETTINGS: &[&str] =
     &["respect_parent", "trust_incoming", "precision", "record_rule", "defer", "reload", "reload_interval", "store", "tail"];
 
@@ -81,6 +81,7 @@ pub struct Existing {
     pub pacer: Option<Arc<Pacer>>,
     pub bucket: Option<Arc<TokenBucket>>,
     pub remote: Option<Arc<RemoteStrategy>>,
+    pub xray: Option<Arc<crate::xray::XRay>>,
 }
 
 impl Existing {
@@ -92,6 +93,7 @@ impl Existing {
                 Stage::Budget(pacer) => existing.pacer = Some(pacer.clone()),
                 Stage::RateLimit(bucket) => existing.bucket = Some(bucket.clone()),
                 Stage::Remote(remote) => existing.remote = Some(remote.clone()),
+                Stage::XRay(xray) => existing.xray = Some(xray.clone()),
                 _ => {}
             }
         }
@@ -233,6 +235,10 @@ pub fn parse_in(
                 let (remote, resolved) = parse_remote(&path, spec, settings.precision, existing.remote.as_ref())?;
                 (Stage::Remote(remote), resolved)
             }
+            "xray_remote" => {
+                let (xray, resolved) = parse_xray(&path, spec, settings.precision, clock.monotonic(), existing.xray.as_ref())?;
+                (Stage::XRay(xray), resolved)
+            }
             "budget" => {
                 let own = match budget_store {
                     Some(url) if settings.store.is_none() => Some(Arc::new(Store::open(url)?)),
@@ -342,9 +348,18 @@ fn check_order(order: &[(&str, &Data)]) -> Result<(), ConfigError> {
             format!("give either {} or jaeger_remote (whose strategy sets the probability), not both", order[other].0),
         ));
     }
+    if let Some(xray) = position("xray_remote") {
+        if let Some(other) = ["rules", "probability", "jaeger_remote", "force_keep"].into_iter().find_map(position) {
+            return Err(ConfigError::new(
+                "xray_remote",
+                format!("give either {} or xray_remote (whose rules set the probability), not both", order[other].0),
+            ));
+        }
+        let _ = xray;
+    }
     if let Some(budget) = position("budget") {
         for later in &order[budget + 1..] {
-            if matches!(later.0, "rules" | "probability" | "adaptive" | "jaeger_remote") {
+            if matches!(later.0, "rules" | "probability" | "adaptive" | "jaeger_remote" | "xray_remote") {
                 return Err(ConfigError::new(
                     later.0,
                     "comes after budget; the budget paces the final probability, so it must follow rules, probability and adaptive",
@@ -499,6 +514,66 @@ fn parse_remote(
         ("max_operations", Data::Int(max_operations as i64)),
     ];
     Ok((remote, resolved))
+}
+
+/// The `xray_remote` stage: AWS X-Ray's sampling rules for this service (the
+/// Python layer polls `endpoint`; its settings are checked here). The service
+/// and platform come from the OpenTelemetry environment unless given.
+fn parse_xray(
+    path: &Path,
+    spec: &Data,
+    precision: u32,
+    now: f64,
+    existing: Option<&Arc<crate::xray::XRay>>,
+) -> Result<(Arc<crate::xray::XRay>, Resolved), ConfigError> {
+    let mut fields = Fields::new(path, spec)?;
+    let mut facts = crate::xray::ResourceFacts::from_environment();
+    if let Some((p, value)) = fields.take("service_name") {
+        facts.service_name = data::string(&p, value)?.to_owned();
+    }
+    if let Some((p, value)) = fields.take("cloud_platform") {
+        facts.cloud_platform = Some(data::string(&p, value)?.to_owned());
+    }
+    let endpoint = match fields.take("endpoint") {
+        Some((p, value)) => {
+            let text = data::string(&p, value)?;
+            if !(text.starts_with("http://") || text.starts_with("https://")) {
+                return Err(p.error(format!(
+                    "{text:?} is not an X-Ray sampling endpoint; expected http://host:2000 (the X-Ray daemon or the Collector's awsproxy)"
+                )));
+            }
+            text.to_owned()
+        }
+        None => crate::xray::DEFAULT_ENDPOINT.to_owned(),
+    };
+    let mut seconds = |name: &str, default: f64, minimum: f64| -> Result<f64, ConfigError> {
+        match fields.take(name) {
+            Some((p, value)) => {
+                let value = data::number(&p, value)?;
+                if value < minimum {
+                    return Err(p.error(format!("{value} is too short; expected a number of seconds >= {minimum}")));
+                }
+                Ok(value)
+            }
+            None => Ok(default),
+        }
+    };
+    let polling_interval = seconds("polling_interval", crate::xray::DEFAULT_RULES_INTERVAL, MIN_INTERVAL)?;
+    let timeout = seconds("timeout", 5.0, 0.001)?;
+    fields.finish(&["endpoint", "polling_interval", "timeout", "service_name", "cloud_platform"])?;
+    let xray = match existing {
+        // The same service: the rules, targets and counts in force carry on through a reload.
+        Some(old) if old.resource == facts => old.clone(),
+        _ => Arc::new(crate::xray::XRay::new(facts.clone(), precision, now)),
+    };
+    let resolved = vec![
+        ("endpoint", Data::Str(endpoint)),
+        ("polling_interval", Data::Float(polling_interval)),
+        ("timeout", Data::Float(timeout)),
+        ("service_name", Data::Str(facts.service_name)),
+        ("cloud_platform", facts.cloud_platform.map_or(Data::Null, Data::Str)),
+    ];
+    Ok((xray, resolved))
 }
 
 fn parse_budget(

@@ -143,6 +143,9 @@ pub struct Pending {
     pub floor_due: bool,
     /// The remote strategy in force and its rule for this span.
     pub remote: Option<(arc_swap::Guard<Arc<crate::remote::Compiled>>, Found)>,
+    /// The X-Ray rules in force, the span's rule, and whether it is a root
+    /// (whose fixed-rate decision X-Ray's statistics count).
+    pub xray: Option<(arc_swap::Guard<Arc<crate::xray::Table>>, crate::xray::Choice, bool)>,
 }
 
 /// One step of a plan. Cloning shares the rule set and the booster, so a
@@ -171,6 +174,8 @@ pub enum Stage {
     RateLimit(Arc<TokenBucket>),
     /// A remote (Jaeger) strategy, replaced at run time by its poller.
     Remote(Arc<RemoteStrategy>),
+    /// AWS X-Ray's sampling rules and targets, replaced at run time by its poller.
+    XRay(Arc<crate::xray::XRay>),
     /// A tree of composable samplers (OpenTelemetry's CompositeSampler), which
     /// decides the span itself, parents included.
     Composite(Arc<crate::composable::Composite>),
@@ -187,6 +192,7 @@ impl std::fmt::Debug for Stage {
             Stage::ForceKeep(set) => write!(f, "ForceKeep({} rules)", set.rules.len()),
             Stage::RateLimit(bucket) => write!(f, "RateLimit({}/s)", bucket.rate()),
             Stage::Remote(remote) => write!(f, "Remote({})", remote.service_name),
+            Stage::XRay(xray) => write!(f, "XRay({})", xray.resource.service_name),
             Stage::Composite(tree) => write!(f, "Composite({} nodes)", tree.node_count()),
         }
     }
@@ -259,6 +265,7 @@ impl Plan {
                 Stage::ForceKeep(_) => "force_keep",
                 Stage::RateLimit(_) => "rate_limit",
                 Stage::Remote(_) => "jaeger_remote",
+                Stage::XRay(_) => "xray_remote",
                 Stage::Composite(_) => "composite",
             })
             .map(str::to_owned)
@@ -327,6 +334,14 @@ impl Plan {
         })
     }
 
+    /// The X-Ray state, if the plan has an X-Ray stage.
+    pub fn xray(&self) -> Option<&Arc<crate::xray::XRay>> {
+        self.stages.iter().find_map(|stage| match stage {
+            Stage::XRay(xray) => Some(xray),
+            _ => None,
+        })
+    }
+
     /// The composite tree, if the plan is a composite sampler.
     pub fn composite(&self) -> Option<&crate::composable::Composite> {
         self.stages.iter().find_map(|stage| match stage {
@@ -351,6 +366,9 @@ impl Plan {
         if let Some(set) = self.rule_sets().last() {
             return set.keys.clone();
         }
+        if self.xray().is_some() {
+            return crate::rules::ROUTE_KEYS.iter().chain(crate::xray::XRAY_KEYS.iter()).map(|k| k.to_string()).collect();
+        }
         if self.booster().is_some_and(|b| b.signals.routes.len() > 1) {
             return crate::rules::ROUTE_KEYS.iter().map(|k| k.to_string()).collect();
         }
@@ -372,7 +390,7 @@ impl Plan {
                 // ones fall back to the most-recent cache.
                 Stage::Budget(_) => vec![1.0],
                 // Changes at run time; a composite writes exact thresholds of its own.
-                Stage::Remote(_) | Stage::Composite(_) => return None,
+                Stage::Remote(_) | Stage::XRay(_) | Stage::Composite(_) => return None,
             };
             if set.len().saturating_mul(factors.len()) > limit {
                 return None;
@@ -468,6 +486,9 @@ impl Plan {
     /// probability did not, while it has credit. Keeps that are no
     /// probability sample carry no threshold.
     pub fn settle_remote(pending: &Pending, decision: &mut Decision, now: &Moment) {
+        if let Some((table, choice, root)) = &pending.xray {
+            crate::xray::XRay::count(table, *choice, *root, decision.sampled);
+        }
         let Some((compiled, found)) = &pending.remote else { return };
         match found {
             Found::RateLimit => {
@@ -507,6 +528,7 @@ impl Plan {
         let mut floor_due = false;
         // The remote strategy in force for this decision, and its rule for this span.
         let mut remote = None;
+        let mut xray = None;
         // Rule slots run on across rule sets, in stage order.
         let mut slot_offset = 0;
         for stage in &self.stages {
@@ -556,6 +578,25 @@ impl Plan {
                         probability *= rule.probability;
                     }
                     remote = Some((compiled, found));
+                }
+                Stage::XRay(state) => {
+                    if parent_decides {
+                        return Evaluation::FollowParent;
+                    }
+                    let table = state.table();
+                    let choice = state.choose(&table, span, now);
+                    let root = facts.parent.is_none();
+                    match state.verdict(&table, choice, root, now) {
+                        // A reservoir keep is no probability sample: it carries no `th`.
+                        crate::xray::Verdict::Reservoir => {
+                            return Evaluation::Decided(Decision { rule, ..Decision::new(true, ThUpdate::Erase, path) });
+                        }
+                        crate::xray::Verdict::Rate { probability: p, threshold } => {
+                            exact_threshold = if probability == 1.0 { Some(threshold) } else { None };
+                            probability *= p;
+                        }
+                    }
+                    xray = Some((table, choice, root));
                 }
                 Stage::Rules(set) => {
                     let (index, action) = set.first_match(span);
@@ -611,7 +652,7 @@ impl Plan {
         }
         let threshold =
             exact_threshold.unwrap_or_else(|| crate::threshold::threshold_for_probability(probability.clamp(0.0, 1.0), self.precision));
-        Evaluation::Threshold(Pending { threshold, rule, floor_due, remote })
+        Evaluation::Threshold(Pending { threshold, rule, floor_due, remote, xray })
     }
 
     /// A span whose sampled parent is in another service, under a budget that

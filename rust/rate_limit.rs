@@ -193,6 +193,11 @@ impl TokenBucket {
             } else {
                 ((stamp << TOKEN_BITS) | refilled, false)
             };
+            if next == current {
+                // Empty, and nothing to record (the same millisecond): no write to contend on.
+                self.s.refused.fetch_add(1, Ordering::Relaxed);
+                return false;
+            }
             match self.s.state.compare_exchange_weak(current, next, Ordering::AcqRel, Ordering::Acquire) {
                 Ok(_) => {
                     if !taken {

@@ -20,6 +20,7 @@ from tracesieve.provider import TracerProvider
 from tracesieve.remote import JaegerRemoteSampler
 from tracesieve.samplers import ProbabilitySampler, RuleSampler, TraceIdRatioSampler
 from tracesieve.tail import TailSamplingProcessor
+from tracesieve.xray import XRayRemoteSampler
 
 __all__ = [
     "AdaptiveSampler",
@@ -35,6 +36,7 @@ __all__ = [
     "TailSamplingProcessor",
     "TraceIdRatioSampler",
     "TracerProvider",
+    "XRayRemoteSampler",
     "__version__",
     "adjusted_count",
     "from_config",

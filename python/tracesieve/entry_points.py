@@ -230,6 +230,46 @@ def parentbased_jaeger_remote_from_arg(arg: Optional[str] = None) -> Sampler:
     return _jaeger_remote(arg, respect_parent=True, entry_point="parentbased_jaeger_remote")
 
 
+#: The AWS samplers' argument keys (``OTEL_TRACES_SAMPLER_ARG=endpoint=...,polling_interval=...``).
+_XRAY_KEYS = {"endpoint", "polling_interval"}
+
+
+def _xray_remote(arg: Optional[str], respect_parent: bool, entry_point: str) -> Sampler:
+    from tracesieve.xray import DEFAULT_ENDPOINT, DEFAULT_POLLING_INTERVAL, XRayRemoteSampler
+
+    def build() -> Sampler:
+        settings: Dict[str, str] = {}
+        for part in (arg or "").split(","):
+            if not part.strip():
+                continue
+            key, sep, value = part.partition("=")
+            key = key.strip()
+            if not sep or key not in _XRAY_KEYS:
+                raise ConfigError(
+                    f"OTEL_TRACES_SAMPLER_ARG: {part.strip()!r} is not a setting; expected comma-separated "
+                    "endpoint=URL, polling_interval=SECONDS"
+                )
+            settings[key] = value.strip()
+        interval = _parse_number("polling_interval", settings.get("polling_interval", str(DEFAULT_POLLING_INTERVAL)))
+        return XRayRemoteSampler(
+            None, endpoint=settings.get("endpoint", DEFAULT_ENDPOINT), polling_interval=interval, respect_parent=respect_parent
+        )
+
+    return _never_fail_open(entry_point, build)
+
+
+def xray_remote_from_arg(arg: Optional[str] = None) -> Sampler:
+    """``OTEL_TRACES_SAMPLER=xray_remote``: every span decided by AWS X-Ray's
+    sampling rules (``OTEL_TRACES_SAMPLER_ARG=endpoint=...,polling_interval=...``)."""
+    return _xray_remote(arg, respect_parent=False, entry_point="xray_remote")
+
+
+def parentbased_xray_remote_from_arg(arg: Optional[str] = None) -> Sampler:
+    """``OTEL_TRACES_SAMPLER=parentbased_xray_remote``: root spans by X-Ray's
+    rules, children follow their parent."""
+    return _xray_remote(arg, respect_parent=True, entry_point="parentbased_xray_remote")
+
+
 def tracer_provider() -> Any:
     """``OTEL_PYTHON_TRACER_PROVIDER=tracesieve``: a ``tracesieve.TracerProvider``
     from the document ``TRACESIEVE_CONFIG`` names (its stages the head

@@ -24,6 +24,7 @@ from tracesieve.config import ConfigError, Source, load_config
 from tracesieve.remote import StrategyPoller
 from tracesieve.samplers import _NativeSampler
 from tracesieve.state import StateFile
+from tracesieve.xray import XRayPoller, status_of
 
 __all__ = ["PipelineSampler", "from_config"]
 
@@ -87,6 +88,7 @@ class PipelineSampler(_NativeSampler):
         if budget is not None and budget["state_path"] is not None:
             self._state = StateFile(Path(budget["state_path"]), self, budget["save_interval"])
         self._poller: Optional[StrategyPoller] = None
+        self._xray_poller: Optional[XRayPoller] = None
         self._poll_remote()
         self._watcher: Optional[_Watcher] = None
         watch = self.settings["reload"] if reload is None else reload
@@ -172,7 +174,8 @@ class PipelineSampler(_NativeSampler):
         return self._native.explain_plan(name, kind=kind, attributes=attributes, parent=parent, now=now)
 
     def _poll_remote(self) -> None:
-        """Poll the jaeger_remote stage's source (restarted when a reload changes it)."""
+        """Poll the jaeger_remote or xray_remote stage's source (restarted when a reload changes it)."""
+        self._poll_xray()
         remote = stage(self.resolved, "jaeger_remote")
         wanted = None if remote is None else (remote["service_name"], remote["endpoint"], remote["polling_interval"], remote["timeout"])
         current = (
@@ -197,10 +200,35 @@ class PipelineSampler(_NativeSampler):
                 in_force=lambda: self._native.remote_status()["strategy"],
             )
 
+    def _poll_xray(self) -> None:
+        xray = stage(self.resolved, "xray_remote")
+        wanted = None if xray is None else (xray["endpoint"], xray["polling_interval"], xray["timeout"])
+        poller = self._xray_poller
+        if wanted == (None if poller is None else (poller.endpoint, poller.interval, poller.timeout)):
+            return
+        if poller is not None:
+            poller.stop(timeout=poller.timeout + 1)
+            self._xray_poller = None
+        if xray is not None:
+            # Each call goes to the sampler in force (a reload may replace it; the X-Ray state carries over).
+            self._xray_poller = XRayPoller(
+                xray["endpoint"],
+                xray["polling_interval"],
+                xray["timeout"],
+                update_rules=lambda pages: self._native.xray_update_rules(pages),
+                apply_targets=lambda answer: self._native.xray_apply_targets(answer),
+                take_statistics=lambda: self._native.xray_take_statistics(),
+                restore_statistics=lambda statistics: self._native.xray_restore_statistics(statistics),
+            )
+
     def remote_status(self) -> Dict[str, Any]:
-        """The jaeger_remote stage's strategy and polling (see ``JaegerRemoteSampler.remote_status``)."""
+        """The jaeger_remote or xray_remote stage's state and polling (see
+        ``JaegerRemoteSampler.remote_status``, ``XRayRemoteSampler.remote_status``)."""
+        xray = stage(self.resolved, "xray_remote")
+        if xray is not None:
+            return status_of(self._native, self._xray_poller, xray["endpoint"])
         if self._poller is None:
-            raise TypeError("remote_status() needs a pipeline with a jaeger_remote stage")
+            raise TypeError("remote_status() needs a pipeline with a jaeger_remote or xray_remote stage")
         status: Dict[str, Any] = self._native.remote_status()
         status.update(self._poller.status())
         return status
@@ -214,6 +242,8 @@ class PipelineSampler(_NativeSampler):
         """Stop watching the file and saving state snapshots (after a last save)."""
         if self._watcher is not None:
             self._watcher.stop()
+        if self._xray_poller is not None:
+            self._xray_poller.stop()
         if self._poller is not None:
             self._poller.stop()
         if self._state is not None:

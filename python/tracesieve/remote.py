@@ -6,12 +6,9 @@ local JSON file), fetched in the background and swapped in whole, so
 
 from __future__ import annotations
 
-import http.client
 import json
 import logging
 import random
-import socket
-import ssl
 import threading
 import time
 import urllib.parse
@@ -21,6 +18,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 from tracesieve import _core
 from tracesieve._background import BackgroundThread, reset_after_fork
 from tracesieve._checks import check_seconds
+from tracesieve._http import JsonExchange
 from tracesieve.config import ConfigError
 from tracesieve.samplers import _NativeSampler
 
@@ -30,8 +28,6 @@ _logger = logging.getLogger("tracesieve.remote")
 #: A strategy document is a few kilobytes; a 100,000-operation one is a few megabytes.
 MAX_DOCUMENT_BYTES = 8 * 1024 * 1024
 DEFAULT_ENDPOINT = "http://localhost:5778"
-#: Redirects followed per fetch, each to the same origin (scheme, host and port) only.
-MAX_REDIRECTS = 3
 
 
 def resource_service_name() -> str:
@@ -74,7 +70,7 @@ class StrategyPoller:
         self._lock = threading.Lock()
         self._file_seen: Optional[Tuple[int, int]] = None
         self._reported: Optional[str] = None
-        self._connection: Optional[http.client.HTTPConnection] = None
+        self._exchange = JsonExchange(MAX_DOCUMENT_BYTES)
         self.fetches = 0
         self.failures = 0
         self.fetched_at: Optional[float] = None
@@ -85,7 +81,7 @@ class StrategyPoller:
 
     def _after_fork(self) -> None:
         self._lock = threading.Lock()
-        self._connection = None
+        self._exchange.after_fork()
 
     def _run(self, thread: BackgroundThread) -> None:
         while not thread.stopping:
@@ -124,62 +120,8 @@ class StrategyPoller:
             return True
 
     def _fetch_http(self) -> Any:
-        """GET the strategy within ``timeout`` seconds in all (connecting, the
-        headers and the body together), following redirects to the same origin only."""
-        deadline = time.monotonic() + self.timeout
-        url = self.source
-        for _ in range(MAX_REDIRECTS + 1):
-            status, location, body = self._get(url, deadline)
-            if status in (301, 302, 303, 307, 308):
-                target = urllib.parse.urljoin(url, location or "")
-                if _origin(target) != _origin(self.source):
-                    raise ValueError(f"a redirect to another origin ({_origin(target)}) is not followed")
-                url = target
-                continue
-            if status != 200:
-                raise ValueError(f"HTTP {status}")
-            return json.loads(body)
-        raise ValueError(f"more than {MAX_REDIRECTS} redirects")
-
-    def _get(self, url: str, deadline: float) -> Tuple[int, Optional[str], bytes]:
-        parts = urllib.parse.urlsplit(url)
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise TimeoutError(f"timed out: no answer within {self.timeout} s")
-        connection_class = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
-        options: Dict[str, Any] = {"timeout": remaining}
-        if parts.scheme == "https":
-            options["context"] = ssl.create_default_context()
-        connection = connection_class(parts.hostname or "", parts.port, **options)
-        self._connection = connection
-        # The whole exchange ends at the deadline: a server sending a byte a second
-        # would otherwise hold a fetch forever (socket timeouts are per read).
-        watchdog = threading.Timer(remaining, _abort, args=(connection,))
-        watchdog.daemon = True
-        watchdog.start()
-        try:
-            path = parts.path + (f"?{parts.query}" if parts.query else "")
-            connection.request("GET", path or "/", headers={"Accept": "application/json"})
-            response = connection.getresponse()
-            body = bytearray()
-            while len(body) <= MAX_DOCUMENT_BYTES:
-                chunk = response.read(65536)
-                if not chunk:
-                    break
-                body += chunk
-            if len(body) > MAX_DOCUMENT_BYTES:
-                raise ValueError(f"the document is over {MAX_DOCUMENT_BYTES} bytes")
-            if time.monotonic() >= deadline:
-                raise TimeoutError(f"timed out: no whole answer within {self.timeout} s")
-            return response.status, response.getheader("Location"), bytes(body)
-        except (OSError, http.client.HTTPException) as error:
-            if time.monotonic() >= deadline:
-                raise TimeoutError(f"timed out: no whole answer within {self.timeout} s") from None
-            raise ValueError(f"{type(error).__name__}: {error}") from None
-        finally:
-            watchdog.cancel()
-            self._connection = None
-            connection.close()
+        """GET the strategy within ``timeout`` seconds in all."""
+        return self._exchange.json("GET", self.source, time.monotonic() + self.timeout, self.timeout)
 
     def _fetch_file(self) -> Any:
         path = Path(self._file or "")
@@ -219,26 +161,8 @@ class StrategyPoller:
     def stop(self, timeout: Optional[float] = None) -> bool:
         """Stop polling, ending a fetch in flight at once; True when the thread ended within ``timeout``."""
         self._thread.stop(0)
-        connection = self._connection
-        if connection is not None:
-            _abort(connection)
+        self._exchange.abort()
         return self._thread.stop(timeout)
-
-
-def _abort(connection: http.client.HTTPConnection) -> None:
-    """End a fetch from another thread: its blocked read returns at once."""
-    sock = connection.sock
-    if sock is not None:
-        try:
-            sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-
-
-def _origin(url: str) -> Tuple[str, str, Optional[int]]:
-    parts = urllib.parse.urlsplit(url)
-    default = 443 if parts.scheme == "https" else 80
-    return parts.scheme, (parts.hostname or "").lower(), parts.port or default
 
 
 def _source(service_name: str, endpoint: str) -> Tuple[str, Optional[str]]:

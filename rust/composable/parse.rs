@@ -195,6 +195,12 @@ impl Builder<'_> {
                     .member(key)
                     .error("belongs to the composite sampler, not to a node inside it (parents are decided by parent_threshold)"));
             }
+            // X-Ray's rules read the span's HTTP attributes from a key table of their own.
+            if entries.iter().any(|(key, _)| key == "xray_remote") {
+                return Err(path.member("xray_remote").error(
+                    "is not supported inside a composite sampler; use XRayRemoteSampler, or a pipeline document with an xray_remote stage",
+                ));
+            }
         }
         let mut doc = spec.clone();
         if let Data::Map(entries) = &mut doc {

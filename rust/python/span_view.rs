@@ -127,13 +127,15 @@ pub struct PySpanView<'a, 'py> {
     name: &'a str,
     kind: Option<usize>,
     root: bool,
-    converted: SmallVec<[Converted; 8]>,
+    converted: SmallVec<[Converted; 12]>,
     /// The attribute values by key, which also keep `converted`'s strings alive.
-    held: SmallVec<[Option<Bound<'py, PyAny>>; 8]>,
+    held: SmallVec<[Option<Bound<'py, PyAny>>; 12]>,
     /// Which key holds the route (None: the span name), found on first use.
     route_key: OnceCell<Option<usize>>,
     /// Python composables and predicates of a composite sampler, with the call's arguments.
     foreign: Option<&'a ForeignCalls<'a, 'py>>,
+    /// The attributes themselves, for keys named at run time.
+    attributes: Option<&'a Bound<'py, PyAny>>,
 }
 
 impl<'a, 'py> PySpanView<'a, 'py> {
@@ -141,7 +143,7 @@ impl<'a, 'py> PySpanView<'a, 'py> {
         api: &OtelApi,
         name: &'a Bound<'py, PyAny>,
         kind: Option<&Bound<'py, PyAny>>,
-        attributes: Option<&Bound<'py, PyAny>>,
+        attributes: Option<&'a Bound<'py, PyAny>>,
         root: bool,
         keys: &KeyTable,
     ) -> Self {
@@ -155,6 +157,7 @@ impl<'a, 'py> PySpanView<'a, 'py> {
             held: SmallVec::from_elem(None, keys.keys.len()),
             route_key: OnceCell::new(),
             foreign: None,
+            attributes,
         };
         if let Some(attributes) = attributes {
             view.read(attributes, keys);
@@ -252,6 +255,26 @@ impl SpanView for PySpanView<'_, '_> {
             return false;
         }
         text_of(value, test)
+    }
+
+    fn with_named_attribute(&self, key: &str, test: &mut dyn FnMut(Option<AttrValue<'_>>) -> bool) -> bool {
+        let Some(attributes) = self.attributes else { return test(None) };
+        // A failing lookup (an odd mapping) counts as absent.
+        let value = match attributes.cast::<PyDict>() {
+            Ok(dict) => dict.get_item(key).ok().flatten(),
+            Err(_) => attributes.get_item(key).ok(),
+        };
+        let Some(value) = value else { return test(None) };
+        match convert(&value) {
+            Converted::Str(ptr, len) => {
+                // SAFETY: `value` holds the string alive for this call, and it was valid UTF-8 when converted.
+                test(Some(AttrValue::Str(unsafe { std::str::from_utf8_unchecked(std::slice::from_raw_parts(ptr, len)) })))
+            }
+            Converted::Absent | Converted::Other => test(Some(AttrValue::Other)),
+            Converted::Int(i) => test(Some(AttrValue::Int(i))),
+            Converted::Float(f) => test(Some(AttrValue::Float(f))),
+            Converted::Bool(b) => test(Some(AttrValue::Bool(b))),
+        }
     }
 
     fn foreign_predicate(&self, slot: usize) -> bool {

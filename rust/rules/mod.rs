@@ -65,6 +65,12 @@ pub trait SpanView {
             _ => false,
         }
     }
+    /// Call `test` with the value of the attribute named `key` (None: the span
+    /// lacks it): for attributes named at run time (X-Ray rules), not in the
+    /// key table. A view with no attributes behind it has none.
+    fn with_named_attribute(&self, _key: &str, test: &mut dyn FnMut(Option<AttrValue<'_>>) -> bool) -> bool {
+        test(None)
+    }
     /// A composable predicate written in Python, by its slot (a view with no
     /// Python behind it has none: false).
     fn foreign_predicate(&self, _slot: usize) -> bool {

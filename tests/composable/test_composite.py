@@ -249,3 +249,8 @@ def test_pipeline_nodes_get_their_strategy_poller_and_span_processor(tmp_path):
         assert not sampler.should_sample(None, ALL_ONES, "s", None, {"http.route": "/remote"}).decision.is_sampled()
     finally:
         sampler.close()
+
+
+def test_an_xray_remote_pipeline_node_is_refused_with_what_to_use_instead():
+    with pytest.raises(ConfigError, match="xray_remote: is not supported inside a composite sampler; use XRayRemoteSampler"):
+        composite_sampler(composable_pipeline({"xray_remote": {"service_name": "shop"}}))

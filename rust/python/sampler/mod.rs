@@ -8,6 +8,7 @@ mod decide;
 mod fleet;
 mod remote;
 mod status;
+mod xray;
 
 use std::sync::Arc;
 

@@ -1,0 +1,102 @@
+//! Which rule a request gets, remembered per table: requests repeat (the same
+//! routes, methods and hosts), so after the first of each, finding its rule
+//! costs one hash and one atomic load instead of trying every rule. Only
+//! choices that read no attribute of the span are remembered (a rule with
+//! `Attributes` was reached: the next span may differ there).
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+use xxhash_rust::xxh3::xxh3_64_with_seed;
+
+use super::pattern::Field;
+use super::request::Request;
+
+const SLOTS: usize = 4096;
+/// Index bits of a slot; the rest is the request's fingerprint.
+const INDEX_BITS: u32 = 16;
+const NONE_MATCHED: u64 = (1 << INDEX_BITS) - 1;
+
+/// A direct-mapped table of `fingerprint | rule index` (0: empty). Two
+/// requests share a slot's fingerprint with odds of 2^-48: then the later
+/// one gets the earlier one's rule. The hash is seeded afresh per table, so
+/// no one can craft request paths that collide on purpose.
+pub struct Memo {
+    slots: Box<[AtomicU64]>,
+    seed: u64,
+}
+
+impl std::fmt::Debug for Memo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Memo")
+    }
+}
+
+impl Default for Memo {
+    fn default() -> Self {
+        Memo { slots: (0..SLOTS).map(|_| AtomicU64::new(0)).collect(), seed: fastrand::u64(..) }
+    }
+}
+
+impl Memo {
+    /// The request's fields in one hash: each field hashed with the previous
+    /// hash as its seed (xxh3 mixes in each input's length, so fields cannot
+    /// run into one another).
+    #[inline]
+    pub fn fingerprint(&self, request: &Request<'_>) -> u64 {
+        let mut hash = self.seed;
+        for field in [request.url_path, request.method, request.host, request.lambda_arn] {
+            hash = match field {
+                Field::Absent => xxh3_64_with_seed(b"", hash ^ 1),
+                Field::Other => xxh3_64_with_seed(b"", hash ^ 2),
+                Field::Text(text) => xxh3_64_with_seed(text.as_bytes(), hash ^ 3),
+            };
+        }
+        hash
+    }
+
+    /// The remembered choice: Some(Some(rule)), Some(None) for "no rule", None when not remembered.
+    #[inline]
+    pub fn get(&self, hash: u64) -> Option<Option<usize>> {
+        let slot = self.slots[hash as usize % SLOTS].load(Relaxed);
+        if slot == 0 || slot >> INDEX_BITS != hash >> INDEX_BITS {
+            return None;
+        }
+        let index = slot & NONE_MATCHED;
+        Some((index != NONE_MATCHED).then_some(index as usize))
+    }
+
+    #[inline]
+    pub fn put(&self, hash: u64, choice: Option<usize>) {
+        let index = choice.map_or(NONE_MATCHED, |i| i as u64);
+        if index > NONE_MATCHED {
+            return;
+        }
+        let slot = (hash >> INDEX_BITS << INDEX_BITS) | index;
+        if slot != 0 {
+            self.slots[hash as usize % SLOTS].store(slot, Relaxed);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request<'a>(path: &'a str, method: Field<'a>) -> Request<'a> {
+        Request { url_path: Field::Text(path), method, host: Field::Absent, lambda_arn: Field::Text("") }
+    }
+
+    #[test]
+    fn remembers_each_request_apart() {
+        let memo = Memo::default();
+        let a = memo.fingerprint(&request("/a", Field::Text("GET")));
+        let b = memo.fingerprint(&request("/a", Field::Absent));
+        let c = memo.fingerprint(&request("/aG", Field::Text("ET")));
+        assert_ne!(a, Memo::default().fingerprint(&request("/a", Field::Text("GET"))), "seeded per table");
+        assert!(a != b && a != c && b != c);
+        assert_eq!(memo.get(a), None);
+        memo.put(a, Some(7));
+        memo.put(b, None);
+        assert_eq!((memo.get(a), memo.get(b), memo.get(c)), (Some(Some(7)), Some(None), None));
+    }
+}
