@@ -19,7 +19,7 @@ import pytest
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 
-from tracesieve import XRayRemoteSampler
+from tracesieve import RuleSampler, XRayRemoteSampler
 
 from workloads import BATCH
 
@@ -66,8 +66,14 @@ def sdk_sampler(endpoint: str):
     return ParentBased(TraceIdRatioBased(0.05))
 
 
+def rule_sampler(endpoint: str):
+    """What reading these attributes costs any tracesieve sampler that matches on them."""
+    return RuleSampler([{"name": "orders", "route": "/api/v1/orders/*", "rate": 0.1}], default_rate=0.05)
+
+
 SAMPLERS = {
     "sdk ParentBased(TraceIdRatioBased(0.05)), no rules": sdk_sampler,
+    "tracesieve RuleSampler, 1 route rule": rule_sampler,
     "aws AwsXRayRemoteSampler, 50 rules": aws_sampler,
     "tracesieve XRayRemoteSampler, 50 rules": our_sampler,
 }

@@ -230,16 +230,8 @@ impl SpanView for PySpanView<'_, '_> {
 
     #[inline]
     fn attribute(&self, key: usize) -> Option<AttrValue<'_>> {
-        Some(match *self.converted.get(key)? {
-            Converted::Absent => return None,
-            // SAFETY: the slice points into a string held by `self._held`
-            // (see `Converted`), and was valid UTF-8 when converted.
-            Converted::Str(ptr, len) => AttrValue::Str(unsafe { std::str::from_utf8_unchecked(std::slice::from_raw_parts(ptr, len)) }),
-            Converted::Int(i) => AttrValue::Int(i),
-            Converted::Float(f) => AttrValue::Float(f),
-            Converted::Bool(b) => AttrValue::Bool(b),
-            Converted::Other => AttrValue::Other,
-        })
+        // SAFETY: a string's slice points into a value `self.held` keeps alive.
+        unsafe { self.converted.get(key)?.value() }
     }
 
     fn any_attribute_text(&self, key: usize, test: &mut dyn FnMut(&str) -> bool) -> bool {
@@ -258,23 +250,7 @@ impl SpanView for PySpanView<'_, '_> {
     }
 
     fn with_named_attribute(&self, key: &str, test: &mut dyn FnMut(Option<AttrValue<'_>>) -> bool) -> bool {
-        let Some(attributes) = self.attributes else { return test(None) };
-        // A failing lookup (an odd mapping) counts as absent.
-        let value = match attributes.cast::<PyDict>() {
-            Ok(dict) => dict.get_item(key).ok().flatten(),
-            Err(_) => attributes.get_item(key).ok(),
-        };
-        let Some(value) = value else { return test(None) };
-        match convert(&value) {
-            Converted::Str(ptr, len) => {
-                // SAFETY: `value` holds the string alive for this call, and it was valid UTF-8 when converted.
-                test(Some(AttrValue::Str(unsafe { std::str::from_utf8_unchecked(std::slice::from_raw_parts(ptr, len)) })))
-            }
-            Converted::Absent | Converted::Other => test(Some(AttrValue::Other)),
-            Converted::Int(i) => test(Some(AttrValue::Int(i))),
-            Converted::Float(f) => test(Some(AttrValue::Float(f))),
-            Converted::Bool(b) => test(Some(AttrValue::Bool(b))),
-        }
+        named_value(self.attributes.and_then(|attributes| by_name(attributes, key)), test)
     }
 
     fn foreign_predicate(&self, slot: usize) -> bool {
@@ -293,6 +269,44 @@ impl SpanView for PySpanView<'_, '_> {
             Some(AttrValue::Str(route)) => route,
             _ => self.name,
         }
+    }
+}
+
+impl Converted {
+    /// The value as rules read it.
+    ///
+    /// # Safety
+    /// A string's pointer must point into a Python string still alive (the
+    /// view holding this value keeps it so).
+    #[inline]
+    unsafe fn value<'v>(&self) -> Option<AttrValue<'v>> {
+        Some(match *self {
+            Converted::Absent => return None,
+            // SAFETY: the caller keeps the string alive, and it was valid UTF-8 when converted.
+            Converted::Str(ptr, len) => AttrValue::Str(std::str::from_utf8_unchecked(std::slice::from_raw_parts(ptr, len))),
+            Converted::Int(i) => AttrValue::Int(i),
+            Converted::Float(f) => AttrValue::Float(f),
+            Converted::Bool(b) => AttrValue::Bool(b),
+            Converted::Other => AttrValue::Other,
+        })
+    }
+}
+
+/// The attribute named `key`; a failing lookup (an odd mapping) counts as absent.
+fn by_name<'py>(attributes: &Bound<'py, PyAny>, key: &str) -> Option<Bound<'py, PyAny>> {
+    match attributes.cast::<PyDict>() {
+        Ok(dict) => dict.get_item(key).ok().flatten(),
+        Err(_) => attributes.get_item(key).ok(),
+    }
+}
+
+/// Call `test` with an attribute looked up by name (None: absent).
+fn named_value(value: Option<Bound<'_, PyAny>>, test: &mut dyn FnMut(Option<AttrValue<'_>>) -> bool) -> bool {
+    let Some(value) = value else { return test(None) };
+    // SAFETY: `value` holds the string alive for this call.
+    match unsafe { convert(&value).value() } {
+        None => test(Some(AttrValue::Other)),
+        found => test(found),
     }
 }
 

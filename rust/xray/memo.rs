@@ -23,6 +23,8 @@ const NONE_MATCHED: u64 = (1 << INDEX_BITS) - 1;
 pub struct Memo {
     slots: Box<[AtomicU64]>,
     seed: u64,
+    /// Some rule reads the span's Lambda ARN (else it is not part of the key).
+    with_arn: bool,
 }
 
 impl std::fmt::Debug for Memo {
@@ -31,9 +33,9 @@ impl std::fmt::Debug for Memo {
     }
 }
 
-impl Default for Memo {
-    fn default() -> Self {
-        Memo { slots: (0..SLOTS).map(|_| AtomicU64::new(0)).collect(), seed: fastrand::u64(..) }
+impl Memo {
+    pub fn new(with_arn: bool) -> Memo {
+        Memo { slots: (0..SLOTS).map(|_| AtomicU64::new(0)).collect(), seed: fastrand::u64(..), with_arn }
     }
 }
 
@@ -44,14 +46,19 @@ impl Memo {
     #[inline]
     pub fn fingerprint(&self, request: &Request<'_>) -> u64 {
         let mut hash = self.seed;
-        for field in [request.url_path, request.method, request.host, request.lambda_arn] {
-            hash = match field {
+        let fields = [request.url_path, request.method, request.host, request.lambda_arn];
+        for field in &fields[..if self.with_arn { 4 } else { 3 }] {
+            hash = match *field {
                 Field::Absent => xxh3_64_with_seed(b"", hash ^ 1),
                 Field::Other => xxh3_64_with_seed(b"", hash ^ 2),
                 Field::Text(text) => xxh3_64_with_seed(text.as_bytes(), hash ^ 3),
             };
         }
         hash
+    }
+
+    pub fn with_arn(&self) -> bool {
+        self.with_arn
     }
 
     /// The remembered choice: Some(Some(rule)), Some(None) for "no rule", None when not remembered.
@@ -88,11 +95,11 @@ mod tests {
 
     #[test]
     fn remembers_each_request_apart() {
-        let memo = Memo::default();
+        let memo = Memo::new(true);
         let a = memo.fingerprint(&request("/a", Field::Text("GET")));
         let b = memo.fingerprint(&request("/a", Field::Absent));
         let c = memo.fingerprint(&request("/aG", Field::Text("ET")));
-        assert_ne!(a, Memo::default().fingerprint(&request("/a", Field::Text("GET"))), "seeded per table");
+        assert_ne!(a, Memo::new(true).fingerprint(&request("/a", Field::Text("GET"))), "seeded per table");
         assert!(a != b && a != c && b != c);
         assert_eq!(memo.get(a), None);
         memo.put(a, Some(7));

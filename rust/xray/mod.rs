@@ -317,7 +317,7 @@ impl XRay {
                 rules: Vec::new(),
                 targets: Vec::new(),
                 candidates: Vec::new(),
-                memo: memo::Memo::default(),
+                memo: memo::Memo::new(false),
                 fetched_at: None,
             }),
             fallback: TokenBucket::per_second(FALLBACK_TRACES_PER_SECOND, now).expect("a positive rate"),
@@ -345,7 +345,7 @@ impl XRay {
         if now.monotonic() - fetched_at > RULES_TTL {
             return None;
         }
-        let request = Request::read(span);
+        let request = Request::read(span, table.memo.with_arn());
         let hash = table.memo.fingerprint(&request);
         if let Some(choice) = table.memo.get(hash) {
             return choice;
@@ -425,8 +425,9 @@ impl XRay {
                 }
             })
             .unzip();
-        let candidates = rules.iter().enumerate().filter(|(_, r)| r.for_this_service).map(|(i, _)| i).collect();
-        self.table.store(Arc::new(Table { rules, targets, candidates, memo: memo::Memo::default(), fetched_at: Some(now) }));
+        let candidates: Vec<usize> = rules.iter().enumerate().filter(|(_, r)| r.for_this_service).map(|(i, _)| i).collect();
+        let memo = memo::Memo::new(candidates.iter().any(|i| rules[*i].arn_from_span));
+        self.table.store(Arc::new(Table { rules, targets, candidates, memo, fetched_at: Some(now) }));
         if !same {
             self.rule_updates.fetch_add(1, Relaxed);
         }
@@ -457,7 +458,7 @@ impl XRay {
             rules: table.rules.clone(),
             targets,
             candidates: table.candidates.clone(),
-            memo: memo::Memo::default(),
+            memo: memo::Memo::new(table.memo.with_arn()),
             fetched_at: table.fetched_at,
         };
         self.table.store(Arc::new(next));

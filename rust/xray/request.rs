@@ -42,7 +42,8 @@ pub fn field(value: Option<AttrValue<'_>>) -> Field<'_> {
 }
 
 impl<'a> Request<'a> {
-    pub fn read<S: SpanView + ?Sized>(span: &'a S) -> Request<'a> {
+    /// The request's fields; the Lambda ARN only `with_arn` (some rule reads it from the span).
+    pub fn read<S: SpanView + ?Sized>(span: &'a S, with_arn: bool) -> Request<'a> {
         // The new name when the span has it (whatever its value), else the old.
         let either = |new: usize, old: usize| field(span.attribute(new).or_else(|| span.attribute(old)));
         let mut url_path = either(URL_PATH, HTTP_TARGET);
@@ -54,9 +55,9 @@ impl<'a> Request<'a> {
                 Field::Other => Field::Absent,
             };
         }
-        let lambda_arn = match either(RESOURCE_ID, FAAS_ID) {
-            Field::Absent => Field::Text(""),
-            other => other,
+        let lambda_arn = match with_arn.then(|| either(RESOURCE_ID, FAAS_ID)) {
+            None | Some(Field::Absent) => Field::Text(""),
+            Some(other) => other,
         };
         Request { url_path, method: either(METHOD, HTTP_METHOD), host: either(SERVER_ADDRESS, HTTP_HOST), lambda_arn }
     }
