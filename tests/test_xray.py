@@ -522,3 +522,59 @@ def test_metrics_report_rule_decisions_and_fetches():
     }
     assert points[("tracesieve.remote.operation_decisions", (("operation", "Default"),))] == 5
     assert points[("tracesieve.remote.fetches", (("outcome", "rejected"),))] == 0
+
+
+def test_it_decides_for_tracesieves_own_provider_too():
+    import tracesieve
+
+    sampler = sampler_with(
+        [rule("pay", 1, fixed_rate=1.0, reservoir=0, URLPath="/pay"), rule("Default", 10000, fixed_rate=0.0, reservoir=0)]
+    )
+    provider = tracesieve.TracerProvider(sampler=sampler)
+    exporter = InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = provider.get_tracer("test")
+    try:
+        for path in ("/pay", "/home", "/pay"):
+            with tracer.start_as_current_span("request", attributes={"url.path": path}):
+                with tracer.start_as_current_span("child"):
+                    pass
+        provider.force_flush()
+        kept = [(span.name, span.attributes.get("url.path")) for span in exporter.get_finished_spans()]
+        assert sorted(kept) == [("child", None), ("child", None), ("request", "/pay"), ("request", "/pay")]
+        assert [rule["requests"] for rule in sampler.remote_status()["rules"]] == [2, 1]
+    finally:
+        provider.shutdown()
+
+
+def test_threads_deciding_while_rules_and_targets_change_lose_no_count():
+    import threading
+
+    sampler = sampler_with([rule("pay", 1, URLPath="/pay"), rule("Default", 10000)])
+    per_thread = 20_000
+    kept = [0] * 4
+
+    def decide(index: int) -> None:
+        rng = random.Random(index)
+        for i in range(per_thread):
+            attributes = {"url.path": "/pay" if i % 2 else "/home"}
+            kept[index] += sampler.should_sample(None, rng.getrandbits(128), "x", attributes=attributes).decision.is_sampled()
+
+    threads = [threading.Thread(target=decide, args=(i,)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    reported = {"pay": [0, 0], "Default": [0, 0]}
+    while any(thread.is_alive() for thread in threads):
+        sampler.apply_targets({"SamplingTargetDocuments": [target("pay", 0.5, quota=100, ttl=time.time() + 60)], "LastRuleModification": 0})
+        sampler.update_rules([{"SamplingRuleRecords": [rule("pay", 1, URLPath="/pay"), rule("Default", 10000)]}])
+        for name, requests, sampled, _ in sampler.take_statistics():
+            reported[name][0] += requests
+            reported[name][1] += sampled
+        time.sleep(0.001)
+    for thread in threads:
+        thread.join()
+    for name, requests, sampled, _ in sampler.take_statistics():
+        reported[name][0] += requests
+        reported[name][1] += sampled
+    assert reported["pay"][0] == reported["Default"][0] == 2 * per_thread
+    assert reported["pay"][1] + reported["Default"][1] == sum(kept)

@@ -10,6 +10,8 @@ pub mod document;
 mod memo;
 pub mod pattern;
 mod request;
+mod resource;
+mod target;
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
@@ -22,9 +24,11 @@ use crate::data::Data;
 use crate::rate_limit::TokenBucket;
 use crate::rules::SpanView;
 use crate::threshold::threshold_for_probability;
-use document::{RuleSpec, TargetSpec};
+use document::RuleSpec;
 use pattern::Field;
 pub use request::{Request, XRAY_KEYS};
+pub use resource::ResourceFacts;
+pub use target::{Counts, Target};
 
 /// Seconds the last rules fetched stay in force with no fresh fetch (then the
 /// fallback decides), as in the AWS samplers.
@@ -39,143 +43,6 @@ pub const DEFAULT_TARGET_INTERVAL: f64 = 10.0;
 pub const DEFAULT_RULES_INTERVAL: f64 = 300.0;
 /// The X-Ray daemon's (and the Collector's awsproxy's) local address.
 pub const DEFAULT_ENDPOINT: &str = "http://127.0.0.1:2000";
-
-/// What the resource says about this service, for `ServiceName`, `ServiceType` and `ResourceARN`.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct ResourceFacts {
-    pub service_name: String,
-    /// `cloud.platform` (`aws_ec2`, `aws_lambda`, ...).
-    pub cloud_platform: Option<String>,
-    pub ecs_container_arn: Option<String>,
-    /// `cloud.resource_id`, else `faas.id`.
-    pub resource_id: Option<String>,
-}
-
-impl ResourceFacts {
-    /// What the OpenTelemetry environment says (`OTEL_SERVICE_NAME`, else
-    /// `service.name` in `OTEL_RESOURCE_ATTRIBUTES`, else `unknown_service`,
-    /// as the SDK reads them; the other attributes from `OTEL_RESOURCE_ATTRIBUTES`).
-    pub fn from_environment() -> ResourceFacts {
-        let listed = std::env::var("OTEL_RESOURCE_ATTRIBUTES").unwrap_or_default();
-        let attribute = |key: &str| {
-            listed.split(',').find_map(|pair| {
-                let (k, v) = pair.split_once('=')?;
-                (k.trim() == key).then(|| percent_encoding::percent_decode_str(v.trim()).decode_utf8_lossy().into_owned())
-            })
-        };
-        let service_name = std::env::var("OTEL_SERVICE_NAME")
-            .ok()
-            .filter(|s| !s.is_empty())
-            .or_else(|| attribute("service.name"))
-            .unwrap_or_else(|| "unknown_service".to_owned());
-        ResourceFacts {
-            service_name,
-            cloud_platform: attribute("cloud.platform"),
-            ecs_container_arn: attribute("aws.ecs.container.arn"),
-            resource_id: attribute("cloud.resource_id").or_else(|| attribute("faas.id")),
-        }
-    }
-
-    /// X-Ray's `ServiceType` for the platform ("" when it names none).
-    pub fn service_type(&self) -> &str {
-        match self.cloud_platform.as_deref() {
-            Some("aws_lambda") => "AWS::Lambda::Function",
-            Some("aws_elastic_beanstalk") => "AWS::ElasticBeanstalk::Environment",
-            Some("aws_ec2") => "AWS::EC2::Instance",
-            Some("aws_ecs") => "AWS::ECS::Container",
-            Some("aws_eks") => "AWS::EKS::Container",
-            _ => "",
-        }
-    }
-
-    /// The resource ARN when the resource alone gives it; None when the span's
-    /// attributes must be read (a Lambda function whose resource has no id).
-    fn arn(&self) -> Option<&str> {
-        if let Some(arn) = &self.ecs_container_arn {
-            return Some(arn);
-        }
-        if self.cloud_platform.as_deref() == Some("aws_lambda") {
-            return self.resource_id.as_deref();
-        }
-        Some("")
-    }
-}
-
-/// What X-Ray's last target for a rule says (or the rule's own figures before any).
-#[derive(Debug)]
-pub struct Target {
-    pub fixed_rate: f64,
-    pub threshold: u64,
-    /// Traces per second from the reservoir (the quota, or 1 while borrowing).
-    pub quota: f64,
-    pub reservoir: Option<TokenBucket>,
-    /// Unix seconds when the reservoir ends (infinite while borrowing).
-    pub reservoir_until: f64,
-    /// No target yet: the reservoir is borrowed (one trace a second), and its keeps are counted as borrowed.
-    pub borrowing: bool,
-}
-
-impl Target {
-    fn initial(spec: &RuleSpec, precision: u32, now: f64) -> Target {
-        let borrowing = spec.reservoir_size > 0;
-        Target {
-            fixed_rate: spec.fixed_rate,
-            threshold: threshold_for_probability(spec.fixed_rate, precision),
-            quota: if borrowing { 1.0 } else { 0.0 },
-            reservoir: if borrowing { TokenBucket::per_second(1.0, now) } else { None },
-            reservoir_until: f64::INFINITY,
-            borrowing,
-        }
-    }
-
-    fn from_spec(spec: &TargetSpec, precision: u32, wall: f64, now: f64) -> Target {
-        let quota = spec.reservoir_quota.unwrap_or(0.0);
-        Target {
-            fixed_rate: spec.fixed_rate,
-            threshold: threshold_for_probability(spec.fixed_rate, precision),
-            quota,
-            reservoir: TokenBucket::per_second(quota, now),
-            // No TTL: the quota has already ended.
-            reservoir_until: spec.reservoir_quota_ttl.unwrap_or(wall),
-            borrowing: false,
-        }
-    }
-
-    /// A trace from the reservoir at this moment, if it has one.
-    #[inline]
-    fn take(&self, now: &Moment) -> bool {
-        match &self.reservoir {
-            Some(bucket) => now.wall() < self.reservoir_until && bucket.try_take(now.monotonic()),
-            None => false,
-        }
-    }
-}
-
-/// Requests, keeps and borrowed keeps of one rule.
-#[derive(Debug, Default)]
-pub struct Counts {
-    pub requests: AtomicU64,
-    pub sampled: AtomicU64,
-    pub borrowed: AtomicU64,
-}
-
-impl Counts {
-    fn add(&self, requests: u64, sampled: u64, borrowed: u64) {
-        for (counter, n) in [(&self.requests, requests), (&self.sampled, sampled), (&self.borrowed, borrowed)] {
-            if n > 0 {
-                counter.fetch_add(n, Relaxed);
-            }
-        }
-    }
-
-    fn take(&self) -> (u64, u64, u64) {
-        (self.requests.swap(0, Relaxed), self.sampled.swap(0, Relaxed), self.borrowed.swap(0, Relaxed))
-    }
-
-    pub fn get(&self) -> (u64, u64, u64) {
-        (self.requests.load(Relaxed), self.sampled.load(Relaxed), self.borrowed.load(Relaxed))
-    }
-}
 
 /// A rule in force: what X-Ray defines, what its last target says, and what it decided.
 #[derive(Debug)]
