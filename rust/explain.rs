@@ -122,7 +122,7 @@ pub fn explain<S: SpanView + ?Sized>(plan: &Plan, span: &S, parent: bool, now: &
                 }
                 rated = true;
                 let table = xray.table();
-                let (line, p) = xray.explain(&table, xray.choose(&table, span, now), now);
+                let (line, p) = xray.explain(&table, xray.choose(&table, span, now, plan.xray_keys_at()), now);
                 lines.push(line);
                 probability *= p;
             }

@@ -348,14 +348,11 @@ fn check_order(order: &[(&str, &Data)]) -> Result<(), ConfigError> {
             format!("give either {} or jaeger_remote (whose strategy sets the probability), not both", order[other].0),
         ));
     }
-    if let Some(xray) = position("xray_remote") {
-        if let Some(other) = ["rules", "probability", "jaeger_remote", "force_keep"].into_iter().find_map(position) {
-            return Err(ConfigError::new(
-                "xray_remote",
-                format!("give either {} or xray_remote (whose rules set the probability), not both", order[other].0),
-            ));
-        }
-        let _ = xray;
+    if let (Some(_), Some(other)) = (position("xray_remote"), ["rules", "probability", "jaeger_remote"].into_iter().find_map(position)) {
+        return Err(ConfigError::new(
+            "xray_remote",
+            format!("give either {} or xray_remote (whose rules set the probability), not both", order[other].0),
+        ));
     }
     if let Some(budget) = position("budget") {
         for later in &order[budget + 1..] {

@@ -363,16 +363,32 @@ impl Plan {
             return tree.keys.clone();
         }
         // Rule sets of one plan share one key table; the last holds all of it.
-        if let Some(set) = self.rule_sets().last() {
-            return set.keys.clone();
-        }
+        let mut keys = match self.last_rule_set() {
+            Some(set) => set.keys.clone(),
+            None if self.xray().is_some() || self.booster().is_some_and(|b| b.signals.routes.len() > 1) => {
+                crate::rules::ROUTE_KEYS.iter().map(|k| k.to_string()).collect()
+            }
+            None => Vec::new(),
+        };
+        // X-Ray's request fields follow (its URL path keys are ROUTE_KEYS', which every table begins with).
         if self.xray().is_some() {
-            return crate::rules::ROUTE_KEYS.iter().chain(crate::xray::XRAY_KEYS.iter()).map(|k| k.to_string()).collect();
+            keys.extend(crate::xray::XRAY_KEYS.iter().map(|k| k.to_string()));
         }
-        if self.booster().is_some_and(|b| b.signals.routes.len() > 1) {
-            return crate::rules::ROUTE_KEYS.iter().map(|k| k.to_string()).collect();
-        }
-        Vec::new()
+        keys
+    }
+
+    /// Where X-Ray's keys start in the plan's key table (see `attribute_keys`).
+    #[inline]
+    pub fn xray_keys_at(&self) -> usize {
+        self.last_rule_set().map_or(crate::rules::ROUTE_KEYS.len(), |set| set.keys.len())
+    }
+
+    /// The last rule set in stage order (it holds every key of the plan's rule sets).
+    fn last_rule_set(&self) -> Option<&RuleSet> {
+        self.stages.iter().rev().find_map(|stage| match stage {
+            Stage::Rules(set) | Stage::ForceKeep(set) => Some(&**set),
+            _ => None,
+        })
     }
 
     /// Every probability a rate decision of this plan can take, or None when
@@ -584,7 +600,7 @@ impl Plan {
                         return Evaluation::FollowParent;
                     }
                     let table = state.table();
-                    let choice = state.choose(&table, span, now);
+                    let choice = state.choose(&table, span, now, self.xray_keys_at());
                     let root = facts.parent.is_none();
                     match state.verdict(&table, choice, root, now) {
                         // A reservoir keep is no probability sample: it carries no `th`.

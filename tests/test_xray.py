@@ -464,6 +464,34 @@ def test_a_configuration_document_has_an_xray_remote_stage(tmp_path):
         from_config({"xray_remote": {"polling_intervl": 5}})
 
 
+def test_force_keep_rules_go_first_and_x_ray_decides_the_rest():
+    sampler = from_config(
+        {
+            "force_keep": {"rules": [{"name": "vip", "match": {"tier": "gold"}}]},
+            "xray_remote": {"endpoint": "http://127.0.0.1:9", "polling_interval": 3600, "service_name": "shop"},
+        }
+    )
+    try:
+        sampler._native.xray_update_rules(
+            [
+                {
+                    "SamplingRuleRecords": [
+                        rule("pay", 1, fixed_rate=1.0, reservoir=0, URLPath="/pay", HTTPMethod="POST"),
+                        rule("Default", 10000, fixed_rate=0.0, reservoir=0),
+                    ]
+                }
+            ]
+        )
+        decide = lambda attributes: sampler.should_sample(None, random.getrandbits(128), "x", attributes=attributes).decision  # noqa: E731
+        assert decide({"tier": "gold", "url.path": "/home"}) is Decision.RECORD_AND_SAMPLE
+        assert decide({"url.path": "/pay", "http.request.method": "POST"}) is Decision.RECORD_AND_SAMPLE
+        assert decide({"url.path": "/pay", "http.request.method": "GET"}) is Decision.DROP
+        assert decide({"url.full": "https://shop/pay?x", "http.method": "POST", "tier": "silver"}) is Decision.RECORD_AND_SAMPLE
+        assert sampler._native.xray_rule_for({"url.path": "/pay", "http.method": "POST"}) == "pay"
+    finally:
+        sampler.close()
+
+
 def test_the_sdk_configurator_builds_both_entry_points(monkeypatch):
     fake = FakeXRay([rule("Default", 10000)])
     monkeypatch.setenv("OTEL_SERVICE_NAME", "payments")

@@ -207,12 +207,13 @@ impl XRay {
     /// The rule for this span, None when the fallback decides (no rules yet,
     /// rules an hour stale, or none matching).
     #[inline]
-    pub fn choose<S: SpanView + ?Sized>(&self, table: &Table, span: &S, now: &Moment) -> Choice {
+    /// `keys_at`: where X-Ray's keys start in the span's key table.
+    pub fn choose<S: SpanView + ?Sized>(&self, table: &Table, span: &S, now: &Moment, keys_at: usize) -> Choice {
         let fetched_at = table.fetched_at?;
         if now.monotonic() - fetched_at > RULES_TTL {
             return None;
         }
-        let request = Request::read(span, table.memo.with_arn());
+        let request = Request::read(span, keys_at, table.memo.with_arn());
         let hash = table.memo.fingerprint(&request);
         if let Some(choice) = table.memo.get(hash) {
             return choice;

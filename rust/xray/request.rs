@@ -7,21 +7,25 @@ use crate::rules::{SpanView, ROUTE_KEYS};
 
 use super::pattern::Field;
 
-/// Attribute keys the X-Ray stage reads, after [`ROUTE_KEYS`] (whose
-/// `url.path` and `http.target` it reads too) in a plan's key table.
+/// Attribute keys the X-Ray stage reads, after the plan's other keys (which
+/// begin with [`ROUTE_KEYS`], whose `url.path` and `http.target` it reads too).
 pub const XRAY_KEYS: [&str; 8] =
     ["url.full", "http.url", "http.request.method", "http.method", "server.address", "http.host", "cloud.resource_id", "faas.id"];
 
+// In ROUTE_KEYS.
 const URL_PATH: usize = 1;
 const HTTP_TARGET: usize = 2;
-const URL_FULL: usize = ROUTE_KEYS.len();
-const HTTP_URL: usize = URL_FULL + 1;
-const METHOD: usize = URL_FULL + 2;
-const HTTP_METHOD: usize = URL_FULL + 3;
-const SERVER_ADDRESS: usize = URL_FULL + 4;
-const HTTP_HOST: usize = URL_FULL + 5;
-const RESOURCE_ID: usize = URL_FULL + 6;
-const FAAS_ID: usize = URL_FULL + 7;
+// After the plan's other keys, in XRAY_KEYS' order.
+const URL_FULL: usize = 0;
+const HTTP_URL: usize = 1;
+const METHOD: usize = 2;
+const HTTP_METHOD: usize = 3;
+const SERVER_ADDRESS: usize = 4;
+const HTTP_HOST: usize = 5;
+const RESOURCE_ID: usize = 6;
+const FAAS_ID: usize = 7;
+const _: () =
+    assert!(matches!(ROUTE_KEYS[URL_PATH].as_bytes(), b"url.path") && matches!(ROUTE_KEYS[HTTP_TARGET].as_bytes(), b"http.target"));
 
 #[derive(Debug, Clone, Copy)]
 pub struct Request<'a> {
@@ -42,24 +46,26 @@ pub fn field(value: Option<AttrValue<'_>>) -> Field<'_> {
 }
 
 impl<'a> Request<'a> {
-    /// The request's fields; the Lambda ARN only `with_arn` (some rule reads it from the span).
-    pub fn read<S: SpanView + ?Sized>(span: &'a S, with_arn: bool) -> Request<'a> {
+    /// The request's fields, X-Ray's keys at `keys_at` in the span's key
+    /// table; the Lambda ARN only `with_arn` (some rule reads it from the span).
+    pub fn read<S: SpanView + ?Sized>(span: &'a S, keys_at: usize, with_arn: bool) -> Request<'a> {
         // The new name when the span has it (whatever its value), else the old.
         let either = |new: usize, old: usize| field(span.attribute(new).or_else(|| span.attribute(old)));
         let mut url_path = either(URL_PATH, HTTP_TARGET);
+        let at = |key: usize| keys_at + key;
         if url_path == Field::Absent {
-            url_path = match either(URL_FULL, HTTP_URL) {
+            url_path = match either(at(URL_FULL), at(HTTP_URL)) {
                 Field::Text(full) => path_of_url(full).map_or(Field::Absent, Field::Text),
                 // No URL at all: the path is taken to be "/".
                 Field::Absent => Field::Text("/"),
                 Field::Other => Field::Absent,
             };
         }
-        let lambda_arn = match with_arn.then(|| either(RESOURCE_ID, FAAS_ID)) {
+        let lambda_arn = match with_arn.then(|| either(at(RESOURCE_ID), at(FAAS_ID))) {
             None | Some(Field::Absent) => Field::Text(""),
             Some(other) => other,
         };
-        Request { url_path, method: either(METHOD, HTTP_METHOD), host: either(SERVER_ADDRESS, HTTP_HOST), lambda_arn }
+        Request { url_path, method: either(at(METHOD), at(HTTP_METHOD)), host: either(at(SERVER_ADDRESS), at(HTTP_HOST)), lambda_arn }
     }
 }
 

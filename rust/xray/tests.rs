@@ -34,7 +34,7 @@ fn xray(service: &str, rules: &[String]) -> XRay {
 
 fn chosen(state: &XRay, span: &Span, clock: &dyn Clock) -> Option<String> {
     let table = state.table();
-    state.choose(&table, span, &Moment::new(clock)).map(|i| table.rules[i].spec.name.clone())
+    state.choose(&table, span, &Moment::new(clock), crate::rules::ROUTE_KEYS.len()).map(|i| table.rules[i].spec.name.clone())
 }
 
 #[test]

@@ -132,7 +132,7 @@ impl NativeSampler {
         let span = PySpanView::new(api, name, None, attributes, true, &self.keys);
         let clock = self.clock.clone().map_or_else(|| Arc::new(SystemClock) as Arc<dyn Clock>, |c| c as Arc<dyn Clock>);
         let table = xray.table();
-        let choice = xray.choose(&table, &span, &Moment::new(&*clock));
+        let choice = xray.choose(&table, &span, &Moment::new(&*clock), self.xray_plan(pipeline)?.xray_keys_at());
         Ok(choice.map(|i| table.rules[i].spec.name.clone()))
     }
 
@@ -177,14 +177,17 @@ impl NativeSampler {
 
 impl NativeSampler {
     fn xray(&self, pipeline: Option<usize>) -> PyResult<&Arc<XRay>> {
-        let plan = match (pipeline, self.core.plan().composite()) {
+        self.xray_plan(pipeline)?.xray().ok_or_else(|| PyTypeError::new_err("needs a sampler with an xray_remote stage"))
+    }
+
+    fn xray_plan(&self, pipeline: Option<usize>) -> PyResult<&Plan> {
+        Ok(match (pipeline, self.core.plan().composite()) {
             (None, _) => self.core.plan(),
             (Some(index), Some(tree)) => {
                 &*tree.pipelines.get(index).ok_or_else(|| PyTypeError::new_err(format!("no pipeline node {index}")))?.plan
             }
             (Some(_), None) => return Err(PyTypeError::new_err("pipeline= needs a composite sampler")),
-        };
-        plan.xray().ok_or_else(|| PyTypeError::new_err("needs a sampler with an xray_remote stage"))
+        })
     }
 
     fn xray_document(&self, xray: &XRay, document: &Bound<'_, PyAny>) -> PyResult<Data> {
