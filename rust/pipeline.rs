@@ -446,6 +446,20 @@ fn parse_adaptive(
     Ok((booster, signals))
 }
 
+/// A remote stage's optional number of seconds, at least `minimum`.
+fn seconds(fields: &mut Fields, name: &str, default: f64, minimum: f64) -> Result<f64, ConfigError> {
+    match fields.take(name) {
+        Some((p, value)) => {
+            let value = data::number(&p, value)?;
+            if value < minimum {
+                return Err(p.error(format!("{value} is too short; expected a number of seconds >= {minimum}")));
+            }
+            Ok(value)
+        }
+        None => Ok(default),
+    }
+}
+
 /// The `jaeger_remote` stage: the strategy of a service from a Jaeger strategy
 /// source (the Python layer polls `endpoint`; its settings are checked here).
 fn parse_remote(
@@ -471,20 +485,8 @@ fn parse_remote(
         }
         None => "http://localhost:5778".to_owned(),
     };
-    let mut seconds = |name: &str, default: f64, minimum: f64| -> Result<f64, ConfigError> {
-        match fields.take(name) {
-            Some((p, value)) => {
-                let value = data::number(&p, value)?;
-                if value < minimum {
-                    return Err(p.error(format!("{value} is too short; expected a number of seconds >= {minimum}")));
-                }
-                Ok(value)
-            }
-            None => Ok(default),
-        }
-    };
-    let polling_interval = seconds("polling_interval", 60.0, MIN_INTERVAL)?;
-    let timeout = seconds("timeout", 5.0, 0.001)?;
+    let polling_interval = seconds(&mut fields, "polling_interval", 60.0, MIN_INTERVAL)?;
+    let timeout = seconds(&mut fields, "timeout", 5.0, 0.001)?;
     let initial_rate = match fields.take("initial_rate") {
         Some((p, value)) => config::probability(p.as_str(), data::number(&p, value)?)?,
         None => 0.001,
@@ -543,20 +545,8 @@ fn parse_xray(
         }
         None => crate::xray::DEFAULT_ENDPOINT.to_owned(),
     };
-    let mut seconds = |name: &str, default: f64, minimum: f64| -> Result<f64, ConfigError> {
-        match fields.take(name) {
-            Some((p, value)) => {
-                let value = data::number(&p, value)?;
-                if value < minimum {
-                    return Err(p.error(format!("{value} is too short; expected a number of seconds >= {minimum}")));
-                }
-                Ok(value)
-            }
-            None => Ok(default),
-        }
-    };
-    let polling_interval = seconds("polling_interval", crate::xray::DEFAULT_RULES_INTERVAL, MIN_INTERVAL)?;
-    let timeout = seconds("timeout", 5.0, 0.001)?;
+    let polling_interval = seconds(&mut fields, "polling_interval", crate::xray::DEFAULT_RULES_INTERVAL, MIN_INTERVAL)?;
+    let timeout = seconds(&mut fields, "timeout", 5.0, 0.001)?;
     fields.finish(&["endpoint", "polling_interval", "timeout", "service_name", "cloud_platform"])?;
     let xray = match existing {
         // The same service: the rules, targets and counts in force carry on through a reload.

@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import math
 import os
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict, Optional, Set
 
 from opentelemetry.sdk.trace.sampling import Sampler
 
@@ -175,6 +175,20 @@ def pipeline_default() -> Sampler:
     return _never_fail_open(declarative.PLUGIN, build, f"the tracesieve sampler in {declarative.CONFIG_FILE_VARIABLE}")
 
 
+def _arg_settings(arg: Optional[str], keys: Set[str], expected: str) -> Dict[str, str]:
+    """``OTEL_TRACES_SAMPLER_ARG`` as comma-separated ``key=value`` settings, each one of ``keys``."""
+    settings: Dict[str, str] = {}
+    for part in (arg or "").split(","):
+        if not part.strip():
+            continue
+        key, sep, value = part.partition("=")
+        key = key.strip()
+        if not sep or key not in keys:
+            raise ConfigError(f"OTEL_TRACES_SAMPLER_ARG: {part.strip()!r} is not a setting; expected comma-separated {expected}")
+        settings[key] = value.strip()
+    return settings
+
+
 #: The specification's argument keys for the Jaeger remote sampler.
 _JAEGER_KEYS = {"endpoint", "pollingIntervalMs", "initialSamplingRate"}
 
@@ -183,18 +197,7 @@ def _jaeger_remote(arg: Optional[str], respect_parent: bool, entry_point: str) -
     from tracesieve.remote import DEFAULT_ENDPOINT, JaegerRemoteSampler, resource_service_name
 
     def build() -> Sampler:
-        settings: Dict[str, str] = {}
-        for part in (arg or "").split(","):
-            if not part.strip():
-                continue
-            key, sep, value = part.partition("=")
-            key = key.strip()
-            if not sep or key not in _JAEGER_KEYS:
-                raise ConfigError(
-                    f"OTEL_TRACES_SAMPLER_ARG: {part.strip()!r} is not a setting; expected comma-separated "
-                    "endpoint=URL, pollingIntervalMs=N, initialSamplingRate=P"
-                )
-            settings[key] = value.strip()
+        settings = _arg_settings(arg, _JAEGER_KEYS, "endpoint=URL, pollingIntervalMs=N, initialSamplingRate=P")
         interval_ms = _parse_number("pollingIntervalMs", settings.get("pollingIntervalMs", "60000"))
         rate = _parse_rate("initialSamplingRate", settings.get("initialSamplingRate", "0.001"))
         return JaegerRemoteSampler(
@@ -238,18 +241,7 @@ def _xray_remote(arg: Optional[str], respect_parent: bool, entry_point: str) -> 
     from tracesieve.xray import DEFAULT_ENDPOINT, DEFAULT_POLLING_INTERVAL, XRayRemoteSampler
 
     def build() -> Sampler:
-        settings: Dict[str, str] = {}
-        for part in (arg or "").split(","):
-            if not part.strip():
-                continue
-            key, sep, value = part.partition("=")
-            key = key.strip()
-            if not sep or key not in _XRAY_KEYS:
-                raise ConfigError(
-                    f"OTEL_TRACES_SAMPLER_ARG: {part.strip()!r} is not a setting; expected comma-separated "
-                    "endpoint=URL, polling_interval=SECONDS"
-                )
-            settings[key] = value.strip()
+        settings = _arg_settings(arg, _XRAY_KEYS, "endpoint=URL, polling_interval=SECONDS")
         interval = _parse_number("polling_interval", settings.get("polling_interval", str(DEFAULT_POLLING_INTERVAL)))
         return XRayRemoteSampler(
             None, endpoint=settings.get("endpoint", DEFAULT_ENDPOINT), polling_interval=interval, respect_parent=respect_parent

@@ -9,16 +9,15 @@ from __future__ import annotations
 import json
 import logging
 import random
-import threading
 import time
 import urllib.parse
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from tracesieve import _core
-from tracesieve._background import BackgroundThread, reset_after_fork
+from tracesieve._background import BackgroundThread
 from tracesieve._checks import check_seconds
-from tracesieve._http import JsonExchange
+from tracesieve._polling import Poller
 from tracesieve.config import ConfigError
 from tracesieve.samplers import _NativeSampler
 
@@ -38,7 +37,7 @@ def resource_service_name() -> str:
     return str(Resource.create().attributes.get(SERVICE_NAME) or "unknown_service")
 
 
-class StrategyPoller:
+class StrategyPoller(Poller):
     """Fetches the strategy of ``service_name`` from ``endpoint`` (an HTTP base
     URL, or ``file:///path.json``) every ``interval`` seconds (with ``jitter``,
     a fraction of it), first at once, and hands each document to ``apply``
@@ -56,6 +55,7 @@ class StrategyPoller:
         notes: Optional[Callable[[], List[str]]] = None,
         in_force: Optional[Callable[[], str]] = None,
     ):
+        super().__init__("tracesieve-jaeger-remote", MAX_DOCUMENT_BYTES)
         self.service_name = service_name
         self.source_endpoint = endpoint
         self.source, self._file = _source(service_name, endpoint)
@@ -67,21 +67,13 @@ class StrategyPoller:
         self._apply = apply
         self._notes = notes
         self._in_force = in_force
-        self._lock = threading.Lock()
         self._file_seen: Optional[Tuple[int, int]] = None
         self._reported: Optional[str] = None
-        self._exchange = JsonExchange(MAX_DOCUMENT_BYTES)
         self.fetches = 0
         self.failures = 0
         self.fetched_at: Optional[float] = None
         self.last_error: Optional[str] = None
-        self._thread = BackgroundThread("tracesieve-jaeger-remote", self._run, on_fork_child=self._after_fork)
-        reset_after_fork(self)
-        self._thread.start()
-
-    def _after_fork(self) -> None:
-        self._lock = threading.Lock()
-        self._exchange.after_fork()
+        self._start()
 
     def _run(self, thread: BackgroundThread) -> None:
         while not thread.stopping:
@@ -157,12 +149,6 @@ class StrategyPoller:
             "last_error": self.last_error,
             "polling_interval": self.interval,
         }
-
-    def stop(self, timeout: Optional[float] = None) -> bool:
-        """Stop polling, ending a fetch in flight at once; True when the thread ended within ``timeout``."""
-        self._thread.stop(0)
-        self._exchange.abort()
-        return self._thread.stop(timeout)
 
 
 def _source(service_name: str, endpoint: str) -> Tuple[str, Optional[str]]:

@@ -8,15 +8,14 @@ from __future__ import annotations
 import logging
 import random
 import secrets
-import threading
 import time
 import urllib.parse
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from tracesieve import _core
-from tracesieve._background import BackgroundThread, reset_after_fork
+from tracesieve._background import BackgroundThread
 from tracesieve._checks import check_seconds
-from tracesieve._http import JsonExchange
+from tracesieve._polling import Poller
 from tracesieve.config import ConfigError
 from tracesieve.samplers import _NativeSampler
 
@@ -76,7 +75,7 @@ def _base_url(endpoint: Any) -> str:
     return endpoint.rstrip("/")
 
 
-class XRayPoller:
+class XRayPoller(Poller):
     """Fetches X-Ray's rules (``POST /GetSamplingRules``, every page) every
     ``polling_interval`` seconds plus up to 5 s of jitter, first at once, and
     reports statistics (``POST /SamplingTargets``) every ten seconds (or the
@@ -99,6 +98,7 @@ class XRayPoller:
         targets_jitter: float = 0.1,
         target_interval: float = DEFAULT_TARGET_INTERVAL,
     ):
+        super().__init__("tracesieve-xray", MAX_ANSWER_BYTES)
         self.endpoint = _base_url(endpoint)
         self.interval = check_seconds("polling_interval", polling_interval, minimum=0.01)
         self.timeout = check_seconds("timeout", timeout, minimum=0.001)
@@ -111,8 +111,6 @@ class XRayPoller:
         self._restore_statistics = restore_statistics
         # X-Ray tells clients apart by this id (24 hex digits); it names no one.
         self.client_id = secrets.token_hex(12)
-        self._exchange = JsonExchange(MAX_ANSWER_BYTES)
-        self._lock = threading.Lock()
         self._reported: Optional[str] = None
         self.rule_fetches = 0
         self.rule_failures = 0
@@ -121,13 +119,10 @@ class XRayPoller:
         self.fetched_at: Optional[float] = None
         self.reported_at: Optional[float] = None
         self.last_error: Optional[str] = None
-        self._thread = BackgroundThread("tracesieve-xray", self._run, on_fork_child=self._after_fork)
-        reset_after_fork(self)
-        self._thread.start()
+        self._start()
 
     def _after_fork(self) -> None:
-        self._lock = threading.Lock()
-        self._exchange.after_fork()
+        super()._after_fork()
         # A child is another client to X-Ray: its own id, its own counts.
         self.client_id = secrets.token_hex(12)
 
@@ -246,12 +241,6 @@ class XRayPoller:
             "polling_interval": self.interval,
             "target_interval": self.target_interval,
         }
-
-    def stop(self, timeout: Optional[float] = None) -> bool:
-        """Stop polling, ending an exchange in flight at once; True when the thread ended within ``timeout``."""
-        self._thread.stop(0)
-        self._exchange.abort()
-        return self._thread.stop(timeout)
 
 
 def poller_for(native: Any, endpoint: str, polling_interval: float, timeout: float, report_interval: float) -> XRayPoller:
