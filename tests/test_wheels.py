@@ -19,6 +19,8 @@ from typing import Dict, List
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+# Building five wheels from a cold target folder takes minutes, not the suite's default 300 s.
+pytestmark = pytest.mark.timeout(1500)
 
 SMOKE = r"""
 import pathlib, sys, tempfile
