@@ -179,6 +179,12 @@ impl TokenBucket {
         let mut current = self.s.state.load(Ordering::Acquire);
         loop {
             let (then, tokens) = (current >> TOKEN_BITS, current & TOKEN_MASK);
+            if millis <= then && tokens < TOKEN_SCALE as u64 {
+                // Empty, and no millisecond has passed since its stamp: the
+                // common refusal under load, answered without the refill's arithmetic.
+                self.s.refused.fetch_add(1, Ordering::Relaxed);
+                return false;
+            }
             // Units earned between the stamps, counted on the absolute grid
             // (floor(t * rate) - floor(then * rate)): exact over any number of
             // calls, as no call's rounding is carried into the next. A clock
