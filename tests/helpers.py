@@ -1,9 +1,12 @@
-"""Shared helpers: parent contexts and a provider wired to an in-memory exporter."""
+"""Shared helpers: parent contexts, a provider wired to an in-memory exporter,
+and an HTTP server on loopback for the remote samplers' fakes."""
 
 from __future__ import annotations
 
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Iterable, Optional, Tuple
+from typing import Iterable, Optional, Tuple, Type
 
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
@@ -103,3 +106,18 @@ class Flaky(InMemorySpanExporter):
         if self.failures is None or self.calls <= self.failures:
             return SpanExportResult.FAILURE
         return super().export(spans)
+
+
+class LoopbackServer:
+    """A threaded HTTP server on a free loopback port, answering with ``handler`` until ``stop()``."""
+
+    def _serve(self, handler: Type[BaseHTTPRequestHandler]) -> None:
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.httpd.daemon_threads = True
+        self.endpoint = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()

@@ -10,9 +10,8 @@ import json
 import logging
 import math
 import os
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any, Callable
 
 import pytest
@@ -21,11 +20,13 @@ from opentelemetry.sdk._configuration import _import_sampler
 from tracesieve import BudgetSampler, ConfigError, JaegerRemoteSampler, ProbabilitySampler
 from tracesieve.testing import SimClock
 
+from helpers import LoopbackServer
+
 T0 = 1_767_225_600.0
 N = 20_000
 
 
-class StrategyServer:
+class StrategyServer(LoopbackServer):
     """Serves ``document`` (or ``raw`` bytes) at /sampling; ``delay`` seconds late."""
 
     def __init__(self, document: Any = None):
@@ -49,15 +50,7 @@ class StrategyServer:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.endpoint = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-
-    def stop(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        self._serve(Handler)
 
 
 @pytest.fixture

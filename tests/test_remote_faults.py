@@ -9,13 +9,15 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import pytest
 
 from test_remote import StrategyServer, wait_for
 from tracesieve import ConfigError, JaegerRemoteSampler
+
+from helpers import LoopbackServer
 
 GOOD = {"strategyType": "PROBABILISTIC", "probabilisticSampling": {"samplingRate": 1.0}}
 
@@ -123,7 +125,7 @@ def test_large_rates_keep_every_trace(rate):
     assert sampler.remote_status()["rejected"] == (0 if rate < 2**31 else 1)
 
 
-class Redirector:
+class Redirector(LoopbackServer):
     """Answers every request with a redirect to ``target``."""
 
     def __init__(self, target: str) -> None:
@@ -139,13 +141,7 @@ class Redirector:
                 pass
 
         self.target = target
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.endpoint = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def stop(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        self._serve(Handler)
 
 
 def test_a_redirect_to_another_origin_is_refused_and_counted():

@@ -8,8 +8,10 @@ from __future__ import annotations
 import json
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any, Callable, Dict, List, Optional
+
+from helpers import LoopbackServer
 
 
 def rule(name: str, priority: int, fixed_rate: float = 0.05, reservoir: int = 1, **fields: Any) -> Dict[str, Any]:
@@ -46,7 +48,7 @@ def target(
     return document
 
 
-class FakeXRay:
+class FakeXRay(LoopbackServer):
     """Serves ``rules`` (``page_size`` per page) and answers reports with
     ``targets(statistics)`` (default: none); records every request."""
 
@@ -83,11 +85,7 @@ class FakeXRay:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.endpoint = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
+        self._serve(Handler)
 
     def answer(self, path: str, body: Dict[str, Any]) -> bytes:
         if self.raw is not None:
@@ -125,7 +123,3 @@ class FakeXRay:
                 for key in entry:
                     entry[key] += document[key]
         return totals
-
-    def stop(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
