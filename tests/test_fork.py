@@ -123,3 +123,29 @@ def test_budget_snapshots_and_the_config_watcher_run_in_a_forked_child(tmp_path)
 
     run_in_child(child, tmp_path)
     sampler.close()
+
+
+def test_background_jitter_leaves_the_applications_random_alone_and_differs_per_child(tmp_path):
+    """Pollers, fleet workers and shared tail decisions spread their work with
+    `jitter`: an application that seeds `random` keeps its own sequence, and
+    forked workers never jitter alike (as a private seeded generator would)."""
+    import random
+
+    from tracesieve._background import jitter
+
+    random.seed(7)
+    before = random.getstate()
+    draws = [jitter(-2.0, 3.0) for _ in range(1000)]
+    assert random.getstate() == before
+    assert all(-2.0 <= d <= 3.0 for d in draws) and len(set(draws)) == 1000
+
+    seen = tmp_path / "child-draws.txt"
+
+    def draw_in_child():
+        with open(seen, "a", encoding="utf-8") as handle:
+            handle.write(f"{jitter(0.0, 1.0)!r}\n")
+
+    for _ in range(3):
+        random.seed(7)
+        run_in_child(draw_in_child, tmp_path)
+    assert len(set(seen.read_text().split())) == 3

@@ -8,17 +8,27 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 import threading
 import weakref
 from typing import Callable, Optional
 
-__all__ = ["BackgroundThread", "reset_after_fork"]
+__all__ = ["BackgroundThread", "jitter", "reset_after_fork"]
 
 _logger = logging.getLogger("tracesieve")
 _LIVE: weakref.WeakSet[BackgroundThread] = weakref.WeakSet()
 #: Objects whose ``_after_fork()`` replaces, in a forked child, locks a parent
 #: thread may have held when the process forked.
 _RESETTABLE: weakref.WeakSet[object] = weakref.WeakSet()
+#: Jitter for background threads: from the OS, so it neither draws from nor
+#: disturbs the application's own (perhaps seeded) ``random`` sequence, and
+#: forked workers never share a sequence.
+_JITTER = random.SystemRandom()
+
+
+def jitter(low: float, high: float) -> float:
+    """A uniform draw in [low, high] for spreading background work in time."""
+    return _JITTER.uniform(low, high)
 
 
 def reset_after_fork(owner: object) -> None:

@@ -16,13 +16,12 @@ from __future__ import annotations
 
 import logging
 import os
-import random
 import threading
 import time
 import weakref
 from typing import Any, Dict, List, Optional
 
-from tracesieve._background import BackgroundThread, reset_after_fork
+from tracesieve._background import BackgroundThread, jitter, reset_after_fork
 from tracesieve._core import ConfigError, fleet_scripts
 from tracesieve._redis import PASSWORD_VARIABLE, Secret, check, connect, scrub
 
@@ -116,7 +115,7 @@ class _Worker:
             started = time.thread_time()
             self.step()
             self.cpu_seconds += time.thread_time() - started
-            if not thread.sleep(self._interval * random.uniform(0.9, 1.1)):
+            if not thread.sleep(self._interval * jitter(0.9, 1.1)):
                 return
 
     def _connect(self) -> None:
@@ -185,7 +184,7 @@ class _Worker:
         self._failures_in_row += 1
         self._down_reason = reason
         backoff = min(_MAX_BACKOFF, max(self._interval, 0.1) * 2 ** (self._failures_in_row - 1))
-        self._retry_at = time.monotonic() + backoff * random.uniform(0.5, 1.0)
+        self._retry_at = time.monotonic() + backoff * jitter(0.5, 1.0)
         if self._down_since is None:
             self._down_since = time.monotonic()
             _logger.warning(

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import json
 import logging
-import random
 import time
 import urllib.parse
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from tracesieve import _core
-from tracesieve._background import BackgroundThread
+from tracesieve._background import BackgroundThread, jitter
 from tracesieve._checks import check_seconds
 from tracesieve._polling import Poller
 from tracesieve.config import ConfigError
@@ -79,7 +78,7 @@ class StrategyPoller(Poller):
         while not thread.stopping:
             self.poll()
             spread = self.interval * self._jitter
-            if not thread.sleep(self.interval + random.uniform(-spread, spread)):
+            if not thread.sleep(self.interval + jitter(-spread, spread)):
                 return
 
     def poll(self) -> bool:

@@ -21,13 +21,12 @@ from __future__ import annotations
 
 import logging
 import os
-import random
 import threading
 import time
 import weakref
 from typing import Any, Dict, List, Optional, Tuple
 
-from tracesieve._background import BackgroundThread, reset_after_fork
+from tracesieve._background import BackgroundThread, jitter, reset_after_fork
 from tracesieve._redis import Secret, check, connect, scrub
 from tracesieve._stream_read import MAX_FIELDS, read_xread
 
@@ -381,7 +380,7 @@ class _Link:
                 self.shown,
                 reason,
             )
-        return min(_MAX_BACKOFF, max(self._interval, 0.1) * 2 ** (self._failures_in_row - 1)) * random.uniform(0.5, 1.0)
+        return min(_MAX_BACKOFF, max(self._interval, 0.1) * 2 ** (self._failures_in_row - 1)) * jitter(0.5, 1.0)
 
     def _succeeded(self) -> None:
         self._failures_in_row = 0

@@ -6,14 +6,13 @@ background, so ``should_sample`` never waits on the network."""
 from __future__ import annotations
 
 import logging
-import random
 import secrets
 import time
 import urllib.parse
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from tracesieve import _core
-from tracesieve._background import BackgroundThread
+from tracesieve._background import BackgroundThread, jitter
 from tracesieve._checks import check_seconds
 from tracesieve._polling import Poller
 from tracesieve.config import ConfigError
@@ -128,15 +127,15 @@ class XRayPoller(Poller):
 
     def _run(self, thread: BackgroundThread) -> None:
         next_rules = time.monotonic()
-        next_report = next_rules + self.target_interval + random.uniform(0, self._targets_jitter)
+        next_report = next_rules + self.target_interval + jitter(0, self._targets_jitter)
         while not thread.stopping:
             now = time.monotonic()
             if now >= next_rules:
                 self.fetch_rules()
-                next_rules = time.monotonic() + self.interval + random.uniform(0, self._rules_jitter)
+                next_rules = time.monotonic() + self.interval + jitter(0, self._rules_jitter)
             if now >= next_report:
                 self.report()
-                next_report = time.monotonic() + self.target_interval + random.uniform(0, self._targets_jitter)
+                next_report = time.monotonic() + self.target_interval + jitter(0, self._targets_jitter)
             if not thread.sleep(max(0.0, min(next_rules, next_report) - time.monotonic())):
                 return
 
