@@ -12,10 +12,15 @@ use super::otel_api::OtelApi;
 /// runtime context is installed, else through `opentelemetry.context.get_current()`.
 pub fn current_context<'py>(py: Python<'py>, api: &OtelApi) -> PyResult<Bound<'py, PyAny>> {
     if let Some(var) = &api.context_var {
-        // SAFETY: a borrowed lookup in a live dict, compared by identity only.
-        let installed = unsafe { ffi::PyDict_GetItem(api.context_globals.as_ptr(), api.names.runtime_context.as_ptr()) };
+        // SAFETY: a borrowed lookup in a live dict, compared by identity only
+        // (PyDict_GetItem would save and restore the error state around it).
+        let installed = unsafe { ffi::PyDict_GetItemWithError(api.context_globals.as_ptr(), api.names.runtime_context.as_ptr()) };
         if installed == api.runtime_context.as_ptr() {
             return context_var_get(py, var);
+        }
+        if installed.is_null() {
+            // Missing, or an odd key in the module failed to compare: ask the API.
+            let _ = PyErr::take(py);
         }
     }
     api.get_current.bind(py).call0()

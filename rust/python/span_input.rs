@@ -87,7 +87,7 @@ fn read_parent<'py>(py: Python<'py>, api: &OtelApi, parent_context: &Bound<'py, 
     let Ok(context) = context.cast_into::<PyDict>() else {
         return Ok(None);
     };
-    let Some(span) = context.get_item(api.span_key.bind(py))? else {
+    let Some(span) = span_of(&context, api.span_key.bind(py))? else {
         return Ok(None);
     };
     let (sampled, remote, trace_state) = match native_ids(&span) {
@@ -112,6 +112,23 @@ fn read_parent<'py>(py: Python<'py>, api: &OtelApi, parent_context: &Bound<'py, 
     let ot = reading.fields;
     let parent = Parent { trace_state, entries, ot_value, strip_ot: false, ot_form: reading.form, ot_th: ot.th };
     Ok(Some((ParentFacts { sampled, remote, ot }, parent)))
+}
+
+/// `context.get(key)` for a context (a dict): one borrowed lookup, no new reference juggling.
+fn span_of<'py>(context: &Bound<'py, PyDict>, key: &Bound<'py, PyAny>) -> PyResult<Option<Bound<'py, PyAny>>> {
+    if context.is_empty() {
+        // A root span's context is often empty: nothing to look up.
+        return Ok(None);
+    }
+    // SAFETY: a borrowed lookup in a live dict; a found value is incref'd at once.
+    let item = unsafe { ffi::PyDict_GetItemWithError(context.as_ptr(), key.as_ptr()) };
+    if !item.is_null() {
+        return Ok(Some(unsafe { Bound::from_borrowed_ptr(context.py(), item) }));
+    }
+    match PyErr::take(context.py()) {
+        Some(error) => Err(error),
+        None => Ok(None),
+    }
 }
 
 type TraceStateParts<'py> = (Option<Bound<'py, PyDict>>, Option<Bound<'py, PyString>>, ot_entry::Reading);

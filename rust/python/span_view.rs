@@ -1,7 +1,7 @@
 //! The span being started, as the rules see it: its name, kind, whether it is
 //! a root, and the start attributes the rule set reads.
 
-use std::cell::OnceCell;
+use std::cell::{Cell, OnceCell};
 use std::sync::atomic::{AtomicPtr, AtomicU8, AtomicUsize, Ordering};
 use std::sync::OnceLock;
 
@@ -110,12 +110,15 @@ impl KeyTable {
     }
 }
 
-/// Attribute values converted once. String contents are raw slices into
-/// Python strings that `PySpanView::held` keeps alive (Python strings, and their
-/// cached UTF-8, are immutable while referenced).
+/// Attribute values converted once, on first use (a value no rule asks for is
+/// never converted). String contents are raw slices into Python strings that
+/// `PySpanView::held` keeps alive (Python strings, and their cached UTF-8, are
+/// immutable while referenced).
 #[derive(Clone, Copy)]
 enum Converted {
     Absent,
+    /// Held, not converted yet.
+    Pending,
     Str(*const u8, usize),
     Int(i64),
     Float(f64),
@@ -127,7 +130,7 @@ pub struct PySpanView<'a, 'py> {
     name: &'a str,
     kind: Option<usize>,
     root: bool,
-    converted: SmallVec<[Converted; 12]>,
+    converted: SmallVec<[Cell<Converted>; 12]>,
     /// The attribute values by key, which also keep `converted`'s strings alive.
     held: SmallVec<[Option<Bound<'py, PyAny>>; 12]>,
     /// Which key holds the route (None: the span name), found on first use.
@@ -147,22 +150,54 @@ impl<'a, 'py> PySpanView<'a, 'py> {
         root: bool,
         keys: &KeyTable,
     ) -> Self {
-        let name = name.cast::<PyString>().ok().and_then(|s| s.to_str().ok()).unwrap_or("");
-        let kind = kind.and_then(|kind| api.span_kinds.iter().position(|member| member.is(kind)));
-        let mut view = PySpanView {
-            name,
-            kind,
+        let mut view = Self::unread(api, name, kind, attributes, root, keys);
+        view.read_attributes(keys);
+        view
+    }
+
+    /// Call `f` with the view of this span, built in place: the hot path's
+    /// form of [`PySpanView::new`], whose return copies the whole view.
+    #[inline(always)]
+    pub fn with<R>(
+        api: &OtelApi,
+        name: &'a Bound<'py, PyAny>,
+        kind: Option<&Bound<'py, PyAny>>,
+        attributes: Option<&'a Bound<'py, PyAny>>,
+        root: bool,
+        keys: &KeyTable,
+        f: impl FnOnce(&Self) -> R,
+    ) -> R {
+        let mut view = Self::unread(api, name, kind, attributes, root, keys);
+        view.read_attributes(keys);
+        f(&view)
+    }
+
+    #[inline(always)]
+    fn unread(
+        api: &OtelApi,
+        name: &'a Bound<'py, PyAny>,
+        kind: Option<&Bound<'py, PyAny>>,
+        attributes: Option<&'a Bound<'py, PyAny>>,
+        root: bool,
+        keys: &KeyTable,
+    ) -> Self {
+        PySpanView {
+            name: name.cast::<PyString>().ok().and_then(text_of_str).unwrap_or(""),
+            kind: kind.and_then(|kind| api.span_kinds.iter().position(|member| member.is(kind))),
             root,
-            converted: SmallVec::from_elem(Converted::Absent, keys.keys.len()),
+            converted: SmallVec::from_elem(Cell::new(Converted::Absent), keys.keys.len()),
             held: SmallVec::from_elem(None, keys.keys.len()),
             route_key: OnceCell::new(),
             foreign: None,
             attributes,
-        };
-        if let Some(attributes) = attributes {
-            view.read(attributes, keys);
         }
-        view
+    }
+
+    #[inline]
+    fn read_attributes(&mut self, keys: &KeyTable) {
+        if let Some(attributes) = self.attributes {
+            self.read(attributes, keys);
+        }
     }
 
     /// The same view, able to call a composite sampler's Python parts.
@@ -172,7 +207,7 @@ impl<'a, 'py> PySpanView<'a, 'py> {
     }
 
     fn store(&mut self, index: usize, value: Bound<'py, PyAny>) {
-        self.converted[index] = convert(&value);
+        self.converted[index].set(Converted::Pending);
         self.held[index] = Some(value);
     }
 
@@ -230,8 +265,14 @@ impl SpanView for PySpanView<'_, '_> {
 
     #[inline]
     fn attribute(&self, key: usize) -> Option<AttrValue<'_>> {
+        let cell = self.converted.get(key)?;
+        let mut converted = cell.get();
+        if let Converted::Pending = converted {
+            converted = self.held[key].as_ref().map_or(Converted::Absent, convert);
+            cell.set(converted);
+        }
         // SAFETY: a string's slice points into a value `self.held` keeps alive.
-        unsafe { self.converted.get(key)?.value() }
+        unsafe { converted.value() }
     }
 
     fn any_attribute_text(&self, key: usize, test: &mut dyn FnMut(&str) -> bool) -> bool {
@@ -281,7 +322,7 @@ impl Converted {
     #[inline]
     unsafe fn value<'v>(&self) -> Option<AttrValue<'v>> {
         Some(match *self {
-            Converted::Absent => return None,
+            Converted::Absent | Converted::Pending => return None,
             // SAFETY: the caller keeps the string alive, and it was valid UTF-8 when converted.
             Converted::Str(ptr, len) => AttrValue::Str(std::str::from_utf8_unchecked(std::slice::from_raw_parts(ptr, len))),
             Converted::Int(i) => AttrValue::Int(i),
@@ -327,7 +368,7 @@ fn text_of(value: &Bound<'_, PyAny>, test: &mut dyn FnMut(&str) -> bool) -> bool
 /// Python value to rule value; anything unexpected is `Other` (matches only `exists`).
 fn convert(value: &Bound<'_, PyAny>) -> Converted {
     if let Ok(s) = value.cast::<PyString>() {
-        return s.to_str().map_or(Converted::Other, |text| Converted::Str(text.as_ptr(), text.len()));
+        return text_of_str(s).map_or(Converted::Other, |text| Converted::Str(text.as_ptr(), text.len()));
     }
     if let Ok(b) = value.cast::<PyBool>() {
         return Converted::Bool(b.is_true());
@@ -342,4 +383,35 @@ fn convert(value: &Bound<'_, PyAny>) -> Converted {
         return Converted::Float(f.value());
     }
     Converted::Other
+}
+
+/// A str's UTF-8 text (None: not valid UTF-8, such as lone surrogates).
+#[inline]
+pub fn text_of_str<'s>(text: &'s Bound<'_, PyString>) -> Option<&'s str> {
+    compact_ascii(text).or_else(|| text.to_str().ok())
+}
+
+/// A compact ASCII string's characters (which are its UTF-8), read in place:
+/// most names and attribute values are such strings, and this skips a call each.
+#[cfg(not(any(Py_LIMITED_API, PyPy, GraalPy, Py_3_14)))]
+#[inline]
+fn compact_ascii<'s>(text: &'s Bound<'_, PyString>) -> Option<&'s str> {
+    let ptr = text.as_ptr();
+    // SAFETY: `ptr` is a live str (subclasses share the header); a compact
+    // ASCII string's characters follow its header, one byte each, and live as
+    // long as the string.
+    unsafe {
+        if ffi::PyUnicode_IS_COMPACT_ASCII(ptr) == 0 {
+            return None;
+        }
+        let bytes = std::slice::from_raw_parts(ffi::PyUnicode_DATA(ptr) as *const u8, ffi::PyUnicode_GET_LENGTH(ptr) as usize);
+        Some(std::str::from_utf8_unchecked(bytes))
+    }
+}
+
+/// Where the string layout is not part of the API, every string takes the call.
+#[cfg(any(Py_LIMITED_API, PyPy, GraalPy, Py_3_14))]
+#[inline]
+fn compact_ascii<'s>(_text: &'s Bound<'_, PyString>) -> Option<&'s str> {
+    None
 }

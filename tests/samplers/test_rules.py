@@ -332,3 +332,31 @@ def test_the_example_policy_is_the_shipped_seed_policy():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     assert module.POLICY == SEED_POLICY
+
+
+class TextSubclass(str):
+    pass
+
+
+def _encodes(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=st.text(max_size=40), cut=st.integers(0, 40), subclass=st.booleans())
+def test_attribute_and_name_text_read_as_python_holds_it(text, cut, subclass):
+    # ASCII strings are read in place, others through their UTF-8: both, and
+    # str subclasses, must compare as the Python text does. A string that has
+    # no UTF-8 (a lone surrogate) is a value of no known type: it only exists.
+    value = TextSubclass(text) if subclass else text
+    valid = _encodes(text)
+    assert one_rule({"match": {"a": text}}, {"a": value}) is valid
+    assert one_rule({"match": {"a": {"prefix": text[:cut]}}}, {"a": value}) is valid
+    assert one_rule({"match": {"a": text + "x"}}, {"a": value}) is False
+    assert one_rule({"match": {"a": {"exists": True}}}, {"a": value}) is True
+    sampler = RuleSampler([{"name": "r", "route": "/x", "rate": 1.0}], default_rate=0.0)
+    assert sampler.explain(value, None)["route"] == (text if valid else "")

@@ -15,7 +15,7 @@ use crate::python::otel_api::OtelApi;
 use crate::python::py_clock;
 use crate::python::sampling_result;
 use crate::python::span_input;
-use crate::python::span_view::PySpanView;
+use crate::python::span_view::{text_of_str, PySpanView};
 use crate::rules::{Action, SpanView};
 use crate::threshold::{self, NEVER};
 use pyo3::exceptions::PyTypeError;
@@ -66,11 +66,10 @@ impl NativeSampler {
         let root = input.facts.parent.is_none();
         let decision = if self.keys.is_empty() {
             // A remote strategy reads the span name (per-operation probabilities).
-            let name = if self.reads_name { name.cast::<PyString>().ok().and_then(|n| n.to_str().ok()).unwrap_or("") } else { "" };
+            let name = if self.reads_name { name.cast::<PyString>().ok().and_then(text_of_str).unwrap_or("") } else { "" };
             self.core.decide(&input.facts, &BareSpan { name, root })
         } else {
-            let span = PySpanView::new(api, name, kind, attributes, root, &self.keys);
-            self.core.decide(&input.facts, &span)
+            PySpanView::with(api, name, kind, attributes, root, &self.keys, |span| self.core.decide(&input.facts, span))
         };
         py_clock::interrupted()?;
         let labelled;
