@@ -139,47 +139,21 @@ pub struct PySpanView<'a, 'py> {
     foreign: Option<&'a ForeignCalls<'a, 'py>>,
     /// The attributes themselves, for keys named at run time.
     attributes: Option<&'a Bound<'py, PyAny>>,
+    keys: &'a KeyTable,
 }
 
 impl<'a, 'py> PySpanView<'a, 'py> {
+    /// The view of a span, its attributes not read yet (call
+    /// [`PySpanView::read_attributes`] next). Inlined, so the view is built
+    /// where the caller keeps it: a view returned after reading was copied whole.
+    #[inline(always)]
     pub fn new(
         api: &OtelApi,
         name: &'a Bound<'py, PyAny>,
         kind: Option<&Bound<'py, PyAny>>,
         attributes: Option<&'a Bound<'py, PyAny>>,
         root: bool,
-        keys: &KeyTable,
-    ) -> Self {
-        let mut view = Self::unread(api, name, kind, attributes, root, keys);
-        view.read_attributes(keys);
-        view
-    }
-
-    /// Call `f` with the view of this span, built in place: the hot path's
-    /// form of [`PySpanView::new`], whose return copies the whole view.
-    #[inline(always)]
-    pub fn with<R>(
-        api: &OtelApi,
-        name: &'a Bound<'py, PyAny>,
-        kind: Option<&Bound<'py, PyAny>>,
-        attributes: Option<&'a Bound<'py, PyAny>>,
-        root: bool,
-        keys: &KeyTable,
-        f: impl FnOnce(&Self) -> R,
-    ) -> R {
-        let mut view = Self::unread(api, name, kind, attributes, root, keys);
-        view.read_attributes(keys);
-        f(&view)
-    }
-
-    #[inline(always)]
-    fn unread(
-        api: &OtelApi,
-        name: &'a Bound<'py, PyAny>,
-        kind: Option<&Bound<'py, PyAny>>,
-        attributes: Option<&'a Bound<'py, PyAny>>,
-        root: bool,
-        keys: &KeyTable,
+        keys: &'a KeyTable,
     ) -> Self {
         PySpanView {
             name: name.cast::<PyString>().ok().and_then(text_of_str).unwrap_or(""),
@@ -190,13 +164,15 @@ impl<'a, 'py> PySpanView<'a, 'py> {
             route_key: OnceCell::new(),
             foreign: None,
             attributes,
+            keys,
         }
     }
 
+    /// Read the key table's attributes of the span.
     #[inline]
-    fn read_attributes(&mut self, keys: &KeyTable) {
+    pub fn read_attributes(&mut self) {
         if let Some(attributes) = self.attributes {
-            self.read(attributes, keys);
+            self.read(attributes, self.keys);
         }
     }
 
@@ -213,7 +189,7 @@ impl<'a, 'py> PySpanView<'a, 'py> {
 
     /// Read the table's keys from `attributes`. A small dict is scanned once
     /// (cheaper than one lookup per key, most of which miss); a large one is probed.
-    fn read(&mut self, attributes: &Bound<'py, PyAny>, keys: &KeyTable) {
+    fn read(&mut self, attributes: &Bound<'py, PyAny>, keys: &'a KeyTable) {
         let py = attributes.py();
         let Ok(dict) = attributes.cast::<PyDict>() else {
             // Non-dict mappings (rare): ask for each key; failures count as absent.
