@@ -168,14 +168,6 @@ impl<'a, 'py> PySpanView<'a, 'py> {
         }
     }
 
-    /// Read the key table's attributes of the span.
-    #[inline]
-    pub fn read_attributes(&mut self) {
-        if let Some(attributes) = self.attributes {
-            self.read(attributes, self.keys);
-        }
-    }
-
     /// The same view, able to call a composite sampler's Python parts.
     pub fn with_foreign(mut self, foreign: &'a ForeignCalls<'a, 'py>) -> Self {
         self.foreign = Some(foreign);
@@ -187,9 +179,10 @@ impl<'a, 'py> PySpanView<'a, 'py> {
         self.held[index] = Some(value);
     }
 
-    /// Read the table's keys from `attributes`. A small dict is scanned once
-    /// (cheaper than one lookup per key, most of which miss); a large one is probed.
-    fn read(&mut self, attributes: &Bound<'py, PyAny>, keys: &'a KeyTable) {
+    /// Read the key table's attributes of the span. A small dict is scanned
+    /// once (cheaper than one lookup per key, most of which miss); a large one is probed.
+    pub fn read_attributes(&mut self) {
+        let (Some(attributes), keys) = (self.attributes, self.keys) else { return };
         let py = attributes.py();
         let Ok(dict) = attributes.cast::<PyDict>() else {
             // Non-dict mappings (rare): ask for each key; failures count as absent.
@@ -330,7 +323,7 @@ fn named_value(value: Option<Bound<'_, PyAny>>, test: &mut dyn FnMut(Option<Attr
 /// Whether `str(value)` satisfies `test`; a value whose `str()` fails matches nothing.
 fn text_of(value: &Bound<'_, PyAny>, test: &mut dyn FnMut(&str) -> bool) -> bool {
     if let Ok(text) = value.cast::<PyString>() {
-        return text.to_str().is_ok_and(&mut *test);
+        return text_of_str(text).is_some_and(&mut *test);
     }
     if let Ok(b) = value.cast_exact::<PyBool>() {
         return test(if b.is_true() { "True" } else { "False" });
