@@ -1,6 +1,7 @@
 //! The current OpenTelemetry context and a span's `SpanContext`, read natively
 //! where the stock SDK objects allow it.
 
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::OnceLock;
 
 use pyo3::ffi;
@@ -12,10 +13,17 @@ use super::otel_api::OtelApi;
 /// runtime context is installed, else through `opentelemetry.context.get_current()`.
 pub fn current_context<'py>(py: Python<'py>, api: &OtelApi) -> PyResult<Bound<'py, PyAny>> {
     if let Some(var) = &api.context_var {
+        let version = module_version(api);
+        if version.is_some_and(|v| v == api.stock_context_at.load(Relaxed)) {
+            return context_var_get(py, var);
+        }
         // SAFETY: a borrowed lookup in a live dict, compared by identity only
         // (PyDict_GetItem would save and restore the error state around it).
         let installed = unsafe { ffi::PyDict_GetItemWithError(api.context_globals.as_ptr(), api.names.runtime_context.as_ptr()) };
         if installed == api.runtime_context.as_ptr() {
+            if let Some(version) = version {
+                api.stock_context_at.store(version, Relaxed);
+            }
             return context_var_get(py, var);
         }
         if installed.is_null() {
@@ -24,6 +32,23 @@ pub fn current_context<'py>(py: Python<'py>, api: &OtelApi) -> PyResult<Bound<'p
         }
     }
     api.get_current.bind(py).call0()
+}
+
+/// The version tag of `opentelemetry.context`'s globals, which changes with
+/// every change to them (CPython 3.10 to 3.13; None elsewhere: search each time).
+#[cfg(not(any(Py_LIMITED_API, PyPy, GraalPy, Py_3_14, Py_GIL_DISABLED)))]
+#[inline]
+fn module_version(api: &OtelApi) -> Option<u64> {
+    // SAFETY: `context_globals` is a live dict; the GIL is held, so no one writes the tag meanwhile.
+    #[allow(deprecated)]
+    let version = unsafe { (*api.context_globals.as_ptr().cast::<ffi::PyDictObject>()).ma_version_tag };
+    Some(version).filter(|v| *v != 0)
+}
+
+#[cfg(any(Py_LIMITED_API, PyPy, GraalPy, Py_3_14, Py_GIL_DISABLED))]
+#[inline]
+fn module_version(_api: &OtelApi) -> Option<u64> {
+    None
 }
 
 /// `var.get()`: through the C API where the full API is there, else (a

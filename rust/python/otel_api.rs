@@ -1,6 +1,8 @@
 //! The OpenTelemetry Python objects the hot path touches, looked up once per
 //! interpreter and kept as strong references, plus interned attribute names.
 
+use std::sync::atomic::AtomicU64;
+
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
@@ -21,6 +23,9 @@ pub struct OtelApi {
     pub span_key: Py<PyString>,
     /// `opentelemetry.context.__dict__`, to see whether the runtime context was swapped.
     pub context_globals: Py<PyDict>,
+    /// The version tag `context_globals` had when the stock runtime context
+    /// was last seen installed (0: not yet), so an unchanged module is not searched again.
+    pub stock_context_at: AtomicU64,
     pub get_current: Py<PyAny>,
     /// The runtime context seen at start-up and, when it is the stock
     /// contextvars one, its ContextVar (read natively while it stays installed).
@@ -105,6 +110,7 @@ impl OtelApi {
             span_key: propagation.getattr("_SPAN_KEY")?.cast_into::<PyString>()?.unbind(),
             get_current: context_module.getattr("get_current")?.unbind(),
             context_globals: context_module.dict().unbind(),
+            stock_context_at: AtomicU64::new(0),
             runtime_context: runtime_context.unbind(),
             context_var,
             empty_attributes: empty_attributes.unbind(),

@@ -2,8 +2,6 @@
 //! a root, and the start attributes the rule set reads.
 
 use std::cell::{Cell, OnceCell};
-use std::sync::atomic::{AtomicPtr, AtomicU8, AtomicUsize, Ordering};
-use std::sync::OnceLock;
 
 use pyo3::ffi;
 use pyo3::prelude::*;
@@ -15,110 +13,27 @@ use super::otel_api::OtelApi;
 use crate::rules::condition::AttrValue;
 use crate::rules::{self, SpanView};
 
-/// How many distinct attribute-key objects a table remembers.
-const SEEN_SLOTS: usize = 64;
-/// `seen_index` value for a key object that is none of ours.
-const NOT_OURS: u8 = u8::MAX;
-
-/// The attribute keys a rule set reads, interned, with their str hashes, plus
-/// a memo of key objects already seen in attribute dicts. Instrumentations pass
-/// the same key objects (module constants) span after span, so after the first
-/// spans a key is recognised by identity alone.
+/// The attribute keys a rule set reads, interned (so a lookup of a key the
+/// instrumentation also interned is decided by identity).
 pub struct KeyTable {
     keys: Vec<Py<PyString>>,
-    texts: Vec<String>,
-    hashes: Vec<isize>,
-    seen: [AtomicPtr<ffi::PyObject>; SEEN_SLOTS],
-    seen_index: [AtomicU8; SEEN_SLOTS],
-    /// Strong references that keep memoised key objects (and so their addresses) alive.
-    seen_refs: [OnceLock<Py<PyAny>>; SEEN_SLOTS],
-    seen_len: AtomicUsize,
 }
 
 impl KeyTable {
     pub fn new(py: Python<'_>, keys: &[String]) -> PyResult<Self> {
-        if keys.len() >= usize::from(NOT_OURS) {
-            return Err(super::errors::config_message(format!(
-                "rules: {} distinct attribute names; at most {} are supported",
-                keys.len(),
-                NOT_OURS - 1
-            )));
-        }
-        let interned: Vec<Py<PyString>> = keys.iter().map(|k| PyString::intern(py, k).unbind()).collect();
-        let hashes = interned.iter().map(|k| k.bind(py).hash()).collect::<PyResult<_>>()?;
-        Ok(KeyTable {
-            keys: interned,
-            texts: keys.to_vec(),
-            hashes,
-            seen: std::array::from_fn(|_| AtomicPtr::new(std::ptr::null_mut())),
-            seen_index: std::array::from_fn(|_| AtomicU8::new(NOT_OURS)),
-            seen_refs: std::array::from_fn(|_| OnceLock::new()),
-            seen_len: AtomicUsize::new(0),
-        })
-    }
-
-    /// Which of our keys `key` is, remembering the answer for this object.
-    ///
-    /// # Safety
-    /// `key` must be a live object.
-    unsafe fn lookup(&self, py: Python<'_>, key: *mut ffi::PyObject) -> Option<usize> {
-        let filled = self.seen_len.load(Ordering::Acquire).min(SEEN_SLOTS);
-        for slot in 0..filled {
-            if self.seen[slot].load(Ordering::Acquire) == key {
-                let index = self.seen_index[slot].load(Ordering::Relaxed);
-                return (index != NOT_OURS).then_some(usize::from(index));
-            }
-        }
-        let found = self.position_raw(key);
-        let slot = self.seen_len.fetch_add(1, Ordering::AcqRel);
-        if slot < SEEN_SLOTS {
-            let _ = self.seen_refs[slot].set(Bound::from_borrowed_ptr(py, key).unbind());
-            self.seen_index[slot].store(found.map_or(NOT_OURS, |i| i as u8), Ordering::Relaxed);
-            self.seen[slot].store(key, Ordering::Release);
-        }
-        found
+        Ok(KeyTable { keys: keys.iter().map(|k| PyString::intern(py, k).unbind()).collect() })
     }
 
     pub fn is_empty(&self) -> bool {
         self.keys.is_empty()
     }
-
-    /// Which of our keys `key` is: by identity, else (for exact `str` keys) by
-    /// hash and then text. Runs no Python code.
-    ///
-    /// # Safety
-    /// `key` must be a live object.
-    unsafe fn position_raw(&self, key: *mut ffi::PyObject) -> Option<usize> {
-        if let Some(i) = self.keys.iter().position(|k| k.as_ptr() == key) {
-            return Some(i);
-        }
-        if ffi::PyUnicode_CheckExact(key) == 0 {
-            return None;
-        }
-        let hash = ffi::PyObject_Hash(key);
-        if !self.hashes.contains(&hash) {
-            return None;
-        }
-        let mut len: ffi::Py_ssize_t = 0;
-        let data = ffi::PyUnicode_AsUTF8AndSize(key, &mut len);
-        if data.is_null() {
-            ffi::PyErr_Clear();
-            return None;
-        }
-        let text = std::slice::from_raw_parts(data as *const u8, len as usize);
-        (0..self.keys.len()).find(|i| self.hashes[*i] == hash && self.texts[*i].as_bytes() == text)
-    }
 }
 
-/// Attribute values converted once, on first use (a value no rule asks for is
-/// never converted). String contents are raw slices into Python strings that
-/// `PySpanView::held` keeps alive (Python strings, and their cached UTF-8, are
+/// An attribute value as rules read it. String contents are raw slices into
+/// Python strings the view holds (Python strings, and their cached UTF-8, are
 /// immutable while referenced).
 #[derive(Clone, Copy)]
 enum Converted {
-    Absent,
-    /// Held, not converted yet.
-    Pending,
     Str(*const u8, usize),
     Int(i64),
     Float(f64),
@@ -126,13 +41,18 @@ enum Converted {
     Other,
 }
 
+/// A slot's mark for "looked up, and the span has no such attribute" (never dereferenced).
+const ABSENT: *mut ffi::PyObject = std::ptr::dangling_mut();
+
 pub struct PySpanView<'a, 'py> {
     name: &'a str,
     kind: Option<usize>,
     root: bool,
-    converted: SmallVec<[Cell<Converted>; 12]>,
-    /// The attribute values by key, which also keep `converted`'s strings alive.
-    held: SmallVec<[Option<Bound<'py, PyAny>>; 12]>,
+    /// By key of the table, the span's value, looked up on first use (a key no
+    /// rule asks about is never looked up: a dict probe per key read is cheaper
+    /// than walking the span's attributes): null until then, [`ABSENT`] when
+    /// the span has none, else an owned reference.
+    slots: SmallVec<[Cell<*mut ffi::PyObject>; 16]>,
     /// Which key holds the route (None: the span name), found on first use.
     route_key: OnceCell<Option<usize>>,
     /// Python composables and predicates of a composite sampler, with the call's arguments.
@@ -143,9 +63,8 @@ pub struct PySpanView<'a, 'py> {
 }
 
 impl<'a, 'py> PySpanView<'a, 'py> {
-    /// The view of a span, its attributes not read yet (call
-    /// [`PySpanView::read_attributes`] next). Inlined, so the view is built
-    /// where the caller keeps it: a view returned after reading was copied whole.
+    /// The view of a span; its attributes are looked up as rules ask for them.
+    /// Inlined, so the view is built where the caller keeps it.
     #[inline(always)]
     pub fn new(
         api: &OtelApi,
@@ -159,8 +78,7 @@ impl<'a, 'py> PySpanView<'a, 'py> {
             name: name.cast::<PyString>().ok().and_then(text_of_str).unwrap_or(""),
             kind: kind.and_then(|kind| api.span_kinds.iter().position(|member| member.is(kind))),
             root,
-            converted: SmallVec::from_elem(Cell::new(Converted::Absent), keys.keys.len()),
-            held: SmallVec::from_elem(None, keys.keys.len()),
+            slots: SmallVec::from_elem(Cell::new(std::ptr::null_mut()), keys.keys.len()),
             route_key: OnceCell::new(),
             foreign: None,
             attributes,
@@ -174,46 +92,45 @@ impl<'a, 'py> PySpanView<'a, 'py> {
         self
     }
 
-    fn store(&mut self, index: usize, value: Bound<'py, PyAny>) {
-        self.converted[index].set(Converted::Pending);
-        self.held[index] = Some(value);
+    /// The span's value for our key `index`, looked up on first use; a
+    /// failing lookup (an odd key in the dict, an odd mapping) counts as absent.
+    #[inline]
+    fn held(&self, index: usize) -> Option<Borrowed<'_, 'py, PyAny>> {
+        let slot = self.slots.get(index)?;
+        if slot.get().is_null() {
+            slot.set(self.look_up(index).map_or(ABSENT, Bound::into_ptr));
+        }
+        match slot.get() {
+            ABSENT => None,
+            // SAFETY: the slot owns a reference to its value until the view is dropped.
+            held => Some(unsafe { Borrowed::from_ptr(self.attributes?.py(), held) }),
+        }
     }
 
-    /// Read the key table's attributes of the span. A small dict is scanned
-    /// once (cheaper than one lookup per key, most of which miss); a large one is probed.
-    pub fn read_attributes(&mut self) {
-        let (Some(attributes), keys) = (self.attributes, self.keys) else { return };
-        let py = attributes.py();
+    fn look_up(&self, index: usize) -> Option<Bound<'py, PyAny>> {
+        let attributes = self.attributes?;
+        let key = self.keys.keys[index].bind(attributes.py());
         let Ok(dict) = attributes.cast::<PyDict>() else {
-            // Non-dict mappings (rare): ask for each key; failures count as absent.
-            for (i, key) in keys.keys.iter().enumerate() {
-                if let Ok(value) = attributes.get_item(key.bind(py)) {
-                    self.store(i, value);
-                }
-            }
-            return;
+            return attributes.get_item(key).ok();
         };
-        if dict.len() <= 2 * keys.keys.len() {
-            let mut position: ffi::Py_ssize_t = 0;
-            let mut key: *mut ffi::PyObject = std::ptr::null_mut();
-            let mut value: *mut ffi::PyObject = std::ptr::null_mut();
-            // SAFETY: iterating a live dict with borrowed references; no Python
-            // code runs inside the loop (str hashing and UTF-8 access only), and
-            // each value we keep is incref'd at once.
-            while unsafe { ffi::PyDict_Next(dict.as_ptr(), &mut position, &mut key, &mut value) } != 0 {
-                if let Some(i) = unsafe { keys.lookup(py, key) } {
-                    self.store(i, unsafe { Bound::from_borrowed_ptr(py, value) });
-                }
-            }
-        } else {
-            for (i, key) in keys.keys.iter().enumerate() {
-                // SAFETY: borrowed lookup in a live dict; the result is incref'd at once.
-                let item = unsafe { ffi::PyDict_GetItemWithError(dict.as_ptr(), key.as_ptr()) };
-                if item.is_null() {
-                    unsafe { ffi::PyErr_Clear() };
-                } else {
-                    self.store(i, unsafe { Bound::from_borrowed_ptr(py, item) });
-                }
+        // SAFETY: a borrowed lookup in a live dict; the result is incref'd at once.
+        let item = unsafe { ffi::PyDict_GetItemWithError(dict.as_ptr(), key.as_ptr()) };
+        if item.is_null() {
+            unsafe { ffi::PyErr_Clear() };
+            return None;
+        }
+        Some(unsafe { Bound::from_borrowed_ptr(attributes.py(), item) })
+    }
+}
+
+impl Drop for PySpanView<'_, '_> {
+    fn drop(&mut self) {
+        for slot in &self.slots {
+            let held = slot.get();
+            if !held.is_null() && held != ABSENT {
+                // SAFETY: the slot owns this reference, and the view lives only
+                // inside a call that holds the GIL (or is attached, free-threaded).
+                unsafe { ffi::Py_DECREF(held) };
             }
         }
     }
@@ -234,20 +151,15 @@ impl SpanView for PySpanView<'_, '_> {
 
     #[inline]
     fn attribute(&self, key: usize) -> Option<AttrValue<'_>> {
-        let cell = self.converted.get(key)?;
-        let mut converted = cell.get();
-        if let Converted::Pending = converted {
-            converted = self.held[key].as_ref().map_or(Converted::Absent, convert);
-            cell.set(converted);
-        }
-        // SAFETY: a string's slice points into a value `self.held` keeps alive.
-        unsafe { converted.value() }
+        let held = self.held(key)?;
+        // SAFETY: a string's slice points into a value the slot keeps alive.
+        Some(unsafe { convert(&held).value() })
     }
 
     fn any_attribute_text(&self, key: usize, test: &mut dyn FnMut(&str) -> bool) -> bool {
-        let Some(Some(value)) = self.held.get(key) else { return false };
-        if let Some(AttrValue::Str(text)) = self.attribute(key) {
-            return test(text);
+        let Some(value) = self.held(key) else { return false };
+        if let Ok(text) = value.cast::<PyString>() {
+            return text_of_str(&text).is_some_and(test);
         }
         // A sequence is matched item by item (not a str: that was handled above).
         if value.is_instance_of::<PyTuple>() || value.is_instance_of::<PyList>() {
@@ -256,7 +168,7 @@ impl SpanView for PySpanView<'_, '_> {
             }
             return false;
         }
-        text_of(value, test)
+        text_of(&value, test)
     }
 
     fn with_named_attribute(&self, key: &str, test: &mut dyn FnMut(Option<AttrValue<'_>>) -> bool) -> bool {
@@ -289,16 +201,15 @@ impl Converted {
     /// A string's pointer must point into a Python string still alive (the
     /// view holding this value keeps it so).
     #[inline]
-    unsafe fn value<'v>(&self) -> Option<AttrValue<'v>> {
-        Some(match *self {
-            Converted::Absent | Converted::Pending => return None,
+    unsafe fn value<'v>(&self) -> AttrValue<'v> {
+        match *self {
             // SAFETY: the caller keeps the string alive, and it was valid UTF-8 when converted.
             Converted::Str(ptr, len) => AttrValue::Str(std::str::from_utf8_unchecked(std::slice::from_raw_parts(ptr, len))),
             Converted::Int(i) => AttrValue::Int(i),
             Converted::Float(f) => AttrValue::Float(f),
             Converted::Bool(b) => AttrValue::Bool(b),
             Converted::Other => AttrValue::Other,
-        })
+        }
     }
 }
 
@@ -314,10 +225,7 @@ fn by_name<'py>(attributes: &Bound<'py, PyAny>, key: &str) -> Option<Bound<'py, 
 fn named_value(value: Option<Bound<'_, PyAny>>, test: &mut dyn FnMut(Option<AttrValue<'_>>) -> bool) -> bool {
     let Some(value) = value else { return test(None) };
     // SAFETY: `value` holds the string alive for this call.
-    match unsafe { convert(&value).value() } {
-        None => test(Some(AttrValue::Other)),
-        found => test(found),
-    }
+    test(Some(unsafe { convert(&value).value() }))
 }
 
 /// Whether `str(value)` satisfies `test`; a value whose `str()` fails matches nothing.

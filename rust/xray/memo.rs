@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use xxhash_rust::xxh3::xxh3_64_with_seed;
 
 use super::pattern::Field;
-use super::request::Request;
+use super::request::{Fields, Request};
 
 const SLOTS: usize = 4096;
 /// Index bits of a slot; the rest is the request's fingerprint.
@@ -23,8 +23,8 @@ const NONE_MATCHED: u64 = (1 << INDEX_BITS) - 1;
 pub struct Memo {
     slots: Box<[AtomicU64]>,
     seed: u64,
-    /// Some rule reads the span's Lambda ARN (else it is not part of the key).
-    with_arn: bool,
+    /// The fields some rule constrains: the key is made of these alone.
+    fields: Fields,
 }
 
 impl std::fmt::Debug for Memo {
@@ -34,31 +34,33 @@ impl std::fmt::Debug for Memo {
 }
 
 impl Memo {
-    pub fn new(with_arn: bool) -> Memo {
-        Memo { slots: (0..SLOTS).map(|_| AtomicU64::new(0)).collect(), seed: fastrand::u64(..), with_arn }
+    pub fn new(fields: Fields) -> Memo {
+        Memo { slots: (0..SLOTS).map(|_| AtomicU64::new(0)).collect(), seed: fastrand::u64(..), fields }
     }
 }
 
 impl Memo {
-    /// The request's fields in one hash: each field hashed with the previous
-    /// hash as its seed (xxh3 mixes in each input's length, so fields cannot
-    /// run into one another).
+    /// The request's fields (those some rule constrains) in one hash: each
+    /// field hashed with the previous hash as its seed (xxh3 mixes in each
+    /// input's length, so fields cannot run into one another).
     #[inline]
     pub fn fingerprint(&self, request: &Request<'_>) -> u64 {
-        let mut hash = self.seed;
-        let fields = [request.url_path, request.method, request.host, request.lambda_arn];
-        for field in &fields[..if self.with_arn { 4 } else { 3 }] {
-            hash = match *field {
-                Field::Absent => xxh3_64_with_seed(b"", hash ^ 1),
-                Field::Other => xxh3_64_with_seed(b"", hash ^ 2),
-                Field::Text(text) => xxh3_64_with_seed(text.as_bytes(), hash ^ 3),
-            };
-        }
-        hash
+        let wanted = self.fields;
+        let all = [
+            (wanted.url_path, request.url_path),
+            (wanted.method, request.method),
+            (wanted.host, request.host),
+            (wanted.lambda_arn, request.lambda_arn),
+        ];
+        all.iter().filter(|(want, _)| *want).fold(self.seed, |hash, (_, field)| match *field {
+            Field::Absent => xxh3_64_with_seed(b"", hash ^ 1),
+            Field::Other => xxh3_64_with_seed(b"", hash ^ 2),
+            Field::Text(text) => xxh3_64_with_seed(text.as_bytes(), hash ^ 3),
+        })
     }
 
-    pub fn with_arn(&self) -> bool {
-        self.with_arn
+    pub fn fields(&self) -> Fields {
+        self.fields
     }
 
     /// The remembered choice: Some(Some(rule)), Some(None) for "no rule", None when not remembered.
@@ -89,21 +91,32 @@ impl Memo {
 mod tests {
     use super::*;
 
+    const ALL: Fields = Fields { url_path: true, method: true, host: true, lambda_arn: true };
+
     fn request<'a>(path: &'a str, method: Field<'a>) -> Request<'a> {
         Request { url_path: Field::Text(path), method, host: Field::Absent, lambda_arn: Field::Text("") }
     }
 
     #[test]
     fn remembers_each_request_apart() {
-        let memo = Memo::new(true);
+        let memo = Memo::new(ALL);
         let a = memo.fingerprint(&request("/a", Field::Text("GET")));
         let b = memo.fingerprint(&request("/a", Field::Absent));
         let c = memo.fingerprint(&request("/aG", Field::Text("ET")));
-        assert_ne!(a, Memo::new(true).fingerprint(&request("/a", Field::Text("GET"))), "seeded per table");
-        assert!(a != b && a != c && b != c);
+        let d = memo.fingerprint(&request("/a", Field::Other));
+        assert_ne!(a, Memo::new(ALL).fingerprint(&request("/a", Field::Text("GET"))), "seeded per table");
+        assert!(a != b && a != c && a != d && b != c && b != d && c != d);
         assert_eq!(memo.get(a), None);
         memo.put(a, Some(7));
         memo.put(b, None);
         assert_eq!((memo.get(a), memo.get(b), memo.get(c)), (Some(Some(7)), Some(None), None));
+    }
+
+    #[test]
+    fn a_field_no_rule_constrains_is_not_part_of_the_key() {
+        let memo = Memo::new(Fields { url_path: true, ..Fields::default() });
+        let get = memo.fingerprint(&request("/a", Field::Text("GET")));
+        assert_eq!(get, memo.fingerprint(&request("/a", Field::Text("POST"))));
+        assert_ne!(get, memo.fingerprint(&request("/b", Field::Text("GET"))));
     }
 }

@@ -26,7 +26,7 @@ use crate::rules::SpanView;
 use crate::threshold::threshold_for_probability;
 use document::RuleSpec;
 use pattern::Field;
-pub use request::{Request, XRAY_KEYS};
+pub use request::{Fields, Request, XRAY_KEYS};
 pub use resource::ResourceFacts;
 pub use target::{Counts, Target};
 
@@ -102,6 +102,16 @@ impl RuleState {
         let (a, b) = (self.reported.get(), self.unreported.get());
         (a.0 + b.0, a.1 + b.1, a.2 + b.2)
     }
+}
+
+/// The request fields these rules constrain (a field every rule leaves at `*` decides nothing).
+fn fields_constrained<'r>(rules: impl Iterator<Item = &'r RuleState>) -> Fields {
+    rules.fold(Fields::default(), |fields, rule| Fields {
+        url_path: fields.url_path || !rule.spec.url_path.is_any(),
+        method: fields.method || !rule.spec.http_method.is_any(),
+        host: fields.host || !rule.spec.host.is_any(),
+        lambda_arn: fields.lambda_arn || rule.arn_from_span,
+    })
 }
 
 /// The rules in force and their targets, replaced whole when either changes
@@ -184,7 +194,7 @@ impl XRay {
                 rules: Vec::new(),
                 targets: Vec::new(),
                 candidates: Vec::new(),
-                memo: memo::Memo::new(false),
+                memo: memo::Memo::new(Fields::default()),
                 fetched_at: None,
             }),
             fallback: TokenBucket::per_second(FALLBACK_TRACES_PER_SECOND, now).expect("a positive rate"),
@@ -213,7 +223,7 @@ impl XRay {
         if now.monotonic() - fetched_at > RULES_TTL {
             return None;
         }
-        let request = Request::read(span, keys_at, table.memo.with_arn());
+        let request = Request::read(span, keys_at, table.memo.fields());
         let hash = table.memo.fingerprint(&request);
         if let Some(choice) = table.memo.get(hash) {
             return choice;
@@ -294,7 +304,7 @@ impl XRay {
             })
             .unzip();
         let candidates: Vec<usize> = rules.iter().enumerate().filter(|(_, r)| r.for_this_service).map(|(i, _)| i).collect();
-        let memo = memo::Memo::new(candidates.iter().any(|i| rules[*i].arn_from_span));
+        let memo = memo::Memo::new(fields_constrained(candidates.iter().map(|i| &*rules[*i])));
         self.table.store(Arc::new(Table { rules, targets, candidates, memo, fetched_at: Some(now) }));
         if !same {
             self.rule_updates.fetch_add(1, Relaxed);
@@ -326,7 +336,7 @@ impl XRay {
             rules: table.rules.clone(),
             targets,
             candidates: table.candidates.clone(),
-            memo: memo::Memo::new(table.memo.with_arn()),
+            memo: memo::Memo::new(table.memo.fields()),
             fetched_at: table.fetched_at,
         };
         self.table.store(Arc::new(next));

@@ -27,13 +27,23 @@ const FAAS_ID: usize = 7;
 const _: () =
     assert!(matches!(ROUTE_KEYS[URL_PATH].as_bytes(), b"url.path") && matches!(ROUTE_KEYS[HTTP_TARGET].as_bytes(), b"http.target"));
 
+/// Which request fields some rule for this service constrains: the others are
+/// neither read from the span nor part of the memo's key.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Fields {
+    pub url_path: bool,
+    pub method: bool,
+    pub host: bool,
+    /// Some rule reads the Lambda ARN from the span.
+    pub lambda_arn: bool,
+}
+
 #[derive(Debug, Clone, Copy)]
 pub struct Request<'a> {
     pub url_path: Field<'a>,
     pub method: Field<'a>,
     pub host: Field<'a>,
-    /// `cloud.resource_id`, else `faas.id`, else "" (read only for a Lambda
-    /// function whose resource has no id).
+    /// `cloud.resource_id`, else `faas.id`, else "".
     pub lambda_arn: Field<'a>,
 }
 
@@ -46,26 +56,34 @@ pub fn field(value: Option<AttrValue<'_>>) -> Field<'_> {
 }
 
 impl<'a> Request<'a> {
-    /// The request's fields, X-Ray's keys at `keys_at` in the span's key
-    /// table; the Lambda ARN only `with_arn` (some rule reads it from the span).
-    pub fn read<S: SpanView + ?Sized>(span: &'a S, keys_at: usize, with_arn: bool) -> Request<'a> {
+    /// The request's `fields`, X-Ray's keys at `keys_at` in the span's key
+    /// table; a field not asked for is `Absent` (every rule matches it with `*`).
+    pub fn read<S: SpanView + ?Sized>(span: &'a S, keys_at: usize, fields: Fields) -> Request<'a> {
         // The new name when the span has it (whatever its value), else the old.
         let either = |new: usize, old: usize| field(span.attribute(new).or_else(|| span.attribute(old)));
-        let mut url_path = either(URL_PATH, HTTP_TARGET);
         let at = |key: usize| keys_at + key;
-        if url_path == Field::Absent {
-            url_path = match either(at(URL_FULL), at(HTTP_URL)) {
+        let url_path = match fields.url_path.then(|| either(URL_PATH, HTTP_TARGET)) {
+            None => Field::Absent,
+            Some(Field::Absent) => match either(at(URL_FULL), at(HTTP_URL)) {
                 Field::Text(full) => path_of_url(full).map_or(Field::Absent, Field::Text),
                 // No URL at all: the path is taken to be "/".
                 Field::Absent => Field::Text("/"),
                 Field::Other => Field::Absent,
-            };
-        }
-        let lambda_arn = match with_arn.then(|| either(at(RESOURCE_ID), at(FAAS_ID))) {
-            None | Some(Field::Absent) => Field::Text(""),
+            },
+            Some(found) => found,
+        };
+        let lambda_arn = match fields.lambda_arn.then(|| either(at(RESOURCE_ID), at(FAAS_ID))) {
+            None => Field::Absent,
+            Some(Field::Absent) => Field::Text(""),
             Some(other) => other,
         };
-        Request { url_path, method: either(at(METHOD), at(HTTP_METHOD)), host: either(at(SERVER_ADDRESS), at(HTTP_HOST)), lambda_arn }
+        let read = |wanted: bool, new: usize, old: usize| if wanted { either(at(new), at(old)) } else { Field::Absent };
+        Request {
+            url_path,
+            method: read(fields.method, METHOD, HTTP_METHOD),
+            host: read(fields.host, SERVER_ADDRESS, HTTP_HOST),
+            lambda_arn,
+        }
     }
 }
 

@@ -126,6 +126,28 @@ def test_current_context_is_used_when_parent_context_is_none(provider_factory):
     assert not sampler.should_sample(None, 1, "x").decision.is_sampled()
 
 
+def test_a_runtime_context_swapped_in_later_is_followed(provider_factory, monkeypatch):
+    """The stock runtime context is read natively; one installed later (as
+    OTEL_PYTHON_CONTEXT or a test would) is asked instead, from the next call on."""
+    sampler = ProbabilitySampler(0.0)
+    provider, _exporter = provider_factory(ProbabilitySampler(1.0))
+    with provider.get_tracer("t").start_as_current_span("outer") as outer:
+        pass
+    stock = context_api._RUNTIME_CONTEXT
+    with_outer = set_span_in_context(outer, context_api.Context())
+
+    class WithParent(type(stock)):
+        def get_current(self):
+            return with_outer
+
+    for _ in range(3):
+        assert not sampler.should_sample(None, 1, "x").decision.is_sampled()
+    monkeypatch.setattr(context_api, "_RUNTIME_CONTEXT", WithParent())
+    assert all(sampler.should_sample(None, 1, "x").decision.is_sampled() for _ in range(3))
+    monkeypatch.setattr(context_api, "_RUNTIME_CONTEXT", stock)
+    assert not any(sampler.should_sample(None, 1, "x").decision.is_sampled() for _ in range(3))
+
+
 def test_adjusted_counts_estimate_the_true_traffic(provider_factory):
     provider, exporter = provider_factory(ProbabilitySampler(0.1))
     tracer = provider.get_tracer("t")

@@ -69,8 +69,8 @@ impl NativeSampler {
             let name = if self.reads_name { name.cast::<PyString>().ok().and_then(text_of_str).unwrap_or("") } else { "" };
             self.core.decide(&input.facts, &BareSpan { name, root })
         } else {
-            let mut span = PySpanView::new(api, name, kind, attributes, root, &self.keys);
-            span.read_attributes();
+            let span = PySpanView::new(api, name, kind, attributes, root, &self.keys);
+
             self.core.decide(&input.facts, &span)
         };
         py_clock::interrupted()?;
@@ -101,8 +101,8 @@ impl NativeSampler {
         let Some(set) = self.core.plan().rules() else {
             return Err(PyTypeError::new_err("explain() needs a rule-based sampler"));
         };
-        let mut span = PySpanView::new(api, name, kind, attributes, root, &self.keys);
-        span.read_attributes();
+        let span = PySpanView::new(api, name, kind, attributes, root, &self.keys);
+
         let reading = match now {
             Some(t) => Arc::new(FixedClock(t)) as Arc<dyn Clock>,
             None => self.clock.clone().map_or_else(|| Arc::new(crate::clock::SystemClock) as Arc<dyn Clock>, |c| c as Arc<dyn Clock>),
@@ -145,8 +145,8 @@ impl NativeSampler {
         now: Option<f64>,
     ) -> PyResult<Bound<'py, PyDict>> {
         let api = OtelApi::get(py)?;
-        let mut span = PySpanView::new(api, name, kind, attributes, !parent, &self.keys);
-        span.read_attributes();
+        let span = PySpanView::new(api, name, kind, attributes, !parent, &self.keys);
+
         let fixed = now.map(FixedClock);
         let reading: &dyn Clock = match &fixed {
             Some(fixed) => fixed,
@@ -227,8 +227,8 @@ impl NativeSampler {
         }
         let calls = ForeignCalls::new(py, &parts.foreign, parent_context, name, kind, attributes, links, trace_state);
         let root = input.facts.parent.is_none();
-        let mut span = PySpanView::new(api, name, kind, attributes, root, &self.keys).with_foreign(&calls);
-        span.read_attributes();
+        let span = PySpanView::new(api, name, kind, attributes, root, &self.keys).with_foreign(&calls);
+
         let decision = self.core.decide(&input.facts, &span);
         if calls.failures() > 0 {
             self.core.counters().record_input_error();
