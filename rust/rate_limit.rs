@@ -167,14 +167,33 @@ impl TokenBucket {
 
     /// Take one token at `now`; false (and counted) when the bucket is empty.
     pub fn try_take(&self, now: f64) -> bool {
+        self.take(now, || true, true)
+    }
+
+    /// Take one token at `now` if there is one and `allowed()` says so (asked
+    /// only then, at most once). Refusals are not counted: for a bucket whose
+    /// owner keeps its own counts.
+    #[inline]
+    pub fn try_take_if(&self, now: f64, allowed: impl FnOnce() -> bool) -> bool {
+        self.take(now, allowed, false)
+    }
+
+    #[inline(always)]
+    fn take(&self, now: f64, allowed: impl FnOnce() -> bool, count_refusals: bool) -> bool {
+        let refuse = || {
+            if count_refusals {
+                self.s.refused.fetch_add(1, Ordering::Relaxed);
+            }
+            false
+        };
         if let Some(fleet) = &self.fleet {
             fleet.wanted.fetch_add(1, Ordering::Relaxed);
-            if fleet.lease.take(now) {
+            if allowed() && fleet.lease.take(now) {
                 return true;
             }
-            self.s.refused.fetch_add(1, Ordering::Relaxed);
-            return false;
+            return refuse();
         }
+        let mut allowed = Some(allowed);
         let millis = ((now - self.origin) * 1000.0).clamp(0.0, ((1u64 << (64 - TOKEN_BITS)) - 1) as f64) as u64;
         let mut current = self.s.state.load(Ordering::Acquire);
         loop {
@@ -182,8 +201,7 @@ impl TokenBucket {
             if millis <= then && tokens < TOKEN_SCALE as u64 {
                 // Empty, and no millisecond has passed since its stamp: the
                 // common refusal under load, answered without the refill's arithmetic.
-                self.s.refused.fetch_add(1, Ordering::Relaxed);
-                return false;
+                return refuse();
             }
             // Units earned between the stamps, counted on the absolute grid
             // (floor(t * rate) - floor(then * rate)): exact over any number of
@@ -199,18 +217,15 @@ impl TokenBucket {
             } else {
                 ((stamp << TOKEN_BITS) | refilled, false)
             };
-            if next == current {
-                // Empty, and nothing to record (the same millisecond): no write to contend on.
-                self.s.refused.fetch_add(1, Ordering::Relaxed);
+            if taken && !allowed.take().is_none_or(|allowed| allowed()) {
                 return false;
             }
+            if next == current {
+                // Empty, and nothing to record (the same millisecond): no write to contend on.
+                return refuse();
+            }
             match self.s.state.compare_exchange_weak(current, next, Ordering::AcqRel, Ordering::Acquire) {
-                Ok(_) => {
-                    if !taken {
-                        self.s.refused.fetch_add(1, Ordering::Relaxed);
-                    }
-                    return taken;
-                }
+                Ok(_) => return taken || refuse(),
                 Err(seen) => current = seen,
             }
         }
@@ -221,6 +236,21 @@ impl TokenBucket {
 mod tests {
     use super::*;
     use std::sync::Arc;
+
+    #[test]
+    fn a_conditional_take_asks_only_when_a_token_is_there_and_counts_no_refusal() {
+        let bucket = TokenBucket::per_second(1.0, 0.0).unwrap();
+        let mut asked = 0;
+        assert!(!bucket.try_take_if(0.0, || {
+            asked += 1;
+            false
+        }));
+        assert_eq!(asked, 1, "a token was there");
+        assert!(bucket.try_take_if(0.0, || true), "a refused condition leaves the token");
+        assert!(!bucket.try_take_if(0.5, || unreachable!("no token to give")));
+        assert!(bucket.try_take_if(1.0, || true));
+        assert_eq!(bucket.refused(), 0);
+    }
 
     #[test]
     fn bursts_then_refills_at_the_rate() {

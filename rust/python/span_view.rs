@@ -1,7 +1,7 @@
 //! The span being started, as the rules see it: its name, kind, whether it is
 //! a root, and the start attributes the rule set reads.
 
-use std::cell::{Cell, OnceCell};
+use std::cell::{OnceCell, RefCell};
 
 use pyo3::ffi;
 use pyo3::prelude::*;
@@ -41,18 +41,19 @@ enum Converted {
     Other,
 }
 
-/// A slot's mark for "looked up, and the span has no such attribute" (never dereferenced).
+/// The mark for "looked up, and the span has no such attribute" (never dereferenced).
 const ABSENT: *mut ffi::PyObject = std::ptr::dangling_mut();
 
 pub struct PySpanView<'a, 'py> {
     name: &'a str,
     kind: Option<usize>,
     root: bool,
-    /// By key of the table, the span's value, looked up on first use (a key no
-    /// rule asks about is never looked up: a dict probe per key read is cheaper
-    /// than walking the span's attributes): null until then, [`ABSENT`] when
-    /// the span has none, else an owned reference.
-    slots: SmallVec<[Cell<*mut ffi::PyObject>; 16]>,
+    /// The keys looked up so far (by index in the table) and the span's value
+    /// for each, an owned reference or [`ABSENT`]. A key is looked up when a
+    /// rule first asks for it (a dict probe per key read is cheaper than
+    /// walking the span's attributes), and rules read few keys per span, so
+    /// a short list beats a slot per key of the table.
+    looked_up: RefCell<SmallVec<[(u32, *mut ffi::PyObject); 6]>>,
     /// Which key holds the route (None: the span name), found on first use.
     route_key: OnceCell<Option<usize>>,
     /// Python composables and predicates of a composite sampler, with the call's arguments.
@@ -78,7 +79,7 @@ impl<'a, 'py> PySpanView<'a, 'py> {
             name: name.cast::<PyString>().ok().and_then(text_of_str).unwrap_or(""),
             kind: kind.and_then(|kind| api.span_kinds.iter().position(|member| member.is(kind))),
             root,
-            slots: SmallVec::from_elem(Cell::new(std::ptr::null_mut()), keys.keys.len()),
+            looked_up: RefCell::new(SmallVec::new()),
             route_key: OnceCell::new(),
             foreign: None,
             attributes,
@@ -96,15 +97,19 @@ impl<'a, 'py> PySpanView<'a, 'py> {
     /// failing lookup (an odd key in the dict, an odd mapping) counts as absent.
     #[inline]
     fn held(&self, index: usize) -> Option<Borrowed<'_, 'py, PyAny>> {
-        let slot = self.slots.get(index)?;
-        if slot.get().is_null() {
-            slot.set(self.look_up(index).map_or(ABSENT, Bound::into_ptr));
-        }
-        match slot.get() {
-            ABSENT => None,
-            // SAFETY: the slot owns a reference to its value until the view is dropped.
-            held => Some(unsafe { Borrowed::from_ptr(self.attributes?.py(), held) }),
-        }
+        let attributes = self.attributes?;
+        let known = self.looked_up.borrow().iter().find(|(key, _)| *key as usize == index).map(|(_, value)| *value);
+        let value = match known {
+            Some(value) => value,
+            None if index < self.keys.keys.len() => {
+                let value = self.look_up(index).map_or(ABSENT, Bound::into_ptr);
+                self.looked_up.borrow_mut().push((index as u32, value));
+                value
+            }
+            None => return None,
+        };
+        // SAFETY: the list owns a reference to the value until the view is dropped.
+        (value != ABSENT).then(|| unsafe { Borrowed::from_ptr(attributes.py(), value) })
     }
 
     fn look_up(&self, index: usize) -> Option<Bound<'py, PyAny>> {
@@ -125,10 +130,9 @@ impl<'a, 'py> PySpanView<'a, 'py> {
 
 impl Drop for PySpanView<'_, '_> {
     fn drop(&mut self) {
-        for slot in &self.slots {
-            let held = slot.get();
-            if !held.is_null() && held != ABSENT {
-                // SAFETY: the slot owns this reference, and the view lives only
+        for &(_, held) in self.looked_up.get_mut().iter() {
+            if held != ABSENT {
+                // SAFETY: the list owns this reference, and the view lives only
                 // inside a call that holds the GIL (or is attached, free-threaded).
                 unsafe { ffi::Py_DECREF(held) };
             }

@@ -59,12 +59,10 @@ impl<'a> Request<'a> {
     /// The request's `fields`, X-Ray's keys at `keys_at` in the span's key
     /// table; a field not asked for is `Absent` (every rule matches it with `*`).
     pub fn read<S: SpanView + ?Sized>(span: &'a S, keys_at: usize, fields: Fields) -> Request<'a> {
-        // The new name when the span has it (whatever its value), else the old.
-        let either = |new: usize, old: usize| field(span.attribute(new).or_else(|| span.attribute(old)));
         let at = |key: usize| keys_at + key;
-        let url_path = match fields.url_path.then(|| either(URL_PATH, HTTP_TARGET)) {
+        let url_path = match fields.url_path.then(|| either(span, URL_PATH, HTTP_TARGET)) {
             None => Field::Absent,
-            Some(Field::Absent) => match either(at(URL_FULL), at(HTTP_URL)) {
+            Some(Field::Absent) => match either(span, at(URL_FULL), at(HTTP_URL)) {
                 Field::Text(full) => path_of_url(full).map_or(Field::Absent, Field::Text),
                 // No URL at all: the path is taken to be "/".
                 Field::Absent => Field::Text("/"),
@@ -72,19 +70,21 @@ impl<'a> Request<'a> {
             },
             Some(found) => found,
         };
-        let lambda_arn = match fields.lambda_arn.then(|| either(at(RESOURCE_ID), at(FAAS_ID))) {
+        let lambda_arn = match fields.lambda_arn.then(|| either(span, at(RESOURCE_ID), at(FAAS_ID))) {
             None => Field::Absent,
             Some(Field::Absent) => Field::Text(""),
             Some(other) => other,
         };
-        let read = |wanted: bool, new: usize, old: usize| if wanted { either(at(new), at(old)) } else { Field::Absent };
-        Request {
-            url_path,
-            method: read(fields.method, METHOD, HTTP_METHOD),
-            host: read(fields.host, SERVER_ADDRESS, HTTP_HOST),
-            lambda_arn,
-        }
+        let method = if fields.method { either(span, at(METHOD), at(HTTP_METHOD)) } else { Field::Absent };
+        let host = if fields.host { either(span, at(SERVER_ADDRESS), at(HTTP_HOST)) } else { Field::Absent };
+        Request { url_path, method, host, lambda_arn }
     }
+}
+
+/// The attribute under its new name when the span has it (whatever its value), else the old.
+#[inline]
+fn either<S: SpanView + ?Sized>(span: &S, new: usize, old: usize) -> Field<'_> {
+    field(span.attribute(new).or_else(|| span.attribute(old)))
 }
 
 /// The path of `scheme://host[:port][/path][;params][?query][#fragment]`

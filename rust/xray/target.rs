@@ -53,7 +53,8 @@ impl Target {
     #[inline]
     pub(super) fn take(&self, now: &Moment) -> bool {
         match &self.reservoir {
-            Some(bucket) => now.wall() < self.reservoir_until && bucket.try_take(now.monotonic()),
+            // The wall clock is read only when the bucket has a token to give.
+            Some(bucket) => bucket.try_take_if(now.monotonic(), || now.wall() < self.reservoir_until),
             None => false,
         }
     }

@@ -246,6 +246,24 @@ def test_large_and_non_dict_attribute_mappings_are_read():
     assert sampler.explain("s", MappingProxyType({"payment.amount": 50}))["rule"] == "big"
 
 
+def test_attribute_values_read_are_neither_leaked_nor_over_released():
+    """Each value a rule looks up is held for the call and released after it,
+    whether read once, read by several rules, absent, or from a non-dict mapping."""
+    import sys
+    from types import MappingProxyType
+
+    sampler = RuleSampler(**seed_policy())
+    amount, route, tier = 10**30, "/".join(["api", "payments"]), "".join(["gol", "d"])
+    attrs = {"payment.amount": amount, "http.route": route, "user.tier": tier}
+    mappings = (attrs, MappingProxyType(attrs), {"http.route": route})
+    before = [sys.getrefcount(value) for value in (amount, route, tier)]
+    for mapping in mappings:
+        for trace_id in range(2000):
+            sampler.should_sample(None, trace_id, "s", None, mapping)
+            sampler.explain("s", mapping)
+    assert [sys.getrefcount(value) for value in (amount, route, tier)] == before
+
+
 def test_per_rule_stats_are_exact_under_threads():
     sampler = RuleSampler(**seed_policy())
     routes = ["/api/payment", "/api/order", "/x"]
