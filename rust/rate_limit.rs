@@ -171,8 +171,8 @@ impl TokenBucket {
     }
 
     /// Take one token at `now` if there is one and `allowed()` says so (asked
-    /// only then, at most once). Refusals are not counted: for a bucket whose
-    /// owner keeps its own counts.
+    /// at most once, and for a local bucket only when it has a token to give).
+    /// Refusals are not counted: for a bucket whose owner keeps its own counts.
     #[inline]
     pub fn try_take_if(&self, now: f64, allowed: impl FnOnce() -> bool) -> bool {
         self.take(now, allowed, false)

@@ -156,7 +156,7 @@ impl SpanView for PySpanView<'_, '_> {
     #[inline]
     fn attribute(&self, key: usize) -> Option<AttrValue<'_>> {
         let held = self.held(key)?;
-        // SAFETY: a string's slice points into a value the slot keeps alive.
+        // SAFETY: a string's slice points into a value the view keeps alive.
         Some(unsafe { convert(&held).value() })
     }
 

@@ -204,7 +204,6 @@ impl NativeSampler {
         let calls = ForeignCalls::new(py, &parts.foreign, parent_context, name, kind, attributes, links, trace_state);
         let root = input.facts.parent.is_none();
         let span = PySpanView::new(api, name, kind, attributes, root, &self.keys).with_foreign(&calls);
-
         let intent = tree.intent(&input.facts, &span, &Moment::new(self.core.clock()));
         py_clock::interrupted()?;
         let threshold = intent.threshold.map_or(-1, i128::from);

@@ -70,7 +70,6 @@ impl NativeSampler {
             self.core.decide(&input.facts, &BareSpan { name, root })
         } else {
             let span = PySpanView::new(api, name, kind, attributes, root, &self.keys);
-
             self.core.decide(&input.facts, &span)
         };
         py_clock::interrupted()?;
@@ -102,7 +101,6 @@ impl NativeSampler {
             return Err(PyTypeError::new_err("explain() needs a rule-based sampler"));
         };
         let span = PySpanView::new(api, name, kind, attributes, root, &self.keys);
-
         let reading = match now {
             Some(t) => Arc::new(FixedClock(t)) as Arc<dyn Clock>,
             None => self.clock.clone().map_or_else(|| Arc::new(crate::clock::SystemClock) as Arc<dyn Clock>, |c| c as Arc<dyn Clock>),
@@ -146,7 +144,6 @@ impl NativeSampler {
     ) -> PyResult<Bound<'py, PyDict>> {
         let api = OtelApi::get(py)?;
         let span = PySpanView::new(api, name, kind, attributes, !parent, &self.keys);
-
         let fixed = now.map(FixedClock);
         let reading: &dyn Clock = match &fixed {
             Some(fixed) => fixed,
@@ -228,7 +225,6 @@ impl NativeSampler {
         let calls = ForeignCalls::new(py, &parts.foreign, parent_context, name, kind, attributes, links, trace_state);
         let root = input.facts.parent.is_none();
         let span = PySpanView::new(api, name, kind, attributes, root, &self.keys).with_foreign(&calls);
-
         let decision = self.core.decide(&input.facts, &span);
         if calls.failures() > 0 {
             self.core.counters().record_input_error();

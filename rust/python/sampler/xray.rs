@@ -130,7 +130,6 @@ impl NativeSampler {
         let empty = pyo3::types::PyString::new(py, "");
         let name = name.unwrap_or(empty.as_any());
         let span = PySpanView::new(api, name, None, attributes, true, &self.keys);
-
         let clock = self.clock.clone().map_or_else(|| Arc::new(SystemClock) as Arc<dyn Clock>, |c| c as Arc<dyn Clock>);
         let table = xray.table();
         let choice = xray.choose(&table, &span, &Moment::new(&*clock), self.xray_plan(pipeline)?.xray_keys_at());
