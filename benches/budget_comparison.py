@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 
 from tracesieve import BudgetSampler
 from tracesieve.reference import SeedCostAwareSampler
@@ -58,21 +57,19 @@ def main(argv) -> int:
     parser.add_argument("--budget", type=int, default=10_000, help="spans per month (default 10000)")
     args = parser.parse_args(argv)
     print(f"Budget {args.budget:,} spans for January 2026 (744 hours); daily traffic wave.\n")
-    header = f"{'demand':28} {'pacer':10} {'used':>7} {'blind hours':>12} {'ran out on day':>15} {'seconds':>8}"
+    header = f"{'demand':28} {'pacer':10} {'used':>7} {'blind hours':>12} {'ran out on day':>15}"
     print(header)
     print("-" * len(header))
     for label, demand, spike in SCENARIOS:
         for name, run in (("tutorial", seed), ("tracesieve", ours)):
-            started = time.perf_counter()
             result = run(args.budget, demand, spike)
-            elapsed = time.perf_counter() - started
             if result.exhausted_at_hour is None:
                 day = "-"
             elif result.exhausted_at_hour >= len(result.kept_by_hour):
                 day = "last hour"
             else:
                 day = f"{result.exhausted_day:.1f}"
-            print(f"{label:28} {name:10} {result.utilisation:>7.1%} {result.blind_hours:>12} {day:>15} {elapsed:>8.1f}")
+            print(f"{label:28} {name:10} {result.utilisation:>7.1%} {result.blind_hours:>12} {day:>15}")
     return 0
 
 

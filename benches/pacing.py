@@ -1,10 +1,11 @@
 """Budget pacing under what production does to it: the table in docs/pacing.md.
 
-    python benches/pacing.py            # every case, a month each (about a minute)
+    python benches/pacing.py            # every case, a month each (about a minute and a half)
     python benches/pacing.py --case "10x demand"
 
 Each case runs a real budget pipeline (tracesieve.testing.run_pacing) on a
-simulated clock; the test suite asserts each case's target (tests/test_pacing.py).
+simulated clock; the test suite asserts each case's target and checks the docs'
+table against this output (tests/test_pacing.py).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from tracesieve.testing import pacing_cases, run_pacing
+from tracesieve.testing import pacing_cases, pacing_table, run_pacing
 
 
 def main(argv: list) -> int:
@@ -24,13 +25,7 @@ def main(argv: list) -> int:
     unknown = [name for name in chosen if name not in cases]
     if unknown:
         parser.error(f"unknown case {unknown[0]!r}; expected one of: {', '.join(cases)}")
-    print(f"{'case':58} {'budget':>8} {'kept':>8} {'used':>7} {'blind h':>8} {'worst excess':>13} {'burst':>6}")
-    for name in chosen:
-        result = run_pacing(cases[name])
-        print(
-            f"{name:58} {result.case.budget:>8,} {result.kept:>8,} {result.used:>7.1%} "
-            f"{result.blind_hours:>4} of {result.hours:<3} {result.worst_excess:>+10.1f} {result.burst:>6.0f}"
-        )
+    print(pacing_table([run_pacing(cases[name]) for name in chosen]))
     return 0
 
 

@@ -14,7 +14,13 @@ Per page, in order, in one namespace and a scratch folder that holds
 - ``sh`` blocks are run line by line, except the commands listed in
   ``NOT_RUN_HERE`` (installs, the benchmark suite, a user's own app), for which
   what can be checked is checked: the files and extras they name exist;
-- ``text`` blocks are output, shown for reading.
+- a ``text`` block right after an ``sh`` block (no heading between) is what
+  the commands print: its lines must appear, in order and together, in their
+  output (so an excerpt is fine, a stale figure is not). For the commands in
+  ``VARIES`` (random ids, a server's timing) only the words must match, every
+  number masked; a command in ``NOT_RUN_HERE`` has its output checked where it
+  runs (``benches/pacing.py``: tests/test_pacing.py);
+- other ``text`` blocks are shown for reading.
 
 A block without a language, or with another one, fails the test.
 """
@@ -29,7 +35,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 import pytest
 
@@ -45,6 +51,7 @@ NOT_RUN_HERE = {
     "cargo build --release": "a release build (minutes), for a measurement: the wheels' test builds the release module",
     "for run in": "the full benchmark suite takes minutes; benches run as tests with --benchmark-disable",
     "benches/fleet.py": "takes about a minute; its month and chain runs are tests (test_fleet_month, test_fleet_chain)",
+    "benches/pacing.py": "takes about a minute and a half; tests/test_pacing.py runs every case and checks the table shown",
     "benches/sharing.py": "takes about a minute; its chain run and flood are tests (test_tail_sharing)",
     "benches/retention_memory.py": "takes about a minute; the ring's bound and accounting are tests (test_provider, cargo test ring)",
     "benches/ratios.py": "reads the suite's JSON (tests/test_docs.py checks it on a small file)",
@@ -54,6 +61,13 @@ NOT_RUN_HERE = {
     "OTEL_TRACES_SAMPLER=parentbased_jaeger_remote": "runs the user's own app against a strategy server",
 }
 
+#: Commands whose output moves from run to run, and why: their output blocks
+#: must match word for word with every number masked.
+VARIES = {
+    "examples/shared_tail_two_services.py": "random trace ids decide the 5% head sample",
+    "python try_it.py": "the gunicorn workers draw their own random failures",
+}
+
 
 @dataclass
 class Block:
@@ -61,18 +75,22 @@ class Block:
     title: str
     code: str
     line: int
+    #: How many headings the page has before the block: blocks of one section share it.
+    section: int = 0
 
 
 FENCE = re.compile(r"^```(\S*)(.*)$")
 
 
 def blocks(page: Path) -> List[Block]:
-    found, current, start = [], None, 0
+    found, current, start, section = [], None, 0, 0
     for number, line in enumerate(page.read_text(encoding="utf-8").splitlines(), start=1):
         match = FENCE.match(line.strip()) if line.startswith("```") else None
+        if current is None and line.startswith("#"):
+            section += 1
         if current is None and match:
             title = re.search(r'title="([^"]*)"', match.group(2))
-            current, start = Block(match.group(1), title.group(1) if title else "", "", number), number
+            current, start = Block(match.group(1), title.group(1) if title else "", "", number, section), number
         elif current is not None and line.startswith("```"):
             found.append(current)
             current = None
@@ -107,8 +125,11 @@ def _check_not_run(command: str, where: str) -> None:
         assert f"\n{extra} = [" in (ROOT / "pyproject.toml").read_text(), f"{where}: no extra [{extra}] in pyproject.toml"
 
 
-def _run_shell(block: Block, where: str) -> None:
+def _run_shell(block: Block, where: str) -> Optional[str]:
+    """Run the block's commands; what they printed, or None when one of them
+    is not run here."""
     env = {**os.environ, "PYTHONPATH": str(ROOT / "tests")}
+    printed: Optional[str] = ""
     for command in block.code.splitlines():
         command = command.split("  #")[0].strip()
         if not command or command.startswith("#"):
@@ -116,6 +137,7 @@ def _run_shell(block: Block, where: str) -> None:
         reason = next((why for prefix, why in NOT_RUN_HERE.items() if prefix in command), None)
         if reason is not None:
             _check_not_run(command, where)
+            printed = None
             continue
         if command.startswith("tracesieve "):
             command = f"{shlex.quote(sys.executable)} -m tracesieve {command[len('tracesieve ') :]}"
@@ -123,6 +145,23 @@ def _run_shell(block: Block, where: str) -> None:
             command = f"{shlex.quote(sys.executable)} {command[len('python ') :]}"
         done = subprocess.run(command, shell=True, capture_output=True, text=True, timeout=240, env=env)
         assert done.returncode == 0, f"{where}: {command!r} failed:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}"
+        if printed is not None:
+            printed += done.stdout
+    return printed
+
+
+def _masked(lines: List[str]) -> List[str]:
+    return [" ".join(re.sub(r"\d[\d,.]*", "#", line).split()) for line in lines]
+
+
+def _check_output(shown: Block, printed: str, commands: str, where: str) -> None:
+    """``shown``'s lines appear, in order and together, in ``printed``."""
+    expected = [line.rstrip() for line in shown.code.strip("\n").splitlines()]
+    actual = [line.rstrip() for line in printed.splitlines()]
+    if any(command in commands for command in VARIES):
+        expected, actual = _masked(expected), _masked(actual)
+    runs = (actual[i : i + len(expected)] for i in range(len(actual) - len(expected) + 1))
+    assert expected in runs, f"{where}: the output shown is not what the commands print now:\n" + "\n".join(actual)
 
 
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
@@ -135,7 +174,8 @@ def test_every_code_block_runs(page, tmp_path, monkeypatch):
     monkeypatch.setenv("OTEL_SERVICE_NAME", "checkout")
     namespace: Dict[str, object] = {"__name__": f"docs_{page.stem}"}
     runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
-    for block in found:
+    printed: Optional[str] = None
+    for previous, block in zip([None, *found], found):
         where = f"{page.relative_to(ROOT)}:{block.line}"
         assert block.language in LANGUAGES, f"{where}: a code block needs one of {sorted(LANGUAGES)}, got {block.language!r}"
         if block.language == "python" and re.fullmatch(r"[\w-]+\.py", block.title):
@@ -150,7 +190,10 @@ def test_every_code_block_runs(page, tmp_path, monkeypatch):
         elif block.language in ("toml", "yaml", "json"):
             _run_config(block, where, namespace)
         elif block.language == "sh":
-            _run_shell(block, where)
+            printed = _run_shell(block, where)
+        elif block.language == "text" and previous is not None and previous.language == "sh" and previous.section == block.section:
+            if printed is not None:
+                _check_output(block, printed, previous.code, where)
 
 
 def test_the_readme_stays_a_front_door():

@@ -11,7 +11,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tracesieve.testing import DAY, PacingCase, pacing_cases, run_pacing
+from tracesieve.testing import DAY, PacingCase, pacing_cases, pacing_table, run_pacing
+
+from helpers import ROOT
 
 CASES = pacing_cases()
 
@@ -43,6 +45,14 @@ def test_below_the_budget_everything_is_kept(results):
     result = results("0.5x demand")
     assert result.kept == result.offered
     within_the_line(result)
+
+
+def test_the_docs_table_is_what_every_case_gives(results):
+    """docs/pacing.md shows what ``python benches/pacing.py`` prints; the page's
+    own test does not run the script (a minute and a half), this one compares."""
+    page = (ROOT / "docs" / "pacing.md").read_text(encoding="utf-8")
+    shown = page.split("```text\ncase ", 1)[1].split("```", 1)[0]
+    assert "case " + shown.rstrip("\n") == pacing_table([results(name) for name in CASES])
 
 
 @pytest.mark.parametrize("name", ["2x demand", "10x demand", "100x demand", "10x, 3-span traces", "10x + 20x spike on day 15"])

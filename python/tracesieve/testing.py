@@ -517,3 +517,26 @@ def pacing_cases() -> Dict[str, PacingCase]:
         PacingCase("downstream: callers keep 10x the budget", 10_000, demand=10, downstream=True),
     ]
     return {case.name: case for case in cases}
+
+
+def pacing_table(results: List[PacingResult]) -> str:
+    """The table ``benches/pacing.py`` prints and docs/pacing.md shows: one row
+    per case, each column as wide as its widest cell."""
+    header = ["case", "budget", "kept", "used", "blind h", "worst excess", "burst"]
+    rows = [
+        [
+            result.case.name,
+            f"{result.case.budget:,}",
+            f"{result.kept:,}",
+            f"{result.used:.1%}",
+            f"{result.blind_hours} of {result.hours}",
+            f"{result.worst_excess:+.1f}",
+            f"{result.burst:.0f}",
+        ]
+        for result in results
+    ]
+    widths = [max(len(row[column]) for row in [header, *rows]) for column in range(len(header))]
+    return "\n".join(
+        "  ".join(cell.ljust(width) if column == 0 else cell.rjust(width) for column, (cell, width) in enumerate(zip(row, widths)))
+        for row in [header, *rows]
+    )

@@ -202,16 +202,20 @@ def charts(scenario: Scenario, results: List[Measured], out: Path) -> List[Path]
         fig, ax = plt.subplots(figsize=(10, 4))
         r = boosted[0]
         t0 = scenario.start
-        ax.step([(t - t0) / 60 for t, _ in r.boost], [b for _, b in r.boost], where="post", label="adaptive boost")
+        # Minutes for the short scenarios; a month is drawn per hour, so that its
+        # errors (a few an hour) stay visible and its x axis readable.
+        unit, seconds = ("minute", 60) if scenario.end - scenario.start <= 2 * 86_400 else ("hour", 3600)
+        ax.step([(t - t0) / seconds for t, _ in r.boost], [b for _, b in r.boost], where="post", label="adaptive boost")
         ax.set_ylabel("boost")
-        ax.set_xlabel("minutes")
+        ax.set_xlabel(f"{unit}s")
         twin = ax.twinx()
-        errors = [0] * (int((scenario.end - scenario.start) // 60) + 1)
+        errors = [0] * (int((scenario.end - scenario.start) // seconds) + 1)
         for request in scenario.requests:
             if request.error:
-                errors[int((request.time - t0) // 60)] += 1
-        twin.bar(range(len(errors)), errors, alpha=0.3, color="red", label="errors per minute")
-        twin.set_ylabel("errors per minute")
+                errors[int((request.time - t0) // seconds)] += 1
+        # One filled outline, not a bar per bucket (a month has 44,640 minutes).
+        twin.stairs(errors, range(len(errors) + 1), fill=True, alpha=0.3, color="red", label=f"errors per {unit}")
+        twin.set_ylabel(f"errors per {unit}")
         written.append(_save(plt, fig, "Errors against the adaptive boost", out / f"{scenario.name}-boost.png"))
     return written
 
