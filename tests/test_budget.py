@@ -222,9 +222,13 @@ def test_rule_sampler_inner_and_forced_keeps():
     assert 9 <= sampler.budget_status()["used_spans"] <= 10
     # Business events are kept past the budget unless cap_forced_keeps=True.
     assert sampler.should_sample(None, 7, "x", None, {"business.event": "payment"}).decision.is_sampled()
+    status = sampler.budget_status()
+    assert status["keep_rule_spans"] == 1 and status["keep_rules_capped"] is False
     capped = BudgetSampler(rules, budget=1, period="day", cap_forced_keeps=True)
     capped.should_sample(None, 1, "x")
     assert not capped.should_sample(None, 7, "x", None, {"business.event": "payment"}).decision.is_sampled()
+    status = capped.budget_status()
+    assert status["keep_rule_spans"] == 0 and status["keep_rules_capped"] is True
 
 
 @pytest.mark.parametrize(

@@ -286,6 +286,10 @@ pub struct Status {
     pub burst: f64,
     /// Floor keeps this period counted here.
     pub floor: u64,
+    /// Keep-rule keeps this period, and whether the budget refuses them once
+    /// spent (if not, they are what can take the count past it).
+    pub forced: u64,
+    pub caps_forced: bool,
     /// What a start with no record could spend at once (0: the start was known).
     pub start_allowance: f64,
     /// Per tail class (error, latency, rule): spans kept and refused this period.
@@ -1029,6 +1033,8 @@ impl Pacer {
             allowed: self.allowed(mono),
             burst: self.burst(),
             floor: s.period_floor.load(Relaxed),
+            forced: s.period_forced.load(Relaxed),
+            caps_forced: self.cap_forced,
             start_allowance: s.start_allowance.get(),
             tail_kept: std::array::from_fn(|i| s.period_tail[i].load(Relaxed)),
             tail_refused: std::array::from_fn(|i| s.tail_refused[i].load(Relaxed)),

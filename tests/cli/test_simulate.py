@@ -4,11 +4,14 @@ comparisons, charts."""
 from __future__ import annotations
 
 import json
+import re
 import sys
 
 import pytest
 
 from tracesieve.cli import main
+
+from helpers import ROOT
 
 
 def run_json(capsys, *args) -> dict:
@@ -107,6 +110,24 @@ def test_spike_scenario_and_terminal_report(capsys):
     assert "tracesieve simulate spike" in out
     assert "blind hours (demand but nothing kept): 0 of 24" in out
     assert "error traces kept whole" in out and "decision cost" in out
+    # A service that exported more than its budget says why: the example policy's
+    # keep rules are not capped by it.
+    lines = re.findall(r"^    \w+ +([\d,]+) of ([\d,]+) spans \(([^)]*)\)", out, re.MULTILINE)
+    over = [why for exported, budget, why in lines if int(exported.replace(",", "")) > int(budget.replace(",", ""))]
+    assert over and all("over: keep rules, which the policy does not cap, kept" in why or "within its burst" in why for why in over), lines
+
+
+def test_with_keep_rules_capped_the_spike_stays_within_budget_and_burst(tmp_path, capsys):
+    policy = (ROOT / "examples" / "example_pipeline.toml").read_text()
+    capped = tmp_path / "capped.toml"
+    capped.write_text(policy.replace("[force_keep]", "[force_keep]\ncapped_by_budget = true", 1))
+    assert main(["simulate", "spike", "--requests", "6000", "--approaches", "shared", "--config", str(capped), "--json"]) == 0
+    (result,) = json.loads(capsys.readouterr().out)["results"]
+    budgets = result["budget_by_service"]
+    assert budgets["frontend"]["keep_rule_spans"] > 0, "the business events are the frontend's"
+    for service, budget in budgets.items():
+        assert budget["keep_rules_capped"], service
+        assert budget["exported_spans"] <= budget["budget_spans"] + budget["burst_spans"], (service, budget)
 
 
 def test_charts_or_a_clear_hint(tmp_path, capsys, monkeypatch):

@@ -58,8 +58,8 @@ def terminal(scenario: Scenario, results: List[Measured], seconds: Dict[str, flo
             for service, b in result.budget_by_service.items():
                 refused = ", ".join(f"{kind} {n:,}" for kind, n in b["tail_refused_spans"].items() if n) or "none"
                 lines.append(
-                    f"    {service:9} {b['exported_spans']:>7,} of {b['budget_spans']:,} spans ({b['exported_spans'] / b['budget_spans']:.1%}); "
-                    f"tail keeps refused: {refused}"
+                    f"    {service:9} {b['exported_spans']:>7,} of {b['budget_spans']:,} spans ({b['exported_spans'] / b['budget_spans']:.1%}"
+                    f"{_over(b)}); tail keeps refused: {refused}"
                 )
         elif result.budget:
             b = result.budget
@@ -154,6 +154,17 @@ def as_json(scenario: Scenario, results: List[Measured], seconds: Dict[str, floa
 
 
 PLOT_HINT = "charts need the plot extra: pip install 'tracesieve[plot]'"
+
+
+def _over(budget: Dict[str, Any]) -> str:
+    """Why a service exported more than its budget, when it did: keep rules the
+    policy leaves uncapped, or the burst above the line."""
+    over = budget["exported_spans"] - budget["budget_spans"]
+    if over <= 0:
+        return ""
+    if not budget["keep_rules_capped"] and budget["keep_rule_spans"]:
+        return f", {over:,} over: keep rules, which the policy does not cap, kept {budget['keep_rule_spans']:,}"
+    return f", {over:,} over, within its burst of {budget['burst_spans']:.0f}"
 
 
 def charts(scenario: Scenario, results: List[Measured], out: Path) -> List[Path]:

@@ -352,6 +352,8 @@ def measure(
             "counted_spans": status["used_spans"],
             "burst_spans": status["burst_spans"],
             "tail_refused_spans": refused,
+            "keep_rule_spans": status["keep_rule_spans"],
+            "keep_rules_capped": status["keep_rules_capped"],
         }
     frontend = {tid for tid, services in by_trace.items() if SERVICES[0] in services}
     orphans = sum(1 for tid, services in by_trace.items() if tid not in frontend)

@@ -120,6 +120,8 @@ impl NativeSampler {
         out.set_item("allowed_spans", status.allowed)?;
         out.set_item("burst_spans", status.burst)?;
         out.set_item("floor_spans", status.floor)?;
+        out.set_item("keep_rule_spans", status.forced)?;
+        out.set_item("keep_rules_capped", status.caps_forced)?;
         out.set_item("start_allowance", status.start_allowance)?;
         let classes = crate::budget::pacer::TailClass::ALL;
         let tail = PyDict::new(py);
