@@ -81,6 +81,15 @@ def test_a_month_at_ten_times_the_budget_exports_within_it_and_keeps_every_error
     assert ours["floor_kept"] > 0 and ours["unweighted"] == 0
 
 
+def test_a_third_of_the_traffic_still_covers_every_hour(capsys):
+    """docs/pacing.md: keep rules and the tail take most of a small budget, and
+    every hour stays covered down to 20,000 requests a month."""
+    ours = run_json(capsys, "month", "--approaches", "shared", "--requests", "20000")["results"][0]
+    assert ours["blind_hours"] == 0
+    frontend = ours["budget_by_service"]["frontend"]
+    assert frontend["keep_rule_spans"] >= 0.15 * frontend["budget_spans"], frontend
+
+
 @pytest.mark.parametrize("propagation", ["0", "0.5"])
 def test_errors_starting_in_the_leaf_are_whole_only_when_decisions_are_shared(capsys, propagation):
     data = run_json(capsys, "traffic", "--requests", "6000", "--propagation", propagation)
