@@ -158,13 +158,13 @@ PLOT_HINT = "charts need the plot extra: pip install 'tracesieve[plot]'"
 
 def _over(budget: Dict[str, Any]) -> str:
     """Why a service exported more than its budget, when it did: keep rules the
-    policy leaves uncapped, or the burst above the line."""
+    policy leaves uncapped, else the burst it may run above the line."""
     over = budget["exported_spans"] - budget["budget_spans"]
     if over <= 0:
         return ""
     if not budget["keep_rules_capped"] and budget["keep_rule_spans"]:
         return f", {over:,} over: keep rules, which the policy does not cap, kept {budget['keep_rule_spans']:,}"
-    return f", {over:,} over, within its burst of {budget['burst_spans']:.0f}"
+    return f", {over:,} over; its burst is {budget['burst_spans']:.0f}"
 
 
 def charts(scenario: Scenario, results: List[Measured], out: Path) -> List[Path]:
