@@ -55,7 +55,7 @@ NOT_RUN_HERE = {
     "benches/sharing.py": "takes about a minute; its chain run and flood are tests (test_tail_sharing)",
     "benches/retention_memory.py": "takes about a minute; the ring's bound and accounting are tests (test_provider, cargo test ring)",
     "benches/ratios.py": "reads the suite's JSON (tests/test_docs.py checks it on a small file)",
-    "opentelemetry-instrument": "runs the user's own app.py",
+    "opentelemetry-instrument": "runs the user's own app.py (tests/test_entry_points.py runs it on an app of its own)",
     "mkdocs serve": "serves the docs until stopped",
     "gunicorn ": "runs the user's own app under a pre-fork server",
     "OTEL_TRACES_SAMPLER=parentbased_jaeger_remote": "runs the user's own app against a strategy server",
@@ -221,3 +221,34 @@ def test_the_ratio_script_reads_benchmark_json(tmp_path):
     path.write_text(json.dumps(data))
     out = subprocess.run([sys.executable, str(ROOT / "benches" / "ratios.py"), str(path)], capture_output=True, text=True, check=True)
     assert "1000 ns/call" in out.stdout and "0.20x" in out.stdout
+
+
+#: A benchmark command as the docs and the benches' docstrings give it.
+BENCH_COMMAND = re.compile(r"pytest ([^`;|\n]*--benchmark-only[^`;|\n]*)")
+
+
+def test_every_benchmark_command_given_measures(tmp_path):
+    """Each way the pages and docstrings say to measure (README, docs, benches/*.py) runs as
+    written on top of pyproject's ``--benchmark-disable``, then benches/ratios.py reads what
+    it wrote; one quick benchmark file stands in for the paths, with one round each."""
+    sources = [*PAGES, *sorted((ROOT / "benches").glob("*.py"))]
+    flag_sets = set()
+    for source in sources:
+        for arguments in BENCH_COMMAND.findall(source.read_text(encoding="utf-8")):
+            flags = [word for word in shlex.split(arguments) if word.startswith("-")]
+            for flag in flags:
+                # Written where the reader stands: a directory of its own would have to exist.
+                assert not flag.startswith("--benchmark-json") or re.fullmatch(r"--benchmark-json=[\w.$-]+", flag), f"{source.name}: {flag}"
+            flag_sets.add(tuple("--benchmark-json" if flag.startswith("--benchmark-json") else flag for flag in flags))
+    assert ("--benchmark-only",) in flag_sets and len(flag_sets) >= 3, flag_sets
+    quick = ["--benchmark-min-rounds=1", "--benchmark-max-time=0", "--benchmark-warmup=off", "-p", "no:cacheprovider"]
+    for number, flags in enumerate(sorted(flag_sets)):
+        output = tmp_path / f"bench-{number}.json"
+        given = [f"--benchmark-json={output}" if flag == "--benchmark-json" else flag for flag in flags]
+        command = [sys.executable, "-m", "pytest", "benches/test_budget_speed.py", *given, *quick]
+        run = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
+        assert run.returncode == 0 and "passed" in run.stdout, f"{shlex.join(command)}\n{run.stdout[-2000:]}{run.stderr[-2000:]}"
+        assert "Name (time in" in run.stdout, f"{flags}: nothing was measured"
+        if "--benchmark-json" in flags:
+            ratios = subprocess.run([sys.executable, "benches/ratios.py", str(output)], cwd=ROOT, capture_output=True, text=True)
+            assert ratios.returncode == 0 and "ns/call" in ratios.stdout, ratios.stdout + ratios.stderr

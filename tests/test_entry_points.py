@@ -1,9 +1,12 @@
-"""Zero-code configuration through the SDK's own configurator."""
+"""Zero-code configuration through the SDK's own configurator, and through `opentelemetry-instrument`."""
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import re
+import shutil
 import subprocess
 import sys
 from importlib.metadata import entry_points
@@ -14,6 +17,8 @@ from opentelemetry.sdk.trace.sampling import Sampler
 
 from tracesieve import ProbabilitySampler, TraceIdRatioSampler
 from tracesieve.entry_points import probability_from_arg
+
+from helpers import ROOT
 
 NAMES = {"tracesieve_probability": ProbabilitySampler, "tracesieve_traceidratio": TraceIdRatioSampler}
 
@@ -106,3 +111,54 @@ def test_the_sdk_configurator_gets_the_conservative_fallback_and_an_error(tmp_pa
     assert done.stdout.strip() == expected
     assert "ERROR:tracesieve.config" in done.stderr and logged in done.stderr
     assert "Couldn't recognize sampler" not in done.stderr
+
+
+INSTRUMENTED_APP = """
+from opentelemetry import trace
+tracer = trace.get_tracer("app")
+with tracer.start_as_current_span("charge", attributes={"business.event": "payment", "payment.amount": 25}):
+    pass
+for _ in range(200):
+    with tracer.start_as_current_span("GET /api/health", attributes={"http.route": "/api/health"}):
+        pass
+provider = trace.get_tracer_provider()
+provider.force_flush()
+print("sampler:", provider.sampler.get_description())
+print("processors:", sorted(type(p).__name__ for p in provider._active_span_processor._span_processors))
+"""
+
+
+@pytest.mark.parametrize(
+    "sampler,arg,description,health_kept",
+    [
+        ("tracesieve", "example_pipeline.toml", "PipelineSampler{force_keep,adaptive,rules,budget}", range(21)),
+        ("tracesieve_probability", "1", "ProbabilitySampler{1}", range(200, 201)),
+    ],
+)
+def test_opentelemetry_instrument_runs_our_samplers(tmp_path, sampler, arg, description, health_kept):
+    """The command the docs give, `opentelemetry-instrument python app.py` with the distro's
+    configurator, end to end: the sampler it builds, what the console exporter prints, and
+    (for a pipeline with an adaptive stage) the error-window processor it adds."""
+    (tmp_path / "app.py").write_text(INSTRUMENTED_APP)
+    argument = str(ROOT / "examples" / arg) if arg.endswith(".toml") else arg
+    env = {
+        **os.environ,
+        "OTEL_TRACES_SAMPLER": sampler,
+        "OTEL_TRACES_SAMPLER_ARG": argument,
+        "OTEL_TRACES_EXPORTER": "console",
+        "OTEL_METRICS_EXPORTER": "none",
+        "OTEL_LOGS_EXPORTER": "none",
+        "TRACESIEVE_STATE_DIR": str(tmp_path / "state"),
+    }
+    instrument = shutil.which("opentelemetry-instrument")
+    assert instrument, "opentelemetry-instrument comes with the test extras (opentelemetry-distro)"
+    done = subprocess.run([instrument, sys.executable, "app.py"], cwd=tmp_path, capture_output=True, text=True, env=env, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert f"sampler: {description}" in done.stdout, done.stdout[-2000:] + done.stderr
+    spans = [json.loads(text) for text in re.findall(r"^\{\n.*?^\}$", done.stdout, flags=re.S | re.M)]
+    charges = [span for span in spans if span["name"] == "charge"]
+    assert len(charges) == 1 and charges[0]["context"]["trace_state"] == "['{key=ot, value=th:0}']"
+    assert len([span for span in spans if span["name"] == "GET /api/health"]) in health_kept
+    if sampler == "tracesieve":
+        assert charges[0]["attributes"]["tracesieve.rule"] == "payment"
+        assert "processors: ['BatchSpanProcessor', 'ErrorWindowProcessor']" in done.stdout
