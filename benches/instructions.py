@@ -62,7 +62,9 @@ def counted(workload: str, batches: int) -> int:
         ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable, __file__, "--loop", workload, str(batches)],
         capture_output=True,
         text=True,
-        env={"PYTHONHASHSEED": "0", "PATH": "/usr/bin:/bin"},
+        # Both runs compile or both read the same bytecode: a first run writing .pyc files
+        # would count the compilation in one of the two and skew the difference.
+        env={"PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1", "PATH": "/usr/bin:/bin"},
         check=True,
     )
     line = next(line for line in run.stderr.splitlines() if "Collected" in line)
