@@ -15,6 +15,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from tracesieve import BudgetSampler, ConfigError, ProbabilitySampler, RuleSampler, _core
 from tracesieve.cli.ids import SeededIds
+from tracesieve.state import ESTIMATES
 from tracesieve.testing import SimClock, month_start, run_month
 
 from helpers import ot_value
@@ -203,11 +204,17 @@ def test_spending_survives_a_restart_and_bad_state_is_ignored(tmp_path, caplog):
             json.dumps({**saved, "used_spans": 2**70}),
             "[" * 100_000 + "]" * 100_000,
             json.dumps({**saved, "used_spans": 5000, "budget_spans": 1000}),
+            # Found by fuzzing: integers no float can hold raised OverflowError from the constructor.
+            json.dumps({**saved, "period_start": 10**400}),
+            json.dumps({**saved, "saved_at": -(10**400)}),
+            json.dumps({**saved, "estimates": dict.fromkeys(ESTIMATES, 10**400)}),
+            json.dumps({**saved, "period_start": 0}).replace('"period_start": 0', '"period_start": ' + "9" * 5000),
         ]:
             path.write_text(content)
             fresh = BudgetSampler(1.0, budget=1000, clock=clock, state_path=path).budget_status()
             assert fresh["used_spans"] == fresh["assumed_spans"], "nothing restored: only the calendar's share assumed"
-    assert caplog.text.count("ignoring") == 9
+    assert caplog.text.count("ignoring") == 13
+    assert "period_start (an integer of about 401 digits) is not a time" in caplog.text
     assert "used_spans 5000 is more than the file's own budget of 1000" in caplog.text
 
 

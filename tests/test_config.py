@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import json
 import time
+from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tracesieve import ConfigError, from_config, load_config
 
@@ -132,3 +135,86 @@ def test_a_document_built_in_code_cannot_expand_without_bound():
         shared = [shared] * 10  # ten billion values, in a few kilobytes
     with pytest.raises(ConfigError, match="more than 1000000 values"):
         from_config({"rules": {"default_rate": 0.5, "rules": [{"match": {"a": {"in": shared}}, "rate": 1.0}]}})
+
+
+HUGE = "9" * 5000  # past Python's 4,300-digit limit on reading an integer
+
+
+@pytest.mark.parametrize(
+    "name,text,message",
+    [
+        # A \ud800 escape is legal YAML and JSON, but no text: it cannot reach the native parser.
+        ("surrogate.yaml", 'force_keep: "\\ud800\\udc00"\n', r"force_keep: '\\ud800\\udc00' is not valid text"),
+        ("surrogate.json", '{"probability": {"\\ud800": 1}}', r"probability: '\\ud800' is not valid text"),
+        (
+            "surrogate-rule.yaml",
+            'rules:\n  default_rate: 0.1\n  rules: [{name: "\\udfff", route: /x, rate: 1}]\n',
+            r"rules\.rules\[0\]\.name: '\\udfff' is not valid text",
+        ),
+        ("digits.toml", f"[probability]\nrate = {HUGE}\n", "unreadable value: a number of more than 4,300 digits"),
+        ("digits.yaml", f"probability:\n  rate: {HUGE}\n", "unreadable value: a number of more than 4,300 digits"),
+        ("digits.json", f'{{"probability": {{"rate": {HUGE}}}}}', "unreadable value: a number of more than 4,300 digits"),
+        ("date.yaml", "probability: {rate: 0.5}\nname: 2001-13-45\n", "unreadable value: month must be in 1..12"),
+        (
+            "float.json",
+            '{"probability": {"rate": 1' + "0" * 400 + "}}",
+            r"probability\.rate: 1000000000.*\(401 characters\) is out of range",
+        ),
+    ],
+)
+def test_text_and_numbers_no_parser_refuses_are_config_errors(tmp_path, name, text, message):
+    """Found by fuzzing from_config with random documents: each of these escaped as a
+    UnicodeEncodeError or a ValueError instead of the one error type, naming the file."""
+    with pytest.raises(ConfigError, match=message) as raised:
+        from_config(write(tmp_path / name, text))
+    assert str(raised.value).startswith(str(tmp_path / name))
+
+
+def test_a_document_built_in_code_with_no_text_is_a_config_error():
+    with pytest.raises(ConfigError, match=r"force_keep\.rules\[0\]\.name: '\\ud800' is not valid text"):
+        from_config({"force_keep": {"rules": [{"name": "\ud800", "match": {"a": "b"}}]}})
+    with pytest.raises(ConfigError, match=r"probability\.rate: .* is out of range; expected a number within"):
+        from_config({"probability": {"rate": 10**400}})
+
+
+#: Keys the loaders know, so random documents reach past the first unknown key.
+FUZZ_KEYS = [
+    *("force_keep", "adaptive", "rules", "probability", "budget", "rate_limit", "record_rule", "precision", "defer", "store"),
+    *("default_rate", "rate", "name", "match", "route", "multipliers", "attribute", "factors", "schedule", "timezone"),
+    *("windows", "start", "end", "factor", "error_steps", "slow_threshold", "cost_per_span", "period", "downstream"),
+    *("traces_per_second", "burst", "in", "exists", ">", "action", "tracer_provider", "sampler", "parent_based", "root"),
+    *("composite/development", "always_on", "trace_id_ratio_based", "ratio", "rule_based", "attribute_values", "key", "values"),
+]
+FUZZ_SCALARS = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-5, 10**20),
+    st.integers(10**300, 10**400),
+    st.floats(allow_nan=True),
+    st.text(max_size=8),  # surrogates included
+    st.sampled_from(["month", "UTC", "/api/x", "keep", "memory", "pace", "0.5"]),
+)
+FUZZ_DOCUMENTS = st.dictionaries(
+    st.sampled_from(FUZZ_KEYS),
+    st.recursive(FUZZ_SCALARS, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.sampled_from(FUZZ_KEYS), inner, max_size=4)),
+    max_size=4,
+)
+
+
+@settings(max_examples=400, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+@given(document=FUZZ_DOCUMENTS, form=st.sampled_from(["dict", "json", "yaml"]))
+def test_any_document_builds_a_sampler_or_is_a_config_error(tmp_path_factory, document, form):
+    """The law the fuzzing above broke: whatever the document, from_config builds a sampler
+    that decides, or raises ConfigError; never another error."""
+    source: Any = document
+    if form != "dict":
+        source = tmp_path_factory.mktemp("fuzz") / f"policy.{form}"
+        source.write_text(json.dumps(document), encoding="utf-8")  # JSON is YAML too
+    try:
+        sampler = from_config(source)
+    except ConfigError:
+        return
+    try:
+        assert sampler.should_sample(None, 0x5F3759DF, "GET /api/x", None, {"http.route": "/api/x"}).decision is not None
+    finally:
+        getattr(sampler, "close", lambda: None)()

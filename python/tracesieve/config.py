@@ -183,8 +183,9 @@ def load_config(source: Source, *, substitute_env: bool = False) -> Dict[str, An
 
     Raises :class:`ConfigError`, naming the file, for a missing or unreadable
     file, a file over 4 MiB, malformed text, nesting deeper than 32 levels, a
-    document that expands to more than a million values (YAML aliases), an
-    empty document, or a top level that is not a table.
+    document that expands to more than a million values (YAML aliases), a value
+    no parser reads (an integer of more than 4,300 digits, a YAML date that is
+    no date), an empty document, or a top level that is not a table.
     """
     if isinstance(source, Mapping):
         return dict(source)
@@ -204,6 +205,13 @@ def load_config(source: Source, *, substitute_env: bool = False) -> Dict[str, An
             raise ConfigError(f"{path}: unknown file type {suffix or '(none)'!r}; expected .toml, .yaml, .yml or .json")
     except RecursionError:
         raise ConfigError(f"{path}: nested too deeply; expected at most {MAX_DEPTH} levels") from None
+    except ConfigError:
+        raise
+    except ValueError as error:
+        # What the parsers' own errors miss: a YAML date that is no date (2001-13-45),
+        # or an integer of more than 4,300 digits (Python's limit), in any format.
+        problem = "a number of more than 4,300 digits" if "integer string conversion" in str(error) else str(error)
+        raise ConfigError(f"{path}: unreadable value: {problem}; expected a configuration's numbers, text and tables") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a table of stages and settings at the top level, got {type(data).__name__}")
     if not data:

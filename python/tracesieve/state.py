@@ -210,17 +210,34 @@ def _validate(data: Any, current: Dict[str, Any]) -> Optional[str]:
         return f"budget_spans {budget!r} is not a budget"
     if used > budget:
         return f"used_spans {used} is more than the file's own budget of {budget}"
-    if isinstance(start, bool) or not isinstance(start, (int, float)) or not math.isfinite(start):
-        return f"period_start {start!r} is not a time"
+    if not _finite(start):
+        return f"period_start {_shown(start)} is not a time"
     saved_at = data.get("saved_at", 0.0)
-    if isinstance(saved_at, bool) or not isinstance(saved_at, (int, float)) or not math.isfinite(saved_at):
-        return f"saved_at {saved_at!r} is not a time"
+    if not _finite(saved_at):
+        return f"saved_at {_shown(saved_at)} is not a time"
     estimates = data.get("estimates")
     if estimates is not None:
         if not isinstance(estimates, dict) or set(estimates) != set(ESTIMATES):
             return f"estimates {estimates!r} are not pacing estimates"
         for key in ESTIMATES:
             value = estimates[key]
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-                return f"estimates.{key} {value!r} is not a rate"
+            if not _finite(value) or value < 0:
+                return f"estimates.{key} {_shown(value)} is not a rate"
     return None
+
+
+def _finite(value: Any) -> bool:
+    """A JSON number a float can hold: an integer of hundreds of digits is none."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, int) and value.bit_length() > 128:
+        return f"(an integer of about {int(value.bit_length() * math.log10(2)) + 1} digits)"
+    text = repr(value)
+    return text if len(text) <= 80 else text[:80] + "..."

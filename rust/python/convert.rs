@@ -60,14 +60,14 @@ fn convert(value: &Bound<'_, PyAny>, path: &Path, depth: usize, budget: &mut usi
     if value.is_instance_of::<PyInt>() {
         return match value.extract::<i64>() {
             Ok(i) => Ok(Data::Int(i)),
-            Err(_) => Ok(Data::Float(value.extract::<f64>()?)),
+            Err(_) => value.extract::<f64>().map(Data::Float).map_err(|_| out_of_range(value, path)),
         };
     }
     if value.is_instance_of::<PyFloat>() {
         return Ok(Data::Float(value.extract::<f64>()?));
     }
     if let Ok(s) = value.cast::<PyString>() {
-        return Ok(Data::Str(s.to_str()?.to_owned()));
+        return Ok(Data::Str(text(s, path)?));
     }
     if let Ok(dict) = value.cast::<PyDict>() {
         let mut entries = Vec::with_capacity(dict.len());
@@ -80,7 +80,7 @@ fn convert(value: &Bound<'_, PyAny>, path: &Path, depth: usize, budget: &mut usi
                     key.repr()?
                 )));
             };
-            let key = key.to_str()?.to_owned();
+            let key = text(key, path)?;
             let item = convert(&item, &path.member(&key), depth + 1, budget)?;
             entries.push((key, item));
         }
@@ -95,11 +95,33 @@ fn convert(value: &Bound<'_, PyAny>, path: &Path, depth: usize, budget: &mut usi
     }
     // Other real numbers (Fraction, Decimal, numpy scalars) by their float value.
     if value.hasattr("__float__")? && !value.hasattr("__len__")? {
-        return Ok(Data::Float(value.extract::<f64>()?));
+        return value.extract::<f64>().map(Data::Float).map_err(|_| out_of_range(value, path));
     }
     Err(config_message(format!(
         "{}: {} values are not plain data; expected a dict, list, string, number, boolean or None",
         path.as_str(),
         value.get_type().name()?
     )))
+}
+
+/// A string as UTF-8; Python text that has none (an unpaired surrogate, which a
+/// YAML or JSON `\ud800` escape produces) is a configuration error, not a crash.
+fn text(s: &Bound<'_, PyString>, path: &Path) -> PyResult<String> {
+    match s.to_str() {
+        Ok(text) => Ok(text.to_owned()),
+        Err(_) => Err(config_message(format!(
+            "{}: {} is not valid text (an unpaired UTF-16 surrogate, such as a lone \\ud800 escape); expected Unicode text",
+            path.as_str(),
+            s.repr()?
+        ))),
+    }
+}
+
+/// A number no float can hold (an integer of hundreds of digits).
+fn out_of_range(value: &Bound<'_, PyAny>, path: &Path) -> PyErr {
+    // Python refuses to print integers of more than 4,300 digits.
+    let shown = value.repr().map(|r| r.to_string()).unwrap_or_else(|_| "a number too long to print".into());
+    let length = shown.chars().count();
+    let shown = if length > 40 { format!("{}... ({length} characters)", shown.chars().take(40).collect::<String>()) } else { shown };
+    config_message(format!("{}: {shown} is out of range; expected a number within ±1.7e308", path.as_str()))
 }
