@@ -5,7 +5,9 @@ the field, the value and what would be valid."""
 from __future__ import annotations
 
 import math
-from typing import Any
+import os
+from collections.abc import Mapping
+from typing import Any, Dict, List, Optional
 
 from tracesieve._core import ConfigError
 
@@ -26,9 +28,22 @@ def check_seconds(name: str, value: Any, *, minimum: float = 0.0, inclusive: boo
     bound = f">= {minimum:g}" if inclusive else f"> {minimum:g}"
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ConfigError(f"{name}: expected a number of seconds {bound}, got {_shown(value)}")
-    if not math.isfinite(value) or value < minimum or (not inclusive and value == minimum):
-        raise ConfigError(f"{name}: {value!r} is out of range; expected a number of seconds {bound}")
+    if not _finite(value) or value < minimum or (not inclusive and value == minimum):
+        raise ConfigError(f"{name}: {_number(value)} is out of range; expected a number of seconds {bound}")
     return float(value)
+
+
+def _finite(value: Any) -> bool:
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an integer no float can hold
+        return False
+
+
+def _number(value: Any) -> str:
+    if isinstance(value, int) and value.bit_length() > 128:
+        return f"an integer of about {int(value.bit_length() * math.log10(2)) + 1} digits"
+    return repr(value)
 
 
 def check_count(name: str, value: Any, *, minimum: int = 1) -> int:
@@ -52,4 +67,37 @@ def check_exporter(value: Any) -> Any:
     missing = [name for name in ("export", "shutdown") if not callable(getattr(value, name, None))]
     if missing:
         raise ConfigError(f"exporter: expected a SpanExporter, got {type(value).__name__} (no {missing[0]}())")
+    return value
+
+
+def check_items(name: str, value: Any, kind: type, what: str, one: str) -> List[Any]:
+    """A list or tuple (never a lone string) of ``what``, each ``one`` of type ``kind``."""
+    if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
+        raise ConfigError(f"{name}: expected a list of {what}, got {_shown(value)}")
+    for index, item in enumerate(value):
+        if not isinstance(item, kind):
+            raise ConfigError(f"{name}[{index}]: expected {one}, got {_shown(item)}")
+    return list(value)
+
+
+def check_route_thresholds(value: Any) -> Optional[Dict[Any, Any]]:
+    """None, or a mapping of route to seconds (the native layer checks each pair)."""
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"route_thresholds: expected a mapping of route to seconds, such as {{'/api/search': 0.5}}, got {_shown(value)}")
+    return dict(value)
+
+
+def check_path(name: str, value: Any) -> Any:
+    """A file path: text or an ``os.PathLike``."""
+    if not isinstance(value, (str, os.PathLike)) or not str(os.fspath(value)):
+        raise ConfigError(f"{name}: expected a file path (str or pathlib.Path), got {_shown(value)}")
+    return value
+
+
+def check_seed(value: Any) -> Optional[int]:
+    """None or a whole number, for a reproducible random sequence."""
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+        raise ConfigError(f"seed: expected a whole number or None, got {_shown(value)}")
     return value

@@ -14,7 +14,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 from tracesieve import _core, sharing
 from tracesieve._background import BackgroundThread, reset_after_fork
-from tracesieve._checks import check_flag, check_seconds
+from tracesieve._checks import check_flag, check_items, check_seconds
 
 _logger = logging.getLogger("tracesieve.tail")
 
@@ -83,7 +83,10 @@ class TailWorker:
         self._share_interval = None if share is None else float(share_interval)
         self._judging = judging
         self._budget = budget
-        self._budget_policy = (list(budget_priorities), list(budget_exempt))
+        self._budget_policy = (
+            check_items("budget_priorities", budget_priorities, str, "kinds (error, latency, rule)", "a kind: error, latency or rule"),
+            check_items("budget_exempt", budget_exempt, str, "kinds (error, latency, rule)", "a kind: error, latency or rule"),
+        )
         self._budget_native = None
         self._attach_budget()
         self._fresh_worker_state()

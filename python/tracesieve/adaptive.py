@@ -14,6 +14,7 @@ from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.sdk.trace.sampling import Sampler
 
 from tracesieve import _core, _store
+from tracesieve._checks import check_route_thresholds
 from tracesieve.samplers import _NativeSampler, inner_sampler
 
 __all__ = ["AdaptiveSampler", "ErrorWindowProcessor"]
@@ -54,7 +55,7 @@ class ErrorWindowProcessor(SpanProcessor):
             window=window,
             resolution=resolution,
             slow_threshold=slow_threshold,
-            route_thresholds=None if route_thresholds is None else dict(route_thresholds),
+            route_thresholds=check_route_thresholds(route_thresholds),
             clock=clock,
             store=store,
         )

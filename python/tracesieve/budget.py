@@ -14,7 +14,7 @@ from typing import Any, Callable, Dict, Optional, Union
 from opentelemetry.sdk.trace.sampling import Sampler
 
 from tracesieve import _core, record
-from tracesieve._checks import check_seconds
+from tracesieve._checks import check_path, check_seconds
 from tracesieve.samplers import _NativeSampler, inner_sampler
 from tracesieve.state import StateFile
 
@@ -116,10 +116,12 @@ class BudgetSampler(_NativeSampler):
             trust_incoming,
         )
         self.budget = float(budget)
-        self.cost_per_span = float(cost_per_span)
+        self.cost_per_span = 1.0 if cost_per_span is None else float(cost_per_span)
         self._state: Optional[StateFile] = None
         if state_path is not None:
-            self._state = StateFile(Path(state_path), self, check_seconds("save_interval", save_interval, minimum=0.1))
+            self._state = StateFile(
+                Path(check_path("state_path", state_path)), self, check_seconds("save_interval", save_interval, minimum=0.1)
+            )
 
     def budget_status(self) -> Dict[str, Any]:
         """Budget, used, remaining (in money and spans), percent used, the pacing

@@ -15,7 +15,7 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from tracesieve import _core
 from tracesieve._background import reset_after_fork
-from tracesieve._checks import check_count, check_exporter, check_fraction, check_seconds
+from tracesieve._checks import check_count, check_exporter, check_fraction, check_seconds, check_seed
 from tracesieve.metrics import observe_stats
 
 __all__ = ["DedupSpanExporter", "RetryingSpanExporter"]
@@ -108,7 +108,7 @@ class RetryingSpanExporter(SpanExporter):
         self._max = check_seconds("max_backoff", max_backoff)
         self._jitter = check_fraction("jitter", jitter)
         self._sleep = sleep or time.sleep
-        self._random = random.Random(seed)
+        self._random = random.Random(check_seed(seed))
         self._lock = threading.Lock()
         self._counts: Dict[str, int] = {"batches": 0, "retries": 0, "spans_exported": 0, "spans_given_up": 0}
         self._burst = 0

@@ -20,6 +20,7 @@ from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 from opentelemetry.sdk.util.instrumentation import InstrumentationInfo, InstrumentationScope
 
 from tracesieve import _core, _spans, sharing
+from tracesieve._checks import check_flag
 from tracesieve._tail_worker import Batch, TailWorker, check_budget, share_target
 from tracesieve.adaptive import ErrorWindowProcessor
 from tracesieve.config import Source, load_config
@@ -85,6 +86,34 @@ def _parse_trace_id(trace_id: Union[int, str]) -> int:
     if isinstance(trace_id, bool) or not isinstance(trace_id, int) or not 0 < trace_id < 1 << 128:
         raise ValueError(f"trace_id: expected a non-zero 128-bit trace id, got {trace_id!r}")
     return trace_id
+
+
+def _check_sdk_arguments(
+    sampler: Any, resource: Any, shutdown_on_exit: Any, active_span_processor: Any, id_generator: Any, span_limits: Any
+) -> None:
+    """The SDK provider's own arguments: it takes any value and fails later, at span time
+    (an id generator that is a string raises from ``start_span``), so they are checked here."""
+    from opentelemetry.sdk.resources import Resource
+
+    def needs(name: str, value: Any, what: str, methods: Sequence[str]) -> None:
+        missing = [method for method in methods if not callable(getattr(value, method, None))]
+        if value is not None and missing:
+            raise _core.ConfigError(f"{name}: expected {what}, got {type(value).__name__} {value!r:.60} (no {missing[0]}())")
+
+    needs("sampler", sampler, "an OpenTelemetry Sampler", ("should_sample", "get_description"))
+    needs(
+        "active_span_processor", active_span_processor, "a multi-span processor", ("on_start", "on_end", "shutdown", "add_span_processor")
+    )
+    needs("id_generator", id_generator, "an IdGenerator", ("generate_span_id", "generate_trace_id"))
+    if resource is not None and not isinstance(resource, Resource):
+        raise _core.ConfigError(
+            f"resource: expected an opentelemetry.sdk.resources.Resource, got {type(resource).__name__} {resource!r:.60}"
+        )
+    if span_limits is not None and not isinstance(span_limits, SpanLimits):
+        raise _core.ConfigError(
+            f"span_limits: expected an opentelemetry.sdk.trace.SpanLimits, got {type(span_limits).__name__} {span_limits!r:.60}"
+        )
+    check_flag("shutdown_on_exit", shutdown_on_exit)
 
 
 def _has_budget(sampler: Any) -> bool:
@@ -193,6 +222,7 @@ class TracerProvider(TailWorker, sdk_trace.TracerProvider):
         **sdk_options: Any,
     ):
         # Everything is checked before the SDK's provider registers its exit handler.
+        _check_sdk_arguments(sampler, resource, shutdown_on_exit, active_span_processor, id_generator, span_limits)
         limits = span_limits or SpanLimits()
         if rules is not None and not isinstance(rules, (list, tuple)):
             raise _core.ConfigError(f"rules: expected a list of rules, got {type(rules).__name__}")

@@ -30,7 +30,7 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.trace import SpanContext, TraceFlags
 
 from tracesieve import _core, sharing
-from tracesieve._checks import check_exporter
+from tracesieve._checks import check_exporter, check_items
 from tracesieve._tail_worker import Batch, TailWorker, check_budget, share_target
 from tracesieve.estimate import ADJUSTED_COUNT, threshold_of
 
@@ -142,6 +142,11 @@ class TailSamplingProcessor(TailWorker, SpanProcessor):
         self._exporter = check_exporter(exporter)
         budget = check_budget(budget)
         target = share_target(share, share_interval)
+        rules = (
+            None
+            if rules is None
+            else check_items("rules", rules, Mapping, "rules", "a rule: a mapping such as {'name': ..., 'match': {...}}")
+        )
         # Every setting is checked natively; kept to build a fresh buffer in a forked child.
         self._buffer_settings: Dict[str, Any] = {
             "decision_wait": decision_wait,
