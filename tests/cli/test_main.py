@@ -23,6 +23,8 @@ from helpers import EXAMPLES
         (["simulate", "traffic", "--config", "/nonexistent/sampling.toml"], "no such file"),
         (["check", "/nonexistent/sampling.toml"], "no such file"),
         (["explain", str(EXAMPLES / "example_pipeline.toml"), "--name", "x", "--attr", "novalue"], "--attr: 'novalue' is not KEY=VALUE"),
+        (["simulate", "--approaches", "shared,bogus"], "--approaches: 'shared,bogus': no approach 'bogus'; expected some of shared, tail"),
+        (["simulate", "--approaches", ","], "--approaches: ',': names no approach; expected some of"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_code_2(capsys, argv, message):

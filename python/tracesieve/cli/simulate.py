@@ -159,7 +159,8 @@ def _approaches(args: argparse.Namespace) -> List[str]:
     chosen = ["head"] if args.no_tail else [a.strip() for a in args.approaches.split(",") if a.strip()]
     unknown = [a for a in chosen if a not in APPROACHES]
     if unknown or not chosen:
-        raise UsageError(f"--approaches: {args.approaches!r} names {unknown or 'nothing'}; expected some of {', '.join(APPROACHES)}")
+        problem = f"no approach {', '.join(map(repr, unknown))}" if unknown else "names no approach"
+        raise UsageError(f"--approaches: {args.approaches!r}: {problem}; expected some of {', '.join(APPROACHES)}, comma-separated")
     if args.compare and "naive" not in chosen:
         chosen.append("naive")
     return list(dict.fromkeys(chosen))
