@@ -7,11 +7,16 @@ shapes at the bound that holds for all of them."""
 
 from __future__ import annotations
 
+import calendar
+import datetime
+import random
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tracesieve.testing import DAY, PacingCase, pacing_cases, pacing_table, run_pacing
+from tracesieve import BudgetSampler
+from tracesieve.testing import DAY, PacingCase, SimClock, pacing_cases, pacing_table, run_pacing
 
 from helpers import ROOT
 
@@ -118,11 +123,36 @@ def test_restarts_with_no_record_are_never_dark_and_stay_within_ten_percent(resu
     """Regression: with no record, a restart assumed its predecessor's share and
     burst spent and kept only the floor for an hour: 4,453 of 10,000 spans with a
     restart every 10 minutes, 2 blind hours. Now each start may spend its start
-    allowance at once, so none is dark, and the month stays within 1.10x."""
+    allowance at once, so no hour is blind, and the month stays within 1.10x."""
     result = results("restart every 10 min, no record (memory), 1 req/s")
     within_the_line(result)
     assert result.blind_hours == 0
     assert result.used <= 1.10, result.used
+
+
+@pytest.mark.parametrize("budget", [1_000, 10_000, 100_000])
+def test_a_start_with_no_record_keeps_its_first_span_within_one_span_of_the_line(budget):
+    """What "never dark" means with no record: every hour stays covered, but a start whose
+    allowance is less than a span (budgets under about 90,000 a month) keeps nothing until
+    the line grants a whole span, at most the month's length divided by the budget; from
+    100,000 a month it keeps from its first span. 20 starts at random times, 1 request a second."""
+    rng = random.Random(5)
+    december = calendar.timegm(datetime.datetime(2026, 12, 1).timetuple())
+    one_span = 31 * DAY / budget
+    waits = []
+    for _ in range(20):
+        clock = SimClock(december + rng.uniform(1, 30) * DAY)
+        sampler = BudgetSampler(1.0, budget=budget, store="memory", clock=clock)
+        for second in range(int(one_span) + 2):
+            if sampler.should_sample(None, rng.getrandbits(128), "GET /").decision.is_sampled():
+                waits.append(second)
+                break
+            clock.advance(1.0)
+        else:
+            pytest.fail(f"budget {budget}: nothing kept in the {one_span:.0f} s the line takes to grant a span")
+    assert max(waits) <= one_span
+    if budget >= 100_000:
+        assert max(waits) == 0, waits
 
 
 def test_one_bad_wall_reading_moves_nothing(results):

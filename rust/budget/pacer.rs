@@ -62,7 +62,7 @@ const DAY: f64 = 86_400.0;
 /// A process that starts mid-period with no record of what was spent may
 /// spend at once what the even pace spends in this many seconds (its start
 /// allowance), then what the line grants: each such start can overshoot the
-/// calendar by its allowance at most, and none is dark.
+/// calendar by its allowance at most, and no hour goes blind.
 pub const START_SECONDS: f64 = 30.0;
 /// Seconds after a budget's first start (or a period's) during which a short
 /// burst is kept whole while more than half the burst is free.
@@ -389,8 +389,8 @@ impl Pacer {
     /// and (unless `first`: nobody counted this budget before) that an earlier
     /// process also spent its burst: this start may then spend its start
     /// allowance at once and what the line grants after, so restarts with no
-    /// record overshoot the calendar by one allowance each at most, and none
-    /// is dark.
+    /// record overshoot the calendar by one allowance each at most, and leave
+    /// no hour blind (an allowance under a span waits for the line's next one).
     fn initialise(&self, now: &Moment, period: Bounds, first: bool) {
         let (wall_now, mono) = (now.wall(), now.monotonic());
         let spans = self.budget as f64;

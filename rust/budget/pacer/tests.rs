@@ -152,7 +152,7 @@ fn a_cold_start_spends_a_minute_not_the_month() {
 }
 
 #[test]
-fn restarts_without_a_record_overshoot_by_one_start_allowance_each_at_most_and_are_never_dark() {
+fn restarts_without_a_record_overshoot_by_one_start_allowance_each_at_most_and_leave_no_hour_blind() {
     // A process restarted every ten minutes with no record, at ten times the
     // budget's demand: each assumes its predecessor spent its share and burst,
     // and may spend its start allowance at once.
