@@ -119,7 +119,7 @@ def test_restarts_with_the_host_record_carry_on(results):
     within_the_line(result)
 
 
-def test_restarts_with_no_record_are_never_dark_and_stay_within_ten_percent(results):
+def test_restarts_with_no_record_leave_no_hour_blind_and_stay_within_ten_percent(results):
     """Regression: with no record, a restart assumed its predecessor's share and
     burst spent and kept only the floor for an hour: 4,453 of 10,000 spans with a
     restart every 10 minutes, 2 blind hours. Now each start may spend its start
