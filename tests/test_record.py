@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import random
+import re
 import stat
 import subprocess
 import sys
@@ -57,10 +58,10 @@ def test_the_state_directory_is_made_private(tmp_path, monkeypatch):
 def test_the_service_name_comes_from_the_setting_then_opentelemetry_then_the_program(monkeypatch):
     monkeypatch.delenv("OTEL_SERVICE_NAME", raising=False)
     monkeypatch.setenv("OTEL_RESOURCE_ATTRIBUTES", "deployment.environment=prod,service.name=billing%20api")
-    assert service_name() == "billing_api"
+    assert re.fullmatch(r"billing_api-[0-9a-f]{8}", service_name())
     monkeypatch.setenv("OTEL_SERVICE_NAME", "orders")
     assert service_name() == "orders"
-    assert service_name("payments/v2") == "payments_v2"
+    assert re.fullmatch(r"payments_v2-[0-9a-f]{8}", service_name("payments/v2"))
     monkeypatch.delenv("OTEL_SERVICE_NAME")
     monkeypatch.delenv("OTEL_RESOURCE_ATTRIBUTES")
     monkeypatch.setattr(sys, "argv", ["/srv/app/worker.py"])
@@ -138,3 +139,14 @@ def test_recycled_workers_with_the_default_record_share_one_budget(mode):
     assert month.blind_hours == 0
     assert 0.95 * BUDGET <= month.used <= BUDGET + 12 + 8
     assert sum(month.kept_by_hour) == month.used
+
+
+def test_names_that_read_alike_once_made_safe_never_share_a_record():
+    """Regression: the file name was the name with unsafe characters replaced and cut
+    at 64, so "payments/v2" and "payments v2" shared one budget, and so did every
+    service named in another script (each became "python")."""
+    alike = ["payments/v2", "payments v2", "payments_v2", "名前", "サービス", "a" * 64 + "x", "a" * 64 + "y", "checkout."]
+    names = [service_name(name) for name in alike]
+    assert len(set(names)) == len(alike), names
+    assert all(re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", name) for name in names), names
+    assert service_name("checkout") == "checkout" and service_name("名前") == service_name("名前")

@@ -12,6 +12,7 @@ which directory and why."""
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import re
@@ -47,10 +48,16 @@ def state_dir() -> Path:
 def service_name(name: Optional[str] = None) -> str:
     """The name a budget's record is filed under: ``name``, else the
     OpenTelemetry service name from the environment, else the program's name;
-    made safe for a file name (letters, digits, ``_``, ``-``, ``.``; 64 at most)."""
+    made safe for a file name (letters, digits, ``_``, ``-``, ``.``; 64 at most).
+    A name that had to change also gets a digest of itself, so names that read
+    alike once changed (``payments/v2`` and ``payments v2``, two names written
+    in another script, two long names with one beginning) never share a record."""
     chosen = name or os.environ.get("OTEL_SERVICE_NAME") or _resource_service_name() or _program_name()
     safe = _UNSAFE.sub("_", chosen).strip("._")[:64]
-    return safe or "python"
+    if safe == chosen:
+        return safe
+    digest = hashlib.sha256(chosen.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+    return f"{safe[:55] or 'service'}-{digest}"
 
 
 def _resource_service_name() -> Optional[str]:
