@@ -92,13 +92,14 @@ def _check_sdk_arguments(
     sampler: Any, resource: Any, shutdown_on_exit: Any, active_span_processor: Any, id_generator: Any, span_limits: Any
 ) -> None:
     """The SDK provider's own arguments: it takes any value and fails later, at span time
-    (an id generator that is a string raises from ``start_span``), so they are checked here."""
+    (an id generator that is a string raises from ``start_span``), so they are checked here.
+    Only types are named: a wrong value may be a URL with a password in it."""
     from opentelemetry.sdk.resources import Resource
 
     def needs(name: str, value: Any, what: str, methods: Sequence[str]) -> None:
         missing = [method for method in methods if not callable(getattr(value, method, None))]
         if value is not None and missing:
-            raise _core.ConfigError(f"{name}: expected {what}, got {type(value).__name__} {value!r:.60} (no {missing[0]}())")
+            raise _core.ConfigError(f"{name}: expected {what}, got {type(value).__name__} (no {missing[0]}())")
 
     needs("sampler", sampler, "an OpenTelemetry Sampler", ("should_sample", "get_description"))
     needs(
@@ -106,13 +107,9 @@ def _check_sdk_arguments(
     )
     needs("id_generator", id_generator, "an IdGenerator", ("generate_span_id", "generate_trace_id"))
     if resource is not None and not isinstance(resource, Resource):
-        raise _core.ConfigError(
-            f"resource: expected an opentelemetry.sdk.resources.Resource, got {type(resource).__name__} {resource!r:.60}"
-        )
+        raise _core.ConfigError(f"resource: expected an opentelemetry.sdk.resources.Resource, got {type(resource).__name__}")
     if span_limits is not None and not isinstance(span_limits, SpanLimits):
-        raise _core.ConfigError(
-            f"span_limits: expected an opentelemetry.sdk.trace.SpanLimits, got {type(span_limits).__name__} {span_limits!r:.60}"
-        )
+        raise _core.ConfigError(f"span_limits: expected an opentelemetry.sdk.trace.SpanLimits, got {type(span_limits).__name__}")
     check_flag("shutdown_on_exit", shutdown_on_exit)
 
 

@@ -109,10 +109,10 @@ fn convert(value: &Bound<'_, PyAny>, path: &Path, depth: usize, budget: &mut usi
 fn text(s: &Bound<'_, PyString>, path: &Path) -> PyResult<String> {
     match s.to_str() {
         Ok(text) => Ok(text.to_owned()),
+        // The value is not shown: it may be a URL with a password in it.
         Err(_) => Err(config_message(format!(
-            "{}: {} is not valid text (an unpaired UTF-16 surrogate, such as a lone \\ud800 escape); expected Unicode text",
-            path.as_str(),
-            s.repr()?
+            "{}: not valid text (an unpaired UTF-16 surrogate, such as a lone \\ud800 escape); expected Unicode text",
+            path.as_str()
         ))),
     }
 }
