@@ -123,3 +123,35 @@ def test_any_keyword_values_build_or_raise_config_error(tmp_path_factory: pytest
     except ConfigError:
         return
     _close(built)
+
+
+def _composable_factories() -> Dict[str, Callable[..., Any]]:
+    from tracesieve import composable
+    from tracesieve.composable import _rule_based
+
+    always_on = composable.composable_always_on()
+    return {
+        "ratio": composable.composable_traceid_ratio_based,
+        "parent_threshold": composable.composable_parent_threshold,
+        "rule_based": composable.composable_rule_based,
+        "annotating": lambda a, b: composable.composable_annotating(always_on, b),
+        "any_of": lambda a, b: composable.composable_any_of(a, b),
+        "rate_limited": lambda a, b: composable.composable_rate_limited(always_on, a, b),
+        "pipeline": composable.composable_pipeline,
+        "composite": composable.composite_sampler,
+        "values": lambda a, b: _rule_based.AttributeValuesPredicate("k", a),
+        "patterns": lambda a, b: _rule_based.AttributePatternsPredicate("k", a, b),
+    }
+
+
+@settings(max_examples=300, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+@given(name=st.sampled_from(sorted(_composable_factories())), first=VALUES, second=VALUES)
+def test_any_arguments_to_the_composable_factories_build_or_raise_config_error(name: str, first: Any, second: Any) -> None:
+    """The same law for tracesieve.composable (the SDK's names): a huge ratio, rules that
+    are a number, a delegate that is a list raised OverflowError, TypeError, AttributeError."""
+    factory = _composable_factories()[name]
+    try:
+        built = factory(first) if name in ("ratio", "parent_threshold", "rule_based", "pipeline", "composite") else factory(first, second)
+    except ConfigError:
+        return
+    _close(built)

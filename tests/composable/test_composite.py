@@ -26,7 +26,7 @@ from tracesieve.composable import (
     composable_traceid_ratio_based,
     composite_sampler,
 )
-from tracesieve.composable._rule_based import AlwaysMatchPredicate, AttributeValuesPredicate, ParentPredicate
+from tracesieve.composable._rule_based import AlwaysMatchPredicate, AttributePatternsPredicate, AttributeValuesPredicate, ParentPredicate
 
 from helpers import ot_value, parent_context
 
@@ -215,10 +215,18 @@ def test_threads_hammering_one_composite_sampler():
         (lambda: composite_sampler(composable_rate_limited(composable_always_on(), -1)), "traces_per_second: -1"),
         (lambda: composite_sampler(composable_pipeline({"probabilty": {"rate": 1}})), 'did you mean "probability"'),
         (lambda: composite_sampler(composable_any_of()), "expected at least one"),
+        # Found by fuzzing: these raised OverflowError, TypeError or AttributeError.
+        (lambda: composable_traceid_ratio_based(10**400), "ratio: 1000.* is out of range"),
+        (lambda: composable_rate_limited(composable_always_on(), 10**400), "traces_per_second: an integer of about 401 digits"),
+        (lambda: composable_rule_based(5), "rules: expected a list of (predicate, sampler) pairs, got int"),
+        (lambda: composite_sampler([]), "delegate: [] is not a composable sampler"),
+        (lambda: AttributeValuesPredicate("http.route", 5), "values: expected a list of strings, got int"),
+        (lambda: AttributeValuesPredicate("http.route", "/health"), "values: expected a list of strings, got str"),
+        (lambda: AttributePatternsPredicate("http.route", included=True), "included: expected a list of strings, got bool"),
     ],
 )
 def test_bad_input_fails_at_construction_with_a_config_error(build, message):
-    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace("?", r"\?")):
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)").replace("?", r"\?").replace("[]", r"\[\]")):
         build()
 
 

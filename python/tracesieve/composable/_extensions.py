@@ -74,8 +74,10 @@ def composable_rate_limited(delegate: ComposableSampler, traces_per_second: floa
     spans are kept (a consistent probability, recorded in ``th``), with a token
     bucket of ``burst`` (default: a second's worth) as the cap for bursts."""
     for name, value in (("traces_per_second", traces_per_second), ("burst", burst)):
-        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value != value):
             raise ConfigError(f"{name}: expected a number, got {value!r}")
+        if isinstance(value, int) and abs(value) > 2**1023:  # no float holds it
+            raise ConfigError(f"{name}: an integer of about {int(value.bit_length() * math.log10(2)) + 1} digits is out of range")
     return _ComposableRateLimited(delegate, traces_per_second, burst)
 
 

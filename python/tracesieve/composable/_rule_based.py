@@ -5,6 +5,8 @@ when called on its own); any other callable works as a predicate too."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence as CollectionsSequence
+from collections.abc import Set as AbstractSet
 from typing import Any, Dict, List, Optional, Protocol, Sequence, Tuple
 
 from opentelemetry.context import Context
@@ -18,6 +20,14 @@ from tracesieve.composable._composable import Composable, ComposableSampler, For
 _logger = logging.getLogger("tracesieve.composable")
 
 _PARENTS = ("none", "local", "remote")
+
+
+def _strings(name: str, values: Any) -> Sequence[Any]:
+    """A collection of values (never one bare string, which would be read
+    character by character)."""
+    if isinstance(values, (str, bytes)) or not isinstance(values, (CollectionsSequence, AbstractSet)):
+        raise ConfigError(f"{name}: expected a list of strings, got {type(values).__name__}")
+    return list(values)
 
 
 class PredicateT(Protocol):
@@ -127,7 +137,7 @@ class AttributeValuesPredicate(_Predicate):
 
     def __init__(self, key: str, values: Sequence[str]):
         self._key = key
-        self._values = frozenset(values)
+        self._values = frozenset(_strings("values", values))
 
     def _predicate_spec(self, foreign: Foreign) -> Dict[str, Any]:
         # Only strings can equal a str(): other values never match, as in the SDK.
@@ -146,8 +156,8 @@ class AttributePatternsPredicate(_Predicate):
 
     def __init__(self, key: str, included: Optional[Sequence[str]] = None, excluded: Optional[Sequence[str]] = None):
         self._key = key
-        self._included = tuple(included or ())
-        self._excluded = tuple(excluded or ())
+        self._included = tuple(_strings("included", included or ()))
+        self._excluded = tuple(_strings("excluded", excluded or ()))
 
     def _predicate_spec(self, foreign: Foreign) -> Dict[str, Any]:
         return {"attribute_patterns": {"key": self._key, "included": list(self._included), "excluded": list(self._excluded)}}
@@ -194,6 +204,8 @@ RulesT = Sequence[Tuple[PredicateT, ComposableSampler]]
 class _ComposableRuleBased(Composable):
     def __init__(self, rules: RulesT):
         self._rules: List[Tuple[PredicateT, ComposableSampler]] = []
+        if isinstance(rules, (str, bytes)) or not isinstance(rules, CollectionsSequence):
+            raise ConfigError(f"rules: expected a list of (predicate, sampler) pairs, got {type(rules).__name__}")
         for i, rule in enumerate(rules):
             if not (isinstance(rule, tuple) and len(rule) == 2):
                 raise ConfigError(f"rules[{i}]: expected a (predicate, sampler) pair, got {rule!r}")

@@ -11,7 +11,7 @@ from opentelemetry.sdk.trace import SpanProcessor, SynchronousMultiSpanProcessor
 
 from tracesieve import _core
 from tracesieve.adaptive import ErrorWindowProcessor
-from tracesieve.composable._composable import Composable, ComposableSampler, compile_tree, resolve_pipelines
+from tracesieve.composable._composable import Composable, ComposableSampler, checked, compile_tree, resolve_pipelines
 from tracesieve.remote import StrategyPoller
 from tracesieve.samplers import _NativeSampler
 
@@ -42,7 +42,7 @@ class CompositeSampler(_NativeSampler):
         defer: bool = False,
         clock: Optional[Callable[[], float]] = None,
     ):
-        self._delegate: Optional[ComposableSampler] = delegate
+        self._delegate: Optional[ComposableSampler] = checked(delegate, "delegate")
         if isinstance(delegate, Composable):
             # The tree's state is shared with its own sampling_intent; the counts are this sampler's.
             native = delegate._native(clock).with_fresh_counters()

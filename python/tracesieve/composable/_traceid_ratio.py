@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any, Dict
 
 from tracesieve._core import ConfigError
@@ -31,6 +30,7 @@ def composable_traceid_ratio_based(ratio: float) -> ComposableSampler:
     """A composable sampler that keeps each span with probability ``ratio``:
     threshold ``2**56 - round(ratio * 2**56)``, reliable, no attributes. A ratio
     too small for 56 bits (0 included) drops every span, as always-off does."""
-    if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or math.isnan(ratio) or not 0.0 <= ratio <= 1.0:
+    # The range alone: NaN fails it, and math.isnan would overflow on a huge integer.
+    if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not 0.0 <= ratio <= 1.0:
         raise ConfigError(f"ratio: {ratio!r} is out of range; expected a sampling ratio between 0.0 and 1.0")
     return ComposableTraceIDRatioBased(ratio)
