@@ -138,3 +138,81 @@ def test_decisions_th_and_attributes_equal_the_sdks(name):
                 assert trace_state.get("ot").startswith("th:") and ";" not in trace_state.get("ot"), case
     assert mine.stats()["decisions"] == CASES_PER_CONFIGURATION
     assert mine.stats()["input_errors"] == 0
+
+
+RATIOS = [0, 1e-9, 0.001, 0.05, 0.1, 0.25, 0.5, 0.7, 0.999, 1]
+
+
+def random_tree(rng: random.Random, depth: int = 0) -> tuple:
+    """A composable tree as plain data: leaves, parent thresholds and rule lists nested
+    three deep, with every predicate kind (empty lists and no rules included)."""
+    shapes = ["always_on", "always_off", "ratio"] + (["parent", "rules"] if depth < 3 else [])
+    shape = rng.choice(shapes)
+    if shape == "ratio":
+        return ("ratio", rng.choice(RATIOS))
+    if shape == "parent":
+        return ("parent", random_tree(rng, depth + 1))
+    if shape != "rules":
+        return (shape,)
+    rules = []
+    for _ in range(rng.randint(0, 4)):
+        kind = rng.choice(["always", "values", "patterns", "kinds", "parents", "all"])
+        if kind == "values":
+            predicate: tuple = ("values", tuple(rng.sample(["/health", "/checkout", "/api/users", "/r1", "/r2"], rng.randint(0, 2))))
+        elif kind == "patterns":
+            included = tuple(rng.sample(["/api/*", "/checkout*", "*", "/r?", "[!/]*"], rng.randint(0, 2)))
+            predicate = ("patterns", included, tuple(rng.sample(["/api/private/*", "*users"], rng.randint(0, 1))))
+        elif kind == "kinds":
+            predicate = ("kinds", tuple(rng.sample(KINDS, rng.randint(0, 2))))
+        elif kind == "parents":
+            predicate = ("parents", tuple(rng.sample(["none", "local", "remote"], rng.randint(0, 2))))
+        else:
+            predicate = (kind,)
+        rules.append((predicate, random_tree(rng, depth + 1)))
+    return ("rules", tuple(rules))
+
+
+def predicate_of(rules, spec: tuple):
+    kind = spec[0]
+    if kind == "values":
+        return rules.AttributeValuesPredicate("http.route", list(spec[1]))
+    if kind == "patterns":
+        return rules.AttributePatternsPredicate("http.route", list(spec[1]) or None, list(spec[2]) or None)
+    if kind == "kinds":
+        return rules.SpanKindPredicate(list(spec[1]))
+    if kind == "parents":
+        return rules.ParentPredicate(list(spec[1]))
+    if kind == "all":
+        return rules.AllPredicate([rules.AttributeValuesPredicate("status", ["404", "500"]), rules.SpanKindPredicate([SpanKind.SERVER])])
+    return rules.AlwaysMatchPredicate()
+
+
+def tree_of(m, rules, spec: tuple):
+    shape = spec[0]
+    if shape == "always_on":
+        return m.composable_always_on()
+    if shape == "always_off":
+        return m.composable_always_off()
+    if shape == "ratio":
+        return m.composable_traceid_ratio_based(spec[1])
+    if shape == "parent":
+        return m.composable_parent_threshold(tree_of(m, rules, spec[1]))
+    return m.composable_rule_based([(predicate_of(rules, p), tree_of(m, rules, s)) for p, s in spec[1]])
+
+
+def test_random_trees_decide_as_the_sdks():
+    """400 random trees (nested rules, parent thresholds, every predicate), 300 random
+    inputs each: the same decisions and the same `th` as the SDK's composite sampler."""
+    rng = random.Random("random trees")
+    for _ in range(400):
+        spec = random_tree(rng)
+        theirs = sdk.composite_sampler(tree_of(sdk, sdk_rules, spec))
+        mine = ours.composite_sampler(tree_of(ours, our_rules, spec))
+        for _ in range(300):
+            trace_id, context, trace_state, kind, attributes = random_input(rng)
+            expected = theirs.should_sample(context, trace_id, "span", kind, attributes, None, trace_state)
+            actual = mine.should_sample(context, trace_id, "span", kind, attributes, None, trace_state)
+            case = (spec, hex(trace_id), trace_state, kind, attributes)
+            assert actual.decision == expected.decision, case
+            if actual.decision.is_sampled():
+                assert fields(actual.trace_state)[0] == fields(expected.trace_state)[0], case
