@@ -4,21 +4,31 @@ comparing two builds. Each workload is the X-Ray benchmark's call (root spans,
 its four HTTP attributes, random trace ids); the count is the whole Python
 loop's, so the difference of a long and a short run, per decision.
 
-Run: python benches/instructions.py [xray|rule|probability|sdk ...]
+The two span workloads count a whole span instead, ``start_span`` with three
+attributes and ``end``: the SDK's provider with ``ALWAYS_OFF`` (span-sdk), and
+``tracesieve.TracerProvider`` recording every span for tail decisions at a 1%
+head sample (span-tracesieve), its decisions stepped on the same thread every
+1,000 spans so that their instructions are counted too (in production the
+worker thread makes them beside the application's).
+
+Run: python benches/instructions.py [xray|rule|probability|sdk|span-sdk|span-tracesieve ...]
      (needs valgrind: apt-get install -y valgrind)
 """
 
 from __future__ import annotations
 
+import os
 import random
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 BATCH = 1000
 SHORT, LONG = 1, 11
-WORKLOADS = ("xray", "rule", "probability", "sdk")
+WORKLOADS = ("xray", "rule", "probability", "sdk", "span-sdk", "span-tracesieve")
+SPAN_ATTRIBUTES = {"http.request.method": "GET", "http.route": "/api/order", "customer.tier": "silver"}
 
 
 def sampler(workload: str, endpoint: str):
@@ -40,8 +50,34 @@ def sampler(workload: str, endpoint: str):
     return ParentBased(TraceIdRatioBased(0.05))
 
 
+def spans(workload: str, batches: int) -> None:
+    """The measured loop of a span workload: `batches` x 1,000 spans."""
+    import tempfile
+
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
+
+    import tracesieve
+
+    if workload == "span-sdk":
+        provider: Any = TracerProvider(sampler=ALWAYS_OFF, shutdown_on_exit=False)
+    else:
+        os.environ["TRACESIEVE_STATE_DIR"] = tempfile.mkdtemp()
+        sampler = tracesieve.ProbabilitySampler(0.01, defer=True)
+        provider = tracesieve.TracerProvider(sampler=sampler, decision_wait=0.05, shutdown_on_exit=False, start=False)
+    tracer = provider.get_tracer("instructions")
+    for _ in range(batches):
+        for _ in range(BATCH):
+            tracer.start_span("GET /api/order", attributes=SPAN_ATTRIBUTES).end()
+        if workload == "span-tracesieve":
+            provider.step()
+
+
 def decide(workload: str, batches: int) -> None:
     """The measured loop: `batches` x 1,000 decisions of `workload`."""
+    if workload.startswith("span-"):
+        spans(workload, batches)
+        return
     here = Path(__file__).resolve().parent
     sys.path[:0] = [str(here), str(here.parent / "tests")]
     from test_xray_speed import ATTRIBUTES, RULES
@@ -79,7 +115,8 @@ def main(argv: list[str]) -> None:
         if workload not in WORKLOADS:
             raise SystemExit(f"workload {workload!r}: expected one of {', '.join(WORKLOADS)}")
         per_decision = (counted(workload, LONG) - counted(workload, SHORT)) / ((LONG - SHORT) * BATCH)
-        print(f"{workload}: {per_decision:,.0f} instructions per decision")
+        unit = "span" if workload.startswith("span-") else "decision"
+        print(f"{workload}: {per_decision:,.0f} instructions per {unit}")
 
 
 if __name__ == "__main__":
