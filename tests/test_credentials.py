@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import subprocess
 import sys
 
@@ -146,3 +147,56 @@ def test_an_option_the_client_refuses_fails_at_construction_without_the_password
     with pytest.raises(ConfigError, match="share: the Redis client does not take") as error:
         TailSamplingProcessor(InMemorySpanExporter(), share=url)
     assert SECRET not in str(error.value)
+
+
+@pytest.mark.parametrize(
+    "entry_point",
+    ["tracesieve", "tracesieve_probability", "tracesieve_rules"],
+)
+def test_an_argument_meant_for_another_sampler_is_logged_without_its_password(entry_point, tmp_path):
+    """Found by fuzzing the zero-code variables: switching OTEL_TRACES_SAMPLER from jaeger_remote
+    to a tracesieve sampler but leaving the argument made the error log quote it, password included."""
+    env = {
+        **{key: value for key, value in os.environ.items() if not key.startswith(("OTEL_", "TRACESIEVE_"))},
+        "OTEL_TRACES_SAMPLER": entry_point,
+        "OTEL_TRACES_SAMPLER_ARG": f"endpoint=http://collector:{SECRET}@127.0.0.1:5778,pollingIntervalMs=5000",
+        "OTEL_TRACES_EXPORTER": "none",
+        "OTEL_METRICS_EXPORTER": "none",
+        "OTEL_LOGS_EXPORTER": "none",
+        "TRACESIEVE_STATE_DIR": str(tmp_path),
+    }
+    code = (
+        "import logging, sys; logging.basicConfig(level=logging.WARNING, stream=sys.stderr)\n"
+        "from opentelemetry.sdk._configuration import _OTelSDKConfigurator; _OTelSDKConfigurator().configure()\n"
+        "from opentelemetry import trace; print(trace.get_tracer_provider().sampler.get_description())"
+    )
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "ProbabilitySampler{0.01}", "the conservative fallback, never failing open"
+    assert "ERROR:tracesieve.config" in done.stderr and "collector:***@127.0.0.1" in done.stderr, done.stderr
+    assert SECRET not in done.stdout + done.stderr
+
+
+def test_the_command_line_echoes_no_password(capsys):
+    from tracesieve.cli import main
+
+    assert main(["check", f"redis://:{SECRET}@127.0.0.1:6379/0.toml"]) == 2
+    assert main(["simulate", "--config", f"http://user:{SECRET}@host/policy.yaml"]) == 2
+    err = capsys.readouterr().err
+    assert SECRET not in err and err.count(":***@") == 2, err
+
+
+@pytest.mark.parametrize(
+    "text,shown",
+    [
+        (f"endpoint=http://u:{SECRET}@127.0.0.1:1,x=1", "endpoint=http://u:***@127.0.0.1:1,x=1"),
+        (f"http:/u:{SECRET}@host/x.toml: no such file", "http:/u:***@host/x.toml: no such file"),
+        (f"redis://:{SECRET}@host:6379/0", "redis://:***@host:6379/0"),
+        (f"redis://host/0?username=a&password={SECRET}", "redis://host/0?username=a&password=***"),
+        ("redis://user@host/0 and rules[0].rate: 3 is out of range", "redis://user@host/0 and rules[0].rate: 3 is out of range"),
+    ],
+)
+def test_scrub_hides_passwords_and_leaves_the_rest(text, shown):
+    from tracesieve._scrub import scrub
+
+    assert scrub(text) == shown

@@ -21,6 +21,7 @@ from typing import Any, Callable, Dict, Optional, Set
 
 from opentelemetry.sdk.trace.sampling import Sampler
 
+from tracesieve._scrub import scrub
 from tracesieve.config import ConfigError
 from tracesieve.samplers import ProbabilitySampler, TraceIdRatioSampler
 
@@ -63,7 +64,7 @@ def _never_fail_open(entry_point: str, build: Callable[[], Sampler], what: str =
             "tracesieve: %s is misconfigured: %s. Sampling %g%% of traces (%s) until it is fixed; "
             "`tracesieve check FILE` validates a configuration file.",
             what or f"OTEL_TRACES_SAMPLER={entry_point}",
-            error,
+            scrub(str(error)),  # the argument may be a URL with a password, meant for another sampler
             rate * 100,
             FALLBACK_VARIABLE,
         )
@@ -280,7 +281,7 @@ def tracer_provider() -> Any:
         _logger.error(
             "tracesieve: TRACESIEVE_CONFIG is misconfigured: %s. Recording with tail decisions on the defaults and a head "
             "sample of %g%% (%s) until it is fixed; `tracesieve check FILE` validates a configuration file.",
-            error,
+            scrub(str(error)),
             rate * 100,
             FALLBACK_VARIABLE,
         )

@@ -8,6 +8,7 @@ import argparse
 import sys
 from typing import Optional, Sequence
 
+from tracesieve._scrub import scrub
 from tracesieve.cli.usage import Parser, UsageError
 
 
@@ -32,9 +33,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if args.command is None:
             args = _parser().parse_args(["simulate", *argv])
         return int(args.run(args))
-    except UsageError as error:
-        print(f"tracesieve: error: {error}", file=sys.stderr)
-        return 2
-    except (ValueError, TypeError, OSError) as error:
-        print(f"tracesieve: error: {error}", file=sys.stderr)
+    except (UsageError, ValueError, TypeError, OSError) as error:
+        # What is echoed came from the command line or a file: hide any password in it.
+        print(f"tracesieve: error: {scrub(str(error))}", file=sys.stderr)
         return 2
