@@ -20,6 +20,7 @@ pub mod recording;
 pub mod remote;
 pub mod rules;
 pub mod sampler;
+pub mod scrub;
 pub mod stats;
 pub mod store;
 pub mod tail_buffer;

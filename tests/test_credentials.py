@@ -200,3 +200,32 @@ def test_scrub_hides_passwords_and_leaves_the_rest(text, shown):
     from tracesieve._scrub import scrub
 
     assert scrub(text) == shown
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda: from_config({"jaeger_remote": {"service_name": "a", "endpoint": f"ftp://u:{SECRET}@host:1"}}),
+        lambda: from_config({"probability": {"rate": 0.5}, "store": f"bogus://:{SECRET}@host/0"}),
+        lambda: BudgetSampler(budget=10, store=f"file://u:{SECRET}@host/x"),
+    ],
+)
+def test_configuration_errors_quoting_a_url_hide_its_password(build):
+    """Found by the same fuzzing: these errors quoted the URL as given, password and all."""
+    with pytest.raises(ConfigError) as raised:
+        build()
+    assert SECRET not in str(raised.value) and ":***@" in str(raised.value), str(raised.value)
+
+
+def test_a_strategy_source_with_credentials_is_never_shown_with_them(caplog):
+    from tracesieve import JaegerRemoteSampler
+
+    with caplog.at_level(logging.INFO, logger="tracesieve.remote"):
+        sampler = JaegerRemoteSampler("checkout", endpoint=f"http://collector:{SECRET}@127.0.0.1:1", polling_interval=60, timeout=0.5)
+        try:
+            sampler.poller.poll()  # refused: the failure is logged, quoting the source
+            status = sampler.remote_status()
+        finally:
+            sampler.shutdown()
+    assert status["fetch_failures"] >= 1 and status["source"].startswith("http://collector:***@127.0.0.1:1")
+    assert "collector:***@" in caplog.text and SECRET not in caplog.text + repr(status)

@@ -6,16 +6,17 @@ letting the owner reset what the child must not share with its parent."""
 
 from __future__ import annotations
 
-import logging
 import os
 import random
 import threading
 import weakref
 from typing import Callable, Optional
 
+from tracesieve._scrub import scrubbed_logger
+
 __all__ = ["BackgroundThread", "jitter", "reset_after_fork"]
 
-_logger = logging.getLogger("tracesieve")
+_logger = scrubbed_logger("tracesieve")
 _LIVE: weakref.WeakSet[BackgroundThread] = weakref.WeakSet()
 #: Objects whose ``_after_fork()`` replaces, in a forked child, locks a parent
 #: thread may have held when the process forked.

@@ -1,17 +1,33 @@
-"""Passwords out of text we show: a URL's userinfo password (``scheme://user:pw@host``,
-also after a path normalised ``//`` to ``/``) and ``password=`` options become ``***``."""
+"""Loggers whose lines never show a password: every tracesieve logger gets a
+filter that passes its message (and any traceback) through the native
+``scrub``, so a URL a user gave with credentials is logged as ``user:***@``."""
 
 from __future__ import annotations
 
-import re
+import logging
 
-#: ``user:password@`` where a URL's authority starts (after ``/``, a separator or the text's start).
-_USERINFO = re.compile(r"(^|[/\s,;=(\"'])([^/\s:@,;=\"']*):([^@\s/,;\"']+)@")
-#: ``password=...`` in a query string or a ``key=value`` list.
-_PASSWORD_OPTION = re.compile(r"(?i)\b(password|passwd|pwd|token|secret)=([^&\s,;\"']+)")
+from tracesieve._core import scrub
+
+__all__ = ["scrub", "scrubbed_logger"]
+
+_FORMATTER = logging.Formatter()
 
 
-def scrub(text: str) -> str:
-    """``text`` with every password it seems to hold replaced by ``***``."""
-    text = _USERINFO.sub(lambda match: f"{match.group(1)}{match.group(2)}:***@", text)
-    return _PASSWORD_OPTION.sub(lambda match: f"{match.group(1)}=***", text)
+class _Scrubbing(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        shown = scrub(message)
+        if shown != message:
+            record.msg, record.args = shown, ()
+        if record.exc_info and not record.exc_text:
+            # Formatted here once, scrubbed; handlers reuse exc_text as it is.
+            record.exc_text = scrub(_FORMATTER.formatException(record.exc_info))
+        return True
+
+
+def scrubbed_logger(name: str) -> logging.Logger:
+    """``logging.getLogger(name)``, with the scrubbing filter (added once)."""
+    logger = logging.getLogger(name)
+    if not any(isinstance(existing, _Scrubbing) for existing in logger.filters):
+        logger.addFilter(_Scrubbing())
+    return logger

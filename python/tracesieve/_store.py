@@ -7,17 +7,17 @@ own budget, rate limit and windows; a ``file://`` store shares them)."""
 
 from __future__ import annotations
 
-import logging
 import os
 import threading
 import weakref
 from typing import Any, Dict, Optional, Set
 
 from tracesieve._background import BackgroundThread
+from tracesieve._scrub import scrubbed_logger
 
 __all__ = ["watch"]
 
-_logger = logging.getLogger("tracesieve.store")
+_logger = scrubbed_logger("tracesieve.store")
 _LOCAL: weakref.WeakSet[Any] = weakref.WeakSet()
 _reported: Set[str] = set()
 #: Owners on a file store, checked every ``CHECK_INTERVAL`` seconds for a file changed under them.

@@ -7,7 +7,6 @@ the sharing link. The owner says how a batch is decided and delivered."""
 from __future__ import annotations
 
 import collections
-import logging
 import threading
 import time
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
@@ -15,8 +14,9 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 from tracesieve import _core, sharing
 from tracesieve._background import BackgroundThread, reset_after_fork
 from tracesieve._checks import check_flag, check_items, check_seconds
+from tracesieve._scrub import scrubbed_logger
 
-_logger = logging.getLogger("tracesieve.tail")
+_logger = scrubbed_logger("tracesieve.tail")
 
 #: What ``take_batch`` gives: (span or record, reason or None, weight, late).
 Batch = List[Tuple[Any, Optional[str], float, bool]]

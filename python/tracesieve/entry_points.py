@@ -14,18 +14,17 @@ the parent's decision.
 
 from __future__ import annotations
 
-import logging
 import math
 import os
 from typing import Any, Callable, Dict, Optional, Set
 
 from opentelemetry.sdk.trace.sampling import Sampler
 
-from tracesieve._scrub import scrub
+from tracesieve._scrub import scrub, scrubbed_logger
 from tracesieve.config import ConfigError
 from tracesieve.samplers import ProbabilitySampler, TraceIdRatioSampler
 
-_logger = logging.getLogger("tracesieve.config")
+_logger = scrubbed_logger("tracesieve.config")
 _DEFAULT_RATE = 1.0
 #: What a misconfigured zero-code sampler keeps, unless TRACESIEVE_FALLBACK_RATE says otherwise.
 DEFAULT_FALLBACK_RATE = 0.01

@@ -4,7 +4,6 @@ the exporting (background) thread, never on the application's span path."""
 
 from __future__ import annotations
 
-import logging
 import random
 import threading
 import time
@@ -16,11 +15,12 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from tracesieve import _core
 from tracesieve._background import reset_after_fork
 from tracesieve._checks import check_count, check_exporter, check_fraction, check_seconds, check_seed
+from tracesieve._scrub import scrubbed_logger
 from tracesieve.metrics import observe_stats
 
 __all__ = ["DedupSpanExporter", "RetryingSpanExporter"]
 
-_logger = logging.getLogger("tracesieve.export")
+_logger = scrubbed_logger("tracesieve.export")
 #: Native state a forked child stopped using (never freed: see ``_after_fork``).
 _ABANDONED: list = []
 

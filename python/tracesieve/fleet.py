@@ -14,7 +14,6 @@ thread: simulations step the fleet at their own pace).
 
 from __future__ import annotations
 
-import logging
 import os
 import threading
 import time
@@ -24,10 +23,11 @@ from typing import Any, Dict, List, Optional
 from tracesieve._background import BackgroundThread, jitter, reset_after_fork
 from tracesieve._core import ConfigError, fleet_scripts
 from tracesieve._redis import PASSWORD_VARIABLE, Secret, check, connect, scrub
+from tracesieve._scrub import scrubbed_logger
 
 __all__ = ["PASSWORD_VARIABLE", "sync", "worker_stats"]
 
-_logger = logging.getLogger("tracesieve.fleet")
+_logger = scrubbed_logger("tracesieve.fleet")
 #: Reconnection backoff: doubling from the interval, up to this, with jitter.
 _MAX_BACKOFF = 30.0
 _WORKERS: Dict[Any, _Worker] = {}

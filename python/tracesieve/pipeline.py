@@ -10,7 +10,6 @@ file watcher and metrics.
 
 from __future__ import annotations
 
-import logging
 import threading
 import weakref
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 from tracesieve import _core, record
 from tracesieve._background import BackgroundThread
+from tracesieve._scrub import scrubbed_logger
 from tracesieve.adaptive import ErrorWindowProcessor
 from tracesieve.budget import status_report
 from tracesieve.config import ConfigError, Source, load_config
@@ -28,7 +28,7 @@ from tracesieve.xray import XRayPoller, status_of
 
 __all__ = ["PipelineSampler", "from_config"]
 
-_logger = logging.getLogger("tracesieve.config")
+_logger = scrubbed_logger("tracesieve.config")
 
 Built = Tuple[_core.NativeSampler, Optional[_core.NativeSignals], Dict[str, Any], List[str]]
 

@@ -8,7 +8,6 @@ announcement)."""
 from __future__ import annotations
 
 import difflib
-import logging
 import threading
 import time
 from typing import Any, Callable, Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple, Union, cast
@@ -21,6 +20,7 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationInfo, Instrume
 
 from tracesieve import _core, _spans, sharing
 from tracesieve._checks import check_flag
+from tracesieve._scrub import scrubbed_logger
 from tracesieve._tail_worker import Batch, TailWorker, check_budget, share_target
 from tracesieve.adaptive import ErrorWindowProcessor
 from tracesieve.config import Source, load_config
@@ -29,7 +29,7 @@ from tracesieve.tail import LATE, REASON, TAIL_KEPT
 
 __all__ = ["Capture", "TracerProvider"]
 
-_logger = logging.getLogger("tracesieve.provider")
+_logger = scrubbed_logger("tracesieve.provider")
 _RETENTION_DEFAULT = 64 << 20
 
 trace_api.Span.register(_core.NativeSpan)

@@ -13,7 +13,6 @@ which directory and why."""
 from __future__ import annotations
 
 import hashlib
-import logging
 import os
 import re
 import stat
@@ -24,6 +23,8 @@ from typing import Any, Mapping, Optional, Set, Tuple
 
 import platformdirs
 
+from tracesieve._scrub import scrubbed_logger
+
 __all__ = ["HOST", "MEMORY", "STATE_DIR_VARIABLE", "budget_store", "default_store", "service_name", "state_dir"]
 
 #: Overrides the state directory (a volume in a container, say).
@@ -32,7 +33,7 @@ STATE_DIR_VARIABLE = "TRACESIEVE_STATE_DIR"
 MEMORY = "memory"
 HOST = "host"
 
-_logger = logging.getLogger("tracesieve.budget")
+_logger = scrubbed_logger("tracesieve.budget")
 _reported: Set[Tuple[str, str]] = set()
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 

@@ -7,7 +7,6 @@ local JSON file), fetched in the background and swapped in whole, so
 from __future__ import annotations
 
 import json
-import logging
 import time
 import urllib.parse
 from pathlib import Path
@@ -17,12 +16,13 @@ from tracesieve import _core
 from tracesieve._background import BackgroundThread, jitter
 from tracesieve._checks import check_seconds
 from tracesieve._polling import Poller
+from tracesieve._scrub import scrub, scrubbed_logger
 from tracesieve.config import ConfigError
 from tracesieve.samplers import _NativeSampler
 
 __all__ = ["JaegerRemoteSampler", "StrategyPoller"]
 
-_logger = logging.getLogger("tracesieve.remote")
+_logger = scrubbed_logger("tracesieve.remote")
 #: A strategy document is a few kilobytes; a 100,000-operation one is a few megabytes.
 MAX_DOCUMENT_BYTES = 8 * 1024 * 1024
 DEFAULT_ENDPOINT = "http://localhost:5778"
@@ -141,11 +141,11 @@ class StrategyPoller(Poller):
 
     def status(self) -> Dict[str, Any]:
         return {
-            "source": self.source,
+            "source": scrub(self.source),
             "fetches": self.fetches,
             "fetch_failures": self.failures,
             "fetched_at": self.fetched_at,
-            "last_error": self.last_error,
+            "last_error": None if self.last_error is None else scrub(self.last_error),
             "polling_interval": self.interval,
         }
 
@@ -258,7 +258,7 @@ class JaegerRemoteSampler(_NativeSampler):
 
     def remote_status(self) -> Dict[str, Any]:
         status: Dict[str, Any] = self._native.remote_status()
-        status.update(self.poller.status() if self.poller else {"source": self._endpoint, "fetches": 0, "fetch_failures": 0})
+        status.update(self.poller.status() if self.poller else {"source": scrub(self._endpoint), "fetches": 0, "fetch_failures": 0})
         return status
 
     def update(self, document: Any) -> bool:

@@ -19,7 +19,6 @@ behind the id it waits after, so no entry can deafen it.
 
 from __future__ import annotations
 
-import logging
 import os
 import threading
 import time
@@ -28,11 +27,12 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from tracesieve._background import BackgroundThread, jitter, reset_after_fork
 from tracesieve._redis import Secret, check, connect, scrub
+from tracesieve._scrub import scrubbed_logger
 from tracesieve._stream_read import MAX_FIELDS, read_xread
 
 __all__ = ["MAX_BATCH", "STREAM_ENTRIES", "LocalExchange", "join", "leave"]
 
-_logger = logging.getLogger("tracesieve.sharing")
+_logger = scrubbed_logger("tracesieve.sharing")
 #: Announcements per stream entry at most (25 bytes each).
 MAX_BATCH = 1000
 #: Stream entries Redis keeps (trimmed approximately, so a little more at times).

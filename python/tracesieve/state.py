@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import atexit
 import json
-import logging
 import math
 import os
 import re
@@ -21,11 +20,12 @@ from pathlib import Path
 from typing import Any, Dict, Optional
 
 from tracesieve._background import BackgroundThread
+from tracesieve._scrub import scrubbed_logger
 from tracesieve.config import ConfigError
 
 __all__ = ["StateFile"]
 
-_logger = logging.getLogger("tracesieve.budget")
+_logger = scrubbed_logger("tracesieve.budget")
 STATE_KIND = "tracesieve.budget"
 #: Version 2 adds the pacing estimates and when they were saved; version 1 files are still read.
 STATE_VERSION = 2

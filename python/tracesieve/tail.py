@@ -19,7 +19,6 @@ trace another one announced.
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
@@ -31,12 +30,13 @@ from opentelemetry.trace import SpanContext, TraceFlags
 
 from tracesieve import _core, sharing
 from tracesieve._checks import check_exporter, check_items
+from tracesieve._scrub import scrubbed_logger
 from tracesieve._tail_worker import Batch, TailWorker, check_budget, share_target
 from tracesieve.estimate import ADJUSTED_COUNT, threshold_of
 
 __all__ = ["ADJUSTED_COUNT", "LATE", "REASON", "TAIL_KEPT", "TailSamplingProcessor"]
 
-_logger = logging.getLogger("tracesieve.tail")
+_logger = scrubbed_logger("tracesieve.tail")
 
 REASON = "tracesieve.tail.reason"
 TAIL_KEPT = "tracesieve.tail.kept"

@@ -5,7 +5,6 @@ background, so ``should_sample`` never waits on the network."""
 
 from __future__ import annotations
 
-import logging
 import secrets
 import time
 import urllib.parse
@@ -15,12 +14,13 @@ from tracesieve import _core
 from tracesieve._background import BackgroundThread, jitter
 from tracesieve._checks import check_seconds
 from tracesieve._polling import Poller
+from tracesieve._scrub import scrubbed_logger
 from tracesieve.config import ConfigError
 from tracesieve.samplers import _NativeSampler
 
 __all__ = ["XRayPoller", "XRayRemoteSampler", "resource_facts"]
 
-_logger = logging.getLogger("tracesieve.xray")
+_logger = scrubbed_logger("tracesieve.xray")
 DEFAULT_ENDPOINT = "http://127.0.0.1:2000"
 DEFAULT_POLLING_INTERVAL = 300.0
 #: Seconds between reports until X-Ray names an interval (as the AWS samplers).

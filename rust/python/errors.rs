@@ -31,7 +31,8 @@ pub fn config_error_type(py: Python<'_>) -> PyResult<&Bound<'_, PyType>> {
 
 /// A `ConfigError` with this message.
 pub fn config_message(message: impl Into<String>) -> PyErr {
-    let message = message.into();
+    // A message may quote a URL the user gave, password and all.
+    let message = crate::scrub::scrub(&message.into()).into_owned();
     Python::attach(|py| match config_error_type(py) {
         Ok(class) => PyErr::from_type(class.clone(), message),
         Err(error) => error,

@@ -106,6 +106,13 @@ mod _core {
         threshold::probability_for_threshold(threshold)
     }
 
+    /// `text` with every password it seems to hold (a URL's userinfo, a
+    /// `password=` option) shown as `***`: for what logs and errors quote.
+    #[pyfunction]
+    fn scrub(text: &str) -> String {
+        crate::scrub::scrub(text).into_owned()
+    }
+
     /// (th, rv) read from an `ot` tracestate value; each None when absent or malformed.
     #[pyfunction]
     fn read_ot(value: &str) -> (Option<u64>, Option<u64>) {

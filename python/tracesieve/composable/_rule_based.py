@@ -4,7 +4,6 @@ when called on its own); any other callable works as a predicate too."""
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence as CollectionsSequence
 from collections.abc import Set as AbstractSet
 from typing import Any, Dict, List, Optional, Protocol, Sequence, Tuple
@@ -15,9 +14,10 @@ from opentelemetry.util.types import AnyValue, Attributes
 
 from tracesieve import _core
 from tracesieve._core import ConfigError
+from tracesieve._scrub import scrubbed_logger
 from tracesieve.composable._composable import Composable, ComposableSampler, Foreign, SamplingIntent, checked, compile_tree
 
-_logger = logging.getLogger("tracesieve.composable")
+_logger = scrubbed_logger("tracesieve.composable")
 
 _PARENTS = ("none", "local", "remote")
 
