@@ -229,3 +229,18 @@ def test_a_strategy_source_with_credentials_is_never_shown_with_them(caplog):
             sampler.shutdown()
     assert status["fetch_failures"] >= 1 and status["source"].startswith("http://collector:***@127.0.0.1:1")
     assert "collector:***@" in caplog.text and SECRET not in caplog.text + repr(status)
+
+
+def test_every_tracesieve_logger_scrubs_its_lines_and_tracebacks(caplog):
+    from tracesieve._scrub import scrubbed_logger
+
+    logger = scrubbed_logger("tracesieve.remote")
+    assert scrubbed_logger("tracesieve.remote").filters == logger.filters, "the filter is added once"
+    with caplog.at_level(logging.INFO, logger="tracesieve.remote"):
+        logger.warning("the source %s failed", f"http://u:{SECRET}@host")
+        try:
+            raise OSError(f"connecting to redis://:{SECRET}@host:6379")
+        except OSError:
+            logger.exception("a worker failed")
+    text = caplog.text + "".join(record.exc_text or "" for record in caplog.records)
+    assert SECRET not in text and text.count(":***@") >= 2, text

@@ -15,7 +15,10 @@ _FORMATTER = logging.Formatter()
 
 class _Scrubbing(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
+        try:
+            message = record.getMessage()
+        except Exception:  # arguments that do not format: the handler reports that, as it would
+            return True
         shown = scrub(message)
         if shown != message:
             record.msg, record.args = shown, ()
