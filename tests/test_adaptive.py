@@ -329,3 +329,27 @@ def test_the_boost_reacts_within_seconds_after_the_wall_clock_steps_back():
             reacted_after = second
             break
     assert reacted_after is not None and reacted_after <= 6, reacted_after
+
+
+def test_adjusted_count_reads_any_span_and_passes_over_counts_that_are_none():
+    """Spans come from anywhere: an adjusted count that is text, NaN, negative or too large
+    for a float is read as absent (the span's th then decides); a non-span is a TypeError."""
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from tracesieve import ProbabilitySampler, adjusted_count
+    from tracesieve.estimate import ADJUSTED_COUNT
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(sampler=ProbabilitySampler(0.5))
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = provider.get_tracer("t")
+    values = ["3", float("nan"), -1.0, 10**400, True, 4]
+    for i in range(400):
+        with tracer.start_as_current_span("s", attributes={ADJUSTED_COUNT: values[i % len(values)]} if i % len(values) != 3 else {}):
+            pass
+    spans = exporter.get_finished_spans()
+    assert spans and {adjusted_count(span) for span in spans} == {2.0, 4.0}, "th's 2, or the valid count 4"
+    with pytest.raises(TypeError, match="span: expected a finished span"):
+        adjusted_count(None)

@@ -3,6 +3,7 @@ from sampled data stay unbiased."""
 
 from __future__ import annotations
 
+import sys
 from typing import Any, Optional
 
 from tracesieve import _core
@@ -16,17 +17,22 @@ ADJUSTED_COUNT = "tracesieve.adjusted_count"
 
 def threshold_of(span: Any) -> Optional[int]:
     """The ``th`` threshold in a span's ``ot`` tracestate entry, or None."""
-    state = span.context.trace_state
+    context = getattr(span, "context", None)
+    if context is None or not hasattr(span, "attributes"):
+        raise TypeError(f"span: expected a finished span (a ReadableSpan), got {type(span).__name__}")
+    state = getattr(context, "trace_state", None)
     ot = state.get("ot") if state is not None else None
-    return _core.read_ot(ot)[0] if ot else None
+    return _core.read_ot(ot)[0] if isinstance(ot, str) and ot else None
 
 
 def adjusted_count(span: Any) -> Optional[float]:
     """How many spans one kept span stands for: the tail stage's
     ``tracesieve.adjusted_count`` when present, else ``1 / p`` from the span's
-    ``th``; None when neither says (the probability is unknown)."""
-    count = (span.attributes or {}).get(ADJUSTED_COUNT)
-    if count is not None:
-        return float(count)
+    ``th``; None when neither says (the probability is unknown). Spans come
+    from anywhere, so an ``adjusted_count`` that is no count (text, negative,
+    NaN) is passed over for the ``th``, as if absent."""
     th = threshold_of(span)
+    count = (span.attributes or {}).get(ADJUSTED_COUNT)
+    if isinstance(count, (int, float)) and not isinstance(count, bool) and 0 <= count <= sys.float_info.max:
+        return float(count)
     return None if th is None else _core.adjusted_count(th)
