@@ -113,17 +113,24 @@ def fields(trace_state):
     return state.threshold, state.random_value
 
 
+def same_decision(theirs, mine, rng: random.Random, label):
+    """One random span through both samplers, which must decide it alike:
+    (its trace state, its attributes, the SDK's result, ours, the case to show)."""
+    trace_id, context, trace_state, kind, attributes = random_input(rng)
+    expected = theirs.should_sample(context, trace_id, "span", kind, attributes, None, trace_state)
+    actual = mine.should_sample(context, trace_id, "span", kind, attributes, None, trace_state)
+    case = (label, hex(trace_id), trace_state, kind, attributes)
+    assert actual.decision == expected.decision, case
+    return trace_state, attributes, expected, actual, case
+
+
 @pytest.mark.parametrize("name", list(configurations(ours, our_rules)))
 def test_decisions_th_and_attributes_equal_the_sdks(name):
     theirs = sdk.composite_sampler(configurations(sdk, sdk_rules)[name])
     mine = ours.composite_sampler(configurations(ours, our_rules)[name])
     rng = random.Random(f"differential {name}")
     for _ in range(CASES_PER_CONFIGURATION):
-        trace_id, context, trace_state, kind, attributes = random_input(rng)
-        expected = theirs.should_sample(context, trace_id, "span", kind, attributes, None, trace_state)
-        actual = mine.should_sample(context, trace_id, "span", kind, attributes, None, trace_state)
-        case = (name, hex(trace_id), trace_state, kind, attributes)
-        assert actual.decision == expected.decision, case
+        trace_state, attributes, expected, actual, case = same_decision(theirs, mine, rng, name)
         if actual.decision.is_sampled():
             assert fields(actual.trace_state) == fields(expected.trace_state), case
             assert dict(actual.attributes) == {**attributes, **dict(expected.attributes or {})}, case
@@ -209,10 +216,6 @@ def test_random_trees_decide_as_the_sdks():
         theirs = sdk.composite_sampler(tree_of(sdk, sdk_rules, spec))
         mine = ours.composite_sampler(tree_of(ours, our_rules, spec))
         for _ in range(300):
-            trace_id, context, trace_state, kind, attributes = random_input(rng)
-            expected = theirs.should_sample(context, trace_id, "span", kind, attributes, None, trace_state)
-            actual = mine.should_sample(context, trace_id, "span", kind, attributes, None, trace_state)
-            case = (spec, hex(trace_id), trace_state, kind, attributes)
-            assert actual.decision == expected.decision, case
+            _, _, expected, actual, case = same_decision(theirs, mine, rng, spec)
             if actual.decision.is_sampled():
                 assert fields(actual.trace_state)[0] == fields(expected.trace_state)[0], case
