@@ -6,11 +6,12 @@ found by fuzzing the constructors (the law below is that fuzzer, bounded)."""
 from __future__ import annotations
 
 import inspect
-from typing import Any, Callable, Dict
+from typing import Any, Callable, Dict, List
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 import tracesieve
@@ -45,6 +46,9 @@ HUGE = 10**400  # no float holds it
         ),
         (lambda: BudgetSampler(budget=1000, store="memory", state_path=1.5), r"^state_path: expected a file path .*got float 1.5"),
         (lambda: BudgetSampler(budget=1000, store="memory", state_path=""), r"^state_path: expected a file path"),
+        # Checked only when the poller started: start=False took any timeout.
+        (lambda: tracesieve.JaegerRemoteSampler("a", timeout="x", start=False), r"^timeout: expected a number of seconds"),
+        (lambda: tracesieve.JaegerRemoteSampler("a", polling_interval=0, start=False), r"^polling_interval: 0 is out of range"),
         # The SDK provider's own arguments, which it takes unchecked and fails on at span time.
         (
             lambda: tracesieve.TracerProvider(id_generator="x"),
@@ -84,6 +88,8 @@ CLASSES: Dict[str, Any] = {
         "DedupSpanExporter",
         "RetryingSpanExporter",
         "TracerProvider",
+        "JaegerRemoteSampler",
+        "XRayRemoteSampler",
     )
 }
 SCALARS = st.one_of(
@@ -117,7 +123,11 @@ def test_any_keyword_values_build_or_raise_config_error(tmp_path_factory: pytest
         kwargs.setdefault("store", "memory")
     if "state_path" in kwargs and isinstance(kwargs["state_path"], str) and kwargs["state_path"]:
         kwargs["state_path"] = str(tmp_path_factory.mktemp("state") / "budget.json")  # never a file in the checkout
-    args = [InMemorySpanExporter()] if name in ("TailSamplingProcessor", "DedupSpanExporter", "RetryingSpanExporter") else []
+    args: List[Any] = [InMemorySpanExporter()] if name in ("TailSamplingProcessor", "DedupSpanExporter", "RetryingSpanExporter") else []
+    if name in ("JaegerRemoteSampler", "XRayRemoteSampler"):
+        args = ["checkout"] if name == "JaegerRemoteSampler" else [Resource.create({"service.name": "checkout"})]
+        kwargs.pop("service_name", None)
+        kwargs["start"] = False  # no poller thread, no network: every setting is checked all the same
     try:
         built = cls(*args, **kwargs)
     except ConfigError:

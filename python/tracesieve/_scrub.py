@@ -1,14 +1,25 @@
-"""Loggers whose lines never show a password: every tracesieve logger gets a
-filter that passes its message (and any traceback) through the native
-``scrub``, so a URL a user gave with credentials is logged as ``user:***@``."""
+"""No password in what tracesieve shows: every tracesieve logger gets a filter
+that passes its message (and any traceback) through the native ``scrub``, and
+every ``ConfigError`` scrubs its message, so a URL a user gave with
+credentials is shown as ``user:***@``."""
 
 from __future__ import annotations
 
 import logging
+from typing import Any
 
-from tracesieve._core import scrub
+from tracesieve._core import ConfigError, scrub
 
 __all__ = ["scrub", "scrubbed_logger"]
+
+
+def _scrubbed_init(self: BaseException, *args: Any) -> None:
+    BaseException.__init__(self, *(scrub(arg) if isinstance(arg, str) else arg for arg in args))
+
+
+# ConfigError is made natively, which scrubs its own messages; the ones raised in
+# Python quote URLs too (an endpoint of the wrong scheme), so the type scrubs them all.
+ConfigError.__init__ = _scrubbed_init  # type: ignore[method-assign]
 
 _FORMATTER = logging.Formatter()
 

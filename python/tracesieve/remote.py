@@ -14,7 +14,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from tracesieve import _core
 from tracesieve._background import BackgroundThread, jitter
-from tracesieve._checks import check_seconds
+from tracesieve._checks import check_flag, check_seconds
 from tracesieve._polling import Poller
 from tracesieve._scrub import scrub, scrubbed_logger
 from tracesieve.config import ConfigError
@@ -234,8 +234,11 @@ class JaegerRemoteSampler(_NativeSampler):
         # The poller updates the strategy object every plan built on this one shares
         # (an AdaptiveSampler or BudgetSampler around it included).
         self._endpoint = endpoint
-        _source(service_name, endpoint)  # a bad endpoint fails here, not in the thread
-        if start:
+        # Bad settings fail here, not in the thread, and also when the poller is not started.
+        _source(service_name, endpoint)
+        check_seconds("polling_interval", polling_interval, minimum=0.01)
+        check_seconds("timeout", timeout, minimum=0.001)
+        if check_flag("start", start):
             self.poller = StrategyPoller(
                 service_name,
                 endpoint,
