@@ -214,7 +214,7 @@ def test_spending_survives_a_restart_and_bad_state_is_ignored(tmp_path, caplog):
             fresh = BudgetSampler(1.0, budget=1000, clock=clock, state_path=path).budget_status()
             assert fresh["used_spans"] == fresh["assumed_spans"], "nothing restored: only the calendar's share assumed"
     assert caplog.text.count("ignoring") == 13
-    assert "period_start (an integer of about 401 digits) is not a time" in caplog.text
+    assert "period_start an integer of about 401 digits is not a time" in caplog.text
     assert "used_spans 5000 is more than the file's own budget of 1000" in caplog.text
 
 

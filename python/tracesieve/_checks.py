@@ -28,22 +28,28 @@ def check_seconds(name: str, value: Any, *, minimum: float = 0.0, inclusive: boo
     bound = f">= {minimum:g}" if inclusive else f"> {minimum:g}"
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ConfigError(f"{name}: expected a number of seconds {bound}, got {_shown(value)}")
-    if not _finite(value) or value < minimum or (not inclusive and value == minimum):
-        raise ConfigError(f"{name}: {_number(value)} is out of range; expected a number of seconds {bound}")
+    if not finite_number(value) or value < minimum or (not inclusive and value == minimum):
+        raise ConfigError(f"{name}: {shown_number(value)} is out of range; expected a number of seconds {bound}")
     return float(value)
 
 
-def _finite(value: Any) -> bool:
+def finite_number(value: Any) -> bool:
+    """An int or float (not a bool) that a float holds finitely: an integer of
+    hundreds of digits, which JSON and Python allow, is none."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
     try:
         return math.isfinite(value)
-    except OverflowError:  # an integer no float can hold
+    except OverflowError:
         return False
 
 
-def _number(value: Any) -> str:
+def shown_number(value: Any) -> str:
+    """A number as a message shows it: an integer too long to read is described."""
     if isinstance(value, int) and value.bit_length() > 128:
         return f"an integer of about {int(value.bit_length() * math.log10(2)) + 1} digits"
-    return repr(value)
+    text = repr(value)
+    return text if len(text) <= 80 else text[:80] + "..."
 
 
 def check_count(name: str, value: Any, *, minimum: int = 1) -> int:

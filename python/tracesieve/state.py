@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import atexit
 import json
-import math
 import os
 import re
 import stat
@@ -20,6 +19,7 @@ from pathlib import Path
 from typing import Any, Dict, Optional
 
 from tracesieve._background import BackgroundThread
+from tracesieve._checks import finite_number, shown_number
 from tracesieve._scrub import scrubbed_logger
 from tracesieve.config import ConfigError
 
@@ -210,34 +210,17 @@ def _validate(data: Any, current: Dict[str, Any]) -> Optional[str]:
         return f"budget_spans {budget!r} is not a budget"
     if used > budget:
         return f"used_spans {used} is more than the file's own budget of {budget}"
-    if not _finite(start):
-        return f"period_start {_shown(start)} is not a time"
+    if not finite_number(start):
+        return f"period_start {shown_number(start)} is not a time"
     saved_at = data.get("saved_at", 0.0)
-    if not _finite(saved_at):
-        return f"saved_at {_shown(saved_at)} is not a time"
+    if not finite_number(saved_at):
+        return f"saved_at {shown_number(saved_at)} is not a time"
     estimates = data.get("estimates")
     if estimates is not None:
         if not isinstance(estimates, dict) or set(estimates) != set(ESTIMATES):
             return f"estimates {estimates!r} are not pacing estimates"
         for key in ESTIMATES:
             value = estimates[key]
-            if not _finite(value) or value < 0:
-                return f"estimates.{key} {_shown(value)} is not a rate"
+            if not finite_number(value) or value < 0:
+                return f"estimates.{key} {shown_number(value)} is not a rate"
     return None
-
-
-def _finite(value: Any) -> bool:
-    """A JSON number a float can hold: an integer of hundreds of digits is none."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return False
-    try:
-        return math.isfinite(value)
-    except OverflowError:
-        return False
-
-
-def _shown(value: Any) -> str:
-    if isinstance(value, int) and value.bit_length() > 128:
-        return f"(an integer of about {int(value.bit_length() * math.log10(2)) + 1} digits)"
-    text = repr(value)
-    return text if len(text) <= 80 else text[:80] + "..."

@@ -31,8 +31,9 @@ pub fn config_error_type(py: Python<'_>) -> PyResult<&Bound<'_, PyType>> {
 
 /// A `ConfigError` with this message.
 pub fn config_message(message: impl Into<String>) -> PyErr {
-    // A message may quote a URL the user gave, password and all.
-    let message = crate::scrub::scrub(&message.into()).into_owned();
+    // A message may quote a URL the user gave, password and all: the type's
+    // __init__ (tracesieve._scrub) scrubs it, for these and the Python-raised ones alike.
+    let message = message.into();
     Python::attach(|py| match config_error_type(py) {
         Ok(class) => PyErr::from_type(class.clone(), message),
         Err(error) => error,

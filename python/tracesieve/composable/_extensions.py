@@ -5,11 +5,11 @@ Jaeger remote) as one node of a tree."""
 
 from __future__ import annotations
 
-import math
 from typing import Any, Dict, Mapping, Optional
 
 from opentelemetry.util.types import Attributes
 
+from tracesieve._checks import finite_number, shown_number
 from tracesieve._core import ConfigError
 from tracesieve.composable._composable import Composable, ComposableSampler, Foreign, checked
 
@@ -76,8 +76,8 @@ def composable_rate_limited(delegate: ComposableSampler, traces_per_second: floa
     for name, value in (("traces_per_second", traces_per_second), ("burst", burst)):
         if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value != value):
             raise ConfigError(f"{name}: expected a number, got {value!r}")
-        if isinstance(value, int) and abs(value) > 2**1023:  # no float holds it
-            raise ConfigError(f"{name}: an integer of about {int(value.bit_length() * math.log10(2)) + 1} digits is out of range")
+        if value is not None and not finite_number(value):  # infinite, or an integer no float holds
+            raise ConfigError(f"{name}: {shown_number(value)} is out of range")
     return _ComposableRateLimited(delegate, traces_per_second, burst)
 
 
