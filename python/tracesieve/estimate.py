@@ -15,12 +15,16 @@ __all__ = ["ADJUSTED_COUNT", "adjusted_count", "threshold_of"]
 ADJUSTED_COUNT = "tracesieve.adjusted_count"
 
 
+def _checked(span: Any) -> Any:
+    """``span``, if it reads as a finished span; else a TypeError."""
+    if getattr(span, "context", None) is None or not hasattr(span, "attributes"):
+        raise TypeError(f"span: expected a finished span (a ReadableSpan), got {type(span).__name__}")
+    return span
+
+
 def threshold_of(span: Any) -> Optional[int]:
     """The ``th`` threshold in a span's ``ot`` tracestate entry, or None."""
-    context = getattr(span, "context", None)
-    if context is None or not hasattr(span, "attributes"):
-        raise TypeError(f"span: expected a finished span (a ReadableSpan), got {type(span).__name__}")
-    state = getattr(context, "trace_state", None)
+    state = getattr(_checked(span).context, "trace_state", None)
     ot = state.get("ot") if state is not None else None
     return _core.read_ot(ot)[0] if isinstance(ot, str) and ot else None
 
@@ -31,8 +35,8 @@ def adjusted_count(span: Any) -> Optional[float]:
     ``th``; None when neither says (the probability is unknown). Spans come
     from anywhere, so an ``adjusted_count`` that is no count (text, negative,
     NaN) is passed over for the ``th``, as if absent."""
-    th = threshold_of(span)
-    count = (span.attributes or {}).get(ADJUSTED_COUNT)
+    count = (_checked(span).attributes or {}).get(ADJUSTED_COUNT)
     if isinstance(count, (int, float)) and not isinstance(count, bool) and 0 <= count <= sys.float_info.max:
         return float(count)
+    th = threshold_of(span)
     return None if th is None else _core.adjusted_count(th)
