@@ -7,11 +7,6 @@ from __future__ import annotations
 
 from sdk_sources import outcomes, run_rewritten, sdk_tests
 
-#: Cases of the SDK's marshalling table that contradict the specification: it
-#: keeps the malformed values ``a`` and ``#``, which the grammar (and the Java
-#: contrib's table it was taken from) drops.
-SPEC_OVER_SDK = {"test_marshal[a-a]", "test_marshal[#-#]"}
-
 
 def test_tracesieve_composable_passes_the_sdks_composite_tests(tmp_path):
     suite = sdk_tests() / "trace" / "composite_sampler"
@@ -25,4 +20,4 @@ def test_tracesieve_composable_passes_the_sdks_composite_tests(tmp_path):
     assert len(ours_results) >= 80 and set(ours_results) == set(sdk_results), ours.stdout[-3000:]
     assert set(sdk_results.values()) == {"PASSED"}, "the seeded run passes on the SDK's own module"
     failed = {test for test, outcome in ours_results.items() if outcome != "PASSED"}
-    assert failed == SPEC_OVER_SDK, ours.stdout[-5000:]
+    assert not failed, ours.stdout[-5000:]

@@ -1,9 +1,15 @@
-"""The OpenTelemetry (`ot`) tracestate entry as the composable samplers read and
-write it, by the specification's rules: `th` is 1 to 14 lowercase hex digits,
-`rv` exactly 14; an invalid one is dropped; a value that breaks the grammar
-(a trailing `;`, a repeated or upper-case key, over 256 characters) is read as
-empty. The SDK's class of the same name keeps malformed members; this one
-follows the specification and the Java contrib's table."""
+"""The OpenTelemetry (`ot`) tracestate entry as a value, the SDK's class of the
+same name for code written against it (tracesieve's own samplers never use it:
+they read and pass on `ot` natively, by the specification's rules).
+
+`th` and `rv` are read by the specification's rules: `th` is 1 to 14 lowercase
+hex digits, `rv` exactly 14; an invalid one is dropped, and nothing is read
+from a value that breaks the grammar (a trailing `;`, a repeated or upper-case
+key, a member with no `:`). The other members are kept in `rest` as the SDK's
+class keeps them, malformed ones included, so that a trace-state update built
+on this class passes on what the SDK's would: `a` round-trips as `a`. (What
+tracesieve's samplers pass on drops such a value whole, as the specification,
+the Collector and the Java contrib's table do.)"""
 
 from __future__ import annotations
 
@@ -43,7 +49,11 @@ class OtelTraceState:
         value = trace_state.get(OTEL_TRACE_STATE_KEY) if trace_state else None
         if not value:
             return OtelTraceState.invalid()
+        if len(value) > _TRACE_STATE_SIZE_LIMIT:
+            return OtelTraceState.invalid()
         threshold, random_value, rest = _core.parse_ot(value)
+        if rest is None:  # breaks the grammar: no th or rv read; the rest carried as the SDK's class carries it
+            rest = [member for member in value.split(";") if member and not member.startswith(("th:", "rv:"))]
         return OtelTraceState(
             random_value=INVALID_RANDOM_VALUE if random_value is None else random_value,
             threshold=INVALID_THRESHOLD if threshold is None else threshold,
