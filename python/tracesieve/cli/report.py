@@ -4,7 +4,6 @@ optional ``plot`` extra)."""
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import Any, Dict, List
 
@@ -20,14 +19,12 @@ def _row(name: str, cells: Dict[str, float]) -> str:
 
 
 def _spread(cells: Dict[str, float]) -> str:
-    """The error an estimate from this many probability keeps should be
-    expected to show (one standard deviation, sqrt((1 - p) / n) for n keeps
-    at probability p): about 3% at 1,000 keeps, 38% at 7."""
-    kept, requests = cells["kept_by_probability"], cells["requests"]
-    if not kept or not requests:
+    """The estimate's standard error, relative to it, as the kept spans alone
+    give it (``tracesieve.estimate.estimate``): about 3% at 1,000 keeps of one
+    probability, more where the probability varied, 38% at 7."""
+    if not cells["estimated"]:
         return "n/a"
-    probability = min(1.0, kept / requests)
-    return f"±{math.sqrt((1 - probability) / kept):.1%}"
+    return f"±{cells['standard_error'] / cells['estimated']:.1%}"
 
 
 def terminal(scenario: Scenario, results: List[Measured], seconds: Dict[str, float]) -> str:
@@ -90,8 +87,8 @@ def terminal(scenario: Scenario, results: List[Measured], seconds: Dict[str, flo
         "1 for traces kept for an error anywhere; the budget's floor keeps carry th 0 and count 1)."
     )
     lines.append(
-        "expected = the error an estimate from that many probability keeps should be expected to show (one standard "
-        "deviation): within ±5% takes about 1,000 keeps; a row with a few dozen is off by tens of percent, as any sample that small."
+        "expected = the estimate's standard error, read from the kept spans alone (tracesieve.estimate): about ±3% from "
+        "1,000 keeps at one probability, more where the probability varied; a row with a few dozen keeps is off by tens of percent."
     )
     return "\n".join(lines)
 

@@ -24,7 +24,7 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 
 from tracesieve.cli.ids import SeededIds
 from tracesieve.cli.scenarios import SERVICES, SLOW_SECONDS, Scenario
-from tracesieve.estimate import adjusted_count
+from tracesieve.estimate import adjusted_count, estimate
 from tracesieve.pipeline import from_config
 from tracesieve.sharing import LocalExchange
 from tracesieve.tail import REASON, TailSamplingProcessor
@@ -265,6 +265,9 @@ def measure(
         if minute_count:
             demand_minute[min(minute_count - 1, int((r.time - scenario.start) // 60))] += 1
     unweighted = 0
+    #: The kept roots of each endpoint and of each tier, for the estimates' standard errors.
+    endpoint_roots: Dict[str, List[Any]] = defaultdict(list)
+    tier_roots: Dict[str, List[Any]] = defaultdict(list)
     for trace_id, span in roots.items():
         index = traces.get(trace_id)
         if index is None:
@@ -279,6 +282,8 @@ def measure(
         if weight is None:
             unweighted += 1
             continue
+        endpoint_roots[request.endpoint].append(span)
+        tier_roots[request.tier].append(span)
         if _by_probability(span, weight):
             sampled_endpoint[request.endpoint] += 1
             sampled_tier[request.tier] += 1
@@ -311,7 +316,9 @@ def measure(
         }
     complete = sum(1 for services in by_trace.values() if len(services) == len(SERVICES))
 
-    def table(truth: Counter, kept: Counter, sampled: Counter, estimated: Dict[str, float]) -> Dict[str, Dict[str, float]]:
+    def table(
+        truth: Counter, kept: Counter, sampled: Counter, estimated: Dict[str, float], roots: Dict[str, List[Any]]
+    ) -> Dict[str, Dict[str, float]]:
         return {
             key: {
                 "requests": truth[key],
@@ -320,6 +327,8 @@ def measure(
                 "rate": kept[key] / truth[key] if truth[key] else 0.0,
                 "estimated": round(estimated[key], 1),
                 "error": (estimated[key] - truth[key]) / truth[key] if truth[key] else 0.0,
+                # Read from the kept spans alone, as a user would (one root per trace).
+                "standard_error": round(estimate(roots[key], _weight).standard_error, 1),
             }
             for key in sorted(truth)
         }
@@ -363,8 +372,8 @@ def measure(
         spans_total=len(requests) * len(SERVICES),
         spans_kept=len(spans),
         spans_dropped=sum(dropped_by(rig) for rig in rigs),
-        by_endpoint=table(truth_endpoint, kept_endpoint, sampled_endpoint, est_endpoint),
-        by_tier=table(truth_tier, kept_tier, sampled_tier, est_tier),
+        by_endpoint=table(truth_endpoint, kept_endpoint, sampled_endpoint, est_endpoint, endpoint_roots),
+        by_tier=table(truth_tier, kept_tier, sampled_tier, est_tier, tier_roots),
         error_traces=len(error_ids),
         error_traces_whole=whole,
         slow_traces=len(slow_ids),
