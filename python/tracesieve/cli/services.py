@@ -252,8 +252,6 @@ def measure(
     # Kept by probability (not kept for an error): the samples behind an estimate.
     sampled_endpoint: Counter = Counter()
     sampled_tier: Counter = Counter()
-    est_endpoint: Dict[str, float] = defaultdict(float)
-    est_tier: Dict[str, float] = defaultdict(float)
     hours = int((scenario.end - scenario.start) // 3600) or 1
     demand = [0] * hours
     kept_hour = [0] * hours
@@ -265,7 +263,7 @@ def measure(
         if minute_count:
             demand_minute[min(minute_count - 1, int((r.time - scenario.start) // 60))] += 1
     unweighted = 0
-    #: The kept roots of each endpoint and of each tier, for the estimates' standard errors.
+    #: The kept roots of each endpoint and of each tier, whose counts estimate them.
     endpoint_roots: Dict[str, List[Any]] = defaultdict(list)
     tier_roots: Dict[str, List[Any]] = defaultdict(list)
     for trace_id, span in roots.items():
@@ -287,8 +285,6 @@ def measure(
         if _by_probability(span, weight):
             sampled_endpoint[request.endpoint] += 1
             sampled_tier[request.tier] += 1
-        est_endpoint[request.endpoint] += weight
-        est_tier[request.tier] += weight
     error_ids = [tid for tid, i in traces.items() if requests[i].error]
     whole = sum(1 for tid in error_ids if len(by_trace.get(tid, ())) == len(SERVICES))
     slow_ids = [tid for tid, i in traces.items() if requests[i].slow]
@@ -316,19 +312,18 @@ def measure(
         }
     complete = sum(1 for services in by_trace.values() if len(services) == len(SERVICES))
 
-    def table(
-        truth: Counter, kept: Counter, sampled: Counter, estimated: Dict[str, float], roots: Dict[str, List[Any]]
-    ) -> Dict[str, Dict[str, float]]:
+    def table(truth: Counter, kept: Counter, sampled: Counter, roots: Dict[str, List[Any]]) -> Dict[str, Dict[str, float]]:
+        # Read from the kept spans alone, as a user would (one root per trace).
+        estimates = {key: estimate(roots[key], _weight) for key in truth}
         return {
             key: {
                 "requests": truth[key],
                 "kept": kept[key],
                 "kept_by_probability": sampled[key],
                 "rate": kept[key] / truth[key] if truth[key] else 0.0,
-                "estimated": round(estimated[key], 1),
-                "error": (estimated[key] - truth[key]) / truth[key] if truth[key] else 0.0,
-                # Read from the kept spans alone, as a user would (one root per trace).
-                "standard_error": round(estimate(roots[key], _weight).standard_error, 1),
+                "estimated": round(estimates[key].total, 1),
+                "error": (estimates[key].total - truth[key]) / truth[key] if truth[key] else 0.0,
+                "standard_error": round(estimates[key].standard_error, 1),
             }
             for key in sorted(truth)
         }
@@ -372,8 +367,8 @@ def measure(
         spans_total=len(requests) * len(SERVICES),
         spans_kept=len(spans),
         spans_dropped=sum(dropped_by(rig) for rig in rigs),
-        by_endpoint=table(truth_endpoint, kept_endpoint, sampled_endpoint, est_endpoint, endpoint_roots),
-        by_tier=table(truth_tier, kept_tier, sampled_tier, est_tier, tier_roots),
+        by_endpoint=table(truth_endpoint, kept_endpoint, sampled_endpoint, endpoint_roots),
+        by_tier=table(truth_tier, kept_tier, sampled_tier, tier_roots),
         error_traces=len(error_ids),
         error_traces_whole=whole,
         slow_traces=len(slow_ids),

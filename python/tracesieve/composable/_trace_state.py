@@ -47,9 +47,7 @@ class OtelTraceState:
     @staticmethod
     def parse(trace_state: Optional[TraceState]) -> OtelTraceState:
         value = trace_state.get(OTEL_TRACE_STATE_KEY) if trace_state else None
-        if not value:
-            return OtelTraceState.invalid()
-        if len(value) > _TRACE_STATE_SIZE_LIMIT:
+        if not value or len(value) > _TRACE_STATE_SIZE_LIMIT:
             return OtelTraceState.invalid()
         threshold, random_value, rest = _core.parse_ot(value)
         if rest is None:  # breaks the grammar: no th or rv read; the rest carried as the SDK's class carries it
