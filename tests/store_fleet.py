@@ -89,9 +89,10 @@ def _serve(sampler: Any, clock: SimClock, worker: Worker, per_hour: List[int], c
             index = counter.value
             if index >= stop_index and kill_at is None:
                 return
-            if index < stop_index:
-                counter.value = index + 1
+            # A process to be killed dies before claiming its next request, so
+            # every request is decided (a lost one could leave its hour blind).
             if kill_at is None or index < min(kill_at, stop_index):
+                counter.value = index + 1
                 clock.now = times[index]
                 if sampler.should_sample(None, rng.getrandbits(128) | 1, "GET /").decision.is_sampled():
                     kept[hours[index]] += 1

@@ -53,7 +53,7 @@ def test_processes_that_start_stop_and_die_during_the_month_share_the_budget(sto
     assert month.blind_hours == 0
     assert month.used == sum(month.kept_by_hour)
     if demand < 1:
-        assert month.offered - 1 <= month.used <= month.offered, "all kept but a request the killed process took with it"
+        assert month.used == month.offered, "under budget every request is kept, the killed process's included"
     else:
         assert 0.95 * BUDGET <= month.used <= BUDGET
 
