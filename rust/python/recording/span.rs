@@ -15,7 +15,7 @@ use pyo3::types::{PyDict, PyString, PyTuple};
 
 use super::api::RecordingApi;
 use super::recorder::{Recorder, Slot};
-use super::values::{attributes_to_python, bounded_mapping, clean, clean_mapping, Cleaned};
+use super::values::{attributes_to_python, bounded_mapping, clean, clean_mapping, span_text, Cleaned};
 use crate::python::context::NativeIds;
 use crate::python::otel_api::OtelApi;
 use crate::recording::engine::Engine;
@@ -147,7 +147,7 @@ impl NativeSpan {
 
     /// "Type: message", as the SDK describes an exception in a status.
     pub fn status_description(exception: &Bound<'_, PyAny>) -> PyResult<String> {
-        Ok(format!("{}: {}", exception.get_type().name()?, exception.str()?.to_str()?))
+        Ok(format!("{}: {}", exception.get_type().name()?, span_text(&exception.str()?)))
     }
 }
 
@@ -257,7 +257,7 @@ impl NativeSpan {
         let timestamp = time_of(timestamp);
         let limits = self.recorder.limits;
         let (attributes, dropped) = self.bounded_attributes(py, attributes, limits.max_event_attributes)?;
-        let name = name.str()?.to_str()?.to_owned();
+        let name = span_text(&name.str()?);
         let event = Event { name, time: timestamp.unwrap_or_else(now_ns), attributes, dropped };
         {
             let mut live = self.lock();
@@ -287,7 +287,7 @@ impl NativeSpan {
     }
 
     fn update_name(&self, py: Python<'_>, name: &Bound<'_, PyAny>) -> PyResult<()> {
-        let name = name.str()?.to_str()?.to_owned();
+        let name = span_text(&name.str()?);
         {
             let mut live = self.lock();
             if !live.ended {
@@ -331,7 +331,7 @@ impl NativeSpan {
         } else {
             return Ok(());
         };
-        let text = text.cast::<PyString>().ok().and_then(|t| t.to_str().ok()).map(str::to_owned);
+        let text = text.cast::<PyString>().ok().map(span_text);
         let mut live = self.lock();
         if !live.ended {
             if let Some(code) = code {

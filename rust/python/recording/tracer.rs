@@ -14,7 +14,7 @@ use pyo3::types::{PyDict, PyString, PyTuple};
 use super::api::RecordingApi;
 use super::recorder::{Recorder, Slot};
 use super::span::{count_not_recorded, link_of, now_ns, time_of, trace_state_pairs, Ids, NativeNonRecordingSpan, NativeSpan};
-use super::values::bounded_mapping;
+use super::values::{bounded_mapping, span_text};
 use crate::python::context::{context_var_reset, context_var_set, current_context, native_ids, span_context_of};
 use crate::python::otel_api::OtelApi;
 use crate::recording::record::{Link, Parent, SpanRecord};
@@ -195,7 +195,7 @@ impl NativeTracer {
             }
             _ => 0,
         };
-        let name_text = name.str()?.to_str()?.to_owned();
+        let name_text = span_text(&name.str()?);
         let record = SpanRecord {
             trace_id,
             span_id: ids.span_id,

@@ -18,6 +18,23 @@ pub enum Cleaned {
     Drop,
 }
 
+/// A str as span text (a name, an event name, a status description): each lone
+/// surrogate, which no exporter can encode, becomes one U+FFFD instead of
+/// raising into the application.
+pub fn span_text(text: &Bound<'_, PyString>) -> String {
+    if let Ok(utf8) = text.to_str() {
+        return utf8.to_owned();
+    }
+    let units = text.call_method1("encode", ("utf-16-le", "surrogatepass")).ok().and_then(|b| b.cast_into::<PyBytes>().ok());
+    match units {
+        Some(bytes) => {
+            let units: Vec<u16> = bytes.as_bytes().chunks_exact(2).map(|pair| u16::from_le_bytes([pair[0], pair[1]])).collect();
+            String::from_utf16_lossy(&units)
+        }
+        None => text.to_string_lossy().into_owned(),
+    }
+}
+
 /// Clean one attribute value, with strings truncated to `max_length` code points.
 pub fn clean(py: Python<'_>, api: &RecordingApi, value: &Bound<'_, PyAny>, max_length: Option<usize>) -> Cleaned {
     if let Some(value) = scalar(py, api, value, max_length) {
