@@ -325,31 +325,6 @@ def test_span_calls_never_raise_into_the_application() -> None:
     assert [e.name for e in exported.events] == ["e", "exception"]
 
 
-def test_lone_surrogates_in_span_text_never_replace_the_applications_own_error() -> None:
-    """A name, an event name or an exception message holding a lone surrogate (no
-    exporter can encode one) is recorded with U+FFFD in its place; the error the
-    application raised is the one it sees."""
-    provider, tracer, exporter, clock = stepped(rate=1.0)
-    with pytest.raises(ValueError, match="bad input"):
-        with tracer.start_as_current_span("GET \ud800/") as span:
-            span.add_event("event \udc00")
-            raise ValueError("bad input \ud800")
-    renamed = tracer.start_span("x")
-    renamed.update_name("renamed \udfff")
-    renamed.set_status(Status(StatusCode.ERROR, "down \ud800"))
-    renamed.end()
-    clock.now += 2
-    provider.step()
-    spans = {span.name: span for span in exporter.get_finished_spans()}
-    assert set(spans) == {"GET \ufffd/", "renamed \ufffd"}
-    first = spans["GET \ufffd/"]
-    assert [e.name for e in first.events] == ["event \ufffd", "exception"]
-    assert first.status.description == "ValueError: bad input \ufffd"
-    assert first.events[1].attributes["exception.message"] == "bad input \ud800", "attribute values are kept as the SDK keeps them"
-    assert spans["renamed \ufffd"].status.description == "down \ufffd"
-    balanced(provider.stats())
-
-
 def test_native_spans_are_opentelemetry_spans() -> None:
     _provider, tracer, _, _ = stepped(rate=0.5)
     recorded = tracer.start_span("recorded", context=context.Context())

@@ -52,15 +52,24 @@ def clean_mapping(mapping: Any, max_length: Optional[int]) -> Tuple[Dict[str, An
     return out, 0
 
 
-def exception_attributes(exception: BaseException, escaped: bool) -> Dict[str, Any]:
+def _text(value: Any) -> str:
+    """``str(value)``, or a placeholder naming its type when its ``__str__`` raises."""
+    try:
+        return str(value)
+    except Exception:
+        return f"<unprintable {type(value).__qualname__}>"
+
+
+def exception_attributes(exception: BaseException, escaped: Any) -> Dict[str, Any]:
     """The attributes the SDK's ``record_exception`` gives an exception event
-    (for something that is not an exception, its type and text)."""
+    (for something that is not an exception, its type and text); text that
+    cannot be had is a placeholder, never an error raised into the application."""
     if not isinstance(exception, BaseException):
         return {
             "exception.type": type(exception).__qualname__,
-            "exception.message": str(exception),
+            "exception.message": _text(exception),
             "exception.stacktrace": "",
-            "exception.escaped": str(escaped),
+            "exception.escaped": _text(escaped),
         }
     stacktrace = "".join(traceback.format_exception(type(exception), exception, exception.__traceback__))
     module = type(exception).__module__
@@ -68,9 +77,9 @@ def exception_attributes(exception: BaseException, escaped: bool) -> Dict[str, A
     exception_type = f"{module}.{qualname}" if module and module != "builtins" else qualname
     return {
         "exception.type": exception_type,
-        "exception.message": str(exception),
+        "exception.message": _text(exception),
         "exception.stacktrace": stacktrace,
-        "exception.escaped": str(escaped),
+        "exception.escaped": _text(escaped),
     }
 
 

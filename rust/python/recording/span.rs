@@ -11,11 +11,11 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyString, PyTuple};
+use pyo3::types::{PyBool, PyDict, PyString, PyTuple};
 
 use super::api::RecordingApi;
 use super::recorder::{Recorder, Slot};
-use super::values::{attributes_to_python, bounded_mapping, clean, clean_mapping, span_text, Cleaned};
+use super::values::{attributes_to_python, bounded_mapping, clean, clean_mapping, name_text, span_text, Cleaned};
 use crate::python::context::NativeIds;
 use crate::python::otel_api::OtelApi;
 use crate::recording::engine::Engine;
@@ -147,7 +147,7 @@ impl NativeSpan {
 
     /// "Type: message", as the SDK describes an exception in a status.
     pub fn status_description(exception: &Bound<'_, PyAny>) -> PyResult<String> {
-        Ok(format!("{}: {}", exception.get_type().name()?, span_text(&exception.str()?)))
+        Ok(format!("{}: {}", exception.get_type().name()?, name_text(exception)))
     }
 }
 
@@ -257,7 +257,7 @@ impl NativeSpan {
         let timestamp = time_of(timestamp);
         let limits = self.recorder.limits;
         let (attributes, dropped) = self.bounded_attributes(py, attributes, limits.max_event_attributes)?;
-        let name = span_text(&name.str()?);
+        let name = name_text(name);
         let event = Event { name, time: timestamp.unwrap_or_else(now_ns), attributes, dropped };
         {
             let mut live = self.lock();
@@ -287,7 +287,7 @@ impl NativeSpan {
     }
 
     fn update_name(&self, py: Python<'_>, name: &Bound<'_, PyAny>) -> PyResult<()> {
-        let name = span_text(&name.str()?);
+        let name = name_text(name);
         {
             let mut live = self.lock();
             if !live.ended {
@@ -325,9 +325,9 @@ impl NativeSpan {
             if current == OK || code == UNSET {
                 return Ok(());
             }
-            // The SDK's Status checks the description (and warns).
-            let made = api.status_type.bind(py).call1((status, description.cloned().unwrap_or_else(|| py.None().into_bound(py))))?;
-            (Some(code), made.getattr("description")?)
+            // The SDK's Status checks the description (and warns); one it cannot check is left out.
+            let made = api.status_type.bind(py).call1((status, description.cloned().unwrap_or_else(|| py.None().into_bound(py))));
+            (Some(code), made.and_then(|made| made.getattr("description")).unwrap_or_else(|_| py.None().into_bound(py)))
         } else {
             return Ok(());
         };
@@ -341,20 +341,22 @@ impl NativeSpan {
         Ok(())
     }
 
-    #[pyo3(signature = (exception, attributes = None, timestamp = None, escaped = false))]
+    #[pyo3(signature = (exception, attributes = None, timestamp = None, escaped = None))]
     fn record_exception(
         &self,
         py: Python<'_>,
         exception: &Bound<'_, PyAny>,
         attributes: Option<&Bound<'_, PyAny>>,
         timestamp: Option<&Bound<'_, PyAny>>,
-        escaped: bool,
+        escaped: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<()> {
         let api = RecordingApi::get(py)?;
+        let escaped = escaped.cloned().unwrap_or_else(|| PyBool::new(py, false).to_owned().into_any());
         let merged = api.spans.bind(py).call_method1("exception_attributes", (exception, escaped))?.cast_into::<PyDict>()?;
         if let Some(extra) = attributes.filter(|a| a.is_truthy().unwrap_or(false)) {
             if let Ok(mapping) = extra.cast::<pyo3::types::PyMapping>() {
-                merged.update(mapping)?;
+                // A mapping that fails part-way gives what it gave.
+                let _ = merged.update(mapping);
             }
         }
         self.add_event(py, &PyString::new(py, "exception"), Some(merged.as_any()), timestamp)
@@ -405,7 +407,7 @@ impl NativeSpan {
         if let Some(exception) = exc_val.filter(|e| !e.is_none()) {
             if !self.ended() {
                 if self.record_exception {
-                    self.record_exception(py, exception, None, None, true)?;
+                    self.record_exception(py, exception, None, None, Some(PyBool::new(py, true).as_any()))?;
                 }
                 if self.set_status_on_exception {
                     let api = RecordingApi::get(py)?;

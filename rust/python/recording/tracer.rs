@@ -14,7 +14,7 @@ use pyo3::types::{PyDict, PyString, PyTuple};
 use super::api::RecordingApi;
 use super::recorder::{Recorder, Slot};
 use super::span::{count_not_recorded, link_of, now_ns, time_of, trace_state_pairs, Ids, NativeNonRecordingSpan, NativeSpan};
-use super::values::{bounded_mapping, span_text};
+use super::values::{bounded_mapping, name_text};
 use crate::python::context::{context_var_reset, context_var_set, current_context, native_ids, span_context_of};
 use crate::python::otel_api::OtelApi;
 use crate::recording::record::{Link, Parent, SpanRecord};
@@ -161,9 +161,11 @@ impl NativeTracer {
         let (start_attributes, start_dropped) =
             bounded_mapping(py, recording, Some(&sampled_attributes), limits.max_attributes, recorder.max_span_attribute_length);
         let mut span_links = Vec::new();
-        if links.is_truthy().unwrap_or(false) {
-            for link in links.try_iter()? {
-                let link = link?;
+        // Links that cannot be iterated are none; iteration that fails ends them.
+        let iterator = if links.is_truthy().unwrap_or(false) { links.try_iter().ok() } else { None };
+        if let Some(iterator) = iterator {
+            for link in iterator {
+                let Ok(link) = link else { break };
                 if link.is_none() || !link.is_truthy().unwrap_or(false) {
                     continue;
                 }
@@ -195,7 +197,7 @@ impl NativeTracer {
             }
             _ => 0,
         };
-        let name_text = span_text(&name.str()?);
+        let name_text = name_text(name);
         let record = SpanRecord {
             trace_id,
             span_id: ids.span_id,

@@ -35,6 +35,15 @@ pub fn span_text(text: &Bound<'_, PyString>) -> String {
     }
 }
 
+/// `str(value)` as span text for a name given as any object; one whose
+/// `__str__` raises is named after its type instead of raising into the application.
+pub fn name_text(value: &Bound<'_, PyAny>) -> String {
+    match value.str() {
+        Ok(text) => span_text(&text),
+        Err(_) => format!("<unprintable {}>", value.get_type().name().map(|n| n.to_string()).unwrap_or_default()),
+    }
+}
+
 /// Clean one attribute value, with strings truncated to `max_length` code points.
 pub fn clean(py: Python<'_>, api: &RecordingApi, value: &Bound<'_, PyAny>, max_length: Option<usize>) -> Cleaned {
     if let Some(value) = scalar(py, api, value, max_length) {
