@@ -349,3 +349,8 @@ def test_a_state_file_others_may_write_or_another_user_owns_is_ignored(tmp_path,
     link.symlink_to(path)
     BudgetSampler(1.0, budget=1000, state_path=link, clock=clock)
     assert "ignoring unreadable budget state" in caplog.text
+    # A named pipe planted at the path: refused at once, not waited on for a writer.
+    pipe = tmp_path / "pipe.json"
+    os.mkfifo(pipe, 0o600)
+    BudgetSampler(1.0, budget=1000, state_path=pipe, clock=clock)
+    assert "pipe.json: not a regular file but a named pipe" in caplog.text

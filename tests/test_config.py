@@ -5,6 +5,7 @@ key, and the reload thread survives any file."""
 from __future__ import annotations
 
 import json
+import os
 import time
 from typing import Any
 
@@ -69,6 +70,17 @@ def test_an_oversized_file_is_refused_without_reading_it(tmp_path):
         handle.truncate(100 * 1024 * 1024)
     with pytest.raises(ConfigError, match=r"huge.yaml: 104,857,600 bytes is too large"):
         load_config(path)
+
+
+@pytest.mark.timeout(30)
+def test_a_named_pipe_or_a_device_is_refused_without_waiting_for_a_writer(tmp_path):
+    """Regression: a named pipe in place of the file made from_config wait forever for a writer."""
+    pipe = tmp_path / "policy.yaml"
+    os.mkfifo(pipe)
+    with pytest.raises(ConfigError, match=r"policy.yaml: not a regular file but a named pipe; expected a configuration file"):
+        load_config(pipe)
+    with pytest.raises(ConfigError, match=r"/dev/zero: not a regular file but a character device"):
+        from_config("/dev/zero")
 
 
 @pytest.mark.parametrize(

@@ -262,6 +262,21 @@ def test_a_strategy_file_is_read_and_re_read_when_it_changes(tmp_path):
     sampler.shutdown()
 
 
+@pytest.mark.timeout(30)
+def test_a_named_pipe_in_place_of_the_strategy_file_is_reported_and_the_poller_lives_on(tmp_path, caplog):
+    """Regression: the poller waited forever for a writer to a named pipe, silently."""
+    path = tmp_path / "strategy.json"
+    os.mkfifo(path)
+    with caplog.at_level(logging.WARNING, logger="tracesieve.remote"):
+        sampler = JaegerRemoteSampler("checkout", endpoint=f"file://{path}", polling_interval=0.05, initial_rate=0.0)
+        wait_for(lambda: "not a regular file but a named pipe" in caplog.text)
+    path.unlink()
+    path.write_text(json.dumps({"probabilisticSampling": {"samplingRate": 1.0}}))
+    wait_for(lambda: sampler.remote_status()["updates"] == 1)
+    assert kept(sampler, n=100) == 100
+    sampler.shutdown()
+
+
 def test_it_composes_under_a_budget_and_follows_the_strategy(server):
     server.document = {"probabilisticSampling": {"samplingRate": 0.0}}
     inner = remote(server, polling_interval=0.1)

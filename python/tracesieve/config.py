@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Tuple, TypedDict, Union
 
 from tracesieve._core import ConfigError
+from tracesieve._files import NotARegularFile, open_regular
 
 __all__ = [
     "AdaptiveStage",
@@ -263,8 +264,10 @@ def _read(path: Path) -> str:
     if size > MAX_FILE_BYTES:
         raise ConfigError(f"{path}: {size:,} bytes is too large; expected a configuration of at most {MAX_FILE_BYTES:,} bytes")
     try:
-        with path.open("rb") as handle:
+        with open_regular(path) as handle:
             raw = handle.read(MAX_FILE_BYTES + 1)
+    except NotARegularFile as error:
+        raise ConfigError(f"{path}: {error}; expected a configuration file (.toml, .yaml or .json)") from None
     except OSError as error:
         raise ConfigError(f"{path}: cannot be read: {error.strerror or error}") from None
     if len(raw) > MAX_FILE_BYTES:

@@ -15,6 +15,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 from tracesieve import _core
 from tracesieve._background import BackgroundThread, jitter
 from tracesieve._checks import check_flag, check_seconds
+from tracesieve._files import open_regular
 from tracesieve._polling import Poller
 from tracesieve._scrub import scrub, scrubbed_logger
 from tracesieve.config import ConfigError
@@ -120,7 +121,7 @@ class StrategyPoller(Poller):
         seen = (stat.st_mtime_ns, stat.st_size)
         if seen == self._file_seen:
             return None
-        with open(path, "rb") as file:
+        with open_regular(path) as file:
             text = file.read(MAX_DOCUMENT_BYTES + 1)  # the file may have grown since
         if len(text) > MAX_DOCUMENT_BYTES:
             raise ValueError(f"{path} is over {MAX_DOCUMENT_BYTES} bytes")

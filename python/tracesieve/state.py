@@ -11,7 +11,6 @@ import atexit
 import json
 import os
 import re
-import stat
 import tempfile
 import threading
 import weakref
@@ -20,6 +19,7 @@ from typing import Any, Dict, Optional
 
 from tracesieve._background import BackgroundThread
 from tracesieve._checks import finite_number, shown_number
+from tracesieve._files import open_regular
 from tracesieve._scrub import scrubbed_logger
 from tracesieve.config import ConfigError
 
@@ -166,11 +166,8 @@ class StateFile:
 def _read_trusted(path: Path) -> str:
     """The text of a state file this user owns and nobody else may write (a
     file another user planted could claim the budget is spent)."""
-    handle = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
-    with os.fdopen(handle, "rb") as file:
+    with open_regular(path, os.O_NOFOLLOW) as file:
         info = os.fstat(file.fileno())
-        if not stat.S_ISREG(info.st_mode):
-            raise ValueError("not a regular file")
         if info.st_uid != os.geteuid():
             raise ValueError(f"it belongs to user {info.st_uid}, not to this user ({os.geteuid()})")
         if info.st_mode & 0o022:
