@@ -89,7 +89,7 @@ impl Signals {
         let count = SlidingWindow::buckets_for(window, resolution)?;
         let mut thresholds = vec![(None, positive("slow_threshold", slow_threshold)?)];
         for (route, threshold) in route_thresholds {
-            let field = format!("route_thresholds[{route:?}]");
+            let field = format!("route_thresholds[{}]", crate::words::quoted(route));
             if thresholds.iter().any(|(r, _)| r.as_deref() == Some(route.as_str())) {
                 return Err(ConfigError::new(&field, "route given twice"));
             }

@@ -39,7 +39,7 @@ impl Data {
             Data::Bool(b) => b.to_string(),
             Data::Int(i) => i.to_string(),
             Data::Float(f) => f.to_string(),
-            Data::Str(s) => format!("{s:?}"),
+            Data::Str(s) => crate::words::quoted(s),
             Data::List(items) => format!("a list of {}", items.len()),
             Data::Map(_) => "a mapping".to_owned(),
         }

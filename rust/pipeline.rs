@@ -478,7 +478,8 @@ fn parse_remote(
             let text = data::string(&p, value)?;
             if !(text.starts_with("http://") || text.starts_with("https://") || text.starts_with("file:///")) {
                 return Err(p.error(format!(
-                    "{text:?} is not a strategy source; expected http://host:5778 (Jaeger or the Collector's extension) or file:///path.json"
+                    "{} is not a strategy source; expected http://host:5778 (Jaeger or the Collector's extension) or file:///path.json",
+                    crate::words::quoted(text)
                 )));
             }
             text.to_owned()
@@ -538,7 +539,8 @@ fn parse_xray(
             let text = data::string(&p, value)?;
             if !(text.starts_with("http://") || text.starts_with("https://")) {
                 return Err(p.error(format!(
-                    "{text:?} is not an X-Ray sampling endpoint; expected http://host:2000 (the X-Ray daemon or the Collector's awsproxy)"
+                    "{} is not an X-Ray sampling endpoint; expected http://host:2000 (the X-Ray daemon or the Collector's awsproxy)",
+                    crate::words::quoted(text)
                 )));
             }
             text.to_owned()

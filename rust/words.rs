@@ -74,6 +74,30 @@ pub fn py_str(text: &str) -> String {
     out
 }
 
+/// Characters of user text a message quotes: a megabyte string is named by
+/// its start and length, not repeated whole.
+pub const QUOTED_LENGTH: usize = 80;
+
+/// User text as a message quotes it (`"payment"`, escaped as Rust's `{:?}`
+/// does), clipped to `QUOTED_LENGTH` characters with its length said.
+pub fn quoted(text: &str) -> String {
+    let length = text.chars().count();
+    if length <= QUOTED_LENGTH {
+        return format!("{text:?}");
+    }
+    let start: String = text.chars().take(QUOTED_LENGTH).collect();
+    format!("{start:?}... ({} characters)", thousands(length as u64))
+}
+
+/// Text already rendered for a message (a list, say), clipped the same way.
+pub fn clipped(text: String) -> String {
+    let length = text.chars().count();
+    if length <= QUOTED_LENGTH {
+        return text;
+    }
+    format!("{}... ({} characters)", text.chars().take(QUOTED_LENGTH).collect::<String>(), thousands(length as u64))
+}
+
 /// A whole number with thousands separators (`50,000`).
 pub fn thousands(value: u64) -> String {
     let digits = value.to_string();
@@ -100,6 +124,17 @@ mod tests {
         assert_eq!(py_str("it's"), "\"it's\"");
         assert_eq!(thousands(50_000), "50,000");
         assert_eq!(thousands(999), "999");
+    }
+
+    #[test]
+    fn long_text_is_quoted_by_its_start_and_length() {
+        assert_eq!(quoted("daily"), "\"daily\"");
+        let long = "z".repeat(1_000_000);
+        let shown = quoted(&long);
+        assert_eq!(shown, format!("\"{}\"... (1,000,000 characters)", "z".repeat(QUOTED_LENGTH)));
+        assert_eq!(quoted(&"é".repeat(QUOTED_LENGTH)), format!("{:?}", "é".repeat(QUOTED_LENGTH)));
+        assert_eq!(clipped("[1, 2]".to_owned()), "[1, 2]");
+        assert!(clipped("x".repeat(500)).ends_with("... (500 characters)"));
     }
 
     #[test]

@@ -6,6 +6,7 @@ found by fuzzing the constructors (the law below is that fuzzer, bounded)."""
 from __future__ import annotations
 
 import inspect
+import threading
 from typing import Any, Callable, Dict, List
 
 import pytest
@@ -165,3 +166,106 @@ def test_any_arguments_to_the_composable_factories_build_or_raise_config_error(n
     except ConfigError:
         return
     _close(built)
+
+
+class _Unprintable:
+    def __repr__(self) -> str:
+        raise RuntimeError("no repr")
+
+
+#: Values a message must not repeat whole: a megabyte of text or bytes, a long
+#: list or mapping, integers Python refuses to print (over 4,300 digits), and
+#: an object whose repr raises.
+ENORMOUS: Dict[str, Any] = {
+    "text": "z" * 1_000_000,
+    "bytes": b"z" * 1_000_000,
+    "list": ["z" * 100] * 10_000,
+    "mapping": {f"k{i}": "v" * 100 for i in range(10_000)},
+    "integer": 10**5000,
+    "negative integer": -(10**5000),
+    "unprintable": _Unprintable(),
+}
+#: A message names a value by its first 80 characters; the rest is fixed text.
+LONGEST_MESSAGE = 1_000
+
+
+def _build_all_with(cls_name: str, value: Any) -> List[str]:
+    """Each keyword of ``cls_name`` set to ``value`` in turn; what went wrong, if anything."""
+    import atexit
+
+    cls = CLASSES[cls_name]
+    needs_exporter = cls_name in ("TailSamplingProcessor", "DedupSpanExporter", "RetryingSpanExporter")
+    problems = []
+    for parameter in list(inspect.signature(cls.__init__).parameters.values())[1:]:
+        if parameter.kind not in (parameter.POSITIONAL_OR_KEYWORD, parameter.KEYWORD_ONLY):
+            continue
+        # What each constructor needs besides the keyword under test, passed by keyword too.
+        kwargs: Dict[str, Any] = {}
+        if needs_exporter:
+            kwargs["exporter"] = InMemorySpanExporter()
+        if cls_name == "BudgetSampler":
+            kwargs.update(budget=1000, store="memory")
+        if cls_name == "JaegerRemoteSampler":
+            kwargs["service_name"] = "checkout"
+        if cls_name in ("JaegerRemoteSampler", "XRayRemoteSampler"):
+            kwargs["start"] = False  # no poller thread, no network: every setting is checked all the same
+        kwargs[parameter.name] = value
+        handlers, threads = atexit._ncallbacks(), set(threading.enumerate())
+        try:
+            _close(cls(**kwargs))
+        except ConfigError as error:
+            if len(str(error)) > LONGEST_MESSAGE:
+                problems.append(f"{parameter.name}: a message of {len(str(error)):,} characters: {str(error)[:120]}")
+            if atexit._ncallbacks() != handlers:
+                problems.append(f"{parameter.name}: an exit handler registered by a constructor that failed")
+            started = [thread.name for thread in set(threading.enumerate()) - threads]
+            if started:
+                problems.append(f"{parameter.name}: threads started by a constructor that failed: {started}")
+        except Exception as error:
+            problems.append(f"{parameter.name}: {type(error).__name__}: {str(error)[:120]}")
+    return problems
+
+
+@pytest.mark.parametrize("kind", sorted(ENORMOUS))
+@pytest.mark.parametrize("cls_name", sorted(CLASSES))
+def test_an_enormous_or_unprintable_value_is_a_short_config_error(cls_name: str, kind: str) -> None:
+    """Found by setting every keyword of every constructor to such values: an
+    integer of 5,000 digits raised ValueError from the message's own repr (the
+    integer is described instead), a meter_provider that was no provider raised
+    AttributeError, a megabyte string came back in a megabyte message, and a
+    TracerProvider that failed a check of its own left the SDK's exit handler
+    registered, which then raised at exit."""
+    assert _build_all_with(cls_name, ENORMOUS[kind]) == []
+
+
+@pytest.mark.parametrize("kind", sorted(set(ENORMOUS) - {"mapping"}))
+def test_a_configuration_source_that_is_no_mapping_or_path_is_a_config_error(kind: str) -> None:
+    for build in (tracesieve.load_config, tracesieve.from_config, tracesieve.PipelineSampler, tracesieve.TracerProvider.from_config):
+        with pytest.raises(ConfigError, match=r"^source: ") as raised:
+            build(ENORMOUS[kind])
+        assert len(str(raised.value)) < LONGEST_MESSAGE
+
+
+def test_messages_quote_the_start_of_a_long_value_and_describe_a_huge_integer() -> None:
+    with pytest.raises(
+        ConfigError, match=r"^period: unknown period \"z{80}\"\.\.\. \(1,000,000 characters\); expected one of hour, day, week, month$"
+    ):
+        BudgetSampler(budget=1000, store="memory", period="z" * 1_000_000)
+    with pytest.raises(ConfigError, match=r"^name: expected a non-empty string .*, got an integer of about 5001 digits$"):
+        BudgetSampler(budget=1000, store="memory", name=10**5000)
+    with pytest.raises(ConfigError, match=r"^clock: expected a callable .*, got list \['z{78}\.\.\. \(1,004 characters\)$"):
+        BudgetSampler(budget=1000, store="memory", clock=["z" * 1000])
+    with pytest.raises(ConfigError, match=r"^state_path: a path of 5,000 characters; expected at most 4,096$"):
+        BudgetSampler(budget=1000, store="memory", state_path="z" * 5000)
+    with pytest.raises(ConfigError, match=r"^store: a URL of 1,000,011 bytes; expected at most 8,192$"):
+        BudgetSampler(budget=1000, store="redis://:" + "z" * 1_000_000 + "@h")
+    with pytest.raises(ConfigError, match=r"^meter_provider: expected an OpenTelemetry MeterProvider, got str \(no get_meter\(\)\)$"):
+        tracesieve.RetryingSpanExporter(InMemorySpanExporter(), meter_provider="x")
+
+
+def test_tail_kinds_are_checked_without_a_budget_too() -> None:
+    """A misspelt kind was accepted while no budget was attached, and failed only once one was."""
+    with pytest.raises(ConfigError, match=r'^budget_exempt: "erorr" is no tail reason'):
+        TailSamplingProcessor(InMemorySpanExporter(), budget_exempt=["erorr"], start=False)
+    with pytest.raises(ConfigError, match=r"^budget_priorities: .* must name each of"):
+        tracesieve.TracerProvider(budget_priorities=["error"], start=False)

@@ -11,15 +11,41 @@ from typing import Any, Dict, List, Optional
 
 from tracesieve._core import ConfigError
 
+#: Characters of a value a message quotes: a megabyte string is named, not repeated.
+QUOTED_LENGTH = 80
 
-def _shown(value: Any) -> str:
-    return f"{type(value).__name__} {value!r}"
+
+def shown(value: Any) -> str:
+    """``type value`` as a message shows it, such as ``str '0.1'``."""
+    return _described(value) or f"{type(value).__name__} {quoted(value)}"
+
+
+def quoted(value: Any) -> str:
+    """A value's repr as a message quotes it: its first ``QUOTED_LENGTH``
+    characters and its length, an integer too long for Python to print
+    described, and a value whose repr fails named by its type (a message
+    must never raise)."""
+    described = _described(value)
+    if described:
+        return described
+    try:
+        text = repr(value)
+    except Exception:
+        return f"<unprintable {type(value).__name__}>"
+    return text if len(text) <= QUOTED_LENGTH else f"{text[:QUOTED_LENGTH]}... ({len(text):,} characters)"
+
+
+def _described(value: Any) -> str:
+    """An integer too long to read, described ('' for anything else)."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 128:
+        return f"an integer of about {int(value.bit_length() * math.log10(2)) + 1} digits"
+    return ""
 
 
 def check_flag(name: str, value: Any) -> bool:
     """True or False, nothing else."""
     if not isinstance(value, bool):
-        raise ConfigError(f"{name}: expected True or False, got {_shown(value)}")
+        raise ConfigError(f"{name}: expected True or False, got {shown(value)}")
     return value
 
 
@@ -27,9 +53,9 @@ def check_seconds(name: str, value: Any, *, minimum: float = 0.0, inclusive: boo
     """A finite number of seconds at least (or above) ``minimum``."""
     bound = f">= {minimum:g}" if inclusive else f"> {minimum:g}"
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ConfigError(f"{name}: expected a number of seconds {bound}, got {_shown(value)}")
+        raise ConfigError(f"{name}: expected a number of seconds {bound}, got {shown(value)}")
     if not finite_number(value) or value < minimum or (not inclusive and value == minimum):
-        raise ConfigError(f"{name}: {shown_number(value)} is out of range; expected a number of seconds {bound}")
+        raise ConfigError(f"{name}: {quoted(value)} is out of range; expected a number of seconds {bound}")
     return float(value)
 
 
@@ -44,27 +70,19 @@ def finite_number(value: Any) -> bool:
         return False
 
 
-def shown_number(value: Any) -> str:
-    """A number as a message shows it: an integer too long to read is described."""
-    if isinstance(value, int) and value.bit_length() > 128:
-        return f"an integer of about {int(value.bit_length() * math.log10(2)) + 1} digits"
-    text = repr(value)
-    return text if len(text) <= 80 else text[:80] + "..."
-
-
 def check_count(name: str, value: Any, *, minimum: int = 1) -> int:
     """A whole number (not a bool) at least ``minimum``."""
     if isinstance(value, bool) or not isinstance(value, int):
-        raise ConfigError(f"{name}: expected a whole number >= {minimum}, got {_shown(value)}")
+        raise ConfigError(f"{name}: expected a whole number >= {minimum}, got {shown(value)}")
     if value < minimum:
-        raise ConfigError(f"{name}: {value!r} is not a whole number >= {minimum}")
+        raise ConfigError(f"{name}: {quoted(value)} is not a whole number >= {minimum}")
     return value
 
 
 def check_fraction(name: str, value: Any) -> float:
     """A number in [0, 1]."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
-        raise ConfigError(f"{name}: {value!r} is out of range; expected a fraction in [0, 1]")
+        raise ConfigError(f"{name}: {quoted(value)} is out of range; expected a fraction in [0, 1]")
     return float(value)
 
 
@@ -79,11 +97,18 @@ def check_exporter(value: Any) -> Any:
 def check_items(name: str, value: Any, kind: type, what: str, one: str) -> List[Any]:
     """A list or tuple (never a lone string) of ``what``, each ``one`` of type ``kind``."""
     if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
-        raise ConfigError(f"{name}: expected a list of {what}, got {_shown(value)}")
+        raise ConfigError(f"{name}: expected a list of {what}, got {shown(value)}")
     for index, item in enumerate(value):
         if not isinstance(item, kind):
-            raise ConfigError(f"{name}[{index}]: expected {one}, got {_shown(item)}")
+            raise ConfigError(f"{name}[{index}]: expected {one}, got {shown(item)}")
     return list(value)
+
+
+def check_meter_provider(value: Any) -> Any:
+    """None (the global provider) or something with ``get_meter``."""
+    if value is not None and not callable(getattr(value, "get_meter", None)):
+        raise ConfigError(f"meter_provider: expected an OpenTelemetry MeterProvider, got {type(value).__name__} (no get_meter())")
+    return value
 
 
 def check_route_thresholds(value: Any) -> Optional[Dict[Any, Any]]:
@@ -91,19 +116,27 @@ def check_route_thresholds(value: Any) -> Optional[Dict[Any, Any]]:
     if value is None:
         return None
     if not isinstance(value, Mapping):
-        raise ConfigError(f"route_thresholds: expected a mapping of route to seconds, such as {{'/api/search': 0.5}}, got {_shown(value)}")
+        raise ConfigError(f"route_thresholds: expected a mapping of route to seconds, such as {{'/api/search': 0.5}}, got {shown(value)}")
     return dict(value)
 
 
+#: The longest path the system opens (Linux's PATH_MAX): a longer one is refused
+#: by its length at construction, never quoted whole in a message or a warning.
+MAX_PATH = 4096
+
+
 def check_path(name: str, value: Any) -> Any:
-    """A file path: text or an ``os.PathLike``."""
+    """A file path: text or an ``os.PathLike``, at most ``MAX_PATH`` characters."""
     if not isinstance(value, (str, os.PathLike)) or not str(os.fspath(value)):
-        raise ConfigError(f"{name}: expected a file path (str or pathlib.Path), got {_shown(value)}")
+        raise ConfigError(f"{name}: expected a file path (str or pathlib.Path), got {shown(value)}")
+    length = len(str(os.fspath(value)))
+    if length > MAX_PATH:
+        raise ConfigError(f"{name}: a path of {length:,} characters; expected at most {MAX_PATH:,}")
     return value
 
 
 def check_seed(value: Any) -> Optional[int]:
     """None or a whole number, for a reproducible random sequence."""
     if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
-        raise ConfigError(f"seed: expected a whole number or None, got {_shown(value)}")
+        raise ConfigError(f"seed: expected a whole number or None, got {shown(value)}")
     return value

@@ -9,11 +9,11 @@ from __future__ import annotations
 import collections
 import threading
 import time
-from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 from tracesieve import _core, sharing
 from tracesieve._background import BackgroundThread, reset_after_fork
-from tracesieve._checks import check_flag, check_items, check_seconds
+from tracesieve._checks import check_flag, check_items, check_seconds, quoted, shown
 from tracesieve._scrub import scrubbed_logger
 
 _logger = scrubbed_logger("tracesieve.tail")
@@ -28,11 +28,11 @@ def share_target(share: Any, share_interval: Any) -> Optional[Tuple[str, str, st
     if share is None or isinstance(share, sharing.LocalExchange):
         return None
     if not isinstance(share, str):
-        raise _core.ConfigError(f"share: expected a redis:// or rediss:// URL, got {type(share).__name__} {share!r}")
+        raise _core.ConfigError(f"share: expected a redis:// or rediss:// URL, got {shown(share)}")
     target = _core.redis_target(share, "share", "tail")
     check_seconds("share_interval", share_interval, minimum=0.001)
     if share_interval > 10:
-        raise _core.ConfigError(f"share_interval: {share_interval!r} is out of range; expected seconds from 0.001 to 10")
+        raise _core.ConfigError(f"share_interval: {quoted(share_interval)} is out of range; expected seconds from 0.001 to 10")
     try:
         import redis  # noqa: F401  (the optional extra: tracesieve[redis])
     except ImportError:
@@ -42,8 +42,34 @@ def share_target(share: Any, share_interval: Any) -> Optional[Tuple[str, str, st
     return target
 
 
+class WorkerOptions(NamedTuple):
+    """The worker's own settings, checked."""
+
+    shutdown_timeout: float
+    #: (budget_priorities, budget_exempt)
+    budget_policy: Tuple[List[str], List[str]]
+    start: bool
+
+
+def check_worker_options(
+    buffer: Any, budget: Any, shutdown_timeout: Any, budget_priorities: Any, budget_exempt: Any, start: Any
+) -> WorkerOptions:
+    """The worker's settings, checked before anything is started or registered
+    (a provider's exit handler included), so a mistake leaves nothing behind.
+    ``buffer`` (the native tail buffer or recorder) checks that ``budget``
+    (checked by ``check_budget``) has a budget stage, and the kinds named,
+    with or without a budget to spend."""
+    kinds = ("kinds (error, latency, rule)", "a kind: error, latency or rule")
+    policy = (
+        check_items("budget_priorities", budget_priorities, str, *kinds),
+        check_items("budget_exempt", budget_exempt, str, *kinds),
+    )
+    buffer.set_budget(None if budget is None else budget._native, *policy)
+    return WorkerOptions(check_seconds("shutdown_timeout", shutdown_timeout), policy, check_flag("start", start))
+
+
 def check_budget(budget: Any) -> Any:
-    if budget is not None and not hasattr(budget, "budget_status"):
+    if budget is not None and not (hasattr(budget, "budget_status") and hasattr(budget, "_native")):
         raise _core.ConfigError(f"budget: expected a BudgetSampler or a pipeline with a budget stage, got {type(budget).__name__}")
     return budget
 
@@ -67,26 +93,20 @@ class TailWorker:
         *,
         name: str,
         settings: Sequence[Any],
-        shutdown_timeout: float,
         share: Union[str, sharing.LocalExchange, None],
         target: Optional[Tuple[str, str, str]],
         share_interval: float,
         share_ttl: float,
         judging: bool,
         budget: Any,
-        budget_priorities: Sequence[str],
-        budget_exempt: Sequence[str],
-        start: bool,
+        options: WorkerOptions,
     ) -> None:
         (self._wait, self._timeout, _, _, _, self._batch, self._delay) = settings
-        self._shutdown_timeout = check_seconds("shutdown_timeout", shutdown_timeout)
+        self._shutdown_timeout = options.shutdown_timeout
         self._share_interval = None if share is None else float(share_interval)
         self._judging = judging
         self._budget = budget
-        self._budget_policy = (
-            check_items("budget_priorities", budget_priorities, str, "kinds (error, latency, rule)", "a kind: error, latency or rule"),
-            check_items("budget_exempt", budget_exempt, str, "kinds (error, latency, rule)", "a kind: error, latency or rule"),
-        )
+        self._budget_policy = options.budget_policy
         self._budget_native = None
         self._attach_budget()
         self._fresh_worker_state()
@@ -94,7 +114,7 @@ class TailWorker:
         self._worker = BackgroundThread(name, self._run)
         # In a forked child (worker started or not), fresh state before the worker starts again.
         reset_after_fork(self)
-        self._stepped = not check_flag("start", start)
+        self._stepped = not options.start
         if not self._stepped:
             self._worker.start()
         if isinstance(share, sharing.LocalExchange):

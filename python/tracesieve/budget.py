@@ -14,7 +14,7 @@ from typing import Any, Callable, Dict, Optional, Union
 from opentelemetry.sdk.trace.sampling import Sampler
 
 from tracesieve import _core, record
-from tracesieve._checks import check_path, check_seconds
+from tracesieve._checks import check_path, check_seconds, shown
 from tracesieve.samplers import _NativeSampler, inner_sampler
 from tracesieve.state import StateFile
 
@@ -96,7 +96,7 @@ class BudgetSampler(_NativeSampler):
         self.inner = wrapped
         self._clock = clock if clock is not None else getattr(wrapped, "_clock", None)
         if name is not None and (not isinstance(name, str) or not name):
-            raise _core.ConfigError(f"name: expected a non-empty string (the service the budget is for), got {name!r}")
+            raise _core.ConfigError(f"name: expected a non-empty string (the service the budget is for), got {shown(name)}")
         self.name = record.service_name(name)
         store = record.budget_store(store, name, state_file=state_path is not None, clock=self._clock is not None)
         self._bind(

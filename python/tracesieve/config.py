@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Tuple, TypedDict, Union
 
+from tracesieve._checks import check_path, shown
 from tracesieve._core import ConfigError
 from tracesieve._files import NotARegularFile, open_regular
 
@@ -173,6 +174,15 @@ Source = Union[Mapping[str, Any], str, "os.PathLike[str]"]
 POLICY_KEYS = ("rules", "default_rate", "multipliers", "respect_parent", "trust_incoming", "precision")
 
 
+def source_path(source: Any) -> Path:
+    """The file a configuration source names: text or an ``os.PathLike``."""
+    if isinstance(source, (str, os.PathLike)):
+        name = os.fspath(source)
+        if isinstance(name, str) and name:
+            return Path(check_path("source", name))
+    raise ConfigError(f"source: expected a configuration: a mapping, or the path of a .toml, .yaml or .json file; got {shown(source)}")
+
+
 def load_config(source: Source, *, substitute_env: bool = False) -> Dict[str, Any]:
     """The configuration document from a mapping, or from a ``.toml``,
     ``.yaml``/``.yml`` or ``.json`` file (YAML with safe loading only).
@@ -190,7 +200,7 @@ def load_config(source: Source, *, substitute_env: bool = False) -> Dict[str, An
     """
     if isinstance(source, Mapping):
         return dict(source)
-    path = Path(source)
+    path = source_path(source)
     text = _read(path)
     suffix = path.suffix.lower()
     try:

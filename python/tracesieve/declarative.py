@@ -23,8 +23,9 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, ParentBased, Sampler
 
+from tracesieve._checks import quoted
 from tracesieve._core import ConfigError
-from tracesieve.config import Source, load_config
+from tracesieve.config import Source, load_config, source_path
 
 #: Top-level keys that make a document an OpenTelemetry configuration file.
 OTEL_KEYS = ("file_format", "tracer_provider")
@@ -96,7 +97,7 @@ def plugin_nodes(section: Mapping[str, Any], path: str = "tracer_provider.sample
 def _ratio(spec: Any, path: str, where: str) -> float:
     ratio = (spec or {}).get("ratio", 1.0) if isinstance(spec, Mapping) else 1.0
     if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not 0.0 <= ratio <= 1.0:
-        raise ConfigError(f"{where}{path}.ratio: {ratio!r} is out of range; expected a number in [0, 1]")
+        raise ConfigError(f"{where}{path}.ratio: {quoted(ratio)} is out of range; expected a number in [0, 1]")
     return float(ratio)
 
 
@@ -181,7 +182,7 @@ def _jaeger_remote(spec: Any, path: str, where: str, service: str) -> Sampler:
         raise ConfigError(f"{where}{path}.initial_sampler: expected always_on, always_off, trace_id_ratio_based or probability/development")
     interval_ms = spec.get("interval", 60_000)
     if isinstance(interval_ms, bool) or not isinstance(interval_ms, (int, float)) or interval_ms <= 0:
-        raise ConfigError(f"{where}{path}.interval: {interval_ms!r} is not a number of milliseconds > 0")
+        raise ConfigError(f"{where}{path}.interval: {quoted(interval_ms)} is not a number of milliseconds > 0")
     return JaegerRemoteSampler(
         service or resource_service_name(),
         endpoint=str(spec["endpoint"]),
@@ -224,14 +225,14 @@ def from_config(
 def _is_otel_config(source: Source) -> bool:
     if isinstance(source, Mapping):
         return is_otel_config(source)
-    if Path(source).suffix.lower() not in (".yaml", ".yml", ".json"):
+    if source_path(source).suffix.lower() not in (".yaml", ".yml", ".json"):
         return False
     return is_otel_config(load_config(source))
 
 
 def from_otel_config(source: Source) -> Sampler:
     """The sampler of an OpenTelemetry configuration file (or document)."""
-    where = "" if isinstance(source, Mapping) else f"{source}: "
+    where = "" if isinstance(source, Mapping) else f"{source_path(source)}: "
     document = load(source)
     return build_sampler(sampler_section(document, where), where=where, service=service_name(document))
 

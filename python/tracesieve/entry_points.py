@@ -20,6 +20,7 @@ from typing import Any, Callable, Dict, Optional, Set
 
 from opentelemetry.sdk.trace.sampling import Sampler
 
+from tracesieve._checks import quoted
 from tracesieve._scrub import scrub, scrubbed_logger
 from tracesieve.config import ConfigError
 from tracesieve.samplers import ProbabilitySampler, TraceIdRatioSampler
@@ -35,9 +36,9 @@ def _parse_rate(name: str, text: str) -> float:
     try:
         rate = float(text)
     except (TypeError, ValueError):
-        raise ConfigError(f"{name}: {text!r} is not a number; expected a sampling rate in [0, 1], such as 0.1") from None
+        raise ConfigError(f"{name}: {quoted(text)} is not a number; expected a sampling rate in [0, 1], such as 0.1") from None
     if math.isnan(rate) or not 0.0 <= rate <= 1.0:
-        raise ConfigError(f"{name}: {text!r} is out of range; expected a sampling rate in [0, 1]")
+        raise ConfigError(f"{name}: {quoted(text)} is out of range; expected a sampling rate in [0, 1]")
     return rate
 
 
@@ -184,7 +185,7 @@ def _arg_settings(arg: Optional[str], keys: Set[str], expected: str) -> Dict[str
         key, sep, value = part.partition("=")
         key = key.strip()
         if not sep or key not in keys:
-            raise ConfigError(f"OTEL_TRACES_SAMPLER_ARG: {part.strip()!r} is not a setting; expected comma-separated {expected}")
+            raise ConfigError(f"OTEL_TRACES_SAMPLER_ARG: {quoted(part.strip())} is not a setting; expected comma-separated {expected}")
         settings[key] = value.strip()
     return settings
 
@@ -215,9 +216,9 @@ def _parse_number(name: str, text: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise ConfigError(f"{name}: {text!r} is not a number") from None
+        raise ConfigError(f"{name}: {quoted(text)} is not a number") from None
     if not value > 0 or value != value or value == float("inf"):
-        raise ConfigError(f"{name}: {text!r} is out of range; expected a positive number")
+        raise ConfigError(f"{name}: {quoted(text)} is out of range; expected a positive number")
     return value
 
 

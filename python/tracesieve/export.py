@@ -14,7 +14,7 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from tracesieve import _core
 from tracesieve._background import reset_after_fork
-from tracesieve._checks import check_count, check_exporter, check_fraction, check_seconds, check_seed
+from tracesieve._checks import check_count, check_exporter, check_fraction, check_meter_provider, check_seconds, check_seed
 from tracesieve._scrub import scrubbed_logger
 from tracesieve.metrics import observe_stats
 
@@ -40,6 +40,7 @@ class DedupSpanExporter(SpanExporter):
 
     def __init__(self, exporter: SpanExporter, *, mode: str = "identity", window: int = 100_000, meter_provider=None):
         self._exporter = check_exporter(exporter)
+        check_meter_provider(meter_provider)
         self._settings = (mode, window)
         self._native = _core.NativeDedup(mode, window)
         reset_after_fork(self)
@@ -103,6 +104,7 @@ class RetryingSpanExporter(SpanExporter):
         meter_provider=None,
     ):
         self._exporter = check_exporter(exporter)
+        check_meter_provider(meter_provider)
         self._attempts = check_count("max_attempts", max_attempts)
         self._initial = check_seconds("initial_backoff", initial_backoff)
         self._max = check_seconds("max_backoff", max_backoff)

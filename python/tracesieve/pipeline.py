@@ -17,10 +17,11 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 from tracesieve import _core, record
 from tracesieve._background import BackgroundThread
+from tracesieve._checks import check_meter_provider
 from tracesieve._scrub import scrubbed_logger
 from tracesieve.adaptive import ErrorWindowProcessor
 from tracesieve.budget import status_report
-from tracesieve.config import ConfigError, Source, load_config
+from tracesieve.config import ConfigError, Source, load_config, source_path
 from tracesieve.remote import StrategyPoller
 from tracesieve.samplers import _NativeSampler
 from tracesieve.state import StateFile
@@ -71,7 +72,8 @@ class PipelineSampler(_NativeSampler):
         meter_provider: Any = None,
         reload: Optional[bool] = None,
     ):
-        self.source = None if isinstance(source, Mapping) else Path(source)
+        check_meter_provider(meter_provider)
+        self.source = None if isinstance(source, Mapping) else source_path(source)
         self._where = f"{self.source}: " if self.source else ""
         self._clock = clock
         native, signals, resolved, description = build(load_config(source), clock=clock, where=self._where)

@@ -19,11 +19,11 @@ from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 from opentelemetry.sdk.util.instrumentation import InstrumentationInfo, InstrumentationScope
 
 from tracesieve import _core, _spans, sharing
-from tracesieve._checks import check_flag
+from tracesieve._checks import check_flag, check_meter_provider, quoted
 from tracesieve._scrub import scrubbed_logger
-from tracesieve._tail_worker import Batch, TailWorker, check_budget, share_target
+from tracesieve._tail_worker import Batch, TailWorker, check_budget, check_worker_options, share_target
 from tracesieve.adaptive import ErrorWindowProcessor
-from tracesieve.config import Source, load_config
+from tracesieve.config import Source, load_config, source_path
 from tracesieve.estimate import ADJUSTED_COUNT
 from tracesieve.tail import LATE, REASON, TAIL_KEPT
 
@@ -82,14 +82,14 @@ def _parse_trace_id(trace_id: Union[int, str]) -> int:
         if len(text) == 32 and all(c in "0123456789abcdef" for c in text):
             trace_id = int(text, 16)
         else:
-            raise ValueError(f"trace_id: expected 32 hexadecimal digits or an int, got {trace_id!r}")
+            raise ValueError(f"trace_id: expected 32 hexadecimal digits or an int, got {quoted(trace_id)}")
     if isinstance(trace_id, bool) or not isinstance(trace_id, int) or not 0 < trace_id < 1 << 128:
-        raise ValueError(f"trace_id: expected a non-zero 128-bit trace id, got {trace_id!r}")
+        raise ValueError(f"trace_id: expected a non-zero 128-bit trace id, got {quoted(trace_id)}")
     return trace_id
 
 
 def _check_sdk_arguments(
-    sampler: Any, resource: Any, shutdown_on_exit: Any, active_span_processor: Any, id_generator: Any, span_limits: Any
+    sampler: Any, resource: Any, shutdown_on_exit: Any, active_span_processor: Any, id_generator: Any, span_limits: Any, meter_provider: Any
 ) -> None:
     """The SDK provider's own arguments: it takes any value and fails later, at span time
     (an id generator that is a string raises from ``start_span``), so they are checked here.
@@ -111,6 +111,7 @@ def _check_sdk_arguments(
     if span_limits is not None and not isinstance(span_limits, SpanLimits):
         raise _core.ConfigError(f"span_limits: expected an opentelemetry.sdk.trace.SpanLimits, got {type(span_limits).__name__}")
     check_flag("shutdown_on_exit", shutdown_on_exit)
+    check_meter_provider(meter_provider)
 
 
 def _has_budget(sampler: Any) -> bool:
@@ -219,7 +220,9 @@ class TracerProvider(TailWorker, sdk_trace.TracerProvider):
         **sdk_options: Any,
     ):
         # Everything is checked before the SDK's provider registers its exit handler.
-        _check_sdk_arguments(sampler, resource, shutdown_on_exit, active_span_processor, id_generator, span_limits)
+        _check_sdk_arguments(
+            sampler, resource, shutdown_on_exit, active_span_processor, id_generator, span_limits, sdk_options.get("meter_provider")
+        )
         limits = span_limits or SpanLimits()
         if rules is not None and not isinstance(rules, (list, tuple)):
             raise _core.ConfigError(f"rules: expected a list of rules, got {type(rules).__name__}")
@@ -245,6 +248,7 @@ class TracerProvider(TailWorker, sdk_trace.TracerProvider):
         if budget is None and _has_budget(sampler):
             budget = sampler
         budget = check_budget(budget)
+        options = check_worker_options(self._recorder, budget, shutdown_timeout, budget_priorities, budget_exempt, start)
         super().__init__(sampler, resource, shutdown_on_exit, active_span_processor, id_generator, limits, **sdk_options)
         self._buffer = self._recorder
         self._scopes: List[Tuple[InstrumentationInfo, InstrumentationScope]] = []
@@ -256,16 +260,13 @@ class TracerProvider(TailWorker, sdk_trace.TracerProvider):
         self._start_worker(
             name="tracesieve-provider",
             settings=self._recorder.settings,
-            shutdown_timeout=shutdown_timeout,
             share=share,
             target=target,
             share_interval=share_interval,
             share_ttl=share_ttl,
             judging=latency_threshold is not None or bool(keep_rules),
             budget=budget,
-            budget_priorities=budget_priorities,
-            budget_exempt=budget_exempt,
-            start=start,
+            options=options,
         )
         from tracesieve.metrics import observe_stats
 
@@ -288,7 +289,7 @@ class TracerProvider(TailWorker, sdk_trace.TracerProvider):
         valid."""
         from tracesieve.pipeline import PipelineSampler
 
-        where = "" if isinstance(source, Mapping) else f"{source}: "
+        where = "" if isinstance(source, Mapping) else f"{source_path(source)}: "
         document = load_config(source)
         tail = document.get("tail") or {}
         if not isinstance(tail, Mapping):

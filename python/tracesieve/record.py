@@ -100,9 +100,9 @@ def default_store(name: Optional[str] = None) -> Optional[str]:
 
 def _prepare(directory: Path) -> Optional[str]:
     """Make ``directory`` (0700) if missing; why it cannot hold records, or None."""
-    if directory.exists() and not directory.is_dir():
-        return "is not a directory"
     try:
+        if directory.exists() and not directory.is_dir():
+            return "is not a directory"
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         info = os.stat(directory)
     except OSError as error:

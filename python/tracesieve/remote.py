@@ -14,7 +14,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from tracesieve import _core
 from tracesieve._background import BackgroundThread, jitter
-from tracesieve._checks import check_flag, check_seconds
+from tracesieve._checks import check_flag, check_meter_provider, check_seconds, quoted
 from tracesieve._files import open_regular
 from tracesieve._polling import Poller
 from tracesieve._scrub import scrub, scrubbed_logger
@@ -62,7 +62,7 @@ class StrategyPoller(Poller):
         self.interval = check_seconds("polling_interval", interval, minimum=0.01)
         self.timeout = check_seconds("timeout", timeout, minimum=0.001)
         if not 0 <= jitter < 1:
-            raise ConfigError(f"jitter: {jitter!r} is out of range; expected a fraction in [0, 1)")
+            raise ConfigError(f"jitter: {quoted(jitter)} is out of range; expected a fraction in [0, 1)")
         self._jitter = jitter
         self._apply = apply
         self._notes = notes
@@ -151,20 +151,29 @@ class StrategyPoller(Poller):
         }
 
 
+def _is_directory(path: str) -> bool:
+    """Whether ``path`` is a directory; a path that cannot be looked at (a
+    parent not searchable) is left to the poller, which reports it."""
+    try:
+        return Path(path).is_dir()
+    except OSError:
+        return False
+
+
 def _source(service_name: str, endpoint: str) -> Tuple[str, Optional[str]]:
     """(what is fetched, the file path in file mode)."""
     if not isinstance(endpoint, str) or not endpoint:
-        raise ConfigError(f"endpoint: expected an http(s):// URL or file:///path, got {endpoint!r}")
+        raise ConfigError(f"endpoint: expected an http(s):// URL or file:///path, got {quoted(endpoint)}")
     parsed = urllib.parse.urlsplit(endpoint)
     if parsed.scheme == "file":
         if parsed.netloc or not parsed.path:
-            raise ConfigError(f"endpoint: {endpoint!r} names no absolute path; expected file:///path/to/strategy.json")
-        if Path(parsed.path).is_dir():
-            raise ConfigError(f"endpoint: {parsed.path!r} is a directory; expected a strategy file")
+            raise ConfigError(f"endpoint: {quoted(endpoint)} names no absolute path; expected file:///path/to/strategy.json")
+        if _is_directory(parsed.path):
+            raise ConfigError(f"endpoint: {quoted(parsed.path)} is a directory; expected a strategy file")
         return endpoint, parsed.path
     if parsed.scheme not in ("http", "https") or not parsed.netloc:
         raise ConfigError(
-            f"endpoint: {endpoint!r} is not a strategy source; expected http://host:5778 (Jaeger, or the Collector's "
+            f"endpoint: {quoted(endpoint)} is not a strategy source; expected http://host:5778 (Jaeger, or the Collector's "
             "jaegerremotesampling extension) or file:///path/to/strategy.json"
         )
     path = parsed.path.rstrip("/")
@@ -237,6 +246,7 @@ class JaegerRemoteSampler(_NativeSampler):
         self._endpoint = endpoint
         # Bad settings fail here, not in the thread, and also when the poller is not started.
         _source(service_name, endpoint)
+        check_meter_provider(meter_provider)
         check_seconds("polling_interval", polling_interval, minimum=0.01)
         check_seconds("timeout", timeout, minimum=0.001)
         if check_flag("start", start):

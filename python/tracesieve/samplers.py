@@ -18,7 +18,7 @@ from opentelemetry.trace.span import TraceState
 from opentelemetry.util.types import Attributes
 
 from tracesieve import _core, _store
-from tracesieve._checks import check_flag
+from tracesieve._checks import check_flag, shown
 
 __all__ = ["ProbabilitySampler", "RuleSampler", "TraceIdRatioSampler"]
 
@@ -102,7 +102,7 @@ def inner_sampler(field: str, value: Any, respect_parent: Any, kinds: str) -> _N
         return value
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return ProbabilitySampler(value, respect_parent=respect_parent)
-    raise _core.ConfigError(f"{field}: expected a rate in [0, 1] or a tracesieve {kinds}, got {type(value).__name__} {value!r}")
+    raise _core.ConfigError(f"{field}: expected a rate in [0, 1] or a tracesieve {kinds}, got {shown(value)}")
 
 
 class ProbabilitySampler(_NativeSampler):

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Dict, Optional
 
 from tracesieve._background import BackgroundThread
-from tracesieve._checks import finite_number, shown_number
+from tracesieve._checks import finite_number, quoted
 from tracesieve._files import open_regular
 from tracesieve._scrub import scrubbed_logger
 from tracesieve.config import ConfigError
@@ -42,8 +42,14 @@ class StateFile:
 
     def __init__(self, path: Path, sampler: Any, interval: float):
         self.path = Path(path)
-        if self.path.is_dir():
-            raise ConfigError(f"state_path: {str(self.path)!r} is a directory; expected the path of a state file (such as budget.json)")
+        try:
+            directory = self.path.is_dir()
+        except OSError:  # a name too long, a parent not searchable: reported as any unusable state file is
+            directory = False
+        if directory:
+            raise ConfigError(
+                f"state_path: {quoted(str(self.path))} is a directory; expected the path of a state file (such as budget.json)"
+            )
         self._sampler = weakref.ref(sampler)
         self._lock = threading.Lock()
         self._reported: Optional[str] = None
@@ -127,7 +133,12 @@ class StateFile:
         sampler = self._sampler()
         if sampler is None:
             return
-        if not self.path.exists():
+        try:
+            present = self.path.exists()
+        except OSError as error:  # a parent not searchable, a name too long
+            _logger.warning("tracesieve: ignoring unreadable budget state %s: %s", self.path, error)
+            return
+        if not present:
             # The first process to count this budget: nothing beyond the
             # calendar's share can have been spent.
             sampler._native.budget_first_start()
@@ -194,30 +205,30 @@ def _validate(data: Any, current: Dict[str, Any]) -> Optional[str]:
     if not isinstance(data, dict):
         return f"expected a JSON object, got {type(data).__name__}"
     if data.get("kind") != STATE_KIND or data.get("version") not in (1, STATE_VERSION):
-        return f"not a tracesieve budget state (kind {data.get('kind')!r}, version {data.get('version')!r})"
+        return f"not a tracesieve budget state (kind {quoted(data.get('kind'))}, version {quoted(data.get('version'))})"
     for key in ("period", "timezone"):
         if data.get(key) != current[key]:
-            return f"{key} is {data.get(key)!r} but this sampler uses {current[key]!r}"
+            return f"{key} is {quoted(data.get(key))} but this sampler uses {quoted(current[key])}"
     used = data.get("used_spans")
     budget = data.get("budget_spans")
     start = data.get("period_start")
     if isinstance(used, bool) or not isinstance(used, int) or not 0 <= used <= _U64_MAX:
-        return f"used_spans {used!r} is not a count"
+        return f"used_spans {quoted(used)} is not a count"
     if isinstance(budget, bool) or not isinstance(budget, int) or not 1 <= budget <= _U64_MAX:
-        return f"budget_spans {budget!r} is not a budget"
+        return f"budget_spans {quoted(budget)} is not a budget"
     if used > budget:
         return f"used_spans {used} is more than the file's own budget of {budget}"
     if not finite_number(start):
-        return f"period_start {shown_number(start)} is not a time"
+        return f"period_start {quoted(start)} is not a time"
     saved_at = data.get("saved_at", 0.0)
     if not finite_number(saved_at):
-        return f"saved_at {shown_number(saved_at)} is not a time"
+        return f"saved_at {quoted(saved_at)} is not a time"
     estimates = data.get("estimates")
     if estimates is not None:
         if not isinstance(estimates, dict) or set(estimates) != set(ESTIMATES):
-            return f"estimates {estimates!r} are not pacing estimates"
+            return f"estimates {quoted(estimates)} are not pacing estimates"
         for key in ESTIMATES:
             value = estimates[key]
             if not finite_number(value) or value < 0:
-                return f"estimates.{key} {shown_number(value)} is not a rate"
+                return f"estimates.{key} {quoted(value)} is not a rate"
     return None

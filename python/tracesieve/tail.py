@@ -29,9 +29,9 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.trace import SpanContext, TraceFlags
 
 from tracesieve import _core, sharing
-from tracesieve._checks import check_exporter, check_items
+from tracesieve._checks import check_exporter, check_items, check_meter_provider
 from tracesieve._scrub import scrubbed_logger
-from tracesieve._tail_worker import Batch, TailWorker, check_budget, share_target
+from tracesieve._tail_worker import Batch, TailWorker, check_budget, check_worker_options, share_target
 from tracesieve.estimate import ADJUSTED_COUNT, threshold_of
 
 __all__ = ["ADJUSTED_COUNT", "LATE", "REASON", "TAIL_KEPT", "TailSamplingProcessor"]
@@ -140,6 +140,7 @@ class TailSamplingProcessor(TailWorker, SpanProcessor):
         start: bool = True,
     ):
         self._exporter = check_exporter(exporter)
+        check_meter_provider(meter_provider)
         budget = check_budget(budget)
         target = share_target(share, share_interval)
         rules = (
@@ -174,20 +175,18 @@ class TailSamplingProcessor(TailWorker, SpanProcessor):
             from tracesieve.samplers import RuleSampler
 
             self._rules = RuleSampler([{**rule, "action": "keep"} for rule in rules], default_rate=0.0)
+        options = check_worker_options(self._buffer, budget, shutdown_timeout, budget_priorities, budget_exempt, start)
         self._bind_on_end()
         self._start_worker(
             name="tracesieve-tail",
             settings=settings,
-            shutdown_timeout=shutdown_timeout,
             share=share,
             target=target,
             share_interval=share_interval,
             share_ttl=share_ttl,
             judging=self._buffer_settings["judge_roots"],
             budget=budget,
-            budget_priorities=budget_priorities,
-            budget_exempt=budget_exempt,
-            start=start,
+            options=options,
         )
         from tracesieve.metrics import observe_stats
 

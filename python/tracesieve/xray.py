@@ -12,7 +12,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from tracesieve import _core
 from tracesieve._background import BackgroundThread, jitter
-from tracesieve._checks import check_seconds
+from tracesieve._checks import check_meter_provider, check_seconds, quoted, shown
 from tracesieve._polling import Poller
 from tracesieve._scrub import scrubbed_logger
 from tracesieve.config import ConfigError
@@ -42,7 +42,7 @@ def resource_facts(resource: Any = None) -> Dict[str, Optional[str]]:
         resource = Resource.create()
     attributes = getattr(resource, "attributes", None)
     if attributes is None:
-        raise ConfigError(f"resource: expected an OpenTelemetry Resource, got {type(resource).__name__} {resource!r}")
+        raise ConfigError(f"resource: expected an OpenTelemetry Resource, got {shown(resource)}")
 
     def text(key: str) -> Optional[str]:
         value = attributes.get(key)
@@ -59,18 +59,18 @@ def resource_facts(resource: Any = None) -> Dict[str, Optional[str]]:
 
 def _base_url(endpoint: Any) -> str:
     if not isinstance(endpoint, str) or not endpoint:
-        raise ConfigError(f"endpoint: expected an http(s):// URL, got {endpoint!r}")
+        raise ConfigError(f"endpoint: expected an http(s):// URL, got {quoted(endpoint)}")
     parts = urllib.parse.urlsplit(endpoint)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ConfigError(
-            f"endpoint: {endpoint!r} is not an X-Ray sampling endpoint; expected http://host:2000 "
+            f"endpoint: {quoted(endpoint)} is not an X-Ray sampling endpoint; expected http://host:2000 "
             "(the X-Ray daemon, or the Collector's awsproxy extension)"
         )
     if parts.username is not None or parts.password is not None:
         # The daemon signs X-Ray requests itself; credentials in a URL would only leak.
         raise ConfigError("endpoint: the URL carries credentials; X-Ray's local endpoint takes none (the daemon signs requests)")
     if parts.query or parts.fragment:
-        raise ConfigError(f"endpoint: {endpoint!r} has a query or fragment; expected http://host:port[/path]")
+        raise ConfigError(f"endpoint: {quoted(endpoint)} has a query or fragment; expected http://host:port[/path]")
     return endpoint.rstrip("/")
 
 
@@ -312,6 +312,7 @@ class XRayRemoteSampler(_NativeSampler):
         report_interval: float = DEFAULT_TARGET_INTERVAL,
     ):
         facts = resource_facts(resource)
+        check_meter_provider(meter_provider)
         self._endpoint = _base_url(endpoint)
         check_seconds("polling_interval", polling_interval, minimum=0.01)
         check_seconds("timeout", timeout, minimum=0.001)

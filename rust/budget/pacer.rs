@@ -140,7 +140,10 @@ impl Downstream {
         match name {
             "pace" => Ok(Downstream::Pace),
             "follow" => Ok(Downstream::Follow),
-            other => Err(format!("unknown mode {other:?}; expected \"pace\" (consistent subset) or \"follow\" (the parent's decision)")),
+            other => Err(format!(
+                "unknown mode {}; expected \"pace\" (consistent subset) or \"follow\" (the parent's decision)",
+                crate::words::quoted(other)
+            )),
         }
     }
 

@@ -27,7 +27,10 @@ impl PeriodKind {
             "day" => Ok(PeriodKind::Day),
             "week" => Ok(PeriodKind::Week),
             "month" => Ok(PeriodKind::Month),
-            other => Err(ConfigError::new("period", format!("unknown period {other:?}; expected one of {}", PeriodKind::NAMES.join(", ")))),
+            other => Err(ConfigError::new(
+                "period",
+                format!("unknown period {}; expected one of {}", crate::words::quoted(other), PeriodKind::NAMES.join(", ")),
+            )),
         }
     }
 
@@ -62,7 +65,10 @@ impl Calendar {
         let zone = TimeZone::get(zone_name).map_err(|_| {
             ConfigError::new(
                 "timezone",
-                format!("unknown time zone {zone_name:?}; expected an IANA name such as \"Europe/Berlin\" or \"UTC\""),
+                format!(
+                    "unknown time zone {}; expected an IANA name such as \"Europe/Berlin\" or \"UTC\"",
+                    crate::words::quoted(zone_name)
+                ),
             )
         })?;
         Ok(Calendar { kind, zone_name: zone_name.to_owned(), zone })

@@ -377,7 +377,7 @@ fn bits(path: &Path, value: &Data, valid: &[&str], what: &str) -> Result<u8, Con
     for (i, item) in data::list(path, value)?.iter().enumerate() {
         let name = data::string(&path.index(i), item)?;
         let Some(position) = valid.iter().position(|v| *v == name) else {
-            return Err(path.index(i).error(format!("unknown {what} {name:?}; expected {}", valid.join(", "))));
+            return Err(path.index(i).error(format!("unknown {what} {}; expected {}", crate::words::quoted(name), valid.join(", "))));
         };
         bits |= 1 << position;
     }

@@ -17,7 +17,9 @@ pub struct Glob {
 impl Glob {
     pub fn new(pattern: &str) -> Result<Glob, String> {
         let regex = match translate(pattern) {
-            Some(source) => Some(Regex::new(&source).map_err(|e| format!("pattern {pattern:?} cannot be compiled: {e}"))?),
+            Some(source) => {
+                Some(Regex::new(&source).map_err(|e| format!("pattern {} cannot be compiled: {e}", crate::words::quoted(pattern)))?)
+            }
             None => None,
         };
         Ok(Glob { pattern: pattern.to_owned(), regex })

@@ -8,12 +8,19 @@ use pyo3::types::{PyBool, PyFloat, PyInt, PyString};
 use super::errors::{config_error, config_message};
 use crate::config;
 
-/// `type value` as a message shows it, e.g. `str '0.1'`.
+/// `type value` as a message shows it, e.g. `str '0.1'`: the repr clipped as
+/// `words::clipped` does, an integer too long for Python to print described, and a
+/// value whose repr fails named by its type (a message must never raise).
 pub fn shown(value: &Bound<'_, PyAny>) -> String {
     let kind = value.get_type().name().map(|n| n.to_string()).unwrap_or_else(|_| "?".to_owned());
-    let repr = value.repr().map(|r| r.to_string()).unwrap_or_else(|_| "?".to_owned());
-    let repr = if repr.chars().count() > 80 { format!("{}...", repr.chars().take(77).collect::<String>()) } else { repr };
-    format!("{kind} {repr}")
+    if value.is_instance_of::<PyInt>() && !value.is_instance_of::<PyBool>() {
+        let bits = value.call_method0("bit_length").and_then(|b| b.extract::<u64>()).unwrap_or(0);
+        if bits > 128 {
+            return format!("an integer of about {} digits", (bits as f64 * std::f64::consts::LOG10_2) as u64 + 1);
+        }
+    }
+    let Ok(repr) = value.repr().map(|r| r.to_string()) else { return format!("<unprintable {kind}>") };
+    format!("{kind} {}", crate::words::clipped(repr))
 }
 
 /// True or False, nothing else.

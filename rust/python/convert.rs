@@ -73,12 +73,7 @@ fn convert(value: &Bound<'_, PyAny>, path: &Path, depth: usize, budget: &mut usi
         let mut entries = Vec::with_capacity(dict.len());
         for (key, item) in dict.iter() {
             let Ok(key) = key.cast::<PyString>() else {
-                return Err(config_message(format!(
-                    "{}: keys must be strings, got {} {}",
-                    path.as_str(),
-                    key.get_type().name()?,
-                    key.repr()?
-                )));
+                return Err(config_message(format!("{}: keys must be strings, got {}", path.as_str(), super::args::shown(&key))));
             };
             let key = text(key, path)?;
             let item = convert(&item, &path.member(&key), depth + 1, budget)?;

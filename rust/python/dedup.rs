@@ -115,7 +115,8 @@ impl NativeDedup {
             "content" => Mode::Content,
             other => {
                 return Err(config_message(format!(
-                    "mode: unknown mode {other:?}; expected \"identity\" (trace id + span id) or \"content\" (name, parent, timing, attributes)"
+                    "mode: unknown mode {}; expected \"identity\" (trace id + span id) or \"content\" (name, parent, timing, attributes)",
+                    crate::words::quoted(other)
                 )))
             }
         };

@@ -90,9 +90,8 @@ pub fn from_argument(clock: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Arc<Py
         None => Ok(None),
         Some(callable) if callable.is_callable() => Ok(Some(Arc::new(PyClock::new(callable.clone().unbind())))),
         Some(other) => Err(super::errors::config_message(format!(
-            "clock: expected a callable returning Unix time in seconds, got {} {}",
-            other.get_type().name()?,
-            other.repr()?
+            "clock: expected a callable returning Unix time in seconds, got {}",
+            super::args::shown(other)
         ))),
     }
 }

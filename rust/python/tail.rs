@@ -251,11 +251,12 @@ impl NativeTailBuffer {
         order: Option<Vec<String>>,
         exempt: Option<Vec<String>>,
     ) -> PyResult<()> {
+        // The kinds are checked even with no budget to spend: a misspelt one fails at construction.
+        let policy = tail_policy(order, exempt)?;
         let Some(sampler) = sampler else {
             self.buffer.set_budget(None);
             return Ok(());
         };
-        let policy = tail_policy(order, exempt)?;
         let (pacer, clock) = sampler.budget_parts().ok_or_else(|| {
             super::errors::config_message("budget: expected a BudgetSampler or a pipeline with a budget stage, got a sampler without one")
         })?;
@@ -412,8 +413,9 @@ pub(super) fn buffer_counts<'py, S>(py: Python<'py>, buffer: &TailBuffer<S>, unr
 pub(super) fn tail_policy(order: Option<Vec<String>>, exempt: Option<Vec<String>>) -> PyResult<TailPolicy> {
     let names = "\"error\", \"latency\", \"rule\"";
     let class = |field: &str, name: &str| {
-        TailClass::parse(name)
-            .ok_or_else(|| super::errors::config_message(format!("{field}: {name:?} is no tail reason; expected some of {names}")))
+        TailClass::parse(name).ok_or_else(|| {
+            super::errors::config_message(format!("{field}: {} is no tail reason; expected some of {names}", crate::words::quoted(name)))
+        })
     };
     let mut policy = TailPolicy::default();
     if let Some(order) = order {
@@ -424,7 +426,8 @@ pub(super) fn tail_policy(order: Option<Vec<String>>, exempt: Option<Vec<String>
         }
         if classes.len() != 3 || !seen.iter().all(|s| *s) {
             return Err(super::errors::config_message(format!(
-                "budget_priorities: {order:?} must name each of {names} once, most important first"
+                "budget_priorities: {} must name each of {names} once, most important first",
+                crate::words::clipped(format!("{order:?}"))
             )));
         }
         policy.order = [classes[0], classes[1], classes[2]];

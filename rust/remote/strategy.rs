@@ -16,7 +16,7 @@
 
 use crate::config::ConfigError;
 use crate::data::{Data, Path};
-use crate::words::{plain, py_float};
+use crate::words::{plain, py_float, quoted};
 
 /// More per-operation entries than this is not a strategy but a mistake (or an attack).
 pub const MAX_DOCUMENT_OPERATIONS: usize = 100_000;
@@ -86,7 +86,7 @@ fn number(path: &Path, data: &Data) -> Result<f64, ConfigError> {
         Data::Int(i) => *i as f64,
         Data::Float(f) => *f,
         // protojson writes 64-bit integers as strings.
-        Data::Str(text) => text.trim().parse::<f64>().map_err(|_| path.error(format!("{text:?} is not a number")))?,
+        Data::Str(text) => text.trim().parse::<f64>().map_err(|_| path.error(format!("{} is not a number", quoted(text))))?,
         other => return Err(path.error(format!("expected a number, got {}", other.kind()))),
     };
     if !value.is_finite() {
@@ -165,7 +165,7 @@ fn kind(path: &Path, data: &Data) -> Result<Kind, ConfigError> {
 
 fn shown(data: &Data) -> String {
     match data {
-        Data::Str(text) => format!("{text:?}"),
+        Data::Str(text) => quoted(text),
         Data::Int(i) => i.to_string(),
         Data::Float(f) => f.to_string(),
         other => other.kind().to_owned(),
@@ -180,7 +180,7 @@ fn last_wins(operations: Vec<Operation>, notes: &mut Notes, path: &Path) -> Vec<
     for operation in operations {
         match index.get(&operation.name) {
             Some(&i) => {
-                notes.0.push(format!("{}: operation {:?} is listed twice; its last entry is used", path.as_str(), operation.name));
+                notes.0.push(format!("{}: operation {} is listed twice; its last entry is used", path.as_str(), quoted(&operation.name)));
                 out[i] = operation;
             }
             None => {
@@ -232,7 +232,7 @@ fn file_strategy(path: &Path, fields: &[(String, Data)], notes: &mut Notes) -> R
             notes.0.push(format!(
                 "{}: {} is not a strategy type (\"probabilistic\" or \"ratelimiting\"); Jaeger's default probability {} is used",
                 path.as_str(),
-                if other.is_empty() { "a missing type".to_owned() } else { format!("{other:?}") },
+                if other.is_empty() { "a missing type".to_owned() } else { quoted(other) },
                 plain(JAEGER_DEFAULT_PROBABILITY)
             ));
             (Some(JAEGER_DEFAULT_PROBABILITY), None)
@@ -280,8 +280,9 @@ fn file_entry(path: &Path, entry: &Data, notes: &mut Notes) -> Result<FileEntry,
         match file_strategy(&item_path, item_fields, notes)? {
             (Some(p), _) => operations.push(Operation { name, probability: p }),
             (None, _) => notes.0.push(format!(
-                "{}: operation {name:?} has a rate limit, which operation strategies do not support; it gets the service's default probability {}, as in Jaeger",
+                "{}: operation {} has a rate limit, which operation strategies do not support; it gets the service's default probability {}, as in Jaeger",
                 item_path.as_str(),
+                quoted(&name),
                 plain(default)
             )),
         }
@@ -352,7 +353,7 @@ fn from_strategies_file(entries: &[(String, Data)], service: &str) -> Result<Par
             let operations = operations
                 .into_iter()
                 .map(|op| Operation {
-                    probability: clamp(op.probability, format!("service {service:?}: operation {:?}", op.name), &mut notes),
+                    probability: clamp(op.probability, format!("service {service:?}: operation {}", quoted(&op.name)), &mut notes),
                     name: op.name,
                 })
                 .collect();

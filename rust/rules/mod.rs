@@ -246,7 +246,7 @@ pub fn parse_at(
             return Err(rules_path
                 .index(i)
                 .field("name")
-                .error(format!("{:?} is already the name of rules[{first}]; rule names must be unique", rule.name)));
+                .error(format!("{} is already the name of rules[{first}]; rule names must be unique", crate::words::quoted(&rule.name))));
         }
         first_by_name.insert(rule.name.as_str(), i);
     }
@@ -363,7 +363,11 @@ fn kind_op(path: &Path, value: &Data) -> Result<Op, ConfigError> {
             other => return Err(path.error(format!("expected a span kind, got {}", other.show()))),
         };
         if !KIND_NAMES.contains(&text.as_str()) {
-            return Err(path.error(format!("unknown span kind {text:?}; expected one of {}", KIND_NAMES.join(", "))));
+            return Err(path.error(format!(
+                "unknown span kind {}; expected one of {}",
+                crate::words::quoted(&text),
+                KIND_NAMES.join(", ")
+            )));
         }
         literals.push(Literal::Str(text));
     }

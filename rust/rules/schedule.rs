@@ -33,8 +33,9 @@ pub struct Window {
 
 impl Schedule {
     pub fn new(zone_name: &str, windows: Vec<Window>) -> Result<Schedule, String> {
-        let zone = TimeZone::get(zone_name)
-            .map_err(|_| format!("unknown time zone {zone_name:?}; expected an IANA name such as \"Europe/Berlin\" or \"UTC\""))?;
+        let zone = TimeZone::get(zone_name).map_err(|_| {
+            format!("unknown time zone {}; expected an IANA name such as \"Europe/Berlin\" or \"UTC\"", crate::words::quoted(zone_name))
+        })?;
         let mut factor_by_hour = [f64::NAN; 24];
         for window in &windows {
             for hour in hours(window.start, window.end) {

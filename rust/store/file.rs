@@ -441,7 +441,7 @@ impl StoreFile {
     pub fn place(&self, name: &str, kind: &str, settings: &str, words: usize) -> Result<Placement<'_>, FileError> {
         let shown = self.path.display();
         if name.is_empty() || name.len() > MAX_NAME || name.contains('\0') {
-            return Err(FileError::Config(format!("piece name {name:?} must be 1 to {MAX_NAME} bytes")));
+            return Err(FileError::Config(format!("piece name {} must be 1 to {MAX_NAME} bytes", crate::words::quoted(name))));
         }
         if self.is_detached() {
             return Err(FileError::Unusable(format!("{shown} was shortened while in use")));

@@ -23,12 +23,16 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Mutex;
 
 use crate::config::ConfigError;
+use crate::words::thousands;
 pub use file::{Access, Change, FileError, Origin, Placement, StoreFile};
 pub use fleet::FleetSettings;
 pub use region::{words_of, Plain, Region, Shared};
 
 /// The field named in store errors.
 pub const FIELD: &str = "store";
+/// The longest store URL: a path of the system's longest (4,096 bytes) with
+/// room for the scheme, a host, options and a piece name.
+const MAX_URL: usize = 8192;
 
 #[derive(Debug)]
 pub struct Store {
@@ -57,6 +61,13 @@ impl Store {
     /// A store from its URL: `file:///absolute/path[#name]`, or
     /// `redis://` / `rediss://` for a fleet (see `fleet::FleetSettings`).
     pub fn open(url: &str) -> Result<Store, ConfigError> {
+        // Refused by its length, not quoted whole (and never quoted: it may hold a password).
+        if url.len() > MAX_URL {
+            return Err(ConfigError::new(
+                FIELD,
+                format!("a URL of {} bytes; expected at most {}", thousands(url.len() as u64), thousands(MAX_URL as u64)),
+            ));
+        }
         if url.starts_with("redis://") || url.starts_with("rediss://") {
             let fleet = FleetSettings::parse(url)?;
             let mut store = Store::local();

@@ -171,7 +171,7 @@ fn parse_rule(path: &Path, data: &Data) -> Result<Result<RuleSpec, String>, Conf
         return Ok(Err("a rule with no RuleName".to_owned()));
     }
     if version != 1 {
-        return Ok(Err(format!("rule {:?}: Version {version} (only version 1 is defined)", spec.name)));
+        return Ok(Err(format!("rule {}: Version {version} (only version 1 is defined)", crate::words::quoted(&spec.name))));
     }
     Ok(Ok(spec))
 }

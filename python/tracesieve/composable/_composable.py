@@ -12,6 +12,7 @@ from opentelemetry.trace import Link, SpanKind, TraceState
 from opentelemetry.util.types import Attributes
 
 from tracesieve import _core, record
+from tracesieve._checks import quoted
 
 
 def _same(trace_state: TraceState) -> TraceState:
@@ -55,7 +56,7 @@ def checked(sampler: Any, field: str) -> Any:
     """``sampler``, if it is a composable sampler; else a ConfigError naming ``field``."""
     if not (callable(getattr(sampler, "sampling_intent", None)) and callable(getattr(sampler, "get_description", None))):
         raise _core.ConfigError(
-            f"{field}: {sampler!r} is not a composable sampler; expected an object with sampling_intent() and get_description()"
+            f"{field}: {quoted(sampler)} is not a composable sampler; expected an object with sampling_intent() and get_description()"
         )
     return sampler
 
@@ -80,7 +81,7 @@ class Foreign:
         if callable(spec):
             return spec(self)
         if not callable(predicate):
-            raise _core.ConfigError(f"predicate: {predicate!r} is not a predicate; expected a callable")
+            raise _core.ConfigError(f"predicate: {quoted(predicate)} is not a predicate; expected a callable")
         self.predicates.append(predicate)
         return {"foreign": len(self.predicates) - 1}
 

@@ -9,7 +9,7 @@ from typing import Any, Dict, Mapping, Optional
 
 from opentelemetry.util.types import Attributes
 
-from tracesieve._checks import finite_number, shown_number
+from tracesieve._checks import finite_number, quoted, shown
 from tracesieve._core import ConfigError
 from tracesieve.composable._composable import Composable, ComposableSampler, Foreign, checked
 
@@ -75,9 +75,9 @@ def composable_rate_limited(delegate: ComposableSampler, traces_per_second: floa
     bucket of ``burst`` (default: a second's worth) as the cap for bursts."""
     for name, value in (("traces_per_second", traces_per_second), ("burst", burst)):
         if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value != value):
-            raise ConfigError(f"{name}: expected a number, got {value!r}")
+            raise ConfigError(f"{name}: expected a number, got {shown(value)}")
         if value is not None and not finite_number(value):  # infinite, or an integer no float holds
-            raise ConfigError(f"{name}: {shown_number(value)} is out of range")
+            raise ConfigError(f"{name}: {quoted(value)} is out of range")
     return _ComposableRateLimited(delegate, traces_per_second, burst)
 
 

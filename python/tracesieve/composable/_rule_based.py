@@ -13,6 +13,7 @@ from opentelemetry.trace import Link, SpanKind, TraceState
 from opentelemetry.util.types import AnyValue, Attributes
 
 from tracesieve import _core
+from tracesieve._checks import quoted, shown
 from tracesieve._core import ConfigError
 from tracesieve._scrub import scrubbed_logger
 from tracesieve.composable._composable import Composable, ComposableSampler, Foreign, SamplingIntent, checked, compile_tree
@@ -187,7 +188,7 @@ class ParentPredicate(_Predicate):
     def __init__(self, parents: Sequence[str]):
         unknown = sorted(str(p) for p in parents if p not in _PARENTS)
         if unknown:
-            raise ConfigError(f"parents: {unknown[0]!r} is not a parent; expected none, local or remote")
+            raise ConfigError(f"parents: {quoted(unknown[0])} is not a parent; expected none, local or remote")
         self._parents = frozenset(parents)
 
     def _predicate_spec(self, foreign: Foreign) -> Dict[str, Any]:
@@ -208,10 +209,10 @@ class _ComposableRuleBased(Composable):
             raise ConfigError(f"rules: expected a list of (predicate, sampler) pairs, got {type(rules).__name__}")
         for i, rule in enumerate(rules):
             if not (isinstance(rule, tuple) and len(rule) == 2):
-                raise ConfigError(f"rules[{i}]: expected a (predicate, sampler) pair, got {rule!r}")
+                raise ConfigError(f"rules[{i}]: expected a (predicate, sampler) pair, got {shown(rule)}")
             predicate, sampler = rule
             if not callable(predicate):
-                raise ConfigError(f"rules[{i}]: {predicate!r} is not a predicate; expected a callable")
+                raise ConfigError(f"rules[{i}]: {quoted(predicate)} is not a predicate; expected a callable")
             self._rules.append((predicate, checked(sampler, f"rules[{i}]")))
 
     def _spec(self, foreign: Foreign) -> Dict[str, Any]:

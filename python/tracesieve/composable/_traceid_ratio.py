@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Dict
 
+from tracesieve._checks import quoted
 from tracesieve._core import ConfigError
 from tracesieve.composable._composable import Composable, ComposableSampler, Foreign
 from tracesieve.composable._trace_state import serialize_th
@@ -32,5 +33,5 @@ def composable_traceid_ratio_based(ratio: float) -> ComposableSampler:
     too small for 56 bits (0 included) drops every span, as always-off does."""
     # The range alone: NaN fails it, and math.isnan would overflow on a huge integer.
     if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not 0.0 <= ratio <= 1.0:
-        raise ConfigError(f"ratio: {ratio!r} is out of range; expected a sampling ratio between 0.0 and 1.0")
+        raise ConfigError(f"ratio: {quoted(ratio)} is out of range; expected a sampling ratio between 0.0 and 1.0")
     return ComposableTraceIDRatioBased(ratio)

@@ -382,10 +382,11 @@ impl NativeRecorder {
         order: Option<Vec<String>>,
         exempt: Option<Vec<String>>,
     ) -> PyResult<()> {
+        // The kinds are checked even with no budget to spend: a misspelt one fails at construction.
+        let policy = tail_policy(order, exempt)?;
         let spend = match sampler {
             None => None,
             Some(sampler) => {
-                let policy = tail_policy(order, exempt)?;
                 let (pacer, clock) = sampler.budget_parts().ok_or_else(|| {
                     config_message("budget: expected a BudgetSampler or a pipeline with a budget stage, got a sampler without one")
                 })?;

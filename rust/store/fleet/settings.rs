@@ -81,13 +81,16 @@ impl FleetSettings {
         }
         let path = url.path().trim_start_matches('/');
         if !(path.is_empty() || path.parse::<u16>().is_ok()) {
-            return Err(problem(&shown, format!("has the path {path:?}; expected a database number such as /0")));
+            return Err(problem(&shown, format!("has the path {}; expected a database number such as /0", crate::words::quoted(path))));
         }
         let name = match url.fragment() {
             None | Some("") => "default".to_owned(),
             Some(name) if name.len() <= 40 && name.chars().all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c)) => name.to_owned(),
             Some(name) => {
-                return Err(problem(&shown, format!("has the fleet name {name:?}; expected 1 to 40 letters, digits, '_', '-' or '.'")))
+                return Err(problem(
+                    &shown,
+                    format!("has the fleet name {}; expected 1 to 40 letters, digits, '_', '-' or '.'", crate::words::quoted(name)),
+                ))
             }
         };
         let mut interval = 1.0;
