@@ -19,12 +19,13 @@ import pytest
 from opentelemetry import baggage, context, trace
 from opentelemetry.sdk import trace as sdk_trace
 from opentelemetry.sdk.trace import SpanProcessor
+from opentelemetry.sdk.trace import TracerProvider as SdkTracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.sdk.trace.sampling import ALWAYS_ON
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from tracesieve import BudgetSampler, ConfigError, ProbabilitySampler, TracerProvider
+from tracesieve import BudgetSampler, ConfigError, ProbabilitySampler, TailSamplingProcessor, TracerProvider
 from tracesieve.provider import Capture
 from tracesieve.tail import LATE, REASON, TAIL_KEPT
 
@@ -384,6 +385,36 @@ def test_configuration_mistakes_fail_at_construction_naming_the_field() -> None:
     for options, field in cases:
         with pytest.raises(ConfigError, match=field):
             TracerProvider(shutdown_on_exit=False, **options)
+
+
+def test_a_span_processor_that_is_none_fails_when_added() -> None:
+    """The SDK's provider takes any value and raised AttributeError at shutdown."""
+    provider = TracerProvider(shutdown_on_exit=False)
+    with pytest.raises(ConfigError, match=r"^span_processor: expected a SpanProcessor, got NoneType \(no on_start\(\)\)$"):
+        provider.add_span_processor(None)
+    provider.shutdown()
+
+
+@pytest.mark.parametrize(
+    "timeout_millis", [float("inf"), 10**5000, 1e300, -5, float("nan"), 0], ids=["inf", "5001 digits", "1e300", "-5", "nan", "0"]
+)
+def test_force_flush_takes_any_timeout_the_sdk_takes(timeout_millis: Any) -> None:
+    """An infinite timeout (wait as long as it takes), which the SDK's provider
+    takes, raised OverflowError from the wait; so did an integer of a thousand digits."""
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(shutdown_on_exit=False, rules=[{"name": "all", "match": {}}])
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tail = TailSamplingProcessor(InMemorySpanExporter(), rules=[{"name": "all", "match": {}}])
+    sdk = SdkTracerProvider(shutdown_on_exit=False)
+    sdk.add_span_processor(tail)
+    for owner in (provider, sdk):
+        with owner.get_tracer("t").start_as_current_span("GET /"):
+            pass
+    flushed = [provider.force_flush(timeout_millis), tail.force_flush(timeout_millis)]
+    if timeout_millis == float("inf") or timeout_millis > 0:
+        assert flushed == [True, True] and len(exporter.get_finished_spans()) == 1
+    provider.shutdown()
+    sdk.shutdown()
 
 
 def test_from_config_reads_the_tail_section_and_defers_the_head(tmp_path: Any) -> None:

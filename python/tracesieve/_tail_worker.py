@@ -7,6 +7,7 @@ the sharing link. The owner says how a batch is decided and delivered."""
 from __future__ import annotations
 
 import collections
+import math
 import threading
 import time
 from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
@@ -40,6 +41,17 @@ def share_target(share: Any, share_interval: Any) -> Optional[Tuple[str, str, st
             "share: sharing tail decisions needs the Redis client; install it with pip install 'tracesieve[redis]'"
         ) from None
     return target
+
+
+def flush_seconds(timeout_millis: Any) -> float:
+    """A flush's timeout in seconds, as a wait takes it: a negative or NaN
+    timeout is none, and one past what a wait can take (infinity, an integer
+    of a thousand digits: wait as long as it takes) is the longest it can."""
+    try:
+        seconds = float(timeout_millis) / 1000
+    except OverflowError:
+        seconds = math.inf
+    return 0.0 if not seconds > 0 else min(seconds, threading.TIMEOUT_MAX)
 
 
 class WorkerOptions(NamedTuple):
@@ -157,7 +169,7 @@ class TailWorker:
 
     # -- flushing and shutdown -----------------------------------------------------
 
-    def _flush_tail(self, timeout_millis: int) -> bool:
+    def _flush_tail(self, timeout_millis: float) -> bool:
         """Decide every pending trace now and deliver everything queued,
         including a batch already being delivered. True when that finished
         within the timeout; False otherwise (the work goes on in the background)."""
@@ -174,7 +186,7 @@ class TailWorker:
             target = self._flush_requested
         self._worker.wake()
         with self._flushed:
-            return self._flushed.wait_for(lambda: self._flush_done >= target, timeout=max(0.0, timeout_millis / 1000))
+            return self._flushed.wait_for(lambda: self._flush_done >= target, timeout=flush_seconds(timeout_millis))
 
     def step(self) -> None:
         """Decide the traces that are due and deliver what is queued, now, in

@@ -21,7 +21,7 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationInfo, Instrume
 from tracesieve import _core, _spans, sharing
 from tracesieve._checks import check_flag, check_meter_provider, quoted
 from tracesieve._scrub import scrubbed_logger
-from tracesieve._tail_worker import Batch, TailWorker, check_budget, check_worker_options, share_target
+from tracesieve._tail_worker import Batch, TailWorker, check_budget, check_worker_options, flush_seconds, share_target
 from tracesieve.adaptive import ErrorWindowProcessor
 from tracesieve.config import Source, load_config, source_path
 from tracesieve.estimate import ADJUSTED_COUNT
@@ -315,6 +315,10 @@ class TracerProvider(TailWorker, sdk_trace.TracerProvider):
         if isinstance(span_processor, ErrorWindowProcessor):
             self._recorder.feed_signals(span_processor._native)
             return
+        # The SDK's provider takes anything here and fails later, at span time or shutdown.
+        missing = [name for name in ("on_start", "on_end", "shutdown", "force_flush") if not callable(getattr(span_processor, name, None))]
+        if missing:
+            raise _core.ConfigError(f"span_processor: expected a SpanProcessor, got {type(span_processor).__name__} (no {missing[0]}())")
         super().add_span_processor(span_processor)
 
     # -- tracers -------------------------------------------------------------------
@@ -410,8 +414,9 @@ class TracerProvider(TailWorker, sdk_trace.TracerProvider):
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
         """Decide every pending trace now, replay every kept span into the
         span processors, then flush them, all within the timeout."""
-        deadline = time.monotonic() + timeout_millis / 1000
-        ours = self._flush_tail(timeout_millis)
+        seconds = flush_seconds(timeout_millis)
+        deadline = time.monotonic() + seconds
+        ours = self._flush_tail(seconds * 1000)
         left = max(0, int((deadline - time.monotonic()) * 1000))
         return super().force_flush(left) and ours
 
