@@ -19,6 +19,11 @@ from helpers import EXAMPLES
         (["simulate", "weekend"], "unknown scenario 'weekend'; expected one of traffic, errors, month, spike"),
         (["simulate", "traffic", "--requests", "0"], "--requests: 0 is not positive"),
         (["simulate", "traffic", "--requests", "many"], "argument --requests: invalid int value: 'many'"),
+        # A typo of a few digits filled memory at 200 MB a second until the system killed something.
+        (["simulate", "traffic", "--requests", "99999999999"], "--requests: 99,999,999,999 is more than one simulation holds in memory"),
+        (["simulate", "--processes", "--requests", "1000001"], "expected at most 1,000,000, such as 1000"),
+        # Found only after the whole run, when the charts were written.
+        (["simulate", "traffic", "--out", "/etc/passwd"], "--out: /etc/passwd is not a directory"),
         (["simulate", "--frobnicate"], "unrecognized arguments: --frobnicate"),
         (["simulate", "traffic", "--config", "/nonexistent/sampling.toml"], "no such file"),
         (["check", "/nonexistent/sampling.toml"], "no such file"),
@@ -72,5 +77,5 @@ def test_every_command_has_working_help(command, capsys):
 def test_charts_without_matplotlib_are_refused_before_the_simulation(capsys, monkeypatch):
     """Regression: --out without matplotlib ran the whole simulation first."""
     monkeypatch.setitem(sys.modules, "matplotlib", None)
-    assert main(["simulate", "month", "--requests", "50000000", "--out", "/tmp/nowhere"]) == 2
+    assert main(["simulate", "month", "--requests", "1000000", "--out", "/tmp/nowhere"]) == 2
     assert "charts need the plot extra" in capsys.readouterr().err

@@ -16,6 +16,8 @@ from typing import Any, Dict, List, Optional
 DEFAULT_REQUESTS = {"traffic": 20_000, "errors": 20_000, "month": 60_000, "spike": 30_000}
 #: Requests sent through the separately running services (real time).
 DEFAULT_PROCESS_REQUESTS = 1_000
+#: The most requests one simulation runs: each holds about 1.7 KB until the report.
+MAX_REQUESTS = 1_000_000
 APPROACHES = {
     "shared": "shared tail (decisions shared)",
     "tail": "per-process tail",
@@ -91,10 +93,11 @@ def run(args: argparse.Namespace) -> int:
         return _run_processes(args, faults, approaches)
     if args.scenario not in SCENARIOS:
         raise UsageError(f"unknown scenario {args.scenario!r}; expected one of {', '.join(SCENARIOS)}")
-    count = args.requests if args.requests is not None else DEFAULT_REQUESTS[args.scenario]
-    if count <= 0:
-        raise UsageError(f"--requests: {count} is not positive; expected a number of requests, such as 20000")
+    count = _request_count(args.requests, DEFAULT_REQUESTS[args.scenario], example=20_000)
     if args.out:
+        out = Path(args.out)
+        if out.exists() and not out.is_dir():
+            raise UsageError(f"--out: {args.out} is not a directory; expected a directory for the charts (made if missing)")
         try:
             import matplotlib  # noqa: F401  (checked before a long run, not after)
         except ImportError:
@@ -153,6 +156,21 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _request_count(requests: Optional[int], default: int, example: int) -> int:
+    """``--requests``, or ``default``: positive, and no more than one run holds in memory."""
+    from tracesieve.cli.usage import UsageError
+
+    count = requests if requests is not None else default
+    if count <= 0:
+        raise UsageError(f"--requests: {count} is not positive; expected a number of requests, such as {example}")
+    if count > MAX_REQUESTS:
+        raise UsageError(
+            f"--requests: {count:,} is more than one simulation holds in memory (about 1.7 KB a request); "
+            f"expected at most {MAX_REQUESTS:,}, such as {example}"
+        )
+    return count
+
+
 def _approaches(args: argparse.Namespace) -> List[str]:
     from tracesieve.cli.usage import UsageError
 
@@ -174,9 +192,7 @@ def _run_processes(args: argparse.Namespace, faults: Any, approaches: List[str])
     from tracesieve.cli.usage import UsageError
     from tracesieve.local_redis import RedisServer
 
-    count = args.requests if args.requests is not None else DEFAULT_PROCESS_REQUESTS
-    if count <= 0:
-        raise UsageError(f"--requests: {count} is not positive; expected a number of requests, such as 1000")
+    count = _request_count(args.requests, DEFAULT_PROCESS_REQUESTS, example=1_000)
     if "naive" in approaches:
         raise UsageError("--processes runs shared, tail and head; the tutorial's approach runs in one process only")
     requests = plans(count, args.seed, faults)
