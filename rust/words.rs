@@ -79,8 +79,11 @@ pub fn py_str(text: &str) -> String {
 pub const QUOTED_LENGTH: usize = 80;
 
 /// User text as a message quotes it (`"payment"`, escaped as Rust's `{:?}`
-/// does), clipped to `QUOTED_LENGTH` characters with its length said.
+/// does), clipped to `QUOTED_LENGTH` characters with its length said. A
+/// password in it is masked first: clipped, a URL could lose the `@` that
+/// marks its password as one.
 pub fn quoted(text: &str) -> String {
+    let text = crate::scrub::scrub(text);
     let length = text.chars().count();
     if length <= QUOTED_LENGTH {
         return format!("{text:?}");
@@ -89,8 +92,9 @@ pub fn quoted(text: &str) -> String {
     format!("{start:?}... ({} characters)", thousands(length as u64))
 }
 
-/// Text already rendered for a message (a list, say), clipped the same way.
+/// Text already rendered for a message (a list, say), masked and clipped the same way.
 pub fn clipped(text: String) -> String {
+    let text = crate::scrub::scrub(&text).into_owned();
     let length = text.chars().count();
     if length <= QUOTED_LENGTH {
         return text;
@@ -135,6 +139,14 @@ mod tests {
         assert_eq!(quoted(&"é".repeat(QUOTED_LENGTH)), format!("{:?}", "é".repeat(QUOTED_LENGTH)));
         assert_eq!(clipped("[1, 2]".to_owned()), "[1, 2]");
         assert!(clipped("x".repeat(500)).ends_with("... (500 characters)"));
+    }
+
+    #[test]
+    fn a_password_is_masked_before_the_text_is_clipped() {
+        let url = format!("ftp://user:{}@host/", "S3CRET".repeat(20));
+        assert_eq!(quoted(&url), "\"ftp://user:***@host/\"");
+        let long = format!("ftp://user:{}@host/{}", "S3CRET".repeat(20), "p".repeat(100));
+        assert!(!quoted(&long).contains("S3C") && !clipped(format!("[{long:?}]")).contains("S3C"));
     }
 
     #[test]

@@ -14,6 +14,7 @@ import sys
 import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+import tracesieve
 from tracesieve import BudgetSampler, ConfigError, TailSamplingProcessor, fleet, from_config
 from tracesieve._redis import Secret
 from tracesieve.local_redis import RedisServer
@@ -215,6 +216,28 @@ def test_configuration_errors_quoting_a_url_hide_its_password(build):
     with pytest.raises(ConfigError) as raised:
         build()
     assert SECRET not in str(raised.value) and ":***@" in str(raised.value), str(raised.value)
+
+
+LONG_SECRET = "S3CRET" * 20
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda: tracesieve.XRayRemoteSampler(endpoint=f"ftp://user:{LONG_SECRET}@host:2000/", start=False),
+        lambda: tracesieve.JaegerRemoteSampler("svc", endpoint=f"ftp://user:{LONG_SECRET}@host:5778", start=False),
+        lambda: from_config({"xray_remote": {"endpoint": f"ftp://u:{LONG_SECRET}@h:1/x"}}),
+        lambda: tracesieve.TracerProvider(share=[f"redis://u:{LONG_SECRET}@h"], shutdown_on_exit=False),
+        lambda: BudgetSampler(budget=10, store="memory", period=f"http://u:{LONG_SECRET}@h"),
+    ],
+    ids=["xray endpoint", "jaeger endpoint", "pipeline endpoint", "a URL in a list", "text a native check quotes"],
+)
+def test_a_long_password_is_hidden_where_a_message_clips_the_value(build):
+    """Messages quote a value's first 80 characters; clipped before it was masked, a
+    URL lost the @ that marks its password, and 70 characters of it showed."""
+    with pytest.raises(ConfigError) as raised:
+        build()
+    assert "S3C" not in str(raised.value) and ":***@" in str(raised.value), str(raised.value)
 
 
 def test_a_strategy_source_with_credentials_is_never_shown_with_them(caplog):

@@ -9,7 +9,7 @@ import os
 from collections.abc import Mapping
 from typing import Any, Dict, List, Optional
 
-from tracesieve._core import ConfigError
+from tracesieve._core import ConfigError, scrub
 
 #: Characters of a value a message quotes: a megabyte string is named, not repeated.
 QUOTED_LENGTH = 80
@@ -29,7 +29,8 @@ def quoted(value: Any) -> str:
     if described:
         return described
     try:
-        text = repr(value)
+        # Masked before it is clipped: clipped, a URL could lose the @ that marks its password.
+        text = scrub(repr(value))
     except Exception:
         return f"<unprintable {type(value).__name__}>"
     return text if len(text) <= QUOTED_LENGTH else f"{text[:QUOTED_LENGTH]}... ({len(text):,} characters)"
