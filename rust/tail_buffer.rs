@@ -12,7 +12,10 @@
 //! than the head's spends it, all its spans or none.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{
+    AtomicBool, AtomicU64,
+    Ordering::{Acquire, Relaxed, Release},
+};
 use std::sync::{Arc, Mutex};
 
 use crate::tail_share::{self, Announcement, Heard, Kind, Outbox};
@@ -104,6 +107,8 @@ pub enum Offer {
     Evicted,
     /// Kept, but the export queue was full: dropped and counted.
     QueueFull,
+    /// The buffer is closed (its owner shut down): dropped and counted.
+    Closed,
 }
 
 #[derive(Debug)]
@@ -175,7 +180,7 @@ struct Inner<S> {
 }
 
 /// Span counts, each span counted once where its fate is settled:
-/// `ended = buffered + kept + dropped + late_dropped`, and
+/// `ended = buffered + kept + dropped + late_dropped + after_close`, and
 /// `kept = queued + queue_full + taken` (taken: handed to the exporter),
 /// where `kept = decided_kept + late_kept`.
 #[derive(Debug, Default)]
@@ -209,6 +214,8 @@ pub struct Counts {
     pub traces_dropped: AtomicU64,
     pub queue_full: AtomicU64,
     pub taken: AtomicU64,
+    /// Spans that ended after `close` (a shutdown began): dropped, never buffered.
+    pub after_close: AtomicU64,
     /// Traces and late spans the budget refused, by kind (error, latency, rule).
     pub budget_refused_traces: [AtomicU64; 3],
     pub budget_refused_spans: [AtomicU64; 3],
@@ -219,6 +226,8 @@ pub struct TailBuffer<S> {
     /// Hand out local roots as they end (`take_fresh_roots`): only when something decides on roots.
     judge_roots: bool,
     inner: Mutex<Inner<S>>,
+    /// Set by `close`: spans that end from then on are dropped and counted.
+    closed: AtomicBool,
     pub counts: Counts,
 }
 
@@ -245,8 +254,16 @@ impl<S> TailBuffer<S> {
                 budget: None,
                 retention: None,
             }),
+            closed: AtomicBool::new(false),
             counts: Counts::default(),
         }
+    }
+
+    /// Take no more spans: from now on a span that ends is dropped and counted
+    /// in `after_close`. A shutdown closes the buffer first, so that it flushes
+    /// what is there instead of chasing spans an application still ends.
+    pub fn close(&self) {
+        self.closed.store(true, Release);
     }
 
     /// Whether local roots are handed out as they end (on by default).
@@ -275,6 +292,10 @@ impl<S> TailBuffer<S> {
 
     pub fn offer(&self, span: S, facts: Facts, now: f64) -> Offer {
         self.counts.ended.fetch_add(1, Relaxed);
+        if self.closed.load(Acquire) {
+            self.counts.after_close.fetch_add(1, Relaxed);
+            return Offer::Closed;
+        }
         let mut inner = self.lock();
         let inner = &mut *inner;
         let mut outcome = Offer::Buffered;
@@ -747,9 +768,24 @@ mod tests {
         let c = &buffer.counts;
         let (_, buffered, queued, _) = buffer.sizes();
         let kept = c.late_kept.load(Relaxed) + c.decided_kept.load(Relaxed);
-        let ended = buffered as u64 + kept + c.decided_dropped.load(Relaxed) + c.late_dropped.load(Relaxed);
+        let ended = buffered as u64 + kept + c.decided_dropped.load(Relaxed) + c.late_dropped.load(Relaxed) + c.after_close.load(Relaxed);
         assert_eq!(ended, c.ended.load(Relaxed), "every span ended is buffered, kept or dropped");
         assert_eq!(kept, queued as u64 + c.queue_full.load(Relaxed) + c.taken.load(Relaxed), "every kept span is queued, refused or taken");
+    }
+
+    #[test]
+    fn a_closed_buffer_drops_and_counts_what_ends_and_keeps_what_it_holds() {
+        let buffer = TailBuffer::new(limits(), None);
+        assert_eq!(buffer.offer(1, facts(7, false, true), 0.0), Offer::Buffered);
+        buffer.close();
+        assert_eq!(buffer.offer(2, facts(7, false, false), 0.0), Offer::Closed, "a span of a held trace too");
+        assert_eq!(buffer.offer(3, facts(8, true, true), 0.0), Offer::Closed);
+        assert_eq!(buffer.counts.after_close.load(Relaxed), 2);
+        let all = buffer.take_all();
+        assert_eq!(all.len(), 1, "what was held before the close is still there to flush");
+        assert_eq!(all[0].1.spans, vec![1]);
+        buffer.settle(7, all.into_iter().next().unwrap().1.spans, Some(Mark::HEAD), true);
+        balance(&buffer);
     }
 
     #[test]

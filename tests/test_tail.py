@@ -342,3 +342,57 @@ def test_flush_waits_for_the_batch_inside_export():
     assert tail.force_flush() is True
     assert len(slow.get_finished_spans()) == 10
     tail.shutdown()
+
+
+@pytest.mark.parametrize("owner", ["TailSamplingProcessor", "tracesieve.TracerProvider"])
+def test_spans_that_end_after_shutdown_began_are_dropped_and_counted(owner, caplog):
+    """Found shutting down with threads still ending spans: the buffer took them
+    while it flushed, the flush chased them, and shutdown reported spans of its
+    own making as the exporter not keeping up. Now shutdown closes the buffer
+    first, flushes what was there, and counts the rest as spans_after_shutdown."""
+    import logging
+
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+
+    import tracesieve
+
+    exporter = InMemorySpanExporter()
+    keep_all = [{"name": "all", "match": {}}]
+    if owner == "TailSamplingProcessor":
+        provider = TracerProvider(shutdown_on_exit=False)
+        counted = TailSamplingProcessor(exporter, rules=keep_all, shutdown_timeout=30)
+        provider.add_span_processor(counted)
+    else:
+        provider = counted = tracesieve.TracerProvider(rules=keep_all, shutdown_timeout=30, shutdown_on_exit=False)
+        provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = provider.get_tracer("t")
+    stop = threading.Event()
+
+    def produce() -> None:
+        while not stop.is_set():
+            with tracer.start_as_current_span("GET /"):
+                pass
+            time.sleep(0.0005)  # leaves the worker the interpreter most of the time
+
+    threads = [threading.Thread(target=produce) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    try:
+        deadline = time.monotonic() + 10
+        while counted.stats()["spans_ended"] < 500 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        with caplog.at_level(logging.WARNING, logger="tracesieve"):
+            provider.shutdown()
+            ended_at_shutdown = counted.stats()["spans_ended"]
+            while counted.stats()["spans_ended"] < ended_at_shutdown + 100 and time.monotonic() < deadline + 10:
+                time.sleep(0.01)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()
+    stats = counted.stats()
+    assert stats["spans_after_shutdown"] >= 100
+    assert stats["spans_lost_at_shutdown"] == 0, "what was there when shutdown began was exported"
+    assert stats["spans_ended"] == stats["spans_exported"] + stats["spans_after_shutdown"], stats
+    assert len(exporter.get_finished_spans()) == stats["spans_exported"]
+    assert "did not keep up" not in caplog.text and "ended after shutdown began and were dropped" in caplog.text

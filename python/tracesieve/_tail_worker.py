@@ -202,6 +202,9 @@ class TailWorker:
         spans left undecided, queued or inside a delivery that did not return
         are counted in ``spans_lost_at_shutdown``. Returns the deadline."""
         deadline = time.monotonic() + self._shutdown_timeout
+        # Spans that end from here on are dropped and counted: the flush empties what
+        # is there instead of chasing what an application's threads still end.
+        self._buffer.close()
         if self._share_interval is not None and self._worker.alive:
             # Pending traces get their decision_wait to hear announcements (within half
             # the shutdown budget); the worker decides them as they fall due.
@@ -227,6 +230,13 @@ class TailWorker:
         lost = undecided + unexported + in_flight
         if lost:
             _logger.error("tracesieve: tail sampling shut down with %d spans not exported (the exporter did not keep up)", lost)
+        late = self._buffer.counts()["spans_after_shutdown"]
+        if late:
+            _logger.warning(
+                "tracesieve: %d spans ended after shutdown began and were dropped (counted in spans_after_shutdown; "
+                "stop the threads that make spans before shutting down, to keep them)",
+                late,
+            )
         return deadline
 
     def _drop_undecided(self) -> int:

@@ -309,6 +309,12 @@ impl NativeTailBuffer {
         self.buffer.sharing()
     }
 
+    /// Take no more spans (a shutdown began): those that end from now on are
+    /// dropped and counted in `spans_after_shutdown`.
+    fn close(&self) {
+        self.buffer.close();
+    }
+
     /// Remove everything queued; returns how many spans that was (shutdown counts them as lost).
     fn drain(&self) -> usize {
         self.buffer.drain_queue().len()
@@ -370,6 +376,7 @@ pub(super) fn buffer_counts<'py, S>(py: Python<'py>, buffer: &TailBuffer<S>, unr
     let kept = c.late_kept.load(Relaxed) + c.decided_kept.load(Relaxed);
     for (key, value) in [
         ("spans_ended", c.ended.load(Relaxed)),
+        ("spans_after_shutdown", c.after_close.load(Relaxed)),
         ("spans_kept", kept),
         ("head_kept", c.head_kept.load(Relaxed)),
         ("late_kept", c.late_kept.load(Relaxed)),

@@ -419,6 +419,12 @@ impl NativeRecorder {
         self.current().engine.buffer.sharing()
     }
 
+    /// Take no more spans (a shutdown began): those that end from now on are
+    /// dropped and counted in `spans_after_shutdown`.
+    fn close(&self) {
+        self.current().engine.buffer.close();
+    }
+
     /// Remove everything queued; how many records that was.
     fn drain(&self) -> usize {
         self.current().engine.buffer.drain_queue().len()
