@@ -89,6 +89,39 @@ def test_a_forked_child_exports_its_tail_decisions_and_not_its_parents(tmp_path)
     provider.shutdown()
 
 
+@pytest.mark.parametrize("owner", ["TailSamplingProcessor", "tracesieve.TracerProvider"])
+def test_shut_down_before_a_fork_stays_shut_down_in_the_child(owner, tmp_path):
+    """The child got a fresh, open buffer and no worker: its spans piled up unexported
+    and uncounted. Now they are dropped and counted, as they are in the parent."""
+    import tracesieve
+
+    out = tmp_path / "exports.jsonl"
+    keep_all = [{"name": "all", "match": {}}]
+    if owner == "TailSamplingProcessor":
+        provider = TracerProvider()
+        counted = TailSamplingProcessor(CountingFile(out), rules=keep_all)
+        provider.add_span_processor(counted)
+    else:
+        from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+
+        provider = counted = tracesieve.TracerProvider(rules=keep_all)
+        provider.add_span_processor(SimpleSpanProcessor(CountingFile(out)))
+    tracer = provider.get_tracer("t")
+    with tracer.start_as_current_span("before"):
+        pass
+    provider.shutdown()
+
+    def child():
+        for _ in range(50):
+            with tracer.start_as_current_span("in the child"):
+                pass
+        stats = counted.stats()
+        assert stats["spans_after_shutdown"] == 50 and stats["spans_buffered"] == 0, stats
+
+    child_pid = run_in_child(child, tmp_path)
+    assert exported_by(out, child_pid) == 0 and exported_by(out, os.getpid()) == 1
+
+
 def test_budget_snapshots_and_the_config_watcher_run_in_a_forked_child(tmp_path):
     config = tmp_path / "sampling.yaml"
     state = tmp_path / "budget.json"

@@ -408,6 +408,8 @@ class TracerProvider(TailWorker, sdk_trace.TracerProvider):
         self._budget_native = None
         self._attach_budget()
         self._fresh_worker_state()
+        if self._shut:  # shut down before the fork: shut down in the child too
+            self._recorder.close()
 
     # -- the SDK's provider --------------------------------------------------------
 

@@ -206,6 +206,8 @@ class TailSamplingProcessor(TailWorker, SpanProcessor):
         self._budget_native = None
         self._attach_budget()
         self._fresh_worker_state()
+        if self._shut:  # shut down before the fork: shut down in the child too
+            self._buffer.close()
         self._bind_on_end()
 
     # -- SpanProcessor -------------------------------------------------------------
