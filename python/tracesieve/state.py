@@ -47,9 +47,7 @@ class StateFile:
         except OSError:  # a name too long, a parent not searchable: reported as any unusable state file is
             directory = False
         if directory:
-            raise ConfigError(
-                f"state_path: {quoted(str(self.path))} is a directory; expected the path of a state file (such as budget.json)"
-            )
+            raise ConfigError(f"state_path: {str(self.path)!r} is a directory; expected the path of a state file (such as budget.json)")
         self._sampler = weakref.ref(sampler)
         self._lock = threading.Lock()
         self._reported: Optional[str] = None
