@@ -11,6 +11,7 @@ use crate::config::ConfigError;
 use crate::data::{self, Data, Path};
 use crate::store::{Origin, Store};
 use crate::window::SlidingWindow;
+use crate::words::plain;
 
 mod fleet;
 pub use fleet::SignalsFleet;
@@ -81,7 +82,7 @@ impl Signals {
     ) -> Result<Signals, ConfigError> {
         let positive = |field: &str, value: f64| {
             if value.is_nan() || value <= 0.0 {
-                Err(ConfigError::new(field, format!("{value} is not a positive number of seconds")))
+                Err(ConfigError::new(field, format!("{} is not a positive number of seconds", plain(value))))
             } else {
                 Ok(value)
             }
@@ -249,7 +250,10 @@ impl BoostPolicy {
                 for (i, (count, multiplier)) in steps.iter().enumerate() {
                     let field = format!("error_steps[{i}]");
                     if !(multiplier.is_finite() && *multiplier >= 1.0) {
-                        return Err(ConfigError::new(&field, format!("multiplier {multiplier} is below 1; expected a boost >= 1")));
+                        return Err(ConfigError::new(
+                            &field,
+                            format!("multiplier {} is below 1; expected a boost >= 1", plain(*multiplier)),
+                        ));
                     }
                     if let Some((previous_count, previous_multiplier)) = i.checked_sub(1).map(|j| steps[j]) {
                         if *count <= previous_count || *multiplier < previous_multiplier {
@@ -265,18 +269,24 @@ impl BoostPolicy {
             }
             ErrorPolicy::Rate { target, .. } => {
                 if !(target.is_finite() && *target > 0.0 && *target <= 1.0) {
-                    return Err(ConfigError::new("error_rate_target", format!("{target} is out of range; expected a fraction in (0, 1]")));
+                    return Err(ConfigError::new(
+                        "error_rate_target",
+                        format!("{} is out of range; expected a fraction in (0, 1]", plain(*target)),
+                    ));
                 }
             }
         }
         if !(self.latency_boost.is_finite() && self.latency_boost >= 1.0) {
-            return Err(ConfigError::new("latency_boost", format!("{} is below 1; expected a boost >= 1", self.latency_boost)));
+            return Err(ConfigError::new("latency_boost", format!("{} is below 1; expected a boost >= 1", plain(self.latency_boost))));
         }
         if !(self.slow_ratio > 0.0 && self.slow_ratio <= 1.0) {
-            return Err(ConfigError::new("slow_ratio", format!("{} is out of range; expected a fraction in (0, 1]", self.slow_ratio)));
+            return Err(ConfigError::new(
+                "slow_ratio",
+                format!("{} is out of range; expected a fraction in (0, 1]", plain(self.slow_ratio)),
+            ));
         }
         if !(self.max_boost.is_finite() && self.max_boost >= 1.0) {
-            return Err(ConfigError::new("max_boost", format!("{} is below 1; expected a cap >= 1", self.max_boost)));
+            return Err(ConfigError::new("max_boost", format!("{} is below 1; expected a cap >= 1", plain(self.max_boost))));
         }
         Ok(())
     }

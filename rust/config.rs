@@ -4,6 +4,7 @@
 use std::fmt;
 
 use crate::threshold::MAX_PRECISION;
+use crate::words::plain;
 
 /// A setting that cannot be used. Raised as `tracesieve.ConfigError` in Python.
 #[derive(Debug, Clone, PartialEq)]
@@ -32,7 +33,7 @@ pub fn probability(field: &str, value: f64) -> Result<f64, ConfigError> {
         return Err(ConfigError::new(field, "NaN is not a probability; expected a number in [0, 1]"));
     }
     if !(0.0..=1.0).contains(&value) {
-        return Err(ConfigError::new(field, format!("{value} is out of range; expected a number in [0, 1]")));
+        return Err(ConfigError::new(field, format!("{} is out of range; expected a number in [0, 1]", plain(value))));
     }
     Ok(value)
 }
@@ -43,16 +44,16 @@ pub fn seconds(field: &str, value: f64, zero_allowed: bool) -> Result<f64, Confi
     if ok {
         Ok(value)
     } else if zero_allowed {
-        Err(ConfigError::new(field, format!("{value} is out of range; expected a number of seconds >= 0")))
+        Err(ConfigError::new(field, format!("{} is out of range; expected a number of seconds >= 0", plain(value))))
     } else {
-        Err(ConfigError::new(field, format!("{value} is not a positive number of seconds")))
+        Err(ConfigError::new(field, format!("{} is not a positive number of seconds", plain(value))))
     }
 }
 
 /// A finite number > 0.
 pub fn positive(field: &str, value: f64) -> Result<f64, ConfigError> {
     if !(value.is_finite() && value > 0.0) {
-        return Err(ConfigError::new(field, format!("{value} is not a positive number")));
+        return Err(ConfigError::new(field, format!("{} is not a positive number", plain(value))));
     }
     Ok(value)
 }

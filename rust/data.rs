@@ -199,7 +199,7 @@ pub fn boolean(path: &Path, data: &Data) -> Result<bool, ConfigError> {
 pub fn number(path: &Path, data: &Data) -> Result<f64, ConfigError> {
     match data.as_f64() {
         Some(value) if value.is_finite() => Ok(value),
-        Some(value) => Err(path.error(format!("{value} is not a finite number"))),
+        Some(value) => Err(path.error(format!("{} is not a finite number", crate::words::plain(value)))),
         None => Err(path.error(format!("expected a number, got {}", data.kind()))),
     }
 }

@@ -16,6 +16,7 @@ use crate::remote::{RemoteStrategy, DEFAULT_MAX_OPERATIONS};
 use crate::rules;
 use crate::store::Store;
 use crate::threshold::DEFAULT_PRECISION;
+use crate::words::plain;
 
 pub const STAGES: &[&str] = &["force_keep", "adaptive", "rules", "probability", "jaeger_remote", "xray_remote", "budget", "rate_limit"];
 pub const SETTINGS: &[&str] =
@@ -325,7 +326,7 @@ fn settings_data(settings: &Settings) -> Data {
 fn interval(path: &Path, value: &Data) -> Result<f64, ConfigError> {
     let seconds = data::number(path, value)?;
     if seconds < MIN_INTERVAL {
-        return Err(path.error(format!("{seconds} is too short; expected a number of seconds >= {MIN_INTERVAL}")));
+        return Err(path.error(format!("{} is too short; expected a number of seconds >= {MIN_INTERVAL}", plain(seconds))));
     }
     Ok(seconds)
 }
@@ -452,7 +453,7 @@ fn seconds(fields: &mut Fields, name: &str, default: f64, minimum: f64) -> Resul
         Some((p, value)) => {
             let value = data::number(&p, value)?;
             if value < minimum {
-                return Err(p.error(format!("{value} is too short; expected a number of seconds >= {minimum}")));
+                return Err(p.error(format!("{} is too short; expected a number of seconds >= {minimum}", plain(value))));
             }
             Ok(value)
         }
@@ -581,18 +582,22 @@ fn parse_budget(
         Some((p, value)) => {
             let cost = data::number(&p, value)?;
             if cost <= 0.0 {
-                return Err(p.error(format!("{cost} is not a positive price")));
+                return Err(p.error(format!("{} is not a positive price", plain(cost))));
             }
             cost
         }
         None => 1.0,
     };
     if budget <= 0.0 {
-        return Err(budget_path.error(format!("{budget} is not a positive budget")));
+        return Err(budget_path.error(format!("{} is not a positive budget", plain(budget))));
     }
     let spans = (budget / cost + 1e-9).floor();
     if spans < 1.0 {
-        return Err(budget_path.error(format!("{budget} at cost_per_span {cost} buys no span; expected enough for at least one")));
+        return Err(budget_path.error(format!(
+            "{} at cost_per_span {} buys no span; expected enough for at least one",
+            plain(budget),
+            plain(cost)
+        )));
     }
     let period = match fields.take("period") {
         Some((p, value)) => PeriodKind::parse(data::string(&p, value)?).map_err(|e| p.error(e.message))?,

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use crate::cells::AtomicF64;
 use crate::config::ConfigError;
 use crate::store::{words_of, Origin, Plain, Shared, Store};
+use crate::words::plain;
 
 mod fleet;
 pub use fleet::BucketFleet;
@@ -72,13 +73,13 @@ impl TokenBucket {
         if !(rate.is_finite() && rate > 0.0 && rate <= MAX_RATE) {
             return Err(ConfigError::new(
                 "rate_limit.traces_per_second",
-                format!("{rate} is out of range; expected a positive rate of at most {MAX_RATE:e} traces per second"),
+                format!("{} is out of range; expected a positive rate of at most {MAX_RATE:e} traces per second", plain(rate)),
             ));
         }
         if !(burst.is_finite() && (1.0..=MAX_BURST).contains(&burst)) {
             return Err(ConfigError::new(
                 "rate_limit.burst",
-                format!("{burst} is out of range; expected a number of traces from 1 to {MAX_BURST}"),
+                format!("{} is out of range; expected a number of traces from 1 to {MAX_BURST}", plain(burst)),
             ));
         }
         let settings = format!("traces_per_second={rate}, burst={burst}");

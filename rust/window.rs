@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::config::ConfigError;
 use crate::store::Region;
+use crate::words::plain;
 
 /// Low bits of a bucket word: the count.
 const COUNT_BITS: u32 = 32;
@@ -53,25 +54,30 @@ impl SlidingWindow {
     /// or why it cannot be made.
     pub fn buckets_for(length: f64, resolution: f64) -> Result<usize, ConfigError> {
         if !(resolution.is_finite() && resolution > 0.0) {
-            return Err(ConfigError::new("resolution", format!("{resolution} is not a positive number of seconds")));
+            return Err(ConfigError::new("resolution", format!("{} is not a positive number of seconds", plain(resolution))));
         }
         if !(length.is_finite() && length > 0.0) {
-            return Err(ConfigError::new("window", format!("{length} is not a positive number of seconds")));
+            return Err(ConfigError::new("window", format!("{} is not a positive number of seconds", plain(length))));
         }
         if length < resolution {
             return Err(ConfigError::new(
                 "window",
-                format!("{length} s is shorter than its resolution of {resolution} s; expected a window of at least one bucket"),
+                format!(
+                    "{} s is shorter than its resolution of {} s; expected a window of at least one bucket",
+                    plain(length),
+                    plain(resolution)
+                ),
             ));
         }
-        let count = (length / resolution).round() as usize;
-        if count > 1_000_000 {
+        // Counted as a float first: a window of 1e22 s would saturate the cast.
+        let count = (length / resolution).round();
+        if count > 1_000_000.0 {
             return Err(ConfigError::new(
                 "resolution",
-                format!("{count} buckets ({length} s / {resolution} s) is too many; expected at most 1,000,000"),
+                format!("{} buckets ({} s / {} s) is too many; expected at most 1,000,000", plain(count), plain(length), plain(resolution)),
             ));
         }
-        Ok(count)
+        Ok(count as usize)
     }
 
     pub fn length(&self) -> f64 {

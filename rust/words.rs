@@ -33,9 +33,16 @@ pub fn py_float(value: f64) -> String {
     }
 }
 
-/// A number as a user would have written it (`1000`, `0.5`).
+/// A number as a user would have written it (`1000`, `0.5`); one too large or
+/// too small for that (`1e+308`, `5e-324`) as Python shows it, never as the
+/// hundreds of digits its plain decimal form takes.
 pub fn plain(value: f64) -> String {
-    format!("{value}")
+    let size = value.abs();
+    if value == 0.0 || (1e-4..1e16).contains(&size) {
+        format!("{value}")
+    } else {
+        py_float(value)
+    }
 }
 
 /// Plain data as Python's `repr` shows it (`{'tier': 'gold', 'n': 3}`).
@@ -124,6 +131,19 @@ mod tests {
         assert_eq!(py_float(2.0), "2.0");
         assert_eq!(py_float(0.225), "0.225");
         assert_eq!(plain(1000.0), "1000");
+        assert_eq!(plain(0.5), "0.5");
+        assert_eq!(plain(-2.5), "-2.5");
+    }
+
+    #[test]
+    fn numbers_too_large_or_small_for_plain_digits_are_written_with_an_exponent() {
+        // Written plainly, 1e308 takes 309 digits and 5e-324 takes 326.
+        assert_eq!(plain(1e308), "1e+308");
+        assert_eq!(plain(-1e308), "-1e+308");
+        assert_eq!(plain(5e-324), "5e-324");
+        assert_eq!(plain(1e22), "1e+22");
+        assert_eq!(plain(123_456_789.5), "123456789.5");
+        assert_eq!(plain(0.0), "0");
         assert_eq!(py_str("payment"), "'payment'");
         assert_eq!(py_str("it's"), "\"it's\"");
         assert_eq!(thousands(50_000), "50,000");

@@ -6,6 +6,7 @@ found by fuzzing the constructors (the law below is that fuzzer, bounded)."""
 from __future__ import annotations
 
 import inspect
+import re
 import threading
 from typing import Any, Callable, Dict, List
 
@@ -216,6 +217,8 @@ def _build_all_with(cls_name: str, value: Any) -> List[str]:
         except ConfigError as error:
             if len(str(error)) > LONGEST_MESSAGE:
                 problems.append(f"{parameter.name}: a message of {len(str(error)):,} characters: {str(error)[:120]}")
+            if re.search(r"\d{40}", str(error)):
+                problems.append(f"{parameter.name}: a number written out in full: {str(error)[:120]}")
             if atexit._ncallbacks() != handlers:
                 problems.append(f"{parameter.name}: an exit handler registered by a constructor that failed")
             started = [thread.name for thread in set(threading.enumerate()) - threads]
@@ -236,6 +239,47 @@ def test_an_enormous_or_unprintable_value_is_a_short_config_error(cls_name: str,
     TracerProvider that failed a check of its own left the SDK's exit handler
     registered, which then raised at exit."""
     assert _build_all_with(cls_name, ENORMOUS[kind]) == []
+
+
+#: Floats whose plain decimal form runs to hundreds of digits (1e308 takes 309).
+EXTREME_FLOATS: Dict[str, float] = {"1e308": 1e308, "-1e308": -1e308, "5e-324": 5e-324, "-5e-324": -5e-324, "1e22": 1e22}
+
+
+@pytest.mark.parametrize("kind", sorted(EXTREME_FLOATS))
+@pytest.mark.parametrize("cls_name", sorted(CLASSES))
+def test_an_extreme_float_is_refused_in_a_short_message_or_works_through_shutdown(cls_name: str, kind: str) -> None:
+    """Found by setting every keyword to such floats: messages wrote 1e308 as 309
+    digits (in 60 keywords), a window of 1e22 s was "18446744073709551615 buckets",
+    and a shutdown_timeout of 1e22 s was taken, then shutdown raised OverflowError
+    into the application (a thread cannot wait that long)."""
+    assert _build_all_with(cls_name, EXTREME_FLOATS[kind]) == []
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        pytest.param(lambda v: TailSamplingProcessor(InMemorySpanExporter(), shutdown_timeout=v), id="tail-shutdown_timeout"),
+        pytest.param(lambda v: tracesieve.TracerProvider(shutdown_timeout=v), id="provider-shutdown_timeout"),
+        pytest.param(lambda v: tracesieve.JaegerRemoteSampler("s", endpoint="http://127.0.0.1:9", polling_interval=v), id="jaeger-poll"),
+        pytest.param(lambda v: tracesieve.JaegerRemoteSampler("s", endpoint="http://127.0.0.1:9", timeout=v), id="jaeger-timeout"),
+        pytest.param(lambda v: tracesieve.XRayRemoteSampler(endpoint="http://127.0.0.1:9", polling_interval=v), id="xray-poll"),
+        pytest.param(lambda v: tracesieve.XRayRemoteSampler(endpoint="http://127.0.0.1:9", timeout=v), id="xray-timeout"),
+        pytest.param(lambda v: RetryingSpanExporter(InMemorySpanExporter(), max_backoff=v), id="retry-max_backoff"),
+    ],
+)
+def test_seconds_up_to_the_longest_wait_work_and_longer_are_refused(build: Callable[[float], Any]) -> None:
+    """A setting in seconds is waited on: the longest wait a thread can make is
+    taken (and shutdown still returns at once), one second more is a ConfigError."""
+    longest = threading.TIMEOUT_MAX
+    with pytest.raises(ConfigError, match=r"is out of range; expected a number of seconds .* and at most 9,223,372,036 \(about 292"):
+        build(longest + 2048)  # the next float up
+    threads = set(threading.enumerate())
+    built = build(longest)
+    _close(built)
+    started = set(threading.enumerate()) - threads
+    for thread in started:
+        thread.join(timeout=2.0)  # a fetch's watchdog timer ends just after its cancel
+    assert not [thread.name for thread in started if thread.is_alive()]
 
 
 @pytest.mark.parametrize("kind", sorted(set(ENORMOUS) - {"mapping"}))

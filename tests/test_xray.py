@@ -532,6 +532,25 @@ def test_bad_settings_are_config_errors(kwargs, expected):
     assert "hunter2" not in str(raised.value)
 
 
+@pytest.mark.parametrize(
+    "field,value,expected",
+    [
+        ("Priority", 1e22, r"Priority: 1e\+22 is out of range; expected a whole number within ±9e15$"),
+        ("Priority", 2.5, r"Priority: 2.5 is not a whole number$"),
+        ("ReservoirSize", 1e308, r"ReservoirSize: 1e\+308 is out of range"),
+        ("FixedRate", -5e-324, r"FixedRate: -5e-324 is out of range; expected a rate in \[0, 1\]$"),
+    ],
+)
+def test_a_rule_with_a_number_out_of_range_is_refused_in_a_short_message(field: str, value: float, expected: str) -> None:
+    """X-Ray's numbers are read as floats: 1e22 was "not a whole number" and 1e308
+    was written out as 309 digits in the warning."""
+    sampler = sampler_with([rule("Default", 10000)])
+    with pytest.raises(ConfigError, match=expected) as raised:
+        sampler.update_rules([{"SamplingRuleRecords": [rule("r", 1, **{field: value}), rule("Default", 10000)]}])
+    assert len(str(raised.value)) < 200
+    assert sampler.remote_status()["in_force"] == "1 rule, 1 for this service"
+
+
 def test_metrics_report_rule_decisions_and_fetches():
     from opentelemetry.sdk.metrics import MeterProvider
     from opentelemetry.sdk.metrics.export import InMemoryMetricReader

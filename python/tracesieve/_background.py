@@ -79,7 +79,8 @@ class BackgroundThread:
 
     def sleep(self, seconds: float) -> bool:
         """Wait up to ``seconds`` (less when woken); False once stopping."""
-        if self._wake.wait(seconds):
+        # A poll interval near the longest wait, plus its jitter, would overflow the wait.
+        if self._wake.wait(min(seconds, threading.TIMEOUT_MAX)):
             self._wake.clear()
         return not self._stopping.is_set()
 
@@ -91,7 +92,7 @@ class BackgroundThread:
         self._stopping.set()
         self._wake.set()
         if self._thread.is_alive() and self._thread is not threading.current_thread():
-            self._thread.join(timeout)
+            self._thread.join(None if timeout is None else min(timeout, threading.TIMEOUT_MAX))
         return not self._thread.is_alive()
 
     def _restart_in_child(self) -> None:

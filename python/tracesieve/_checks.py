@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import os
+import threading
 from collections.abc import Mapping
 from typing import Any, Dict, List, Optional
 
@@ -13,6 +14,9 @@ from tracesieve._core import ConfigError, scrub
 
 #: Characters of a value a message quotes: a megabyte string is named, not repeated.
 QUOTED_LENGTH = 80
+#: The longest a thread can wait (about 292 years on Linux): every setting in
+#: seconds is waited on somewhere, and a longer wait raises OverflowError there.
+LONGEST_WAIT = threading.TIMEOUT_MAX
 
 
 def shown(value: Any) -> str:
@@ -51,12 +55,18 @@ def check_flag(name: str, value: Any) -> bool:
 
 
 def check_seconds(name: str, value: Any, *, minimum: float = 0.0, inclusive: bool = True) -> float:
-    """A finite number of seconds at least (or above) ``minimum``."""
+    """A finite number of seconds at least (or above) ``minimum`` and at most
+    ``LONGEST_WAIT``."""
     bound = f">= {minimum:g}" if inclusive else f"> {minimum:g}"
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ConfigError(f"{name}: expected a number of seconds {bound}, got {shown(value)}")
     if not finite_number(value) or value < minimum or (not inclusive and value == minimum):
         raise ConfigError(f"{name}: {quoted(value)} is out of range; expected a number of seconds {bound}")
+    if value > LONGEST_WAIT:
+        raise ConfigError(
+            f"{name}: {quoted(value)} is out of range; expected a number of seconds {bound} "
+            f"and at most {LONGEST_WAIT:,.0f} (about 292 years, the longest wait a thread can make)"
+        )
     return float(value)
 
 

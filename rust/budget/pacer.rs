@@ -323,7 +323,9 @@ impl Pacer {
         }
         let wall_now = now.wall();
         let mono = now.monotonic();
-        let period = calendar.bounds(wall_now).ok_or_else(|| ConfigError::new("clock", format!("{wall_now} is not a usable Unix time")))?;
+        let period = calendar
+            .bounds(wall_now)
+            .ok_or_else(|| ConfigError::new("clock", format!("{} is not a usable Unix time", crate::words::plain(wall_now))))?;
         let length = period.length();
         let spans = budget as f64;
         let burst = (spans * BURST_FRACTION).max(MIN_BURST.min(spans / 10.0));

@@ -244,7 +244,10 @@ impl NativeSignals {
     #[pyo3(signature = (seconds, route = None))]
     fn record_latency(&self, seconds: f64, route: Option<&str>) -> PyResult<()> {
         if !seconds.is_finite() || seconds < 0.0 {
-            return Err(config_message(format!("seconds: {seconds} is not a duration; expected a number of seconds >= 0")));
+            return Err(config_message(format!(
+                "seconds: {} is not a duration; expected a number of seconds >= 0",
+                crate::words::plain(seconds)
+            )));
         }
         self.signals.record_latency(seconds, route);
         py_clock::interrupted()

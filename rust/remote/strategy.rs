@@ -90,7 +90,7 @@ fn number(path: &Path, data: &Data) -> Result<f64, ConfigError> {
         other => return Err(path.error(format!("expected a number, got {}", other.kind()))),
     };
     if !value.is_finite() {
-        return Err(path.error(format!("{value} is not a finite number")));
+        return Err(path.error(format!("{} is not a finite number", plain(value))));
     }
     Ok(value)
 }

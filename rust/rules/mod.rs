@@ -404,7 +404,7 @@ fn parse_multiplier(path: &Path, spec: &Data, keys: &mut Vec<String>) -> Result<
 fn non_negative(path: &Path, value: &Data) -> Result<f64, ConfigError> {
     let factor = data::number(path, value)?;
     if factor < 0.0 {
-        return Err(path.error(format!("{factor} is negative; expected a multiplier >= 0")));
+        return Err(path.error(format!("{} is negative; expected a multiplier >= 0", crate::words::plain(factor))));
     }
     Ok(factor)
 }

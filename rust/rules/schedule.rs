@@ -129,7 +129,7 @@ pub fn parse(path: &Path, spec: &Data) -> Result<Schedule, ConfigError> {
         let (factor_path, factor) = fields.take("factor").ok_or_else(|| window_path.error("missing field factor"))?;
         let factor = data::number(&factor_path, factor)?;
         if factor < 0.0 {
-            return Err(factor_path.error(format!("{factor} is negative; expected a multiplier >= 0")));
+            return Err(factor_path.error(format!("{} is negative; expected a multiplier >= 0", crate::words::plain(factor))));
         }
         fields.finish(&["start", "end", "factor"])?;
         if start == end % 24 && !(start == 0 && end == 24) {

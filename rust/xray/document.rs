@@ -8,6 +8,7 @@
 
 use crate::config::ConfigError;
 use crate::data::{number, string, Data, Path};
+use crate::words::plain;
 
 use super::pattern::Pattern;
 
@@ -85,15 +86,18 @@ fn text_or_empty(entries: &[(String, Data)], path: &Path, key: &str) -> Result<S
 fn rate(path: &Path, data: &Data) -> Result<f64, ConfigError> {
     let value = number(path, data)?;
     if !(0.0..=1.0).contains(&value) {
-        return Err(path.error(format!("{value} is out of range; expected a rate in [0, 1]")));
+        return Err(path.error(format!("{} is out of range; expected a rate in [0, 1]", plain(value))));
     }
     Ok(value)
 }
 
 fn whole(path: &Path, data: &Data) -> Result<i64, ConfigError> {
     let value = number(path, data)?;
-    if value.fract() != 0.0 || value.abs() > 9.0e15 {
-        return Err(path.error(format!("{value} is not a whole number")));
+    if value.fract() != 0.0 {
+        return Err(path.error(format!("{} is not a whole number", plain(value))));
+    }
+    if value.abs() > 9.0e15 {
+        return Err(path.error(format!("{} is out of range; expected a whole number within ±9e15", plain(value))));
     }
     Ok(value as i64)
 }
@@ -197,7 +201,7 @@ pub fn parse_targets(data: &Data) -> Result<Targets, ConfigError> {
                 .map(|v| {
                     let value = number(&p.field(key), v)?;
                     if value < 0.0 {
-                        return Err(p.field(key).error(format!("{value} is negative")));
+                        return Err(p.field(key).error(format!("{} is negative", plain(value))));
                     }
                     Ok(value)
                 })

@@ -392,7 +392,10 @@ impl XRay {
         match (table.fetched_at, now) {
             (None, _) => format!("the fallback ({FALLBACK_TRACES_PER_SECOND} trace/s, then {FALLBACK_RATE}): no rules fetched yet"),
             (Some(at), Some(now)) if now - at > RULES_TTL => format!("the fallback: the rules are {:.0} s old", now - at),
-            (Some(_), _) => format!("{} rules, {} for this service", table.rules.len(), table.candidates.len()),
+            (Some(_), _) => {
+                let rules = table.rules.len();
+                format!("{rules} {}, {} for this service", if rules == 1 { "rule" } else { "rules" }, table.candidates.len())
+            }
         }
     }
 

@@ -194,7 +194,9 @@ impl NativeSampler {
         let spans = (money / cost + 1e-9).floor();
         if spans < 1.0 {
             return Err(config_message(format!(
-                "budget: {money} at cost_per_span {cost} buys {spans} spans; expected enough for at least one span"
+                "budget: {} at cost_per_span {} buys {spans} spans; expected enough for at least one span",
+                crate::words::plain(money),
+                crate::words::plain(cost)
             )));
         }
         let period = args::optional(period, |v| args::text("period", v, "one of hour, day, week, month"))?;

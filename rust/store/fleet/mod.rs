@@ -84,7 +84,7 @@ pub fn count(x: f64, max: f64, what: &str) -> Result<u64, String> {
     if x >= 0.0 && x <= max && x.fract() == 0.0 {
         Ok(x as u64)
     } else {
-        Err(format!("{what} out of range ({x})"))
+        Err(format!("{what} out of range ({})", crate::words::plain(x)))
     }
 }
 
