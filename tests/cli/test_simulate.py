@@ -151,3 +151,14 @@ def test_charts_are_written_with_matplotlib(tmp_path, capsys):
     assert main(["simulate", "month", "--requests", "3000", "--out", str(tmp_path)]) == 0
     names = sorted(p.name for p in tmp_path.iterdir())
     assert names == ["month-boost.png", "month-budget.png", "month-kept.png"]
+
+
+def test_a_chart_is_never_written_through_a_symbolic_link(tmp_path, capsys):
+    """In a shared folder such as /tmp, a link planted under a chart's name made
+    the chart overwrite the file the link named."""
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    (tmp_path / "month-kept.png").symlink_to(victim)
+    assert main(["simulate", "month", "--requests", "2000", "--out", str(tmp_path)]) == 2
+    assert "month-kept.png: it is a symbolic link, and charts are not written through links" in capsys.readouterr().err
+    assert victim.read_text() == "precious"

@@ -4,6 +4,7 @@ optional ``plot`` extra)."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any, Dict, List
 
@@ -165,7 +166,8 @@ def _over(budget: Dict[str, Any]) -> str:
 
 
 def charts(scenario: Scenario, results: List[Measured], out: Path) -> List[Path]:
-    """PNG charts in ``out``; raises ImportError (with PLOT_HINT) without matplotlib."""
+    """PNG charts in ``out``; raises ImportError (with PLOT_HINT) without matplotlib,
+    and OSError naming the file or folder that could not be written."""
     try:
         import matplotlib
 
@@ -173,7 +175,10 @@ def charts(scenario: Scenario, results: List[Measured], out: Path) -> List[Path]
         import matplotlib.pyplot as plt
     except ImportError:
         raise ImportError(PLOT_HINT) from None
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise OSError(f"--out: cannot make the folder {out}: {error.strerror}") from None
     written = []
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(10, 6), sharex=True)
     # Short runs are drawn per minute: an hourly series of one point has no line.
@@ -229,8 +234,18 @@ def charts(scenario: Scenario, results: List[Measured], out: Path) -> List[Path]
 
 
 def _save(plt, fig, title: str, path: Path) -> Path:
-    """Title ``fig``, write it to ``path`` and free it; the path written."""
+    """Title ``fig``, write it to ``path`` and free it; the path written.
+    Raises OSError saying which file could not be written."""
     fig.suptitle(title)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    try:
+        # Never through a symbolic link: in a shared folder such as /tmp, a link planted
+        # under a chart's name would have the chart overwrite the file it names.
+        handle = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+        with os.fdopen(handle, "wb") as chart:
+            fig.savefig(chart, dpi=100, format="png")
+    except OSError as error:
+        reason = "it is a symbolic link, and charts are not written through links" if path.is_symlink() else error.strerror
+        raise OSError(f"--out: cannot write {path}: {reason}") from None
+    finally:
+        plt.close(fig)
     return path

@@ -150,7 +150,7 @@ def run(args: argparse.Namespace) -> int:
         try:
             for path in report.charts(scenario, results, Path(args.out)):
                 print(f"chart: {path}", file=sys.stderr if args.json else sys.stdout)
-        except ImportError as error:
+        except (ImportError, OSError) as error:
             print(f"tracesieve: {error}", file=sys.stderr)
             return 2
     return 0
