@@ -12,6 +12,7 @@ import subprocess
 import sys
 
 import pytest
+import redis
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 import tracesieve
@@ -79,6 +80,30 @@ def protected_redis():
         yield server
     finally:
         server.stop()
+
+
+def test_simulate_processes_gives_its_redis_a_password_of_its_own(monkeypatch, capsys):
+    """The server listens on loopback, which every user of the host shares: with
+    no password, any of them could read and write the run's shared state."""
+    from tracesieve import local_redis
+    from tracesieve.cli import main
+
+    refused = []
+
+    class Watched(local_redis.RedisServer):
+        def start(self) -> "Watched":
+            super().start()
+            try:
+                redis.Redis(port=self.port).ping()
+            except redis.AuthenticationError:
+                refused.append(self.port)
+            return self
+
+    monkeypatch.setattr(local_redis, "RedisServer", Watched)
+    assert main(["simulate", "--processes", "--requests", "60", "--approaches", "shared", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)["results"]["shared tail (decisions shared)"]
+    assert result["error_traces_whole"] == result["error_traces"] > 0
+    assert len(refused) == 1
 
 
 @pytest.mark.parametrize("form", ["userinfo", "user and password", "query", "query with user"])

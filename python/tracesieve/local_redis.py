@@ -58,13 +58,18 @@ class RedisServer:
         """Start (again, empty) on the same port and wait until it answers."""
         args: List[str] = [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
         args += ["--dir", self.workdir, "--protected-mode", "no", "--loglevel", "warning"]
-        if self.password:
-            args += ["--requirepass", self.password]
         if self.tls:
             args[1:3] = ["--port", "0", "--tls-port", str(self.port)]
             args += ["--tls-cert-file", f"{self.workdir}/cert.pem", "--tls-key-file", f"{self.workdir}/key.pem"]
             args += ["--tls-ca-cert-file", f"{self.workdir}/cert.pem", "--tls-auth-clients", "no"]
-        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        # The password goes in on stdin ("-" reads configuration from there): on the
+        # command line, any user of the host could read it in /proc until Redis renames itself.
+        config = f"requirepass {self.password}\n".encode() if self.password else b""
+        args.insert(1, "-")
+        self.process = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        assert self.process.stdin is not None
+        self.process.stdin.write(config)
+        self.process.stdin.close()
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             try:

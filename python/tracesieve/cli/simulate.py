@@ -8,6 +8,7 @@ three-service chain, ``scenarios`` for the traffic and the faults, and
 from __future__ import annotations
 
 import argparse
+import secrets
 import sys
 import time
 from pathlib import Path
@@ -199,7 +200,8 @@ def _run_processes(args: argparse.Namespace, faults: Any, approaches: List[str])
     server = None
     if "shared" in approaches:
         try:
-            server = RedisServer().start()
+            # A password of its own: the server listens on loopback, which every user of the host shares.
+            server = RedisServer(password=secrets.token_hex(16)).start()
         except RuntimeError as error:
             raise UsageError(f"--processes: {error}") from None
     try:
