@@ -4,6 +4,7 @@ bounded memory, loss accounting, shutdown, threads."""
 from __future__ import annotations
 
 import random
+import logging
 import threading
 import time
 
@@ -342,6 +343,72 @@ def test_flush_waits_for_the_batch_inside_export():
     assert tail.force_flush() is True
     assert len(slow.get_finished_spans()) == 10
     tail.shutdown()
+
+
+@pytest.mark.parametrize("raised", [SystemExit, KeyboardInterrupt, GeneratorExit])
+@pytest.mark.parametrize("owner", ["TailSamplingProcessor", "tracesieve.TracerProvider"])
+def test_a_destination_raising_system_exit_loses_its_batch_and_not_the_worker(owner, raised, caplog):
+    """Found by giving exporters odd failures: one that raised SystemExit (or any
+    BaseException) ended the worker thread, so every later span piled up and was
+    reported lost at shutdown as the exporter not keeping up."""
+    from opentelemetry.sdk.trace import SpanProcessor
+
+    import tracesieve
+
+    exporter = InMemorySpanExporter()
+    failures = [raised]
+
+    class FailingOnce(InMemorySpanExporter):
+        def export(self, spans):  # type: ignore[no-untyped-def]
+            if failures:
+                raise failures.pop()("boom")
+            return exporter.export(spans)
+
+    class FailingOnceProcessor(SpanProcessor):
+        def on_end(self, span):  # type: ignore[no-untyped-def]
+            if failures:
+                raise failures.pop()("boom")
+            exporter.export([span])
+
+    keep_all = [{"name": "all", "match": {}}]
+    if owner == "TailSamplingProcessor":
+        provider = TracerProvider(shutdown_on_exit=False)
+        counted = TailSamplingProcessor(FailingOnce(), rules=keep_all, decision_wait=0.05, schedule_delay=0.05)
+        provider.add_span_processor(counted)
+    else:
+        provider = counted = tracesieve.TracerProvider(rules=keep_all, decision_wait=0.05, schedule_delay=0.05, shutdown_on_exit=False)
+        provider.add_span_processor(FailingOnceProcessor())
+    tracer = provider.get_tracer("t")
+    with caplog.at_level(logging.ERROR, logger="tracesieve"):
+        with tracer.start_as_current_span("first"):
+            pass
+        assert counted.force_flush(5_000)
+        for _ in range(20):
+            with tracer.start_as_current_span("later"):
+                pass
+        assert counted.force_flush(5_000), "the worker still delivers"
+    provider.shutdown()
+    assert [span.name for span in exporter.get_finished_spans()] == ["later"] * 20
+    stats = counted.stats()
+    assert stats["spans_lost_at_shutdown"] == 0 and stats["spans_export_failed"] == 1, stats
+    assert "raised" in caplog.text and "boom" in caplog.text
+
+
+def test_ctrl_c_in_an_export_run_in_the_applications_own_thread_goes_through():
+    """With start=False the application's thread delivers (step, flush): there a
+    KeyboardInterrupt is the user's Ctrl-C and must not be swallowed as a failed export."""
+
+    class Interrupted(InMemorySpanExporter):
+        def export(self, spans):  # type: ignore[no-untyped-def]
+            raise KeyboardInterrupt
+
+    provider = TracerProvider(shutdown_on_exit=False)
+    processor = TailSamplingProcessor(Interrupted(), rules=[{"name": "all", "match": {}}], decision_wait=0, start=False)
+    provider.add_span_processor(processor)
+    with provider.get_tracer("t").start_as_current_span("GET /"):
+        pass
+    with pytest.raises(KeyboardInterrupt):
+        processor.force_flush()
 
 
 @pytest.mark.parametrize("owner", ["TailSamplingProcessor", "tracesieve.TracerProvider"])

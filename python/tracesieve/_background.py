@@ -77,6 +77,10 @@ class BackgroundThread:
     def alive(self) -> bool:
         return self._thread.is_alive()
 
+    def is_current(self) -> bool:
+        """Whether the caller runs on this worker's thread."""
+        return self._thread is threading.current_thread()
+
     def sleep(self, seconds: float) -> bool:
         """Wait up to ``seconds`` (less when woken); False once stopping."""
         # A poll interval near the longest wait, plus its jitter, would overflow the wait.

@@ -279,7 +279,12 @@ class TailWorker:
             self._in_flight = len(batch)
         try:
             delivered = self._deliver(batch)
-        except Exception:  # a destination must not kill the worker; the loss is counted
+        except BaseException as error:
+            # Nothing a destination raises may end the worker, SystemExit included (it
+            # would leave every later span unexported); the loss is counted. In the
+            # application's own thread (start=False), Ctrl-C and exits still go through.
+            if not isinstance(error, Exception) and not self._worker.is_current():
+                raise
             _logger.exception("tracesieve: exporting kept spans raised; %d spans lost", len(batch))
             delivered = False
         with self._lock:

@@ -395,7 +395,9 @@ class TracerProvider(TailWorker, sdk_trace.TracerProvider):
                     marks[LATE] = True
             try:
                 _spans.replay(record, marks, self, scopes, limits)
-            except Exception:  # a processor's error must not stop the others' spans
+            except BaseException as error:  # a processor's error must not stop the others' spans
+                if not isinstance(error, Exception) and not self._worker.is_current():
+                    raise  # Ctrl-C and exits in the application's own thread (start=False) go through
                 failed += 1
                 _logger.exception("tracesieve: a span processor raised on a replayed span")
         return failed == 0
