@@ -25,6 +25,9 @@ _RESETTABLE: weakref.WeakSet[object] = weakref.WeakSet()
 #: disturbs the application's own (perhaps seeded) ``random`` sequence, and
 #: forked workers never share a sequence.
 _JITTER = random.SystemRandom()
+#: Seconds before a loop that failed runs again, doubling up to the longest.
+FIRST_RESTART_PAUSE = 1.0
+LONGEST_RESTART_PAUSE = 60.0
 
 
 def jitter(low: float, high: float) -> float:
@@ -51,6 +54,8 @@ class BackgroundThread:
         self._loop = loop
         self._on_fork_child = on_fork_child
         self._started = False
+        #: Times the loop failed and was run again.
+        self.restarts = 0
         self._reset()
         _LIVE.add(self)
 
@@ -60,10 +65,19 @@ class BackgroundThread:
         self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
 
     def _run(self) -> None:
-        try:
-            self._loop(self)
-        except Exception:  # a crashed worker must say so; the owner counts what it drops
-            _logger.exception("tracesieve: background thread %s stopped on an error", self.name)
+        # A loop that fails unexpectedly runs again after a pause (1 s, doubling to
+        # a minute): one bad moment must not end an exporter or a poller for good.
+        pause = FIRST_RESTART_PAUSE
+        while True:
+            try:
+                self._loop(self)
+                return
+            except Exception:
+                self.restarts += 1
+                _logger.exception("tracesieve: background thread %s failed; it runs again in %g s", self.name, pause)
+            if not self.sleep(pause):
+                return
+            pause = min(pause * 2, LONGEST_RESTART_PAUSE)
 
     def start(self) -> None:
         self._started = True
