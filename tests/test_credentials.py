@@ -91,7 +91,7 @@ def test_simulate_processes_gives_its_redis_a_password_of_its_own(monkeypatch, c
     refused = []
 
     class Watched(local_redis.RedisServer):
-        def start(self) -> "Watched":
+        def start(self) -> Watched:
             super().start()
             try:
                 redis.Redis(port=self.port).ping()

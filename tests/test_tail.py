@@ -3,8 +3,8 @@ bounded memory, loss accounting, shutdown, threads."""
 
 from __future__ import annotations
 
-import random
 import logging
+import random
 import threading
 import time
 

@@ -211,3 +211,18 @@ def test_any_other_clock_failure_falls_back_to_system_time_and_is_counted():
     sampler = RuleSampler([], default_rate=1.0, multipliers=[schedule], clock=broken)
     assert sampler.should_sample(None, 12345, "s").decision.is_sampled()
     assert sampler.stats()["clock_errors"] >= 1
+
+
+@pytest.mark.parametrize(
+    "now,shown",
+    [(10**5000, "an integer of about 5001 digits"), ("noon", "str 'noon'"), (True, "bool True")],
+    ids=["huge-integer", "text", "bool"],
+)
+def test_explain_takes_now_as_a_number_or_says_what_it_got(now, shown):
+    """explain(now=10**5000) raised OverflowError and now="noon" TypeError."""
+    from tracesieve import ConfigError, RuleSampler, from_config
+
+    for explain in (RuleSampler(rules=[], default_rate=0.5).explain, from_config({"probability": {"rate": 0.5}}).explain):
+        with pytest.raises(ConfigError, match=rf"^now: expected Unix seconds \(a number\), got {shown}$"):
+            explain("GET /", {}, now=now)
+        assert explain("GET /", {}, now=1.7e9) == explain("GET /", {}, now=1_700_000_000)

@@ -10,6 +10,7 @@ use super::composite::{apply_trace_state_updates, CompositeParts};
 use super::NativeSampler;
 use crate::clock::{Clock, FixedClock, Moment};
 use crate::plan::BareSpan;
+use crate::python::args;
 use crate::python::foreign::ForeignCalls;
 use crate::python::otel_api::OtelApi;
 use crate::python::py_clock;
@@ -94,8 +95,9 @@ impl NativeSampler {
         kind: Option<&Bound<'py, PyAny>>,
         attributes: Option<&Bound<'py, PyAny>>,
         root: bool,
-        now: Option<f64>,
+        now: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyDict>> {
+        let now = args::optional(now, |v| args::number("now", v, "Unix seconds (a number)"))?;
         let api = OtelApi::get(py)?;
         let Some(set) = self.core.plan().rules() else {
             return Err(PyTypeError::new_err("explain() needs a rule-based sampler"));
@@ -140,8 +142,9 @@ impl NativeSampler {
         kind: Option<&Bound<'py, PyAny>>,
         attributes: Option<&Bound<'py, PyAny>>,
         parent: bool,
-        now: Option<f64>,
+        now: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyDict>> {
+        let now = args::optional(now, |v| args::number("now", v, "Unix seconds (a number)"))?;
         let api = OtelApi::get(py)?;
         let span = PySpanView::new(api, name, kind, attributes, !parent, &self.keys);
         let fixed = now.map(FixedClock);
