@@ -14,10 +14,22 @@ import time
 import urllib.parse
 from typing import Any, Dict, Optional, Tuple
 
-__all__ = ["JsonExchange", "origin"]
+__all__ = ["ExchangeError", "JsonExchange", "failure_text", "origin"]
 
 #: Redirects followed per exchange, each to the same origin (scheme, host and port) only.
 MAX_REDIRECTS = 3
+
+
+class ExchangeError(ValueError):
+    """An exchange that failed (the network, the status, a redirect, the size); its text says how."""
+
+
+def failure_text(error: BaseException) -> str:
+    """A failure as a warning shows it: an exchange's own words as they are
+    (``ConnectionRefusedError: ...``, ``HTTP 503``), anything else with its type."""
+    if isinstance(error, (ExchangeError, TimeoutError)):
+        return str(error)
+    return f"{type(error).__name__}: {error}"
 
 
 class JsonExchange:
@@ -38,7 +50,8 @@ class JsonExchange:
     def json(self, method: str, url: str, deadline: float, timeout: float, body: Optional[Any] = None) -> Any:
         """The parsed answer to ``method url`` (``body`` sent as JSON), by
         ``deadline`` (monotonic seconds; ``timeout`` names it in errors).
-        Raises ``TimeoutError`` or ``ValueError`` saying what went wrong."""
+        Raises ``TimeoutError`` or ``ExchangeError`` (a ``ValueError``) saying
+        what went wrong, or a ``ValueError`` for an answer that is no JSON."""
         payload = None if body is None else json.dumps(body).encode("utf-8")
         target = url
         for _ in range(MAX_REDIRECTS + 1):
@@ -46,13 +59,13 @@ class JsonExchange:
             if status in (301, 302, 303, 307, 308):
                 following = urllib.parse.urljoin(target, location or "")
                 if origin(following) != origin(url):
-                    raise ValueError(f"a redirect to another origin ({origin(following)}) is not followed")
+                    raise ExchangeError(f"a redirect to another origin ({origin(following)}) is not followed")
                 target = following
                 continue
             if status != 200:
-                raise ValueError(f"HTTP {status}")
+                raise ExchangeError(f"HTTP {status}")
             return json.loads(answer)
-        raise ValueError(f"more than {MAX_REDIRECTS} redirects")
+        raise ExchangeError(f"more than {MAX_REDIRECTS} redirects")
 
     def _send(self, method: str, url: str, payload: Optional[bytes], deadline: float, timeout: float) -> Tuple[int, Optional[str], bytes]:
         parts = urllib.parse.urlsplit(url)
@@ -84,14 +97,14 @@ class JsonExchange:
                     break
                 answer += chunk
             if len(answer) > self.max_bytes:
-                raise ValueError(f"the answer is over {self.max_bytes} bytes")
+                raise ExchangeError(f"the answer is over {self.max_bytes} bytes")
             if time.monotonic() >= deadline:
                 raise TimeoutError(f"timed out: no whole answer within {timeout} s")
             return response.status, response.getheader("Location"), bytes(answer)
         except (OSError, http.client.HTTPException) as error:
             if time.monotonic() >= deadline:
                 raise TimeoutError(f"timed out: no whole answer within {timeout} s") from None
-            raise ValueError(f"{type(error).__name__}: {error}") from None
+            raise ExchangeError(f"{type(error).__name__}: {error}") from None
         finally:
             watchdog.cancel()
             self._connection = None

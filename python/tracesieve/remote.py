@@ -16,6 +16,7 @@ from tracesieve import _core
 from tracesieve._background import BackgroundThread, jitter
 from tracesieve._checks import check_flag, check_meter_provider, check_seconds, quoted
 from tracesieve._files import open_regular
+from tracesieve._http import failure_text
 from tracesieve._polling import Poller
 from tracesieve._scrub import scrub, scrubbed_logger
 from tracesieve.config import ConfigError
@@ -94,7 +95,7 @@ class StrategyPoller(Poller):
                 changed = self._apply(document)
             except Exception as error:  # a deep document, a huge number, a broken server: never the poller's end
                 self.failures += 1
-                self.last_error = f"{type(error).__name__}: {str(error)[:300]}"
+                self.last_error = failure_text(error)[:300]
                 self._report_once(self.last_error)
                 return False
             self.fetches += 1

@@ -13,6 +13,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 from tracesieve import _core
 from tracesieve._background import BackgroundThread, jitter
 from tracesieve._checks import check_meter_provider, check_seconds, quoted, shown
+from tracesieve._http import failure_text
 from tracesieve._polling import Poller
 from tracesieve._scrub import scrubbed_logger
 from tracesieve.config import ConfigError
@@ -215,7 +216,7 @@ class XRayPoller(Poller):
         return True
 
     def _failed(self, error: Exception, consequence: str) -> None:
-        self.last_error = f"{type(error).__name__}: {str(error)[:300]}"
+        self.last_error = failure_text(error)[:300]
         if self.last_error != self._reported:
             self._reported = self.last_error
             _logger.warning("tracesieve: cannot use X-Ray's sampling endpoint %s (%s); %s", self.endpoint, self.last_error, consequence)
