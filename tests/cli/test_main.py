@@ -22,6 +22,9 @@ from helpers import EXAMPLES
         # A typo of a few digits filled memory at 200 MB a second until the system killed something.
         (["simulate", "traffic", "--requests", "99999999999"], "--requests: 99,999,999,999 is more than one simulation holds in memory"),
         (["simulate", "--processes", "--requests", "1000001"], "expected at most 1,000,000, such as 1000"),
+        # The same typo ran bench and demo for ever, and filled memory with ids or kept spans.
+        (["bench", "--calls", "99999999999999999999"], "--calls: 99,999,999,999,999,999,999 is more than a quick timing needs"),
+        (["demo", "--traces", "100001"], "--traces: 100,001 is more than the demo holds in memory"),
         # Found only after the whole run, when the charts were written.
         (["simulate", "traffic", "--out", "/etc/passwd"], "--out: /etc/passwd is not a directory"),
         (["simulate", "--frobnicate"], "unrecognized arguments: --frobnicate"),

@@ -7,6 +7,9 @@ import argparse
 import time
 from typing import Any
 
+#: Most calls per sampler: each call's trace id is made in advance, and a million take about a minute.
+MAX_CALLS = 1_000_000
+
 
 def add_parser(commands: Any) -> None:
     parser = commands.add_parser("bench", help="a quick side-by-side timing of the samplers")
@@ -29,6 +32,8 @@ def run(args: argparse.Namespace) -> int:
     calls = args.calls
     if calls <= 0:
         raise UsageError(f"--calls: {calls} is not positive")
+    if calls > MAX_CALLS:
+        raise UsageError(f"--calls: {calls:,} is more than a quick timing needs (about 55 s at 1,000,000); expected at most {MAX_CALLS:,}")
     rng = random.Random(2)
     ids = [rng.getrandbits(128) for _ in range(calls)]
     requests = generate("traffic", min(calls, 5000), 3).requests

@@ -27,6 +27,10 @@ from tracesieve.samplers import ProbabilitySampler, TraceIdRatioSampler
 SPANS_PER_TRACE = 3
 
 
+#: Most traces a demo sends: its exporter holds every kept span in memory.
+MAX_TRACES = 100_000
+
+
 def run_traffic(sampler: Sampler, traces: int, seed: int) -> Tuple[List, float]:
     """Send `traces` three-span traces through a provider; return kept spans and seconds."""
     exporter = InMemorySpanExporter()
@@ -84,6 +88,11 @@ def run(args: argparse.Namespace) -> int:
 
     if args.traces <= 0:
         raise UsageError(f"--traces: {args.traces} is not positive; expected a whole number of traces, such as 20000")
+    if args.traces > MAX_TRACES:
+        raise UsageError(
+            f"--traces: {args.traces:,} is more than the demo holds in memory (every kept span, about 17 KB a trace at "
+            f"--rate 1); expected at most {MAX_TRACES:,}, such as 20000"
+        )
     if not 0.0 <= args.rate <= 1.0:
         raise UsageError(f"--rate: {args.rate} is out of range; expected a number in [0, 1]")
 
