@@ -81,6 +81,8 @@ class _Finalized:
         time.sleep(0)
 
 
+# The open files are left for the garbage collector on purpose: their close is the test.
+@pytest.mark.filterwarnings("ignore::ResourceWarning")
 @pytest.mark.parametrize("kind", ["plain values", "values with __del__", "open files"])
 @pytest.mark.parametrize(
     "make",
