@@ -75,7 +75,7 @@ class BackgroundThread:
             except Exception:
                 self.restarts += 1
                 _logger.exception("tracesieve: background thread %s failed; it runs again in %g s", self.name, pause)
-            if not self.sleep(pause):
+            if self._stopping.wait(pause):  # a wake() does not cut the pause short; stop() does
                 return
             pause = min(pause * 2, LONGEST_RESTART_PAUSE)
 
