@@ -245,3 +245,26 @@ def test_any_document_builds_a_sampler_or_is_a_config_error(tmp_path_factory, do
         assert sampler.should_sample(None, 0x5F3759DF, "GET /api/x", None, {"http.route": "/api/x"}).decision is not None
     finally:
         getattr(sampler, "close", lambda: None)()
+
+
+@pytest.mark.parametrize(
+    "suffix,text",
+    [
+        ("json", '{"probability": {"rate": 0.5}}'),
+        ("toml", "[probability]\r\nrate = 0.5\r\n"),
+        ("yaml", "probability:\r\n  rate: 0.5\r\n"),
+    ],
+)
+def test_a_file_saved_with_a_byte_order_mark_and_windows_line_ends_loads(tmp_path, suffix, text):
+    """Regression: a UTF-8 byte order mark, as Windows editors save one, was
+    "Unexpected UTF-8 BOM" in JSON and "Invalid statement" at line 1 in TOML."""
+    path = tmp_path / f"sampling.{suffix}"
+    path.write_bytes(b"\xef\xbb\xbf" + text.encode("utf-8"))
+    assert load_config(path) == {"probability": {"rate": 0.5}}
+
+
+def test_a_file_in_another_encoding_is_named_as_not_utf8(tmp_path):
+    path = tmp_path / "sampling.json"
+    path.write_bytes('{"probability": {"rate": 0.5}}'.encode("utf-16"))
+    with pytest.raises(ConfigError, match=r"sampling.json: not UTF-8 text \(invalid start byte at byte 0\)$"):
+        load_config(path)

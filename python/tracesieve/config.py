@@ -283,7 +283,8 @@ def _read(path: Path) -> str:
     if len(raw) > MAX_FILE_BYTES:
         raise ConfigError(f"{path}: too large; expected a configuration of at most {MAX_FILE_BYTES:,} bytes")
     try:
-        return raw.decode("utf-8")
+        # A leading byte order mark (Windows editors write one) is no part of the text.
+        return raw.decode("utf-8-sig")
     except UnicodeDecodeError as error:
         raise ConfigError(f"{path}: not UTF-8 text ({error.reason} at byte {error.start})") from None
 
