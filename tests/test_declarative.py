@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import subprocess
 import sys
 import textwrap
@@ -216,6 +217,39 @@ def test_mistakes_in_a_whole_file_name_the_file_and_the_path(tmp_path, sampler, 
     with pytest.raises(ConfigError) as raised:
         from_config(path)
     assert str(raised.value).startswith(f"{path}: ") and message in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    "file_format,accepted",
+    [
+        ('"1.0"', True),
+        ('"1.1"', True),
+        ('"1.0-rc.3"', True),
+        ('"1"', True),
+        ('"0.4"', False),
+        ("1.0", False),
+        ('"2.0"', False),
+        ('"one"', False),
+        ("1", False),
+    ],
+)
+def test_file_format_is_a_version_of_a_major_version_this_reads(tmp_path, file_format, accepted):
+    """A file of another major version was read as if it were 1.x, and any
+    file_format at all (a number, a word) was taken: the SDK's own loader
+    refuses all of those, and now so does tracesieve, in the same cases."""
+    processors = "[{simple: {exporter: {console: {}}}}]"
+    path = write(tmp_path, f"file_format: {file_format}\ntracer_provider:\n  processors: {processors}\n  sampler: {{always_on: {{}}}}\n")
+    try:
+        load_config_file(str(path))
+        sdk_accepts = True
+    except Exception:
+        sdk_accepts = False
+    assert sdk_accepts == accepted, "the SDK's own loader decides the same"
+    if accepted:
+        assert from_config(path).get_description() == "AlwaysOnSampler"
+    else:
+        with pytest.raises(ConfigError, match=rf"^{re.escape(str(path))}: file_format: .* is not (a version string|of major version 1)"):
+            from_config(path)
 
 
 def test_tracesieve_check_validates_a_whole_file(tmp_path):

@@ -17,6 +17,7 @@ tracesieve's own composable nodes allowed in it.
 from __future__ import annotations
 
 import os
+import re
 import threading
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
@@ -58,8 +59,32 @@ def load(source: Source) -> Dict[str, Any]:
     return load_config(source, substitute_env=True)
 
 
+#: ``file_format``: MAJOR[.MINOR], with a pre-release tag ("1.0-rc.2") allowed.
+_FILE_FORMAT = re.compile(r"(\d+)(?:\.(\d+))?(?:-[0-9A-Za-z.]+)?")
+#: The schema's major version this reads, as the SDK's own loader does.
+SUPPORTED_MAJOR = 1
+
+
+def check_file_format(document: Mapping[str, Any], where: str = "") -> None:
+    """Refuse a ``file_format`` the SDK's own loader refuses: one that is no
+    version string, or of another major version than 1 (its sections could
+    mean something else). A document without one (a mapping built in code) passes."""
+    value = document.get("file_format")
+    if value is None:
+        return
+    version = _FILE_FORMAT.fullmatch(value) if isinstance(value, str) else None
+    if version is None:
+        raise ConfigError(f'{where}file_format: {quoted(value)} is not a version string; expected one such as "1.0"')
+    if int(version[1]) != SUPPORTED_MAJOR:
+        raise ConfigError(
+            f"{where}file_format: {quoted(value)} is not of major version {SUPPORTED_MAJOR}, which tracesieve "
+            f"and the SDK read; expected {SUPPORTED_MAJOR}.x"
+        )
+
+
 def sampler_section(document: Mapping[str, Any], where: str = "") -> Mapping[str, Any]:
     """``tracer_provider.sampler``, checked to be a mapping (absent: ``parent_based`` with ``always_on``, the SDK's default)."""
+    check_file_format(document, where)
     provider = document.get("tracer_provider") or {}
     if not isinstance(provider, Mapping):
         raise ConfigError(f"{where}tracer_provider: expected a mapping, got {type(provider).__name__}")
