@@ -310,6 +310,23 @@ def test_native_ids_are_valid_random_and_flagged() -> None:
     assert {int(s.context.trace_flags) for s in spans} == {int(s.context.trace_flags) for s in sdk_spans}
 
 
+def test_times_given_as_float_nanoseconds_are_kept() -> None:
+    """Regression: start_time=time.time() * 1e9 (a float, which the SDK takes)
+    was dropped for the clock's reading, so the span lost the time it was given."""
+
+    def floats(provider: Any) -> None:
+        tracer = provider.get_tracer("t")
+        tracer.start_span("float times", start_time=1.7e18).end(end_time=1.7e18 + 2.5e9)
+        tracer.start_span("int times", start_time=1_700_000_000_000_000_000).end(end_time=1_700_000_002_500_000_000)
+
+    spans, _ = run(floats, native=True)
+    assert {(span.name, span.start_time, span.end_time) for span in spans} == {
+        ("float times", 1_700_000_000_000_000_000, 1_700_000_002_500_000_000),
+        ("int times", 1_700_000_000_000_000_000, 1_700_000_002_500_000_000),
+    }
+    assert all(isinstance(span.start_time, int) and isinstance(span.end_time, int) for span in spans)
+
+
 def test_exception_events_keep_the_applications_frames() -> None:
     """The one difference in ``record_exception``: the SDK's stack trace also
     lists its own context manager's frames; ours lists the application's."""

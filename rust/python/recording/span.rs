@@ -26,10 +26,17 @@ pub fn now_ns() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
 }
 
-/// A timestamp argument: nanoseconds when it is a whole number >= 0, else
-/// None (the clock's reading is used: a span call never raises on a bad time).
+/// A timestamp argument: nanoseconds when it is a whole number >= 0 or a
+/// finite float >= 0 (its whole part), else None (the clock's reading is
+/// used: a span call never raises on a bad time).
 pub fn time_of(value: Option<&Bound<'_, PyAny>>) -> Option<u64> {
-    value.filter(|v| !v.is_none() && !v.is_instance_of::<pyo3::types::PyBool>()).and_then(|v| v.extract::<u64>().ok())
+    let value = value.filter(|v| !v.is_none() && !v.is_instance_of::<pyo3::types::PyBool>())?;
+    if let Ok(float) = value.cast::<pyo3::types::PyFloat>() {
+        // Nanoseconds as a float (`time.time() * 1e9`): the SDK takes them too; whole ones are kept.
+        let nanos = float.value();
+        return (nanos.is_finite() && (0.0..1.8e19).contains(&nanos)).then_some(nanos as u64);
+    }
+    value.extract::<u64>().ok()
 }
 
 /// What a span's context is made of (for `get_span_context`, children and links).
