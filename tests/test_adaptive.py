@@ -332,8 +332,9 @@ def test_the_boost_reacts_within_seconds_after_the_wall_clock_steps_back():
 
 
 def test_adjusted_count_reads_any_span_and_passes_over_counts_that_are_none():
-    """Spans come from anywhere: an adjusted count that is text, NaN, negative or too large
-    for a float is read as absent (the span's th then decides); a non-span is a TypeError."""
+    """Spans come from anywhere: an adjusted count that is text, NaN, below 1 or above the
+    2**56 a th can say (1e308 made every total infinite) is read as absent (the span's th
+    then decides); a non-span is a TypeError."""
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
     from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -345,7 +346,7 @@ def test_adjusted_count_reads_any_span_and_passes_over_counts_that_are_none():
     provider = TracerProvider(sampler=ProbabilitySampler(0.5))
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     tracer = provider.get_tracer("t")
-    values = ["3", float("nan"), -1.0, 10**400, True, 4]
+    values = ["3", float("nan"), -1.0, 10**400, True, 4, 1e308, 0.5, 0, 2**56 + 1]
     for i in range(400):
         with tracer.start_as_current_span("s", attributes={ADJUSTED_COUNT: values[i % len(values)]} if i % len(values) != 3 else {}):
             pass

@@ -4,7 +4,6 @@ from sampled data stay unbiased, and how sure such a count is."""
 from __future__ import annotations
 
 import math
-import sys
 from collections import defaultdict
 from typing import Any, Callable, Dict, Iterable, List, NamedTuple, Optional
 
@@ -15,6 +14,10 @@ __all__ = ["ADJUSTED_COUNT", "Estimate", "adjusted_count", "estimate", "threshol
 #: The span attribute a tail stage writes on spans it kept (1 for an error or
 #: rule keep, 1/q for a latency keep at probability q).
 ADJUSTED_COUNT = "tracesieve.adjusted_count"
+
+
+#: The largest count a kept span can stand for: 1 / the smallest probability a ``th`` says (2**-56).
+LARGEST_COUNT = float(2**56)
 
 
 def _checked(span: Any) -> Any:
@@ -35,10 +38,12 @@ def adjusted_count(span: Any) -> Optional[float]:
     """How many spans one kept span stands for: the tail stage's
     ``tracesieve.adjusted_count`` when present, else ``1 / p`` from the span's
     ``th``; None when neither says (the probability is unknown). Spans come
-    from anywhere, so an ``adjusted_count`` that is no count (text, negative,
-    NaN) is passed over for the ``th``, as if absent."""
+    from anywhere, so an ``adjusted_count`` that is no count a kept span can
+    have (text, NaN, below 1, above the 2**56 of the smallest probability a
+    ``th`` can say) is passed over for the ``th``, as if absent: one 1e308
+    would make every total infinite."""
     count = (_checked(span).attributes or {}).get(ADJUSTED_COUNT)
-    if isinstance(count, (int, float)) and not isinstance(count, bool) and 0 <= count <= sys.float_info.max:
+    if isinstance(count, (int, float)) and not isinstance(count, bool) and 1 <= count <= LARGEST_COUNT:
         return float(count)
     th = threshold_of(span)
     return None if th is None else _core.adjusted_count(th)
