@@ -17,6 +17,9 @@ QUOTED_LENGTH = 80
 #: The longest a thread can wait (about 292 years on Linux): every setting in
 #: seconds is waited on somewhere, and a longer wait raises OverflowError there.
 LONGEST_WAIT = threading.TIMEOUT_MAX
+_LONGEST_WAIT_WORDS = (
+    f"about {LONGEST_WAIT / 31_557_600:,.0f} years" if LONGEST_WAIT >= 31_557_600 else f"about {LONGEST_WAIT / 86_400:,.0f} days"
+)
 
 
 def shown(value: Any) -> str:
@@ -65,7 +68,7 @@ def check_seconds(name: str, value: Any, *, minimum: float = 0.0, inclusive: boo
     if value > LONGEST_WAIT:
         raise ConfigError(
             f"{name}: {quoted(value)} is out of range; expected a number of seconds {bound} "
-            f"and at most {LONGEST_WAIT:,.0f} (about 292 years, the longest wait a thread can make)"
+            f"and at most {LONGEST_WAIT:,.0f} ({_LONGEST_WAIT_WORDS}, the longest wait a thread can make)"
         )
     return float(value)
 

@@ -48,7 +48,11 @@ fn convert(value: &Bound<'_, PyAny>, path: &Path, depth: usize, budget: &mut usi
         return Err(config_message(format!("{}: nested more than {MAX_DEPTH} levels deep", path.as_str())));
     }
     if *budget == 0 {
-        return Err(config_message(format!("{}: more than {MAX_VALUES} values; expected a configuration", path.as_str())));
+        return Err(config_message(format!(
+            "{}: more than {} values in all; expected at most that many",
+            path.as_str(),
+            crate::words::thousands(MAX_VALUES as u64)
+        )));
     }
     *budget -= 1;
     if value.is_none() {
