@@ -394,6 +394,54 @@ def test_a_destination_raising_system_exit_loses_its_batch_and_not_the_worker(ow
     assert "raised" in caplog.text and "boom" in caplog.text
 
 
+@pytest.mark.parametrize("owner", ["TailSamplingProcessor", "tracesieve.TracerProvider"])
+def test_a_flush_from_inside_a_delivery_returns_at_once(owner):
+    """Found with an exporter (and a processor on the native provider) that
+    flushes from inside export/on_end: the worker waited for itself for the
+    whole timeout (30 s by default) before that flush returned False."""
+    from opentelemetry.sdk.trace import SpanProcessor
+
+    import tracesieve
+
+    exporter = InMemorySpanExporter()
+    inner_flushes = []
+    owners = []
+
+    def flush_from_inside() -> None:
+        started = time.monotonic()
+        inner_flushes.append((owners[0].force_flush(10_000), time.monotonic() - started))
+
+    class FlushingExporter(InMemorySpanExporter):
+        def export(self, spans):  # type: ignore[no-untyped-def]
+            flush_from_inside()
+            return exporter.export(spans)
+
+    class FlushingProcessor(SpanProcessor):
+        def on_end(self, span):  # type: ignore[no-untyped-def]
+            flush_from_inside()
+            exporter.export([span])
+
+    keep_all = [{"name": "all", "match": {}}]
+    if owner == "TailSamplingProcessor":
+        provider = TracerProvider(shutdown_on_exit=False)
+        processor = TailSamplingProcessor(FlushingExporter(), rules=keep_all, decision_wait=0.01, schedule_delay=0.01)
+        provider.add_span_processor(processor)
+        owners.append(processor)
+    else:
+        provider = tracesieve.TracerProvider(rules=keep_all, decision_wait=0.01, schedule_delay=0.01, shutdown_on_exit=False)
+        provider.add_span_processor(FlushingProcessor())
+        owners.append(provider)
+    with provider.get_tracer("t").start_as_current_span("GET /"):
+        pass
+    started = time.monotonic()
+    assert owners[0].force_flush(10_000)
+    assert time.monotonic() - started < 5
+    assert [done for done, _ in inner_flushes] == [False], "a flush cannot finish from inside the delivery it waits for"
+    assert all(seconds < 1 for _, seconds in inner_flushes)
+    assert len(exporter.get_finished_spans()) == 1
+    provider.shutdown()
+
+
 def test_ctrl_c_in_an_export_run_in_the_applications_own_thread_goes_through():
     """With start=False the application's thread delivers (step, flush): there a
     KeyboardInterrupt is the user's Ctrl-C and must not be swallowed as a failed export."""

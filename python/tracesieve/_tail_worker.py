@@ -181,6 +181,10 @@ class TailWorker:
         if not self._worker.alive:
             counts = self._buffer.counts()
             return counts["spans_queued"] == 0 and counts["traces_buffered"] == 0
+        if self._worker.is_current():
+            # Called from inside a delivery (an exporter or a processor that flushes): the
+            # worker cannot wait for itself, and waiting would stall it for the whole timeout.
+            return False
         with self._flushed:
             self._flush_requested += 1
             target = self._flush_requested
