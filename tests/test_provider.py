@@ -66,7 +66,7 @@ def balanced(stats: dict) -> None:
     """The accounting identities ``TracerProvider.stats`` documents."""
     assert stats["spans_recorded"] == stats["spans_ended"]
     ended = stats["spans_buffered"] + stats["spans_kept"] + stats["spans_dropped"] + stats["late_dropped"] + stats["lost_undecided"]
-    assert ended == stats["spans_ended"], stats
+    assert ended + stats["spans_after_shutdown"] == stats["spans_ended"], stats
     kept = stats["spans_kept"] + stats["retained_kept"]
     delivered = (
         stats["spans_queued"]

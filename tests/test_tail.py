@@ -270,7 +270,12 @@ class Blocking(InMemorySpanExporter):
 
 def _balanced(stats):
     assert stats["spans_ended"] == (
-        stats["spans_buffered"] + stats["spans_kept"] + stats["spans_dropped"] + stats["late_dropped"] + stats["lost_undecided"]
+        stats["spans_buffered"]
+        + stats["spans_kept"]
+        + stats["spans_dropped"]
+        + stats["late_dropped"]
+        + stats["lost_undecided"]
+        + stats["spans_after_shutdown"]
     ), stats
     assert stats["spans_kept"] == (
         stats["spans_queued"]

@@ -439,7 +439,8 @@ class TracerProvider(TailWorker, sdk_trace.TracerProvider):
 
         - ``spans_recorded + spans_from_before_fork`` = spans the sampler
           recorded that ended (``spans_not_recorded``: spans it did not record);
-        - ``spans_ended = spans_buffered + spans_kept + spans_dropped + late_dropped + lost_undecided``;
+        - ``spans_ended = spans_buffered + spans_kept + spans_dropped + late_dropped + lost_undecided
+          + spans_after_shutdown``;
         - ``spans_kept + retained_kept = spans_queued + queue_full_dropped + spans_exported
           + spans_export_failed + spans_in_flight + lost_unexported``;
 

@@ -341,7 +341,8 @@ class TailSamplingProcessor(TailWorker, SpanProcessor):
     def stats(self) -> Dict[str, int]:
         """Every span ended is accounted for:
 
-        - ``spans_ended = spans_buffered + spans_kept + spans_dropped + late_dropped + lost_undecided``;
+        - ``spans_ended = spans_buffered + spans_kept + spans_dropped + late_dropped + lost_undecided
+          + spans_after_shutdown``;
         - ``spans_kept = spans_queued + queue_full_dropped + spans_exported + spans_export_failed
           + spans_in_flight + lost_unexported``;
 
