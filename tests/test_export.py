@@ -22,6 +22,37 @@ def test_an_exporter_that_always_fails_loses_exactly_what_is_counted(caplog):
     assert caplog.text.count("gave up exporting") == 1, "logged once per burst"
 
 
+def test_shutdown_ends_a_backoff_at_once_and_no_attempt_follows(caplog):
+    """Found by shutting a tail processor down while its exporter was failing:
+    the retry slept its whole backoff (time.sleep), then called the exporter
+    again after the exporter had been shut down."""
+    import threading
+    import time
+
+    calls = []
+
+    class Failing(InMemorySpanExporter):
+        def export(self, spans):  # type: ignore[no-untyped-def]
+            calls.append(time.monotonic())
+            return SpanExportResult.FAILURE
+
+    retrying = RetryingSpanExporter(Failing(), max_attempts=5, initial_backoff=30, max_backoff=30)
+    results = []
+    exporting = threading.Thread(target=lambda: results.append(retrying.export([FakeSpan(1, 1, True)])))
+    exporting.start()
+    while not calls:
+        time.sleep(0.01)
+    time.sleep(0.05)  # inside the first backoff
+    started = time.monotonic()
+    retrying.shutdown()
+    exporting.join(5)
+    assert time.monotonic() - started < 1 and results == [SpanExportResult.FAILURE]
+    assert len(calls) == 1, "no attempt after shutdown"
+    assert retrying.stats()["spans_given_up"] == 1
+    assert "gave up exporting 1 spans after 1 attempt (the exporter was shut down)" in caplog.text
+    assert retrying.export([FakeSpan(2, 1, True)]) is SpanExportResult.FAILURE and len(calls) == 2, "one attempt, no retry"
+
+
 def test_dedup_removes_re_exported_batches_by_identity_and_by_content():
     sink = InMemorySpanExporter()
     dedup = DedupSpanExporter(sink)

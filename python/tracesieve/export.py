@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import random
 import threading
-import time
 from typing import Callable, Dict, Optional, Sequence
 
 from opentelemetry.sdk.trace import ReadableSpan
@@ -88,7 +87,8 @@ class RetryingSpanExporter(SpanExporter):
         initial_backoff: seconds before the first retry; doubled each time.
         max_backoff: cap on one wait.
         jitter: fraction of each wait drawn at random (0 to 1).
-        sleep: the wait function (tests replace it).
+        sleep: the wait function (tests replace it). By default a wait that
+            ``shutdown()`` ends at once: no attempt is made after it.
     """
 
     def __init__(
@@ -109,7 +109,10 @@ class RetryingSpanExporter(SpanExporter):
         self._initial = check_seconds("initial_backoff", initial_backoff)
         self._max = check_seconds("max_backoff", max_backoff)
         self._jitter = check_fraction("jitter", jitter)
-        self._sleep = sleep or time.sleep
+        # Shutdown ends a backoff at once, and no attempt follows it (the exporter is shut).
+        self._closed = threading.Event()
+        self._sleep_is_default = sleep is None
+        self._sleep = sleep or self._closed.wait
         self._random = random.Random(check_seed(seed))
         self._lock = threading.Lock()
         self._counts: Dict[str, int] = {"batches": 0, "retries": 0, "spans_exported": 0, "spans_given_up": 0}
@@ -130,17 +133,24 @@ class RetryingSpanExporter(SpanExporter):
             if result is SpanExportResult.SUCCESS:
                 self._succeeded(len(spans))
                 return result
-            if attempt < self._attempts:
+            if attempt < self._attempts and not self._closed.is_set():
                 with self._lock:
                     self._counts["retries"] += 1
                 wait = min(self._max, delay) * (1 - self._jitter * self._random.random())
                 self._sleep(wait)
                 delay *= 2
-        self._gave_up(len(spans), last_error)
+            if self._closed.is_set():
+                break
+        self._gave_up(len(spans), attempt, last_error)
         return SpanExportResult.FAILURE
 
     def _after_fork(self) -> None:
         self._lock = threading.Lock()
+        closed, self._closed = self._closed.is_set(), threading.Event()
+        if closed:
+            self._closed.set()
+        if self._sleep_is_default:
+            self._sleep = self._closed.wait
 
     def _succeeded(self, count: int) -> None:
         with self._lock:
@@ -150,7 +160,7 @@ class RetryingSpanExporter(SpanExporter):
         if burst:
             _logger.warning("tracesieve: exports succeed again after %d spans were given up", burst)
 
-    def _gave_up(self, count: int, error: Optional[BaseException]) -> None:
+    def _gave_up(self, count: int, attempts: int, error: Optional[BaseException]) -> None:
         with self._lock:
             self._counts["batches"] += 1
             self._counts["spans_given_up"] += count
@@ -158,13 +168,16 @@ class RetryingSpanExporter(SpanExporter):
             self._burst += count
         if first:
             _logger.error(
-                "tracesieve: gave up exporting %d spans after %d attempts%s; further losses are counted until exports succeed",
+                "tracesieve: gave up exporting %d spans after %d attempt%s%s%s; further losses are counted until exports succeed",
                 count,
-                self._attempts,
+                attempts,
+                "" if attempts == 1 else "s",
+                " (the exporter was shut down)" if self._closed.is_set() else "",
                 f" ({error})" if error else "",
             )
 
     def shutdown(self) -> None:
+        self._closed.set()
         self._exporter.shutdown()
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
