@@ -7,6 +7,7 @@ import logging
 import random
 import threading
 import time
+from typing import Any, Tuple
 
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
@@ -350,6 +351,23 @@ def test_flush_waits_for_the_batch_inside_export():
     tail.shutdown()
 
 
+def keeping_everything(owner: str, exporter: Any, processor: Any, wait: float) -> Tuple[Any, Any]:
+    """A provider that keeps every trace, and what counts its spans: a
+    ``TailSamplingProcessor`` exporting to ``exporter``, or the native
+    ``TracerProvider`` replaying into ``processor``."""
+    import tracesieve
+
+    keep_all = [{"name": "all", "match": {}}]
+    if owner == "TailSamplingProcessor":
+        provider = TracerProvider(shutdown_on_exit=False)
+        processor = TailSamplingProcessor(exporter, rules=keep_all, decision_wait=wait, schedule_delay=wait)
+        provider.add_span_processor(processor)
+        return provider, processor
+    native = tracesieve.TracerProvider(rules=keep_all, decision_wait=wait, schedule_delay=wait, shutdown_on_exit=False)
+    native.add_span_processor(processor)
+    return native, native
+
+
 @pytest.mark.parametrize("raised", [SystemExit, KeyboardInterrupt, GeneratorExit])
 @pytest.mark.parametrize("owner", ["TailSamplingProcessor", "tracesieve.TracerProvider"])
 def test_a_destination_raising_system_exit_loses_its_batch_and_not_the_worker(owner, raised, caplog):
@@ -357,8 +375,6 @@ def test_a_destination_raising_system_exit_loses_its_batch_and_not_the_worker(ow
     BaseException) ended the worker thread, so every later span piled up and was
     reported lost at shutdown as the exporter not keeping up."""
     from opentelemetry.sdk.trace import SpanProcessor
-
-    import tracesieve
 
     exporter = InMemorySpanExporter()
     failures = [raised]
@@ -375,14 +391,7 @@ def test_a_destination_raising_system_exit_loses_its_batch_and_not_the_worker(ow
                 raise failures.pop()("boom")
             exporter.export([span])
 
-    keep_all = [{"name": "all", "match": {}}]
-    if owner == "TailSamplingProcessor":
-        provider = TracerProvider(shutdown_on_exit=False)
-        counted = TailSamplingProcessor(FailingOnce(), rules=keep_all, decision_wait=0.05, schedule_delay=0.05)
-        provider.add_span_processor(counted)
-    else:
-        provider = counted = tracesieve.TracerProvider(rules=keep_all, decision_wait=0.05, schedule_delay=0.05, shutdown_on_exit=False)
-        provider.add_span_processor(FailingOnceProcessor())
+    provider, counted = keeping_everything(owner, FailingOnce(), FailingOnceProcessor(), wait=0.05)
     tracer = provider.get_tracer("t")
     with caplog.at_level(logging.ERROR, logger="tracesieve"):
         with tracer.start_as_current_span("first"):
@@ -406,8 +415,6 @@ def test_a_flush_from_inside_a_delivery_returns_at_once(owner):
     whole timeout (30 s by default) before that flush returned False."""
     from opentelemetry.sdk.trace import SpanProcessor
 
-    import tracesieve
-
     exporter = InMemorySpanExporter()
     inner_flushes = []
     owners = []
@@ -426,16 +433,8 @@ def test_a_flush_from_inside_a_delivery_returns_at_once(owner):
             flush_from_inside()
             exporter.export([span])
 
-    keep_all = [{"name": "all", "match": {}}]
-    if owner == "TailSamplingProcessor":
-        provider = TracerProvider(shutdown_on_exit=False)
-        processor = TailSamplingProcessor(FlushingExporter(), rules=keep_all, decision_wait=0.01, schedule_delay=0.01)
-        provider.add_span_processor(processor)
-        owners.append(processor)
-    else:
-        provider = tracesieve.TracerProvider(rules=keep_all, decision_wait=0.01, schedule_delay=0.01, shutdown_on_exit=False)
-        provider.add_span_processor(FlushingProcessor())
-        owners.append(provider)
+    provider, counted = keeping_everything(owner, FlushingExporter(), FlushingProcessor(), wait=0.01)
+    owners.append(counted)
     with provider.get_tracer("t").start_as_current_span("GET /"):
         pass
     started = time.monotonic()
