@@ -137,6 +137,57 @@ def test_any_keyword_values_build_or_raise_config_error(tmp_path_factory: pytest
     _close(built)
 
 
+#: Python's text for bytes that are not UTF-8 (in a file name, the environment):
+#: a lone surrogate, which no UTF-8 string holds.
+UNDECODABLE = "a\udcffb"
+
+
+def _text_keywords() -> List[Any]:
+    cases = []
+    for name, cls in sorted(CLASSES.items()):
+        for parameter in list(inspect.signature(cls.__init__).parameters.values())[1:]:
+            if parameter.kind in (parameter.POSITIONAL_OR_KEYWORD, parameter.KEYWORD_ONLY) and parameter.name not in NOT_DRAWN:
+                for form in ("text", "list", "key"):
+                    cases.append(pytest.param(name, parameter.name, form, id=f"{name}-{parameter.name}-{form}"))
+    return cases
+
+
+@pytest.mark.parametrize("name,keyword,form", _text_keywords())
+def test_text_that_is_not_utf8_is_a_config_error_naming_the_field(tmp_path, name: str, keyword: str, form: str) -> None:
+    """Regression: a lone surrogate in a period, a time zone, a store, a route, a tail
+    kind, a dedup mode, a Jaeger service name or a pipeline's path raised
+    UnicodeEncodeError from the native layer (and, in a path, from the scrubbing of the
+    message that quoted it)."""
+    value: Any = {"text": UNDECODABLE, "list": [UNDECODABLE], "key": {UNDECODABLE: 1}}[form]
+    kwargs: Dict[str, Any] = {keyword: value}
+    if name == "BudgetSampler":
+        kwargs.setdefault("budget", 1000)
+        kwargs.setdefault("store", "memory")
+    if keyword == "state_path" and form == "text":
+        kwargs[keyword] = str(tmp_path / UNDECODABLE)
+    args: List[Any] = [InMemorySpanExporter()] if name in ("TailSamplingProcessor", "DedupSpanExporter", "RetryingSpanExporter") else []
+    if name in ("JaegerRemoteSampler", "XRayRemoteSampler"):
+        kwargs["start"] = False
+        if keyword != "service_name":
+            args = ["checkout"] if name == "JaegerRemoteSampler" else [Resource.create({"service.name": "checkout"})]
+    try:
+        built = CLASSES[name](*args, **kwargs)
+    except ConfigError as error:
+        assert UNDECODABLE not in str(error)
+        if "not valid text" in str(error):
+            assert str(error).startswith(keyword), str(error)
+        return
+    _close(built)
+
+
+def test_a_pipeline_file_whose_name_is_not_utf8_is_read_or_refused_by_name(tmp_path) -> None:
+    path = tmp_path / f"pipeline-{UNDECODABLE}.toml"
+    with pytest.raises(ConfigError, match=r"pipeline-a\\udcffb\.toml: no such file"):
+        tracesieve.PipelineSampler(str(path))
+    path.write_text("[probability]\nrate = 0.25\n")
+    assert tracesieve.PipelineSampler(str(path)).get_description() == "PipelineSampler{probability}"
+
+
 def _composable_factories() -> Dict[str, Callable[..., Any]]:
     from tracesieve import composable
     from tracesieve.composable import _rule_based

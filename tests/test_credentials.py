@@ -292,3 +292,16 @@ def test_every_tracesieve_logger_scrubs_its_lines_and_tracebacks(caplog):
             logger.exception("a worker failed")
     text = caplog.text + "".join(record.exc_text or "" for record in caplog.records)
     assert SECRET not in text and text.count(":***@") >= 2, text
+
+
+def test_text_that_is_not_utf8_is_scrubbed_and_logged_not_raised(caplog):
+    """Regression: a message quoting a file name with bytes that are not UTF-8 made the
+    scrubbing raise UnicodeEncodeError: a logging call raised into its caller and a
+    ConfigError could not be made."""
+    from tracesieve._scrub import scrub, scrubbed_logger
+
+    assert scrub(f"redis://:{SECRET}@host/0 /tmp/caf\udce9") == "redis://:***@host/0 /tmp/caf\\udce9"
+    with caplog.at_level(logging.INFO, logger="tracesieve.remote"):
+        scrubbed_logger("tracesieve.remote").warning("cannot read %s", "/tmp/caf\udce9")
+    assert "cannot read /tmp/caf\\udce9" in caplog.text
+    assert str(ConfigError("/tmp/caf\udce9: no such file")) == "/tmp/caf\\udce9: no such file"

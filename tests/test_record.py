@@ -104,6 +104,20 @@ def test_an_unusable_state_directory_leaves_the_budget_in_memory_with_one_warnin
     assert len(warnings) == 1 and str(state) in warnings[0] and why in warnings[0], warnings
 
 
+def test_a_state_directory_whose_name_is_not_utf8_leaves_the_budget_in_memory(tmp_path, monkeypatch, caplog):
+    """Regression: a directory named with bytes that are not UTF-8 (TRACESIEVE_STATE_DIR
+    set by a shell in a Latin-1 locale) raised UnicodeEncodeError from BudgetSampler: a
+    store is named by a URL, which is text."""
+    state = tmp_path / "caf\udce9"
+    state.mkdir(mode=0o700)
+    monkeypatch.setenv("TRACESIEVE_STATE_DIR", str(state))
+    caplog.set_level(logging.WARNING, logger="tracesieve.budget")
+    sampler = BudgetSampler(1.0, budget=1_000)
+    assert sampler.stats()["store"]["url"] is None
+    warnings = [r.getMessage() for r in caplog.records if "memory only" in r.getMessage()]
+    assert len(warnings) == 1 and "caf\\udce9" in warnings[0] and "not UTF-8 text" in warnings[0], warnings
+
+
 UNUSABLE_HOME = """
 import logging, os, sys
 logging.basicConfig(level=logging.WARNING)

@@ -101,6 +101,14 @@ def default_store(name: Optional[str] = None) -> Optional[str]:
 def _prepare(directory: Path) -> Optional[str]:
     """Make ``directory`` (0700) if missing; why it cannot hold records, or None."""
     try:
+        # A store is named by a URL, which is text: bytes that are not UTF-8
+        # (decoded by Python as surrogates) cannot be in one.
+        str(directory.resolve()).encode("utf-8")
+    except UnicodeEncodeError:
+        return "has a name that is not UTF-8 text"
+    except (OSError, RuntimeError) as error:
+        return f"cannot be looked up ({getattr(error, 'strerror', None) or error})"
+    try:
         if directory.exists() and not directory.is_dir():
             return "is not a directory"
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)

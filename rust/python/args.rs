@@ -78,8 +78,35 @@ pub fn count(field: &str, value: &Bound<'_, PyAny>, minimum: u64) -> PyResult<u6
 /// A string.
 pub fn text(field: &str, value: &Bound<'_, PyAny>, expected: &str) -> PyResult<String> {
     match value.cast::<PyString>() {
-        Ok(s) => Ok(s.to_str()?.to_owned()),
+        Ok(s) => utf8(field, s),
         Err(_) => Err(config_message(format!("{field}: expected {expected}, got {}", shown(value)))),
+    }
+}
+
+/// A Python string as UTF-8, any unpaired surrogate in it written as Python
+/// writes it (`\udcff`): for what is shown or read as text, never raising.
+pub fn shown_text(value: &Bound<'_, PyString>) -> String {
+    match value.to_str() {
+        Ok(text) => text.to_owned(),
+        Err(_) => value
+            .call_method1("encode", ("utf-8", "backslashreplace"))
+            .and_then(|bytes| bytes.extract::<Vec<u8>>())
+            .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+            .unwrap_or_else(|_| value.to_string_lossy().into_owned()),
+    }
+}
+
+/// A Python string as UTF-8. One that has none holds an unpaired surrogate:
+/// a `\ud800` escape in a file, or bytes that are not UTF-8 in a file name or
+/// the environment, which Python decodes so. The value is not shown: it may be
+/// a URL with a password in it.
+pub fn utf8(field: &str, value: &Bound<'_, PyString>) -> PyResult<String> {
+    match value.to_str() {
+        Ok(text) => Ok(text.to_owned()),
+        Err(_) => Err(config_message(format!(
+            "{field}: not valid text (an unpaired UTF-16 surrogate: a lone \\ud800 escape, or bytes that are not UTF-8 in a \
+             file name or the environment); expected Unicode text"
+        ))),
     }
 }
 

@@ -103,17 +103,8 @@ fn convert(value: &Bound<'_, PyAny>, path: &Path, depth: usize, budget: &mut usi
     )))
 }
 
-/// A string as UTF-8; Python text that has none (an unpaired surrogate, which a
-/// YAML or JSON `\ud800` escape produces) is a configuration error, not a crash.
 fn text(s: &Bound<'_, PyString>, path: &Path) -> PyResult<String> {
-    match s.to_str() {
-        Ok(text) => Ok(text.to_owned()),
-        // The value is not shown: it may be a URL with a password in it.
-        Err(_) => Err(config_message(format!(
-            "{}: not valid text (an unpaired UTF-16 surrogate, such as a lone \\ud800 escape); expected Unicode text",
-            path.as_str()
-        ))),
-    }
+    super::args::utf8(path.as_str(), s)
 }
 
 /// A number no float can hold (an integer of hundreds of digits).

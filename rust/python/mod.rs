@@ -24,6 +24,7 @@ use pyo3::prelude::*;
 #[pymodule]
 mod _core {
     use pyo3::prelude::*;
+    use pyo3::types::PyString;
 
     use super::errors::{config_error, config_error_type, config_message};
     use crate::{config, ot_entry, threshold};
@@ -90,8 +91,8 @@ mod _core {
 
     /// The threshold a `th` text stands for, or None when malformed.
     #[pyfunction]
-    fn decode_th(text: &str) -> Option<u64> {
-        threshold::decode_th(text)
+    fn decode_th(text: &Bound<'_, PyString>) -> Option<u64> {
+        threshold::decode_th(&super::args::shown_text(text))
     }
 
     /// How many spans one kept span stands for under `threshold` (0.0 for 2**56).
@@ -108,15 +109,17 @@ mod _core {
 
     /// `text` with every password it seems to hold (a URL's userinfo, a
     /// `password=` option) shown as `***`: for what logs and errors quote.
+    /// An unpaired surrogate (a file name's bytes that are not UTF-8) is shown
+    /// as Python writes it, `\udcff`: a message must never raise.
     #[pyfunction]
-    fn scrub(text: &str) -> String {
-        crate::scrub::scrub(text).into_owned()
+    fn scrub(text: &Bound<'_, PyString>) -> String {
+        crate::scrub::scrub(&super::args::shown_text(text)).into_owned()
     }
 
     /// (th, rv) read from an `ot` tracestate value; each None when absent or malformed.
     #[pyfunction]
-    fn read_ot(value: &str) -> (Option<u64>, Option<u64>) {
-        let fields = ot_entry::read(value);
+    fn read_ot(value: &Bound<'_, PyString>) -> (Option<u64>, Option<u64>) {
+        let fields = ot_entry::read(&super::args::shown_text(value));
         (fields.th, fields.rv)
     }
 
@@ -124,7 +127,9 @@ mod _core {
     /// invalid `th` or `rv` is None; `others` are the remaining sub-keys, in
     /// order. A malformed value gives `(None, None, None)`.
     #[pyfunction]
-    fn parse_ot(value: &str) -> (Option<u64>, Option<u64>, Option<Vec<String>>) {
+    fn parse_ot(value: &Bound<'_, PyString>) -> (Option<u64>, Option<u64>, Option<Vec<String>>) {
+        // Not valid Unicode: its escape's backslash makes it malformed.
+        let value = &*super::args::shown_text(value);
         match ot_entry::others(value) {
             Some(others) => {
                 let fields = ot_entry::read(value);
@@ -137,10 +142,10 @@ mod _core {
     /// The `ot` value with `th` set (or removed when None); None when nothing remains.
     #[pyfunction]
     #[pyo3(signature = (previous, threshold))]
-    fn rewrite_ot(previous: Option<&str>, threshold: Option<u64>) -> PyResult<Option<String>> {
+    fn rewrite_ot(previous: Option<&Bound<'_, PyString>>, threshold: Option<u64>) -> PyResult<Option<String>> {
         if threshold.is_some_and(|t| t >= threshold::NEVER) {
             return Err(config_message("threshold: expected an integer in [0, 2**56) or None"));
         }
-        Ok(ot_entry::rewrite(previous, threshold))
+        Ok(ot_entry::rewrite(previous.map(super::args::shown_text).as_deref(), threshold))
     }
 }

@@ -87,7 +87,7 @@ fn weight_of(py: Python<'_>, span_context: &Bound<'_, PyAny>, signals: &Signals)
     };
     let Some(ot) = ot else { return Ok(1) };
     let Ok(ot) = ot.cast::<PyString>() else { return Ok(1) };
-    let Some(th) = crate::ot_entry::read(ot.to_str()?).th else { return Ok(1) };
+    let Some(th) = ot.to_str().ok().and_then(|ot| crate::ot_entry::read(ot).th) else { return Ok(1) };
     let span_id = fields.get_item(1)?.extract::<u64>().unwrap_or(0);
     Ok(crate::adaptive::whole_weight(crate::threshold::adjusted_count(th), span_id))
 }

@@ -17,7 +17,7 @@ pub fn open(py: Python<'_>, value: Option<&Bound<'_, PyAny>>) -> PyResult<Arc<St
         Some(v) if v.is_none() => Ok(Arc::new(Store::local())),
         Some(v) => match v.cast::<PyString>() {
             Ok(url) => {
-                let url = url.to_str()?.to_owned();
+                let url = args::utf8("store", url)?;
                 py.detach(|| Store::open(&url)).map(Arc::new).map_err(config_error)
             }
             Err(_) => Err(config_message(format!(

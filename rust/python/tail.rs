@@ -248,8 +248,8 @@ impl NativeTailBuffer {
     fn set_budget(
         &self,
         sampler: Option<PyRef<'_, super::sampler::NativeSampler>>,
-        order: Option<Vec<String>>,
-        exempt: Option<Vec<String>>,
+        order: Option<Vec<Bound<'_, pyo3::types::PyString>>>,
+        exempt: Option<Vec<Bound<'_, pyo3::types::PyString>>>,
     ) -> PyResult<()> {
         // The kinds are checked even with no budget to spend: a misspelt one fails at construction.
         let policy = tail_policy(order, exempt)?;
@@ -417,7 +417,17 @@ pub(super) fn buffer_counts<'py, S>(py: Python<'py>, buffer: &TailBuffer<S>, unr
 
 /// The tail's budget priorities: `order` (every kind, first to last) and the
 /// `exempt` kinds, as names ("error", "latency", "rule").
-pub(super) fn tail_policy(order: Option<Vec<String>>, exempt: Option<Vec<String>>) -> PyResult<TailPolicy> {
+pub(super) fn tail_policy(
+    order: Option<Vec<Bound<'_, pyo3::types::PyString>>>,
+    exempt: Option<Vec<Bound<'_, pyo3::types::PyString>>>,
+) -> PyResult<TailPolicy> {
+    let texts = |field: &str, items: Option<Vec<Bound<'_, pyo3::types::PyString>>>| {
+        items.map(|items| {
+            items.iter().enumerate().map(|(i, s)| super::args::utf8(&format!("{field}[{i}]"), s)).collect::<PyResult<Vec<_>>>()
+        })
+    };
+    let order = texts("budget_priorities", order).transpose()?;
+    let exempt = texts("budget_exempt", exempt).transpose()?;
     let names = "\"error\", \"latency\", \"rule\"";
     let class = |field: &str, name: &str| {
         TailClass::parse(name).ok_or_else(|| {

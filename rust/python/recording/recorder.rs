@@ -379,8 +379,8 @@ impl NativeRecorder {
     fn set_budget(
         &self,
         sampler: Option<PyRef<'_, crate::python::sampler::NativeSampler>>,
-        order: Option<Vec<String>>,
-        exempt: Option<Vec<String>>,
+        order: Option<Vec<Bound<'_, pyo3::types::PyString>>>,
+        exempt: Option<Vec<Bound<'_, pyo3::types::PyString>>>,
     ) -> PyResult<()> {
         // The kinds are checked even with no budget to spend: a misspelt one fails at construction.
         let policy = tail_policy(order, exempt)?;
