@@ -338,7 +338,7 @@ fn single<'d>(path: &Path, doc: &'d Data, valid: &[&str], what: &str) -> Result<
         [(name, spec)] if valid.contains(&name.as_str()) => Ok((name, spec)),
         [(name, _)] => {
             let hint = data::suggestion(name, valid).map(|s| format!(" (did you mean {s:?}?)")).unwrap_or_default();
-            Err(path.member(name).error(format!("unknown {what}{hint}; expected one of {}", valid.join(", "))))
+            Err(path.member(name).error(format!("not {what}{hint}; expected one of {}", valid.join(", "))))
         }
         [] => Err(path.error(format!("expected {what}: one of {}, got an empty mapping", valid.join(", ")))),
         _ => Err(path.error(format!(

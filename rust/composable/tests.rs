@@ -213,6 +213,12 @@ fn a_pipeline_node_paces_to_its_budget() {
 #[test]
 fn mistakes_name_the_field_and_what_would_be_valid() {
     assert!(error(r#"{"probabilty": {}}"#).contains("did you mean \"probability\"?"), "{}", error(r#"{"probabilty": {}}"#));
+    // Regression: "unknown a composable sampler".
+    assert_eq!(
+        error(r#"{"traceid_ratio_based": {}}"#),
+        "sampler.traceid_ratio_based: not a composable sampler; expected one of always_on, always_off, probability, parent_threshold, \
+         rule_based, annotating, any_of, rate_limited, tracesieve"
+    );
     assert!(error(r#"{"probability": {"ratio": 2}}"#).starts_with("sampler.probability.ratio: 2 is out of range"));
     assert!(error(r#"{"parent_threshold": {}}"#).contains("missing field root"));
     assert!(error(r#"{"always_on": {}, "always_off": {}}"#).contains("exactly one of"));
