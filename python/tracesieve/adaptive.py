@@ -15,12 +15,13 @@ from opentelemetry.sdk.trace.sampling import Sampler
 
 from tracesieve import _core, _store
 from tracesieve._checks import check_route_thresholds
+from tracesieve._copies import BuiltFromArguments
 from tracesieve.samplers import _NativeSampler, inner_sampler
 
 __all__ = ["AdaptiveSampler", "ErrorWindowProcessor"]
 
 
-class ErrorWindowProcessor(SpanProcessor):
+class ErrorWindowProcessor(BuiltFromArguments, SpanProcessor):
     """A ``SpanProcessor`` whose ``on_end`` records every ended span into sliding
     windows: all spans, error spans (status ERROR or an ``exception`` event) and
     slow spans (duration at or above a threshold, optionally per route).
@@ -69,6 +70,7 @@ class ErrorWindowProcessor(SpanProcessor):
     def _wrap(cls, native: _core.NativeSignals, clock: Optional[Callable[[], float]]) -> ErrorWindowProcessor:
         """A processor around windows a pipeline made (shared across its reloads)."""
         processor = cls.__new__(cls)
+        processor._recipe = None
         processor._native = native
         processor._clock = clock
         processor.on_end = native.on_end  # type: ignore[method-assign]

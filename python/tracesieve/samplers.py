@@ -19,12 +19,16 @@ from opentelemetry.util.types import Attributes
 
 from tracesieve import _core, _store
 from tracesieve._checks import check_flag, shown
+from tracesieve._copies import BuiltFromArguments
 
 __all__ = ["ProbabilitySampler", "RuleSampler", "TraceIdRatioSampler"]
 
 
-class _NativeSampler(Sampler):
-    """Shared plumbing: the SDK contract, stats. Subclasses build ``self._native``."""
+class _NativeSampler(BuiltFromArguments, Sampler):
+    """Shared plumbing: the SDK contract, stats, copies (a deep copy or a pickle
+    is built anew from the sampler's arguments: a budget's host record or store
+    is the same record, a ``store="memory"`` budget starts afresh, a remote
+    sampler polls on its own). Subclasses build ``self._native``."""
 
     _native: _core.NativeSampler
 

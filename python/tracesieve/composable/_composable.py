@@ -114,6 +114,10 @@ class Composable:
 
     _compiled: Optional[_core.NativeSampler] = None
 
+    def __getstate__(self) -> Dict[str, Any]:
+        # A copy or a pickle compiles its own tree (the native one is neither).
+        return {key: value for key, value in self.__dict__.items() if key != "_compiled"}
+
     def _spec(self, foreign: Foreign) -> Dict[str, Any]:
         raise NotImplementedError
 

@@ -64,6 +64,7 @@ class CompositeSampler(_NativeSampler):
         """A composite sampler from a ``composite/development`` section as plain
         data (``{"rule_based": {...}}``), tracesieve's nodes included."""
         sampler = cls.__new__(cls)
+        sampler._recipe = (cls.from_spec, (spec,), {"path": path, "trust_incoming": trust_incoming, "defer": defer, "clock": clock})
         sampler._delegate = None
         native = _core.NativeSampler.composite(
             resolve_pipelines(spec, clock), path=path, clock=clock, description=f"CompositeSampler{{{', '.join(spec)}}}"

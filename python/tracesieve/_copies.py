@@ -1,0 +1,42 @@
+"""Deep copies and pickles built from a constructor's arguments, for objects
+whose native state can be neither copied nor pickled."""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Dict, Optional, Tuple, Type, TypeVar
+
+__all__ = ["BuiltFromArguments"]
+
+#: What builds an object again: a callable, its positional and keyword arguments.
+Recipe = Tuple[Callable[..., Any], Tuple[Any, ...], Dict[str, Any]]
+Made = TypeVar("Made", bound="BuiltFromArguments")
+
+
+class BuiltFromArguments:
+    """Keeps the arguments an instance was made with. ``copy.copy`` shares the
+    native state, as a shallow copy shares what it holds; ``copy.deepcopy`` and
+    ``pickle`` build the object anew from its arguments (copied or pickled with
+    it), as the SDK's samplers are copied by their settings."""
+
+    #: None: made as part of another object, which is what to copy.
+    _recipe: Optional[Recipe]
+
+    def __new__(cls: Type[Made], *args: Any, **kwargs: Any) -> Made:
+        made = super().__new__(cls)
+        made._recipe = (cls, args, kwargs)
+        return made
+
+    def __copy__(self) -> Any:
+        clone = object.__new__(type(self))
+        clone.__dict__.update(self.__dict__)
+        return clone
+
+    def __reduce__(self) -> Tuple[Any, ...]:
+        if self._recipe is None:
+            raise TypeError(f"this {type(self).__name__} is part of the sampler that made it: copy or pickle that sampler instead")
+        build, args, kwargs = self._recipe
+        return (_built, (build, args, kwargs))
+
+
+def _built(build: Callable[..., Any], args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> Any:
+    return build(*args, **kwargs)
