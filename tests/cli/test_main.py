@@ -82,3 +82,26 @@ def test_charts_without_matplotlib_are_refused_before_the_simulation(capsys, mon
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     assert main(["simulate", "month", "--requests", "1000000", "--out", "/tmp/nowhere"]) == 2
     assert "charts need the plot extra" in capsys.readouterr().err
+
+
+def test_a_reader_that_goes_away_ends_the_command_quietly():
+    """Regression: `tracesieve demo | head -1` printed "tracesieve: error: [Errno 32] Broken
+    pipe" and exited 2."""
+    command = [sys.executable, "-m", "tracesieve", "demo", "--traces", "5000"]
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as demo:
+        assert demo.stdout is not None and demo.stderr is not None
+        assert demo.stdout.readline()
+        demo.stdout.close()
+        assert demo.wait(timeout=120) == 141
+        assert demo.stderr.read() == b""
+
+
+def test_a_broken_pipe_that_is_not_standard_output_is_an_error(capsys, monkeypatch):
+    from tracesieve.cli import check
+
+    def fails(args):
+        raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr(check, "run", fails)
+    assert main(["check", str(EXAMPLES / "api_pipeline.yaml")]) == 2
+    assert capsys.readouterr().err == "tracesieve: error: [Errno 32] Broken pipe\n"

@@ -1,10 +1,13 @@
 """The ``tracesieve`` command: simulate a policy on realistic traffic, check
 and explain a configuration, time the samplers, run the demo. One module per
-command; bad input is one line on stderr and exit code 2."""
+command; bad input is one line on stderr and exit code 2. A reader that goes
+away (``tracesieve demo | head``) ends the command quietly, as it ends ``cat``."""
 
 from __future__ import annotations
 
 import argparse
+import os
+import select
 import sys
 from typing import Optional, Sequence
 
@@ -33,7 +36,28 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if args.command is None:
             args = _parser().parse_args(["simulate", *argv])
         return int(args.run(args))
+    except BrokenPipeError as error:
+        if not _reader_gone():
+            return _failed(error)
+        # Nothing more can be shown; what is still buffered goes nowhere, not to a traceback at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE: how a shell reports a command the broken pipe stopped
     except (UsageError, ValueError, TypeError, OSError) as error:
-        # What is echoed came from the command line or a file: hide any password in it.
-        print(f"tracesieve: error: {scrub(str(error))}", file=sys.stderr)
-        return 2
+        return _failed(error)
+
+
+def _failed(error: Exception) -> int:
+    # What is echoed came from the command line or a file: hide any password in it.
+    print(f"tracesieve: error: {scrub(str(error))}", file=sys.stderr)
+    return 2
+
+
+def _reader_gone() -> bool:
+    """Whether standard output is a pipe nobody reads any more (the broken pipe
+    was not a socket's)."""
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(events & select.POLLERR for _, events in poller.poll(0))
+    except (OSError, ValueError, AttributeError):
+        return False
