@@ -22,6 +22,22 @@ def test_an_exporter_that_always_fails_loses_exactly_what_is_counted(caplog):
     assert caplog.text.count("gave up exporting") == 1, "logged once per burst"
 
 
+class _ForgetsToReturn(InMemorySpanExporter):
+    def export(self, spans):  # type: ignore[override]
+        super().export(spans)  # delivered, but the result is not returned
+
+
+def test_an_exporter_returning_no_result_is_retried_and_the_log_says_why(caplog):
+    """A result that is not SUCCESS is a failed attempt, whatever it is; when it is not a
+    SpanExportResult at all, the give-up line names it, or the user sees the batch
+    delivered three times and "gave up" with no reason."""
+    inner = _ForgetsToReturn()
+    retrying = RetryingSpanExporter(inner, sleep=lambda s: None, max_attempts=3)
+    assert retrying.export([FakeSpan(1, 1, True)]) is SpanExportResult.FAILURE
+    assert len(inner.get_finished_spans()) == 3
+    assert "gave up exporting 1 spans after 3 attempts (it returned NoneType None, not a SpanExportResult)" in caplog.text
+
+
 def test_shutdown_ends_a_backoff_at_once_and_no_attempt_follows(caplog):
     """Found by shutting a tail processor down while its exporter was failing:
     the retry slept its whole backoff (time.sleep), then called the exporter

@@ -13,7 +13,7 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from tracesieve import _core
 from tracesieve._background import reset_after_fork
-from tracesieve._checks import check_count, check_exporter, check_fraction, check_meter_provider, check_seconds, check_seed
+from tracesieve._checks import check_count, check_exporter, check_fraction, check_meter_provider, check_seconds, check_seed, shown
 from tracesieve._scrub import scrubbed_logger
 from tracesieve.metrics import observe_stats
 
@@ -127,9 +127,10 @@ class RetryingSpanExporter(SpanExporter):
                 result = self._exporter.export(spans)
             except Exception as error:  # an exporter that raises is a failed attempt
                 result = SpanExportResult.FAILURE
-                last_error: Optional[BaseException] = error
+                last_error: Optional[object] = error
             else:
-                last_error = None
+                # Anything but SUCCESS is a failed attempt; say so when it is no result at all (a forgotten return).
+                last_error = None if isinstance(result, SpanExportResult) else f"it returned {shown(result)}, not a SpanExportResult"
             if result is SpanExportResult.SUCCESS:
                 self._succeeded(len(spans))
                 return result
@@ -160,7 +161,7 @@ class RetryingSpanExporter(SpanExporter):
         if burst:
             _logger.warning("tracesieve: exports succeed again after %d spans were given up", burst)
 
-    def _gave_up(self, count: int, attempts: int, error: Optional[BaseException]) -> None:
+    def _gave_up(self, count: int, attempts: int, error: Optional[object]) -> None:
         with self._lock:
             self._counts["batches"] += 1
             self._counts["spans_given_up"] += count
