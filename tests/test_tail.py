@@ -7,10 +7,11 @@ import logging
 import random
 import threading
 import time
-from typing import Any, Tuple
+from typing import Any, List, Tuple
 
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanContext, Status, StatusCode, TraceFlags, set_span_in_context
 
@@ -444,6 +445,52 @@ def test_a_flush_from_inside_a_delivery_returns_at_once(owner):
     assert all(seconds < 1 for _, seconds in inner_flushes)
     assert len(exporter.get_finished_spans()) == 1
     provider.shutdown()
+
+
+@pytest.mark.parametrize("owner", ["TailSamplingProcessor", "tracesieve.TracerProvider"])
+def test_a_shutdown_from_inside_a_delivery_delivers_the_rest_itself(owner, caplog):
+    """Found with an exporter (and a processor on the native provider) that shuts
+    its owner down from inside export/on_end: the worker cannot wait for itself, so
+    the traces still pending were dropped, and the batch being delivered (which
+    then arrived) was logged as "not exported (the exporter did not keep up)"."""
+    from opentelemetry.sdk.trace import SpanProcessor
+
+    exporter = InMemorySpanExporter()
+    owners: List[Any] = []
+    delivering, others_ended = threading.Event(), threading.Event()
+
+    def shut_down_after(spans: Any) -> None:
+        exporter.export(spans)
+        delivering.set()
+        assert others_ended.wait(10)
+        owners[0].shutdown()
+
+    class ShuttingExporter(InMemorySpanExporter):
+        def export(self, spans):  # type: ignore[no-untyped-def]
+            shut_down_after(spans)
+            return SpanExportResult.SUCCESS
+
+    class ShuttingProcessor(SpanProcessor):
+        def on_end(self, span):  # type: ignore[no-untyped-def]
+            shut_down_after([span])
+
+    provider, counted = keeping_everything(owner, ShuttingExporter(), ShuttingProcessor(), wait=0.05)
+    owners.append(counted)
+    tracer = provider.get_tracer("t")
+    with tracer.start_as_current_span("GET /first"):
+        pass
+    assert delivering.wait(10)
+    for i in range(4):  # pending (not yet due) when the shutdown comes
+        with tracer.start_as_current_span(f"GET /{i}"):
+            pass
+    others_ended.set()
+    deadline = time.monotonic() + 10
+    while len(exporter.get_finished_spans()) < 5 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert len(exporter.get_finished_spans()) == 5
+    stats = counted.stats()
+    assert stats["spans_exported"] == 5 and stats["spans_lost_at_shutdown"] == 0, stats
+    assert "not exported" not in caplog.text
 
 
 def test_ctrl_c_in_an_export_run_in_the_applications_own_thread_goes_through():

@@ -209,7 +209,14 @@ class TailWorker:
         # Spans that end from here on are dropped and counted: the flush empties what
         # is there instead of chasing what an application's threads still end.
         self._buffer.close()
-        if self._share_interval is not None and self._worker.alive:
+        on_worker = self._worker.is_current()
+        if on_worker:
+            # Shut down from inside a delivery (an exporter or a processor that shuts its
+            # provider down): this thread is the worker, so it does the last work itself.
+            self._decide(everything=True)
+            while self._deliver_batch():
+                pass
+        elif self._share_interval is not None and self._worker.alive:
             # Pending traces get their decision_wait to hear announcements (within half
             # the shutdown budget); the worker decides them as they fall due.
             until = min(time.monotonic() + self._wait + 2 * self._share_interval, deadline - self._shutdown_timeout / 2)
@@ -222,7 +229,8 @@ class TailWorker:
         undecided = self._drop_undecided()
         unexported = self._buffer.drain()
         with self._lock:
-            in_flight = 0 if stopped else self._in_flight
+            # On the worker, the delivery under way is this call's caller: it finishes after.
+            in_flight = 0 if stopped or on_worker else self._in_flight
             if in_flight:
                 # The batch inside a hung delivery counts as lost; if it ever
                 # returns successfully, it is moved back to exported.
