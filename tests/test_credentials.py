@@ -5,6 +5,7 @@ store or a sharing link."""
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import os
@@ -124,7 +125,11 @@ def test_no_surface_shows_the_password(protected_redis, form, tmp_path, caplog):
             BudgetSampler(0.5, budget=10_000, store=url.replace("#creds", "&interval=soon#creds").replace("/0#", "/0?x=1&interval=soon#"))
         checked = subprocess.run([sys.executable, "-m", "tracesieve", "check", str(config)], capture_output=True, text=True)
         assert checked.returncode == 0, checked.stderr
+        # A copy is built from the arguments, password and all: they are kept as a Secret.
+        twin = copy.deepcopy(sampler)
+        assert twin.stats()["store"]["url"] == sampler.stats()["store"]["url"]
         _assert_clean(
+            twin,
             sampler,
             sampler.stats(),
             sampler.description,

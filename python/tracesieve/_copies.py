@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any, Callable, Dict, Optional, Tuple, Type, TypeVar
 
+from tracesieve._scrub import Secret
+
 __all__ = ["BuiltFromArguments"]
 
 #: What builds an object again: a callable, its positional and keyword arguments.
@@ -18,12 +20,13 @@ class BuiltFromArguments:
     ``pickle`` build the object anew from its arguments (copied or pickled with
     it), as the SDK's samplers are copied by their settings."""
 
-    #: None: made as part of another object, which is what to copy.
-    _recipe: Optional[Recipe]
+    #: None: made as part of another object, which is what to copy. A Secret:
+    #: the arguments may hold credentials (a store URL with a password).
+    _recipe: Optional[Secret[Recipe]]
 
     def __new__(cls: Type[Made], *args: Any, **kwargs: Any) -> Made:
         made = super().__new__(cls)
-        made._recipe = (cls, args, kwargs)
+        made._recipe = Secret((cls, args, kwargs))
         return made
 
     def __copy__(self) -> Any:
@@ -34,7 +37,7 @@ class BuiltFromArguments:
     def __reduce__(self) -> Tuple[Any, ...]:
         if self._recipe is None:
             raise TypeError(f"this {type(self).__name__} is part of the sampler that made it: copy or pickle that sampler instead")
-        build, args, kwargs = self._recipe
+        build, args, kwargs = self._recipe.reveal()
         return (_built, (build, args, kwargs))
 
 

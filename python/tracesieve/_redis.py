@@ -10,34 +10,12 @@ import os
 import urllib.parse
 from typing import Any, Optional, Tuple
 
+from tracesieve._scrub import Secret
+
 __all__ = ["PASSWORD_VARIABLE", "Secret", "check", "connect", "scrub"]
 
 #: Read for the password when a ``redis://`` URL gives none.
 PASSWORD_VARIABLE = "TRACESIEVE_REDIS_PASSWORD"
-
-
-class Secret:
-    """A value that may hold credentials: shown as ``***`` by ``repr`` and
-    ``str``, so no attribute, log or error made from it reveals them."""
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str) -> None:
-        self._value = value
-
-    def reveal(self) -> str:
-        return self._value
-
-    def __repr__(self) -> str:
-        return "Secret('***')"
-
-    __str__ = __repr__
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Secret) and other._value == self._value
-
-    def __hash__(self) -> int:
-        return hash(self._value)
 
 
 def connect(url: Secret, **options: Any) -> Tuple[Any, Optional[Secret]]:

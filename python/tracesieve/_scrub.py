@@ -1,16 +1,44 @@
 """No password in what tracesieve shows: every tracesieve logger gets a filter
 that passes its message (and any traceback) through the native ``scrub``, and
 every ``ConfigError`` scrubs its message, so a URL a user gave with
-credentials is shown as ``user:***@``."""
+credentials is shown as ``user:***@``; what must keep a credential holds it
+in a ``Secret``, which shows as ``***``."""
 
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from tracesieve._core import ConfigError, scrub
 
-__all__ = ["scrub", "scrubbed_logger"]
+__all__ = ["Secret", "scrub", "scrubbed_logger"]
+
+Value = TypeVar("Value")
+
+
+class Secret(Generic[Value]):
+    """A value that may hold credentials (a store URL, the arguments a sampler
+    was built from): shown as ``***`` by ``repr`` and ``str``, so no attribute,
+    log or error made from it reveals them."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: Value) -> None:
+        self._value = value
+
+    def reveal(self) -> Value:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
 
 
 def _scrubbed_init(self: BaseException, *args: Any) -> None:

@@ -10,6 +10,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional
 from opentelemetry.sdk.trace import SpanProcessor, SynchronousMultiSpanProcessor
 
 from tracesieve import _core
+from tracesieve._scrub import Secret
 from tracesieve.adaptive import ErrorWindowProcessor
 from tracesieve.composable._composable import Composable, ComposableSampler, checked, compile_tree, resolve_pipelines
 from tracesieve.remote import StrategyPoller
@@ -64,7 +65,7 @@ class CompositeSampler(_NativeSampler):
         """A composite sampler from a ``composite/development`` section as plain
         data (``{"rule_based": {...}}``), tracesieve's nodes included."""
         sampler = cls.__new__(cls)
-        sampler._recipe = (cls.from_spec, (spec,), {"path": path, "trust_incoming": trust_incoming, "defer": defer, "clock": clock})
+        sampler._recipe = Secret((cls.from_spec, (spec,), {"path": path, "trust_incoming": trust_incoming, "defer": defer, "clock": clock}))
         sampler._delegate = None
         native = _core.NativeSampler.composite(
             resolve_pipelines(spec, clock), path=path, clock=clock, description=f"CompositeSampler{{{', '.join(spec)}}}"
