@@ -92,8 +92,10 @@ impl<'a, 'py> ForeignCalls<'a, 'py> {
             kwargs.set_item("trace_state", &self.trace_state)?;
             predicate.bind(self.py).call((), Some(&kwargs))?.is_truthy()
         };
-        call().unwrap_or_else(|_| {
-            self.failed();
+        call().unwrap_or_else(|error| {
+            if !super::py_clock::hold_interrupt(self.py, error) {
+                self.failed();
+            }
             false
         })
     }
@@ -119,8 +121,10 @@ impl<'a, 'py> ForeignCalls<'a, 'py> {
                 self.intents.borrow_mut().push((slot, object));
                 intent
             }
-            Err(_) => {
-                self.failed();
+            Err(error) => {
+                if !super::py_clock::hold_interrupt(self.py, error) {
+                    self.failed();
+                }
                 ForeignIntent::default()
             }
         }

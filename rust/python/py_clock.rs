@@ -2,7 +2,8 @@
 //! tests and simulations. A clock that fails or returns nonsense falls back to
 //! the system time for that reading, and the failure is counted, except for
 //! `KeyboardInterrupt` and `SystemExit`: those are held and raised by the
-//! native call that read the clock, once it is done (`interrupted`).
+//! native call that read the clock, once it is done (`interrupted`), as are
+//! those a composite sampler's Python predicates and composables raise.
 
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -14,6 +15,24 @@ use pyo3::prelude::*;
 thread_local! {
     /// A KeyboardInterrupt or SystemExit a clock raised on this thread, to re-raise.
     static PENDING: RefCell<Option<PyErr>> = const { RefCell::new(None) };
+}
+
+/// Whether `error` is a KeyboardInterrupt or a SystemExit, which no failure
+/// handling may swallow.
+pub fn is_interrupt(py: Python<'_>, error: &PyErr) -> bool {
+    error.is_instance_of::<PyKeyboardInterrupt>(py) || error.is_instance_of::<PySystemExit>(py)
+}
+
+/// Hold `error` for `interrupted` when it is a KeyboardInterrupt or a
+/// SystemExit (the user's Ctrl-C, an exit: never swallowed); true if held.
+pub fn hold_interrupt(py: Python<'_>, error: PyErr) -> bool {
+    if !is_interrupt(py, &error) {
+        return false;
+    }
+    PENDING.with(|pending| {
+        pending.borrow_mut().get_or_insert(error);
+    });
+    true
 }
 
 /// `Err` with a KeyboardInterrupt or SystemExit that a clock raised during
@@ -49,20 +68,11 @@ impl PyClock {
 
 impl PyClock {
     fn read(&self, callable: &Py<PyAny>, fallback: fn(&SystemClock) -> f64) -> f64 {
-        let reading = Python::attach(|py| {
-            callable.bind(py).call0().and_then(|v| v.extract::<f64>()).map_err(|error| {
-                let stop = error.is_instance_of::<PyKeyboardInterrupt>(py) || error.is_instance_of::<PySystemExit>(py);
-                (error, stop)
-            })
-        });
+        let reading =
+            Python::attach(|py| callable.bind(py).call0().and_then(|v| v.extract::<f64>()).map_err(|error| hold_interrupt(py, error)));
         match reading {
             Ok(seconds) if seconds.is_finite() => seconds,
-            Err((error, true)) => {
-                PENDING.with(|pending| {
-                    pending.borrow_mut().get_or_insert(error);
-                });
-                fallback(&SystemClock)
-            }
+            Err(true) => fallback(&SystemClock),
             _ => {
                 self.failures.fetch_add(1, Relaxed);
                 fallback(&SystemClock)

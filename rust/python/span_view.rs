@@ -232,7 +232,8 @@ fn named_value(value: Option<Bound<'_, PyAny>>, test: &mut dyn FnMut(Option<Attr
     test(Some(unsafe { convert(&value).value() }))
 }
 
-/// Whether `str(value)` satisfies `test`; a value whose `str()` fails matches nothing.
+/// Whether `str(value)` satisfies `test`; a value whose `str()` fails matches
+/// nothing (a Ctrl-C or an exit raised meanwhile is held for the native call to raise).
 fn text_of(value: &Bound<'_, PyAny>, test: &mut dyn FnMut(&str) -> bool) -> bool {
     if let Ok(text) = value.cast::<PyString>() {
         return text_of_str(text).is_some_and(&mut *test);
@@ -242,7 +243,10 @@ fn text_of(value: &Bound<'_, PyAny>, test: &mut dyn FnMut(&str) -> bool) -> bool
     }
     match value.str() {
         Ok(text) => text.to_str().is_ok_and(test),
-        Err(_) => false,
+        Err(error) => {
+            super::py_clock::hold_interrupt(value.py(), error);
+            false
+        }
     }
 }
 

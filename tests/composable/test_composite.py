@@ -131,6 +131,56 @@ def test_what_python_parts_raise_is_counted_never_raised(provider_factory):
     assert sampler.stats()["input_errors"] == 1
 
 
+@pytest.mark.parametrize("stop", [KeyboardInterrupt, SystemExit])
+@pytest.mark.parametrize("part", ["predicate", "composable", "update_trace_state"])
+def test_ctrl_c_or_an_exit_in_a_python_part_goes_through(part, stop):
+    """Found by giving the Python parts odd failures: a KeyboardInterrupt (the
+    user's Ctrl-C arriving while a predicate runs) or a SystemExit was counted as
+    an input error and the program went on, as it would for a bug in the part."""
+
+    def interrupted(*args, **kwargs):
+        raise stop()
+
+    class Interrupted:
+        def sampling_intent(self, *args):
+            raise stop()
+
+        def get_description(self):
+            return "Interrupted"
+
+    class Updating:
+        def sampling_intent(self, *args):
+            return SamplingIntent(threshold=0, threshold_reliable=True, update_trace_state=interrupted)
+
+        def get_description(self):
+            return "Updating"
+
+    tree = {
+        "predicate": lambda: composable_rule_based([(interrupted, composable_always_on())]),
+        "composable": Interrupted,
+        "update_trace_state": Updating,
+    }[part]()
+    sampler = composite_sampler(tree)
+    with pytest.raises(stop):
+        sampler.should_sample(None, 0x1234, "GET /")
+    assert sampler.stats()["input_errors"] == 0
+
+
+@pytest.mark.parametrize("stop", [KeyboardInterrupt, SystemExit])
+def test_an_attribute_interrupted_while_read_as_text_is_not_swallowed(stop):
+    """An attribute predicate reads a value that is no string by its str(), as
+    the SDK's does: one interrupted there (the user's Ctrl-C) was taken as no match."""
+
+    class Tier:
+        def __str__(self) -> str:
+            raise stop()
+
+    sampler = composite_sampler(composable_rule_based([(AttributeValuesPredicate("tier", ["premium"]), composable_always_on())]))
+    with pytest.raises(stop):
+        sampler.should_sample(None, 0x1234, "GET /", attributes={"tier": Tier()})
+    assert sampler.should_sample(None, 0x1234, "GET /", attributes={"tier": "premium"}).decision.is_sampled()
+
+
 def test_a_drop_removes_th_and_keeps_the_rest_of_ot():
     sampler = composite_sampler(composable_always_off())
     result = sampler.should_sample(parent_context(ALL_ONES, True, [("ot", "th:8;rv:ffffffffffffff;k:v")]), ALL_ONES, "x")

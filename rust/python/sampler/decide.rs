@@ -238,6 +238,7 @@ impl NativeSampler {
         }
         let marked = match parts.attributes(py, &calls, decision.marks, attributes) {
             Ok(marked) => Some(marked.into_any()),
+            Err(error) if py_clock::is_interrupt(py, &error) => return Err(error),
             Err(_) => {
                 self.core.counters().record_input_error();
                 None
@@ -245,8 +246,12 @@ impl NativeSampler {
         };
         let result = self.result(py, api, decision, marked.as_ref().or(attributes), &input)?;
         let updates = parts.trace_state_updates(&calls, decision.marks);
-        if !updates.is_empty() && apply_trace_state_updates(py, api, &result, &updates).is_err() {
-            self.core.counters().record_input_error();
+        if !updates.is_empty() {
+            match apply_trace_state_updates(py, api, &result, &updates) {
+                Err(error) if py_clock::is_interrupt(py, &error) => return Err(error),
+                Err(_) => self.core.counters().record_input_error(),
+                Ok(()) => {}
+            }
         }
         Ok(result)
     }

@@ -19,6 +19,7 @@ use crate::python::args;
 use crate::python::convert::to_data;
 use crate::python::errors::config_error;
 use crate::python::otel_api::OtelApi;
+use crate::python::py_clock;
 use crate::python::span_view::PySpanView;
 use crate::threshold::DEFAULT_PRECISION;
 use crate::xray::{ResourceFacts, Statistics, XRay};
@@ -133,6 +134,7 @@ impl NativeSampler {
         let clock = self.clock.clone().map_or_else(|| Arc::new(SystemClock) as Arc<dyn Clock>, |c| c as Arc<dyn Clock>);
         let table = xray.table();
         let choice = xray.choose(&table, &span, &Moment::new(&*clock), self.xray_plan(pipeline)?.xray_keys_at());
+        py_clock::interrupted()?;
         Ok(choice.map(|i| table.rules[i].spec.name.clone()))
     }
 
