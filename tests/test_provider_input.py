@@ -201,3 +201,60 @@ def test_an_unprintable_name_is_named_after_its_type() -> None:
     assert [e.name for e in exported.events] == ["<unprintable Unprintable>", "exception"]
     assert exported.events[1].attributes["exception.message"] == "<unprintable AppError>"
     assert exported.events[1].attributes["exception.escaped"] == "<unprintable Unprintable>"
+
+
+class BrokenIds:
+    """An id generator that raises or makes no valid id."""
+
+    def __init__(self, made: Any) -> None:
+        self.made = made
+
+    def _make(self) -> Any:
+        if isinstance(self.made, BaseException):
+            raise self.made
+        return self.made
+
+    generate_trace_id = _make
+    generate_span_id = _make
+
+
+@pytest.mark.parametrize(
+    "made, said",
+    [
+        (RuntimeError("no ids"), "raised RuntimeError: no ids"),
+        ("abc", "returned str 'abc', not a valid id"),
+        (2**200, "returned an integer of about 61 digits, not a valid id"),
+        (-5, "returned int -5, not a valid id"),
+        (0, "returned int 0, not a valid id"),
+        (True, "returned bool True, not a valid id"),
+    ],
+    ids=["raises", "text", "too big", "negative", "zero", "bool"],
+)
+def test_an_id_generator_that_fails_gives_random_ids_and_one_warning(made: Any, said: str, caplog: Any) -> None:
+    """Found by giving the provider broken id generators: one that raised or made
+    ids out of range raised TypeError or OverflowError from start_span, and one
+    that made 0 gave a context that said it was valid."""
+    import tracesieve
+
+    provider = tracesieve.TracerProvider(id_generator=BrokenIds(made), shutdown_on_exit=False)
+    tracer = provider.get_tracer("t")
+    with tracer.start_as_current_span("root") as root:
+        with tracer.start_as_current_span("child") as child:
+            pass
+    for span in (root, child):
+        context = span.get_span_context()
+        assert context.is_valid and 0 < context.trace_id < 2**128 and 0 < context.span_id < 2**64
+    assert child.get_span_context().trace_id == root.get_span_context().trace_id
+    warnings = [record.getMessage() for record in caplog.records if "id generator" in record.getMessage()]
+    assert warnings == [f"tracesieve: the id generator's generate_trace_id() {said}; random ids are used where it fails"]
+    provider.shutdown()
+
+
+@pytest.mark.parametrize("stop", [KeyboardInterrupt, SystemExit])
+def test_an_id_generator_interrupted_by_the_user_is_not_swallowed(stop: Any) -> None:
+    import tracesieve
+
+    provider = tracesieve.TracerProvider(id_generator=BrokenIds(stop()), shutdown_on_exit=False)
+    with pytest.raises(stop):
+        provider.get_tracer("t").start_span("root")
+    provider.shutdown()

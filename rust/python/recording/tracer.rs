@@ -5,6 +5,7 @@
 //! `start_as_current_span` returns: it attaches the span's context through the
 //! SDK's context variable natively, and works as a decorator too.
 
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Arc;
 
 use pyo3::ffi;
@@ -29,6 +30,8 @@ pub struct NativeTracer {
     id_generator: Option<Py<PyAny>>,
     /// The W3C random-trace-id flag for root spans (0 when the SDK has none).
     random_flag: u8,
+    /// Whether the id generator's failure was logged (once per tracer).
+    id_failure_logged: AtomicBool,
 }
 
 /// A valid parent span context's parts.
@@ -82,21 +85,49 @@ fn baggage_of(py: Python<'_>, api: &RecordingApi, context: &Bound<'_, PyAny>) ->
 
 impl NativeTracer {
     pub fn new(slot: Arc<Slot>, sampler: Py<PyAny>, index: u32, id_generator: Option<Py<PyAny>>, random_flag: u8) -> Self {
-        NativeTracer { slot, sampler, index, id_generator, random_flag }
+        NativeTracer { slot, sampler, index, id_generator, random_flag, id_failure_logged: AtomicBool::new(false) }
     }
 
     fn trace_id(&self, py: Python<'_>) -> PyResult<u128> {
         match &self.id_generator {
             None => Ok(fastrand::u128(1..)),
-            Some(generator) => generator.bind(py).call_method0("generate_trace_id")?.extract(),
+            Some(generator) => {
+                let made = self.generated(py, generator.bind(py).call_method0("generate_trace_id"), "generate_trace_id", u128::MAX)?;
+                Ok(made.unwrap_or_else(|| fastrand::u128(1..)))
+            }
         }
     }
 
     fn span_id(&self, py: Python<'_>) -> PyResult<u64> {
         match &self.id_generator {
             None => Ok(fastrand::u64(1..)),
-            Some(generator) => generator.bind(py).call_method0("generate_span_id")?.extract(),
+            Some(generator) => {
+                let made = self.generated(py, generator.bind(py).call_method0("generate_span_id"), "generate_span_id", u64::MAX.into())?;
+                Ok(made.map_or_else(|| fastrand::u64(1..), |id| id as u64))
+            }
         }
+    }
+
+    /// The id the application's generator made (1 to `max`); None, with one
+    /// warning, when it raised or made no valid id (not a whole number in
+    /// range, or 0), for a random one instead: a span is never refused, nor
+    /// given an invalid context, for its id. A Ctrl-C or an exit goes through.
+    fn generated(&self, py: Python<'_>, made: PyResult<Bound<'_, PyAny>>, method: &str, max: u128) -> PyResult<Option<u128>> {
+        let problem = match made {
+            Err(error) if crate::python::py_clock::is_interrupt(py, &error) => return Err(error),
+            Err(error) => format!("raised {error}"),
+            Ok(value) => match value.extract::<u128>() {
+                Ok(id) if (1..=max).contains(&id) && !value.is_instance_of::<pyo3::types::PyBool>() => return Ok(Some(id)),
+                _ => format!("returned {}, not a valid id", crate::python::args::shown(&value)),
+            },
+        };
+        if !self.id_failure_logged.swap(true, Relaxed) {
+            if let Ok(api) = RecordingApi::get(py) {
+                let message = format!("tracesieve: the id generator's {method}() {problem}; random ids are used where it fails");
+                api.warn(py, &api.sdk_logger, "%s", &[PyString::new(py, &message).into_any()]);
+            }
+        }
+        Ok(None)
     }
 
     /// `start_span`, as the SDK's tracer does it (its `on_start` calls aside:
