@@ -32,6 +32,20 @@ impl Data {
         }
     }
 
+    /// A value as a message says what it got: its kind, and a scalar's value
+    /// (`the string "0.5"`, `the integer 3`), clipped as `words::quoted` clips.
+    pub fn described(&self) -> String {
+        match self {
+            Data::Null => "null".to_owned(),
+            Data::Bool(b) => format!("the boolean {b}"),
+            Data::Int(i) => format!("the integer {i}"),
+            Data::Float(f) => format!("the number {}", crate::words::plain(*f)),
+            Data::Str(s) => format!("the string {}", crate::words::quoted(s)),
+            Data::List(items) => format!("a list of {}", items.len()),
+            Data::Map(_) => "a mapping".to_owned(),
+        }
+    }
+
     /// Short rendering of a value for messages.
     pub fn show(&self) -> String {
         match self {
@@ -115,7 +129,7 @@ impl<'a> Fields<'a> {
     pub fn new(path: &Path, data: &'a Data) -> Result<Fields<'a>, ConfigError> {
         match data {
             Data::Map(entries) => Ok(Fields { path: path.clone(), entries, used: vec![false; entries.len()] }),
-            other => Err(path.error(format!("expected a mapping, got {}", other.kind()))),
+            other => Err(path.error(format!("expected a mapping, got {}", other.described()))),
         }
     }
 
@@ -185,14 +199,14 @@ fn edit_distance(a: &str, b: &str) -> usize {
 pub fn string<'a>(path: &Path, data: &'a Data) -> Result<&'a str, ConfigError> {
     match data {
         Data::Str(s) => Ok(s),
-        other => Err(path.error(format!("expected a string, got {}", other.kind()))),
+        other => Err(path.error(format!("expected a string, got {}", other.described()))),
     }
 }
 
 pub fn boolean(path: &Path, data: &Data) -> Result<bool, ConfigError> {
     match data {
         Data::Bool(b) => Ok(*b),
-        other => Err(path.error(format!("expected true or false, got {}", other.kind()))),
+        other => Err(path.error(format!("expected true or false, got {}", other.described()))),
     }
 }
 
@@ -200,14 +214,19 @@ pub fn number(path: &Path, data: &Data) -> Result<f64, ConfigError> {
     match data.as_f64() {
         Some(value) if value.is_finite() => Ok(value),
         Some(value) => Err(path.error(format!("{} is not a finite number", crate::words::plain(value)))),
-        None => Err(path.error(format!("expected a number, got {}", data.kind()))),
+        None => {
+            // "0.5" in quotes (TOML, YAML and JSON all make it text) is the likely slip.
+            let unquote = matches!(data, Data::Str(text) if text.trim().parse::<f64>().is_ok());
+            let hint = if unquote { " (write a number without quotes)" } else { "" };
+            Err(path.error(format!("expected a number, got {}{hint}", data.described())))
+        }
     }
 }
 
 pub fn list<'a>(path: &Path, data: &'a Data) -> Result<&'a [Data], ConfigError> {
     match data {
         Data::List(items) => Ok(items),
-        other => Err(path.error(format!("expected a list, got {}", other.kind()))),
+        other => Err(path.error(format!("expected a list, got {}", other.described()))),
     }
 }
 
@@ -255,7 +274,12 @@ mod tests {
     #[test]
     fn type_errors_name_the_expected_and_actual_kind() {
         let path = Path::root("default_rate");
-        assert_eq!(number(&path, &Data::Str("x".into())).unwrap_err().to_string(), "default_rate: expected a number, got a string");
+        assert_eq!(number(&path, &Data::Str("x".into())).unwrap_err().to_string(), "default_rate: expected a number, got the string \"x\"");
+        assert_eq!(
+            number(&path, &Data::Str("0.5".into())).unwrap_err().to_string(),
+            "default_rate: expected a number, got the string \"0.5\" (write a number without quotes)"
+        );
+        assert_eq!(boolean(&path, &Data::Int(1)).unwrap_err().to_string(), "default_rate: expected true or false, got the integer 1");
         assert!(number(&path, &Data::Float(f64::NAN)).is_err());
         assert_eq!(number(&path, &Data::Int(1)), Ok(1.0));
     }

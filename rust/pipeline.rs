@@ -119,7 +119,7 @@ pub fn parse_in(
     keys: &mut Vec<String>,
 ) -> Result<Pipeline, ConfigError> {
     let Data::Map(entries) = doc else {
-        return Err(ConfigError::new("(top level)", format!("expected a mapping of settings and stages, got {}", doc.kind())));
+        return Err(ConfigError::new("(top level)", format!("expected a mapping of settings and stages, got {}", doc.described())));
     };
     if let Some(key) = rules_file_key(entries) {
         return Err(Path::root(key).error(
@@ -152,11 +152,11 @@ pub fn parse_in(
             }
             "precision" => match value {
                 Data::Int(p) => settings.precision = config::precision(path.as_str(), *p)?,
-                other => return Err(path.error(format!("expected a whole number of hex digits, got {}", other.kind()))),
+                other => return Err(path.error(format!("expected a whole number of hex digits, got {}", other.described()))),
             },
             // tracesieve.TracerProvider's tail settings, read (and checked) by the provider.
             "tail" if matches!(value, Data::Map(_)) => has_tail = true,
-            "tail" => return Err(path.error(format!("expected a mapping of tail settings, got {}", value.kind()))),
+            "tail" => return Err(path.error(format!("expected a mapping of tail settings, got {}", value.described()))),
             stage if STAGES.contains(&stage) => order.push((stage, value)),
             unknown => {
                 let valid: Vec<&str> = STAGES.iter().chain(SETTINGS).copied().collect();
@@ -407,7 +407,7 @@ fn parse_adaptive(
             .iter()
             .map(|(route, t)| Ok((route.clone(), data::number(&p.member(route), t)?)))
             .collect::<Result<Vec<_>, ConfigError>>()?,
-        Some((p, other)) => return Err(p.error(format!("expected a mapping of route to seconds, got {}", other.kind()))),
+        Some((p, other)) => return Err(p.error(format!("expected a mapping of route to seconds, got {}", other.described()))),
         None => Vec::new(),
     };
     fields.finish(&[
@@ -495,7 +495,7 @@ fn parse_remote(
     };
     let max_operations = match fields.take("max_operations") {
         Some((_, Data::Int(n))) if *n >= 1 => *n as usize,
-        Some((p, other)) => return Err(p.error(format!("expected a whole number >= 1, got {}", other.kind()))),
+        Some((p, other)) => return Err(p.error(format!("expected a whole number >= 1, got {}", other.described()))),
         None => DEFAULT_MAX_OPERATIONS,
     };
     fields.finish(&["service_name", "endpoint", "polling_interval", "timeout", "initial_rate", "max_operations"])?;

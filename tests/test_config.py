@@ -101,12 +101,16 @@ def test_a_named_pipe_or_a_device_is_refused_without_waiting_for_a_writer(tmp_pa
 @pytest.mark.parametrize(
     "text,message",
     [
-        ('reload = "false"\n[probability]\nrate = 1.0\n', r"live.toml: reload: expected true or false, got a string"),
+        ('reload = "false"\n[probability]\nrate = 1.0\n', r'live.toml: reload: expected true or false, got the string "false"'),
         ("reload = true\nreload_interval = 0\n[probability]\nrate = 1.0\n", r"live.toml: reload_interval: 0 is too short"),
         ("reload = true\nreload_interval = -1\n[probability]\nrate = 1.0\n", r"live.toml: reload_interval: -1 is too short"),
         (
             'reload = true\nreload_interval = "abc"\n[probability]\nrate = 1.0\n',
-            r"live.toml: reload_interval: expected a number, got a string",
+            r'live.toml: reload_interval: expected a number, got the string "abc"',
+        ),
+        (
+            'reload = true\nreload_interval = "30"\n[probability]\nrate = 1.0\n',
+            r'live.toml: reload_interval: expected a number, got the string "30" \(write a number without quotes\)',
         ),
     ],
 )

@@ -118,7 +118,7 @@ BAD_CONFIGURATIONS = [
     (lambda: TailSamplingProcessor(object()), "exporter: expected a SpanExporter"),
     (lambda: DedupSpanExporter(_Exporter(), window="big"), "window: expected a whole number"),
     (lambda: RetryingSpanExporter(_Exporter(), jitter=-1), "jitter: -1 is out of range"),
-    (lambda: from_config({"probability": {"rate": "high"}}), "probability.rate: expected a number, got a string"),
+    (lambda: from_config({"probability": {"rate": "high"}}), 'probability.rate: expected a number, got the string "high"'),
     (lambda: from_config({"rulez": {}}), "rulez: unknown stage or setting"),
 ]
 

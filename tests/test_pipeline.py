@@ -169,7 +169,11 @@ BAD_CONFIGS = [
         "[rules]\ndefault_rate = 0.1\nrules = []\nmultiplier = []\n",
         'field.toml: rules.multiplier: unknown field (did you mean "multipliers"?)',
     ),
-    ("type.toml", '[rules]\ndefault_rate = "high"\nrules = []\n', "type.toml: rules.default_rate: expected a number, got a string"),
+    (
+        "type.toml",
+        '[rules]\ndefault_rate = "high"\nrules = []\n',
+        'type.toml: rules.default_rate: expected a number, got the string "high"',
+    ),
     (
         "range.toml",
         "[rules]\ndefault_rate = 1.5\nrules = []\n",

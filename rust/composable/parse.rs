@@ -84,7 +84,7 @@ impl Builder<'_> {
                     let budget_store = match fields.take("budget_store") {
                         Some((_, Data::Str(url))) => Some(url.clone()),
                         Some((_, Data::Null)) | None => None,
-                        Some((p, other)) => return Err(p.error(format!("expected a store URL, got {}", other.kind()))),
+                        Some((p, other)) => return Err(p.error(format!("expected a store URL, got {}", other.described()))),
                     };
                     fields.finish(&["document", "budget_store"])?;
                     return self.pipeline(&path.member(PIPELINE), document, budget_store.as_deref().or(self.budget_store));
@@ -260,7 +260,7 @@ impl Builder<'_> {
                     Data::Int(i) => Literal::Int(*i),
                     Data::Float(f) => Literal::Float(*f),
                     Data::Bool(b) => Literal::Bool(*b),
-                    other => return Err(value_path.error(format!("expected a string, number or boolean, got {}", other.kind()))),
+                    other => return Err(value_path.error(format!("expected a string, number or boolean, got {}", other.described()))),
                 };
                 Predicate::AttributeEquals { key: self.key(data::string(&key_path, key)?), value }
             }
@@ -332,7 +332,7 @@ impl Builder<'_> {
 /// The one `name: spec` pair of a node or predicate mapping.
 fn single<'d>(path: &Path, doc: &'d Data, valid: &[&str], what: &str) -> Result<(&'d str, &'d Data), ConfigError> {
     let Data::Map(entries) = doc else {
-        return Err(path.error(format!("expected {what}: a mapping with one of {}, got {}", valid.join(", "), doc.kind())));
+        return Err(path.error(format!("expected {what}: a mapping with one of {}, got {}", valid.join(", "), doc.described())));
     };
     match entries.as_slice() {
         [(name, spec)] if valid.contains(&name.as_str()) => Ok((name, spec)),
@@ -355,7 +355,7 @@ fn empty(path: &Path, spec: &Data) -> Result<(), ConfigError> {
         Data::Null => Ok(()),
         Data::Map(entries) if entries.is_empty() => Ok(()),
         Data::Map(entries) => Err(path.member(&entries[0].0).error("unknown field; this sampler has no settings")),
-        other => Err(path.error(format!("expected an empty mapping, got {}", other.kind()))),
+        other => Err(path.error(format!("expected an empty mapping, got {}", other.described()))),
     }
 }
 
@@ -396,13 +396,13 @@ fn slot(path: &Path, value: &Data) -> Result<usize, ConfigError> {
 /// lists of one of those.
 fn check_attributes(path: &Path, value: &Data) -> Result<(), ConfigError> {
     let Data::Map(entries) = value else {
-        return Err(path.error(format!("expected a mapping of attribute names to values, got {}", value.kind())));
+        return Err(path.error(format!("expected a mapping of attribute names to values, got {}", value.described())));
     };
     for (key, value) in entries {
         let scalar = |v: &Data| matches!(v, Data::Str(_) | Data::Int(_) | Data::Float(_) | Data::Bool(_));
         let ok = scalar(value) || matches!(value, Data::List(items) if items.iter().all(scalar));
         if !ok {
-            return Err(path.member(key).error(format!("expected a string, number, boolean or a list of them, got {}", value.kind())));
+            return Err(path.member(key).error(format!("expected a string, number, boolean or a list of them, got {}", value.described())));
         }
     }
     Ok(())

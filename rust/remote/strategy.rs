@@ -77,7 +77,7 @@ fn member<'a>(entries: &'a [(String, Data)], camel: &str) -> Option<(&'a str, &'
 fn map<'a>(path: &Path, data: &'a Data) -> Result<&'a [(String, Data)], ConfigError> {
     match data {
         Data::Map(entries) => Ok(entries),
-        other => Err(path.error(format!("expected an object, got {}", other.kind()))),
+        other => Err(path.error(format!("expected an object, got {}", other.described()))),
     }
 }
 
@@ -87,7 +87,7 @@ fn number(path: &Path, data: &Data) -> Result<f64, ConfigError> {
         Data::Float(f) => *f,
         // protojson writes 64-bit integers as strings.
         Data::Str(text) => text.trim().parse::<f64>().map_err(|_| path.error(format!("{} is not a number", quoted(text))))?,
-        other => return Err(path.error(format!("expected a number, got {}", other.kind()))),
+        other => return Err(path.error(format!("expected a number, got {}", other.described()))),
     };
     if !value.is_finite() {
         return Err(path.error(format!("{} is not a finite number", plain(value))));
@@ -223,7 +223,7 @@ fn file_strategy(path: &Path, fields: &[(String, Data)], notes: &mut Notes) -> R
     let kind = match fields.iter().find(|(k, _)| k == "type") {
         Some((_, Data::Str(kind))) => kind.as_str(),
         Some((_, Data::Null)) | None => "",
-        Some((_, other)) => return Err(path.field("type").error(format!("expected a string, got {}", other.kind()))),
+        Some((_, other)) => return Err(path.field("type").error(format!("expected a string, got {}", other.described()))),
     };
     Ok(match kind {
         "probabilistic" => (Some(param), None),
@@ -257,7 +257,7 @@ fn file_entry(path: &Path, entry: &Data, notes: &mut Notes) -> Result<FileEntry,
     let list = match fields.iter().find(|(k, _)| k == "operation_strategies") {
         Some((_, Data::Null)) | None => return Ok(FileEntry { probability, rate, operations: None }),
         Some((_, Data::List(items))) => items,
-        Some((_, other)) => return Err(path.field("operation_strategies").error(format!("expected a list, got {}", other.kind()))),
+        Some((_, other)) => return Err(path.field("operation_strategies").error(format!("expected a list, got {}", other.described()))),
     };
     let list_path = path.field("operation_strategies");
     if list.is_empty() {
@@ -275,7 +275,7 @@ fn file_entry(path: &Path, entry: &Data, notes: &mut Notes) -> Result<FileEntry,
         let name = match item_fields.iter().find(|(k, _)| k == "operation") {
             Some((_, Data::Str(name))) => name.clone(),
             Some((_, Data::Null)) | None => String::new(),
-            Some((_, other)) => return Err(item_path.field("operation").error(format!("expected a string, got {}", other.kind()))),
+            Some((_, other)) => return Err(item_path.field("operation").error(format!("expected a string, got {}", other.described()))),
         };
         match file_strategy(&item_path, item_fields, notes)? {
             (Some(p), _) => operations.push(Operation { name, probability: p }),
@@ -311,12 +311,12 @@ fn from_strategies_file(entries: &[(String, Data)], service: &str) -> Result<Par
                     Some((_, Data::Str(name))) if name == service => chosen = Some((path.index(i), item)),
                     Some((_, Data::Str(_) | Data::Null)) | None => {}
                     Some((_, other)) => {
-                        return Err(path.index(i).field("service").error(format!("expected a string, got {}", other.kind())))
+                        return Err(path.index(i).field("service").error(format!("expected a string, got {}", other.described())))
                     }
                 }
             }
         }
-        Some((_, other)) => return Err(root.member("service_strategies").error(format!("expected a list, got {}", other.kind()))),
+        Some((_, other)) => return Err(root.member("service_strategies").error(format!("expected a list, got {}", other.described()))),
     }
     let mut entry = match (chosen, default.as_ref()) {
         (Some((path, item)), default) => {
@@ -394,7 +394,7 @@ pub fn parse(document: &Data) -> Result<Parsed, ConfigError> {
         if let Some((k, list)) = member(fields, "perOperationStrategies") {
             let list_path = path.field(k);
             let Data::List(items) = list else {
-                return Err(list_path.error(format!("expected a list, got {}", list.kind())));
+                return Err(list_path.error(format!("expected a list, got {}", list.described())));
             };
             if items.len() > MAX_DOCUMENT_OPERATIONS {
                 return Err(list_path.error(format!("{} operations is too many; expected at most {MAX_DOCUMENT_OPERATIONS}", items.len())));
@@ -404,7 +404,7 @@ pub fn parse(document: &Data) -> Result<Parsed, ConfigError> {
                 let item_fields = map(&item_path, item)?;
                 let name = match member(item_fields, "operation") {
                     Some((_, Data::Str(name))) => name.clone(),
-                    Some((k, other)) => return Err(item_path.field(k).error(format!("expected a string, got {}", other.kind()))),
+                    Some((k, other)) => return Err(item_path.field(k).error(format!("expected a string, got {}", other.described()))),
                     None => return Err(item_path.error("missing operation")),
                 };
                 let probability = match member(item_fields, "probabilisticSampling") {

@@ -34,7 +34,7 @@ impl Literal {
             Data::Int(i) => Literal::Int(*i),
             Data::Float(f) if f.is_finite() => Literal::Float(*f),
             Data::Bool(b) => Literal::Bool(*b),
-            other => return Err(path.error(format!("expected a string, number or boolean to compare with, got {}", other.kind()))),
+            other => return Err(path.error(format!("expected a string, number or boolean to compare with, got {}", other.described()))),
         })
     }
 

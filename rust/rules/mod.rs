@@ -294,7 +294,7 @@ fn parse_rule(path: &Path, rule: &Data, keys: &mut Vec<String>, keep_only: bool)
     }
     if let Some((p, value)) = fields.take("match") {
         let Data::Map(entries) = value else {
-            return Err(p.error(format!("expected a mapping of attribute names to conditions, got {}", value.kind())));
+            return Err(p.error(format!("expected a mapping of attribute names to conditions, got {}", value.described())));
         };
         for (key, spec) in entries {
             let key_path = p.member(key);
@@ -392,7 +392,7 @@ fn parse_multiplier(path: &Path, spec: &Data, keys: &mut Vec<String>) -> Result<
     };
     fields.finish(&["attribute", "factors", "default"])?;
     let Data::Map(entries) = factors_data else {
-        return Err(factors_path.error(format!("expected a mapping of attribute value to multiplier, got {}", factors_data.kind())));
+        return Err(factors_path.error(format!("expected a mapping of attribute value to multiplier, got {}", factors_data.described())));
     };
     let mut factors = Vec::new();
     for (value, factor) in entries {

@@ -67,7 +67,7 @@ pub struct Targets {
 fn entries<'a>(path: &Path, data: &'a Data) -> Result<&'a [(String, Data)], ConfigError> {
     match data {
         Data::Map(entries) => Ok(entries),
-        other => Err(path.error(format!("expected an object, got {}", other.kind()))),
+        other => Err(path.error(format!("expected an object, got {}", other.described()))),
     }
 }
 

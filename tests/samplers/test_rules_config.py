@@ -38,7 +38,7 @@ BAD_RULES = [
         'rules[1].name: "x" is already the name of rules[0]; rule names must be unique',
     ),
     ([{"name": "default", "rate": 0.1}], 'rules[0].name: "default" is reserved'),
-    (["not a rule"], "rules[0]: expected a mapping, got a string"),
+    (["not a rule"], 'rules[0]: expected a mapping, got the string "not a rule"'),
     ({"not": "a list"}, "rules: expected a list, got a mapping"),
     ([{"match": {"a": object()}, "rate": 0.1}], "rules[0].match.a: object values are not plain data"),
 ]
