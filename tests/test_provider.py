@@ -390,8 +390,33 @@ def test_configuration_mistakes_fail_at_construction_naming_the_field() -> None:
 def test_a_span_processor_that_is_none_fails_when_added() -> None:
     """The SDK's provider takes any value and raised AttributeError at shutdown."""
     provider = TracerProvider(shutdown_on_exit=False)
-    with pytest.raises(ConfigError, match=r"^span_processor: expected a SpanProcessor, got NoneType \(no on_start\(\)\)$"):
+    with pytest.raises(ConfigError, match=r"^span_processor: expected a SpanProcessor, got NoneType \(no on_start\(\); subclass .*\)$"):
         provider.add_span_processor(None)
+    provider.shutdown()
+
+
+def test_a_span_processor_that_only_looks_like_one_fails_when_added() -> None:
+    """Found with a duck-typed processor: the SDK calls _on_ending on every
+    processor, which only SpanProcessor subclasses have, so every kept span
+    was lost in the worker (the SDK's own provider raises at every span end)."""
+    from opentelemetry.sdk.trace import SpanProcessor
+
+    class LooksLikeOne:
+        def on_start(self, span: Any, parent_context: Any = None) -> None: ...
+
+        def on_end(self, span: Any) -> None: ...
+
+        def shutdown(self) -> None: ...
+
+        def force_flush(self, timeout_millis: int = 30000) -> bool:
+            return True
+
+    provider = TracerProvider(shutdown_on_exit=False)
+    if hasattr(SpanProcessor, "_on_ending"):
+        with pytest.raises(ConfigError, match=r"got LooksLikeOne \(no _on_ending\(\); subclass opentelemetry.sdk.trace.SpanProcessor\)$"):
+            provider.add_span_processor(LooksLikeOne())
+    else:
+        provider.add_span_processor(LooksLikeOne())
     provider.shutdown()
 
 

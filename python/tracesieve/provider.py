@@ -30,6 +30,10 @@ from tracesieve.tail import LATE, REASON, TAIL_KEPT
 __all__ = ["Capture", "TracerProvider"]
 
 _logger = scrubbed_logger("tracesieve.provider")
+#: What the SDK calls on a span processor (``_on_ending`` in the SDKs that have it).
+_PROCESSOR_METHODS = ("on_start", "on_end", "shutdown", "force_flush") + (
+    ("_on_ending",) if hasattr(sdk_trace.SpanProcessor, "_on_ending") else ()
+)
 _RETENTION_DEFAULT = 64 << 20
 
 trace_api.Span.register(_core.NativeSpan)
@@ -315,10 +319,14 @@ class TracerProvider(TailWorker, sdk_trace.TracerProvider):
         if isinstance(span_processor, ErrorWindowProcessor):
             self._recorder.feed_signals(span_processor._native)
             return
-        # The SDK's provider takes anything here and fails later, at span time or shutdown.
-        missing = [name for name in ("on_start", "on_end", "shutdown", "force_flush") if not callable(getattr(span_processor, name, None))]
+        # The SDK's provider takes anything here and fails later, at span time or shutdown
+        # (newer SDKs also call _on_ending, which only SpanProcessor subclasses have).
+        missing = [name for name in _PROCESSOR_METHODS if not callable(getattr(span_processor, name, None))]
         if missing:
-            raise _core.ConfigError(f"span_processor: expected a SpanProcessor, got {type(span_processor).__name__} (no {missing[0]}())")
+            raise _core.ConfigError(
+                f"span_processor: expected a SpanProcessor, got {type(span_processor).__name__} (no {missing[0]}(); "
+                "subclass opentelemetry.sdk.trace.SpanProcessor)"
+            )
         super().add_span_processor(span_processor)
 
     # -- tracers -------------------------------------------------------------------
