@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from typing import Any
 
@@ -272,3 +273,31 @@ def test_a_file_in_another_encoding_is_named_as_not_utf8(tmp_path):
     path.write_bytes('{"probability": {"rate": 0.5}}'.encode("utf-16"))
     with pytest.raises(ConfigError, match=r"sampling.json: not UTF-8 text \(invalid start byte at byte 0\)$"):
         load_config(path)
+
+
+@pytest.mark.parametrize(
+    "name, text, where",
+    [
+        ("rate.yaml", "probability:\n  rate: 0.5\n  rate: 0.1\n", "'rate' is given twice in one mapping (lines 2 and 3)"),
+        (
+            "stage.yaml",
+            "rules:\n  default_rate: 0.1\nprobability: {rate: 0.5}\nrules:\n  default_rate: 0.2\n",
+            "'rules' is given twice in one mapping (lines 1 and 4)",
+        ),
+        ("rate.json", '{"probability": {"rate": 0.5, "rate": 0.1}}', "'rate' is given twice in one mapping"),
+        ("rate.toml", "[probability]\nrate = 0.5\nrate = 0.1\n", "invalid TOML: Cannot overwrite a value"),
+    ],
+)
+def test_a_key_given_twice_is_refused(tmp_path, name, text, where):
+    """Found with a file an edit left two "rules" sections in: YAML and JSON
+    parsers keep the last and drop the first without a word."""
+    path = tmp_path / name
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=re.escape(f"{path}: {where}")):
+        from_config(path)
+
+
+def test_a_yaml_merge_key_may_still_be_overridden(tmp_path):
+    path = tmp_path / "merged.yaml"
+    path.write_text("probability:\n  <<: {rate: 0.5}\n  rate: 0.25\n")
+    assert load_config(path) == {"probability": {"rate": 0.25}}

@@ -252,6 +252,24 @@ def test_file_format_is_a_version_of_a_major_version_this_reads(tmp_path, file_f
             from_config(path)
 
 
+def test_a_key_given_twice_is_read_as_the_sdks_loader_reads_it(tmp_path):
+    """tracesieve's own files refuse a key given twice; an OpenTelemetry file is
+    read by the SDK's loader too, which keeps the last, and so does tracesieve
+    (refusing it would leave the SDK configured and the sampler fallen back)."""
+    path = write(
+        tmp_path,
+        """
+        file_format: "1.1"
+        tracer_provider:
+          processors: [{simple: {exporter: {console: {}}}}]
+          sampler: {trace_id_ratio_based: {ratio: 0.5}}
+          sampler: {trace_id_ratio_based: {ratio: 0.25}}
+        """,
+    )
+    assert load_config_file(str(path)).tracer_provider.sampler.trace_id_ratio_based.ratio == 0.25
+    assert from_config(path).rate == 0.25
+
+
 def test_tracesieve_check_validates_a_whole_file(tmp_path):
     path = write(tmp_path, PARENT_BASED)
     finished = subprocess.run([sys.executable, "-m", "tracesieve", "check", str(path)], capture_output=True, text=True, timeout=120)

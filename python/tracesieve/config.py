@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Tuple, TypedDict, Union
 
-from tracesieve._checks import check_path, shown
+from tracesieve._checks import check_path, quoted, shown
 from tracesieve._core import ConfigError
 from tracesieve._files import NotARegularFile, open_regular
 
@@ -183,7 +183,7 @@ def source_path(source: Any) -> Path:
     raise ConfigError(f"source: expected a configuration: a mapping, or the path of a .toml, .yaml or .json file; got {shown(source)}")
 
 
-def load_config(source: Source, *, substitute_env: bool = False) -> Dict[str, Any]:
+def load_config(source: Source, *, substitute_env: bool = False, unique_keys: bool = True) -> Dict[str, Any]:
     """The configuration document from a mapping, or from a ``.toml``,
     ``.yaml``/``.yml`` or ``.json`` file (YAML with safe loading only).
 
@@ -191,6 +191,10 @@ def load_config(source: Source, *, substitute_env: bool = False) -> Dict[str, An
     the values of a YAML or JSON file, as OpenTelemetry's declarative
     configuration does: after parsing, so keys and comments are never touched;
     a plain YAML value that was a reference takes the type its text reads as.
+
+    ``unique_keys``: refuse a key given twice in one YAML or JSON mapping
+    (their parsers keep the last silently; TOML refuses it itself). False
+    reads such a file as OpenTelemetry's own loader does, the last one winning.
 
     Raises :class:`ConfigError`, naming the file, for a missing or unreadable
     file, a file over 4 MiB, malformed text, nesting deeper than 32 levels, a
@@ -207,9 +211,9 @@ def load_config(source: Source, *, substitute_env: bool = False) -> Dict[str, An
         if suffix == ".toml":
             data = _toml(path, text)
         elif suffix in (".yaml", ".yml"):
-            data = _yaml(path, text, substitute_env)
+            data = _yaml(path, text, substitute_env, unique_keys)
         elif suffix == ".json":
-            data = _json(path, text)
+            data = _json(path, text, unique_keys)
             if substitute_env:
                 data = _substituted(data, _Expansion(path))
         else:
@@ -300,9 +304,17 @@ def _toml(path: Path, text: str) -> Any:
         raise ConfigError(f"{path}: invalid TOML: {error}") from None
 
 
-def _json(path: Path, text: str) -> Any:
+def _json(path: Path, text: str, unique_keys: bool = True) -> Any:
+    def once_each(pairs: List[Tuple[str, Any]]) -> Dict[str, Any]:
+        seen: Dict[str, Any] = {}
+        for key, value in pairs:
+            if key in seen:
+                raise ConfigError(f"{path}: {_twice(key)}")
+            seen[key] = value
+        return seen
+
     try:
-        return json.loads(text)
+        return json.loads(text, object_pairs_hook=once_each if unique_keys else None)
     except json.JSONDecodeError as error:
         hint = ""
         before = text[: error.pos].rstrip()
@@ -313,6 +325,12 @@ def _json(path: Path, text: str) -> Any:
 
 #: ``$$``, or ``${NAME}`` / ``${env:NAME}`` with an optional ``:-default``.
 _REFERENCE = re.compile(r"\$\$|\$\{(?:env:)?([A-Za-z_][A-Za-z0-9_]*)(:-([^}]*))?\}")
+
+
+def _twice(key: Any, lines: str = "") -> str:
+    # Parsers keep the last and drop the first without a word: an edit that
+    # left two "rules" or two "rate" lines would silently lose one.
+    return f"{quoted(key)} is given twice in one mapping{lines}; a key may be given once"
 
 
 class _Expansion:
@@ -360,7 +378,7 @@ def _substituted(value: Any, expansion: _Expansion) -> Any:
     return value
 
 
-def _yaml(path: Path, text: str, substitute_env: bool = False) -> Any:
+def _yaml(path: Path, text: str, substitute_env: bool = False, unique_keys: bool = True) -> Any:
     import yaml
 
     class BoundedLoader(yaml.SafeLoader):
@@ -377,6 +395,18 @@ def _yaml(path: Path, text: str, substitute_env: bool = False) -> Any:
                 return super().compose_node(parent, index)
             finally:
                 self.depth -= 1
+
+        def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+            # The mapping's own keys, before merge keys (<<) bring theirs in: those may be overridden.
+            lines: Dict[Any, int] = {}
+            for key_node, _ in node.value if unique_keys else ():
+                if isinstance(key_node, yaml.ScalarNode) and key_node.tag != "tag:yaml.org,2002:merge":
+                    key = (key_node.tag, key_node.value)
+                    if key in lines:
+                        where = f" (lines {lines[key]} and {key_node.start_mark.line + 1})"
+                        raise ConfigError(f"{path}: {_twice(key_node.value, where)}")
+                    lines[key] = key_node.start_mark.line + 1
+            return super().construct_mapping(node, deep=deep)
 
     def substitute_nodes(loader: BoundedLoader, root: Any) -> None:
         expansion = _Expansion(path)

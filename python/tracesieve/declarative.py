@@ -55,8 +55,9 @@ def is_otel_config(document: Mapping[str, Any]) -> bool:
 
 
 def load(source: Source) -> Dict[str, Any]:
-    """An OpenTelemetry configuration file, its environment references substituted."""
-    return load_config(source, substitute_env=True)
+    """An OpenTelemetry configuration file, its environment references
+    substituted, read as the SDK's loader reads it (a key given twice: the last)."""
+    return load_config(source, substitute_env=True, unique_keys=False)
 
 
 #: ``file_format``: MAJOR[.MINOR], with a pre-release tag ("1.0-rc.2") allowed.
@@ -252,7 +253,7 @@ def _is_otel_config(source: Source) -> bool:
         return is_otel_config(source)
     if source_path(source).suffix.lower() not in (".yaml", ".yml", ".json"):
         return False
-    return is_otel_config(load_config(source))
+    return is_otel_config(load_config(source, unique_keys=False))
 
 
 def from_otel_config(source: Source) -> Sampler:
