@@ -162,3 +162,13 @@ def test_a_chart_is_never_written_through_a_symbolic_link(tmp_path, capsys):
     assert main(["simulate", "month", "--requests", "2000", "--out", str(tmp_path)]) == 2
     assert "month-kept.png: it is a symbolic link, and charts are not written through links" in capsys.readouterr().err
     assert victim.read_text() == "precious"
+
+
+@pytest.mark.timeout(20)
+def test_a_charts_folder_that_cannot_be_made_fails_before_the_simulation(tmp_path, capsys):
+    """Found with a mistyped --out: the whole run went first, and then the charts
+    failed with a line that did not say "error"."""
+    blocked = tmp_path / "file"
+    blocked.write_text("a file where a folder should be made")
+    assert main(["simulate", "month", "--requests", "1000000", "--out", str(blocked / "charts")]) == 2
+    assert capsys.readouterr().err == f"tracesieve: error: --out: cannot make the folder {blocked / 'charts'}: Not a directory\n"

@@ -8,6 +8,7 @@ three-service chain, ``scenarios`` for the traffic and the faults, and
 from __future__ import annotations
 
 import argparse
+import os
 import secrets
 import sys
 import time
@@ -105,6 +106,13 @@ def run(args: argparse.Namespace) -> int:
             from tracesieve.cli.report import PLOT_HINT
 
             raise UsageError(PLOT_HINT) from None
+        # Made now, so a folder that cannot be made or written fails before the run, not after it.
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise UsageError(f"--out: cannot make the folder {out}: {error.strerror or error}") from None
+        if not os.access(out, os.W_OK | os.X_OK):
+            raise UsageError(f"--out: the folder {out} is not writable; expected a folder for the charts")
     try:
         document = _document(args.config)
     except ValueError as error:
@@ -152,7 +160,7 @@ def run(args: argparse.Namespace) -> int:
             for path in report.charts(scenario, results, Path(args.out)):
                 print(f"chart: {path}", file=sys.stderr if args.json else sys.stdout)
         except (ImportError, OSError) as error:
-            print(f"tracesieve: {error}", file=sys.stderr)
+            print(f"tracesieve: error: {error}", file=sys.stderr)
             return 2
     return 0
 
