@@ -123,3 +123,25 @@ def test_a_processor_a_pipeline_made_is_copied_with_its_pipeline_only() -> None:
         with pytest.raises(TypeError, match="part of the sampler that made it: copy or pickle that sampler instead"):
             way(pipeline.processor)
     assert isinstance(copy.deepcopy(pipeline).processor, ErrorWindowProcessor)
+
+
+def test_a_deep_copy_shares_the_meter_provider_and_the_processor_it_was_given() -> None:
+    """Found copying a pipeline built with meter_provider=: the deep copy tried
+    to copy the meter provider itself and raised "cannot pickle '_thread.lock'"."""
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+    reader = InMemoryMetricReader()
+    meters = MeterProvider(metric_readers=[reader])
+    twin = copy.deepcopy(PipelineSampler({"probability": {"rate": 0.5}}, meter_provider=meters))
+    _decisions(twin, count=10)
+    names = {
+        metric.name
+        for resource in reader.get_metrics_data().resource_metrics
+        for scope in resource.scope_metrics
+        for metric in scope.metrics
+    }
+    assert any(name.startswith("tracesieve.") for name in names), names
+    processor = ErrorWindowProcessor()
+    assert copy.deepcopy(AdaptiveSampler(0.2, processor=processor)).processor is processor
+    meters.shutdown()

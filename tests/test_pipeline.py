@@ -305,6 +305,34 @@ def test_metrics_appear_in_an_in_memory_reader():
     meters.shutdown()
 
 
+
+def test_samplers_sharing_a_meter_provider_are_all_counted():
+    """Regression: a meter keeps the first instrument of a name and ignores the
+    callbacks of any later one, so a second sampler on the same meter provider
+    (another pipeline, a Jaeger remote sampler) was never counted."""
+    from tracesieve import JaegerRemoteSampler
+
+    reader = InMemoryMetricReader()
+    meters = MeterProvider(metric_readers=[reader])
+    samplers = [
+        PipelineSampler({"probability": {"rate": 0.5}}, meter_provider=meters),
+        PipelineSampler({"probability": {"rate": 0.1}}, meter_provider=meters),
+        JaegerRemoteSampler("checkout", initial_rate=0.2, start=False, meter_provider=meters),
+    ]
+    for number, sampler in enumerate(samplers):
+        for trace_id in range(1, 300 * (number + 1)):
+            sampler.should_sample(None, trace_id * 0x9E3779B97F4A7C15 % (1 << 128) | 1, "GET")
+    points = {}
+    for resource in reader.get_metrics_data().resource_metrics:
+        for scope in resource.scope_metrics:
+            for metric in scope.metrics:
+                for point in metric.data.data_points:
+                    points[(metric.name, tuple(sorted(point.attributes.items())))] = point.value
+    for outcome in ("sampled", "dropped"):
+        assert points[("tracesieve.sampler.decisions", (("outcome", outcome),))] == sum(s.stats()[outcome] for s in samplers)
+    samplers[2].shutdown()
+    meters.shutdown()
+
 def test_zero_code_setup_attaches_the_adaptive_processor(tmp_path):
     import subprocess
     import sys
