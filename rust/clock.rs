@@ -100,6 +100,14 @@ impl<'a> Moment<'a> {
         })
     }
 
+    /// Read the wall clock again (after a reading that made no sense), and
+    /// keep that reading for this moment.
+    pub fn reread_wall(&self) -> f64 {
+        let t = self.clock.now();
+        self.wall.set(Some(t));
+        t
+    }
+
     /// Whether either clock was read.
     pub fn was_read(&self) -> bool {
         self.wall.get().is_some() || self.monotonic.get().is_some()

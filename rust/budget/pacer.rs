@@ -321,7 +321,11 @@ impl Pacer {
         if budget == 0 {
             return Err(ConfigError::new("budget", "0 spans; expected a budget of at least one span"));
         }
-        let wall_now = now.wall();
+        let mut wall_now = now.wall();
+        if calendar.bounds(wall_now).is_none() {
+            // One bad reading moves nothing, at a start too: read again before refusing the clock.
+            wall_now = now.reread_wall();
+        }
         let mono = now.monotonic();
         let period = calendar
             .bounds(wall_now)
@@ -397,7 +401,11 @@ impl Pacer {
     /// record overshoot the calendar by one allowance each at most, and leave
     /// no hour blind (an allowance under a span waits for the line's next one).
     fn initialise(&self, now: &Moment, period: Bounds, first: bool) {
-        let (wall_now, mono) = (now.wall(), now.monotonic());
+        self.initialise_at(now.wall(), now.monotonic(), period, first);
+    }
+
+    /// `initialise` at wall time `wall_now` (monotonic `mono`).
+    fn initialise_at(&self, wall_now: f64, mono: f64, period: Bounds, first: bool) {
         let spans = self.budget as f64;
         let length = period.length();
         self.s.pace.set(1.0);
@@ -926,9 +934,24 @@ impl Pacer {
     /// once. Returns whether the count was applied.
     pub fn restore(&self, snapshot: &Snapshot, now: &Moment) -> bool {
         let mono = now.monotonic();
-        let wall = self.wall.wall(mono);
+        let mut wall = self.wall.wall(mono);
         let s = &self.s;
-        if !self.made_here || snapshot.period_start != s.period_start.get() || !snapshot.period_start.is_finite() {
+        if !self.made_here || !snapshot.period_start.is_finite() {
+            return false;
+        }
+        if snapshot.period_start > s.period_start.get() && snapshot.saved_at.is_finite() && snapshot.saved_at > wall {
+            // The clock reads before a record an earlier process saved: it is behind
+            // (one bad reading, a VM restored, a host started before NTP), as a record is
+            // never from the future. Start from the record's time, as from a backward
+            // step, which never rolls a period back: a period placed by the bad reading
+            // would throw the record's count away, and the real period's spending with it.
+            if let Some(period) = self.calendar.bounds(snapshot.saved_at).filter(|p| p.start == snapshot.period_start) {
+                self.wall.reset(snapshot.saved_at, mono);
+                self.initialise_at(snapshot.saved_at, mono, period, false);
+                wall = snapshot.saved_at;
+            }
+        }
+        if snapshot.period_start != s.period_start.get() {
             return false;
         }
         let used = snapshot.used.min(self.budget.saturating_mul(4));

@@ -33,6 +33,13 @@ impl WallTracker {
         self.offset.get() + monotonic
     }
 
+    /// Trust `wall` at `monotonic` from now on (what a record proves the
+    /// clock has reached), forgetting any suspected jump.
+    pub fn reset(&self, wall: f64, monotonic: f64) {
+        self.offset.set(wall - monotonic);
+        self.candidate.set(f64::NAN);
+    }
+
     /// Take a wall reading into account; returns the trusted wall time.
     /// Callers serialise observations (the pacer does it under its lease).
     pub fn observe(&self, wall: f64, monotonic: f64) -> f64 {

@@ -215,6 +215,55 @@ fn a_restored_snapshot_continues_the_line_and_ends_the_cold_start() {
 }
 
 #[test]
+fn a_start_whose_clock_reads_before_its_record_carries_the_record_on() {
+    // Found by the pacing fuzzer: a restart whose first wall reading was bad (here
+    // 1970) placed the pacer in that period, refused the record as another
+    // period's, and believed the real clock later as a new period with nothing
+    // spent: the period's count was lost and spent again.
+    let clock = SimClock::at(JAN_2026 + 20.0 * 86_400.0);
+    let first = pacer(10_000, &clock);
+    let mut rng = Rng(5);
+    for i in 0..3_600 {
+        clock.set_wall(JAN_2026 + 20.0 * 86_400.0 + i as f64);
+        decide(&first, &clock, &mut rng);
+    }
+    let snapshot = first.snapshot(&Moment::new(&clock));
+    for behind in [0.0, -40.0 * 86_400.0] {
+        // One bad reading of 1970 at the start, or a clock 40 days behind for a while.
+        if behind == 0.0 {
+            clock.glitch.set(0.0);
+        } else {
+            clock.step_wall(behind);
+        }
+        let second = pacer(10_000, &clock);
+        assert!(second.restore(&snapshot, &Moment::new(&clock)), "the record's count applies");
+        assert_eq!((second.status(&Moment::new(&clock)).used, second.period().start), (snapshot.used, snapshot.period_start));
+        for _ in 0..120 {
+            decide(&second, &clock, &mut rng);
+            clock.mono.set(clock.mono.get() + 1.0);
+        }
+        if behind != 0.0 {
+            clock.step_wall(-behind); // the clock is set right
+            for _ in 0..120 {
+                decide(&second, &clock, &mut rng);
+                clock.mono.set(clock.mono.get() + 1.0);
+            }
+        }
+        assert_eq!(second.period().start, snapshot.period_start, "the record's period goes on");
+        assert!(second.status(&Moment::new(&clock)).used >= snapshot.used, "its count kept");
+    }
+}
+
+#[test]
+fn one_unusable_reading_at_the_start_is_read_again() {
+    let clock = SimClock::at(JAN_2026 + 3.0 * 86_400.0);
+    clock.glitch.set(-9.6e12);
+    assert_eq!(pacer(10_000, &clock).period().start, JAN_2026, "the next reading places it");
+    let broken = SimClock::at(-9.6e12);
+    assert!(Pacer::new(Calendar::new(PeriodKind::Month, "UTC").unwrap(), 10_000, false, Downstream::Pace, &Moment::new(&broken)).is_err());
+}
+
+#[test]
 fn wall_clock_jumps_neither_move_the_period_nor_freeze_the_pace() {
     let clock = SimClock::at(JAN_2026 + 5.0 * 86_400.0);
     let pacer = pacer(100_000, &clock);
