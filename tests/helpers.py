@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Iterable, Optional, Tuple, Type
+from typing import Any, Dict, Iterable, Optional, Tuple, Type
 
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
@@ -53,6 +53,18 @@ def provider_factory():
     yield make
     for provider in providers:
         provider.shutdown()
+
+
+def metric_points(reader: Any) -> Dict[Tuple[str, Tuple[Tuple[str, Any], ...]], Any]:
+    """Every data point an in-memory metric reader collects: (instrument, its sorted attributes) to value."""
+    points: Dict[Tuple[str, Tuple[Tuple[str, Any], ...]], Any] = {}
+    data = reader.get_metrics_data()
+    for resource in data.resource_metrics if data is not None else ():
+        for scope in resource.scope_metrics:
+            for metric in scope.metrics:
+                for point in metric.data.data_points:
+                    points[(metric.name, tuple(sorted(point.attributes.items())))] = point.value
+    return points
 
 
 def ot_value(trace_state: Optional[TraceState]) -> Optional[str]:

@@ -27,6 +27,8 @@ from tracesieve import (
     composable,
 )
 
+from helpers import metric_points
+
 RULES: Dict[str, Any] = {"rules": [{"name": "search", "route": "/api/search", "rate": 0.1}], "default_rate": 0.4}
 BUILDERS: Dict[str, Callable[[], Any]] = {
     "probability": lambda: ProbabilitySampler(0.3),
@@ -135,12 +137,7 @@ def test_a_deep_copy_shares_the_meter_provider_and_the_processor_it_was_given() 
     meters = MeterProvider(metric_readers=[reader])
     twin = copy.deepcopy(PipelineSampler({"probability": {"rate": 0.5}}, meter_provider=meters))
     _decisions(twin, count=10)
-    names = {
-        metric.name
-        for resource in reader.get_metrics_data().resource_metrics
-        for scope in resource.scope_metrics
-        for metric in scope.metrics
-    }
+    names = {name for name, _ in metric_points(reader)}
     assert any(name.startswith("tracesieve.") for name in names), names
     processor = ErrorWindowProcessor()
     assert copy.deepcopy(AdaptiveSampler(0.2, processor=processor)).processor is processor

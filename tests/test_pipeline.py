@@ -22,7 +22,7 @@ from tracesieve import ConfigError, PipelineSampler, _core, from_config, load_co
 from tracesieve.cli.ids import SeededIds
 from tracesieve.testing import SimClock, month_start
 
-from helpers import EXAMPLES, ot_value, parent_context
+from helpers import EXAMPLES, metric_points, ot_value, parent_context
 
 NOON_SEOUL = month_start(2026, 1) + 3 * 3600
 
@@ -285,13 +285,7 @@ def test_metrics_appear_in_an_in_memory_reader():
     for _i in range(200):
         sampler.should_sample(None, random.getrandbits(128), "GET", None, {"http.route": "/api/order"})
     sampler.should_sample(None, 1, "charge", None, {"business.event": "payment"})
-    data = reader.get_metrics_data()
-    points = {}
-    for resource in data.resource_metrics:
-        for scope in resource.scope_metrics:
-            for metric in scope.metrics:
-                for point in metric.data.data_points:
-                    points[(metric.name, tuple(sorted(point.attributes.items())))] = point.value
+    points = metric_points(reader)
     stats = sampler.stats()
     assert points[("tracesieve.sampler.decisions", (("outcome", "sampled"),))] == stats["sampled"]
     # Totals and per-rule counts are separate instruments: summing either by outcome counts each decision once.
@@ -303,7 +297,6 @@ def test_metrics_appear_in_an_in_memory_reader():
     assert points[("tracesieve.budget.spans", (("state", "used"),))] == stats["sampled"] + sampler.budget_status()["assumed_spans"]
     assert points[("tracesieve.adaptive.boost", ())] == 1.0
     meters.shutdown()
-
 
 
 def test_samplers_sharing_a_meter_provider_are_all_counted():
@@ -322,16 +315,12 @@ def test_samplers_sharing_a_meter_provider_are_all_counted():
     for number, sampler in enumerate(samplers):
         for trace_id in range(1, 300 * (number + 1)):
             sampler.should_sample(None, trace_id * 0x9E3779B97F4A7C15 % (1 << 128) | 1, "GET")
-    points = {}
-    for resource in reader.get_metrics_data().resource_metrics:
-        for scope in resource.scope_metrics:
-            for metric in scope.metrics:
-                for point in metric.data.data_points:
-                    points[(metric.name, tuple(sorted(point.attributes.items())))] = point.value
+    points = metric_points(reader)
     for outcome in ("sampled", "dropped"):
         assert points[("tracesieve.sampler.decisions", (("outcome", outcome),))] == sum(s.stats()[outcome] for s in samplers)
     samplers[2].shutdown()
     meters.shutdown()
+
 
 def test_zero_code_setup_attaches_the_adaptive_processor(tmp_path):
     import subprocess

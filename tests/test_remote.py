@@ -20,7 +20,7 @@ from opentelemetry.sdk._configuration import _import_sampler
 from tracesieve import BudgetSampler, ConfigError, JaegerRemoteSampler, ProbabilitySampler
 from tracesieve.testing import SimClock
 
-from helpers import LoopbackServer
+from helpers import LoopbackServer, metric_points
 
 T0 = 1_767_225_600.0
 N = 20_000
@@ -398,12 +398,7 @@ def test_metrics_report_operations_and_fetches(server):
     wait_for(lambda: sampler.remote_status()["updates"] == 1)
     kept(sampler, "GET /a", n=10)
     kept(sampler, "other", n=5)
-    points = {}
-    for resource in reader.get_metrics_data().resource_metrics:
-        for scope in resource.scope_metrics:
-            for metric in scope.metrics:
-                for point in metric.data.data_points:
-                    points[(metric.name, tuple(sorted(point.attributes.items())))] = point.value
+    points = metric_points(reader)
     assert points[("tracesieve.remote.operation_decisions", (("operation", "GET /a"),))] == 10
     assert points[("tracesieve.remote.operation_decisions", (("operation", ""),))] == 5
     assert points[("tracesieve.remote.fetches", (("outcome", "applied"),))] == 1
