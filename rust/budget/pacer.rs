@@ -939,16 +939,17 @@ impl Pacer {
         if !self.made_here || !snapshot.period_start.is_finite() {
             return false;
         }
-        if snapshot.period_start > s.period_start.get() && snapshot.saved_at.is_finite() && snapshot.saved_at > wall {
-            // The clock reads before a record an earlier process saved: it is behind
-            // (one bad reading, a VM restored, a host started before NTP), as a record is
-            // never from the future. Start from the record's time, as from a backward
-            // step, which never rolls a period back: a period placed by the bad reading
-            // would throw the record's count away, and the real period's spending with it.
-            if let Some(period) = self.calendar.bounds(snapshot.saved_at).filter(|p| p.start == snapshot.period_start) {
-                self.wall.reset(snapshot.saved_at, mono);
-                self.initialise_at(snapshot.saved_at, mono, period, false);
-                wall = snapshot.saved_at;
+        if snapshot.period_start != s.period_start.get() {
+            // The start's reading placed another period than the record's. When the clock,
+            // read again, is in the record's period, that reading was one bad reading: place
+            // the period by the good one, or the record's count would be thrown away and
+            // spent again once the clock reads right. A clock that still disagrees is
+            // believed (the record may be the one that was wrong: saved by a clock ahead).
+            let again = now.reread_wall();
+            if let Some(period) = self.calendar.bounds(again).filter(|p| p.start == snapshot.period_start) {
+                self.wall.reset(again, mono);
+                self.initialise_at(again, mono, period, false);
+                wall = again;
             }
         }
         if snapshot.period_start != s.period_start.get() {

@@ -33,8 +33,8 @@ impl WallTracker {
         self.offset.get() + monotonic
     }
 
-    /// Trust `wall` at `monotonic` from now on (what a record proves the
-    /// clock has reached), forgetting any suspected jump.
+    /// Trust `wall` at `monotonic` from now on (a reading taken again after a
+    /// bad one), forgetting any suspected jump.
     pub fn reset(&self, wall: f64, monotonic: f64) {
         self.offset.set(wall - monotonic);
         self.candidate.set(f64::NAN);
