@@ -189,15 +189,20 @@ fn restarts_without_a_record_overshoot_by_one_start_allowance_each_at_most_and_l
     assert!(kept as f64 >= 0.5 * even_pace, "{kept} kept against {even_pace:.0} at the even pace");
 }
 
+/// One decision a second for `seconds` seconds from the clock's wall time.
+fn spend_each_second(pacer: &Pacer, clock: &SimClock, seconds: u32, rng: &mut Rng) {
+    let start = clock.now();
+    for i in 0..seconds {
+        clock.set_wall(start + f64::from(i));
+        decide(pacer, clock, rng);
+    }
+}
+
 #[test]
 fn a_restored_snapshot_continues_the_line_and_ends_the_cold_start() {
     let clock = SimClock::at(JAN_2026 + 5.0 * 86_400.0);
     let first = pacer(10_000, &clock);
-    let mut rng = Rng(3);
-    for i in 0..86_400 {
-        clock.set_wall(JAN_2026 + 5.0 * 86_400.0 + i as f64);
-        decide(&first, &clock, &mut rng);
-    }
+    spend_each_second(&first, &clock, 86_400, &mut Rng(3));
     let snapshot = first.snapshot(&Moment::new(&clock));
     assert!(snapshot.estimates.is_some());
     let second = pacer(10_000, &clock);
@@ -223,10 +228,7 @@ fn one_bad_reading_at_a_restart_keeps_the_records_count() {
     let clock = SimClock::at(JAN_2026 + 20.0 * 86_400.0);
     let first = pacer(10_000, &clock);
     let mut rng = Rng(5);
-    for i in 0..3_600 {
-        clock.set_wall(JAN_2026 + 20.0 * 86_400.0 + i as f64);
-        decide(&first, &clock, &mut rng);
-    }
+    spend_each_second(&first, &clock, 3_600, &mut rng);
     let snapshot = first.snapshot(&Moment::new(&clock));
     clock.glitch.set(0.0);
     let second = pacer(10_000, &clock);
