@@ -161,13 +161,15 @@ impl<'a> Fields<'a> {
 
     /// Fail on any field nobody took, naming the ones that are valid here.
     pub fn finish(self, valid: &[&str]) -> Result<(), ConfigError> {
-        for (i, (key, _)) in self.entries.iter().enumerate() {
-            if !self.used[i] {
-                let hint = suggestion(key, valid).map(|s| format!(" (did you mean {s:?}?)")).unwrap_or_default();
-                return Err(self.path.field(key).error(format!("unknown field{hint}; expected one of {}", valid.join(", "))));
-            }
-        }
-        Ok(())
+        self.unknown(valid).map_or(Ok(()), Err)
+    }
+
+    /// The error for the first field nobody took, naming the ones that are
+    /// valid here; None when every field was taken.
+    pub fn unknown(&self, valid: &[&str]) -> Option<ConfigError> {
+        let (key, _) = self.entries.iter().enumerate().find(|(i, _)| !self.used[*i])?.1;
+        let hint = suggestion(key, valid).map(|s| format!(" (did you mean {s:?}?)")).unwrap_or_default();
+        Some(self.path.field(key).error(format!("unknown field{hint}; expected one of {}", valid.join(", "))))
     }
 }
 

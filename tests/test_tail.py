@@ -15,6 +15,7 @@ from opentelemetry.sdk.trace.export import SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanContext, Status, StatusCode, TraceFlags, set_span_in_context
 
+import tracesieve
 from tracesieve import ConfigError, DedupSpanExporter, ProbabilitySampler, RetryingSpanExporter, TailSamplingProcessor
 
 from helpers import FakeSpan, Flaky
@@ -210,6 +211,30 @@ def test_bad_parameters_give_clear_errors(factory, message):
         TailSamplingProcessor(object())
 
 
+@pytest.mark.parametrize(
+    "owner",
+    [
+        lambda rules: TailSamplingProcessor(InMemorySpanExporter(), rules=rules, start=False),
+        lambda rules: tracesieve.TracerProvider(rules=rules, start=False, shutdown_on_exit=False),
+    ],
+    ids=["processor", "native provider"],
+)
+def test_a_tail_rule_that_asks_for_more_than_a_keep_is_refused(owner):
+    """A tail rule keeps what it matches: `action: "drop"` used to be turned
+    into a keep without a word, keeping exactly the traces it named, and a rate
+    was refused as "give either rate or action, not both" when only a rate was given."""
+    drop = [{"name": "noise", "route": "/health", "action": "drop"}]
+    with pytest.raises(
+        ConfigError, match=r"""^rules\[0\]\.action: a tail rule keeps every trace it matches, got str 'drop'; expected "keep" """
+    ):
+        owner(drop)
+    with pytest.raises(ConfigError, match=r"^rules\[0\]\.rate: a tail rule keeps every trace it matches, so it takes no rate"):
+        owner([{"name": "some", "route": "/api", "rate": 0.5}])
+    with pytest.raises(ConfigError, match=r"^rules\[1\]: expected a rule"):
+        owner([{"name": "vip", "route": "/vip"}, "checkout"])
+    owner([{"name": "vip", "route": "/vip", "action": "keep"}]).shutdown()
+
+
 def test_deferred_spans_are_recorded_not_sampled():
     exporter = InMemorySpanExporter()
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -356,8 +381,6 @@ def keeping_everything(owner: str, exporter: Any, processor: Any, wait: float) -
     """A provider that keeps every trace, and what counts its spans: a
     ``TailSamplingProcessor`` exporting to ``exporter``, or the native
     ``TracerProvider`` replaying into ``processor``."""
-    import tracesieve
-
     keep_all = [{"name": "all", "match": {}}]
     if owner == "TailSamplingProcessor":
         provider = TracerProvider(shutdown_on_exit=False)
@@ -519,8 +542,6 @@ def test_spans_that_end_after_shutdown_began_are_dropped_and_counted(owner, capl
     import logging
 
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-
-    import tracesieve
 
     exporter = InMemorySpanExporter()
     keep_all = [{"name": "all", "match": {}}]

@@ -118,6 +118,28 @@ def check_items(name: str, value: Any, kind: type, what: str, one: str) -> List[
     return list(value)
 
 
+def check_tail_rules(value: Any) -> Optional[List[Dict[str, Any]]]:
+    """None, or a tail's rules as the keep rules they are: a tail rule keeps
+    every trace it matches, so a rate or an action other than "keep" is
+    refused rather than turned into a keep."""
+    if value is None:
+        return None
+    rules = check_items("rules", value, Mapping, "rules", "a rule: a mapping such as {'name': ..., 'match': {...}}")
+    for index, rule in enumerate(rules):
+        if "rate" in rule:
+            raise ConfigError(
+                f"rules[{index}].rate: a tail rule keeps every trace it matches, so it takes no rate "
+                "(sample a share of traces in the head sampler instead)"
+            )
+        action = rule.get("action", "keep")
+        if not (isinstance(action, str) and action == "keep"):
+            raise ConfigError(
+                f"rules[{index}].action: a tail rule keeps every trace it matches, got {shown(action)}; "
+                'expected "keep" or no action (traces no rule keeps are dropped unless something else keeps them)'
+            )
+    return [{**rule, "action": "keep"} for rule in rules]
+
+
 def check_meter_provider(value: Any) -> Any:
     """None (the global provider) or something with ``get_meter``."""
     if value is not None and not callable(getattr(value, "get_meter", None)):

@@ -19,7 +19,7 @@ from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 from opentelemetry.sdk.util.instrumentation import InstrumentationInfo, InstrumentationScope
 
 from tracesieve import _core, _spans, sharing
-from tracesieve._checks import check_flag, check_meter_provider, quoted
+from tracesieve._checks import check_flag, check_meter_provider, check_tail_rules, quoted
 from tracesieve._scrub import scrubbed_logger
 from tracesieve._tail_worker import Batch, TailWorker, check_budget, check_worker_options, flush_seconds, share_target
 from tracesieve.adaptive import ErrorWindowProcessor
@@ -228,9 +228,7 @@ class TracerProvider(TailWorker, sdk_trace.TracerProvider):
             sampler, resource, shutdown_on_exit, active_span_processor, id_generator, span_limits, sdk_options.get("meter_provider")
         )
         limits = span_limits or SpanLimits()
-        if rules is not None and not isinstance(rules, (list, tuple)):
-            raise _core.ConfigError(f"rules: expected a list of rules, got {type(rules).__name__}")
-        keep_rules = [{**rule, "action": "keep"} if isinstance(rule, Mapping) else rule for rule in rules or ()]
+        keep_rules = check_tail_rules(rules)
         target = share_target(share, share_interval)
         self._recorder = _core.NativeRecorder(
             decision_wait=decision_wait,

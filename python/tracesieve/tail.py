@@ -29,7 +29,7 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.trace import SpanContext, TraceFlags
 
 from tracesieve import _core, sharing
-from tracesieve._checks import check_exporter, check_items, check_meter_provider
+from tracesieve._checks import check_exporter, check_meter_provider, check_tail_rules
 from tracesieve._scrub import scrubbed_logger
 from tracesieve._tail_worker import Batch, TailWorker, check_budget, check_worker_options, share_target
 from tracesieve.estimate import ADJUSTED_COUNT, threshold_of
@@ -143,11 +143,7 @@ class TailSamplingProcessor(TailWorker, SpanProcessor):
         check_meter_provider(meter_provider)
         budget = check_budget(budget)
         target = share_target(share, share_interval)
-        rules = (
-            None
-            if rules is None
-            else check_items("rules", rules, Mapping, "rules", "a rule: a mapping such as {'name': ..., 'match': {...}}")
-        )
+        rules = check_tail_rules(rules)
         # Every setting is checked natively; kept to build a fresh buffer in a forked child.
         self._buffer_settings: Dict[str, Any] = {
             "decision_wait": decision_wait,
@@ -174,7 +170,7 @@ class TailSamplingProcessor(TailWorker, SpanProcessor):
         if rules:
             from tracesieve.samplers import RuleSampler
 
-            self._rules = RuleSampler([{**rule, "action": "keep"} for rule in rules], default_rate=0.0)
+            self._rules = RuleSampler(rules, default_rate=0.0)
         options = check_worker_options(self._buffer, budget, shutdown_timeout, budget_priorities, budget_exempt, start)
         self._bind_on_end()
         self._start_worker(

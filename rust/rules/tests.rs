@@ -198,6 +198,12 @@ fn invalid_rules_name_where_and_what() {
         "rules[2].action: unknown action \"sample\"; expected \"keep\" or \"drop\" (or give a rate instead)"
     );
     assert!(error(rule(vec![]), none()).starts_with("rules[2]: missing rate or action"));
+    // A misnamed rate is named as the unknown field it is, not reported as a rate missing.
+    assert_eq!(
+        error(rule(vec![("sample_rate", Data::Float(0.5))]), none()),
+        "rules[2].sample_rate: unknown field; expected one of name, span_name, kind, root, route, match, rate, action"
+    );
+    assert!(error(rule(vec![("acton", s("keep"))]), none()).starts_with("rules[2].acton: unknown field (did you mean \"action\"?)"));
     assert_eq!(
         error(rule(vec![("rate", Data::Float(0.1)), ("action", s("keep"))]), none()),
         "rules[2]: give either rate or action, not both"
