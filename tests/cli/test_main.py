@@ -76,6 +76,20 @@ def test_every_command_has_working_help(command, capsys):
     assert "usage:" in out and "Traceback" not in out
 
 
+def test_version_names_tracesieve_the_sdk_and_python(capsys):
+    """`tracesieve --version` was taken for simulate's arguments and refused."""
+    import platform
+    from importlib.metadata import version
+
+    with pytest.raises(SystemExit) as exited:
+        main(["--version"])
+    assert exited.value.code == 0
+    assert capsys.readouterr().out == (
+        f"tracesieve {version('tracesieve')} (opentelemetry-sdk {version('opentelemetry-sdk')}, "
+        f"{platform.python_implementation()} {platform.python_version()})\n"
+    )
+
+
 @pytest.mark.timeout(20)
 def test_charts_without_matplotlib_are_refused_before_the_simulation(capsys, monkeypatch):
     """Regression: --out without matplotlib ran the whole simulation first."""

@@ -19,6 +19,7 @@ def _parser() -> argparse.ArgumentParser:
     from tracesieve.cli import bench, check, demo, explain, simulate
 
     parser = Parser(prog="tracesieve", description="Smart trace sampling for OpenTelemetry Python: simulate, check, explain, bench, demo.")
+    parser.add_argument("--version", action="version", version=_version(), help="print the versions a bug report needs, and exit")
     commands = parser.add_subparsers(dest="command", parser_class=Parser)
     simulate.add_parser(commands)
     check.add_parser(commands)
@@ -27,6 +28,20 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_parser(commands)
     parser.set_defaults(command=None)
     return parser
+
+
+def _version() -> str:
+    """tracesieve's version, with the SDK's and Python's beside it."""
+    import platform
+    from importlib.metadata import PackageNotFoundError, version
+
+    import tracesieve
+
+    try:
+        sdk = version("opentelemetry-sdk")
+    except PackageNotFoundError:
+        sdk = "not installed"
+    return f"tracesieve {tracesieve.__version__} (opentelemetry-sdk {sdk}, {platform.python_implementation()} {platform.python_version()})"
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
