@@ -135,7 +135,10 @@ def test_short_runs_draw_their_charts_per_minute_with_lines(tmp_path: Path, monk
     "document,expected",
     [
         ("[rules]\ndefualt_rate = 0.1\nrules = []\n", '("defualt_rate" is there: did you mean "default_rate"?)'),
-        ('[rules]\ndefault_rate = 0.1\nrules = [{ name = "a", route = "/x", rtae = 0.5 }]\n', '("rtae" is there: did you mean "rate"?)'),
+        (
+            '[rules]\ndefault_rate = 0.1\nrules = [{ name = "a", route = "/x", rtae = 0.5 }]\n',
+            'rules.rules[0].rtae: unknown field (did you mean "rate"?)',
+        ),
         ("[budget]\nbugdet = 100\n", '("bugdet" is there: did you mean "budget"?)'),
     ],
 )
