@@ -68,6 +68,10 @@ def test_the_service_name_comes_from_the_setting_then_opentelemetry_then_the_pro
     assert service_name() == "worker"
     monkeypatch.setattr(sys, "argv", ["/usr/lib/python3/site-packages/gunicorn/__main__.py"])
     assert service_name() == "gunicorn"
+    monkeypatch.setattr(sys, "argv", ["-"])  # python - < script.py: no name, as python -c
+    assert service_name() == "python"
+    # A record's file never begins with a dash, which rm and ls would read as an option.
+    assert re.fullmatch(r"rf-[0-9a-f]{8}", service_name("-rf"))
     assert BudgetSampler(1.0, budget=1_000, name="search").name == "search"
 
 

@@ -49,12 +49,14 @@ def state_dir() -> Path:
 def service_name(name: Optional[str] = None) -> str:
     """The name a budget's record is filed under: ``name``, else the
     OpenTelemetry service name from the environment, else the program's name;
-    made safe for a file name (letters, digits, ``_``, ``-``, ``.``; 64 at most).
+    made safe for a file name (letters, digits, ``_``, ``-``, ``.``, none of
+    ``.``, ``_`` or ``-`` first or last; 64 at most).
     A name that had to change also gets a digest of itself, so names that read
     alike once changed (``payments/v2`` and ``payments v2``, two names written
     in another script, two long names with one beginning) never share a record."""
     chosen = name or os.environ.get("OTEL_SERVICE_NAME") or _resource_service_name() or _program_name()
-    safe = _UNSAFE.sub("_", chosen).strip("._")[:64]
+    # No leading dash either: a file named -x.tracesieve reads as an option to rm and ls.
+    safe = _UNSAFE.sub("_", chosen).strip("._-")[:64]
     if safe == chosen:
         return safe
     digest = hashlib.sha256(chosen.encode("utf-8", "surrogatepass")).hexdigest()[:8]
@@ -70,7 +72,8 @@ def _resource_service_name() -> Optional[str]:
 
 
 def _program_name() -> str:
-    if not sys.argv or sys.argv[0] in ("", "-c", "-m"):
+    # "-": a program read from standard input (python -), which has no name of its own.
+    if not sys.argv or sys.argv[0] in ("", "-", "-c", "-m"):
         return "python"
     path = Path(sys.argv[0])
     # python -m package runs package/__main__.py: the package names the program.
