@@ -28,8 +28,8 @@ def main() -> None:
         ("4 joining, leaving, 1 killed", CHURN, "spawn"),
     ]:
         for demand in (0.5, 2, 10, 100):
-            folder = tempfile.mkdtemp()
-            month = run_fleet_month(f"file://{folder}/month.tracesieve", BUDGET, demand, workers, mode=mode)
+            with tempfile.TemporaryDirectory(prefix="tracesieve-bench-") as folder:
+                month = run_fleet_month(f"file://{folder}/month.tracesieve", BUDGET, demand, workers, mode=mode)
             print(f"| {label} | {demand:g}x | {month.offered:,} | {month.used:,} | {month.percent_used:.1f}% | {month.blind_hours} |")
 
 

@@ -17,7 +17,6 @@ Run: python benches/instructions.py [xray|rule|probability|sdk|span-sdk|span-tra
 
 from __future__ import annotations
 
-import os
 import random
 import subprocess
 import sys
@@ -52,8 +51,6 @@ def sampler(workload: str, endpoint: str):
 
 def spans(workload: str, batches: int) -> None:
     """The measured loop of a span workload: `batches` x 1,000 spans."""
-    import tempfile
-
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 
@@ -62,7 +59,6 @@ def spans(workload: str, batches: int) -> None:
     if workload == "span-sdk":
         provider: Any = TracerProvider(sampler=ALWAYS_OFF, shutdown_on_exit=False)
     else:
-        os.environ["TRACESIEVE_STATE_DIR"] = tempfile.mkdtemp()
         sampler = tracesieve.ProbabilitySampler(0.01, defer=True)
         provider = tracesieve.TracerProvider(sampler=sampler, decision_wait=0.05, shutdown_on_exit=False, start=False)
     tracer = provider.get_tracer("instructions")

@@ -7,15 +7,11 @@ Run: pytest benches/test_store_speed.py --benchmark-only
 
 from __future__ import annotations
 
-import tempfile
-
 import pytest
 
 from tracesieve import AdaptiveSampler, ErrorWindowProcessor, from_config
 
 from workloads import BATCH, mix_runner
-
-_FOLDER = tempfile.mkdtemp(prefix="tracesieve-bench-")
 
 
 def pipeline(store):
@@ -32,27 +28,27 @@ def pipeline(store):
 
 
 SAMPLERS = {
-    "local store (baseline)": lambda: pipeline(None),
-    "file store": lambda: pipeline(f"file://{_FOLDER}/should_sample.tracesieve"),
+    "local store (baseline)": lambda folder: pipeline(None),
+    "file store": lambda folder: pipeline(f"file://{folder}/should_sample.tracesieve"),
 }
 
 
 @pytest.mark.benchmark(group=f"should_sample, adaptive+budget+rate_limit, local vs file store, x{BATCH}")
 @pytest.mark.parametrize("impl", list(SAMPLERS))
-def test_should_sample_by_store(benchmark, impl, mix_10pct):
-    benchmark(mix_runner(SAMPLERS[impl]().should_sample, mix_10pct))
+def test_should_sample_by_store(benchmark, impl, mix_10pct, tmp_path):
+    benchmark(mix_runner(SAMPLERS[impl](tmp_path).should_sample, mix_10pct))
 
 
 PROCESSORS = {
-    "local store (baseline)": lambda: ErrorWindowProcessor(),
-    "file store": lambda: ErrorWindowProcessor(store=f"file://{_FOLDER}/record_error.tracesieve"),
+    "local store (baseline)": lambda folder: ErrorWindowProcessor(),
+    "file store": lambda folder: ErrorWindowProcessor(store=f"file://{folder}/record_error.tracesieve"),
 }
 
 
 @pytest.mark.benchmark(group=f"record_error, local vs file store, x{BATCH}")
 @pytest.mark.parametrize("impl", list(PROCESSORS))
-def test_record_error_by_store(benchmark, impl):
-    record = AdaptiveSampler(0.1, processor=PROCESSORS[impl]()).record_error
+def test_record_error_by_store(benchmark, impl, tmp_path):
+    record = AdaptiveSampler(0.1, processor=PROCESSORS[impl](tmp_path)).record_error
 
     def run():
         for _ in range(BATCH):

@@ -264,9 +264,19 @@ class PacingResult:
 
 def run_pacing(case: PacingCase, workdir: Optional[str] = None) -> PacingResult:
     """Run ``case`` through a real budget pipeline on a simulated clock and
-    measure it (see ``benches/pacing.py`` for the cases the docs report)."""
-    import json
+    measure it (see ``benches/pacing.py`` for the cases the docs report).
+    The run's files (its document, state file and host record) go in
+    ``workdir``, kept; without one, in a temporary folder removed afterwards."""
     import tempfile
+
+    if workdir is not None:
+        return _run_pacing_in(case, workdir)
+    with tempfile.TemporaryDirectory(prefix="tracesieve-pacing-") as folder:
+        return _run_pacing_in(case, folder)
+
+
+def _run_pacing_in(case: PacingCase, folder: str) -> PacingResult:
+    import json
     import time as _time
 
     from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, set_span_in_context
@@ -281,7 +291,6 @@ def run_pacing(case: PacingCase, workdir: Optional[str] = None) -> PacingResult:
     if case.period == "day":
         length = 24 * HOUR
     end = case.duration + case.start if case.duration is not None else length
-    folder = workdir or tempfile.mkdtemp(prefix="tracesieve-pacing-")
     config = f"{folder}/pacing.json"
     state = f"{folder}/budget.json"
     record_url = f"host://{folder}#pacing"

@@ -175,8 +175,7 @@ mod tests {
 
     #[test]
     fn a_mapping_whose_file_is_truncated_reads_zeros_instead_of_killing_the_process() {
-        let path = std::env::temp_dir().join(format!("tracesieve-guard-{}", std::process::id()));
-        let file = std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(true).open(&path).unwrap();
+        let file = tempfile::tempfile().unwrap();
         file.write_all_at(&[7u8; 8192], 0).unwrap();
         let map = memmap2::MmapOptions::new().offset(4096).len(64).map_raw(&file).unwrap();
         let guarded = register(map.as_ptr(), 64);
@@ -190,7 +189,6 @@ mod tests {
         assert_eq!(word.load(Relaxed), 5, "the private pages are writable");
         drop(guarded);
         drop(map);
-        let _ = std::fs::remove_file(&path);
     }
 
     #[test]

@@ -2,11 +2,9 @@ use std::sync::atomic::Ordering::Relaxed;
 
 use super::*;
 
-fn temp_dir() -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("tracesieve-store-{}-{:?}", std::process::id(), std::thread::current().id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+/// A private directory of the test's own, removed with everything in it when the test ends.
+fn temp_dir() -> tempfile::TempDir {
+    tempfile::Builder::new().prefix("tracesieve-store-").tempdir().unwrap()
 }
 
 fn url(path: &std::path::Path) -> String {
@@ -16,7 +14,7 @@ fn url(path: &std::path::Path) -> String {
 #[test]
 fn the_first_opener_makes_a_piece_and_later_ones_attach_to_the_same_words() {
     let dir = temp_dir();
-    let path = dir.join("app.tracesieve");
+    let path = dir.path().join("app.tracesieve");
     let first = Store::open(&url(&path)).unwrap();
     let placed = first.place("budget", "budget=10", 4).unwrap();
     assert_eq!(placed.origin, Origin::New);
@@ -37,7 +35,7 @@ fn the_first_opener_makes_a_piece_and_later_ones_attach_to_the_same_words() {
 #[test]
 fn other_settings_are_refused_naming_both() {
     let dir = temp_dir();
-    let path = dir.join("s.tracesieve");
+    let path = dir.path().join("s.tracesieve");
     Store::open(&url(&path)).unwrap().place("budget", "budget=10000 spans/month", 4).unwrap().finish().unwrap();
     let error = Store::open(&url(&path)).unwrap().place("budget", "budget=20000 spans/month", 4).err().unwrap();
     assert_eq!(error.field, "store");
@@ -55,7 +53,7 @@ fn other_settings_are_refused_naming_both() {
 #[test]
 fn an_unfinished_piece_is_made_again_and_a_reboot_is_seen() {
     let dir = temp_dir();
-    let path = dir.join("r.tracesieve");
+    let path = dir.path().join("r.tracesieve");
     let store = Store::open_on_boot(&url(&path), Some("boot-a")).unwrap();
     let placed = store.place("rate_limit", "1/s", 2).unwrap();
     placed.region.words()[0].store(9, Relaxed);
@@ -75,7 +73,7 @@ fn an_unfinished_piece_is_made_again_and_a_reboot_is_seen() {
 #[test]
 fn racing_creators_make_one_piece() {
     let dir = temp_dir();
-    let path = dir.join("race.tracesieve");
+    let path = dir.path().join("race.tracesieve");
     let origins: Vec<Origin> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..8)
             .map(|_| {
@@ -99,7 +97,7 @@ fn racing_creators_make_one_piece() {
     let store = Store::open(&url(&path)).unwrap();
     let placed = store.place("budget", "b", 8).unwrap();
     assert_eq!(placed.region.words()[1].load(Relaxed), 8);
-    assert!(std::fs::read_dir(&dir).unwrap().all(|e| !e.unwrap().file_name().to_string_lossy().ends_with(".tmp")));
+    assert!(std::fs::read_dir(dir.path()).unwrap().all(|e| !e.unwrap().file_name().to_string_lossy().ends_with(".tmp")));
 }
 
 #[test]
@@ -109,17 +107,17 @@ fn bad_urls_and_paths_are_config_errors() {
         ("memcached://localhost:11211".to_owned(), "unknown scheme \"memcached\""),
         ("/run/app.tracesieve".to_owned(), "has no scheme"),
         ("file://host/run/x".to_owned(), "absolute path"),
-        (format!("file://{}/", dir.display()), "names a directory"),
-        (url(&dir), "is a directory"),
-        (format!("file://{}/missing/x.tracesieve", dir.display()), "does not exist"),
-        (format!("file://{}/x#bad name", dir.display()), "piece name"),
+        (format!("file://{}/", dir.path().display()), "names a directory"),
+        (url(dir.path()), "is a directory"),
+        (format!("file://{}/missing/x.tracesieve", dir.path().display()), "does not exist"),
+        (format!("file://{}/x#bad name", dir.path().display()), "piece name"),
     ];
     for (given, expected) in cases {
         let error = Store::open(&given).err().unwrap_or_else(|| panic!("{given} was accepted"));
         assert_eq!(error.field, "store");
         assert!(error.message.contains(expected), "{given}: {error}");
     }
-    let foreign = dir.join("foreign");
+    let foreign = dir.path().join("foreign");
     std::fs::write(&foreign, b"#!/bin/sh\necho hello\n").unwrap();
     let error = Store::open(&url(&foreign)).err().unwrap();
     assert!(error.message.contains("is not a tracesieve store"), "{error}");
@@ -133,7 +131,7 @@ fn bad_urls_and_paths_are_config_errors() {
 #[test]
 fn a_truncated_file_is_refused() {
     let dir = temp_dir();
-    let path = dir.join("t.tracesieve");
+    let path = dir.path().join("t.tracesieve");
     Store::open(&url(&path)).unwrap().place("budget", "b", 512).unwrap().finish().unwrap();
     let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
     file.set_len(40_000).unwrap();
@@ -147,7 +145,7 @@ fn a_truncated_file_is_refused() {
 fn small_pieces_after_large_ones_fit_the_file() {
     // A piece ending inside the last allocated block still lengthens the file.
     let dir = temp_dir();
-    let path = dir.join("g.tracesieve");
+    let path = dir.path().join("g.tracesieve");
     let store = Store::open(&url(&path)).unwrap();
     for (kind, words) in [("signals", 361), ("budget", 30), ("rate_limit", 3)] {
         store.place(kind, "s", words).unwrap().finish().unwrap();
@@ -175,7 +173,7 @@ fn a_shared_bucket_and_shared_windows_are_one_across_opens_and_fresh_after_a_reb
     use std::sync::Arc;
 
     let dir = temp_dir();
-    let shared = url(&dir.join("pieces.tracesieve"));
+    let shared = url(&dir.path().join("pieces.tracesieve"));
     let open = |boot: &str| Arc::new(Store::open_on_boot(&shared, Some(boot)).unwrap());
     let first = TokenBucket::in_store(&open("a"), 10.0, 3.0, 100.0).unwrap();
     let second = TokenBucket::in_store(&open("a"), 10.0, 3.0, 100.0).unwrap();
@@ -200,7 +198,7 @@ fn a_shared_bucket_and_shared_windows_are_one_across_opens_and_fresh_after_a_reb
 fn a_corrupt_next_offset_is_reported_and_never_written_through() {
     use std::os::unix::fs::FileExt;
     let dir = temp_dir();
-    let path = dir.join("c.tracesieve");
+    let path = dir.path().join("c.tracesieve");
     Store::open(&url(&path)).unwrap().place("budget", "b", 4).unwrap().finish().unwrap();
     let before = std::fs::read(&path).unwrap();
     let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
@@ -223,7 +221,7 @@ fn a_corrupt_next_offset_is_reported_and_never_written_through() {
 fn a_file_another_user_owns_or_others_may_write_is_refused() {
     use std::os::unix::fs::PermissionsExt;
     let dir = temp_dir();
-    let path = dir.join("p.tracesieve");
+    let path = dir.path().join("p.tracesieve");
     Store::open(&url(&path)).unwrap();
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).unwrap();
     assert!(Store::open(&url(&path)).err().unwrap().message.contains("writable by every user"));
@@ -240,10 +238,10 @@ fn a_file_another_user_owns_or_others_may_write_is_refused() {
         let error = Store::open(&url(&path)).err().unwrap();
         assert!(error.message.contains("belongs to user 65534"), "{error}");
     }
-    let link = dir.join("link.tracesieve");
+    let link = dir.path().join("link.tracesieve");
     std::os::unix::fs::symlink(&path, &link).unwrap();
     assert!(Store::open(&url(&link)).err().unwrap().message.contains("symbolic link"));
-    let open_dir = dir.join("open");
+    let open_dir = dir.path().join("open");
     std::fs::create_dir(&open_dir).unwrap();
     std::fs::set_permissions(&open_dir, std::fs::Permissions::from_mode(0o777)).unwrap();
     let error = Store::open(&url(&open_dir.join("s.tracesieve"))).err().unwrap();
@@ -256,7 +254,7 @@ fn a_file_another_user_owns_or_others_may_write_is_refused() {
 fn a_new_store_file_for_a_group_is_made_0660_in_that_group() {
     use std::os::unix::fs::MetadataExt;
     let dir = temp_dir();
-    let path = dir.join("g.tracesieve");
+    let path = dir.path().join("g.tracesieve");
     // SAFETY: getegid has no preconditions.
     let gid = unsafe { libc::getegid() };
     Store::open(&format!("{}?group={gid}", url(&path))).unwrap();
@@ -267,7 +265,7 @@ fn a_new_store_file_for_a_group_is_made_0660_in_that_group() {
 #[test]
 fn a_held_lock_is_waited_for_a_bounded_time_then_the_piece_is_kept_per_process() {
     let dir = temp_dir();
-    let path = dir.join("l.tracesieve");
+    let path = dir.path().join("l.tracesieve");
     let store = Store::open(&url(&path)).unwrap();
     // A lock on another open file description, as another process would hold it.
     let holder = std::fs::OpenOptions::new().read(true).write(true).open(&path).unwrap();
@@ -287,7 +285,7 @@ fn a_held_lock_is_waited_for_a_bounded_time_then_the_piece_is_kept_per_process()
 #[test]
 fn a_file_shortened_under_its_mappings_turns_them_private_and_is_reported_once() {
     let dir = temp_dir();
-    let path = dir.join("s.tracesieve");
+    let path = dir.path().join("s.tracesieve");
     let store = Store::open(&url(&path)).unwrap();
     let placed = store.place("budget", "b", 4).unwrap();
     let region = placed.region.clone();
@@ -314,12 +312,12 @@ fn a_file_shortened_under_its_mappings_turns_them_private_and_is_reported_once()
 #[test]
 fn a_shortened_file_is_noticed_before_any_fault_and_a_replaced_one_is_reported() {
     let dir = temp_dir();
-    let path = dir.join("r.tracesieve");
+    let path = dir.path().join("r.tracesieve");
     let store = Store::open(&url(&path)).unwrap();
     let placed = store.place("budget", "b", 4).unwrap();
     let region = placed.region.clone();
     placed.finish().unwrap();
-    let moved = dir.join("moved.tracesieve");
+    let moved = dir.path().join("moved.tracesieve");
     std::fs::rename(&path, &moved).unwrap();
     let problem = store.check().unwrap();
     assert!(problem.contains("was removed"), "{problem}");

@@ -415,10 +415,13 @@ fn the_pace_eases_off_as_the_burst_above_the_line_fills() {
     assert_eq!(pacer.pace(&moment, 1.0), 0.0, "at the limit the pace is 0, so no keep is refused after its draw");
 }
 
-fn store_at(name: &str, boot: &str) -> Arc<Store> {
-    let dir = std::env::temp_dir().join(format!("tracesieve-pacer-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    Arc::new(Store::open_on_boot(&format!("file://{}/{name}", dir.display()), Some(boot)).unwrap())
+/// A store file in the test's own directory (removed when the test ends), as one process opens it.
+fn store_at(dir: &tempfile::TempDir, boot: &str) -> Arc<Store> {
+    Arc::new(Store::open_on_boot(&format!("file://{}/pacer.tracesieve", dir.path().display()), Some(boot)).unwrap())
+}
+
+fn store_dir() -> tempfile::TempDir {
+    tempfile::Builder::new().prefix("tracesieve-pacer-").tempdir().unwrap()
 }
 
 fn shared_pacer(store: &Arc<Store>, budget: u64, clock: &SimClock) -> Result<Pacer, ConfigError> {
@@ -428,10 +431,10 @@ fn shared_pacer(store: &Arc<Store>, budget: u64, clock: &SimClock) -> Result<Pac
 
 #[test]
 fn pacers_in_one_store_pace_one_budget() {
-    let _ = std::fs::remove_file(std::env::temp_dir().join(format!("tracesieve-pacer-{}/one", std::process::id())));
+    let dir = store_dir();
     let clock = SimClock::at(JAN_2026);
     // Four "processes", each with its own open of the file.
-    let pacers: Vec<Pacer> = (0..4).map(|_| shared_pacer(&store_at("one", "boot"), 5_000, &clock).unwrap()).collect();
+    let pacers: Vec<Pacer> = (0..4).map(|_| shared_pacer(&store_at(&dir, "boot"), 5_000, &clock).unwrap()).collect();
     assert!(pacers.iter().all(Pacer::is_shared));
     let mut rng = Rng(7);
     let mut blind = 0;
@@ -452,28 +455,28 @@ fn pacers_in_one_store_pace_one_budget() {
 
 #[test]
 fn an_attached_pacer_leaves_the_count_alone_and_other_settings_are_refused() {
-    let _ = std::fs::remove_file(std::env::temp_dir().join(format!("tracesieve-pacer-{}/two", std::process::id())));
+    let dir = store_dir();
     let clock = SimClock::at(JAN_2026 + 10.0 * 86_400.0);
-    let first = shared_pacer(&store_at("two", "boot"), 10_000, &clock).unwrap();
+    let first = shared_pacer(&store_at(&dir, "boot"), 10_000, &clock).unwrap();
     let start = first.status(&Moment::new(&clock));
     // The first to count a shared budget assumes only the calendar's share.
     assert!(start.assumed as f64 <= 10_000.0 * 10.0 / 31.0 + 1.0, "{start:?}");
     for _ in 0..5 {
         assert!(first.admit(Admit::Child, clock.monotonic()));
     }
-    let second = shared_pacer(&store_at("two", "boot"), 10_000, &clock).unwrap();
+    let second = shared_pacer(&store_at(&dir, "boot"), 10_000, &clock).unwrap();
     second.first_start(&Moment::new(&clock));
     assert!(!second.restore(&Snapshot { period_start: start.period.start, used: 0, estimates: None, saved_at: 0.0 }, &Moment::new(&clock)));
     assert_eq!(second.status(&Moment::new(&clock)).used, start.used + 5);
-    let error = shared_pacer(&store_at("two", "boot"), 20_000, &clock).err().unwrap();
+    let error = shared_pacer(&store_at(&dir, "boot"), 20_000, &clock).err().unwrap();
     assert!(error.message.contains("budget=10000 spans") && error.message.contains("budget=20000 spans"), "{error}");
 }
 
 #[test]
 fn a_reboot_keeps_the_count_and_rebases_the_clock() {
-    let _ = std::fs::remove_file(std::env::temp_dir().join(format!("tracesieve-pacer-{}/three", std::process::id())));
+    let dir = store_dir();
     let clock = SimClock::at(JAN_2026 + 10.0 * 86_400.0);
-    let before = shared_pacer(&store_at("three", "boot-1"), 10_000, &clock).unwrap();
+    let before = shared_pacer(&store_at(&dir, "boot-1"), 10_000, &clock).unwrap();
     for _ in 0..50 {
         before.admit(Admit::Child, clock.monotonic());
     }
@@ -482,7 +485,7 @@ fn a_reboot_keeps_the_count_and_rebases_the_clock() {
     let rebooted = SimClock::at(JAN_2026 + 10.0 * 86_400.0 + 600.0);
     rebooted.offset.set(rebooted.offset.get() + 1e6);
     rebooted.mono.set(rebooted.mono.get() - 1e6);
-    let after = shared_pacer(&store_at("three", "boot-2"), 10_000, &rebooted).unwrap();
+    let after = shared_pacer(&store_at(&dir, "boot-2"), 10_000, &rebooted).unwrap();
     let status = after.status(&Moment::new(&rebooted));
     assert_eq!(status.used, used, "the count survives the reboot");
     assert!(status.allowed <= 10_000.0 * (10.0 * 86_400.0 + 600.0) / MONTH + 1.0, "the line follows the calendar: {status:?}");
