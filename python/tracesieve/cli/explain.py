@@ -19,7 +19,7 @@ def add_parser(commands: Any) -> None:
         "--kind", choices=["internal", "server", "client", "producer", "consumer"], help="the span's kind (default: unset, as internal)"
     )
     parser.add_argument("--child", action="store_true", help="the span has a parent")
-    parser.add_argument("--at", help="time of the decision, ISO 8601 (default: now)")
+    parser.add_argument("--at", help="time of the decision, ISO 8601; with no offset, this machine's local time (default: now)")
     parser.set_defaults(run=run)
 
 
