@@ -7,6 +7,7 @@ import json
 import logging
 import random
 import threading
+import time
 
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
@@ -179,7 +180,7 @@ def test_spending_survives_a_restart_and_bad_state_is_ignored(tmp_path, caplog):
     for i in range(1200):
         clock.advance(10.0)
         first.should_sample(None, i, "x")
-    first.save_state()
+    first.close()  # a last save, as at exit
     saved = json.loads(path.read_text())
     counted = first.budget_status()["used_spans"]
     assert saved["used_spans"] == counted and saved["kind"] == "tracesieve.budget" and saved["version"] == 2
@@ -187,10 +188,12 @@ def test_spending_survives_a_restart_and_bad_state_is_ignored(tmp_path, caplog):
     second = BudgetSampler(1.0, budget=1000, clock=clock, state_path=path)
     assert second.budget_status()["used_spans"] == counted
     assert second.budget_status()["pacing_probability"] == pytest.approx(first.budget_status()["pacing_probability"], rel=0.25)
+    second.close()
     # Next month: the old spending does not carry over.
     clock.now = month_start(2026, 2) + 60
     third = BudgetSampler(1.0, budget=1000, clock=clock, state_path=path)
     assert third.budget_status()["used_spans"] == third.budget_status()["assumed_spans"] < counted
+    third.close()
     clock.now = JAN + 5 * 86400
     with caplog.at_level(logging.WARNING, logger="tracesieve.budget"):
         for content in [
@@ -211,11 +214,63 @@ def test_spending_survives_a_restart_and_bad_state_is_ignored(tmp_path, caplog):
             json.dumps({**saved, "period_start": 0}).replace('"period_start": 0', '"period_start": ' + "9" * 5000),
         ]:
             path.write_text(content)
-            fresh = BudgetSampler(1.0, budget=1000, clock=clock, state_path=path).budget_status()
-            assert fresh["used_spans"] == fresh["assumed_spans"], "nothing restored: only the calendar's share assumed"
+            fresh = BudgetSampler(1.0, budget=1000, clock=clock, state_path=path)
+            status = fresh.budget_status()
+            assert status["used_spans"] == status["assumed_spans"], "nothing restored: only the calendar's share assumed"
+            fresh.close()
     assert caplog.text.count("ignoring") == 13
     assert "period_start an integer of about 401 digits is not a time" in caplog.text
     assert "used_spans 5000 is more than the file's own budget of 1000" in caplog.text
+
+
+NEWER_SAMPLER = """
+import sys
+from tracesieve import BudgetSampler
+from tracesieve.testing import SimClock
+
+clock = SimClock(float(sys.argv[2]))
+older = BudgetSampler(1.0, budget=10**6, period="day", state_path=sys.argv[1], store="memory", clock=clock)
+for i in range(10):
+    clock.advance(1)
+    older.should_sample(None, i + 1, "x")
+newer = BudgetSampler(1.0, budget=10**6, period="day", state_path=sys.argv[1], store="memory", clock=clock)
+print(older.budget_status()["used_spans"], newer.budget_status()["used_spans"])
+for i in range(20):
+    clock.advance(1)
+    newer.should_sample(None, 100 + i, "x")
+print(newer.budget_status()["used_spans"])
+"""  # the older sampler stays alive to the end, as one a reload left referenced does
+
+
+def test_a_newer_sampler_on_the_same_state_file_takes_it_over(tmp_path):
+    """Regression: an older sampler left alive with the same state_path saved
+    its older count over the newer one's every few seconds and, last of all,
+    at exit, so a restart lost what the newer one had spent (20 of 20 here)."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "budget.json"
+    run = subprocess.run([sys.executable, "-c", NEWER_SAMPLER, str(path), str(JAN + 3600)], capture_output=True, text=True, check=True)
+    older, restored, newer = map(int, run.stdout.split())
+    assert restored == older, "the older sampler's last count is carried on, as by a restart"
+    assert newer == older + 20
+    assert json.loads(path.read_text())["used_spans"] == newer, "at exit the file holds the newer count"
+
+
+def test_close_saves_a_last_time_and_stops_saving(tmp_path):
+    path = tmp_path / "budget.json"
+    clock = SimClock(JAN + 3600)
+    sampler = BudgetSampler(1.0, budget=10**6, period="day", state_path=path, save_interval=0.1, clock=clock)
+    for i in range(5):
+        sampler.should_sample(None, i + 1, "x")
+    sampler.close()
+    saved = json.loads(path.read_text())["used_spans"]
+    assert saved == sampler.budget_status()["used_spans"]
+    sampler.should_sample(None, 99, "x")
+    time.sleep(0.3)  # three save intervals
+    assert json.loads(path.read_text())["used_spans"] == saved
+    clock.advance(60)
+    assert sampler.should_sample(None, 100, "x").decision.is_sampled(), "a closed sampler still decides"
 
 
 def test_rule_sampler_inner_and_forced_keeps():
@@ -335,15 +390,16 @@ def test_a_state_file_others_may_write_or_another_user_owns_is_ignored(tmp_path,
     first = BudgetSampler(1.0, budget=1000, state_path=path, clock=clock)
     for t in range(1, 31):
         first.should_sample(None, t, "x")
-    first.save_state()
+    first.close()
     os.chmod(path, 0o666)
     ignored = BudgetSampler(1.0, budget=1000, state_path=path, clock=clock)
     assert "others may write it" in caplog.text
     assert ignored.budget_status()["used_spans"] != first.budget_status()["used_spans"]
+    ignored.close()
     if os.geteuid() == 0:
         os.chmod(path, 0o600)
         os.chown(path, 65534, 65534)
-        BudgetSampler(1.0, budget=1000, state_path=path, clock=clock)
+        BudgetSampler(1.0, budget=1000, state_path=path, clock=clock).close()
         assert "belongs to user 65534" in caplog.text
     link = tmp_path / "link.json"
     link.symlink_to(path)

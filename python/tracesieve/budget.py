@@ -133,6 +133,13 @@ class BudgetSampler(_NativeSampler):
         if self._state is not None:
             self._state.save()
 
+    def close(self) -> None:
+        """Save the spending snapshot a last time and stop saving it (when
+        ``state_path`` was given); the sampler still decides."""
+        if self._state is not None:
+            self._state.save()
+            self._state.stop()
+
 
 def status_report(raw: Dict[str, Any], budget: float, cost: float) -> Dict[str, Any]:
     """The native pacer's status in the units the user gave (money and spans)."""

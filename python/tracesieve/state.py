@@ -33,12 +33,23 @@ STATE_VERSION = 2
 MAX_STATE_BYTES = 64 * 1024
 _U64_MAX = (1 << 64) - 1
 ESTIMATES = ("pace", "demand_rate", "spans_per_entry", "forced_rate")
+#: The one writer of each state file in this process: the newest sampler given
+#: its path. An older sampler left alive would otherwise save its older count
+#: over the newer one, every few seconds and last of all at exit.
+_writers: weakref.WeakValueDictionary[str, StateFile] = weakref.WeakValueDictionary()
+
+
+@atexit.register
+def _save_at_exit() -> None:
+    for writer in list(_writers.values()):
+        writer.save()
 
 
 class StateFile:
     """Spending snapshots of one budget sampler: saved every ``interval``
     seconds on a background thread (restarted in a forked child) and at exit,
-    restored once at start."""
+    restored once at start. A newer sampler given the same path takes the file
+    over: the older one saves a last time and stops."""
 
     def __init__(self, path: Path, sampler: Any, interval: float):
         self.path = Path(path)
@@ -51,12 +62,18 @@ class StateFile:
         self._sampler = weakref.ref(sampler)
         self._lock = threading.Lock()
         self._reported: Optional[str] = None
-        self._remove_stale_temporaries()
-        self.restore()
         self._interval = interval
         self._thread = BackgroundThread("tracesieve-budget-state", self._run, on_fork_child=self._after_fork)
+        self._key = os.path.realpath(self.path)
+        previous, _writers[self._key] = _writers.get(self._key), self
+        if previous is not None:
+            # Its last count goes into the file first, so this sampler carries it on as a restart would.
+            previous.save()
+            previous._thread.stop()
+            _logger.info("tracesieve: budget state %s is saved by a newer sampler from now on; the older one stops saving it", self.path)
+        self._remove_stale_temporaries()
+        self.restore()
         self._thread.start()
-        atexit.register(self.save)
 
     def _after_fork(self) -> None:
         self._lock = threading.Lock()
@@ -169,7 +186,10 @@ class StateFile:
             self.save()
 
     def stop(self) -> None:
+        """Stop saving, at intervals and at exit (a last ``save()`` is the caller's)."""
         self._thread.stop()
+        if _writers.get(self._key) is self:
+            del _writers[self._key]
 
 
 def _read_trusted(path: Path) -> str:
