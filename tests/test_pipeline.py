@@ -234,6 +234,54 @@ def test_reload_applies_good_files_and_keeps_the_old_policy_on_bad_ones(tmp_path
     assert (stats["reloads"], stats["reload_failures"], stats["decisions"]) == (1, 1, 3)
 
 
+def test_a_reload_moves_the_budget_state_file_with_the_document(tmp_path, caplog):
+    """Regression: the state file stayed the one of the first document. A
+    reload that took the budget out made the saver raise every second and a
+    traceback at exit; one that named another state_path kept saving to the old."""
+    import json
+
+    clock = SimClock(month_start(2026, 1) + 3600)
+
+    def document(budget):
+        return {"probability": {"rate": 1.0}, "store": "memory", **({"budget": budget} if budget else {})}
+
+    path = tmp_path / "sampling.json"
+    first, second = tmp_path / "first.json", tmp_path / "second.json"
+    budget = {"budget": 10**6, "period": "day", "state_path": str(first), "save_interval": 3600}
+    path.write_text(json.dumps(document(budget)))
+    sampler = from_config(path, clock=clock)
+
+    def spend(n):
+        for _ in range(n):
+            clock.advance(1)
+            sampler.should_sample(None, int(clock.now), "x")
+        return sampler.budget_status()["used_spans"]
+
+    spent = spend(5)
+    path.write_text(json.dumps(document({**budget, "state_path": str(second)})))
+    assert sampler.reload()
+    assert json.loads(first.read_text())["used_spans"] == spent, "the old file gets the last count it was keeping"
+    carried = sampler.budget_status()["used_spans"]
+    assert carried == spent
+    spent = spend(5)
+    sampler.save_state()
+    assert json.loads(second.read_text())["used_spans"] == spent, "the count carried on, saved where the document says"
+    assert json.loads(first.read_text())["used_spans"] == carried, "and no longer to the old file"
+
+    path.write_text(json.dumps(document(None)))
+    with caplog.at_level(logging.ERROR):
+        assert sampler.reload()
+        sampler.save_state()  # nothing to save: no budget (it raised TypeError, as the saver did every second and at exit)
+    assert "Traceback" not in caplog.text and "failed" not in caplog.text
+    assert json.loads(second.read_text())["used_spans"] == spent
+
+    # A budget added by a reload starts from its state file, as a start does.
+    path.write_text(json.dumps(document(budget)))
+    assert sampler.reload()
+    assert sampler.budget_status()["used_spans"] == carried
+    sampler.close()
+
+
 def test_the_file_watcher_reloads_on_change(tmp_path):
     path = write(tmp_path / "live.yaml", "reload: true\nreload_interval: 0.05\nprobability: {rate: 1.0}\n")
     sampler = from_config(path)

@@ -10,6 +10,7 @@ file watcher and metrics.
 
 from __future__ import annotations
 
+import os
 import threading
 import weakref
 from pathlib import Path
@@ -86,9 +87,7 @@ class PipelineSampler(_NativeSampler):
         self.reloads = 0
         self.reload_failures = 0
         self._state: Optional[StateFile] = None
-        budget = stage(resolved, "budget")
-        if budget is not None and budget["state_path"] is not None:
-            self._state = StateFile(Path(budget["state_path"]), self, budget["save_interval"])
+        self._follow_state_path(stage(resolved, "budget"), carried=False)
         self._poller: Optional[StrategyPoller] = None
         self._xray_poller: Optional[XRayPoller] = None
         self._poll_remote()
@@ -138,11 +137,30 @@ class PipelineSampler(_NativeSampler):
             for key, value in old.stats().items():
                 if isinstance(value, int) and not isinstance(value, bool):
                     self._retired[key] = self._retired.get(key, 0) + value
+            budget, before = stage(resolved, "budget"), stage(self.resolved, "budget")
+            if self._state is not None and self._state.key != _state_key(budget):
+                self._state.save()  # the last snapshot where it was kept, by the policy that counted it
             self._apply(native, resolved, description)
+            self._follow_state_path(budget, carried=before is not None)
             self.reloads += 1
         self._poll_remote()
         _logger.info("tracesieve: sampling policy reloaded from %s", self.source)
         return True
+
+    def _follow_state_path(self, budget: Optional[Mapping[str, Any]], *, carried: bool) -> None:
+        """Keep the budget's snapshots where the document in force says: the
+        same file on, a new one when the path changed (restored from only when
+        the budget is new, as a count carried on in memory is the truer one),
+        none when the budget or its ``state_path`` was taken out."""
+        key = _state_key(budget)
+        if self._state is not None and self._state.key != key:
+            self._state.stop()
+            self._state = None
+        if budget is None or key is None:
+            return
+        if self._state is None:
+            self._state = StateFile(Path(budget["state_path"]), self, budget["save_interval"], restore=not carried)
+        self._state.interval = budget["save_interval"]
 
     def stats(self) -> Dict[str, Any]:
         """Counts for the whole pipeline (accumulated across reloads)."""
@@ -251,6 +269,13 @@ class PipelineSampler(_NativeSampler):
         if self._state is not None:
             self._state.save()
             self._state.stop()
+
+
+def _state_key(budget: Optional[Mapping[str, Any]]) -> Optional[str]:
+    """Which file a budget stage's snapshots go to (as ``StateFile.key``), or None."""
+    if budget is None or budget["state_path"] is None:
+        return None
+    return os.path.realpath(budget["state_path"])
 
 
 def from_config(

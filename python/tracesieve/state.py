@@ -48,10 +48,11 @@ def _save_at_exit() -> None:
 class StateFile:
     """Spending snapshots of one budget sampler: saved every ``interval``
     seconds on a background thread (restarted in a forked child) and at exit,
-    restored once at start. A newer sampler given the same path takes the file
-    over: the older one saves a last time and stops."""
+    restored once at start (unless ``restore`` is False: a budget whose count
+    this process carries on). A newer sampler given the same path takes the
+    file over: the older one saves a last time and stops."""
 
-    def __init__(self, path: Path, sampler: Any, interval: float):
+    def __init__(self, path: Path, sampler: Any, interval: float, *, restore: bool = True):
         self.path = Path(path)
         try:
             directory = self.path.is_dir()
@@ -62,17 +63,18 @@ class StateFile:
         self._sampler = weakref.ref(sampler)
         self._lock = threading.Lock()
         self._reported: Optional[str] = None
-        self._interval = interval
+        self.interval = interval
         self._thread = BackgroundThread("tracesieve-budget-state", self._run, on_fork_child=self._after_fork)
-        self._key = os.path.realpath(self.path)
-        previous, _writers[self._key] = _writers.get(self._key), self
+        self.key = os.path.realpath(self.path)
+        previous, _writers[self.key] = _writers.get(self.key), self
         if previous is not None:
             # Its last count goes into the file first, so this sampler carries it on as a restart would.
             previous.save()
             previous._thread.stop()
             _logger.info("tracesieve: budget state %s is saved by a newer sampler from now on; the older one stops saving it", self.path)
         self._remove_stale_temporaries()
-        self.restore()
+        if restore:
+            self.restore()
         self._thread.start()
 
     def _after_fork(self) -> None:
@@ -180,7 +182,7 @@ class StateFile:
             _logger.info("tracesieve: budget state %s is for an earlier period; starting afresh", self.path)
 
     def _run(self, thread: BackgroundThread) -> None:
-        while thread.sleep(self._interval):
+        while thread.sleep(self.interval):
             if self._sampler() is None:
                 return
             self.save()
@@ -188,8 +190,8 @@ class StateFile:
     def stop(self) -> None:
         """Stop saving, at intervals and at exit (a last ``save()`` is the caller's)."""
         self._thread.stop()
-        if _writers.get(self._key) is self:
-            del _writers[self._key]
+        if _writers.get(self.key) is self:
+            del _writers[self.key]
 
 
 def _read_trusted(path: Path) -> str:
