@@ -282,6 +282,24 @@ def test_a_reload_moves_the_budget_state_file_with_the_document(tmp_path, caplog
     sampler.close()
 
 
+def test_a_reload_that_adds_an_adaptive_stage_says_nothing_feeds_it(tmp_path, caplog):
+    """Regression: it was applied without a word, and the description showed a
+    boost that no processor could ever raise."""
+    path = write(tmp_path / "sampling.toml", "[probability]\nrate = 0.1\n")
+    sampler = from_config(path)
+    write(path, "[adaptive]\nwindow = 60\n[probability]\nrate = 0.1\n")
+    with caplog.at_level(logging.WARNING, logger="tracesieve.config"):
+        assert sampler.reload()
+    assert "the reloaded policy adds an adaptive stage, but nothing feeds it errors" in caplog.text
+    assert sampler.processor is None
+    caplog.clear()
+    adaptive = from_config(path)  # built with the stage: its processor feeds it, so a reload is quiet
+    write(path, "[adaptive]\nwindow = 30\n[probability]\nrate = 0.2\n")
+    with caplog.at_level(logging.WARNING, logger="tracesieve.config"):
+        assert adaptive.reload()
+    assert "nothing feeds it" not in caplog.text
+
+
 def test_the_file_watcher_reloads_on_change(tmp_path):
     path = write(tmp_path / "live.yaml", "reload: true\nreload_interval: 0.05\nprobability: {rate: 1.0}\n")
     sampler = from_config(path)

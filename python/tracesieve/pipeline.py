@@ -120,7 +120,7 @@ class PipelineSampler(_NativeSampler):
             return False
         try:
             signals = self.processor._native if self.processor is not None else None
-            native, _, resolved, description = build(
+            native, added_signals, resolved, description = build(
                 load_config(self.source), clock=self._clock, signals=signals, previous=self._native, where=self._where
             )
             problem = native.store_info()["problem"]
@@ -145,6 +145,13 @@ class PipelineSampler(_NativeSampler):
             self.reloads += 1
         self._poll_remote()
         _logger.info("tracesieve: sampling policy reloaded from %s", self.source)
+        if signals is None and added_signals is not None:
+            # Its processor would have to be added to the provider, which was built already.
+            _logger.warning(
+                "tracesieve: %s: the reloaded policy adds an adaptive stage, but nothing feeds it errors: the sampler "
+                "was built without one, so it has no processor on the provider; its boost stays x1 until a restart",
+                self.source,
+            )
         return True
 
     def _follow_state_path(self, budget: Optional[Mapping[str, Any]], *, carried: bool) -> None:
