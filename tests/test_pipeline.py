@@ -314,6 +314,56 @@ def test_the_file_watcher_reloads_on_change(tmp_path):
         sampler.close()
 
 
+def test_a_reload_follows_the_files_own_reload_settings(tmp_path, caplog):
+    """Regression: a reloaded file's reload_interval was never applied, and
+    `reload: false` left the file watched and reloaded."""
+
+    def wait_for(condition):
+        deadline = time.time() + 5
+        while not condition() and time.time() < deadline:
+            time.sleep(0.02)
+        return condition()
+
+    path = write(tmp_path / "live.yaml", "reload: true\nreload_interval: 0.05\nprobability: {rate: 1.0}\n")
+    sampler = from_config(path)
+    try:
+        write(path, "reload: true\nreload_interval: 0.2\nprobability: {rate: 0.5}\n")
+        assert wait_for(lambda: sampler.reloads == 1)
+        assert sampler._watcher is not None and sampler._watcher.interval == 0.2
+        with caplog.at_level(logging.INFO, logger="tracesieve.config"):
+            write(path, "reload: false\nprobability: {rate: 0.0}\n")
+            assert wait_for(lambda: sampler.reloads == 2)
+        assert "sets reload = false: it is no longer watched" in caplog.text
+        write(path, "reload: false\nprobability: {rate: 1.0}   # an edit after watching stopped\n")
+        time.sleep(0.5)
+        assert sampler.reloads == 2 and not sampler.should_sample(None, 1, "x").decision.is_sampled()
+    finally:
+        sampler.close()
+    # reload= given to the constructor outranks the file's setting.
+    write(path, "reload: true\nreload_interval: 0.05\nprobability: {rate: 1.0}\n")
+    pinned = from_config(path, reload=True)
+    try:
+        write(path, "reload: false\nreload_interval: 0.05\nprobability: {rate: 0.0}\n")
+        assert wait_for(lambda: pinned.reloads == 1)
+        write(path, "reload: false\nreload_interval: 0.05\nprobability: {rate: 0.5}\n")
+        assert wait_for(lambda: pinned.reloads == 2), "still watched"
+    finally:
+        pinned.close()
+
+
+def test_a_reload_that_changes_the_tail_settings_says_they_stay(tmp_path, caplog):
+    """The provider reads them once; they used to change in the file with no effect and no word."""
+    path = write(tmp_path / "sampling.yaml", "probability: {rate: 0.1}\ntail: {latency_threshold: 1.0}\n")
+    sampler = from_config(path)
+    write(path, "probability: {rate: 0.2}\ntail: {latency_threshold: 1.0}\n")
+    with caplog.at_level(logging.WARNING, logger="tracesieve.config"):
+        assert sampler.reload()
+        assert "tail settings changed" not in caplog.text
+        write(path, "probability: {rate: 0.2}\ntail: {latency_threshold: 5.0}\n")
+        assert sampler.reload()
+    assert "the tail settings changed, and a reload leaves them as they were" in caplog.text
+
+
 def test_threads_sample_while_a_reload_happens(tmp_path):
     path = write(tmp_path / "sampling.toml", "[probability]\nrate = 0.5\n")
     sampler = from_config(path)

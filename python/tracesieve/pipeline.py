@@ -77,7 +77,10 @@ class PipelineSampler(_NativeSampler):
         self.source = None if isinstance(source, Mapping) else source_path(source)
         self._where = f"{self.source}: " if self.source else ""
         self._clock = clock
-        native, signals, resolved, description = build(load_config(source), clock=clock, where=self._where)
+        document = load_config(source)
+        native, signals, resolved, description = build(document, clock=clock, where=self._where)
+        # Read by the provider when it is built (TracerProvider.from_config); a reload leaves it.
+        self._tail_section = document.get("tail")
         self.processor: Optional[ErrorWindowProcessor] = None
         if signals is not None:
             self.processor = ErrorWindowProcessor._wrap(signals, clock)
@@ -92,6 +95,8 @@ class PipelineSampler(_NativeSampler):
         self._xray_poller: Optional[XRayPoller] = None
         self._poll_remote()
         self._watcher: Optional[_Watcher] = None
+        # reload= given here overrides the file's setting, then and after every reload.
+        self._reload_argument = reload
         watch = self.settings["reload"] if reload is None else reload
         if watch:
             if self.source is None:
@@ -120,8 +125,9 @@ class PipelineSampler(_NativeSampler):
             return False
         try:
             signals = self.processor._native if self.processor is not None else None
+            document = load_config(self.source)
             native, added_signals, resolved, description = build(
-                load_config(self.source), clock=self._clock, signals=signals, previous=self._native, where=self._where
+                document, clock=self._clock, signals=signals, previous=self._native, where=self._where
             )
             problem = native.store_info()["problem"]
             if problem and not self._native.store_info()["problem"]:
@@ -145,6 +151,13 @@ class PipelineSampler(_NativeSampler):
             self.reloads += 1
         self._poll_remote()
         _logger.info("tracesieve: sampling policy reloaded from %s", self.source)
+        self._follow_watch_settings()
+        if document.get("tail") != self._tail_section:
+            _logger.warning(
+                "tracesieve: %s: the tail settings changed, and a reload leaves them as they were: the provider read "
+                "them when it was built (restart to apply them)",
+                self.source,
+            )
         if signals is None and added_signals is not None:
             # Its processor would have to be added to the provider, which was built already.
             _logger.warning(
@@ -153,6 +166,17 @@ class PipelineSampler(_NativeSampler):
                 self.source,
             )
         return True
+
+    def _follow_watch_settings(self) -> None:
+        """Watch the file as the reloaded settings say (unless ``reload=`` was given to the constructor)."""
+        if self._reload_argument is None and self._watcher is not None and not self.settings["reload"]:
+            self._watcher.stop()
+            self._watcher = None
+            _logger.info("tracesieve: %s sets reload = false: it is no longer watched", self.source)
+        elif self._reload_argument is None and self._watcher is None and self.settings["reload"]:
+            self._watcher = _Watcher(self, self.settings["reload_interval"])
+        if self._watcher is not None:
+            self._watcher.interval = self.settings["reload_interval"]
 
     def _follow_state_path(self, budget: Optional[Mapping[str, Any]], *, carried: bool) -> None:
         """Keep the budget's snapshots where the document in force says: the
@@ -317,7 +341,7 @@ class _Watcher:
         self._sampler = weakref.ref(sampler)
         assert sampler.source is not None
         self._path = sampler.source
-        self._interval = interval
+        self.interval = interval
         self._stamp = self._read_stamp()
         self._thread = BackgroundThread("tracesieve-config-reload", self._run)
         self._thread.start()
@@ -330,7 +354,7 @@ class _Watcher:
             return None
 
     def _run(self, thread: BackgroundThread) -> None:
-        while thread.sleep(self._interval):
+        while thread.sleep(self.interval):
             sampler = self._sampler()
             if sampler is None:
                 return
