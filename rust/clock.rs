@@ -108,6 +108,22 @@ impl<'a> Moment<'a> {
         t
     }
 
+    /// The wall time two readings agree on (within `tolerance` seconds), kept
+    /// for this moment: a second reading, and a third when the first two
+    /// disagree. Where one reading places something lasting (a start's
+    /// period), one bad reading must not.
+    pub fn settled_wall(&self, tolerance: f64) -> f64 {
+        let first = self.wall();
+        let second = self.reread_wall();
+        if (second - first).abs() <= tolerance {
+            return second;
+        }
+        let third = self.reread_wall();
+        let agreed = if (third - second).abs() > tolerance && (third - first).abs() <= tolerance { first } else { third };
+        self.wall.set(Some(agreed));
+        agreed
+    }
+
     /// Whether either clock was read.
     pub fn was_read(&self) -> bool {
         self.wall.get().is_some() || self.monotonic.get().is_some()
@@ -145,5 +161,37 @@ mod tests {
         assert!(!moment.was_read());
         assert_eq!((moment.wall(), moment.wall(), moment.monotonic(), moment.monotonic()), (5.0, 5.0, 7.0, 7.0));
         assert_eq!(clock.0.load(std::sync::atomic::Ordering::Relaxed), 101);
+    }
+
+    /// A wall clock that gives `readings` in turn (the last one from then on).
+    struct Readings(std::sync::Mutex<Vec<f64>>);
+    impl Clock for Readings {
+        fn now(&self) -> f64 {
+            let mut readings = self.0.lock().unwrap();
+            if readings.len() > 1 {
+                readings.remove(0)
+            } else {
+                readings[0]
+            }
+        }
+        fn monotonic(&self) -> f64 {
+            0.0
+        }
+    }
+
+    #[test]
+    fn a_settled_wall_reading_is_one_two_readings_agree_on() {
+        let settle = |readings: Vec<f64>| {
+            let clock = Readings(std::sync::Mutex::new(readings));
+            let moment = Moment::new(&clock);
+            let settled = moment.settled_wall(2.0);
+            assert_eq!(moment.wall(), settled, "kept for the moment");
+            settled
+        };
+        assert_eq!(settle(vec![100.0, 100.5]), 100.5, "two that agree: the later");
+        assert_eq!(settle(vec![0.0, 100.0, 100.1]), 100.1, "a bad first reading");
+        assert_eq!(settle(vec![100.0, 0.0, 100.1]), 100.0, "a bad second reading");
+        assert_eq!(settle(vec![f64::NAN, 100.0, 100.1]), 100.1, "an unusable first reading");
+        assert_eq!(settle(vec![0.0, 50.0, 100.0]), 100.0, "none agree: the latest");
     }
 }

@@ -27,7 +27,7 @@ use std::sync::atomic::{AtomicU64, Ordering::*};
 use std::sync::Arc;
 
 use super::period::{Bounds, Calendar};
-use super::wall::WallTracker;
+use super::wall::{WallTracker, TOLERANCE};
 use crate::cells::AtomicF64;
 use crate::clock::Moment;
 use crate::config::ConfigError;
@@ -321,9 +321,12 @@ impl Pacer {
         if budget == 0 {
             return Err(ConfigError::new("budget", "0 spans; expected a budget of at least one span"));
         }
-        let mut wall_now = now.wall();
+        // One bad reading moves nothing, at a start too: it would place the whole period (a
+        // reading of 1970 made the start believe a new period, with nothing spent, once the
+        // clock read right again), so the start goes by a reading two agree on.
+        let mut wall_now = now.settled_wall(TOLERANCE);
         if calendar.bounds(wall_now).is_none() {
-            // One bad reading moves nothing, at a start too: read again before refusing the clock.
+            // Read again before refusing the clock.
             wall_now = now.reread_wall();
         }
         let mono = now.monotonic();
@@ -853,9 +856,16 @@ impl Pacer {
         s.wall_seen.set(wall);
         if wall >= s.period_end.get() {
             if let Some(period) = self.calendar.bounds(wall) {
-                // A new period: nothing of it is spent yet.
-                self.start_period(period, wall, mono, 0, 0.0);
-                s.fresh_until.set(mono + FRESH);
+                if mono + TOLERANCE >= s.mono_end.get() {
+                    // A new period, reached as time passed: nothing of it is spent yet.
+                    self.start_period(period, wall, mono, 0, 0.0);
+                    s.fresh_until.set(mono + FRESH);
+                } else {
+                    // Reached by a jump of the wall clock (one that persisted: a start that
+                    // read a clock still set to 1970, corrected later), so this pacer never
+                    // counted the period up to here: start it as a start with no record does.
+                    self.initialise_at(wall, mono, period, false);
+                }
             }
         } else {
             // Follow the trusted wall clock (drift, or a jump that persisted):

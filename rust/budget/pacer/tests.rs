@@ -258,6 +258,48 @@ fn one_unusable_reading_at_the_start_is_read_again() {
 }
 
 #[test]
+fn one_bad_reading_at_a_start_with_no_record_places_nothing() {
+    // Found by the pacing fuzzer: a start with no record whose first reading was
+    // 1970 placed the pacer in January 1970 (with nothing assumed spent, the
+    // reading being at that period's start), and once the clock read right it
+    // believed January 2026 a new period with nothing spent either: the
+    // restarts' spending before it was spent again (+26 over the line, bound 22).
+    let clock = SimClock::at(JAN_2026 + 20.0 * 86_400.0);
+    clock.glitch.set(0.0);
+    let started = pacer(10_000, &clock);
+    let status = started.status(&Moment::new(&clock));
+    assert_eq!(status.period.start, JAN_2026, "the reading two agree on places the period");
+    assert!(status.assumed as f64 >= 10_000.0 * 20.0 / 31.0, "the calendar's share assumed spent: {status:?}");
+}
+
+#[test]
+fn a_period_reached_by_a_wall_clock_jump_starts_as_a_start_with_no_record() {
+    // A clock still set to 1970 at a start, corrected for good a few minutes later.
+    let clock = SimClock::at(0.0);
+    let pacer = pacer(10_000, &clock);
+    assert_eq!(pacer.period().start, 0.0);
+    let mut rng = Rng(3);
+    clock.step_wall(JAN_2026 + 20.0 * 86_400.0);
+    for _ in 0..120 {
+        clock.mono.set(clock.mono.get() + 1.0);
+        decide(&pacer, &clock, &mut rng);
+    }
+    let status = pacer.status(&Moment::new(&clock));
+    assert_eq!(status.period.start, JAN_2026, "the jump was believed once it persisted");
+    let share = 10_000.0 * 20.0 / 31.0;
+    assert!(status.assumed as f64 >= share, "not a period with nothing spent: {status:?}");
+    assert!(((status.used - status.assumed) as f64) <= status.start_allowance + 2.0, "a start allowance at once at most: {status:?}");
+    // A period reached as time passes (here after a silent month) starts with nothing spent.
+    let quiet = SimClock::at(JAN_2026 + 30.0 * 86_400.0);
+    let idle = self::pacer(10_000, &quiet);
+    idle.first_start(&Moment::new(&quiet));
+    quiet.mono.set(quiet.mono.get() + 10.0 * 86_400.0); // into February
+    decide(&idle, &quiet, &mut rng);
+    let status = idle.status(&Moment::new(&quiet));
+    assert_eq!((status.period.start, status.assumed), (JAN_2026 + 31.0 * 86_400.0, 0));
+}
+
+#[test]
 fn wall_clock_jumps_neither_move_the_period_nor_freeze_the_pace() {
     let clock = SimClock::at(JAN_2026 + 5.0 * 86_400.0);
     let pacer = pacer(100_000, &clock);
