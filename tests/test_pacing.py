@@ -12,7 +12,7 @@ import datetime
 import random
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from tracesieve import BudgetSampler
@@ -236,6 +236,21 @@ shapes = st.fixed_dictionaries(
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True)
 @given(shape=shapes)
+# Found at random seeds: a restart with no record whose first reading was 1970 (+26 over the line, bound 22).
+@example(
+    shape={
+        "demand": 1.0,
+        "rate": None,
+        "start": 0.0,
+        "restart_every": 90001.0,
+        "state_file": False,
+        "reloads": [],
+        "glitches": [(2163601.0, 0.0)],
+        "back_steps": [],
+        "surge": None,
+        "spans_per_trace": 3,
+    }
+)
 def test_spending_never_runs_ahead_of_the_calendar_whatever_the_traffic(shape):
     """For waves, spikes, silences, restarts, reloads and wall-clock jumps,
     spending at any moment stays within the elapsed share of the budget plus
