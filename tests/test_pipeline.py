@@ -300,6 +300,28 @@ def test_a_reload_that_adds_an_adaptive_stage_says_nothing_feeds_it(tmp_path, ca
     assert "nothing feeds it" not in caplog.text
 
 
+def test_a_relative_state_path_in_a_file_is_beside_the_file(tmp_path, monkeypatch):
+    """Regression: it was taken from the process's working directory, so a
+    service started from / wrote /budget.json (or failed to), whatever folder
+    its configuration was in."""
+    config = tmp_path / "etc"
+    config.mkdir()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    path = write(
+        config / "sampling.toml", 'store = "memory"\n[probability]\nrate = 1.0\n[budget]\nbudget = 1000\nstate_path = "state/budget.json"\n'
+    )
+    sampler = from_config(path)
+    assert sampler.resolved["stages"][-1]["state_path"] == str(config / "state" / "budget.json")
+    sampler.close()
+    assert (config / "state" / "budget.json").is_file() and not any(elsewhere.iterdir())
+    # A document given as a dict has no folder of its own: the working directory, as for BudgetSampler(state_path=).
+    in_code = from_config({"store": "memory", "probability": {"rate": 1.0}, "budget": {"budget": 1000, "state_path": "budget.json"}})
+    in_code.close()
+    assert (elsewhere / "budget.json").is_file()
+
+
 def test_the_file_watcher_reloads_on_change(tmp_path):
     path = write(tmp_path / "live.yaml", "reload: true\nreload_interval: 0.05\nprobability: {rate: 1.0}\n")
     sampler = from_config(path)

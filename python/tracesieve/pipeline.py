@@ -77,7 +77,7 @@ class PipelineSampler(_NativeSampler):
         self.source = None if isinstance(source, Mapping) else source_path(source)
         self._where = f"{self.source}: " if self.source else ""
         self._clock = clock
-        document = load_config(source)
+        document = self._anchored(load_config(source))
         native, signals, resolved, description = build(document, clock=clock, where=self._where)
         # Read by the provider when it is built (TracerProvider.from_config); a reload leaves it.
         self._tail_section = document.get("tail")
@@ -125,7 +125,7 @@ class PipelineSampler(_NativeSampler):
             return False
         try:
             signals = self.processor._native if self.processor is not None else None
-            document = load_config(self.source)
+            document = self._anchored(load_config(self.source))
             native, added_signals, resolved, description = build(
                 document, clock=self._clock, signals=signals, previous=self._native, where=self._where
             )
@@ -166,6 +166,18 @@ class PipelineSampler(_NativeSampler):
                 self.source,
             )
         return True
+
+    def _anchored(self, document: Mapping[str, Any]) -> Mapping[str, Any]:
+        """``document`` with a relative ``budget.state_path`` taken from the
+        file's folder, as a path written in a file is read, not from wherever
+        the process happens to run (``/`` for many services)."""
+        budget = document.get("budget")
+        if self.source is None or not isinstance(budget, Mapping):
+            return document
+        path = budget.get("state_path")
+        if not isinstance(path, str) or not path or os.path.isabs(path):
+            return document
+        return {**document, "budget": {**budget, "state_path": os.path.join(self.source.parent, path)}}
 
     def _follow_watch_settings(self) -> None:
         """Watch the file as the reloaded settings say (unless ``reload=`` was given to the constructor)."""
