@@ -275,6 +275,14 @@ def test_a_reload_moves_the_budget_state_file_with_the_document(tmp_path, caplog
     assert "Traceback" not in caplog.text and "failed" not in caplog.text
     assert json.loads(second.read_text())["used_spans"] == spent
 
+    # A state_path that names a folder is refused as at a start, and the policy in force stays.
+    path.write_text(json.dumps(document({**budget, "state_path": str(tmp_path)})))
+    with caplog.at_level(logging.ERROR, logger="tracesieve.config"):
+        assert not sampler.reload()
+    assert "is a directory; expected the path of a state file" in caplog.text
+    with pytest.raises(TypeError, match="needs a pipeline with a budget stage"):
+        sampler.budget_status()
+
     # A budget added by a reload starts from its state file, as a start does.
     path.write_text(json.dumps(document(budget)))
     assert sampler.reload()

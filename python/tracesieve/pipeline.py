@@ -25,7 +25,7 @@ from tracesieve.budget import status_report
 from tracesieve.config import ConfigError, Source, load_config, source_path
 from tracesieve.remote import StrategyPoller
 from tracesieve.samplers import _NativeSampler
-from tracesieve.state import StateFile
+from tracesieve.state import StateFile, checked_state_path
 from tracesieve.xray import XRayPoller, status_of
 
 __all__ = ["PipelineSampler", "from_config"]
@@ -129,6 +129,9 @@ class PipelineSampler(_NativeSampler):
             native, added_signals, resolved, description = build(
                 document, clock=self._clock, signals=signals, previous=self._native, where=self._where
             )
+            budget, key = stage(resolved, "budget"), _state_key(stage(resolved, "budget"))
+            if budget is not None and key is not None and (self._state is None or key != self._state.key):
+                checked_state_path(budget["state_path"])  # a new state file is refused here, before anything changes
             problem = native.store_info()["problem"]
             if problem and not self._native.store_info()["problem"]:
                 # A store usable until now (its lock held by a stopped process, say): the
@@ -143,7 +146,7 @@ class PipelineSampler(_NativeSampler):
             for key, value in old.stats().items():
                 if isinstance(value, int) and not isinstance(value, bool):
                     self._retired[key] = self._retired.get(key, 0) + value
-            budget, before = stage(resolved, "budget"), stage(self.resolved, "budget")
+            before = stage(self.resolved, "budget")
             if self._state is not None and self._state.key != _state_key(budget):
                 self._state.save()  # the last snapshot where it was kept, by the policy that counted it
             self._apply(native, resolved, description)

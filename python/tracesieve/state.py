@@ -23,7 +23,7 @@ from tracesieve._files import open_regular
 from tracesieve._scrub import scrubbed_logger
 from tracesieve.config import ConfigError
 
-__all__ = ["StateFile"]
+__all__ = ["StateFile", "checked_state_path"]
 
 _logger = scrubbed_logger("tracesieve.budget")
 STATE_KIND = "tracesieve.budget"
@@ -45,6 +45,18 @@ def _save_at_exit() -> None:
         writer.save()
 
 
+def checked_state_path(path: Any) -> Path:
+    """``path`` as a state file's, or a ConfigError when it names a directory."""
+    path = Path(path)
+    try:
+        directory = path.is_dir()
+    except OSError:  # a name too long, a parent not searchable: reported as any unusable state file is
+        directory = False
+    if directory:
+        raise ConfigError(f"state_path: {str(path)!r} is a directory; expected the path of a state file (such as budget.json)")
+    return path
+
+
 class StateFile:
     """Spending snapshots of one budget sampler: saved every ``interval``
     seconds on a background thread (restarted in a forked child) and at exit,
@@ -53,13 +65,7 @@ class StateFile:
     file over: the older one saves a last time and stops."""
 
     def __init__(self, path: Path, sampler: Any, interval: float, *, restore: bool = True):
-        self.path = Path(path)
-        try:
-            directory = self.path.is_dir()
-        except OSError:  # a name too long, a parent not searchable: reported as any unusable state file is
-            directory = False
-        if directory:
-            raise ConfigError(f"state_path: {str(self.path)!r} is a directory; expected the path of a state file (such as budget.json)")
+        self.path = checked_state_path(path)
         self._sampler = weakref.ref(sampler)
         self._lock = threading.Lock()
         self._reported: Optional[str] = None
