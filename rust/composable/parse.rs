@@ -195,6 +195,16 @@ impl Builder<'_> {
                     .member(key)
                     .error("belongs to the composite sampler, not to a node inside it (parents are decided by parent_threshold)"));
             }
+            // State files are written by PipelineSampler, which a node inside a composite is not.
+            let budget = entries.iter().find(|(key, _)| key == "budget").map(|(_, budget)| budget);
+            if let Some(Data::Map(settings)) = budget {
+                if settings.iter().any(|(key, value)| key == "state_path" && *value != Data::Null) {
+                    return Err(path.member("budget").member("state_path").error(
+                        "is not kept for a pipeline inside a composite sampler; its budget keeps its record on the host \
+                         by default (or in the store= you give it)",
+                    ));
+                }
+            }
             // X-Ray's rules read the span's HTTP attributes from a key table of their own.
             if entries.iter().any(|(key, _)| key == "xray_remote") {
                 return Err(path.member("xray_remote").error(

@@ -226,6 +226,12 @@ fn mistakes_name_the_field_and_what_would_be_valid() {
         .contains("unknown span kinds \"sever\""));
     assert!(error(r#"{"rule_based": {"rules": [{"attribute_values": {"key": "a", "values": ["x"]}}]}}"#).contains("missing field sampler"));
     assert!(error(r#"{"tracesieve": {"respect_parent": true, "probability": {"rate": 0.5}}}"#).contains("belongs to the composite sampler"));
+    // Regression: a state file was silently never written (and the budget kept no record at all).
+    assert_eq!(
+        error(r#"{"tracesieve": {"probability": {"rate": 0.5}, "budget": {"budget": 100, "state_path": "b.json"}}}"#),
+        "sampler.tracesieve.budget.state_path: is not kept for a pipeline inside a composite sampler; its budget keeps its record on \
+         the host by default (or in the store= you give it)"
+    );
     assert!(
         error(r#"{"annotating": {"attributes": {"a": {"b": 1}}, "delegate": {"always_on": {}}}}"#).contains("expected a string, number")
     );
