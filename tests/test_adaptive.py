@@ -13,6 +13,7 @@ from opentelemetry.trace import Status, StatusCode
 
 from tracesieve import AdaptiveSampler, ErrorWindowProcessor, RuleSampler, _core
 from tracesieve.policies import seed_policy
+from tracesieve.record import service_name
 
 from helpers import ot_value, parent_context
 
@@ -354,3 +355,13 @@ def test_adjusted_count_reads_any_span_and_passes_over_counts_that_are_none():
     assert spans and {adjusted_count(span) for span in spans} == {2.0, 4.0}, "th's 2, or the valid count 4"
     with pytest.raises(TypeError, match="span: expected a finished span"):
         adjusted_count(None)
+
+
+def test_the_error_windows_take_the_store_words_a_budget_takes(private_state_dir):
+    """Regression: store="memory" and store="host" were refused as URLs with
+    "has no scheme" (only a budget took them), and the message listed neither."""
+    assert ErrorWindowProcessor(store="memory")._native.store_info()["url"] is None
+    shared = ErrorWindowProcessor(store="host")._native.store_info()["url"]
+    assert shared == f"file://{private_state_dir.resolve()}/{service_name()}.tracesieve"
+    with pytest.raises(_core.ConfigError, match=r'^store: "Memory" is not a store \(did you mean "memory"\?\); expected "memory"'):
+        ErrorWindowProcessor(store="Memory")

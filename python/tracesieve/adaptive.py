@@ -13,7 +13,7 @@ from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.sdk.trace.sampling import Sampler
 
-from tracesieve import _core, _store
+from tracesieve import _core, _store, record
 from tracesieve._checks import check_route_thresholds
 from tracesieve._copies import BuiltFromArguments
 from tracesieve.samplers import _NativeSampler, inner_sampler
@@ -34,7 +34,8 @@ class ErrorWindowProcessor(BuiltFromArguments, SpanProcessor):
             threshold (and their own latency boost); the route is ``http.route``,
             else ``url.path``, else ``http.target`` of the ended span.
         clock: optional callable returning Unix time in seconds (tests, simulations).
-        store: where the windows live: None (this process), or a file URL such
+        store: where the windows live: None or ``"memory"`` (this process),
+            ``"host"`` (the service's record on this host, as a budget's), or a file URL such
             as ``"file:///run/myapp/sampling.tracesieve"`` shared by every
             process of the host naming it, so an error burst in any worker
             boosts them all (or ``"redis://host:6379/0#fleet"``: summed
@@ -58,7 +59,7 @@ class ErrorWindowProcessor(BuiltFromArguments, SpanProcessor):
             slow_threshold=slow_threshold,
             route_thresholds=check_route_thresholds(route_thresholds),
             clock=clock,
-            store=store,
+            store=record.named_store(store),
         )
         _store.watch(self, self._native.store_info())
         self._clock = clock

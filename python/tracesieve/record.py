@@ -25,7 +25,7 @@ import platformdirs
 
 from tracesieve._scrub import scrubbed_logger
 
-__all__ = ["HOST", "MEMORY", "STATE_DIR_VARIABLE", "budget_store", "default_store", "service_name", "state_dir"]
+__all__ = ["HOST", "MEMORY", "STATE_DIR_VARIABLE", "budget_store", "default_store", "named_store", "service_name", "state_dir"]
 
 #: Overrides the state directory (a volume in a container, say).
 STATE_DIR_VARIABLE = "TRACESIEVE_STATE_DIR"
@@ -137,6 +137,13 @@ def budget_store(store: Optional[str], name: Optional[str], *, state_file: bool,
     for the host record explicitly."""
     if store is None:
         return None if state_file or clock else default_store(name)
+    return named_store(store, name)
+
+
+def named_store(store: Optional[str], name: Optional[str] = None) -> Optional[str]:
+    """The store URL a ``store=`` setting names: ``"memory"`` is this process
+    only (None), ``"host"`` the host record of the service (or of ``name``),
+    anything else as given."""
     if store == MEMORY:
         return None
     if store == HOST:

@@ -213,11 +213,18 @@ impl Store {
 
 /// `file:///absolute/path[?group=NAME][#name]` → (path, piece name, who may share it).
 fn parse_url(url: &str) -> Result<(PathBuf, Option<String>, Access), ConfigError> {
-    let expected = "expected file:///absolute/path (a file shared by the processes of this host), optionally with ?group=NAME \
+    let expected = "expected \"memory\" (this process only), \"host\" (this service's record on this host), \
+                    file:///absolute/path (a file shared by the processes of this host), optionally with ?group=NAME \
                     to share it with a group and #name to pick a piece name, or redis://host:6379/0 (a fleet)";
     let Some(rest) = url.strip_prefix("file://") else {
         let scheme = url.split_once("://").map(|(s, _)| s).unwrap_or("");
-        let hint = if scheme.is_empty() { "has no scheme".to_owned() } else { format!("has the unknown scheme {scheme:?}") };
+        let hint = match url.to_ascii_lowercase().as_str() {
+            // The Python layer takes these two words; written otherwise, they arrive here.
+            word @ ("memory" | "host") => format!("is not a store (did you mean {word:?}?)"),
+            _ if scheme.is_empty() && url.starts_with("file:") => "is not a file URL (file:// then an absolute path)".to_owned(),
+            _ if scheme.is_empty() => "has no scheme".to_owned(),
+            _ => format!("has the unknown scheme {scheme:?}"),
+        };
         return Err(ConfigError::new(FIELD, format!("{url:?} {hint}; {expected}")));
     };
     let (rest, fragment) = match rest.split_once('#') {

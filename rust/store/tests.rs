@@ -106,6 +106,9 @@ fn bad_urls_and_paths_are_config_errors() {
     let cases = [
         ("memcached://localhost:11211".to_owned(), "unknown scheme \"memcached\""),
         ("/run/app.tracesieve".to_owned(), "has no scheme"),
+        ("file:run/app.tracesieve".to_owned(), "is not a file URL (file:// then an absolute path)"),
+        ("Memory".to_owned(), "is not a store (did you mean \"memory\"?); expected \"memory\" (this process only), \"host\""),
+        ("HOST".to_owned(), "(did you mean \"host\"?)"),
         ("file://host/run/x".to_owned(), "absolute path"),
         (format!("file://{}/", dir.path().display()), "names a directory"),
         (url(dir.path()), "is a directory"),
