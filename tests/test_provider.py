@@ -28,6 +28,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from tracesieve import BudgetSampler, ConfigError, ProbabilitySampler, TailSamplingProcessor, TracerProvider
 from tracesieve.provider import Capture
 from tracesieve.tail import LATE, REASON, TAIL_KEPT
+from tracesieve.testing import SimClock
 
 from helpers import ROOT
 
@@ -348,7 +349,9 @@ def test_a_tracer_per_scope_and_the_sdks_disabled_switch(monkeypatch: pytest.Mon
 
 def test_tail_keeps_spend_the_samplers_budget() -> None:
     clock = Clock()
-    budget = BudgetSampler(0.0, budget=1_000, period="day", store="memory", defer=True)
+    # The budget's own clock at noon: on the real one, near midnight UTC the day's
+    # allowance was nearly spent and the tail kept 1 error trace of 4.
+    budget = BudgetSampler(0.0, budget=1_000, period="day", store="memory", defer=True, clock=SimClock(1_767_268_800.0))
     provider = TracerProvider(sampler=budget, decision_wait=1.0, clock=clock, start=False, shutdown_on_exit=False)
     tracer = provider.get_tracer("budget")
     for i in range(4):
