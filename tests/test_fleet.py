@@ -196,7 +196,8 @@ def test_redis_restarted_empty_rebuilds_the_count_from_the_members(redis_server:
 
 
 def _hold_a_lease_and_die(url: str, ready: Any) -> None:
-    sampler = BudgetSampler(1.0, budget=1000, period="day", store=url)
+    # A budget the day's end cannot exhaust: with 1,000 a day, after about 23:50 UTC no lease was left to hold.
+    sampler = BudgetSampler(1.0, budget=10**9, period="day", store=url)
     deadline = time.monotonic() + 5
     while budget_info(sampler)["lease_left"] == 0 and time.monotonic() < deadline:
         time.sleep(0.01)
@@ -220,7 +221,7 @@ def test_a_dead_members_lease_returns_to_the_fleet_when_it_expires(redis_server:
     assert members or held  # the lease is recorded while it lives
     # Its lease (3 steps of 0.2 s) expires within a second: the next member sees it gone.
     time.sleep(1.0)
-    survivor = BudgetSampler(1.0, budget=1000, period="day", store=url.replace("interval=0.2", "interval=0"))
+    survivor = BudgetSampler(1.0, budget=10**9, period="day", store=url.replace("interval=0.2", "interval=0"))
     fleet.sync(survivor)
     assert budget_info(survivor)["members"] == 1, "only the survivor is live"
 
