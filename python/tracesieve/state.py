@@ -42,7 +42,10 @@ _writers: weakref.WeakValueDictionary[str, StateFile] = weakref.WeakValueDiction
 @atexit.register
 def _save_at_exit() -> None:
     for writer in list(_writers.values()):
-        writer.save()
+        try:
+            writer.save()
+        except Exception:  # one sampler's failure must not cost the others their last save
+            _logger.exception("tracesieve: could not save budget state %s at exit", writer.path)
 
 
 def checked_state_path(path: Any) -> Path:
