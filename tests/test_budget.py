@@ -257,6 +257,20 @@ def test_a_newer_sampler_on_the_same_state_file_takes_it_over(tmp_path):
     assert json.loads(path.read_text())["used_spans"] == newer, "at exit the file holds the newer count"
 
 
+def test_a_relative_state_path_stays_where_it_was_when_the_working_directory_changes(tmp_path, monkeypatch):
+    """Regression: a relative path was read again at every save, so a daemon
+    that changed its working directory after building the sampler (to / as
+    daemons do) restored from one file and saved to another."""
+    started, later = tmp_path / "started", tmp_path / "later"
+    started.mkdir()
+    later.mkdir()
+    monkeypatch.chdir(started)
+    sampler = BudgetSampler(1.0, budget=1000, state_path="budget.json", store="memory")
+    monkeypatch.chdir(later)
+    sampler.close()
+    assert (started / "budget.json").is_file() and not (later / "budget.json").exists()
+
+
 def test_close_saves_a_last_time_and_stops_saving(tmp_path):
     path = tmp_path / "budget.json"
     clock = SimClock(JAN + 3600)

@@ -49,8 +49,10 @@ def _save_at_exit() -> None:
 
 
 def checked_state_path(path: Any) -> Path:
-    """``path`` as a state file's, or a ConfigError when it names a directory."""
-    path = Path(path)
+    """``path`` as a state file's, made absolute now (a daemon that changes
+    its working directory later still saves where it restored from), or a
+    ConfigError when it names a directory."""
+    path = Path(path).absolute()
     try:
         directory = path.is_dir()
     except OSError:  # a name too long, a parent not searchable: reported as any unusable state file is
