@@ -332,12 +332,10 @@ fn parse_rule(path: &Path, rule: &Data, keys: &mut Vec<String>, keep_only: bool)
         (Some(_), Some(_)) => return Err(path.error("give either rate or action, not both")),
         // A field nobody took is likelier the rate or action misnamed (`sample_rate`) than absent.
         (None, None) => {
+            // (Every field taken: no typo left for a "did you mean" to point at.)
             return Err(fields.unknown(RULE_FIELDS).unwrap_or_else(|| {
-                fields.missing(
-                    &["rate", "action"],
-                    "missing rate or action; expected rate: a number in [0, 1], or action: \"keep\" / \"drop\"",
-                )
-            }))
+                path.error("missing rate or action; expected rate: a number in [0, 1], or action: \"keep\" / \"drop\"")
+            }));
         }
     };
     fields.finish(RULE_FIELDS)?;
