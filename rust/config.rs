@@ -35,7 +35,8 @@ pub fn probability(field: &str, value: f64) -> Result<f64, ConfigError> {
     if !(0.0..=1.0).contains(&value) {
         return Err(ConfigError::new(field, format!("{} is out of range; expected a number in [0, 1]", plain(value))));
     }
-    Ok(value)
+    // Adding +0 turns -0 into 0, so no description says "-0".
+    Ok(value + 0.0)
 }
 
 /// A finite number of seconds: > 0, or >= 0 when `zero_allowed`.
@@ -78,6 +79,7 @@ mod tests {
         assert_eq!(probability("rate", 0.0), Ok(0.0));
         assert_eq!(probability("rate", 1.0), Ok(1.0));
         assert_eq!(probability("rate", 1.5).unwrap_err().to_string(), "rate: 1.5 is out of range; expected a number in [0, 1]");
+        assert!(probability("rate", -0.0).unwrap().is_sign_positive());
         assert!(probability("rate", -0.1).is_err());
         assert!(probability("rate", f64::INFINITY).is_err());
         assert!(probability("rate", f64::NAN).unwrap_err().to_string().contains("NaN"));

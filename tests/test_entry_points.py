@@ -28,7 +28,7 @@ def group(name: str) -> dict:
 
 
 @pytest.mark.parametrize("name,cls", NAMES.items())
-@pytest.mark.parametrize("arg,rate", [("0.25", 0.25), (None, 1.0), ("", 1.0), (" 1e-3 ", 0.001)])
+@pytest.mark.parametrize("arg,rate", [("0.25", 0.25), (None, 1.0), ("", 1.0), (" 1e-3 ", 0.001), ("-0", 0.0)])
 def test_configurator_builds_our_sampler_from_env(monkeypatch, name, cls, arg, rate):
     if arg is None:
         monkeypatch.delenv("OTEL_TRACES_SAMPLER_ARG", raising=False)
@@ -37,6 +37,7 @@ def test_configurator_builds_our_sampler_from_env(monkeypatch, name, cls, arg, r
     sampler = _import_sampler(name)
     assert type(sampler) is cls
     assert sampler.rate == rate
+    assert "-" not in sampler.get_description()  # -0 reads as 0
 
 
 @pytest.mark.parametrize("name,cls", NAMES.items())
