@@ -108,6 +108,34 @@ def test_an_unusable_state_directory_leaves_the_budget_in_memory_with_one_warnin
     assert len(warnings) == 1 and str(state) in warnings[0] and why in warnings[0], warnings
 
 
+def test_a_tilde_in_the_state_directory_is_the_home_directory(tmp_path, monkeypatch):
+    """Regression: TRACESIEVE_STATE_DIR=~/records, as a Dockerfile's ENV or systemd's
+    Environment= pass it (no shell to expand it), made a folder named ~ in the
+    working directory and kept the record there."""
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("TRACESIEVE_STATE_DIR", "~/records")
+    sampler = BudgetSampler(1.0, budget=1_000)
+    assert sampler.stats()["store"]["url"].startswith(f"file://{tmp_path / 'home' / 'records'}/")
+    assert list(work.iterdir()) == []
+
+
+def test_a_relative_state_directory_leaves_the_budget_in_memory(tmp_path, monkeypatch, caplog):
+    """A relative TRACESIEVE_STATE_DIR would move with each process's working
+    directory (a daemon's is /), so workers would not share one record: it is
+    refused, as XDG refuses relative paths in its own variables."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("TRACESIEVE_STATE_DIR", "records")
+    caplog.set_level(logging.WARNING, logger="tracesieve.budget")
+    sampler = BudgetSampler(1.0, budget=1_000)
+    assert sampler.stats()["store"]["url"] is None
+    warnings = [r.getMessage() for r in caplog.records if "memory only" in r.getMessage()]
+    assert len(warnings) == 1 and "records is a relative path; expected an absolute one" in warnings[0], warnings
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_a_state_directory_whose_name_is_not_utf8_leaves_the_budget_in_memory(tmp_path, monkeypatch, caplog):
     """Regression: a directory named with bytes that are not UTF-8 (TRACESIEVE_STATE_DIR
     set by a shell in a Latin-1 locale) raised UnicodeEncodeError from BudgetSampler: a

@@ -39,10 +39,12 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 
 
 def state_dir() -> Path:
-    """The directory budget records go in (not made by this call)."""
+    """The directory budget records go in (not made by this call). A leading
+    ``~`` in ``TRACESIEVE_STATE_DIR`` is the home directory, as in a shell:
+    a Dockerfile's ``ENV`` and systemd's ``Environment=`` pass it on as it is."""
     given = os.environ.get(STATE_DIR_VARIABLE)
     if given:
-        return Path(given)
+        return Path(given).expanduser()
     return Path(platformdirs.user_state_dir("tracesieve", appauthor=False))
 
 
@@ -103,6 +105,10 @@ def default_store(name: Optional[str] = None) -> Optional[str]:
 
 def _prepare(directory: Path) -> Optional[str]:
     """Make ``directory`` (0700) if missing; why it cannot hold records, or None."""
+    if not directory.is_absolute():
+        # As XDG rules for its own variables: a relative directory would move
+        # with each process's working directory, so workers would not share.
+        return "is a relative path; expected an absolute one"
     try:
         # A store is named by a URL, which is text: bytes that are not UTF-8
         # (decoded by Python as surrogates) cannot be in one.
