@@ -16,7 +16,7 @@ from opentelemetry.sdk._configuration import _import_sampler
 from opentelemetry.sdk.trace.sampling import Sampler
 
 from tracesieve import ProbabilitySampler, TraceIdRatioSampler
-from tracesieve.entry_points import probability_from_arg
+from tracesieve.entry_points import probability_from_arg, tracer_provider
 
 from helpers import ROOT
 
@@ -60,6 +60,22 @@ def test_a_bad_argument_is_logged_and_never_fails_open(monkeypatch, caplog):
         assert sampler.get_description() == "ProbabilitySampler{0.01}"
         assert message in caplog.text and "Sampling 1% of traces (TRACESIEVE_FALLBACK_RATE)" in caplog.text
         assert caplog.records[0].levelname == "ERROR"
+
+
+@pytest.mark.parametrize("variable", ["OTEL_TRACES_SAMPLER_ARG", "TRACESIEVE_CONFIG"])
+def test_a_tilde_in_a_configuration_path_is_the_home_directory(tmp_path, monkeypatch, variable):
+    """Regression: OTEL_TRACES_SAMPLER_ARG=~/sampling.toml, as a Dockerfile's ENV
+    or systemd's Environment= pass it (no shell to expand it), was "no such file",
+    and the service ran on the 1% fallback."""
+    (tmp_path / "sampling.toml").write_text("[probability]\nrate = 0.25\n")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.delenv("OTEL_TRACES_SAMPLER_ARG", raising=False)
+    monkeypatch.setenv(variable, "~/sampling.toml")
+    assert _import_sampler("tracesieve").get_description() == "PipelineSampler{probability}"
+    if variable == "TRACESIEVE_CONFIG":
+        provider = tracer_provider()
+        assert provider.sampler.get_description() == "PipelineSampler{probability}"
+        provider.shutdown()
 
 
 RUN_CONFIGURATOR = """

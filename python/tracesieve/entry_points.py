@@ -103,7 +103,9 @@ def _path(arg: Optional[str], variable: str, what: str) -> str:
     path = (arg or "").strip() or os.environ.get(variable, "").strip()
     if not path:
         raise ConfigError(f"OTEL_TRACES_SAMPLER_ARG: missing; set it (or {variable}) to the path of a .toml, .yaml or .json {what}")
-    return path
+    # A leading ~ is the home directory, as in a shell: a Dockerfile's ENV and
+    # systemd's Environment= pass it on as it is.
+    return os.path.expanduser(path)
 
 
 def rules_from_arg(arg: Optional[str] = None) -> Sampler:
@@ -271,7 +273,7 @@ def tracer_provider() -> Any:
     on the defaults with the conservative fallback sampler (never failing open)."""
     from tracesieve.provider import TracerProvider
 
-    path = os.environ.get("TRACESIEVE_CONFIG", "").strip()
+    path = os.path.expanduser(os.environ.get("TRACESIEVE_CONFIG", "").strip())
     if not path:
         return TracerProvider()
     try:
