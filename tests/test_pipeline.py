@@ -234,6 +234,20 @@ def test_reload_applies_good_files_and_keeps_the_old_policy_on_bad_ones(tmp_path
     assert (stats["reloads"], stats["reload_failures"], stats["decisions"]) == (1, 1, 3)
 
 
+def test_a_relative_source_still_reloads_after_the_working_directory_changes(tmp_path, monkeypatch):
+    """Regression: from_config("sampling.toml") kept the relative name, so a daemon
+    that went on to chdir("/") reloaded from /sampling.toml: its watcher saw no
+    file and the policy never changed again, without a word."""
+    (tmp_path / "sampling.toml").write_text("[probability]\nrate = 0.3\n")
+    monkeypatch.chdir(tmp_path)
+    sampler = from_config("sampling.toml", reload=False)
+    assert sampler.source == tmp_path / "sampling.toml"
+    monkeypatch.chdir("/")
+    (tmp_path / "sampling.toml").write_text("[probability]\nrate = 0.6\n")
+    sampler.reload()
+    assert sampler.resolved["stages"] == [{"stage": "probability", "rate": 0.6}]
+
+
 def test_a_reload_moves_the_budget_state_file_with_the_document(tmp_path, caplog):
     """Regression: the state file stayed the one of the first document. A
     reload that took the budget out made the saver raise every second and a

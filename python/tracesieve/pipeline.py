@@ -60,7 +60,7 @@ class PipelineSampler(_NativeSampler):
     Attributes:
         processor: the ``ErrorWindowProcessor`` feeding the adaptive stage (None
             without one); add it to the provider.
-        source: the file it was loaded from, if any.
+        source: the file it was loaded from (as an absolute path), if any.
         settings: the document's settings with every default filled in.
         description: the compiled plan in plain words.
     """
@@ -74,7 +74,9 @@ class PipelineSampler(_NativeSampler):
         reload: Optional[bool] = None,
     ):
         check_meter_provider(meter_provider)
-        self.source = None if isinstance(source, Mapping) else source_path(source)
+        # Absolute now: a daemon that later changes its working directory (to /, as
+        # daemons do) would otherwise reload from another file, or from none.
+        self.source = None if isinstance(source, Mapping) else source_path(source).absolute()
         self._where = f"{self.source}: " if self.source else ""
         self._clock = clock
         document = self._anchored(load_config(source))
