@@ -358,6 +358,28 @@ def test_the_file_watcher_reloads_on_change(tmp_path):
         sampler.close()
 
 
+def test_a_watched_file_that_disappears_is_reported_once_and_reloaded_when_back(tmp_path, caplog):
+    """A deleted or unreadable configuration file used to go unmentioned: the
+    policy stayed, and nothing said the file was gone."""
+    path = write(tmp_path / "live.yaml", "reload: true\nreload_interval: 0.05\nprobability: {rate: 1.0}\n")
+    sampler = from_config(path)
+    try:
+        with caplog.at_level(logging.WARNING, logger="tracesieve.config"):
+            path.unlink()
+            time.sleep(0.5)
+        gone = [r.getMessage() for r in caplog.records if "cannot be read any more" in r.getMessage()]
+        assert gone == [f"tracesieve: {path} cannot be read any more; the current policy stays in force until it is back"]
+        assert sampler.should_sample(None, 1, "x").decision.is_sampled()
+        write(path, "reload: true\nreload_interval: 0.05\nprobability: {rate: 0.0}\n")
+        deadline = time.time() + 5
+        while sampler.reloads == 0 and time.time() < deadline:
+            time.sleep(0.02)
+        assert sampler.reloads == 1
+        assert not sampler.should_sample(None, 1, "x").decision.is_sampled()
+    finally:
+        sampler.close()
+
+
 def test_a_reload_follows_the_files_own_reload_settings(tmp_path, caplog):
     """Regression: a reloaded file's reload_interval was never applied, and
     `reload: false` left the file watched and reloaded."""

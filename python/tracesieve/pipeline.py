@@ -376,6 +376,10 @@ class _Watcher:
             if sampler is None:
                 return
             stamp = self._read_stamp()
+            if stamp is None and self._stamp is not None:
+                # Said once per disappearance; a file that comes back is reloaded.
+                _logger.warning("tracesieve: %s cannot be read any more; the current policy stays in force until it is back", self._path)
+                self._stamp = None
             if stamp is not None and stamp != self._stamp:
                 self._stamp = stamp
                 try:
