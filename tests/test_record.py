@@ -187,6 +187,33 @@ def test_recycled_workers_with_the_default_record_share_one_budget(mode):
     assert sum(month.kept_by_hour) == month.used
 
 
+KILLED_WORKER = """
+import random, sys, time
+from tracesieve import BudgetSampler
+sampler = BudgetSampler(1.0, budget=10**9, name="killed")
+rng = random.Random(7)
+kept = sum(sampler.should_sample(None, rng.getrandbits(128), "GET /").decision.is_sampled() for _ in range(2_000))
+print(kept, sampler.budget_status()["used_spans"], flush=True)
+time.sleep(60)
+"""
+
+
+def test_the_default_record_keeps_every_keep_of_a_killed_process(private_state_dir):
+    """SIGKILL (or SIGTERM, which Python does not turn into an exit) runs no
+    exit handler; the host record counts each keep as it is made, so a
+    restart carries on from the very last one."""
+    worker = subprocess.Popen([sys.executable, "-c", KILLED_WORKER], stdout=subprocess.PIPE, text=True)
+    try:
+        kept, used = map(int, worker.stdout.readline().split())
+    finally:
+        worker.kill()
+        worker.wait(timeout=30)
+        worker.stdout.close()
+    assert kept >= 1_990
+    restarted = BudgetSampler(1.0, budget=10**9, name="killed")
+    assert restarted.budget_status()["used_spans"] == used
+
+
 def test_names_that_read_alike_once_made_safe_never_share_a_record():
     """Regression: the file name was the name with unsafe characters replaced and cut
     at 64, so "payments/v2" and "payments v2" shared one budget, and so did every
