@@ -65,14 +65,38 @@ def test_the_service_name_comes_from_the_setting_then_opentelemetry_then_the_pro
     monkeypatch.delenv("OTEL_SERVICE_NAME")
     monkeypatch.delenv("OTEL_RESOURCE_ATTRIBUTES")
     monkeypatch.setattr(sys, "argv", ["/srv/app/worker.py"])
-    assert service_name() == "worker"
-    monkeypatch.setattr(sys, "argv", ["/usr/lib/python3/site-packages/gunicorn/__main__.py"])
-    assert service_name() == "gunicorn"
+    assert re.fullmatch(r"worker-[0-9a-f]{8}", service_name())
+    monkeypatch.setattr(sys, "argv", ["/usr/lib/python3/site-packages/gunicorn/__main__.py", "billing:app"])
+    assert re.fullmatch(r"gunicorn-[0-9a-f]{8}", service_name())
     monkeypatch.setattr(sys, "argv", ["-"])  # python - < script.py: no name, as python -c
-    assert service_name() == "python"
+    assert re.fullmatch(r"python-[0-9a-f]{8}", service_name())
+    monkeypatch.setattr(sys, "argv", ["/usr/local/bin/tracesieve", "explain", "sampling.toml"])
+    assert service_name() == "tracesieve"  # the command line's own record: one, not one per invocation
     # A record's file never begins with a dash, which rm and ls would read as an option.
     assert re.fullmatch(r"rf-[0-9a-f]{8}", service_name("-rf"))
     assert BudgetSampler(1.0, budget=1_000, name="search").name == "search"
+
+
+def test_two_services_run_by_one_launcher_never_share_a_record(monkeypatch, tmp_path):
+    """Regression: with no service name set, a record was named after the
+    program alone, so `gunicorn billing:app` and `gunicorn orders:app` on one
+    host (or two services' app.py) shared one budget, each spending the other's."""
+    for variable in ("OTEL_SERVICE_NAME", "OTEL_RESOURCE_ATTRIBUTES"):
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.chdir(tmp_path)
+    names = set()
+    for argv in (["/usr/bin/gunicorn", "billing:app"], ["/usr/bin/gunicorn", "orders:app"]):
+        monkeypatch.setattr(sys, "argv", argv)
+        names.add(service_name())
+    (tmp_path / "billing").mkdir()
+    (tmp_path / "orders").mkdir()
+    for directory in ("billing", "orders"):
+        monkeypatch.chdir(tmp_path / directory)
+        monkeypatch.setattr(sys, "argv", ["app.py"])
+        names.add(service_name())
+    assert len(names) == 4, names
+    # One service's workers and restarts: the same command in the same directory, the same record.
+    assert service_name() == service_name()
 
 
 def test_a_pipeline_budget_keeps_its_record_too_and_store_memory_opts_out(private_state_dir):

@@ -64,7 +64,8 @@ class BudgetSampler(_NativeSampler):
             through Redis (see the Fleets on Redis page).
         name: the service the budget is for, which its host record is filed
             under (default: ``OTEL_SERVICE_NAME``, else ``service.name`` in
-            ``OTEL_RESOURCE_ATTRIBUTES``, else the program's name).
+            ``OTEL_RESOURCE_ATTRIBUTES``, else the program's name with a
+            digest of its command line and working directory).
         cap_forced_keeps: also refuse keep-rule spans once the budget is spent
             (by default business events are kept regardless and counted).
         respect_parent: used when ``inner`` is a rate.

@@ -6,7 +6,7 @@ The directory is ``TRACESIEVE_STATE_DIR`` when set, else the XDG state
 directory (``$XDG_STATE_HOME/tracesieve``, by default
 ``~/.local/state/tracesieve``), made private to the user (0700). The service
 is the budget's ``name``, else ``OTEL_SERVICE_NAME``, else ``service.name`` in
-``OTEL_RESOURCE_ATTRIBUTES``, else the program's name. A directory that cannot
+``OTEL_RESOURCE_ATTRIBUTES``, else the program's name and a digest of its command line. A directory that cannot
 be used leaves the budget in this process's memory, with one warning saying
 which directory and why."""
 
@@ -74,6 +74,24 @@ def _resource_service_name() -> Optional[str]:
 
 
 def _program_name() -> str:
+    """The program's name, with a digest of its command line and working
+    directory: a launcher's name (gunicorn, uvicorn, celery, python) or a
+    common script name (app, main) alone would file two services of one host
+    under one record, sharing a budget without a word. Workers, forked or
+    spawned, and restarts of one command keep the same name."""
+    name = _UNSAFE.sub("_", _program_stem()).strip("._-")[:40] or "python"
+    if name == "tracesieve":
+        # tracesieve's own command line (check, explain): one record, not one per invocation.
+        return name
+    try:
+        directory = os.getcwd()
+    except OSError:  # a working directory since removed
+        directory = ""
+    command = "\0".join([directory, *sys.argv])
+    return f"{name}-{hashlib.sha256(command.encode('utf-8', 'surrogatepass')).hexdigest()[:8]}"
+
+
+def _program_stem() -> str:
     # "-": a program read from standard input (python -), which has no name of its own.
     if not sys.argv or sys.argv[0] in ("", "-", "-c", "-m"):
         return "python"
