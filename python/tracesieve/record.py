@@ -19,13 +19,26 @@ import stat
 import sys
 import urllib.parse
 from pathlib import Path
-from typing import Any, Mapping, Optional, Set, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Set, Tuple
 
 import platformdirs
 
 from tracesieve._scrub import scrubbed_logger
 
-__all__ = ["HOST", "MEMORY", "STATE_DIR_VARIABLE", "budget_store", "default_store", "named_store", "service_name", "state_dir"]
+__all__ = [
+    "HOST",
+    "MEMORY",
+    "STATE_DIR_VARIABLE",
+    "budget_store",
+    "default_store",
+    "named_service",
+    "named_store",
+    "read_records_only",
+    "records_left_out",
+    "records_read",
+    "service_name",
+    "state_dir",
+]
 
 #: Overrides the state directory (a volume in a container, say).
 STATE_DIR_VARIABLE = "TRACESIEVE_STATE_DIR"
@@ -100,11 +113,48 @@ def _program_stem() -> str:
     return (path.parent.name if path.stem == "__main__" else path.stem) or "python"
 
 
+#: Set by tracesieve's own commands (check, explain), which read a service's
+#: record but never make one; see ``read_records_only``.
+_scratch: Optional[Path] = None
+#: In a reading-only process, each host record it did not find: the path of
+#: the stand-in it used instead (in a scratch directory), and the path the
+#: service's own record has (``<service>`` for its name when nothing names it).
+records_left_out: Dict[str, str] = {}
+#: In a reading-only process, the services' own records it read.
+records_read: List[str] = []
+
+
+def read_records_only(scratch: Optional[Path]) -> None:
+    """For tracesieve's own commands: attach to a host record only when the
+    service is named (``name``, ``OTEL_SERVICE_NAME`` or ``service.name`` in
+    ``OTEL_RESOURCE_ATTRIBUTES``) and its record exists; else use a stand-in
+    record in ``scratch`` (a private directory the caller removes), so
+    nothing is made in the state directory, and note it in ``records_left_out``.
+    None: back to making records (the notes are cleared)."""
+    global _scratch
+    _scratch = scratch
+    records_left_out.clear()
+    records_read.clear()
+
+
+def named_service(name: Optional[str] = None) -> Optional[str]:
+    """The record's service name when something names the service, None when
+    only the program would (see ``service_name``)."""
+    return service_name(name) if name or os.environ.get("OTEL_SERVICE_NAME") or _resource_service_name() else None
+
+
 def default_store(name: Optional[str] = None) -> Optional[str]:
     """The host record's store URL for the budget called ``name`` (see the
     module's notes), or None, with one warning, when the state directory
     cannot be used."""
     directory = state_dir()
+    if _scratch is not None:
+        service = named_service(name)
+        if service is None or not (directory / f"{service}.tracesieve").is_file():
+            stand_in = f"{service or 'service'}.tracesieve"
+            records_left_out[str(_scratch / stand_in)] = str(directory / f"{service or '<service>'}.tracesieve")
+            return f"host://{_scratch}#{service or 'service'}"
+        records_read.append(str(directory / f"{service}.tracesieve"))
     problem = _prepare(directory)
     if problem is not None:
         key = (str(directory), problem)

@@ -3,6 +3,7 @@ of one span through it."""
 
 from __future__ import annotations
 
+from tracesieve import from_config
 from tracesieve.cli import main
 
 from helpers import EXAMPLES
@@ -73,3 +74,45 @@ def test_a_rules_file_given_as_a_pipeline_names_the_right_entry_point(tmp_path, 
     assert main(["simulate", "traffic", "--requests", "10", "--config", str(rules_file)]) == 2
     err = capsys.readouterr().err
     assert "this looks like a rules file" in err and "OTEL_TRACES_SAMPLER=tracesieve_rules" in err
+
+
+BUDGET_PIPELINE = "[probability]\nrate = 0.5\n[budget]\nbudget = 100000\n"
+
+
+def test_check_and_explain_read_a_services_record_but_never_make_one(tmp_path, private_state_dir, monkeypatch, capsys):
+    """Regression: check and explain attached to a host record named after
+    themselves (tracesieve.tracesieve), making the state directory and the file,
+    and check said the budget was "recorded on this host in" that file, which no
+    service uses."""
+    config = tmp_path / "sampling.toml"
+    config.write_text(BUDGET_PIPELINE)
+    state = private_state_dir / "fresh"
+    monkeypatch.setenv("TRACESIEVE_STATE_DIR", str(state))
+    monkeypatch.delenv("OTEL_SERVICE_NAME", raising=False)
+    monkeypatch.delenv("OTEL_RESOURCE_ATTRIBUTES", raising=False)
+
+    assert main(["check", str(config)]) == 0
+    out = capsys.readouterr().out
+    assert f"state (budget) recorded on this host in {state}/<service>.tracesieve: shared by every process" in out
+    assert "<service>: the budget's name, else OTEL_SERVICE_NAME" in out
+    assert main(["explain", str(config), "--name", "GET"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1].startswith("the budget's pace is a first start's: no service is named")
+    assert not state.exists()
+
+    # Named, but the service has not started yet: still nothing made.
+    monkeypatch.setenv("OTEL_SERVICE_NAME", "checkout")
+    assert main(["check", str(config)]) == 0
+    assert f"{state}/checkout.tracesieve: not made yet; the service makes it when it first starts" in capsys.readouterr().out
+    assert not state.exists()
+
+    # The service's own record, once it exists, is the one both read.
+    service = from_config(str(config))
+    record = state / "checkout.tracesieve"
+    assert service.stats()["store"]["url"] == f"file://{record}"
+    before = record.read_bytes()
+    assert main(["check", str(config)]) == 0
+    out = capsys.readouterr().out
+    assert f"state (budget) recorded on this host in {record}: shared" in out and "not made yet" not in out
+    assert main(["explain", str(config), "--name", "GET"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == f"the budget's pace was read from the service's record, {record}"
+    assert record.read_bytes() == before and sorted(p.name for p in state.iterdir()) == ["checkout.tracesieve"]

@@ -17,6 +17,15 @@ def add_parser(commands: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from tracesieve.cli.records import reading_only
+
+    # A check makes no record: it reads the service's, when it exists.
+    with reading_only():
+        return _check(args)
+
+
+def _check(args: argparse.Namespace) -> int:
+    from tracesieve.cli.records import as_the_service_keeps_it, check_notes
     from tracesieve.config import ConfigError, check_policy, is_rules_file, load_config
     from tracesieve.declarative import is_otel_config
     from tracesieve.pipeline import build
@@ -43,8 +52,8 @@ def run(args: argparse.Namespace) -> int:
                 raise ConfigError(f"{where}{error}") from None
         kind, description = "pipeline", native.get_description()
     print(f"{args.config}: valid {kind} ({description})")
-    for line in lines:
-        print(f"  {line}")
+    for line in [*lines, *check_notes()]:
+        print(f"  {as_the_service_keeps_it(line)}")
     return 0
 
 
@@ -52,6 +61,7 @@ def check_otel_config(path: str) -> int:
     """An OpenTelemetry configuration file: its sampler section built as the
     SDK would build it (tracesieve's nodes natively), and, when the SDK's
     configuration package is installed, the whole file against its schema."""
+    from tracesieve.cli.records import as_the_service_keeps_it, check_notes
     from tracesieve.config import ConfigError
     from tracesieve.declarative import PARENT_BASED_ORDER, from_otel_config
 
@@ -76,6 +86,7 @@ def check_otel_config(path: str) -> int:
             if name:
                 print(f"  {name}: {delegate.get_description()}")  # type: ignore[union-attr]
             for line in lines:
-                print(f"  {'  ' if name else ''}{line}")
-    print(f"  {schema}")
+                print(f"  {'  ' if name else ''}{as_the_service_keeps_it(line)}")
+    for line in [*check_notes(), schema]:
+        print(f"  {line}")
     return 0

@@ -56,10 +56,19 @@ def _as_pipeline(path: str) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
+    from tracesieve.cli.records import reading_only
+
+    # Explaining makes no record: the pace comes from the service's, when it exists.
+    with reading_only():
+        return _explain(args)
+
+
+def _explain(args: argparse.Namespace) -> int:
     from datetime import datetime
 
     from opentelemetry.trace import SpanKind
 
+    from tracesieve.cli.records import explain_notes
     from tracesieve.cli.usage import UsageError
     from tracesieve.declarative import from_config
 
@@ -79,6 +88,6 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"{args.config}: its sampler, {sampler.get_description()}, is not tracesieve's; nothing to explain")
     kind = getattr(SpanKind, args.kind.upper()) if args.kind else None
     walk = explain(args.name, attributes, kind=kind, parent=args.child, now=now)
-    for line in walk["lines"]:
+    for line in [*walk["lines"], *explain_notes()]:
         print(line)
     return 0

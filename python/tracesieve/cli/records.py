@@ -1,0 +1,62 @@
+"""``check`` and ``explain`` read a service's host record but never make one:
+a stand-in in a scratch directory takes a missing record's place, and what
+they print names the record the service itself keeps."""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Iterator, List
+
+from tracesieve import record
+
+UNNAMED = (
+    "<service>: the budget's name, else OTEL_SERVICE_NAME, else service.name in OTEL_RESOURCE_ATTRIBUTES, "
+    "else the program's name and a digest of its command line"
+)
+
+
+@contextlib.contextmanager
+def reading_only() -> Iterator[None]:
+    """Records are read, never made, until the block ends (then the scratch directory goes)."""
+    scratch = Path(tempfile.mkdtemp(prefix="tracesieve-")).resolve()
+    record.read_records_only(scratch)
+    try:
+        yield
+    finally:
+        record.read_records_only(None)
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def as_the_service_keeps_it(line: str) -> str:
+    """``line`` with each stand-in record's path replaced by the service's own."""
+    for stand_in, own in record.records_left_out.items():
+        line = line.replace(stand_in, own)
+    return line
+
+
+def check_notes() -> List[str]:
+    """What ``check`` adds after the plan about records it did not find."""
+    notes = []
+    for own in record.records_left_out.values():
+        if "<service>" in own:
+            notes.append(UNNAMED)
+        else:
+            notes.append(f"{own}: not made yet; the service makes it when it first starts")
+    return notes
+
+
+def explain_notes() -> List[str]:
+    """What ``explain`` adds after its walk: where the budget's pace came from."""
+    notes = [f"the budget's pace was read from the service's record, {path}" for path in record.records_read]
+    for own in record.records_left_out.values():
+        if "<service>" in own:
+            notes.append(
+                "the budget's pace is a first start's: no service is named "
+                "(set OTEL_SERVICE_NAME, or the budget's name, to read that service's record)"
+            )
+        else:
+            notes.append(f"the budget's pace is a first start's: there is no record at {own} yet")
+    return notes
