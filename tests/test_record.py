@@ -70,8 +70,6 @@ def test_the_service_name_comes_from_the_setting_then_opentelemetry_then_the_pro
     assert re.fullmatch(r"gunicorn-[0-9a-f]{8}", service_name())
     monkeypatch.setattr(sys, "argv", ["-"])  # python - < script.py: no name, as python -c
     assert re.fullmatch(r"python-[0-9a-f]{8}", service_name())
-    monkeypatch.setattr(sys, "argv", ["/usr/local/bin/tracesieve", "explain", "sampling.toml"])
-    assert service_name() == "tracesieve"  # the command line's own record: one, not one per invocation
     # A record's file never begins with a dash, which rm and ls would read as an option.
     assert re.fullmatch(r"rf-[0-9a-f]{8}", service_name("-rf"))
     assert BudgetSampler(1.0, budget=1_000, name="search").name == "search"

@@ -93,9 +93,6 @@ def _program_name() -> str:
     under one record, sharing a budget without a word. Workers, forked or
     spawned, and restarts of one command keep the same name."""
     name = _UNSAFE.sub("_", _program_stem()).strip("._-")[:40] or "python"
-    if name == "tracesieve":
-        # tracesieve's own command line (check, explain): one record, not one per invocation.
-        return name
     try:
         directory = os.getcwd()
     except OSError:  # a working directory since removed
