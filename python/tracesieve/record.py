@@ -151,7 +151,6 @@ def default_store(name: Optional[str] = None) -> Optional[str]:
             stand_in = f"{service or 'service'}.tracesieve"
             records_left_out[str(_scratch / stand_in)] = str(directory / f"{service or '<service>'}.tracesieve")
             return f"host://{_scratch}#{service or 'service'}"
-        records_read.append(str(directory / f"{service}.tracesieve"))
     problem = _prepare(directory)
     if problem is not None:
         key = (str(directory), problem)
@@ -165,6 +164,8 @@ def default_store(name: Optional[str] = None) -> Optional[str]:
                 STATE_DIR_VARIABLE,
             )
         return None
+    if _scratch is not None:
+        records_read.append(str(directory / f"{service_name(name)}.tracesieve"))
     return f"host://{directory.resolve()}#{service_name(name)}"
 
 
