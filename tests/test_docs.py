@@ -128,7 +128,8 @@ def _check_not_run(command: str, where: str) -> None:
 def _run_shell(block: Block, where: str) -> Optional[str]:
     """Run the block's commands; what they printed, or None when one of them
     is not run here."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "tests")}
+    # Commands run as in a shell that names no service, as a reader's would.
+    env = {**{k: v for k, v in os.environ.items() if k != "OTEL_SERVICE_NAME"}, "PYTHONPATH": str(ROOT / "tests")}
     printed: Optional[str] = ""
     for command in block.code.splitlines():
         command = command.split("  #")[0].strip()

@@ -55,7 +55,8 @@ def test_explain_of_a_rules_file_agrees_with_its_rule_sampler(capsys: pytest.Cap
     assert last.startswith(f"so: kept with probability {expected['probability']:.4g}, th:{expected['th']} ")
 
 
-def test_the_explain_output_in_the_docs_is_what_explain_prints(capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_explain_output_in_the_docs_is_what_explain_prints(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("OTEL_SERVICE_NAME", raising=False)  # a reader's shell, which names no service
     page = (ROOT / "docs" / "command-line.md").read_text(encoding="utf-8")
     command = next(line for line in page.splitlines() if line.startswith("tracesieve explain "))
     shown = page.split(command, 1)[1].split("```text\n", 1)[1].split("```", 1)[0]
