@@ -9,10 +9,11 @@ use std::sync::OnceLock;
 use regex::Regex;
 
 /// `user:password@` where a URL's authority starts: after `/`, a separator or
-/// the text's start.
+/// the text's start. The password runs to the authority's last `@`, as URL
+/// parsers (and so redis-py) read `redis://:p@ss@host`.
 fn userinfo() -> &'static Regex {
     static PATTERN: OnceLock<Regex> = OnceLock::new();
-    PATTERN.get_or_init(|| Regex::new(r#"(^|[/\s,;=("'])([^/\s:@,;="']*):([^@\s/,;"']+)@"#).expect("a valid pattern"))
+    PATTERN.get_or_init(|| Regex::new(r#"(^|[/\s,;=("'])([^/\s:@,;="']*):([^\s/,;"']+)@"#).expect("a valid pattern"))
 }
 
 /// `password=...` (and its kin) in a query string or a `key=value` list.
@@ -47,6 +48,9 @@ mod tests {
             ("redis://host/0?username=a&password=s3cret", "redis://host/0?username=a&password=***"),
             ("file://u:s3cret@host/x names no absolute path", "file://u:***@host/x names no absolute path"),
             ("Token=abc def", "Token=*** def"),
+            // An unencoded @ in the password: URL parsers split at the authority's last @.
+            ("store: redis://:p@ss@host:6379/0 is down", "store: redis://:***@host:6379/0 is down"),
+            ("http://u:a@b@c@host/x, http://v:d@host/y", "http://u:***@host/x, http://v:***@host/y"),
         ];
         for (text, shown) in cases {
             assert_eq!(scrub(text), shown, "{text}");

@@ -153,6 +153,42 @@ def test_no_surface_shows_the_password(protected_redis, form, tmp_path, caplog):
     assert SECRET not in caplog.text
 
 
+def test_a_password_with_an_unencoded_at_sign_is_hidden_whole(tmp_path, caplog, capsys):
+    """Regression: the scrubber hid a password only up to its first @, while URL
+    parsers (redis-py's among them) read it to the authority's last: with
+    redis://:p@ss@host, every message showed ":***@ss@host"."""
+    from tracesieve.cli import main
+
+    password = "p@ss-very-secret"
+    server = RedisServer(password=password).start()
+    caplog.set_level(logging.INFO)
+    try:
+        url = f"redis://:{password}@127.0.0.1:{server.port}/0"
+        sampler = BudgetSampler(0.5, budget=10_000, store=f"{url}#at")
+        fleet.sync(sampler)
+        assert sampler.stats()["store"]["fleet"]["budget"]["members"] == 1  # the password reached Redis whole
+        config = tmp_path / "sampling.json"
+        config.write_text(json.dumps({"store": f"{url}?interval=soon#at", "budget": {"budget": 10_000}}))
+        with pytest.raises(ConfigError) as bad_option:
+            from_config(config)
+        refused = BudgetSampler(0.5, budget=10_000, store=f"redis://:wrong@{password}@127.0.0.1:{server.port}/0?interval=0#at")
+        fleet.sync(refused)
+        assert main(["simulate", "--config", f"http://user:{password}@host/policy.yaml"]) == 2
+        shown = [
+            str(sampler.stats()),
+            *sampler.description,
+            str(bad_option.value),
+            str(refused.stats()),
+            caplog.text,
+            capsys.readouterr().err,
+        ]
+        for text in shown:
+            assert "ss-very-secret" not in text, text[:300]
+        assert ":***@127.0.0.1" in str(bad_option.value)
+    finally:
+        server.stop()
+
+
 def test_a_refused_password_is_logged_without_it(protected_redis, caplog, monkeypatch):
     caplog.set_level(logging.INFO)
     wrong = f"redis://127.0.0.1:{protected_redis.port}/0?password={SECRET}-wrong#refused"
