@@ -158,6 +158,31 @@ def test_a_relative_state_directory_leaves_the_budget_in_memory(tmp_path, monkey
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("given", [None, "~/records"])
+def test_a_user_with_no_home_directory_runs_in_memory(monkeypatch, caplog, given):
+    """Regression: in a container run as an arbitrary user id (no entry in the
+    user database) with HOME unset, building any budget raised RuntimeError
+    ("could not determine the home directory") into the application."""
+    import pwd
+
+    def no_entry(uid):
+        raise KeyError(f"getpwuid(): uid not found: {uid}")
+
+    monkeypatch.delenv("HOME", raising=False)
+    monkeypatch.delenv("XDG_STATE_HOME", raising=False)
+    if given is None:
+        monkeypatch.delenv("TRACESIEVE_STATE_DIR", raising=False)
+    else:
+        monkeypatch.setenv("TRACESIEVE_STATE_DIR", given)
+    monkeypatch.setattr(pwd, "getpwuid", no_entry)
+    caplog.set_level(logging.WARNING, logger="tracesieve.budget")
+    sampler = BudgetSampler(1.0, budget=1_000)
+    BudgetSampler(1.0, budget=1_000)
+    assert sampler.stats()["store"]["url"] is None
+    warnings = [r.getMessage() for r in caplog.records if "memory only" in r.getMessage()]
+    assert len(warnings) == 1 and "cannot be placed: this user has no home directory" in warnings[0], warnings
+
+
 def test_a_state_directory_whose_name_is_not_utf8_leaves_the_budget_in_memory(tmp_path, monkeypatch, caplog):
     """Regression: a directory named with bytes that are not UTF-8 (TRACESIEVE_STATE_DIR
     set by a shell in a Latin-1 locale) raised UnicodeEncodeError from BudgetSampler: a

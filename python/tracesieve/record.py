@@ -144,7 +144,13 @@ def default_store(name: Optional[str] = None) -> Optional[str]:
     """The host record's store URL for the budget called ``name`` (see the
     module's notes), or None, with one warning, when the state directory
     cannot be used."""
-    directory = state_dir()
+    try:
+        directory = state_dir()
+    except RuntimeError:
+        # No home to put it in: HOME unset and no user-database entry, as for a
+        # container's arbitrary user id. The library raised this into the app.
+        _memory_only(os.environ.get(STATE_DIR_VARIABLE) or "~/.local/state/tracesieve", "cannot be placed: this user has no home directory")
+        return None
     if _scratch is not None:
         service = named_service(name)
         if service is None or not (directory / f"{service}.tracesieve").is_file():
@@ -153,20 +159,24 @@ def default_store(name: Optional[str] = None) -> Optional[str]:
             return f"host://{_scratch}#{service or 'service'}"
     problem = _prepare(directory)
     if problem is not None:
-        key = (str(directory), problem)
-        if key not in _reported:
-            _reported.add(key)
-            _logger.warning(
-                "tracesieve: the budget keeps its record in this process's memory only: the state directory %s %s "
-                "(set %s to a directory this user owns, or give store=)",
-                directory,
-                problem,
-                STATE_DIR_VARIABLE,
-            )
+        _memory_only(str(directory), problem)
         return None
     if _scratch is not None:
         records_read.append(str(directory / f"{service_name(name)}.tracesieve"))
     return f"host://{directory.resolve()}#{service_name(name)}"
+
+
+def _memory_only(directory: str, problem: str) -> None:
+    """Say once per directory and problem that budgets keep their record in memory."""
+    if (directory, problem) not in _reported:
+        _reported.add((directory, problem))
+        _logger.warning(
+            "tracesieve: the budget keeps its record in this process's memory only: the state directory %s %s "
+            "(set %s to a directory this user owns, or give store=)",
+            directory,
+            problem,
+            STATE_DIR_VARIABLE,
+        )
 
 
 def _prepare(directory: Path) -> Optional[str]:
