@@ -344,15 +344,20 @@ def test_a_relative_state_path_in_a_file_is_beside_the_file(tmp_path, monkeypatc
     assert (elsewhere / "budget.json").is_file()
 
 
+def wait_for(condition, seconds=5.0):
+    """Whether ``condition()`` came true within ``seconds`` (a watcher's thread acts on its own time)."""
+    deadline = time.time() + seconds
+    while not condition() and time.time() < deadline:
+        time.sleep(0.02)
+    return condition()
+
+
 def test_the_file_watcher_reloads_on_change(tmp_path):
     path = write(tmp_path / "live.yaml", "reload: true\nreload_interval: 0.05\nprobability: {rate: 1.0}\n")
     sampler = from_config(path)
     try:
         write(path, "reload: true\nreload_interval: 0.05\nprobability: {rate: 0.0}\n")
-        deadline = time.time() + 5
-        while sampler.reloads == 0 and time.time() < deadline:
-            time.sleep(0.02)
-        assert sampler.reloads == 1
+        assert wait_for(lambda: sampler.reloads == 1)
         assert not sampler.should_sample(None, 1, "x").decision.is_sampled()
     finally:
         sampler.close()
@@ -371,10 +376,7 @@ def test_a_watched_file_that_disappears_is_reported_once_and_reloaded_when_back(
         assert gone == [f"tracesieve: {path} cannot be read any more; the current policy stays in force until it is back"]
         assert sampler.should_sample(None, 1, "x").decision.is_sampled()
         write(path, "reload: true\nreload_interval: 0.05\nprobability: {rate: 0.0}\n")
-        deadline = time.time() + 5
-        while sampler.reloads == 0 and time.time() < deadline:
-            time.sleep(0.02)
-        assert sampler.reloads == 1
+        assert wait_for(lambda: sampler.reloads == 1)
         assert not sampler.should_sample(None, 1, "x").decision.is_sampled()
     finally:
         sampler.close()
@@ -383,12 +385,6 @@ def test_a_watched_file_that_disappears_is_reported_once_and_reloaded_when_back(
 def test_a_reload_follows_the_files_own_reload_settings(tmp_path, caplog):
     """Regression: a reloaded file's reload_interval was never applied, and
     `reload: false` left the file watched and reloaded."""
-
-    def wait_for(condition):
-        deadline = time.time() + 5
-        while not condition() and time.time() < deadline:
-            time.sleep(0.02)
-        return condition()
 
     path = write(tmp_path / "live.yaml", "reload: true\nreload_interval: 0.05\nprobability: {rate: 1.0}\n")
     sampler = from_config(path)
