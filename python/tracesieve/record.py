@@ -15,11 +15,12 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import shutil
 import stat
 import sys
 import urllib.parse
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Set, Tuple
+from typing import Any, Dict, Mapping, Optional, Set, Tuple
 
 import platformdirs
 
@@ -111,27 +112,46 @@ def _program_stem() -> str:
 
 
 #: Set by tracesieve's own commands (check, explain), which read a service's
-#: record but never make one; see ``read_records_only``.
+#: record but never write to it; see ``read_records_only``.
 _scratch: Optional[Path] = None
-#: In a reading-only process, each host record it did not find: the path of
-#: the stand-in it used instead (in a scratch directory), and the path the
-#: service's own record has (``<service>`` for its name when nothing names it).
+#: In a reading-only process, each stand-in record (in the scratch directory)
+#: and the path of the service's own (``<service>`` for its name when nothing
+#: names the service), for the records it did not find.
 records_left_out: Dict[str, str] = {}
-#: In a reading-only process, the services' own records it read.
-records_read: List[str] = []
+#: ... and for the records it read through a copy: the copy, the service's
+#: own path, and the copy's size before use (a budget the record did not
+#: hold makes the copy grow).
+records_read: Dict[str, Tuple[str, int]] = {}
 
 
 def read_records_only(scratch: Optional[Path]) -> None:
-    """For tracesieve's own commands: attach to a host record only when the
-    service is named (``name``, ``OTEL_SERVICE_NAME`` or ``service.name`` in
-    ``OTEL_RESOURCE_ATTRIBUTES``) and its record exists; else use a stand-in
-    record in ``scratch`` (a private directory the caller removes), so
-    nothing is made in the state directory, and note it in ``records_left_out``.
-    None: back to making records (the notes are cleared)."""
+    """For tracesieve's own commands: budgets read a copy of the service's
+    host record (when the service is named, by ``name``, ``OTEL_SERVICE_NAME``
+    or ``service.name`` in ``OTEL_RESOURCE_ATTRIBUTES``, and its record
+    exists), else a fresh stand-in, both in ``scratch`` (a private directory
+    the caller removes), so nothing in the state directory is made or
+    written; noted in ``records_read`` and ``records_left_out``. None: back
+    to records as services keep them (the notes are cleared)."""
     global _scratch
     _scratch = scratch
     records_left_out.clear()
     records_read.clear()
+
+
+def _stand_in(scratch: Path, directory: Path, name: Optional[str]) -> str:
+    """The store URL a reading-only budget uses: a copy of the service's record, or a fresh one."""
+    service = named_service(name)
+    own = directory / f"{service or '<service>'}.tracesieve"
+    copy = scratch / f"{service or 'service'}.tracesieve"
+    if service is not None and own.is_file() and str(copy) not in records_read:
+        try:
+            shutil.copy2(own, copy)  # its mode (0600) too, which the store checks
+            records_read[str(copy)] = (str(own), copy.stat().st_size)
+        except OSError:
+            pass
+    if str(copy) not in records_read:
+        records_left_out[str(copy)] = str(own)
+    return f"host://{scratch}#{service or 'service'}"
 
 
 def named_service(name: Optional[str] = None) -> Optional[str]:
@@ -152,17 +172,11 @@ def default_store(name: Optional[str] = None) -> Optional[str]:
         _memory_only(os.environ.get(STATE_DIR_VARIABLE) or "~/.local/state/tracesieve", "cannot be placed: this user has no home directory")
         return None
     if _scratch is not None:
-        service = named_service(name)
-        if service is None or not (directory / f"{service}.tracesieve").is_file():
-            stand_in = f"{service or 'service'}.tracesieve"
-            records_left_out[str(_scratch / stand_in)] = str(directory / f"{service or '<service>'}.tracesieve")
-            return f"host://{_scratch}#{service or 'service'}"
+        return _stand_in(_scratch, directory, name)
     problem = _prepare(directory)
     if problem is not None:
         _memory_only(str(directory), problem)
         return None
-    if _scratch is not None:
-        records_read.append(str(directory / f"{service_name(name)}.tracesieve"))
     return f"host://{directory.resolve()}#{service_name(name)}"
 
 

@@ -83,7 +83,8 @@ def test_check_and_explain_read_a_services_record_but_never_make_one(tmp_path, p
     """Regression: check and explain attached to a host record named after
     themselves (tracesieve.tracesieve), making the state directory and the file,
     and check said the budget was "recorded on this host in" that file, which no
-    service uses."""
+    service uses. Attached to a service's record, they added their own budget
+    to it. Now they read a copy."""
     config = tmp_path / "sampling.toml"
     config.write_text(BUDGET_PIPELINE)
     state = private_state_dir / "fresh"
@@ -115,4 +116,12 @@ def test_check_and_explain_read_a_services_record_but_never_make_one(tmp_path, p
     assert f"state (budget) recorded on this host in {record}: shared" in out and "not made yet" not in out
     assert main(["explain", str(config), "--name", "GET"]) == 0
     assert capsys.readouterr().out.splitlines()[-1] == f"the budget's pace was read from the service's record, {record}"
+    # A budget the record does not hold (other settings): said so, and still nothing written.
+    other = tmp_path / "other.toml"
+    other.write_text(BUDGET_PIPELINE.replace("100000", "5000"))
+    assert main(["explain", str(other), "--name", "GET"]) == 0
+    last = capsys.readouterr().out.splitlines()[-1]
+    assert last == f"the budget's pace is a first start's: the service's record, {record}, has no budget with these settings"
+    assert main(["check", str(other)]) == 0
+    assert f"{record}: has no budget with these settings yet" in capsys.readouterr().out
     assert record.read_bytes() == before and sorted(p.name for p in state.iterdir()) == ["checkout.tracesieve"]

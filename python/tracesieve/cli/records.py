@@ -1,6 +1,6 @@
-"""``check`` and ``explain`` read a service's host record but never make one:
-a stand-in in a scratch directory takes a missing record's place, and what
-they print names the record the service itself keeps."""
+"""``check`` and ``explain`` read a service's host record but never write
+one: they read a copy of it, or a fresh stand-in when there is none, both in
+a scratch directory, and what they print names the record the service keeps."""
 
 from __future__ import annotations
 
@@ -31,15 +31,23 @@ def reading_only() -> Iterator[None]:
 
 
 def as_the_service_keeps_it(line: str) -> str:
-    """``line`` with each stand-in record's path replaced by the service's own."""
-    for stand_in, own in record.records_left_out.items():
+    """``line`` with each stand-in or copy's path replaced by the service's own record's."""
+    owners = {**record.records_left_out, **{copy: own for copy, (own, _) in record.records_read.items()}}
+    for stand_in, own in owners.items():
         line = line.replace(stand_in, own)
     return line
 
 
+def _without_this_budget() -> List[str]:
+    """The services' records read that held no budget with these settings (the copy grew to make one)."""
+    return [own for copy, (own, size) in record.records_read.items() if Path(copy).stat().st_size != size]
+
+
 def check_notes() -> List[str]:
     """What ``check`` adds after the plan about records it did not find."""
-    notes = []
+    notes = [
+        f"{own}: has no budget with these settings yet; the service adds one when it starts with them" for own in _without_this_budget()
+    ]
     for own in record.records_left_out.values():
         if "<service>" in own:
             notes.append(UNNAMED)
@@ -50,7 +58,13 @@ def check_notes() -> List[str]:
 
 def explain_notes() -> List[str]:
     """What ``explain`` adds after its walk: where the budget's pace came from."""
-    notes = [f"the budget's pace was read from the service's record, {path}" for path in record.records_read]
+    lacking = _without_this_budget()
+    notes = [
+        f"the budget's pace is a first start's: the service's record, {own}, has no budget with these settings"
+        if own in lacking
+        else f"the budget's pace was read from the service's record, {own}"
+        for own, _ in record.records_read.values()
+    ]
     for own in record.records_left_out.values():
         if "<service>" in own:
             notes.append(
