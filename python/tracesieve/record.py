@@ -143,7 +143,7 @@ def _stand_in(scratch: Path, directory: Path, name: Optional[str]) -> str:
     service = named_service(name)
     own = directory / f"{service or '<service>'}.tracesieve"
     copy = scratch / f"{service or 'service'}.tracesieve"
-    if service is not None and own.is_file() and str(copy) not in records_read:
+    if service is not None and _private_file(own) and str(copy) not in records_read:
         try:
             shutil.copy2(own, copy)  # its mode (0600) too, which the store checks
             records_read[str(copy)] = (str(own), copy.stat().st_size)
@@ -152,6 +152,17 @@ def _stand_in(scratch: Path, directory: Path, name: Optional[str]) -> str:
     if str(copy) not in records_read:
         records_left_out[str(copy)] = str(own)
     return f"host://{scratch}#{service or 'service'}"
+
+
+def _private_file(path: Path) -> bool:
+    """Whether ``path`` is a record as the store would open it: a regular file
+    (no link), this user's, private. A copy is ours whatever it was, so the
+    store's own checks must be made here."""
+    try:
+        info = os.lstat(path)
+    except OSError:
+        return False
+    return stat.S_ISREG(info.st_mode) and info.st_uid == os.geteuid() and not info.st_mode & 0o077
 
 
 def named_service(name: Optional[str] = None) -> Optional[str]:

@@ -125,3 +125,26 @@ def test_check_and_explain_read_a_services_record_but_never_make_one(tmp_path, p
     assert main(["check", str(other)]) == 0
     assert f"{record}: has no budget with these settings yet" in capsys.readouterr().out
     assert record.read_bytes() == before and sorted(p.name for p in state.iterdir()) == ["checkout.tracesieve"]
+
+
+def test_check_and_explain_read_no_record_the_store_would_refuse(tmp_path, private_state_dir, monkeypatch, capsys):
+    """A copy is this user's and private whatever the original was, so the
+    store's checks (a regular file, this user's, private) are made on the
+    original: a record readable by others, or a link, is not read."""
+    config = tmp_path / "sampling.toml"
+    config.write_text(BUDGET_PIPELINE)
+    monkeypatch.setenv("OTEL_SERVICE_NAME", "checkout")
+    from_config(str(config))
+    record = private_state_dir / "checkout.tracesieve"
+    record.chmod(0o644)
+    assert main(["explain", str(config), "--name", "GET"]) == 0
+    last = capsys.readouterr().out.splitlines()[-1]
+    assert (
+        last
+        == f"the budget's pace is a first start's: {record} was not read: it is not a private file of this user (a link, another user's, or open to others)"
+    )
+    record.chmod(0o600)
+    record.rename(private_state_dir / "elsewhere")
+    record.symlink_to(private_state_dir / "elsewhere")
+    assert main(["check", str(config)]) == 0
+    assert f"{record}: not read: it is not a private file of this user" in capsys.readouterr().out

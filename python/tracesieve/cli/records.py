@@ -5,6 +5,7 @@ a scratch directory, and what they print names the record the service keeps."""
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -16,6 +17,9 @@ UNNAMED = (
     "<service>: the budget's name, else OTEL_SERVICE_NAME, else service.name in OTEL_RESOURCE_ATTRIBUTES, "
     "else the program's name and a digest of its command line"
 )
+
+#: Why a record that exists was not read (the store's own checks, made on the original).
+NOT_PRIVATE = "it is not a private file of this user (a link, another user's, or open to others)"
 
 
 @contextlib.contextmanager
@@ -51,6 +55,8 @@ def check_notes() -> List[str]:
     for own in record.records_left_out.values():
         if "<service>" in own:
             notes.append(UNNAMED)
+        elif os.path.lexists(own):
+            notes.append(f"{own}: not read: {NOT_PRIVATE}")
         else:
             notes.append(f"{own}: not made yet; the service makes it when it first starts")
     return notes
@@ -71,6 +77,8 @@ def explain_notes() -> List[str]:
                 "the budget's pace is a first start's: no service is named "
                 "(set OTEL_SERVICE_NAME, or the budget's name, to read that service's record)"
             )
+        elif os.path.lexists(own):
+            notes.append(f"the budget's pace is a first start's: {own} was not read: {NOT_PRIVATE}")
         else:
             notes.append(f"the budget's pace is a first start's: there is no record at {own} yet")
     return notes
