@@ -102,10 +102,10 @@ fn describe_state(plan: &Plan, lines: &mut Vec<String>) {
         pieces.push(("rate limit", bucket.store(), bucket.is_shared()));
     }
     // One line per place, in the order the pieces first name it.
-    let mut places: Vec<(Option<&str>, bool, bool, Vec<&str>)> = Vec::new();
+    let mut places: Vec<(Option<String>, bool, bool, Vec<&str>)> = Vec::new();
     for (name, store, shared) in &pieces {
-        let place = (store.url(), *shared, store.is_record());
-        match places.iter_mut().find(|p| (p.0, p.1, p.2) == place) {
+        let place = (store.shown_url(), *shared, store.is_record());
+        match places.iter_mut().find(|p| (&p.0, p.1, p.2) == (&place.0, place.1, place.2)) {
             Some(p) => p.3.push(name),
             None => places.push((place.0, place.1, place.2, vec![name])),
         }

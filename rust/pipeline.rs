@@ -669,7 +669,7 @@ fn parse_budget(
         ("save_interval", Data::Float(save_interval)),
         ("downstream", Data::Str(downstream.name().to_owned())),
         ("name", name),
-        ("record", pacer.store().url().map_or(Data::Null, |url| Data::Str(url.to_owned()))),
+        ("record", pacer.store().shown_url().map_or(Data::Null, Data::Str)),
     ];
     Ok((pacer, resolved))
 }

@@ -214,6 +214,38 @@ def test_a_home_that_cannot_hold_state_runs_in_memory(tmp_path):
     assert "memory only" in done.stderr and str(home) in done.stderr and "cannot be made" in done.stderr, done.stderr
 
 
+SIXTY_FIFTH_BUDGET = """
+from tracesieve import BudgetSampler
+sampler = BudgetSampler(1.0, budget=10**9 + 64)
+print(sampler.stats()["store"]["url"], sampler.budget_status()["used_spans"])
+"""
+
+
+def test_a_service_whose_budget_changed_64_times_still_shares_its_record(private_state_dir, monkeypatch, caplog):
+    """Regression: a record holds 64 budgets; the 65th set of settings a service
+    ever used ran in each process's memory (with a warning), so its workers
+    no longer shared one budget: N workers, up to N times the bill."""
+    monkeypatch.setenv("OTEL_SERVICE_NAME", "tuned")
+    for change in range(64):
+        BudgetSampler(1.0, budget=10**9 + change)
+    with caplog.at_level(logging.WARNING, logger="tracesieve"):
+        sampler = BudgetSampler(1.0, budget=10**9 + 64)
+    assert not caplog.records, [r.getMessage() for r in caplog.records]
+    overflow = private_state_dir / "tuned+2.tracesieve"
+    assert sampler.stats()["store"]["url"] == f"file://{overflow}"
+    assert sampler.stats()["store"]["shared"] == ["budget"]
+    assert any(f"recorded on this host in {overflow}" in line for line in sampler.description)
+    assert stat.S_IMODE(overflow.stat().st_mode) == 0o600
+    _kept(sampler, 500)
+    used = sampler.budget_status()["used_spans"]
+    assert used >= 490
+    # Another process with the same settings finds the same budget and its count.
+    out = subprocess.run([sys.executable, "-c", SIXTY_FIFTH_BUDGET], capture_output=True, text=True, check=True, timeout=60)
+    assert out.stdout.split() == [f"file://{overflow}", str(used)], out
+    # The budgets of the first 64 settings are where they were.
+    assert BudgetSampler(1.0, budget=10**9 + 3).stats()["store"]["url"] == f"file://{private_state_dir / 'tuned.tracesieve'}"
+
+
 def test_a_first_start_mid_period_keeps_a_short_burst_whole():
     """Regression: BudgetSampler(1.0, budget=10**9) started on 5 December kept 1 of
     2,000 spans, and a budget of 10**12 around a remote strategy 1 of 20,000."""

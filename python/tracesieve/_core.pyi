@@ -9,6 +9,7 @@ from opentelemetry.trace.span import TraceState
 
 __all__ = [
     "DEFAULT_PRECISION",
+    "RECORD_OVERFLOW_FILES",
     "ConfigError",
     "CurrentSpan",
     "NativeDedup",
@@ -33,6 +34,7 @@ __all__ = [
 ]
 
 DEFAULT_PRECISION: int
+RECORD_OVERFLOW_FILES: int
 
 class ConfigError(ValueError, TypeError): ...
 

@@ -12,6 +12,7 @@ which directory and why."""
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import os
 import re
@@ -24,6 +25,7 @@ from typing import Any, Dict, Mapping, Optional, Set, Tuple
 
 import platformdirs
 
+from tracesieve._core import RECORD_OVERFLOW_FILES as OVERFLOW_FILES
 from tracesieve._scrub import scrubbed_logger
 
 __all__ = [
@@ -35,6 +37,7 @@ __all__ = [
     "named_service",
     "named_store",
     "read_records_only",
+    "record_size",
     "records_left_out",
     "records_read",
     "service_name",
@@ -145,13 +148,25 @@ def _stand_in(scratch: Path, directory: Path, name: Optional[str]) -> str:
     copy = scratch / f"{service or 'service'}.tracesieve"
     if service is not None and _private_file(own) and str(copy) not in records_read:
         try:
-            shutil.copy2(own, copy)  # its mode (0600) too, which the store checks
-            records_read[str(copy)] = (str(own), copy.stat().st_size)
+            # Its overflow files too, in the order the store tries them.
+            for index in range(1, OVERFLOW_FILES + 2):
+                suffix = f"+{index}.tracesieve" if index > 1 else ".tracesieve"
+                own_file = directory / f"{service}{suffix}"
+                if not _private_file(own_file):
+                    break
+                shutil.copy2(own_file, scratch / f"{service}{suffix}")  # its mode (0600) too, which the store checks
+            records_read[str(copy)] = (str(own), record_size(copy))
         except OSError:
             pass
     if str(copy) not in records_read:
         records_left_out[str(copy)] = str(own)
     return f"host://{scratch}#{service or 'service'}"
+
+
+def record_size(path: Path) -> int:
+    """The bytes of the record at ``path`` and its overflow files (a budget it
+    did not hold makes one of them grow, or a new one)."""
+    return path.stat().st_size + sum(f.stat().st_size for f in path.parent.glob(f"{glob.escape(path.stem)}+*.tracesieve"))
 
 
 def _private_file(path: Path) -> bool:

@@ -71,6 +71,10 @@ mod _core {
     #[pymodule_export]
     const DEFAULT_PRECISION: u32 = threshold::DEFAULT_PRECISION;
 
+    /// Files a host record may take beyond its first (`<name>+2.tracesieve` on).
+    #[pymodule_export]
+    const RECORD_OVERFLOW_FILES: usize = crate::store::OVERFLOW_FILES;
+
     /// The 56-bit rejection threshold for `probability` (2**56 for probability 0).
     #[pyfunction]
     #[pyo3(signature = (probability, precision = threshold::DEFAULT_PRECISION as i64))]

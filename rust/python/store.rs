@@ -34,7 +34,7 @@ pub type Pieces<'a> = Vec<(&'static str, &'a Arc<Store>, bool)>;
 /// `{"url", "shared": [kinds], "local": [kinds], "fallbacks", "problem"}`.
 pub fn info<'py>(py: Python<'py>, pieces: &Pieces<'_>) -> PyResult<Bound<'py, PyDict>> {
     let out = PyDict::new(py);
-    let url = pieces.iter().find_map(|(_, store, _)| store.url());
+    let url = pieces.iter().find_map(|(_, store, _)| store.shown_url());
     out.set_item("url", url)?;
     out.set_item("shared", PyList::new(py, pieces.iter().filter(|p| p.2).map(|p| p.0))?)?;
     out.set_item("local", PyList::new(py, pieces.iter().filter(|p| !p.2).map(|p| p.0))?)?;

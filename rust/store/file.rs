@@ -68,12 +68,14 @@ pub enum FileError {
     /// The machine's (a full disk, no memory for the mapping): the sampler
     /// falls back to per-process state and says so.
     Unusable(String),
+    /// No room for another piece (a host record then tries its next file).
+    Full(String),
 }
 
 impl std::fmt::Display for FileError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            FileError::Config(message) | FileError::Unusable(message) => f.write_str(message),
+            FileError::Config(message) | FileError::Unusable(message) | FileError::Full(message) => f.write_str(message),
         }
     }
 }
@@ -360,6 +362,11 @@ impl StoreFile {
         &self.path
     }
 
+    /// The boot this file's pieces are judged by.
+    pub fn boot(&self) -> &str {
+        &self.boot
+    }
+
     fn check_header(&self) -> Result<(), FileError> {
         let shown = self.path.display();
         let length = self.file.metadata().map_err(|e| FileError::Config(format!("{shown}: {e}")))?.len();
@@ -518,13 +525,13 @@ impl StoreFile {
             }
             None => {
                 if count >= MAX_PIECES {
-                    return Err(FileError::Config(format!("{shown} holds {MAX_PIECES} pieces already; use another file for more")));
+                    return Err(FileError::Full(format!("{shown} holds {MAX_PIECES} pieces already; use another file for more")));
                 }
                 // `check_table` bounded the next offset by the file's length.
                 let offset = self.read_u64(H_NEXT)?.max(DATA_START).next_multiple_of(ALIGN);
                 let end = offset + size;
                 if end > MAX_FILE_BYTES {
-                    return Err(FileError::Config(format!("{shown} has no room for another piece of {words} words")));
+                    return Err(FileError::Full(format!("{shown} has no room for another piece of {words} words")));
                 }
                 // Blocks reserved now, so a full disk shows here and not as a
                 // fault when a page is first touched.

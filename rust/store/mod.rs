@@ -11,7 +11,10 @@
 //! a host store whose file is `<dir>/<name>.tracesieve` and whose pieces are
 //! named by their kind and a hash of their settings, so different budgets of
 //! one service never meet; a file it cannot use leaves the stage per process
-//! with a warning, never an error.
+//! with a warning, never an error. A record whose file is full (a piece for
+//! every set of settings the service ever used) goes on in overflow files,
+//! `<name>+2.tracesieve` and on, each tried in turn: pieces are never removed,
+//! so every process with the same settings finds the same one.
 
 pub mod file;
 pub mod fleet;
@@ -20,7 +23,7 @@ pub mod region;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 
 use crate::config::ConfigError;
 use crate::words::thousands;
@@ -33,6 +36,9 @@ pub const FIELD: &str = "store";
 /// The longest store URL: a path of the system's longest (4,096 bytes) with
 /// room for the scheme, a host, options and a piece name.
 const MAX_URL: usize = 8192;
+/// Files a host record may take beyond its first: with 64 pieces each, room
+/// for a thousand sets of settings (about 1 MB), however often they change.
+pub const OVERFLOW_FILES: usize = 15;
 
 #[derive(Debug)]
 pub struct Store {
@@ -45,6 +51,10 @@ pub struct Store {
     /// A host record: pieces named by their settings, and a file it cannot use
     /// is a fallback, not an error.
     record: bool,
+    /// A host record's overflow files, each opened when a piece first needs
+    /// it (or why it could not be), and the last one a piece was placed in.
+    overflow: Vec<OnceLock<Result<StoreFile, String>>>,
+    overflowed: Mutex<Option<PathBuf>>,
     /// A Redis fleet: pieces live on the heap and lease from the fleet.
     fleet: Option<FleetSettings>,
     /// Pieces kept in this process's heap because the file was unusable, and why.
@@ -55,7 +65,17 @@ pub struct Store {
 impl Store {
     /// Per-process state (the default).
     pub fn local() -> Store {
-        Store { url: None, prefix: None, file: None, record: false, fleet: None, fallbacks: AtomicU64::new(0), problem: Mutex::new(None) }
+        Store {
+            url: None,
+            prefix: None,
+            file: None,
+            record: false,
+            overflow: Vec::new(),
+            overflowed: Mutex::new(None),
+            fleet: None,
+            fallbacks: AtomicU64::new(0),
+            problem: Mutex::new(None),
+        }
     }
 
     /// A store from its URL: `file:///absolute/path[#name]`, or
@@ -96,10 +116,11 @@ impl Store {
         let mut store = Store::local();
         store.url = Some(format!("file://{}", path.display()));
         store.record = true;
+        store.overflow = (0..OVERFLOW_FILES).map(|_| OnceLock::new()).collect();
         let boot = boot.map_or_else(file::boot_id, str::to_owned);
         match StoreFile::open_with(&path, &boot, &Access::default()) {
             Ok(file) => store.file = Some(file),
-            Err(FileError::Config(reason) | FileError::Unusable(reason)) => store.fall_back(reason),
+            Err(FileError::Config(reason) | FileError::Unusable(reason) | FileError::Full(reason)) => store.fall_back(reason),
         }
         Ok(store)
     }
@@ -120,14 +141,36 @@ impl Store {
         match opened {
             Ok(file) => store.file = Some(file),
             Err(FileError::Config(message)) => return Err(ConfigError::new(FIELD, message)),
-            Err(FileError::Unusable(reason)) => store.fall_back(reason),
+            Err(FileError::Unusable(reason) | FileError::Full(reason)) => store.fall_back(reason),
         }
         Ok(store)
     }
 
-    /// The URL as given (a Redis password shown as `***`).
+    /// The URL as given (a Redis password shown as `***`): what names the
+    /// store, and what another stage's store is compared by.
     pub fn url(&self) -> Option<&str> {
         self.url.as_deref()
+    }
+
+    /// Where the pieces are, to be shown: the URL, or for a host record that
+    /// went on in an overflow file, the last such file.
+    pub fn shown_url(&self) -> Option<String> {
+        match self.overflowed.lock().ok().and_then(|file| file.clone()) {
+            Some(path) => Some(format!("file://{}", path.display())),
+            None => self.url.clone(),
+        }
+    }
+
+    /// The host record's overflow file `index` (0: `<name>+2.tracesieve`).
+    fn overflow_file(&self, index: usize) -> Result<&StoreFile, &str> {
+        let Some(first) = &self.file else { return Err("no record file") };
+        let opened = self.overflow[index].get_or_init(|| {
+            let path = first.path();
+            let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+            let path = path.with_file_name(format!("{stem}+{}.tracesieve", index + 2));
+            StoreFile::open_with(&path, first.boot(), &Access::default()).map_err(|e| e.to_string())
+        });
+        opened.as_ref().map_err(String::as_str)
     }
 
     /// Whether pieces are shared with other processes (a usable file, or a fleet).
@@ -154,7 +197,10 @@ impl Store {
     /// removed), each change once: the problem to report. A shortened file's
     /// pieces are per process from then on, counted as fallbacks.
     pub fn check(&self) -> Option<String> {
-        match self.file.as_ref()?.check()? {
+        let overflow = self.overflow.iter().filter_map(|file| file.get()?.as_ref().ok());
+        // One change a call: the others are found by the next.
+        let change = self.file.iter().chain(overflow).find_map(StoreFile::check)?;
+        match change {
             Change::Shortened(problem) => {
                 self.fall_back(problem.clone());
                 Some(problem)
@@ -165,7 +211,8 @@ impl Store {
 
     /// Whether the store file's pieces became per process while in use.
     pub fn is_detached(&self) -> bool {
-        self.file.as_ref().is_some_and(StoreFile::is_detached)
+        let overflow = self.overflow.iter().filter_map(|file| file.get()?.as_ref().ok());
+        self.file.iter().chain(overflow).any(StoreFile::is_detached)
     }
 
     fn fall_back(&self, reason: String) {
@@ -200,9 +247,38 @@ impl Store {
     /// that cannot hold it (full disk) gives a heap piece, counted.
     pub fn place(&self, kind: &str, settings: &str, words: usize) -> Result<Placement<'_>, ConfigError> {
         let Some(file) = &self.file else { return Ok(Placement::heap(words)) };
-        match file.place(&self.piece_for(kind, settings), kind, settings, words) {
+        let piece = self.piece_for(kind, settings);
+        let mut placed = file.place(&piece, kind, settings, words);
+        if self.record {
+            for index in 0..self.overflow.len() {
+                if !matches!(placed, Err(FileError::Full(_))) {
+                    break;
+                }
+                placed = match self.overflow_file(index) {
+                    Ok(next) => {
+                        let placed = next.place(&piece, kind, settings, words);
+                        if placed.is_ok() {
+                            *self.overflowed.lock().unwrap_or_else(|p| p.into_inner()) = Some(next.path().to_owned());
+                        }
+                        placed
+                    }
+                    Err(reason) => Err(FileError::Unusable(reason.to_owned())),
+                };
+            }
+        }
+        match placed {
             Ok(placement) => Ok(placement),
-            Err(FileError::Config(message)) if !self.record => Err(ConfigError::new(FIELD, message)),
+            Err(FileError::Config(message) | FileError::Full(message)) if !self.record => Err(ConfigError::new(FIELD, message)),
+            Err(FileError::Full(_)) => {
+                self.fall_back(format!(
+                    "the record {} and its {} overflow files hold {} pieces each, one for every set of settings this service used; \
+                     stop the service's processes and remove them to start afresh",
+                    file.path().display(),
+                    self.overflow.len(),
+                    file::MAX_PIECES
+                ));
+                Ok(Placement::heap(words))
+            }
             Err(FileError::Config(reason) | FileError::Unusable(reason)) => {
                 self.fall_back(reason);
                 Ok(Placement::heap(words))

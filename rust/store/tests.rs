@@ -332,3 +332,52 @@ fn a_shortened_file_is_noticed_before_any_fault_and_a_replaced_one_is_reported()
     assert!(store.check().unwrap().contains("shortened to 4096 bytes"));
     assert_eq!(region.words()[1].load(Relaxed), 0);
 }
+
+#[test]
+fn a_full_record_goes_on_in_overflow_files_that_every_process_finds_alike() {
+    let dir = temp_dir();
+    let record = |dir: &std::path::Path| Store::host_record(&format!("{}#svc", dir.display()), None).unwrap();
+    let settings = |n: usize| format!("budget={n} spans/month");
+    // A service whose budget changed 64 times fills its record's table.
+    let filler = record(dir.path());
+    for n in 0..file::MAX_PIECES as usize {
+        filler.place("budget", &settings(n), 4).unwrap().finish().unwrap();
+    }
+    assert!(!dir.path().join("svc+2.tracesieve").exists());
+    // The 65th set of settings goes on in the first overflow file, shared by every process that has it.
+    let first = record(dir.path());
+    let placed = first.place("budget", &settings(1000), 4).unwrap();
+    assert_eq!(placed.origin, Origin::New);
+    placed.region.words()[1].store(41, Relaxed);
+    let region = placed.region.clone();
+    placed.finish().unwrap();
+    let overflow = dir.path().join("svc+2.tracesieve");
+    assert_eq!(first.shown_url(), Some(url(&overflow)));
+    assert_eq!(first.fallbacks(), 0);
+    let second = record(dir.path());
+    let attached = second.place("budget", &settings(1000), 4).unwrap();
+    assert_eq!(attached.origin, Origin::Attached);
+    attached.region.words()[1].fetch_add(1, Relaxed);
+    assert_eq!(region.words()[1].load(Relaxed), 42, "one piece in the overflow file");
+    attached.finish().unwrap();
+    // Settings the first file holds are still found there.
+    let old = record(dir.path());
+    assert_eq!(old.place("budget", &settings(3), 4).unwrap().origin, Origin::Attached);
+    assert_eq!(old.shown_url(), old.url().map(str::to_owned));
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&overflow).unwrap().permissions().mode() & 0o777, 0o600);
+    // Every overflow file full: the budget is kept per process, saying why.
+    for index in 0..OVERFLOW_FILES {
+        for n in 0..file::MAX_PIECES as usize {
+            let placed = filler.place("budget", &settings(10_000 * (index + 1) + n), 4).unwrap();
+            placed.finish().unwrap();
+        }
+    }
+    assert_eq!(filler.fallbacks(), 1, "{:?}", filler.problem());
+    assert!(filler.problem().unwrap().contains("overflow files hold 64 pieces each"), "{:?}", filler.problem());
+    assert!(!dir.path().join(format!("svc+{}.tracesieve", OVERFLOW_FILES + 2)).exists());
+    // A store file of the user's own choosing is refused when full, as before.
+    let full = Store::open(&url(&dir.path().join("svc.tracesieve"))).unwrap();
+    let error = full.place("another", "x=1", 4).err().unwrap();
+    assert!(error.to_string().contains("holds 64 pieces already"), "{error}");
+}

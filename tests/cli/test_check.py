@@ -3,7 +3,7 @@ of one span through it."""
 
 from __future__ import annotations
 
-from tracesieve import from_config
+from tracesieve import BudgetSampler, from_config
 from tracesieve.cli import main
 
 from helpers import EXAMPLES
@@ -148,3 +148,34 @@ def test_check_and_explain_read_no_record_the_store_would_refuse(tmp_path, priva
     record.symlink_to(private_state_dir / "elsewhere")
     assert main(["check", str(config)]) == 0
     assert f"{record}: not read: it is not a private file of this user" in capsys.readouterr().out
+
+
+def test_check_and_explain_read_a_record_that_went_on_in_an_overflow_file(tmp_path, private_state_dir, monkeypatch, capsys):
+    """A service whose budget changed 64 times keeps its 65th in checkout+2.tracesieve:
+    check names that file, explain reads the pace there, and neither writes a byte."""
+    monkeypatch.setenv("OTEL_SERVICE_NAME", "checkout")
+    for change in range(64):
+        BudgetSampler(1.0, budget=10**9 + change)
+    config = tmp_path / "sampling.toml"
+    config.write_text(BUDGET_PIPELINE)
+    from_config(str(config))
+    overflow = private_state_dir / "checkout+2.tracesieve"
+    files = {path: path.read_bytes() for path in private_state_dir.iterdir()}
+    assert sorted(path.name for path in files) == ["checkout+2.tracesieve", "checkout.tracesieve"]
+    assert main(["check", str(config)]) == 0
+    out = capsys.readouterr().out
+    assert f"state (budget) recorded on this host in {overflow}: shared" in out and "has no budget" not in out, out
+    assert main(["explain", str(config), "--name", "GET"]) == 0
+    last = capsys.readouterr().out.splitlines()[-1]
+    assert last == f"the budget's pace was read from the service's record, {private_state_dir / 'checkout.tracesieve'}"
+    # Settings no file holds yet: the copies grow (a third file), the originals do not.
+    other = tmp_path / "other.toml"
+    other.write_text(BUDGET_PIPELINE.replace("100000", "5000"))
+    for change in range(64, 64 + 63):
+        BudgetSampler(1.0, budget=10**9 + change)
+    files = {path: path.read_bytes() for path in private_state_dir.iterdir()}
+    assert main(["check", str(other)]) == 0
+    out = capsys.readouterr().out
+    assert f"{private_state_dir / 'checkout.tracesieve'}: has no budget with these settings yet" in out, out
+    assert f"recorded on this host in {private_state_dir / 'checkout+3.tracesieve'}" in out, out
+    assert {path: path.read_bytes() for path in private_state_dir.iterdir()} == files

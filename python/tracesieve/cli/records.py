@@ -35,16 +35,17 @@ def reading_only() -> Iterator[None]:
 
 
 def as_the_service_keeps_it(line: str) -> str:
-    """``line`` with each stand-in or copy's path replaced by the service's own record's."""
+    """``line`` with each stand-in or copy's path replaced by the service's own
+    record's (its overflow files', ``<name>+2.tracesieve`` on, too)."""
     owners = {**record.records_left_out, **{copy: own for copy, (own, _) in record.records_read.items()}}
     for stand_in, own in owners.items():
-        line = line.replace(stand_in, own)
+        line = line.replace(stand_in.removesuffix(".tracesieve"), own.removesuffix(".tracesieve"))
     return line
 
 
 def _without_this_budget() -> List[str]:
-    """The services' records read that held no budget with these settings (the copy grew to make one)."""
-    return [own for copy, (own, size) in record.records_read.items() if Path(copy).stat().st_size != size]
+    """The services' records read that held no budget with these settings (a copy grew to make one)."""
+    return [own for copy, (own, size) in record.records_read.items() if record.record_size(Path(copy)) != size]
 
 
 def check_notes() -> List[str]:
