@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Dict, List
 
 import pytest
+import tomllib
 
 ROOT = Path(__file__).resolve().parent.parent
 # Building five wheels from a cold target folder takes minutes, not the suite's default 300 s.
@@ -50,6 +51,51 @@ sampler = from_config(str(config))
 walk = sampler.explain("POST", {"http.route": "/checkout"})
 assert walk["probability"] == 1.0, walk
 print("smoke ok", sys.version.split()[0], tracesieve.__file__)
+"""
+
+
+#: The oldest SDK tracesieve supports (pyproject's lower bound): its samplers decide
+#: as that SDK's own, and its processors and provider run in it.
+OLDEST_SDK = "1.30.0"
+
+OLD_SDK = r"""
+import random, sys
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+from opentelemetry.trace import StatusCode
+from opentelemetry.version import __version__ as sdk_version
+import tracesieve
+from tracesieve import BudgetSampler, TailSamplingProcessor, TraceIdRatioSampler
+
+ours, sdks = TraceIdRatioSampler(0.25), ParentBased(TraceIdRatioBased(0.25))
+rng = random.Random(3)
+for _ in range(5000):
+    trace_id = rng.getrandbits(128) or 1
+    assert ours.should_sample(None, trace_id, "x").decision == sdks.should_sample(None, trace_id, "x").decision
+
+exporter = InMemorySpanExporter()
+provider = TracerProvider(sampler=BudgetSampler(1.0, budget=10**9))
+provider.add_span_processor(TailSamplingProcessor(exporter, decision_wait=0.05))
+tracer = provider.get_tracer("old")
+for i in range(200):
+    with tracer.start_as_current_span("GET /") as span:
+        if i % 50 == 0:
+            span.set_status(StatusCode.ERROR)
+assert provider.force_flush(10_000)
+assert len(exporter.get_finished_spans()) == 200, len(exporter.get_finished_spans())
+provider.shutdown()
+
+exporter = InMemorySpanExporter()
+native = tracesieve.TracerProvider(sampler=tracesieve.ProbabilitySampler(1.0))
+native.add_span_processor(SimpleSpanProcessor(exporter))
+with native.get_tracer("old").start_as_current_span("GET /", attributes={"a": 1}):
+    pass
+assert native.force_flush()
+assert [(s.name, dict(s.attributes)) for s in exporter.get_finished_spans()] == [("GET /", {"a": 1})]
+native.shutdown()
+print("old sdk ok", sdk_version)
 """
 
 
@@ -129,6 +175,25 @@ def test_each_wheel_installs_and_works_without_rust(built: List[Path], tmp_path:
         env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{path}"}
         subprocess.run([str(bin_dir / "pip"), "install", "-q", "--disable-pip-version-check", str(wheel)], check=True, env=env, timeout=600)
         assert f"smoke ok {version}" in _smoke(bin_dir, path, tmp_path)
+
+
+def test_the_wheel_works_with_the_oldest_sdk_it_supports(built: List[Path], tmp_path: Path) -> None:
+    dependencies = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    lower = OLDEST_SDK.rsplit(".", 1)[0]
+    assert f"opentelemetry-sdk>={lower},<2" in dependencies and f"opentelemetry-api>={lower},<2" in dependencies, dependencies
+    path = _without_rust()
+    (wheel,) = [p for p in built if "-cp311-cp311-" in p.name]
+    bin_dir = _venv(sys.executable, tmp_path / "oldest-sdk", path)
+    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{path}"}
+    pins = [f"opentelemetry-sdk=={OLDEST_SDK}", f"opentelemetry-api=={OLDEST_SDK}"]
+    subprocess.run(
+        [str(bin_dir / "pip"), "install", "-q", "--disable-pip-version-check", str(wheel), *pins], check=True, env=env, timeout=600
+    )
+    assert "smoke ok" in _smoke(bin_dir, path, tmp_path)
+    env = {"PATH": env["PATH"], "HOME": os.environ.get("HOME", "/root"), "TRACESIEVE_STATE_DIR": str(tmp_path / "state")}
+    answer = subprocess.run([str(bin_dir / "python"), "-c", OLD_SDK], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert answer.returncode == 0, answer.stderr
+    assert f"old sdk ok {OLDEST_SDK}" in answer.stdout
 
 
 def test_the_sdist_builds_and_installs_with_rust(built: List[Path], tmp_path: Path) -> None:
