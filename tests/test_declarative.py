@@ -280,3 +280,49 @@ def test_tracesieve_check_validates_a_whole_file(tmp_path):
     broken = write(tmp_path, PARENT_BASED.replace("processors:", "processorz:"), "broken.yaml")
     finished = subprocess.run([sys.executable, "-m", "tracesieve", "check", str(broken)], capture_output=True, text=True, timeout=120)
     assert finished.returncode == 2 and str(broken) in finished.stderr
+
+
+BUDGET_FILE = """
+file_format: "1.1"
+resource: {attributes: [{name: service.name, value: checkout}]}
+tracer_provider:
+  processors: [{simple: {exporter: {console: {}}}}]
+  sampler:
+    parent_based:
+      root:
+        tracesieve:
+          probability: {rate: 1.0}
+          budget: {budget: 100000}
+      remote_parent_sampled:
+        tracesieve:
+          budget: {budget: 5000, name: edge}
+"""
+
+RECORDS = """
+import json, os
+from opentelemetry import trace
+{configure}
+provider = trace.get_tracer_provider()
+sampler = provider.sampler
+print(json.dumps([provider.resource.attributes["service.name"], sampler._root.stats()["store"]["url"],
+                  sampler._remote_parent_sampled.stats()["store"]["url"]]))
+"""
+
+
+@pytest.mark.parametrize("configure", [SDK_PATH, ZERO_CODE], ids=["configure_sdk", "OTEL_CONFIG_FILE zero-code"])
+def test_a_budget_keeps_its_record_under_the_service_the_file_names(tmp_path, private_state_dir, configure):
+    """Regression: the file's resource named the service the SDK exported as
+    (checkout), but a budget in a tracesieve node kept its record under the
+    program's name (python-<digest>), or under OTEL_SERVICE_NAME, which the
+    SDK's resource does not read when a file configures it."""
+    path = write(tmp_path, BUDGET_FILE)
+    environment = {**os.environ, "OTEL_CONFIG_FILE": str(path), "OTEL_SERVICE_NAME": "other"}
+    finished = subprocess.run(
+        [sys.executable, "-c", RECORDS.format(configure=configure)], env=environment, capture_output=True, text=True, timeout=120
+    )
+    assert finished.returncode == 0, finished.stderr
+    service, root, remote = json.loads(finished.stdout.strip().splitlines()[-1])
+    assert service == "checkout"
+    assert root == f"file://{private_state_dir / 'checkout.tracesieve'}"
+    assert remote == f"file://{private_state_dir / 'edge.tracesieve'}", "a budget's own name still comes first"
+    assert from_config(path)._root.stats()["store"]["url"] == root

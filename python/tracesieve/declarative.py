@@ -146,7 +146,7 @@ def build_sampler(section: Mapping[str, Any], *, path: str = "tracer_provider.sa
     if name in COMPOSITE_KEYS:
         return _composite(spec, here, where)
     if name == PLUGIN:
-        return plugin_sampler(spec, here, where)
+        return plugin_sampler(spec, here, where, service)
     if name == "jaeger_remote/development":
         return _jaeger_remote(spec, here, where, service)
     if name == "parent_based":
@@ -175,8 +175,11 @@ def _composite(spec: Any, path: str, where: str) -> Sampler:
         raise ConfigError(f"{where}{error}") from None
 
 
-def plugin_sampler(spec: Any, path: str = PLUGIN, where: str = "") -> Sampler:
-    """A ``tracesieve`` node: a composite section, or a pipeline document."""
+def plugin_sampler(spec: Any, path: str = PLUGIN, where: str = "", service: str = "") -> Sampler:
+    """A ``tracesieve`` node: a composite section, or a pipeline document.
+    ``service``: the file's ``service.name``, which names a budget's record
+    when the budget does not (the SDK's resource comes from the file too, and
+    ``OTEL_SERVICE_NAME`` does not apply to it)."""
     from tracesieve.pipeline import PipelineSampler
 
     if not isinstance(spec, Mapping) or not spec:
@@ -187,8 +190,12 @@ def plugin_sampler(spec: Any, path: str = PLUGIN, where: str = "") -> Sampler:
             other = next(key for key in spec if key not in COMPOSITE_KEYS)
             raise ConfigError(f"{where}{path}.{other}: a composite section stands alone; put pipelines inside it as tracesieve nodes")
         return _composite(spec[composite[0]], f"{path}.{composite[0]}", where)
+    document = dict(spec)
+    budget = document.get("budget")
+    if service and isinstance(budget, Mapping) and "name" not in budget:
+        document["budget"] = {**budget, "name": service}
     try:
-        return PipelineSampler(dict(spec))
+        return PipelineSampler(document)
     except ConfigError as error:
         raise ConfigError(f"{where}{path}.{error}") from None
 
@@ -267,10 +274,11 @@ _handed_out: Dict[Tuple[str, int, int], int] = {}
 _lock = threading.Lock()
 
 
-def next_plugin_node() -> Optional[Tuple[str, str, Any]]:
+def next_plugin_node() -> Optional[Tuple[str, str, Any, str]]:
     """For the entry point: the next ``tracesieve`` node of the file
-    ``OTEL_CONFIG_FILE`` names, as ``(where, path, spec)``; None when no such
-    file is set, or it has no ``tracesieve`` node."""
+    ``OTEL_CONFIG_FILE`` names, as ``(where, path, spec, service)`` (service:
+    the file's ``service.name``, or ""); None when no such file is set, or it
+    has no ``tracesieve`` node."""
     name = os.environ.get(CONFIG_FILE_VARIABLE, "").strip()
     if not name:
         return None
@@ -286,4 +294,4 @@ def next_plugin_node() -> Optional[Tuple[str, str, Any]]:
         index = _handed_out.get(key, 0)
         _handed_out[key] = index + 1
     node_path, spec = nodes[index % len(nodes)]
-    return where, node_path, spec
+    return where, node_path, spec, service_name(document)

@@ -169,8 +169,8 @@ def pipeline_default() -> Sampler:
         node = declarative.next_plugin_node()
         if node is None:
             return pipeline_from_arg(None)
-        where, path, spec = node
-        sampler = declarative.plugin_sampler(spec, path, where)
+        where, path, spec, service = node
+        sampler = declarative.plugin_sampler(spec, path, where, service)
         if getattr(sampler, "processor", None) is not None:
             _attach_when_installed(sampler)
         return sampler
