@@ -25,7 +25,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.sdk.trace.sampling import ALWAYS_ON
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from tracesieve import BudgetSampler, ConfigError, ProbabilitySampler, TailSamplingProcessor, TracerProvider
+from tracesieve import BudgetSampler, ConfigError, PipelineSampler, ProbabilitySampler, TailSamplingProcessor, TracerProvider
 from tracesieve.provider import Capture
 from tracesieve.tail import LATE, REASON, TAIL_KEPT
 from tracesieve.testing import SimClock
@@ -570,3 +570,37 @@ def test_logs_say_nothing_at_span_time_for_ordinary_use(caplog: pytest.LogCaptur
     clock.now += 2
     provider.step()
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+def test_from_config_keeps_a_budgets_record_under_the_resources_service(tmp_path, private_state_dir, monkeypatch):
+    """Regression: TracerProvider.from_config(..., resource=Resource.create({"service.name":
+    "checkout"})) exported spans as checkout but filed the budget's record under the
+    program's name and a digest of its command line, so two services launched alike could
+    meet there only by that digest, and the record did not say whose it was."""
+    from opentelemetry.sdk.resources import Resource
+
+    monkeypatch.delenv("OTEL_SERVICE_NAME", raising=False)
+    monkeypatch.delenv("OTEL_RESOURCE_ATTRIBUTES", raising=False)
+    config = tmp_path / "sampling.toml"
+    config.write_text("[probability]\nrate = 1.0\n[budget]\nbudget = 100000\n")
+    provider = TracerProvider.from_config(config, resource=Resource.create({"service.name": "checkout"}))
+    try:
+        assert provider.sampler.stats()["store"]["url"] == f"file://{private_state_dir / 'checkout.tracesieve'}"
+        # A reload keeps it there.
+        config.write_text("[probability]\nrate = 0.5\n[budget]\nbudget = 100000\n")
+        assert provider.sampler.reload()
+        assert provider.sampler.stats()["store"]["url"] == f"file://{private_state_dir / 'checkout.tracesieve'}"
+    finally:
+        provider.shutdown()
+    # The SDK's default name (unknown_service...) names no service; the budget's own name comes first.
+    unnamed = TracerProvider.from_config(config, resource=Resource.create({}))
+    config.write_text('[probability]\nrate = 1.0\n[budget]\nbudget = 100000\nname = "billing"\n')
+    named = TracerProvider.from_config(config, resource=Resource.create({"service.name": "checkout"}))
+    try:
+        assert "unknown_service" not in unnamed.sampler.stats()["store"]["url"]
+        assert named.sampler.stats()["store"]["url"] == f"file://{private_state_dir / 'billing.tracesieve'}"
+    finally:
+        named.shutdown()
+        unnamed.shutdown()
+    with pytest.raises(ConfigError, match="service_name: expected None or a non-empty string"):
+        PipelineSampler(config, service_name="")

@@ -190,12 +190,8 @@ def plugin_sampler(spec: Any, path: str = PLUGIN, where: str = "", service: str 
             other = next(key for key in spec if key not in COMPOSITE_KEYS)
             raise ConfigError(f"{where}{path}.{other}: a composite section stands alone; put pipelines inside it as tracesieve nodes")
         return _composite(spec[composite[0]], f"{path}.{composite[0]}", where)
-    document = dict(spec)
-    budget = document.get("budget")
-    if service and isinstance(budget, Mapping) and "name" not in budget:
-        document["budget"] = {**budget, "name": service}
     try:
-        return PipelineSampler(document)
+        return PipelineSampler(dict(spec), service_name=service or None)
     except ConfigError as error:
         raise ConfigError(f"{where}{path}.{error}") from None
 

@@ -18,7 +18,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 from tracesieve import _core, record
 from tracesieve._background import BackgroundThread
-from tracesieve._checks import check_meter_provider
+from tracesieve._checks import check_meter_provider, shown
 from tracesieve._scrub import scrubbed_logger
 from tracesieve.adaptive import ErrorWindowProcessor
 from tracesieve.budget import status_report
@@ -57,6 +57,11 @@ def stage(resolved: Dict[str, Any], name: str) -> Optional[Dict[str, Any]]:
 class PipelineSampler(_NativeSampler):
     """A sampler built from a configuration document (see ``from_config``).
 
+    ``service_name``: the service a budget keeps its host record under when
+    the document's budget gives no ``name`` (``TracerProvider.from_config``
+    passes its resource's ``service.name``, a declarative file's ``tracesieve``
+    node the file's); None: ``OTEL_SERVICE_NAME`` and so on.
+
     Attributes:
         processor: the ``ErrorWindowProcessor`` feeding the adaptive stage (None
             without one); add it to the provider.
@@ -72,14 +77,20 @@ class PipelineSampler(_NativeSampler):
         clock: Optional[Callable[[], float]] = None,
         meter_provider: Any = None,
         reload: Optional[bool] = None,
+        service_name: Optional[str] = None,
     ):
         check_meter_provider(meter_provider)
+        if service_name is not None and not (isinstance(service_name, str) and service_name):
+            raise ConfigError(
+                f"service_name: expected None or a non-empty string (the service a budget's record is for), got {shown(service_name)}"
+            )
+        self._service_name = service_name
         # Absolute now: a daemon that later changes its working directory (to /, as
         # daemons do) would otherwise reload from another file, or from none.
         self.source = None if isinstance(source, Mapping) else source_path(source).absolute()
         self._where = f"{self.source}: " if self.source else ""
         self._clock = clock
-        document = self._anchored(load_config(source))
+        document = self._named(self._anchored(load_config(source)))
         native, signals, resolved, description = build(document, clock=clock, where=self._where)
         # Read by the provider when it is built (TracerProvider.from_config); a reload leaves it.
         self._tail_section = document.get("tail")
@@ -127,7 +138,7 @@ class PipelineSampler(_NativeSampler):
             return False
         try:
             signals = self.processor._native if self.processor is not None else None
-            document = self._anchored(load_config(self.source))
+            document = self._named(self._anchored(load_config(self.source)))
             native, added_signals, resolved, description = build(
                 document, clock=self._clock, signals=signals, previous=self._native, where=self._where
             )
@@ -171,6 +182,13 @@ class PipelineSampler(_NativeSampler):
                 self.source,
             )
         return True
+
+    def _named(self, document: Mapping[str, Any]) -> Mapping[str, Any]:
+        """``document`` with ``service_name`` as its budget's ``name`` when it gives none."""
+        budget = document.get("budget")
+        if self._service_name is None or not isinstance(budget, Mapping) or "name" in budget:
+            return document
+        return {**document, "budget": {**budget, "name": self._service_name}}
 
     def _anchored(self, document: Mapping[str, Any]) -> Mapping[str, Any]:
         """``document`` with a relative ``budget.state_path`` taken from the

@@ -304,7 +304,10 @@ class TracerProvider(TailWorker, sdk_trace.TracerProvider):
                 raise _core.ConfigError(f"{where}tail.{key}: unknown tail setting{hint}; expected {', '.join(TAIL_SETTINGS)}")
             settings[key] = value
         if any(key in STAGES for key in document):
-            options.setdefault("sampler", PipelineSampler(source))
+            # A budget's record goes under the service the resource names, as the spans do.
+            service = getattr(options.get("resource"), "attributes", {}).get("service.name")
+            named = service if isinstance(service, str) and service and not service.startswith("unknown_service") else None
+            options.setdefault("sampler", PipelineSampler(source, service_name=named))
         try:
             return cls(**{**settings, **options})
         except _core.ConfigError as error:
