@@ -246,6 +246,32 @@ def test_a_service_whose_budget_changed_64_times_still_shares_its_record(private
     assert BudgetSampler(1.0, budget=10**9 + 3).stats()["store"]["url"] == f"file://{private_state_dir / 'tuned.tracesieve'}"
 
 
+def test_a_budget_around_a_remote_sampler_is_for_the_service_it_names(private_state_dir, monkeypatch):
+    """Regression: BudgetSampler(JaegerRemoteSampler("checkout")) and a document's
+    jaeger_remote stage named the service, but the budget filed its record under
+    the program's name and a digest of its command line."""
+    from opentelemetry.sdk.resources import Resource
+
+    from tracesieve import XRayRemoteSampler
+
+    monkeypatch.delenv("OTEL_SERVICE_NAME", raising=False)
+    monkeypatch.delenv("OTEL_RESOURCE_ATTRIBUTES", raising=False)
+
+    def record_of(sampler):
+        return sampler.stats()["store"]["url"].rsplit("/", 1)[-1]
+
+    assert record_of(BudgetSampler(JaegerRemoteSampler("checkout", start=False), budget=BUDGET)) == "checkout.tracesieve"
+    xray = XRayRemoteSampler(Resource.create({"service.name": "billing"}), start=False)
+    assert record_of(BudgetSampler(xray, budget=BUDGET)) == "billing.tracesieve"
+    document = {"jaeger_remote": {"service_name": "orders", "endpoint": "file:///dev/null"}, "budget": {"budget": BUDGET}}
+    assert record_of(from_config(document)) == "orders.tracesieve"
+    # The budget's own name comes first; a remote sampler with no service of its own names nothing.
+    assert record_of(BudgetSampler(JaegerRemoteSampler("checkout", start=False), budget=BUDGET, name="edge")) == "edge.tracesieve"
+    assert record_of(from_config({**document, "budget": {"budget": BUDGET, "name": "edge"}})) == "edge.tracesieve"
+    unnamed = record_of(BudgetSampler(XRayRemoteSampler(start=False), budget=BUDGET))
+    assert unnamed.endswith(".tracesieve") and "unknown_service" not in unnamed
+
+
 def test_a_first_start_mid_period_keeps_a_short_burst_whole():
     """Regression: BudgetSampler(1.0, budget=10**9) started on 5 December kept 1 of
     2,000 spans, and a budget of 10**12 around a remote strategy 1 of 20,000."""

@@ -63,9 +63,11 @@ class BudgetSampler(_NativeSampler):
             ``"redis://host:6379/0#fleet"`` shares it across hosts and services
             through Redis (see the Fleets on Redis page).
         name: the service the budget is for, which its host record is filed
-            under (default: ``OTEL_SERVICE_NAME``, else ``service.name`` in
-            ``OTEL_RESOURCE_ATTRIBUTES``, else the program's name with a
-            digest of its command line and working directory).
+            under (default: the service a Jaeger or X-Ray ``inner`` sampler
+            fetches its strategy for, else ``OTEL_SERVICE_NAME``, else
+            ``service.name`` in ``OTEL_RESOURCE_ATTRIBUTES``, else the
+            program's name with a digest of its command line and working
+            directory).
         cap_forced_keeps: also refuse keep-rule spans once the budget is spent
             (by default business events are kept regardless and counted).
         respect_parent: used when ``inner`` is a rate.
@@ -98,6 +100,8 @@ class BudgetSampler(_NativeSampler):
         self._clock = clock if clock is not None else getattr(wrapped, "_clock", None)
         if name is not None and (not isinstance(name, str) or not name):
             raise _core.ConfigError(f"name: expected a non-empty string (the service the budget is for), got {shown(name)}")
+        if name is None:
+            name = record.sampler_service(wrapped)
         self.name = record.service_name(name)
         store = record.budget_store(store, name, state_file=state_path is not None, clock=self._clock is not None)
         self._bind(

@@ -60,7 +60,8 @@ class PipelineSampler(_NativeSampler):
     ``service_name``: the service a budget keeps its host record under when
     the document's budget gives no ``name`` (``TracerProvider.from_config``
     passes its resource's ``service.name``, a declarative file's ``tracesieve``
-    node the file's); None: ``OTEL_SERVICE_NAME`` and so on.
+    node the file's); None: the ``service_name`` of a ``jaeger_remote`` or
+    ``xray_remote`` stage, else ``OTEL_SERVICE_NAME`` and so on.
 
     Attributes:
         processor: the ``ErrorWindowProcessor`` feeding the adaptive stage (None
@@ -184,11 +185,13 @@ class PipelineSampler(_NativeSampler):
         return True
 
     def _named(self, document: Mapping[str, Any]) -> Mapping[str, Any]:
-        """``document`` with ``service_name`` as its budget's ``name`` when it gives none."""
+        """``document`` with its budget's ``name``, when it gives none, from
+        ``service_name``, else from the service its remote stage names."""
         budget = document.get("budget")
-        if self._service_name is None or not isinstance(budget, Mapping) or "name" in budget:
+        service = self._service_name or record.document_service(document)
+        if service is None or not isinstance(budget, Mapping) or "name" in budget:
             return document
-        return {**document, "budget": {**budget, "name": self._service_name}}
+        return {**document, "budget": {**budget, "name": service}}
 
     def _anchored(self, document: Mapping[str, Any]) -> Mapping[str, Any]:
         """``document`` with a relative ``budget.state_path`` taken from the

@@ -34,12 +34,14 @@ __all__ = [
     "STATE_DIR_VARIABLE",
     "budget_store",
     "default_store",
+    "document_service",
     "named_service",
     "named_store",
     "read_records_only",
     "record_size",
     "records_left_out",
     "records_read",
+    "sampler_service",
     "service_name",
     "state_dir",
 ]
@@ -178,6 +180,24 @@ def _private_file(path: Path) -> bool:
     except OSError:
         return False
     return stat.S_ISREG(info.st_mode) and info.st_uid == os.geteuid() and not info.st_mode & 0o077
+
+
+def sampler_service(sampler: Any) -> Optional[str]:
+    """The service a remote sampler fetches its strategy or rules for (a
+    Jaeger or X-Ray one), which a budget around it is for too; None for others."""
+    service = getattr(sampler, "service_name", None)
+    return service if isinstance(service, str) and service and not service.startswith("unknown_service") else None
+
+
+def document_service(document: Mapping[str, Any]) -> Optional[str]:
+    """The service a pipeline document's remote stage (``jaeger_remote`` or
+    ``xray_remote``) names, which its budget is for too."""
+    for stage in ("jaeger_remote", "xray_remote"):
+        settings = document.get(stage)
+        service = settings.get("service_name") if isinstance(settings, Mapping) else None
+        if isinstance(service, str) and service and not service.startswith("unknown_service"):
+            return service
+    return None
 
 
 def named_service(name: Optional[str] = None) -> Optional[str]:
