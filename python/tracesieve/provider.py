@@ -25,6 +25,7 @@ from tracesieve._tail_worker import Batch, TailWorker, check_budget, check_worke
 from tracesieve.adaptive import ErrorWindowProcessor
 from tracesieve.config import Source, load_config, source_path
 from tracesieve.estimate import ADJUSTED_COUNT
+from tracesieve.record import naming
 from tracesieve.tail import LATE, REASON, TAIL_KEPT
 
 __all__ = ["Capture", "TracerProvider"]
@@ -305,9 +306,8 @@ class TracerProvider(TailWorker, sdk_trace.TracerProvider):
             settings[key] = value
         if any(key in STAGES for key in document):
             # A budget's record goes under the service the resource names, as the spans do.
-            service = getattr(options.get("resource"), "attributes", {}).get("service.name")
-            named = service if isinstance(service, str) and service and not service.startswith("unknown_service") else None
-            options.setdefault("sampler", PipelineSampler(source, service_name=named))
+            service = naming(getattr(options.get("resource"), "attributes", {}).get("service.name"))
+            options.setdefault("sampler", PipelineSampler(source, service_name=service))
         try:
             return cls(**{**settings, **options})
         except _core.ConfigError as error:

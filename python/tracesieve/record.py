@@ -37,6 +37,7 @@ __all__ = [
     "document_service",
     "named_service",
     "named_store",
+    "naming",
     "read_records_only",
     "record_size",
     "records_left_out",
@@ -182,11 +183,16 @@ def _private_file(path: Path) -> bool:
     return stat.S_ISREG(info.st_mode) and info.st_uid == os.geteuid() and not info.st_mode & 0o077
 
 
+def naming(service: Any) -> Optional[str]:
+    """``service`` when it names a service: a non-empty string other than the
+    SDK's ``unknown_service`` default."""
+    return service if isinstance(service, str) and service and not service.startswith("unknown_service") else None
+
+
 def sampler_service(sampler: Any) -> Optional[str]:
     """The service a remote sampler fetches its strategy or rules for (a
     Jaeger or X-Ray one), which a budget around it is for too; None for others."""
-    service = getattr(sampler, "service_name", None)
-    return service if isinstance(service, str) and service and not service.startswith("unknown_service") else None
+    return naming(getattr(sampler, "service_name", None))
 
 
 def document_service(document: Mapping[str, Any]) -> Optional[str]:
@@ -194,8 +200,8 @@ def document_service(document: Mapping[str, Any]) -> Optional[str]:
     ``xray_remote``) names, which its budget is for too."""
     for stage in ("jaeger_remote", "xray_remote"):
         settings = document.get(stage)
-        service = settings.get("service_name") if isinstance(settings, Mapping) else None
-        if isinstance(service, str) and service and not service.startswith("unknown_service"):
+        service = naming(settings.get("service_name")) if isinstance(settings, Mapping) else None
+        if service is not None:
             return service
     return None
 
