@@ -346,3 +346,28 @@ def test_text_that_is_not_utf8_is_scrubbed_and_logged_not_raised(caplog):
         scrubbed_logger("tracesieve.remote").warning("cannot read %s", "/tmp/caf\udce9")
     assert "cannot read /tmp/caf\\udce9" in caplog.text
     assert str(ConfigError("/tmp/caf\udce9: no such file")) == "/tmp/caf\\udce9: no such file"
+
+
+def test_a_password_with_an_unencoded_slash_is_refused_without_showing_it(tmp_path):
+    """Regression: a base64 password holds '/', which ends a URL's authority:
+    redis://u:12/ab@host/0 read as host u, port 12, path /ab@host/0, and the
+    error named that path, the password's tail. Percent-encoded, it works."""
+    password = "12/ab+very-secret="
+    server = RedisServer(password=password).start()
+    try:
+        plain = f"redis://default:{password}@127.0.0.1:{server.port}/0"
+        for build in (
+            lambda: BudgetSampler(0.5, budget=10_000, store=f"{plain}#slash"),
+            lambda: TailSamplingProcessor(InMemorySpanExporter(), share=f"{plain}#slash"),
+            lambda: BudgetSampler(0.5, budget=10_000, store=f"redis://default:12?x=ab-very-secret@127.0.0.1:{server.port}"),
+        ):
+            with pytest.raises(ConfigError) as refused:
+                build()
+            assert "very-secret" not in str(refused.value) and "percent-encoded" in str(refused.value), str(refused.value)
+        encoded = plain.replace("12/ab+", "12%2Fab%2B")
+        sampler = BudgetSampler(0.5, budget=10_000, store=f"{encoded}#slash")
+        fleet.sync(sampler)
+        assert sampler.stats()["store"]["fleet"]["budget"]["members"] == 1  # the password reached Redis whole
+        assert "very-secret" not in str(sampler.stats()) + "".join(sampler.description)
+    finally:
+        server.stop()

@@ -60,6 +60,17 @@ pub fn redacted(url: &Url) -> String {
     shown.to_string()
 }
 
+/// Whether an `@` sits past the authority where a Redis URL never has one
+/// (its path is a database number, its fragment a name): the sign of a
+/// password holding an unencoded `/`, `?` or `#`, which ended the authority
+/// early and left the rest of the password in plain view.
+fn holds_split_userinfo(url: &Url) -> bool {
+    let has_userinfo = !url.username().is_empty() || url.password().is_some();
+    url.path().contains('@')
+        || url.fragment().is_some_and(|f| f.contains('@'))
+        || (!has_userinfo && url.query().is_some_and(|q| q.contains('@')))
+}
+
 fn problem(shown: &str, what: impl std::fmt::Display) -> ConfigError {
     ConfigError::new(FIELD, format!("{shown:?} {what}"))
 }
@@ -72,6 +83,15 @@ impl FleetSettings {
             let scheme = text.split_once("://").map(|(s, _)| s).unwrap_or("?");
             ConfigError::new(FIELD, format!("a {scheme}:// URL that cannot be read ({e}); expected redis://host:6379/0"))
         })?;
+        if holds_split_userinfo(&url) {
+            return Err(ConfigError::new(
+                FIELD,
+                format!(
+                    "a {}:// URL with an '@' past its host: a password holding '/', '?' or '#' must be percent-encoded (%2F, %3F, %23), as must an '@' in an option; expected redis://:password@host:6379/0",
+                    url.scheme()
+                ),
+            ));
+        }
         let shown = redacted(&url);
         if !matches!(url.scheme(), "redis" | "rediss") {
             return Err(problem(&shown, "is no Redis URL; expected redis://host:6379/0 or rediss:// for TLS"));

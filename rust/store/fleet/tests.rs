@@ -12,6 +12,10 @@ fn urls_are_read_with_their_options_and_the_password_hidden() {
     assert!(!format!("{fleet:?}").contains("s3cret"));
     assert_eq!(fleet.key("budget"), "tracesieve:checkout:budget");
     let plain = FleetSettings::parse("rediss://localhost").unwrap();
+    // An '@' in an option is fine where the URL's own userinfo came first.
+    let option = FleetSettings::parse("redis://app:pw@host/0?username=me@corp").unwrap();
+    assert!(option.connect_url().ends_with("username=me@corp") || option.connect_url().ends_with("username=me%40corp"));
+    assert!(FleetSettings::parse("redis://app:a%2Fb@host/0").is_ok());
     assert_eq!((plain.name.as_str(), plain.interval, plain.fallback_share), ("default", 1.0, 0.1));
 }
 
@@ -23,6 +27,12 @@ fn bad_urls_are_refused_naming_the_part_and_never_the_password() {
         ("redis://u:pw9@host/x", "database number"),
         ("redis://u:pw9@host/0#no spaces", "fleet name"),
         ("redis://u:pw9@:6379/0", "cannot be read"),
+        // A password with an unencoded '/', '?' or '#' (base64 passwords hold '/'):
+        // the authority ends inside it and its rest lands in the path, query or fragment.
+        ("redis://u:9/pw9@host/0", "percent-encoded"),
+        ("redis://u:9?x=pw9@host/0", "percent-encoded"),
+        ("redis://u:9#pw9@host", "percent-encoded"),
+        ("redis://h@u:9/pw9@host/0", "percent-encoded"),
     ] {
         let error = FleetSettings::parse(url).unwrap_err();
         assert_eq!(error.field, "store");
