@@ -35,11 +35,13 @@ class StrategyServer(LoopbackServer):
         self.delay = 0.0
         self.status = 200
         self.requests: list = []
+        self.authorizations: list = []
         server = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 server.requests.append(self.path)
+                server.authorizations.append(self.headers.get("Authorization"))
                 time.sleep(server.delay)
                 body = server.raw if server.raw is not None else json.dumps(server.document).encode()
                 self.send_response(server.status)
@@ -418,3 +420,28 @@ def test_it_is_a_base_for_adaptive_boosts(server):
     time.sleep(1.05)  # the boost is re-read once per window resolution
     assert within_binomial(kept(boosted, seed=1), N, 0.3), "the remote probability, boosted x3"
     base.shutdown()
+
+
+def test_a_urls_user_info_is_sent_as_basic_credentials(server):
+    """Regression: http://user:password@host endpoints (an authenticating proxy in
+    front of the strategy server) were fetched with no credentials at all."""
+    import base64
+
+    host_port = server.endpoint.partition("://")[2]
+    sampler = JaegerRemoteSampler("checkout", endpoint=f"http://sampler:p%2Fw%40rd@{host_port}")
+    try:
+        wait_for(lambda: sampler.remote_status()["fetches"] >= 1)
+        assert server.authorizations[-1] == "Basic " + base64.b64encode(b"sampler:p/w@rd").decode()
+        assert "p%2Fw%40rd" not in str(sampler.remote_status()) and "p/w@rd" not in str(sampler.remote_status())
+    finally:
+        sampler.shutdown()
+    plain = JaegerRemoteSampler("checkout", endpoint=server.endpoint)
+    try:
+        wait_for(lambda: plain.remote_status()["fetches"] >= 1)
+        assert server.authorizations[-1] is None
+    finally:
+        plain.shutdown()
+    # Unencoded, a password's '/' ends the host: refused, and none of it shown.
+    with pytest.raises(ConfigError, match="percent-encoded") as refused:
+        JaegerRemoteSampler("checkout", endpoint=f"http://sampler:12/very-secret@{host_port}")
+    assert "very-secret" not in str(refused.value)

@@ -1,10 +1,12 @@
 """One JSON exchange with a sampling server, bounded in time and size: the
 whole exchange (connecting, headers, body) ends at one deadline, the body is
-read up to a cap, redirects go to the same origin only, and another thread
+read up to a cap, redirects go to the same origin only, a URL's user info is sent as Basic
+credentials, and another thread
 can end an exchange in flight at once (a poller being stopped)."""
 
 from __future__ import annotations
 
+import base64
 import http.client
 import json
 import socket
@@ -86,6 +88,11 @@ class JsonExchange:
         try:
             path = parts.path + (f"?{parts.query}" if parts.query else "")
             headers = {"Accept": "application/json"}
+            if parts.username is not None:
+                # As curl and requests read it: a URL's user info is its Basic credentials
+                # (sent to this origin only: redirects elsewhere are refused above).
+                user_info = f"{urllib.parse.unquote(parts.username)}:{urllib.parse.unquote(parts.password or '')}"
+                headers["Authorization"] = "Basic " + base64.b64encode(user_info.encode("utf-8")).decode("ascii")
             if payload is not None:
                 headers["Content-Type"] = "application/json"
             connection.request(method, path or "/", body=payload, headers=headers)

@@ -177,6 +177,12 @@ def _source(service_name: str, endpoint: str) -> Tuple[str, Optional[str]]:
             f"endpoint: {quoted(endpoint)} is not a strategy source; expected http://host:5778 (Jaeger, or the Collector's "
             "jaegerremotesampling extension) or file:///path/to/strategy.json"
         )
+    if "@" not in parsed.netloc and "@" in endpoint.partition("://")[2]:
+        # A password holding '/', '?' or '#' ended the host early: its rest would show.
+        raise ConfigError(
+            "endpoint: a URL with an '@' past its host; a password holding '/', '?' or '#' must be percent-encoded "
+            "(%2F, %3F, %23); expected http://user:password@host:5778"
+        )
     path = parsed.path.rstrip("/")
     if not path.endswith("/sampling"):
         path += "/sampling"
