@@ -424,3 +424,25 @@ def test_a_state_file_others_may_write_or_another_user_owns_is_ignored(tmp_path,
     os.mkfifo(pipe, 0o600)
     BudgetSampler(1.0, budget=1000, state_path=pipe, clock=clock)
     assert "pipe.json: not a regular file but a named pipe" in caplog.text
+
+
+def test_explain_gives_the_probability_the_next_decision_keeps_with():
+    """Regression: explain() showed the pace its last update set, without the
+    easing near the limit that decisions multiply in: 85 of 160 kept spans here
+    carried a th other than the one explain() had just given."""
+    from tracesieve import from_config
+
+    clock = SimClock(JAN + 3 * 3600)
+    document = {"store": "memory", "rules": {"default_rate": 0.5, "rules": []}, "budget": {"budget": 2000, "period": "day"}}
+    sampler = from_config(document, clock=clock)
+    rng = random.Random(11)
+    compared = differed = 0
+    for i in range(40_000):  # ten times the day's budget: the pace eases near the limit
+        clock.now = JAN + 3 * 3600 + i * 0.2
+        explained = sampler.explain("GET", {"http.route": "/"})
+        result = sampler.should_sample(None, rng.getrandbits(128), "GET", attributes={"http.route": "/"})
+        if result.decision.is_sampled() and ot_value(result.trace_state) not in ("th:0", None):
+            compared += 1
+            differed += ot_value(result.trace_state) != f"th:{explained['th']}"
+    # Only a decision that falls due for the pace's update (every few seconds) differs: 4 of 160.
+    assert compared >= 100 and differed <= 0.05 * compared, (compared, differed)

@@ -481,7 +481,7 @@ impl Pacer {
         self.cap_forced
     }
 
-    /// The pacing multiplier in force, read without counting demand.
+    /// The pace the last update set, before easing near the limit.
     pub fn current_pace(&self) -> f64 {
         self.s.pace.get()
     }
@@ -552,7 +552,14 @@ impl Pacer {
     pub fn pace(&self, now: &Moment, inner: f64) -> f64 {
         self.maybe_update(now);
         self.s.demand.fetch_add((inner.clamp(0.0, 1.0) * FIXED) as u64, Relaxed);
-        let mono = now.monotonic();
+        self.multiplier_at(now.monotonic())
+    }
+
+    /// The multiplier a paced decision at `mono` gets from the state as it
+    /// stands, easing included (what `explain` shows; `pace` first updates
+    /// the state and counts the demand).
+    #[inline]
+    pub fn multiplier_at(&self, mono: f64) -> f64 {
         let free = self.free(mono);
         // Near the limit the pace eases off (to 0 at the limit), so keeps are
         // not refused after their draw: a refused keep is missing from the
