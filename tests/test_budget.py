@@ -446,3 +446,30 @@ def test_explain_gives_the_probability_the_next_decision_keeps_with():
             differed += ot_value(result.trace_state) != f"th:{explained['th']}"
     # Only a decision that falls due for the pace's update (every few seconds) differs: 4 of 160.
     assert compared >= 100 and differed <= 0.05 * compared, (compared, differed)
+
+
+def test_decisions_the_limit_gave_probability_zero_are_counted():
+    """At its limit the budget pauses the head sample (probability 0): no kept
+    span stands for those spans, so budget_status() counts them for whoever
+    reads estimates from kept spans (``zero_probability_spans``)."""
+    from tracesieve import from_config
+
+    clock = SimClock(JAN + 3 * 3600)
+    document = {
+        "store": "memory",
+        "force_keep": {"rules": [{"name": "pay", "match": {"http.route": "/pay"}}]},
+        "rules": {"default_rate": 0.5, "rules": []},
+        "budget": {"budget": 2000, "period": "day"},
+    }
+    sampler = from_config(document, clock=clock)
+    rng = random.Random(12)
+    at_zero = 0
+    for i in range(40_000):
+        clock.now = JAN + 3 * 3600 + i * 0.2
+        if i % 400 == 0:  # keep rules run ahead of the line: the head waits at probability 0
+            sampler.should_sample(None, rng.getrandbits(128), "POST", attributes={"http.route": "/pay"})
+        at_zero += sampler.explain("GET", {"http.route": "/"})["probability"] == 0.0
+        sampler.should_sample(None, rng.getrandbits(128), "GET", attributes={"http.route": "/"})
+    counted = sampler.budget_status()["zero_probability_spans"]
+    # explain() reads the state a decision would; an update falling due between them may differ.
+    assert 200 <= at_zero <= 10_000 and abs(counted - at_zero) <= 0.02 * at_zero, (counted, at_zero)

@@ -265,6 +265,9 @@ pub struct Pacer {
     store: Arc<Store>,
     /// In a Redis fleet: the lease this process spends and its link to the fleet.
     fleet: Option<PacerFleet>,
+    /// Paced decisions the limit gave probability 0, in this process: no kept
+    /// span stands for them, so estimates from kept spans cannot count them.
+    at_zero: AtomicU64,
 }
 
 /// A consistent view for `budget_status()`.
@@ -298,6 +301,8 @@ pub struct Status {
     /// Per tail class (error, latency, rule): spans kept and refused this period.
     pub tail_kept: [u64; 3],
     pub tail_refused: [u64; 3],
+    /// Paced decisions the limit gave probability 0, in this process.
+    pub at_zero: u64,
 }
 
 impl Pacer {
@@ -361,6 +366,7 @@ impl Pacer {
             shared: placement.region.is_mapped(),
             store: store.clone(),
             fleet,
+            at_zero: AtomicU64::new(0),
         };
         // The floor may use the children's headroom at the period's end (a start
         // with no record there assumes the whole budget spent) and, in a fleet,
@@ -552,7 +558,11 @@ impl Pacer {
     pub fn pace(&self, now: &Moment, inner: f64) -> f64 {
         self.maybe_update(now);
         self.s.demand.fetch_add((inner.clamp(0.0, 1.0) * FIXED) as u64, Relaxed);
-        self.multiplier_at(now.monotonic())
+        let multiplier = self.multiplier_at(now.monotonic());
+        if multiplier <= 0.0 && inner > 0.0 {
+            self.at_zero.fetch_add(1, Relaxed);
+        }
+        multiplier
     }
 
     /// The multiplier a paced decision at `mono` gets from the state as it
@@ -1084,6 +1094,7 @@ impl Pacer {
             start_allowance: s.start_allowance.get(),
             tail_kept: std::array::from_fn(|i| s.period_tail[i].load(Relaxed)),
             tail_refused: std::array::from_fn(|i| s.tail_refused[i].load(Relaxed)),
+            at_zero: self.at_zero.load(Relaxed),
         }
     }
 

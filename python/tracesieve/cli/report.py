@@ -66,6 +66,11 @@ def terminal(scenario: Scenario, results: List[Measured], seconds: Dict[str, flo
             lines.append(f"  traces kept downstream without their frontend span: {result.orphans:,}")
             lines.append(f"  blind hours (demand but nothing kept): {result.blind_hours} of {len(result.hours)}")
             lines.append(f"  kept by the visibility floor (th 0: each stands for itself): {result.floor_kept:,}")
+            if result.zero_probability:
+                lines.append(
+                    f"  head decisions at probability 0, the budget at its limit: {result.zero_probability:,} "
+                    "(what the tail did not keep of them, no kept span stands for: the estimates miss it)"
+                )
             if result.unweighted:
                 lines.append(f"  kept with no probability recorded (left out of estimates): {result.unweighted:,}")
         if result.boost:

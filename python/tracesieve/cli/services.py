@@ -216,6 +216,8 @@ class Measured:
     #: Frontend spans kept by the budget's visibility floor (each stands for
     #: itself: th 0, certain given that nothing else was kept in its hour).
     floor_kept: int = 0
+    #: Frontend root spans the budget's limit gave probability 0 (the head sample paused).
+    zero_probability: int = 0
     #: Frontend spans kept that say nothing of what they stand for (no th, no
     #: adjusted count): left out of the estimates (0 for tracesieve).
     unweighted: int = 0
@@ -385,6 +387,7 @@ def measure(
         boost=boost,
         orphans=orphans,
         floor_kept=floor_kept,
+        zero_probability=budget.get("zero_probability_spans", 0) if budget else 0,
         unweighted=unweighted,
         budget_by_service=budget_by_service,
     )
