@@ -1,8 +1,8 @@
 """One JSON exchange with a sampling server, bounded in time and size: the
 whole exchange (connecting, headers, body) ends at one deadline, the body is
-read up to a cap, redirects go to the same origin only, a URL's user info is sent as Basic
-credentials, and another thread
-can end an exchange in flight at once (a poller being stopped)."""
+read up to a cap, redirects go to the same origin only, a URL's user info is
+sent as Basic credentials, and another thread can end an exchange in flight
+at once (a poller being stopped)."""
 
 from __future__ import annotations
 

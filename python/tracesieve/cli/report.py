@@ -68,8 +68,8 @@ def terminal(scenario: Scenario, results: List[Measured], seconds: Dict[str, flo
             lines.append(f"  kept by the visibility floor (th 0: each stands for itself): {result.floor_kept:,}")
             if result.zero_probability:
                 lines.append(
-                    f"  head decisions at probability 0, the budget at its limit: {result.zero_probability:,} "
-                    "(what the tail did not keep of them, no kept span stands for: the estimates miss it)"
+                    f"  head decisions at probability 0 (the budget at its limit): {result.zero_probability:,}; "
+                    "those the tail did not keep are missing from the estimates"
                 )
             if result.unweighted:
                 lines.append(f"  kept with no probability recorded (left out of estimates): {result.unweighted:,}")
