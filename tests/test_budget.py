@@ -448,28 +448,59 @@ def test_explain_gives_the_probability_the_next_decision_keeps_with():
     assert compared >= 100 and differed <= 0.05 * compared, (compared, differed)
 
 
-def test_decisions_the_limit_gave_probability_zero_are_counted():
-    """At its limit the budget pauses the head sample (probability 0): no kept
-    span stands for those spans, so budget_status() counts them for whoever
-    reads estimates from kept spans (``zero_probability_spans``)."""
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_after_a_storm_of_keep_rules_the_trickle_leaves_no_request_out_of_the_estimate(seed):
+    """A two-hour storm of keep-rule spans (30% of requests) runs the count
+    about 17 hours ahead of the line. The head sample trickles there instead
+    of pausing, so the estimate read from the kept spans covers every request.
+    Before the trickle the head paused: about 23,000 of the 113,000 other
+    requests were decided at probability 0, and the estimate was 16% to 24%
+    low against a stated standard error of 2%."""
     from tracesieve import from_config
+    from tracesieve.estimate import estimate
 
-    clock = SimClock(JAN + 3 * 3600)
+    clock = SimClock(JAN)
     document = {
         "store": "memory",
         "force_keep": {"rules": [{"name": "pay", "match": {"http.route": "/pay"}}]},
-        "rules": {"default_rate": 0.5, "rules": []},
-        "budget": {"budget": 2000, "period": "day"},
+        "budget": {"budget": 30_000, "period": "month"},
     }
+    sampler = from_config(document, clock=clock)
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(sampler=sampler, id_generator=SeededIds(seed))
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = provider.get_tracer("shop")
+    rng = random.Random(seed)
+    others = 0
+    for i in range(115_200):  # a request every 3 s for four days (30 times the budget's demand)
+        clock.now = JAN + i * 3.0
+        storm = 60 * 3600 <= i * 3.0 < 62 * 3600
+        route = "/pay" if rng.random() < (0.3 if storm else 0.01) else "/"
+        others += route == "/"
+        tracer.start_span("GET", attributes={"http.route": route}).end()
+    result = estimate([s for s in exporter.get_finished_spans() if s.attributes["http.route"] == "/"])
+    status = sampler.budget_status()
+    assert status["zero_probability_spans"] == 0 and status["trickle_spans"] > 0, status
+    assert abs(result.total - others) <= 3 * result.standard_error, (result, others)
+
+
+def test_decisions_the_limit_gave_probability_zero_are_counted():
+    """Where the budget gives the head sample probability 0, no kept span
+    stands for those spans, so budget_status() counts them for whoever reads
+    estimates from kept spans (``zero_probability_spans``). Here a start with
+    no record waits for the line: nothing ran ahead of it (no keep rule, no
+    tail keep), so there is no room for the trickle."""
+    from tracesieve import from_config
+
+    clock = SimClock(JAN + 3 * 3600)
+    document = {"store": "memory", "rules": {"default_rate": 0.5, "rules": []}, "budget": {"budget": 2000, "period": "day"}}
     sampler = from_config(document, clock=clock)
     rng = random.Random(12)
     at_zero = 0
     for i in range(40_000):
         clock.now = JAN + 3 * 3600 + i * 0.2
-        if i % 400 == 0:  # keep rules run ahead of the line: the head waits at probability 0
-            sampler.should_sample(None, rng.getrandbits(128), "POST", attributes={"http.route": "/pay"})
         at_zero += sampler.explain("GET", {"http.route": "/"})["probability"] == 0.0
         sampler.should_sample(None, rng.getrandbits(128), "GET", attributes={"http.route": "/"})
     counted = sampler.budget_status()["zero_probability_spans"]
     # explain() reads the state a decision would; an update falling due between them may differ.
-    assert 200 <= at_zero <= 10_000 and abs(counted - at_zero) <= 0.02 * at_zero, (counted, at_zero)
+    assert 100 <= at_zero <= 10_000 and abs(counted - at_zero) <= 0.02 * at_zero, (counted, at_zero)

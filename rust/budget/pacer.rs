@@ -16,6 +16,14 @@
 //!   expected to spend, over the remaining time. Near the line the pace eases
 //!   off with the burst still free, so a keep is almost never refused after
 //!   its draw (a refused keep would bias what its `th` claims).
+//! - **The trickle**: at the limit the head sample does not pause while tail
+//!   keeps or keep rules are what ran the count ahead of the line. It keeps
+//!   with the lower of the pace and the chance that gives one span a floor
+//!   slot, paid from the room those keeps made (one span short of it, for the
+//!   floor) and never from what is reserved, so every paced decision keeps a
+//!   probability above 0 and estimates stay unbiased (a pause left the
+//!   decisions it covered with nothing kept to stand for them: about 1% of
+//!   traces at ten times the budget's demand).
 //!
 //! A visibility floor keeps the first span of every clock hour (or, for a
 //! budget smaller than the period's hours, of every even share of the period)
@@ -69,12 +77,15 @@ pub const START_SECONDS: f64 = 30.0;
 const FRESH: f64 = 3600.0;
 /// Tail keeps' expected spans are reserved with this margin (errors come in storms).
 const TAIL_MARGIN: f64 = 1.25;
+/// Spans the trickle is expected to keep per floor slot at the limit.
+const TRICKLE_PER_SLOT: f64 = 1.0;
 
 /// What a reservation is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Admit {
     /// A decision the pacer paced: a root span, or (downstream pacing) a span
-    /// whose sampled parent is in another service.
+    /// whose sampled parent is in another service. Past the line's limit it
+    /// is admitted as the trickle's keep.
     Entry,
     /// A child following a kept parent in this process.
     Child,
@@ -265,9 +276,13 @@ pub struct Pacer {
     store: Arc<Store>,
     /// In a Redis fleet: the lease this process spends and its link to the fleet.
     fleet: Option<PacerFleet>,
-    /// Paced decisions the limit gave probability 0, in this process: no kept
-    /// span stands for them, so estimates from kept spans cannot count them.
+    /// Paced decisions given probability 0, in this process (the head at its
+    /// limit with no room for the trickle, or a reserve that leaves it
+    /// nothing): no kept span stands for them, so estimates from kept spans
+    /// cannot count them.
     at_zero: AtomicU64,
+    /// Keeps the trickle made past the line's limit, in this process.
+    trickled: AtomicU64,
 }
 
 /// A consistent view for `budget_status()`.
@@ -301,8 +316,10 @@ pub struct Status {
     /// Per tail class (error, latency, rule): spans kept and refused this period.
     pub tail_kept: [u64; 3],
     pub tail_refused: [u64; 3],
-    /// Paced decisions the limit gave probability 0, in this process.
+    /// Paced decisions given probability 0, in this process.
     pub at_zero: u64,
+    /// Keeps the trickle made past the line's limit, in this process.
+    pub trickled: u64,
 }
 
 impl Pacer {
@@ -367,6 +384,7 @@ impl Pacer {
             store: store.clone(),
             fleet,
             at_zero: AtomicU64::new(0),
+            trickled: AtomicU64::new(0),
         };
         // The floor may use the children's headroom at the period's end (a start
         // with no record there assumes the whole budget spent) and, in a fleet,
@@ -571,27 +589,96 @@ impl Pacer {
     #[inline]
     pub fn multiplier_at(&self, mono: f64) -> f64 {
         let free = self.free(mono);
-        // Near the limit the pace eases off (to 0 at the limit), so keeps are
-        // not refused after their draw: a refused keep is missing from the
-        // sample its `th` describes.
+        // Near the limit the pace eases off (to the trickle at the limit), so
+        // keeps are not refused after their draw: a refused keep is missing
+        // from the sample its `th` describes.
         let room = free.clamp(0.0, 1.0);
         let pace = self.s.pace.get();
-        if mono >= self.s.fresh_until.get() {
-            return pace * room;
+        let eased = if mono >= self.s.fresh_until.get() {
+            pace * room
+        } else {
+            // In the first hour of a start that restored nothing, a short burst is
+            // kept whole while more than half of the burst above the line (or of a
+            // start allowance) is free, rather than paced as if it would last.
+            let spare = (2.0 * free - 1.0).clamp(0.0, 1.0);
+            room * (pace + (1.0 - pace) * spare)
+        };
+        if room >= 1.0 {
+            return eased;
         }
-        // In the first hour of a start that restored nothing, a short burst is
-        // kept whole while more than half of the burst above the line (or of a
-        // start allowance) is free, rather than paced as if it would last.
-        let spare = (2.0 * free - 1.0).clamp(0.0, 1.0);
-        room * (pace + (1.0 - pace) * spare)
+        eased.max(self.trickle(mono, pace))
+    }
+
+    /// The trickle's probability at `mono`: the chance that keeps one span a
+    /// floor slot, or the pace when that is lower, while the room above the
+    /// line holds one more span besides the floor's (0 when it does not, or
+    /// before demand is known).
+    #[inline]
+    fn trickle(&self, mono: f64, pace: f64) -> f64 {
+        let demand = self.demand_rate();
+        if demand <= 0.0 || self.total_used() as f64 + 1.0 > self.trickle_limit(mono) {
+            return 0.0;
+        }
+        let chance = (TRICKLE_PER_SLOT / (demand * self.s.slot_length.get())).min(1.0);
+        // Until the period's own record is trusted (a day, or a quarter of a
+        // shorter period), a pace of 0 can be the reserve extrapolating a few
+        // hours' rates (the first day's peak can project more keep-rule and
+        // tail spans than the whole budget): the trickle goes on at its
+        // chance, at most a span a slot meanwhile, from what the floor's
+        // reserve leaves.
+        if self.record_weight(mono) < 1.0 {
+            chance
+        } else {
+            pace.min(chance)
+        }
+    }
+
+    /// Spans per second at a pace of 1: the fleet's, in a fleet that has said.
+    #[inline]
+    fn demand_rate(&self) -> f64 {
+        let fleet_demand = self.fleet.as_ref().map_or(0.0, |f| f.demand.get());
+        if fleet_demand > 0.0 {
+            fleet_demand
+        } else {
+            self.s.demand_rate.get()
+        }
+    }
+
+    /// What paced keeps may bring the count to: the line and its burst, and
+    /// never what is reserved.
+    #[inline]
+    fn line_limit(&self, mono: f64) -> f64 {
+        (self.allowed(mono) + self.burst).min(self.s.entry_cap.get())
+    }
+
+    /// What the trickle may bring the count to: the room that tail keeps and
+    /// keep rules made above the line, less one span for the floor's next keep
+    /// (so the trickle never leaves an hour blind), and never what is reserved
+    /// (until the period's record is trusted, never what is reserved for the
+    /// floor).
+    #[inline]
+    fn trickle_limit(&self, mono: f64) -> f64 {
+        let reserve = if self.record_weight(mono) < 1.0 {
+            // The floor's reserve still holds (a small budget is mostly floor).
+            self.budget as f64 - self.child_headroom - self.floor_ahead(mono) * self.trace_spans()
+        } else {
+            self.s.entry_cap.get()
+        };
+        (self.allowed(mono) + self.burst + self.run_ahead() - 1.0).min(reserve)
+    }
+
+    /// Spans kept this period that the line does not pace and that may run
+    /// ahead of it: tail keeps (an error storm) and keep rules.
+    #[inline]
+    fn run_ahead(&self) -> f64 {
+        self.tail_this_period() + self.s.period_forced.load(Relaxed) as f64
     }
 
     /// How much of the burst above the line is still free, in bursts (or,
     /// for a start with no record, in what it has been granted).
     #[inline]
     fn free(&self, mono: f64) -> f64 {
-        let limit = (self.allowed(mono) + self.burst).min(self.s.entry_cap.get());
-        (limit - self.total_used() as f64) / self.ease(mono)
+        (self.line_limit(mono) - self.total_used() as f64) / self.ease(mono)
     }
 
     /// The easing factor alone (1 with the burst free, 0 at the limit).
@@ -782,21 +869,31 @@ impl Pacer {
     #[inline]
     pub fn admit(&self, kind: Admit, mono: f64) -> bool {
         let budget = self.budget as f64;
+        // A paced keep drawn past the line's limit was drawn at the trickle's
+        // probability: it spends the room that tail keeps and keep rules made
+        // above the line, with no lease (in a fleet the trickle is paced for
+        // the fleet's demand, one keep a slot as the floor's), and refusing it
+        // would bias what its `th` claims.
+        let trickle = kind == Admit::Entry && self.total_used() as f64 >= self.line_limit(mono);
         let limit = match kind {
             Admit::Forced if !self.cap_forced => f64::INFINITY,
             Admit::Forced => budget,
-            Admit::Entry => (self.allowed(mono) + self.burst).min(self.s.entry_cap.get()),
+            Admit::Entry if trickle => self.trickle_limit(mono),
+            Admit::Entry => self.line_limit(mono),
             // In a fleet, the leases fill the line for every process: the floor
             // (one keep per process and slot, no lease) goes above it, so no
             // hour goes blind, and the pace pays it back.
             Admit::Floor if self.fleet.is_some() => self.floor_cap - self.forced_ahead(mono),
-            // Tail keeps may run ahead of the line (an error storm): they do not
-            // take the floor's room, or the hours after a storm would go blind.
-            Admit::Floor => (self.allowed(mono) + self.burst + self.tail_this_period()).min(self.floor_cap - self.forced_ahead(mono)),
-            Admit::Child => (self.allowed(mono) + self.burst + self.child_headroom).min(budget),
+            // Tail keeps and keep rules may run ahead of the line (an error
+            // storm): they do not take the floor's room, or the hours after a
+            // storm would go blind.
+            Admit::Floor => (self.allowed(mono) + self.burst + self.run_ahead()).min(self.floor_cap - self.forced_ahead(mono)),
+            // The children of a trace the floor or the trickle kept in the room
+            // above the line follow it there, or the trace would be cut.
+            Admit::Child => (self.allowed(mono) + self.burst + self.child_headroom + self.run_ahead()).min(budget),
         };
         // In a fleet, a keep also spends this process's lease of the budget.
-        let lease = self.fleet.as_ref().filter(|_| fleet::leased(kind, self.cap_forced)).map(|f| &f.lease);
+        let lease = self.fleet.as_ref().filter(|_| !trickle && fleet::leased(kind, self.cap_forced)).map(|f| &f.lease);
         if lease.is_some_and(|lease| !lease.take(mono)) {
             self.s.refused.fetch_add(1, Relaxed);
             return false;
@@ -827,6 +924,9 @@ impl Pacer {
                 self.s.last_kept_slot.fetch_max(self.slot(mono) + 1, Relaxed);
                 if kind == Admit::Floor {
                     self.s.period_floor.fetch_add(1, Relaxed);
+                }
+                if trickle {
+                    self.trickled.fetch_add(1, Relaxed);
                 }
             }
             Admit::Forced => {
@@ -944,8 +1044,7 @@ impl Pacer {
         let remaining = (cap - self.total_used() as f64).max(0.0);
         let allowance = remaining / (s.mono_end.get() - mono).max(self.min_interval);
         // In a fleet, the fleet's demand (spans its traces cause in every service).
-        let fleet_demand = self.fleet.as_ref().map_or(0.0, |f| f.demand.get());
-        let demand_rate = if fleet_demand > 0.0 { fleet_demand } else { s.demand_rate.get() };
+        let demand_rate = self.demand_rate();
         s.pace.set(if demand_rate <= 0.0 { 1.0 } else { (allowance / demand_rate).clamp(0.0, 1.0) });
     }
 
@@ -1095,6 +1194,7 @@ impl Pacer {
             tail_kept: std::array::from_fn(|i| s.period_tail[i].load(Relaxed)),
             tail_refused: std::array::from_fn(|i| s.tail_refused[i].load(Relaxed)),
             at_zero: self.at_zero.load(Relaxed),
+            trickled: self.trickled.load(Relaxed),
         }
     }
 

@@ -66,6 +66,8 @@ def terminal(scenario: Scenario, results: List[Measured], seconds: Dict[str, flo
             lines.append(f"  traces kept downstream without their frontend span: {result.orphans:,}")
             lines.append(f"  blind hours (demand but nothing kept): {result.blind_hours} of {len(result.hours)}")
             lines.append(f"  kept by the visibility floor (th 0: each stands for itself): {result.floor_kept:,}")
+            if result.trickled:
+                lines.append(f"  kept by the trickle at the budget's limit (each with its th): {result.trickled:,}")
             if result.zero_probability:
                 lines.append(
                     f"  head decisions at probability 0 (the budget at its limit): {result.zero_probability:,}; "

@@ -218,6 +218,8 @@ class Measured:
     floor_kept: int = 0
     #: Frontend root spans the budget's limit gave probability 0 (the head sample paused).
     zero_probability: int = 0
+    #: Frontend root spans the trickle kept at the budget's limit (each with its th).
+    trickled: int = 0
     #: Frontend spans kept that say nothing of what they stand for (no th, no
     #: adjusted count): left out of the estimates (0 for tracesieve).
     unweighted: int = 0
@@ -388,6 +390,7 @@ def measure(
         orphans=orphans,
         floor_kept=floor_kept,
         zero_probability=budget.get("zero_probability_spans", 0) if budget else 0,
+        trickled=budget.get("trickle_spans", 0) if budget else 0,
         unweighted=unweighted,
         budget_by_service=budget_by_service,
     )

@@ -121,6 +121,7 @@ impl NativeSampler {
         out.set_item("burst_spans", status.burst)?;
         out.set_item("floor_spans", status.floor)?;
         out.set_item("zero_probability_spans", status.at_zero)?;
+        out.set_item("trickle_spans", status.trickled)?;
         out.set_item("keep_rule_spans", status.forced)?;
         out.set_item("keep_rules_capped", status.caps_forced)?;
         out.set_item("start_allowance", status.start_allowance)?;
