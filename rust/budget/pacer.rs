@@ -658,13 +658,19 @@ impl Pacer {
     /// floor).
     #[inline]
     fn trickle_limit(&self, mono: f64) -> f64 {
+        let room = self.allowed(mono) + self.burst + self.run_ahead() - 1.0;
+        if self.total_used() as f64 >= room {
+            // No room above the line (a start with no record at its limit):
+            // the reserve, dearer to work out, need not be.
+            return room;
+        }
         let reserve = if self.record_weight(mono) < 1.0 {
             // The floor's reserve still holds (a small budget is mostly floor).
             self.budget as f64 - self.child_headroom - self.floor_ahead(mono) * self.trace_spans()
         } else {
             self.s.entry_cap.get()
         };
-        (self.allowed(mono) + self.burst + self.run_ahead() - 1.0).min(reserve)
+        room.min(reserve)
     }
 
     /// Spans kept this period that the line does not pace and that may run
