@@ -294,7 +294,8 @@ pub struct Status {
     /// Of `used`, spans assumed spent before this process began counting.
     pub assumed: u64,
     pub refused: u64,
-    /// The pace in force now: the estimate, eased near the line.
+    /// The pace in force now: the estimate, eased near the line (the trickle
+    /// at its limit), as the next paced decision would get it.
     pub pace: f64,
     pub period: Bounds,
     /// Spans per second recently kept.
@@ -685,12 +686,6 @@ impl Pacer {
     #[inline]
     fn free(&self, mono: f64) -> f64 {
         (self.line_limit(mono) - self.total_used() as f64) / self.ease(mono)
-    }
-
-    /// The easing factor alone (1 with the burst free, 0 at the limit).
-    #[inline]
-    fn room(&self, mono: f64) -> f64 {
-        self.free(mono).clamp(0.0, 1.0)
     }
 
     /// True when nothing was kept in the current floor slot while budget
@@ -1186,7 +1181,7 @@ impl Pacer {
             used,
             assumed: s.assumed.load(Acquire),
             refused: s.refused.load(Relaxed),
-            pace: s.pace.get() * self.room(mono),
+            pace: self.multiplier_at(mono),
             period: self.period(),
             spend_rate,
             demand_rate: s.demand_rate.get(),

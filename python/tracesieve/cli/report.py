@@ -70,7 +70,7 @@ def terminal(scenario: Scenario, results: List[Measured], seconds: Dict[str, flo
                 lines.append(f"  kept by the trickle at the budget's limit (each with its th): {result.trickled:,}")
             if result.zero_probability:
                 lines.append(
-                    f"  head decisions at probability 0 (the budget at its limit): {result.zero_probability:,}; "
+                    f"  head decisions at probability 0 (no room left for the head): {result.zero_probability:,}; "
                     "those the tail did not keep are missing from the estimates"
                 )
             if result.unweighted:

@@ -216,7 +216,8 @@ class Measured:
     #: Frontend spans kept by the budget's visibility floor (each stands for
     #: itself: th 0, certain given that nothing else was kept in its hour).
     floor_kept: int = 0
-    #: Frontend root spans the budget's limit gave probability 0 (the head sample paused).
+    #: Frontend root spans given probability 0 (the head at its limit with no room for the
+    #: trickle, or a reserve that leaves it nothing).
     zero_probability: int = 0
     #: Frontend root spans the trickle kept at the budget's limit (each with its th).
     trickled: int = 0

@@ -454,7 +454,11 @@ fn the_pace_eases_off_as_the_burst_above_the_line_fills() {
     let half = pacer.pace(&moment, 1.0);
     assert!((half - 0.5).abs() < 0.02, "half the burst used: pace {half}");
     while pacer.admit(Admit::Entry, moment.monotonic()) {}
-    assert_eq!(pacer.pace(&moment, 1.0), 0.0, "at the limit the pace is 0, so no keep is refused after its draw");
+    assert_eq!(
+        pacer.pace(&moment, 1.0),
+        0.0,
+        "at the limit, with nothing run ahead of the line to make room for the trickle, the pace is 0"
+    );
 }
 
 /// A store file in the test's own directory (removed when the test ends), as one process opens it.
@@ -631,20 +635,23 @@ fn tail_keeps_spend_the_budget_by_priority_and_exempt_classes_pass() {
 
 /// A month at ten times the budget's demand in which error traces (3% of
 /// requests, and 60% in three four-hour storms, kept by the tail) run the
-/// count a day ahead of the line after each storm. Returns the requests without an error, their estimate (each keep
-/// weighed by one over its probability, a floor keep by 1) and the status.
-fn month_with_errors_ahead(budget: u64, seed: u64) -> (f64, f64, Status) {
+/// count a day ahead of the line after each storm. Returns the requests
+/// without an error, their estimate (each keep weighed by one over its
+/// probability, a floor keep by 1), the status, and the most the head's own
+/// spans (all but the tail's) were ever above the calendar's even share.
+fn month_with_errors_ahead(budget: u64, seed: u64) -> (f64, f64, Status, f64) {
     let clock = SimClock::at(JAN_2026);
     let pacer = pacer(budget, &clock);
     let policy = TailPolicy::default();
     let hours = 31 * 24;
     let baseline: f64 = (0..hours).map(wave).sum();
     let mut rng = Rng(seed);
-    let (mut offered, mut estimate) = (0.0, 0.0);
+    let (mut offered, mut estimate, mut head_excess) = (0.0, 0.0, 0.0f64);
     for hour in 0..hours {
         let count = (10.0 * budget as f64 * wave(hour) / baseline).round() as u64;
         for i in 0..count {
-            clock.set_wall(JAN_2026 + hour as f64 * HOUR + i as f64 * HOUR / count as f64);
+            let wall = JAN_2026 + hour as f64 * HOUR + i as f64 * HOUR / count as f64;
+            clock.set_wall(wall);
             let moment = Moment::new(&clock);
             let mono = moment.monotonic();
             let storm = (14..18).contains(&(hour % 24)) && [5, 12, 20].contains(&(hour / 24));
@@ -656,15 +663,24 @@ fn month_with_errors_ahead(budget: u64, seed: u64) -> (f64, f64, Status) {
             // As the plan settles a decision: the floor first, then the draw.
             let probability = pacer.pace(&moment, 1.0);
             let floor = pacer.floor_due(mono);
-            if floor && pacer.admit(Admit::Floor, mono) {
+            let kept = if floor && pacer.admit(Admit::Floor, mono) {
                 estimate += 1.0;
+                true
             } else if rng.unit() < probability && pacer.admit(Admit::Entry, mono) {
                 estimate += 1.0 / probability;
+                true
+            } else {
+                false
+            };
+            if kept {
+                let status = pacer.status(&moment);
+                let head = status.used - status.tail_kept.iter().sum::<u64>();
+                head_excess = head_excess.max(head as f64 - budget as f64 * (wall - JAN_2026) / MONTH);
             }
         }
     }
     let status = pacer.status(&Moment::new(&clock));
-    (offered, estimate, status)
+    (offered, estimate, status, head_excess)
 }
 
 #[test]
@@ -676,8 +692,10 @@ fn at_the_limit_the_head_sample_trickles_so_estimates_miss_no_decision() {
     let budget = 20_000;
     let mut errors = Vec::new();
     for seed in 1..=10 {
-        let (offered, estimate, status) = month_with_errors_ahead(budget, seed);
+        let (offered, estimate, status, head_excess) = month_with_errors_ahead(budget, seed);
         assert_eq!(status.at_zero, 0, "seed {seed}: every paced decision had a chance");
+        let burst = pacer(budget, &SimClock::at(JAN_2026)).burst();
+        assert!(head_excess <= burst, "seed {seed}: the head's spans {head_excess:+.1} over the even share, burst {burst}");
         assert!(status.trickled > 0 && status.used <= budget && status.refused == 0, "seed {seed}: {status:?}");
         let error = estimate / offered - 1.0;
         assert!(error.abs() < 0.06, "seed {seed}: estimate {estimate:.0} of {offered}");
