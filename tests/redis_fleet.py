@@ -94,15 +94,23 @@ def run_redis_month(
     ]
     for worker in workers:
         worker.start()
-    if outage is not None:
-        for wait_for, then in ((outage[0], server.kill), (outage[1], server.start)):
-            while counter.value < wait_for:
-                time.sleep(0.005)
-            then()
-            gate.value = outage[1] if then == server.kill else total
-    reports = [results.get(timeout=600) for _ in workers]
-    for worker in workers:
-        worker.join(60)
+    try:
+        if outage is not None:
+            for wait_for, then in ((outage[0], server.kill), (outage[1], server.start)):
+                while counter.value < wait_for:
+                    time.sleep(0.005)
+                then()
+                gate.value = outage[1] if then == server.kill else total
+        reports = [results.get(timeout=600) for _ in workers]
+        for worker in workers:
+            worker.join(60)
+    finally:
+        # A test stopped half-way (a timeout, a failed worker) leaves no worker
+        # waiting for its turn forever.
+        for worker in workers:
+            if worker.is_alive():
+                worker.terminate()
+                worker.join(5)
     return RedisMonth(
         budget=budget,
         offered=total,

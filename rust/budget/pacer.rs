@@ -79,6 +79,19 @@ const FRESH: f64 = 3600.0;
 const TAIL_MARGIN: f64 = 1.25;
 /// Spans the trickle is expected to keep per floor slot at the limit.
 const TRICKLE_PER_SLOT: f64 = 1.0;
+/// The reserve counts on keep rules and tail keeps going on at the period's
+/// average rate, or at most this multiple of the last days' typical rate
+/// (their moving sums, which swing a few percent over a daily wave), so a
+/// storm does not starve the head sample for the rest of the period.
+const DAY_MARGIN: f64 = 1.1;
+/// Once settled, the moving sums take at most this multiple of what their
+/// rate expects from an interval: a storm of a few hours raises them by a few
+/// tens of percent, while a lasting rise doubles them every 17 hours or so.
+const STORM_FACTOR: f64 = 3.0;
+/// Bumped whenever `PacerState`'s layout changes (1: the layout before it was
+/// named): part of the settings a store piece is made with, so a host record
+/// starts a new piece for it and a file store refuses the old one by name.
+const STATE_LAYOUT: u32 = 2;
 
 /// What a reservation is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -225,6 +238,17 @@ pub struct PacerState {
     period_tail: [AtomicU64; 3],
     tail_rate: [AtomicF64; 3],
     tail_refused: [AtomicU64; 3],
+    /// Moving sums decaying over two horizons (two days in a month): seconds,
+    /// keep-rule spans and tail spans per class, each interval's spans capped
+    /// by `STORM_FACTOR`. Their rates are the last days' typical ones, which a
+    /// storm hardly moves, where the period's average keeps it for weeks.
+    day_seconds: AtomicF64,
+    day_forced: AtomicF64,
+    day_tail: [AtomicF64; 3],
+    /// Paced decisions this interval, and the average probability they came
+    /// with (what the trickle's probability is scaled by).
+    decisions: AtomicU64,
+    mean_inner: AtomicF64,
 }
 
 // SAFETY: repr(C), 8-byte atomics only, all-zero is a valid (empty) state.
@@ -365,7 +389,7 @@ impl Pacer {
             calendar.zone_name,
             downstream.name()
         );
-        let placement = store.place("budget", &settings, words_of::<PacerState>())?;
+        let placement = store.place("budget", &format!("{settings}, state layout={STATE_LAYOUT}"), words_of::<PacerState>())?;
         let fleet = store.fleet().map(|fleet| PacerFleet::new(fleet, settings.clone()));
         let origin = placement.origin;
         let mut pacer = Pacer {
@@ -577,18 +601,26 @@ impl Pacer {
     pub fn pace(&self, now: &Moment, inner: f64) -> f64 {
         self.maybe_update(now);
         self.s.demand.fetch_add((inner.clamp(0.0, 1.0) * FIXED) as u64, Relaxed);
-        let multiplier = self.multiplier_at(now.monotonic());
+        if inner > 0.0 {
+            self.s.decisions.fetch_add(1, Relaxed);
+        }
+        let multiplier = self.multiplier_for(now.monotonic(), inner);
         if multiplier <= 0.0 && inner > 0.0 {
             self.at_zero.fetch_add(1, Relaxed);
         }
         multiplier
     }
 
-    /// The multiplier a paced decision at `mono` gets from the state as it
-    /// stands, easing included (what `explain` shows; `pace` first updates
-    /// the state and counts the demand).
-    #[inline]
+    /// The multiplier a paced decision of average probability gets at `mono`.
     pub fn multiplier_at(&self, mono: f64) -> f64 {
+        self.multiplier_for(mono, self.mean_inner())
+    }
+
+    /// The multiplier a paced decision at `mono` whose probability so far is
+    /// `inner` gets from the state as it stands, easing included (what
+    /// `explain` shows; `pace` first updates the state and counts the demand).
+    #[inline]
+    pub fn multiplier_for(&self, mono: f64, inner: f64) -> f64 {
         let free = self.free(mono);
         // Near the limit the pace eases off (to the trickle at the limit), so
         // keeps are not refused after their draw: a refused keep is missing
@@ -607,20 +639,25 @@ impl Pacer {
         if room >= 1.0 {
             return eased;
         }
-        eased.max(self.trickle(mono, pace))
+        eased.max(self.trickle(mono, pace, inner))
     }
 
-    /// The trickle's probability at `mono`: the chance that keeps one span a
-    /// floor slot, or the pace when that is lower, while the room above the
-    /// line holds one more span besides the floor's (0 when it does not, or
-    /// before demand is known).
+    /// The trickle's multiplier at `mono` for a decision of probability
+    /// `inner`: the one probability for every decision that keeps a span a
+    /// floor slot (or `inner`, when that is lower), or the pace when that is
+    /// lower still, while the room above the line holds one more span besides
+    /// the floor's (0 when it does not, or before demand is known). One
+    /// probability, rather than a share of each: a route its rules sample at
+    /// 1% would otherwise be kept a hundred times less often, and each such
+    /// keep would stand for a hundred times more requests.
     #[inline]
-    fn trickle(&self, mono: f64, pace: f64) -> f64 {
+    fn trickle(&self, mono: f64, pace: f64, inner: f64) -> f64 {
         let demand = self.demand_rate();
-        if demand <= 0.0 || self.total_used() as f64 + 1.0 > self.trickle_limit(mono) {
+        if demand <= 0.0 || inner <= 0.0 || self.total_used() as f64 + 1.0 > self.trickle_limit(mono) {
             return 0.0;
         }
-        let chance = (TRICKLE_PER_SLOT / (demand * self.s.slot_length.get())).min(1.0);
+        let probability = TRICKLE_PER_SLOT * self.mean_inner() / (demand * self.s.slot_length.get());
+        let chance = (probability / inner).min(1.0);
         // Until the period's own record is trusted (a day, or a quarter of a
         // shorter period), a pace of 0 can be the reserve extrapolating a few
         // hours' rates (the first day's peak can project more keep-rule and
@@ -631,6 +668,17 @@ impl Pacer {
             chance
         } else {
             pace.min(chance)
+        }
+    }
+
+    /// The average probability paced decisions come with (1 until measured).
+    #[inline]
+    fn mean_inner(&self) -> f64 {
+        let mean = self.s.mean_inner.get();
+        if mean > 0.0 {
+            mean.min(1.0)
+        } else {
+            1.0
         }
     }
 
@@ -705,21 +753,38 @@ impl Pacer {
     /// (0 to 1): over a day, daily waves average out.
     #[inline]
     fn record_weight(&self, mono: f64) -> f64 {
-        let length = self.s.period_end.get() - self.s.period_start.get();
-        ((mono - self.s.counting_since.get()) / DAY.min(length / 4.0)).clamp(0.0, 1.0)
+        ((mono - self.s.counting_since.get()) / self.horizon()).clamp(0.0, 1.0)
     }
 
-    /// Keep-rule spans per second to expect for the rest of the period: the
-    /// recent rate at first, the period's own average once it covers a day
-    /// (a recent rate taken at night would under-reserve for the daytime).
-    fn expected_forced_rate(&self, mono: f64) -> f64 {
-        let recent = self.s.forced_rate.get();
+    /// A day, or a quarter of a shorter period: long enough for daily waves
+    /// to average out.
+    #[inline]
+    fn horizon(&self) -> f64 {
+        DAY.min((self.s.period_end.get() - self.s.period_start.get()) / 4.0)
+    }
+
+    /// A rate to expect for the rest of the period, from its `recent` rate,
+    /// the period's `count` so far and its moving sum `day`: the
+    /// recent rate at first (blended into the rest over the horizon), then the
+    /// period's average (a recent rate taken at night would under-reserve for
+    /// the daytime), or the last days' typical rate with a margin where that
+    /// is lower (a storm early in the period would otherwise hold the average
+    /// up for weeks).
+    fn expected_rate(&self, mono: f64, recent: f64, count: u64, day: f64) -> f64 {
         let weight = self.record_weight(mono);
         if weight == 0.0 {
             return recent;
         }
-        let average = self.s.period_forced.load(Relaxed) as f64 / (mono - self.s.counting_since.get());
-        weight * average + (1.0 - weight) * recent
+        let average = count as f64 / (mono - self.s.counting_since.get()).max(1e-9);
+        let seconds = self.s.day_seconds.get();
+        let typical = if seconds > 0.0 { average.min(DAY_MARGIN * day / seconds) } else { average };
+        weight * typical + (1.0 - weight) * recent
+    }
+
+    /// Keep-rule spans per second to expect for the rest of the period.
+    fn expected_forced_rate(&self, mono: f64) -> f64 {
+        let s = &self.s;
+        self.expected_rate(mono, s.forced_rate.get(), s.period_forced.load(Relaxed), s.day_forced.get())
     }
 
     /// The spans keep rules are expected to keep from now to the period's end.
@@ -778,18 +843,11 @@ impl Pacer {
     }
 
     /// The spans tail keeps of `class` are expected to need from now to the
-    /// period's end: the recent rate at first, the period's own average once
-    /// it covers a day, with a margin.
+    /// period's end (at the rate `expected_rate` gives), with a margin.
     fn tail_ahead(&self, class: TailClass, mono: f64) -> f64 {
         let i = class as usize;
-        let recent = self.s.tail_rate[i].get();
-        let weight = self.record_weight(mono);
-        let rate = if weight == 0.0 {
-            recent
-        } else {
-            let average = self.s.period_tail[i].load(Relaxed) as f64 / (mono - self.s.counting_since.get()).max(1e-9);
-            weight * average + (1.0 - weight) * recent
-        };
+        let s = &self.s;
+        let rate = self.expected_rate(mono, s.tail_rate[i].get(), s.period_tail[i].load(Relaxed), s.day_tail[i].get());
         let expected = rate * (self.s.mono_end.get() - mono).max(0.0);
         if expected <= 0.0 {
             return 0.0;
@@ -1009,6 +1067,12 @@ impl Pacer {
         // A clock that ran on for long must not dilute the interval's demand.
         let span = elapsed.min(2.0 * self.max_interval);
         let demand = s.demand.swap(0, AcqRel) as f64 / FIXED;
+        let decisions = s.decisions.swap(0, AcqRel);
+        if decisions > 0 {
+            let mean = demand / decisions as f64;
+            let previous = s.mean_inner.get();
+            s.mean_inner.set(if previous > 0.0 { blend(previous, mean) } else { mean });
+        }
         let kept = s.kept_entries.swap(0, AcqRel);
         let forced = s.forced.swap(0, AcqRel) as f64;
         let tail: f64 = s.tail_interval.iter().map(|t| t.load(Acquire) as f64).sum();
@@ -1027,9 +1091,20 @@ impl Pacer {
         let weight = (span / self.max_interval).min(1.0);
         s.spend_rate.set(s.spend_rate.get() + weight * (spent / span - s.spend_rate.get()));
         s.forced_rate.set(s.forced_rate.get() + weight * (forced / span - s.forced_rate.get()));
+        // The moving sums decay over two horizons as the interval passes, and
+        // once they have seen about a whole horizon (a daily wave's peak and
+        // trough), an interval adds at most STORM_FACTOR times what their rate
+        // expects (and a few spans).
+        let decay = (-elapsed / (2.0 * self.horizon())).exp();
+        let seconds = s.day_seconds.get();
+        let settled = seconds >= 0.75 * self.horizon();
+        let typical = |sum: f64, count: f64| if settled { count.min(STORM_FACTOR * (sum / seconds * elapsed + 1.0)) } else { count };
+        s.day_seconds.set(seconds * decay + elapsed);
+        s.day_forced.set(s.day_forced.get() * decay + typical(s.day_forced.get(), forced));
         for i in 0..3 {
             let tail = s.tail_interval[i].swap(0, AcqRel) as f64;
             s.tail_rate[i].set(s.tail_rate[i].get() + weight * (tail / span - s.tail_rate[i].get()));
+            s.day_tail[i].set(s.day_tail[i].get() * decay + typical(s.day_tail[i].get(), tail));
         }
         s.interval_start.set(mono);
         self.set_pace(mono);
@@ -1157,6 +1232,12 @@ impl Pacer {
         s.first_slot.store(self.slot(since), Release);
         s.period_forced.store(old.s.period_forced.load(Acquire), Release);
         s.period_floor.store(old.s.period_floor.load(Acquire), Release);
+        s.mean_inner.set(old.s.mean_inner.get());
+        s.day_seconds.set(old.s.day_seconds.get());
+        s.day_forced.set(old.s.day_forced.get());
+        for class in 0..3 {
+            s.day_tail[class].set(old.s.day_tail[class].get());
+        }
         let scaled = old.allowed(mono) * self.budget as f64 / old.budget as f64;
         self.anchor_line(mono, scaled.min(self.even_share(self.wall.wall(mono))), s.mono_end.get());
         if old.s.estimated.load(Acquire) == 1 {

@@ -26,7 +26,8 @@ use super::region::{Mapping, Region};
 
 /// The first bytes of every store file, and the layout they promise.
 pub const MAGIC: [u8; 8] = *b"tsieve\0S";
-/// Bumped whenever a piece's or the table's layout changes.
+/// Bumped whenever the header's or the table's layout changes (a piece's own
+/// layout is part of the settings it is made with, so a record makes a new one).
 pub const LAYOUT_VERSION: u32 = 2;
 
 const HEADER_BYTES: u64 = 4096;

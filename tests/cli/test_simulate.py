@@ -141,6 +141,16 @@ def test_with_keep_rules_capped_the_spike_stays_within_budget_and_burst(tmp_path
         assert budget["exported_spans"] <= budget["budget_spans"] + budget["burst_spans"], (service, budget)
 
 
+def test_a_policy_with_no_budget_runs_unpaced_and_says_so(tmp_path, capsys):
+    policy = (ROOT / "examples" / "example_pipeline.toml").read_text()
+    unbudgeted = tmp_path / "unbudgeted.toml"
+    unbudgeted.write_text(policy[: policy.index("[budget]")])
+    assert main(["simulate", "spike", "--requests", "3000", "--approaches", "shared", "--config", str(unbudgeted)]) == 0
+    out = capsys.readouterr().out
+    assert "no budget: the policy has no budget stage, so nothing paces to the scenario's 300 spans" in out
+    assert "error traces kept whole: " in out and "exported against each service's budget" not in out
+
+
 def test_charts_or_a_clear_hint(tmp_path, capsys, monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     assert main(["simulate", "errors", "--requests", "800", "--out", str(tmp_path)]) == 2

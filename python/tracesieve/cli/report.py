@@ -62,6 +62,8 @@ def terminal(scenario: Scenario, results: List[Measured], seconds: Dict[str, flo
         elif result.budget:
             b = result.budget
             lines.append(f"  budget used (frontend): {b['used_spans']:,} of {b['budget_spans']:,} spans ({b['percent_used']:.1f}%)")
+        elif scenario.budget_spans:
+            lines.append(f"  no budget: the policy has no budget stage, so nothing paces to the scenario's {scenario.budget_spans:,} spans")
         if scenario.budget_spans:
             lines.append(f"  traces kept downstream without their frontend span: {result.orphans:,}")
             lines.append(f"  blind hours (demand but nothing kept): {result.blind_hours} of {len(result.hours)}")

@@ -72,6 +72,17 @@ def doc_stages(sampler: Any) -> List[str]:
     return [stage["stage"] for stage in sampler.resolved["stages"]]
 
 
+def budget_status_of(sampler: Any) -> Optional[Dict[str, Any]]:
+    """The sampler's budget status, or None when its policy has no budget stage."""
+    status = getattr(sampler, "budget_status", None)
+    if status is None:
+        return None
+    try:
+        return status()
+    except TypeError:  # a pipeline with no budget stage
+        return None
+
+
 def build_ours(scenario: Scenario, document: Dict[str, Any], clock: SimClock, exporter, approach: str, seed: int) -> List[Rig]:
     """The three services: head sampling only ("head"), with tail processors
     deciding alone ("tail"), or sharing their decisions ("shared")."""
@@ -333,13 +344,7 @@ def measure(
             for key in sorted(truth)
         }
 
-    budget = None
-    status = getattr(rigs[0].sampler, "budget_status", None)
-    if status is not None:
-        try:
-            budget = status()
-        except TypeError:
-            budget = None
+    budget = budget_status_of(rigs[0].sampler)
     seed_budget = getattr(rigs[0].sampler, "_budget", None)
     if budget is None and seed_budget is not None and scenario.budget_spans:
         used = min(seed_budget.current_span_count, seed_budget.monthly_span_limit)
@@ -348,11 +353,8 @@ def measure(
     floor_kept = budget["floor_spans"] if budget and "floor_spans" in budget else 0
     budget_by_service = {}
     for rig in rigs:
-        if not hasattr(rig.sampler, "budget_status") or not scenario.budget_spans:
-            continue
-        try:
-            status = rig.sampler.budget_status()
-        except TypeError:
+        status = budget_status_of(rig.sampler) if scenario.budget_spans else None
+        if status is None:
             continue
         refused = {kind: counts["refused_spans"] for kind, counts in status["tail"].items()}
         budget_by_service[rig.name] = {

@@ -81,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
 
     from tracesieve.cli import report
     from tracesieve.cli.scenarios import SCENARIOS, Faults, generate
-    from tracesieve.cli.services import build_naive, build_ours, drive, measure
+    from tracesieve.cli.services import budget_status_of, build_naive, build_ours, drive, measure
     from tracesieve.cli.usage import UsageError
     from tracesieve.testing import SimClock
 
@@ -138,8 +138,9 @@ def run(args: argparse.Namespace) -> int:
             if "boost" in stats:
                 boost.append([now, stats["boost"]])
             if scenario.budget_spans:
-                if hasattr(sampler, "budget_status"):
-                    spend.append([now, sampler.budget_status()["used_spans"]])
+                status = budget_status_of(sampler)
+                if status is not None:
+                    spend.append([now, status["used_spans"]])
                 elif hasattr(sampler, "_budget"):
                     spend.append([now, sampler._budget.current_span_count])
 

@@ -704,3 +704,118 @@ fn at_the_limit_the_head_sample_trickles_so_estimates_miss_no_decision() {
     let mean = errors.iter().sum::<f64>() / errors.len() as f64;
     assert!(mean.abs() < 0.015, "mean error {mean:+.4} over {errors:?}");
 }
+
+/// A month at 10 times the budget in which keep rules (`tail`: tail keeps for
+/// errors) take 6% of the requests, 60% of the budget, and 90% of them for the
+/// four hours of a storm on its second afternoon (9% of the budget). Returns the paced decisions at
+/// probability 0 on each day and the final status.
+fn month_after_an_early_storm(budget: u64, tail: bool) -> (Vec<u64>, Status) {
+    let clock = SimClock::at(JAN_2026);
+    let calendar = Calendar::new(PeriodKind::Month, "UTC").unwrap();
+    let pacer = Pacer::new(calendar, budget, false, Downstream::Pace, &Moment::new(&clock)).unwrap();
+    let policy = TailPolicy::default();
+    let hours = 31 * 24;
+    let baseline: f64 = (0..hours).map(wave).sum();
+    let mut rng = Rng(7);
+    let mut at_zero = vec![0; 31];
+    for hour in 0..hours {
+        let count = (10.0 * budget as f64 * wave(hour) / baseline).round() as u64;
+        let before = pacer.status(&Moment::new(&clock)).at_zero;
+        for i in 0..count {
+            clock.set_wall(JAN_2026 + hour as f64 * HOUR + i as f64 * HOUR / count as f64);
+            let moment = Moment::new(&clock);
+            let mono = moment.monotonic();
+            if rng.unit() < if (36..40).contains(&hour) { 0.9 } else { 0.06 } {
+                if tail {
+                    pacer.admit_tail(&policy, TailClass::Error, 1, mono);
+                } else {
+                    pacer.admit(Admit::Forced, mono);
+                }
+                continue;
+            }
+            let probability = pacer.pace(&moment, 1.0);
+            let floor = pacer.floor_due(mono);
+            let _ = (floor && pacer.admit(Admit::Floor, mono)) || (rng.unit() < probability && pacer.admit(Admit::Entry, mono));
+        }
+        at_zero[hour / 24] += pacer.status(&Moment::new(&clock)).at_zero - before;
+    }
+    (at_zero, pacer.status(&Moment::new(&clock)))
+}
+
+#[test]
+fn a_storm_early_in_the_period_starves_the_head_sample_for_days_not_weeks() {
+    // With the period's average alone, the storm's spans held the reserve for
+    // the rest of the period above what was left for a week or more: every
+    // paced decision of days 3 to 8 (keep rules; 58,880 in all) or 3 to 11
+    // (tail keeps; 86,336) had probability 0, so estimates missed them. The
+    // moving sums take a few hours of it: 2,304 decisions at 0, all on day 2
+    // (keep rules), or 6,592 on days 2 to 4 (tail keeps, reserved with a
+    // larger margin).
+    let budget = 30_000;
+    for tail in [false, true] {
+        let (at_zero, status) = month_after_an_early_storm(budget, tail);
+        assert!(at_zero[4..].iter().all(|n| *n == 0), "tail {tail}: decisions at probability 0 each day: {at_zero:?}");
+        assert!(at_zero.iter().sum::<u64>() < 9_000, "tail {tail}: less than a day's decisions at 0: {at_zero:?}");
+        let burst = pacer(budget, &SimClock::at(JAN_2026)).burst();
+        assert!(status.used as f64 <= budget as f64 + burst, "tail {tail}: {status:?}");
+        assert!(status.used as f64 >= 0.95 * budget as f64, "tail {tail}: {status:?}");
+    }
+}
+
+#[test]
+fn the_trickle_keeps_every_decision_with_one_probability_whatever_its_rules_said() {
+    // Scaling each decision's probability by the trickle's chance made a
+    // route its rules sample at 2% twenty-five times rarer in the trickle
+    // than one at 50%, each keep standing for 25 times more requests.
+    let budget = 20_000;
+    let clock = SimClock::at(JAN_2026);
+    let calendar = Calendar::new(PeriodKind::Month, "UTC").unwrap();
+    let pacer = Pacer::new(calendar, budget, false, Downstream::Pace, &Moment::new(&clock)).unwrap();
+    let mut rng = Rng(3);
+    let per_hour = 10 * budget / (31 * 24);
+    for i in 0..2 * 24 * per_hour {
+        clock.set_wall(JAN_2026 + i as f64 * HOUR / per_hour as f64);
+        let moment = Moment::new(&clock);
+        let inner = if i % 10 == 0 { 0.02 } else { 0.5 };
+        if rng.unit() < inner * pacer.pace(&moment, inner) {
+            pacer.admit(Admit::Entry, moment.monotonic());
+        }
+    }
+    // Keep rules take the count well past the line and its burst.
+    let mono = Moment::new(&clock).monotonic();
+    for _ in 0..200 {
+        pacer.admit(Admit::Forced, mono);
+    }
+    let _ = pacer.pace(&Moment::new(&clock), 0.5);
+    let (high, low) = (pacer.multiplier_for(mono, 0.5), pacer.multiplier_for(mono, 0.02));
+    assert!(high > 0.0 && high < 0.01, "the trickle, not the pace: {high}");
+    assert!((0.5 * high - 0.02 * low).abs() < 1e-12, "one probability: {} and {}", 0.5 * high, 0.02 * low);
+    // About a span a slot (an hour): the probability times the hour's decisions.
+    let expected = 0.5 * high * per_hour as f64;
+    assert!((0.5..2.0).contains(&expected), "{expected} spans an hour");
+    // Never above the rules' own probability, nor the pace.
+    let tiny = pacer.multiplier_for(mono, 1e-6);
+    assert!(tiny <= 1.0 && 1e-6 * tiny < 0.5 * high, "{tiny}");
+}
+
+#[test]
+fn a_budget_laid_out_by_an_earlier_release_is_refused_by_name_or_left_for_a_new_piece() {
+    // A piece as the release before `state layout` made it: the same settings
+    // without the layout, and fewer words.
+    let earlier = "budget=10000 spans, period=month, timezone=UTC, cap_forced_keeps=true, downstream=pace";
+    let clock = SimClock::at(JAN_2026 + 10.0 * 86_400.0);
+    let dir = store_dir();
+    let store = store_at(&dir, "boot");
+    store.place("budget", earlier, words_of::<PacerState>() - 7).unwrap().ready().unwrap();
+    let error = shared_pacer(&store_at(&dir, "boot"), 10_000, &clock).err().unwrap();
+    assert!(error.message.contains("state layout") && error.message.contains("remove the file"), "{error}");
+    // A host record names its pieces by their settings: the new layout gets its own.
+    let record = store_dir();
+    let url = format!("{}#service", record.path().display());
+    let old = Arc::new(Store::host_record(&url, Some("boot")).unwrap());
+    old.place("budget", earlier, words_of::<PacerState>() - 7).unwrap().ready().unwrap();
+    let store = Arc::new(Store::host_record(&url, Some("boot")).unwrap());
+    let pacer = shared_pacer(&store, 10_000, &clock).unwrap();
+    assert!(pacer.is_shared(), "the record, not a per-process fallback");
+    assert!(pacer.admit(Admit::Child, clock.monotonic()));
+}
