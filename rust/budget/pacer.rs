@@ -42,6 +42,7 @@ use crate::config::ConfigError;
 use crate::store::{words_of, Origin, Plain, Shared, Store};
 
 mod fleet;
+mod reserve;
 pub use fleet::PacerFleet;
 
 /// Demand sums are kept in fixed point (probabilities times 2^24).
@@ -62,11 +63,6 @@ const MIN_BURST: f64 = 8.0;
 /// Children of kept traces may go this far above the line, at most (and at
 /// least one span): their share is held back from new traces near the end.
 const CHILD_FRACTION: f64 = 0.01;
-/// Keep rules' expected spans are reserved with this margin (they come in bunches).
-const FORCED_MARGIN: f64 = 1.1;
-/// The floor's measured share of slots is reserved with this margin.
-const FLOOR_MARGIN: f64 = 1.25;
-const DAY: f64 = 86_400.0;
 /// A process that starts mid-period with no record of what was spent may
 /// spend at once what the even pace spends in this many seconds (its start
 /// allowance), then what the line grants: each such start can overshoot the
@@ -75,19 +71,8 @@ pub const START_SECONDS: f64 = 30.0;
 /// Seconds after a budget's first start (or a period's) during which a short
 /// burst is kept whole while more than half the burst is free.
 const FRESH: f64 = 3600.0;
-/// Tail keeps' expected spans are reserved with this margin (errors come in storms).
-const TAIL_MARGIN: f64 = 1.25;
 /// Spans the trickle is expected to keep per floor slot at the limit.
 const TRICKLE_PER_SLOT: f64 = 1.0;
-/// The reserve counts on keep rules and tail keeps going on at the period's
-/// average rate, or at most this multiple of the last days' typical rate
-/// (their moving sums, which swing a few percent over a daily wave), so a
-/// storm does not starve the head sample for the rest of the period.
-const DAY_MARGIN: f64 = 1.1;
-/// Once settled, the moving sums take at most this multiple of what their
-/// rate expects from an interval: a storm of a few hours raises them by a few
-/// tens of percent, while a lasting rise doubles them every 17 hours or so.
-const STORM_FACTOR: f64 = 3.0;
 /// Bumped whenever `PacerState`'s layout changes (1: the layout before it was
 /// named): part of the settings a store piece is made with, so a host record
 /// starts a new piece for it and a file store refuses the old one by name.
@@ -749,121 +734,6 @@ impl Pacer {
             })
     }
 
-    /// How far into the period's own record the long-run figures are trusted
-    /// (0 to 1): over a day, daily waves average out.
-    #[inline]
-    fn record_weight(&self, mono: f64) -> f64 {
-        ((mono - self.s.counting_since.get()) / self.horizon()).clamp(0.0, 1.0)
-    }
-
-    /// A day, or a quarter of a shorter period: long enough for daily waves
-    /// to average out.
-    #[inline]
-    fn horizon(&self) -> f64 {
-        DAY.min((self.s.period_end.get() - self.s.period_start.get()) / 4.0)
-    }
-
-    /// A rate to expect for the rest of the period, from its `recent` rate,
-    /// the period's `count` so far and its moving sum `day`: the
-    /// recent rate at first (blended into the rest over the horizon), then the
-    /// period's average (a recent rate taken at night would under-reserve for
-    /// the daytime), or the last days' typical rate with a margin where that
-    /// is lower (a storm early in the period would otherwise hold the average
-    /// up for weeks).
-    fn expected_rate(&self, mono: f64, recent: f64, count: u64, day: f64) -> f64 {
-        let weight = self.record_weight(mono);
-        if weight == 0.0 {
-            return recent;
-        }
-        let average = count as f64 / (mono - self.s.counting_since.get()).max(1e-9);
-        let seconds = self.s.day_seconds.get();
-        let typical = if seconds > 0.0 { average.min(DAY_MARGIN * day / seconds) } else { average };
-        weight * typical + (1.0 - weight) * recent
-    }
-
-    /// Keep-rule spans per second to expect for the rest of the period.
-    fn expected_forced_rate(&self, mono: f64) -> f64 {
-        let s = &self.s;
-        self.expected_rate(mono, s.forced_rate.get(), s.period_forced.load(Relaxed), s.day_forced.get())
-    }
-
-    /// The spans keep rules are expected to keep from now to the period's end.
-    #[inline]
-    fn forced_ahead(&self, mono: f64) -> f64 {
-        if self.cap_forced {
-            return 0.0; // capped keep rules compete for the same spans
-        }
-        // With a margin, as the rate is an estimate and keep rules come in bunches
-        // (and a Poisson one, so the last hours do not overshoot).
-        let expected = self.expected_forced_rate(mono) * (self.s.mono_end.get() - mono).max(0.0);
-        if expected <= 0.0 {
-            return 0.0;
-        }
-        FORCED_MARGIN * expected + 2.0 * expected.sqrt() + 2.0
-    }
-
-    /// Floor keeps to expect from now to the period's end. The floor keeps a
-    /// slot's first span unless something else took it, so a slot needs it
-    /// with the chance that nothing else is kept there: at first from what the
-    /// allowance pays for beyond a span a slot, spread over the slots (halved,
-    /// as nights are quieter than the average), then as many as the period's
-    /// own record says (with a margin). Reserving one per slot up front would
-    /// starve the pace, and a starved pace would make the floor fire in every
-    /// slot: the record would then confirm the starvation.
-    #[inline]
-    fn floor_ahead(&self, mono: f64) -> f64 {
-        let slot_length = self.s.slot_length.get();
-        let time_left = (self.s.mono_end.get() - mono).max(0.0);
-        let slots = (time_left / slot_length).floor().max(0.0);
-        if slots == 0.0 {
-            return 0.0;
-        }
-        let others = self.forced_ahead(mono) + self.tail_ahead_all(mono) + self.child_headroom;
-        let left = (self.budget as f64 - self.total_used() as f64 - others).max(0.0);
-        // A slot's first span is the floor's while the allowance is about one
-        // span a slot; what it leaves beyond that spreads random keeps over the
-        // slots, each of which then needs the floor less.
-        let per_slot = left / slots;
-        let prior = (-0.5 * (per_slot - 1.0)).exp().min(1.0);
-        let weight = self.record_weight(mono);
-        if weight == 0.0 {
-            return slots * prior;
-        }
-        let elapsed = (self.slot(mono) + 1).saturating_sub(self.s.first_slot.load(Relaxed)).max(1);
-        let share = (FLOOR_MARGIN * self.s.period_floor.load(Relaxed) as f64 / elapsed as f64).min(1.0);
-        slots * (weight * share + (1.0 - weight) * prior)
-    }
-
-    /// What paced keeps must leave: room for the children of kept traces, the
-    /// floor keeps still to come (so the floor never runs dry) and the keep
-    /// rules' expected spans (kept regardless).
-    #[inline]
-    fn reserved(&self, mono: f64) -> f64 {
-        self.child_headroom + self.floor_ahead(mono) * self.trace_spans() + self.forced_ahead(mono) + self.tail_ahead_all(mono)
-    }
-
-    /// The spans tail keeps of `class` are expected to need from now to the
-    /// period's end (at the rate `expected_rate` gives), with a margin.
-    fn tail_ahead(&self, class: TailClass, mono: f64) -> f64 {
-        let i = class as usize;
-        let s = &self.s;
-        let rate = self.expected_rate(mono, s.tail_rate[i].get(), s.period_tail[i].load(Relaxed), s.day_tail[i].get());
-        let expected = rate * (self.s.mono_end.get() - mono).max(0.0);
-        if expected <= 0.0 {
-            return 0.0;
-        }
-        TAIL_MARGIN * expected + 2.0 * expected.sqrt()
-    }
-
-    /// Spans tail keeps spent this period.
-    fn tail_this_period(&self) -> f64 {
-        self.s.period_tail.iter().map(|t| t.load(Relaxed) as f64).sum()
-    }
-
-    fn tail_ahead_all(&self, mono: f64) -> f64 {
-        TailClass::ALL.iter().map(|class| self.tail_ahead(*class, mono)).sum()
-    }
-
     /// Admit a trace a tail stage keeps for `class`: its `spans` spans (not
     /// counted by the head), all or none. A class may bring the count to the
     /// budget less what the classes before it in `policy` are expected to
@@ -1091,21 +961,12 @@ impl Pacer {
         let weight = (span / self.max_interval).min(1.0);
         s.spend_rate.set(s.spend_rate.get() + weight * (spent / span - s.spend_rate.get()));
         s.forced_rate.set(s.forced_rate.get() + weight * (forced / span - s.forced_rate.get()));
-        // The moving sums decay over two horizons as the interval passes, and
-        // once they have seen about a whole horizon (a daily wave's peak and
-        // trough), an interval adds at most STORM_FACTOR times what their rate
-        // expects (and a few spans).
-        let decay = (-elapsed / (2.0 * self.horizon())).exp();
-        let seconds = s.day_seconds.get();
-        let settled = seconds >= 0.75 * self.horizon();
-        let typical = |sum: f64, count: f64| if settled { count.min(STORM_FACTOR * (sum / seconds * elapsed + 1.0)) } else { count };
-        s.day_seconds.set(seconds * decay + elapsed);
-        s.day_forced.set(s.day_forced.get() * decay + typical(s.day_forced.get(), forced));
-        for i in 0..3 {
-            let tail = s.tail_interval[i].swap(0, AcqRel) as f64;
-            s.tail_rate[i].set(s.tail_rate[i].get() + weight * (tail / span - s.tail_rate[i].get()));
-            s.day_tail[i].set(s.day_tail[i].get() * decay + typical(s.day_tail[i].get(), tail));
+        let mut tails = [0.0; 3];
+        for (i, tail) in tails.iter_mut().enumerate() {
+            *tail = s.tail_interval[i].swap(0, AcqRel) as f64;
+            s.tail_rate[i].set(s.tail_rate[i].get() + weight * (*tail / span - s.tail_rate[i].get()));
         }
+        self.add_to_typical_rates(elapsed, forced, &tails);
         s.interval_start.set(mono);
         self.set_pace(mono);
     }
