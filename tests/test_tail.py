@@ -29,9 +29,9 @@ class Clock:
         return self.now
 
 
-def pipeline(rate=0.1, **kwargs):
+def pipeline(rate=0.1, exporter=None, **kwargs):
     clock = Clock()
-    exporter = InMemorySpanExporter()
+    exporter = exporter or InMemorySpanExporter()
     tail = TailSamplingProcessor(exporter, clock=clock, schedule_delay=3600, **kwargs)
     provider = TracerProvider(sampler=ProbabilitySampler(rate, defer=True))
     provider.add_span_processor(tail)
@@ -209,6 +209,61 @@ def test_bad_parameters_give_clear_errors(factory, message):
         factory()
     with pytest.raises(ConfigError, match=r"^exporter: expected a SpanExporter"):
         TailSamplingProcessor(object())
+
+
+def test_the_batch_processors_variables_set_what_is_not_given(monkeypatch):
+    """A drop-in for the SDK's BatchSpanProcessor reads its OTEL_BSP_* variables:
+    they were ignored, so a queue sized for the SDK's processor was not ours."""
+    monkeypatch.setenv("OTEL_BSP_MAX_QUEUE_SIZE", "2048")
+    monkeypatch.setenv("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", " 3 ")
+    monkeypatch.setenv("OTEL_BSP_SCHEDULE_DELAY", "250")
+    tail = TailSamplingProcessor(InMemorySpanExporter(), start=False)
+    assert tail._buffer.settings[4:] == (2048, 3, 0.25)
+    tail.shutdown()
+    given = TailSamplingProcessor(InMemorySpanExporter(), max_queue_size=10, max_export_batch_size=5, schedule_delay=2.0, start=False)
+    assert given._buffer.settings[4:] == (10, 5, 2.0), "a setting given wins over its variable"
+    given.shutdown()
+    for variable in ("OTEL_BSP_MAX_QUEUE_SIZE", "OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "OTEL_BSP_SCHEDULE_DELAY"):
+        monkeypatch.setenv(variable, "")
+    unset = TailSamplingProcessor(InMemorySpanExporter(), start=False)
+    assert unset._buffer.settings[4:] == (100_000, 512, 1.0), "empty variables leave the defaults"
+    unset.shutdown()
+
+
+def test_batches_follow_the_variables_size(monkeypatch):
+    monkeypatch.setenv("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "3")
+    sizes: List[int] = []
+    exporter = InMemorySpanExporter()
+    export = exporter.export
+    exporter.export = lambda spans: sizes.append(len(spans)) or export(spans)  # type: ignore[method-assign]
+    provider, _tracer, tail, _exporter, clock = pipeline(1.0, exporter=exporter)
+    for _ in range(10):
+        with provider.get_tracer("t").start_as_current_span("s"):
+            pass
+    clock.now += 10
+    assert tail.force_flush()
+    assert sizes == [3, 3, 3, 1] and len(exporter.get_finished_spans()) == 10
+    provider.shutdown()
+
+
+@pytest.mark.parametrize(
+    "variable,text,message",
+    [
+        (
+            "OTEL_BSP_MAX_QUEUE_SIZE",
+            "lots",
+            r"^OTEL_BSP_MAX_QUEUE_SIZE: 'lots' is not a whole number >= 1 \(read for max_queue_size, which was not given\)",
+        ),
+        ("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "0", r"^OTEL_BSP_MAX_EXPORT_BATCH_SIZE: '0' is not a whole number >= 1"),
+        ("OTEL_BSP_SCHEDULE_DELAY", "-5", r"^OTEL_BSP_SCHEDULE_DELAY: '-5' is not a number of milliseconds >= 0"),
+        ("OTEL_BSP_SCHEDULE_DELAY", "nan", r"^OTEL_BSP_SCHEDULE_DELAY: 'nan' is not a number of milliseconds"),
+        ("OTEL_BSP_SCHEDULE_DELAY", "1e300", r"^OTEL_BSP_SCHEDULE_DELAY: '1e300' is not a number of milliseconds >= 0 and at most"),
+    ],
+)
+def test_a_batch_variable_with_no_valid_value_is_a_config_error_naming_it(monkeypatch, variable, text, message):
+    monkeypatch.setenv(variable, text)
+    with pytest.raises(ConfigError, match=message):
+        TailSamplingProcessor(InMemorySpanExporter(), start=False)
 
 
 @pytest.mark.parametrize(

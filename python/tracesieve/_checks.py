@@ -176,3 +176,42 @@ def check_seed(value: Any) -> Optional[int]:
     if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
         raise ConfigError(f"seed: expected a whole number or None, got {shown(value)}")
     return value
+
+
+#: The SDK's ``BatchSpanProcessor`` variables, read for a batch setting not given:
+#: the setting, its variable, the variable's unit in seconds (1e-3: milliseconds).
+BATCH_VARIABLES = {
+    "max_queue_size": ("OTEL_BSP_MAX_QUEUE_SIZE", None),
+    "max_export_batch_size": ("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", None),
+    "schedule_delay": ("OTEL_BSP_SCHEDULE_DELAY", 1e-3),
+}
+
+
+def batch_setting(name: str, value: Any, default: Any) -> Any:
+    """``value`` when given; else its ``OTEL_BSP_*`` variable when set (as the
+    SDK's batch processor reads it, a count or milliseconds); else ``default``.
+    A variable that holds no valid value is a ``ConfigError`` naming it."""
+    if value is not None:
+        return value
+    variable, unit = BATCH_VARIABLES[name]
+    text = os.environ.get(variable, "").strip()
+    if not text:
+        return default
+    if unit is None:
+        try:
+            count = int(text)
+        except ValueError:
+            count = 0
+        if count < 1:
+            raise ConfigError(f"{variable}: {quoted(text)} is not a whole number >= 1 (read for {name}, which was not given)")
+        return count
+    try:
+        milliseconds = float(text)
+    except ValueError:
+        milliseconds = math.nan
+    if not math.isfinite(milliseconds) or milliseconds < 0 or milliseconds * unit > LONGEST_WAIT:
+        raise ConfigError(
+            f"{variable}: {quoted(text)} is not a number of milliseconds >= 0 and at most "
+            f"{LONGEST_WAIT * 1e3:,.0f} (read for {name}, which was not given)"
+        )
+    return milliseconds * unit

@@ -29,7 +29,7 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.trace import SpanContext, TraceFlags
 
 from tracesieve import _core, sharing
-from tracesieve._checks import check_exporter, check_meter_provider, check_tail_rules
+from tracesieve._checks import batch_setting, check_exporter, check_meter_provider, check_tail_rules
 from tracesieve._scrub import scrubbed_logger
 from tracesieve._tail_worker import Batch, TailWorker, check_budget, check_worker_options, share_target
 from tracesieve.estimate import ADJUSTED_COUNT, threshold_of
@@ -81,9 +81,12 @@ class TailSamplingProcessor(TailWorker, SpanProcessor):
         max_spans_per_trace: spans buffered per trace at most.
         decision_cache_size: decisions remembered for late spans.
         max_queue_size: kept spans waiting for export at most; beyond it they
-            are dropped and counted as ``queue_full_dropped``.
-        max_export_batch_size: spans per ``export`` call.
-        schedule_delay: seconds between exports of a partial batch.
+            are dropped and counted as ``queue_full_dropped`` (default:
+            ``OTEL_BSP_MAX_QUEUE_SIZE`` when set, else 100,000).
+        max_export_batch_size: spans per ``export`` call (default:
+            ``OTEL_BSP_MAX_EXPORT_BATCH_SIZE`` when set, else 512).
+        schedule_delay: seconds between exports of a partial batch (default:
+            ``OTEL_BSP_SCHEDULE_DELAY`` milliseconds when set, else 1.0).
         shutdown_timeout: seconds ``shutdown`` waits for the last exports.
         share: a Redis URL (``redis://host:6379/0#fleet``, as for stores) through
             which the services of a fleet share their tail decisions (None: this
@@ -125,9 +128,9 @@ class TailSamplingProcessor(TailWorker, SpanProcessor):
         max_traces: int = 10_000,
         max_spans_per_trace: int = 1_000,
         decision_cache_size: int = 100_000,
-        max_queue_size: int = 100_000,
-        max_export_batch_size: int = 512,
-        schedule_delay: float = 1.0,
+        max_queue_size: Optional[int] = None,
+        max_export_batch_size: Optional[int] = None,
+        schedule_delay: Optional[float] = None,
         shutdown_timeout: float = 10.0,
         share: Union[str, sharing.LocalExchange, None] = None,
         share_interval: float = 0.05,
@@ -153,9 +156,9 @@ class TailSamplingProcessor(TailWorker, SpanProcessor):
             "max_traces": max_traces,
             "max_spans_per_trace": max_spans_per_trace,
             "decision_cache_size": decision_cache_size,
-            "max_queue_size": max_queue_size,
-            "max_export_batch_size": max_export_batch_size,
-            "schedule_delay": schedule_delay,
+            "max_queue_size": batch_setting("max_queue_size", max_queue_size, 100_000),
+            "max_export_batch_size": batch_setting("max_export_batch_size", max_export_batch_size, 512),
+            "schedule_delay": batch_setting("schedule_delay", schedule_delay, 1.0),
             "share_ttl": share_ttl if share is not None else None,
             # Roots are judged as they end only when a latency or a rule can keep a trace.
             "judge_roots": latency_threshold is not None or bool(rules),
