@@ -10,14 +10,16 @@ import logging
 import os
 import random
 import re
+import signal
 import stat
 import subprocess
 import sys
+import time
 
 import pytest
 
 from store_fleet import recycled, run_fleet_month
-from tracesieve import BudgetSampler, JaegerRemoteSampler, from_config
+from tracesieve import BudgetSampler, JaegerRemoteSampler, _core, from_config
 from tracesieve.record import service_name
 
 BUDGET = 2_000
@@ -328,3 +330,75 @@ def test_names_that_read_alike_once_made_safe_never_share_a_record():
     assert len(set(names)) == len(alike), names
     assert all(re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", name) for name in names), names
     assert service_name("checkout") == "checkout" and service_name("名前") == service_name("名前")
+
+
+HOLDER = """
+import os, sys, time
+from tracesieve import BudgetSampler
+sampler = BudgetSampler(1.0, budget=10**9, name=sys.argv[1])
+if sys.argv[2] == "fork" and os.fork():
+    os._exit(0)  # the parent goes; the forked child holds the record on
+print(os.getpid(), flush=True)
+time.sleep(120)
+"""
+
+
+def _backdate(path, days):
+    then = time.time() - days * 86_400
+    os.utime(path, (then, then))
+
+
+def test_records_no_process_used_for_two_months_are_removed_and_held_ones_kept(private_state_dir, caplog):
+    """Every unnamed program (each `python -c`, each retired service) left its
+    record in the state directory for good."""
+    subprocess.run(
+        [sys.executable, "-c", "from tracesieve import BudgetSampler; BudgetSampler(1.0, budget=10**9, name='retired')"], check=True
+    )
+    holders = [
+        subprocess.Popen([sys.executable, "-c", HOLDER, name, name], stdout=subprocess.PIPE, text=True) for name in ("spawn", "fork")
+    ]
+    try:
+        pids = [int(holder.stdout.readline()) for holder in holders]
+        names = ("retired", "spawn", "fork", "recent")
+        (private_state_dir / "recent.tracesieve").write_bytes((private_state_dir / "retired.tracesieve").read_bytes())
+        os.chmod(private_state_dir / "recent.tracesieve", 0o600)
+        for name in names[:3]:
+            _backdate(private_state_dir / f"{name}.tracesieve", 63)
+        with caplog.at_level(logging.INFO, logger="tracesieve"):
+            BudgetSampler(1.0, budget=10**9, name="new")
+        assert [r.getMessage() for r in caplog.records if "removed" in r.getMessage()] == [
+            f"tracesieve: removed 1 record file(s) from {private_state_dir} that no process had used for 62 days: retired.tracesieve"
+        ]
+        assert sorted(p.name for p in private_state_dir.iterdir()) == [f"{n}.tracesieve" for n in ("fork", "new", "recent", "spawn")]
+        # The service started again makes its record afresh, private as ever.
+        BudgetSampler(1.0, budget=10**9, name="retired")
+        made = (private_state_dir / "retired.tracesieve").stat()
+        assert stat.S_IMODE(made.st_mode) == 0o600 and made.st_mtime > time.time() - 60
+    finally:
+        for pid in pids:
+            os.kill(pid, signal.SIGKILL)
+        for holder in holders:
+            holder.wait(timeout=30)
+            holder.stdout.close()
+    # Once their processes are gone, the held records are idle like any other.
+    _wait_for(lambda: not any(os.path.exists(f"/proc/{pid}") and _alive(pid) for pid in pids))
+    for name in ("spawn", "fork"):
+        _backdate(private_state_dir / f"{name}.tracesieve", 63)
+    removed = _core.remove_idle_records(str(private_state_dir))
+    assert sorted(os.path.basename(path) for path in removed) == ["fork.tracesieve", "spawn.tracesieve"]
+
+
+def _alive(pid):
+    """False once ``pid`` is gone or a zombie (its files closed)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat_file:
+            return stat_file.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _wait_for(condition, timeout=30.0):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)

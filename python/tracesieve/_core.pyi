@@ -9,6 +9,7 @@ from opentelemetry.trace.span import TraceState
 
 __all__ = [
     "DEFAULT_PRECISION",
+    "RECORD_IDLE_DAYS",
     "RECORD_OVERFLOW_FILES",
     "ConfigError",
     "CurrentSpan",
@@ -28,12 +29,14 @@ __all__ = [
     "probability_for_threshold",
     "read_ot",
     "redis_target",
+    "remove_idle_records",
     "rewrite_ot",
     "scrub",
     "threshold_for_probability",
 ]
 
 DEFAULT_PRECISION: int
+RECORD_IDLE_DAYS: int
 RECORD_OVERFLOW_FILES: int
 
 class ConfigError(ValueError, TypeError): ...
@@ -288,6 +291,7 @@ class NativeTailBuffer:
     def counts(self) -> Dict[str, int]: ...
 
 def threshold_for_probability(probability: float, precision: int = ...) -> int: ...
+def remove_idle_records(directory: str) -> List[str]: ...
 def encode_th(threshold: int) -> str: ...
 def decode_th(text: str) -> Optional[int]: ...
 def adjusted_count(threshold: int) -> float: ...

@@ -25,6 +25,7 @@ from typing import Any, Dict, Mapping, Optional, Set, Tuple
 
 import platformdirs
 
+from tracesieve._core import RECORD_IDLE_DAYS, remove_idle_records
 from tracesieve._core import RECORD_OVERFLOW_FILES as OVERFLOW_FILES
 from tracesieve._scrub import scrubbed_logger
 
@@ -55,6 +56,8 @@ HOST = "host"
 
 _logger = scrubbed_logger("tracesieve.budget")
 _reported: Set[Tuple[str, str]] = set()
+#: State directories this process already swept of idle records.
+_swept: Set[Path] = set()
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 
 
@@ -229,7 +232,26 @@ def default_store(name: Optional[str] = None) -> Optional[str]:
     if problem is not None:
         _memory_only(str(directory), problem)
         return None
+    _remove_idle(directory.resolve())
     return f"host://{directory.resolve()}#{service_name(name)}"
+
+
+def _remove_idle(directory: Path) -> None:
+    """Once per process and directory: remove the records no process has open
+    and nobody wrote for ``RECORD_IDLE_DAYS`` (a retired service's, a one-off
+    ``python -c``'s), which would otherwise stay for good."""
+    if directory in _swept:
+        return
+    _swept.add(directory)
+    removed = remove_idle_records(str(directory))
+    if removed:
+        _logger.info(
+            "tracesieve: removed %d record file(s) from %s that no process had used for %d days: %s",
+            len(removed),
+            directory,
+            RECORD_IDLE_DAYS,
+            ", ".join(sorted(os.path.basename(path) for path in removed)),
+        )
 
 
 def _memory_only(directory: str, problem: str) -> None:

@@ -75,6 +75,21 @@ mod _core {
     #[pymodule_export]
     const RECORD_OVERFLOW_FILES: usize = crate::store::OVERFLOW_FILES;
 
+    /// Days a host record no process has open stays before a budget's start removes it.
+    #[pymodule_export]
+    const RECORD_IDLE_DAYS: u64 = crate::store::idle::IDLE.as_secs() / 86_400;
+
+    /// Remove the host records in `directory` that no process has open and
+    /// nobody wrote for `RECORD_IDLE_DAYS`, all of a record's files together;
+    /// returns the paths removed.
+    #[pyfunction]
+    fn remove_idle_records(py: Python<'_>, directory: std::path::PathBuf) -> Vec<String> {
+        py.detach(|| crate::store::idle::remove_idle(&directory, crate::store::idle::IDLE))
+            .into_iter()
+            .map(|path| path.display().to_string())
+            .collect()
+    }
+
     /// The 56-bit rejection threshold for `probability` (2**56 for probability 0).
     #[pyfunction]
     #[pyo3(signature = (probability, precision = threshold::DEFAULT_PRECISION as i64))]

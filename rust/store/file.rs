@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 use fs4::FileExt as _;
 use memmap2::MmapOptions;
 
+use super::idle;
 use super::region::{Mapping, Region};
 
 /// The first bytes of every store file, and the layout they promise.
@@ -42,6 +43,8 @@ const MAX_FILE_BYTES: u64 = 1 << 30;
 /// How long placing a piece waits for another process's lock before the
 /// piece is kept per process instead (a stopped or stuck holder).
 pub const LOCK_WAIT: Duration = Duration::from_secs(1);
+/// Opens of a path whose file an idle record's remover took away meanwhile.
+const ATTEMPTS: u32 = 8;
 
 // Header fields (byte offsets).
 const H_VERSION: u64 = 8;
@@ -238,22 +241,26 @@ impl StoreFile {
             )));
         }
         check_directory(parent)?;
-        if fs::symlink_metadata(path).is_err() {
-            create(path, boot, access)?;
-        }
-        // O_NOFOLLOW: a symbolic link planted at the path is refused, not followed.
-        let file = OpenOptions::new().read(true).write(true).custom_flags(libc::O_NOFOLLOW).open(path).map_err(|error| {
-            match (error.kind(), error.raw_os_error()) {
-                (_, Some(libc::ELOOP)) => {
-                    FileError::Config(format!("{shown} is a symbolic link; expected the store file itself (give the path it points to)"))
-                }
-                (ErrorKind::PermissionDenied, _) => FileError::Config(format!(
-                    "{shown} cannot be opened for reading and writing (permission denied); expected a file this user may write"
-                )),
-                _ => FileError::Config(format!("{shown} cannot be opened: {error}")),
+        let mut attempts = 0;
+        let (file, metadata) = loop {
+            attempts += 1;
+            if fs::symlink_metadata(path).is_err() {
+                create(path, boot, access)?;
             }
-        })?;
-        let metadata = file.metadata().map_err(|e| FileError::Config(format!("{shown}: {e}")))?;
+            let file = match open_existing(path) {
+                // Removed as idle between the look and the open: make it again.
+                Err(_) if attempts < ATTEMPTS && fs::symlink_metadata(path).is_err() => continue,
+                opened => opened?,
+            };
+            let metadata = file.metadata().map_err(|e| FileError::Config(format!("{shown}: {e}")))?;
+            // Held while open, so an idle record's remover passes this one over; a
+            // remover that was unlinking it just now leaves the path to open again.
+            let held = idle::hold(&file);
+            let current = fs::symlink_metadata(path).is_ok_and(|m| (m.dev(), m.ino()) == (metadata.dev(), metadata.ino()));
+            if current || !held || attempts >= ATTEMPTS {
+                break (file, metadata);
+            }
+        };
         check_owner(path, &metadata, access)?;
         let store = StoreFile {
             path: path.to_owned(),
@@ -636,6 +643,23 @@ fn create(path: &Path, boot: &str, access: &Access) -> Result<(), FileError> {
             FileError::Unusable(format!("{shown} cannot be created: {error}"))
         }
         _ => FileError::Config(format!("{shown} cannot be created: {error}")),
+    })
+}
+
+/// Open the store file at `path` for reading and writing, refusing a symbolic link.
+fn open_existing(path: &Path) -> Result<File, FileError> {
+    let shown = path.display();
+    // O_NOFOLLOW: a symbolic link planted at the path is refused, not followed.
+    OpenOptions::new().read(true).write(true).custom_flags(libc::O_NOFOLLOW).open(path).map_err(|error| {
+        match (error.kind(), error.raw_os_error()) {
+            (_, Some(libc::ELOOP)) => {
+                FileError::Config(format!("{shown} is a symbolic link; expected the store file itself (give the path it points to)"))
+            }
+            (ErrorKind::PermissionDenied, _) => FileError::Config(format!(
+                "{shown} cannot be opened for reading and writing (permission denied); expected a file this user may write"
+            )),
+            _ => FileError::Config(format!("{shown} cannot be opened: {error}")),
+        }
     })
 }
 

@@ -14,11 +14,13 @@
 //! with a warning, never an error. A record whose file is full (a piece for
 //! every set of settings the service ever used) goes on in overflow files,
 //! `<name>+2.tracesieve` and on, each tried in turn: pieces are never removed,
-//! so every process with the same settings finds the same one.
+//! so every process with the same settings finds the same one. A whole record
+//! no process has open is removed once idle for two months (see `idle`).
 
 pub mod file;
 pub mod fleet;
 mod guard;
+pub mod idle;
 pub mod region;
 
 use std::path::PathBuf;

@@ -381,3 +381,75 @@ fn a_full_record_goes_on_in_overflow_files_that_every_process_finds_alike() {
     let error = full.place("another", "x=1", 4).err().unwrap();
     assert!(error.to_string().contains("holds 64 pieces already"), "{error}");
 }
+
+/// Set `path`'s modification time `days` back.
+fn backdate(path: &std::path::Path, days: u64) {
+    let when = std::time::SystemTime::now() - std::time::Duration::from_secs(days * 86_400);
+    std::fs::File::options().write(true).open(path).unwrap().set_modified(when).unwrap();
+}
+
+#[test]
+fn a_record_no_process_has_open_and_nobody_wrote_for_two_months_is_removed_whole() {
+    let dir = temp_dir();
+    let at = |name: &str| dir.path().join(name);
+    let record = |name: &str| Store::host_record(&format!("{}#{name}", dir.path().display()), None).unwrap();
+    for name in ["old.tracesieve", "old+2.tracesieve", "half.tracesieve", "half+2.tracesieve", "recent.tracesieve"] {
+        drop(StoreFile::open(&at(name)).unwrap());
+    }
+    let busy = record("busy");
+    let placed = busy.place("budget", "budget=10", 4).unwrap();
+    let region = placed.region.clone();
+    placed.finish().unwrap();
+    std::fs::write(at("notes.txt"), "not a record").unwrap();
+    std::os::unix::fs::symlink(at("old.tracesieve"), at("link.tracesieve")).unwrap();
+    for name in ["old.tracesieve", "old+2.tracesieve", "half.tracesieve", "busy.tracesieve", "notes.txt"] {
+        backdate(&at(name), 63);
+    }
+    backdate(&at("half+2.tracesieve"), 61);
+    let mut removed = idle::remove_idle(dir.path(), idle::IDLE);
+    removed.sort();
+    assert_eq!(removed, vec![at("old+2.tracesieve"), at("old.tracesieve")], "only the record idle in every file");
+    for name in ["half.tracesieve", "half+2.tracesieve", "busy.tracesieve", "recent.tracesieve", "notes.txt", "link.tracesieve"] {
+        assert!(std::fs::symlink_metadata(at(name)).is_ok(), "{name} is kept");
+    }
+    assert_eq!(busy.check(), None, "the record in use was never touched");
+    // Its process gone (the last open description closed), it is idle like any other.
+    drop((busy, region));
+    assert_eq!(idle::remove_idle(dir.path(), idle::IDLE), vec![at("busy.tracesieve")]);
+    // A service that starts again makes its record afresh.
+    assert_eq!(record("old").place("budget", "budget=10", 4).unwrap().origin, Origin::New);
+}
+
+#[test]
+fn a_record_opened_while_a_remover_sweeps_is_never_left_unlinked_under_it() {
+    let dir = temp_dir();
+    let file = dir.path().join("svc.tracesieve");
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let remover = {
+        let (dir, stop) = (dir.path().to_owned(), stop.clone());
+        std::thread::spawn(move || {
+            let mut removed = 0;
+            while !stop.load(Relaxed) {
+                removed += idle::remove_idle(&dir, idle::IDLE).len();
+            }
+            removed
+        })
+    };
+    use std::os::unix::fs::MetadataExt;
+    for round in 0..300u64 {
+        // The record left idle for two months, then opened as the remover sweeps.
+        if file.exists() {
+            backdate(&file, 63);
+        }
+        let store = Store::host_record(&format!("{}#svc", dir.path().display()), None).unwrap();
+        let placed = store.place("budget", "budget=10", 4).unwrap();
+        placed.finish().unwrap();
+        assert_eq!(store.problem(), None, "round {round}");
+        let named = std::fs::metadata(&file).unwrap_or_else(|e| panic!("round {round}: {e}"));
+        std::thread::sleep(std::time::Duration::from_micros(200));
+        assert_eq!(store.check(), None, "round {round}: the file was removed while in use");
+        assert!(std::fs::metadata(&file).is_ok_and(|m| m.ino() == named.ino()), "round {round}");
+    }
+    stop.store(true, Relaxed);
+    assert!(remover.join().unwrap() > 0, "the remover did remove records between rounds");
+}

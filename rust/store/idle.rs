@@ -1,0 +1,142 @@
+//! Host records nobody uses any more: each process that opens a store file
+//! holds a shared lock on its first byte for as long as it has it open (an
+//! open-file-description lock, so forked children hold it too and it goes
+//! when the last of them exits), and a record whose files no process holds
+//! and nobody wrote for `IDLE` is removed, all its files together. Without
+//! this, every program that ever ran a budget unnamed (each `python -c`,
+//! each retired service) left its record in the state directory for good.
+//!
+//! A remover takes the lock exclusively before it unlinks, so a process
+//! opening the file at that moment waits for it and then finds the path
+//! gone (or new), and opens again (see `StoreFile::open_with`).
+
+use std::fs::{self, File, OpenOptions};
+use std::os::unix::fs::{MetadataExt as _, OpenOptionsExt as _};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime};
+
+/// Twice the longest budget period (a month): a record idle this long holds
+/// no count of a period still running.
+pub const IDLE: Duration = Duration::from_secs(62 * 86_400);
+/// A host record's file names end so; overflow files add `+N` before it.
+pub const SUFFIX: &str = ".tracesieve";
+/// How long an opener waits for a remover's exclusive lock (held for one unlink).
+const HOLD_WAIT: Duration = Duration::from_secs(1);
+
+/// Take `lock_type` (F_RDLCK or F_WRLCK) on the first byte of `file`
+/// without waiting; true when taken. Always false where open-file-description
+/// locks do not exist, so nothing is ever removed there.
+fn lock_first_byte(file: &File, lock_type: libc::c_int) -> bool {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd as _;
+        // SAFETY: zeroed is a valid flock; l_pid must be 0 for OFD locks.
+        let mut range: libc::flock = unsafe { std::mem::zeroed() };
+        range.l_type = lock_type as libc::c_short;
+        range.l_whence = libc::SEEK_SET as libc::c_short;
+        range.l_start = 0;
+        range.l_len = 1;
+        // SAFETY: a valid descriptor and a valid flock for the call.
+        unsafe { libc::fcntl(file.as_raw_fd(), libc::F_OFD_SETLK, &range) == 0 }
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = (file, lock_type);
+        false
+    }
+}
+
+/// Mark `file` as in use by this process (and its forked children) while it
+/// stays open, waiting at most `HOLD_WAIT` for a remover; false when not held
+/// (the file may then be removed under it, which `StoreFile::check` reports).
+pub fn hold(file: &File) -> bool {
+    let deadline = Instant::now() + HOLD_WAIT;
+    loop {
+        if lock_first_byte(file, libc::F_RDLCK) {
+            return true;
+        }
+        if !cfg!(target_os = "linux") || Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// The record a host store file belongs to: its name less `SUFFIX` and any
+/// overflow `+N`; None for anything else in the directory.
+fn record_of(file_name: &str) -> Option<&str> {
+    let stem = file_name.strip_suffix(SUFFIX).filter(|s| !s.is_empty() && !s.starts_with('.'))?;
+    match stem.rsplit_once('+') {
+        Some((record, number)) if !record.is_empty() && !number.is_empty() && number.bytes().all(|b| b.is_ascii_digit()) => Some(record),
+        Some(_) => None,
+        None => Some(stem),
+    }
+}
+
+/// A record file as found: this user's regular file, idle since before `cutoff`.
+fn idle_file(path: &Path, cutoff: SystemTime) -> Option<(u64, u64)> {
+    let metadata = fs::symlink_metadata(path).ok()?;
+    // SAFETY: geteuid cannot fail.
+    let mine = metadata.uid() == unsafe { libc::geteuid() };
+    let written = metadata.modified().ok()?;
+    (metadata.file_type().is_file() && mine && written < cutoff).then_some((metadata.dev(), metadata.ino()))
+}
+
+/// Remove every record in `dir` whose files no process has open and none of
+/// which was written for `idle`; returns the files removed. A record with one
+/// file in use, or written lately, or not this user's, is left whole.
+pub fn remove_idle(dir: &Path, idle: Duration) -> Vec<PathBuf> {
+    let Some(cutoff) = SystemTime::now().checked_sub(idle) else { return Vec::new() };
+    let Ok(entries) = fs::read_dir(dir) else { return Vec::new() };
+    let mut records: std::collections::BTreeMap<String, Vec<PathBuf>> = Default::default();
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if let Some(record) = record_of(&name) {
+            records.entry(record.to_owned()).or_default().push(entry.path());
+        }
+    }
+    let mut removed = Vec::new();
+    for paths in records.values() {
+        removed.extend(remove_record(paths, cutoff));
+    }
+    removed
+}
+
+/// Remove one record's files, all or none.
+fn remove_record(paths: &[PathBuf], cutoff: SystemTime) -> Vec<PathBuf> {
+    let mut locked: Vec<(&PathBuf, File, (u64, u64))> = Vec::new();
+    for path in paths {
+        let Some(identity) = idle_file(path, cutoff) else { return Vec::new() };
+        let Ok(file) = OpenOptions::new().read(true).write(true).custom_flags(libc::O_NOFOLLOW).open(path) else { return Vec::new() };
+        let same = file.metadata().is_ok_and(|m| (m.dev(), m.ino()) == identity);
+        if !same || !lock_first_byte(&file, libc::F_WRLCK) {
+            return Vec::new(); // replaced meanwhile, or some process has it open
+        }
+        locked.push((path, file, identity));
+    }
+    // Under every lock: no process can start using these files until they are gone.
+    let still_idle = locked.iter().all(|(path, file, identity)| {
+        file.metadata().is_ok_and(|m| m.modified().is_ok_and(|t| t < cutoff)) && idle_file(path, cutoff) == Some(*identity)
+    });
+    if !still_idle {
+        return Vec::new();
+    }
+    locked.iter().filter(|(path, _, _)| fs::remove_file(path).is_ok()).map(|(path, _, _)| (*path).clone()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_records_files_are_told_from_anything_else() {
+        assert_eq!(record_of("api.tracesieve"), Some("api"));
+        assert_eq!(record_of("api+2.tracesieve"), Some("api"));
+        assert_eq!(record_of("python-1a2b3c4d+16.tracesieve"), Some("python-1a2b3c4d"));
+        assert_eq!(record_of(".api.tracesieve.123.0.ff.tmp"), None);
+        assert_eq!(record_of(".tracesieve"), None);
+        assert_eq!(record_of("api+x.tracesieve"), None);
+        assert_eq!(record_of("+2.tracesieve"), None);
+        assert_eq!(record_of("state.json"), None);
+    }
+}
