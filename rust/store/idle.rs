@@ -2,7 +2,8 @@
 //! holds a shared lock on its first byte for as long as it has it open (an
 //! open-file-description lock, so forked children hold it too and it goes
 //! when the last of them exits), and a record whose files no process holds
-//! and nobody wrote for `IDLE` is removed, all its files together. Without
+//! and none opened or wrote for `IDLE` (an open sets the file's modification
+//! time) is removed, all its files together. Without
 //! this, every program that ever ran a budget unnamed (each `python -c`,
 //! each retired service) left its record in the state directory for good.
 //!

@@ -402,10 +402,12 @@ fn a_record_no_process_has_open_and_nobody_wrote_for_two_months_is_removed_whole
     placed.finish().unwrap();
     std::fs::write(at("notes.txt"), "not a record").unwrap();
     std::os::unix::fs::symlink(at("old.tracesieve"), at("link.tracesieve")).unwrap();
-    for name in ["old.tracesieve", "old+2.tracesieve", "half.tracesieve", "busy.tracesieve", "notes.txt"] {
+    for name in ["old.tracesieve", "old+2.tracesieve", "half.tracesieve", "busy.tracesieve", "recent.tracesieve", "notes.txt"] {
         backdate(&at(name), 63);
     }
     backdate(&at("half+2.tracesieve"), 61);
+    // Opened again today (by a process that has since stopped): not idle.
+    drop(StoreFile::open(&at("recent.tracesieve")).unwrap());
     let mut removed = idle::remove_idle(dir.path(), idle::IDLE);
     removed.sort();
     assert_eq!(removed, vec![at("old+2.tracesieve"), at("old.tracesieve")], "only the record idle in every file");
