@@ -749,7 +749,7 @@ impl Pacer {
                 .iter()
                 .take_while(|c| **c != class)
                 .filter(|c| !policy.exempt[**c as usize])
-                .map(|c| self.tail_ahead(*c, mono))
+                .map(|c| self.tail_ahead_with_surge(*c, mono))
                 .sum();
             self.budget as f64 - before
         };

@@ -22,6 +22,9 @@ const DAY_MARGIN: f64 = 1.1;
 /// rate expects from an interval: a storm of a few hours raises them by a few
 /// tens of percent, while a lasting rise doubles them every 17 hours or so.
 const STORM_FACTOR: f64 = 3.0;
+/// How long a surge of a tail class is expected to last yet, in seconds, when
+/// the classes after it ask for room.
+const SURGE_HOLD: f64 = 3600.0;
 
 impl Pacer {
     /// How far into the period's own record the long-run figures are trusted
@@ -128,6 +131,19 @@ impl Pacer {
             return 0.0;
         }
         TAIL_MARGIN * expected + 2.0 * expected.sqrt()
+    }
+
+    /// What a class is expected to need when the classes after it ask: as
+    /// `tail_ahead`, and, while its recent rate is above the rate expected,
+    /// the surge for another `SURGE_HOLD` too, so that during a storm of
+    /// errors, slow traces yield what the storm will need.
+    pub(super) fn tail_ahead_with_surge(&self, class: TailClass, mono: f64) -> f64 {
+        let i = class as usize;
+        let s = &self.s;
+        let recent = s.tail_rate[i].get();
+        let expected = self.expected_rate(mono, recent, s.period_tail[i].load(Relaxed), s.day_tail[i].get());
+        let hold = (s.mono_end.get() - mono).clamp(0.0, SURGE_HOLD);
+        self.tail_ahead(class, mono) + TAIL_MARGIN * (recent - expected).max(0.0) * hold
     }
 
     /// Spans tail keeps spent this period.

@@ -819,3 +819,54 @@ fn a_budget_laid_out_by_an_earlier_release_is_refused_by_name_or_left_for_a_new_
     assert!(pacer.is_shared(), "the record, not a per-process fallback");
     assert!(pacer.admit(Admit::Child, clock.monotonic()));
 }
+
+/// A month at 10 times the budget in which 2% of requests are error traces
+/// and 6% slow ones, both kept by the tail, and errors rise to `storm_rate` of
+/// the requests for the two hours of a storm on the afternoon of day `storm_day`.
+/// Returns the final status.
+fn month_with_a_late_error_storm(budget: u64, storm_day: usize, storm_rate: f64) -> Status {
+    let clock = SimClock::at(JAN_2026);
+    let pacer = pacer(budget, &clock);
+    let policy = TailPolicy::default();
+    let hours = 31 * 24;
+    let baseline: f64 = (0..hours).map(wave).sum();
+    let mut rng = Rng(11);
+    for hour in 0..hours {
+        let count = (10.0 * budget as f64 * wave(hour) / baseline).round() as u64;
+        let storm = hour / 24 == storm_day && (14..16).contains(&(hour % 24));
+        for i in 0..count {
+            clock.set_wall(JAN_2026 + hour as f64 * HOUR + i as f64 * HOUR / count as f64);
+            let moment = Moment::new(&clock);
+            let mono = moment.monotonic();
+            let draw = rng.unit();
+            if draw < if storm { storm_rate } else { 0.02 } {
+                pacer.admit_tail(&policy, TailClass::Error, 1, mono);
+                continue;
+            }
+            if draw > 0.94 {
+                pacer.admit_tail(&policy, TailClass::Latency, 1, mono);
+                continue;
+            }
+            let probability = pacer.pace(&moment, 1.0);
+            let floor = pacer.floor_due(mono);
+            let _ = (floor && pacer.admit(Admit::Floor, mono)) || (rng.unit() < probability && pacer.admit(Admit::Entry, mono));
+        }
+    }
+    pacer.status(&Moment::new(&clock))
+}
+
+#[test]
+fn in_an_error_storm_slow_traces_yield_what_the_storm_needs() {
+    // The errors' reserve looks past a storm (their typical rate), so while one
+    // lasted, slow traces took the room the storm's later errors needed: 22
+    // error spans were refused at the month's end. While the errors' recent
+    // rate is above their typical one, slow traces now leave room for another
+    // hour of the surge (25 more of them are refused).
+    let budget = 30_000;
+    let status = month_with_a_late_error_storm(budget, 30, 0.5);
+    let [error, latency, _] = status.tail_refused;
+    assert_eq!(error, 0, "{status:?}");
+    assert!(latency > 0, "slow traces yielded: {status:?}");
+    let burst = pacer(budget, &SimClock::at(JAN_2026)).burst();
+    assert!(status.used as f64 <= budget as f64 + burst && status.used as f64 >= 0.95 * budget as f64, "{status:?}");
+}
