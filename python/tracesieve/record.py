@@ -238,7 +238,7 @@ def default_store(name: Optional[str] = None) -> Optional[str]:
 
 def _remove_idle(directory: Path) -> None:
     """Once per process and directory: remove the records no process has open
-    and nobody wrote for ``RECORD_IDLE_DAYS`` (a retired service's, a one-off
+    and none opened or wrote for ``RECORD_IDLE_DAYS`` (a retired service's, a one-off
     ``python -c``'s), which would otherwise stay for good."""
     if directory in _swept:
         return

@@ -258,13 +258,13 @@ impl StoreFile {
             let held = idle::hold(&file);
             let current = fs::symlink_metadata(path).is_ok_and(|m| (m.dev(), m.ino()) == (metadata.dev(), metadata.ino()));
             if current || !held || attempts >= ATTEMPTS {
-                // Opened now: a record's idle time counts from its last open, also
-                // where writes through a mapping leave the time alone (tmpfs).
-                let _ = file.set_modified(std::time::SystemTime::now());
                 break (file, metadata);
             }
         };
         check_owner(path, &metadata, access)?;
+        // Opened now: a record's idle time counts from its last open, also where
+        // writes through a mapping leave the time alone (tmpfs).
+        let _ = file.set_modified(std::time::SystemTime::now());
         let store = StoreFile {
             path: path.to_owned(),
             file,
