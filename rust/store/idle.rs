@@ -9,7 +9,9 @@
 //!
 //! A remover takes the lock exclusively before it unlinks, so a process
 //! opening the file at that moment waits for it and then finds the path
-//! gone (or new), and opens again (see `StoreFile::open_with`).
+//! gone (or new), and opens again (see `StoreFile::open_with`). Where such
+//! locks cannot be taken (another system, a filesystem without them), an open
+//! does not wait for one and nothing is removed.
 
 use std::fs::{self, File, OpenOptions};
 use std::os::unix::fs::{MetadataExt as _, OpenOptionsExt as _};
@@ -24,10 +26,19 @@ pub const SUFFIX: &str = ".tracesieve";
 /// How long an opener waits for a remover's exclusive lock (held for one unlink).
 const HOLD_WAIT: Duration = Duration::from_secs(1);
 
+/// Whether a lock on the first byte could be taken.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Locked {
+    Taken,
+    /// Another open file description holds a conflicting lock.
+    Busy,
+    /// No such locks here (another system, a filesystem without them).
+    Unsupported,
+}
+
 /// Take `lock_type` (F_RDLCK or F_WRLCK) on the first byte of `file`
-/// without waiting; true when taken. Always false where open-file-description
-/// locks do not exist, so nothing is ever removed there.
-fn lock_first_byte(file: &File, lock_type: libc::c_int) -> bool {
+/// without waiting.
+fn lock_first_byte(file: &File, lock_type: libc::c_int) -> Locked {
     #[cfg(target_os = "linux")]
     {
         use std::os::fd::AsRawFd as _;
@@ -38,12 +49,18 @@ fn lock_first_byte(file: &File, lock_type: libc::c_int) -> bool {
         range.l_start = 0;
         range.l_len = 1;
         // SAFETY: a valid descriptor and a valid flock for the call.
-        unsafe { libc::fcntl(file.as_raw_fd(), libc::F_OFD_SETLK, &range) == 0 }
+        if unsafe { libc::fcntl(file.as_raw_fd(), libc::F_OFD_SETLK, &range) } == 0 {
+            return Locked::Taken;
+        }
+        match std::io::Error::last_os_error().raw_os_error() {
+            Some(libc::EAGAIN | libc::EACCES) => Locked::Busy,
+            _ => Locked::Unsupported,
+        }
     }
     #[cfg(not(target_os = "linux"))]
     {
         let _ = (file, lock_type);
-        false
+        Locked::Unsupported
     }
 }
 
@@ -53,13 +70,11 @@ fn lock_first_byte(file: &File, lock_type: libc::c_int) -> bool {
 pub fn hold(file: &File) -> bool {
     let deadline = Instant::now() + HOLD_WAIT;
     loop {
-        if lock_first_byte(file, libc::F_RDLCK) {
-            return true;
+        match lock_first_byte(file, libc::F_RDLCK) {
+            Locked::Taken => return true,
+            Locked::Busy if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(1)),
+            Locked::Busy | Locked::Unsupported => return false,
         }
-        if !cfg!(target_os = "linux") || Instant::now() >= deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(1));
     }
 }
 
@@ -110,7 +125,7 @@ fn remove_record(paths: &[PathBuf], cutoff: SystemTime) -> Vec<PathBuf> {
         let Some(identity) = idle_file(path, cutoff) else { return Vec::new() };
         let Ok(file) = OpenOptions::new().read(true).write(true).custom_flags(libc::O_NOFOLLOW).open(path) else { return Vec::new() };
         let same = file.metadata().is_ok_and(|m| (m.dev(), m.ino()) == identity);
-        if !same || !lock_first_byte(&file, libc::F_WRLCK) {
+        if !same || lock_first_byte(&file, libc::F_WRLCK) != Locked::Taken {
             return Vec::new(); // replaced meanwhile, or some process has it open
         }
         locked.push((path, file, identity));
