@@ -145,6 +145,25 @@ mod tests {
     use super::*;
 
     #[test]
+    fn an_open_waits_at_most_a_second_for_a_lock_nobody_releases() {
+        let dir = tempfile::Builder::new().prefix("tracesieve-idle-").tempdir().unwrap();
+        let path = dir.path().join("svc.tracesieve");
+        drop(crate::store::StoreFile::open(&path).unwrap());
+        // A process stuck holding the remover's lock (or one that never lets go).
+        let stuck = OpenOptions::new().read(true).write(true).open(&path).unwrap();
+        assert_eq!(lock_first_byte(&stuck, libc::F_WRLCK), Locked::Taken);
+        let started = Instant::now();
+        let store = crate::store::StoreFile::open(&path).unwrap();
+        let waited = started.elapsed();
+        assert!(waited >= HOLD_WAIT && waited < 3 * HOLD_WAIT, "waited {waited:?}");
+        store.place("budget", "budget", "budget=10", 4).unwrap().finish().unwrap();
+        // Not held, so a remover could take it; with the stuck lock gone, the next open holds it.
+        drop(stuck);
+        let held = crate::store::StoreFile::open(&path).unwrap();
+        assert!(remove_idle(dir.path(), Duration::ZERO).is_empty(), "held by {held:?}");
+    }
+
+    #[test]
     fn a_records_files_are_told_from_anything_else() {
         assert_eq!(record_of("api.tracesieve"), Some("api"));
         assert_eq!(record_of("api+2.tracesieve"), Some("api"));
