@@ -357,12 +357,12 @@ def test_records_no_process_used_for_two_months_are_removed_and_held_ones_kept(p
     holders = [
         subprocess.Popen([sys.executable, "-c", HOLDER, name, name], stdout=subprocess.PIPE, text=True) for name in ("spawn", "fork")
     ]
+    pids: list = []
     try:
         pids = [int(holder.stdout.readline()) for holder in holders]
-        names = ("retired", "spawn", "fork", "recent")
         (private_state_dir / "recent.tracesieve").write_bytes((private_state_dir / "retired.tracesieve").read_bytes())
         os.chmod(private_state_dir / "recent.tracesieve", 0o600)
-        for name in names[:3]:
+        for name in ("retired", "spawn", "fork"):
             _backdate(private_state_dir / f"{name}.tracesieve", 63)
         with caplog.at_level(logging.INFO, logger="tracesieve"):
             BudgetSampler(1.0, budget=10**9, name="new")
@@ -378,10 +378,11 @@ def test_records_no_process_used_for_two_months_are_removed_and_held_ones_kept(p
         for pid in pids:
             os.kill(pid, signal.SIGKILL)
         for holder in holders:
+            holder.kill()
             holder.wait(timeout=30)
             holder.stdout.close()
     # Once their processes are gone, the held records are idle like any other.
-    _wait_for(lambda: not any(os.path.exists(f"/proc/{pid}") and _alive(pid) for pid in pids))
+    _wait_for(lambda: not any(_alive(pid) for pid in pids))
     for name in ("spawn", "fork"):
         _backdate(private_state_dir / f"{name}.tracesieve", 63)
     removed = _core.remove_idle_records(str(private_state_dir))
