@@ -32,7 +32,10 @@ impl Pacer {
         let unknown = wall_now - period.start >= 1.0 && !first;
         let allowance = if unknown { self.start_allowance(length) } else { 0.0 };
         let assumed = if unknown { (share + self.burst - allowance).max(share).min(spans) } else { share };
-        self.start_period(period, wall_now, mono, assumed.ceil() as u64, share);
+        // A known start's line begins at the whole spans it assumes, so its
+        // burst is whole from the first decision (pacing 1, not 0.99).
+        let line = if unknown { share } else { share.ceil().min(spans) };
+        self.start_period(period, wall_now, mono, assumed.ceil() as u64, line);
         self.s.start_allowance.set(allowance);
         self.s.fresh_until.set(mono + FRESH);
         self.s.wall_seen.set(wall_now);
@@ -128,7 +131,7 @@ impl Pacer {
         s.used.store(0, Release);
         self.fleet_recount();
         s.used_at_interval_start.store(0, Release);
-        self.anchor_line(mono, share, s.mono_end.get());
+        self.anchor_line(mono, share.ceil(), s.mono_end.get());
     }
 
     fn apply_estimates(&self, estimates: &Estimates) {

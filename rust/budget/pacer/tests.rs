@@ -443,6 +443,22 @@ fn a_first_start_mid_period_may_use_its_burst_at_once() {
 }
 
 #[test]
+fn a_known_start_paces_at_one_from_its_first_decision() {
+    // Found through `tracesieve explain`: a known start assumed the whole spans of the
+    // calendar's share while its line began at the share's fraction, so it paced at
+    // 0.99 until the line caught up, and its keeps carried a th just off the rules'.
+    for seconds in [10.3, 1_000.7, 10.0 * 86_400.0 + 0.5] {
+        let clock = SimClock::at(JAN_2026 + seconds);
+        let first = pacer(50_000, &clock);
+        first.first_start(&Moment::new(&clock));
+        assert_eq!(first.multiplier_for(clock.monotonic(), 0.225), 1.0, "a first start at {seconds} s");
+        let dir = store_dir();
+        let made = shared_pacer(&store_at(&dir, "boot"), 50_000, &clock).unwrap();
+        assert_eq!(made.multiplier_for(clock.monotonic(), 0.225), 1.0, "a new record at {seconds} s");
+    }
+}
+
+#[test]
 fn the_pace_eases_off_as_the_burst_above_the_line_fills() {
     let clock = SimClock::at(JAN_2026);
     let pacer = pacer(72_000, &clock); // burst 100 spans
