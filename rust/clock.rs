@@ -69,6 +69,34 @@ impl Clock for FixedClock {
     }
 }
 
+/// Another instant on a live clock: wall time `wall`, and for a later one the
+/// live monotonic time moved on by as much, so state measured on the live
+/// clock's monotonic time (a budget's line, a boost's windows) is read as it
+/// would stand then; state cannot be wound back, so an earlier instant reads
+/// it as it stands now. `explain(now=...)` reads with it: a fixed monotonic
+/// reading equal to the wall time read a budget's line decades ahead.
+#[derive(Debug, Clone, Copy)]
+pub struct ShiftedClock {
+    wall: f64,
+    monotonic: f64,
+}
+
+impl ShiftedClock {
+    pub fn at(live: &dyn Clock, wall: f64) -> ShiftedClock {
+        ShiftedClock { wall, monotonic: live.monotonic() + (wall - live.now()).max(0.0) }
+    }
+}
+
+impl Clock for ShiftedClock {
+    fn now(&self) -> f64 {
+        self.wall
+    }
+
+    fn monotonic(&self) -> f64 {
+        self.monotonic
+    }
+}
+
 /// The time of one decision, read lazily: each clock at most once, and only
 /// if a stage needs it.
 pub struct Moment<'a> {
@@ -141,6 +169,18 @@ mod tests {
         let a = SystemClock.monotonic();
         let b = SystemClock.monotonic();
         assert!(b >= a);
+    }
+
+    #[test]
+    fn a_shifted_clock_moves_both_readings_on_by_one_amount() {
+        let live = FixedClock(1_000.0);
+        let hour_later = ShiftedClock::at(&live, 4_600.0);
+        assert_eq!((hour_later.now(), hour_later.monotonic()), (4_600.0, 4_600.0));
+        let hour_before = ShiftedClock::at(&live, -2_600.0);
+        assert_eq!((hour_before.now(), hour_before.monotonic()), (-2_600.0, 1_000.0), "no state is wound back");
+        let system = SystemClock;
+        let shifted = ShiftedClock::at(&system, system.now() + 60.0);
+        assert!((shifted.monotonic() - system.monotonic() - 60.0).abs() < 0.1, "{shifted:?}");
     }
 
     #[test]

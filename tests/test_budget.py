@@ -448,6 +448,28 @@ def test_explain_gives_the_probability_the_next_decision_keeps_with():
     assert compared >= 100 and differed <= 0.05 * compared, (compared, differed)
 
 
+def test_explain_at_a_given_time_reads_the_budget_at_that_time():
+    """Regression: explain(now=...) read the budget's line with the wall time
+    as its monotonic time (about 1.8 billion seconds on, where the line has
+    long reached the whole budget), so a budget at its limit showed pacing 1,
+    and so did `tracesieve explain`, which always passes the time."""
+    from tracesieve import from_config
+
+    clock = SimClock(JAN + 3 * 3600)
+    document = {"store": "memory", "rules": {"default_rate": 0.5, "rules": []}, "budget": {"budget": 2000, "period": "day"}}
+    sampler = from_config(document, clock=clock)
+    rng = random.Random(13)
+    for i in range(20_000):  # ten times the day's budget: at its limit
+        clock.now = JAN + 3 * 3600 + i * 0.2
+        sampler.should_sample(None, rng.getrandbits(128), "GET", attributes={"http.route": "/"})
+    live = sampler.explain("GET", {"http.route": "/"})
+    assert 0.0 < live["probability"] < 0.25, live
+    assert sampler.explain("GET", {"http.route": "/"}, now=clock.now) == live
+    # An hour on, with nothing spent meanwhile, the line has risen: the pace no lower, and short of pacing 1.
+    later = sampler.explain("GET", {"http.route": "/"}, now=clock.now + 3600)
+    assert live["probability"] <= later["probability"] < 0.5, (live, later)
+
+
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_after_a_storm_of_keep_rules_the_trickle_leaves_no_request_out_of_the_estimate(seed):
     """A two-hour storm of keep-rule spans (30% of requests) runs the count

@@ -259,7 +259,10 @@ class PipelineSampler(_NativeSampler):
         now: Optional[float] = None,
     ) -> Dict[str, Any]:
         """How the plan would decide a span like this, stage by stage, with the
-        boost and pace in force: ``{"lines", "probability", "th"}``."""
+        boost and pace in force: ``{"lines", "probability", "th"}``. ``now``
+        (Unix seconds) asks about another instant: rules read its time of day;
+        the budget's line and the boost's windows are read as they would stand
+        then with nothing spent meanwhile (at an earlier instant, as they stand now)."""
         return self._native.explain_plan(name, kind=kind, attributes=attributes, parent=parent, now=now)
 
     def _poll_remote(self) -> None:

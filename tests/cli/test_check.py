@@ -127,6 +127,30 @@ def test_check_and_explain_read_a_services_record_but_never_make_one(tmp_path, p
     assert record.read_bytes() == before and sorted(p.name for p in state.iterdir()) == ["checkout.tracesieve"]
 
 
+def test_explain_shows_the_pace_the_services_record_is_at(tmp_path, private_state_dir, monkeypatch, capsys):
+    """Regression: explain read the record's line at a monotonic time equal to
+    the wall time, decades on, so a service at its budget's limit was shown
+    pacing 1 (every span of this kind kept with probability 0.5)."""
+    import random
+
+    config = tmp_path / "sampling.toml"
+    config.write_text(BUDGET_PIPELINE)
+    monkeypatch.setenv("OTEL_SERVICE_NAME", "checkout")
+    service = from_config(str(config))
+    rng = random.Random(5)
+    for _ in range(2_000):  # a first start's burst is 139 spans: past it at once
+        service.should_sample(None, rng.getrandbits(128), "GET")
+    pace_line = "times the budget's pacing probability: "
+
+    def pace(lines):
+        return float(next(line for line in lines if line.startswith(pace_line)).removeprefix(pace_line))
+
+    live = pace(service.explain("GET")["lines"])
+    assert main(["explain", str(config), "--name", "GET"]) == 0
+    shown = pace(capsys.readouterr().out.splitlines())
+    assert live < 0.5 and abs(shown - live) <= 0.05, (live, shown)
+
+
 def test_check_and_explain_read_no_record_the_store_would_refuse(tmp_path, private_state_dir, monkeypatch, capsys):
     """A copy is this user's and private whatever the original was, so the
     store's checks (a regular file, this user's, private) are made on the

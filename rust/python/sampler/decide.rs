@@ -8,7 +8,7 @@ use pyo3::types::{PyDict, PyString};
 
 use super::composite::{apply_trace_state_updates, CompositeParts};
 use super::NativeSampler;
-use crate::clock::{Clock, FixedClock, Moment};
+use crate::clock::{Clock, FixedClock, Moment, ShiftedClock};
 use crate::plan::BareSpan;
 use crate::python::args;
 use crate::python::foreign::ForeignCalls;
@@ -147,9 +147,9 @@ impl NativeSampler {
         let now = args::optional(now, |v| args::number("now", v, "Unix seconds (a number)"))?;
         let api = OtelApi::get(py)?;
         let span = PySpanView::new(api, name, kind, attributes, !parent, &self.keys);
-        let fixed = now.map(FixedClock);
-        let reading: &dyn Clock = match &fixed {
-            Some(fixed) => fixed,
+        let shifted = now.map(|wall| ShiftedClock::at(self.core.clock(), wall));
+        let reading: &dyn Clock = match &shifted {
+            Some(shifted) => shifted,
             None => self.core.clock(),
         };
         let explanation = crate::explain::explain(self.core.plan(), &span, parent, &Moment::new(reading));
