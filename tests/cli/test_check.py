@@ -96,6 +96,7 @@ def test_check_and_explain_read_a_services_record_but_never_make_one(tmp_path, p
     out = capsys.readouterr().out
     assert f"state (budget) recorded on this host in {state}/<service>.tracesieve: shared by every process" in out
     assert "<service>: the budget's name, else OTEL_SERVICE_NAME" in out
+    assert "spent this month" not in out, "no record read, nothing spent to tell"
     assert main(["explain", str(config), "--name", "GET"]) == 0
     assert capsys.readouterr().out.splitlines()[-1].startswith("the budget's pace is a first start's: no service is named")
     assert not state.exists()
@@ -127,10 +128,11 @@ def test_check_and_explain_read_a_services_record_but_never_make_one(tmp_path, p
     assert record.read_bytes() == before and sorted(p.name for p in state.iterdir()) == ["checkout.tracesieve"]
 
 
-def test_explain_shows_the_pace_the_services_record_is_at(tmp_path, private_state_dir, monkeypatch, capsys):
+def test_explain_and_check_show_the_pace_and_spending_the_services_record_is_at(tmp_path, private_state_dir, monkeypatch, capsys):
     """Regression: explain read the record's line at a monotonic time equal to
     the wall time, decades on, so a service at its budget's limit was shown
-    pacing 1 (every span of this kind kept with probability 0.5)."""
+    pacing 1 (every span of this kind kept with probability 0.5). check says
+    what the record has spent."""
     import random
 
     config = tmp_path / "sampling.toml"
@@ -149,6 +151,14 @@ def test_explain_shows_the_pace_the_services_record_is_at(tmp_path, private_stat
     assert main(["explain", str(config), "--name", "GET"]) == 0
     shown = pace(capsys.readouterr().out.splitlines())
     assert live < 0.5 and abs(shown - live) <= 0.05, (live, shown)
+    # check says what the record has spent this period.
+    spent = service.budget_status()
+    assert main(["check", str(config)]) == 0
+    line = capsys.readouterr().out.splitlines()[-1]
+    assert line.startswith(
+        f"  spent this month so far, as the service's record stands: {spent['used_spans']:,} of 100,000 spans "
+        f"({spent['percent_used']:.1f}%), 0 refused by the head, 0 tail keeps refused; the pacing probability now "
+    ), line
 
 
 def test_check_and_explain_read_no_record_the_store_would_refuse(tmp_path, private_state_dir, monkeypatch, capsys):

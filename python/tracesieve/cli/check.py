@@ -25,7 +25,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from tracesieve.cli.records import as_the_service_keeps_it, check_notes
+    from tracesieve.cli.records import as_the_service_keeps_it, check_notes, spending_notes
     from tracesieve.config import ConfigError, check_policy, is_rules_file, load_config
     from tracesieve.declarative import is_otel_config
     from tracesieve.pipeline import build
@@ -33,6 +33,7 @@ def _check(args: argparse.Namespace) -> int:
 
     document = load_config(args.config)
     where = f"{args.config}: "
+    native: Any = None
     if is_otel_config(document):
         return check_otel_config(args.config)
     if is_rules_file(document):
@@ -52,7 +53,7 @@ def _check(args: argparse.Namespace) -> int:
                 raise ConfigError(f"{where}{error}") from None
         kind, description = "pipeline", native.get_description()
     print(f"{args.config}: valid {kind} ({description})")
-    for line in [*lines, *check_notes()]:
+    for line in [*lines, *check_notes(), *spending_notes(native)]:
         print(f"  {as_the_service_keeps_it(line)}")
     return 0
 

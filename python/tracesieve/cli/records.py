@@ -9,7 +9,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Iterator, List
+from typing import Any, Iterator, List
 
 from tracesieve import record
 
@@ -83,3 +83,25 @@ def explain_notes() -> List[str]:
         else:
             notes.append(f"the budget's pace is a first start's: there is no record at {own} yet")
     return notes
+
+
+def spending_notes(native: Any) -> List[str]:
+    """What ``check`` adds of a budget the service's record holds: this
+    period's spending as the record stands (nothing, when no record was read
+    or it holds no budget with these settings)."""
+    if native is None or not record.records_read or _without_this_budget():
+        return []
+    try:
+        status = native.budget_status()
+    except TypeError:  # no budget stage
+        return []
+    used, budget = status["used_spans"], status["budget_spans"]
+    tail_refused = sum(counts["refused_spans"] for counts in status["tail"].values())
+    refused = f"{status['refused_spans']:,} refused by the head, {tail_refused:,} tail keeps refused"
+    over = status["over_budget_spans"]
+    beyond = f", {over:,} over the budget (keep rules or tail keeps exempt from it)" if over else ""
+    period = "today" if status["period"] == "day" else f"this {status['period']}"
+    return [
+        f"spent {period} so far, as the service's record stands: {used:,} of {budget:,} spans "
+        f"({100.0 * used / budget:.1f}%), {refused}{beyond}; the pacing probability now {status['pacing_probability']:.4g}"
+    ]
