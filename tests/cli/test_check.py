@@ -161,6 +161,43 @@ def test_explain_and_check_show_the_pace_and_spending_the_services_record_is_at(
     ), line
 
 
+OTEL_BUDGET_CONFIG = """file_format: "1.1"
+resource:
+  attributes:
+    - {name: service.name, value: checkout}
+tracer_provider:
+  processors:
+    - batch: {exporter: {console: {}}}
+  sampler:
+    parent_based:
+      root:
+        tracesieve:
+          rules: {rules: [], default_rate: 0.5}
+          budget: {budget: 100000, period: month}
+"""
+
+
+def test_check_of_an_opentelemetry_file_says_what_the_services_record_spent(tmp_path, private_state_dir, monkeypatch, capsys):
+    import random
+
+    from tracesieve.declarative import from_otel_config
+
+    config = tmp_path / "otel.yaml"
+    config.write_text(OTEL_BUDGET_CONFIG)
+    monkeypatch.delenv("OTEL_SERVICE_NAME", raising=False)  # the file's resource names the service
+    assert main(["check", str(config)]) == 0
+    assert "spent this month" not in capsys.readouterr().out, "the service has no record yet"
+    service = from_otel_config(str(config))
+    rng = random.Random(7)
+    for _ in range(500):
+        service.should_sample(None, rng.getrandbits(128), "GET")
+    spent = service._root.budget_status()  # type: ignore[attr-defined]
+    assert main(["check", str(config)]) == 0
+    out = capsys.readouterr().out
+    assert f"spent this month so far, as the service's record stands: {spent['used_spans']:,} of 100,000 spans" in out, out
+    assert (private_state_dir / "checkout.tracesieve").exists()
+
+
 def test_check_and_explain_read_no_record_the_store_would_refuse(tmp_path, private_state_dir, monkeypatch, capsys):
     """A copy is this user's and private whatever the original was, so the
     store's checks (a regular file, this user's, private) are made on the

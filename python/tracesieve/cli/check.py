@@ -62,7 +62,7 @@ def check_otel_config(path: str) -> int:
     """An OpenTelemetry configuration file: its sampler section built as the
     SDK would build it (tracesieve's nodes natively), and, when the SDK's
     configuration package is installed, the whole file against its schema."""
-    from tracesieve.cli.records import as_the_service_keeps_it, check_notes
+    from tracesieve.cli.records import as_the_service_keeps_it, check_notes, spending_notes
     from tracesieve.config import ConfigError
     from tracesieve.declarative import PARENT_BASED_ORDER, from_otel_config
 
@@ -88,6 +88,8 @@ def check_otel_config(path: str) -> int:
                 print(f"  {name}: {delegate.get_description()}")  # type: ignore[union-attr]
             for line in lines:
                 print(f"  {'  ' if name else ''}{as_the_service_keeps_it(line)}")
-    for line in [*check_notes(), schema]:
+    # What the record has spent, read through the tracesieve pipeline that holds the budget.
+    spending = next((notes for _, delegate in [("", sampler), *parts] if (notes := spending_notes(delegate))), [])
+    for line in [*check_notes(), *spending, schema]:
         print(f"  {line}")
     return 0

@@ -85,15 +85,17 @@ def explain_notes() -> List[str]:
     return notes
 
 
-def spending_notes(native: Any) -> List[str]:
+def spending_notes(sampler: Any) -> List[str]:
     """What ``check`` adds of a budget the service's record holds: this
-    period's spending as the record stands (nothing, when no record was read
-    or it holds no budget with these settings)."""
-    if native is None or not record.records_read or _without_this_budget():
+    period's spending as the record stands, read through ``sampler``'s
+    ``budget_status()`` (nothing, when it has none, when no record was read,
+    or when the record holds no budget with these settings)."""
+    budget_status = getattr(sampler, "budget_status", None)
+    if budget_status is None or not record.records_read or _without_this_budget():
         return []
     try:
-        status = native.budget_status()
-    except TypeError:  # no budget stage
+        status = budget_status()
+    except TypeError:  # a pipeline with no budget stage
         return []
     used, budget = status["used_spans"], status["budget_spans"]
     tail_refused = sum(counts["refused_spans"] for counts in status["tail"].values())
