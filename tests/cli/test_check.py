@@ -161,6 +161,36 @@ def test_explain_and_check_show_the_pace_and_spending_the_services_record_is_at(
     ), line
 
 
+def test_check_says_a_record_whose_period_ended_counts_nothing_of_this_one(tmp_path, private_state_dir, monkeypatch, capsys):
+    """A service that last ran in an earlier month: its record's count is that
+    month's, not this one's (the record rolls over at the service's next
+    decision). Here the record is this month's and check reads it 40 days on."""
+    import random
+    import time
+    import types
+    from datetime import datetime, timezone
+
+    from tracesieve.cli import records
+
+    config = tmp_path / "sampling.toml"
+    config.write_text(BUDGET_PIPELINE)
+    monkeypatch.setenv("OTEL_SERVICE_NAME", "checkout")
+    service = from_config(str(config))
+    rng = random.Random(3)
+    for _ in range(100):
+        service.should_sample(None, rng.getrandbits(128), "GET")
+    spent = service.budget_status()
+    later = time.time() + 40 * 86_400
+    monkeypatch.setattr(records, "time", types.SimpleNamespace(time=lambda: later))
+    assert main(["check", str(config)]) == 0
+    line = capsys.readouterr().out.splitlines()[-1]
+    this_month = datetime.now(timezone.utc)
+    assert line == (
+        f"  spent this month so far: nothing counted yet (the service's record last counted the month from "
+        f"{this_month:%Y-%m}-01: {spent['used_spans']:,} of 100,000 spans ({spent['percent_used']:.1f}%))"
+    )
+
+
 OTEL_BUDGET_CONFIG = """file_format: "1.1"
 resource:
   attributes:

@@ -4,7 +4,8 @@ compiled plan in plain words (the words come from the plan itself)."""
 from __future__ import annotations
 
 import argparse
-from typing import Any
+import functools
+from typing import Any, Dict
 
 
 def add_parser(commands: Any) -> None:
@@ -28,12 +29,12 @@ def _check(args: argparse.Namespace) -> int:
     from tracesieve.cli.records import as_the_service_keeps_it, check_notes, spending_notes
     from tracesieve.config import ConfigError, check_policy, is_rules_file, load_config
     from tracesieve.declarative import is_otel_config
-    from tracesieve.pipeline import build
+    from tracesieve.pipeline import build, stage
     from tracesieve.samplers import RuleSampler
 
     document = load_config(args.config)
     where = f"{args.config}: "
-    native: Any = None
+    budget_status = None
     if is_otel_config(document):
         return check_otel_config(args.config)
     if is_rules_file(document):
@@ -43,7 +44,10 @@ def _check(args: argparse.Namespace) -> int:
             raise ConfigError(f"{where}{error}") from None
         kind, description, lines = "rules file for OTEL_TRACES_SAMPLER=tracesieve_rules", sampler.get_description(), sampler.description
     else:
-        native, _, _, lines = build(document, where=where)
+        native, _, resolved, lines = build(document, where=where)
+        budget = stage(resolved, "budget")
+        if budget is not None:
+            budget_status = functools.partial(_budget_status, native, budget)
         if native.fleet_connection() is not None:
             from tracesieve.fleet import require_client
 
@@ -53,9 +57,16 @@ def _check(args: argparse.Namespace) -> int:
                 raise ConfigError(f"{where}{error}") from None
         kind, description = "pipeline", native.get_description()
     print(f"{args.config}: valid {kind} ({description})")
-    for line in [*lines, *check_notes(), *spending_notes(native)]:
+    for line in [*lines, *check_notes(), *spending_notes(budget_status)]:
         print(f"  {as_the_service_keeps_it(line)}")
     return 0
+
+
+def _budget_status(native: Any, budget: Dict[str, Any]) -> Dict[str, Any]:
+    """The budget stage's status as a pipeline reports it (in the units the budget was given)."""
+    from tracesieve.budget import status_report
+
+    return status_report(native.budget_status(), budget["budget"], budget["cost_per_span"])
 
 
 def check_otel_config(path: str) -> int:
@@ -89,7 +100,9 @@ def check_otel_config(path: str) -> int:
             for line in lines:
                 print(f"  {'  ' if name else ''}{as_the_service_keeps_it(line)}")
     # What the record has spent, read through the tracesieve pipeline that holds the budget.
-    spending = next((notes for _, delegate in [("", sampler), *parts] if (notes := spending_notes(delegate))), [])
+    spending = next(
+        (notes for _, delegate in [("", sampler), *parts] if (notes := spending_notes(getattr(delegate, "budget_status", None)))), []
+    )
     for line in [*check_notes(), *spending, schema]:
         print(f"  {line}")
     return 0

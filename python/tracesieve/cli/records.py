@@ -8,8 +8,10 @@ import contextlib
 import os
 import shutil
 import tempfile
+import time
+from datetime import datetime
 from pathlib import Path
-from typing import Any, Iterator, List
+from typing import Any, Callable, Dict, Iterator, List, Optional
 
 from tracesieve import record
 
@@ -85,12 +87,13 @@ def explain_notes() -> List[str]:
     return notes
 
 
-def spending_notes(sampler: Any) -> List[str]:
+def spending_notes(budget_status: Optional[Callable[[], Dict[str, Any]]]) -> List[str]:
     """What ``check`` adds of a budget the service's record holds: this
-    period's spending as the record stands, read through ``sampler``'s
-    ``budget_status()`` (nothing, when it has none, when no record was read,
-    or when the record holds no budget with these settings)."""
-    budget_status = getattr(sampler, "budget_status", None)
+    period's spending as the record stands, read with ``budget_status``
+    (a pipeline's; nothing when there is none, when no record was read, or
+    when the record holds no budget with these settings). A record whose
+    period ended counts nothing of this one yet: said so, with what it
+    counted of its own."""
     if budget_status is None or not record.records_read or _without_this_budget():
         return []
     try:
@@ -98,12 +101,18 @@ def spending_notes(sampler: Any) -> List[str]:
     except TypeError:  # a pipeline with no budget stage
         return []
     used, budget = status["used_spans"], status["budget_spans"]
+    counted = f"{used:,} of {budget:,} spans ({100.0 * used / budget:.1f}%)"
+    period = "today" if status["period"] == "day" else f"this {status['period']}"
+    if datetime.fromisoformat(status["period_end"]).timestamp() <= time.time():
+        since = status["period_start"][:10]
+        return [
+            f"spent {period} so far: nothing counted yet (the service's record last counted the {status['period']} from {since}: {counted})"
+        ]
     tail_refused = sum(counts["refused_spans"] for counts in status["tail"].values())
     refused = f"{status['refused_spans']:,} refused by the head, {tail_refused:,} tail keeps refused"
     over = status["over_budget_spans"]
     beyond = f", {over:,} over the budget (keep rules or tail keeps exempt from it)" if over else ""
-    period = "today" if status["period"] == "day" else f"this {status['period']}"
     return [
-        f"spent {period} so far, as the service's record stands: {used:,} of {budget:,} spans "
-        f"({100.0 * used / budget:.1f}%), {refused}{beyond}; the pacing probability now {status['pacing_probability']:.4g}"
+        f"spent {period} so far, as the service's record stands: {counted}, {refused}{beyond}; "
+        f"the pacing probability now {status['pacing_probability']:.4g}"
     ]
