@@ -106,7 +106,7 @@ pub fn explain<S: SpanView + ?Sized>(plan: &Plan, span: &S, parent: bool, now: &
                 if parent_decides {
                     break;
                 }
-                let pace = pacer.multiplier_for(now.monotonic(), probability);
+                let pace = pacer.explained_multiplier(now, probability);
                 lines.push(format!("times the budget's pacing probability: {}", short(pace)));
                 probability *= pace;
             }

@@ -552,6 +552,18 @@ impl Pacer {
         self.multiplier_for(mono, self.mean_inner())
     }
 
+    /// What `explain` shows for a paced decision at `now` whose probability so
+    /// far is `inner`: the multiplier from the state as it stands, or, once the
+    /// wall clock is past the period the state counts (a service idle since),
+    /// a new period's first decision's, which that decision would start: 1.
+    pub fn explained_multiplier(&self, now: &Moment, inner: f64) -> f64 {
+        let end = self.s.period_end.get();
+        if end > 0.0 && now.wall() >= end {
+            return 1.0;
+        }
+        self.multiplier_for(now.monotonic(), inner)
+    }
+
     /// The multiplier a paced decision at `mono` whose probability so far is
     /// `inner` gets from the state as it stands, easing included (what
     /// `explain` shows; `pace` first updates the state and counts the demand).

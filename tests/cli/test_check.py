@@ -151,6 +151,12 @@ def test_explain_and_check_show_the_pace_and_spending_the_services_record_is_at(
     assert main(["explain", str(config), "--name", "GET"]) == 0
     shown = pace(capsys.readouterr().out.splitlines())
     assert live < 0.5 and abs(shown - live) <= 0.05, (live, shown)
+    # A month on, with nothing decided since, the next decision starts a new period: pacing 1.
+    from datetime import datetime, timedelta, timezone
+
+    month_on = (datetime.now(timezone.utc) + timedelta(days=40)).isoformat()
+    assert main(["explain", str(config), "--name", "GET", "--at", month_on]) == 0
+    assert pace(capsys.readouterr().out.splitlines()) == 1.0
     # check says what the record has spent this period.
     spent = service.budget_status()
     assert main(["check", str(config)]) == 0

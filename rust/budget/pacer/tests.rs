@@ -459,6 +459,23 @@ fn a_known_start_paces_at_one_from_its_first_decision() {
 }
 
 #[test]
+fn explain_past_the_period_shows_the_new_periods_first_decision() {
+    // A record idle since January, explained in February: the next decision
+    // starts February with nothing spent, so it is not paced by January's limit.
+    let clock = SimClock::at(JAN_2026 + 30.0 * 86_400.0);
+    let pacer = pacer(1_000, &clock);
+    let mut rng = Rng(9);
+    for _ in 0..5_000 {
+        decide(&pacer, &clock, &mut rng);
+    }
+    assert!(pacer.explained_multiplier(&Moment::new(&clock), 1.0) < 0.5, "January, at its limit");
+    clock.mono.set(clock.mono.get() + 2.0 * 86_400.0); // 2 February, nothing decided since
+    assert_eq!(pacer.explained_multiplier(&Moment::new(&clock), 1.0), 1.0);
+    assert_eq!(pacer.pace(&Moment::new(&clock), 1.0), 1.0, "what the next decision gets");
+    assert_eq!(pacer.period().start, JAN_2026 + 31.0 * 86_400.0);
+}
+
+#[test]
 fn the_pace_eases_off_as_the_burst_above_the_line_fills() {
     let clock = SimClock::at(JAN_2026);
     let pacer = pacer(72_000, &clock); // burst 100 spans
