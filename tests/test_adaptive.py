@@ -365,3 +365,19 @@ def test_the_error_windows_take_the_store_words_a_budget_takes(private_state_dir
     assert shared == f"file://{private_state_dir.resolve()}/{service_name()}.tracesieve"
     with pytest.raises(_core.ConfigError, match=r'^store: "Memory" is not a store \(did you mean "memory"\?\); expected "memory"'):
         ErrorWindowProcessor(store="Memory")
+
+
+def test_explain_at_a_given_time_reads_the_boost_in_force_then():
+    """Regression: explain(now=...) read the error windows with the wall time as
+    their monotonic time, where every window had long passed: a pipeline
+    boosted x3 by an error burst was explained at x1."""
+    from tracesieve import from_config
+    from tracesieve.testing import SimClock
+
+    clock = SimClock(1_767_225_600.0 + 1000)
+    sampler = from_config({"store": "memory", "adaptive": {}, "rules": {"default_rate": 0.1, "rules": []}}, clock=clock)
+    sampler.processor.record_error(20)
+    clock.now += 1
+    boost = lambda **now: sampler.explain("GET", **now)["lines"][0]  # noqa: E731
+    assert boost() == boost(now=clock.now) == "times the adaptive boost in force: x3"
+    assert boost(now=clock.now + 3600) == "times the adaptive boost in force: x1", "the burst has left the five-minute window"
