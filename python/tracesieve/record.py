@@ -40,6 +40,7 @@ __all__ = [
     "named_store",
     "naming",
     "read_records_only",
+    "reading_only",
     "record_size",
     "records_left_out",
     "records_read",
@@ -145,6 +146,11 @@ def read_records_only(scratch: Optional[Path]) -> None:
     _scratch = scratch
     records_left_out.clear()
     records_read.clear()
+
+
+def reading_only() -> bool:
+    """Whether this process reads records only (tracesieve's check and explain)."""
+    return _scratch is not None
 
 
 def _stand_in(scratch: Path, directory: Path, name: Optional[str]) -> str:

@@ -17,6 +17,7 @@ import weakref
 from pathlib import Path
 from typing import Any, Dict, Optional
 
+from tracesieve import record
 from tracesieve._background import BackgroundThread
 from tracesieve._checks import finite_number, quoted
 from tracesieve._files import open_regular
@@ -67,7 +68,10 @@ class StateFile:
     seconds on a background thread (restarted in a forked child) and at exit,
     restored once at start (unless ``restore`` is False: a budget whose count
     this process carries on). A newer sampler given the same path takes the
-    file over: the older one saves a last time and stops."""
+    file over: the older one saves a last time and stops. Made while records
+    are read only (tracesieve's check and explain), it restores and never
+    saves, at exit either: a stale count written over the service's newer
+    one would be spent again."""
 
     def __init__(self, path: Path, sampler: Any, interval: float, *, restore: bool = True):
         self.path = checked_state_path(path)
@@ -77,6 +81,11 @@ class StateFile:
         self.interval = interval
         self._thread = BackgroundThread("tracesieve-budget-state", self._run, on_fork_child=self._after_fork)
         self.key = os.path.realpath(self.path)
+        self.read_only = record.reading_only()
+        if self.read_only:
+            if restore:
+                self.restore()
+            return
         previous, _writers[self.key] = _writers.get(self.key), self
         if previous is not None:
             # Its last count goes into the file first, so this sampler carries it on as a restart would.
@@ -108,7 +117,7 @@ class StateFile:
 
     def save(self) -> None:
         sampler = self._sampler()
-        if sampler is None:
+        if sampler is None or self.read_only:
             return
         data = json.dumps(self.snapshot(sampler)).encode("utf-8")
         with self._lock:

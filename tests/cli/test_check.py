@@ -197,6 +197,40 @@ def test_check_says_a_record_whose_period_ended_counts_nothing_of_this_one(tmp_p
     )
 
 
+def test_check_and_explain_never_save_a_state_file_they_restored(tmp_path, monkeypatch, capsys):
+    """A budget with state_path read by check or explain restored the
+    service's state file and, had its sampler lived to the process's exit,
+    saved it back there: a stale count over the service's newer one, which
+    the service would then spend again. Read only, the state file is restored
+    and never saved."""
+    import random
+
+    from tracesieve import state
+    from tracesieve.cli.records import reading_only
+
+    saved = tmp_path / "state" / "budget.json"
+    config = tmp_path / "sampling.toml"
+    config.write_text(BUDGET_PIPELINE + f'state_path = "{saved}"\n')
+    service = from_config(str(config))
+    rng = random.Random(2)
+    for _ in range(300):
+        service.should_sample(None, rng.getrandbits(128), "GET")
+    spent = service.budget_status()["used_spans"]
+    service.close()  # a last save, and the service stops saving
+    before = saved.read_bytes()
+    with reading_only():
+        reader = from_config(str(config))
+        assert reader.budget_status()["used_spans"] == spent, "the state file was restored"
+        for _ in range(300):
+            reader.should_sample(None, rng.getrandbits(128), "GET")
+        reader.save_state()
+        state._save_at_exit()  # what runs at the process's exit
+        assert main(["explain", str(config), "--name", "GET"]) == 0
+    assert saved.read_bytes() == before
+    assert sorted(p.name for p in saved.parent.iterdir()) == ["budget.json"]
+    capsys.readouterr()
+
+
 OTEL_BUDGET_CONFIG = """file_format: "1.1"
 resource:
   attributes:
