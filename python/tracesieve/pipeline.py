@@ -49,6 +49,20 @@ def build(document: Mapping[str, Any], *, clock: Any = None, signals: Any = None
         raise ConfigError(f"{where}{error}") from None
 
 
+def anchored(document: Mapping[str, Any], source: Optional[Path]) -> Mapping[str, Any]:
+    """``document`` with a relative ``budget.state_path`` taken from the folder
+    of ``source`` (the file it was read from, absolute), as a path written in
+    a file is read, not from wherever the process happens to run (``/`` for
+    many services)."""
+    budget = document.get("budget")
+    if source is None or not isinstance(budget, Mapping):
+        return document
+    path = budget.get("state_path")
+    if not isinstance(path, str) or not path or os.path.isabs(path):
+        return document
+    return {**document, "budget": {**budget, "state_path": os.path.join(source.parent, path)}}
+
+
 def stage(resolved: Dict[str, Any], name: str) -> Optional[Dict[str, Any]]:
     """A resolved stage's settings, or None when the document has no such stage."""
     return next((s for s in resolved["stages"] if s["stage"] == name), None)
@@ -194,16 +208,7 @@ class PipelineSampler(_NativeSampler):
         return {**document, "budget": {**budget, "name": service}}
 
     def _anchored(self, document: Mapping[str, Any]) -> Mapping[str, Any]:
-        """``document`` with a relative ``budget.state_path`` taken from the
-        file's folder, as a path written in a file is read, not from wherever
-        the process happens to run (``/`` for many services)."""
-        budget = document.get("budget")
-        if self.source is None or not isinstance(budget, Mapping):
-            return document
-        path = budget.get("state_path")
-        if not isinstance(path, str) or not path or os.path.isabs(path):
-            return document
-        return {**document, "budget": {**budget, "state_path": os.path.join(self.source.parent, path)}}
+        return anchored(document, self.source)
 
     def _follow_watch_settings(self) -> None:
         """Watch the file as the reloaded settings say (unless ``reload=`` was given to the constructor)."""

@@ -82,9 +82,10 @@ class StateFile:
         self._thread = BackgroundThread("tracesieve-budget-state", self._run, on_fork_child=self._after_fork)
         self.key = os.path.realpath(self.path)
         self.read_only = record.reading_only()
+        #: Whether the file's count was applied at the start.
+        self.restored = False
         if self.read_only:
-            if restore:
-                self.restore()
+            self.restored = restore and self.restore()
             return
         previous, _writers[self.key] = _writers.get(self.key), self
         if previous is not None:
@@ -93,8 +94,7 @@ class StateFile:
             previous._thread.stop()
             _logger.info("tracesieve: budget state %s is saved by a newer sampler from now on; the older one stops saving it", self.path)
         self._remove_stale_temporaries()
-        if restore:
-            self.restore()
+        self.restored = restore and self.restore()
         self._thread.start()
 
     def _after_fork(self) -> None:
@@ -166,29 +166,31 @@ class StateFile:
             if match and not _alive(int(match.group(1))):
                 self._forget(candidate)
 
-    def restore(self) -> None:
+    def restore(self) -> bool:
+        """Carry on from the file's count; whether it was applied (False: no
+        file, one not trusted, or an earlier period's, each logged)."""
         sampler = self._sampler()
         if sampler is None:
-            return
+            return False
         try:
             present = self.path.exists()
         except OSError as error:  # a parent not searchable, a name too long
             _logger.warning("tracesieve: ignoring unreadable budget state %s: %s", self.path, error)
-            return
+            return False
         if not present:
             # The first process to count this budget: nothing beyond the
             # calendar's share can have been spent.
             sampler._native.budget_first_start()
-            return
+            return False
         try:
             data = json.loads(_read_trusted(self.path))
         except (OSError, ValueError, UnicodeDecodeError, RecursionError) as error:
             _logger.warning("tracesieve: ignoring unreadable budget state %s: %s", self.path, error)
-            return
+            return False
         problem = _validate(data, self.snapshot(sampler))
         if problem:
             _logger.warning("tracesieve: ignoring budget state %s: %s", self.path, problem)
-            return
+            return False
         estimates = data.get("estimates")
         applied = sampler._native.restore_budget(
             float(data["period_start"]),
@@ -200,6 +202,7 @@ class StateFile:
             _logger.info("tracesieve: budget state %s not applied: the host store already counts this budget", self.path)
         elif not applied:
             _logger.info("tracesieve: budget state %s is for an earlier period; starting afresh", self.path)
+        return bool(applied)
 
     def _run(self, thread: BackgroundThread) -> None:
         while thread.sleep(self.interval):

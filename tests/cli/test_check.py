@@ -231,6 +231,46 @@ def test_check_and_explain_never_save_a_state_file_they_restored(tmp_path, monke
     capsys.readouterr()
 
 
+def test_check_says_where_a_state_file_keeps_the_count_and_what_it_has_spent(tmp_path, monkeypatch, capsys):
+    """A budget with state_path: check names the file (a relative path read
+    from the configuration's folder, as the service reads it, not from where
+    check runs) and says what it has spent as the file stands."""
+    import json
+    import random
+
+    config = tmp_path / "conf" / "sampling.toml"
+    config.parent.mkdir()
+    config.write_text(BUDGET_PIPELINE + 'state_path = "state/budget.json"\n')
+    saved = tmp_path / "conf" / "state" / "budget.json"
+    monkeypatch.chdir(tmp_path)
+    said = f"  the budget's count is saved to {saved} (every 10 s and at exit) and restored at a start"
+    assert main(["check", str(config.relative_to(tmp_path))]) == 0
+    assert capsys.readouterr().out.splitlines()[-2:] == [said, f"  {saved}: not made yet; the service makes it when it first saves"]
+
+    service = from_config(str(config))
+    rng = random.Random(4)
+    for _ in range(300):
+        service.should_sample(None, rng.getrandbits(128), "GET")
+    spent = service.budget_status()
+    service.close()
+    before = saved.read_bytes()
+    assert main(["check", str(config)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[-2] == said
+    assert out[-1].startswith(
+        f"  spent this month so far, as the state file stands: {spent['used_spans']:,} of 100,000 spans ({spent['percent_used']:.1f}%), "
+    ), out[-1]
+    assert saved.read_bytes() == before
+
+    # A file from an earlier month holds nothing of this one.
+    data = json.loads(before)
+    data["period_start"] -= 40 * 86_400
+    saved.write_text(json.dumps(data))
+    assert main(["check", str(config)]) == 0
+    last = capsys.readouterr().out.splitlines()[-1]
+    assert last == f"  {saved}: holds no count of this month (an earlier one's, or one not read: see the warning above)"
+
+
 OTEL_BUDGET_CONFIG = """file_format: "1.1"
 resource:
   attributes:

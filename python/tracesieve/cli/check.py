@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import argparse
 import functools
-from typing import Any, Dict
+from pathlib import Path
+from typing import Any, Dict, List
 
 
 def add_parser(commands: Any) -> None:
@@ -26,15 +27,16 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from tracesieve.cli.records import as_the_service_keeps_it, check_notes, spending_notes
+    from tracesieve.cli.records import as_the_service_keeps_it, check_notes, record_spending_notes
     from tracesieve.config import ConfigError, check_policy, is_rules_file, load_config
     from tracesieve.declarative import is_otel_config
-    from tracesieve.pipeline import build, stage
+    from tracesieve.pipeline import anchored, build, stage
     from tracesieve.samplers import RuleSampler
 
     document = load_config(args.config)
     where = f"{args.config}: "
     budget_status = None
+    spending: List[str] = []
     if is_otel_config(document):
         return check_otel_config(args.config)
     if is_rules_file(document):
@@ -44,10 +46,13 @@ def _check(args: argparse.Namespace) -> int:
             raise ConfigError(f"{where}{error}") from None
         kind, description, lines = "rules file for OTEL_TRACES_SAMPLER=tracesieve_rules", sampler.get_description(), sampler.description
     else:
-        native, _, resolved, lines = build(document, where=where)
+        # A relative state_path is read from the file's folder, as the service reads it.
+        native, _, resolved, lines = build(anchored(document, Path(args.config).absolute()), where=where)
         budget = stage(resolved, "budget")
         if budget is not None:
             budget_status = functools.partial(_budget_status, native, budget)
+            if budget["state_path"] is not None:
+                spending = _state_file_notes(native, budget)
         if native.fleet_connection() is not None:
             from tracesieve.fleet import require_client
 
@@ -57,7 +62,7 @@ def _check(args: argparse.Namespace) -> int:
                 raise ConfigError(f"{where}{error}") from None
         kind, description = "pipeline", native.get_description()
     print(f"{args.config}: valid {kind} ({description})")
-    for line in [*lines, *check_notes(), *spending_notes(budget_status)]:
+    for line in [*lines, *check_notes(), *record_spending_notes(budget_status), *spending]:
         print(f"  {as_the_service_keeps_it(line)}")
     return 0
 
@@ -69,11 +74,34 @@ def _budget_status(native: Any, budget: Dict[str, Any]) -> Dict[str, Any]:
     return status_report(native.budget_status(), budget["budget"], budget["cost_per_span"])
 
 
+class _Reading:
+    """A pipeline's native sampler, as a state file restores into it."""
+
+    def __init__(self, native: Any):
+        self._native = native
+
+
+def _state_file_notes(native: Any, budget: Dict[str, Any]) -> List[str]:
+    """Where a budget's state file keeps its count, and what it has spent as
+    the file stands (restored into ``native``; read only, never saved)."""
+    from tracesieve.cli.records import spending_notes
+    from tracesieve.state import StateFile
+
+    path = Path(budget["state_path"])
+    said = f"the budget's count is saved to {path} (every {budget['save_interval']:g} s and at exit) and restored at a start"
+    reading = _Reading(native)
+    if StateFile(path, reading, budget["save_interval"]).restored:
+        return [said, *spending_notes(functools.partial(_budget_status, native, budget), "the state file")]
+    if not path.exists():
+        return [said, f"{path}: not made yet; the service makes it when it first saves"]
+    return [said, f"{path}: holds no count of this {budget['period']} (an earlier one's, or one not read: see the warning above)"]
+
+
 def check_otel_config(path: str) -> int:
     """An OpenTelemetry configuration file: its sampler section built as the
     SDK would build it (tracesieve's nodes natively), and, when the SDK's
     configuration package is installed, the whole file against its schema."""
-    from tracesieve.cli.records import as_the_service_keeps_it, check_notes, spending_notes
+    from tracesieve.cli.records import as_the_service_keeps_it, check_notes, record_spending_notes
     from tracesieve.config import ConfigError
     from tracesieve.declarative import PARENT_BASED_ORDER, from_otel_config
 
@@ -101,7 +129,7 @@ def check_otel_config(path: str) -> int:
                 print(f"  {'  ' if name else ''}{as_the_service_keeps_it(line)}")
     # What the record has spent, read through the tracesieve pipeline that holds the budget.
     spending = next(
-        (notes for _, delegate in [("", sampler), *parts] if (notes := spending_notes(getattr(delegate, "budget_status", None)))), []
+        (notes for _, delegate in [("", sampler), *parts] if (notes := record_spending_notes(getattr(delegate, "budget_status", None)))), []
     )
     for line in [*check_notes(), *spending, schema]:
         print(f"  {line}")

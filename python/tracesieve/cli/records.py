@@ -87,15 +87,20 @@ def explain_notes() -> List[str]:
     return notes
 
 
-def spending_notes(budget_status: Optional[Callable[[], Dict[str, Any]]]) -> List[str]:
-    """What ``check`` adds of a budget the service's record holds: this
-    period's spending as the record stands, read with ``budget_status``
-    (a pipeline's; nothing when there is none, when no record was read, or
-    when the record holds no budget with these settings). A record whose
-    period ended counts nothing of this one yet: said so, with what it
-    counted of its own."""
+def record_spending_notes(budget_status: Optional[Callable[[], Dict[str, Any]]]) -> List[str]:
+    """What ``check`` adds of a budget the service's record holds (nothing,
+    when there is no budget, no record was read, or the record holds no
+    budget with these settings)."""
     if budget_status is None or not record.records_read or _without_this_budget():
         return []
+    return spending_notes(budget_status, "the service's record")
+
+
+def spending_notes(budget_status: Callable[[], Dict[str, Any]], source: str) -> List[str]:
+    """This period's spending as ``source`` (a record, a state file) stands,
+    read with ``budget_status`` (a pipeline's; nothing when it has no budget
+    stage). A record whose period ended counts nothing of this one yet: said
+    so, with what it counted of its own."""
     try:
         status = budget_status()
     except TypeError:  # a pipeline with no budget stage
@@ -105,14 +110,12 @@ def spending_notes(budget_status: Optional[Callable[[], Dict[str, Any]]]) -> Lis
     period = "today" if status["period"] == "day" else f"this {status['period']}"
     if datetime.fromisoformat(status["period_end"]).timestamp() <= time.time():
         since = status["period_start"][:10]
-        return [
-            f"spent {period} so far: nothing counted yet (the service's record last counted the {status['period']} from {since}: {counted})"
-        ]
+        return [f"spent {period} so far: nothing counted yet ({source} last counted the {status['period']} from {since}: {counted})"]
     tail_refused = sum(counts["refused_spans"] for counts in status["tail"].values())
     refused = f"{status['refused_spans']:,} refused by the head, {tail_refused:,} tail keeps refused"
     over = status["over_budget_spans"]
     beyond = f", {over:,} over the budget (keep rules or tail keeps exempt from it)" if over else ""
     return [
-        f"spent {period} so far, as the service's record stands: {counted}, {refused}{beyond}; "
+        f"spent {period} so far, as {source} stands: {counted}, {refused}{beyond}; "
         f"the pacing probability now {status['pacing_probability']:.4g}"
     ]
