@@ -182,3 +182,23 @@ def test_a_charts_folder_that_cannot_be_made_fails_before_the_simulation(tmp_pat
     blocked.write_text("a file where a folder should be made")
     assert main(["simulate", "month", "--requests", "1000000", "--out", str(blocked / "charts")]) == 2
     assert capsys.readouterr().err == f"tracesieve: error: --out: cannot make the folder {blocked / 'charts'}: Not a directory\n"
+
+
+def test_simulating_a_services_policy_neither_makes_nor_spends_its_record(private_state_dir, monkeypatch, capsys):
+    """Regression: simulate checked a policy with a budget by building it as the
+    service would, so it made a record in the user's state directory and,
+    with the service named (OTEL_SERVICE_NAME), opened the service's own: a
+    real budget. It reads records only, as check does."""
+    from tracesieve import from_config
+
+    config = str(ROOT / "examples" / "payment_service.yaml")
+    assert main(["simulate", "errors", "--requests", "300", "--config", config]) == 0
+    assert list(private_state_dir.iterdir()) == [], "no record made"
+    monkeypatch.setenv("OTEL_SERVICE_NAME", "payments")
+    service = from_config(config)
+    record = private_state_dir / "payments.tracesieve"
+    spent, before = service.budget_status()["used_spans"], record.read_bytes()
+    assert main(["simulate", "errors", "--requests", "300", "--config", config]) == 0
+    assert service.budget_status()["used_spans"] == spent and record.read_bytes() == before
+    assert sorted(p.name for p in private_state_dir.iterdir()) == ["payments.tracesieve"]
+    capsys.readouterr()

@@ -65,6 +65,7 @@ def add_parser(commands: Any) -> None:
 
 def _document(config: Optional[str]) -> Dict[str, Any]:
     """The policy to simulate: the file, read once and checked, or the example policy."""
+    from tracesieve.cli.records import reading_only
     from tracesieve.config import load_config
     from tracesieve.pipeline import build
     from tracesieve.policies import seed_pipeline
@@ -72,7 +73,10 @@ def _document(config: Optional[str]) -> Dict[str, Any]:
     if config is None:
         return seed_pipeline()
     document = load_config(config)
-    build(document, where=f"{config}: ")
+    # Checked as check does, reading records only: the simulation keeps its own state in
+    # memory, and must neither make a record nor open the service's (its budget is real).
+    with reading_only():
+        build(document, where=f"{config}: ")
     return document
 
 
