@@ -3,6 +3,8 @@ of one span through it."""
 
 from __future__ import annotations
 
+import pytest
+
 from tracesieve import BudgetSampler, from_config
 from tracesieve.cli import main
 
@@ -246,6 +248,8 @@ def test_check_says_where_a_state_file_keeps_the_count_and_what_it_has_spent(tmp
     said = f"  the budget's count is saved to {saved} (every 10 s and at exit) and restored at a start"
     assert main(["check", str(config.relative_to(tmp_path))]) == 0
     assert capsys.readouterr().out.splitlines()[-2:] == [said, f"  {saved}: not made yet; the service makes it when it first saves"]
+    assert main(["explain", str(config), "--name", "GET"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == f"the budget's pace is a first start's: its state file, {saved}, is not made yet"
 
     service = from_config(str(config))
     rng = random.Random(4)
@@ -260,6 +264,8 @@ def test_check_says_where_a_state_file_keeps_the_count_and_what_it_has_spent(tmp
     assert out[-1].startswith(
         f"  spent this month so far, as the state file stands: {spent['used_spans']:,} of 100,000 spans ({spent['percent_used']:.1f}%), "
     ), out[-1]
+    assert main(["explain", str(config), "--name", "GET"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == f"the budget's pace was read from its state file, {saved}"
     assert saved.read_bytes() == before
 
     # A file from an earlier month holds nothing of this one.
@@ -269,6 +275,30 @@ def test_check_says_where_a_state_file_keeps_the_count_and_what_it_has_spent(tmp
     assert main(["check", str(config)]) == 0
     last = capsys.readouterr().out.splitlines()[-1]
     assert last == f"  {saved}: holds no count of this month (an earlier one's, or one not read: see the warning above)"
+    assert main(["explain", str(config), "--name", "GET"]) == 0
+    last = capsys.readouterr().out.splitlines()[-1]
+    assert last == f"the budget's pace is a start's with no record: its state file, {saved}, holds no count of this period"
+
+
+@pytest.mark.parametrize(
+    "store, said",
+    [
+        (
+            "memory",
+            "the budget's pace is a start's with no record: store = \"memory\" keeps none, so each process starts on its start allowance",
+        ),
+        # Nothing listens there: explain reads nothing from Redis, and waits for nothing.
+        (
+            "redis://127.0.0.1:9/0",
+            "the budget's pace is this process's at a start: the fleet's count is in Redis, which explain does not read",
+        ),
+    ],
+)
+def test_explain_says_where_the_pace_of_a_budget_with_no_host_record_came_from(tmp_path, capsys, store, said):
+    config = tmp_path / "sampling.toml"
+    config.write_text(f'store = "{store}"\n' + BUDGET_PIPELINE)
+    assert main(["explain", str(config), "--name", "GET"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == said
 
 
 OTEL_BUDGET_CONFIG = """file_format: "1.1"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 import time
-from typing import Any, Dict
+from typing import Any, Dict, List
 
 from tracesieve.config import ConfigError
 
@@ -88,6 +88,32 @@ def _explain(args: argparse.Namespace) -> int:
         raise UsageError(f"{args.config}: its sampler, {sampler.get_description()}, is not tracesieve's; nothing to explain")
     kind = getattr(SpanKind, args.kind.upper()) if args.kind else None
     walk = explain(args.name, attributes, kind=kind, parent=args.child, now=now)
-    for line in [*walk["lines"], *explain_notes()]:
+    for line in [*walk["lines"], *explain_notes(), *_pace_notes(sampler)]:
         print(line)
     return 0
+
+
+def _pace_notes(sampler: Any) -> List[str]:
+    """Where the budget's pace came from when no host record holds it (those
+    ``explain_notes`` names): the state file, or nothing a start can read."""
+    from tracesieve.pipeline import stage
+
+    resolved = getattr(sampler, "resolved", None)
+    budget = None if resolved is None else stage(resolved, "budget")
+    if budget is None:
+        return []
+    state = getattr(sampler, "_state", None)
+    if state is not None:
+        if state.restored:
+            return [f"the budget's pace was read from its state file, {state.path}"]
+        if not state.path.exists():
+            return [f"the budget's pace is a first start's: its state file, {state.path}, is not made yet"]
+        return [f"the budget's pace is a start's with no record: its state file, {state.path}, holds no count of this period"]
+    store = sampler._native.store_info()
+    if store["fleet"] is not None:
+        return ["the budget's pace is this process's at a start: the fleet's count is in Redis, which explain does not read"]
+    if store["url"] is None:
+        return [
+            "the budget's pace is a start's with no record: store = \"memory\" keeps none, so each process starts on its start allowance"
+        ]
+    return []
