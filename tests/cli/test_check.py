@@ -274,7 +274,7 @@ def test_check_says_where_a_state_file_keeps_the_count_and_what_it_has_spent(tmp
     saved.write_text(json.dumps(data))
     assert main(["check", str(config)]) == 0
     last = capsys.readouterr().out.splitlines()[-1]
-    assert last == f"  {saved}: holds no count of this month (an earlier one's, or one not read: see the warning above)"
+    assert last == f"  {saved}: holds no count of this month: it is an earlier month's, or was not read (a warning says why)"
     assert main(["explain", str(config), "--name", "GET"]) == 0
     last = capsys.readouterr().out.splitlines()[-1]
     assert last == f"the budget's pace is a start's with no record: its state file, {saved}, holds no count of this period"

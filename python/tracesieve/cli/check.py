@@ -94,7 +94,10 @@ def _state_file_notes(native: Any, budget: Dict[str, Any]) -> List[str]:
         return [said, *spending_notes(functools.partial(_budget_status, native, budget), "the state file")]
     if not path.exists():
         return [said, f"{path}: not made yet; the service makes it when it first saves"]
-    return [said, f"{path}: holds no count of this {budget['period']} (an earlier one's, or one not read: see the warning above)"]
+    return [
+        said,
+        f"{path}: holds no count of this {budget['period']}: it is an earlier {budget['period']}'s, or was not read (a warning says why)",
+    ]
 
 
 def check_otel_config(path: str) -> int:
