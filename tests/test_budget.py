@@ -470,6 +470,28 @@ def test_explain_at_a_given_time_reads_the_budget_at_that_time():
     assert live["probability"] <= later["probability"] < 0.5, (live, later)
 
 
+def test_an_idle_services_status_is_the_new_periods_once_its_period_ended():
+    """Regression: budget_status() (and the tracesieve.budget.spans gauge read
+    from it) kept showing the ended period's spending until the service's
+    next decision: a daily budget spent by evening read 100% used all night."""
+    clock = SimClock(JAN + 18 * 3600)
+    sampler = BudgetSampler(1.0, budget=1_000, period="day", clock=clock)
+    rng = random.Random(4)
+    for i in range(10_000):  # a request every two seconds until midnight
+        clock.now = JAN + 18 * 3600 + 2 * i
+        sampler.should_sample(None, rng.getrandbits(128), "GET")
+    evening = sampler.budget_status()
+    assert evening["used_spans"] > 950 and evening["period_start"] == "2026-01-01T00:00:00+00:00", evening
+    clock.now = JAN + 86_400 + 7 * 3600  # 07:00 the next day, nothing decided since
+    morning = sampler.budget_status()
+    assert morning["period_start"] == "2026-01-02T00:00:00+00:00", morning
+    assert (morning["used_spans"], morning["remaining_spans"], morning["refused_spans"]) == (0, 1_000, 0)
+    assert morning["pacing_probability"] == 1.0
+    sampler.should_sample(None, rng.getrandbits(128), "GET")
+    status = sampler.budget_status()
+    assert status["period_start"] == morning["period_start"] and status["used_spans"] == 1, "the decision began that period"
+
+
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_after_a_storm_of_keep_rules_the_trickle_leaves_no_request_out_of_the_estimate(seed):
     """A two-hour storm of keep-rule spans (30% of requests) runs the count

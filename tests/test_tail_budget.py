@@ -73,6 +73,17 @@ def test_errors_come_first_when_the_tail_outgrows_the_budget():
     assert stats["budget_refused_error"] == 0 and stats["budget_refused_latency"] > 0
     assert status["tail"]["latency"]["refused_spans"] == stats["budget_refused_spans"]
     assert status["tail"]["error"]["kept_spans"] == len(ids["error"])
+    # The budget's refusals are the tail's (the head keeps nothing here), and
+    # check's line says whose they are: it counted them as the head's too.
+    assert status["refused_spans"] == stats["budget_refused_spans"] > 0
+    from tracesieve.cli.records import spending_notes
+
+    (line,) = spending_notes(sampler.budget_status, "the service's record")
+    assert f" 0 refused by the head, {stats['budget_refused_spans']:,} by the tail;" in line, line
+    # The next day (nothing decided since) counts its own refusals: none yet.
+    clock.now = DAY_START + 86_400 + 60
+    status = sampler.budget_status()
+    assert (status["used_spans"], status["refused_spans"], status["tail"]["latency"]["refused_spans"]) == (0, 0, 0)
 
 
 def test_priorities_are_configurable():

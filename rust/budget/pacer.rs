@@ -180,6 +180,7 @@ pub struct PacerState {
     /// Spans counted this period, and spans assumed spent before counting began.
     used: AtomicU64,
     assumed: AtomicU64,
+    /// Spans refused this period (the head's and the tail's).
     refused: AtomicU64,
     /// Monotonic deadline of the re-estimate in progress (0: none).
     lease: AtomicF64,
@@ -504,6 +505,7 @@ impl Pacer {
         s.first_slot.store(self.slot(mono), Release);
         s.period_forced.store(0, Release);
         s.period_floor.store(0, Release);
+        s.refused.store(0, Release);
         s.start_allowance.set(0.0);
         for class in 0..3 {
             s.tail_interval[class].store(0, Release);
@@ -557,11 +559,22 @@ impl Pacer {
     /// wall clock is past the period the state counts (a service idle since),
     /// a new period's first decision's, which that decision would start: 1.
     pub fn explained_multiplier(&self, now: &Moment, inner: f64) -> f64 {
-        let end = self.s.period_end.get();
-        if end > 0.0 && now.wall() >= end {
+        if self.next_period(now).is_some() {
             return 1.0;
         }
         self.multiplier_for(now.monotonic(), inner)
+    }
+
+    /// The period the next update starts with nothing of it spent, when time
+    /// has passed the end of the one the state counts (a service idle since);
+    /// None while that period runs.
+    fn next_period(&self, now: &Moment) -> Option<Bounds> {
+        let s = &self.s;
+        let (end, wall) = (s.period_end.get(), now.wall());
+        if end <= 0.0 || wall < end || now.monotonic() + TOLERANCE < s.mono_end.get() {
+            return None;
+        }
+        self.calendar.bounds(wall)
     }
 
     /// The multiplier a paced decision at `mono` whose probability so far is
@@ -948,7 +961,14 @@ impl Pacer {
         s.pace.set(if demand_rate <= 0.0 { 1.0 } else { (allowance / demand_rate).clamp(0.0, 1.0) });
     }
 
+    /// Spending so far. Past the end of the period the state counts, the
+    /// period the next decision starts, with nothing of it spent: an idle
+    /// service's dashboard would otherwise show the ended period's spending
+    /// (a daily budget at its limit all night) until its next decision.
     pub fn status(&self, now: &Moment) -> Status {
+        if let Some(period) = self.next_period(now) {
+            return self.new_period_status(period, now);
+        }
         let mono = now.monotonic();
         let s = &self.s;
         let used = self.total_used();
@@ -977,7 +997,37 @@ impl Pacer {
         }
     }
 
-    /// Spans refused because the budget (or its line) was reached.
+    /// `status` at `now` in `period`, which the next decision starts afresh:
+    /// the period's counts at 0, this process's counters and the recent rates
+    /// as they stand.
+    fn new_period_status(&self, period: Bounds, now: &Moment) -> Status {
+        let s = &self.s;
+        let spend_rate = s.spend_rate.get();
+        Status {
+            budget: self.budget,
+            used: 0,
+            assumed: 0,
+            refused: 0,
+            pace: 1.0,
+            period,
+            spend_rate,
+            demand_rate: s.demand_rate.get(),
+            projected: spend_rate * (period.end - now.wall()).max(0.0),
+            allowed: 0.0,
+            burst: self.burst(),
+            floor: 0,
+            forced: 0,
+            caps_forced: self.cap_forced,
+            start_allowance: 0.0,
+            tail_kept: [0; 3],
+            tail_refused: [0; 3],
+            at_zero: self.at_zero.load(Relaxed),
+            trickled: self.trickled.load(Relaxed),
+        }
+    }
+
+    /// Spans refused this period because the budget (or its line) was
+    /// reached: the head's and the tail's.
     pub fn refused(&self) -> u64 {
         self.s.refused.load(Relaxed)
     }

@@ -165,37 +165,41 @@ def test_explain_and_check_show_the_pace_and_spending_the_services_record_is_at(
     line = capsys.readouterr().out.splitlines()[-1]
     assert line.startswith(
         f"  spent this month so far, as the service's record stands: {spent['used_spans']:,} of 100,000 spans "
-        f"({spent['percent_used']:.1f}%), 0 refused by the head, 0 tail keeps refused; the pacing probability now "
+        f"({spent['percent_used']:.1f}%), 0 refused by the head, 0 by the tail; the pacing probability now "
     ), line
 
 
-def test_check_says_a_record_whose_period_ended_counts_nothing_of_this_one(tmp_path, private_state_dir, monkeypatch, capsys):
-    """A service that last ran in an earlier month: its record's count is that
-    month's, not this one's (the record rolls over at the service's next
-    decision). Here the record is this month's and check reads it 40 days on."""
+def test_check_reads_a_record_whose_period_ended_as_the_new_period(tmp_path, private_state_dir, monkeypatch, capsys):
+    """A service that last ran in the last second of last month: its record
+    rolls over at its next decision, and check reads it as that decision will
+    find it: this month, nothing spent. (Its budget_status() showed last
+    month's spending until then, and so did the budget's gauge.)"""
     import random
     import time
-    import types
     from datetime import datetime, timezone
 
-    from tracesieve.cli import records
+    from tracesieve.testing import SimClock
 
     config = tmp_path / "sampling.toml"
-    config.write_text(BUDGET_PIPELINE)
+    config.write_text('store = "host"\n' + BUDGET_PIPELINE)
     monkeypatch.setenv("OTEL_SERVICE_NAME", "checkout")
-    service = from_config(str(config))
+    today = datetime.now(timezone.utc)
+    this_month = datetime(today.year, today.month, 1, tzinfo=timezone.utc).timestamp()
+    if time.time() - this_month < 5:
+        time.sleep(5)  # the month must have begun on the monotonic clock too
+    clock = SimClock(this_month - 1)
+    clock.advance(time.monotonic())  # the host's monotonic clock, which check reads the record by
+    clock.jump(-time.monotonic())
+    service = from_config(str(config), clock=clock)
     rng = random.Random(3)
     for _ in range(100):
         service.should_sample(None, rng.getrandbits(128), "GET")
-    spent = service.budget_status()
-    later = time.time() + 40 * 86_400
-    monkeypatch.setattr(records, "time", types.SimpleNamespace(time=lambda: later))
+    assert service.budget_status()["used_spans"] > 0, "last month's spending"
     assert main(["check", str(config)]) == 0
     line = capsys.readouterr().out.splitlines()[-1]
-    this_month = datetime.now(timezone.utc)
     assert line == (
-        f"  spent this month so far: nothing counted yet (the service's record last counted the month from "
-        f"{this_month:%Y-%m}-01: {spent['used_spans']:,} of 100,000 spans ({spent['percent_used']:.1f}%))"
+        "  spent this month so far, as the service's record stands: 0 of 100,000 spans (0.0%), "
+        "0 refused by the head, 0 by the tail; the pacing probability now 1"
     )
 
 

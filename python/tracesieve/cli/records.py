@@ -8,8 +8,6 @@ import contextlib
 import os
 import shutil
 import tempfile
-import time
-from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Optional
 
@@ -99,8 +97,8 @@ def record_spending_notes(budget_status: Optional[Callable[[], Dict[str, Any]]])
 def spending_notes(budget_status: Callable[[], Dict[str, Any]], source: str) -> List[str]:
     """This period's spending as ``source`` (a record, a state file) stands,
     read with ``budget_status`` (a pipeline's; nothing when it has no budget
-    stage). A record whose period ended counts nothing of this one yet: said
-    so, with what it counted of its own."""
+    stage). A record whose period ended reads as the new period, with nothing
+    of it spent, as the service's next decision finds it."""
     try:
         status = budget_status()
     except TypeError:  # a pipeline with no budget stage
@@ -108,11 +106,10 @@ def spending_notes(budget_status: Callable[[], Dict[str, Any]], source: str) -> 
     used, budget = status["used_spans"], status["budget_spans"]
     counted = f"{used:,} of {budget:,} spans ({100.0 * used / budget:.1f}%)"
     period = "today" if status["period"] == "day" else f"this {status['period']}"
-    if datetime.fromisoformat(status["period_end"]).timestamp() <= time.time():
-        since = status["period_start"][:10]
-        return [f"spent {period} so far: nothing counted yet ({source} last counted the {status['period']} from {since}: {counted})"]
     tail_refused = sum(counts["refused_spans"] for counts in status["tail"].values())
-    refused = f"{status['refused_spans']:,} refused by the head, {tail_refused:,} tail keeps refused"
+    # refused_spans counts the tail's refusals too.
+    head_refused = max(0, status["refused_spans"] - tail_refused)
+    refused = f"{head_refused:,} refused by the head, {tail_refused:,} by the tail"
     over = status["over_budget_spans"]
     beyond = f", {over:,} over the budget (keep rules or tail keeps exempt from it)" if over else ""
     return [

@@ -171,6 +171,7 @@ impl Pacer {
         s.first_slot.store(self.slot(since), Release);
         s.period_forced.store(old.s.period_forced.load(Acquire), Release);
         s.period_floor.store(old.s.period_floor.load(Acquire), Release);
+        s.refused.store(old.s.refused.load(Acquire), Release);
         s.mean_inner.set(old.s.mean_inner.get());
         s.day_seconds.set(old.s.day_seconds.get());
         s.day_forced.set(old.s.day_forced.get());

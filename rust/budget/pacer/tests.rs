@@ -469,10 +469,32 @@ fn explain_past_the_period_shows_the_new_periods_first_decision() {
         decide(&pacer, &clock, &mut rng);
     }
     assert!(pacer.explained_multiplier(&Moment::new(&clock), 1.0) < 0.5, "January, at its limit");
+    let january = pacer.status(&Moment::new(&clock));
+    assert!(january.used > 900 && january.pace < 0.5, "{january:?}");
     clock.mono.set(clock.mono.get() + 2.0 * 86_400.0); // 2 February, nothing decided since
     assert_eq!(pacer.explained_multiplier(&Moment::new(&clock), 1.0), 1.0);
+    // The status is February's too (it showed January's spending until the next decision).
+    let february = pacer.status(&Moment::new(&clock));
+    assert_eq!((february.used, february.assumed, february.refused, february.floor, february.pace), (0, 0, 0, 0, 1.0));
+    assert_eq!(february.period.start, JAN_2026 + 31.0 * 86_400.0);
     assert_eq!(pacer.pace(&Moment::new(&clock), 1.0), 1.0, "what the next decision gets");
     assert_eq!(pacer.period().start, JAN_2026 + 31.0 * 86_400.0);
+    // What the next decision began (its update re-estimates the demand from what January saw).
+    let began = pacer.status(&Moment::new(&clock));
+    assert_eq!(Status { demand_rate: february.demand_rate, ..began }, february);
+}
+
+#[test]
+fn spans_refused_are_counted_per_period() {
+    let clock = SimClock::at(JAN_2026 + 30.0 * 86_400.0);
+    let pacer = pacer(1_000, &clock);
+    let mono = clock.monotonic();
+    while pacer.admit(Admit::Floor, mono) {}
+    assert!(pacer.status(&Moment::new(&clock)).refused > 0, "January's limit refused a span");
+    clock.mono.set(clock.mono.get() + 2.0 * 86_400.0);
+    assert_eq!(pacer.status(&Moment::new(&clock)).refused, 0, "none yet in February");
+    let _ = pacer.pace(&Moment::new(&clock), 1.0);
+    assert_eq!(pacer.refused(), 0, "February counts its own");
 }
 
 #[test]
