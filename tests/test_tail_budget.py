@@ -84,6 +84,7 @@ def test_errors_come_first_when_the_tail_outgrows_the_budget():
     clock.now = DAY_START + 86_400 + 60
     status = sampler.budget_status()
     assert (status["used_spans"], status["refused_spans"], status["tail"]["latency"]["refused_spans"]) == (0, 0, 0)
+    assert sampler.stats()["budget_refused"] == stats["budget_refused_spans"], "this process's counter goes on"
 
 
 def test_priorities_are_configurable():

@@ -294,6 +294,9 @@ pub struct Pacer {
     at_zero: AtomicU64,
     /// Keeps the trickle made past the line's limit, in this process.
     trickled: AtomicU64,
+    /// Spans refused by this process's decisions (a counter: the state's
+    /// count is the period's, every process's).
+    refused_here: AtomicU64,
 }
 
 /// A consistent view for `budget_status()`.
@@ -397,6 +400,7 @@ impl Pacer {
             fleet,
             at_zero: AtomicU64::new(0),
             trickled: AtomicU64::new(0),
+            refused_here: AtomicU64::new(0),
         };
         // The floor may use the children's headroom at the period's end (a start
         // with no record there assumes the whole budget spent) and, in a fleet,
@@ -734,7 +738,7 @@ impl Pacer {
         loop {
             if (used + assumed + spans) as f64 > limit {
                 self.s.tail_refused[i].fetch_add(spans, Relaxed);
-                self.s.refused.fetch_add(spans, Relaxed);
+                self.count_refused(spans);
                 return false;
             }
             match self.s.used.compare_exchange_weak(used, used + spans, AcqRel, Acquire) {
@@ -800,7 +804,7 @@ impl Pacer {
         // In a fleet, a keep also spends this process's lease of the budget.
         let lease = self.fleet.as_ref().filter(|_| !trickle && fleet::leased(kind, self.cap_forced)).map(|f| &f.lease);
         if lease.is_some_and(|lease| !lease.take(mono)) {
-            self.s.refused.fetch_add(1, Relaxed);
+            self.count_refused(1);
             return false;
         }
         let assumed = self.s.assumed.load(Acquire);
@@ -810,7 +814,7 @@ impl Pacer {
                 if let Some(lease) = lease {
                     lease.give_back();
                 }
-                self.s.refused.fetch_add(1, Relaxed);
+                self.count_refused(1);
                 return false;
             }
             match self.s.used.compare_exchange_weak(used, used + 1, AcqRel, Acquire) {
@@ -1026,10 +1030,15 @@ impl Pacer {
         }
     }
 
-    /// Spans refused this period because the budget (or its line) was
-    /// reached: the head's and the tail's.
+    fn count_refused(&self, spans: u64) {
+        self.s.refused.fetch_add(spans, Relaxed);
+        self.refused_here.fetch_add(spans, Relaxed);
+    }
+
+    /// Spans this process's decisions refused because the budget (or its
+    /// line) was reached, the head's and the tail's, since it began.
     pub fn refused(&self) -> u64 {
-        self.s.refused.load(Relaxed)
+        self.refused_here.load(Relaxed)
     }
 }
 
