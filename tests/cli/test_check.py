@@ -342,6 +342,43 @@ def test_check_of_an_opentelemetry_file_says_what_the_services_record_spent(tmp_
     assert (private_state_dir / "checkout.tracesieve").exists()
 
 
+def test_explain_walks_an_opentelemetry_files_parent_based_sampler(tmp_path, private_state_dir, monkeypatch, capsys):
+    """Regression: explain refused the documented OpenTelemetry file (a
+    parent_based sampler with tracesieve at its root) as "not tracesieve's;
+    nothing to explain". A root span is walked through the root sampler, at
+    the pace the service's record is at; a child is shown for each kind of
+    parent, by the delegate that decides it."""
+    import random
+
+    from tracesieve.declarative import from_otel_config
+
+    config = tmp_path / "otel.yaml"
+    config.write_text(OTEL_BUDGET_CONFIG)
+    monkeypatch.delenv("OTEL_SERVICE_NAME", raising=False)
+    service = from_otel_config(str(config))
+    rng = random.Random(7)
+    for _ in range(2_000):  # past a first start's burst: paced
+        service.should_sample(None, rng.getrandbits(128), "GET")
+    live = service._root.explain("GET", {})["lines"]  # type: ignore[attr-defined]
+    assert main(["explain", str(config), "--name", "GET"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "ParentBased: a span with no parent goes to its root sampler, PipelineSampler{rules,budget}"
+    assert out[1] == f"  {live[0]}" and out[2].startswith("  times the budget's pacing probability: 0.")
+    assert out[-1] == f"the budget's pace was read from the service's record, {private_state_dir / 'checkout.tracesieve'}"
+    assert main(["explain", str(config), "--name", "GET", "--child"]) == 0
+    assert capsys.readouterr().out.splitlines()[:9] == [
+        "ParentBased: a span with a parent goes to the sampler for its parent:",
+        "  remote_parent_sampled (a sampled parent from another process): AlwaysOnSampler",
+        "    so: kept (the SDK's sampler: no th)",
+        "  remote_parent_not_sampled (a parent from another process, not sampled): AlwaysOffSampler",
+        "    so: dropped",
+        "  local_parent_sampled (a sampled parent in this process): AlwaysOnSampler",
+        "    so: kept (the SDK's sampler: no th)",
+        "  local_parent_not_sampled (a parent in this process, not sampled): AlwaysOffSampler",
+        "    so: dropped",
+    ]
+
+
 def test_check_and_explain_read_no_record_the_store_would_refuse(tmp_path, private_state_dir, monkeypatch, capsys):
     """A copy is this user's and private whatever the original was, so the
     store's checks (a regular file, this user's, private) are made on the

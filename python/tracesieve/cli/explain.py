@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 import time
-from typing import Any, Dict, List
+from typing import Any, Callable, Dict, List, Optional
 
 from tracesieve.config import ConfigError
 
@@ -83,14 +83,71 @@ def _explain(args: argparse.Namespace) -> int:
     except ValueError:
         raise UsageError(f"--at: {args.at!r} is not an ISO 8601 time such as 2026-01-15T12:00:00+09:00") from None
     sampler = from_config(_as_pipeline(args.config))
-    explain = getattr(sampler, "explain", None)
-    if explain is None:
-        raise UsageError(f"{args.config}: its sampler, {sampler.get_description()}, is not tracesieve's; nothing to explain")
     kind = getattr(SpanKind, args.kind.upper()) if args.kind else None
-    walk = explain(args.name, attributes, kind=kind, parent=args.child, now=now)
-    for line in [*walk["lines"], *explain_notes(), *_pace_notes(sampler)]:
+
+    def walk(target: Any, parent: bool) -> List[str]:
+        return target.explain(args.name, attributes, kind=kind, parent=parent, now=now)["lines"]
+
+    lines = _walk(sampler, args.child, walk)
+    if lines is None:
+        raise UsageError(f"{args.config}: its sampler, {sampler.get_description()}, is not tracesieve's; nothing to explain")
+    notes = [note for target in _tracesieve_samplers(sampler) for note in _pace_notes(target)]
+    for line in [*lines, *explain_notes(), *dict.fromkeys(notes)]:
         print(line)
     return 0
+
+
+#: A ParentBased sampler's delegates for a span with a parent, and whose parent each is for.
+PARENTS = (
+    ("remote_parent_sampled", "a sampled parent from another process"),
+    ("remote_parent_not_sampled", "a parent from another process, not sampled"),
+    ("local_parent_sampled", "a sampled parent in this process"),
+    ("local_parent_not_sampled", "a parent in this process, not sampled"),
+)
+
+
+def _walk(sampler: Any, child: bool, walk: Callable[[Any, bool], List[str]]) -> Optional[List[str]]:
+    """How ``sampler`` decides the span: a tracesieve sampler's own walk; an
+    OpenTelemetry configuration's ``parent_based`` one by the delegate that
+    decides it (each parent's kind, for a child), walked when it is
+    tracesieve's; None for any other sampler."""
+    from opentelemetry.sdk.trace.sampling import ParentBased
+
+    if hasattr(sampler, "explain"):
+        return walk(sampler, child)
+    if not isinstance(sampler, ParentBased):
+        return None
+    if not child:
+        root = sampler._root
+        return [f"ParentBased: a span with no parent goes to its root sampler, {root.get_description()}", *_delegate(root, False, walk)]
+    lines = ["ParentBased: a span with a parent goes to the sampler for its parent:"]
+    for name, parent in PARENTS:
+        delegate = getattr(sampler, f"_{name}")
+        lines.append(f"  {name} ({parent}): {delegate.get_description()}")
+        lines += [f"  {line}" for line in _delegate(delegate, True, walk)]
+    return lines
+
+
+def _delegate(sampler: Any, child: bool, walk: Callable[[Any, bool], List[str]]) -> List[str]:
+    """A ParentBased delegate's decision, indented: tracesieve's walked, the
+    SDK's own said in a line."""
+    from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, TraceIdRatioBased
+
+    if hasattr(sampler, "explain"):
+        return [f"  {line}" for line in walk(sampler, child)]
+    if sampler is ALWAYS_ON:
+        return ["  so: kept (the SDK's sampler: no th)"]
+    if sampler is ALWAYS_OFF:
+        return ["  so: dropped"]
+    if isinstance(sampler, TraceIdRatioBased):
+        return [f"  so: kept with probability {sampler.rate:g} (the SDK's sampler: no th)"]
+    return ["  the SDK's sampler decides; explain walks tracesieve's only"]
+
+
+def _tracesieve_samplers(sampler: Any) -> List[Any]:
+    """``sampler`` and, for a ParentBased one, its delegates: those that are tracesieve's."""
+    delegates = [getattr(sampler, f"_{name}", None) for name in ("root", *(name for name, _ in PARENTS))]
+    return [target for target in [sampler, *delegates] if hasattr(target, "explain")]
 
 
 def _pace_notes(sampler: Any) -> List[str]:
