@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import random
+import re
 import threading
 import time
 
@@ -197,15 +198,11 @@ def test_spending_survives_a_restart_and_bad_state_is_ignored(tmp_path, caplog):
     clock.now = JAN + 5 * 86400
     with caplog.at_level(logging.WARNING, logger="tracesieve.budget"):
         for content in [
-            "{not json",
-            json.dumps([1, 2]),
-            json.dumps({**saved, "kind": "other"}),
             json.dumps({**saved, "timezone": "Asia/Seoul"}),
             json.dumps({**saved, "used_spans": -5}),
             # Regressions: these raised from the constructor, or were trusted.
             json.dumps({**saved, "used_spans": 2**64}),
             json.dumps({**saved, "used_spans": 2**70}),
-            "[" * 100_000 + "]" * 100_000,
             json.dumps({**saved, "used_spans": 5000, "budget_spans": 1000}),
             # Found by fuzzing: integers no float can hold raised OverflowError from the constructor.
             json.dumps({**saved, "period_start": 10**400}),
@@ -218,9 +215,62 @@ def test_spending_survives_a_restart_and_bad_state_is_ignored(tmp_path, caplog):
             status = fresh.budget_status()
             assert status["used_spans"] == status["assumed_spans"], "nothing restored: only the calendar's share assumed"
             fresh.close()
-    assert caplog.text.count("ignoring") == 13
+    assert caplog.text.count("ignoring") == 9
     assert "period_start an integer of about 401 digits is not a time" in caplog.text
     assert "used_spans 5000 is more than the file's own budget of 1000" in caplog.text
+
+
+@pytest.mark.parametrize(
+    "content, why",
+    [
+        (b"{not json", "it is not JSON"),
+        (b"[" * 100_000 + b"]" * 100_000, "200,000 bytes, more than a budget state holds"),
+        (b"[" * 30_000 + b"]" * 30_000, "it is not JSON"),
+        (b"DATABASE_URL=postgres://app@db/app\n", "it is not JSON"),
+        (json.dumps([1, 2]).encode(), 'it is JSON, but not a budget state (no "kind": "tracesieve.budget")'),
+        (json.dumps({"kind": "other", "used_spans": 1}).encode(), "it is JSON, but not a budget state"),
+        (b"\xff\xfe\x00binary", "it is not text"),
+        (b"x" * 70_000, "70,000 bytes, more than a budget state holds"),
+    ],
+)
+def test_a_state_path_holding_another_files_data_is_refused_and_left_alone(tmp_path, capsys, content, why):
+    """Regression: a state_path naming a file that was not a budget state (a
+    typo'd path, another tool's file) was "ignored" at the start and then
+    replaced by the first save: its data lost. Now it is a ConfigError, from
+    the constructor, a pipeline document and check alike, and the file is
+    left as it was."""
+    from tracesieve import from_config
+    from tracesieve.cli import main
+
+    path = tmp_path / "app.env"
+    path.write_bytes(content)
+    path.chmod(0o600)
+    with pytest.raises(ConfigError, match=re.escape(f"state_path: '{path}' holds something other than a tracesieve budget state ({why}")):
+        BudgetSampler(1.0, budget=1000, state_path=path, store="memory")
+    document = {"store": "memory", "probability": {"rate": 1.0}, "budget": {"budget": 1000, "state_path": str(path)}}
+    with pytest.raises(ConfigError, match="holds something other than a tracesieve budget state"):
+        from_config(document)
+    config = tmp_path / "sampling.json"
+    config.write_text(json.dumps(document))
+    assert main(["check", str(config)]) == 2
+    assert "holds something other than a tracesieve budget state" in capsys.readouterr().err
+    import gc
+
+    gc.collect()
+    from tracesieve.state import _save_at_exit
+
+    _save_at_exit()  # what the interpreter's exit runs
+    assert path.read_bytes() == content, "never written over"
+
+
+def test_an_empty_state_file_is_taken_as_no_record_and_then_saved(tmp_path, caplog):
+    path = tmp_path / "budget.json"
+    path.touch(mode=0o600)
+    with caplog.at_level(logging.WARNING, logger="tracesieve.budget"):
+        sampler = BudgetSampler(1.0, budget=1000, state_path=path, store="memory")
+    assert "the file is empty" in caplog.text
+    sampler.close()
+    assert json.loads(path.read_text())["kind"] == "tracesieve.budget"
 
 
 NEWER_SAMPLER = """

@@ -2,8 +2,10 @@
 temporary file with an unpredictable name, opened exclusively, then renamed into
 place) and restored at start when they are for the current period. A state file
 is data from disk: one that cannot be trusted (another user's, writable by
-others, corrupt, foreign, deeply nested, out of range, for another period) is
-reported and ignored, and temporary files never pile up, even after ``kill -9``."""
+others, out of range, for another period) is reported and ignored; a file of
+this user's that holds anything but a budget state (another tool's data, a
+typo'd path) is a ConfigError, never written over; and temporary files never
+pile up, even after ``kill -9``."""
 
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ import tempfile
 import threading
 import weakref
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, Tuple
 
 from tracesieve import record
 from tracesieve._background import BackgroundThread
@@ -87,6 +89,7 @@ class StateFile:
         if self.read_only:
             self.restored = restore and self.restore()
             return
+        self._load(warn=False)  # a file that is not a budget state: refused before anything can save over it
         previous, _writers[self.key] = _writers.get(self.key), self
         if previous is not None:
             # Its last count goes into the file first, so this sampler carries it on as a restart would.
@@ -172,20 +175,13 @@ class StateFile:
         sampler = self._sampler()
         if sampler is None:
             return False
-        try:
-            present = self.path.exists()
-        except OSError as error:  # a parent not searchable, a name too long
-            _logger.warning("tracesieve: ignoring unreadable budget state %s: %s", self.path, error)
-            return False
+        present, data = self._load()
         if not present:
             # The first process to count this budget: nothing beyond the
             # calendar's share can have been spent.
             sampler._native.budget_first_start()
             return False
-        try:
-            data = json.loads(_read_trusted(self.path))
-        except (OSError, ValueError, UnicodeDecodeError, RecursionError) as error:
-            _logger.warning("tracesieve: ignoring unreadable budget state %s: %s", self.path, error)
+        if data is None:
             return False
         problem = _validate(data, self.snapshot(sampler))
         if problem:
@@ -204,6 +200,45 @@ class StateFile:
             _logger.info("tracesieve: budget state %s is for an earlier period; starting afresh", self.path)
         return bool(applied)
 
+    def _load(self, warn: bool = True) -> Tuple[bool, Optional[Dict[str, Any]]]:
+        """Whether the file exists, and what it holds when that reads as a
+        budget state (None for a file not trusted or empty: logged when
+        ``warn``). A file that holds anything else is a ConfigError."""
+        try:
+            present = self.path.exists()
+            text = _read_trusted(self.path) if present else ""
+        except ForeignFile as error:
+            raise self._not_ours(str(error)) from None
+        except (OSError, ValueError) as error:  # not trusted; a parent not searchable, a name too long
+            if warn:
+                _logger.warning("tracesieve: ignoring unreadable budget state %s: %s", self.path, error)
+            return True, None
+        if not present:
+            return False, None
+        try:
+            data = json.loads(text)
+        except (json.JSONDecodeError, RecursionError) as error:
+            if text.strip():
+                raise self._not_ours(f"it is not JSON: {str(error)[:100]}") from None
+            if warn:
+                _logger.warning("tracesieve: ignoring budget state %s: the file is empty", self.path)
+            return True, None
+        except ValueError as error:  # JSON, with a number too long for Python to read
+            if warn:
+                _logger.warning("tracesieve: ignoring unreadable budget state %s: %s", self.path, error)
+            return True, None
+        if not isinstance(data, dict) or data.get("kind") != STATE_KIND:
+            raise self._not_ours(f'it is JSON, but not a budget state (no "kind": "{STATE_KIND}")')
+        return True, data
+
+    def _not_ours(self, why: str) -> ConfigError:
+        """A state file that holds another tool's data (or anything but a budget
+        state): saving would replace it, so it is refused, whole, at the start."""
+        return ConfigError(
+            f"state_path: {str(self.path)!r} holds something other than a tracesieve budget state ({why}), "
+            "which saving would replace; expected the path of a file of its own (such as budget.json), made by tracesieve or not yet made"
+        )
+
     def _run(self, thread: BackgroundThread) -> None:
         while thread.sleep(self.interval):
             if self._sampler() is None:
@@ -217,6 +252,10 @@ class StateFile:
             del _writers[self.key]
 
 
+class ForeignFile(Exception):
+    """A file of this user's that is plainly not a budget state."""
+
+
 def _read_trusted(path: Path) -> str:
     """The text of a state file this user owns and nobody else may write (a
     file another user planted could claim the budget is spent)."""
@@ -227,8 +266,11 @@ def _read_trusted(path: Path) -> str:
         if info.st_mode & 0o022:
             raise ValueError(f"others may write it (mode {info.st_mode & 0o777:03o}); expected 600")
         if info.st_size > MAX_STATE_BYTES:
-            raise ValueError(f"{info.st_size} bytes is not a budget state")
-        return file.read(MAX_STATE_BYTES + 1).decode("utf-8")
+            raise ForeignFile(f"{info.st_size:,} bytes, more than a budget state holds")
+        try:
+            return file.read(MAX_STATE_BYTES + 1).decode("utf-8")
+        except UnicodeDecodeError:
+            raise ForeignFile("it is not text") from None
 
 
 def _alive(pid: int) -> bool:
