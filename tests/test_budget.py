@@ -307,6 +307,40 @@ def test_a_newer_sampler_on_the_same_state_file_takes_it_over(tmp_path):
     assert json.loads(path.read_text())["used_spans"] == newer, "at exit the file holds the newer count"
 
 
+STATE_WORKER = """
+import sys, time
+from tracesieve import BudgetSampler
+
+sampler = BudgetSampler(1.0, budget=10**6, period="day", state_path=sys.argv[1], store="memory", save_interval=0.1)
+deadline = time.monotonic() + float(sys.argv[2])
+i = 0
+while time.monotonic() < deadline:
+    i += 1
+    sampler.should_sample(None, i, "x")
+    time.sleep(0.001)
+"""
+
+
+def test_processes_given_one_state_path_are_told_they_each_spend_the_budget(tmp_path):
+    """Spawned workers given one state_path (and no store) each count their
+    own budget, so together they spend it several times over, and each save
+    replaces the other's count. Forked ones were warned; spawned ones were
+    not. A restart (one process after the other) is not warned of."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "budget.json"
+    said = "is also saved by process"
+    alone = subprocess.run([sys.executable, "-c", STATE_WORKER, str(path), "1.0"], capture_output=True, text=True, check=True)
+    again = subprocess.run([sys.executable, "-c", STATE_WORKER, str(path), "1.0"], capture_output=True, text=True, check=True)
+    assert said not in alone.stderr + again.stderr, "one process, then its restart"
+    workers = [subprocess.Popen([sys.executable, "-c", STATE_WORKER, str(path), "3.0"], stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    errors = [worker.communicate(timeout=60)[1] for worker in workers]
+    assert all(worker.returncode == 0 for worker in workers), errors
+    assert all(f"{said} {other.pid}:" in error for error, other in zip(errors, reversed(workers))), errors
+    assert all(error.count(said) == 1 for error in errors), "once per process"
+
+
 def test_a_relative_state_path_stays_where_it_was_when_the_working_directory_changes(tmp_path, monkeypatch):
     """Regression: a relative path was read again at every save, so a daemon
     that changed its working directory after building the sampler (to / as

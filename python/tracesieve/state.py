@@ -35,6 +35,17 @@ STATE_VERSION = 2
 #: A state file is a few hundred bytes; anything much larger is not ours.
 MAX_STATE_BYTES = 64 * 1024
 _U64_MAX = (1 << 64) - 1
+
+
+def _boot_id() -> str:
+    """This boot's id (a process id names one process only within a boot)."""
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return "unknown"
+
+
+_BOOT = _boot_id()
 ESTIMATES = ("pace", "demand_rate", "spans_per_entry", "forced_rate")
 #: The one writer of each state file in this process: the newest sampler given
 #: its path. An older sampler left alive would otherwise save its older count
@@ -46,7 +57,7 @@ _writers: weakref.WeakValueDictionary[str, StateFile] = weakref.WeakValueDiction
 def _save_at_exit() -> None:
     for writer in list(_writers.values()):
         try:
-            writer.save()
+            writer.save(at_exit=True)
         except Exception:  # one sampler's failure must not cost the others their last save
             _logger.exception("tracesieve: could not save budget state %s at exit", writer.path)
 
@@ -86,6 +97,9 @@ class StateFile:
         self.read_only = record.reading_only()
         #: Whether the file's count was applied at the start.
         self.restored = False
+        #: Another live process that saved the file since this one's last save.
+        self._other_writer: Optional[int] = None
+        self._warned_other = False
         if self.read_only:
             self.restored = restore and self.restore()
             return
@@ -102,6 +116,7 @@ class StateFile:
 
     def _after_fork(self) -> None:
         self._lock = threading.Lock()
+        self._other_writer, self._warned_other = None, False
 
     def snapshot(self, sampler: Any) -> Dict[str, Any]:
         raw = sampler._native.budget_status()
@@ -116,13 +131,16 @@ class StateFile:
             "used_spans": saved["used_spans"],
             "saved_at": saved["saved_at"],
             "estimates": saved["estimates"],
+            "writer": {"pid": os.getpid(), "boot": _BOOT},
         }
 
-    def save(self) -> None:
+    def save(self, *, at_exit: bool = False) -> None:
         sampler = self._sampler()
         if sampler is None or self.read_only:
             return
         data = json.dumps(self.snapshot(sampler)).encode("utf-8")
+        if not at_exit:
+            self._notice_other_writer()
         with self._lock:
             temporary: Optional[Path] = None
             try:
@@ -143,6 +161,31 @@ class StateFile:
                 if temporary is not None:
                     self._forget(temporary)
                 self._report_once(f"could not save budget state to {self.path}: {error}")
+
+    def _notice_other_writer(self) -> None:
+        """Warn (once per process) when another live process of this boot has
+        saved the file since this one's last save, twice running: each counts
+        its own budget (spawned workers given one state_path), so together they
+        spend it several times over. A restart's brief overlap, where the old
+        process saves once more, is not two writers."""
+        try:
+            data = json.loads(_read_trusted(self.path))
+        except (OSError, ValueError, ForeignFile, RecursionError):
+            return
+        writer = data.get("writer") if isinstance(data, dict) else None
+        writer = writer if isinstance(writer, dict) else {}
+        pid = _process_id(writer.get("pid"))
+        other = pid if pid is not None and pid != os.getpid() and writer.get("boot") == _BOOT and _alive(pid) else None
+        if other is not None and other == self._other_writer and not self._warned_other:
+            self._warned_other = True
+            _logger.warning(
+                "tracesieve: budget state %s is also saved by process %d: each process given this state_path counts its own "
+                "budget, so together they spend it several times over, and each save replaces the other's count. Give "
+                "store='host' (or a store URL) beside state_path, so the processes share one count",
+                self.path,
+                other,
+            )
+        self._other_writer = other
 
     def _report_once(self, problem: str) -> None:
         """Log a failure once, not on every save (a snapshot every few seconds)."""
@@ -271,6 +314,12 @@ def _read_trusted(path: Path) -> str:
             return file.read(MAX_STATE_BYTES + 1).decode("utf-8")
         except UnicodeDecodeError:
             raise ForeignFile("it is not text") from None
+
+
+def _process_id(value: Any) -> Optional[int]:
+    """``value`` if it can be a process id (data from disk: os.kill refuses
+    numbers past Linux's largest, 2**22), else None."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and 0 < value <= 1 << 22 else None
 
 
 def _alive(pid: int) -> bool:
