@@ -311,7 +311,7 @@ STATE_WORKER = """
 import sys, time
 from tracesieve import BudgetSampler
 
-sampler = BudgetSampler(1.0, budget=10**6, period="day", state_path=sys.argv[1], store="memory", save_interval=0.1)
+sampler = BudgetSampler(1.0, budget=10**6, period="day", state_path=sys.argv[1], store=sys.argv[3], save_interval=0.1)
 deadline = time.monotonic() + float(sys.argv[2])
 i = 0
 while time.monotonic() < deadline:
@@ -331,14 +331,23 @@ def test_processes_given_one_state_path_are_told_they_each_spend_the_budget(tmp_
 
     path = tmp_path / "budget.json"
     said = "is also saved by process"
-    alone = subprocess.run([sys.executable, "-c", STATE_WORKER, str(path), "1.0"], capture_output=True, text=True, check=True)
-    again = subprocess.run([sys.executable, "-c", STATE_WORKER, str(path), "1.0"], capture_output=True, text=True, check=True)
+    alone = subprocess.run([sys.executable, "-c", STATE_WORKER, str(path), "1.0", "memory"], capture_output=True, text=True, check=True)
+    again = subprocess.run([sys.executable, "-c", STATE_WORKER, str(path), "1.0", "memory"], capture_output=True, text=True, check=True)
     assert said not in alone.stderr + again.stderr, "one process, then its restart"
-    workers = [subprocess.Popen([sys.executable, "-c", STATE_WORKER, str(path), "3.0"], stderr=subprocess.PIPE, text=True) for _ in range(2)]
-    errors = [worker.communicate(timeout=60)[1] for worker in workers]
-    assert all(worker.returncode == 0 for worker in workers), errors
+
+    def two_workers(store):
+        command = [sys.executable, "-c", STATE_WORKER, str(path), "3.0", store]
+        workers = [subprocess.Popen(command, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+        errors = [worker.communicate(timeout=60)[1] for worker in workers]
+        assert all(worker.returncode == 0 for worker in workers), errors
+        return workers, errors
+
+    workers, errors = two_workers("memory")
     assert all(f"{said} {other.pid}:" in error for error, other in zip(errors, reversed(workers))), errors
     assert all(error.count(said) == 1 for error in errors), "once per process"
+    # What the warning advises: one count in a store they share, which both save.
+    _, errors = two_workers(f"file://{tmp_path / 'shared.tracesieve'}")
+    assert not any(said in error for error in errors), errors
 
 
 def test_a_relative_state_path_stays_where_it_was_when_the_working_directory_changes(tmp_path, monkeypatch):

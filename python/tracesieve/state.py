@@ -139,7 +139,7 @@ class StateFile:
         if sampler is None or self.read_only:
             return
         data = json.dumps(self.snapshot(sampler)).encode("utf-8")
-        if not at_exit:
+        if not at_exit and not _shared(sampler):
             self._notice_other_writer()
         with self._lock:
             temporary: Optional[Path] = None
@@ -237,7 +237,7 @@ class StateFile:
             float(data.get("saved_at", 0.0)),
             None if estimates is None else tuple(float(estimates[key]) for key in ESTIMATES),
         )
-        if not applied and "budget" in sampler._native.store_info()["shared"]:
+        if not applied and _shared(sampler):
             _logger.info("tracesieve: budget state %s not applied: the host store already counts this budget", self.path)
         elif not applied:
             _logger.info("tracesieve: budget state %s is for an earlier period; starting afresh", self.path)
@@ -314,6 +314,13 @@ def _read_trusted(path: Path) -> str:
             return file.read(MAX_STATE_BYTES + 1).decode("utf-8")
         except UnicodeDecodeError:
             raise ForeignFile("it is not text") from None
+
+
+def _shared(sampler: Any) -> bool:
+    """Whether the sampler's budget is counted in a store its processes share
+    (then the state file only seeds it, and every process saves one count)."""
+    store = sampler._native.store_info()
+    return "budget" in store["shared"] or store["fleet"] is not None
 
 
 def _process_id(value: Any) -> Optional[int]:
