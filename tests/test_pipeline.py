@@ -296,6 +296,17 @@ def test_a_reload_moves_the_budget_state_file_with_the_document(tmp_path, caplog
     assert "is a directory; expected the path of a state file" in caplog.text
     with pytest.raises(TypeError, match="needs a pipeline with a budget stage"):
         sampler.budget_status()
+    # So is one that names another tool's file: refused before anything changes, and the file left as it was.
+    foreign = tmp_path / "app.env"
+    foreign.write_text("DATABASE_URL=postgres://app@db/app\n")
+    foreign.chmod(0o600)
+    path.write_text(json.dumps(document({**budget, "state_path": str(foreign)})))
+    caplog.clear()
+    with caplog.at_level(logging.ERROR, logger="tracesieve.config"):
+        assert not sampler.reload()
+    assert "holds something other than a tracesieve budget state" in caplog.text
+    sampler.save_state()
+    assert foreign.read_text() == "DATABASE_URL=postgres://app@db/app\n"
 
     # A budget added by a reload starts from its state file, as a start does.
     path.write_text(json.dumps(document(budget)))

@@ -25,7 +25,7 @@ from tracesieve.budget import status_report
 from tracesieve.config import ConfigError, Source, load_config, source_path
 from tracesieve.remote import StrategyPoller
 from tracesieve.samplers import _NativeSampler
-from tracesieve.state import StateFile, checked_state_path
+from tracesieve.state import StateFile, checked_state_file
 from tracesieve.xray import XRayPoller, status_of
 
 __all__ = ["PipelineSampler", "from_config"]
@@ -159,7 +159,7 @@ class PipelineSampler(_NativeSampler):
             )
             budget, key = stage(resolved, "budget"), _state_key(stage(resolved, "budget"))
             if budget is not None and key is not None and (self._state is None or key != self._state.key):
-                checked_state_path(budget["state_path"])  # a new state file is refused here, before anything changes
+                checked_state_file(budget["state_path"])  # a new state file is refused here, before anything changes
             problem = native.store_info()["problem"]
             if problem and not self._native.store_info()["problem"]:
                 # A store usable until now (its lock held by a stopped process, say): the

@@ -26,7 +26,7 @@ from tracesieve._files import open_regular
 from tracesieve._scrub import scrubbed_logger
 from tracesieve.config import ConfigError
 
-__all__ = ["StateFile", "checked_state_path"]
+__all__ = ["StateFile", "checked_state_file", "checked_state_path"]
 
 _logger = scrubbed_logger("tracesieve.budget")
 STATE_KIND = "tracesieve.budget"
@@ -76,6 +76,55 @@ def checked_state_path(path: Any) -> Path:
     return path
 
 
+def checked_state_file(path: Any) -> Path:
+    """``checked_state_path(path)``, and a ConfigError when the file there
+    holds anything but a budget state (which saving would replace)."""
+    checked = checked_state_path(path)
+    _load(checked, warn=False)
+    return checked
+
+
+def _load(path: Path, warn: bool = True) -> Tuple[bool, Optional[Dict[str, Any]]]:
+    """Whether the file at ``path`` exists, and what it holds when that reads
+    as a budget state (None for a file not trusted or empty: logged when
+    ``warn``). A file that holds anything else is a ConfigError."""
+    try:
+        present = path.exists()
+        text = _read_trusted(path) if present else ""
+    except ForeignFile as error:
+        raise _not_ours(path, str(error)) from None
+    except (OSError, ValueError) as error:  # not trusted; a parent not searchable, a name too long
+        if warn:
+            _logger.warning("tracesieve: ignoring unreadable budget state %s: %s", path, error)
+        return True, None
+    if not present:
+        return False, None
+    try:
+        data = json.loads(text)
+    except (json.JSONDecodeError, RecursionError) as error:
+        if text.strip():
+            raise _not_ours(path, f"it is not JSON: {str(error)[:100]}") from None
+        if warn:
+            _logger.warning("tracesieve: ignoring budget state %s: the file is empty", path)
+        return True, None
+    except ValueError as error:  # JSON, with a number too long for Python to read
+        if warn:
+            _logger.warning("tracesieve: ignoring unreadable budget state %s: %s", path, error)
+        return True, None
+    if not isinstance(data, dict) or data.get("kind") != STATE_KIND:
+        raise _not_ours(path, f'it is JSON, but not a budget state (no "kind": "{STATE_KIND}")')
+    return True, data
+
+
+def _not_ours(path: Path, why: str) -> ConfigError:
+    """A state file that holds another tool's data (or anything but a budget
+    state): saving would replace it, so it is refused, whole, at the start."""
+    return ConfigError(
+        f"state_path: {str(path)!r} holds something other than a tracesieve budget state ({why}), "
+        "which saving would replace; expected the path of a file of its own (such as budget.json), made by tracesieve or not yet made"
+    )
+
+
 class StateFile:
     """Spending snapshots of one budget sampler: saved every ``interval``
     seconds on a background thread (restarted in a forked child) and at exit,
@@ -103,7 +152,7 @@ class StateFile:
         if self.read_only:
             self.restored = restore and self.restore()
             return
-        self._load(warn=False)  # a file that is not a budget state: refused before anything can save over it
+        _load(self.path, warn=False)  # a file that is not a budget state: refused before anything can save over it
         previous, _writers[self.key] = _writers.get(self.key), self
         if previous is not None:
             # Its last count goes into the file first, so this sampler carries it on as a restart would.
@@ -218,7 +267,7 @@ class StateFile:
         sampler = self._sampler()
         if sampler is None:
             return False
-        present, data = self._load()
+        present, data = _load(self.path)
         if not present:
             # The first process to count this budget: nothing beyond the
             # calendar's share can have been spent.
@@ -242,45 +291,6 @@ class StateFile:
         elif not applied:
             _logger.info("tracesieve: budget state %s is for an earlier period; starting afresh", self.path)
         return bool(applied)
-
-    def _load(self, warn: bool = True) -> Tuple[bool, Optional[Dict[str, Any]]]:
-        """Whether the file exists, and what it holds when that reads as a
-        budget state (None for a file not trusted or empty: logged when
-        ``warn``). A file that holds anything else is a ConfigError."""
-        try:
-            present = self.path.exists()
-            text = _read_trusted(self.path) if present else ""
-        except ForeignFile as error:
-            raise self._not_ours(str(error)) from None
-        except (OSError, ValueError) as error:  # not trusted; a parent not searchable, a name too long
-            if warn:
-                _logger.warning("tracesieve: ignoring unreadable budget state %s: %s", self.path, error)
-            return True, None
-        if not present:
-            return False, None
-        try:
-            data = json.loads(text)
-        except (json.JSONDecodeError, RecursionError) as error:
-            if text.strip():
-                raise self._not_ours(f"it is not JSON: {str(error)[:100]}") from None
-            if warn:
-                _logger.warning("tracesieve: ignoring budget state %s: the file is empty", self.path)
-            return True, None
-        except ValueError as error:  # JSON, with a number too long for Python to read
-            if warn:
-                _logger.warning("tracesieve: ignoring unreadable budget state %s: %s", self.path, error)
-            return True, None
-        if not isinstance(data, dict) or data.get("kind") != STATE_KIND:
-            raise self._not_ours(f'it is JSON, but not a budget state (no "kind": "{STATE_KIND}")')
-        return True, data
-
-    def _not_ours(self, why: str) -> ConfigError:
-        """A state file that holds another tool's data (or anything but a budget
-        state): saving would replace it, so it is refused, whole, at the start."""
-        return ConfigError(
-            f"state_path: {str(self.path)!r} holds something other than a tracesieve budget state ({why}), "
-            "which saving would replace; expected the path of a file of its own (such as budget.json), made by tracesieve or not yet made"
-        )
 
     def _run(self, thread: BackgroundThread) -> None:
         while thread.sleep(self.interval):
