@@ -386,7 +386,7 @@ impl StoreFile {
         if read < 8 || magic != MAGIC {
             let start = String::from_utf8_lossy(&magic[..read]).escape_debug().to_string();
             return Err(FileError::Config(format!(
-                "{shown} is not a tracesieve store ({length} bytes beginning {start:?}); expected a file made by tracesieve, or a path where none exists yet"
+                "{shown} is not a tracesieve store ({length} bytes beginning \"{start}\"); expected a file made by tracesieve, or a path where none exists yet"
             )));
         }
         let version = u32::from_le_bytes(self.read::<4>(H_VERSION)?);

@@ -123,7 +123,7 @@ fn bad_urls_and_paths_are_config_errors() {
     let foreign = dir.path().join("foreign");
     std::fs::write(&foreign, b"#!/bin/sh\necho hello\n").unwrap();
     let error = Store::open(&url(&foreign)).err().unwrap();
-    assert!(error.message.contains("is not a tracesieve store"), "{error}");
+    assert!(error.message.contains(r##"is not a tracesieve store (21 bytes beginning "#!/bin/s"); "##), "{error}");
     assert_eq!(std::fs::read(&foreign).unwrap(), b"#!/bin/sh\necho hello\n", "a foreign file is never written");
     // An emptied file (`: > file`) holds nothing to lose: it is made a store afresh.
     std::fs::write(&foreign, b"").unwrap();
