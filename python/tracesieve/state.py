@@ -35,6 +35,11 @@ STATE_VERSION = 2
 #: A state file is a few hundred bytes; anything much larger is not ours.
 MAX_STATE_BYTES = 64 * 1024
 _U64_MAX = (1 << 64) - 1
+ESTIMATES = ("pace", "demand_rate", "spans_per_entry", "forced_rate")
+#: The one writer of each state file in this process: the newest sampler given
+#: its path. An older sampler left alive would otherwise save its older count
+#: over the newer one, every few seconds and last of all at exit.
+_writers: weakref.WeakValueDictionary[str, StateFile] = weakref.WeakValueDictionary()
 
 
 def _boot_id() -> str:
@@ -46,11 +51,6 @@ def _boot_id() -> str:
 
 
 _BOOT = _boot_id()
-ESTIMATES = ("pace", "demand_rate", "spans_per_entry", "forced_rate")
-#: The one writer of each state file in this process: the newest sampler given
-#: its path. An older sampler left alive would otherwise save its older count
-#: over the newer one, every few seconds and last of all at exit.
-_writers: weakref.WeakValueDictionary[str, StateFile] = weakref.WeakValueDictionary()
 
 
 @atexit.register
