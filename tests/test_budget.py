@@ -263,6 +263,19 @@ def test_a_state_path_holding_another_files_data_is_refused_and_left_alone(tmp_p
     assert path.read_bytes() == content, "never written over"
 
 
+def test_a_state_file_replaced_by_another_tools_data_while_running_is_not_saved_over(tmp_path, caplog):
+    path = tmp_path / "budget.json"
+    sampler = BudgetSampler(1.0, budget=1000, state_path=path, store="memory")
+    sampler.save_state()
+    assert json.loads(path.read_text())["kind"] == "tracesieve.budget"
+    path.write_text("[settings]\ntoken = 'x'\n")  # a mistake of the operator's, or a deploy's
+    with caplog.at_level(logging.ERROR, logger="tracesieve.budget"):
+        sampler.save_state()
+        sampler.close()
+    assert path.read_text() == "[settings]\ntoken = 'x'\n"
+    assert caplog.text.count("not saving budget state over a file that is no longer one") == 1, "reported once"
+
+
 def test_an_empty_state_file_is_taken_as_no_record_and_then_saved(tmp_path, caplog):
     path = tmp_path / "budget.json"
     path.touch(mode=0o600)

@@ -188,8 +188,13 @@ class StateFile:
         if sampler is None or self.read_only:
             return
         data = json.dumps(self.snapshot(sampler)).encode("utf-8")
+        try:
+            _, held = _load(self.path, warn=False)
+        except ConfigError as error:  # another tool's data written there since the start: never replaced
+            self._report_once(f"not saving budget state over a file that is no longer one: {error}")
+            return
         if not at_exit and not _shared(sampler):
-            self._notice_other_writer()
+            self._notice_other_writer(held)
         with self._lock:
             temporary: Optional[Path] = None
             try:
@@ -211,17 +216,13 @@ class StateFile:
                     self._forget(temporary)
                 self._report_once(f"could not save budget state to {self.path}: {error}")
 
-    def _notice_other_writer(self) -> None:
+    def _notice_other_writer(self, held: Optional[Dict[str, Any]]) -> None:
         """Warn (once per process) when another live process of this boot has
-        saved the file since this one's last save, twice running: each counts
-        its own budget (spawned workers given one state_path), so together they
-        spend it several times over. A restart's brief overlap, where the old
-        process saves once more, is not two writers."""
-        try:
-            data = json.loads(_read_trusted(self.path))
-        except (OSError, ValueError, ForeignFile, RecursionError):
-            return
-        writer = data.get("writer") if isinstance(data, dict) else None
+        saved the file (which now holds ``held``) since this one's last save,
+        twice running: each counts its own budget (spawned workers given one
+        state_path), so together they spend it several times over. A restart's
+        brief overlap, where the old process saves once more, is not two writers."""
+        writer = held.get("writer") if held is not None else None
         writer = writer if isinstance(writer, dict) else {}
         pid = _process_id(writer.get("pid"))
         other = pid if pid is not None and pid != os.getpid() and writer.get("boot") == _BOOT and _alive(pid) else None
