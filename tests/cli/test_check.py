@@ -379,6 +379,23 @@ def test_explain_walks_an_opentelemetry_files_parent_based_sampler(tmp_path, pri
     ]
 
 
+@pytest.mark.parametrize(
+    "sampler, said",
+    [
+        (
+            "trace_id_ratio_based: {ratio: 0.25}",
+            "TraceIdRatioSampler{0.25,respect_parent=False} decides every span alike: kept with probability 0.25",
+        ),
+        ("always_off: {}", "AlwaysOffSampler decides every span alike: dropped"),
+    ],
+)
+def test_explain_says_what_an_sdk_sampler_at_the_top_of_an_opentelemetry_file_does(tmp_path, capsys, sampler, said):
+    config = tmp_path / "otel.yaml"
+    config.write_text(f'file_format: "1.1"\ntracer_provider:\n  processors: []\n  sampler:\n    {sampler}\n')
+    assert main(["explain", str(config), "--name", "GET"]) == 0
+    assert capsys.readouterr().out.splitlines()[0].startswith(said)
+
+
 def test_check_and_explain_read_no_record_the_store_would_refuse(tmp_path, private_state_dir, monkeypatch, capsys):
     """A copy is this user's and private whatever the original was, so the
     store's checks (a regular file, this user's, private) are made on the

@@ -90,7 +90,10 @@ def _explain(args: argparse.Namespace) -> int:
 
     lines = _walk(sampler, args.child, walk)
     if lines is None:
-        raise UsageError(f"{args.config}: its sampler, {sampler.get_description()}, is not tracesieve's; nothing to explain")
+        raise UsageError(
+            f"{args.config}: its sampler, {sampler.get_description()}, is not one explain walks; expected a pipeline, a rules "
+            "file, a composite sampler, the SDK's always_on, always_off or trace_id_ratio_based, or parent_based over them"
+        )
     notes = [note for target in _tracesieve_samplers(sampler) for note in _pace_notes(target)]
     for line in [*lines, *explain_notes(), *dict.fromkeys(notes)]:
         print(line)
@@ -116,7 +119,8 @@ def _walk(sampler: Any, child: bool, walk: Callable[[Any, bool], List[str]]) -> 
     if hasattr(sampler, "explain"):
         return walk(sampler, child)
     if not isinstance(sampler, ParentBased):
-        return None
+        said = _sdk_decision(sampler)
+        return None if said is None else [f"{sampler.get_description()} decides every span alike: {said}"]
     if not child:
         root = sampler._root
         return [f"ParentBased: a span with no parent goes to its root sampler, {root.get_description()}", *_delegate(root, False, walk)]
@@ -131,17 +135,25 @@ def _walk(sampler: Any, child: bool, walk: Callable[[Any, bool], List[str]]) -> 
 def _delegate(sampler: Any, child: bool, walk: Callable[[Any, bool], List[str]]) -> List[str]:
     """A ParentBased delegate's decision, indented: tracesieve's walked, the
     SDK's own said in a line."""
-    from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, TraceIdRatioBased
-
     if hasattr(sampler, "explain"):
         return [f"  {line}" for line in walk(sampler, child)]
+    said = _sdk_decision(sampler)
+    return [f"  so: {said}" if said else "  the SDK's sampler decides; explain walks tracesieve's only"]
+
+
+def _sdk_decision(sampler: Any) -> Optional[str]:
+    """What one of the SDK's own samplers does with any span, or None for another sampler."""
+    from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, TraceIdRatioBased
+
+    from tracesieve.samplers import TraceIdRatioSampler
+
     if sampler is ALWAYS_ON:
-        return ["  so: kept (the SDK's sampler: no th)"]
+        return "kept (the SDK's sampler: no th)"
     if sampler is ALWAYS_OFF:
-        return ["  so: dropped"]
-    if isinstance(sampler, TraceIdRatioBased):
-        return [f"  so: kept with probability {sampler.rate:g} (the SDK's sampler: no th)"]
-    return ["  the SDK's sampler decides; explain walks tracesieve's only"]
+        return "dropped"
+    if isinstance(sampler, (TraceIdRatioBased, TraceIdRatioSampler)):  # the latter decides as the SDK's does, natively
+        return f"kept with probability {sampler.rate:g} (the SDK's sampler: no th)"
+    return None
 
 
 def _tracesieve_samplers(sampler: Any) -> List[Any]:
