@@ -7,6 +7,7 @@ import logging
 import random
 import threading
 import time
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -485,6 +486,13 @@ def test_metrics_appear_in_an_in_memory_reader():
     assert points[("tracesieve.sampler.rule_decisions", (("outcome", "sampled"), ("rule", "payment")))] == 1
     assert points[("tracesieve.budget.spans", (("state", "used"),))] == stats["sampled"] + sampler.budget_status()["assumed_spans"]
     assert points[("tracesieve.adaptive.boost", ())] == 1.0
+    # Past the period's end, with no decision since, the gauge reads the new period (it read the old one's).
+    end = datetime.fromisoformat(sampler.budget_status()["period_end"]).timestamp()
+    clock.now = end + 3600
+    points = metric_points(reader)
+    budget = sampler.budget_status()["budget_spans"]
+    assert points[("tracesieve.budget.spans", (("state", "used"),))] == 0
+    assert points[("tracesieve.budget.spans", (("state", "remaining"),))] == budget
     meters.shutdown()
 
 
