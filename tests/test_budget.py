@@ -11,6 +11,8 @@ import threading
 import time
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -274,6 +276,42 @@ def test_a_state_file_replaced_by_another_tools_data_while_running_is_not_saved_
         sampler.close()
     assert path.read_text() == "[settings]\ntoken = 'x'\n"
     assert caplog.text.count("not saving budget state over a file that is no longer one") == 1, "reported once"
+
+
+STATE_TEXT = st.one_of(
+    st.binary(max_size=300),
+    st.text(max_size=300).map(str.encode),
+    st.recursive(
+        st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+        lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
+        max_leaves=20,
+    ).map(lambda value: json.dumps(value).encode()),
+    st.fixed_dictionaries(
+        {"kind": st.just("tracesieve.budget")},
+        optional={
+            "version": st.integers(0, 3),
+            "used_spans": st.integers(-5, 10**20) | st.floats(),
+            "writer": st.dictionaries(st.sampled_from(["pid", "boot"]), st.integers(-(2**70), 2**70) | st.text(max_size=5)),
+        },
+    ).map(lambda value: json.dumps(value).encode()),
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(content=STATE_TEXT)
+def test_whatever_a_state_file_holds_the_constructor_raises_only_config_error_and_never_writes_over_it(tmp_path, content):
+    path = tmp_path / "budget.json"
+    path.write_bytes(content)
+    path.chmod(0o600)
+    try:
+        sampler = BudgetSampler(1.0, budget=1000, state_path=path, store="memory", save_interval=3600)
+    except ConfigError:
+        assert path.read_bytes() == content
+        return
+    sampler.should_sample(None, 1, "x")
+    sampler.save_state()  # reads what the file holds (and who wrote it) first
+    sampler.close()
+    assert json.loads(path.read_text())["kind"] == "tracesieve.budget"
 
 
 def test_an_empty_state_file_is_taken_as_no_record_and_then_saved(tmp_path, caplog):
