@@ -123,7 +123,9 @@ impl Composite {
                 },
                 Node::RuleBased(rules) => match rules.iter().position(|(p, _)| p.matches(facts, span)) {
                     Some(index) => {
-                        lines.push(format!("rule_based: rule {index} matches ({})", self.predicate_words(&rules[index].0)));
+                        // Counted from 1, as a reader counts the rules of the file.
+                        let (number, count) = (index + 1, rules.len());
+                        lines.push(format!("rule_based: rule {number} of {count} matches ({})", self.predicate_words(&rules[index].0)));
                         node = &rules[index].1;
                     }
                     None => {

@@ -377,6 +377,26 @@ def test_explain_walks_an_opentelemetry_files_parent_based_sampler(tmp_path, pri
         "  local_parent_not_sampled (a parent in this process, not sampled): AlwaysOffSampler",
         "    so: dropped",
     ]
+    # A composite delegate is walked too, its rules counted from 1 as the file lists them.
+    composite = tmp_path / "composite.yaml"
+    composite.write_text(
+        OTEL_BUDGET_CONFIG
+        + """      remote_parent_sampled:
+        tracesieve:
+          composite/development:
+            rule_based:
+              rules:
+                - attribute_values: {key: http.route, values: [/health]}
+                  sampler: {always_off: {}}
+                - sampler: {parent_threshold: {root: {always_on: {}}}}
+"""
+    )
+    assert main(["explain", str(composite), "--name", "GET", "--attr", "http.route=/health", "--child"]) == 0
+    assert capsys.readouterr().out.splitlines()[1:4] == [
+        "  remote_parent_sampled (a sampled parent from another process): CompositeSampler{rule_based}",
+        "    rule_based: rule 1 of 2 matches ('http.route' in ['/health'])",
+        "    always_off drops it",
+    ]
 
 
 @pytest.mark.parametrize(
