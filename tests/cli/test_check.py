@@ -407,13 +407,23 @@ def test_explain_walks_an_opentelemetry_files_parent_based_sampler(tmp_path, pri
             "TraceIdRatioSampler{0.25,respect_parent=False} decides every span alike: kept with probability 0.25",
         ),
         ("always_off: {}", "AlwaysOffSampler decides every span alike: dropped"),
+        (
+            "parent_based: {root: {always_on: {}}, remote_parent_sampled: "
+            '{jaeger_remote/development: {endpoint: "http://127.0.0.1:1", initial_sampler: {always_on: {}}}}}',
+            "ParentBased: a span with no parent goes to its root sampler, AlwaysOnSampler",
+        ),
     ],
 )
-def test_explain_says_what_an_sdk_sampler_at_the_top_of_an_opentelemetry_file_does(tmp_path, capsys, sampler, said):
+def test_explain_of_the_sdks_samplers_and_of_a_delegate_it_does_not_walk(tmp_path, capsys, sampler, said):
     config = tmp_path / "otel.yaml"
     config.write_text(f'file_format: "1.1"\ntracer_provider:\n  processors: []\n  sampler:\n    {sampler}\n')
     assert main(["explain", str(config), "--name", "GET"]) == 0
     assert capsys.readouterr().out.splitlines()[0].startswith(said)
+    if "jaeger" in sampler:  # a delegate explain does not walk is named, and said to be
+        assert main(["explain", str(config), "--name", "GET", "--child"]) == 0
+        out = capsys.readouterr().out.splitlines()
+        assert out[1].startswith("  remote_parent_sampled (a sampled parent from another process): JaegerRemoteSampler{")
+        assert out[2] == "    it decides as it will; explain does not walk it"
 
 
 def test_check_and_explain_read_no_record_the_store_would_refuse(tmp_path, private_state_dir, monkeypatch, capsys):

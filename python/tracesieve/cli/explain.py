@@ -138,7 +138,7 @@ def _delegate(sampler: Any, child: bool, walk: Callable[[Any, bool], List[str]])
     if hasattr(sampler, "explain"):
         return [f"  {line}" for line in walk(sampler, child)]
     said = _sdk_decision(sampler)
-    return [f"  so: {said}" if said else "  the SDK's sampler decides; explain walks tracesieve's only"]
+    return [f"  so: {said}" if said else "  it decides as it will; explain does not walk it"]
 
 
 def _sdk_decision(sampler: Any) -> Optional[str]:
