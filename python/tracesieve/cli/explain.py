@@ -100,13 +100,13 @@ def _explain(args: argparse.Namespace) -> int:
     return 0
 
 
-#: A ParentBased sampler's delegates for a span with a parent, and whose parent each is for.
-PARENTS = (
-    ("remote_parent_sampled", "a sampled parent from another process"),
-    ("remote_parent_not_sampled", "a parent from another process, not sampled"),
-    ("local_parent_sampled", "a sampled parent in this process"),
-    ("local_parent_not_sampled", "a parent in this process, not sampled"),
-)
+#: Whose parent each of a ParentBased sampler's delegates for a span with a parent is for.
+PARENTS = {
+    "remote_parent_sampled": "a sampled parent from another process",
+    "remote_parent_not_sampled": "a parent from another process, not sampled",
+    "local_parent_sampled": "a sampled parent in this process",
+    "local_parent_not_sampled": "a parent in this process, not sampled",
+}
 
 
 def _walk(sampler: Any, child: bool, walk: Callable[[Any, bool], List[str]]) -> Optional[List[str]]:
@@ -124,10 +124,12 @@ def _walk(sampler: Any, child: bool, walk: Callable[[Any, bool], List[str]]) -> 
     if not child:
         root = sampler._root
         return [f"ParentBased: a span with no parent goes to its root sampler, {root.get_description()}", *_delegate(root, False, walk)]
+    from tracesieve.declarative import PARENT_BASED_ORDER
+
     lines = ["ParentBased: a span with a parent goes to the sampler for its parent:"]
-    for name, parent in PARENTS:
+    for name in PARENT_BASED_ORDER[1:]:  # after root
         delegate = getattr(sampler, f"_{name}")
-        lines.append(f"  {name} ({parent}): {delegate.get_description()}")
+        lines.append(f"  {name} ({PARENTS[name]}): {delegate.get_description()}")
         lines += [f"  {line}" for line in _delegate(delegate, True, walk)]
     return lines
 
@@ -158,7 +160,9 @@ def _sdk_decision(sampler: Any) -> Optional[str]:
 
 def _tracesieve_samplers(sampler: Any) -> List[Any]:
     """``sampler`` and, for a ParentBased one, its delegates: those that are tracesieve's."""
-    delegates = [getattr(sampler, f"_{name}", None) for name in ("root", *(name for name, _ in PARENTS))]
+    from tracesieve.declarative import PARENT_BASED_ORDER
+
+    delegates = [getattr(sampler, f"_{name}", None) for name in PARENT_BASED_ORDER]
     return [target for target in [sampler, *delegates] if hasattr(target, "explain")]
 
 
