@@ -51,10 +51,14 @@ def test_the_default_record_is_a_private_file_named_for_the_service(private_stat
 
 
 def test_the_state_directory_is_made_private(tmp_path, monkeypatch):
+    tmp_path.chmod(0o755)
     state = tmp_path / "deep" / "state"
     monkeypatch.setenv("TRACESIEVE_STATE_DIR", str(state))
     BudgetSampler(1.0, budget=1_000)
-    assert stat.S_IMODE(state.stat().st_mode) == 0o700
+    # The parents it had to make too, as the XDG base directory specification asks.
+    for made in (state, state.parent):
+        assert stat.S_IMODE(made.stat().st_mode) == 0o700, made
+    assert stat.S_IMODE(tmp_path.stat().st_mode) == 0o755  # what was there is left as it was
 
 
 def test_the_service_name_comes_from_the_setting_then_opentelemetry_then_the_program(monkeypatch):

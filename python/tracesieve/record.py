@@ -273,6 +273,17 @@ def _memory_only(directory: str, problem: str) -> None:
         )
 
 
+def _make_private(directory: Path) -> None:
+    """Make ``directory`` and each missing parent 0700, as the XDG base directory
+    specification asks (``mkdir(parents=True)`` would make the parents 0755)."""
+    missing = []
+    while not directory.exists() and directory.parent != directory:
+        missing.append(directory)
+        directory = directory.parent
+    for made in reversed(missing):
+        made.mkdir(mode=0o700, exist_ok=True)
+
+
 def _prepare(directory: Path) -> Optional[str]:
     """Make ``directory`` (0700) if missing; why it cannot hold records, or None."""
     if not directory.is_absolute():
@@ -290,7 +301,7 @@ def _prepare(directory: Path) -> Optional[str]:
     try:
         if directory.exists() and not directory.is_dir():
             return "is not a directory"
-        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        _make_private(directory)
         info = os.stat(directory)
     except OSError as error:
         return f"cannot be made ({error.strerror or error})"
