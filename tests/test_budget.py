@@ -540,6 +540,15 @@ def test_saving_state_never_writes_through_a_planted_link_and_files_are_private(
     assert temporaries == [], "nothing left behind"
 
 
+def test_a_state_paths_missing_directories_are_made_private(tmp_path):
+    tmp_path.chmod(0o755)
+    path = tmp_path / "var" / "budget" / "state.json"
+    BudgetSampler(1.0, budget=1000, state_path=path).save_state()
+    for made in (path.parent, path.parent.parent):
+        assert made.stat().st_mode & 0o777 == 0o700, made
+    assert tmp_path.stat().st_mode & 0o777 == 0o755  # what was there is left as it was
+
+
 def test_a_state_file_others_may_write_or_another_user_owns_is_ignored(tmp_path, caplog):
     import os
 

@@ -1,10 +1,12 @@
-"""Opening a file that comes from outside (a configuration, a strategy, a
-state file) without blocking on a named pipe or a device put in its place."""
+"""Files from and for outside: opening one (a configuration, a strategy, a
+state file) without blocking on a named pipe or a device put in its place,
+and making private directories for the files we write."""
 
 from __future__ import annotations
 
 import os
 import stat
+from pathlib import Path
 from typing import BinaryIO
 
 _KINDS = {
@@ -34,3 +36,14 @@ def open_regular(path: os.PathLike[str] | str, flags: int = 0) -> BinaryIO:
     except BaseException:
         os.close(handle)
         raise
+
+
+def make_private_directory(directory: Path) -> None:
+    """Make ``directory`` and each missing parent 0700, as the XDG base directory
+    specification asks (``mkdir(parents=True)`` would make the parents 0755)."""
+    missing = []
+    while not directory.exists() and directory.parent != directory:
+        missing.append(directory)
+        directory = directory.parent
+    for made in reversed(missing):
+        made.mkdir(mode=0o700, exist_ok=True)

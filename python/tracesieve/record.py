@@ -27,6 +27,7 @@ import platformdirs
 
 from tracesieve._core import RECORD_IDLE_DAYS, remove_idle_records
 from tracesieve._core import RECORD_OVERFLOW_FILES as OVERFLOW_FILES
+from tracesieve._files import make_private_directory
 from tracesieve._scrub import scrubbed_logger
 
 __all__ = [
@@ -273,17 +274,6 @@ def _memory_only(directory: str, problem: str) -> None:
         )
 
 
-def _make_private(directory: Path) -> None:
-    """Make ``directory`` and each missing parent 0700, as the XDG base directory
-    specification asks (``mkdir(parents=True)`` would make the parents 0755)."""
-    missing = []
-    while not directory.exists() and directory.parent != directory:
-        missing.append(directory)
-        directory = directory.parent
-    for made in reversed(missing):
-        made.mkdir(mode=0o700, exist_ok=True)
-
-
 def _prepare(directory: Path) -> Optional[str]:
     """Make ``directory`` (0700) if missing; why it cannot hold records, or None."""
     if not directory.is_absolute():
@@ -301,7 +291,7 @@ def _prepare(directory: Path) -> Optional[str]:
     try:
         if directory.exists() and not directory.is_dir():
             return "is not a directory"
-        _make_private(directory)
+        make_private_directory(directory)
         info = os.stat(directory)
     except OSError as error:
         return f"cannot be made ({error.strerror or error})"

@@ -22,7 +22,7 @@ from typing import Any, Dict, Optional, Tuple
 from tracesieve import record
 from tracesieve._background import BackgroundThread
 from tracesieve._checks import finite_number, quoted
-from tracesieve._files import open_regular
+from tracesieve._files import make_private_directory, open_regular
 from tracesieve._scrub import scrubbed_logger
 from tracesieve.config import ConfigError
 
@@ -200,7 +200,7 @@ class StateFile:
             try:
                 if self.path.is_dir():
                     raise IsADirectoryError(f"{self.path} is a directory")
-                self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+                make_private_directory(self.path.parent)
                 # mkstemp: O_CREAT | O_EXCL | O_NOFOLLOW, mode 0600, a random name:
                 # nobody can plant a file or a link at it first.
                 handle, name = tempfile.mkstemp(prefix=f".{self.path.name}.{os.getpid()}.", suffix=".tmp", dir=self.path.parent)
