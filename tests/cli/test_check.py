@@ -142,8 +142,9 @@ def test_explain_and_check_show_the_pace_and_spending_the_services_record_is_at(
     monkeypatch.setenv("OTEL_SERVICE_NAME", "checkout")
     service = from_config(str(config))
     rng = random.Random(5)
+    kept = 0
     for _ in range(2_000):  # a first start's burst is 139 spans: past it at once
-        service.should_sample(None, rng.getrandbits(128), "GET")
+        kept += service.should_sample(None, rng.getrandbits(128), "GET").decision.is_sampled()
     pace_line = "times the budget's pacing probability: "
 
     def pace(lines):
@@ -159,13 +160,22 @@ def test_explain_and_check_show_the_pace_and_spending_the_services_record_is_at(
     month_on = (datetime.now(timezone.utc) + timedelta(days=40)).isoformat()
     assert main(["explain", str(config), "--name", "GET", "--at", month_on]) == 0
     assert pace(capsys.readouterr().out.splitlines()) == 1.0
-    # check says what the record has spent this period.
+    # check says what the record has spent this period: the count a new record began with
+    # (the calendar's share, mid-month) apart from what was counted since.
     spent = service.budget_status()
     assert main(["check", str(config)]) == 0
     line = capsys.readouterr().out.splitlines()[-1]
+    used, assumed = spent["used_spans"], spent["assumed_spans"]
+    assert used - assumed == kept
+    began = (
+        f": {assumed:,} it began with, the calendar's share a new record takes as spent or a count carried over, "
+        f"and {used - assumed:,} counted since"
+        if assumed  # nothing, in a month's first second
+        else ""
+    )
     assert line.startswith(
-        f"  spent this month so far, as the service's record stands: {spent['used_spans']:,} of 100,000 spans "
-        f"({spent['percent_used']:.1f}%), 0 refused by the head, 0 by the tail; the pacing probability now "
+        f"  spent this month so far, as the service's record stands: {used:,} of 100,000 spans "
+        f"({spent['percent_used']:.1f}%{began}), 0 refused by the head, 0 by the tail; the pacing probability now "
     ), line
 
 

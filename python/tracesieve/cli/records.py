@@ -91,20 +91,30 @@ def record_spending_notes(budget_status: Optional[Callable[[], Dict[str, Any]]])
     budget with these settings)."""
     if budget_status is None or not record.records_read or _without_this_budget():
         return []
-    return spending_notes(budget_status, "the service's record")
+    return spending_notes(budget_status, "the service's record", says_assumed=True)
 
 
-def spending_notes(budget_status: Callable[[], Dict[str, Any]], source: str) -> List[str]:
+def spending_notes(budget_status: Callable[[], Dict[str, Any]], source: str, says_assumed: bool = False) -> List[str]:
     """This period's spending as ``source`` (a record, a state file) stands,
     read with ``budget_status`` (a pipeline's; nothing when it has no budget
     stage). A record whose period ended reads as the new period, with nothing
-    of it spent, as the service's next decision finds it."""
+    of it spent, as the service's next decision finds it. ``says_assumed``:
+    the count the record began with is told apart from what was kept since
+    (a host record keeps the two apart; a state file does not)."""
     try:
         status = budget_status()
     except TypeError:  # a pipeline with no budget stage
         return []
     used, budget = status["used_spans"], status["budget_spans"]
     counted = f"{used:,} of {budget:,} spans ({100.0 * used / budget:.1f}%)"
+    assumed = status["assumed_spans"]
+    if says_assumed and assumed:
+        # A record's first period begins with the calendar's share taken as spent (pacing.md): say so,
+        # or a service started today reads as having kept a fifth of the month's budget.
+        counted = (
+            f"{used:,} of {budget:,} spans ({100.0 * used / budget:.1f}%: {assumed:,} it began with, the calendar's share "
+            f"a new record takes as spent or a count carried over, and {used - assumed:,} counted since)"
+        )
     period = "today" if status["period"] == "day" else f"this {status['period']}"
     tail_refused = sum(counts["refused_spans"] for counts in status["tail"].values())
     # refused_spans counts the tail's refusals too.
