@@ -21,11 +21,11 @@ import stat
 import sys
 import urllib.parse
 from pathlib import Path
-from typing import Any, Dict, Mapping, Optional, Set, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Set, Tuple
 
 import platformdirs
 
-from tracesieve._core import RECORD_IDLE_DAYS, remove_idle_records
+from tracesieve._core import RECORD_IDLE_DAYS, record_budgets, remove_idle_records
 from tracesieve._core import RECORD_OVERFLOW_FILES as OVERFLOW_FILES
 from tracesieve._files import make_private_directory
 from tracesieve._scrub import scrubbed_logger
@@ -35,6 +35,7 @@ __all__ = [
     "MEMORY",
     "STATE_DIR_VARIABLE",
     "budget_store",
+    "budgets_held",
     "default_store",
     "document_service",
     "named_service",
@@ -133,6 +134,9 @@ records_left_out: Dict[str, str] = {}
 #: own path, and the copy's size before use (a budget the record did not
 #: hold makes the copy grow).
 records_read: Dict[str, Tuple[str, int]] = {}
+#: ... and the budgets each copy held when it was made (``BudgetSampler``
+#: settings), with the copy's store URL.
+budgets_held: Dict[str, Tuple[str, List[Dict[str, Any]]]] = {}
 
 
 def read_records_only(scratch: Optional[Path]) -> None:
@@ -147,6 +151,7 @@ def read_records_only(scratch: Optional[Path]) -> None:
     _scratch = scratch
     records_left_out.clear()
     records_read.clear()
+    budgets_held.clear()
 
 
 def reading_only() -> bool:
@@ -168,6 +173,8 @@ def _stand_in(scratch: Path, directory: Path, name: Optional[str]) -> str:
                 if not _private_file(own_file):
                     break
                 shutil.copy2(own_file, scratch / f"{service}{suffix}")  # its mode (0600) too, which the store checks
+            url = f"host://{scratch}#{service}"
+            budgets_held[str(copy)] = (url, record_budgets(url))
             records_read[str(copy)] = (str(own), record_size(copy))
         except OSError:
             pass

@@ -8,5 +8,6 @@
 
 pub mod pacer;
 pub mod period;
+pub mod settings;
 pub mod tail;
 pub mod wall;

@@ -35,6 +35,7 @@ use std::sync::atomic::{AtomicU64, Ordering::*};
 use std::sync::Arc;
 
 use super::period::{Bounds, Calendar};
+use super::settings::BudgetSettings;
 use super::wall::{WallTracker, TOLERANCE};
 use crate::cells::AtomicF64;
 use crate::clock::Moment;
@@ -74,10 +75,6 @@ pub const START_SECONDS: f64 = 30.0;
 const FRESH: f64 = 3600.0;
 /// Spans the trickle is expected to keep per floor slot at the limit.
 const TRICKLE_PER_SLOT: f64 = 1.0;
-/// Bumped whenever `PacerState`'s layout changes (1: the layout before it was
-/// named): part of the settings a store piece is made with, so a host record
-/// starts a new piece for it and a file store refuses the old one by name.
-const STATE_LAYOUT: u32 = 2;
 
 /// What a reservation is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -373,14 +370,15 @@ impl Pacer {
         let length = period.length();
         let spans = budget as f64;
         let burst = (spans * BURST_FRACTION).max(MIN_BURST.min(spans / 10.0));
-        let settings = format!(
-            "budget={budget} spans, period={}, timezone={}, cap_forced_keeps={cap_forced}, downstream={}",
-            calendar.kind.name(),
-            calendar.zone_name,
-            downstream.name()
-        );
-        let placement = store.place("budget", &format!("{settings}, state layout={STATE_LAYOUT}"), words_of::<PacerState>())?;
-        let fleet = store.fleet().map(|fleet| PacerFleet::new(fleet, settings.clone()));
+        let settings = BudgetSettings {
+            budget,
+            period: calendar.kind.name().to_owned(),
+            timezone: calendar.zone_name.clone(),
+            cap_forced,
+            downstream: downstream.name().to_owned(),
+        };
+        let placement = store.place("budget", &settings.piece_text(), words_of::<PacerState>())?;
+        let fleet = store.fleet().map(|fleet| PacerFleet::new(fleet, settings.text()));
         let origin = placement.origin;
         let mut pacer = Pacer {
             calendar,

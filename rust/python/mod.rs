@@ -90,6 +90,27 @@ mod _core {
             .collect()
     }
 
+    /// The budgets the store at `url` holds (a host record's every file), as
+    /// `BudgetSampler` settings: `budget`, `period`, `timezone`,
+    /// `cap_forced_keeps`, `downstream`. For `check`, on a copy of a record:
+    /// opening a record may write to it.
+    #[pyfunction]
+    fn record_budgets<'py>(py: Python<'py>, url: &str) -> PyResult<Vec<Bound<'py, pyo3::types::PyDict>>> {
+        let store = crate::store::Store::open(url).map_err(config_error)?;
+        crate::budget::settings::budgets_in(&store)
+            .into_iter()
+            .map(|settings| {
+                let out = pyo3::types::PyDict::new(py);
+                out.set_item("budget", settings.budget)?;
+                out.set_item("period", settings.period)?;
+                out.set_item("timezone", settings.timezone)?;
+                out.set_item("cap_forced_keeps", settings.cap_forced)?;
+                out.set_item("downstream", settings.downstream)?;
+                Ok(out)
+            })
+            .collect()
+    }
+
     /// The 56-bit rejection threshold for `probability` (2**56 for probability 0).
     #[pyfunction]
     #[pyo3(signature = (probability, precision = threshold::DEFAULT_PRECISION as i64))]

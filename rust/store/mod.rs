@@ -23,7 +23,7 @@ mod guard;
 pub mod idle;
 pub mod region;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Mutex, OnceLock};
 
@@ -167,12 +167,27 @@ impl Store {
     fn overflow_file(&self, index: usize) -> Result<&StoreFile, &str> {
         let Some(first) = &self.file else { return Err("no record file") };
         let opened = self.overflow[index].get_or_init(|| {
-            let path = first.path();
-            let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-            let path = path.with_file_name(format!("{stem}+{}.tracesieve", index + 2));
-            StoreFile::open_with(&path, first.boot(), &Access::default()).map_err(|e| e.to_string())
+            StoreFile::open_with(&overflow_path(first.path(), index), first.boot(), &Access::default()).map_err(|e| e.to_string())
         });
         opened.as_ref().map_err(String::as_str)
+    }
+
+    /// The settings each piece of `kind` was made with, in every file of a
+    /// host record that exists (an overflow file not yet made is not made).
+    pub fn settings_of(&self, kind: &str) -> Vec<String> {
+        let Some(first) = &self.file else { return Vec::new() };
+        let mut files = vec![first];
+        for index in 0..self.overflow.len() {
+            if !overflow_path(first.path(), index).exists() {
+                break;
+            }
+            match self.overflow_file(index) {
+                Ok(file) => files.push(file),
+                Err(_) => break,
+            }
+        }
+        let pieces = files.into_iter().flat_map(|file| file.pieces().unwrap_or_default());
+        pieces.filter(|(_, piece_kind, _)| piece_kind == kind).map(|(_, _, settings)| settings).collect()
     }
 
     /// Whether pieces are shared with other processes (a usable file, or a fleet).
@@ -287,6 +302,12 @@ impl Store {
             }
         }
     }
+}
+
+/// A host record's overflow file `index` (0: `<name>+2.tracesieve`).
+fn overflow_path(first: &Path, index: usize) -> PathBuf {
+    let stem = first.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    first.with_file_name(format!("{stem}+{}.tracesieve", index + 2))
 }
 
 /// `file:///absolute/path[?group=NAME][#name]` → (path, piece name, who may share it).

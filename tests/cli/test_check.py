@@ -130,6 +130,57 @@ def test_check_and_explain_read_a_services_record_but_never_make_one(tmp_path, p
     assert record.read_bytes() == before and sorted(p.name for p in state.iterdir()) == ["checkout.tracesieve"]
 
 
+def test_check_lists_the_other_budgets_a_services_record_holds_with_their_spending(tmp_path, private_state_dir, monkeypatch, capsys):
+    """A budget changed by a restart starts a new count in the service's
+    record: check says so, and what the budgets already there have spent,
+    so an operator who lowered 100,000 to 5,000 sees the 100,000's count
+    does not carry on. Only those that spent most are listed."""
+    import random
+
+    monkeypatch.setenv("OTEL_SERVICE_NAME", "checkout")
+    config = tmp_path / "sampling.toml"
+    config.write_text(BUDGET_PIPELINE)
+    service = from_config(str(config))
+    rng = random.Random(3)
+    for _ in range(500):
+        service.should_sample(None, rng.getrandbits(128), "GET")
+    spent = service.budget_status()
+    daily = BudgetSampler(1.0, budget=7_000, period="day", timezone="Asia/Seoul", downstream="follow", cap_forced_keeps=True)
+    day_spent = daily.budget_status()
+    record = private_state_dir / "checkout.tracesieve"
+    before = record.read_bytes()
+    other = tmp_path / "other.toml"
+    other.write_text(BUDGET_PIPELINE.replace("100000", "5000"))
+    assert main(["check", str(other)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    at = out.index(f"  {record}: has no budget with these settings yet; the service adds one when it starts with them")
+    assert out[at + 1 :] == [
+        "    it holds the service's other budgets, each counted apart: a restart with changed settings counts afresh "
+        "from the calendar's share, where a reload carries the count over",
+        f"    - 100,000 spans per month (UTC): {spent['used_spans']:,} spent this month ({spent['percent_used']:.1f}%)",
+        f"    - 7,000 spans per day (Asia/Seoul), keep rules capped, downstream follow: {day_spent['used_spans']:,} spent today "
+        f"({day_spent['percent_used']:.1f}%)",
+    ]
+    assert spent["used_spans"] > day_spent["used_spans"], "listed by what they spent, most first"
+    # The budgets there are read, never written; a budget the record holds lists none.
+    assert record.read_bytes() == before
+    assert main(["check", str(config)]) == 0
+    assert "other budgets" not in capsys.readouterr().out
+    # Many: those that spent most, then how many more.
+    for budget in range(10):
+        BudgetSampler(1.0, budget=1_000 + budget, period="day")
+    assert main(["check", str(other)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    listed = out[
+        out.index(
+            "    it holds the service's other budgets, each counted apart: a restart with changed settings counts afresh "
+            "from the calendar's share, where a reload carries the count over"
+        )
+        + 1 :
+    ]
+    assert len(listed) == 6 and listed[0].startswith("    - 100,000 spans per month") and listed[-1] == "    and 7 more, which spent less"
+
+
 def test_explain_and_check_show_the_pace_and_spending_the_services_record_is_at(tmp_path, private_state_dir, monkeypatch, capsys):
     """Regression: explain read the record's line at a monotonic time equal to
     the wall time, decades on, so a service at its budget's limit was shown

@@ -9,9 +9,10 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List, Optional
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 from tracesieve import record
+from tracesieve.config import ConfigError
 
 UNNAMED = (
     "<service>: the budget's name, else OTEL_SERVICE_NAME, else service.name in OTEL_RESOURCE_ATTRIBUTES, "
@@ -48,11 +49,48 @@ def _without_this_budget() -> List[str]:
     return [own for copy, (own, size) in record.records_read.items() if record.record_size(Path(copy)) != size]
 
 
+#: The other budgets of a record ``check`` lists, those that spent most this period first.
+LISTED_BUDGETS = 5
+
+
+def _other_budgets(copy: str) -> List[str]:
+    """The budgets a service's record held before this one was added, each
+    with what it has spent this period (read from the copy ``copy``)."""
+    from tracesieve.budget import BudgetSampler
+
+    url, held = record.budgets_held.get(copy, ("", []))
+    read: List[Tuple[int, str]] = []
+    for settings in held:
+        said = f"{settings['budget']:,} spans per {settings['period']} ({settings['timezone']})"
+        said += ", keep rules capped" if settings["cap_forced_keeps"] else ""
+        said += f", downstream {settings['downstream']}" if settings["downstream"] != "pace" else ""
+        try:
+            status = BudgetSampler(1.0, store=url, **settings).budget_status()
+        except ConfigError as error:  # a time zone this machine no longer knows, say
+            read.append((-1, f"  - {said}: not read ({error})"))
+            continue
+        period = "today" if status["period"] == "day" else f"this {status['period']}"
+        read.append((status["used_spans"], f"  - {said}: {status['used_spans']:,} spent {period} ({status['percent_used']:.1f}%)"))
+    if not read:
+        return []
+    read.sort(key=lambda item: -item[0])
+    lines = [
+        "  it holds the service's other budgets, each counted apart: a restart with changed settings "
+        "counts afresh from the calendar's share, where a reload carries the count over",
+        *(line for _, line in read[:LISTED_BUDGETS]),
+    ]
+    if len(read) > LISTED_BUDGETS:
+        lines.append(f"  and {len(read) - LISTED_BUDGETS:,} more, which spent less")
+    return lines
+
+
 def check_notes() -> List[str]:
     """What ``check`` adds after the plan about records it did not find."""
-    notes = [
-        f"{own}: has no budget with these settings yet; the service adds one when it starts with them" for own in _without_this_budget()
-    ]
+    notes = []
+    for copy, (own, size) in record.records_read.items():
+        if record.record_size(Path(copy)) != size:
+            notes.append(f"{own}: has no budget with these settings yet; the service adds one when it starts with them")
+            notes.extend(_other_budgets(copy))
     for own in record.records_left_out.values():
         if "<service>" in own:
             notes.append(UNNAMED)
