@@ -25,7 +25,7 @@ from typing import Any, Dict, List, Mapping, Optional, Set, Tuple
 
 import platformdirs
 
-from tracesieve._core import RECORD_IDLE_DAYS, record_budgets, remove_idle_records
+from tracesieve._core import RECORD_IDLE_DAYS, read_record, remove_idle_records
 from tracesieve._core import RECORD_OVERFLOW_FILES as OVERFLOW_FILES
 from tracesieve._files import make_private_directory
 from tracesieve._scrub import scrubbed_logger
@@ -46,6 +46,7 @@ __all__ = [
     "record_size",
     "records_left_out",
     "records_read",
+    "records_unusable",
     "sampler_service",
     "service_name",
     "state_dir",
@@ -137,6 +138,10 @@ records_read: Dict[str, Tuple[str, int]] = {}
 #: ... and the budgets each copy held when it was made (``BudgetSampler``
 #: settings), with the copy's store URL.
 budgets_held: Dict[str, Tuple[str, List[Dict[str, Any]]]] = {}
+#: ... and for the records whose copy the store could not use (a truncated or
+#: foreign file), as the service could not either: the copy, the service's
+#: own path, and why.
+records_unusable: Dict[str, Tuple[str, str]] = {}
 
 
 def read_records_only(scratch: Optional[Path]) -> None:
@@ -152,6 +157,7 @@ def read_records_only(scratch: Optional[Path]) -> None:
     records_left_out.clear()
     records_read.clear()
     budgets_held.clear()
+    records_unusable.clear()
 
 
 def reading_only() -> bool:
@@ -174,11 +180,15 @@ def _stand_in(scratch: Path, directory: Path, name: Optional[str]) -> str:
                     break
                 shutil.copy2(own_file, scratch / f"{service}{suffix}")  # its mode (0600) too, which the store checks
             url = f"host://{scratch}#{service}"
-            budgets_held[str(copy)] = (url, record_budgets(url))
-            records_read[str(copy)] = (str(own), record_size(copy))
+            problem, budgets = read_record(url)
+            if problem is not None:  # said of the service's own files, not the copies
+                records_unusable[str(copy)] = (str(own), problem.replace(str(scratch), str(directory)))
+            else:
+                budgets_held[str(copy)] = (url, budgets)
+                records_read[str(copy)] = (str(own), record_size(copy))
         except OSError:
             pass
-    if str(copy) not in records_read:
+    if str(copy) not in records_read and str(copy) not in records_unusable:
         records_left_out[str(copy)] = str(own)
     return f"host://{scratch}#{service or 'service'}"
 

@@ -90,14 +90,15 @@ mod _core {
             .collect()
     }
 
-    /// The budgets the store at `url` holds (a host record's every file), as
-    /// `BudgetSampler` settings: `budget`, `period`, `timezone`,
-    /// `cap_forced_keeps`, `downstream`. For `check`, on a copy of a record:
-    /// opening a record may write to it.
+    /// What the store at `url` holds: why it cannot be used (None when it
+    /// can), and its budgets (a host record's every file), as `BudgetSampler`
+    /// settings: `budget`, `period`, `timezone`, `cap_forced_keeps`,
+    /// `downstream`. For `check`, on a copy of a record: opening a record may
+    /// write to it.
     #[pyfunction]
-    fn record_budgets<'py>(py: Python<'py>, url: &str) -> PyResult<Vec<Bound<'py, pyo3::types::PyDict>>> {
+    fn read_record<'py>(py: Python<'py>, url: &str) -> PyResult<(Option<String>, Vec<Bound<'py, pyo3::types::PyDict>>)> {
         let store = crate::store::Store::open(url).map_err(config_error)?;
-        crate::budget::settings::budgets_in(&store)
+        let budgets = crate::budget::settings::budgets_in(&store)
             .into_iter()
             .map(|settings| {
                 let out = pyo3::types::PyDict::new(py);
@@ -108,7 +109,8 @@ mod _core {
                 out.set_item("downstream", settings.downstream)?;
                 Ok(out)
             })
-            .collect()
+            .collect::<PyResult<_>>()?;
+        Ok((store.problem(), budgets))
     }
 
     /// The 56-bit rejection threshold for `probability` (2**56 for probability 0).

@@ -130,6 +130,38 @@ def test_check_and_explain_read_a_services_record_but_never_make_one(tmp_path, p
     assert record.read_bytes() == before and sorted(p.name for p in state.iterdir()) == ["checkout.tracesieve"]
 
 
+@pytest.mark.parametrize("content", [b"tsieve", b"\x00" * 70_000, b"precious notes\n"])
+def test_a_services_record_the_store_cannot_use_is_said_so_not_read_as_its_spending(
+    tmp_path, private_state_dir, monkeypatch, capsys, content
+):
+    """Regression: a record the store could not use (truncated, zeroed, another
+    tool's file at its path) was "read": check printed a first start's
+    assumed count as what "the service's record" had spent, and explain said
+    its pace "was read from the service's record". The service cannot use it
+    either: each process keeps its own budget, which is what check now says."""
+    monkeypatch.setenv("OTEL_SERVICE_NAME", "checkout")
+    config = tmp_path / "sampling.toml"
+    config.write_text(BUDGET_PIPELINE)
+    record = private_state_dir / "checkout.tracesieve"
+    record.write_bytes(content)
+    record.chmod(0o600)
+    assert main(["check", str(config)]) == 0
+    out = capsys.readouterr().out
+    assert "spent this month" not in out, out
+    said = [line for line in out.splitlines() if "the service's record cannot be used" in line]
+    assert len(said) == 1 and said[0].startswith(
+        f"  the service's record cannot be used, by check or by the service: {record} is not a tracesieve store"
+    )
+    assert said[0].endswith("each of the service's processes keeps a budget of its own until the file is removed")
+    assert "tracesieve-" not in out, "the copy's path is never shown"
+    assert main(["explain", str(config), "--name", "GET"]) == 0
+    last = capsys.readouterr().out.splitlines()[-1]
+    assert last.startswith(f"the budget's pace is a start's with no record: the service's record cannot be used: {record} is not"), last
+    assert record.read_bytes() == content
+    # The service says the same of it, and keeps its budget per process.
+    assert from_config(str(config)).stats()["store"]["shared"] == []
+
+
 def test_check_lists_the_other_budgets_a_services_record_holds_with_their_spending(tmp_path, private_state_dir, monkeypatch, capsys):
     """A budget changed by a restart starts a new count in the service's
     record: check says so, and what the budgets already there have spent,

@@ -38,7 +38,11 @@ def reading_only() -> Iterator[None]:
 def as_the_service_keeps_it(line: str) -> str:
     """``line`` with each stand-in or copy's path replaced by the service's own
     record's (its overflow files', ``<name>+2.tracesieve`` on, too)."""
-    owners = {**record.records_left_out, **{copy: own for copy, (own, _) in record.records_read.items()}}
+    owners = {
+        **record.records_left_out,
+        **{copy: own for copy, (own, _) in record.records_read.items()},
+        **{copy: own for copy, (own, _) in record.records_unusable.items()},
+    }
     for stand_in, own in owners.items():
         line = line.replace(stand_in.removesuffix(".tracesieve"), own.removesuffix(".tracesieve"))
     return line
@@ -91,6 +95,11 @@ def check_notes() -> List[str]:
         if record.record_size(Path(copy)) != size:
             notes.append(f"{own}: has no budget with these settings yet; the service adds one when it starts with them")
             notes.extend(_other_budgets(copy))
+    for _, problem in record.records_unusable.values():
+        notes.append(
+            f"the service's record cannot be used, by check or by the service: {problem}; "
+            "each of the service's processes keeps a budget of its own until the file is removed"
+        )
     for own in record.records_left_out.values():
         if "<service>" in own:
             notes.append(UNNAMED)
@@ -110,6 +119,10 @@ def explain_notes() -> List[str]:
         else f"the budget's pace was read from the service's record, {own}"
         for own, _ in record.records_read.values()
     ]
+    notes.extend(
+        f"the budget's pace is a start's with no record: the service's record cannot be used: {problem}"
+        for _, problem in record.records_unusable.values()
+    )
     for own in record.records_left_out.values():
         if "<service>" in own:
             notes.append(
