@@ -571,3 +571,63 @@ def test_check_and_explain_read_a_record_that_went_on_in_an_overflow_file(tmp_pa
     assert f"{private_state_dir / 'checkout.tracesieve'}: has no budget with these settings yet" in out, out
     assert f"recorded on this host in {private_state_dir / 'checkout+3.tracesieve'}" in out, out
     assert {path: path.read_bytes() for path in private_state_dir.iterdir()} == files
+
+
+def test_check_reads_a_fleets_count_from_redis_writing_nothing(tmp_path, capsys):
+    """A budget on a Redis fleet: check reads the fleet's count this period
+    and the leases held (a script that writes nothing), says when there is
+    none, when it is garbage or another budget's, and when Redis cannot be
+    reached, never showing the password."""
+    import random
+
+    from tracesieve import fleet
+    from tracesieve.local_redis import RedisServer
+
+    server = RedisServer(password="s3cr3t-pw").start()
+    try:
+        config = tmp_path / "fleet.toml"
+        config.write_text(f'store = "{server.url}?interval=0#shop"\n' + BUDGET_PIPELINE)
+
+        def said() -> str:
+            assert main(["check", str(config)]) == 0
+            out = capsys.readouterr().out
+            assert "s3cr3t-pw" not in out
+            return out.splitlines()[-1]
+
+        assert said() == "  the fleet has no count in Redis this month yet: none of its processes has stepped this month"
+        client = server.client()
+        assert client.keys("*") == [], "check wrote nothing"
+        service = from_config(str(config))
+        fleet.sync(service)
+        rng = random.Random(2)
+        for _ in range(300):
+            service.should_sample(None, rng.getrandbits(128), "GET")
+        fleet.sync(service)
+        [key] = client.keys("*")
+        before = client.hgetall(key)
+        used = int(float(before[b"used"]))
+        held = service.stats()["store"]["fleet"]["budget"]["lease_left"]
+        assert (
+            said()
+            == f"  the fleet's count in Redis this month: {used:,} of 100,000 spans ({used / 1000:.1f}%); 1 process holding leases of {held:,} spans more"
+        )
+        assert client.hgetall(key) == before, "check wrote nothing"
+        client.hset(key, "used", "1e308")
+        assert (
+            said() == "  the fleet's count in Redis this month is no count (written by something else); the next process to step repairs it"
+        )
+        other = tmp_path / "other.toml"
+        other.write_text(config.read_text().replace("100000", "5000"))
+        assert main(["check", str(other)]) == 0
+        assert capsys.readouterr().out.splitlines()[-1] == (
+            "  the fleet's budget in Redis was made with other settings (budget=100000 spans, period=month, timezone=UTC, "
+            "cap_forced_keeps=false, downstream=pace): processes with these settings treat the fleet as down, each on its fallback share"
+        )
+        wrong = tmp_path / "wrong.toml"
+        wrong.write_text(config.read_text().replace("s3cr3t-pw", "wr0ng-pw"))
+        assert main(["check", str(wrong)]) == 0
+        last = capsys.readouterr().out.splitlines()[-1]
+        assert last.startswith("  the fleet's count this month was not read from Redis: ") and "wr0ng-pw" not in last, last
+    finally:
+        server.stop()
+    assert said().startswith("  the fleet's count this month was not read from Redis: ConnectionError")

@@ -61,6 +61,10 @@ def _check(args: argparse.Namespace) -> int:
             except ConfigError as error:
                 raise ConfigError(f"{where}{error}") from None
         kind, description = "pipeline", native.get_description()
+        if budget_status is not None:
+            from tracesieve.cli.fleet_count import fleet_spending_notes
+
+            spending.extend(fleet_spending_notes(native, budget_status()))
     print(f"{args.config}: valid {kind} ({description})")
     for line in [*lines, *check_notes(), *record_spending_notes(budget_status), *spending]:
         print(f"  {as_the_service_keeps_it(line)}")

@@ -117,6 +117,19 @@ impl Pacer {
     }
 }
 
+impl Pacer {
+    /// The script call that reads the fleet's count of this period and the
+    /// leases held, writing nothing (for `tracesieve check`); None outside a fleet.
+    pub fn fleet_read_request(&self) -> Option<Request> {
+        let fleet = self.fleet.as_ref()?;
+        Some(Request {
+            script: "budget_read",
+            keys: vec![format!("{}:{:.0}", fleet.key_prefix, self.s.period_start.get())],
+            args: vec![fleet.settings.clone(), self.budget.to_string()],
+        })
+    }
+}
+
 impl Member for Pacer {
     fn fleet_request(&self, now: &Moment) -> Option<Request> {
         let fleet = self.fleet.as_ref()?;

@@ -14,6 +14,13 @@ impl NativeSampler {
         fleet::connection(fleet::plan_fleet(self.core.plan()))
     }
 
+    /// `(script, keys, args)`: the call that reads the budget's count in the
+    /// fleet, writing nothing (for `tracesieve check`), or None.
+    fn fleet_budget_read(&self) -> Option<(&'static str, Vec<String>, Vec<String>)> {
+        let request = self.core.plan().pacer()?.fleet_read_request()?;
+        Some((request.script, request.keys, request.args))
+    }
+
     /// `[(kind, script, keys, args)]`: the steps to send the fleet now.
     fn fleet_requests<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
         let plan = self.core.plan();

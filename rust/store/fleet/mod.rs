@@ -39,9 +39,11 @@ pub struct Request {
 }
 
 /// The server-side scripts, by name: each is one atomic step of one kind of
-/// piece, after the prelude every script shares.
-pub const SCRIPTS: [(&str, &str); 3] = [
+/// piece (or a reading of one), after the prelude every script shares.
+pub const SCRIPTS: [(&str, &str); 4] = [
     ("budget", concat!(include_str!("prelude.lua"), include_str!("budget.lua"))),
+    // Read only, for `tracesieve check`: no member's step.
+    ("budget_read", concat!(include_str!("prelude.lua"), include_str!("budget_read.lua"))),
     ("rate_limit", concat!(include_str!("prelude.lua"), include_str!("rate_limit.lua"))),
     ("signals", concat!(include_str!("prelude.lua"), include_str!("signals.lua"))),
 ];
