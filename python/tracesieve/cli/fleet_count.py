@@ -8,6 +8,7 @@ from typing import Any, Dict, List
 from tracesieve._core import fleet_scripts
 from tracesieve._redis import Secret, connect, scrub
 from tracesieve._scrub import scrub as scrub_credentials
+from tracesieve.cli.records import this_period
 from tracesieve.fleet import require_client
 
 #: Seconds ``check`` waits for Redis before saying it could not read the count.
@@ -22,7 +23,7 @@ def fleet_spending_notes(native: Any, status: Dict[str, Any]) -> List[str]:
     if read is None or connection is None:
         return []
     script, keys, args = read
-    period = "today" if status["period"] == "day" else f"this {status['period']}"
+    period = this_period(status["period"])
     password = None
     try:
         require_client()

@@ -48,9 +48,15 @@ def as_the_service_keeps_it(line: str) -> str:
     return line
 
 
-def _without_this_budget() -> List[str]:
-    """The services' records read that held no budget with these settings (a copy grew to make one)."""
-    return [own for copy, (own, size) in record.records_read.items() if record.record_size(Path(copy)) != size]
+def _without_this_budget() -> List[Tuple[str, str]]:
+    """(copy, own) of the services' records read that held no budget with
+    these settings (a copy grew to make one)."""
+    return [(copy, own) for copy, (own, size) in record.records_read.items() if record.record_size(Path(copy)) != size]
+
+
+def this_period(period: str) -> str:
+    """How a line names the budget's current ``period``: today, this month..."""
+    return "today" if period == "day" else f"this {period}"
 
 
 #: The other budgets of a record ``check`` lists, those that spent most this period first.
@@ -73,8 +79,8 @@ def _other_budgets(copy: str) -> List[str]:
         except ConfigError as error:  # a time zone this machine no longer knows, say
             read.append((-1, f"  - {said}: not read ({error})"))
             continue
-        period = "today" if status["period"] == "day" else f"this {status['period']}"
-        read.append((status["used_spans"], f"  - {said}: {status['used_spans']:,} spent {period} ({status['percent_used']:.1f}%)"))
+        spent = f"{status['used_spans']:,} spent {this_period(status['period'])} ({status['percent_used']:.1f}%)"
+        read.append((status["used_spans"], f"  - {said}: {spent}"))
     if not read:
         return []
     read.sort(key=lambda item: -item[0])
@@ -91,10 +97,9 @@ def _other_budgets(copy: str) -> List[str]:
 def check_notes() -> List[str]:
     """What ``check`` adds after the plan about records it did not find."""
     notes = []
-    for copy, (own, size) in record.records_read.items():
-        if record.record_size(Path(copy)) != size:
-            notes.append(f"{own}: has no budget with these settings yet; the service adds one when it starts with them")
-            notes.extend(_other_budgets(copy))
+    for copy, own in _without_this_budget():
+        notes.append(f"{own}: has no budget with these settings yet; the service adds one when it starts with them")
+        notes.extend(_other_budgets(copy))
     for _, problem in record.records_unusable.values():
         notes.append(
             f"the service's record cannot be used, by check or by the service: {problem}; "
@@ -112,7 +117,7 @@ def check_notes() -> List[str]:
 
 def explain_notes() -> List[str]:
     """What ``explain`` adds after its walk: where the budget's pace came from."""
-    lacking = _without_this_budget()
+    lacking = [own for _, own in _without_this_budget()]
     notes = [
         f"the budget's pace is a first start's: the service's record, {own}, has no budget with these settings"
         if own in lacking
@@ -166,7 +171,7 @@ def spending_notes(budget_status: Callable[[], Dict[str, Any]], source: str, say
             f"{used:,} of {budget:,} spans ({100.0 * used / budget:.1f}%: {assumed:,} it began with, the calendar's share "
             f"a new record takes as spent or a count carried over, and {used - assumed:,} counted since)"
         )
-    period = "today" if status["period"] == "day" else f"this {status['period']}"
+    period = this_period(status["period"])
     tail_refused = sum(counts["refused_spans"] for counts in status["tail"].values())
     # refused_spans counts the tail's refusals too.
     head_refused = max(0, status["refused_spans"] - tail_refused)
