@@ -461,6 +461,26 @@ def test_from_config_reads_the_tail_section_and_defers_the_head(tmp_path: Any) -
         TracerProvider.from_config(path)
 
 
+def test_from_config_refuses_what_it_would_otherwise_pass_over_for_the_sdks_sampler(tmp_path: Any) -> None:
+    """Regression: a document with no stage it knew (a mistyped stage, an
+    OpenTelemetry configuration file) got the SDK's default sampler, every
+    trace kept, without a word. A document of only tail settings still does,
+    as documented."""
+    path = tmp_path / "sampling.toml"
+    path.write_text("[budjet]\nbudget = 5000\n")
+    with pytest.raises(ConfigError, match=r'sampling.toml: budjet: unknown stage or setting \(did you mean "budget"\?\)'):
+        TracerProvider.from_config(path)
+    otel = tmp_path / "otel.yaml"
+    otel.write_text('file_format: "1.0"\ntracer_provider:\n  sampler:\n    always_off: {}\n')
+    with pytest.raises(ConfigError, match=r"otel.yaml: an OpenTelemetry configuration file .* let the SDK read it \(OTEL_CONFIG_FILE"):
+        TracerProvider.from_config(otel)
+    tail_only = TracerProvider.from_config({"tail": {"decision_wait": 0.01}, "defer": True}, shutdown_on_exit=False)
+    try:
+        assert tail_only.sampler.get_description().startswith("ParentBased{root:AlwaysOnSampler")
+    finally:
+        tail_only.shutdown()
+
+
 def test_zero_code_through_the_tracer_provider_entry_point(tmp_path: Any) -> None:
     """``OTEL_PYTHON_TRACER_PROVIDER=tracesieve`` with the settings from
     ``TRACESIEVE_CONFIG``, in a fresh process."""

@@ -464,6 +464,28 @@ def test_a_configuration_document_has_an_xray_remote_stage(tmp_path):
         from_config({"xray_remote": {"polling_intervl": 5}})
 
 
+def test_a_tracer_provider_from_a_document_with_only_an_xray_remote_stage_samples_by_x_ray(tmp_path):
+    """Regression: tracesieve.TracerProvider.from_config counted a document's
+    stages from a list that lacked xray_remote, so a document with that stage
+    alone got the SDK's sampler (every trace kept)."""
+    import tracesieve
+
+    fake = FakeXRay([rule("pay", 1, fixed_rate=1.0, reservoir=0, URLPath="/pay"), rule("Default", 10000, fixed_rate=0.0, reservoir=0)])
+    path = tmp_path / "sampling.yaml"
+    path.write_text(f"xray_remote:\n  endpoint: {fake.endpoint}\n  polling_interval: 60\n  service_name: shop\n")
+    provider = tracesieve.TracerProvider.from_config(path, shutdown_on_exit=False)
+    try:
+        sampler = provider.sampler
+        assert sampler.get_description() == "PipelineSampler{xray_remote}"
+        wait_for(lambda: sampler.remote_status()["fetches"] >= 1)
+        assert sampler.should_sample(None, 5, "x", attributes={"url.path": "/home"}).decision is Decision.DROP
+        assert sampler.should_sample(None, 5, "x", attributes={"url.path": "/pay"}).decision is Decision.RECORD_AND_SAMPLE
+    finally:
+        provider.shutdown()
+        provider.sampler.close()
+        fake.stop()
+
+
 def test_force_keep_rules_go_first_and_x_ray_decides_the_rest():
     sampler = from_config(
         {

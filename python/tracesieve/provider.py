@@ -63,8 +63,8 @@ TAIL_SETTINGS = (
     "budget_exempt",
     "retention_bytes",
 )
-#: The stages of a pipeline document (any of them makes the head sampler a pipeline).
-STAGES = ("force_keep", "adaptive", "rules", "probability", "jaeger_remote", "budget", "rate_limit")
+#: The stages of a pipeline document (any of them makes the head sampler a pipeline), as the parser knows them.
+STAGES = tuple(_core.pipeline_stages())
 
 
 class Capture(NamedTuple):
@@ -286,14 +286,28 @@ class TracerProvider(TailWorker, sdk_trace.TracerProvider):
         JSON file): its stages are the head sampler (a ``PipelineSampler``,
         recording what it drops unless ``defer = false``; with no stage, the
         SDK's sampler from ``OTEL_TRACES_SAMPLER``) and its ``tail`` section
-        the tail and retention settings. ``options``: the SDK provider's
+        the tail and retention settings. A mistyped stage is an error, never a
+        document with no stage, and an OpenTelemetry configuration file is
+        refused (its processors are the SDK's). ``options``: the SDK provider's
         arguments (``resource``, ``span_limits``, ...), overriding the document.
         Every mistake is a ``ConfigError`` naming the file, the key and what is
         valid."""
-        from tracesieve.pipeline import PipelineSampler
+        from tracesieve.declarative import is_otel_config
+        from tracesieve.pipeline import PipelineSampler, build
 
         where = "" if isinstance(source, Mapping) else f"{source_path(source)}: "
         document = load_config(source)
+        if is_otel_config(document):
+            # Its processors and exporters are the SDK's to build: taking its sampler alone would drop them.
+            raise _core.ConfigError(
+                f"{where}an OpenTelemetry configuration file (file_format, tracer_provider), not a tracesieve document; "
+                "let the SDK read it (OTEL_CONFIG_FILE, see docs/declarative.md), or build its sampler with "
+                "tracesieve.from_config and give it to a TracerProvider"
+            )
+        if any(key != "tail" for key in document) and not any(key in STAGES for key in document):
+            # No stage but other keys: settings or a mistyped stage, checked as a pipeline would check
+            # them (a document with no stage builds nothing stateful), never passed over for the SDK's sampler.
+            build(document, where=where)
         tail = document.get("tail") or {}
         if not isinstance(tail, Mapping):
             raise _core.ConfigError(f"{where}tail: expected a mapping of tail settings, got {type(tail).__name__}")

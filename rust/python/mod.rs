@@ -90,6 +90,12 @@ mod _core {
             .collect()
     }
 
+    /// The stages a pipeline document may name, in the order the seed gives them.
+    #[pyfunction]
+    fn pipeline_stages() -> Vec<&'static str> {
+        crate::pipeline::STAGES.to_vec()
+    }
+
     /// What the store at `url` holds: why it cannot be used (None when it
     /// can), and its budgets (a host record's every file), as `BudgetSampler`
     /// settings: `budget`, `period`, `timezone`, `cap_forced_keeps`,
