@@ -62,6 +62,29 @@ def test_a_bad_argument_is_logged_and_never_fails_open(monkeypatch, caplog):
         assert caplog.records[0].levelname == "ERROR"
 
 
+def test_a_tail_section_the_sampler_entry_point_cannot_apply_is_said_once(tmp_path, monkeypatch, caplog):
+    """OTEL_TRACES_SAMPLER=tracesieve builds a sampler, which adds no span
+    processor: a file's tail section did nothing without a word (and made the
+    sampler record what it drops, for a tail stage that never came). The
+    provider's entry point reads it."""
+    path = tmp_path / "sampling.toml"
+    path.write_text("[probability]\nrate = 0.25\n[tail]\ndecision_wait = 1.0\n")
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER_ARG", str(path))
+    with caplog.at_level(logging.WARNING, logger="tracesieve"):
+        assert _import_sampler("tracesieve").get_description() == "PipelineSampler{probability}"
+    said = [r.getMessage() for r in caplog.records if "tail section" in r.getMessage()]
+    assert said == [
+        f"tracesieve: {path} has a tail section, which OTEL_TRACES_SAMPLER=tracesieve cannot apply (a sampler adds no span "
+        "processor), so no trace is kept after the fact; set OTEL_PYTHON_TRACER_PROVIDER=tracesieve (with TRACESIEVE_CONFIG "
+        "naming the file) instead, whose provider reads it"
+    ]
+    caplog.clear()
+    path.write_text("[probability]\nrate = 0.25\n")
+    with caplog.at_level(logging.WARNING, logger="tracesieve"):
+        _import_sampler("tracesieve")
+    assert "tail section" not in caplog.text
+
+
 @pytest.mark.parametrize("variable", ["OTEL_TRACES_SAMPLER_ARG", "TRACESIEVE_CONFIG"])
 def test_a_tilde_in_a_configuration_path_is_the_home_directory(tmp_path, monkeypatch, variable):
     """Regression: OTEL_TRACES_SAMPLER_ARG=~/sampling.toml, as a Dockerfile's ENV

@@ -130,6 +130,14 @@ def pipeline_from_arg(arg: Optional[str] = None) -> Sampler:
         sampler = from_config(_path(arg, "TRACESIEVE_CONFIG", "pipeline configuration"))
         if sampler.processor is not None:
             _attach_when_installed(sampler)
+        if sampler._tail_section is not None:
+            # A sampler adds no span processor: the tail section would do nothing, silently.
+            _logger.warning(
+                "tracesieve: %s has a tail section, which OTEL_TRACES_SAMPLER=tracesieve cannot apply (a sampler adds no "
+                "span processor), so no trace is kept after the fact; set OTEL_PYTHON_TRACER_PROVIDER=tracesieve (with "
+                "TRACESIEVE_CONFIG naming the file) instead, whose provider reads it",
+                sampler.source,
+            )
         return sampler
 
     return _never_fail_open("tracesieve", build)
