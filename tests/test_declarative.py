@@ -210,6 +210,11 @@ def test_from_config_builds_a_jaeger_remote_sampler_from_the_files_section(tmp_p
         ("{composite/development: {probability: {ratio: 2}}}", "composite/development.probability.ratio: 2 is out of range"),
         ("{always_on: {}, always_off: {}}", "expected exactly one sampler"),
         ("{tracesieve: {composite/development: {always_on: {}}, budget: {budget: 5}}}", "a composite section stands alone"),
+        # Regression: accepted, and did nothing but record every dropped span (the SDK builds this file's provider).
+        (
+            "{parent_based: {root: {tracesieve: {probability: {rate: 0.1}, tail: {decision_wait: 1.0}}}}}",
+            "tracer_provider.sampler.parent_based.root.tracesieve.tail: a tail section is read by tracesieve.TracerProvider",
+        ),
     ],
 )
 def test_mistakes_in_a_whole_file_name_the_file_and_the_path(tmp_path, sampler, message):

@@ -190,6 +190,13 @@ def plugin_sampler(spec: Any, path: str = PLUGIN, where: str = "", service: str 
             other = next(key for key in spec if key not in COMPOSITE_KEYS)
             raise ConfigError(f"{where}{path}.{other}: a composite section stands alone; put pipelines inside it as tracesieve nodes")
         return _composite(spec[composite[0]], f"{path}.{composite[0]}", where)
+    if "tail" in spec:
+        # Read by tracesieve.TracerProvider alone, which a file the SDK builds never makes: it would do nothing.
+        raise ConfigError(
+            f"{where}{path}.tail: a tail section is read by tracesieve.TracerProvider, and the SDK builds the provider "
+            "of an OpenTelemetry configuration file; remove it (add a TailSamplingProcessor to the provider in code, "
+            "with defer: true here) or use a tracesieve document with TracerProvider.from_config"
+        )
     try:
         return PipelineSampler(dict(spec), service_name=service or None)
     except ConfigError as error:
