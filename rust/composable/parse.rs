@@ -195,6 +195,12 @@ impl Builder<'_> {
                     .member(key)
                     .error("belongs to the composite sampler, not to a node inside it (parents are decided by parent_threshold)"));
             }
+            // Read by tracesieve.TracerProvider from a whole document: inside a node it would do nothing.
+            if entries.iter().any(|(key, _)| key == "tail") {
+                return Err(path.member("tail").error(
+                    "is read by tracesieve.TracerProvider from a whole tracesieve document, not by a node inside a composite sampler",
+                ));
+            }
             // State files are written by PipelineSampler, which a node inside a composite is not.
             let budget = entries.iter().find(|(key, _)| key == "budget").map(|(_, budget)| budget);
             if let Some(Data::Map(settings)) = budget {

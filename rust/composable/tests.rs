@@ -226,6 +226,8 @@ fn mistakes_name_the_field_and_what_would_be_valid() {
         .contains("unknown span kinds \"sever\""));
     assert!(error(r#"{"rule_based": {"rules": [{"attribute_values": {"key": "a", "values": ["x"]}}]}}"#).contains("missing field sampler"));
     assert!(error(r#"{"tracesieve": {"respect_parent": true, "probability": {"rate": 0.5}}}"#).contains("belongs to the composite sampler"));
+    assert!(error(r#"{"tracesieve": {"probability": {"rate": 0.5}, "tail": {"decision_wait": 1}}}"#)
+        .contains("tail: is read by tracesieve.TracerProvider from a whole tracesieve document"));
     // Regression: a state file was silently never written (and the budget kept no record at all).
     assert_eq!(
         error(r#"{"tracesieve": {"probability": {"rate": 0.5}, "budget": {"budget": 100, "state_path": "b.json"}}}"#),
