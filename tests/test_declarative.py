@@ -331,3 +331,51 @@ def test_a_budget_keeps_its_record_under_the_service_the_file_names(tmp_path, pr
     assert root == f"file://{private_state_dir / 'checkout.tracesieve'}"
     assert remote == f"file://{private_state_dir / 'edge.tracesieve'}", "a budget's own name still comes first"
     assert from_config(path)._root.stats()["store"]["url"] == root
+
+
+STATE_PATH_FILE = """
+file_format: "1.1"
+resource:
+  attributes:
+    - {name: service.name, value: checkout}
+tracer_provider:
+  processors: [{simple: {exporter: {console: {}}}}]
+  sampler:
+    parent_based:
+      root:
+        tracesieve:
+          probability: {rate: 0.5}
+          budget: {budget: 100000, state_path: state/budget.json}
+"""
+
+
+@pytest.mark.parametrize("configure", [SDK_PATH, ZERO_CODE], ids=["configure_sdk", "OTEL_CONFIG_FILE zero-code"])
+def test_a_relative_state_path_in_a_node_is_taken_from_the_files_folder(tmp_path, monkeypatch, capsys, configure):
+    """Regression: a tracesieve node's relative budget.state_path was taken
+    from the service's working directory (often /), where a tracesieve
+    document's is taken from its file's folder; check did not say where it was."""
+    from tracesieve.cli import main
+
+    folder = tmp_path / "conf"
+    folder.mkdir()
+    path = write(folder, STATE_PATH_FILE)
+    elsewhere = tmp_path / "run"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    expected = folder / "state" / "budget.json"
+    assert from_config(path)._root._state.path == expected
+    program = f"{configure}\nfrom opentelemetry import trace\nprint(trace.get_tracer_provider().sampler._root._state.path)"
+    finished = subprocess.run(
+        [sys.executable, "-c", f"import os\n{program}"],
+        env={**os.environ, "OTEL_CONFIG_FILE": str(path)},
+        cwd=elsewhere,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert finished.returncode == 0, finished.stderr
+    assert finished.stdout.strip().splitlines()[-1] == str(expected)
+    assert main(["check", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert f"the budget's count is saved to {expected} (every 10 s and at exit) and restored at a start" in out, out
+    assert list(elsewhere.iterdir()) == []

@@ -270,7 +270,21 @@ def from_otel_config(source: Source) -> Sampler:
     """The sampler of an OpenTelemetry configuration file (or document)."""
     where = "" if isinstance(source, Mapping) else f"{source_path(source)}: "
     document = load(source)
-    return build_sampler(sampler_section(document, where), where=where, service=service_name(document))
+    section = sampler_section(document, where)
+    if not isinstance(source, Mapping):
+        _anchor_nodes(section, where, source_path(source).absolute())
+    return build_sampler(section, where=where, service=service_name(document))
+
+
+def _anchor_nodes(section: Mapping[str, Any], where: str, file: Path) -> None:
+    """Take each tracesieve node's relative ``budget.state_path`` from the
+    file's folder, as in a tracesieve document, not from wherever the service
+    runs (``/`` for many)."""
+    from tracesieve.pipeline import anchored
+
+    for _, spec in plugin_nodes(section, where=where):
+        if isinstance(spec, dict) and "budget" in spec:
+            spec["budget"] = anchored(spec, file)["budget"]
 
 
 _handed_out: Dict[Tuple[str, int, int], int] = {}
@@ -297,4 +311,8 @@ def next_plugin_node() -> Optional[Tuple[str, str, Any, str]]:
         index = _handed_out.get(key, 0)
         _handed_out[key] = index + 1
     node_path, spec = nodes[index % len(nodes)]
+    if isinstance(spec, Mapping):
+        from tracesieve.pipeline import anchored
+
+        spec = anchored(spec, path.absolute())
     return where, node_path, spec, service_name(document)

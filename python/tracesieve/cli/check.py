@@ -111,6 +111,7 @@ def check_otel_config(path: str) -> int:
     from tracesieve.cli.records import as_the_service_keeps_it, check_notes, record_spending_notes
     from tracesieve.config import ConfigError
     from tracesieve.declarative import PARENT_BASED_ORDER, from_otel_config
+    from tracesieve.pipeline import stage
 
     sampler = from_otel_config(path)
     schema = "the rest of the file was not checked (pip install opentelemetry-configuration to check it too)"
@@ -132,6 +133,9 @@ def check_otel_config(path: str) -> int:
         if isinstance(lines, list):
             if name:
                 print(f"  {name}: {delegate.get_description()}")  # type: ignore[union-attr]
+            budget = stage(delegate.resolved, "budget") if hasattr(delegate, "resolved") else None  # type: ignore[union-attr]
+            if budget is not None and budget["state_path"] is not None:
+                lines = [*lines, *_state_file_notes(delegate._native, budget)]  # type: ignore[union-attr]
             for line in lines:
                 print(f"  {'  ' if name else ''}{as_the_service_keeps_it(line)}")
     # What the record has spent, read through the tracesieve pipeline that holds the budget.
