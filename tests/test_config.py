@@ -8,13 +8,13 @@ import json
 import os
 import re
 import time
-from typing import Any
+from typing import Any, Dict, List
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tracesieve import ConfigError, from_config, load_config
+from tracesieve import ConfigError, PipelineSampler, from_config, load_config
 
 
 def write(path, text):
@@ -301,3 +301,58 @@ def test_a_yaml_merge_key_may_still_be_overridden(tmp_path):
     path = tmp_path / "merged.yaml"
     path.write_text("probability:\n  <<: {rate: 0.5}\n  rate: 0.25\n")
     assert load_config(path) == {"probability": {"rate": 0.25}}
+
+
+def _native_fields(document: Dict[str, Any]) -> List[str]:
+    """The fields the native parser names when ``document`` holds an unknown one."""
+    with pytest.raises(ConfigError) as raised:
+        PipelineSampler(document)
+    message = str(raised.value)
+    assert "zzz: unknown" in message, message
+    return message.split("expected one of ")[-1].split(", ") if "expected one of" in message else []
+
+
+def test_the_typed_documents_name_every_field_the_parser_takes():
+    """Regression: config.Document, which the docs offer to editors and type
+    checkers, had no xray_remote stage, no tail section and no budget name:
+    a valid document failed its type check. Each typed dict is now compared
+    with what the native parser accepts, so they cannot drift apart."""
+    from tracesieve import _core, config
+    from tracesieve.provider import TAIL_SETTINGS
+
+    def keys(typed: Any) -> List[str]:
+        return sorted(typed.__required_keys__ | typed.__optional_keys__)
+
+    required = {
+        "force_keep": {"rules": []},
+        "adaptive": {},
+        "rules": {"rules": [], "default_rate": 0.1},
+        "probability": {"rate": 0.1},
+        "jaeger_remote": {"service_name": "shop"},
+        "xray_remote": {},
+        "budget": {"budget": 5},
+        "rate_limit": {"traces_per_second": 1},
+    }
+    stages = {
+        "force_keep": config.ForceKeepStage,
+        "adaptive": config.AdaptiveStage,
+        "rules": config.RulesStage,
+        "probability": config.ProbabilityStage,
+        "jaeger_remote": config.JaegerRemoteStage,
+        "xray_remote": config.XRayRemoteStage,
+        "budget": config.BudgetStage,
+        "rate_limit": config.RateLimitStage,
+    }
+    assert sorted(stages) == sorted(_core.pipeline_stages()) == sorted(required)
+    for stage, typed in stages.items():
+        assert keys(typed) == sorted(_native_fields({stage: {**required[stage], "zzz": 1}})), stage
+    rules = {"default_rate": 0.1}
+    assert keys(config.Rule) == sorted(_native_fields({"rules": {**rules, "rules": [{"rate": 0.1, "zzz": 1}]}}))
+    assert keys(config.Multiplier) == sorted(
+        ["schedule", *_native_fields({"rules": {**rules, "rules": [], "multipliers": [{"attribute": "a", "factors": {}, "zzz": 1}]}})]
+    )
+    with pytest.raises(ConfigError) as raised:
+        PipelineSampler({"zzz": 1})
+    settings = str(raised.value).split(" or settings ")[-1].split(", ")
+    assert keys(config.Document) == sorted([*_core.pipeline_stages(), *settings])
+    assert tuple(config.TailSection.__annotations__) == TAIL_SETTINGS

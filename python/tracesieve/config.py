@@ -115,6 +115,7 @@ class BudgetStage(_BudgetRequired, total=False):
     state_path: str
     save_interval: float
     downstream: str  # pace, follow
+    name: str  # the service its host record is filed under
 
 
 class _JaegerRemoteRequired(TypedDict):
@@ -127,6 +128,37 @@ class JaegerRemoteStage(_JaegerRemoteRequired, total=False):
     timeout: float
     initial_rate: float
     max_operations: int
+
+
+class XRayRemoteStage(TypedDict, total=False):
+    endpoint: str  # the X-Ray daemon or collector: http://127.0.0.1:2000
+    polling_interval: float
+    timeout: float
+    service_name: str
+    cloud_platform: str  # aws_ec2, aws_ecs, aws_eks, aws_lambda...
+
+
+class TailSection(TypedDict, total=False):
+    """``tracesieve.TracerProvider``'s tail settings (``TracerProvider.from_config``)."""
+
+    decision_wait: float
+    trace_timeout: float
+    latency_threshold: float
+    latency_probability: float
+    rules: List[Rule]
+    max_traces: int
+    max_spans_per_trace: int
+    decision_cache_size: int
+    max_queue_size: int
+    max_export_batch_size: int
+    schedule_delay: float
+    shutdown_timeout: float
+    share: str
+    share_interval: float
+    share_ttl: float
+    budget_priorities: List[str]
+    budget_exempt: List[str]
+    retention_bytes: int
 
 
 class _RateLimitRequired(TypedDict):
@@ -147,14 +179,16 @@ class Document(TypedDict, total=False):
     defer: bool
     reload: bool
     reload_interval: float
-    store: Optional[
-        str
-    ]  # file:///path[#name] (the host's processes) or redis://host/0[#fleet] (a fleet): where the budget, rate limit and windows live
+    # memory, host, file:///path[#name] (the host's processes) or redis://host/0[#fleet] (a fleet):
+    # where the budget, rate limit and windows live
+    store: Optional[str]
+    tail: TailSection  # read by TracerProvider.from_config
     force_keep: ForceKeepStage
     adaptive: AdaptiveStage
     rules: RulesStage
     probability: ProbabilityStage
     jaeger_remote: JaegerRemoteStage
+    xray_remote: XRayRemoteStage
     budget: BudgetStage
     rate_limit: RateLimitStage
 

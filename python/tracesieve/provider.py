@@ -23,7 +23,7 @@ from tracesieve._checks import check_flag, check_meter_provider, check_tail_rule
 from tracesieve._scrub import scrubbed_logger
 from tracesieve._tail_worker import Batch, TailWorker, check_budget, check_worker_options, flush_seconds, share_target
 from tracesieve.adaptive import ErrorWindowProcessor
-from tracesieve.config import Source, load_config, source_path
+from tracesieve.config import Source, TailSection, load_config, source_path
 from tracesieve.estimate import ADJUSTED_COUNT
 from tracesieve.record import naming
 from tracesieve.tail import LATE, REASON, TAIL_KEPT
@@ -43,26 +43,7 @@ trace_api.Tracer.register(_core.NativeTracer)
 
 
 #: The ``tail`` section's settings: this provider's keywords past the SDK's.
-TAIL_SETTINGS = (
-    "decision_wait",
-    "trace_timeout",
-    "latency_threshold",
-    "latency_probability",
-    "rules",
-    "max_traces",
-    "max_spans_per_trace",
-    "decision_cache_size",
-    "max_queue_size",
-    "max_export_batch_size",
-    "schedule_delay",
-    "shutdown_timeout",
-    "share",
-    "share_interval",
-    "share_ttl",
-    "budget_priorities",
-    "budget_exempt",
-    "retention_bytes",
-)
+TAIL_SETTINGS = tuple(TailSection.__annotations__)
 #: The stages of a pipeline document (any of them makes the head sampler a pipeline), as the parser knows them.
 STAGES = tuple(_core.pipeline_stages())
 
