@@ -202,3 +202,39 @@ def test_simulating_a_services_policy_neither_makes_nor_spends_its_record(privat
     assert service.budget_status()["used_spans"] == spent and record.read_bytes() == before
     assert sorted(p.name for p in private_state_dir.iterdir()) == ["payments.tracesieve"]
     capsys.readouterr()
+
+
+def test_a_configurations_tail_section_is_the_simulated_tails_policy(tmp_path, capsys):
+    """Regression: simulate passed over a configuration's tail section (its
+    rules, latency threshold, budget priorities), so it reported what the
+    simulation's own tail kept, not the file's."""
+    config = tmp_path / "sampling.toml"
+    config.write_text(
+        '[probability]\nrate = 0.1\n[tail]\nlatency_threshold = 30.0\nrules = [{ name = "premium", match = { "user.tier" = "premium" } }]\n'
+    )
+    [ours] = run_json(capsys, "traffic", "--requests", "3000", "--approaches", "shared", "--config", str(config))["results"]
+    premium = ours["by_tier"]["premium"]
+    assert premium["kept"] == premium["requests"] > 0, "the file's tail rule keeps every premium trace"
+    assert ours["slow_traces_whole"] < ours["slow_traces"], "no simulated request lasts the file's 30 s threshold"
+    config.write_text("[probability]\nrate = 0.1\n")
+    [default] = run_json(capsys, "traffic", "--requests", "3000", "--approaches", "shared", "--config", str(config))["results"]
+    assert default["slow_traces_whole"] == default["slow_traces"] > 0 and default["by_tier"]["premium"]["kept"] < premium["requests"]
+
+
+@pytest.mark.parametrize("stage", ["jaeger_remote", "xray_remote"])
+def test_a_remote_stage_is_refused_rather_than_polled_from_every_simulated_service(tmp_path, capsys, stage):
+    config = tmp_path / "sampling.toml"
+    config.write_text(f'[{stage}]\nservice_name = "shop"\nendpoint = "http://127.0.0.1:9"\n')
+    assert main(["simulate", "--config", str(config)]) == 2
+    err = capsys.readouterr().err
+    assert f"{stage}: decides by what a server sends, which a simulation has none of" in err and "Connection refused" not in err
+
+
+def test_processes_refuse_what_they_would_pass_over(tmp_path, capsys):
+    """Regression: --processes ran its own fixed policy and traffic and said
+    nothing of a --config, a scenario or --out it was given."""
+    config = tmp_path / "sampling.toml"
+    config.write_text("[probability]\nrate = 0.5\n")
+    for extra, given in ((["--config", str(config)], "--config"), (["month"], "month"), (["--out", str(tmp_path)], "--out")):
+        assert main(["simulate", "--processes", *extra]) == 2
+        assert f"it takes no scenario, --config or --out (given: {given})" in capsys.readouterr().err

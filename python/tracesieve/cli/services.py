@@ -53,6 +53,17 @@ class Rig:
         return self.provider.get_tracer("tracesieve.simulate")
 
 
+#: What a configuration's tail section gives the simulated tail processors: its policy, what is
+#: kept. Waits, queues and sharing are the simulation's own.
+TAIL_POLICY = ("rules", "latency_threshold", "latency_probability", "budget_priorities", "budget_exempt")
+
+
+def tail_policy(document: Dict[str, Any]) -> Dict[str, Any]:
+    """The tail processors' policy settings: the configuration's, else the simulation's defaults."""
+    section = document.get("tail") or {}
+    return {"latency_threshold": LATENCY_THRESHOLD, **{key: section[key] for key in TAIL_POLICY if key in section}}
+
+
 def policy_for(scenario: Scenario, document: Dict[str, Any], tail: bool) -> Dict[str, Any]:
     """The configured policy adjusted to the scenario: the budget sized to it
     (month and spike), or removed (an hour cannot show a month's pacing)."""
@@ -65,6 +76,7 @@ def policy_for(scenario: Scenario, document: Dict[str, Any], tail: bool) -> Dict
     doc["defer"] = tail
     doc["store"] = "memory"  # each simulated service its own state, on the simulated clock
     doc.pop("reload", None)
+    doc.pop("tail", None)  # the tail processors' (tail_policy)
     return doc
 
 
@@ -101,13 +113,13 @@ def build_ours(scenario: Scenario, document: Dict[str, Any], clock: SimClock, ex
                 clock=clock,
                 decision_wait=DECISION_WAIT,
                 trace_timeout=60.0,
-                latency_threshold=LATENCY_THRESHOLD,
                 schedule_delay=3600,
                 share=exchange,
                 # Every span a service exports spends its budget, the tail's keeps included.
                 budget=sampler if "budget" in doc_stages(sampler) else None,
                 # Decided as the simulated clock runs, in this thread: the same on every run.
                 start=False,
+                **tail_policy(document),
             )
             provider.add_span_processor(processor)
             rig.tails.append(processor)

@@ -34,7 +34,7 @@ def add_parser(commands: Any) -> None:
     parser = commands.add_parser("simulate", help="run a policy on simulated traffic and report what it keeps")
     # argparse formats help with %, so the descriptions' own % signs are escaped.
     scenarios = "; ".join(f"{k}: {v}" for k, v in DESCRIPTIONS.items()).replace("%", "%%")
-    parser.add_argument("scenario", nargs="?", default="traffic", help=scenarios)
+    parser.add_argument("scenario", nargs="?", help=f"{scenarios} (default: traffic)")
     parser.add_argument("--config", help="pipeline configuration (.toml/.yaml/.json); default: the example policy")
     parser.add_argument("--requests", type=int, help="requests to simulate (default depends on the scenario)")
     parser.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
@@ -73,6 +73,13 @@ def _document(config: Optional[str]) -> Dict[str, Any]:
     if config is None:
         return seed_pipeline()
     document = load_config(config)
+    remote = next((stage for stage in ("jaeger_remote", "xray_remote") if stage in document), None)
+    if remote is not None:
+        # It would poll a server from every simulated service, and decide by its start-up rate throughout.
+        raise ValueError(
+            f"{config}: {remote}: decides by what a server sends, which a simulation has none of; "
+            "put a probability or rules stage in its place to simulate that rate"
+        )
     # Checked as check does, reading records only: the simulation keeps its own state in
     # memory, and must neither make a record nor open the service's (its budget is real).
     with reading_only():
@@ -97,6 +104,7 @@ def run(args: argparse.Namespace) -> int:
     approaches = _approaches(args)
     if args.processes:
         return _run_processes(args, faults, approaches)
+    args.scenario = args.scenario or "traffic"
     if args.scenario not in SCENARIOS:
         raise UsageError(f"unknown scenario {args.scenario!r}; expected one of {', '.join(SCENARIOS)}")
     count = _request_count(args.requests, DEFAULT_REQUESTS[args.scenario], example=20_000)
@@ -207,6 +215,15 @@ def _run_processes(args: argparse.Namespace, faults: Any, approaches: List[str])
     from tracesieve.local_redis import RedisServer
 
     count = _request_count(args.requests, DEFAULT_PROCESS_REQUESTS, example=1_000)
+    given = [
+        shown for shown, value in ((args.scenario, args.scenario), ("--config", args.config), ("--out", args.out)) if value is not None
+    ]
+    if given:
+        # Passed over, they would make a report that reads as theirs.
+        raise UsageError(
+            "--processes runs a fixed policy (a 10% head sample and tail decisions) on its own traffic, in real time: "
+            f"it takes no scenario, --config or --out (given: {', '.join(given)})"
+        )
     if "naive" in approaches:
         raise UsageError("--processes runs shared, tail and head; the tutorial's approach runs in one process only")
     requests = plans(count, args.seed, faults)
