@@ -48,6 +48,33 @@ TAIL_SETTINGS = tuple(TailSection.__annotations__)
 STAGES = tuple(_core.pipeline_stages())
 
 
+def tail_settings(document: Mapping[str, Any], where: str = "") -> Dict[str, Any]:
+    """A document's ``tail`` section as this provider's keyword arguments, every key checked."""
+    tail = document.get("tail") or {}
+    if not isinstance(tail, Mapping):
+        raise _core.ConfigError(f"{where}tail: expected a mapping of tail settings, got {type(tail).__name__}")
+    settings: Dict[str, Any] = {}
+    for key, value in tail.items():
+        if key not in TAIL_SETTINGS:
+            close = difflib.get_close_matches(str(key), TAIL_SETTINGS, n=1)
+            hint = f' (did you mean "{close[0]}"?)' if close else ""
+            raise _core.ConfigError(f"{where}tail.{key}: unknown tail setting{hint}; expected {', '.join(TAIL_SETTINGS)}")
+        settings[key] = value
+    return settings
+
+
+def check_tail_section(document: Mapping[str, Any], where: str = "") -> None:
+    """Every check ``TracerProvider.from_config`` makes of a document's
+    ``tail`` section, with nothing started and no Redis reached (for ``tracesieve check``)."""
+    settings = tail_settings(document, where)
+    share = settings.pop("share", None)
+    try:
+        share_target(share, settings.get("share_interval", 0.05))
+        TracerProvider(**settings, start=False, shutdown_on_exit=False).shutdown()
+    except _core.ConfigError as error:
+        raise _core.ConfigError(f"{where}tail.{error}") from None
+
+
 class Capture(NamedTuple):
     """What ``TracerProvider.capture`` did.
 
@@ -289,16 +316,7 @@ class TracerProvider(TailWorker, sdk_trace.TracerProvider):
             # No stage but other keys: settings or a mistyped stage, checked as a pipeline would check
             # them (a document with no stage builds nothing stateful), never passed over for the SDK's sampler.
             build(document, where=where)
-        tail = document.get("tail") or {}
-        if not isinstance(tail, Mapping):
-            raise _core.ConfigError(f"{where}tail: expected a mapping of tail settings, got {type(tail).__name__}")
-        settings: Dict[str, Any] = {}
-        for key, value in tail.items():
-            if key not in TAIL_SETTINGS:
-                close = difflib.get_close_matches(str(key), TAIL_SETTINGS, n=1)
-                hint = f' (did you mean "{close[0]}"?)' if close else ""
-                raise _core.ConfigError(f"{where}tail.{key}: unknown tail setting{hint}; expected {', '.join(TAIL_SETTINGS)}")
-            settings[key] = value
+        settings = tail_settings(document, where)
         if any(key in STAGES for key in document):
             # A budget's record goes under the service the resource names, as the spans do.
             service = naming(getattr(options.get("resource"), "attributes", {}).get("service.name"))

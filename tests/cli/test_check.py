@@ -631,3 +631,44 @@ def test_check_reads_a_fleets_count_from_redis_writing_nothing(tmp_path, capsys)
     finally:
         server.stop()
     assert said().startswith("  the fleet's count this month was not read from Redis: ConnectionError")
+
+
+@pytest.mark.parametrize(
+    ("tail", "message"),
+    [
+        ("decison_wait = 1.0", 'tail.decison_wait: unknown tail setting (did you mean "decision_wait"?)'),
+        ("decision_wait = -5", "tail.decision_wait: -5 is out of range"),
+        ("latency_probability = 7", "tail.latency_probability: 7 is out of range"),
+        ('rules = [{ name = "x", rate = 0.5 }]', "tail.rules[0]"),
+        ('share = "redis://127.0.0.1:9/0"\nshare_interval = 50', "tail.share_interval: 50 is out of range"),
+        ('budget_priorities = ["errors"]', "tail.budget_priorities"),
+    ],
+)
+def test_check_refuses_a_tail_section_the_provider_would_refuse(tmp_path, capsys, tail, message):
+    """Regression: check called a document valid whatever its tail section
+    held, which TracerProvider.from_config then refused (the zero-code
+    provider falling back to its 1% sample)."""
+    from tracesieve import TracerProvider
+    from tracesieve.config import ConfigError
+
+    config = tmp_path / "sampling.toml"
+    config.write_text(f"[probability]\nrate = 0.1\n[tail]\n{tail}\n")
+    with pytest.raises(ConfigError) as provider_said:
+        TracerProvider.from_config(config)
+    assert main(["check", str(config)]) == 2
+    err = capsys.readouterr().err
+    assert message in err and str(provider_said.value).split(": ", 1)[1] in err, (err, provider_said.value)
+
+
+def test_check_says_who_reads_a_valid_tail_section_and_reaches_no_redis(tmp_path, capsys, caplog):
+    import threading
+
+    config = tmp_path / "sampling.toml"
+    config.write_text('[probability]\nrate = 0.1\n[tail]\ndecision_wait = 1.0\nshare = "redis://127.0.0.1:9/0"\n')
+    before = set(threading.enumerate())
+    assert main(["check", str(config)]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == (
+        "  the tail section is read by tracesieve.TracerProvider (TracerProvider.from_config, or "
+        "OTEL_PYTHON_TRACER_PROVIDER=tracesieve with TRACESIEVE_CONFIG), not by OTEL_TRACES_SAMPLER=tracesieve"
+    )
+    assert "cannot reach" not in caplog.text and set(threading.enumerate()) <= before

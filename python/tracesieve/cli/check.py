@@ -48,6 +48,15 @@ def _check(args: argparse.Namespace) -> int:
     else:
         # A relative state_path is read from the file's folder, as the service reads it.
         native, _, resolved, lines = build(anchored(document, Path(args.config).absolute()), where=where)
+        if "tail" in document:
+            from tracesieve.provider import check_tail_section
+
+            check_tail_section(document, where)
+            lines = [
+                *lines,
+                "the tail section is read by tracesieve.TracerProvider (TracerProvider.from_config, or "
+                "OTEL_PYTHON_TRACER_PROVIDER=tracesieve with TRACESIEVE_CONFIG), not by OTEL_TRACES_SAMPLER=tracesieve",
+            ]
         budget = stage(resolved, "budget")
         if budget is not None:
             budget_status = functools.partial(_budget_status, native, budget)
