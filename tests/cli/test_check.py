@@ -672,3 +672,31 @@ def test_check_says_who_reads_a_valid_tail_section_and_reaches_no_redis(tmp_path
         "OTEL_PYTHON_TRACER_PROVIDER=tracesieve with TRACESIEVE_CONFIG), not by OTEL_TRACES_SAMPLER=tracesieve"
     )
     assert "cannot reach" not in caplog.text and set(threading.enumerate()) <= before
+
+
+def test_explain_says_what_the_tail_section_keeps_after_the_fact(tmp_path, capsys):
+    """Regression: explain answered only for the head ("kept with probability
+    0.1") for a span a tail rule of the same file keeps whole."""
+    config = tmp_path / "sampling.toml"
+    config.write_text(
+        "[rules]\ndefault_rate = 0.1\nrules = []\n[budget]\nbudget = 100000\n[tail]\nlatency_threshold = 2.0\n"
+        'latency_probability = 0.5\nbudget_exempt = ["error"]\nrules = [{ name = "premium", match = { "user.tier" = "premium" } }]\n'
+    )
+    tail = [
+        "then, with tracesieve.TracerProvider reading the tail section, its trace is kept whole after the fact, "
+        "whatever the head decided, when:",
+        "  - any span of it has an error",
+        "  - its local root lasts 2 s or more, with probability 0.5",
+    ]
+    spend = (
+        "  these keeps spend the budget too: when it cannot cover them all, error before latency before rule keeps "
+        "(budget_priorities); error keeps are exempt (kept over it)"
+    )
+    for tier, matched in (("premium", "rule 'premium' matches these attributes: kept whole"), ("free", "no rule matches these attributes")):
+        assert main(["explain", str(config), "--name", "GET", "--attr", f"user.tier={tier}"]) == 0
+        out = capsys.readouterr().out.splitlines()
+        at = out.index(tail[0])
+        assert out[at : at + 5] == [*tail, f"  - a tail rule matches its local root's attributes as the root ends ({matched})", spend]
+    config.write_text("[rules]\ndefault_rate = 0.1\nrules = []\n")
+    assert main(["explain", str(config), "--name", "GET"]) == 0
+    assert "after the fact" not in capsys.readouterr().out

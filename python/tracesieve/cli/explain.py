@@ -94,10 +94,53 @@ def _explain(args: argparse.Namespace) -> int:
             f"{args.config}: its sampler, {sampler.get_description()}, is not one explain walks; expected a pipeline, a rules "
             "file, a composite sampler, the SDK's always_on, always_off or trace_id_ratio_based, or parent_based over them"
         )
+    lines = [*lines, *_tail_lines(_as_pipeline(args.config), args.name, attributes, kind, args.child)]
     notes = [note for target in _tracesieve_samplers(sampler) for note in _pace_notes(target)]
     for line in [*lines, *explain_notes(), *dict.fromkeys(notes)]:
         print(line)
     return 0
+
+
+def _tail_lines(config: Any, name: str, attributes: Dict[str, Any], kind: Any, child: bool) -> List[str]:
+    """What a document's tail section keeps after the fact, as
+    ``tracesieve.TracerProvider`` reads it (nothing without one)."""
+    from collections.abc import Mapping
+
+    from tracesieve._checks import check_tail_rules
+    from tracesieve.config import load_config
+    from tracesieve.declarative import is_otel_config
+    from tracesieve.provider import tail_settings
+    from tracesieve.samplers import RuleSampler
+
+    document = config if isinstance(config, Mapping) else load_config(config)
+    if is_otel_config(document) or "tail" not in document:
+        return []
+    settings = tail_settings(document)
+    lines = [
+        "then, with tracesieve.TracerProvider reading the tail section, its trace is kept whole after the fact, "
+        "whatever the head decided, when:",
+        "  - any span of it has an error",
+    ]
+    threshold = settings.get("latency_threshold")
+    if threshold is not None:
+        probability = settings.get("latency_probability", 1.0)
+        chance = f", with probability {probability:g}" if probability < 1 else ""
+        lines.append(f"  - its local root lasts {threshold:g} s or more{chance}")
+    rules = check_tail_rules(settings.get("rules"))
+    if rules:
+        verdict = RuleSampler(rules, default_rate=0.0).explain(name, attributes, kind=kind, root=not child)
+        matched = (
+            f"rule {verdict['rule']!r} matches these attributes: kept whole"
+            if verdict["action"] == "keep"
+            else "no rule matches these attributes"
+        )
+        lines.append(f"  - a tail rule matches its local root's attributes as the root ends ({matched})")
+    if "budget" in document:
+        order = " before ".join(settings.get("budget_priorities", ("error", "latency", "rule")))
+        exempt = list(settings.get("budget_exempt", ()))
+        spare = f"; {' and '.join(exempt)} keeps are exempt (kept over it)" if exempt else ""
+        lines.append(f"  these keeps spend the budget too: when it cannot cover them all, {order} keeps (budget_priorities){spare}")
+    return lines
 
 
 #: Whose parent each of a ParentBased sampler's delegates for a span with a parent is for.
