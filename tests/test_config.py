@@ -356,3 +356,24 @@ def test_the_typed_documents_name_every_field_the_parser_takes():
     settings = str(raised.value).split(" or settings ")[-1].split(", ")
     assert keys(config.Document) == sorted([*_core.pipeline_stages(), *settings])
     assert tuple(config.TailSection.__annotations__) == TAIL_SETTINGS
+    # configuration.md's reference tables name the same settings and fields.
+    documented = _documented_fields()
+    assert sorted(documented.pop("")) == sorted(settings)
+    assert {stage: sorted(fields) for stage, fields in documented.items()} == {stage: keys(typed) for stage, typed in stages.items()}
+
+
+def _documented_fields() -> Dict[str, List[str]]:
+    """configuration.md's reference: the top-level settings (under "") and each stage's keys."""
+    from helpers import ROOT
+
+    text = (ROOT / "docs" / "configuration.md").read_text()
+    fields: Dict[str, List[str]] = {}
+    for header, named in (("| key | type | default | meaning |", False), ("| stage | key | type | default | meaning |", True)):
+        rows = text[text.index(header) :].split("\n\n")[0].splitlines()[2:]
+        stage = ""
+        for row in rows:
+            cells = [cell.strip() for cell in row.strip("|").split("|")]
+            if named and cells[0]:
+                stage = cells[0].strip("`")
+            fields.setdefault(stage, []).extend(re.findall(r"`([a-z_]+)`", cells[1] if named else cells[0]))
+    return fields
