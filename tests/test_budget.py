@@ -701,3 +701,14 @@ def test_decisions_the_limit_gave_probability_zero_are_counted():
     counted = sampler.budget_status()["zero_probability_spans"]
     # explain() reads the state a decision would; an update falling due between them may differ.
     assert 100 <= at_zero <= 10_000 and abs(counted - at_zero) <= 0.02 * at_zero, (counted, at_zero)
+
+
+def test_the_docs_name_every_key_of_budget_status():
+    """samplers.md lists what budget_status() gives: a key added without a
+    word there fails here (period_start and period_end were unnamed)."""
+    from helpers import ROOT
+
+    text = (ROOT / "docs" / "samplers.md").read_text()
+    start = text.index("`budget_status()` gives")
+    documented = set(re.findall(r"`([a-z_]+)`", text[start : text.index("\n\n", start)]))
+    assert set(BudgetSampler(1.0, budget=1_000, store="memory").budget_status()) <= documented
