@@ -50,6 +50,7 @@ __all__ = [
     "sampler_service",
     "service_name",
     "state_dir",
+    "stores_copied",
 ]
 
 #: Overrides the state directory (a volume in a container, say).
@@ -138,6 +139,9 @@ records_read: Dict[str, Tuple[str, int]] = {}
 #: ... and the budgets each copy held when it was made (``BudgetSampler``
 #: settings), with the copy's store URL.
 budgets_held: Dict[str, Tuple[str, List[Dict[str, Any]]]] = {}
+#: ... and the file stores (``store = "file:///..."``) it read through a
+#: copy, or stood in for with a fresh one: the copy's path and the store's own.
+stores_copied: Dict[str, str] = {}
 #: ... and for the records whose copy the store could not use (a truncated or
 #: foreign file), as the service could not either: the copy, the service's
 #: own path, and why.
@@ -158,6 +162,7 @@ def read_records_only(scratch: Optional[Path]) -> None:
     records_read.clear()
     budgets_held.clear()
     records_unusable.clear()
+    stores_copied.clear()
 
 
 def reading_only() -> bool:
@@ -191,6 +196,27 @@ def _stand_in(scratch: Path, directory: Path, name: Optional[str]) -> str:
     if str(copy) not in records_read and str(copy) not in records_unusable:
         records_left_out[str(copy)] = str(own)
     return f"host://{scratch}#{service or 'service'}"
+
+
+def _store_stand_in(scratch: Path, url: str) -> str:
+    """The URL a reading-only pipeline uses for the file store ``url``: a copy
+    of the file (when it is one the store would open), else a fresh one, in
+    ``scratch``; the store's own file is neither made nor written."""
+    rest = url[len("file://") :]
+    where, hash_mark, name = rest.partition("#")
+    path, query_mark, query = where.partition("?")
+    own = Path(path)
+    copy = scratch / f"store-{hashlib.sha256(path.encode('utf-8', 'surrogateescape')).hexdigest()[:16]}" / (own.name or "store")
+    if str(copy) not in stores_copied:
+        copy.parent.mkdir(mode=0o700)
+        if _private_file(own):
+            try:
+                shutil.copy2(own, copy)  # its mode (0600) too, which the store checks
+                records_read[str(copy)] = (str(own), record_size(copy))
+            except OSError:
+                pass
+        stores_copied[str(copy)] = str(own)
+    return f"file://{copy}{query_mark}{query}{hash_mark}{name}"
 
 
 def record_size(path: Path) -> int:
@@ -355,6 +381,8 @@ def resolve_pipeline(document: Mapping[str, Any], clock: Any) -> Tuple[Mapping[s
     budget = document.get("budget")
     budget = budget if isinstance(budget, Mapping) else None
     name = budget.get("name") if budget is not None and isinstance(budget.get("name"), str) else None
+    if _scratch is not None and isinstance(store, str) and store.startswith("file://"):
+        document = {**document, "store": _store_stand_in(_scratch, store)}
     if store in (MEMORY, HOST):
         resolved = {key: value for key, value in document.items() if key != "store"}
         url = default_store(name) if store == HOST else None

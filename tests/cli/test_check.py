@@ -700,3 +700,45 @@ def test_explain_says_what_the_tail_section_keeps_after_the_fact(tmp_path, capsy
     config.write_text("[rules]\ndefault_rate = 0.1\nrules = []\n")
     assert main(["explain", str(config), "--name", "GET"]) == 0
     assert "after the fact" not in capsys.readouterr().out
+
+
+def test_check_and_explain_read_a_file_store_the_configuration_names_but_never_make_or_write_it(tmp_path, capsys):
+    """Regression: with store = "file:///...", check and explain opened the
+    store itself: they made the file when it was missing (and would have
+    added a piece to a live one), where the host record was only ever read
+    through a copy. Now a file store is read through a copy too, and what
+    they print (errors included) names the store's own path."""
+    import random
+
+    store = tmp_path / "shared.tracesieve"
+    config = tmp_path / "sampling.toml"
+    config.write_text(
+        f'store = "file://{store}"\n[probability]\nrate = 0.5\n[budget]\nbudget = 100000\n[rate_limit]\ntraces_per_second = 100\n'
+    )
+    assert main(["check", str(config)]) == 0
+    assert f"naming file://{store}" in capsys.readouterr().out
+    assert main(["explain", str(config), "--name", "GET"]) == 0
+    capsys.readouterr()
+    assert not store.exists(), "nothing made"
+    service = from_config(str(config))
+    rng = random.Random(4)
+    for _ in range(400):
+        service.should_sample(None, rng.getrandbits(128), "GET")
+    status = service.budget_status()
+    before = store.read_bytes()
+    assert main(["check", str(config)]) == 0
+    last = capsys.readouterr().out.splitlines()[-1]
+    assert last.startswith(f"  spent this month so far, as the store file stands: {status['used_spans']:,} of 100,000 spans"), last
+    assert main(["explain", str(config), "--name", "GET"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == f"the budget's pace was read from the store file, {store}"
+    # Other settings than the file holds: the service would refuse them, and so does check, naming the store.
+    other = tmp_path / "other.toml"
+    other.write_text(config.read_text().replace("100000", "5000"))
+    assert main(["check", str(other)]) == 2
+    err = capsys.readouterr().err
+    assert f"store: {store} holds the budget" in err and "tracesieve-" not in err, err
+    assert store.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == [
+        "other.toml",
+        "sampling.toml",
+        "shared.tracesieve",
+    ]

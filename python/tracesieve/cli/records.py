@@ -25,11 +25,15 @@ NOT_PRIVATE = "it is not a private file of this user (a link, another user's, or
 
 @contextlib.contextmanager
 def reading_only() -> Iterator[None]:
-    """Records are read, never made, until the block ends (then the scratch directory goes)."""
+    """Records are read, never made, until the block ends (then the scratch
+    directory goes). An error raised in it names the files the service keeps,
+    not their copies."""
     scratch = Path(tempfile.mkdtemp(prefix="tracesieve-")).resolve()
     record.read_records_only(scratch)
     try:
         yield
+    except ConfigError as error:
+        raise ConfigError(as_the_service_keeps_it(str(error))) from None
     finally:
         record.read_records_only(None)
         shutil.rmtree(scratch, ignore_errors=True)
@@ -45,6 +49,8 @@ def as_the_service_keeps_it(line: str) -> str:
     }
     for stand_in, own in owners.items():
         line = line.replace(stand_in.removesuffix(".tracesieve"), own.removesuffix(".tracesieve"))
+    for copy, own in record.stores_copied.items():
+        line = line.replace(copy, own)
     return line
 
 
@@ -115,14 +121,19 @@ def check_notes() -> List[str]:
     return notes
 
 
+def _source(copy: str) -> str:
+    """What a copy was read from: a file store the configuration names, or the service's host record."""
+    return "the store file" if copy in record.stores_copied else "the service's record"
+
+
 def explain_notes() -> List[str]:
     """What ``explain`` adds after its walk: where the budget's pace came from."""
     lacking = [own for _, own in _without_this_budget()]
     notes = [
-        f"the budget's pace is a first start's: the service's record, {own}, has no budget with these settings"
+        f"the budget's pace is a first start's: {_source(copy)}, {own}, has no budget with these settings"
         if own in lacking
-        else f"the budget's pace was read from the service's record, {own}"
-        for own, _ in record.records_read.values()
+        else f"the budget's pace was read from {_source(copy)}, {own}"
+        for copy, (own, _) in record.records_read.items()
     ]
     notes.extend(
         f"the budget's pace is a start's with no record: the service's record cannot be used: {problem}"
@@ -147,7 +158,7 @@ def record_spending_notes(budget_status: Optional[Callable[[], Dict[str, Any]]])
     budget with these settings)."""
     if budget_status is None or not record.records_read or _without_this_budget():
         return []
-    return spending_notes(budget_status, "the service's record", says_assumed=True)
+    return spending_notes(budget_status, _source(next(iter(record.records_read))), says_assumed=True)
 
 
 def spending_notes(budget_status: Callable[[], Dict[str, Any]], source: str, says_assumed: bool = False) -> List[str]:
