@@ -98,7 +98,6 @@ class StrategyPoller(Poller):
                 self.last_error = failure_text(error)[:300]
                 self._report_once(self.last_error)
                 return False
-            self.fetches += 1
             self.fetched_at = time.time()
             self.last_error = None
             if self._reported is not None:
@@ -110,6 +109,8 @@ class StrategyPoller(Poller):
                     _logger.warning(
                         "tracesieve: the strategy for %s from %s is read as Jaeger reads it: %s", self.service_name, self.source, note
                     )
+            # Counted once everything about it is done: whoever waits for a fetch then finds its notes said.
+            self.fetches += 1
             return True
 
     def _fetch_http(self) -> Any:
