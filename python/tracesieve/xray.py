@@ -167,11 +167,12 @@ class XRayPoller(Poller):
                 )
                 self._failed(error, in_force)
                 return False
-            self.rule_fetches += 1
             self.fetched_at = time.time()
             self._recovered()
             if changed:
                 _logger.info("tracesieve: X-Ray sampling rules updated from %s", self.endpoint)
+            # Counted once everything about it is done, as a Jaeger fetch is.
+            self.rule_fetches += 1
             return True
 
     def report(self) -> bool:
