@@ -333,20 +333,7 @@ def test_a_budget_keeps_its_record_under_the_service_the_file_names(tmp_path, pr
     assert from_config(path)._root.stats()["store"]["url"] == root
 
 
-STATE_PATH_FILE = """
-file_format: "1.1"
-resource:
-  attributes:
-    - {name: service.name, value: checkout}
-tracer_provider:
-  processors: [{simple: {exporter: {console: {}}}}]
-  sampler:
-    parent_based:
-      root:
-        tracesieve:
-          probability: {rate: 0.5}
-          budget: {budget: 100000, state_path: state/budget.json}
-"""
+STATE_PATH_FILE = BUDGET_FILE.replace("budget: {budget: 100000}", "budget: {budget: 100000, state_path: state/budget.json}")
 
 
 @pytest.mark.parametrize("configure", [SDK_PATH, ZERO_CODE], ids=["configure_sdk", "OTEL_CONFIG_FILE zero-code"])
