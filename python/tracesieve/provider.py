@@ -20,6 +20,8 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationInfo, Instrume
 
 from tracesieve import _core, _spans, sharing
 from tracesieve._checks import check_flag, check_meter_provider, check_tail_rules, quoted
+from tracesieve._redis import Secret
+from tracesieve._redis import check as check_redis_url
 from tracesieve._scrub import scrubbed_logger
 from tracesieve._tail_worker import Batch, TailWorker, check_budget, check_worker_options, flush_seconds, share_target
 from tracesieve.adaptive import ErrorWindowProcessor
@@ -69,7 +71,10 @@ def check_tail_section(document: Mapping[str, Any], where: str = "") -> None:
     settings = tail_settings(document, where)
     share = settings.pop("share", None)
     try:
-        share_target(share, settings.get("share_interval", 0.05))
+        target = share_target(share, settings.get("share_interval", 0.05))
+        if target is not None:
+            # The options the Redis client takes, as joining the link checks them (connecting to nothing).
+            check_redis_url(Secret(target[0]), target[1], "share")
         TracerProvider(**settings, start=False, shutdown_on_exit=False).shutdown()
     except _core.ConfigError as error:
         raise _core.ConfigError(f"{where}tail.{error}") from None

@@ -642,6 +642,7 @@ def test_check_reads_a_fleets_count_from_redis_writing_nothing(tmp_path, capsys)
         ('rules = [{ name = "x", rate = 0.5 }]', "tail.rules[0]"),
         ('share = "redis://127.0.0.1:9/0"\nshare_interval = 50', "tail.share_interval: 50 is out of range"),
         ('budget_priorities = ["errors"]', "tail.budget_priorities"),
+        ('share = "redis://app:s3cret@127.0.0.1:6379/0?bogus=1"', "tail.share: the Redis client does not take redis://app:***@"),
     ],
 )
 def test_check_refuses_a_tail_section_the_provider_would_refuse(tmp_path, capsys, tail, message):
