@@ -659,6 +659,7 @@ def test_check_refuses_a_tail_section_the_provider_would_refuse(tmp_path, capsys
     assert main(["check", str(config)]) == 2
     err = capsys.readouterr().err
     assert message in err and str(provider_said.value).split(": ", 1)[1] in err, (err, provider_said.value)
+    assert "s3cret" not in err
 
 
 def test_check_says_who_reads_a_valid_tail_section_and_reaches_no_redis(tmp_path, capsys, caplog):
