@@ -75,8 +75,9 @@ def test_a_tail_section_the_sampler_entry_point_cannot_apply_is_said_once(tmp_pa
     said = [r.getMessage() for r in caplog.records if "tail section" in r.getMessage()]
     assert said == [
         f"tracesieve: {path} has a tail section, which OTEL_TRACES_SAMPLER=tracesieve cannot apply (a sampler adds no span "
-        "processor), so no trace is kept after the fact; set OTEL_PYTHON_TRACER_PROVIDER=tracesieve (with TRACESIEVE_CONFIG "
-        "naming the file) instead, whose provider reads it"
+        "processor), so no trace is kept after the fact; tracesieve.TracerProvider reads it (TracerProvider.from_config, or "
+        "OTEL_PYTHON_TRACER_PROVIDER=tracesieve where the SDK's configurator builds no provider), and the SDK's provider "
+        "takes a TailSamplingProcessor in code"
     ]
     caplog.clear()
     path.write_text("[probability]\nrate = 0.25\n")

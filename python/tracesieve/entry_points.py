@@ -134,8 +134,9 @@ def pipeline_from_arg(arg: Optional[str] = None) -> Sampler:
             # A sampler adds no span processor: the tail section would do nothing, silently.
             _logger.warning(
                 "tracesieve: %s has a tail section, which OTEL_TRACES_SAMPLER=tracesieve cannot apply (a sampler adds no "
-                "span processor), so no trace is kept after the fact; set OTEL_PYTHON_TRACER_PROVIDER=tracesieve (with "
-                "TRACESIEVE_CONFIG naming the file) instead, whose provider reads it",
+                "span processor), so no trace is kept after the fact; tracesieve.TracerProvider reads it (TracerProvider."
+                "from_config, or OTEL_PYTHON_TRACER_PROVIDER=tracesieve where the SDK's configurator builds no provider), "
+                "and the SDK's provider takes a TailSamplingProcessor in code",
                 sampler.source,
             )
         return sampler
