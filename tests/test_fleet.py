@@ -294,22 +294,26 @@ def test_four_processes_share_one_rate_limit(redis_server: RedisServer) -> None:
     assert 0.8 * rate * seconds <= total <= rate * seconds + rate + 3 * rate * 0.2 * 4, kept
 
 
-def _boost_after(url: str, errors: int, results: Any) -> None:
+def _boost_after(url: str, errors: int, results: Any, joined: Any, looked: Any) -> None:
     sampler = AdaptiveSampler(0.1, error_steps=[(5, 2.0), (10, 3.0)], store=url)
     if errors:
         sampler.record_error(errors)
+    # Every member is in the fleet before any looks, and stays until all have looked: a member
+    # spawned late on a loaded machine once found the others gone, with their windows.
+    joined.wait(timeout=60)
     deadline = time.monotonic() + 10
     while sampler.boost < 3.0 and time.monotonic() < deadline:
         time.sleep(0.05)
     results.put(sampler.boost)
-    time.sleep(1.0)  # stay a member while the others look
+    looked.wait(timeout=60)
 
 
 def test_error_windows_are_summed_across_the_fleet(redis_server: RedisServer) -> None:
     context = multiprocessing.get_context("spawn")
     results = context.Queue()
+    joined, looked = context.Barrier(3), context.Barrier(3)
     url = f"{redis_server.url}?interval=0.2#windows"
-    workers = [context.Process(target=_boost_after, args=(url, errors, results)) for errors in (6, 6, 0)]
+    workers = [context.Process(target=_boost_after, args=(url, errors, results, joined, looked)) for errors in (6, 6, 0)]
     for worker in workers:
         worker.start()
     boosts = [results.get(timeout=60) for _ in workers]
