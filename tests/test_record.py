@@ -234,9 +234,11 @@ def test_a_service_whose_budget_changed_64_times_still_shares_its_record(private
     monkeypatch.setenv("OTEL_SERVICE_NAME", "tuned")
     for change in range(64):
         BudgetSampler(1.0, budget=10**9 + change)
+    caplog.clear()
     with caplog.at_level(logging.WARNING, logger="tracesieve"):
         sampler = BudgetSampler(1.0, budget=10**9 + 64)
-    assert not caplog.records, [r.getMessage() for r in caplog.records]
+    said = [r.getMessage() for r in caplog.records]
+    assert len(said) == 1 and "starts a new count" in said[0] and "64 other budgets" in said[0], said
     overflow = private_state_dir / "tuned+2.tracesieve"
     assert sampler.stats()["store"]["url"] == f"file://{overflow}"
     assert sampler.stats()["store"]["shared"] == ["budget"]
@@ -407,3 +409,62 @@ def _wait_for(condition, timeout=30.0):
     while not condition():
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.01)
+
+
+STARTED_WITH_A_BUDGET = """
+import logging, random, sys
+logging.basicConfig(level=logging.WARNING)
+from tracesieve import BudgetSampler
+sampler = BudgetSampler(1.0, budget=int(sys.argv[1]), name="checkout")
+rng = random.Random(int(sys.argv[2]))
+for _ in range(int(sys.argv[2])):
+    sampler.should_sample(None, rng.getrandbits(128), "GET /")
+print(sampler.budget_status()["used_spans"])
+"""
+
+
+def _start(budget, spans):
+    done = subprocess.run(
+        [sys.executable, "-c", STARTED_WITH_A_BUDGET, str(budget), str(spans)], capture_output=True, text=True, check=True, timeout=60
+    )
+    return int(done.stdout), done.stderr
+
+
+def test_a_restart_with_a_changed_budget_says_it_counts_afresh_and_what_the_others_spent(private_state_dir, tmp_path, caplog):
+    """A restart with changed settings counts afresh from the calendar's
+    share: lowering 100,000 to 50,000 mid-month and restarting could spend
+    the old budget's count again, with nothing said. The service now says so
+    at the start that makes the new count, with what the record's other
+    budgets spent; the restarts after it, a reload (which carries the count
+    over) and check (which reads a copy) say nothing."""
+    record = private_state_dir / "checkout.tracesieve"
+    spent, said = _start(100_000, 300)
+    assert spent >= 300 and "new count" not in said, said
+    _, said = _start(50_000, 10)
+    lines = [line for line in said.splitlines() if "starts a new count" in line]
+    assert len(lines) == 1, said
+    assert f"the budget of 50,000 spans per month (UTC) starts a new count in the service's record {record}" in lines[0]
+    assert f"only 1 other budget of the service (100,000 spans per month (UTC): {spent:,} spent this month (" in lines[0]
+    assert "If this budget replaces that one, what it spent is not carried over; a reload" in lines[0]
+    _, said = _start(50_000, 10)
+    assert "new count" not in said, "a restart that finds its budget's count carries on"
+    # A reload to a changed budget carries the count over, so it says nothing.
+    config = tmp_path / "sampling.toml"
+    config.write_text('[budget]\nbudget = 70000\nname = "checkout"\n')
+    with caplog.at_level(logging.WARNING, logger="tracesieve"):
+        sampler = from_config(str(config))
+        assert any("70,000 spans per month" in r.getMessage() and "2 other budgets" in r.getMessage() for r in caplog.records)
+        caplog.clear()
+        config.write_text('[budget]\nbudget = 80000\nname = "checkout"\n')
+        assert sampler.reload()
+        assert sampler.budget_status()["budget_spans"] == 80_000
+    assert not [r.getMessage() for r in caplog.records if "new count" in r.getMessage()]
+    # The count the reload carried over is the record's: a restart with those settings carries on from it.
+    carried, said = _start(80_000, 0)
+    assert carried == sampler.budget_status()["used_spans"] and "new count" not in said, said
+    # check reads a copy of the record and lists the others itself.
+    config.write_text('[budget]\nbudget = 90000\nname = "checkout"\n')
+    checked = subprocess.run(
+        [sys.executable, "-m", "tracesieve", "check", str(config)], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert "other budgets" in checked.stdout and "new count" not in checked.stderr, checked

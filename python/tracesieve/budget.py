@@ -127,6 +127,7 @@ class BudgetSampler(_NativeSampler):
             self._state = StateFile(
                 Path(check_path("state_path", state_path)), self, check_seconds("save_interval", save_interval, minimum=0.1)
             )
+        record.say_counted_afresh(self._native)
 
     def budget_status(self) -> Dict[str, Any]:
         """Budget, used, remaining (in money and spans), percent used, the pacing

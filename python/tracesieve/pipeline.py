@@ -119,6 +119,8 @@ class PipelineSampler(_NativeSampler):
         self.reload_failures = 0
         self._state: Optional[StateFile] = None
         self._follow_state_path(stage(resolved, "budget"), carried=False)
+        if stage(resolved, "budget") is not None:
+            record.say_counted_afresh(self._native)
         self._poller: Optional[StrategyPoller] = None
         self._xray_poller: Optional[XRayPoller] = None
         self._poll_remote()
@@ -180,6 +182,8 @@ class PipelineSampler(_NativeSampler):
             self._apply(native, resolved, description)
             self._follow_state_path(budget, carried=before is not None)
             self.reloads += 1
+        if budget is not None:
+            record.say_counted_afresh(self._native)
         self._poll_remote()
         _logger.info("tracesieve: sampling policy reloaded from %s", self.source)
         self._follow_watch_settings()

@@ -19,13 +19,14 @@ import re
 import shutil
 import stat
 import sys
+import tempfile
 import urllib.parse
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Set, Tuple
 
 import platformdirs
 
-from tracesieve._core import RECORD_IDLE_DAYS, read_record, remove_idle_records
+from tracesieve._core import RECORD_IDLE_DAYS, ConfigError, NativeSampler, read_record, remove_idle_records
 from tracesieve._core import RECORD_OVERFLOW_FILES as OVERFLOW_FILES
 from tracesieve._files import make_private_directory
 from tracesieve._scrub import scrubbed_logger
@@ -36,6 +37,7 @@ __all__ = [
     "STATE_DIR_VARIABLE",
     "budget_store",
     "budgets_held",
+    "budgets_spending",
     "default_store",
     "document_service",
     "named_service",
@@ -48,9 +50,11 @@ __all__ = [
     "records_read",
     "records_unusable",
     "sampler_service",
+    "say_counted_afresh",
     "service_name",
     "state_dir",
     "stores_copied",
+    "this_period",
 ]
 
 #: Overrides the state directory (a volume in a container, say).
@@ -177,14 +181,7 @@ def _stand_in(scratch: Path, directory: Path, name: Optional[str]) -> str:
     copy = scratch / f"{service or 'service'}.tracesieve"
     if service is not None and _private_file(own) and str(copy) not in records_read:
         try:
-            # Its overflow files too, in the order the store tries them.
-            for index in range(1, OVERFLOW_FILES + 2):
-                suffix = f"+{index}.tracesieve" if index > 1 else ".tracesieve"
-                own_file = directory / f"{service}{suffix}"
-                if not _private_file(own_file):
-                    break
-                shutil.copy2(own_file, scratch / f"{service}{suffix}")  # its mode (0600) too, which the store checks
-            url = f"host://{scratch}#{service}"
+            url = _copy_record(directory, service, scratch)
             problem, budgets = read_record(url)
             if problem is not None:  # said of the service's own files, not the copies
                 records_unusable[str(copy)] = (str(own), problem.replace(str(scratch), str(directory)))
@@ -196,6 +193,88 @@ def _stand_in(scratch: Path, directory: Path, name: Optional[str]) -> str:
     if str(copy) not in records_read and str(copy) not in records_unusable:
         records_left_out[str(copy)] = str(own)
     return f"host://{scratch}#{service or 'service'}"
+
+
+def _copy_record(directory: Path, service: str, scratch: Path) -> str:
+    """Copy the service's record files (its overflow files too, in the order
+    the store tries them) from ``directory`` into ``scratch``; the copy's store URL."""
+    for index in range(1, OVERFLOW_FILES + 2):
+        suffix = f"+{index}.tracesieve" if index > 1 else ".tracesieve"
+        own_file = directory / f"{service}{suffix}"
+        if not _private_file(own_file):
+            break
+        shutil.copy2(own_file, scratch / f"{service}{suffix}")  # its mode (0600) too, which the store checks
+    return f"host://{scratch}#{service}"
+
+
+def this_period(period: str) -> str:
+    """How a line names the budget's current ``period``: today, this month..."""
+    return "today" if period == "day" else f"this {period}"
+
+
+def budgets_spending(url: str, held: List[Dict[str, Any]]) -> List[Tuple[int, str]]:
+    """The budgets ``held`` (``read_record``'s settings) in the record at
+    ``url``, a copy (opening a budget may write to it), each as (spans spent
+    this period, or -1 when it cannot be read, and a line saying so), those
+    that spent most first."""
+    read: List[Tuple[int, str]] = []
+    for settings in held:
+        said = f"{settings['budget']:,} spans per {settings['period']} ({settings['timezone']})"
+        said += ", keep rules capped" if settings["cap_forced_keeps"] else ""
+        said += f", downstream {settings['downstream']}" if settings["downstream"] != "pace" else ""
+        try:
+            status = NativeSampler.budget(NativeSampler.probability(1.0), store=url, **settings).budget_status()
+        except ConfigError as error:  # a time zone this machine no longer knows, say
+            read.append((-1, f"{said}: not read ({error})"))
+            continue
+        used = status["used_spans"]
+        read.append((used, f"{said}: {used:,} spent {this_period(status['period'])} ({100.0 * used / status['budget_spans']:.1f}%)"))
+    return sorted(read, key=lambda item: -item[0])
+
+
+def say_counted_afresh(native: Any) -> None:
+    """Warn when a budget began a new count in its service's record, which
+    held other budgets of the service (a restart with changed settings): what
+    they spent this period is not carried over, as a reload would carry it."""
+    if _scratch is not None:  # check and explain read copies; the service itself says this
+        return
+    beside = native.budget_begun_beside()
+    if not beside:
+        return
+    status = native.budget_status()
+    # The record's first file (the URL names the overflow file a budget went on in, if it did).
+    shown = Path(native.store_info()["url"][len("file://") :])
+    path = shown.with_name(re.sub(r"\+\d+$", "", shown.stem) + ".tracesieve")
+    spent: List[Tuple[int, str]] = []
+    scratch = Path(tempfile.mkdtemp(prefix="tracesieve-"))
+    try:
+        spent = budgets_spending(_copy_record(path.parent, path.stem, scratch), beside)
+    except (OSError, ConfigError):
+        pass
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    listed = [line for used, line in spent[:LISTED_BUDGETS] if used != 0] or ["none has spent anything this period"]
+    if len(beside) == 1:
+        others, replaced = "1 other budget of the service", "If this budget replaces that one, what it spent is"
+    else:
+        others, replaced = f"{len(beside)} other budgets of the service", "If this budget replaces one of them, what that one spent is"
+    _logger.warning(
+        "tracesieve: the budget of %s spans per %s (%s) starts a new count in the service's record %s, taking the "
+        "calendar's share, %s spans, as spent: the record holds no count with these settings, only %s (%s). %s not "
+        "carried over; a reload (reload = true, or PipelineSampler.reload()) carries a count over.",
+        f"{status['budget_spans']:,}",
+        status["period"],
+        status["timezone"],
+        path,
+        f"{status['assumed_spans']:,}",
+        others,
+        "; ".join(listed),
+        replaced,
+    )
+
+
+#: The other budgets of a record a warning or ``check`` lists, those that spent most this period first.
+LISTED_BUDGETS = 5
 
 
 def _store_stand_in(scratch: Path, url: str) -> str:

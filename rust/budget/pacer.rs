@@ -32,10 +32,10 @@
 //! probability sample, and estimates leave them out.
 
 use std::sync::atomic::{AtomicU64, Ordering::*};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use super::period::{Bounds, Calendar};
-use super::settings::BudgetSettings;
+use super::settings::{budgets_in, BudgetSettings};
 use super::wall::{WallTracker, TOLERANCE};
 use crate::cells::AtomicF64;
 use crate::clock::Moment;
@@ -281,6 +281,11 @@ pub struct Pacer {
     made_here: bool,
     /// Whether the state lives in a file shared by the host's processes.
     shared: bool,
+    /// The other budgets a host record held when this process made this
+    /// budget's piece in it: a restart with changed settings counts afresh,
+    /// which the service is told (emptied when a reload or a state file
+    /// carries a count over after all).
+    begun_beside: Mutex<Vec<BudgetSettings>>,
     store: Arc<Store>,
     /// In a Redis fleet: the lease this process spends and its link to the fleet.
     fleet: Option<PacerFleet>,
@@ -394,6 +399,7 @@ impl Pacer {
             s: placement.region.view(),
             made_here: origin != Origin::Attached,
             shared: placement.region.is_mapped(),
+            begun_beside: Mutex::new(Vec::new()),
             store: store.clone(),
             fleet,
             at_zero: AtomicU64::new(0),
@@ -421,12 +427,29 @@ impl Pacer {
         placement.ready()?;
         // Restores and carry-overs are for the state's maker, at its start only.
         pacer.made_here = origin == Origin::New;
+        if pacer.made_here && pacer.shared && store.is_record() {
+            *pacer.begun_beside.get_mut().unwrap_or_else(|p| p.into_inner()) =
+                budgets_in(store).into_iter().filter(|other| *other != settings).collect();
+        }
         Ok(pacer)
     }
 
     /// Whether the state is shared with other processes (a file store or a fleet).
     pub fn is_shared(&self) -> bool {
         (self.shared && !self.store.is_detached()) || self.fleet.is_some()
+    }
+
+    /// The other budgets the host record held when this process made this
+    /// budget's piece there (none when it found the piece, or in another store).
+    pub fn begun_beside(&self) -> Vec<BudgetSettings> {
+        self.begun_beside.lock().map(|beside| beside.clone()).unwrap_or_default()
+    }
+
+    /// A count carried over after all (a reload, a state file): not afresh.
+    pub(super) fn carried_over(&self) {
+        if let Ok(mut beside) = self.begun_beside.lock() {
+            beside.clear();
+        }
     }
 
     /// The store its state was placed in.

@@ -105,16 +105,8 @@ mod _core {
     fn read_record<'py>(py: Python<'py>, url: &str) -> PyResult<(Option<String>, Vec<Bound<'py, pyo3::types::PyDict>>)> {
         let store = crate::store::Store::open(url).map_err(config_error)?;
         let budgets = crate::budget::settings::budgets_in(&store)
-            .into_iter()
-            .map(|settings| {
-                let out = pyo3::types::PyDict::new(py);
-                out.set_item("budget", settings.budget)?;
-                out.set_item("period", settings.period)?;
-                out.set_item("timezone", settings.timezone)?;
-                out.set_item("cap_forced_keeps", settings.cap_forced)?;
-                out.set_item("downstream", settings.downstream)?;
-                Ok(out)
-            })
+            .iter()
+            .map(|settings| super::store::settings_dict(py, settings))
             .collect::<PyResult<_>>()?;
         Ok((store.problem(), budgets))
     }

@@ -7,6 +7,7 @@ use pyo3::types::{PyDict, PyList, PyString};
 
 use super::args;
 use super::errors::{config_error, config_message};
+use crate::budget::settings::BudgetSettings;
 use crate::store::Store;
 
 /// `store=`: None for this process's own state, else a store URL (opened
@@ -40,6 +41,18 @@ pub fn info<'py>(py: Python<'py>, pieces: &Pieces<'_>) -> PyResult<Bound<'py, Py
     out.set_item("local", PyList::new(py, pieces.iter().filter(|p| !p.2).map(|p| p.0))?)?;
     out.set_item("fallbacks", pieces.iter().map(|(_, store, _)| store.fallbacks()).max().unwrap_or(0))?;
     out.set_item("problem", pieces.iter().find_map(|(_, store, _)| store.problem()))?;
+    Ok(out)
+}
+
+/// A budget's settings as `BudgetSampler` takes them: `budget`, `period`,
+/// `timezone`, `cap_forced_keeps`, `downstream`.
+pub fn settings_dict<'py>(py: Python<'py>, settings: &BudgetSettings) -> PyResult<Bound<'py, PyDict>> {
+    let out = PyDict::new(py);
+    out.set_item("budget", settings.budget)?;
+    out.set_item("period", &settings.period)?;
+    out.set_item("timezone", &settings.timezone)?;
+    out.set_item("cap_forced_keeps", settings.cap_forced)?;
+    out.set_item("downstream", &settings.downstream)?;
     Ok(out)
 }
 

@@ -8,8 +8,8 @@ from typing import Any, Dict, List
 from tracesieve._core import fleet_scripts
 from tracesieve._redis import Secret, connect, scrub
 from tracesieve._scrub import scrub as scrub_credentials
-from tracesieve.cli.records import this_period
 from tracesieve.fleet import require_client
+from tracesieve.record import this_period
 
 #: Seconds ``check`` waits for Redis before saying it could not read the count.
 TIMEOUT = 2.0

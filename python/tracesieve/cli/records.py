@@ -60,43 +60,20 @@ def _without_this_budget() -> List[Tuple[str, str]]:
     return [(copy, own) for copy, (own, size) in record.records_read.items() if record.record_size(Path(copy)) != size]
 
 
-def this_period(period: str) -> str:
-    """How a line names the budget's current ``period``: today, this month..."""
-    return "today" if period == "day" else f"this {period}"
-
-
-#: The other budgets of a record ``check`` lists, those that spent most this period first.
-LISTED_BUDGETS = 5
-
-
 def _other_budgets(copy: str) -> List[str]:
     """The budgets a service's record held before this one was added, each
     with what it has spent this period (read from the copy ``copy``)."""
-    from tracesieve.budget import BudgetSampler
-
     url, held = record.budgets_held.get(copy, ("", []))
-    read: List[Tuple[int, str]] = []
-    for settings in held:
-        said = f"{settings['budget']:,} spans per {settings['period']} ({settings['timezone']})"
-        said += ", keep rules capped" if settings["cap_forced_keeps"] else ""
-        said += f", downstream {settings['downstream']}" if settings["downstream"] != "pace" else ""
-        try:
-            status = BudgetSampler(1.0, store=url, **settings).budget_status()
-        except ConfigError as error:  # a time zone this machine no longer knows, say
-            read.append((-1, f"  - {said}: not read ({error})"))
-            continue
-        spent = f"{status['used_spans']:,} spent {this_period(status['period'])} ({status['percent_used']:.1f}%)"
-        read.append((status["used_spans"], f"  - {said}: {spent}"))
+    read = record.budgets_spending(url, held) if held else []
     if not read:
         return []
-    read.sort(key=lambda item: -item[0])
     lines = [
         "  it holds the service's other budgets, each counted apart: a restart with changed settings "
         "counts afresh from the calendar's share, where a reload carries the count over",
-        *(line for _, line in read[:LISTED_BUDGETS]),
+        *(f"  - {line}" for _, line in read[: record.LISTED_BUDGETS]),
     ]
-    if len(read) > LISTED_BUDGETS:
-        lines.append(f"  and {len(read) - LISTED_BUDGETS:,} more, which spent less")
+    if len(read) > record.LISTED_BUDGETS:
+        lines.append(f"  and {len(read) - record.LISTED_BUDGETS:,} more, which spent less")
     return lines
 
 
@@ -182,7 +159,7 @@ def spending_notes(budget_status: Callable[[], Dict[str, Any]], source: str, say
             f"{used:,} of {budget:,} spans ({100.0 * used / budget:.1f}%: {assumed:,} it began with, the calendar's share "
             f"a new record takes as spent or a count carried over, and {used - assumed:,} counted since)"
         )
-    period = this_period(status["period"])
+    period = record.this_period(status["period"])
     tail_refused = sum(counts["refused_spans"] for counts in status["tail"].values())
     # refused_spans counts the tail's refusals too.
     head_refused = max(0, status["refused_spans"] - tail_refused)

@@ -96,6 +96,7 @@ impl Pacer {
         if snapshot.period_start != s.period_start.get() {
             return false;
         }
+        self.carried_over();
         let used = snapshot.used.min(self.budget.saturating_mul(4));
         s.assumed.store(used, Release);
         s.used.store(0, Release);
@@ -156,6 +157,7 @@ impl Pacer {
         if old.s.period_start.get() != s.period_start.get() {
             return;
         }
+        self.carried_over();
         s.assumed.store(old.total_used(), Release);
         s.used.store(0, Release);
         s.start_allowance.set(old.s.start_allowance.get());

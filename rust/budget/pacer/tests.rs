@@ -927,3 +927,25 @@ fn in_an_error_storm_slow_traces_yield_what_the_storm_needs() {
     let burst = pacer(budget, &SimClock::at(JAN_2026)).burst();
     assert!(status.used as f64 <= budget as f64 + burst && status.used as f64 >= 0.95 * budget as f64, "{status:?}");
 }
+
+#[test]
+fn a_budget_begun_in_a_record_holding_others_says_which_unless_a_count_was_carried_over() {
+    let clock = SimClock::at(JAN_2026 + 10.0 * 86_400.0);
+    let record = store_dir();
+    let url = format!("{}#service", record.path().display());
+    let open = || Arc::new(Store::host_record(&url, Some("boot")).unwrap());
+    let first = shared_pacer(&open(), 10_000, &clock).unwrap();
+    assert_eq!(first.begun_beside(), vec![], "the record's first budget");
+    let changed = shared_pacer(&open(), 20_000, &clock).unwrap();
+    let beside: Vec<u64> = changed.begun_beside().iter().map(|settings| settings.budget).collect();
+    assert_eq!(beside, vec![10_000], "a restart with a changed budget counts afresh beside the old one");
+    let again = shared_pacer(&open(), 20_000, &clock).unwrap();
+    assert_eq!(again.begun_beside(), vec![], "a worker or restart that finds the piece counts on");
+    let reloaded = shared_pacer(&open(), 30_000, &clock).unwrap();
+    assert_eq!(reloaded.begun_beside().len(), 2);
+    reloaded.carry_over(&changed, &Moment::new(&clock));
+    assert_eq!(reloaded.begun_beside(), vec![], "a reload carries the count over");
+    let file = store_dir();
+    let in_file = shared_pacer(&store_at(&file, "boot"), 10_000, &clock).unwrap();
+    assert_eq!(in_file.begun_beside(), vec![], "a store file holds one budget per name, not a record's");
+}

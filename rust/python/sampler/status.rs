@@ -76,6 +76,14 @@ impl NativeSampler {
         Ok(info)
     }
 
+    /// The other budgets the service's host record held when this process
+    /// began this budget's count there (none when it found the count, or a
+    /// reload or state file carried one over), as `BudgetSampler` settings.
+    fn budget_begun_beside<'py>(&self, py: Python<'py>) -> PyResult<Vec<Bound<'py, PyDict>>> {
+        let beside = self.core.plan().pacer().map(|pacer| pacer.begun_beside()).unwrap_or_default();
+        beside.iter().map(|settings| crate::python::store::settings_dict(py, settings)).collect()
+    }
+
     /// Changes under its store file since the last call (shortened, replaced
     /// or removed while in use), each reported once, for the store watcher.
     fn store_check(&self, py: Python<'_>) -> Vec<String> {
