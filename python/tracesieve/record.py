@@ -38,11 +38,13 @@ __all__ = [
     "budget_store",
     "budgets_held",
     "budgets_spending",
+    "copy_record",
     "default_store",
     "document_service",
     "named_service",
     "named_store",
     "naming",
+    "private_file",
     "read_records_only",
     "reading_only",
     "record_size",
@@ -179,9 +181,9 @@ def _stand_in(scratch: Path, directory: Path, name: Optional[str]) -> str:
     service = named_service(name)
     own = directory / f"{service or '<service>'}.tracesieve"
     copy = scratch / f"{service or 'service'}.tracesieve"
-    if service is not None and _private_file(own) and str(copy) not in records_read:
+    if service is not None and private_file(own) and str(copy) not in records_read:
         try:
-            url = _copy_record(directory, service, scratch)
+            url = copy_record(directory, service, scratch)
             problem, budgets = read_record(url)
             if problem is not None:  # said of the service's own files, not the copies
                 records_unusable[str(copy)] = (str(own), problem.replace(str(scratch), str(directory)))
@@ -195,13 +197,13 @@ def _stand_in(scratch: Path, directory: Path, name: Optional[str]) -> str:
     return f"host://{scratch}#{service or 'service'}"
 
 
-def _copy_record(directory: Path, service: str, scratch: Path) -> str:
+def copy_record(directory: Path, service: str, scratch: Path) -> str:
     """Copy the service's record files (its overflow files too, in the order
     the store tries them) from ``directory`` into ``scratch``; the copy's store URL."""
     for index in range(1, OVERFLOW_FILES + 2):
         suffix = f"+{index}.tracesieve" if index > 1 else ".tracesieve"
         own_file = directory / f"{service}{suffix}"
-        if not _private_file(own_file):
+        if not private_file(own_file):
             break
         shutil.copy2(own_file, scratch / f"{service}{suffix}")  # its mode (0600) too, which the store checks
     return f"host://{scratch}#{service}"
@@ -227,8 +229,11 @@ def budgets_spending(url: str, held: List[Dict[str, Any]]) -> List[Tuple[int, st
         except ConfigError as error:  # a time zone this machine no longer knows, say
             read.append((-1, f"{said}: not read ({error})"))
             continue
-        used = status["used_spans"]
-        read.append((used, f"{said}: {used:,} spent {this_period(status['period'])} ({100.0 * used / status['budget_spans']:.1f}%)"))
+        used, assumed = status["used_spans"], status["assumed_spans"]
+        share = f"{100.0 * used / status['budget_spans']:.1f}%"
+        if assumed:  # as check splits it: a new count's calendar share, or a count carried over
+            share += f": {assumed:,} it began with, {used - assumed:,} counted since"
+        read.append((used, f"{said}: {used:,} spent {this_period(status['period'])} ({share})"))
     return sorted(read, key=lambda item: -item[0])
 
 
@@ -248,7 +253,7 @@ def say_counted_afresh(native: Any) -> None:
     spent: List[Tuple[int, str]] = []
     scratch = Path(tempfile.mkdtemp(prefix="tracesieve-"))
     try:
-        spent = budgets_spending(_copy_record(path.parent, path.stem, scratch), beside)
+        spent = budgets_spending(copy_record(path.parent, path.stem, scratch), beside)
     except (OSError, ConfigError):
         pass
     finally:
@@ -288,7 +293,7 @@ def _store_stand_in(scratch: Path, url: str) -> str:
     copy = scratch / f"store-{hashlib.sha256(path.encode('utf-8', 'surrogateescape')).hexdigest()[:16]}" / (own.name or "store")
     if str(copy) not in stores_copied:
         copy.parent.mkdir(mode=0o700)
-        if _private_file(own):
+        if private_file(own):
             try:
                 shutil.copy2(own, copy)  # its mode (0600) too, which the store checks
                 records_read[str(copy)] = (str(own), record_size(copy))
@@ -304,7 +309,7 @@ def record_size(path: Path) -> int:
     return path.stat().st_size + sum(f.stat().st_size for f in path.parent.glob(f"{glob.escape(path.stem)}+*.tracesieve"))
 
 
-def _private_file(path: Path) -> bool:
+def private_file(path: Path) -> bool:
     """Whether ``path`` is a record as the store would open it: a regular file
     (no link), this user's, private. A copy is ours whatever it was, so the
     store's own checks must be made here."""

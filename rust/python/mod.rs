@@ -90,6 +90,21 @@ mod _core {
             .collect()
     }
 
+    /// The host records in `directory`, by name, each with its files (the
+    /// first, then its overflow files in the order the store tries them).
+    #[pyfunction]
+    fn host_records(py: Python<'_>, directory: std::path::PathBuf) -> Vec<(String, Vec<String>)> {
+        let records = py.detach(|| crate::store::idle::records_in(&directory));
+        records.into_iter().map(|(name, files)| (name, files.iter().map(|path| path.display().to_string()).collect())).collect()
+    }
+
+    /// Whether some process has the record file at `path` open, seen without
+    /// taking a lock; None where that cannot be seen.
+    #[pyfunction]
+    fn record_in_use(path: std::path::PathBuf) -> Option<bool> {
+        crate::store::idle::in_use(&path)
+    }
+
     /// The stages a pipeline document may name, in the order the seed gives them.
     #[pyfunction]
     fn pipeline_stages() -> Vec<&'static str> {

@@ -13,6 +13,7 @@
 //! locks cannot be taken (another system, a filesystem without them), an open
 //! does not wait for one and nothing is removed.
 
+use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
 use std::os::unix::fs::{MetadataExt as _, OpenOptionsExt as _};
 use std::path::{Path, PathBuf};
@@ -103,19 +104,60 @@ fn idle_file(path: &Path, cutoff: SystemTime) -> Option<(u64, u64)> {
 /// file in use, or written lately, or not this user's, is left whole.
 pub fn remove_idle(dir: &Path, idle: Duration) -> Vec<PathBuf> {
     let Some(cutoff) = SystemTime::now().checked_sub(idle) else { return Vec::new() };
-    let Ok(entries) = fs::read_dir(dir) else { return Vec::new() };
-    let mut records: std::collections::BTreeMap<String, Vec<PathBuf>> = Default::default();
-    for entry in entries.flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if let Some(record) = record_of(&name) {
-            records.entry(record.to_owned()).or_default().push(entry.path());
-        }
-    }
     let mut removed = Vec::new();
-    for paths in records.values() {
+    for paths in records_in(dir).values() {
         removed.extend(remove_record(paths, cutoff));
     }
     removed
+}
+
+/// The records in `dir` by name, each with its files: the first, then its
+/// overflow files in the order the store tries them (none when `dir` cannot
+/// be read).
+pub fn records_in(dir: &Path) -> BTreeMap<String, Vec<PathBuf>> {
+    let mut records: BTreeMap<String, Vec<(u64, PathBuf)>> = BTreeMap::new();
+    for entry in fs::read_dir(dir).into_iter().flatten().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if let Some(record) = record_of(&name) {
+            let number = name.strip_suffix(SUFFIX).and_then(|stem| stem.rsplit_once('+')).and_then(|(_, n)| n.parse().ok());
+            records.entry(record.to_owned()).or_default().push((number.unwrap_or(1), entry.path()));
+        }
+    }
+    records
+        .into_iter()
+        .map(|(record, mut files)| {
+            files.sort();
+            (record, files.into_iter().map(|(_, path)| path).collect())
+        })
+        .collect()
+}
+
+/// Whether some process has the store file at `path` open (holds the shared
+/// lock on its first byte), seen without taking a lock; None where such locks
+/// cannot be seen (another system, a filesystem without them, a file that
+/// cannot be opened).
+pub fn in_use(path: &Path) -> Option<bool> {
+    let file = OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW).open(path).ok()?;
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd as _;
+        // SAFETY: zeroed is a valid flock; l_pid must be 0 for OFD locks.
+        let mut range: libc::flock = unsafe { std::mem::zeroed() };
+        range.l_type = libc::F_WRLCK as libc::c_short;
+        range.l_whence = libc::SEEK_SET as libc::c_short;
+        range.l_start = 0;
+        range.l_len = 1;
+        // SAFETY: a valid descriptor and a valid flock for the call.
+        if unsafe { libc::fcntl(file.as_raw_fd(), libc::F_OFD_GETLK, &mut range) } != 0 {
+            return None;
+        }
+        Some(range.l_type != libc::F_UNLCK as libc::c_short)
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = file;
+        None
+    }
 }
 
 /// Remove one record's files, all or none.
@@ -161,6 +203,29 @@ mod tests {
         drop(stuck);
         let held = crate::store::StoreFile::open(&path).unwrap();
         assert!(remove_idle(dir.path(), Duration::ZERO).is_empty(), "held by {held:?}");
+    }
+
+    #[test]
+    fn a_record_is_seen_in_use_while_a_process_has_it_open_and_listed_with_its_overflow_files() {
+        let dir = tempfile::Builder::new().prefix("tracesieve-idle-").tempdir().unwrap();
+        let path = dir.path().join("svc.tracesieve");
+        let store = crate::store::StoreFile::open(&path).unwrap();
+        assert_eq!(in_use(&path), Some(true));
+        // Looking takes no lock: the holder is still the only one, and a remover still cannot remove it.
+        assert_eq!(in_use(&path), Some(true));
+        assert!(remove_idle(dir.path(), Duration::ZERO).is_empty());
+        drop(store);
+        assert_eq!(in_use(&path), Some(false));
+        assert_eq!(in_use(&dir.path().join("none.tracesieve")), None);
+        for name in ["svc+10.tracesieve", "svc+2.tracesieve", "api.tracesieve", "notes.txt"] {
+            fs::write(dir.path().join(name), b"").unwrap();
+        }
+        let records = records_in(dir.path());
+        let names = |record: &str| -> Vec<String> {
+            records[record].iter().map(|p| p.file_name().unwrap().to_string_lossy().into_owned()).collect()
+        };
+        assert_eq!(records.keys().collect::<Vec<_>>(), ["api", "svc"]);
+        assert_eq!(names("svc"), ["svc.tracesieve", "svc+2.tracesieve", "svc+10.tracesieve"]);
     }
 
     #[test]

@@ -162,6 +162,12 @@ def test_a_services_record_the_store_cannot_use_is_said_so_not_read_as_its_spend
     assert from_config(str(config)).stats()["store"]["shared"] == []
 
 
+def _split(status):
+    """A budget's share spent, with the count it began with told apart from what it counted since."""
+    assumed = status["assumed_spans"]
+    return f"{status['percent_used']:.1f}%: {assumed:,} it began with, {status['used_spans'] - assumed:,} counted since"
+
+
 def test_check_lists_the_other_budgets_a_services_record_holds_with_their_spending(tmp_path, private_state_dir, monkeypatch, capsys):
     """A budget changed by a restart starts a new count in the service's
     record: check says so, and what the budgets already there have spent,
@@ -189,9 +195,9 @@ def test_check_lists_the_other_budgets_a_services_record_holds_with_their_spendi
     assert out[at + 1 :] == [
         "    it holds the service's other budgets, each counted apart: a restart with changed settings counts afresh "
         "from the calendar's share, where a reload carries the count over",
-        f"    - 100,000 spans per month (UTC): {spent['used_spans']:,} spent this month ({spent['percent_used']:.1f}%)",
+        f"    - 100,000 spans per month (UTC): {spent['used_spans']:,} spent this month ({_split(spent)})",
         f"    - 7,000 spans per day (Asia/Seoul), keep rules capped, downstream follow: {day_spent['used_spans']:,} spent today "
-        f"({day_spent['percent_used']:.1f}%)",
+        f"({_split(day_spent)})",
     ]
     assert spent["used_spans"] > day_spent["used_spans"], "listed by what they spent, most first"
     # The budgets there are read, never written; a budget the record holds lists none.

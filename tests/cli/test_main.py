@@ -65,7 +65,7 @@ def test_console_script_and_module_entry_points():
         assert "valid pipeline (PipelineSampler{adaptive,rules})" in out.stdout
 
 
-@pytest.mark.parametrize("command", [[], ["simulate"], ["check"], ["explain"], ["bench"], ["demo"]])
+@pytest.mark.parametrize("command", [[], ["simulate"], ["check"], ["explain"], ["records"], ["bench"], ["demo"]])
 def test_every_command_has_working_help(command, capsys):
     """Regression: `tracesieve simulate --help` exited 2 with "must be real
     number, not dict" (an unescaped % in the help text)."""

@@ -16,14 +16,17 @@ from tracesieve.cli.usage import Parser, UsageError
 
 
 def _parser() -> argparse.ArgumentParser:
-    from tracesieve.cli import bench, check, demo, explain, simulate
+    from tracesieve.cli import bench, check, demo, explain, host_records, simulate
 
-    parser = Parser(prog="tracesieve", description="Smart trace sampling for OpenTelemetry Python: simulate, check, explain, bench, demo.")
+    parser = Parser(
+        prog="tracesieve", description="Smart trace sampling for OpenTelemetry Python: simulate, check, explain, records, bench, demo."
+    )
     parser.add_argument("--version", action="version", version=_version(), help="print the versions a bug report needs, and exit")
     commands = parser.add_subparsers(dest="command", parser_class=Parser)
     simulate.add_parser(commands)
     check.add_parser(commands)
     explain.add_parser(commands)
+    host_records.add_parser(commands)
     bench.add_parser(commands)
     demo.add_parser(commands)
     parser.set_defaults(command=None)
