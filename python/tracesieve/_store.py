@@ -15,7 +15,7 @@ from typing import Any, Dict, Optional, Set
 from tracesieve._background import BackgroundThread
 from tracesieve._scrub import scrubbed_logger
 
-__all__ = ["watch"]
+__all__ = ["join_fleets", "watch"]
 
 _logger = scrubbed_logger("tracesieve.store")
 _LOCAL: weakref.WeakSet[Any] = weakref.WeakSet()
@@ -25,12 +25,20 @@ _FILE_OWNERS: weakref.WeakSet[Any] = weakref.WeakSet()
 CHECK_INTERVAL = 1.0
 _watcher: Optional[BackgroundThread] = None
 _watcher_lock = threading.Lock()
+_joining = True
+
+
+def join_fleets(joining: bool) -> None:
+    """Whether samplers built from now on join their Redis fleet (tracesieve's
+    check and explain, which must write nothing, build them not joining)."""
+    global _joining
+    _joining = joining
 
 
 def watch(owner: Any, info: Dict[str, Any]) -> None:
     """Report ``owner``'s store ``info`` (``store_info()``) as the process needs it,
     and have a Redis store's worker step its stages."""
-    if info.get("fleet"):
+    if info.get("fleet") and _joining:
         from tracesieve.fleet import join
 
         join(owner)

@@ -26,6 +26,7 @@ from typing import Any, Dict, List, Mapping, Optional, Set, Tuple
 
 import platformdirs
 
+from tracesieve import _store
 from tracesieve._core import RECORD_IDLE_DAYS, ConfigError, NativeSampler, read_record, remove_idle_records
 from tracesieve._core import RECORD_OVERFLOW_FILES as OVERFLOW_FILES
 from tracesieve._files import make_private_directory
@@ -161,9 +162,12 @@ def read_records_only(scratch: Optional[Path]) -> None:
     exists), else a fresh stand-in, both in ``scratch`` (a private directory
     the caller removes), so nothing in the state directory is made or
     written; noted in ``records_read`` and ``records_left_out``. None: back
-    to records as services keep them (the notes are cleared)."""
+    to records as services keep them (the notes are cleared). Samplers on
+    a Redis fleet do not join it meanwhile: joining leases spans and may
+    make the period's count there."""
     global _scratch
     _scratch = scratch
+    _store.join_fleets(scratch is None)
     records_left_out.clear()
     records_read.clear()
     budgets_held.clear()

@@ -639,6 +639,30 @@ def test_check_reads_a_fleets_count_from_redis_writing_nothing(tmp_path, capsys)
     assert said().startswith("  the fleet's count this month was not read from Redis: ConnectionError")
 
 
+def test_check_and_explain_never_join_a_redis_fleet(tmp_path, capsys, redis_server):
+    """Regression: explain and check built the pipeline's samplers as a
+    service does, so those on a Redis fleet joined it: within a step, the
+    fleet's count for the period was made (the calendar's share, when no
+    service had stepped yet) and a lease of spans taken by a process that
+    then went away. Samplers they build join no fleet."""
+    import time
+
+    from tracesieve import fleet
+
+    config = tmp_path / "fleet.toml"
+    config.write_text(f'store = "{redis_server.url}?interval=0.05#shop"\n' + BUDGET_PIPELINE.replace("[budget]", "[adaptive]\n[budget]"))
+    assert main(["explain", str(config), "--name", "GET"]) == 0
+    assert main(["check", str(config)]) == 0
+    capsys.readouterr()
+    time.sleep(0.5)  # ten steps of a fleet member
+    fleet.sync()
+    assert redis_server.client().keys("*") == [], "check and explain wrote nothing"
+    # A service built after them joins as ever.
+    service = from_config(str(config))
+    fleet.sync(service)
+    assert redis_server.client().keys("*") != []
+
+
 @pytest.mark.parametrize(
     ("tail", "message"),
     [
