@@ -151,6 +151,31 @@ def test_a_policy_with_no_budget_runs_unpaced_and_says_so(tmp_path, capsys):
     assert "error traces kept whole: " in out and "exported against each service's budget" not in out
 
 
+def test_the_report_says_what_became_of_the_policys_budget(tmp_path, capsys):
+    """Regression: an hour's scenario dropped the policy's budget without a
+    word, so `simulate --config` with a budget of 1,000 spans a month kept
+    every span, as if the budget did nothing; month and spike replaced its
+    amount, which the report did not say either."""
+    config = tmp_path / "budget.toml"
+    config.write_text('[budget]\nbudget = 5.0\ncost_per_span = 0.005\nperiod = "day"\n')
+    assert main(["simulate", "--requests", "300", "--approaches", "shared", "--config", str(config)]) == 0
+    heading = capsys.readouterr().out.splitlines()[:4]
+    assert heading[2] == (
+        "the policy's budget (1,000 spans per day) is left out: an hour cannot show its pacing; "
+        "simulate month (or spike, for a daily budget) runs it, sized to the scenario"
+    )
+    assert heading[3] == ""
+    assert main(["simulate", "spike", "--requests", "3000", "--approaches", "shared", "--config", str(config), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["notes"] == [
+        "the policy's budget (1,000 spans per day) is sized to the scenario: 300 spans per day a service, a tenth of its requests"
+    ]
+    assert report["results"][0]["budget_by_service"]["frontend"]["budget_spans"] == 300
+    config.write_text("[probability]\nrate = 0.5\n")
+    assert main(["simulate", "errors", "--requests", "300", "--approaches", "shared", "--config", str(config), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["notes"] == []
+
+
 def test_charts_or_a_clear_hint(tmp_path, capsys, monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     assert main(["simulate", "errors", "--requests", "800", "--out", str(tmp_path)]) == 2

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Sequence
 
 from tracesieve.cli.scenarios import DESCRIPTIONS, Scenario
 from tracesieve.cli.services import Measured
@@ -28,10 +28,12 @@ def _spread(cells: Dict[str, float]) -> str:
     return f"±{cells['standard_error'] / cells['estimated']:.1%}"
 
 
-def terminal(scenario: Scenario, results: List[Measured], seconds: Dict[str, float]) -> str:
+def terminal(scenario: Scenario, results: List[Measured], seconds: Dict[str, float], notes: Sequence[str] = ()) -> str:
+    """The report; ``notes`` (what the simulation did with the policy) follow the heading."""
     lines = [
         f"tracesieve simulate {scenario.name}: {DESCRIPTIONS[scenario.name]}",
         f"{len(scenario.requests):,} requests, each a 3-service trace (frontend -> orders -> payments)",
+        *notes,
         "",
     ]
     for result in results:
@@ -146,13 +148,14 @@ def chain_json(faults: Any, results: Dict[str, Dict[str, Any]]) -> str:
     return json.dumps({"faults": faults.__dict__, "results": results}, indent=2)
 
 
-def as_json(scenario: Scenario, results: List[Measured], seconds: Dict[str, float]) -> str:
+def as_json(scenario: Scenario, results: List[Measured], seconds: Dict[str, float], notes: Sequence[str] = ()) -> str:
     return json.dumps(
         {
             "scenario": scenario.name,
             "description": DESCRIPTIONS[scenario.name],
             "requests": len(scenario.requests),
             "budget_spans": scenario.budget_spans,
+            "notes": list(notes),
             "results": [{**r.as_dict(), "seconds": seconds.get(r.label)} for r in results],
         },
         indent=2,

@@ -80,6 +80,29 @@ def policy_for(scenario: Scenario, document: Dict[str, Any], tail: bool) -> Dict
     return doc
 
 
+def budget_note(scenario: Scenario, document: Dict[str, Any]) -> Optional[str]:
+    """What the simulation does with the policy's own budget, which it never
+    runs as given (see ``policy_for``); None when the policy has none."""
+    budget = document.get("budget")
+    if not isinstance(budget, dict) or "budget" not in budget:
+        return None
+    spans = float(budget["budget"]) / float(budget.get("cost_per_span", 1.0))
+    given = f"{spans:,.0f} spans per {budget.get('period', 'month')}"
+    if scenario.budget_spans is None:
+        return (
+            f"the policy's budget ({given}) is left out: {DESCRIPTION_SPANS[scenario.name]} cannot show its pacing; "
+            "simulate month (or spike, for a daily budget) runs it, sized to the scenario"
+        )
+    return (
+        f"the policy's budget ({given}) is sized to the scenario: {scenario.budget_spans:,} spans per "
+        f"{scenario.budget_period} a service, a tenth of its requests"
+    )
+
+
+#: What each scenario without a budget of its own covers, for ``budget_note``.
+DESCRIPTION_SPANS = {"traffic": "an hour", "errors": "forty minutes"}
+
+
 def doc_stages(sampler: Any) -> List[str]:
     return [stage["stage"] for stage in sampler.resolved["stages"]]
 

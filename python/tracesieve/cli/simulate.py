@@ -92,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
 
     from tracesieve.cli import report
     from tracesieve.cli.scenarios import SCENARIOS, Faults, generate
-    from tracesieve.cli.services import budget_status_of, build_naive, build_ours, drive, measure
+    from tracesieve.cli.services import budget_note, budget_status_of, build_naive, build_ours, drive, measure
     from tracesieve.cli.usage import UsageError
     from tracesieve.testing import SimClock
 
@@ -164,10 +164,12 @@ def run(args: argparse.Namespace) -> int:
         for rig in rigs:
             rig.provider.shutdown()
     progress.close()
+    note = budget_note(scenario, document)
+    notes = [note] if note else []
     if args.json:
-        print(report.as_json(scenario, results, seconds))
+        print(report.as_json(scenario, results, seconds, notes))
     else:
-        print(report.terminal(scenario, results, seconds))
+        print(report.terminal(scenario, results, seconds, notes))
     if args.out:
         try:
             for path in report.charts(scenario, results, Path(args.out)):
