@@ -40,6 +40,21 @@ pub enum Capture {
     /// It was dropped and none of its spans are retained any more (or it is unknown
     /// here): only spans still to end are kept.
     BeyondHorizon,
+    /// It was dropped and this many of its spans are retained, but the budget
+    /// has no room for them: they stay retained (a capture once there is room
+    /// keeps them), and it stays dropped here, whole.
+    Refused(usize),
+}
+
+/// What became of a dropped trace's retained spans kept after all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Retrieved {
+    /// This many were queued for export.
+    Queued(usize),
+    /// None were retained.
+    Nothing,
+    /// This many were retained, and stay so: the budget refused them.
+    Refused(usize),
 }
 
 /// What tail keeps spend: a budget that admits the spans of a kept trace
@@ -198,9 +213,11 @@ pub struct Counts {
     pub heard_too_late: AtomicU64,
     /// Spans of dropped traces found in retention and kept after all (heard or captured).
     pub retained_kept: AtomicU64,
-    /// Captures asked for, and those that found the trace's spans gone.
+    /// Captures asked for, those that found the trace's spans gone, and
+    /// those the budget had no room for.
     pub captures: AtomicU64,
     pub captures_beyond_horizon: AtomicU64,
+    pub captures_refused: AtomicU64,
     /// Batches that could not be read.
     pub bad_batches: AtomicU64,
     pub late_kept: AtomicU64,
@@ -519,8 +536,17 @@ impl<S> TailBuffer<S> {
             }
         }
         for (trace_id, mark) in dropped_here {
-            if self.keep_retained(inner, trace_id, mark) == 0 {
-                self.counts.heard_too_late.fetch_add(1, Relaxed);
+            match self.keep_retained(inner, trace_id, mark) {
+                Retrieved::Queued(_) => {}
+                Retrieved::Nothing => {
+                    self.counts.heard_too_late.fetch_add(1, Relaxed);
+                }
+                Retrieved::Refused(_) => {
+                    // Refused whole: its later spans are not kept either.
+                    if let Some(decision) = inner.decisions.get_mut(&trace_id) {
+                        *decision = None;
+                    }
+                }
             }
         }
         true
@@ -621,12 +647,20 @@ impl<S> TailBuffer<S> {
     }
 
     /// Queue the retained spans of a dropped trace, kept after all for `mark`
-    /// (whole or not at all, as the budget says); how many were queued.
-    fn keep_retained(&self, inner: &mut Inner<S>, trace_id: u128, mark: Mark) -> usize {
-        let Some(retention) = inner.retention.clone() else { return 0 };
+    /// (whole or not at all, as the budget says: refused, they stay retained).
+    fn keep_retained(&self, inner: &mut Inner<S>, trace_id: u128, mark: Mark) -> Retrieved {
+        let Some(retention) = inner.retention.clone() else { return Retrieved::Nothing };
         let spans = retention.take(trace_id);
-        if spans.is_empty() || !self.admit(inner, mark, spans.len() as u64) {
-            return 0;
+        if spans.is_empty() {
+            return Retrieved::Nothing;
+        }
+        if !self.admit(inner, mark, spans.len() as u64) {
+            if let Some(kind) = inner.reasons.get(usize::from(mark.reason)).and_then(|r| budget_kind(r)) {
+                self.counts.budget_refused_traces[kind as usize].fetch_add(1, Relaxed);
+            }
+            let count = spans.len();
+            retention.retain(trace_id, spans);
+            return Retrieved::Refused(count);
         }
         let count = spans.len();
         self.counts.retained_kept.fetch_add(count as u64, Relaxed);
@@ -636,7 +670,7 @@ impl<S> TailBuffer<S> {
         for span in spans {
             self.enqueue(inner, span, mark, false, Offer::LateKept);
         }
-        count
+        Retrieved::Queued(count)
     }
 
     /// Keep a trace after the fact (`reason`, each span standing for itself):
@@ -656,24 +690,38 @@ impl<S> TailBuffer<S> {
             }
             return Capture::Pending;
         }
-        let retained = match inner.decisions.get(&trace_id) {
+        let retrieved = match inner.decisions.get(&trace_id) {
             Some(Some(_)) => return Capture::AlreadyKept,
             _ => self.keep_retained(inner, trace_id, mark),
         };
-        // The fleet's other services keep their spans of the trace too (as a rule's keep: the wire's kinds).
+        // The fleet's other services keep their spans of the trace too, as their own budgets
+        // allow (as a rule's keep: the wire's kinds).
         if let Some(share) = inner.share.as_mut() {
             share.outbox.push(Announcement { trace_id, kind: Kind::Rule, weight: 1.0 });
             self.counts.announced.fetch_add(1, Relaxed);
         }
+        match retrieved {
+            Retrieved::Refused(count) => {
+                self.counts.captures_refused.fetch_add(1, Relaxed);
+                Capture::Refused(count)
+            }
+            Retrieved::Queued(count) => {
+                self.remember_kept(inner, trace_id, mark);
+                Capture::Retained(count)
+            }
+            Retrieved::Nothing => {
+                self.remember_kept(inner, trace_id, mark);
+                self.counts.captures_beyond_horizon.fetch_add(1, Relaxed);
+                Capture::BeyondHorizon
+            }
+        }
+    }
+
+    /// Remember `trace_id` as kept for `mark`, so its spans still to end are kept too.
+    fn remember_kept(&self, inner: &mut Inner<S>, trace_id: u128, mark: Mark) {
         remember(inner, self.limits.decision_cache, trace_id, Some(mark));
         if let Some(decision) = inner.decisions.get_mut(&trace_id) {
             *decision = Some(mark);
-        }
-        if retained == 0 {
-            self.counts.captures_beyond_horizon.fetch_add(1, Relaxed);
-            Capture::BeyondHorizon
-        } else {
-            Capture::Retained(retained)
         }
     }
 
@@ -1028,6 +1076,42 @@ mod tests {
         assert_eq!(buffer.capture(9, "captured"), Capture::AlreadyKept);
         assert_eq!(buffer.capture(77, "captured"), Capture::BeyondHorizon);
         assert_eq!(buffer.counts.captures_beyond_horizon.load(Relaxed), 1);
+        balance_retained(&buffer);
+    }
+
+    #[test]
+    fn a_capture_or_announcement_the_budget_has_no_room_for_leaves_the_trace_retained_and_dropped_whole() {
+        let sharing = Some(Sharing { ttl: 60.0, max_outbox: 10 });
+        let buffer = TailBuffer::new(limits(), sharing);
+        let kept = Arc::new(Kept::default());
+        buffer.set_retention(Some(kept.clone()));
+        let room = Arc::new(Room { room: std::sync::atomic::AtomicU64::new(1), asked: Mutex::new(Vec::new()) });
+        buffer.set_budget(Some(room.clone()));
+        for (span, trace) in [(1, 9), (2, 9), (3, 8), (4, 8)] {
+            buffer.offer(span, facts(trace, false, span % 2 == 0), 0.0);
+        }
+        for (id, trace) in buffer.take_due(3.0, 2.0, 30.0) {
+            assert_eq!(buffer.settle(id, trace.spans, None, false), Settled::Dropped);
+        }
+        // Before: the spans were taken from retention and lost, the capture said "beyond the
+        // horizon", and a second capture said the trace had been kept.
+        assert_eq!(buffer.capture(9, "captured"), Capture::Refused(2), "two spans, room for one");
+        assert_eq!(kept.0.lock().unwrap()[&9], vec![1, 2], "still retained");
+        assert_eq!(buffer.counts.captures_refused.load(Relaxed), 1);
+        assert_eq!(buffer.counts.captures_beyond_horizon.load(Relaxed), 0);
+        assert_eq!(buffer.counts.budget_refused_traces[Kind::Rule as usize].load(Relaxed), 1);
+        assert_eq!(buffer.offer(5, facts(9, false, false), 4.0), Offer::LateDropped, "refused whole: its later spans too");
+        room.room.store(10, Relaxed);
+        assert_eq!(buffer.capture(9, "captured"), Capture::Retained(3), "once there is room, a capture keeps them");
+        assert_eq!(buffer.capture(9, "captured"), Capture::AlreadyKept);
+        // An announcement heard after the drop: refused whole, later spans dropped, the spans still retained.
+        room.room.store(0, Relaxed);
+        let there = TailBuffer::<i32>::new(limits(), sharing);
+        there.offer(7, Facts { trace_id: 8, sampled: false, error: true, local_root: true }, 4.0);
+        buffer.hear(&there.take_announcements(10).unwrap(), 5.0);
+        assert_eq!(kept.0.lock().unwrap()[&8], vec![3, 4]);
+        assert_eq!(buffer.offer(6, facts(8, false, false), 6.0), Offer::LateDropped);
+        assert_eq!(buffer.counts.heard_too_late.load(Relaxed), 0, "not too late: refused");
         balance_retained(&buffer);
     }
 

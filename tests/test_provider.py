@@ -227,6 +227,41 @@ def test_retention_is_bounded_by_bytes_and_a_capture_beyond_the_horizon_says_so(
         provider.capture(0)
 
 
+@pytest.mark.parametrize("exempt", [(), ("rule",)])
+def test_a_capture_the_budget_cannot_cover_is_refused_and_stays_retained(exempt: Tuple[str, ...]) -> None:
+    """Regression: a capture the budget refused took the trace's spans out of
+    the ring and lost them, answered "beyond_horizon", and "kept" when asked
+    again. Captures spend the budget as tail rules do (exempt with them)."""
+    clock = Clock()
+    budget = BudgetSampler(ProbabilitySampler(0.0), budget=10, store="memory", defer=True)
+    provider = TracerProvider(sampler=budget, clock=clock, start=False, shutdown_on_exit=False, decision_wait=1.0, budget_exempt=exempt)
+    exporter = InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = provider.get_tracer("test")
+    plain = request(tracer, "plain")
+    for i in range(4):
+        request(tracer, f"failing {i}", error=True)  # error traces spend what the budget has
+    clock.now += 2
+    provider.step()
+    assert budget.budget_status()["remaining_spans"] < 3, budget.budget_status()
+    exported = len(exporter.get_finished_spans())
+    if exempt:
+        assert provider.capture(plain) == Capture("retained", 3)
+        provider.step()
+        assert len(exporter.get_finished_spans()) == exported + 3
+        assert budget.budget_status()["over_budget_spans"] > 0
+        return
+    retained = provider.stats()["retained_spans"]
+    assert provider.capture(plain) == Capture("refused", 3)
+    assert provider.capture(plain) == Capture("refused", 3), "still retained, still not kept"
+    provider.step()
+    stats = provider.stats()
+    assert len(exporter.get_finished_spans()) == exported
+    assert (stats["captures_refused"], stats["captures_beyond_horizon"], stats["retained_spans"]) == (2, 0, retained)
+    assert budget.budget_status()["tail"]["rule"]["refused_spans"] == 6
+    balanced(stats)
+
+
 def test_spans_that_end_after_their_trace_was_decided_are_kept_late() -> None:
     provider, tracer, exporter, clock = stepped()
     with tracer.start_as_current_span("root") as root:

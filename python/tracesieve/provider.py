@@ -84,10 +84,13 @@ class Capture(NamedTuple):
     """What ``TracerProvider.capture`` did.
 
     ``status``: "retained" (the trace's retained spans are being exported:
-    ``spans`` of them), "pending" (still being decided: it will be kept),
-    "kept" (kept already), or "beyond_horizon" (nothing retained: the trace
-    is older than the retention horizon, or unknown here; spans of it that
-    end from now on are kept). With sharing on, the fleet is told too.
+    ``spans`` of them), "pending" (still being decided: it will be kept, as
+    the budget allows), "kept" (kept already), "beyond_horizon" (nothing
+    retained: the trace is older than the retention horizon, or unknown here;
+    spans of it that end from now on are kept), or "refused" (``spans`` of it
+    are retained, but the budget has no room for them: they stay retained,
+    and a capture once there is room keeps them). With sharing on, the fleet
+    is told too.
     """
 
     status: str
@@ -474,7 +477,7 @@ class TracerProvider(TailWorker, sdk_trace.TracerProvider):
         with traces kept by reason (``kept_head``, ``kept_error``,
         ``kept_captured``, ...), the retention ring (``retained_spans``,
         ``retained_bytes``, ``retention_evicted``), captures
-        (``captures``, ``captures_beyond_horizon``) and sharing as
+        (``captures``, ``captures_beyond_horizon``, ``captures_refused``) and sharing as
         ``TailSamplingProcessor.stats``.
         """
         return self._tail_stats()

@@ -405,6 +405,7 @@ pub(super) fn buffer_counts<'py, S>(py: Python<'py>, buffer: &TailBuffer<S>, unr
         ("retained_kept", c.retained_kept.load(Relaxed)),
         ("captures", c.captures.load(Relaxed)),
         ("captures_beyond_horizon", c.captures_beyond_horizon.load(Relaxed)),
+        ("captures_refused", c.captures_refused.load(Relaxed)),
         ("budget_refused_error", c.budget_refused_traces[0].load(Relaxed)),
         ("budget_refused_latency", c.budget_refused_traces[1].load(Relaxed)),
         ("budget_refused_rule", c.budget_refused_traces[2].load(Relaxed)),

@@ -363,14 +363,16 @@ impl NativeRecorder {
     }
 
     /// Keep a trace after the fact: "pending" (still buffered), "kept" (already),
-    /// "retained" (its retained spans queued now; the count follows), or
-    /// "beyond_horizon" (none retained: only spans still to end are kept).
+    /// "retained" (its retained spans queued now; the count follows),
+    /// "beyond_horizon" (none retained: only spans still to end are kept), or
+    /// "refused" (retained, the count following, but the budget has no room).
     fn capture(&self, trace_id: u128) -> (&'static str, usize) {
         match self.current().engine.capture(trace_id) {
             Capture::Pending => ("pending", 0),
             Capture::AlreadyKept => ("kept", 0),
             Capture::Retained(count) => ("retained", count),
             Capture::BeyondHorizon => ("beyond_horizon", 0),
+            Capture::Refused(count) => ("refused", count),
         }
     }
 
