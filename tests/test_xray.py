@@ -647,3 +647,26 @@ def test_threads_deciding_while_rules_and_targets_change_lose_no_count():
         reported[name][1] += sampled
     assert reported["pay"][0] == reported["Default"][0] == 2 * per_thread
     assert reported["pay"][1] + reported["Default"][1] == sum(kept)
+
+
+def test_explain_walks_the_rules_x_ray_sends_not_the_fallback(tmp_path, capsys):
+    """Regression: explain walked a document's xray_remote stage as soon as it
+    was built, so against a server slower than the walk it answered with the
+    start-up fallback (1 a second, then 5%) whatever the rules said; it now
+    waits for the first fetch and says where the rules came from."""
+    from tracesieve.cli import main
+
+    fake = FakeXRay([rule("pay", 1, fixed_rate=1.0, reservoir=0, URLPath="/pay"), rule("Default", 10000, fixed_rate=0.0, reservoir=0)])
+    fake.delay = 0.5
+    try:
+        config = tmp_path / "xray.toml"
+        config.write_text(f'[xray_remote]\nendpoint = "{fake.endpoint}"\n')
+        assert main(["explain", str(config), "--name", "POST", "--attr", "url.path=/pay"]) == 0
+        out = capsys.readouterr().out.splitlines()
+        assert out[0].startswith('X-Ray rule "pay" (priority 1)') and "kept with probability 1" in out[-2], out
+        assert out[-1] == f"fetched from {fake.endpoint} now: the service decides so once it has fetched the same"
+    finally:
+        fake.stop()
+    assert main(["explain", str(config), "--name", "POST", "--attr", "url.path=/pay"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert "the fallback" in out[0] and out[-1].startswith(f"{fake.endpoint} could not be fetched now ("), out

@@ -84,6 +84,7 @@ def _explain(args: argparse.Namespace) -> int:
         raise UsageError(f"--at: {args.at!r} is not an ISO 8601 time such as 2026-01-15T12:00:00+09:00") from None
     sampler = from_config(_as_pipeline(args.config))
     kind = getattr(SpanKind, args.kind.upper()) if args.kind else None
+    fetched = [note for target in _tracesieve_samplers(sampler) for note in _first_fetch(target)]
 
     def walk(target: Any, parent: bool) -> List[str]:
         return target.explain(args.name, attributes, kind=kind, parent=parent, now=now)["lines"]
@@ -96,7 +97,7 @@ def _explain(args: argparse.Namespace) -> int:
         )
     lines = [*lines, *_tail_lines(_as_pipeline(args.config), args.name, attributes, kind, args.child)]
     notes = [note for target in _tracesieve_samplers(sampler) for note in _pace_notes(target)]
-    for line in [*lines, *explain_notes(), *dict.fromkeys(notes)]:
+    for line in [*lines, *fetched, *explain_notes(), *dict.fromkeys(notes)]:
         print(line)
     return 0
 
@@ -207,6 +208,28 @@ def _tracesieve_samplers(sampler: Any) -> List[Any]:
 
     delegates = [getattr(sampler, f"_{name}", None) for name in PARENT_BASED_ORDER]
     return [target for target in [sampler, *delegates] if hasattr(target, "explain")]
+
+
+#: How long explain waits for a remote sampler's first fetch (a fetch's own timeout is 5 s by default).
+FIRST_FETCH_WAIT = 6.0
+
+
+def _first_fetch(sampler: Any) -> List[str]:
+    """Wait for a Jaeger or X-Ray sampler's first fetch, so the walk is the
+    server's strategy or rules, as the service decides once it has fetched
+    them; a line saying which (nothing for a sampler that fetches nothing)."""
+    try:
+        status = sampler.remote_status()
+    except (AttributeError, TypeError):  # not remote, or a pipeline with no remote stage
+        return []
+    deadline = time.monotonic() + FIRST_FETCH_WAIT
+    while status["fetches"] + status["fetch_failures"] == 0 and time.monotonic() < deadline:
+        time.sleep(0.02)
+        status = sampler.remote_status()
+    if status["fetches"]:
+        return [f"fetched from {status['source']} now: the service decides so once it has fetched the same"]
+    why = status["last_error"] or f"no answer within {FIRST_FETCH_WAIT:g} s"
+    return [f"{status['source']} could not be fetched now ({why}): the service decides so until it answers"]
 
 
 def _pace_notes(sampler: Any) -> List[str]:
