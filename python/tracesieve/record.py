@@ -250,18 +250,18 @@ def say_counted_afresh(native: Any) -> None:
     beside = native.budget_begun_beside()
     if not beside:
         return
-    status = native.budget_status()
+    status, url = native.budget_status(), native.store_info()["url"]
+    if url is None:  # the record became unusable meanwhile: that was said already
+        return
     # The record's first file (the URL names the overflow file a budget went on in, if it did).
-    shown = Path(native.store_info()["url"][len("file://") :])
+    shown = Path(url[len("file://") :])
     path = shown.with_name(re.sub(r"\+\d+$", "", shown.stem) + ".tracesieve")
     spent: List[Tuple[int, str]] = []
-    scratch = Path(tempfile.mkdtemp(prefix="tracesieve-"))
-    try:
-        spent = budgets_spending(copy_record(path.parent, path.stem, scratch), beside)
+    try:  # what they spent is read from a copy; the warning goes out without it if that fails
+        with tempfile.TemporaryDirectory(prefix="tracesieve-") as scratch:
+            spent = budgets_spending(copy_record(path.parent, path.stem, Path(scratch)), beside)
     except (OSError, ConfigError):
         pass
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
     listed = [line for used, line in spent[:LISTED_BUDGETS] if used != 0] or ["none has spent anything this period"]
     if len(beside) == 1:
         others, replaced = "1 other budget of the service", "If this budget replaces that one, what it spent is"
