@@ -106,3 +106,15 @@ def test_records_in_a_missing_or_wrong_directory(tmp_path, capsys):
     a_file.write_text("")
     assert main(["records", "--dir", str(a_file)]) == 2
     assert capsys.readouterr().err == f"tracesieve: error: --dir: {a_file} is not a directory\n"
+
+
+def test_a_directory_this_user_may_not_read_is_said_so_not_listed_as_empty(private_state_dir, monkeypatch, capsys):
+    """Listing an unreadable directory finds nothing, which read as "no records"."""
+    import tracesieve.cli.host_records as listing
+
+    BudgetSampler(1.0, budget=5_000, name="checkout")
+    monkeypatch.setattr(listing.os, "access", lambda path, mode: False)  # as another user's 0700 directory reads
+    assert main(["records"]) == 2
+    assert (
+        capsys.readouterr().err == f"tracesieve: error: {private_state_dir}: this user may not read it, so its records cannot be listed\n"
+    )

@@ -38,6 +38,8 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if not directory.is_dir():
         raise UsageError(f"--dir: {directory} is not a directory")
+    if not os.access(directory, os.R_OK | os.X_OK):
+        raise UsageError(f"{directory}: this user may not read it, so its records cannot be listed")
     records = host_records(str(directory))
     size = sum(os.lstat(path).st_size for _, files in records for path in files)
     count = f"{len(records):,} record{'s' if len(records) != 1 else ''}"
