@@ -396,12 +396,22 @@ def test_records_no_process_used_for_two_months_are_removed_and_held_ones_kept(p
 
 
 def _alive(pid):
-    """False once ``pid`` is gone or a zombie (its files closed)."""
+    """False once every thread of ``pid`` is gone or a zombie (its files
+    closed). The process's own state is not enough: its first thread turns
+    zombie while its others (a background thread) are still exiting, holding
+    the files they share."""
     try:
-        with open(f"/proc/{pid}/stat") as stat_file:
-            return stat_file.read().rsplit(")", 1)[1].split()[0] != "Z"
+        threads = os.listdir(f"/proc/{pid}/task")
     except OSError:
         return False
+    for thread in threads:
+        try:
+            with open(f"/proc/{pid}/task/{thread}/stat") as stat_file:
+                if stat_file.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X"):
+                    return True
+        except OSError:
+            continue
+    return False
 
 
 def _wait_for(condition, timeout=30.0):
