@@ -626,7 +626,11 @@ def test_check_reads_a_fleets_count_from_redis_writing_nothing(tmp_path, capsys)
         other.write_text(config.read_text().replace("100000", "5000"))
         assert main(["check", str(other)]) == 0
         assert capsys.readouterr().out.splitlines()[-1] == (
-            "  the fleet's budget in Redis was made with other settings (budget=100000 spans, period=month, timezone=UTC, "
+            "  the fleet has no count in Redis this month yet: none of its processes has stepped this month"
+        ), "a changed budget counts under a key of its own"
+        client.hset(key, "settings", "budget=5000 spans, period=month, timezone=UTC, cap_forced_keeps=false, downstream=pace")
+        assert said() == (
+            "  the fleet's budget in Redis was made with other settings (budget=5000 spans, period=month, timezone=UTC, "
             "cap_forced_keeps=false, downstream=pace): processes with these settings treat the fleet as down, each on its fallback share"
         )
         wrong = tmp_path / "wrong.toml"
