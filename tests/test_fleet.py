@@ -42,12 +42,6 @@ def budget_info(sampler: Any) -> Any:
     return sampler.stats()["store"]["fleet"]["budget"]
 
 
-def budget_key(sampler: Any) -> str:
-    """The Redis key of the sampler's budget count this period (named by the fleet, its settings and the period)."""
-    _, keys, _ = sampler._native.fleet_budget_read()
-    return str(keys[0])
-
-
 def test_two_members_share_one_count_and_spend_only_what_they_lease(redis_server: RedisServer) -> None:
     clock = SimClock(DAY_START + 43_200.0)  # noon: half the day's budget is the line
     store = manual(redis_server.url)
@@ -65,7 +59,7 @@ def test_two_members_share_one_count_and_spend_only_what_they_lease(redis_server
     fleet.sync(a, b)  # a learns what b reported after it
     used_a, used_b = a.budget_status()["used_spans"], b.budget_status()["used_spans"]
     assert used_a == used_b == 5000 + floors + 8, "both see the fleet's count: the assumed half, the floor keeps, 8 leased"
-    raw = redis_server.client().hgetall(budget_key(a))
+    raw = redis_server.client().hgetall(f"tracesieve:t:budget:{DAY_START:.0f}")
     assert int(float(raw[b"used"])) == used_a
     assert raw[b"settings"].startswith(b"budget=10000 spans")
     # The count never passes the line plus the burst, however much is offered.
@@ -80,19 +74,16 @@ def test_two_members_share_one_count_and_spend_only_what_they_lease(redis_server
 
 
 def test_other_settings_are_a_problem_reported_not_trusted(redis_server: RedisServer, caplog: Any) -> None:
-    """A budget's key holds its own settings; other settings found there (written
-    by something else) are reported, and the count under them is not used."""
     clock = SimClock(DAY_START)
     a = BudgetSampler(1.0, budget=10_000, period="day", store=manual(redis_server.url), clock=clock)
-    b = BudgetSampler(1.0, budget=10_000, period="day", store=manual(redis_server.url), clock=clock)
+    b = BudgetSampler(1.0, budget=20_000, period="day", store=manual(redis_server.url), clock=clock)
     with caplog.at_level(logging.WARNING, logger="tracesieve.fleet"):
         fleet.sync(a)
-        redis_server.client().hset(budget_key(a), "settings", "budget=20000 spans, period=day, timezone=UTC")
         fleet.sync(b)
     assert budget_info(a)["syncs"] == 1 and budget_info(a)["problem"] is None
     info = budget_info(b)
     assert info["syncs"] == 0 and info["degraded"], info
-    assert "budget=20000 spans" in info["problem"], info["problem"]
+    assert "budget=10000 spans" in info["problem"], info["problem"]
 
 
 def test_bad_urls_fail_at_construction_without_the_password() -> None:
@@ -141,7 +132,7 @@ def test_tls_with_rediss() -> None:
         sampler = BudgetSampler(1.0, budget=10_000, period="day", store=f"{server.url}&interval=0#tls", clock=clock)
         fleet.sync(sampler)
         assert budget_info(sampler)["syncs"] == 1, budget_info(sampler)
-        assert server.client().exists(budget_key(sampler))
+        assert server.client().exists(f"tracesieve:tls:budget:{DAY_START:.0f}")
     finally:
         server.stop()
 
@@ -170,7 +161,7 @@ def test_unreachable_at_start_takes_the_fallback_share_then_reconciles(caplog: A
         fleet.sync(sampler)
         info = budget_info(sampler)
         assert not info["degraded"] and info["syncs"] == 1
-        raw = server.client().hgetall(budget_key(sampler))
+        raw = server.client().hgetall(f"tracesieve:away:budget:{DAY_START:.0f}")
         assert int(float(raw[b"used"])) >= kept, "what was spent while away is counted"
     finally:
         server.stop()
@@ -206,7 +197,7 @@ def test_redis_restarted_empty_rebuilds_the_count_from_the_members(redis_server:
     redis_server.kill()
     redis_server.start()  # empty
     fleet.sync(b, a)
-    key = budget_key(a)
+    key = f"tracesieve:restart:budget:{DAY_START:.0f}"
     rebuilt = int(float(redis_server.client().hget(key, "used")))
     assert rebuilt == before, "the members' view of the count, not zero"
     assert a.budget_status()["used_spans"] >= before
@@ -233,9 +224,9 @@ def test_a_dead_members_lease_returns_to_the_fleet_when_it_expires(redis_server:
     assert held > 0
     os.kill(holder.pid, signal.SIGKILL)
     holder.join()
+    key = f"tracesieve:dead:budget:{DAY_START:.0f}"
     client = redis_server.client()
-    keys = client.keys("tracesieve:dead:budget-*")
-    members = [f for f in client.hkeys(keys[0]) if f.startswith(b"m:")] if keys else []
+    members = [f for f in client.hkeys(key) if f.startswith(b"m:")] if client.exists(key) else []
     assert members or held  # the lease is recorded while it lives
     # Its lease (3 steps of 0.2 s) expires within a second: the next member sees it gone.
     time.sleep(1.0)
@@ -269,44 +260,59 @@ def test_a_paused_redis_never_stalls_a_span(redis_server: RedisServer) -> None:
     assert not sampler.stats()["store"]["fleet"]["rate_limit"]["degraded"], "back within the backoff"
 
 
-def test_a_fleet_budget_changed_by_a_rolling_restart_counts_afresh_not_down(redis_server: RedisServer) -> None:
-    """Regression: the fleet's one budget key held the old settings for the
-    rest of the period, so processes restarted with a changed budget found
-    it "made with other settings" and ran on their fallback share, as if Redis
-    were down, until the period ended."""
+def test_a_fleet_budget_changed_by_a_rolling_restart_is_taken_over_once_the_old_processes_are_gone(redis_server: RedisServer) -> None:
+    """Regression: the fleet's budget hash kept the old settings for the rest of
+    the period (it outlives the period by a day), so processes restarted with a
+    changed budget found it "made with other settings" and ran on their
+    fallback share, as if Redis were down, until the period ended. While a
+    process under the old settings holds a lease (a rolling restart under way,
+    or two budgets given one fleet) they still do; once none does, the new
+    settings take the count over, as a reload does."""
     clock = SimClock(DAY_START + 43_200.0)
+    key = f"tracesieve:rolling:budget:{DAY_START:.0f}"
     old = BudgetSampler(1.0, budget=10_000, period="day", store=manual(redis_server.url, "rolling"), clock=clock)
     fleet.sync(old)
     decide(old, 200, 1)
     fleet.sync(old)
+    counted = old.budget_status()["used_spans"]
     new = BudgetSampler(1.0, budget=12_000, period="day", store=manual(redis_server.url, "rolling"), clock=clock)
     fleet.sync(new)
     info = budget_info(new)
-    assert not info["degraded"] and info["syncs"] == 1 and info["problem"] is None, info
-    assert budget_key(new) != budget_key(old)
+    assert info["degraded"] and "budget=10000 spans" in info["problem"], "the old process's lease still runs"
     client = redis_server.client()
-    assert client.hget(budget_key(new), "settings").startswith(b"budget=12000 spans")
-    assert client.hget(budget_key(old), "settings").startswith(b"budget=10000 spans"), "the old processes count on under theirs"
-    assert new.budget_status()["used_spans"] == 6_000, "afresh: the calendar's share of the new budget at noon"
+    (lease,) = [value for field, value in client.hgetall(key).items() if field.startswith(b"m:")]
+    seconds, micros = client.time()
+    time.sleep((float(lease.split()[1]) - (seconds * 1000 + micros / 1000)) / 1000 + 0.1)  # until the old lease ran out
+    fleet.sync(new)
+    info = budget_info(new)
+    assert not info["degraded"] and info["syncs"] == 1, info
+    assert new.budget_status()["used_spans"] == counted, "the count carried over, not afresh"
+    assert client.hget(key, "settings").startswith(b"budget=12000 spans")
+    # The old settings' last processes, still running somewhere, are the ones refused now.
     fleet.sync(old)
-    assert not budget_info(old)["degraded"]
+    assert "budget=12000 spans" in budget_info(old)["problem"], "it spends its lease, then its fallback share"
 
 
 def test_unexpected_data_is_treated_as_down(redis_server: RedisServer) -> None:
     clock = SimClock(DAY_START)
     sampler = BudgetSampler(1.0, budget=10_000, period="day", store=manual(redis_server.url, "odd"), clock=clock)
-    key = budget_key(sampler)
+    key = f"tracesieve:odd:budget:{DAY_START:.0f}"
     redis_server.client().set(key, "not a hash")
     fleet.sync(sampler)
     assert budget_info(sampler)["degraded"] and "WRONGTYPE" in budget_info(sampler)["problem"]
     client = redis_server.client()
     client.delete(key)
-    client.hset(key, mapping={"epoch": "1", "used": "-5", "settings": sampler.stats()["store"]["fleet"] and "x"})
+    seconds, micros = client.time()
+    live = f"1 {seconds * 1000 + micros // 1000 + 30_000} 0"  # a lease that runs 30 s more, in the server's time
+    client.hset(key, mapping={"epoch": "1", "used": "-5", "settings": "x", "m:other": live})
     fleet.sync(sampler)
-    assert budget_info(sampler)["syncs"] == 0, "a piece made with other settings is not trusted"
-    client.delete(key)
+    assert budget_info(sampler)["syncs"] == 0, "a piece a live member holds with other settings is not trusted"
+    client.hdel(key, "m:other")
     fleet.sync(sampler)
-    assert budget_info(sampler)["syncs"] == 1 and not budget_info(sampler)["degraded"]
+    assert budget_info(sampler)["syncs"] == 1 and not budget_info(sampler)["degraded"], "no live member: taken over"
+    assert float(client.hget(key, "used")) >= 0 and client.hget(key, "settings").startswith(b"budget=10000 spans"), (
+        "the garbage count repaired"
+    )
 
 
 def test_four_processes_share_one_rate_limit(redis_server: RedisServer) -> None:

@@ -60,7 +60,7 @@ def test_a_forged_member_does_not_starve_the_fleets_budget(redis_server: RedisSe
     time.sleep(0.3)
     _keep_for(sampler, 2.0)  # past the start's burst, to the even pace
     clean = _keep_for(sampler, 3.0)
-    (key,) = client.keys("tracesieve:forged:budget-*")
+    (key,) = client.keys("tracesieve:forged:budget:*")
 
     def forge() -> None:
         client.hset(key, mapping={"m:forged": b"1e14 1e300 0", "m:future": f"5 {time.time() * 1000 + 1e9:.0f} 1".encode()})

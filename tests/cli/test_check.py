@@ -624,14 +624,13 @@ def test_check_reads_a_fleets_count_from_redis_writing_nothing(tmp_path, capsys)
         )
         other = tmp_path / "other.toml"
         other.write_text(config.read_text().replace("100000", "5000"))
+        seconds, micros = client.time()
+        client.hset(key, "m:live", f"1 {seconds * 1000 + micros // 1000 + 60_000} 0")  # a lease under these settings, live a minute
         assert main(["check", str(other)]) == 0
         assert capsys.readouterr().out.splitlines()[-1] == (
-            "  the fleet has no count in Redis this month yet: none of its processes has stepped this month"
-        ), "a changed budget counts under a key of its own"
-        client.hset(key, "settings", "budget=5000 spans, period=month, timezone=UTC, cap_forced_keeps=false, downstream=pace")
-        assert said() == (
-            "  the fleet's budget in Redis was made with other settings (budget=5000 spans, period=month, timezone=UTC, "
-            "cap_forced_keeps=false, downstream=pace): processes with these settings treat the fleet as down, each on its fallback share"
+            "  the fleet's budget in Redis is held with other settings (budget=100000 spans, period=month, timezone=UTC, "
+            "cap_forced_keeps=false, downstream=pace): processes with these settings treat the fleet as down, each on its fallback share, "
+            "until no process with those holds a lease, then take its count over"
         )
         wrong = tmp_path / "wrong.toml"
         wrong.write_text(config.read_text().replace("s3cr3t-pw", "wr0ng-pw"))

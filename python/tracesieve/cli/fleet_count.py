@@ -43,8 +43,8 @@ def _said(reply: List[str], period: str, budget: int) -> str:
         return f"the fleet has no count in Redis {period} yet: none of its processes has stepped {period}"
     if reply[:1] == ["conflict"] and len(reply) == 2:
         return (
-            f"the fleet's budget in Redis was made with other settings ({reply[1]}): processes with these settings "
-            "treat the fleet as down, each on its fallback share"
+            f"the fleet's budget in Redis is held with other settings ({reply[1]}): processes with these settings "
+            "treat the fleet as down, each on its fallback share, until no process with those holds a lease, then take its count over"
         )
     try:
         used, members, held = (int(float(value)) for value in reply[2:5])

@@ -53,12 +53,8 @@ pub struct PacerFleet {
 
 impl PacerFleet {
     pub fn new(fleet: &FleetSettings, settings: String) -> PacerFleet {
-        // Named by its settings too, as in a host record: a budget changed by a rolling
-        // restart counts afresh beside the old one's count, where one key refused the new
-        // settings and left their processes on their fallback share for the rest of the period.
-        let hash = xxhash_rust::xxh3::xxh3_64(settings.as_bytes());
         PacerFleet {
-            key_prefix: fleet.key(&format!("budget-{hash:016x}")),
+            key_prefix: fleet.key("budget"),
             settings,
             lease: Lease::default(),
             link: Link::new(fleet.interval, fleet.fallback_share),

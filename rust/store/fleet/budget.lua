@@ -3,7 +3,7 @@
 -- its lease from what the fleet's line allows and the other leases leave.
 -- Replies {'ok', repaired, grant, used, epoch, members, demand, spans,
 -- entries, slot, rank} (rank: how many live members' ids sort before this
--- one's), or {'conflict', settings} when the piece was made with other settings.
+-- one's), or {'conflict', settings} when a live member holds it with other settings.
 local key = KEYS[1]
 local settings, id, epoch_seen = ARGV[1], 'm:' .. ARGV[2], ARGV[3]
 local fleet_seen, spent, entries = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
@@ -11,12 +11,19 @@ local held, request, ceiling = tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(AR
 local demand, slot = tonumber(ARGV[10]), tonumber(ARGV[11])
 local lease_ms, keep_ms = tonumber(ARGV[12]), tonumber(ARGV[13])
 local budget = tonumber(ARGV[14])
--- (after prelude.lua: now, num, sane, h, and the settings checked)
+-- (after prelude.lua and taken_over.lua: now, num, sane, h, and the settings checked)
 
 -- A count beyond twice the budget, or a non-number, is no count of this budget.
 local limit = 2 * budget + 1000
-local epoch, used = h.epoch, sane(h.used, 0, limit)
-if epoch ~= nil and not string.match(epoch, '^%d+$') or (h.used ~= nil and used == nil) then
+local counted = h.used
+if h.settings and h.settings ~= settings then
+  -- Taken over from other settings (a budget lowered, say): a count past this
+  -- budget's limit is what was spent, not garbage.
+  local spent_before = sane(h.used, 0, 1e15)
+  if spent_before and spent_before > limit then counted = num(limit) end
+end
+local epoch, used = h.epoch, sane(counted, 0, limit)
+if epoch ~= nil and not string.match(epoch, '^%d+$') or (counted ~= nil and used == nil) then
   repaired = repaired + 1
   epoch, used = nil, nil
 end

@@ -41,11 +41,11 @@ pub struct Request {
 /// The server-side scripts, by name: each is one atomic step of one kind of
 /// piece (or a reading of one), after the prelude every script shares.
 pub const SCRIPTS: [(&str, &str); 4] = [
-    ("budget", concat!(include_str!("prelude.lua"), include_str!("budget.lua"))),
+    ("budget", concat!(include_str!("prelude.lua"), include_str!("taken_over.lua"), include_str!("budget.lua"))),
     // Read only, for `tracesieve check`: no member's step.
-    ("budget_read", concat!(include_str!("prelude.lua"), include_str!("budget_read.lua"))),
-    ("rate_limit", concat!(include_str!("prelude.lua"), include_str!("rate_limit.lua"))),
-    ("signals", concat!(include_str!("prelude.lua"), include_str!("signals.lua"))),
+    ("budget_read", concat!(include_str!("prelude.lua"), include_str!("taken_over.lua"), include_str!("budget_read.lua"))),
+    ("rate_limit", concat!(include_str!("prelude.lua"), include_str!("refused.lua"), include_str!("rate_limit.lua"))),
+    ("signals", concat!(include_str!("prelude.lua"), include_str!("refused.lua"), include_str!("signals.lua"))),
 ];
 
 /// Read a script's reply: `["ok", repaired, numbers...]` with at least

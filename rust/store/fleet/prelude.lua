@@ -1,6 +1,6 @@
--- The start of every fleet script: the server's time in milliseconds, the
--- piece's hash (KEYS[1]) read once, and the settings check (ARGV[1]): a piece
--- made with other settings is refused, never trusted. Every number read from
+-- The start of every fleet script: the server's time in milliseconds and the
+-- piece's hash (KEYS[1]) read once; a settings check follows it (ARGV[1]:
+-- refused.lua or taken_over.lua). Every number read from
 -- the hash is checked (`sane`) before use: what another client wrote there is
 -- data, and a value that is not finite and in range is repaired or ignored,
 -- never obeyed, and counted in `repaired` (every reply's first number).
@@ -23,4 +23,3 @@ end
 local h = {}
 local all = redis.call('HGETALL', KEYS[1])
 for i = 1, #all, 2 do h[all[i]] = all[i + 1] end
-if h.settings and h.settings ~= ARGV[1] then return {'conflict', string.sub(h.settings, 1, 400)} end

@@ -4,7 +4,7 @@
 local key = KEYS[1]
 local settings, id = ARGV[1], 'm:' .. ARGV[2]
 local rate, burst, request, lease_ms = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
--- (after prelude.lua: now, num, sane, h, and the settings checked)
+-- (after prelude.lua and refused.lua: now, num, sane, h, and the settings checked)
 
 -- Tokens beyond the bucket or below empty, or a stamp from the future (it
 -- would refill nothing for as long), are garbage: the bucket starts again

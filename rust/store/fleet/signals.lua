@@ -3,7 +3,7 @@
 -- Replies {'ok', repaired, members, sums...}, or {'conflict', settings}.
 local key = KEYS[1]
 local settings, id, lease_ms, counts = ARGV[1], 'm:' .. ARGV[2], tonumber(ARGV[3]), ARGV[4]
--- (after prelude.lua: now, num, sane, live_until, h, and the settings checked)
+-- (after prelude.lua and refused.lua: now, num, sane, live_until, h, and the settings checked)
 
 local n = 0
 for _ in string.gmatch(counts, '%S+') do n = n + 1 end

@@ -1,0 +1,13 @@
+-- A budget made with other settings is refused while a member holding a lease
+-- under them is live: two budgets given one fleet, or a rolling restart still
+-- under way. Once none is, these settings take it over, count and all, as a
+-- reload carries a count over: its hash outlives the period, so refusing it
+-- for good left a changed budget's processes on their fallback share, as if
+-- Redis were down, until the period ended.
+if h.settings and h.settings ~= ARGV[1] then
+  for field, value in pairs(h) do
+    if string.sub(field, 1, 2) == 'm:' and live_until(string.match(value, '^%S+ (%S+) %S+$')) then
+      return {'conflict', string.sub(h.settings, 1, 400)}
+    end
+  end
+end
