@@ -118,3 +118,16 @@ def test_a_directory_this_user_may_not_read_is_said_so_not_listed_as_empty(priva
     assert (
         capsys.readouterr().err == f"tracesieve: error: {private_state_dir}: this user may not read it, so its records cannot be listed\n"
     )
+
+
+def test_a_record_removed_while_it_is_listed_is_said_so(private_state_dir, monkeypatch, capsys):
+    """A start sweeping idle records may remove one between the listing and its reading."""
+    import tracesieve.cli.host_records as listing
+
+    BudgetSampler(1.0, budget=5_000, name="checkout")
+    listed = listing.host_records(str(private_state_dir))
+    monkeypatch.setattr(listing, "host_records", lambda directory: [("gone", [str(private_state_dir / "gone.tracesieve")]), *listed])
+    assert main(["records"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[1] == "gone: could not be read (No such file or directory)"
+    assert out[2].startswith("checkout (checkout.tracesieve, ")

@@ -41,13 +41,17 @@ def run(args: argparse.Namespace) -> int:
     if not os.access(directory, os.R_OK | os.X_OK):
         raise UsageError(f"{directory}: this user may not read it, so its records cannot be listed")
     records = host_records(str(directory))
-    size = sum(os.lstat(path).st_size for _, files in records for path in files)
+    size = sum(_size(path) for _, files in records for path in files)
     count = f"{len(records):,} record{'s' if len(records) != 1 else ''}"
     print(f"{directory}: {count}, {_kilobytes(size)}" if records else f"{directory}: no records")
     scratch = Path(tempfile.mkdtemp(prefix="tracesieve-"))
     try:
         for name, files in records:
-            for line in _record_lines(directory, name, [Path(path) for path in files], scratch):
+            try:
+                lines = _record_lines(directory, name, [Path(path) for path in files], scratch)
+            except OSError as error:  # removed meanwhile (an idle record a start swept), say
+                lines = [f"{name}: could not be read ({error.strerror or error})"]
+            for line in lines:
                 print(line)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
@@ -86,6 +90,14 @@ def _record_lines(directory: Path, name: str, files: List[Path], scratch: Path) 
         return [*lines, f"  cannot be used: {problem.replace(str(copies), str(directory))}"]
     spending = record.budgets_spending(url, budgets)
     return [*lines, *(f"  - {line}" for _, line in spending)] if spending else [*lines, "  no budget (a rate limit or error windows only)"]
+
+
+def _size(path: str) -> int:
+    """A file's size; 0 when it went meanwhile (its record then says so)."""
+    try:
+        return os.lstat(path).st_size
+    except OSError:
+        return 0
 
 
 def _kilobytes(size: int) -> str:
