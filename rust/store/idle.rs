@@ -43,12 +43,7 @@ fn lock_first_byte(file: &File, lock_type: libc::c_int) -> Locked {
     #[cfg(target_os = "linux")]
     {
         use std::os::fd::AsRawFd as _;
-        // SAFETY: zeroed is a valid flock; l_pid must be 0 for OFD locks.
-        let mut range: libc::flock = unsafe { std::mem::zeroed() };
-        range.l_type = lock_type as libc::c_short;
-        range.l_whence = libc::SEEK_SET as libc::c_short;
-        range.l_start = 0;
-        range.l_len = 1;
+        let range = first_byte(lock_type);
         // SAFETY: a valid descriptor and a valid flock for the call.
         if unsafe { libc::fcntl(file.as_raw_fd(), libc::F_OFD_SETLK, &range) } == 0 {
             return Locked::Taken;
@@ -63,6 +58,18 @@ fn lock_first_byte(file: &File, lock_type: libc::c_int) -> Locked {
         let _ = (file, lock_type);
         Locked::Unsupported
     }
+}
+
+/// A lock of `lock_type` on a file's first byte, as an OFD lock call takes it.
+#[cfg(target_os = "linux")]
+fn first_byte(lock_type: libc::c_int) -> libc::flock {
+    // SAFETY: zeroed is a valid flock; l_pid must be 0 for OFD locks.
+    let mut range: libc::flock = unsafe { std::mem::zeroed() };
+    range.l_type = lock_type as libc::c_short;
+    range.l_whence = libc::SEEK_SET as libc::c_short;
+    range.l_start = 0;
+    range.l_len = 1;
+    range
 }
 
 /// Mark `file` as in use by this process (and its forked children) while it
@@ -141,12 +148,7 @@ pub fn in_use(path: &Path) -> Option<bool> {
     #[cfg(target_os = "linux")]
     {
         use std::os::fd::AsRawFd as _;
-        // SAFETY: zeroed is a valid flock; l_pid must be 0 for OFD locks.
-        let mut range: libc::flock = unsafe { std::mem::zeroed() };
-        range.l_type = libc::F_WRLCK as libc::c_short;
-        range.l_whence = libc::SEEK_SET as libc::c_short;
-        range.l_start = 0;
-        range.l_len = 1;
+        let mut range = first_byte(libc::F_WRLCK);
         // SAFETY: a valid descriptor and a valid flock for the call.
         if unsafe { libc::fcntl(file.as_raw_fd(), libc::F_OFD_GETLK, &mut range) } != 0 {
             return None;

@@ -11,17 +11,11 @@ local held, request, ceiling = tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(AR
 local demand, slot = tonumber(ARGV[10]), tonumber(ARGV[11])
 local lease_ms, keep_ms = tonumber(ARGV[12]), tonumber(ARGV[13])
 local budget = tonumber(ARGV[14])
--- (after prelude.lua and taken_over.lua: now, num, sane, h, and the settings checked)
+-- (after prelude.lua and taken_over.lua: now, num, sane, h, taken_count, and the settings checked)
 
 -- A count beyond twice the budget, or a non-number, is no count of this budget.
 local limit = 2 * budget + 1000
-local counted = h.used
-if h.settings and h.settings ~= settings then
-  -- Taken over from other settings (a budget lowered, say): a count past this
-  -- budget's limit is what was spent, not garbage.
-  local spent_before = sane(h.used, 0, 1e15)
-  if spent_before and spent_before > limit then counted = num(limit) end
-end
+local counted = taken_count(limit)
 local epoch, used = h.epoch, sane(counted, 0, limit)
 if epoch ~= nil and not string.match(epoch, '^%d+$') or (counted ~= nil and used == nil) then
   repaired = repaired + 1

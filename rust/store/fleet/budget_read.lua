@@ -4,16 +4,12 @@
 -- no count, which the next member's step repairs), {'none'} when the fleet
 -- has no count of this period, or {'conflict', settings}.
 local budget = tonumber(ARGV[2])
--- (after prelude.lua and taken_over.lua: now, num, sane, h, and the settings checked)
+-- (after prelude.lua and taken_over.lua: now, num, sane, h, taken_count, and the settings checked)
 
 if next(h) == nil then return {'none'} end
-local counted = h.used
-if h.settings and h.settings ~= ARGV[1] then
-  -- Other settings no live member holds: the next step takes the count over (budget.lua).
-  local spent_before = sane(h.used, 0, 1e15)
-  if spent_before and spent_before > 2 * budget + 1000 then counted = num(2 * budget + 1000) end
-end
-local used = sane(counted, 0, 2 * budget + 1000)
+-- Other settings no live member holds: the next step takes the count over (budget.lua).
+local limit = 2 * budget + 1000
+local used = sane(taken_count(limit), 0, limit)
 if used == nil then
   repaired = repaired + 1
   used = -1

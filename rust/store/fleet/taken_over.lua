@@ -11,3 +11,13 @@ if h.settings and h.settings ~= ARGV[1] then
     end
   end
 end
+-- What the count is under these settings: as it stands, or, taken over from
+-- other settings (a budget lowered, say), at most `limit`: a count past it is
+-- what was spent, not garbage.
+local function taken_count(limit)
+  if h.settings and h.settings ~= ARGV[1] then
+    local spent_before = sane(h.used, 0, 1e15)
+    if spent_before and spent_before > limit then return num(limit) end
+  end
+  return h.used
+end
