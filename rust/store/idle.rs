@@ -142,9 +142,13 @@ pub fn records_in(dir: &Path) -> BTreeMap<String, Vec<PathBuf>> {
 /// Whether some process has the store file at `path` open (holds the shared
 /// lock on its first byte), seen without taking a lock; None where such locks
 /// cannot be seen (another system, a filesystem without them, a file that
-/// cannot be opened).
+/// cannot be opened, or is no regular file: a pipe, a device).
 pub fn in_use(path: &Path) -> Option<bool> {
-    let file = OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW).open(path).ok()?;
+    // Non-blocking: opening a named pipe to read would wait for a writer forever.
+    let file = OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK).open(path).ok()?;
+    if !file.metadata().ok()?.file_type().is_file() {
+        return None;
+    }
     #[cfg(target_os = "linux")]
     {
         use std::os::fd::AsRawFd as _;
@@ -228,6 +232,19 @@ mod tests {
         };
         assert_eq!(records.keys().collect::<Vec<_>>(), ["api", "svc"]);
         assert_eq!(names("svc"), ["svc.tracesieve", "svc+2.tracesieve", "svc+10.tracesieve"]);
+    }
+
+    #[test]
+    fn a_named_pipe_among_the_records_is_not_waited_on() {
+        let dir = tempfile::Builder::new().prefix("tracesieve-idle-").tempdir().unwrap();
+        let path = dir.path().join("svc.tracesieve");
+        let c_path = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
+        // Opened to read without a writer, a pipe would block this call forever.
+        assert_eq!(in_use(&path), None);
+        assert!(remove_idle(dir.path(), Duration::ZERO).is_empty());
+        assert!(path.exists());
     }
 
     #[test]

@@ -539,7 +539,7 @@ def test_check_and_explain_read_no_record_the_store_would_refuse(tmp_path, priva
     last = capsys.readouterr().out.splitlines()[-1]
     assert (
         last
-        == f"the budget's pace is a first start's: {record} was not read: it is not a private file of this user (a link, another user's, or open to others)"
+        == f"the budget's pace is a first start's: {record} was not read: it is not a private file of this user (a link, a pipe or device, another user's, or open to others)"
     )
     record.chmod(0o600)
     record.rename(private_state_dir / "elsewhere")

@@ -82,7 +82,7 @@ def test_records_says_which_records_it_cannot_read_and_why(private_state_dir, ca
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith(f"{private_state_dir}: 2 records, ")
     assert out[1].startswith("open-to-others (open-to-others.tracesieve, ")
-    assert out[2] == "  not read: it is not a private file of this user (a link, another user's, or open to others)"
+    assert out[2] == "  not read: it is not a private file of this user (a link, a pipe or device, another user's, or open to others)"
     assert out[3].startswith("truncated (truncated.tracesieve, 6 bytes): no process has it open")
     assert out[4].startswith(f"  cannot be used: {truncated} is not a tracesieve store"), out[4]
     assert "tracesieve-" not in "\n".join(out), "the copy's path is never shown"
@@ -131,3 +131,16 @@ def test_a_record_removed_while_it_is_listed_is_said_so(private_state_dir, monke
     out = capsys.readouterr().out.splitlines()
     assert out[1] == "gone: could not be read (No such file or directory)"
     assert out[2].startswith("checkout (checkout.tracesieve, ")
+
+
+def test_a_named_pipe_among_the_records_is_said_so_not_waited_on(private_state_dir):
+    """Opening a pipe to read waits for a writer: the listing used to hang on one."""
+    BudgetSampler(1.0, budget=5_000, name="checkout")
+    os.mkfifo(private_state_dir / "stuck.tracesieve", 0o600)
+    listing = subprocess.run([sys.executable, "-m", "tracesieve", "records"], capture_output=True, text=True, timeout=30)
+    assert listing.returncode == 0, listing.stderr
+    out = listing.stdout.splitlines()
+    assert out[0].startswith(f"{private_state_dir}: 2 records, ")
+    assert out[1].startswith("checkout (checkout.tracesieve, ")
+    assert out[3].startswith("stuck (stuck.tracesieve, 0 bytes): whether a process has it open cannot be seen here; ")
+    assert out[4] == "  not read: it is not a private file of this user (a link, a pipe or device, another user's, or open to others)"

@@ -20,7 +20,7 @@ UNNAMED = (
 )
 
 #: Why a record that exists was not read (the store's own checks, made on the original).
-NOT_PRIVATE = "it is not a private file of this user (a link, another user's, or open to others)"
+NOT_PRIVATE = "it is not a private file of this user (a link, a pipe or device, another user's, or open to others)"
 
 
 @contextlib.contextmanager
