@@ -14,7 +14,7 @@ from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.sdk.trace.sampling import Sampler
 
 from tracesieve import _core, _store, record
-from tracesieve._checks import check_route_thresholds
+from tracesieve._checks import check_meter_provider, check_route_thresholds
 from tracesieve._copies import BuiltFromArguments
 from tracesieve.samplers import _NativeSampler, inner_sampler
 
@@ -133,6 +133,8 @@ class AdaptiveSampler(_NativeSampler):
         respect_parent: used when ``base`` is a rate.
         trust_incoming: False ignores what remote parents send (see
             ``ProbabilitySampler``); by default, as ``base`` does.
+        meter_provider: where its counts are reported as OpenTelemetry
+            metrics (default: the SDK's global ``MeterProvider``, when one is set).
     """
 
     def __init__(
@@ -155,7 +157,9 @@ class AdaptiveSampler(_NativeSampler):
         defer: bool = False,
         store: Optional[str] = None,
         trust_incoming: Optional[bool] = None,
+        meter_provider: Any = None,
     ):
+        check_meter_provider(meter_provider)
         base_sampler = inner_sampler("base", base, respect_parent, "a ProbabilitySampler or RuleSampler")
         if processor is None:
             processor = ErrorWindowProcessor(
@@ -191,6 +195,7 @@ class AdaptiveSampler(_NativeSampler):
         # With drops recorded (defer) every span reaches the windows and counts
         # once; otherwise each sampled span stands for its adjusted count.
         processor._native.set_all_recorded(self.defer)
+        self._observe(meter_provider)
 
     def record_error(self, count: int = 1) -> None:
         """Count errors by hand (see ``ErrorWindowProcessor.record_error``)."""

@@ -14,7 +14,7 @@ from typing import Any, Callable, Dict, Optional, Union
 from opentelemetry.sdk.trace.sampling import Sampler
 
 from tracesieve import _core, record
-from tracesieve._checks import check_path, check_seconds, shown
+from tracesieve._checks import check_meter_provider, check_path, check_seconds, shown
 from tracesieve.samplers import _NativeSampler, inner_sampler
 from tracesieve.state import StateFile
 
@@ -74,6 +74,8 @@ class BudgetSampler(_NativeSampler):
         trust_incoming: False ignores what remote parents send (see
             ``ProbabilitySampler``); by default, as ``inner`` does. Whatever
             callers send, a budget never spends beyond its line and burst.
+        meter_provider: where its counts and spending are reported as OpenTelemetry
+            metrics (default: the SDK's global ``MeterProvider``, when one is set).
     """
 
     def __init__(
@@ -94,7 +96,9 @@ class BudgetSampler(_NativeSampler):
         store: Optional[str] = None,
         trust_incoming: Optional[bool] = None,
         name: Optional[str] = None,
+        meter_provider: Any = None,
     ):
+        check_meter_provider(meter_provider)
         wrapped = inner_sampler("inner", inner, respect_parent, "ProbabilitySampler/RuleSampler/AdaptiveSampler")
         self.inner = wrapped
         self._clock = clock if clock is not None else getattr(wrapped, "_clock", None)
@@ -128,6 +132,7 @@ class BudgetSampler(_NativeSampler):
                 Path(check_path("state_path", state_path)), self, check_seconds("save_interval", save_interval, minimum=0.1)
             )
         record.say_counted_afresh(self._native)
+        self._observe(meter_provider)
 
     def budget_status(self) -> Dict[str, Any]:
         """Budget, used, remaining (in money and spans), percent used, the pacing

@@ -122,8 +122,8 @@ def _observe_decisions(found: Tuple[Any, Any], sampler: Any) -> None:
     )
 
 
-def observe_pipeline(sampler: Any, meter_provider: Any = None) -> None:
-    """A pipeline's instruments. Totals and per-rule counts are separate
+def observe_sampler(sampler: Any, meter_provider: Any = None) -> None:
+    """A sampler's instruments (a pipeline's, or any of tracesieve's samplers'). Totals and per-rule counts are separate
     instruments, so summing either by outcome counts each decision once:
 
     - ``tracesieve.sampler.decisions`` (``outcome``: sampled / dropped);

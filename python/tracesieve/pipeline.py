@@ -132,9 +132,9 @@ class PipelineSampler(_NativeSampler):
             if self.source is None:
                 raise ConfigError("reload: only a configuration file can be reloaded")
             self._watcher = _Watcher(self, self.settings["reload_interval"])
-        from tracesieve.metrics import observe_pipeline
+        from tracesieve.metrics import observe_sampler
 
-        observe_pipeline(self, meter_provider)
+        observe_sampler(self, meter_provider)
 
     def _apply(self, native: _core.NativeSampler, resolved: Dict[str, Any], description: List[str]) -> None:
         self.settings: Dict[str, Any] = resolved["settings"]

@@ -18,7 +18,7 @@ from opentelemetry.trace.span import TraceState
 from opentelemetry.util.types import Attributes
 
 from tracesieve import _core, _store
-from tracesieve._checks import check_flag, shown
+from tracesieve._checks import check_flag, check_meter_provider, shown
 from tracesieve._copies import BuiltFromArguments
 
 __all__ = ["ProbabilitySampler", "RuleSampler", "TraceIdRatioSampler"]
@@ -41,6 +41,14 @@ class _NativeSampler(BuiltFromArguments, Sampler):
         # The hot path: the SDK looks this attribute up on the instance first.
         self.should_sample = native.should_sample  # type: ignore[method-assign]
         _store.watch(self, native.store_info())
+
+    def _observe(self, meter_provider: Any) -> None:
+        """Report its decisions (and its rules', budget's and boost's, where it
+        has them) as OpenTelemetry metrics, to ``meter_provider`` or the SDK's
+        global one; once, at construction."""
+        from tracesieve.metrics import observe_sampler
+
+        observe_sampler(self, meter_provider)
 
     def _store_info(self) -> Dict[str, Any]:
         return self._native.store_info()
@@ -127,6 +135,8 @@ class ProbabilitySampler(_NativeSampler):
             control), a span with a remote parent is decided afresh, as a root:
             the caller's sampled flag, ``th`` and ``rv`` are ignored and not
             passed on. Local parents are followed as usual.
+        meter_provider: where its counts are reported as OpenTelemetry
+            metrics (default: the SDK's global ``MeterProvider``, when one is set).
     """
 
     def __init__(
@@ -137,7 +147,9 @@ class ProbabilitySampler(_NativeSampler):
         precision: int = _core.DEFAULT_PRECISION,
         defer: bool = False,
         trust_incoming: bool = True,
+        meter_provider: Any = None,
     ):
+        check_meter_provider(meter_provider)
         self._bind(
             _core.NativeSampler.probability(
                 rate,
@@ -148,6 +160,7 @@ class ProbabilitySampler(_NativeSampler):
             defer,
             trust_incoming,
         )
+        self._observe(meter_provider)
 
     @property
     def threshold(self) -> Optional[str]:
@@ -161,18 +174,29 @@ class TraceIdRatioSampler(_NativeSampler):
 
     Its probability is not a consistent threshold, so a span it decides afresh
     carries no ``th``. With ``respect_parent=True`` (default) it behaves like
-    ``ParentBased(TraceIdRatioBased(rate))``.
+    ``ParentBased(TraceIdRatioBased(rate))``. ``meter_provider`` is where its
+    counts are reported as metrics (default: the SDK's global one, when set).
     """
 
     #: The trace id bits compared, as on the SDK's class: the low 64.
     TRACE_ID_LIMIT = (1 << 64) - 1
 
-    def __init__(self, rate: float = 1.0, *, respect_parent: bool = True, defer: bool = False, trust_incoming: bool = True):
+    def __init__(
+        self,
+        rate: float = 1.0,
+        *,
+        respect_parent: bool = True,
+        defer: bool = False,
+        trust_incoming: bool = True,
+        meter_provider: Any = None,
+    ):
+        check_meter_provider(meter_provider)
         self._bind(
             _core.NativeSampler.trace_id_ratio(rate, respect_parent=respect_parent, class_name=type(self).__name__),
             defer,
             trust_incoming,
         )
+        self._observe(meter_provider)
 
     @classmethod
     def get_bound_for_rate(cls, rate: float) -> int:
@@ -230,6 +254,8 @@ class RuleSampler(_NativeSampler):
         precision: significant hex digits of ``th`` (1-12, default 5).
         clock: optional callable returning Unix time in seconds, for schedules
             in tests and simulations; the system clock otherwise.
+        meter_provider: where its counts are reported as OpenTelemetry
+            metrics (default: the SDK's global ``MeterProvider``, when one is set).
     """
 
     def __init__(
@@ -243,7 +269,9 @@ class RuleSampler(_NativeSampler):
         clock: Optional[Callable[[], float]] = None,
         defer: bool = False,
         trust_incoming: bool = True,
+        meter_provider: Any = None,
     ):
+        check_meter_provider(meter_provider)
         self._rules = rules
         self._default_rate = default_rate
         self._multipliers = multipliers
@@ -261,6 +289,7 @@ class RuleSampler(_NativeSampler):
             defer,
             trust_incoming,
         )
+        self._observe(meter_provider)
 
     @classmethod
     def from_file(cls, path: Union[str, os.PathLike[str]]) -> RuleSampler:

@@ -1,0 +1,107 @@
+"""Every sampler reports its counts as OpenTelemetry metrics, as a pipeline
+does: a BudgetSampler's spending was seen only through ``from_config``."""
+
+from __future__ import annotations
+
+import random
+import subprocess
+import sys
+
+import pytest
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+from tracesieve import AdaptiveSampler, BudgetSampler, ConfigError, ProbabilitySampler, RuleSampler, TraceIdRatioSampler
+
+from helpers import metric_points
+
+RULES = [{"name": "checkout", "route": "/api/payment", "rate": 1.0}]
+
+
+def _decide(sampler, count, seed):
+    rng = random.Random(seed)
+    for number in range(count):
+        route = "/api/payment" if number % 4 == 0 else "/api/orders"
+        sampler.should_sample(None, rng.getrandbits(128), "GET", None, {"http.route": route})
+
+
+def test_a_budget_sampler_reports_its_decisions_rules_and_spending(provider_factory):
+    reader = InMemoryMetricReader()
+    meters = MeterProvider(metric_readers=[reader])
+    sampler = BudgetSampler(RuleSampler(RULES, default_rate=0.2), budget=10**9, name="checkout", meter_provider=meters)
+    provider, exporter = provider_factory(sampler)
+    tracer = provider.get_tracer("t")
+    for number in range(200):
+        with tracer.start_as_current_span("GET", attributes={"http.route": "/api/payment" if number % 4 == 0 else "/api/orders"}):
+            pass
+    points = metric_points(reader)
+    stats, status = sampler.stats(), sampler.budget_status()
+    assert points[("tracesieve.sampler.decisions", (("outcome", "sampled"),))] == stats["sampled"] == len(exporter.get_finished_spans())
+    assert points[("tracesieve.sampler.decisions", (("outcome", "dropped"),))] == stats["dropped"]
+    assert points[("tracesieve.sampler.rule_decisions", (("outcome", "sampled"), ("rule", "checkout")))] == 50
+    assert points[("tracesieve.budget.spans", (("state", "used"),))] == status["used_spans"] == status["assumed_spans"] + stats["sampled"]
+    assert points[("tracesieve.budget.spans", (("state", "remaining"),))] == status["remaining_spans"]
+    meters.shutdown()
+
+
+def test_every_sampler_on_one_meter_provider_is_counted_once():
+    """Inner samplers count nothing of their own (the outer one decides), so
+    summing the instrument counts each decision once; the boost is the highest."""
+    reader = InMemoryMetricReader()
+    meters = MeterProvider(metric_readers=[reader])
+    adaptive = AdaptiveSampler(ProbabilitySampler(0.1, meter_provider=meters), meter_provider=meters)
+    samplers = [
+        ProbabilitySampler(0.5, meter_provider=meters),
+        TraceIdRatioSampler(0.3, meter_provider=meters),
+        RuleSampler(RULES, default_rate=0.1, meter_provider=meters),
+        adaptive,
+        BudgetSampler(0.5, budget=10**9, store="memory", meter_provider=meters),
+    ]
+    adaptive.record_error(6)  # more than 5 errors in the window: x2
+    for seed, sampler in enumerate(samplers):
+        _decide(sampler, 300 + 100 * seed, seed)
+    points = metric_points(reader)
+    for outcome in ("sampled", "dropped"):
+        assert points[("tracesieve.sampler.decisions", (("outcome", outcome),))] == sum(s.stats()[outcome] for s in samplers)
+    assert points[("tracesieve.sampler.rule_decisions", (("outcome", "sampled"), ("rule", "checkout")))] == 125  # every fourth of 500
+    assert points[("tracesieve.adaptive.boost", ())] == 2.0
+    meters.shutdown()
+
+
+def test_with_the_sdks_global_meter_provider_a_budget_sampler_reports_with_no_argument():
+    script = """
+import random
+from opentelemetry import metrics
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from tracesieve import BudgetSampler
+reader = InMemoryMetricReader()
+metrics.set_meter_provider(MeterProvider(metric_readers=[reader]))
+sampler = BudgetSampler(1.0, budget=10**9, name="checkout")
+for _ in range(100):
+    sampler.should_sample(None, random.getrandbits(128), "GET")
+points = {
+    (metric.name, tuple(point.attributes.items())): point.value
+    for resource in reader.get_metrics_data().resource_metrics
+    for scope in resource.scope_metrics
+    for metric in scope.metrics
+    for point in metric.data.data_points
+}
+print(points[("tracesieve.sampler.decisions", (("outcome", "sampled"),))], sampler.stats()["sampled"])
+print(points[("tracesieve.budget.spans", (("state", "used"),))] == sampler.budget_status()["used_spans"])
+"""
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split() == ["100", "100", "True"]
+
+
+@pytest.mark.parametrize("build", [ProbabilitySampler, TraceIdRatioSampler, RuleSampler, AdaptiveSampler])
+def test_a_meter_provider_that_is_no_provider_is_refused_at_construction(build):
+    with pytest.raises(ConfigError, match=r"^meter_provider: expected an OpenTelemetry MeterProvider, got str \(no get_meter\(\)\)$"):
+        build(meter_provider="x")
+
+
+def test_a_budget_given_a_meter_provider_that_is_no_provider_makes_no_record(private_state_dir):
+    with pytest.raises(ConfigError, match=r"^meter_provider: expected an OpenTelemetry MeterProvider"):
+        BudgetSampler(1.0, budget=1_000, name="checkout", meter_provider=object())
+    assert list(private_state_dir.iterdir()) == [], "refused before its record was made"
