@@ -134,7 +134,7 @@ class AdaptiveSampler(_NativeSampler):
         trust_incoming: False ignores what remote parents send (see
             ``ProbabilitySampler``); by default, as ``base`` does.
         meter_provider: where its counts are reported as OpenTelemetry
-            metrics (default: the SDK's global ``MeterProvider``, when one is set).
+            metrics (default: the global ``MeterProvider``, also one set later).
     """
 
     def __init__(

@@ -75,7 +75,7 @@ class BudgetSampler(_NativeSampler):
             ``ProbabilitySampler``); by default, as ``inner`` does. Whatever
             callers send, a budget never spends beyond its line and burst.
         meter_provider: where its counts and spending are reported as OpenTelemetry
-            metrics (default: the SDK's global ``MeterProvider``, when one is set).
+            metrics (default: the global ``MeterProvider``, also one set later).
     """
 
     def __init__(

@@ -11,7 +11,7 @@ from __future__ import annotations
 import operator
 import threading
 import weakref
-from typing import Any, Callable, Dict, FrozenSet, Iterator, List, Optional, Tuple
+from typing import Any, Callable, Dict, FrozenSet, Iterator, List, Tuple
 
 #: An owner's observations: (value, attributes) pairs, read from the live owner.
 Source = Callable[[Any], Iterator[Tuple[float, Dict[str, Any]]]]
@@ -51,7 +51,7 @@ _INSTRUMENTS: Dict[Tuple[int, str], _Instrument] = {}
 
 
 def _report(
-    provider: Any,
+    key: Any,
     meter: Any,
     kind: str,
     name: str,
@@ -62,43 +62,47 @@ def _report(
 ) -> None:
     """Report ``source(owner)`` in the instrument ``name`` (made on first use)."""
     with _LOCK:
-        existing = _INSTRUMENTS.get((id(provider), name))
-        instrument = existing if existing is not None and existing.provider is provider else _Instrument(provider, combine)
-        _INSTRUMENTS[(id(provider), name)] = instrument
+        existing = _INSTRUMENTS.get((id(key), name))
+        instrument = existing if existing is not None and existing.provider is key else _Instrument(key, combine)
+        _INSTRUMENTS[(id(key), name)] = instrument
+        # Pruned here too: with no meter provider ever set, nothing is collected to prune them.
+        instrument.sources = [(ref, source) for ref, source in instrument.sources if ref() is not None]
         instrument.sources.append((weakref.ref(owner), source))
     if instrument is not existing:
         getattr(meter, kind)(name, callbacks=[instrument.observe], **options)
 
 
-def metrics_configured() -> bool:
-    """Whether the global MeterProvider is the SDK's (not the no-op default)."""
-    try:
-        from opentelemetry.metrics import get_meter_provider
-        from opentelemetry.sdk.metrics import MeterProvider
-    except ImportError:  # pragma: no cover
-        return False
-    return isinstance(get_meter_provider(), MeterProvider)
+#: What instruments reporting to the global meter provider are kept under,
+#: whichever provider that is when they are made.
+_GLOBAL = object()
+#: tracesieve's meter on each provider, by what its instruments are kept under.
+_METERS: Dict[int, Tuple[Any, Any]] = {}
 
 
-def _meter(meter_provider: Any) -> Optional[Tuple[Any, Any]]:
-    """(the provider, tracesieve's meter) from the given provider or the SDK's
-    global one; None without either."""
-    if meter_provider is None and not metrics_configured():
-        return None
+def _meter(meter_provider: Any) -> Tuple[Any, Any]:
+    """(what its instruments are kept under, tracesieve's meter) on the given
+    provider or else the global one. Before an SDK provider is set globally
+    (zero-code configuration builds the sampler first), the API's proxy meter
+    hands out instruments that report once it is. The meter is made once per
+    provider: the proxy provider keeps every meter it hands out."""
     from opentelemetry.metrics import get_meter_provider
 
     from tracesieve import __version__
 
-    provider = meter_provider if meter_provider is not None else get_meter_provider()
-    return provider, provider.get_meter("tracesieve", __version__)
+    global_provider = get_meter_provider()
+    key = _GLOBAL if meter_provider is None or meter_provider is global_provider else meter_provider
+    with _LOCK:
+        known = _METERS.get(id(key))
+        if known is None or known[0] is not key:
+            provider = global_provider if key is _GLOBAL else meter_provider
+            known = _METERS[id(key)] = (key, provider.get_meter("tracesieve", __version__))
+    return known
 
 
 def observe_stats(owner: Any, instrument: str, description: str, meter_provider: Any = None) -> None:
     """Export ``owner.stats()`` as one observable counter named ``instrument``,
     one data point per counter (attribute ``counter``)."""
     found = _meter(meter_provider)
-    if found is None:
-        return
 
     def counts(target: Any) -> Iterator[Tuple[float, Dict[str, Any]]]:
         for key, value in target.stats().items():
@@ -133,8 +137,6 @@ def observe_sampler(sampler: Any, meter_provider: Any = None) -> None:
     - ``tracesieve.adaptive.boost``: the multiplier in force.
     """
     found = _meter(meter_provider)
-    if found is None:
-        return
 
     def rule_decisions(target: Any) -> Iterator[Tuple[float, Dict[str, Any]]]:
         for rule, counts in target.stats().get("rules", {}).items():
@@ -180,8 +182,6 @@ def observe_remote(sampler: Any, meter_provider: Any = None) -> None:
       strategy fetches, and documents refused as invalid.
     """
     found = _meter(meter_provider)
-    if found is None:
-        return
 
     def operations(target: Any) -> Iterator[Tuple[float, Dict[str, Any]]]:
         status = target.remote_status()

@@ -214,8 +214,8 @@ class JaegerRemoteSampler(_NativeSampler):
         respect_parent: a span with a valid parent follows the parent.
         clock: callable returning Unix seconds, with ``monotonic()`` (tests,
             simulations: rate limits and lower bounds run on it).
-        meter_provider: where its metrics go (default: the global SDK
-            MeterProvider, if one is set): decisions, decisions per operation,
+        meter_provider: where its metrics go (default: the global
+            MeterProvider, also one set later): decisions, decisions per operation,
             fetches by outcome.
         start: begin polling now (the first fetch is immediate, in the background).
         trust_incoming: False ignores what remote parents send (see ``ProbabilitySampler``).

@@ -136,7 +136,7 @@ class ProbabilitySampler(_NativeSampler):
             the caller's sampled flag, ``th`` and ``rv`` are ignored and not
             passed on. Local parents are followed as usual.
         meter_provider: where its counts are reported as OpenTelemetry
-            metrics (default: the SDK's global ``MeterProvider``, when one is set).
+            metrics (default: the global ``MeterProvider``, also one set later).
     """
 
     def __init__(
@@ -175,7 +175,7 @@ class TraceIdRatioSampler(_NativeSampler):
     Its probability is not a consistent threshold, so a span it decides afresh
     carries no ``th``. With ``respect_parent=True`` (default) it behaves like
     ``ParentBased(TraceIdRatioBased(rate))``. ``meter_provider`` is where its
-    counts are reported as metrics (default: the SDK's global one, when set).
+    counts are reported as metrics (default: the global one, also one set later).
     """
 
     #: The trace id bits compared, as on the SDK's class: the low 64.
@@ -255,7 +255,7 @@ class RuleSampler(_NativeSampler):
         clock: optional callable returning Unix time in seconds, for schedules
             in tests and simulations; the system clock otherwise.
         meter_provider: where its counts are reported as OpenTelemetry
-            metrics (default: the SDK's global ``MeterProvider``, when one is set).
+            metrics (default: the global ``MeterProvider``, also one set later).
     """
 
     def __init__(

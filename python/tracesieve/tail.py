@@ -111,7 +111,7 @@ class TailSamplingProcessor(TailWorker, SpanProcessor):
             same, so the report says how far over the budget they went).
         clock: callable returning seconds (monotonic), for tests.
         meter_provider: export ``stats()`` as the OTel metric ``tracesieve.tail``
-            (also when an SDK MeterProvider is set globally).
+            (default: the global MeterProvider, also one set later).
         start: start the worker thread that decides and exports (default);
             False leaves that to ``step()`` (simulations).
     """

@@ -105,3 +105,48 @@ def test_a_budget_given_a_meter_provider_that_is_no_provider_makes_no_record(pri
     with pytest.raises(ConfigError, match=r"^meter_provider: expected an OpenTelemetry MeterProvider"):
         BudgetSampler(1.0, budget=1_000, name="checkout", meter_provider=object())
     assert list(private_state_dir.iterdir()) == [], "refused before its record was made"
+
+
+ZERO_CODE = """
+import sys
+from opentelemetry import metrics, trace
+from opentelemetry.sdk._configuration import _OTelSDKConfigurator
+_OTelSDKConfigurator().configure()  # builds the sampler, then sets the SDK's meter provider
+tracer = trace.get_tracer("t")
+for number in range(200):
+    with tracer.start_as_current_span("GET", attributes={"http.route": "/api/order"}):
+        pass
+metrics.get_meter_provider().force_flush()
+print(trace.get_tracer_provider().sampler.stats()["sampled"], file=sys.stderr)
+"""
+
+
+def test_zero_code_samplers_report_once_the_sdk_sets_its_meter_provider(tmp_path):
+    """The SDK's configurator builds the sampler before it sets the global
+    meter provider, so a zero-code sampler used to report no metric at all."""
+    import json
+    import os
+    from pathlib import Path
+
+    env = {
+        **os.environ,
+        "OTEL_TRACES_SAMPLER": "tracesieve",
+        "OTEL_TRACES_SAMPLER_ARG": str(Path(__file__).parents[2] / "examples" / "example_pipeline.toml"),
+        "OTEL_TRACES_EXPORTER": "none",
+        "OTEL_METRICS_EXPORTER": "console",
+        "OTEL_METRIC_EXPORT_INTERVAL": "600000",
+        "OTEL_LOGS_EXPORTER": "none",
+    }
+    run = subprocess.run([sys.executable, "-c", ZERO_CODE], env=env, capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    decoder, text, exports = json.JSONDecoder(), run.stdout.strip(), []
+    while text:
+        export, end = decoder.raw_decode(text)
+        exports.append(export)
+        text = text[end:].strip()
+    first = exports[0]["resource_metrics"][0]["scope_metrics"]
+    (scope,) = [scope for scope in first if scope["scope"]["name"] == "tracesieve"]
+    metrics = {metric["name"]: metric["data"]["data_points"] for metric in scope["metrics"]}
+    assert set(metrics) >= {"tracesieve.sampler.decisions", "tracesieve.budget.spans", "tracesieve.adaptive.boost"}
+    sampled = [p["value"] for p in metrics["tracesieve.sampler.decisions"] if p["attributes"] == {"outcome": "sampled"}]
+    assert sampled == [int(run.stderr.split()[-1])]
