@@ -134,6 +134,8 @@ def observe_sampler(sampler: Any, meter_provider: Any = None) -> None:
     - ``tracesieve.sampler.rule_decisions`` (``rule``, ``outcome``): the
       decisions each rule made;
     - ``tracesieve.budget.spans`` (``state``: used / remaining);
+    - ``tracesieve.budget.refused``: spans the budget refused;
+    - ``tracesieve.budget.pacing``: the pacing probability in force;
     - ``tracesieve.adaptive.boost``: the multiplier in force.
     """
     found = _meter(meter_provider)
@@ -150,6 +152,17 @@ def observe_sampler(sampler: Any, meter_provider: Any = None) -> None:
             return
         yield status["used_spans"], {"state": "used"}
         yield status["remaining_spans"], {"state": "remaining"}
+
+    def refused(target: Any) -> Iterator[Tuple[float, Dict[str, Any]]]:
+        current = target.stats()
+        if "budget_refused" in current:
+            yield current["budget_refused"], {}
+
+    def pacing(target: Any) -> Iterator[Tuple[float, Dict[str, Any]]]:
+        try:
+            yield target.budget_status()["pacing_probability"], {}
+        except TypeError:
+            return
 
     def boost(target: Any) -> Iterator[Tuple[float, Dict[str, Any]]]:
         current = target.stats()
@@ -168,6 +181,10 @@ def observe_sampler(sampler: Any, meter_provider: Any = None) -> None:
     )
     description = "Budget used and remaining this period"
     _report(*found, "create_observable_gauge", "tracesieve.budget.spans", sampler, budget, unit="{span}", description=description)
+    description = "Spans the budget refused for want of room (this process's, since it started)"
+    _report(*found, "create_observable_counter", "tracesieve.budget.refused", sampler, refused, unit="{span}", description=description)
+    description = "Probability the budget's pacing keeps a span with now (the lowest in force)"
+    _report(*found, "create_observable_gauge", "tracesieve.budget.pacing", sampler, pacing, min, unit="1", description=description)
     description = "Current adaptive multiplier (the highest in force)"
     _report(*found, "create_observable_gauge", "tracesieve.adaptive.boost", sampler, boost, max, unit="1", description=description)
 

@@ -44,6 +44,24 @@ def test_a_budget_sampler_reports_its_decisions_rules_and_spending(provider_fact
     meters.shutdown()
 
 
+def test_a_budget_that_refuses_says_how_many_and_at_what_pace():
+    reader = InMemoryMetricReader()
+    meters = MeterProvider(metric_readers=[reader])
+    mid_december = 1_797_292_800.0  # 15 December 2026, 00:00 UTC; a fixed clock, so the pace is read twice alike
+    payments = RuleSampler([{"name": "payments", "match": {"business.event": "payment"}, "action": "keep"}], default_rate=0.1)
+    sampler = BudgetSampler(payments, budget=1_000, clock=lambda: mid_december, cap_forced_keeps=True, meter_provider=meters)
+    rng = random.Random(1)
+    for _ in range(2_000):  # keep-rule spans, refused once the budget has no room left
+        sampler.should_sample(None, rng.getrandbits(128), "charge", None, {"business.event": "payment"})
+    points = metric_points(reader)
+    refused = sampler.stats()["budget_refused"]
+    assert refused == 2_000 - sampler.stats()["sampled"] > 1_000
+    assert points[("tracesieve.budget.refused", ())] == refused
+    assert points[("tracesieve.sampler.decisions", (("outcome", "dropped"),))] == refused
+    assert points[("tracesieve.budget.pacing", ())] == sampler.budget_status()["pacing_probability"] == 0.0
+    meters.shutdown()
+
+
 def test_every_sampler_on_one_meter_provider_is_counted_once():
     """Inner samplers count nothing of their own (the outer one decides), so
     summing the instrument counts each decision once; the boost is the highest."""
