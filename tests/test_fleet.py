@@ -260,7 +260,9 @@ def test_a_paused_redis_never_stalls_a_span(redis_server: RedisServer) -> None:
     assert not sampler.stats()["store"]["fleet"]["rate_limit"]["degraded"], "back within the backoff"
 
 
-def test_a_fleet_budget_changed_by_a_rolling_restart_is_taken_over_once_the_old_processes_are_gone(redis_server: RedisServer) -> None:
+def test_a_fleet_budget_changed_by_a_rolling_restart_is_taken_over_once_the_old_processes_are_gone(
+    redis_server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
     """Regression: the fleet's budget hash kept the old settings for the rest of
     the period (it outlives the period by a day), so processes restarted with a
     changed budget found it "made with other settings" and ran on their
@@ -283,11 +285,18 @@ def test_a_fleet_budget_changed_by_a_rolling_restart_is_taken_over_once_the_old_
     (lease,) = [value for field, value in client.hgetall(key).items() if field.startswith(b"m:")]
     seconds, micros = client.time()
     time.sleep((float(lease.split()[1]) - (seconds * 1000 + micros / 1000)) / 1000 + 0.1)  # until the old lease ran out
+    caplog.clear()
     fleet.sync(new)
     info = budget_info(new)
     assert not info["degraded"] and info["syncs"] == 1, info
     assert new.budget_status()["used_spans"] == counted, "the count carried over, not afresh"
     assert client.hget(key, "settings").startswith(b"budget=12000 spans")
+    # Said once, by the process that took it over (before, a takeover went unsaid).
+    (said,) = [r.getMessage() for r in caplog.records if "was held with other settings" in r.getMessage()]
+    assert said.startswith(f"tracesieve: the fleet's budget {key} was held with other settings (budget=10000 spans"), said
+    assert f"its count this period ({counted:,} spans) carried over" in said and "(budget=12000 spans" in said, said
+    fleet.sync(new)
+    assert len([r for r in caplog.records if "was held with other settings" in r.getMessage()]) == 1
     # The old settings' last processes, still running somewhere, are the ones refused now.
     fleet.sync(old)
     assert "budget=12000 spans" in budget_info(old)["problem"], "it spends its lease, then its fallback share"

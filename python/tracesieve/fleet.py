@@ -158,6 +158,9 @@ class _Worker:
         reply = [item.decode("utf-8", "replace") if isinstance(item, bytes) else "?" for item in raw] if isinstance(raw, list) else ["?"]
         if len(reply) > 1 and reply[0] == "ok" and reply[1] != "0":
             self._repaired(keys[0], reply[1])
+        if reply[0] == "ok" and "taken" in reply:
+            reply, taken_from = reply[: reply.index("taken")], reply[reply.index("taken") + 1 :]
+            self._taken_over(keys[0], taken_from[0] if taken_from else "?", reply, args[0])
         refused = native.fleet_reply(kind, reply)
         if refused is not None:
             self._failed(refused)
@@ -178,6 +181,24 @@ class _Worker:
                 count,
                 key,
             )
+
+    def _taken_over(self, key: str, theirs: str, reply: List[str], ours: str) -> None:
+        # Said once, by the process whose step took it over: a rolling deploy changing the budget,
+        # or two budgets given one fleet name taking turns while the other's processes are all away.
+        try:
+            count = f"{int(float(reply[3])):,}"
+        except (IndexError, ValueError, OverflowError):
+            count = "?"
+        theirs = "".join(c if c.isprintable() else "?" for c in theirs[:400])  # Redis is read as data from outside
+        _logger.warning(
+            "tracesieve: the fleet's budget %s was held with other settings (%s), and no process with those holds a lease "
+            "any more: it runs with this process's settings (%s) from now on, its count this period (%s spans) carried over; "
+            "if another service still runs with those, give it a fleet name of its own",
+            key,
+            theirs,
+            ours,
+            count,
+        )
 
     def _failed(self, reason: str) -> None:
         self.failures += 1

@@ -3,7 +3,8 @@
 -- its lease from what the fleet's line allows and the other leases leave.
 -- Replies {'ok', repaired, grant, used, epoch, members, demand, spans,
 -- entries, slot, rank} (rank: how many live members' ids sort before this
--- one's), or {'conflict', settings} when a live member holds it with other settings.
+-- one's), followed by 'taken' and the settings it was held with when this
+-- step took it over, or {'conflict', settings} when a live member holds it with other settings.
 local key = KEYS[1]
 local settings, id, epoch_seen = ARGV[1], 'm:' .. ARGV[2], ARGV[3]
 local fleet_seen, spent, entries = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
@@ -12,6 +13,8 @@ local demand, slot = tonumber(ARGV[10]), tonumber(ARGV[11])
 local lease_ms, keep_ms = tonumber(ARGV[12]), tonumber(ARGV[13])
 local budget = tonumber(ARGV[14])
 -- (after prelude.lua and taken_over.lua: now, num, sane, h, taken_count, and the settings checked)
+
+local taken_from = h.settings ~= nil and h.settings ~= settings and h.settings or nil
 
 -- A count beyond twice the budget, or a non-number, is no count of this budget.
 local limit = 2 * budget + 1000
@@ -71,4 +74,9 @@ local grant = math.max(0, math.min(math.ceil(request - held), room))
 redis.call('HSET', key, 'settings', settings, 'epoch', epoch, 'used', num(used), 'spans', num(spans),
   'entries', num(kept_entries), 'slot', num(slot), id, num(held + grant) .. ' ' .. num(now + lease_ms) .. ' ' .. num(demand))
 redis.call('PEXPIRE', key, keep_ms)
-return {'ok', num(repaired), num(grant), num(used), epoch, num(members), num(fleet_demand), num(spans), num(kept_entries), num(slot), num(rank)}
+local reply = {'ok', num(repaired), num(grant), num(used), epoch, num(members), num(fleet_demand), num(spans), num(kept_entries), num(slot), num(rank)}
+if taken_from then
+  reply[#reply + 1] = 'taken'
+  reply[#reply + 1] = string.sub(taken_from, 1, 400)
+end
+return reply
