@@ -24,6 +24,7 @@ class _Instrument:
         self.provider = provider  # kept, so its id is not reused while this lives
         self.combine = combine
         self.sources: List[Tuple[weakref.ReferenceType[Any], Source]] = []
+        self.pruned_to = 0  # live owners after the last prune
 
     def observe(self, options: Any) -> Iterator[Any]:
         from opentelemetry.metrics import Observation
@@ -65,8 +66,11 @@ def _report(
         existing = _INSTRUMENTS.get((id(key), name))
         instrument = existing if existing is not None and existing.provider is key else _Instrument(key, combine)
         _INSTRUMENTS[(id(key), name)] = instrument
-        # Pruned here too: with no meter provider ever set, nothing is collected to prune them.
-        instrument.sources = [(ref, source) for ref, source in instrument.sources if ref() is not None]
+        # Pruned here too, whenever the list has doubled: with no meter provider ever set,
+        # nothing is collected to prune it, and a prune at every append would be quadratic.
+        if len(instrument.sources) >= 2 * instrument.pruned_to + 16:
+            instrument.sources = [(ref, source) for ref, source in instrument.sources if ref() is not None]
+            instrument.pruned_to = len(instrument.sources)
         instrument.sources.append((weakref.ref(owner), source))
     if instrument is not existing:
         getattr(meter, kind)(name, callbacks=[instrument.observe], **options)
