@@ -220,6 +220,33 @@ def test_a_home_that_cannot_hold_state_runs_in_memory(tmp_path):
     assert "memory only" in done.stderr and str(home) in done.stderr and "cannot be made" in done.stderr, done.stderr
 
 
+def test_a_home_that_does_not_exist_is_not_made(tmp_path):
+    """Regression: with HOME=/nonexistent (as Debian gives system users) or a
+    Dockerfile's HOME never made, a process run as root made the home itself,
+    root's, to put the state directory in."""
+    home = tmp_path / "nonexistent"
+    env = {key: value for key, value in os.environ.items() if key not in ("TRACESIEVE_STATE_DIR", "XDG_STATE_HOME")}
+    done = subprocess.run([sys.executable, "-c", UNUSABLE_HOME], capture_output=True, text=True, check=True, env={**env, "HOME": str(home)})
+    assert done.stdout.strip() == "None"
+    assert f"the state directory {home}/.local/state/tracesieve is in the home directory {home}, which does not exist" in done.stderr
+    assert not home.exists()
+    # A directory named by a variable is made whole, as asked.
+    state = tmp_path / "state" / "records"
+    done = subprocess.run(
+        [sys.executable, "-c", UNUSABLE_HOME],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**env, "HOME": str(home), "TRACESIEVE_STATE_DIR": str(state)},
+    )
+    assert done.stdout.strip().startswith(f"file://{state}/")
+    # An existing home gets its .local/state/tracesieve, each part private.
+    home.mkdir()
+    done = subprocess.run([sys.executable, "-c", UNUSABLE_HOME], capture_output=True, text=True, check=True, env={**env, "HOME": str(home)})
+    assert done.stdout.strip().startswith(f"file://{home}/.local/state/tracesieve/")
+    assert (home / ".local").stat().st_mode & 0o777 == 0o700
+
+
 SIXTY_FIFTH_BUDGET = """
 from tracesieve import BudgetSampler
 sampler = BudgetSampler(1.0, budget=10**9 + 64)

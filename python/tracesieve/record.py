@@ -366,7 +366,7 @@ def default_store(name: Optional[str] = None) -> Optional[str]:
         return None
     if _scratch is not None:
         return _stand_in(_scratch, directory, name)
-    problem = _prepare(directory)
+    problem = _missing_home(directory) or _prepare(directory)
     if problem is not None:
         _memory_only(str(directory), problem)
         return None
@@ -403,6 +403,20 @@ def _memory_only(directory: str, problem: str) -> None:
             problem,
             STATE_DIR_VARIABLE,
         )
+
+
+def _missing_home(directory: Path) -> Optional[str]:
+    """Why the default directory is not made: it is in a home directory that
+    does not exist (``/nonexistent``, as Debian gives system users, or a
+    Dockerfile's HOME never made). The directories under a home are made as
+    XDG asks; a home itself is not, since a process run as root would make it
+    root's. A directory named by a variable is made whole, as asked."""
+    if os.environ.get(STATE_DIR_VARIABLE) or os.path.isabs(os.environ.get("XDG_STATE_HOME", "")):
+        return None
+    home = Path.home()
+    if directory.is_relative_to(home) and not os.path.lexists(home):
+        return f"is in the home directory {home}, which does not exist; a home is not made"
+    return None
 
 
 def _prepare(directory: Path) -> Optional[str]:
