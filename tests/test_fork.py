@@ -182,3 +182,40 @@ def test_background_jitter_leaves_the_applications_random_alone_and_differs_per_
         random.seed(7)
         run_in_child(draw_in_child, tmp_path)
     assert len(set(seen.read_text().split())) == 3
+
+
+HELD_AT_FORK = """
+import importlib, os, sys, threading, time
+from tracesieve import BudgetSampler
+module = importlib.import_module(sys.argv[1])
+held = threading.Event()
+def hold():  # as a metric reader's thread collecting, or a thread building a sampler, at the fork
+    with getattr(module, sys.argv[2]):
+        held.set()
+        time.sleep(5)
+threading.Thread(target=hold, daemon=True).start()
+held.wait()
+child = os.fork()
+if child == 0:
+    BudgetSampler(1.0, budget=1_000, name="forked")  # registers its metrics and watches its record file
+    os._exit(0)
+for _ in range(100):
+    done, status = os.waitpid(child, os.WNOHANG)
+    if done:
+        print("built", os.waitstatus_to_exitcode(status))
+        sys.exit(0)
+    time.sleep(0.03)
+os.kill(child, 9)
+print("hung")
+"""
+
+
+@pytest.mark.parametrize(("module", "lock"), [("tracesieve.metrics", "_LOCK"), ("tracesieve._store", "_watcher_lock")])
+def test_a_child_forked_while_a_module_lock_was_held_builds_samplers(module, lock):
+    """A fork while another thread held one of the modules' locks left it held
+    for good in the child: the child's first sampler waited forever."""
+    import subprocess
+    import sys
+
+    run = subprocess.run([sys.executable, "-c", HELD_AT_FORK, module, lock], capture_output=True, text=True, timeout=60)
+    assert run.stdout.strip() == "built 0", run.stdout + run.stderr

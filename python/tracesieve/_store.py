@@ -79,6 +79,8 @@ def check_files() -> None:
 
 
 def _after_fork_in_child() -> None:
+    global _watcher_lock
+    _watcher_lock = threading.Lock()  # a thread building a sampler may have held it at the fork
     owners = list(_LOCAL)
     if not owners:
         return

@@ -291,6 +291,15 @@ _handed_out: Dict[Tuple[str, int, int], int] = {}
 _lock = threading.Lock()
 
 
+def _after_fork_in_child() -> None:
+    global _lock
+    _lock = threading.Lock()  # a thread building a sampler may have held it at the fork
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 def next_plugin_node() -> Optional[Tuple[str, str, Any, str]]:
     """For the entry point: the next ``tracesieve`` node of the file
     ``OTEL_CONFIG_FILE`` names, as ``(where, path, spec, service)`` (service:

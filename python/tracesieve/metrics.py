@@ -9,6 +9,7 @@ the adaptive boost the highest in force."""
 from __future__ import annotations
 
 import operator
+import os
 import threading
 import weakref
 from typing import Any, Callable, Dict, FrozenSet, Iterator, List, Tuple
@@ -48,6 +49,15 @@ class _Instrument:
 
 
 _LOCK = threading.Lock()
+
+
+def _after_fork_in_child() -> None:
+    global _LOCK
+    _LOCK = threading.Lock()  # a metric reader's thread may have held it at the fork
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 _INSTRUMENTS: Dict[Tuple[int, str], _Instrument] = {}
 
 
