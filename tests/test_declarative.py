@@ -366,3 +366,57 @@ def test_a_relative_state_path_in_a_node_is_taken_from_the_files_folder(tmp_path
     out = capsys.readouterr().out
     assert f"the budget's count is saved to {expected} (every 10 s and at exit) and restored at a start" in out, out
     assert list(elsewhere.iterdir()) == []
+
+
+WITH_METRICS = """
+file_format: "1.0"
+tracer_provider:
+  processors:
+    - simple:
+        exporter:
+          console: {}
+  sampler:
+    tracesieve:
+      probability: {rate: 0.5}
+      budget: {budget: 1000000, period: month, name: checkout}
+meter_provider:
+  readers:
+    - periodic:
+        interval: 600000
+        exporter:
+          console: {}
+"""
+
+METRICS_REPORT = """
+import os, sys
+from opentelemetry import metrics, trace
+{configure}
+for _ in range(20):
+    with trace.get_tracer("t").start_as_current_span("x"):
+        pass
+metrics.get_meter_provider().force_flush()
+print(trace.get_tracer_provider().sampler.stats()["sampled"], file=sys.stderr)
+"""
+
+
+@pytest.mark.parametrize("configure", [SDK_PATH, ZERO_CODE], ids=["configure_sdk", "OTEL_CONFIG_FILE zero-code"])
+def test_the_files_meter_provider_receives_the_samplers_metrics(tmp_path, configure):
+    """The SDK builds the sampler before it sets the file's meter provider:
+    the sampler's instruments used to report nowhere."""
+    environment = {**os.environ, "OTEL_CONFIG_FILE": str(write(tmp_path, WITH_METRICS))}
+    finished = subprocess.run(
+        [sys.executable, "-c", METRICS_REPORT.format(configure=configure)], env=environment, capture_output=True, text=True, timeout=120
+    )
+    assert finished.returncode == 0, finished.stderr
+    decoder, text, points = json.JSONDecoder(), finished.stdout.strip(), {}
+    while text:  # the console exporters' spans and metrics, one JSON document after another
+        document, end = decoder.raw_decode(text)
+        text = text[end:].strip()
+        for resource in document.get("resource_metrics", []):
+            for scope in resource["scope_metrics"]:
+                for metric in scope["metrics"]:
+                    for point in metric["data"]["data_points"]:
+                        points[(metric["name"], tuple(sorted(point["attributes"].items())))] = point["value"]
+    sampled = int(finished.stderr.split()[-1])
+    assert points[("tracesieve.sampler.decisions", (("outcome", "sampled"),))] == sampled
+    assert ("tracesieve.budget.spans", (("state", "used"),)) in points
