@@ -102,3 +102,24 @@ def test_forged_error_counts_do_not_boost(redis_server: RedisServer) -> None:
         stop.set()
         forger.join()
     assert _fleet_info(sampler, "signals")["repairs"] >= 2
+
+
+def test_a_script_reply_of_any_shape_is_refused_not_raised(redis_server: RedisServer, monkeypatch: Any) -> None:
+    """What a Redis (or something in its place) answers is data: a reply of
+    any shape counts as a failed step with a reason, never an exception in the
+    step (the fleet's thread) or in the application."""
+    from tracesieve import fleet
+
+    sampler = BudgetSampler(1.0, budget=10_000, period="day", store=f"{redis_server.url}?interval=0#shapes")
+    fleet.sync(sampler)
+    assert _fleet_info(sampler, "budget")["failures"] == 0
+    (worker,) = [w for w in fleet._WORKERS.values() if sampler in list(w._owners)]
+    replies = ([], [b"ok"], [b"ok", b"taken"], [b"taken", b"ok"], [b"ok"] + [b"1"] * 10 + [b"taken"], [b"x"] * 40, b"ok", 7, None)
+    for number, reply in enumerate(replies, start=1):
+        monkeypatch.setitem(worker._scripts, "budget", lambda keys, args, reply=reply: reply)
+        fleet.sync(sampler)
+        info = _fleet_info(sampler, "budget")
+        assert info["failures"] == number and "unexpected" in info["problem"], (reply, info)
+        monkeypatch.undo()
+    fleet.sync(sampler)
+    assert _fleet_info(sampler, "budget")["problem"] is None, "answers as it should again"

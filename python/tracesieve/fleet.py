@@ -158,7 +158,7 @@ class _Worker:
         reply = [item.decode("utf-8", "replace") if isinstance(item, bytes) else "?" for item in raw] if isinstance(raw, list) else ["?"]
         if len(reply) > 1 and reply[0] == "ok" and reply[1] != "0":
             self._repaired(keys[0], reply[1])
-        if reply[0] == "ok" and "taken" in reply:
+        if reply[:1] == ["ok"] and "taken" in reply:
             reply, taken_from = reply[: reply.index("taken")], reply[reply.index("taken") + 1 :]
             self._taken_over(keys[0], taken_from[0] if taken_from else "?", reply, args[0])
         refused = native.fleet_reply(kind, reply)

@@ -49,6 +49,7 @@ class _Instrument:
 
 
 _LOCK = threading.Lock()
+_INSTRUMENTS: Dict[Tuple[int, str], _Instrument] = {}
 
 
 def _after_fork_in_child() -> None:
@@ -58,7 +59,6 @@ def _after_fork_in_child() -> None:
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
-_INSTRUMENTS: Dict[Tuple[int, str], _Instrument] = {}
 
 
 def _report(
@@ -141,8 +141,9 @@ def _observe_decisions(found: Tuple[Any, Any], sampler: Any) -> None:
 
 
 def observe_sampler(sampler: Any, meter_provider: Any = None) -> None:
-    """A sampler's instruments (a pipeline's, or any of tracesieve's samplers'). Totals and per-rule counts are separate
-    instruments, so summing either by outcome counts each decision once:
+    """A sampler's instruments (a pipeline's, or any other tracesieve
+    sampler's). Totals and per-rule counts are separate instruments, so
+    summing either by outcome counts each decision once:
 
     - ``tracesieve.sampler.decisions`` (``outcome``: sampled / dropped);
     - ``tracesieve.sampler.rule_decisions`` (``rule``, ``outcome``): the
