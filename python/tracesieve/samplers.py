@@ -44,8 +44,8 @@ class _NativeSampler(BuiltFromArguments, Sampler):
 
     def _observe(self, meter_provider: Any) -> None:
         """Report its decisions (and its rules', budget's and boost's, where it
-        has them) as OpenTelemetry metrics, to ``meter_provider`` or the SDK's
-        global one; once, at construction."""
+        has them) as OpenTelemetry metrics, to ``meter_provider`` or else the
+        global one (also one set later); once, at construction."""
         from tracesieve.metrics import observe_sampler
 
         observe_sampler(self, meter_provider)
