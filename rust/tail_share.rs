@@ -73,6 +73,14 @@ pub fn encode(origin: u64, items: &[Announcement]) -> Vec<u8> {
     out
 }
 
+/// A batch announcing `trace_ids` as kept after the fact, from an origin of
+/// its own (`tracesieve capture`): announced as a rule's keep, the kind every
+/// reader takes, each span standing for itself.
+pub fn capture_batch(trace_ids: &[u128]) -> Vec<u8> {
+    let items: Vec<Announcement> = trace_ids.iter().map(|&trace_id| Announcement { trace_id, kind: Kind::Rule, weight: 1.0 }).collect();
+    encode(new_origin(), &items)
+}
+
 /// (origin, announcements) of a batch, or what is wrong with it.
 pub fn decode(bytes: &[u8]) -> Result<(u64, Vec<Announcement>), String> {
     if bytes.len() < HEADER || bytes[0] != VERSION || !(bytes.len() - HEADER).is_multiple_of(ENTRY_BYTES) {
@@ -236,6 +244,14 @@ mod tests {
         assert!(decode(&wrong_kind).unwrap_err().contains("unknown kind"));
         assert!(decode(&encode(1, &[item(1, Kind::Error, 0.5)])).is_err(), "an adjusted count below 1 is refused");
         assert_ne!(new_origin(), new_origin());
+    }
+
+    #[test]
+    fn a_capture_batch_announces_each_trace_as_a_rules_keep_from_an_origin_of_its_own() {
+        let (origin, items) = decode(&capture_batch(&[7, u128::MAX])).unwrap();
+        assert_eq!(items, vec![item(7, Kind::Rule, 1.0), item(u128::MAX, Kind::Rule, 1.0)]);
+        let (other, _) = decode(&capture_batch(&[7])).unwrap();
+        assert_ne!(origin, other, "no reader takes it for its own");
     }
 
     #[test]

@@ -59,6 +59,7 @@ NOT_RUN_HERE = {
     "mkdocs serve": "serves the docs until stopped",
     "gunicorn ": "runs the user's own app under a pre-fork server",
     "OTEL_TRACES_SAMPLER=parentbased_jaeger_remote": "runs the user's own app against a strategy server",
+    "tracesieve capture": "announces to the user's own fleet (tests/cli/test_capture.py runs it against a real redis-server)",
 }
 
 #: Commands whose output moves from run to run, and why: their output blocks

@@ -105,6 +105,13 @@ mod _core {
         crate::store::idle::in_use(&path)
     }
 
+    /// A batch of announcements keeping `trace_ids` after the fact, for a
+    /// fleet's tail-sharing stream (`tracesieve capture`).
+    #[pyfunction]
+    fn capture_announcement(py: Python<'_>, trace_ids: Vec<u128>) -> Bound<'_, pyo3::types::PyBytes> {
+        pyo3::types::PyBytes::new(py, &crate::tail_share::capture_batch(&trace_ids))
+    }
+
     /// The stages a pipeline document may name, in the order the seed gives them.
     #[pyfunction]
     fn pipeline_stages() -> Vec<&'static str> {

@@ -16,10 +16,11 @@ from tracesieve.cli.usage import Parser, UsageError
 
 
 def _parser() -> argparse.ArgumentParser:
-    from tracesieve.cli import bench, check, demo, explain, host_records, simulate
+    from tracesieve.cli import bench, capture, check, demo, explain, host_records, simulate
 
     parser = Parser(
-        prog="tracesieve", description="Smart trace sampling for OpenTelemetry Python: simulate, check, explain, records, bench, demo."
+        prog="tracesieve",
+        description="Smart trace sampling for OpenTelemetry Python: simulate, check, explain, records, capture, bench, demo.",
     )
     parser.add_argument("--version", action="version", version=_version(), help="print the versions a bug report needs, and exit")
     commands = parser.add_subparsers(dest="command", parser_class=Parser)
@@ -27,6 +28,7 @@ def _parser() -> argparse.ArgumentParser:
     check.add_parser(commands)
     explain.add_parser(commands)
     host_records.add_parser(commands)
+    capture.add_parser(commands)
     bench.add_parser(commands)
     demo.add_parser(commands)
     parser.set_defaults(command=None)
