@@ -19,11 +19,12 @@ from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 from opentelemetry.sdk.util.instrumentation import InstrumentationInfo, InstrumentationScope
 
 from tracesieve import _core, _spans, sharing
-from tracesieve._checks import check_flag, check_meter_provider, check_tail_rules, quoted
+from tracesieve._checks import check_flag, check_meter_provider, check_tail_rules
 from tracesieve._redis import Secret
 from tracesieve._redis import check as check_redis_url
 from tracesieve._scrub import scrubbed_logger
 from tracesieve._tail_worker import Batch, TailWorker, check_budget, check_worker_options, flush_seconds, share_target
+from tracesieve._trace_ids import parse_trace_id
 from tracesieve.adaptive import ErrorWindowProcessor
 from tracesieve.config import Source, TailSection, load_config, source_path
 from tracesieve.estimate import ADJUSTED_COUNT
@@ -95,18 +96,6 @@ class Capture(NamedTuple):
 
     status: str
     spans: int
-
-
-def _parse_trace_id(trace_id: Union[int, str]) -> int:
-    if isinstance(trace_id, str):
-        text = trace_id.strip().lower()
-        if len(text) == 32 and all(c in "0123456789abcdef" for c in text):
-            trace_id = int(text, 16)
-        else:
-            raise ValueError(f"trace_id: expected 32 hexadecimal digits or an int, got {quoted(trace_id)}")
-    if isinstance(trace_id, bool) or not isinstance(trace_id, int) or not 0 < trace_id < 1 << 128:
-        raise ValueError(f"trace_id: expected a non-zero 128-bit trace id, got {quoted(trace_id)}")
-    return trace_id
 
 
 def _check_sdk_arguments(
@@ -397,8 +386,9 @@ class TracerProvider(TailWorker, sdk_trace.TracerProvider):
         """Keep a trace after the fact ("this customer just reported a
         problem"): every span of it still retained is exported, whole, as are
         its spans still to end; see ``Capture`` for what the answer means.
-        ``trace_id``: the trace id as an int or 32 hexadecimal digits."""
-        status, spans = self._recorder.capture(_parse_trace_id(trace_id))
+        ``trace_id``: the trace id as an int, 32 hexadecimal digits (as logs
+        show it), a traceparent or an X-Ray trace id."""
+        status, spans = self._recorder.capture(parse_trace_id(trace_id))
         if status == "retained" and not self._stepped:
             self._worker.wake()
         return Capture(status, spans)

@@ -7,6 +7,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from tracesieve.cli import main
 from tracesieve.local_redis import RedisServer
 
@@ -86,10 +88,27 @@ def test_a_stream_a_capture_makes_expires_as_the_services_do(redis_server: Redis
 
 def test_a_capture_with_a_bad_trace_id_or_url_or_an_unreachable_redis(capsys) -> None:
     assert main(["capture", "4bf9", "--share", "redis://127.0.0.1:1/0#x"]) == 2
-    assert capsys.readouterr().err == "tracesieve: error: trace_id: expected 32 hexadecimal digits or an int, got '4bf9'\n"
+    assert capsys.readouterr().err.startswith("tracesieve: error: trace_id: expected 32 hexadecimal digits (as logs show it), ")
     assert main(["capture", "4bf92f3577b34da6a3ce929d0e0e4736", "--share", "http://x"]) == 2
     assert "--share" in capsys.readouterr().err
     done = _capture("4bf92f3577b34da6a3ce929d0e0e4736", "--share", "redis://user:s3cret@127.0.0.1:1/0#x")
     assert done.returncode == 1
     assert done.stdout.startswith("tracesieve: redis://user:***@127.0.0.1:1/0#x: the capture was not announced: "), done.stdout
     assert "s3cret" not in done.stdout + done.stderr
+
+
+def test_a_trace_id_is_read_in_the_forms_logs_and_headers_show() -> None:
+    from tracesieve._trace_ids import parse_trace_id
+
+    number = 0x5759E988BD862E3FE1BE46A994272793
+    for text in (
+        "5759e988bd862e3fe1be46a994272793",
+        " 5759E988BD862E3FE1BE46A994272793\n",
+        "0x5759e988bd862e3fe1be46a994272793",
+        "00-5759e988bd862e3fe1be46a994272793-00f067aa0ba902b7-01",
+        "1-5759e988-bd862e3fe1be46a994272793",  # X-Ray: its parts joined are the OpenTelemetry trace id
+    ):
+        assert parse_trace_id(text) == number, text
+    for wrong in ("5759e988bd862e3fe1be46a99427279", "1-5759e988-bd862e3f", "0" * 32, "zz" * 16, 1 << 128, True, 2.5):
+        with pytest.raises(ValueError, match=r"^trace_id: expected "):
+            parse_trace_id(wrong)

@@ -10,8 +10,8 @@ from typing import Any, List
 
 from tracesieve._core import ConfigError, capture_announcement, redis_target
 from tracesieve._redis import Secret, connect, scrub
+from tracesieve._trace_ids import parse_trace_id
 from tracesieve.fleet import require_client
-from tracesieve.provider import _parse_trace_id
 from tracesieve.sharing import MAX_BATCH, STREAM_ENTRIES
 
 #: Seconds the command waits for Redis before saying it could not announce.
@@ -31,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
     from tracesieve.cli.usage import UsageError
 
     try:
-        trace_ids = [_parse_trace_id(text) for text in args.trace_ids]
+        trace_ids = [parse_trace_id(text) for text in args.trace_ids]
         raw, shown, key = redis_target(args.share, "--share", "tail")
         require_client()
     except (ValueError, ConfigError) as error:
