@@ -1,6 +1,7 @@
 """The ``tracesieve`` command: simulate a policy on realistic traffic, check
-and explain a configuration, time the samplers, run the demo. One module per
-command; bad input is one line on stderr and exit code 2. A reader that goes
+and explain a configuration, list the budget records, capture traces across a
+fleet, time the samplers, run the demo. One module per command; bad input is
+one line on stderr and exit code 2. A reader that goes
 away (``tracesieve demo | head``) ends the command quietly, as it ends ``cat``."""
 
 from __future__ import annotations
