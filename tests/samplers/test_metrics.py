@@ -12,6 +12,7 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 from tracesieve import AdaptiveSampler, BudgetSampler, ConfigError, ProbabilitySampler, RuleSampler, TraceIdRatioSampler
+from tracesieve.composable import CompositeSampler, composable_traceid_ratio_based
 
 from helpers import metric_points
 
@@ -74,6 +75,8 @@ def test_every_sampler_on_one_meter_provider_is_counted_once():
         RuleSampler(RULES, default_rate=0.1, meter_provider=meters),
         adaptive,
         BudgetSampler(0.5, budget=10**9, store="memory", meter_provider=meters),
+        CompositeSampler(composable_traceid_ratio_based(0.25), meter_provider=meters),
+        CompositeSampler.from_spec({"probability": {"ratio": 0.75}}, meter_provider=meters),
     ]
     adaptive.record_error(6)  # more than 5 errors in the window: x2
     for seed, sampler in enumerate(samplers):
@@ -113,7 +116,17 @@ print(points[("tracesieve.budget.spans", (("state", "used"),))] == sampler.budge
     assert run.stdout.split() == ["100", "100", "True"]
 
 
-@pytest.mark.parametrize("build", [ProbabilitySampler, TraceIdRatioSampler, RuleSampler, AdaptiveSampler])
+@pytest.mark.parametrize(
+    "build",
+    [
+        ProbabilitySampler,
+        TraceIdRatioSampler,
+        RuleSampler,
+        AdaptiveSampler,
+        lambda **options: CompositeSampler(composable_traceid_ratio_based(0.5), **options),
+        lambda **options: CompositeSampler.from_spec({"always_on": {}}, **options),
+    ],
+)
 def test_a_meter_provider_that_is_no_provider_is_refused_at_construction(build):
     with pytest.raises(ConfigError, match=r"^meter_provider: expected an OpenTelemetry MeterProvider, got str \(no get_meter\(\)\)$"):
         build(meter_provider="x")

@@ -10,6 +10,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional
 from opentelemetry.sdk.trace import SpanProcessor, SynchronousMultiSpanProcessor
 
 from tracesieve import _core
+from tracesieve._checks import check_meter_provider
 from tracesieve._scrub import Secret
 from tracesieve.adaptive import ErrorWindowProcessor
 from tracesieve.composable._composable import Composable, ComposableSampler, checked, compile_tree, resolve_pipelines
@@ -28,7 +29,8 @@ class CompositeSampler(_NativeSampler):
 
     ``clock``: a callable returning seconds for the tree's rate limits and
     budgets (simulations and tests). The tree's own ``sampling_intent`` and
-    this sampler share one state.
+    this sampler share one state. ``meter_provider``: where its counts are
+    reported as metrics (default: the global one, also one set later).
 
     Attributes:
         processor: the span processor feeding the adaptive stages of the
@@ -42,7 +44,9 @@ class CompositeSampler(_NativeSampler):
         trust_incoming: bool = True,
         defer: bool = False,
         clock: Optional[Callable[[], float]] = None,
+        meter_provider: Any = None,
     ):
+        check_meter_provider(meter_provider)
         self._delegate: Optional[ComposableSampler] = checked(delegate, "delegate")
         if isinstance(delegate, Composable):
             # The tree's state is shared with its own sampling_intent; the counts are this sampler's.
@@ -51,6 +55,7 @@ class CompositeSampler(_NativeSampler):
             native = compile_tree(delegate, delegate.get_description(), clock=clock)
         self._bind(native, defer, trust_incoming)
         self._wire(clock)
+        self._observe(meter_provider)
 
     @classmethod
     def from_spec(
@@ -61,17 +66,21 @@ class CompositeSampler(_NativeSampler):
         trust_incoming: bool = True,
         defer: bool = False,
         clock: Optional[Callable[[], float]] = None,
+        meter_provider: Any = None,
     ) -> CompositeSampler:
         """A composite sampler from a ``composite/development`` section as plain
         data (``{"rule_based": {...}}``), tracesieve's nodes included."""
+        check_meter_provider(meter_provider)
         sampler = cls.__new__(cls)
-        sampler._recipe = Secret((cls.from_spec, (spec,), {"path": path, "trust_incoming": trust_incoming, "defer": defer, "clock": clock}))
+        options = {"path": path, "trust_incoming": trust_incoming, "defer": defer, "clock": clock, "meter_provider": meter_provider}
+        sampler._recipe = Secret((cls.from_spec, (spec,), options))
         sampler._delegate = None
         native = _core.NativeSampler.composite(
             resolve_pipelines(spec, clock), path=path, clock=clock, description=f"CompositeSampler{{{', '.join(spec)}}}"
         )
         sampler._bind(native, defer, trust_incoming)
         sampler._wire(clock)
+        sampler._observe(meter_provider)
         return sampler
 
     def _wire(self, clock: Any) -> None:
