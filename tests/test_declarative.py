@@ -29,14 +29,19 @@ pytest.importorskip("opentelemetry.configuration", reason="opentelemetry-configu
 from opentelemetry.configuration import load_config_file
 from opentelemetry.configuration._tracer_provider import _create_sampler
 
-PARENT_BASED = """
-file_format: "1.1"
+#: A provider exporting to the console, as the schema asks of every file (a processor at least).
+CONSOLE_PROVIDER = """
 tracer_provider:
   processors:
     - simple:
         exporter:
           console: {}
-  sampler:
+"""
+
+PARENT_BASED = (
+    'file_format: "1.1"'
+    + CONSOLE_PROVIDER
+    + """  sampler:
     parent_based:
       root:
         tracesieve:
@@ -54,6 +59,7 @@ tracer_provider:
                       traces_per_second: 100
                       delegate: {always_on: {}}
 """
+)
 
 #: What a child process reports about the sampler the SDK built.
 REPORT = """
@@ -368,14 +374,10 @@ def test_a_relative_state_path_in_a_node_is_taken_from_the_files_folder(tmp_path
     assert list(elsewhere.iterdir()) == []
 
 
-WITH_METRICS = """
-file_format: "1.0"
-tracer_provider:
-  processors:
-    - simple:
-        exporter:
-          console: {}
-  sampler:
+WITH_METRICS = (
+    'file_format: "1.0"'
+    + CONSOLE_PROVIDER
+    + """  sampler:
     tracesieve:
       probability: {rate: 0.5}
       budget: {budget: 1000000, period: month, name: checkout}
@@ -386,6 +388,7 @@ meter_provider:
         exporter:
           console: {}
 """
+)
 
 METRICS_REPORT = """
 import os, sys
