@@ -73,6 +73,31 @@ def test_a_capture_from_the_command_line_keeps_the_trace_in_every_service(redis_
     assert json.loads(out) == [["GET /api/orders", "shared:rule"], ["POST /charge", "shared:rule"]]
 
 
+def test_trace_ids_piped_in_are_announced_in_batches_a_reader_takes(redis_server: RedisServer) -> None:
+    """``-`` reads the ids from standard input (from grep, say); 2,500 of them
+    go out in batches of at most 1,000, the most a service's reader takes."""
+    ids = [f"{number:032x}" for number in range(1, 2_501)]
+    done = subprocess.run(
+        [sys.executable, "-m", "tracesieve", "capture", "-", "--share", f"{redis_server.url}#piped"],
+        input="\n".join(" ".join(ids[i : i + 3]) for i in range(0, len(ids), 3)) + "\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.startswith("announced 2,500 traces to ")
+    entries = redis_server.client().xrange("tracesieve:piped:tail")
+    assert [(len(fields[b"b"]) - 9) // 25 for _, fields in entries] == [1_000, 1_000, 500], "9 bytes of header, 25 per trace"
+    empty = subprocess.run(
+        [sys.executable, "-m", "tracesieve", "capture", "-", "--share", f"{redis_server.url}#piped"],
+        input="",
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert empty.returncode == 2 and empty.stderr == "tracesieve: error: TRACE_ID: standard input held no trace id\n"
+
+
 def test_a_stream_a_capture_makes_expires_as_the_services_do(redis_server: RedisServer) -> None:
     """With no announcement lately the fleet's stream has expired: the capture
     makes it (services waiting on it read it), with the services' idle expiry,

@@ -6,6 +6,7 @@ a service's own ``capture(trace_id)`` makes."""
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any, List
 
 from tracesieve._core import ConfigError, capture_announcement, redis_target
@@ -22,7 +23,12 @@ IDLE_STREAM_MS = 60_000
 
 def add_parser(commands: Any) -> None:
     parser = commands.add_parser("capture", help="keep traces after the fact in every service that shares tail decisions through Redis")
-    parser.add_argument("trace_ids", nargs="+", metavar="TRACE_ID", help="a trace id: 32 hexadecimal digits, as logs show it")
+    parser.add_argument(
+        "trace_ids",
+        nargs="+",
+        metavar="TRACE_ID",
+        help="a trace id: 32 hexadecimal digits, as logs show it; - reads them from standard input",
+    )
     parser.add_argument("--share", required=True, metavar="URL", help="the services' share= URL, such as redis://host:6379/0#checkout")
     parser.set_defaults(run=run)
 
@@ -31,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
     from tracesieve.cli.usage import UsageError
 
     try:
-        trace_ids = [parse_trace_id(text) for text in args.trace_ids]
+        trace_ids = [parse_trace_id(text) for text in _given(args.trace_ids)]
         raw, shown, key = redis_target(args.share, "--share", "tail")
         require_client()
     except (ValueError, ConfigError) as error:
@@ -52,6 +58,17 @@ def run(args: argparse.Namespace) -> int:
         "spans of them that it still retains, and keeps their spans still to end (reason shared:rule, as its budget allows)"
     )
     return 0
+
+
+def _given(arguments: List[str]) -> List[str]:
+    """The trace ids given, each ``-`` replaced by those standard input holds
+    (one or more to a line, as ``grep`` and ``cut`` leave them)."""
+    given: List[str] = []
+    for argument in arguments:
+        given.extend(sys.stdin.read().split() if argument == "-" else [argument])
+    if not given:
+        raise ValueError("TRACE_ID: standard input held no trace id")
+    return given
 
 
 #: Add one batch to the stream, trimmed as the services trim it; a stream made
