@@ -99,6 +99,66 @@ def test_a_named_pipe_or_a_device_is_refused_without_waiting_for_a_writer(tmp_pa
         from_config("/dev/zero")
 
 
+POLICY = "[probability]\nrate = 0.5\n"
+
+
+def test_a_file_every_user_may_write_is_refused(tmp_path):
+    """Regression: a configuration any local user could rewrite (mode 0666) was
+    read, so any of them could set this service's sampling and its bill."""
+    path = write(tmp_path / "policy.toml", POLICY)
+    path.chmod(0o666)
+    with pytest.raises(
+        ConfigError, match=r"policy.toml: not read, as every user may write it \(mode 0666\); make it writable by its owner only"
+    ):
+        from_config(path)
+    path.chmod(0o664)  # group writing is the deployer's choice
+    assert load_config(path) == {"probability": {"rate": 0.5}}
+
+
+def test_a_file_in_a_folder_every_user_may_write_is_refused(tmp_path):
+    open_folder = tmp_path / "open"
+    open_folder.mkdir()
+    path = write(open_folder / "policy.toml", POLICY)
+    open_folder.chmod(0o777)
+    with pytest.raises(ConfigError, match=r"where every user may replace it \(mode 0777, no sticky bit\)"):
+        load_config(path)
+    # A link there is as easy to point elsewhere as the file is to replace.
+    safe = write(tmp_path / "safe.toml", POLICY)
+    (open_folder / "link.toml").symlink_to(safe)
+    with pytest.raises(ConfigError, match=r"link.toml: not read, as it is in .*/open, where every user may replace it"):
+        load_config(open_folder / "link.toml")
+    # And a link from a private folder into the open one leads to a file anyone may replace.
+    (tmp_path / "to-open.toml").symlink_to(path)
+    with pytest.raises(ConfigError, match=r"to-open.toml: not read, as it is in .*/open, where every user may replace it"):
+        load_config(tmp_path / "to-open.toml")
+    open_folder.chmod(0o755)
+    assert load_config(path) == {"probability": {"rate": 0.5}}
+
+
+def test_in_a_sticky_folder_such_as_tmp_only_ones_own_files_or_roots_are_read(tmp_path):
+    """In /tmp anyone may make a file first under the name a service reads."""
+    sticky = tmp_path / "tmp"
+    sticky.mkdir()
+    sticky.chmod(0o1777)
+    path = write(sticky / "policy.toml", POLICY)
+    assert load_config(path) == {"probability": {"rate": 0.5}}
+    if os.geteuid() == 0:  # CI runs as root, and only root can give a file away
+        os.chown(path, 65534, 65534)
+        with pytest.raises(
+            ConfigError, match=r"policy.toml: not read, as it is in .*/tmp, where every user may make files, and belongs to user 65534"
+        ):
+            load_config(path)
+
+
+def test_a_read_only_file_system_writes_nothing_so_its_files_are_read(tmp_path, monkeypatch):
+    import tracesieve._files as files
+
+    path = write(tmp_path / "policy.toml", POLICY)
+    path.chmod(0o666)  # as a container image or a mounted config map may have it
+    monkeypatch.setattr(files, "_read_only", lambda info: True)
+    assert load_config(path) == {"probability": {"rate": 0.5}}
+
+
 @pytest.mark.parametrize(
     "text,message",
     [

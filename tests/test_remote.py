@@ -280,6 +280,20 @@ def test_a_named_pipe_in_place_of_the_strategy_file_is_reported_and_the_poller_l
     sampler.shutdown()
 
 
+def test_a_strategy_file_every_user_may_write_is_reported_and_read_once_it_is_not(tmp_path, caplog):
+    path = tmp_path / "strategy.json"
+    path.write_text(json.dumps({"probabilisticSampling": {"samplingRate": 1.0}}))
+    path.chmod(0o666)
+    with caplog.at_level(logging.WARNING, logger="tracesieve.remote"):
+        sampler = JaegerRemoteSampler("checkout", endpoint=f"file://{path}", polling_interval=0.05, initial_rate=0.0)
+        wait_for(lambda: "is not read, as every user may write it (mode 0666)" in caplog.text)
+    assert kept(sampler, n=100) == 0, "the initial strategy stays"
+    path.chmod(0o644)  # the same contents, the same time stamp: read now all the same
+    wait_for(lambda: sampler.remote_status()["updates"] == 1)
+    assert kept(sampler, n=100) == 100
+    sampler.shutdown()
+
+
 def test_it_composes_under_a_budget_and_follows_the_strategy(server):
     server.document = {"probabilisticSampling": {"samplingRate": 0.0}}
     inner = remote(server, polling_interval=0.1)

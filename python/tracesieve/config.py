@@ -17,7 +17,7 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple, TypedDict, Union
 
 from tracesieve._checks import check_path, quoted, shown
 from tracesieve._core import ConfigError
-from tracesieve._files import NotARegularFile, open_regular
+from tracesieve._files import NotARegularFile, OpenToEveryone, open_trusted
 
 __all__ = [
     "AdaptiveStage",
@@ -312,10 +312,12 @@ def _read(path: Path) -> str:
     if size > MAX_FILE_BYTES:
         raise ConfigError(f"{path}: {size:,} bytes is too large; expected a configuration of at most {MAX_FILE_BYTES:,} bytes")
     try:
-        with open_regular(path) as handle:
+        with open_trusted(path) as handle:
             raw = handle.read(MAX_FILE_BYTES + 1)
     except NotARegularFile as error:
         raise ConfigError(f"{path}: {error}; expected a configuration file (.toml, .yaml or .json)") from None
+    except OpenToEveryone as error:
+        raise ConfigError(f"{path}: not read, as {error}") from None
     except OSError as error:
         raise ConfigError(f"{path}: cannot be read: {error.strerror or error}") from None
     if len(raw) > MAX_FILE_BYTES:

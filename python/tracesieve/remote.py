@@ -15,7 +15,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 from tracesieve import _core
 from tracesieve._background import BackgroundThread, jitter
 from tracesieve._checks import check_flag, check_meter_provider, check_seconds, quoted
-from tracesieve._files import open_regular
+from tracesieve._files import OpenToEveryone, open_trusted
 from tracesieve._http import failure_text
 from tracesieve._polling import Poller
 from tracesieve._scrub import scrub, scrubbed_logger
@@ -123,8 +123,11 @@ class StrategyPoller(Poller):
         seen = (stat.st_mtime_ns, stat.st_size)
         if seen == self._file_seen:
             return None
-        with open_regular(path) as file:
-            text = file.read(MAX_DOCUMENT_BYTES + 1)  # the file may have grown since
+        try:
+            with open_trusted(path) as file:
+                text = file.read(MAX_DOCUMENT_BYTES + 1)  # the file may have grown since
+        except OpenToEveryone as error:
+            raise ValueError(f"{path} is not read, as {error}") from None
         if len(text) > MAX_DOCUMENT_BYTES:
             raise ValueError(f"{path} is over {MAX_DOCUMENT_BYTES} bytes")
         document = json.loads(text.decode("utf-8"))
