@@ -4,6 +4,7 @@ tail decisions through a real redis-server, announced from the command line."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -120,6 +121,38 @@ def test_a_capture_with_a_bad_trace_id_or_url_or_an_unreachable_redis(capsys) ->
     assert done.returncode == 1
     assert done.stdout.startswith("tracesieve: redis://user:***@127.0.0.1:1/0#x: the capture was not announced: "), done.stdout
     assert "s3cret" not in done.stdout + done.stderr
+    assert (
+        "the password in --share shows to every user of this host in its process list; give it in TRACESIEVE_REDIS_PASSWORD" in done.stderr
+    )
+    done = _capture("4bf92f3577b34da6a3ce929d0e0e4736", "--share", "redis://127.0.0.1:1/0?password=s3cret#x")
+    assert "s3cret" not in done.stdout + done.stderr and "process list" in done.stderr
+
+
+def test_a_password_is_taken_from_the_environment_out_of_the_process_list() -> None:
+    """A password on the command line is readable by every user of the host
+    (``ps``, /proc/PID/cmdline); from TRACESIEVE_REDIS_PASSWORD it is not."""
+    server = RedisServer(password="s3cret-pass").start()
+    try:
+        env = {**os.environ, "TRACESIEVE_REDIS_PASSWORD": "s3cret-pass"}
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "tracesieve",
+                "capture",
+                "4bf92f3577b34da6a3ce929d0e0e4736",
+                "--share",
+                f"redis://127.0.0.1:{server.port}/0#guarded",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=env,
+        )
+        assert done.returncode == 0 and done.stderr == "", done.stdout + done.stderr
+        assert server.client().xlen("tracesieve:guarded:tail") == 1
+    finally:
+        server.stop()
 
 
 def test_a_trace_id_is_read_in_the_forms_logs_and_headers_show() -> None:

@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import argparse
 import sys
+import urllib.parse
 from typing import Any, List
 
 from tracesieve._core import ConfigError, capture_announcement, redis_target
-from tracesieve._redis import Secret, connect, scrub
+from tracesieve._redis import PASSWORD_VARIABLE, Secret, connect, scrub
 from tracesieve._trace_ids import parse_trace_id
 from tracesieve.fleet import require_client
 from tracesieve.sharing import MAX_BATCH, STREAM_ENTRIES
@@ -42,6 +43,12 @@ def run(args: argparse.Namespace) -> int:
         require_client()
     except (ValueError, ConfigError) as error:
         raise UsageError(str(error)) from None
+    if _password_in(raw):
+        print(
+            f"tracesieve: warning: the password in --share shows to every user of this host in its process list; "
+            f"give it in {PASSWORD_VARIABLE} instead",
+            file=sys.stderr,
+        )
     url = Secret(raw)
     del raw
     password = None
@@ -58,6 +65,12 @@ def run(args: argparse.Namespace) -> int:
         "spans of them that it still retains, and keeps their spans still to end (reason shared:rule, as its budget allows)"
     )
     return 0
+
+
+def _password_in(url: str) -> bool:
+    """Whether the URL carries a password, in its userinfo or as an option."""
+    parts = urllib.parse.urlsplit(url)
+    return bool(parts.password) or any(name == "password" and value for name, value in urllib.parse.parse_qsl(parts.query))
 
 
 def _given(arguments: List[str]) -> List[str]:
