@@ -11,6 +11,7 @@ __all__ = [
     "DEFAULT_PRECISION",
     "RECORD_IDLE_DAYS",
     "RECORD_OVERFLOW_FILES",
+    "STORE_MAGIC",
     "ConfigError",
     "CurrentSpan",
     "NativeDedup",
@@ -43,6 +44,7 @@ __all__ = [
 DEFAULT_PRECISION: int
 RECORD_IDLE_DAYS: int
 RECORD_OVERFLOW_FILES: int
+STORE_MAGIC: bytes
 
 class ConfigError(ValueError, TypeError): ...
 

@@ -75,6 +75,10 @@ mod _core {
     #[pymodule_export]
     const RECORD_OVERFLOW_FILES: usize = crate::store::OVERFLOW_FILES;
 
+    /// The first bytes of every store file: a file without them is no store, and is not copied whole to be read.
+    #[pymodule_export]
+    const STORE_MAGIC: &[u8] = &crate::store::file::MAGIC;
+
     /// Days a host record no process has open stays before a budget's start removes it.
     #[pymodule_export]
     const RECORD_IDLE_DAYS: u64 = crate::store::idle::IDLE.as_secs() / 86_400;

@@ -88,6 +88,35 @@ def test_records_says_which_records_it_cannot_read_and_why(private_state_dir, ca
     assert "tracesieve-" not in "\n".join(out), "the copy's path is never shown"
 
 
+def test_a_large_file_named_like_a_record_is_not_copied_whole_to_be_refused(private_state_dir, capsys, monkeypatch):
+    """Regression: records and check copied a garbage file named like a record
+    whole before the store refused it (900 MB: 4.9 s, and 900 MB of scratch)."""
+    from tracesieve import record
+
+    garbage = private_state_dir / "garbage.tracesieve"
+    garbage.write_bytes(os.urandom(1 << 20) * 40)  # 40 MiB, not sparse
+    garbage.chmod(0o600)
+    copied = []
+    real_copy = record.copy_for_reading
+    monkeypatch.setattr(record, "copy_for_reading", lambda own, copy: (real_copy(own, copy), copied.append(os.stat(copy))))
+    assert main(["records"]) == 0
+    out = capsys.readouterr().out
+    assert f"cannot be used: {garbage} is not a tracesieve store ({40 << 20} bytes beginning " in out, out
+    (made,) = copied
+    assert made.st_size == 40 << 20 and made.st_blocks * 512 <= 1 << 16, "only the first bytes are copied, into a sparse file"
+    assert made.st_mode & 0o777 == 0o600
+
+
+def test_a_record_is_copied_whole_to_be_read(private_state_dir, tmp_path):
+    from tracesieve import record
+
+    BudgetSampler(1.0, budget=5_000, name="whole")
+    own = private_state_dir / "whole.tracesieve"
+    record.copy_for_reading(own, tmp_path / "copy.tracesieve")
+    assert (tmp_path / "copy.tracesieve").read_bytes() == own.read_bytes()
+    assert (tmp_path / "copy.tracesieve").stat().st_mode & 0o777 == 0o600
+
+
 def test_a_service_with_overflow_files_is_one_record_read_whole(private_state_dir, capsys):
     for change in range(66):
         BudgetSampler(1.0, budget=10**9 + change, name="tuned")
