@@ -21,8 +21,9 @@ Source = Callable[[Any], Iterator[Tuple[float, Dict[str, Any]]]]
 class _Instrument:
     """One observable instrument and the owners it reports."""
 
-    def __init__(self, provider: Any, combine: Callable[[float, float], float]) -> None:
+    def __init__(self, provider: Any, name: str, combine: Callable[[float, float], float]) -> None:
         self.provider = provider  # kept, so its id is not reused while this lives
+        self.name = name
         self.combine = combine
         self.sources: List[Tuple[weakref.ReferenceType[Any], Source]] = []
         self.pruned_to = 0  # live owners after the last prune
@@ -32,8 +33,11 @@ class _Instrument:
 
         totals: Dict[FrozenSet[Tuple[str, Any]], float] = {}
         with _LOCK:
-            self.sources = [(ref, source) for ref, source in self.sources if ref() is not None]
-            live = [(ref(), source) for ref, source in self.sources]
+            live = []
+            for instrument in (self, self._twin()):
+                if instrument is not None:
+                    instrument.sources = [(ref, source) for ref, source in instrument.sources if ref() is not None]
+                    live += [(ref(), source) for ref, source in instrument.sources]
         for owner, source in live:
             if owner is None:
                 continue
@@ -46,6 +50,22 @@ class _Instrument:
                 totals[key] = self.combine(totals[key], value) if key in totals else value
         for key, value in totals.items():
             yield Observation(value, dict(key))
+
+    def _twin(self) -> _Instrument | None:
+        """The instrument of this name kept for the same SDK provider under the
+        other key: the global one's, or that provider's own, once it is made the
+        global one. Both were made on that provider's one tracesieve meter, which
+        kept the first and dropped the other's callbacks; the one that reports
+        reports the owners of both. Called with ``_LOCK`` held."""
+        from opentelemetry.metrics import get_meter_provider
+
+        twin_key = get_meter_provider() if self.provider is _GLOBAL else _GLOBAL
+        if twin_key is not _GLOBAL and twin_key is self.provider:
+            return None
+        if self.provider is not _GLOBAL and get_meter_provider() is not self.provider:
+            return None  # a provider of its own, not the global one: nobody shares its meter
+        twin = _INSTRUMENTS.get((id(twin_key), self.name))
+        return twin if twin is not None and twin.provider is twin_key else None
 
 
 _LOCK = threading.Lock()
@@ -74,7 +94,7 @@ def _report(
     """Report ``source(owner)`` in the instrument ``name`` (made on first use)."""
     with _LOCK:
         existing = _INSTRUMENTS.get((id(key), name))
-        instrument = existing if existing is not None and existing.provider is key else _Instrument(key, combine)
+        instrument = existing if existing is not None and existing.provider is key else _Instrument(key, name, combine)
         _INSTRUMENTS[(id(key), name)] = instrument
         # Pruned here too, whenever the list has doubled: with no meter provider ever set,
         # nothing is collected to prune it, and a prune at every append would be quadratic.

@@ -116,6 +116,46 @@ print(points[("tracesieve.budget.spans", (("state", "used"),))] == sampler.budge
     assert run.stdout.split() == ["100", "100", "True"]
 
 
+#: One sampler given the provider, one reporting to the global provider, in
+#: either order around making that provider the global one.
+ONE_PROVIDER_TWO_WAYS = """
+import sys
+from opentelemetry import metrics
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import TracerProvider
+from tracesieve import ProbabilitySampler
+reader = InMemoryMetricReader()
+meters = MeterProvider(metric_readers=[reader])
+if sys.argv[1] == "given-first":
+    samplers = [ProbabilitySampler(1.0, meter_provider=meters)]
+    metrics.set_meter_provider(meters)
+    samplers.append(ProbabilitySampler(0.0))
+else:
+    samplers = [ProbabilitySampler(0.0), ProbabilitySampler(1.0, meter_provider=meters)]
+    metrics.set_meter_provider(meters)
+for sampler in samplers:
+    tracer = TracerProvider(sampler=sampler).get_tracer("checkout")
+    for _ in range(10):
+        tracer.start_span("GET").end()
+for resource in reader.get_metrics_data().resource_metrics:
+    for scope in resource.scope_metrics:
+        for metric in scope.metrics:
+            if metric.name == "tracesieve.sampler.decisions":
+                print(sorted((point.attributes["outcome"], point.value) for point in metric.data.data_points))
+"""
+
+
+@pytest.mark.parametrize("order", ["given-first", "global-first"])
+def test_a_provider_given_to_one_sampler_and_global_to_another_counts_both(order):
+    """Regression: both made tracesieve's instruments on the provider's one
+    meter, which kept the first and dropped the second's callbacks, so the
+    second sampler's decisions went uncounted."""
+    run = subprocess.run([sys.executable, "-c", ONE_PROVIDER_TWO_WAYS, order], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "[('dropped', 10), ('sampled', 10)]", run.stdout + run.stderr
+
+
 @pytest.mark.parametrize(
     "build",
     [
