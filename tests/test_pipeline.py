@@ -394,6 +394,26 @@ def test_a_watched_file_that_disappears_is_reported_once_and_reloaded_when_back(
         sampler.close()
 
 
+def test_an_edit_refused_as_open_to_every_user_is_reloaded_once_the_mode_is_mended(tmp_path, caplog):
+    """Regression: the watcher looked at the file's time and size only, so after
+    ``chmod o-w`` mended a file refused as open to every user, the edit in it
+    was never read (the contents had not changed since the refusal)."""
+    path = write(tmp_path / "live.yaml", "reload: true\nreload_interval: 0.05\nprobability: {rate: 1.0}\n")
+    sampler = from_config(path)
+    try:
+        path.chmod(0o666)
+        with caplog.at_level(logging.ERROR, logger="tracesieve.config"):
+            write(path, "reload: true\nreload_interval: 0.05\nprobability: {rate: 0.0}\n")
+            assert wait_for(lambda: sampler.reload_failures == 1)
+        assert "not read, as every user may write it (mode 0666)" in caplog.text
+        assert sampler.should_sample(None, 1, "x").decision.is_sampled(), "the policy in force stays"
+        path.chmod(0o644)
+        assert wait_for(lambda: sampler.reloads == 1)
+        assert not sampler.should_sample(None, 1, "x").decision.is_sampled()
+    finally:
+        sampler.close()
+
+
 def test_a_reload_follows_the_files_own_reload_settings(tmp_path, caplog):
     """Regression: a reloaded file's reload_interval was never applied, and
     `reload: false` left the file watched and reloaded."""

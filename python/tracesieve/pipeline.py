@@ -396,10 +396,13 @@ class _Watcher:
         self._thread = BackgroundThread("tracesieve-config-reload", self._run)
         self._thread.start()
 
-    def _read_stamp(self) -> Optional[Tuple[int, int]]:
+    def _read_stamp(self) -> Optional[Tuple[int, ...]]:
+        """What a change of the file shows in: its contents' time and size, and
+        the mode and owner of it and its folder, whose mending makes a file
+        refused as open to every user readable with its contents unchanged."""
         try:
-            stat = self._path.stat()
-            return (stat.st_mtime_ns, stat.st_size)
+            stat, folder = self._path.stat(), self._path.parent.stat()
+            return (stat.st_mtime_ns, stat.st_size, stat.st_mode, stat.st_uid, folder.st_mode, folder.st_uid)
         except OSError:
             return None
 
