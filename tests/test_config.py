@@ -111,6 +111,12 @@ def test_a_file_every_user_may_write_is_refused(tmp_path):
         ConfigError, match=r"policy.toml: not read, as every user may write it \(mode 0666\); make it writable by its owner only"
     ):
         from_config(path)
+    path.chmod(0o777)  # as a Windows drive under WSL shows every file, where chmod does nothing
+    with pytest.raises(
+        ConfigError,
+        match=r"\(mode 0777\); make it writable by its owner only \(chmod o-w\); a file system that shows every file as 0777 \(a Windows drive under WSL",
+    ):
+        load_config(path)
     path.chmod(0o664)  # group writing is the deployer's choice
     assert load_config(path) == {"probability": {"rate": 0.5}}
 

@@ -64,9 +64,15 @@ def open_trusted(path: os.PathLike[str] | str) -> BinaryIO:
 
 
 def _open_to_everyone(handle: int, path: Path) -> str:
-    if os.fstat(handle).st_mode & stat.S_IWOTH and not _read_only(os.fstatvfs(handle)):
+    mode = stat.S_IMODE(os.fstat(handle).st_mode)
+    if mode & stat.S_IWOTH and not _read_only(os.fstatvfs(handle)):
+        # Every file 0777 is the mark of a file system without Unix modes, where chmod does nothing.
+        modeless = (
+            "; a file system that shows every file as 0777 (a Windows drive under WSL, a CIFS or FAT mount) "
+            "takes no chmod: copy the file onto a Linux one"
+        )
         return (
-            f"every user may write it (mode {stat.S_IMODE(os.fstat(handle).st_mode):04o}); make it writable by its owner only (chmod o-w)"
+            f"every user may write it (mode {mode:04o}); make it writable by its owner only (chmod o-w){modeless if mode == 0o777 else ''}"
         )
     # Both the folder the path names and the folder the file really is in: a link
     # in an open folder can be pointed elsewhere as easily as the file replaced.
