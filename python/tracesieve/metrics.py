@@ -29,12 +29,13 @@ class _Instrument:
         self.pruned_to = 0  # live owners after the last prune
 
     def observe(self, options: Any) -> Iterator[Any]:
-        from opentelemetry.metrics import Observation
+        from opentelemetry.metrics import Observation, get_meter_provider
 
         totals: Dict[FrozenSet[Tuple[str, Any]], float] = {}
+        global_provider = get_meter_provider()  # outside the lock: its first call may build one
         with _LOCK:
             live = []
-            for instrument in (self, self._twin()):
+            for instrument in (self, self._twin(global_provider)):
                 if instrument is not None:
                     instrument.sources = [(ref, source) for ref, source in instrument.sources if ref() is not None]
                     live += [(ref(), source) for ref, source in instrument.sources]
@@ -51,18 +52,14 @@ class _Instrument:
         for key, value in totals.items():
             yield Observation(value, dict(key))
 
-    def _twin(self) -> _Instrument | None:
+    def _twin(self, global_provider: Any) -> _Instrument | None:
         """The instrument of this name kept for the same SDK provider under the
         other key: the global one's, or that provider's own, once it is made the
         global one. Both were made on that provider's one tracesieve meter, which
         kept the first and dropped the other's callbacks; the one that reports
         reports the owners of both. Called with ``_LOCK`` held."""
-        from opentelemetry.metrics import get_meter_provider
-
-        twin_key = get_meter_provider() if self.provider is _GLOBAL else _GLOBAL
-        if twin_key is not _GLOBAL and twin_key is self.provider:
-            return None
-        if self.provider is not _GLOBAL and get_meter_provider() is not self.provider:
+        twin_key = global_provider if self.provider is _GLOBAL else _GLOBAL
+        if self.provider is not _GLOBAL and global_provider is not self.provider:
             return None  # a provider of its own, not the global one: nobody shares its meter
         twin = _INSTRUMENTS.get((id(twin_key), self.name))
         return twin if twin is not None and twin.provider is twin_key else None
