@@ -250,7 +250,14 @@ def _pace_notes(sampler: Any) -> List[str]:
         return [f"the budget's pace is a start's with no record: its state file, {state.path}, holds no count of this period"]
     store = sampler._native.store_info()
     if store["fleet"] is not None:
-        return ["the budget's pace is this process's at a start: the fleet's count is in Redis, which explain does not read"]
+        from tracesieve.cli.fleet_count import fleet_spending_notes
+
+        # What the fleet spent is read (writing nothing), as check reads it; the pace a member
+        # would have comes from steps that lease and write, which explain never takes.
+        return [
+            "the budget's pace is this process's at a start: explain joins no fleet, so the pace its members have is not known here",
+            *fleet_spending_notes(sampler._native, sampler.budget_status()),
+        ]
     if store["url"] is None:
         return [
             "the budget's pace is a start's with no record: store = \"memory\" keeps none, so each process starts on its start allowance"
