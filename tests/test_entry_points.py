@@ -102,6 +102,53 @@ def test_a_tilde_in_a_configuration_path_is_the_home_directory(tmp_path, monkeyp
         provider.shutdown()
 
 
+@pytest.mark.parametrize(
+    "name,arg,description",
+    [
+        ("tracesieve_probability", "0.25", "ProbabilitySampler{0.25}"),
+        ("tracesieve_traceidratio", "0.5", "TraceIdRatioSampler{0.5}"),
+        ("tracesieve_rules", None, "ProbabilitySampler{0.01}"),  # no rules file named: tracesieve's own fallback
+        ("traceidratio", "0.1", "TraceIdRatioBased{0.1}"),  # the SDK's own names, as the SDK reads them
+        ("parentbased_always_off", None, "ParentBased{root:AlwaysOffSampler,"),
+    ],
+)
+def test_the_provider_builds_the_sampler_the_environment_names(monkeypatch, name, arg, description):
+    """Regression: with no sampler passed (OTEL_PYTHON_TRACER_PROVIDER=tracesieve
+    under opentelemetry-instrument, or TracerProvider() in code), a package's
+    sampler named in OTEL_TRACES_SAMPLER was "Couldn't recognize sampler" to
+    the SDK's provider, which then kept every trace."""
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER", name)
+    monkeypatch.delenv("TRACESIEVE_CONFIG", raising=False)
+    monkeypatch.delenv("TRACESIEVE_RULES", raising=False)
+    if arg is None:
+        monkeypatch.delenv("OTEL_TRACES_SAMPLER_ARG", raising=False)
+    else:
+        monkeypatch.setenv("OTEL_TRACES_SAMPLER_ARG", arg)
+    provider = tracer_provider()
+    try:
+        assert provider.sampler.get_description().startswith(description)
+    finally:
+        provider.shutdown()
+
+
+def test_a_sampler_name_no_package_provides_is_an_error_and_the_fallback(monkeypatch, caplog):
+    from tracesieve import TracerProvider
+
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER", "tracesieve_probabilty")
+    monkeypatch.setenv("TRACESIEVE_FALLBACK_RATE", "0.05")
+    with caplog.at_level(logging.ERROR, logger="tracesieve.provider"):
+        provider = TracerProvider()
+    try:
+        assert provider.sampler.get_description() == "ProbabilitySampler{0.05}"
+        assert (
+            "OTEL_TRACES_SAMPLER=tracesieve_probabilty gives no sampler (ValueError: no installed package provides a sampler of that "
+            "name; the SDK's own are always_on, " in caplog.text
+        )
+        assert "sampling 5% of traces (TRACESIEVE_FALLBACK_RATE) until it is fixed" in caplog.text
+    finally:
+        provider.shutdown()
+
+
 RUN_CONFIGURATOR = """
 import logging, sys
 from opentelemetry import trace

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import Any, Dict, List, Optional
 
 from tracesieve._core import ConfigError, scrub
+from tracesieve._scrub import scrubbed_logger
 
 #: Characters of a value a message quotes: a megabyte string is named, not repeated.
 QUOTED_LENGTH = 80
@@ -215,3 +216,31 @@ def batch_setting(name: str, value: Any, default: Any) -> Any:
             f"{LONGEST_WAIT * 1e3:,.0f} (read for {name}, which was not given)"
         )
     return milliseconds * unit
+
+
+#: What a misconfigured zero-code sampler keeps, unless TRACESIEVE_FALLBACK_RATE says otherwise.
+DEFAULT_FALLBACK_RATE = 0.01
+FALLBACK_VARIABLE = "TRACESIEVE_FALLBACK_RATE"
+
+
+def parse_rate(name: str, text: str) -> float:
+    """A sampling rate in [0, 1] from the text of an environment variable."""
+    try:
+        rate = float(text)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name}: {quoted(text)} is not a number; expected a sampling rate in [0, 1], such as 0.1") from None
+    if math.isnan(rate) or not 0.0 <= rate <= 1.0:
+        raise ConfigError(f"{name}: {quoted(text)} is out of range; expected a sampling rate in [0, 1]")
+    return rate
+
+
+def fallback_rate() -> float:
+    """The rate of the fallback sampler: ``TRACESIEVE_FALLBACK_RATE``, else 0.01."""
+    text = os.environ.get(FALLBACK_VARIABLE, "").strip()
+    if not text:
+        return DEFAULT_FALLBACK_RATE
+    try:
+        return parse_rate(FALLBACK_VARIABLE, text)
+    except ConfigError as error:
+        scrubbed_logger("tracesieve.config").error("tracesieve: %s; using %s", error, DEFAULT_FALLBACK_RATE)
+        return DEFAULT_FALLBACK_RATE

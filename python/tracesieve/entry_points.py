@@ -14,44 +14,18 @@ the parent's decision.
 
 from __future__ import annotations
 
-import math
 import os
 from typing import Any, Callable, Dict, Optional, Set
 
 from opentelemetry.sdk.trace.sampling import Sampler
 
-from tracesieve._checks import quoted
+from tracesieve._checks import FALLBACK_VARIABLE, fallback_rate, parse_rate, quoted
 from tracesieve._scrub import scrub, scrubbed_logger
 from tracesieve.config import ConfigError
 from tracesieve.samplers import ProbabilitySampler, TraceIdRatioSampler
 
 _logger = scrubbed_logger("tracesieve.config")
 _DEFAULT_RATE = 1.0
-#: What a misconfigured zero-code sampler keeps, unless TRACESIEVE_FALLBACK_RATE says otherwise.
-DEFAULT_FALLBACK_RATE = 0.01
-FALLBACK_VARIABLE = "TRACESIEVE_FALLBACK_RATE"
-
-
-def _parse_rate(name: str, text: str) -> float:
-    try:
-        rate = float(text)
-    except (TypeError, ValueError):
-        raise ConfigError(f"{name}: {quoted(text)} is not a number; expected a sampling rate in [0, 1], such as 0.1") from None
-    if math.isnan(rate) or not 0.0 <= rate <= 1.0:
-        raise ConfigError(f"{name}: {quoted(text)} is out of range; expected a sampling rate in [0, 1]")
-    return rate
-
-
-def fallback_rate() -> float:
-    """The rate of the fallback sampler: ``TRACESIEVE_FALLBACK_RATE``, else 0.01."""
-    text = os.environ.get(FALLBACK_VARIABLE, "").strip()
-    if not text:
-        return DEFAULT_FALLBACK_RATE
-    try:
-        return _parse_rate(FALLBACK_VARIABLE, text)
-    except ConfigError as error:
-        _logger.error("tracesieve: %s; using %s", error, DEFAULT_FALLBACK_RATE)
-        return DEFAULT_FALLBACK_RATE
 
 
 def _never_fail_open(entry_point: str, build: Callable[[], Sampler], what: str = "") -> Sampler:
@@ -76,7 +50,7 @@ def _rate_from_arg(arg: Optional[str]) -> float:
         return _DEFAULT_RATE
     if isinstance(arg, (int, float)) and not isinstance(arg, bool):
         return float(arg)
-    return _parse_rate("OTEL_TRACES_SAMPLER_ARG", arg)
+    return parse_rate("OTEL_TRACES_SAMPLER_ARG", arg)
 
 
 def probability_from_arg(arg: Optional[str] = None) -> Sampler:
@@ -211,7 +185,7 @@ def _jaeger_remote(arg: Optional[str], respect_parent: bool, entry_point: str) -
     def build() -> Sampler:
         settings = _arg_settings(arg, _JAEGER_KEYS, "endpoint=URL, pollingIntervalMs=N, initialSamplingRate=P")
         interval_ms = _parse_number("pollingIntervalMs", settings.get("pollingIntervalMs", "60000"))
-        rate = _parse_rate("initialSamplingRate", settings.get("initialSamplingRate", "0.001"))
+        rate = parse_rate("initialSamplingRate", settings.get("initialSamplingRate", "0.001"))
         return JaegerRemoteSampler(
             resource_service_name(),
             endpoint=settings.get("endpoint", DEFAULT_ENDPOINT),

@@ -8,6 +8,7 @@ announcement)."""
 from __future__ import annotations
 
 import difflib
+import os
 import threading
 import time
 from typing import Any, Callable, Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple, Union, cast
@@ -122,6 +123,43 @@ def _check_sdk_arguments(
         raise _core.ConfigError(f"span_limits: expected an opentelemetry.sdk.trace.SpanLimits, got {type(span_limits).__name__}")
     check_flag("shutdown_on_exit", shutdown_on_exit)
     check_meter_provider(meter_provider)
+
+
+def _sampler_from_environment() -> Optional[Any]:
+    """The sampler ``OTEL_TRACES_SAMPLER`` names when that is a package's
+    (tracesieve's own, or another's), built through its entry point with
+    ``OTEL_TRACES_SAMPLER_ARG`` as the SDK's configurator builds it: the SDK's
+    provider knows only its six names, and keeps every trace for any other.
+    None for those six, or for no name: the SDK reads them. A name no package
+    provides, or a factory that fails, is logged as an error and gives the
+    fallback sampler rather than every trace."""
+    from opentelemetry.sdk.trace.sampling import _KNOWN_SAMPLERS
+    from opentelemetry.util._importlib_metadata import entry_points
+
+    from tracesieve._checks import FALLBACK_VARIABLE, fallback_rate
+    from tracesieve.samplers import ProbabilitySampler
+
+    name = os.environ.get("OTEL_TRACES_SAMPLER", "").strip()
+    if not name or name.lower() in _KNOWN_SAMPLERS:
+        return None
+    try:
+        found = list(entry_points(group="opentelemetry_traces_sampler", name=name))
+        if not found:
+            raise ValueError(f"no installed package provides a sampler of that name; the SDK's own are {', '.join(_KNOWN_SAMPLERS)}")
+        sampler = found[0].load()(os.environ.get("OTEL_TRACES_SAMPLER_ARG"))
+        _check_sdk_arguments(sampler, None, True, None, None, None, None)
+        return sampler
+    except Exception as error:  # whatever a package's factory raises: logged, and never every trace
+        rate = fallback_rate()
+        _logger.error(
+            "tracesieve: OTEL_TRACES_SAMPLER=%s gives no sampler (%s: %s); sampling %g%% of traces (%s) until it is fixed",
+            name,
+            type(error).__name__,
+            error,
+            rate * 100,
+            FALLBACK_VARIABLE,
+        )
+        return ProbabilitySampler(rate, defer=True)
 
 
 def _has_budget(sampler: Any) -> bool:
@@ -253,6 +291,8 @@ class TracerProvider(TailWorker, sdk_trace.TracerProvider):
             span_limits=_limits_tuple(limits),
             clock=clock,
         )
+        if sampler is None:
+            sampler = _sampler_from_environment()
         if budget is None and _has_budget(sampler):
             budget = sampler
         budget = check_budget(budget)
