@@ -66,7 +66,10 @@ class RedisServer:
         # command line, any user of the host could read it in /proc until Redis renames itself.
         config = f"requirepass {self.password}\n".encode() if self.password else b""
         args.insert(1, "-")
-        self.process = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        # A session of its own: Ctrl-C in the terminal does not stop it under the command using it, which stops it.
+        self.process = subprocess.Popen(
+            args, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+        )
         assert self.process.stdin is not None
         self.process.stdin.write(config)
         self.process.stdin.close()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -263,3 +264,71 @@ def test_processes_refuse_what_they_would_pass_over(tmp_path, capsys):
     for extra, given in ((["--config", str(config)], "--config"), (["month"], "month"), (["--out", str(tmp_path)], "--out")):
         assert main(["simulate", "--processes", *extra]) == 2
         assert f"it takes no scenario, --config or --out (given: {given})" in capsys.readouterr().err
+
+
+def _descendants(pid: int) -> set:
+    """The processes ``pid`` started (and theirs), read from /proc."""
+    children: dict = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), set()).add(int(stat.parent.name))
+    found, todo = set(), [pid]
+    while todo:
+        for child in children.get(todo.pop(), ()):
+            found.add(child)
+            todo.append(child)
+    return found
+
+
+@pytest.mark.timeout(120)
+def test_ctrl_c_stops_a_simulation_of_processes_at_once_and_leaves_nothing_running():
+    """Regression: Ctrl-C during `simulate --processes` printed a traceback from
+    each service process and took 40 s to exit, the pool sending every request
+    still queued; Redis, in the terminal's process group too, stopped under
+    the services. Now: one line, exit code 130, within a second or two."""
+    import os
+    import signal
+    import subprocess
+    import time
+
+    # A session of its own, whose process group the "terminal" interrupts whole.
+    # As an interactive shell starts a command: Ctrl-C not ignored (a background job's is).
+    shell = (
+        "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); os.execv(sys.executable, [sys.executable, *sys.argv[1:]])"
+    )
+    command = subprocess.Popen(
+        [sys.executable, "-c", shell, "-m", "tracesieve", "simulate", "--processes", "--requests", "20000"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while len(_descendants(command.pid)) < 4 and time.monotonic() < deadline:  # redis-server and three services
+            time.sleep(0.1)
+        started = _descendants(command.pid)
+        assert len(started) >= 4, "the simulation's processes started"
+        time.sleep(1.0)  # requests under way
+        os.killpg(command.pid, signal.SIGINT)
+        interrupted = time.monotonic()
+        _, err = command.communicate(timeout=60)
+        assert time.monotonic() - interrupted < 15
+    finally:
+        if command.poll() is None:
+            os.killpg(command.pid, signal.SIGKILL)
+            command.wait()
+    assert command.returncode == 130
+    assert err == "tracesieve: interrupted\n", err
+    time.sleep(0.5)
+    assert not [pid for pid in started if Path(f"/proc/{pid}").exists() and "zombie" not in _state(pid)], "nothing left running"
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/status").read_text().split("State:")[1].split("\n")[0].lower()
+    except (OSError, IndexError):
+        return "zombie"

@@ -65,6 +65,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 141  # 128 + SIGPIPE: how a shell reports a command the broken pipe stopped
     except (UsageError, ValueError, TypeError, OSError) as error:
         return _failed(error)
+    except KeyboardInterrupt:
+        print("tracesieve: interrupted", file=sys.stderr)
+        return 130  # 128 + SIGINT: how a shell reports a command Ctrl-C stopped
 
 
 def _failed(error: Exception) -> int:

@@ -11,6 +11,7 @@ import http.client
 import http.server
 import json
 import multiprocessing
+import signal
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -55,6 +56,8 @@ class ChainRun:
 def _serve(name: str, downstream: Optional[int], settings: ChainSettings, conn: Any) -> None:
     """One service: an HTTP server on a free loopback port (sent back on
     ``conn``) until ``conn`` says stop; then what it exported and its stats."""
+    # Ctrl-C reaches the terminal's whole process group: the command stops the services itself.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -159,6 +162,7 @@ def run_chain(settings: ChainSettings, plans: Sequence[Plan], concurrency: int =
     spawn = multiprocessing.get_context("spawn")
     processes, links = [], []
     port: Optional[int] = None
+    stopped = False
     try:
         for name in reversed(SERVICES):  # the leaf first: each caller needs its callee's port
             parent, child = spawn.Pipe()
@@ -180,8 +184,12 @@ def run_chain(settings: ChainSettings, plans: Sequence[Plan], concurrency: int =
             call.close()
             return trace_id
 
-        with ThreadPoolExecutor(concurrency) as pool:
+        pool = ThreadPoolExecutor(concurrency)
+        try:
             trace_ids = list(pool.map(send, plans))
+        finally:
+            # Interrupted (Ctrl-C): the requests not sent yet are dropped, not all sent first.
+            pool.shutdown(wait=True, cancel_futures=True)
         seconds = time.perf_counter() - started
         # The last traces' decisions: the wait, plus one announcement's trip.
         time.sleep(settings.decision_wait + 4 * settings.share_interval + 0.5)
@@ -195,12 +203,15 @@ def run_chain(settings: ChainSettings, plans: Sequence[Plan], concurrency: int =
             kept, service_stats = link.recv()
             spans += kept
             stats[name] = service_stats
+        stopped = True
         return ChainRun(spans, stats, trace_ids, seconds)
     finally:
         for process in processes:
-            process.join(10)
+            # Told to stop, a service ends on its own; otherwise (an error, an interrupt) nothing will tell it.
+            process.join(10 if stopped else 0)
             if process.is_alive():
                 process.kill()
+                process.join(10)
 
 
 def measure_chain(run: ChainRun, plans: Sequence[Plan]) -> Dict[str, Any]:
