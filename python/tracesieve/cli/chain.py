@@ -7,6 +7,7 @@ context. Used by ``tracesieve simulate --processes`` and the tests."""
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import http.server
 import json
@@ -16,7 +17,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, Iterator, List, Optional, Sequence
 
 from tracesieve.cli.scenarios import SERVICES, Plan
 
@@ -152,6 +153,26 @@ def _serve(name: str, downstream: Optional[int], settings: ChainSettings, conn: 
     ]
     stats = processor.stats() if processor is not None else {}
     conn.send((kept, stats))
+
+
+@contextlib.contextmanager
+def stopped_cleanly() -> Iterator[None]:
+    """While the block runs, a hang-up (the terminal closed) or a SIGTERM ends
+    the command as Ctrl-C does, through its ``finally`` blocks, so the services
+    and the Redis it started stop with it rather than run on."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def end(signum: int, frame: Any) -> None:
+        raise SystemExit(128 + signum)
+
+    before = {signum: signal.signal(signum, end) for signum in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for signum, handler in before.items():
+            signal.signal(signum, handler)
 
 
 def run_chain(settings: ChainSettings, plans: Sequence[Plan], concurrency: int = 8) -> ChainRun:

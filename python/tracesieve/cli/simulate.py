@@ -211,7 +211,7 @@ def _approaches(args: argparse.Namespace) -> List[str]:
 def _run_processes(args: argparse.Namespace, faults: Any, approaches: List[str]) -> int:
     """The services as separate processes over real HTTP, with a local redis-server."""
     from tracesieve.cli import report
-    from tracesieve.cli.chain import ChainSettings, measure_chain, run_chain
+    from tracesieve.cli.chain import ChainSettings, measure_chain, run_chain, stopped_cleanly
     from tracesieve.cli.scenarios import plans
     from tracesieve.cli.usage import UsageError
     from tracesieve.local_redis import RedisServer
@@ -230,20 +230,21 @@ def _run_processes(args: argparse.Namespace, faults: Any, approaches: List[str])
         raise UsageError("--processes runs shared, tail and head; the tutorial's approach runs in one process only")
     requests = plans(count, args.seed, faults)
     server = None
-    if "shared" in approaches:
+    with stopped_cleanly():
+        if "shared" in approaches:
+            try:
+                # A password of its own: the server listens on loopback, which every user of the host shares.
+                server = RedisServer(password=secrets.token_hex(16)).start()
+            except RuntimeError as error:
+                raise UsageError(f"--processes: {error}") from None
         try:
-            # A password of its own: the server listens on loopback, which every user of the host shares.
-            server = RedisServer(password=secrets.token_hex(16)).start()
-        except RuntimeError as error:
-            raise UsageError(f"--processes: {error}") from None
-    try:
-        results = {}
-        for approach in approaches:
-            settings = ChainSettings(approach, redis_url=server.url if server else None)
-            results[APPROACHES[approach]] = measure_chain(run_chain(settings, requests), requests)
-    finally:
-        if server is not None:
-            server.stop()
+            results = {}
+            for approach in approaches:
+                settings = ChainSettings(approach, redis_url=server.url if server else None)
+                results[APPROACHES[approach]] = measure_chain(run_chain(settings, requests), requests)
+        finally:
+            if server is not None:
+                server.stop()
     print(report.chain_json(faults, results) if args.json else report.chain_terminal(faults, count, results))
     return 0
 
