@@ -12,6 +12,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tarfile
 import zipfile
 from pathlib import Path
 from typing import Dict, List
@@ -166,6 +167,11 @@ def test_one_manylinux2014_wheel_per_local_cpython_and_an_sdist(built: List[Path
         versions = {tuple(int(x) for x in v.split(b".")) for v in re.findall(rb"GLIBC_(\d+\.\d+(?:\.\d+)?)", binary)}
         assert versions and max(versions) <= (2, 17), (wheel.name, max(versions))
         assert {"tracesieve/__init__.py", "tracesieve/py.typed", "tracesieve/_core.pyi"} <= names
+        # Apache-2.0 asks that whoever receives the work receives the license with it.
+        assert "tracesieve-0.1.0.dist-info/licenses/LICENSE" in names, wheel.name
+    (sdist,) = [p for p in built if p.name.endswith(".tar.gz")]
+    with tarfile.open(sdist) as archive:
+        assert "tracesieve-0.1.0/LICENSE" in archive.getnames()
 
 
 def test_each_wheel_installs_and_works_without_rust(built: List[Path], tmp_path: Path) -> None:
