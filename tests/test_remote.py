@@ -340,6 +340,8 @@ def test_shutdown_stops_polling(server):
     [
         ({"endpoint": "ftp://strategies"}, "endpoint: 'ftp://strategies' is not a strategy source"),
         ({"endpoint": "file://relative.json"}, "names no absolute path"),
+        ({"endpoint": "file:relative.json"}, "names no absolute path"),  # read from the working directory, before
+        ({"endpoint": "file://otherhost/etc/strategy.json"}, "names no absolute path"),
         ({"initial_rate": 2.0}, r"initial_rate: 2 is out of range; expected a number in \[0, 1\]"),
         ({"polling_interval": 0}, "polling_interval: 0 is out of range"),
         ({"max_operations": 0}, "max_operations: 0 is not a positive whole number"),
@@ -348,6 +350,19 @@ def test_shutdown_stops_polling(server):
 def test_bad_settings_are_config_errors(kwargs, expected):
     with pytest.raises(ConfigError, match=expected):
         JaegerRemoteSampler("checkout", **kwargs)
+
+
+def test_a_file_uri_is_read_as_rfc_8089_writes_it(tmp_path):
+    """Regression: a percent-encoded path (a space as %20) was looked for as
+    written, and file://localhost/... was refused."""
+    folder = tmp_path / "jaeger strategies"
+    folder.mkdir()
+    (folder / "strategy.json").write_text(json.dumps({"probabilisticSampling": {"samplingRate": 1.0}}))
+    for endpoint in (f"file://{folder.as_posix().replace(' ', '%20')}/strategy.json", f"file://localhost{folder}/strategy.json"):
+        sampler = JaegerRemoteSampler("checkout", endpoint=endpoint, polling_interval=0.05, initial_rate=0.0)
+        wait_for(lambda s=sampler: s.remote_status()["updates"] == 1)
+        assert kept(sampler, n=100) == 100, endpoint
+        sampler.shutdown()
 
 
 def test_the_sdk_configurator_builds_both_entry_points(server, monkeypatch):

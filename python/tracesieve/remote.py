@@ -171,11 +171,13 @@ def _source(service_name: str, endpoint: str) -> Tuple[str, Optional[str]]:
         raise ConfigError(f"endpoint: expected an http(s):// URL or file:///path, got {quoted(endpoint)}")
     parsed = urllib.parse.urlsplit(endpoint)
     if parsed.scheme == "file":
-        if parsed.netloc or not parsed.path:
+        # As RFC 8089 reads a file URI: an absolute path, on no host or "localhost", percent-encoded.
+        path = urllib.parse.unquote(parsed.path)
+        if parsed.netloc not in ("", "localhost") or not path.startswith("/"):
             raise ConfigError(f"endpoint: {quoted(endpoint)} names no absolute path; expected file:///path/to/strategy.json")
-        if _is_directory(parsed.path):
-            raise ConfigError(f"endpoint: {quoted(parsed.path)} is a directory; expected a strategy file")
-        return endpoint, parsed.path
+        if _is_directory(path):
+            raise ConfigError(f"endpoint: {quoted(path)} is a directory; expected a strategy file")
+        return endpoint, path
     if parsed.scheme not in ("http", "https") or not parsed.netloc:
         raise ConfigError(
             f"endpoint: {quoted(endpoint)} is not a strategy source; expected http://host:5778 (Jaeger, or the Collector's "
