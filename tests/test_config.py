@@ -70,6 +70,87 @@ def test_environment_references_cannot_blow_a_file_up(tmp_path, monkeypatch, suf
     assert [len(value) for value in load_config(path, substitute_env=True)["x"]] == [4_000] * 1_000
 
 
+#: The environment of the configuration data model's substitution table.
+SPEC_ENVIRONMENT = {
+    "STRING_VALUE": "value",
+    "BOOL_VALUE": "true",
+    "INT_VALUE": "1",
+    "FLOAT_VALUE": "1.1",
+    "HEX_VALUE": "0xdeadbeef",
+    "INVALID_MAP_VALUE": "value\nkey:value",
+    "DO_NOT_REPLACE_ME": "Never use this value",
+    "REPLACE_ME": "${DO_NOT_REPLACE_ME}",
+    "VALUE_WITH_ESCAPE": "value$$",
+    "EMPTY_VALUE": "",
+}
+
+
+@pytest.mark.parametrize(
+    "value, expected",
+    [
+        # The specification's table (configuration/data-model.md, "Environment variable substitution"), row by row.
+        ("${STRING_VALUE}", "value"),
+        ("${BOOL_VALUE}", True),
+        ("${INT_VALUE}", 1),
+        ("${FLOAT_VALUE}", 1.1),
+        ("${HEX_VALUE}", 3735928559),
+        ('"${STRING_VALUE}"', "value"),
+        ('"${BOOL_VALUE}"', "true"),
+        ('"${INT_VALUE}"', "1"),
+        ('"${FLOAT_VALUE}"', "1.1"),
+        ('"${HEX_VALUE}"', "0xdeadbeef"),
+        ("${env:STRING_VALUE}", "value"),
+        ("${INVALID_MAP_VALUE}", "value\nkey:value"),
+        ("foo ${STRING_VALUE} ${FLOAT_VALUE}", "foo value 1.1"),
+        ("${UNDEFINED_KEY}", None),
+        ("${UNDEFINED_KEY:-fallback}", "fallback"),
+        ("${REPLACE_ME}", "${DO_NOT_REPLACE_ME}"),
+        ("${UNDEFINED_KEY:-${STRING_VALUE}}", "${STRING_VALUE}"),
+        ("$${STRING_VALUE}", "${STRING_VALUE}"),
+        ("$$${STRING_VALUE}", "$value"),
+        ("$$$${STRING_VALUE}", "$${STRING_VALUE}"),
+        ("$${STRING_VALUE:-fallback}", "${STRING_VALUE:-fallback}"),
+        ("$${STRING_VALUE:-${STRING_VALUE}}", "${STRING_VALUE:-value}"),
+        ("${UNDEFINED_KEY:-$${UNDEFINED_KEY}}", "${UNDEFINED_KEY:-${UNDEFINED_KEY}}"),
+        ("${VALUE_WITH_ESCAPE}", "value$$"),
+        ("a $$ b", "a $ b"),
+        ("a $ b", "a $ b"),
+        # The default stands for a variable that is "null, empty, or undefined".
+        ("${EMPTY_VALUE:-0.5}", 0.5),
+    ],
+)
+def test_environment_references_are_substituted_as_the_specification_writes(tmp_path, monkeypatch, value, expected):
+    """Regression: an empty variable did not take its default, and an escape
+    inside a default (``${A:-$${A}}``) was read after the reference, as the
+    Python SDK's loader (0.66b1) still does."""
+    for name, text in SPEC_ENVIRONMENT.items():
+        monkeypatch.setenv(name, text)
+    monkeypatch.delenv("UNDEFINED_KEY", raising=False)
+    path = write(tmp_path / "otel.yaml", f'file_format: "1.0"\n${{STRING_VALUE}}: kept\nkey: {value}\n')
+    assert load_config(path, substitute_env=True) == {"file_format": "1.0", "${STRING_VALUE}": "kept", "key": expected}
+
+
+@pytest.mark.parametrize(
+    "value, message",
+    [
+        ("${STRING_VALUE:?error}", r"\$\{STRING_VALUE:\?error\} is no environment reference; expected \$\{NAME\} or"),
+        ("${1API_KEY}", r"\$\{1API_KEY\} is no environment reference"),
+        ("${API_$KEY}", r"\$\{API_\$KEY\} is no environment reference"),
+        ("ok ${sys:otel.service.name}", r"\$\{sys:otel.service.name\} has the prefix 'sys', which is not read here"),
+    ],
+)
+@pytest.mark.parametrize("suffix", ["yaml", "json"])
+def test_an_invalid_reference_is_an_error_for_the_whole_file(tmp_path, monkeypatch, value, message, suffix):
+    """The specification: a reference that does not name a variable is a parse
+    error, with no partial result (before, it was read as its own text)."""
+    monkeypatch.setenv("STRING_VALUE", "value")
+    text = json.dumps({"file_format": "1.0", "key": value}) if suffix == "json" else f'file_format: "1.0"\nkey: {value}\n'
+    path = write(tmp_path / f"otel.{suffix}", text)
+    where = "line 2: " if suffix == "yaml" else ""  # JSON values carry no line once parsed
+    with pytest.raises(ConfigError, match=rf"otel.{suffix}: {where}{message}"):
+        load_config(path, substitute_env=True)
+
+
 @pytest.mark.timeout(60)
 def test_many_rules_load_in_linear_time(tmp_path):
     """Regression: the unique-name check was quadratic (80k rules: 7.6 s; the

@@ -249,7 +249,10 @@ def load_config(source: Source, *, substitute_env: bool = False, unique_keys: bo
         elif suffix == ".json":
             data = _json(path, text, unique_keys)
             if substitute_env:
-                data = _substituted(data, _Expansion(path))
+                try:
+                    data = _substituted(data, _Expansion(path))
+                except InvalidReference as error:
+                    raise ConfigError(f"{path}: {error}") from None
         else:
             raise ConfigError(f"{path}: unknown file type {suffix or '(none)'!r}; expected .toml, .yaml, .yml or .json")
     except RecursionError:
@@ -359,8 +362,16 @@ def _json(path: Path, text: str, unique_keys: bool = True) -> Any:
         raise ConfigError(f"{path}: invalid JSON at line {error.lineno}, column {error.colno}: {error.msg}{hint}") from None
 
 
-#: ``$$``, or ``${NAME}`` / ``${env:NAME}`` with an optional ``:-default``.
-_REFERENCE = re.compile(r"\$\$|\$\{(?:env:)?([A-Za-z_][A-Za-z0-9_]*)(:-([^}]*))?\}")
+#: A substitution reference, as the configuration data model writes it: ``${`` then what it holds, up to ``}``.
+_REFERENCE = re.compile(r"\$\{([^}]+)\}")
+#: What a reference to a variable holds: ``NAME`` or ``env:NAME``, and an optional ``:-default``.
+_ENV_REFERENCE = re.compile(r"(?:env:)?([A-Za-z_][A-Za-z0-9_]*)(?::-([^\n]*))?")
+#: A reference of another scheme (a language's own, such as Java's ``sys:``): none is read here.
+_OTHER_PREFIX = re.compile(r"([A-Za-z][A-Za-z0-9_]*):")
+
+
+class InvalidReference(ValueError):
+    """A ``${...}`` the configuration data model makes a parse error."""
 
 
 def _twice(key: Any, lines: str = "") -> str:
@@ -387,21 +398,32 @@ class _Expansion:
 
 
 def substitute(text: str, expansion: Optional[_Expansion] = None) -> str:
-    """``text`` with environment references replaced: an unset variable gives
-    its default, else nothing; ``$$`` gives ``$``. What they add counts against
-    ``expansion``."""
+    """``text`` with environment references replaced as the configuration data
+    model specifies: ``$$`` escapes are found first, left to right, and give
+    ``$``; between them, ``${NAME}`` or ``${env:NAME}`` gives the variable, or
+    when it is unset or empty its ``:-default``, else nothing. A reference that
+    names no variable (``${1A}``, ``${A:?e}``, another scheme's ``${sys:x}``)
+    raises ``InvalidReference``. What they add counts against ``expansion``."""
 
     def replace(match: re.Match[str]) -> str:
-        if match.group(1) is None:
-            return "$"
-        value = os.environ.get(match.group(1))
-        if value is None:
-            value = match.group(3) or ""
+        reference = _ENV_REFERENCE.fullmatch(match.group(1))
+        if reference is None:
+            other = _OTHER_PREFIX.match(match.group(1))
+            # "A:?e" is a shell's operator after a name, not a scheme: only ":-" is read.
+            if other is not None and other.group(1) != "env" and not match.group(1)[other.end() :].startswith(("?", "+", "=")):
+                raise InvalidReference(
+                    f"{match.group(0)} has the prefix {other.group(1)!r}, which is not read here; expected ${{env:NAME}}"
+                )
+            raise InvalidReference(
+                f"{match.group(0)} is no environment reference; expected ${{NAME}} or ${{NAME:-default}} with NAME of letters, "
+                "digits and _, not starting with a digit (and :- the only operator; write $$ for a literal $)"
+            )
+        value = os.environ.get(reference.group(1)) or reference.group(2) or ""
         if expansion is not None:
             expansion.grow(len(value))
         return value
 
-    return _REFERENCE.sub(replace, text)
+    return "$".join(_REFERENCE.sub(replace, piece) for piece in text.split("$$"))
 
 
 def _substituted(value: Any, expansion: _Expansion) -> Any:
@@ -454,7 +476,10 @@ def _yaml(path: Path, text: str, substitute_env: bool = False, unique_keys: bool
                 continue
             seen.add(id(node))
             if isinstance(node, yaml.ScalarNode):
-                value = substitute(node.value, expansion)
+                try:
+                    value = substitute(node.value, expansion)
+                except InvalidReference as error:
+                    raise ConfigError(f"{path}: line {node.start_mark.line + 1}: {error}") from None
                 if value != node.value:
                     node.value = value
                     if node.style is None:  # a plain value reads as what it now says
