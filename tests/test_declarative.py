@@ -179,6 +179,51 @@ def test_from_config_reads_the_sampler_of_a_whole_file(tmp_path):
         assert sampler.should_sample(None, trace_id, "s").decision == theirs.should_sample(None, trace_id, "s").decision
 
 
+@pytest.mark.parametrize("sdk_has_it", [True, False])
+def test_always_record_records_what_its_root_drops_as_the_sdks_sampler_does(tmp_path, monkeypatch, sdk_has_it):
+    """The specification's AlwaysRecord (stable, in the configuration schema
+    since 2026; the SDK's configuration package validates it but does not
+    build it): the root's decision, a drop made RECORD_ONLY with its
+    attributes and trace state, the same with SDKs before the SDK's own."""
+    from opentelemetry.sdk.trace import sampling
+
+    from tracesieve import declarative
+
+    path = write(
+        tmp_path,
+        """
+        file_format: "1.1"
+        tracer_provider:
+          processors: [{simple: {exporter: {console: {}}}}]
+          sampler:
+            always_record:
+              root:
+                parent_based:
+                  root:
+                    composite/development:
+                      probability: {ratio: 0.25}
+        """,
+    )
+    if not sdk_has_it:
+        monkeypatch.delattr(sampling, "AlwaysRecordSampler")
+        monkeypatch.setattr(declarative, "AlwaysRecordSampler", declarative._always_record_class())
+        assert declarative.AlwaysRecordSampler is declarative._AlwaysRecord
+    sampler = from_config(path)
+    assert sampler.get_description().startswith("AlwaysRecordSampler{ParentBased{root:CompositeSampler{probability}")
+    root = from_config(write(tmp_path, path.read_text().replace("    always_record:\n      root:\n", ""), "root.yaml"))
+    assert root.get_description().startswith("ParentBased{root:CompositeSampler{probability}")
+    decisions = {}
+    rng = random.Random(5)
+    for _ in range(2000):
+        trace_id = rng.getrandbits(128) or 1
+        ours, theirs = sampler.should_sample(None, trace_id, "GET"), root.should_sample(None, trace_id, "GET")
+        expected = "RECORD_ONLY" if theirs.decision.name == "DROP" else theirs.decision.name
+        assert ours.decision.name == expected
+        assert ours.trace_state == theirs.trace_state and dict(ours.attributes or {}) == dict(theirs.attributes or {})
+        decisions[expected] = decisions.get(expected, 0) + 1
+    assert set(decisions) == {"RECORD_ONLY", "RECORD_AND_SAMPLE"} and 400 < decisions["RECORD_AND_SAMPLE"] < 600, decisions
+
+
 def test_from_config_builds_a_jaeger_remote_sampler_from_the_files_section(tmp_path):
     strategy = tmp_path / "strategy.json"
     strategy.write_text(json.dumps({"strategyType": "PROBABILISTIC", "probabilisticSampling": {"samplingRate": 0.5}}))
@@ -216,6 +261,8 @@ def test_from_config_builds_a_jaeger_remote_sampler_from_the_files_section(tmp_p
         ("{composite/development: {probability: {ratio: 2}}}", "composite/development.probability.ratio: 2 is out of range"),
         ("{always_on: {}, always_off: {}}", "expected exactly one sampler"),
         ("{tracesieve: {composite/development: {always_on: {}}, budget: {budget: 5}}}", "a composite section stands alone"),
+        ("{always_record: {}}", "tracer_provider.sampler.always_record.root: missing; expected the sampler whose drops are recorded"),
+        ("{always_record: {root: {always_on: {}}, ratio: 1}}", "tracer_provider.sampler.always_record.ratio: unknown setting"),
         # Regression: accepted, and did nothing but record every dropped span (the SDK builds this file's provider).
         (
             "{parent_based: {root: {tracesieve: {probability: {rate: 0.1}, tail: {decision_wait: 1.0}}}}}",

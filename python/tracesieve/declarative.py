@@ -42,11 +42,42 @@ SAMPLERS = (
     "always_off",
     "trace_id_ratio_based",
     "parent_based",
+    "always_record",
     "composite/development",
     "probability/development",
     "jaeger_remote/development",
     PLUGIN,
 )
+
+
+class _AlwaysRecord(Sampler):
+    """The specification's AlwaysRecord, for SDKs older than its own
+    ``AlwaysRecordSampler`` (1.4x): its root's decision, a drop turned into
+    RECORD_ONLY with the same attributes and trace state."""
+
+    def __init__(self, root: Sampler):
+        self._root = root
+
+    def should_sample(self, parent_context: Any, trace_id: int, name: str, *args: Any, **options: Any) -> Any:
+        from opentelemetry.sdk.trace.sampling import Decision, SamplingResult
+
+        result = self._root.should_sample(parent_context, trace_id, name, *args, **options)
+        if result.decision is Decision.DROP:
+            result = SamplingResult(Decision.RECORD_ONLY, result.attributes, result.trace_state)
+        return result
+
+    def get_description(self) -> str:
+        return f"AlwaysRecordSampler{{{self._root.get_description()}}}"
+
+
+def _always_record_class() -> Any:
+    from opentelemetry.sdk.trace import sampling
+
+    return getattr(sampling, "AlwaysRecordSampler", _AlwaysRecord)
+
+
+#: The SDK's AlwaysRecordSampler where it has one, else the same decisions here.
+AlwaysRecordSampler = _always_record_class()
 
 
 def is_otel_config(document: Mapping[str, Any]) -> bool:
@@ -117,6 +148,8 @@ def plugin_nodes(section: Mapping[str, Any], path: str = "tracer_provider.sample
             if spec.get(delegate) is not None:
                 nodes.extend(plugin_nodes(spec[delegate], f"{path}.parent_based.{delegate}", where))
         return nodes
+    if name == "always_record" and isinstance(spec, Mapping) and spec.get("root") is not None:
+        return plugin_nodes(spec["root"], f"{path}.always_record.root", where)
     return []
 
 
@@ -149,6 +182,14 @@ def build_sampler(section: Mapping[str, Any], *, path: str = "tracer_provider.sa
         return plugin_sampler(spec, here, where, service)
     if name == "jaeger_remote/development":
         return _jaeger_remote(spec, here, where, service)
+    if name == "always_record":
+        # Every span goes to the processors; those the root drops are RECORD_ONLY, never exported.
+        if not isinstance(spec, Mapping) or spec.get("root") is None:
+            raise ConfigError(f"{where}{here}.root: missing; expected the sampler whose drops are recorded, such as {{parent_based: ...}}")
+        unknown = [key for key in spec if key != "root"]
+        if unknown:
+            raise ConfigError(f"{where}{here}.{unknown[0]}: unknown setting; expected root")
+        return AlwaysRecordSampler(build_sampler(spec["root"], path=f"{here}.root", where=where, service=service))
     if name == "parent_based":
         spec = spec or {}
         if not isinstance(spec, Mapping):

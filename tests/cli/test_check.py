@@ -526,6 +526,42 @@ def test_explain_of_the_sdks_samplers_and_of_a_delegate_it_does_not_walk(tmp_pat
         assert out[2] == "    it decides as it will; explain does not walk it"
 
 
+@pytest.mark.parametrize(
+    "sampler, root_said, child_said",
+    [
+        # Regression: a child was said to be kept with probability 0.25, though ParentBased follows the parent.
+        (
+            "parent_based: {root: {trace_id_ratio_based: {ratio: 0.25}}}",
+            [
+                "TraceIdRatioSampler{0.25}, the SDK's ParentBased(TraceIdRatioBased) natively: a span with no parent is kept "
+                "with probability 0.25 (the SDK's sampler: no th)"
+            ],
+            [
+                "TraceIdRatioSampler{0.25}, the SDK's ParentBased(TraceIdRatioBased) natively: a span with a parent follows it: "
+                "kept when the parent was sampled, dropped when not"
+            ],
+        ),
+        (
+            "always_record: {root: {trace_id_ratio_based: {ratio: 0.25}}}",
+            [
+                "AlwaysRecord: every span is recorded for the processors; one its root, TraceIdRatioSampler{0.25,respect_parent=False}, "
+                "drops is RECORD_ONLY (never exported)",
+                "TraceIdRatioSampler{0.25,respect_parent=False} decides every span alike: kept with probability 0.25 (the SDK's sampler: no th)",
+            ],
+            None,
+        ),
+    ],
+)
+def test_explain_says_how_a_parent_based_ratio_and_always_record_decide(tmp_path, capsys, sampler, root_said, child_said):
+    config = tmp_path / "otel.yaml"
+    config.write_text(f'file_format: "1.1"\ntracer_provider:\n  processors: []\n  sampler:\n    {sampler}\n')
+    assert main(["explain", str(config), "--name", "GET"]) == 0
+    assert capsys.readouterr().out.splitlines() == root_said
+    if child_said is not None:
+        assert main(["explain", str(config), "--name", "GET", "--child"]) == 0
+        assert capsys.readouterr().out.splitlines() == child_said
+
+
 def test_check_and_explain_read_no_record_the_store_would_refuse(tmp_path, private_state_dir, monkeypatch, capsys):
     """A copy is this user's and private whatever the original was, so the
     store's checks (a regular file, this user's, private) are made on the

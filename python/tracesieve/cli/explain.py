@@ -160,8 +160,24 @@ def _walk(sampler: Any, child: bool, walk: Callable[[Any, bool], List[str]]) -> 
     tracesieve's; None for any other sampler."""
     from opentelemetry.sdk.trace.sampling import ParentBased
 
+    from tracesieve.declarative import AlwaysRecordSampler
+    from tracesieve.samplers import TraceIdRatioSampler
+
     if hasattr(sampler, "explain"):
         return walk(sampler, child)
+    if isinstance(sampler, AlwaysRecordSampler):
+        inner = _walk(sampler._root, child, walk)
+        recorded = (
+            f"AlwaysRecord: every span is recorded for the processors; one its root, {sampler._root.get_description()}, "
+            "drops is RECORD_ONLY (never exported)"
+        )
+        return None if inner is None else [recorded, *inner]
+    if isinstance(sampler, TraceIdRatioSampler) and sampler.respect_parent:
+        # ParentBased(TraceIdRatioBased), natively: only a span with no parent is drawn.
+        shown = f"{sampler.get_description()}, the SDK's ParentBased(TraceIdRatioBased) natively"
+        if child:
+            return [f"{shown}: a span with a parent follows it: kept when the parent was sampled, dropped when not"]
+        return [f"{shown}: a span with no parent is kept with probability {sampler.rate:g} (the SDK's sampler: no th)"]
     if not isinstance(sampler, ParentBased):
         said = _sdk_decision(sampler)
         return None if said is None else [f"{sampler.get_description()} decides every span alike: {said}"]
