@@ -335,9 +335,43 @@ def test_tracesieve_check_validates_a_whole_file(tmp_path):
     assert "valid OpenTelemetry configuration" in finished.stdout
     assert "  root: PipelineSampler{probability}" in finished.stdout
     assert "the whole file is valid for the OpenTelemetry SDK's configuration" in finished.stdout
+    assert "builds no" not in finished.stdout
     broken = write(tmp_path, PARENT_BASED.replace("processors:", "processorz:"), "broken.yaml")
     finished = subprocess.run([sys.executable, "-m", "tracesieve", "check", str(broken)], capture_output=True, text=True, timeout=120)
     assert finished.returncode == 2 and str(broken) in finished.stderr
+
+
+def test_check_says_which_samplers_the_sdks_package_validates_but_does_not_build(tmp_path, capsys):
+    """Regression: a file with always_record (or probability/development) was
+    "valid for the OpenTelemetry SDK's configuration", and then the SDK
+    refused it at start-up ("Plugin 'always_record' not found")."""
+    from opentelemetry.configuration import load_config_file
+
+    from tracesieve.cli import main
+
+    path = write(
+        tmp_path,
+        """
+        file_format: "1.1"
+        tracer_provider:
+          processors: [{simple: {exporter: {console: {}}}}]
+          sampler:
+            always_record:
+              root:
+                parent_based:
+                  root: {probability/development: {ratio: 0.1}}
+                  remote_parent_sampled: {tracesieve: {probability: {rate: 1.0}}}
+        """,
+    )
+    with pytest.raises(Exception, match="always_record"):
+        _create_sampler(load_config_file(path).tracer_provider.sampler)  # what the SDK does at start-up
+    assert main(["check", str(path)]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == (
+        "  the whole file is valid for the OpenTelemetry SDK's configuration (opentelemetry-configuration), but that package "
+        "builds no always_record or probability/development yet: set as OTEL_CONFIG_FILE, the file fails when the SDK starts "
+        "(tracesieve.from_config builds it, and a tracesieve node in its place works with the SDK: see the declarative "
+        "configuration page)"
+    )
 
 
 BUDGET_FILE = """

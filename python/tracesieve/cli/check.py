@@ -134,6 +134,13 @@ def check_otel_config(path: str) -> int:
         except ConfigurationError as error:
             raise ConfigError(f"{path}: {error}") from None
         schema = "the whole file is valid for the OpenTelemetry SDK's configuration (opentelemetry-configuration)"
+        unbuilt = _not_built_by_the_sdk(path)
+        if unbuilt:
+            schema += (
+                f", but that package builds no {' or '.join(unbuilt)} yet: set as OTEL_CONFIG_FILE, the file fails when the SDK "
+                "starts (tracesieve.from_config builds it, and a tracesieve node in its place works with the SDK: see the "
+                "declarative configuration page)"
+            )
     print(f"{path}: valid OpenTelemetry configuration; tracer_provider.sampler: {sampler.get_description()}")
     # A parent_based sampler's delegates (the SDK keeps them as attributes of these names).
     parts = [(name, getattr(sampler, f"_{name}", None)) for name in PARENT_BASED_ORDER]
@@ -154,3 +161,33 @@ def check_otel_config(path: str) -> int:
     for line in [*check_notes(), *spending, schema]:
         print(f"  {line}")
     return 0
+
+
+#: Samplers the schema has and opentelemetry-configuration 0.66 and before do not build.
+_UNBUILT_SAMPLERS = ("always_record", "probability/development", "jaeger_remote/development")
+
+
+def _not_built_by_the_sdk(path: str) -> List[str]:
+    """The samplers of the file's sampler section, outside tracesieve's nodes,
+    that the installed SDK configuration package cannot build."""
+    import re
+    from importlib.metadata import version
+
+    from tracesieve.declarative import PLUGIN, load, sampler_section
+
+    release = re.match(r"(\d+)\.(\d+)", version("opentelemetry-configuration"))
+    if release is None or (int(release.group(1)), int(release.group(2))) > (0, 66):
+        return []
+    found: List[str] = []
+    stack: List[Any] = [sampler_section(load(path))]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            for name, value in node.items():
+                if name in _UNBUILT_SAMPLERS and name not in found:
+                    found.append(name)
+                if name != PLUGIN:
+                    stack.append(value)
+        elif isinstance(node, list):
+            stack.extend(node)
+    return found
