@@ -179,6 +179,18 @@ def test_from_config_reads_the_sampler_of_a_whole_file(tmp_path):
         assert sampler.should_sample(None, trace_id, "s").decision == theirs.should_sample(None, trace_id, "s").decision
 
 
+#: A file whose sampler is always_record over a parent_based sampler, its delegates to follow.
+ALWAYS_RECORD = """\
+file_format: "1.1"
+tracer_provider:
+  processors: [{simple: {exporter: {console: {}}}}]
+  sampler:
+    always_record:
+      root:
+        parent_based:
+"""
+
+
 @pytest.mark.parametrize("sdk_has_it", [True, False])
 def test_always_record_records_what_its_root_drops_as_the_sdks_sampler_does(tmp_path, monkeypatch, sdk_has_it):
     """The specification's AlwaysRecord (stable, in the configuration schema
@@ -189,21 +201,7 @@ def test_always_record_records_what_its_root_drops_as_the_sdks_sampler_does(tmp_
 
     from tracesieve import declarative
 
-    path = write(
-        tmp_path,
-        """
-        file_format: "1.1"
-        tracer_provider:
-          processors: [{simple: {exporter: {console: {}}}}]
-          sampler:
-            always_record:
-              root:
-                parent_based:
-                  root:
-                    composite/development:
-                      probability: {ratio: 0.25}
-        """,
-    )
+    path = write(tmp_path, ALWAYS_RECORD + "          root: {composite/development: {probability: {ratio: 0.25}}}\n")
     if not sdk_has_it:
         monkeypatch.delattr(sampling, "AlwaysRecordSampler")
         monkeypatch.setattr(declarative, "AlwaysRecordSampler", declarative._always_record_class())
@@ -351,17 +349,9 @@ def test_check_says_which_samplers_the_sdks_package_validates_but_does_not_build
 
     path = write(
         tmp_path,
-        """
-        file_format: "1.1"
-        tracer_provider:
-          processors: [{simple: {exporter: {console: {}}}}]
-          sampler:
-            always_record:
-              root:
-                parent_based:
-                  root: {probability/development: {ratio: 0.1}}
-                  remote_parent_sampled: {tracesieve: {probability: {rate: 1.0}}}
-        """,
+        ALWAYS_RECORD
+        + "          root: {probability/development: {ratio: 0.1}}\n"
+        + "          remote_parent_sampled: {tracesieve: {probability: {rate: 1.0}}}\n",
     )
     with pytest.raises(Exception, match="always_record"):
         _create_sampler(load_config_file(path).tracer_provider.sampler)  # what the SDK does at start-up
